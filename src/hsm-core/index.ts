@@ -1,0 +1,52 @@
+/**
+ * hsm-core: one simulated HSM member. The public surface is deliberately small: create a member,
+ * talk to it through `handle(request)`, and the protocol's types. Nothing exported here gives
+ * access to key material.
+ *
+ * @module
+ */
+export { createMember, type Member, type MemberOptions } from './member.js';
+export { HsmError, HSM_ERROR_CODES, keyRef, type HsmErrorCode, type WireError } from './errors.js';
+export { verifyAuditChain, GENESIS_HASH, type AuditVerdict } from './audit.js';
+export { PROFILE_NAMES, type ProfileName } from './profiles.js';
+export { WHO_MAY } from './access.js';
+export {
+  EC_CURVES,
+  KEY_CLASSES,
+  KEY_TYPES,
+  USAGES,
+  COMPUTED_ATTRIBUTES,
+  type AttributeFilter,
+  type Curve,
+  type EcCurve,
+  type KeyAttributes,
+  type KeyClass,
+  type KeyType,
+  type Template,
+  type Usage,
+} from './attributes.js';
+export {
+  HASHES,
+  KEY_FORMATS,
+  OPS,
+  USER_ROLES,
+  type AuditRecord,
+  type CipherMechanism,
+  type DeriveMechanism,
+  type HashName,
+  type HsmInfo,
+  type Jwk,
+  type KeyFormat,
+  type KeyInfo,
+  type Op,
+  type Request,
+  type RequestOf,
+  type Response,
+  type ResultOf,
+  type Results,
+  type SignMechanism,
+  type UserInfo,
+  type UserRole,
+  type WrapMechanism,
+} from './protocol.js';
+export { LOCKOUT_THRESHOLD, PRECO_INITIAL_PASSWORD, PRECO_USERNAME, APPLIANCE_USERNAME } from './users.js';

@@ -1,0 +1,103 @@
+/**
+ * The key store: handle → key record (owner, shares, attributes, material). This is the only
+ * place in Strongroom that holds key material, as one parsed KeyObject per key.
+ *
+ * Handles are unique across a cluster without coordination: a member numbered `memberIndex`
+ * (0–31) hands out `counter × 32 + memberIndex`, and a key copied to another member as a masked
+ * object keeps its handle there.
+ *
+ * @module
+ */
+import type { KeyAttributes, KeyClass, KeyType } from './attributes.js';
+import { HsmError } from './errors.js';
+import type { Material } from './mechanisms/keys.js';
+
+export const MAX_MEMBERS = 32;
+
+export interface KeyRecord {
+  readonly handle: number;
+  readonly cls: KeyClass;
+  readonly type: KeyType;
+  /** The crypto user who created, imported, unwrapped or derived the key; never changes. */
+  readonly owner: string;
+  /** Crypto users who may use (not manage) the key. */
+  readonly shared: Set<string>;
+  /** The token of the session a session key belongs to; null for token keys. */
+  session: string | null;
+  attrs: KeyAttributes;
+  readonly material: Material;
+}
+
+export class KeyStore {
+  readonly #keys = new Map<number, KeyRecord>();
+  readonly #memberIndex: number;
+  #counter = 0;
+  #asymmetric = 0;
+
+  constructor(memberIndex: number) {
+    if (!Number.isInteger(memberIndex) || memberIndex < 0 || memberIndex >= MAX_MEMBERS) {
+      throw new HsmError('BAD_REQUEST', `memberIndex: 0–${MAX_MEMBERS - 1}, got ${memberIndex}`);
+    }
+    this.#memberIndex = memberIndex;
+  }
+
+  nextHandle(): number {
+    this.#counter += 1;
+    return this.#counter * MAX_MEMBERS + this.#memberIndex;
+  }
+
+  add(record: KeyRecord): void {
+    if (this.#keys.has(record.handle)) throw new HsmError('HANDLE_IN_USE', `key handle ${record.handle} is already in use`);
+    this.#keys.set(record.handle, record);
+    if (record.cls !== 'secret-key') this.#asymmetric += 1;
+    // A key arriving from another member keeps its handle; never hand that number out here.
+    this.#counter = Math.max(this.#counter, Math.floor(record.handle / MAX_MEMBERS));
+  }
+
+  get(handle: number): KeyRecord | undefined {
+    return this.#keys.get(handle);
+  }
+
+  delete(handle: number): void {
+    const record = this.#keys.get(handle);
+    if (!record) return;
+    this.#keys.delete(handle);
+    if (record.cls !== 'secret-key') this.#asymmetric -= 1;
+  }
+
+  values(): IterableIterator<KeyRecord> {
+    return this.#keys.values();
+  }
+
+  get size(): number {
+    return this.#keys.size;
+  }
+
+  get asymmetricCount(): number {
+    return this.#asymmetric;
+  }
+
+  /** How many keys (token or session) `username` owns. */
+  ownedBy(username: string): number {
+    let n = 0;
+    for (const k of this.#keys.values()) if (k.owner === username) n += 1;
+    return n;
+  }
+
+  /** Deletes every session key of the session `token`; returns their handles. */
+  dropSession(token: string): number[] {
+    const dropped: number[] = [];
+    for (const k of [...this.#keys.values()]) {
+      if (k.session === token) {
+        this.delete(k.handle);
+        dropped.push(k.handle);
+      }
+    }
+    return dropped;
+  }
+
+  clear(): void {
+    this.#keys.clear();
+    this.#asymmetric = 0;
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Masked objects: a token key (material, attributes, owner, shares, handle) encrypted under the
+ * cluster's masking key with AES-256-GCM, so that it can travel to another member of the same
+ * cluster and nowhere else. This is how keys are synchronised; the material is never in the
+ * clear outside a member.
+ *
+ * Also the sync digests: an HMAC (under a key derived from the masking key) of each token key's
+ * canonical form, equal on two members exactly when they hold the same key.
+ *
+ * @module
+ */
+import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
+import type { KeyAttributes, KeyClass, KeyType } from './attributes.js';
+import { HsmError } from './errors.js';
+import type { KeyRecord } from './key-store.js';
+import { defaultFormat, serialiseKey } from './mechanisms/keys.js';
+
+const MAGIC = Buffer.from('SRMO1');
+const AAD = Buffer.from('strongroom:masked-object:v1');
+
+export interface MaskedContent {
+  handle: number;
+  cls: KeyClass;
+  type: KeyType;
+  owner: string;
+  shared: string[];
+  attrs: KeyAttributes;
+  /** The material in its default format (raw, pkcs8 or spki), base64. */
+  material: string;
+}
+
+/** JSON with object keys sorted, so equal content gives equal text. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+function contentOf(key: KeyRecord): MaskedContent {
+  const bytes = serialiseKey(key.material, defaultFormat(key.cls)) as Uint8Array;
+  return {
+    handle: key.handle,
+    cls: key.cls,
+    type: key.type,
+    owner: key.owner,
+    shared: [...key.shared].sort(),
+    attrs: key.attrs,
+    material: Buffer.from(bytes).toString('base64'),
+  };
+}
+
+export class Masking {
+  readonly #key: KeyObject;
+  readonly #digestKey: KeyObject;
+
+  constructor() {
+    const secret = randomBytes(32);
+    this.#key = createSecretKey(secret);
+    this.#digestKey = createSecretKey(Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'strongroom:sync-digest', 32)));
+    secret.fill(0);
+  }
+
+  seal(key: KeyRecord): Uint8Array {
+    const plain = Buffer.from(canonicalJson(contentOf(key)));
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.#key, iv);
+    cipher.setAAD(AAD);
+    const body = Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+    plain.fill(0);
+    return Buffer.concat([MAGIC, iv, body]);
+  }
+
+  open(blob: Uint8Array): MaskedContent {
+    const refuse = (why: string): never => {
+      throw new HsmError('MASKED_OBJECT_INVALID', `maskedObject: ${why}`);
+    };
+    if (blob.length < MAGIC.length + 12 + 16 || !MAGIC.equals(blob.subarray(0, MAGIC.length))) refuse('not a Strongroom masked object');
+    const iv = blob.subarray(MAGIC.length, MAGIC.length + 12);
+    const body = blob.subarray(MAGIC.length + 12);
+    const decipher = createDecipheriv('aes-256-gcm', this.#key, iv);
+    decipher.setAAD(AAD);
+    decipher.setAuthTag(body.subarray(body.length - 16));
+    let plain: Buffer;
+    try {
+      plain = Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]);
+    } catch {
+      return refuse('it was not masked by a member of this cluster, or it was altered');
+    }
+    try {
+      return JSON.parse(plain.toString('utf8')) as MaskedContent;
+    } finally {
+      plain.fill(0);
+    }
+  }
+
+  /** The sync digest of a token key. */
+  digest(key: KeyRecord): string {
+    return createHmac('sha256', this.#digestKey).update(canonicalJson(contentOf(key))).digest('hex');
+  }
+}

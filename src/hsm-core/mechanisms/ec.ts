@@ -1,0 +1,49 @@
+/**
+ * Elliptic-curve mechanisms: ECDSA (P1363 or DER signatures), Ed25519, and ECDH / X25519 key
+ * agreement. node:crypto does the arithmetic.
+ *
+ * @module
+ */
+import { diffieHellman, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import { HsmError } from '../errors.js';
+import type { HashName } from '../protocol.js';
+import { NODE_HASH } from './hash.js';
+import { curveLabel } from './keys.js';
+
+export function ecdsaSign(privateKey: KeyObject, hash: HashName, format: 'p1363' | 'der', data: Uint8Array): Buffer {
+  return nodeSign(NODE_HASH[hash], data, { key: privateKey, dsaEncoding: format === 'der' ? 'der' : 'ieee-p1363' });
+}
+
+export function ecdsaVerify(publicKey: KeyObject, hash: HashName, format: 'p1363' | 'der', data: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    return nodeVerify(NODE_HASH[hash], data, { key: publicKey, dsaEncoding: format === 'der' ? 'der' : 'ieee-p1363' }, signature);
+  } catch {
+    return false; // a malformed signature is an invalid one
+  }
+}
+
+export function ed25519Sign(privateKey: KeyObject, data: Uint8Array): Buffer {
+  return nodeSign(null, data, privateKey);
+}
+
+export function ed25519Verify(publicKey: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
+  try {
+    return nodeVerify(null, data, publicKey, signature);
+  } catch {
+    return false;
+  }
+}
+
+/** The raw shared secret of ECDH (EC curves) or X25519. */
+export function agree(privateKey: KeyObject, peer: KeyObject): Buffer {
+  const mine = curveLabel(privateKey);
+  const theirs = curveLabel(peer);
+  if (mine !== theirs) {
+    throw new HsmError('KEY_TYPE_INCONSISTENT', `mechanism: the peer's public key is on ${theirs}, but the base key is on ${mine}`);
+  }
+  try {
+    return diffieHellman({ privateKey, publicKey: peer });
+  } catch (e) {
+    throw new HsmError('DATA_INVALID', `mechanism: key agreement failed with this peer public key (${(e as Error).message})`, { cause: e });
+  }
+}

@@ -1,0 +1,389 @@
+/**
+ * Key material: generation, parsing, serialising, and the facts the HSM reports about it
+ * (sizes, curve, modulus, KCV). Material is held as one parsed `KeyObject` per key, so nothing is
+ * parsed twice. Everything here stays inside hsm-core; callers outside only ever see handles and
+ * the public facts.
+ *
+ * @module
+ */
+import {
+  ECDH,
+  KeyObject,
+  createCipheriv,
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  createSecretKey,
+  generateKeyPair as generateKeyPairCallback,
+  generateKeyPairSync,
+  randomBytes,
+} from 'node:crypto';
+import { promisify } from 'node:util';
+import { EC_CURVES, normaliseCurveName, type Curve, type EcCurve, type KeyClass, type KeyType, type MaterialFacts } from '../attributes.js';
+import { HsmError } from '../errors.js';
+import { liftHint, type Profile } from '../profiles.js';
+import type { Jwk, KeyFormat } from '../protocol.js';
+
+const generateKeyPairAsync = promisify(generateKeyPairCallback);
+
+/** CloudHSM curve name → OpenSSL name, field size in bytes, JWK name (where JWK has one). */
+const CURVE_INFO: Readonly<Record<EcCurve, { openssl: string; fieldBytes: number; jwk: string | null }>> = {
+  secp224r1: { openssl: 'secp224r1', fieldBytes: 28, jwk: null },
+  secp256r1: { openssl: 'prime256v1', fieldBytes: 32, jwk: 'P-256' },
+  secp384r1: { openssl: 'secp384r1', fieldBytes: 48, jwk: 'P-384' },
+  secp521r1: { openssl: 'secp521r1', fieldBytes: 66, jwk: 'P-521' },
+  secp256k1: { openssl: 'secp256k1', fieldBytes: 32, jwk: 'secp256k1' },
+};
+
+const CURVE_BY_OPENSSL: ReadonlyMap<string, EcCurve> = new Map(
+  EC_CURVES.map((c) => [CURVE_INFO[c].openssl, c] as const),
+);
+
+export function curveFieldBytes(curve: EcCurve): number {
+  return CURVE_INFO[curve].fieldBytes;
+}
+
+export function opensslCurve(curve: EcCurve): string {
+  return CURVE_INFO[curve].openssl;
+}
+
+/** A parsed key: its class, type and material, with the facts computed once. */
+export interface Material {
+  cls: KeyClass;
+  type: KeyType;
+  key: KeyObject;
+  facts: MaterialFacts;
+}
+
+function keyDataError(message: string, cause?: unknown): HsmError {
+  return new HsmError('KEY_DATA_INVALID', message, cause === undefined ? undefined : { cause });
+}
+
+// ---- facts ------------------------------------------------------------------------------------
+
+function hexOf(bytes: Uint8Array): string {
+  return `0x${Buffer.from(bytes).toString('hex')}`;
+}
+
+/** CloudHSM's KCV for AES: the first 3 bytes of the encryption of a zero block. */
+function aesCheckValue(key: KeyObject): string {
+  const cipher = createCipheriv(`aes-${key.symmetricKeySize! * 8}-ecb`, key, null);
+  cipher.setAutoPadding(false);
+  return hexOf(cipher.update(Buffer.alloc(16)).subarray(0, 3));
+}
+
+/** The public half as SubjectPublicKeyInfo DER. */
+function spkiOf(key: KeyObject): Buffer {
+  const pub = key.type === 'private' ? createPublicKey(key) : key;
+  return pub.export({ format: 'der', type: 'spki' });
+}
+
+/** The uncompressed EC point (04‖x‖y) of an EC key: the tail of its SPKI. */
+function ecPointOf(key: KeyObject, curve: EcCurve): Buffer {
+  const spki = spkiOf(key);
+  return spki.subarray(spki.length - (1 + 2 * curveFieldBytes(curve)));
+}
+
+/** DER OCTET STRING around `content` (CloudHSM reports ec-point this way). */
+function derOctetString(content: Uint8Array): Buffer {
+  const len = content.length;
+  const header =
+    len < 0x80 ? Buffer.from([0x04, len]) : len < 0x100 ? Buffer.from([0x04, 0x81, len]) : Buffer.from([0x04, 0x82, len >> 8, len & 0xff]);
+  return Buffer.concat([header, content]);
+}
+
+function curveOf(key: KeyObject): EcCurve {
+  const name = key.asymmetricKeyDetails?.namedCurve;
+  const curve = name === undefined ? undefined : CURVE_BY_OPENSSL.get(name);
+  if (!curve) throw keyDataError(`the EC key is on curve ${String(name)}, which the HSM does not support (supported: ${EC_CURVES.join(', ')})`);
+  return curve;
+}
+
+function computeFacts(cls: KeyClass, type: KeyType, key: KeyObject): MaterialFacts {
+  if (cls === 'secret-key') {
+    return {
+      'check-value': type === 'aes' ? aesCheckValue(key) : null,
+      'key-length-bytes': key.symmetricKeySize!,
+    };
+  }
+  // Asymmetric: the KCV is the first 3 bytes of SHA-1 over the public key (SPKI DER), so the two
+  // halves of a pair report the same value.
+  const kcv = hexOf(createHash('sha1').update(spkiOf(key)).digest().subarray(0, 3));
+  switch (type) {
+    case 'rsa': {
+      const details = key.asymmetricKeyDetails!;
+      const jwk = (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'jwk' });
+      return {
+        'check-value': kcv,
+        modulus: hexOf(Buffer.from(jwk.n!, 'base64url')),
+        'modulus-size-bits': details.modulusLength!,
+        'public-exponent': Number(details.publicExponent!),
+      };
+    }
+    case 'ec': {
+      const curve = curveOf(key);
+      return { 'check-value': kcv, curve, 'ec-point': hexOf(derOctetString(ecPointOf(key, curve))) };
+    }
+    case 'ed25519':
+    case 'x25519':
+      return { 'check-value': kcv, curve: type };
+    default:
+      throw new HsmError('INTERNAL_ERROR', `no facts for ${type} ${cls}`);
+  }
+}
+
+function material(cls: KeyClass, type: KeyType, key: KeyObject): Material {
+  return { cls, type, key, facts: computeFacts(cls, type, key) };
+}
+
+// ---- profile rules ----------------------------------------------------------------------------
+
+/** Refuses a key type or size the profile does not allow. */
+export function checkKeyAllowed(profile: Profile, type: KeyType, facts: MaterialFacts): void {
+  if (!profile.keyTypes.has(type)) {
+    throw new HsmError(
+      'NOT_SUPPORTED_BY_PROFILE',
+      `${type} keys are not an hsm2m.medium key type, so the ${profile.name} profile refuses them${liftHint(profile)}`,
+    );
+  }
+  if (type === 'aes') {
+    const len = facts['key-length-bytes']!;
+    if (len !== 16 && len !== 24 && len !== 32) {
+      throw new HsmError('KEY_SIZE_INVALID', `an AES key is 16, 24 or 32 bytes, not ${len}`);
+    }
+  } else if (type === 'generic-secret') {
+    const len = facts['key-length-bytes']!;
+    const { minBytes, maxBytes } = profile.genericSecret;
+    if (len < minBytes || len > maxBytes) {
+      throw new HsmError('KEY_SIZE_INVALID', `a generic secret is ${minBytes}–${maxBytes} bytes under the ${profile.name} profile, not ${len}${liftHint(profile)}`);
+    }
+  } else if (type === 'rsa') {
+    checkRsaShape(profile, facts['modulus-size-bits']!, facts['public-exponent']!);
+  }
+}
+
+/** Refuses an RSA modulus size or public exponent the profile does not allow. */
+export function checkRsaShape(profile: Profile, bits: number, exponent: number): void {
+  const { minBits, maxBits, stepBits, minExponent } = profile.rsa;
+  if (bits < minBits || bits > maxBits || bits % stepBits !== 0) {
+    throw new HsmError(
+      'KEY_SIZE_INVALID',
+      `an RSA modulus is ${minBits}–${maxBits} bits in steps of ${stepBits} under the ${profile.name} profile, not ${bits}${liftHint(profile)}`,
+    );
+  }
+  if (exponent % 2 === 0 || exponent < minExponent) {
+    throw new HsmError(
+      'KEY_SIZE_INVALID',
+      `an RSA public exponent must be odd and at least ${minExponent} under the ${profile.name} profile, not ${exponent}${liftHint(profile)}`,
+    );
+  }
+}
+
+// ---- generation -------------------------------------------------------------------------------
+
+export function generateSecret(type: 'aes' | 'generic-secret', lengthBytes: number): Material {
+  const bytes = randomBytes(lengthBytes);
+  try {
+    return createSecretMaterial(type, bytes);
+  } finally {
+    bytes.fill(0);
+  }
+}
+
+/** Secret material from bytes the member made (derivation); KeyObject keeps its own copy. */
+export function createSecretMaterial(type: 'aes' | 'generic-secret', bytes: Uint8Array): Material {
+  return material('secret-key', type, createSecretKey(bytes));
+}
+
+export interface PairSpec {
+  type: 'rsa' | 'ec' | 'ed25519' | 'x25519';
+  modulusBits?: number;
+  publicExponent?: number;
+  curve?: EcCurve;
+}
+
+export async function generatePair(spec: PairSpec): Promise<{ publicKey: Material; privateKey: Material }> {
+  let pair: { publicKey: KeyObject; privateKey: KeyObject };
+  switch (spec.type) {
+    case 'rsa':
+      pair = await generateKeyPairAsync('rsa', { modulusLength: spec.modulusBits!, publicExponent: spec.publicExponent! });
+      break;
+    case 'ec':
+      pair = await generateKeyPairAsync('ec', { namedCurve: opensslCurve(spec.curve!) });
+      break;
+    case 'ed25519':
+      pair = await generateKeyPairAsync('ed25519');
+      break;
+    case 'x25519':
+      pair = await generateKeyPairAsync('x25519');
+      break;
+  }
+  return {
+    publicKey: material('public-key', spec.type, pair.publicKey),
+    privateKey: material('private-key', spec.type, pair.privateKey),
+  };
+}
+
+// ---- import -----------------------------------------------------------------------------------
+
+/** Node's asymmetricKeyType for each of our asymmetric key types. */
+const NODE_TYPE: Partial<Record<KeyType, string>> = { rsa: 'rsa', ec: 'ec', ed25519: 'ed25519', x25519: 'x25519' };
+
+const spkiPrefixes = new Map<string, Buffer>();
+
+/** The SPKI DER header for a raw public key of this type (and curve), learnt once from a sample key. */
+function spkiPrefix(type: 'ec' | 'ed25519' | 'x25519', curve: EcCurve | undefined): Buffer {
+  const cacheKey = `${type}:${curve ?? ''}`;
+  let prefix = spkiPrefixes.get(cacheKey);
+  if (!prefix) {
+    const sample =
+      type === 'ec'
+        ? generateKeyPairSync('ec', { namedCurve: opensslCurve(curve!) }).publicKey
+        : type === 'ed25519'
+          ? generateKeyPairSync('ed25519').publicKey
+          : generateKeyPairSync('x25519').publicKey;
+    const der = sample.export({ format: 'der', type: 'spki' });
+    const pointLength = type === 'ec' ? 1 + 2 * curveFieldBytes(curve!) : 32;
+    prefix = Buffer.from(der.subarray(0, der.length - pointLength));
+    spkiPrefixes.set(cacheKey, prefix);
+  }
+  return prefix;
+}
+
+/** A raw public key (EC point, compressed or not; or 32 bytes of Ed25519/X25519) as a KeyObject. */
+function rawPublicKey(type: KeyType, curve: EcCurve | undefined, data: Uint8Array): KeyObject {
+  if (type === 'ec') {
+    if (!curve) throw new HsmError('BAD_REQUEST', 'curve: required to import a raw EC public key');
+    let point: Buffer;
+    try {
+      point = ECDH.convertKey(data, opensslCurve(curve), undefined, undefined, 'uncompressed') as Buffer;
+    } catch (e) {
+      throw keyDataError(`keyData: not a point on ${curve}`, e);
+    }
+    return createPublicKey({ key: Buffer.concat([spkiPrefix('ec', curve), point]), format: 'der', type: 'spki' });
+  }
+  if (type === 'ed25519' || type === 'x25519') {
+    if (data.length !== 32) throw keyDataError(`keyData: a raw ${type} public key is 32 bytes, not ${data.length}`);
+    return createPublicKey({ key: Buffer.concat([spkiPrefix(type, undefined), data]), format: 'der', type: 'spki' });
+  }
+  throw keyDataError(`format: raw is not a format for ${type} public keys (use spki or jwk)`);
+}
+
+function jwkSecret(jwk: Jwk): Buffer {
+  if (jwk.kty !== 'oct') throw keyDataError(`keyData.kty: a secret key's JWK has kty "oct", not ${JSON.stringify(jwk.kty)}`);
+  if (typeof jwk.k !== 'string' || !/^[A-Za-z0-9_-]*$/.test(jwk.k)) throw keyDataError('keyData.k: expected the key as base64url text');
+  return Buffer.from(jwk.k, 'base64url');
+}
+
+/** Which JWK kty each asymmetric type uses. */
+const JWK_KTY: Partial<Record<KeyType, string>> = { rsa: 'RSA', ec: 'EC', ed25519: 'OKP', x25519: 'OKP' };
+
+/**
+ * Parses key material handed to the HSM (import, unwrap, masked objects), checking that it is
+ * the class and type the caller declared.
+ */
+export function parseKey(
+  cls: KeyClass,
+  type: KeyType,
+  format: KeyFormat,
+  data: Uint8Array | Jwk,
+  curveName?: string,
+): Material {
+  const curve = curveName === undefined ? undefined : (normaliseCurveName(curveName) as EcCurve);
+  const isBytes = data instanceof Uint8Array;
+  if (format === 'jwk' ? isBytes : !isBytes) {
+    throw new HsmError('BAD_REQUEST', format === 'jwk' ? 'keyData: expected a JWK object for format jwk' : `keyData: expected bytes for format ${format}`);
+  }
+  if (cls === 'secret-key') {
+    if (type !== 'aes' && type !== 'generic-secret') {
+      throw new HsmError('KEY_TYPE_INCONSISTENT', `keyType: ${type} keys are not secret keys (secret key types: aes, generic-secret)`);
+    }
+    if (format !== 'raw' && format !== 'jwk') throw keyDataError(`format: a secret key is imported as raw or jwk, not ${format}`);
+    const bytes = format === 'raw' ? Buffer.from(data as Uint8Array) : jwkSecret(data as Jwk);
+    return material(cls, type, createSecretKey(bytes));
+  }
+  if (type === 'aes' || type === 'generic-secret') {
+    throw new HsmError('KEY_TYPE_INCONSISTENT', `keyClass: ${type} keys are secret keys, not ${cls}s`);
+  }
+  let key: KeyObject;
+  try {
+    if (cls === 'private-key') {
+      if (format === 'pkcs8') key = createPrivateKey({ key: Buffer.from(data as Uint8Array), format: 'der', type: 'pkcs8' });
+      else if (format === 'jwk') key = createPrivateKey({ key: checkJwkKty(type, data as Jwk), format: 'jwk' });
+      else throw keyDataError(`format: a private key is imported as pkcs8 or jwk, not ${format}`);
+    } else {
+      if (format === 'spki') key = createPublicKey({ key: Buffer.from(data as Uint8Array), format: 'der', type: 'spki' });
+      else if (format === 'jwk') {
+        const jwk = checkJwkKty(type, data as Jwk);
+        if ('d' in jwk) throw keyDataError('keyData.d: a public key JWK must not hold the private value d');
+        key = createPublicKey({ key: jwk, format: 'jwk' });
+      } else key = rawPublicKey(type, curve, data as Uint8Array);
+    }
+  } catch (e) {
+    if (e instanceof HsmError) throw e;
+    throw keyDataError(`keyData: not a valid ${type} ${cls} in ${format} format (${(e as Error).message})`, e);
+  }
+  const actual = key.asymmetricKeyType;
+  if (actual !== NODE_TYPE[type]) {
+    throw new HsmError('KEY_TYPE_INCONSISTENT', `keyData holds a ${String(actual)} key, but keyType says ${type}`);
+  }
+  if (type === 'ec') {
+    const actualCurve = curveOf(key);
+    if (curve !== undefined && curve !== actualCurve) {
+      throw new HsmError('KEY_TYPE_INCONSISTENT', `keyData holds a key on ${actualCurve}, but curve says ${curve}`);
+    }
+  }
+  return material(cls, type, key);
+}
+
+function checkJwkKty(type: KeyType, jwk: Jwk): Jwk {
+  const want = JWK_KTY[type];
+  if (jwk.kty !== want) throw keyDataError(`keyData.kty: a ${type} JWK has kty ${JSON.stringify(want)}, not ${JSON.stringify(jwk.kty)}`);
+  return jwk;
+}
+
+// ---- export -----------------------------------------------------------------------------------
+
+/** The default format in which a key of this class is wrapped or exported. */
+export function defaultFormat(cls: KeyClass): KeyFormat {
+  return cls === 'secret-key' ? 'raw' : cls === 'private-key' ? 'pkcs8' : 'spki';
+}
+
+/** Serialises key material. Only the member calls this, after its extraction rules said yes. */
+export function serialiseKey(m: { cls: KeyClass; type: KeyType; key: KeyObject; facts: MaterialFacts }, format: KeyFormat): Uint8Array | Jwk {
+  const { cls, type, key } = m;
+  const refuse = (): never => {
+    throw new HsmError('KEY_DATA_INVALID', `format: a ${type} ${cls} cannot be exported as ${format}`);
+  };
+  if (cls === 'secret-key') {
+    if (format === 'raw') return key.export();
+    if (format === 'jwk') return { kty: 'oct', k: key.export().toString('base64url') };
+    return refuse();
+  }
+  if (format === 'jwk') {
+    if (type === 'ec' && CURVE_INFO[m.facts.curve as EcCurve].jwk === null) return refuse();
+    return key.export({ format: 'jwk' }) as Jwk;
+  }
+  if (cls === 'private-key') return format === 'pkcs8' ? key.export({ format: 'der', type: 'pkcs8' }) : refuse();
+  if (format === 'spki') return key.export({ format: 'der', type: 'spki' });
+  if (format === 'raw') {
+    if (type === 'ec') return ecPointOf(key, m.facts.curve as EcCurve);
+    if (type === 'ed25519' || type === 'x25519') return spkiOf(key).subarray(-32);
+  }
+  return refuse();
+}
+
+/** A standalone public key for a peer (ECDH) given as SPKI bytes. */
+export function parsePeerPublicKey(spki: Uint8Array): KeyObject {
+  try {
+    return createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+  } catch (e) {
+    throw keyDataError(`mechanism.publicKey: not a SubjectPublicKeyInfo (${(e as Error).message})`, e);
+  }
+}
+
+/** The curve (or OKP type) of an asymmetric KeyObject, for comparing two keys in ECDH. */
+export function curveLabel(key: KeyObject): Curve | string {
+  if (key.asymmetricKeyType === 'ec') return curveOf(key);
+  return String(key.asymmetricKeyType);
+}

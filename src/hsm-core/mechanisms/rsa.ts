@@ -1,0 +1,125 @@
+/**
+ * RSA mechanisms: OAEP (SHA-1…512 with the matching MGF1), PKCS #1 v1.5 encryption, PKCS #1 v1.5
+ * and PSS signatures, and CloudHSM's RSA-AES key wrap (an ephemeral AES key under OAEP, the
+ * payload under RFC 5649 with it).
+ *
+ * PKCS #1 v1.5 decryption: Node refuses it through privateDecrypt since CVE-2023-46809, so the
+ * member does the raw RSA operation and checks the padding itself. Its timing is not hardened
+ * against Bleichenbacher/Marvin-style oracles; prefer OAEP, as CloudHSM's FIPS mode does.
+ *
+ * @module
+ */
+import {
+  constants,
+  createSecretKey,
+  privateDecrypt,
+  publicEncrypt,
+  randomBytes,
+  sign as nodeSign,
+  verify as nodeVerify,
+  type KeyObject,
+} from 'node:crypto';
+import { HsmError } from '../errors.js';
+import type { HashName } from '../protocol.js';
+import { kwZeroPadUnwrap, kwZeroPadWrap } from './aes.js';
+import { HASH_BYTES, NODE_HASH } from './hash.js';
+
+function modulusBytes(key: KeyObject): number {
+  return Math.ceil(key.asymmetricKeyDetails!.modulusLength! / 8);
+}
+
+function decryptionFailed(what: string): HsmError {
+  return new HsmError('DECRYPTION_FAILED', `${what}: the ciphertext was not made with this key and these parameters`);
+}
+
+export function oaepEncrypt(publicKey: KeyObject, hash: HashName, label: Uint8Array | undefined, data: Uint8Array): Buffer {
+  const max = modulusBytes(publicKey) - 2 * HASH_BYTES[hash] - 2;
+  if (data.length > max) {
+    throw new HsmError('DATA_INVALID', `data: RSA-OAEP with ${hash} and this key takes at most ${max} bytes, not ${data.length}`);
+  }
+  return publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: NODE_HASH[hash], ...(label ? { oaepLabel: label } : {}) }, data);
+}
+
+export function oaepDecrypt(privateKey: KeyObject, hash: HashName, label: Uint8Array | undefined, data: Uint8Array): Buffer {
+  if (data.length !== modulusBytes(privateKey)) {
+    throw new HsmError('DATA_INVALID', `data: an RSA-OAEP ciphertext for this key is ${modulusBytes(privateKey)} bytes, not ${data.length}`);
+  }
+  try {
+    return privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: NODE_HASH[hash], ...(label ? { oaepLabel: label } : {}) }, data);
+  } catch {
+    throw decryptionFailed('RSA-OAEP');
+  }
+}
+
+export function pkcs1Encrypt(publicKey: KeyObject, data: Uint8Array): Buffer {
+  const max = modulusBytes(publicKey) - 11;
+  if (data.length > max) throw new HsmError('DATA_INVALID', `data: RSA PKCS #1 v1.5 encryption with this key takes at most ${max} bytes, not ${data.length}`);
+  return publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_PADDING }, data);
+}
+
+export function pkcs1Decrypt(privateKey: KeyObject, data: Uint8Array): Buffer {
+  const k = modulusBytes(privateKey);
+  if (data.length !== k) throw new HsmError('DATA_INVALID', `data: an RSA ciphertext for this key is ${k} bytes, not ${data.length}`);
+  let em: Buffer;
+  try {
+    em = privateDecrypt({ key: privateKey, padding: constants.RSA_NO_PADDING }, data);
+  } catch {
+    throw decryptionFailed('RSA PKCS #1 v1.5');
+  }
+  // EM = 0x00 ‖ 0x02 ‖ PS (≥ 8 non-zero bytes) ‖ 0x00 ‖ M
+  let separator = -1;
+  for (let i = 2; i < em.length; i++) {
+    if (em[i] === 0 && separator < 0) separator = i;
+  }
+  if (em[0] !== 0 || em[1] !== 2 || separator < 10) throw decryptionFailed('RSA PKCS #1 v1.5');
+  return em.subarray(separator + 1);
+}
+
+export function pkcs1Sign(privateKey: KeyObject, hash: HashName, data: Uint8Array): Buffer {
+  return nodeSign(NODE_HASH[hash], data, { key: privateKey, padding: constants.RSA_PKCS1_PADDING });
+}
+
+export function pkcs1Verify(publicKey: KeyObject, hash: HashName, data: Uint8Array, signature: Uint8Array): boolean {
+  return nodeVerify(NODE_HASH[hash], data, { key: publicKey, padding: constants.RSA_PKCS1_PADDING }, signature);
+}
+
+function checkSaltLength(key: KeyObject, hash: HashName, saltLength: number): void {
+  const emLen = Math.ceil((key.asymmetricKeyDetails!.modulusLength! - 1) / 8);
+  const max = emLen - HASH_BYTES[hash] - 2;
+  if (saltLength > max) {
+    throw new HsmError('MECHANISM_PARAM_INVALID', `mechanism.saltLength: at most ${max} bytes with ${hash} and this key, not ${saltLength}`);
+  }
+}
+
+export function pssSign(privateKey: KeyObject, hash: HashName, saltLength: number, data: Uint8Array): Buffer {
+  checkSaltLength(privateKey, hash, saltLength);
+  return nodeSign(NODE_HASH[hash], data, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength });
+}
+
+export function pssVerify(publicKey: KeyObject, hash: HashName, saltLength: number, data: Uint8Array, signature: Uint8Array): boolean {
+  checkSaltLength(publicKey, hash, saltLength);
+  return nodeVerify(NODE_HASH[hash], data, { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength }, signature);
+}
+
+/** CKM_RSA_AES_KEY_WRAP: OAEP(ephemeral AES key) ‖ RFC 5649(payload under that key). */
+export function rsaAesWrap(publicKey: KeyObject, hash: HashName, aesKeyBits: number, payload: Uint8Array): Buffer {
+  const ephemeral = randomBytes(aesKeyBits / 8);
+  try {
+    const wrappedKey = oaepEncrypt(publicKey, hash, undefined, ephemeral);
+    return Buffer.concat([wrappedKey, kwZeroPadWrap(createSecretKey(ephemeral), payload)]);
+  } finally {
+    ephemeral.fill(0);
+  }
+}
+
+export function rsaAesUnwrap(privateKey: KeyObject, hash: HashName, wrapped: Uint8Array): Buffer {
+  const k = modulusBytes(privateKey);
+  if (wrapped.length <= k) throw new HsmError('DATA_INVALID', `wrapped: RSA-AES output is longer than the ${k}-byte RSA block, but it is ${wrapped.length} bytes`);
+  const ephemeral = oaepDecrypt(privateKey, hash, undefined, wrapped.subarray(0, k));
+  if (![16, 24, 32].includes(ephemeral.length)) throw decryptionFailed('RSA-AES unwrap');
+  try {
+    return kwZeroPadUnwrap(createSecretKey(ephemeral), wrapped.subarray(k));
+  } finally {
+    ephemeral.fill(0);
+  }
+}

@@ -1,0 +1,271 @@
+/**
+ * One HSM member behind one door: `handle(request) → response`. Whatever arrives is checked
+ * against the protocol's schema, the session is resolved, the role matrix is applied, and the
+ * operation runs; management operations are written to the audit log whether they succeed or are
+ * refused. A refusal never changes state, because operations commit only after every check.
+ *
+ * @example
+ * ```ts
+ * const member = await createMember({ profile: 'cloudhsm' });
+ * await member.handle({ op: 'activateCluster', password: 'admin-password' });
+ * const login = await member.handle({ op: 'login', username: 'admin', password: 'admin-password' });
+ * ```
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import type { z } from 'zod';
+import { checkRole, type Caller } from './access.js';
+import { HsmError, type WireError } from './errors.js';
+import { PROFILE_NAMES, getProfile, type ProfileName } from './profiles.js';
+import { requestSchemas, type Op, type RequestOf, type Response, type Results, type UserRole } from './protocol.js';
+import { MemberState, type Handler } from './state.js';
+import { APPLIANCE_USERNAME, PRECO_INITIAL_PASSWORD, PRECO_USERNAME, hashPassword, normaliseUsername } from './users.js';
+import * as userOps from './ops/user-ops.js';
+import * as keyOps from './ops/key-ops.js';
+import * as cryptoOps from './ops/crypto-ops.js';
+import * as syncOps from './ops/sync-ops.js';
+
+export interface MemberOptions {
+  /** `cloudhsm` (default): CloudHSM's limits and key types. `unlimited`: the same rules without limits. */
+  profile?: ProfileName;
+  /** This member's number in its cluster, 0–31 (makes key handles cluster-unique). Default 0. */
+  memberIndex?: number;
+  /** Shown by getHsmInfo. Default: random. */
+  serialNumber?: string;
+  /**
+   * A password for the appliance user (`app_user`), for tools that synchronise members. Without
+   * it the appliance user exists but nobody can log in as it.
+   */
+  appliancePassword?: string;
+  /** log2 of scrypt's N for password hashes, 10–20. Default 15 (32 MiB per hash); below 15 only for tests. */
+  passwordCost?: number;
+}
+
+/** An HSM member. `handle` is the only way in; nothing else reaches its keys. */
+export interface Member {
+  /** Answers one request. Never throws: a refusal is `{ ok: false, error }`. */
+  handle(request: unknown): Promise<Response>;
+  /** Ends every session and forgets every key. Later requests answer MEMBER_CLOSED. */
+  close(): void;
+}
+
+interface AuditSpec<O extends Op> {
+  opcode: string | ((req: RequestOf<O>) => string);
+  keys?: (req: RequestOf<O>, result: Results[O] | undefined) => (number | undefined)[];
+  target?: (req: RequestOf<O>) => string;
+}
+
+interface OpSpec<O extends Op> {
+  run: Handler<O>;
+  audit?: AuditSpec<O>;
+}
+
+const KEY_WRAP_FLAVOURS = new Set(['aes-no-pad', 'aes-pkcs5-pad', 'aes-zero-pad']);
+
+/** Every operation: its implementation and, for management operations, what the audit log records. */
+const OPERATIONS: { readonly [O in Op]: OpSpec<O> } = {
+  getHsmInfo: { run: userOps.getHsmInfo },
+  activateCluster: { run: userOps.activateCluster, audit: { opcode: 'CN_CHANGE_PSWD', target: () => PRECO_USERNAME } },
+  login: { run: userOps.login, audit: { opcode: 'CN_LOGIN' } },
+  logout: { run: userOps.logout, audit: { opcode: 'CN_LOGOUT' } },
+  listUsers: { run: userOps.listUsers },
+  createUser: {
+    run: userOps.createUser,
+    audit: { opcode: (r) => (r.role === 'admin' ? 'CN_CREATE_CO' : 'CN_CREATE_USER'), target: (r) => r.username },
+  },
+  deleteUser: { run: userOps.deleteUser, audit: { opcode: 'CN_DELETE_USER', target: (r) => r.username } },
+  changePassword: { run: userOps.changePassword, audit: { opcode: 'CN_CHANGE_PSWD', target: (r) => r.username } },
+  getAuditLog: { run: userOps.getAuditLog },
+
+  generateKey: { run: keyOps.generateKey, audit: { opcode: 'CN_GENERATE_KEY', keys: (_r, res) => [res?.handle] } },
+  generateKeyPair: {
+    run: keyOps.generateKeyPair,
+    audit: { opcode: 'CN_GENERATE_KEY_PAIR', keys: (_r, res) => [res?.privateHandle, res?.publicHandle] },
+  },
+  importKey: { run: keyOps.importKey, audit: { opcode: 'CN_CREATE_OBJECT', keys: (_r, res) => [res?.handle] } },
+  exportKey: { run: keyOps.exportKey, audit: { opcode: 'SR_EXPORT_KEY', keys: (r) => [r.handle] } },
+  getAttributes: { run: keyOps.getAttributes },
+  setAttributes: { run: keyOps.setAttributes, audit: { opcode: 'CN_MODIFY_OBJECT', keys: (r) => [r.handle] } },
+  findKeys: { run: keyOps.findKeys },
+  deleteKey: { run: keyOps.deleteKey, audit: { opcode: 'CN_DESTROY_OBJECT', keys: (r) => [r.handle] } },
+  shareKey: { run: keyOps.shareKey, audit: { opcode: 'CN_SHARE_OBJECT', keys: (r) => [r.handle], target: (r) => r.username } },
+  unshareKey: { run: keyOps.unshareKey, audit: { opcode: 'CN_SHARE_OBJECT', keys: (r) => [r.handle], target: (r) => r.username } },
+  wrapKey: {
+    run: keyOps.wrapKey,
+    audit: {
+      opcode: (r) => (KEY_WRAP_FLAVOURS.has(r.mechanism.name) ? 'CN_NIST_AES_WRAP' : 'CN_WRAP_KEY'),
+      keys: (r) => [r.payloadHandle, r.wrappingHandle],
+    },
+  },
+  unwrapKey: { run: keyOps.unwrapKey, audit: { opcode: 'CN_UNWRAP_KEY', keys: (r, res) => [res?.handle, r.unwrappingHandle] } },
+  deriveKey: { run: keyOps.deriveKey, audit: { opcode: 'CN_DERIVE_KEY', keys: (r, res) => [res?.handle, r.baseHandle] } },
+
+  encrypt: { run: cryptoOps.encrypt },
+  decrypt: { run: cryptoOps.decrypt },
+  sign: { run: cryptoOps.sign },
+  verify: { run: cryptoOps.verify },
+  digest: { run: cryptoOps.digest },
+  generateRandom: { run: cryptoOps.generateRandom },
+  deriveBits: { run: cryptoOps.deriveBits },
+
+  extractMaskedObject: {
+    run: syncOps.extractMaskedObject,
+    audit: { opcode: 'CN_EXTRACT_MASKED_OBJECT_USER', keys: (r) => [r.handle] },
+  },
+  insertMaskedObject: {
+    run: syncOps.insertMaskedObject,
+    audit: { opcode: 'CN_INSERT_MASKED_OBJECT_USER', keys: (_r, res) => [res?.handle] },
+  },
+  getSyncStatus: { run: syncOps.getSyncStatus },
+};
+
+/** "field.path: problem" from the first schema issue. */
+function describeSchemaError(op: string, error: z.ZodError, raw: unknown): string {
+  const issue = error.issues[0]!;
+  const path = [op, ...issue.path.map(String)].join('.');
+  if (issue.code === 'unrecognized_keys') return `${path}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}`;
+  if (issue.code === 'invalid_union' && 'note' in issue && issue.note === 'No matching discriminator') {
+    return `${path}: unknown name ${JSON.stringify(valueAt(raw, issue.path))}`;
+  }
+  const value = valueAt(raw, issue.path);
+  if (value === undefined && (issue.code === 'invalid_type' || issue.code === 'custom')) return `${path}: required`;
+  const message = issue.message.replace(/^Invalid input: /, '');
+  if (issue.code === 'custom') return `${path}: ${message}, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`;
+  return `${path}: ${message}`;
+}
+
+function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
+  let v: unknown = raw;
+  for (const p of path) v = v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[p] : undefined;
+  return v;
+}
+
+function toWire(e: unknown): WireError {
+  if (e instanceof HsmError) return e.toWire();
+  return { code: 'INTERNAL_ERROR', message: `the member failed unexpectedly: ${e instanceof Error ? e.message : String(e)}` };
+}
+
+/** Creates a fresh, never-activated member: the unactivated admin `admin` (password `password`) and `app_user`. */
+export async function createMember(options: MemberOptions = {}): Promise<Member> {
+  const profileName = options.profile ?? 'cloudhsm';
+  if (!PROFILE_NAMES.includes(profileName)) {
+    throw new HsmError('BAD_REQUEST', `profile: expected ${PROFILE_NAMES.join(' or ')}, got ${JSON.stringify(profileName)}`);
+  }
+  const cost = options.passwordCost ?? 15;
+  if (!Number.isInteger(cost) || cost < 10 || cost > 20) throw new HsmError('BAD_REQUEST', `passwordCost: 10–20, got ${cost}`);
+  const m = new MemberState(
+    getProfile(profileName),
+    options.memberIndex ?? 0,
+    options.serialNumber ?? `SR-${randomBytes(6).toString('hex').toUpperCase()}`,
+    cost,
+  );
+  const system = { sessionHandle: null, user: null, userType: null, targetUser: null, keyHandles: [], response: 'SUCCESS' };
+  m.audit.append({ ...system, opcode: 'CN_INIT_TOKEN' });
+  m.users.set(PRECO_USERNAME, {
+    username: PRECO_USERNAME,
+    role: 'unactivated-admin',
+    password: await hashPassword(PRECO_INITIAL_PASSWORD, cost),
+    failedLogins: 0,
+  });
+  m.audit.append({ ...system, opcode: 'CN_GEN_PSWD_ENC_KEY' });
+  m.users.set(APPLIANCE_USERNAME, {
+    username: APPLIANCE_USERNAME,
+    role: 'appliance',
+    password: await hashPassword(options.appliancePassword ?? randomBytes(32).toString('base64'), cost),
+    failedLogins: 0,
+  });
+  m.audit.append({ ...system, opcode: 'CN_CREATE_APPLIANCE_USER', targetUser: APPLIANCE_USERNAME, userType: 'appliance' });
+  m.audit.append({ ...system, opcode: 'CN_INIT_DONE' });
+
+  let closed = false;
+
+  function resolveCaller(req: { session?: string | undefined }): Caller {
+    if (req.session === undefined) return null;
+    const session = m.sessions.get(req.session);
+    if (!session) throw new HsmError('NOT_LOGGED_IN', 'session: not logged in (the session ended, or it never existed on this member)');
+    return session;
+  }
+
+  function actorOf(op: Op, req: RequestOf<Op>, caller: Caller): { user: string | null; userType: UserRole | null } {
+    if (caller) return { user: caller.username, userType: caller.role };
+    if (op === 'login') {
+      const attempted = (req as RequestOf<'login'>).username;
+      let name: string;
+      try {
+        name = normaliseUsername(attempted);
+      } catch {
+        return { user: attempted.slice(0, 40), userType: null };
+      }
+      return { user: name, userType: m.users.get(name)?.role ?? null };
+    }
+    if (op === 'activateCluster') return { user: PRECO_USERNAME, userType: 'unactivated-admin' };
+    return { user: null, userType: null };
+  }
+
+  async function run<O extends Op>(op: O, req: RequestOf<O>, caller: Caller): Promise<Results[O]> {
+    const spec = OPERATIONS[op] as OpSpec<O>;
+    if (!spec.audit) {
+      checkRole(op, caller);
+      return spec.run(m, caller, req);
+    }
+    const audit = spec.audit;
+    const actor = actorOf(op, req as RequestOf<Op>, caller);
+    const record = (response: string, result: Results[O] | undefined, session: Caller) => {
+      let target: string | null = null;
+      if (audit.target) {
+        try {
+          target = normaliseUsername(audit.target(req));
+        } catch {
+          target = audit.target(req).slice(0, 40);
+        }
+      }
+      m.audit.append({
+        opcode: typeof audit.opcode === 'string' ? audit.opcode : audit.opcode(req),
+        sessionHandle: session?.handle ?? null,
+        ...actor,
+        targetUser: target,
+        keyHandles: (audit.keys?.(req, result) ?? []).filter((h): h is number => h !== undefined),
+        response,
+      });
+    };
+    let result: Results[O];
+    try {
+      checkRole(op, caller);
+      result = await spec.run(m, caller, req);
+    } catch (e) {
+      record(e instanceof HsmError ? e.code : 'INTERNAL_ERROR', undefined, caller);
+      throw e;
+    }
+    const session = op === 'login' ? (m.sessions.get((result as Results['login']).session) ?? null) : caller;
+    record('SUCCESS', result, session);
+    return result;
+  }
+
+  return {
+    async handle(raw: unknown): Promise<Response> {
+      try {
+        if (closed) throw new HsmError('MEMBER_CLOSED', 'this member has been closed');
+        if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+          throw new HsmError('BAD_REQUEST', 'request: expected an object with an op');
+        }
+        const op = (raw as { op?: unknown }).op;
+        if (typeof op !== 'string' || !Object.hasOwn(OPERATIONS, op)) {
+          throw new HsmError('UNKNOWN_OPERATION', `op: unknown operation ${JSON.stringify(op)}`);
+        }
+        const parsed = requestSchemas[op as Op].safeParse(raw);
+        if (!parsed.success) throw new HsmError('BAD_REQUEST', describeSchemaError(op, parsed.error, raw));
+        const req = parsed.data as RequestOf<Op>;
+        const caller = resolveCaller(req as { session?: string });
+        return { ok: true, result: await run(op as Op, req, caller) } as Response;
+      } catch (e) {
+        return { ok: false, error: toWire(e) };
+      }
+    },
+    close() {
+      closed = true;
+      m.sessions.clear();
+      m.keys.clear();
+    },
+  };
+}

@@ -1,0 +1,332 @@
+/**
+ * Key management: generate, import, export, attributes, find, delete, share, and the three ways
+ * a key is made from another (wrap/unwrap and derive). The extraction rules of CLOUDHSM.md §2.5
+ * are enforced here and only here:
+ *
+ * - a secret or private key leaves the member only wrapped, or as a plaintext export that the
+ *   member performs and audits;
+ * - either way the caller must own it and it must have `extractable=true`;
+ * - a key with `wrap-with-trusted=true` leaves only wrapped, under a key with `trusted=true`;
+ * - the wrapping key needs `wrap=true` and its `wrap-template`, if any, must match the payload;
+ * - an unwrapped key gets the union of the caller's template and the unwrapping key's
+ *   `unwrap-template`, and a disagreement fails the unwrap.
+ *
+ * @module
+ */
+import type { KeyObject } from 'node:crypto';
+import { canSee, ownedKey, usableKey, visibleKey } from '../access.js';
+import {
+  attributesForNewKey,
+  checkCreationTemplate,
+  changeAttributes,
+  matchesFilter,
+  normaliseCurveName,
+  uniteUnwrapTemplate,
+  type EcCurve,
+  type KeyClass,
+  type MaterialFacts,
+  type Template,
+} from '../attributes.js';
+import { HsmError, keyRef } from '../errors.js';
+import type { KeyRecord } from '../key-store.js';
+import { DERIVERS, cipherFor } from '../mechanisms/index.js';
+import {
+  checkKeyAllowed,
+  createSecretMaterial,
+  defaultFormat,
+  generatePair,
+  generateSecret,
+  parseKey,
+  parsePeerPublicKey,
+  serialiseKey,
+  type Material,
+} from '../mechanisms/keys.js';
+import type { DeriveMechanism, Jwk, KeyFormat, KeyInfo } from '../protocol.js';
+import type { SessionRecord } from '../sessions.js';
+import { normaliseUsername } from '../users.js';
+import { addKey, checkKeyQuota, keyInfo, signedIn, type Handler, type MemberState } from '../state.js';
+
+// ---- creation ---------------------------------------------------------------------------------
+
+export const generateKey: Handler<'generateKey'> = (m, caller, req) => {
+  const me = signedIn(caller);
+  const template = req.attributes ?? {};
+  checkKeyAllowed(m.profile, req.keyType, { 'check-value': null, 'key-length-bytes': req.lengthBytes });
+  if (req.keyType === 'generic-secret' && req.lengthBytes === 0) {
+    throw new HsmError('KEY_SIZE_INVALID', 'lengthBytes: a generated generic secret has at least 1 byte');
+  }
+  checkCreationTemplate('secret-key', req.keyType, template);
+  checkKeyQuota(m, 1, 0);
+  const material = generateSecret(req.keyType, req.lengthBytes);
+  const key = addKey(m, me, material, attributesForNewKey('secret-key', req.keyType, template, { kind: 'generated' }, material.facts));
+  return { handle: key.handle };
+};
+
+export const generateKeyPair: Handler<'generateKeyPair'> = async (m, caller, req) => {
+  const me = signedIn(caller);
+  const type = req.keyType;
+  const refuseParam = (name: string): never => {
+    throw new HsmError('BAD_REQUEST', `${name}: not a parameter of ${type} key pairs`);
+  };
+  let curve: EcCurve | undefined;
+  let facts: MaterialFacts = { 'check-value': null };
+  if (type === 'rsa') {
+    if (req.curve !== undefined) refuseParam('curve');
+    if (req.modulusBits === undefined) throw new HsmError('BAD_REQUEST', 'modulusBits: required for an RSA key pair');
+    facts = { 'check-value': null, 'modulus-size-bits': req.modulusBits, 'public-exponent': req.publicExponent ?? 65537 };
+  } else {
+    if (req.modulusBits !== undefined) refuseParam('modulusBits');
+    if (req.publicExponent !== undefined) refuseParam('publicExponent');
+    if (type === 'ec') {
+      if (req.curve === undefined) throw new HsmError('BAD_REQUEST', 'curve: required for an EC key pair');
+      curve = normaliseCurveName(req.curve) as EcCurve;
+    } else if (req.curve !== undefined) refuseParam('curve');
+  }
+  checkKeyAllowed(m.profile, type, facts);
+  const publicTemplate = req.publicAttributes ?? {};
+  const privateTemplate = req.privateAttributes ?? {};
+  checkCreationTemplate('public-key', type, publicTemplate);
+  checkCreationTemplate('private-key', type, privateTemplate);
+  checkKeyQuota(m, 2, 2);
+  const pair = await generatePair({
+    type,
+    ...(req.modulusBits !== undefined ? { modulusBits: req.modulusBits, publicExponent: req.publicExponent ?? 65537 } : {}),
+    ...(curve ? { curve } : {}),
+  });
+  checkKeyQuota(m, 2, 2);
+  const publicAttrs = attributesForNewKey('public-key', type, publicTemplate, { kind: 'generated' }, pair.publicKey.facts);
+  const privateAttrs = attributesForNewKey('private-key', type, privateTemplate, { kind: 'generated' }, pair.privateKey.facts);
+  const privateKey = addKey(m, me, pair.privateKey, privateAttrs);
+  const publicKey = addKey(m, me, pair.publicKey, publicAttrs);
+  return { publicHandle: publicKey.handle, privateHandle: privateKey.handle };
+};
+
+export const importKey: Handler<'importKey'> = (m, caller, req) => {
+  const me = signedIn(caller);
+  const template = req.attributes ?? {};
+  checkCreationTemplate(req.keyClass, req.keyType, template);
+  const material = parseKey(req.keyClass, req.keyType, req.format, req.keyData, req.curve);
+  checkKeyAllowed(m.profile, req.keyType, material.facts);
+  checkKeyQuota(m, 1, req.keyClass === 'secret-key' ? 0 : 1);
+  const key = addKey(m, me, material, attributesForNewKey(req.keyClass, req.keyType, template, { kind: 'imported' }, material.facts));
+  return { handle: key.handle };
+};
+
+// ---- export -----------------------------------------------------------------------------------
+
+/** The extraction rules for secret and private keys: owner, extractable, and (for plaintext) not wrap-with-trusted. */
+function checkExtractable(me: SessionRecord, key: KeyRecord, action: string): void {
+  if (key.cls === 'public-key') return;
+  if (key.owner !== me.username) {
+    throw new HsmError('NOT_KEY_OWNER', `only the owner of key ${keyRef(key.handle)} (${key.owner}) can ${action} it`);
+  }
+  if (!key.attrs.extractable) {
+    throw new HsmError('KEY_NOT_EXTRACTABLE', `key ${keyRef(key.handle)} has extractable=false; it can never leave the HSM`);
+  }
+}
+
+export const exportKey: Handler<'exportKey'> = (m, caller, req) => {
+  const me = signedIn(caller);
+  const key = visibleKey(m.keys, me, req.handle);
+  checkExtractable(me, key, 'export');
+  if (key.attrs['wrap-with-trusted']) {
+    throw new HsmError('KEY_NOT_EXTRACTABLE', `key ${keyRef(key.handle)} has wrap-with-trusted=true; it leaves the HSM only wrapped under a trusted key`);
+  }
+  return { keyData: serialiseKey(key.material, req.format) };
+};
+
+// ---- attributes, find, delete, share ----------------------------------------------------------
+
+export const getAttributes: Handler<'getAttributes'> = (m, caller, req) => keyInfo(visibleKey(m.keys, signedIn(caller), req.handle));
+
+export const setAttributes: Handler<'setAttributes'> = (m, caller, req) => {
+  const me = signedIn(caller);
+  const key = me.role === 'admin' ? visibleKey(m.keys, me, req.handle) : ownedKey(m.keys, me, req.handle, 'change the attributes of');
+  const next = changeAttributes(key.attrs, req.attributes, me.role === 'admin' ? 'admin' : 'owner');
+  key.attrs = next;
+  if (next.token) key.session = null;
+  return keyInfo(key);
+};
+
+export const findKeys: Handler<'findKeys'> = (m, caller, req) => {
+  const me = signedIn(caller);
+  let after = -1;
+  if (req.startingToken !== undefined) {
+    if (!/^\d{1,16}$/.test(req.startingToken)) throw new HsmError('BAD_REQUEST', 'startingToken: pass the nextToken of the previous page unchanged');
+    after = Number(req.startingToken);
+  }
+  const filter = req.filter ?? {};
+  const matches: KeyRecord[] = [];
+  for (const key of m.keys.values()) {
+    if (key.handle <= after) continue;
+    if (filter.handle !== undefined && key.handle !== filter.handle) continue;
+    if (filter.attributes && !matchesFilter(key.attrs, filter.attributes)) continue;
+    if (canSee(me, key)) matches.push(key);
+  }
+  matches.sort((a, b) => a.handle - b.handle);
+  const max = req.maxItems ?? 100;
+  const page = matches.slice(0, max);
+  const keys: KeyInfo[] = page.map(keyInfo);
+  return { keys, nextToken: matches.length > max ? String(page.at(-1)!.handle) : null };
+};
+
+export const deleteKey: Handler<'deleteKey'> = (m, caller, req) => {
+  const key = ownedKey(m.keys, signedIn(caller), req.handle, 'delete');
+  if (!key.attrs.destroyable) throw new HsmError('ATTRIBUTE_FORBIDS_OPERATION', `key ${keyRef(key.handle)} has destroyable=false`);
+  m.keys.delete(key.handle);
+  return { handle: key.handle };
+};
+
+function shareTarget(m: MemberState, key: KeyRecord, name: string): string {
+  const username = normaliseUsername(name);
+  const user = m.users.get(username);
+  if (!user) throw new HsmError('USER_NOT_FOUND', `no user named ${username} on this member`);
+  if (user.role !== 'crypto-user') throw new HsmError('KEY_NOT_SHAREABLE', `${username} is a ${user.role}; keys are shared with crypto users only`);
+  if (username === key.owner) throw new HsmError('KEY_NOT_SHAREABLE', `${username} owns key ${keyRef(key.handle)} already`);
+  return username;
+}
+
+function shareableKey(m: MemberState, caller: SessionRecord, handle: number, action: string): KeyRecord {
+  const key = ownedKey(m.keys, caller, handle, action);
+  if (key.cls === 'public-key') throw new HsmError('KEY_NOT_SHAREABLE', `key ${keyRef(handle)} is a public key; every crypto user can already use it`);
+  if (key.session !== null) throw new HsmError('KEY_NOT_SHAREABLE', `key ${keyRef(handle)} is a session key; set token=true before sharing it`);
+  return key;
+}
+
+export const shareKey: Handler<'shareKey'> = (m, caller, req) => {
+  const key = shareableKey(m, signedIn(caller), req.handle, 'share');
+  key.shared.add(shareTarget(m, key, req.username));
+  return { handle: key.handle, sharedUsers: [...key.shared].sort() };
+};
+
+export const unshareKey: Handler<'unshareKey'> = (m, caller, req) => {
+  const key = shareableKey(m, signedIn(caller), req.handle, 'unshare');
+  key.shared.delete(shareTarget(m, key, req.username));
+  return { handle: key.handle, sharedUsers: [...key.shared].sort() };
+};
+
+// ---- wrap and unwrap --------------------------------------------------------------------------
+
+function checkMechanismKey(expected: string | readonly string[], key: KeyRecord, mechanism: string): void {
+  const ok = typeof expected === 'string' ? key.type === expected : expected.includes(key.type);
+  if (!ok) {
+    throw new HsmError('KEY_TYPE_INCONSISTENT', `mechanism ${mechanism} takes ${typeof expected === 'string' ? expected : expected.join(' or ')} keys, but key ${keyRef(key.handle)} is ${key.type}`);
+  }
+}
+
+/** The bytes a wrap carries: the payload in the chosen format (JWK as UTF-8 JSON). */
+function payloadBytes(key: KeyRecord, format: KeyFormat, extras: Record<string, unknown> | undefined): Buffer {
+  const data = serialiseKey(key.material, format);
+  if (data instanceof Uint8Array) return Buffer.from(data);
+  const jwk: Record<string, unknown> = { ...data };
+  for (const [k, v] of Object.entries(extras ?? {})) if (v !== undefined) jwk[k] = v;
+  return Buffer.from(JSON.stringify(jwk), 'utf8');
+}
+
+export const wrapKey: Handler<'wrapKey'> = (m, caller, req) => {
+  const me = signedIn(caller);
+  const wrapping = usableKey(m.keys, me, req.wrappingHandle, 'wrap');
+  const entry = cipherFor(req.mechanism, true);
+  checkMechanismKey(entry.keyType, wrapping, req.mechanism.name);
+  const payload = visibleKey(m.keys, me, req.payloadHandle);
+  checkExtractable(me, payload, 'wrap');
+  if (payload.attrs['wrap-with-trusted'] && !wrapping.attrs.trusted) {
+    throw new HsmError(
+      'WRAPPING_KEY_NOT_TRUSTED',
+      `key ${keyRef(payload.handle)} has wrap-with-trusted=true, but wrapping key ${keyRef(wrapping.handle)} has trusted=false (an admin sets trusted)`,
+    );
+  }
+  const wrapTemplate = wrapping.attrs['wrap-template'];
+  if (wrapTemplate && !matchesFilter(payload.attrs, wrapTemplate)) {
+    throw new HsmError('TEMPLATE_INCONSISTENT', `key ${keyRef(payload.handle)} does not match the wrap-template of wrapping key ${keyRef(wrapping.handle)}`);
+  }
+  const bytes = payloadBytes(payload, req.format ?? defaultFormat(payload.cls), req.jwkExtras);
+  try {
+    const out = entry.encrypt(wrapping.material.key, req.mechanism, bytes, m.profile);
+    return out.iv ? { wrapped: out.data, iv: out.iv } : { wrapped: out.data };
+  } finally {
+    bytes.fill(0);
+  }
+};
+
+function parseWrappedJwk(bytes: Buffer): Jwk {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new HsmError('KEY_DATA_INVALID', 'wrapped: the unwrapped bytes are not a JSON Web Key');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || typeof (parsed as Jwk).kty !== 'string') {
+    throw new HsmError('KEY_DATA_INVALID', 'wrapped: the unwrapped bytes are not a JSON Web Key');
+  }
+  return parsed as Jwk;
+}
+
+export const unwrapKey: Handler<'unwrapKey'> = (m, caller, req) => {
+  const me = signedIn(caller);
+  const unwrapping = usableKey(m.keys, me, req.unwrappingHandle, 'unwrap');
+  const entry = cipherFor(req.mechanism, true);
+  checkMechanismKey(entry.keyType, unwrapping, req.mechanism.name);
+  const template = uniteUnwrapTemplate(req.attributes ?? {}, unwrapping.attrs['unwrap-template'], req.keyClass, req.keyType);
+  checkCreationTemplate(req.keyClass, req.keyType, template);
+  const bytes = entry.decrypt(unwrapping.material.key, req.mechanism, req.wrapped, m.profile);
+  let material: Material;
+  try {
+    const format = req.format ?? defaultFormat(req.keyClass);
+    material = parseKey(req.keyClass, req.keyType, format, format === 'jwk' ? parseWrappedJwk(bytes) : bytes, req.curve);
+  } finally {
+    bytes.fill(0);
+  }
+  checkKeyAllowed(m.profile, req.keyType, material.facts);
+  checkKeyQuota(m, 1, req.keyClass === 'secret-key' ? 0 : 1);
+  const key = addKey(m, me, material, attributesForNewKey(req.keyClass, req.keyType, template, { kind: 'unwrapped' }, material.facts));
+  return { handle: key.handle };
+};
+
+// ---- derive -----------------------------------------------------------------------------------
+
+/** The base key, the registry entry and (for ECDH) the peer's public key of a derivation. */
+export function derivationInputs(
+  m: MemberState,
+  me: SessionRecord,
+  baseHandle: number,
+  mechanism: DeriveMechanism,
+): { base: KeyRecord; peer: KeyObject | null; entry: (typeof DERIVERS)[DeriveMechanism['name']] } {
+  const base = usableKey(m.keys, me, baseHandle, 'derive');
+  const entry = DERIVERS[mechanism.name];
+  checkMechanismKey(entry.keyTypes, base, mechanism.name);
+  let peer: KeyObject | null = null;
+  if (mechanism.name === 'ecdh') {
+    const { publicHandle, publicKey } = mechanism;
+    if ((publicHandle === undefined) === (publicKey === undefined)) {
+      throw new HsmError('MECHANISM_PARAM_INVALID', 'mechanism: give the peer as exactly one of publicHandle and publicKey');
+    }
+    if (publicHandle !== undefined) {
+      const other = visibleKey(m.keys, me, publicHandle);
+      if (other.cls !== 'public-key') throw new HsmError('KEY_TYPE_INCONSISTENT', `mechanism.publicHandle: key ${keyRef(publicHandle)} is not a public key`);
+      peer = other.material.key;
+    } else {
+      peer = parsePeerPublicKey(publicKey!);
+    }
+  }
+  return { base, peer, entry };
+}
+
+export const deriveKey: Handler<'deriveKey'> = async (m, caller, req) => {
+  const me = signedIn(caller);
+  const { base, peer, entry } = derivationInputs(m, me, req.baseHandle, req.mechanism);
+  const template: Template = req.attributes ?? {};
+  const cls: KeyClass = 'secret-key';
+  checkKeyAllowed(m.profile, req.keyType, { 'check-value': null, 'key-length-bytes': req.lengthBytes });
+  checkCreationTemplate(cls, req.keyType, template);
+  checkKeyQuota(m, 1, 0);
+  const derived = await entry.derive(base.material.key, req.mechanism as never, req.lengthBytes, peer, base.type);
+  if (derived.length !== req.lengthBytes) {
+    throw new HsmError('DATA_INVALID', `lengthBytes: ${req.mechanism.name} gave ${derived.length} bytes, not the ${req.lengthBytes} asked for`);
+  }
+  const material = createSecretMaterial(req.keyType, derived);
+  derived.fill(0);
+  checkKeyQuota(m, 1, 0);
+  const key = addKey(m, me, material, attributesForNewKey(cls, req.keyType, template, { kind: 'derived', base: base.attrs }, material.facts));
+  return { handle: key.handle };
+};

@@ -1,0 +1,55 @@
+/**
+ * Synchronisation between members of one cluster: token keys travel as masked objects (see
+ * masking.ts) and members compare sync digests to find what differs. Session keys never travel.
+ *
+ * @module
+ */
+import { visibleKey } from '../access.js';
+import { HsmError, keyRef } from '../errors.js';
+import { defaultFormat, parseKey } from '../mechanisms/keys.js';
+import { checkKeyQuota, signedIn, type Handler } from '../state.js';
+import type { KeyRecord } from '../key-store.js';
+
+export const extractMaskedObject: Handler<'extractMaskedObject'> = (m, caller, req) => {
+  const key = visibleKey(m.keys, signedIn(caller), req.handle);
+  if (key.session !== null) {
+    throw new HsmError('ATTRIBUTE_FORBIDS_OPERATION', `key ${keyRef(key.handle)} is a session key (token=false); session keys stay on the member that made them`);
+  }
+  return { maskedObject: m.masking.seal(key) };
+};
+
+export const insertMaskedObject: Handler<'insertMaskedObject'> = (m, _caller, req) => {
+  const content = m.masking.open(req.maskedObject);
+  const owner = m.users.get(content.owner);
+  if (!owner || owner.role !== 'crypto-user') {
+    throw new HsmError('MASKED_OBJECT_INVALID', `maskedObject: its owner ${content.owner} is not a crypto user on this member; synchronise users first`);
+  }
+  const material = parseKey(content.cls, content.type, defaultFormat(content.cls), Buffer.from(content.material, 'base64'));
+  const key: KeyRecord = {
+    handle: content.handle,
+    cls: content.cls,
+    type: content.type,
+    owner: content.owner,
+    shared: new Set(content.shared.filter((u) => m.users.get(u)?.role === 'crypto-user')),
+    session: null,
+    attrs: { ...content.attrs, token: true },
+    material,
+  };
+  const existing = m.keys.get(content.handle);
+  if (existing) {
+    if (existing.session === null && m.masking.digest(existing) === m.masking.digest(key)) return { handle: existing.handle };
+    throw new HsmError('HANDLE_IN_USE', `key handle ${keyRef(content.handle)} holds a different key on this member`);
+  }
+  checkKeyQuota(m, 1, key.cls === 'secret-key' ? 0 : 1);
+  m.keys.add(key);
+  return { handle: key.handle };
+};
+
+export const getSyncStatus: Handler<'getSyncStatus'> = (m, caller) => {
+  signedIn(caller);
+  const keys = [...m.keys.values()]
+    .filter((k) => k.session === null)
+    .sort((a, b) => a.handle - b.handle)
+    .map((k) => ({ handle: k.handle, digest: m.masking.digest(k) }));
+  return { keys };
+};

@@ -1,0 +1,164 @@
+/**
+ * Cluster activation, logins, sessions and user management (CLOUDHSM.md §1).
+ *
+ * Every operation does its slow work (password hashing) first and then checks and changes state
+ * in one synchronous step, so two concurrent requests cannot both pass a check that only one of
+ * them should.
+ *
+ * @module
+ */
+import { HsmError } from '../errors.js';
+import { liftHint } from '../profiles.js';
+import { signedIn, type Handler, type MemberState } from '../state.js';
+import {
+  APPLIANCE_USERNAME,
+  LOCKOUT_THRESHOLD,
+  checkPasswordRule,
+  hashPassword,
+  isLocked,
+  normaliseUsername,
+  verifyPassword,
+  type UserRecord,
+} from '../users.js';
+
+function findUser(m: MemberState, name: string): UserRecord {
+  const username = normaliseUsername(name);
+  const user = m.users.get(username);
+  if (!user) throw new HsmError('USER_NOT_FOUND', `no user named ${username} on this member`);
+  return user;
+}
+
+/** Makes the unactivated admin the first admin and the member active. */
+function activate(m: MemberState, user: UserRecord): void {
+  user.role = 'admin';
+  m.lifecycle = 'active';
+  for (const s of m.sessions.ofUser(user.username)) s.role = 'admin';
+}
+
+export const getHsmInfo: Handler<'getHsmInfo'> = (m) => ({
+  model: 'hsm2m.medium',
+  serialNumber: m.serialNumber,
+  firmware: 'strongroom-emulated',
+  state: m.lifecycle,
+  profile: m.profile.name,
+  memberIndex: m.memberIndex,
+  keys: m.keys.size,
+  users: m.users.size,
+  sessions: m.sessions.size,
+  auditHead: m.audit.head,
+});
+
+export const activateCluster: Handler<'activateCluster'> = async (m, _caller, req) => {
+  if (m.lifecycle === 'active') throw new HsmError('CLUSTER_ALREADY_ACTIVATED', 'the cluster is already active');
+  checkPasswordRule(req.password);
+  const password = await hashPassword(req.password, m.passwordCost);
+  const preco = [...m.users.values()].find((u) => u.role === 'unactivated-admin');
+  if (!preco) throw new HsmError('CLUSTER_ALREADY_ACTIVATED', 'the cluster is already active');
+  preco.password = password;
+  preco.failedLogins = 0;
+  activate(m, preco);
+  return { activated: true };
+};
+
+export const login: Handler<'login'> = async (m, _caller, req) => {
+  const user = findUser(m, req.username);
+  if (req.role !== undefined && req.role !== user.role) {
+    throw new HsmError('LOGIN_FAILED', `${user.username} is a ${user.role}, not a ${req.role}`);
+  }
+  if (isLocked(user)) {
+    throw new HsmError('USER_LOCKED', `${user.username} is locked after ${LOCKOUT_THRESHOLD} failed logins; an admin must reset the password`);
+  }
+  const good = await verifyPassword(req.password, user.password);
+  const current = m.users.get(user.username);
+  if (current !== user) throw new HsmError('USER_NOT_FOUND', `no user named ${user.username} on this member`);
+  if (isLocked(user)) {
+    throw new HsmError('USER_LOCKED', `${user.username} is locked after ${LOCKOUT_THRESHOLD} failed logins; an admin must reset the password`);
+  }
+  if (!good) {
+    user.failedLogins += 1;
+    const left = LOCKOUT_THRESHOLD - user.failedLogins;
+    throw new HsmError(
+      'LOGIN_FAILED',
+      left > 0
+        ? `wrong password for ${user.username}; ${left} more failed login${left === 1 ? '' : 's'} lock the user`
+        : `wrong password for ${user.username}; the user is now locked until an admin resets the password`,
+    );
+  }
+  if (m.sessions.size >= m.profile.maxSessions) {
+    throw new HsmError('QUOTA_EXCEEDED', `the member has ${m.sessions.size} open sessions; the ${m.profile.name} profile allows ${m.profile.maxSessions}${liftHint(m.profile)}`);
+  }
+  user.failedLogins = 0;
+  const session = m.sessions.open(user.username, user.role);
+  return { session: session.token, username: user.username, role: user.role };
+};
+
+export const logout: Handler<'logout'> = (m, caller) => {
+  const me = signedIn(caller);
+  m.keys.dropSession(me.token);
+  m.sessions.close(me.token);
+  return { loggedOut: true };
+};
+
+export const listUsers: Handler<'listUsers'> = (m) => ({
+  users: [...m.users.values()]
+    .sort((a, b) => (a.username < b.username ? -1 : 1))
+    .map((u) => ({ username: u.username, role: u.role, locked: isLocked(u), failedLogins: u.failedLogins })),
+});
+
+export const createUser: Handler<'createUser'> = async (m, _caller, req) => {
+  const username = normaliseUsername(req.username);
+  checkPasswordRule(req.password);
+  const refuseIfExists = () => {
+    if (m.users.has(username)) throw new HsmError('USER_EXISTS', `a user named ${username} already exists`);
+    if (m.users.size >= m.profile.maxUsers) {
+      throw new HsmError('QUOTA_EXCEEDED', `the member has ${m.users.size} users; the ${m.profile.name} profile allows ${m.profile.maxUsers}${liftHint(m.profile)}`);
+    }
+  };
+  refuseIfExists();
+  const password = await hashPassword(req.password, m.passwordCost);
+  refuseIfExists();
+  m.users.set(username, { username, role: req.role, password, failedLogins: 0 });
+  return { username, role: req.role };
+};
+
+export const deleteUser: Handler<'deleteUser'> = (m, _caller, req) => {
+  const user = findUser(m, req.username);
+  if (user.username === APPLIANCE_USERNAME) throw new HsmError('PERMISSION_DENIED', `${APPLIANCE_USERNAME} is the internal appliance user and cannot be deleted`);
+  if (m.sessions.isLoggedIn(user.username)) throw new HsmError('USER_LOGGED_IN', `${user.username} is logged in; they must log out before they can be deleted`);
+  const owned = m.keys.ownedBy(user.username);
+  if (owned > 0) throw new HsmError('USER_OWNS_KEYS', `${user.username} owns ${owned} key${owned === 1 ? '' : 's'}; delete them before deleting the user`);
+  if (user.role === 'admin' && [...m.users.values()].filter((u) => u.role === 'admin').length === 1) {
+    throw new HsmError('LAST_ADMIN', `${user.username} is the last admin; create another admin first`);
+  }
+  m.users.delete(user.username);
+  for (const key of m.keys.values()) key.shared.delete(user.username);
+  return { username: user.username };
+};
+
+export const changePassword: Handler<'changePassword'> = async (m, caller, req) => {
+  const me = signedIn(caller);
+  const user = findUser(m, req.username);
+  const self = user.username === me.username;
+  if (!self) {
+    if (me.role !== 'admin') throw new HsmError('PERMISSION_DENIED', `only an admin can change another user's password`);
+    if (user.username === APPLIANCE_USERNAME) throw new HsmError('PERMISSION_DENIED', `${APPLIANCE_USERNAME} is the internal appliance user; its password cannot be changed`);
+    if (m.sessions.isLoggedIn(user.username)) {
+      throw new HsmError('USER_LOGGED_IN', `${user.username} is logged in; their password cannot change until they log out`);
+    }
+  }
+  checkPasswordRule(req.password);
+  const password = await hashPassword(req.password, m.passwordCost);
+  if (m.users.get(user.username) !== user) throw new HsmError('USER_NOT_FOUND', `no user named ${user.username} on this member`);
+  if (!self && m.sessions.isLoggedIn(user.username)) {
+    throw new HsmError('USER_LOGGED_IN', `${user.username} is logged in; their password cannot change until they log out`);
+  }
+  user.password = password;
+  user.failedLogins = 0;
+  if (user.role === 'unactivated-admin') activate(m, user);
+  return { username: user.username, role: user.role };
+};
+
+export const getAuditLog: Handler<'getAuditLog'> = (m, _caller, req) => ({
+  records: m.audit.read(req.fromSequence ?? 0, req.maxItems ?? 1000),
+  head: m.audit.head,
+});

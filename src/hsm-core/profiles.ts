@@ -1,0 +1,103 @@
+/**
+ * Profiles: the capacity rules a member enforces. `cloudhsm` reproduces CloudHSM's published
+ * per-call data limits, quotas and the hsm2m.medium key types; `unlimited` keeps every rule of
+ * access and attributes but lifts sizes and counts, for tests and for workloads that CloudHSM
+ * would refuse (small RSA keys, X25519, large HMAC inputs).
+ *
+ * @module
+ */
+import { HsmError } from './errors.js';
+import type { KeyType } from './attributes.js';
+
+export type ProfileName = 'cloudhsm' | 'unlimited';
+export const PROFILE_NAMES: readonly ProfileName[] = ['cloudhsm', 'unlimited'];
+
+/** Mechanisms whose input is capped per call in CloudHSM (pkcs11-mechanisms.md, "Maximum data size"). */
+export type DataLimitName =
+  | 'aes-gcm'
+  | 'aes-cbc'
+  | 'hmac-sha1'
+  | 'hmac-sha224'
+  | 'hmac-sha256'
+  | 'hmac-sha384'
+  | 'hmac-sha512';
+
+export interface Profile {
+  readonly name: ProfileName;
+  /** Keys per member (CloudHSM: keys per cluster). */
+  readonly maxKeys: number;
+  /** Of which public and private key objects. */
+  readonly maxAsymmetricKeys: number;
+  readonly maxUsers: number;
+  readonly maxSessions: number;
+  readonly maxRandomBytes: number;
+  readonly dataLimits: Readonly<Record<DataLimitName, number>>;
+  readonly keyTypes: ReadonlySet<KeyType>;
+  readonly rsa: { readonly minBits: number; readonly maxBits: number; readonly stepBits: number; readonly minExponent: number };
+  readonly genericSecret: { readonly minBytes: number; readonly maxBytes: number };
+}
+
+const CLOUDHSM: Profile = {
+  name: 'cloudhsm',
+  maxKeys: 16_666,
+  maxAsymmetricKeys: 3_333,
+  maxUsers: 1_024,
+  maxSessions: 2_048,
+  maxRandomBytes: 65_536,
+  dataLimits: {
+    'aes-gcm': 16_224,
+    'aes-cbc': 16_272,
+    'hmac-sha1': 16_288,
+    'hmac-sha224': 16_256,
+    'hmac-sha256': 16_288,
+    'hmac-sha384': 16_224,
+    'hmac-sha512': 16_224,
+  },
+  // hsm2m.medium in non-FIPS mode: RSA, EC, Ed25519, AES, generic secret.
+  keyTypes: new Set<KeyType>(['aes', 'generic-secret', 'rsa', 'ec', 'ed25519']),
+  rsa: { minBits: 2048, maxBits: 4096, stepBits: 256, minExponent: 65537 },
+  genericSecret: { minBytes: 1, maxBytes: 800 },
+};
+
+const UNLIMITED: Profile = {
+  name: 'unlimited',
+  maxKeys: Infinity,
+  maxAsymmetricKeys: Infinity,
+  maxUsers: Infinity,
+  maxSessions: Infinity,
+  maxRandomBytes: 16 * 1024 * 1024,
+  dataLimits: {
+    'aes-gcm': Infinity,
+    'aes-cbc': Infinity,
+    'hmac-sha1': Infinity,
+    'hmac-sha224': Infinity,
+    'hmac-sha256': Infinity,
+    'hmac-sha384': Infinity,
+    'hmac-sha512': Infinity,
+  },
+  keyTypes: new Set<KeyType>(['aes', 'generic-secret', 'rsa', 'ec', 'ed25519', 'x25519']),
+  rsa: { minBits: 512, maxBits: 16384, stepBits: 8, minExponent: 3 },
+  genericSecret: { minBytes: 0, maxBytes: 1024 * 1024 },
+};
+
+export function getProfile(name: ProfileName): Profile {
+  if (name === 'cloudhsm') return CLOUDHSM;
+  if (name === 'unlimited') return UNLIMITED;
+  throw new HsmError('BAD_REQUEST', `profile: expected 'cloudhsm' or 'unlimited', got ${JSON.stringify(name)}`);
+}
+
+/** The advice appended to every profile refusal, so the reader knows which switch lifts it. */
+export function liftHint(profile: Profile): string {
+  return profile.name === 'cloudhsm' ? " (CloudHSM's limit; start the cluster with profile: 'unlimited' to lift it)" : '';
+}
+
+/** Refuses `length` bytes of input to a mechanism capped by the profile. */
+export function checkDataLimit(profile: Profile, limit: DataLimitName, length: number): void {
+  const max = profile.dataLimits[limit];
+  if (length > max) {
+    throw new HsmError(
+      'LIMIT_EXCEEDED',
+      `data is ${length} bytes; the ${profile.name} profile allows at most ${max} bytes per ${limit} call${liftHint(profile)}`,
+    );
+  }
+}

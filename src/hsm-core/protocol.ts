@@ -1,0 +1,394 @@
+/**
+ * The member's wire vocabulary: every request is plain, serialisable data (strings, numbers,
+ * booleans, Uint8Array, plain objects) discriminated on `op`, and every answer is
+ * `{ ok: true, result }` or `{ ok: false, error: { code, message } }`. Nothing here is a class,
+ * so the same member runs in-process, in a worker or behind a socket unchanged.
+ *
+ * The schemas below are the single source of both the TypeScript types and the run-time checks
+ * that a member applies to whatever reaches it.
+ *
+ * @module
+ */
+import { z } from 'zod';
+import {
+  EC_CURVES,
+  KEY_CLASSES,
+  KEY_TYPES,
+  filterSchema,
+  templateSchema,
+  type AttributeFilter,
+  type KeyAttributes,
+  type KeyClass,
+  type KeyType,
+} from './attributes.js';
+import type { WireError } from './errors.js';
+
+const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: 'expected bytes (a Uint8Array)' });
+const handle = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
+/** Every operation but login, activation and getHsmInfo names its session; a missing one is refused as NOT_LOGGED_IN. */
+const session = z.string().min(1).max(128).optional();
+const text = z.string().max(256);
+
+export const HASHES = ['sha1', 'sha224', 'sha256', 'sha384', 'sha512'] as const;
+export type HashName = (typeof HASHES)[number];
+const hash = z.enum(HASHES);
+
+export const USER_ROLES = ['unactivated-admin', 'admin', 'crypto-user', 'appliance'] as const;
+export type UserRole = (typeof USER_ROLES)[number];
+
+export const KEY_FORMATS = ['raw', 'pkcs8', 'spki', 'jwk'] as const;
+export type KeyFormat = (typeof KEY_FORMATS)[number];
+
+/** A JSON Web Key as plain data; the member checks its members against the key type. */
+const jwk = z.looseObject({ kty: z.string() });
+export type Jwk = z.infer<typeof jwk>;
+
+const curve = z.enum([...EC_CURVES, 'prime256v1']);
+const gcmTag = z.union([32, 64, 96, 104, 112, 120, 128].map((n) => z.literal(n)) as [z.ZodLiteral<number>, ...z.ZodLiteral<number>[]]);
+
+// ---- mechanisms -------------------------------------------------------------------------------
+
+const aesGcm = z.strictObject({
+  name: z.literal('aes-gcm'),
+  /** 12 bytes recommended; omitted on encrypt, the HSM generates 12 random bytes and returns them. */
+  iv: bytes.optional(),
+  aad: bytes.optional(),
+  tagLengthBits: gcmTag.optional(),
+});
+const cloudhsmAesGcm = z.strictObject({
+  name: z.literal('cloudhsm-aes-gcm'),
+  aad: bytes.optional(),
+  tagLengthBits: gcmTag.optional(),
+});
+const aesCbc = z.strictObject({ name: z.literal('aes-cbc'), iv: bytes });
+const aesCbcPad = z.strictObject({ name: z.literal('aes-cbc-pad'), iv: bytes });
+const aesCtr = z.strictObject({
+  name: z.literal('aes-ctr'),
+  /** The 16-byte initial counter block. */
+  counter: bytes,
+  /** How many rightmost bits of the block count (1–128; 128 when omitted). */
+  counterBits: z.int().min(1).max(128).optional(),
+});
+const aesEcb = z.strictObject({ name: z.literal('aes-ecb') });
+const rsaOaep = z.strictObject({ name: z.literal('rsa-oaep'), hash, label: bytes.optional() });
+const rsaPkcsCipher = z.strictObject({ name: z.literal('rsa-pkcs') });
+
+export const cipherMechanismSchema = z.discriminatedUnion('name', [
+  aesGcm,
+  cloudhsmAesGcm,
+  aesCbc,
+  aesCbcPad,
+  aesCtr,
+  aesEcb,
+  rsaOaep,
+  rsaPkcsCipher,
+]);
+export type CipherMechanism = z.infer<typeof cipherMechanismSchema>;
+
+const aesNoPad = z.strictObject({ name: z.literal('aes-no-pad'), iv: bytes.optional() });
+const aesPkcs5Pad = z.strictObject({ name: z.literal('aes-pkcs5-pad'), iv: bytes.optional() });
+const aesZeroPad = z.strictObject({ name: z.literal('aes-zero-pad') });
+const rsaAes = z.strictObject({
+  name: z.literal('rsa-aes'),
+  /** OAEP hash (and MGF1 hash) for the ephemeral AES key. */
+  hash,
+  /** Size of the ephemeral AES key; 256 when omitted. */
+  aesKeyBits: z.union([z.literal(128), z.literal(192), z.literal(256)]).optional(),
+});
+
+export const wrapMechanismSchema = z.discriminatedUnion('name', [
+  aesGcm,
+  cloudhsmAesGcm,
+  aesCbc,
+  aesCbcPad,
+  aesCtr,
+  aesEcb,
+  rsaOaep,
+  rsaPkcsCipher,
+  aesNoPad,
+  aesPkcs5Pad,
+  aesZeroPad,
+  rsaAes,
+]);
+export type WrapMechanism = z.infer<typeof wrapMechanismSchema>;
+
+export const signMechanismSchema = z.discriminatedUnion('name', [
+  z.strictObject({ name: z.literal('hmac'), hash }),
+  z.strictObject({ name: z.literal('cmac') }),
+  z.strictObject({ name: z.literal('rsa-pkcs'), hash }),
+  z.strictObject({ name: z.literal('rsa-pkcs-pss'), hash, saltLength: z.int().min(0).max(1024) }),
+  z.strictObject({
+    name: z.literal('ecdsa'),
+    hash,
+    /** `p1363` (r‖s, as WebCrypto and PKCS#11 use; the default) or `der` (as X.509 and OpenSSL use). */
+    signatureFormat: z.enum(['p1363', 'der']).optional(),
+  }),
+  z.strictObject({ name: z.literal('ed25519') }),
+]);
+export type SignMechanism = z.infer<typeof signMechanismSchema>;
+
+export const KDF_NAMES = ['null', 'x963-sha1', 'x963-sha224', 'x963-sha256', 'x963-sha384', 'x963-sha512'] as const;
+
+export const deriveMechanismSchema = z.discriminatedUnion('name', [
+  z.strictObject({
+    name: z.literal('ecdh'),
+    /** The peer's public key, as a handle the caller can see … */
+    publicHandle: handle.optional(),
+    /** … or as SubjectPublicKeyInfo DER bytes. Exactly one of the two. */
+    publicKey: bytes.optional(),
+    /** Key derivation applied to the shared secret: `null` (the raw secret, the default) or X9.63. */
+    kdf: z.enum(KDF_NAMES).optional(),
+    sharedInfo: bytes.optional(),
+  }),
+  z.strictObject({ name: z.literal('hkdf'), hash, salt: bytes, info: bytes }),
+  z.strictObject({ name: z.literal('pbkdf2'), hash, salt: bytes, iterations: z.int().min(1).max(100_000_000) }),
+  z.strictObject({
+    name: z.literal('sp800-108-counter'),
+    prf: z.enum(['hmac-sha1', 'hmac-sha224', 'hmac-sha256', 'hmac-sha384', 'hmac-sha512', 'cmac']),
+    label: bytes,
+    context: bytes,
+  }),
+]);
+export type DeriveMechanism = z.infer<typeof deriveMechanismSchema>;
+
+// ---- requests ---------------------------------------------------------------------------------
+
+const newSecret = { keyType: z.enum(['aes', 'generic-secret']), lengthBytes: z.int().min(0).max(1 << 20) };
+
+/** Every request, keyed by `op`. A request without `session` is one an unauthenticated caller may make. */
+export const requestSchemas = {
+  getHsmInfo: z.strictObject({ op: z.literal('getHsmInfo') }),
+  activateCluster: z.strictObject({ op: z.literal('activateCluster'), password: z.string() }),
+  login: z.strictObject({
+    op: z.literal('login'),
+    username: z.string(),
+    password: z.string(),
+    role: z.enum(USER_ROLES).optional(),
+  }),
+  logout: z.strictObject({ op: z.literal('logout'), session }),
+  listUsers: z.strictObject({ op: z.literal('listUsers'), session }),
+  createUser: z.strictObject({
+    op: z.literal('createUser'),
+    session,
+    username: z.string(),
+    password: z.string(),
+    role: z.enum(['admin', 'crypto-user']),
+  }),
+  deleteUser: z.strictObject({ op: z.literal('deleteUser'), session, username: z.string() }),
+  changePassword: z.strictObject({ op: z.literal('changePassword'), session, username: z.string(), password: z.string() }),
+
+  generateKey: z.strictObject({ op: z.literal('generateKey'), session, ...newSecret, attributes: templateSchema.optional() }),
+  generateKeyPair: z.strictObject({
+    op: z.literal('generateKeyPair'),
+    session,
+    keyType: z.enum(['rsa', 'ec', 'ed25519', 'x25519']),
+    /** RSA only. */
+    modulusBits: z.int().min(0).max(65536).optional(),
+    /** RSA only; 65537 when omitted. */
+    publicExponent: z.int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+    /** EC only. */
+    curve: curve.optional(),
+    publicAttributes: templateSchema.optional(),
+    privateAttributes: templateSchema.optional(),
+  }),
+  importKey: z.strictObject({
+    op: z.literal('importKey'),
+    session,
+    keyClass: z.enum(KEY_CLASSES),
+    keyType: z.enum(KEY_TYPES),
+    format: z.enum(KEY_FORMATS),
+    /** Bytes for raw, pkcs8 and spki; a JSON Web Key object for jwk. */
+    keyData: z.union([bytes, jwk]),
+    /** Required for raw EC public keys. */
+    curve: curve.optional(),
+    attributes: templateSchema.optional(),
+  }),
+  exportKey: z.strictObject({ op: z.literal('exportKey'), session, handle, format: z.enum(KEY_FORMATS) }),
+  getAttributes: z.strictObject({ op: z.literal('getAttributes'), session, handle }),
+  setAttributes: z.strictObject({ op: z.literal('setAttributes'), session, handle, attributes: templateSchema }),
+  findKeys: z.strictObject({
+    op: z.literal('findKeys'),
+    session,
+    filter: z.strictObject({ handle: handle.optional(), attributes: filterSchema.optional() }).optional(),
+    /** Page size; 100 when omitted. */
+    maxItems: z.int().min(1).max(10_000).optional(),
+    /** The `nextToken` of the previous page. */
+    startingToken: z.string().max(32).optional(),
+  }),
+  deleteKey: z.strictObject({ op: z.literal('deleteKey'), session, handle }),
+  shareKey: z.strictObject({ op: z.literal('shareKey'), session, handle, username: z.string() }),
+  unshareKey: z.strictObject({ op: z.literal('unshareKey'), session, handle, username: z.string() }),
+
+  encrypt: z.strictObject({ op: z.literal('encrypt'), session, handle, mechanism: cipherMechanismSchema, data: bytes }),
+  decrypt: z.strictObject({ op: z.literal('decrypt'), session, handle, mechanism: cipherMechanismSchema, data: bytes }),
+  sign: z.strictObject({ op: z.literal('sign'), session, handle, mechanism: signMechanismSchema, data: bytes }),
+  verify: z.strictObject({
+    op: z.literal('verify'),
+    session,
+    handle,
+    mechanism: signMechanismSchema,
+    data: bytes,
+    signature: bytes,
+  }),
+  digest: z.strictObject({ op: z.literal('digest'), session, hash, data: bytes }),
+  generateRandom: z.strictObject({ op: z.literal('generateRandom'), session, length: z.int().min(0).max(1 << 30) }),
+
+  wrapKey: z.strictObject({
+    op: z.literal('wrapKey'),
+    session,
+    mechanism: wrapMechanismSchema,
+    wrappingHandle: handle,
+    payloadHandle: handle,
+    /** What is wrapped: raw for secret keys, pkcs8 for private keys, spki for public keys when omitted. */
+    format: z.enum(KEY_FORMATS).optional(),
+    /** Public JWK members (alg, ext, key_ops, use) to add when format is jwk. */
+    jwkExtras: z
+      .strictObject({ alg: text.optional(), ext: z.boolean().optional(), key_ops: z.array(text).max(16).optional(), use: text.optional() })
+      .optional(),
+  }),
+  unwrapKey: z.strictObject({
+    op: z.literal('unwrapKey'),
+    session,
+    mechanism: wrapMechanismSchema,
+    unwrappingHandle: handle,
+    wrapped: bytes,
+    format: z.enum(KEY_FORMATS).optional(),
+    keyClass: z.enum(KEY_CLASSES),
+    keyType: z.enum(KEY_TYPES),
+    curve: curve.optional(),
+    attributes: templateSchema.optional(),
+  }),
+  deriveKey: z.strictObject({
+    op: z.literal('deriveKey'),
+    session,
+    mechanism: deriveMechanismSchema,
+    baseHandle: handle,
+    ...newSecret,
+    attributes: templateSchema.optional(),
+  }),
+  deriveBits: z.strictObject({
+    op: z.literal('deriveBits'),
+    session,
+    mechanism: deriveMechanismSchema,
+    baseHandle: handle,
+    /** Bits to derive; for ECDH it may be omitted for the whole shared secret. */
+    lengthBits: z.int().min(0).max(1 << 20).optional(),
+  }),
+
+  extractMaskedObject: z.strictObject({ op: z.literal('extractMaskedObject'), session, handle }),
+  insertMaskedObject: z.strictObject({ op: z.literal('insertMaskedObject'), session, maskedObject: bytes }),
+  getSyncStatus: z.strictObject({ op: z.literal('getSyncStatus'), session }),
+  getAuditLog: z.strictObject({
+    op: z.literal('getAuditLog'),
+    session,
+    fromSequence: z.int().min(0).optional(),
+    maxItems: z.int().min(1).max(10_000).optional(),
+  }),
+} as const;
+
+export type Op = keyof typeof requestSchemas;
+export const OPS = Object.keys(requestSchemas) as Op[];
+
+/** Every request a member understands. */
+export type Request = { [O in Op]: z.infer<(typeof requestSchemas)[O]> }[Op];
+export type RequestOf<O extends Op> = Extract<Request, { op: O }>;
+
+// ---- results ----------------------------------------------------------------------------------
+
+export interface UserInfo {
+  username: string;
+  role: UserRole;
+  locked: boolean;
+  failedLogins: number;
+}
+
+/** What `findKeys` and `getAttributes` report about a key: handle, ownership and attributes, never material. */
+export interface KeyInfo {
+  handle: number;
+  /** The handle as CloudHSM prints key references (`0x…`). */
+  keyReference: string;
+  owner: string;
+  sharedUsers: string[];
+  /** Whether the key lives only as long as the session that made it. */
+  sessionKey: boolean;
+  attributes: KeyAttributes;
+}
+
+export interface HsmInfo {
+  model: string;
+  serialNumber: string;
+  firmware: string;
+  state: 'initialized' | 'active';
+  profile: string;
+  memberIndex: number;
+  keys: number;
+  users: number;
+  sessions: number;
+  auditHead: { sequence: number; hash: string };
+}
+
+export interface AuditRecord {
+  /** Starts at 0, no gaps. */
+  sequence: number;
+  /** ISO 8601 UTC time. */
+  time: string;
+  /** How many times this member has started. */
+  rebootCounter: number;
+  opcode: string;
+  /** The numeric session handle (never the session's secret token), or null. */
+  sessionHandle: number | null;
+  /** Who acted (null before login). */
+  user: string | null;
+  userType: UserRole | null;
+  /** The user a user-management operation was about. */
+  targetUser: string | null;
+  keyHandles: number[];
+  /** `SUCCESS` or the HsmError code of the refusal. */
+  response: string;
+  /** Hex SHA-256 of the previous record (64 zeros for the first). */
+  previousHash: string;
+  /** Hex SHA-256 over this record's other fields. */
+  hash: string;
+}
+
+export interface Results {
+  getHsmInfo: HsmInfo;
+  activateCluster: { activated: true };
+  login: { session: string; username: string; role: UserRole };
+  logout: { loggedOut: true };
+  listUsers: { users: UserInfo[] };
+  createUser: { username: string; role: UserRole };
+  deleteUser: { username: string };
+  changePassword: { username: string; role: UserRole };
+  generateKey: { handle: number };
+  generateKeyPair: { publicHandle: number; privateHandle: number };
+  importKey: { handle: number };
+  exportKey: { keyData: Uint8Array | Jwk };
+  getAttributes: KeyInfo;
+  setAttributes: KeyInfo;
+  findKeys: { keys: KeyInfo[]; nextToken: string | null };
+  deleteKey: { handle: number };
+  shareKey: { handle: number; sharedUsers: string[] };
+  unshareKey: { handle: number; sharedUsers: string[] };
+  /** `iv` is present when the HSM chose it (aes-gcm without an iv). */
+  encrypt: { data: Uint8Array; iv?: Uint8Array };
+  decrypt: { data: Uint8Array };
+  sign: { signature: Uint8Array };
+  verify: { valid: boolean };
+  digest: { digest: Uint8Array };
+  generateRandom: { data: Uint8Array };
+  wrapKey: { wrapped: Uint8Array; iv?: Uint8Array };
+  unwrapKey: { handle: number };
+  deriveKey: { handle: number };
+  deriveBits: { bits: Uint8Array };
+  extractMaskedObject: { maskedObject: Uint8Array };
+  insertMaskedObject: { handle: number };
+  getSyncStatus: { keys: { handle: number; digest: string }[] };
+  getAuditLog: { records: AuditRecord[]; head: { sequence: number; hash: string } };
+}
+
+export type ResultOf<O extends Op> = Results[O];
+
+export type Response<O extends Op = Op> = { ok: true; result: Results[O] } | { ok: false; error: WireError };
+
+export type { AttributeFilter, KeyAttributes, KeyClass, KeyType };

@@ -1,0 +1,90 @@
+/**
+ * A member's state: users, sessions, keys, audit log, masking key and profile, plus the few
+ * helpers every operation shares. Only the operations in `ops/` change it, and only after all
+ * their checks have passed.
+ *
+ * @module
+ */
+import type { KeyAttributes } from './attributes.js';
+import type { Caller } from './access.js';
+import { AuditLog } from './audit.js';
+import { HsmError, keyRef } from './errors.js';
+import { KeyStore, type KeyRecord } from './key-store.js';
+import { Masking } from './masking.js';
+import type { Material } from './mechanisms/keys.js';
+import { liftHint, type Profile } from './profiles.js';
+import type { KeyInfo, Op, RequestOf, Results } from './protocol.js';
+import { SessionTable, type SessionRecord } from './sessions.js';
+import type { UserRecord } from './users.js';
+
+export class MemberState {
+  lifecycle: 'initialized' | 'active' = 'initialized';
+  readonly users = new Map<string, UserRecord>();
+  readonly sessions = new SessionTable();
+  readonly keys: KeyStore;
+  readonly audit = new AuditLog();
+  readonly masking = new Masking();
+
+  constructor(
+    readonly profile: Profile,
+    readonly memberIndex: number,
+    readonly serialNumber: string,
+    /** log2 of scrypt's N for new password hashes. */
+    readonly passwordCost: number,
+  ) {
+    this.keys = new KeyStore(memberIndex);
+  }
+}
+
+/** An operation's implementation. Role checks have already passed when it runs. */
+export type Handler<O extends Op> = (m: MemberState, caller: Caller, req: RequestOf<O>) => Results[O] | Promise<Results[O]>;
+
+/** The caller of an operation that requires a login (checkRole guarantees one). */
+export function signedIn(caller: Caller): SessionRecord {
+  if (!caller) throw new HsmError('NOT_LOGGED_IN', 'log in first');
+  return caller;
+}
+
+export function keyInfo(key: KeyRecord): KeyInfo {
+  const attributes: KeyAttributes = { ...key.attrs };
+  if (attributes['wrap-template']) attributes['wrap-template'] = { ...attributes['wrap-template'] };
+  if (attributes['unwrap-template']) attributes['unwrap-template'] = { ...attributes['unwrap-template'] };
+  return {
+    handle: key.handle,
+    keyReference: keyRef(key.handle),
+    owner: key.owner,
+    sharedUsers: [...key.shared].sort(),
+    sessionKey: key.session !== null,
+    attributes,
+  };
+}
+
+/** Refuses new keys beyond the profile's quotas. */
+export function checkKeyQuota(m: MemberState, total: number, asymmetric: number): void {
+  const { profile, keys } = m;
+  if (keys.size + total > profile.maxKeys) {
+    throw new HsmError('QUOTA_EXCEEDED', `the member holds ${keys.size} keys; the ${profile.name} profile allows ${profile.maxKeys}${liftHint(profile)}`);
+  }
+  if (keys.asymmetricCount + asymmetric > profile.maxAsymmetricKeys) {
+    throw new HsmError(
+      'QUOTA_EXCEEDED',
+      `the member holds ${keys.asymmetricCount} public and private keys; the ${profile.name} profile allows ${profile.maxAsymmetricKeys}${liftHint(profile)}`,
+    );
+  }
+}
+
+/** Stores a new key owned by the caller: a session key of the caller's session unless token=true. */
+export function addKey(m: MemberState, caller: SessionRecord, material: Material, attrs: KeyAttributes): KeyRecord {
+  const key: KeyRecord = {
+    handle: m.keys.nextHandle(),
+    cls: material.cls,
+    type: material.type,
+    owner: caller.username,
+    shared: new Set(),
+    session: attrs.token ? null : caller.token,
+    attrs,
+    material,
+  };
+  m.keys.add(key);
+  return key;
+}

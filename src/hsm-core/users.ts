@@ -1,0 +1,85 @@
+/**
+ * HSM users: CloudHSM's roles, username and password rules, password hashing and lockout.
+ *
+ * Passwords are stored only as scrypt hashes (memory-hard; N = 2^15, r = 8, p = 1 by default,
+ * 32 MiB per hash), each with its own salt and its parameters, so the cost can rise later
+ * without breaking existing users. Comparison is constant-time.
+ *
+ * @module
+ */
+import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { HsmError } from './errors.js';
+import type { UserRole } from './protocol.js';
+
+/** Failed logins after which a user is locked until an admin resets the password (cloudhsm_cli-login.md). */
+export const LOCKOUT_THRESHOLD = 5;
+export const PASSWORD_MIN = 8;
+export const PASSWORD_MAX = 32;
+export const USERNAME_MAX = 31;
+
+/** The temporary admin of a never-activated member, and its published initial password. */
+export const PRECO_USERNAME = 'admin';
+export const PRECO_INITIAL_PASSWORD = 'password';
+/** The appliance user that exists on every member. */
+export const APPLIANCE_USERNAME = 'app_user';
+
+export interface PasswordHash {
+  algorithm: 'scrypt';
+  log2N: number;
+  r: number;
+  p: number;
+  salt: string;
+  hash: string;
+}
+
+export interface UserRecord {
+  username: string;
+  role: UserRole;
+  password: PasswordHash;
+  failedLogins: number;
+}
+
+function scrypt(password: string, salt: Buffer, length: number, options: ScryptOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    scryptCallback(password, salt, length, options, (err, key) => (err ? reject(err) : resolve(key))),
+  );
+}
+
+function scryptOptions(h: Pick<PasswordHash, 'log2N' | 'r' | 'p'>): ScryptOptions {
+  const N = 2 ** h.log2N;
+  return { N, r: h.r, p: h.p, maxmem: 256 * N * h.r + 16 * 1024 * 1024 };
+}
+
+export async function hashPassword(password: string, log2N: number): Promise<PasswordHash> {
+  const salt = randomBytes(16);
+  const params = { log2N, r: 8, p: 1 };
+  const hash = await scrypt(password, salt, 32, scryptOptions(params));
+  return { algorithm: 'scrypt', ...params, salt: salt.toString('base64'), hash: hash.toString('base64') };
+}
+
+export async function verifyPassword(password: string, stored: PasswordHash): Promise<boolean> {
+  const expected = Buffer.from(stored.hash, 'base64');
+  const actual = await scrypt(password, Buffer.from(stored.salt, 'base64'), expected.length, scryptOptions(stored));
+  return timingSafeEqual(actual, expected);
+}
+
+/** Checks a username and returns it in lowercase (usernames are case-insensitive). */
+export function normaliseUsername(name: string): string {
+  if (!/^[A-Za-z0-9_]+$/.test(name) || name.length > USERNAME_MAX) {
+    throw new HsmError(
+      'INVALID_USERNAME',
+      `username: 1–${USERNAME_MAX} characters of letters, digits and _, got ${JSON.stringify(name.slice(0, 40))}`,
+    );
+  }
+  return name.toLowerCase();
+}
+
+export function checkPasswordRule(password: string): void {
+  if (password.length < PASSWORD_MIN || password.length > PASSWORD_MAX) {
+    throw new HsmError('INVALID_PASSWORD', `password: ${PASSWORD_MIN}–${PASSWORD_MAX} characters, got ${password.length}`);
+  }
+}
+
+export function isLocked(user: UserRecord): boolean {
+  return user.failedLogins >= LOCKOUT_THRESHOLD;
+}
