@@ -25,15 +25,24 @@ function decryptionFailed(what: string): HsmError {
 
 export const GCM_IV_BYTES = 12;
 
+/** OpenSSL 3.0 takes GCM IVs of 1–255 bytes (Node's own WebCrypto fails beyond that too). */
+export const GCM_IV_MAX_BYTES = 255;
+
+function checkGcmIv(iv: Uint8Array): void {
+  if (iv.length === 0 || iv.length > GCM_IV_MAX_BYTES) {
+    throw paramError(`mechanism.iv: an AES-GCM IV has 1–${GCM_IV_MAX_BYTES} bytes (12 recommended), not ${iv.length}`);
+  }
+}
+
 export function gcmEncrypt(key: KeyObject, iv: Uint8Array, data: Uint8Array, aad: Uint8Array | undefined, tagBytes: number): Buffer {
-  if (iv.length === 0) throw paramError('mechanism.iv: an AES-GCM IV has at least 1 byte (12 recommended)');
+  checkGcmIv(iv);
   const cipher = createCipheriv(algorithm(key, 'gcm') as 'aes-256-gcm', key, iv, { authTagLength: tagBytes });
   if (aad) cipher.setAAD(aad);
   return Buffer.concat([cipher.update(data), cipher.final(), cipher.getAuthTag()]);
 }
 
 export function gcmDecrypt(key: KeyObject, iv: Uint8Array, data: Uint8Array, aad: Uint8Array | undefined, tagBytes: number): Buffer {
-  if (iv.length === 0) throw paramError('mechanism.iv: an AES-GCM IV has at least 1 byte (12 recommended)');
+  checkGcmIv(iv);
   if (data.length < tagBytes) {
     throw new HsmError('DATA_INVALID', `data: AES-GCM ciphertext ends with a ${tagBytes}-byte tag, but only ${data.length} bytes were given`);
   }

@@ -22,8 +22,6 @@ type MechanismOf<U extends { name: string }, N extends U['name']> = Extract<U, {
 export interface CipherEntry<M extends WrapMechanism = WrapMechanism> {
   /** The key type the mechanism takes (the class follows from the encrypt/decrypt attribute). */
   readonly keyType: KeyType;
-  /** AES key-wrap flavours and RSA-AES wrap keys only; they do not encrypt data. */
-  readonly wrapOnly: boolean;
   encrypt(key: KeyObject, mechanism: M, data: Uint8Array, profile: Profile): { data: Buffer; iv?: Buffer };
   decrypt(key: KeyObject, mechanism: M, data: Uint8Array, profile: Profile): Buffer;
 }
@@ -41,7 +39,6 @@ type CipherTable = { readonly [N in WrapMechanism['name']]: CipherEntry<Mechanis
 export const CIPHERS: CipherTable = table<CipherTable>({
   'aes-gcm': {
     keyType: 'aes',
-    wrapOnly: false,
     encrypt(key, m, data, profile) {
       checkDataLimit(profile, 'aes-gcm', data.length);
       const iv = m.iv ? Buffer.from(m.iv) : aes.newGcmIv();
@@ -56,7 +53,6 @@ export const CIPHERS: CipherTable = table<CipherTable>({
   },
   'cloudhsm-aes-gcm': {
     keyType: 'aes',
-    wrapOnly: false,
     encrypt(key, m, data, profile) {
       checkDataLimit(profile, 'aes-gcm', data.length);
       const iv = aes.newGcmIv();
@@ -70,74 +66,62 @@ export const CIPHERS: CipherTable = table<CipherTable>({
   },
   'aes-cbc': {
     keyType: 'aes',
-    wrapOnly: false,
     encrypt: (key, m, data, profile) => (checkDataLimit(profile, 'aes-cbc', data.length), { data: aes.cbcEncrypt(key, m.iv, data, false) }),
     decrypt: (key, m, data, profile) => (checkDataLimit(profile, 'aes-cbc', data.length), aes.cbcDecrypt(key, m.iv, data, false)),
   },
   'aes-cbc-pad': {
     keyType: 'aes',
-    wrapOnly: false,
     encrypt: (key, m, data, profile) => (checkDataLimit(profile, 'aes-cbc', data.length), { data: aes.cbcEncrypt(key, m.iv, data, true) }),
     decrypt: (key, m, data, profile) => (checkDataLimit(profile, 'aes-cbc', data.length), aes.cbcDecrypt(key, m.iv, data, true)),
   },
   'aes-ctr': {
     keyType: 'aes',
-    wrapOnly: false,
     encrypt: (key, m, data) => ({ data: aes.ctr(key, m.counter, m.counterBits ?? 128, data) }),
     decrypt: (key, m, data) => aes.ctr(key, m.counter, m.counterBits ?? 128, data),
   },
   'aes-ecb': {
     keyType: 'aes',
-    wrapOnly: false,
     encrypt: (key, _m, data) => ({ data: aes.ecb(key, data, true) }),
     decrypt: (key, _m, data) => aes.ecb(key, data, false),
   },
   'rsa-oaep': {
     keyType: 'rsa',
-    wrapOnly: false,
     encrypt: (key, m, data) => ({ data: rsa.oaepEncrypt(key, m.hash, m.label, data) }),
     decrypt: (key, m, data) => rsa.oaepDecrypt(key, m.hash, m.label, data),
   },
   'rsa-pkcs': {
     keyType: 'rsa',
-    wrapOnly: false,
     encrypt: (key, _m, data) => ({ data: rsa.pkcs1Encrypt(key, data) }),
     decrypt: (key, _m, data) => rsa.pkcs1Decrypt(key, data),
   },
   'aes-no-pad': {
     keyType: 'aes',
-    wrapOnly: true,
     encrypt: (key, m, data) => ({ data: aes.kwNoPadWrap(key, data, m.iv) }),
     decrypt: (key, m, data) => aes.kwNoPadUnwrap(key, data, m.iv),
   },
   'aes-pkcs5-pad': {
     keyType: 'aes',
-    wrapOnly: true,
     encrypt: (key, m, data) => ({ data: aes.kwPkcs5Wrap(key, data, m.iv) }),
     decrypt: (key, m, data) => aes.kwPkcs5Unwrap(key, data, m.iv),
   },
   'aes-zero-pad': {
     keyType: 'aes',
-    wrapOnly: true,
     encrypt: (key, _m, data) => ({ data: aes.kwZeroPadWrap(key, data) }),
     decrypt: (key, _m, data) => aes.kwZeroPadUnwrap(key, data),
   },
   'rsa-aes': {
     keyType: 'rsa',
-    wrapOnly: true,
     encrypt: (key, m, data) => ({ data: rsa.rsaAesWrap(key, m.hash, m.aesKeyBits ?? 256, data) }),
     decrypt: (key, m, data) => rsa.rsaAesUnwrap(key, m.hash, data),
   },
 });
 
-/** Narrows a cipher mechanism (encrypt/decrypt requests) to its entry; wrap-only ones are refused. */
-export function cipherFor(mechanism: CipherMechanism | WrapMechanism, forWrap: boolean): CipherEntry {
-  const entry = CIPHERS[mechanism.name] as CipherEntry | undefined;
-  if (!entry) throw new HsmError('MECHANISM_INVALID', `mechanism.name: ${mechanism.name} is not a cipher`);
-  if (entry.wrapOnly && !forWrap) {
-    throw new HsmError('MECHANISM_INVALID', `mechanism.name: ${mechanism.name} only wraps and unwraps keys`);
-  }
-  return entry;
+/**
+ * The entry of a cipher mechanism. The request schemas already keep wrap-only mechanisms out of
+ * encrypt and decrypt, so every name reaching here has an entry.
+ */
+export function cipherFor(mechanism: CipherMechanism | WrapMechanism): CipherEntry {
+  return CIPHERS[mechanism.name] as CipherEntry;
 }
 
 export interface SignEntry<M extends SignMechanism = SignMechanism> {

@@ -133,6 +133,9 @@ function computeFacts(cls: KeyClass, type: KeyType, key: KeyObject): MaterialFac
 }
 
 function material(cls: KeyClass, type: KeyType, key: KeyObject): Material {
+  if (type === 'aes' && ![16, 24, 32].includes(key.symmetricKeySize!)) {
+    throw new HsmError('KEY_SIZE_INVALID', `an AES key is 16, 24 or 32 bytes, not ${key.symmetricKeySize}`);
+  }
   return { cls, type, key, facts: computeFacts(cls, type, key) };
 }
 

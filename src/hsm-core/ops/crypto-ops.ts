@@ -22,7 +22,7 @@ function keyTypeError(mechanism: string, wants: string, key: KeyRecord): HsmErro
 
 export const encrypt: Handler<'encrypt'> = (m, caller, req) => {
   const key = usableKey(m.keys, signedIn(caller), req.handle, 'encrypt');
-  const entry = cipherFor(req.mechanism, false);
+  const entry = cipherFor(req.mechanism);
   if (entry.keyType !== key.type) throw keyTypeError(req.mechanism.name, entry.keyType, key);
   const out = entry.encrypt(key.material.key, req.mechanism, req.data, m.profile);
   return out.iv ? { data: out.data, iv: out.iv } : { data: out.data };
@@ -30,7 +30,7 @@ export const encrypt: Handler<'encrypt'> = (m, caller, req) => {
 
 export const decrypt: Handler<'decrypt'> = (m, caller, req) => {
   const key = usableKey(m.keys, signedIn(caller), req.handle, 'decrypt');
-  const entry = cipherFor(req.mechanism, false);
+  const entry = cipherFor(req.mechanism);
   if (entry.keyType !== key.type) throw keyTypeError(req.mechanism.name, entry.keyType, key);
   return { data: entry.decrypt(key.material.key, req.mechanism, req.data, m.profile) };
 };

@@ -226,7 +226,7 @@ function payloadBytes(key: KeyRecord, format: KeyFormat, extras: Record<string, 
 export const wrapKey: Handler<'wrapKey'> = (m, caller, req) => {
   const me = signedIn(caller);
   const wrapping = usableKey(m.keys, me, req.wrappingHandle, 'wrap');
-  const entry = cipherFor(req.mechanism, true);
+  const entry = cipherFor(req.mechanism);
   checkMechanismKey(entry.keyType, wrapping, req.mechanism.name);
   const payload = visibleKey(m.keys, me, req.payloadHandle);
   checkExtractable(me, payload, 'wrap');
@@ -265,7 +265,7 @@ function parseWrappedJwk(bytes: Buffer): Jwk {
 export const unwrapKey: Handler<'unwrapKey'> = (m, caller, req) => {
   const me = signedIn(caller);
   const unwrapping = usableKey(m.keys, me, req.unwrappingHandle, 'unwrap');
-  const entry = cipherFor(req.mechanism, true);
+  const entry = cipherFor(req.mechanism);
   checkMechanismKey(entry.keyType, unwrapping, req.mechanism.name);
   const template = uniteUnwrapTemplate(req.attributes ?? {}, unwrapping.attrs['unwrap-template'], req.keyClass, req.keyType);
   checkCreationTemplate(req.keyClass, req.keyType, template);

@@ -127,9 +127,6 @@ export const deleteUser: Handler<'deleteUser'> = (m, _caller, req) => {
   if (m.sessions.isLoggedIn(user.username)) throw new HsmError('USER_LOGGED_IN', `${user.username} is logged in; they must log out before they can be deleted`);
   const owned = m.keys.ownedBy(user.username);
   if (owned > 0) throw new HsmError('USER_OWNS_KEYS', `${user.username} owns ${owned} key${owned === 1 ? '' : 's'}; delete them before deleting the user`);
-  if (user.role === 'admin' && [...m.users.values()].filter((u) => u.role === 'admin').length === 1) {
-    throw new HsmError('LAST_ADMIN', `${user.username} is the last admin; create another admin first`);
-  }
   m.users.delete(user.username);
   for (const key of m.keys.values()) key.shared.delete(user.username);
   return { username: user.username };
@@ -137,10 +134,10 @@ export const deleteUser: Handler<'deleteUser'> = (m, _caller, req) => {
 
 export const changePassword: Handler<'changePassword'> = async (m, caller, req) => {
   const me = signedIn(caller);
+  const self = normaliseUsername(req.username) === me.username;
+  if (!self && me.role !== 'admin') throw new HsmError('PERMISSION_DENIED', `only an admin can change another user's password`);
   const user = findUser(m, req.username);
-  const self = user.username === me.username;
   if (!self) {
-    if (me.role !== 'admin') throw new HsmError('PERMISSION_DENIED', `only an admin can change another user's password`);
     if (user.username === APPLIANCE_USERNAME) throw new HsmError('PERMISSION_DENIED', `${APPLIANCE_USERNAME} is the internal appliance user; its password cannot be changed`);
     if (m.sessions.isLoggedIn(user.username)) {
       throw new HsmError('USER_LOGGED_IN', `${user.username} is logged in; their password cannot change until they log out`);
