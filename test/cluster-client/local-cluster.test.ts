@@ -1,0 +1,83 @@
+/**
+ * startLocalCluster: activation, provisioned users, sessions, typed requests and errors.
+ */
+import { expect } from 'chai';
+import { HsmError, startLocalCluster, type LocalCluster } from '../../src/index.js';
+
+async function rejects(promise: Promise<unknown>, code: string): Promise<HsmError> {
+  try {
+    await promise;
+  } catch (e) {
+    expect(e).to.be.instanceOf(HsmError);
+    expect((e as HsmError).code, (e as HsmError).message).to.equal(code);
+    return e as HsmError;
+  }
+  return expect.fail(`expected a refusal with ${code}`);
+}
+
+describe('cluster-client: startLocalCluster', () => {
+  let cluster: LocalCluster;
+  afterEach(async () => cluster?.close());
+
+  it('starts an activated one-member cluster with the users it was given', async () => {
+    cluster = await startLocalCluster({
+      adminPassword: 'admin-password',
+      users: [
+        { username: 'App', password: 'app-password', role: 'crypto-user' },
+        { username: 'ops', password: 'ops-password', role: 'admin' },
+      ],
+    });
+    const [info] = await cluster.hsmInfo();
+    expect(info).to.include({ state: 'active', profile: 'cloudhsm', memberIndex: 0 });
+    expect((await cluster.listUsers()).map((u) => `${u.username}:${u.role}`)).to.deep.equal([
+      'admin:admin',
+      'app:crypto-user',
+      'app_user:appliance',
+      'ops:admin',
+    ]);
+    const admin = await cluster.login('admin', 'admin-password', { role: 'admin' });
+    expect(admin.role).to.equal('admin');
+    const app = await cluster.login('app', 'app-password');
+    expect(app).to.include({ username: 'app', role: 'crypto-user' });
+  });
+
+  it('a session sends typed requests and throws HsmError for refusals', async () => {
+    cluster = await startLocalCluster({ adminPassword: 'admin-password', users: [{ username: 'app', password: 'app-password', role: 'crypto-user' }] });
+    const session = await cluster.login('app', 'app-password');
+    const { handle } = await session.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 32, attributes: { encrypt: true, decrypt: true } });
+    const sealed = await session.send({ op: 'encrypt', handle, mechanism: { name: 'cloudhsm-aes-gcm' }, data: new Uint8Array([1, 2, 3]) });
+    const opened = await session.send({ op: 'decrypt', handle, mechanism: { name: 'cloudhsm-aes-gcm' }, data: sealed.data });
+    expect([...opened.data]).to.deep.equal([1, 2, 3]);
+    const e = await rejects(session.send({ op: 'sign', handle, mechanism: { name: 'cmac' }, data: new Uint8Array(1) }), 'ATTRIBUTE_FORBIDS_OPERATION');
+    expect(e.message).to.equal(`key 0x${handle.toString(16).padStart(16, '0')} has sign=false, so it cannot sign`);
+    expect(e.name).to.equal('HsmError');
+  });
+
+  it('logout ends the session and its session keys', async () => {
+    cluster = await startLocalCluster({ adminPassword: 'admin-password', users: [{ username: 'app', password: 'app-password', role: 'crypto-user' }] });
+    const session = await cluster.login('app', 'app-password');
+    await session.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 16 });
+    expect((await cluster.hsmInfo())[0]!.keys).to.equal(1);
+    await session.logout();
+    expect(session.isOpen).to.equal(false);
+    await rejects(session.send({ op: 'findKeys' }), 'NOT_LOGGED_IN');
+    expect((await cluster.hsmInfo())[0]!.keys).to.equal(0);
+  });
+
+  it('refuses bad options with a clear error', async () => {
+    await rejects(startLocalCluster({} as never), 'BAD_REQUEST');
+    const e = await rejects(startLocalCluster({ adminPassword: 'admin-password', members: 3 }), 'BAD_REQUEST');
+    expect(e.message).to.equal('members: this version runs 1 member in-process; got 3');
+    await rejects(startLocalCluster({ adminPassword: 'short' }), 'INVALID_PASSWORD');
+    await rejects(startLocalCluster({ adminPassword: 'admin-password', profile: 'fast' as never }), 'BAD_REQUEST');
+    await rejects(startLocalCluster({ adminPassword: 'admin-password', users: [{ username: 'bad name', password: 'app-password', role: 'crypto-user' }] }), 'INVALID_USERNAME');
+  });
+
+  it('a closed cluster refuses logins; its sessions get MEMBER_CLOSED', async () => {
+    cluster = await startLocalCluster({ adminPassword: 'admin-password', profile: 'unlimited' });
+    const admin = await cluster.login('admin', 'admin-password');
+    await cluster.close();
+    await rejects(cluster.login('admin', 'admin-password'), 'MEMBER_CLOSED');
+    await rejects(admin.send({ op: 'listUsers' }), 'MEMBER_CLOSED');
+  });
+});

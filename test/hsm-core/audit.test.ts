@@ -1,0 +1,143 @@
+/**
+ * The audit log (CLOUDHSM.md §6): management operations are recorded, successes and refusals,
+ * with gap-free sequence numbers and a hash chain that verifies and that catches a changed,
+ * removed or reordered record.
+ */
+import { expect } from 'chai';
+import { GENESIS_HASH, verifyAuditChain, type AuditRecord } from '../../src/hsm-core/index.js';
+import { activatedMember, bytes, freshMember, type Fixture } from '../helpers/member.js';
+
+async function records(f: Fixture): Promise<AuditRecord[]> {
+  return (await f.m.ok({ op: 'getAuditLog', session: f.admin, maxItems: 10_000 })).records;
+}
+
+async function after(f: Fixture, sequence: number): Promise<AuditRecord[]> {
+  return (await records(f)).filter((r) => r.sequence > sequence);
+}
+
+async function head(f: Fixture): Promise<number> {
+  return (await f.m.ok({ op: 'getHsmInfo' })).auditHead.sequence;
+}
+
+describe('hsm-core: audit log', () => {
+  it('a new member starts with the initialisation records, chained from the genesis hash', async () => {
+    const m = await freshMember();
+    await m.ok({ op: 'activateCluster', password: 'admin-password' });
+    const admin = await m.login('admin', 'admin-password');
+    const log = (await m.ok({ op: 'getAuditLog', session: admin })).records;
+    expect(log.slice(0, 6).map((r) => r.opcode)).to.deep.equal([
+      'CN_INIT_TOKEN',
+      'CN_GEN_PSWD_ENC_KEY',
+      'CN_CREATE_APPLIANCE_USER',
+      'CN_INIT_DONE',
+      'CN_CHANGE_PSWD',
+      'CN_LOGIN',
+    ]);
+    expect(log[0]!.previousHash).to.equal(GENESIS_HASH);
+    expect(log[4]).to.include({ user: 'admin', userType: 'unactivated-admin', targetUser: 'admin', response: 'SUCCESS' });
+    expect(log.map((r) => r.sequence)).to.deep.equal(log.map((_, i) => i));
+    expect(verifyAuditChain(log)).to.deep.equal({ ok: true, records: log.length });
+  });
+
+  it('records management operations with who, on what, and the outcome; not crypto operations', async () => {
+    const f = await activatedMember();
+    const start = await head(f);
+    const key = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { encrypt: true, wrap: true, token: true } })).handle;
+    await f.m.ok({ op: 'encrypt', session: f.alice, handle: key, mechanism: { name: 'aes-gcm' }, data: bytes('00') });
+    await f.m.ok({ op: 'digest', session: f.alice, hash: 'sha256', data: bytes('00') });
+    await f.m.ok({ op: 'findKeys', session: f.alice });
+    await f.m.ok({ op: 'shareKey', session: f.alice, handle: key, username: 'bob' });
+    const pair = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1' });
+    await f.m.ok({ op: 'wrapKey', session: f.alice, mechanism: { name: 'aes-zero-pad' }, wrappingHandle: key, payloadHandle: pair.privateHandle });
+    await f.m.ok({ op: 'exportKey', session: f.alice, handle: pair.publicHandle, format: 'spki' });
+    await f.m.ok({ op: 'setAttributes', session: f.admin, handle: key, attributes: { trusted: true } });
+    await f.m.fail({ op: 'deleteKey', session: f.bob, handle: key }, 'NOT_KEY_OWNER');
+    await f.m.fail({ op: 'login', username: 'alice', password: 'wrong-password' }, 'LOGIN_FAILED');
+    await f.m.ok({ op: 'deleteKey', session: f.alice, handle: key });
+    const log = await after(f, start);
+    const aliceSession = log[0]!.sessionHandle;
+    expect(log.map((r) => [r.opcode, r.user, r.keyHandles, r.response, r.targetUser])).to.deep.equal([
+      ['CN_GENERATE_KEY', 'alice', [key], 'SUCCESS', null],
+      ['CN_SHARE_OBJECT', 'alice', [key], 'SUCCESS', 'bob'],
+      ['CN_GENERATE_KEY_PAIR', 'alice', [pair.privateHandle, pair.publicHandle], 'SUCCESS', null],
+      ['CN_NIST_AES_WRAP', 'alice', [pair.privateHandle, key], 'SUCCESS', null],
+      ['SR_EXPORT_KEY', 'alice', [pair.publicHandle], 'SUCCESS', null],
+      ['CN_MODIFY_OBJECT', 'admin', [key], 'SUCCESS', null],
+      ['CN_DESTROY_OBJECT', 'bob', [key], 'NOT_KEY_OWNER', null],
+      ['CN_LOGIN', 'alice', [], 'LOGIN_FAILED', null],
+      ['CN_DESTROY_OBJECT', 'alice', [key], 'SUCCESS', null],
+    ]);
+    expect(log[0]!.userType).to.equal('crypto-user');
+    expect(log.every((r) => r.sessionHandle === null || typeof r.sessionHandle === 'number')).to.equal(true);
+    expect(log.filter((r) => r.user === 'alice' && r.opcode !== 'CN_LOGIN').every((r) => r.sessionHandle === aliceSession)).to.equal(true);
+    expect(log[7]!.sessionHandle).to.equal(null);
+    expect(verifyAuditChain(await records(f)).ok).to.equal(true);
+  });
+
+  it('records user management, logins and logouts, and never a session token', async () => {
+    const f = await activatedMember();
+    const start = await head(f);
+    await f.m.ok({ op: 'createUser', session: f.admin, username: 'dave', password: 'dave-password', role: 'crypto-user' });
+    await f.m.ok({ op: 'createUser', session: f.admin, username: 'eve', password: 'eve-password', role: 'admin' });
+    const dave = await f.m.login('dave', 'dave-password');
+    await f.m.ok({ op: 'logout', session: dave });
+    await f.m.ok({ op: 'changePassword', session: f.admin, username: 'dave', password: 'dave-password2' });
+    await f.m.ok({ op: 'deleteUser', session: f.admin, username: 'dave' });
+    await f.m.fail({ op: 'createUser', session: f.alice, username: 'mallory', password: 'mallory-pw', role: 'admin' }, 'PERMISSION_DENIED');
+    const log = await after(f, start);
+    expect(log.map((r) => [r.opcode, r.user, r.targetUser, r.response])).to.deep.equal([
+      ['CN_CREATE_USER', 'admin', 'dave', 'SUCCESS'],
+      ['CN_CREATE_CO', 'admin', 'eve', 'SUCCESS'],
+      ['CN_LOGIN', 'dave', null, 'SUCCESS'],
+      ['CN_LOGOUT', 'dave', null, 'SUCCESS'],
+      ['CN_CHANGE_PSWD', 'admin', 'dave', 'SUCCESS'],
+      ['CN_DELETE_USER', 'admin', 'dave', 'SUCCESS'],
+      ['CN_CREATE_CO', 'alice', 'mallory', 'PERMISSION_DENIED'],
+    ]);
+    expect(log[2]!.sessionHandle).to.equal(log[3]!.sessionHandle).and.to.be.a('number');
+    const text = JSON.stringify(await records(f));
+    for (const token of [f.admin, f.alice, f.bob, dave]) expect(text).to.not.include(token);
+    expect(text).to.not.include('dave-password');
+  });
+
+  it('detects a changed, removed, reordered or re-hashed record, and names it', async () => {
+    const f = await activatedMember();
+    await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16 });
+    const log = await records(f);
+    expect(verifyAuditChain(log).ok).to.equal(true);
+
+    const changed = log.map((r) => ({ ...r }));
+    changed[5]!.response = 'SUCCESS' === changed[5]!.response ? 'PERMISSION_DENIED' : 'SUCCESS';
+    expect(verifyAuditChain(changed)).to.deep.equal({ ok: false, sequence: 5, reason: 'its hash does not match its contents' });
+
+    const removed = log.filter((r) => r.sequence !== 6);
+    expect(verifyAuditChain(removed)).to.deep.include({ ok: false, sequence: 7 });
+
+    const reordered = [...log];
+    [reordered[3], reordered[4]] = [reordered[4]!, reordered[3]!];
+    expect(verifyAuditChain(reordered)).to.deep.include({ ok: false, sequence: 4 });
+
+    // Someone who rewrites a record and recomputes its hash still breaks the link to the next one.
+    const { hashRecord } = await import('../../src/hsm-core/audit.js');
+    const forged = log.map((r) => ({ ...r }));
+    forged[5]!.user = 'mallory';
+    const { hash: _old, ...rest } = forged[5]!;
+    forged[5]!.hash = hashRecord(rest);
+    expect(verifyAuditChain(forged)).to.deep.equal({ ok: false, sequence: 6, reason: 'it does not link to the record before it' });
+  });
+
+  it('can be read in pages, and a page verifies against the record before it', async () => {
+    const f = await activatedMember();
+    const all = await records(f);
+    const page = (await f.m.ok({ op: 'getAuditLog', session: f.admin, fromSequence: 4, maxItems: 3 })).records;
+    expect(page.map((r) => r.sequence)).to.deep.equal([4, 5, 6]);
+    expect(verifyAuditChain(page, all[3]!.hash).ok).to.equal(true);
+    expect(verifyAuditChain(page, all[2]!.hash).ok).to.equal(false);
+  });
+
+  it('only admins read it', async () => {
+    const f = await activatedMember();
+    await f.m.fail({ op: 'getAuditLog', session: f.alice }, 'PERMISSION_DENIED');
+    await f.m.fail({ op: 'getAuditLog', session: f.appliance }, 'PERMISSION_DENIED');
+  });
+});

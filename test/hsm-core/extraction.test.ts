@@ -1,0 +1,213 @@
+/**
+ * Extraction attacks (CLOUDHSM.md §2.5): every way to get the bytes of a key that must not leave
+ * the HSM is refused, and a refusal leaves the member unchanged.
+ */
+import { createPrivateKey, createPublicKey } from 'node:crypto';
+import { expect } from 'chai';
+import type { HsmErrorCode, WrapMechanism } from '../../src/hsm-core/index.js';
+import { rsaPkcs8 } from '../helpers/keys.js';
+import { activatedMember, bytes, freshMember, hex, snapshot, type Fixture } from '../helpers/member.js';
+
+/** Every wrap mechanism, with the wrapping key type it needs. */
+const MECHANISMS: { mechanism: WrapMechanism; kek: 'aes' | 'rsa' }[] = [
+  { mechanism: { name: 'aes-gcm' }, kek: 'aes' },
+  { mechanism: { name: 'cloudhsm-aes-gcm' }, kek: 'aes' },
+  { mechanism: { name: 'aes-cbc', iv: new Uint8Array(16) }, kek: 'aes' },
+  { mechanism: { name: 'aes-cbc-pad', iv: new Uint8Array(16) }, kek: 'aes' },
+  { mechanism: { name: 'aes-ctr', counter: new Uint8Array(16) }, kek: 'aes' },
+  { mechanism: { name: 'aes-ecb' }, kek: 'aes' },
+  { mechanism: { name: 'aes-no-pad' }, kek: 'aes' },
+  { mechanism: { name: 'aes-pkcs5-pad' }, kek: 'aes' },
+  { mechanism: { name: 'aes-zero-pad' }, kek: 'aes' },
+  { mechanism: { name: 'rsa-oaep', hash: 'sha256' }, kek: 'rsa' },
+  { mechanism: { name: 'rsa-pkcs' }, kek: 'rsa' },
+  { mechanism: { name: 'rsa-aes', hash: 'sha256' }, kek: 'rsa' },
+];
+
+interface Keks {
+  aes: number;
+  rsa: number;
+}
+
+async function keks(f: Fixture, owner = f.alice, extra: { trusted?: boolean } = {}): Promise<Keks> {
+  const aes = (await f.m.ok({ op: 'generateKey', session: owner, keyType: 'aes', lengthBytes: 32, attributes: { wrap: true, token: true } })).handle;
+  const rsa = (
+    await f.m.ok({ op: 'importKey', session: owner, keyClass: 'public-key', keyType: 'rsa', format: 'spki', keyData: spkiOf(rsaPkcs8(2048)), attributes: { wrap: true, token: true } })
+  ).handle;
+  if (extra.trusted) {
+    for (const handle of [aes, rsa]) await f.m.ok({ op: 'setAttributes', session: f.admin, handle, attributes: { trusted: true } });
+  }
+  return { aes, rsa };
+}
+
+function spkiOf(pkcs8: Buffer): Uint8Array {
+  return createPublicKey(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })).export({ format: 'der', type: 'spki' });
+}
+
+async function refused(f: Fixture, request: Record<string, unknown>, code: HsmErrorCode): Promise<string> {
+  const before = await snapshot(f);
+  const e = await f.m.fail(request, code);
+  expect(await snapshot(f), 'a refusal must change nothing').to.equal(before);
+  return e.message;
+}
+
+describe('hsm-core: extraction attacks on a non-extractable key', () => {
+  const payloads = ['aes', 'generic-secret', 'ec private', 'rsa private'] as const;
+
+  async function victim(f: Fixture, kind: (typeof payloads)[number]): Promise<number> {
+    if (kind === 'aes' || kind === 'generic-secret') {
+      return (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: kind, lengthBytes: 32, attributes: { extractable: false, token: true } })).handle;
+    }
+    if (kind === 'ec private') {
+      return (await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1', privateAttributes: { extractable: false, token: true } })).privateHandle;
+    }
+    return (
+      await f.m.ok({ op: 'importKey', session: f.alice, keyClass: 'private-key', keyType: 'rsa', format: 'pkcs8', keyData: rsaPkcs8(2048, 1), attributes: { extractable: false, token: true } })
+    ).handle;
+  }
+
+  for (const kind of payloads) {
+    describe(`a non-extractable ${kind} key`, () => {
+      it('cannot be exported in any format', async () => {
+        const f = await activatedMember();
+        const handle = await victim(f, kind);
+        for (const format of ['raw', 'pkcs8', 'jwk', 'spki']) {
+          const message = await refused(f, { op: 'exportKey', session: f.alice, handle, format }, 'KEY_NOT_EXTRACTABLE');
+          expect(message).to.include('extractable=false');
+        }
+      });
+
+      it('cannot be wrapped under any mechanism', async () => {
+        const f = await activatedMember();
+        const handle = await victim(f, kind);
+        const k = await keks(f);
+        for (const { mechanism, kek } of MECHANISMS) {
+          for (const format of [undefined, 'jwk']) {
+            await refused(
+              f,
+              { op: 'wrapKey', session: f.alice, mechanism, wrappingHandle: k[kek], payloadHandle: handle, ...(format ? { format } : {}) },
+              'KEY_NOT_EXTRACTABLE',
+            );
+          }
+        }
+      });
+
+      it('cannot be made extractable again', async () => {
+        const f = await activatedMember();
+        const handle = await victim(f, kind);
+        await refused(f, { op: 'setAttributes', session: f.alice, handle, attributes: { extractable: true } }, 'ATTRIBUTE_READ_ONLY');
+        await refused(f, { op: 'setAttributes', session: f.admin, handle, attributes: { extractable: true } }, 'PERMISSION_DENIED');
+      });
+    });
+  }
+
+  it('an admin can neither export nor wrap any key', async () => {
+    const f = await activatedMember();
+    const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { token: true, wrap: true } })).handle;
+    await refused(f, { op: 'exportKey', session: f.admin, handle, format: 'raw' }, 'PERMISSION_DENIED');
+    await refused(f, { op: 'wrapKey', session: f.admin, mechanism: { name: 'aes-no-pad' }, wrappingHandle: handle, payloadHandle: handle }, 'PERMISSION_DENIED');
+  });
+});
+
+describe('hsm-core: extraction rules for extractable keys', () => {
+  it('a shared user can use a key but not wrap or export it, under their own wrapping key either', async () => {
+    const f = await activatedMember();
+    const secret = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { token: true, encrypt: true } })).handle;
+    await f.m.ok({ op: 'shareKey', session: f.alice, handle: secret, username: 'bob' });
+    const bobs = await keks(f, f.bob);
+    await f.m.ok({ op: 'encrypt', session: f.bob, handle: secret, mechanism: { name: 'aes-gcm' }, data: bytes('00') });
+    for (const { mechanism, kek } of MECHANISMS) {
+      const message = await refused(f, { op: 'wrapKey', session: f.bob, mechanism, wrappingHandle: bobs[kek], payloadHandle: secret }, 'NOT_KEY_OWNER');
+      expect(message).to.include('only the owner');
+    }
+    await refused(f, { op: 'exportKey', session: f.bob, handle: secret, format: 'raw' }, 'NOT_KEY_OWNER');
+  });
+
+  it('another crypto user cannot even see the key', async () => {
+    const f = await activatedMember();
+    const secret = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { token: true } })).handle;
+    const carols = await keks(f, f.carol);
+    await refused(f, { op: 'wrapKey', session: f.carol, mechanism: { name: 'aes-zero-pad' }, wrappingHandle: carols.aes, payloadHandle: secret }, 'KEY_NOT_FOUND');
+    await refused(f, { op: 'exportKey', session: f.carol, handle: secret, format: 'raw' }, 'KEY_NOT_FOUND');
+  });
+
+  it('a wrapping key needs wrap=true', async () => {
+    const f = await activatedMember();
+    const kek = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { encrypt: true } })).handle;
+    const payload = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32 })).handle;
+    await refused(f, { op: 'wrapKey', session: f.alice, mechanism: { name: 'aes-gcm' }, wrappingHandle: kek, payloadHandle: payload }, 'ATTRIBUTE_FORBIDS_OPERATION');
+  });
+
+  describe('wrap-with-trusted', () => {
+    it('is wrapped only under a trusted key, for every mechanism', async () => {
+      const f = await activatedMember();
+      const payload = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { 'wrap-with-trusted': true } })).handle;
+      const untrusted = await keks(f);
+      const trusted = await keks(f, f.alice, { trusted: true });
+      for (const { mechanism, kek } of MECHANISMS) {
+        const message = await refused(f, { op: 'wrapKey', session: f.alice, mechanism, wrappingHandle: untrusted[kek], payloadHandle: payload }, 'WRAPPING_KEY_NOT_TRUSTED');
+        expect(message).to.include('trusted=false');
+        await f.m.ok({ op: 'wrapKey', session: f.alice, mechanism, wrappingHandle: trusted[kek], payloadHandle: payload });
+      }
+    });
+
+    it('is never exported in plaintext', async () => {
+      const f = await activatedMember();
+      const payload = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { 'wrap-with-trusted': true } })).handle;
+      const message = await refused(f, { op: 'exportKey', session: f.alice, handle: payload, format: 'raw' }, 'KEY_NOT_EXTRACTABLE');
+      expect(message).to.include('wrap-with-trusted=true');
+    });
+
+    it('cannot be switched off', async () => {
+      const f = await activatedMember();
+      const payload = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { 'wrap-with-trusted': true } })).handle;
+      await refused(f, { op: 'setAttributes', session: f.alice, handle: payload, attributes: { 'wrap-with-trusted': false } }, 'ATTRIBUTE_READ_ONLY');
+    });
+  });
+
+  it('a masked object carries no key bytes in the clear and opens only on a member of the same cluster', async () => {
+    const f = await activatedMember();
+    const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'generic-secret', lengthBytes: 64, attributes: { token: true } })).handle;
+    const raw = (await f.m.ok({ op: 'exportKey', session: f.alice, handle, format: 'raw' })).keyData as Uint8Array;
+    const { maskedObject } = await f.m.ok({ op: 'extractMaskedObject', session: f.alice, handle });
+    const blob = Buffer.from(maskedObject);
+    for (const form of [Buffer.from(raw), Buffer.from(Buffer.from(raw).toString('base64')), Buffer.from(hex(raw))]) {
+      expect(blob.includes(form.subarray(0, 16))).to.equal(false);
+    }
+    const other = await activatedMember();
+    await other.m.fail({ op: 'insertMaskedObject', session: other.alice, maskedObject }, 'MASKED_OBJECT_INVALID');
+    const flipped = Buffer.from(maskedObject);
+    flipped[flipped.length - 20]! ^= 1;
+    await f.m.fail({ op: 'insertMaskedObject', session: f.alice, maskedObject: flipped }, 'MASKED_OBJECT_INVALID');
+  });
+
+  it('a session key never leaves its member, even masked', async () => {
+    const f = await activatedMember();
+    const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32 })).handle;
+    await refused(f, { op: 'extractMaskedObject', session: f.alice, handle }, 'ATTRIBUTE_FORBIDS_OPERATION');
+  });
+
+  it('a masked key comes back with its handle, owner, shares and attributes', async () => {
+    const f = await activatedMember();
+    const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { token: true, encrypt: true, decrypt: true, label: 'm' } })).handle;
+    await f.m.ok({ op: 'shareKey', session: f.alice, handle, username: 'bob' });
+    const before = await f.m.ok({ op: 'getAttributes', session: f.alice, handle });
+    const digest = (await f.m.ok({ op: 'getSyncStatus', session: f.appliance })).keys.find((k) => k.handle === handle)!.digest;
+    const enc = await f.m.ok({ op: 'encrypt', session: f.alice, handle, mechanism: { name: 'aes-gcm' }, data: bytes('0102') });
+    const { maskedObject } = await f.m.ok({ op: 'extractMaskedObject', session: f.appliance, handle });
+    expect(await f.m.ok({ op: 'insertMaskedObject', session: f.appliance, maskedObject })).to.deep.equal({ handle });
+    await f.m.ok({ op: 'deleteKey', session: f.alice, handle });
+    await f.m.ok({ op: 'insertMaskedObject', session: f.appliance, maskedObject });
+    expect(await f.m.ok({ op: 'getAttributes', session: f.alice, handle })).to.deep.equal(before);
+    expect((await f.m.ok({ op: 'getSyncStatus', session: f.admin })).keys.find((k) => k.handle === handle)!.digest).to.equal(digest);
+    const dec = await f.m.ok({ op: 'decrypt', session: f.bob, handle, mechanism: { name: 'aes-gcm', iv: enc.iv! }, data: enc.data });
+    expect(hex(dec.data)).to.equal('0102');
+  });
+
+  it('the unactivated admin and an unauthenticated caller reach no key at all', async () => {
+    const m = await freshMember();
+    const preco = await m.login('admin', 'password');
+    await m.fail({ op: 'findKeys', session: preco }, 'PERMISSION_DENIED');
+    await m.fail({ op: 'exportKey', handle: 32, format: 'raw' }, 'NOT_LOGGED_IN');
+  });
+});

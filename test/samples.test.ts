@@ -1,0 +1,47 @@
+/**
+ * The samples and the README's examples run as a user would run them: as separate programs that
+ * import the package by name.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { expect } from 'chai';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const run = promisify(execFile);
+
+async function runTs(file: string): Promise<string> {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', file], { cwd: ROOT, timeout: 60_000 });
+  return stdout;
+}
+
+describe('samples and README examples', function () {
+  this.timeout(90_000);
+
+  it('samples/quickstart.ts runs on its own and shows the HSM refusing to export its key', async () => {
+    const out = await runTs('samples/quickstart.ts');
+    expect(out).to.include('decrypted: "attack at dawn"');
+    expect(out).to.include('signature valid: true');
+    expect(out).to.match(/export refused: KEY_NOT_EXTRACTABLE: key 0x[0-9a-f]{16} has extractable=false/);
+    expect(out).to.match(/found 1 key labelled quickstart-ec:public, KCV 0x[0-9a-f]{6}/);
+  });
+
+  it('every ts example in README.md runs', async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);
+    expect(blocks.length).to.be.greaterThan(0);
+    const dir = join(ROOT, 'test', '.tmp', 'readme');
+    mkdirSync(dir, { recursive: true });
+    for (const [i, code] of blocks.entries()) {
+      const file = join(dir, `example-${i}.ts`);
+      writeFileSync(file, code);
+      const out = await runTs(file);
+      if (i === 0) {
+        expect(out).to.include('HMAC-SHA256 tag of 32 bytes, valid: true');
+        expect(out).to.include('refused as expected: KEY_NOT_EXTRACTABLE');
+      }
+    }
+  });
+});
