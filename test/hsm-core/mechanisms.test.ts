@@ -278,8 +278,10 @@ describe('hsm-core: mechanisms', () => {
       expect(hex(em.subarray(separator + 1))).to.equal(hex(data));
       const theirs = publicEncrypt({ key: createPublicKey({ key: Buffer.from(rsa.spki), format: 'der', type: 'spki' }), padding: constants.RSA_PKCS1_PADDING }, data);
       expect(hex((await f.m.ok({ op: 'decrypt', session: f.alice, handle: rsa.privateHandle, mechanism: { name: 'rsa-pkcs' }, data: theirs })).data)).to.equal(hex(data));
-      const noise = (await f.m.ok({ op: 'encrypt', session: f.alice, handle: rsa.publicHandle, mechanism: { name: 'rsa-oaep', hash: 'sha1' }, data })).data;
-      await f.m.fail({ op: 'decrypt', session: f.alice, handle: rsa.privateHandle, mechanism: { name: 'rsa-pkcs' }, data: noise }, 'DECRYPTION_FAILED');
+      // A block of type 1 (signature padding) in place of type 2 must be refused.
+      const wrongType = Buffer.concat([Buffer.from([0, 1]), Buffer.alloc(256 - 35, 0xff), Buffer.from([0]), data]);
+      const forged = publicEncrypt({ key: createPublicKey({ key: Buffer.from(rsa.spki), format: 'der', type: 'spki' }), padding: constants.RSA_NO_PADDING }, wrongType);
+      await f.m.fail({ op: 'decrypt', session: f.alice, handle: rsa.privateHandle, mechanism: { name: 'rsa-pkcs' }, data: forged }, 'DECRYPTION_FAILED');
     });
 
     for (const hash of WEB_HASHES) {

@@ -4,31 +4,32 @@
  *
  * @module
  */
-import { diffieHellman, sign as nodeSign, verify as nodeVerify, type KeyObject } from 'node:crypto';
+import { diffieHellman, type KeyObject } from 'node:crypto';
 import { HsmError } from '../errors.js';
 import type { HashName } from '../protocol.js';
 import { NODE_HASH } from './hash.js';
 import { curveLabel } from './keys.js';
+import { signAsync, verifyAsync } from './pool.js';
 
-export function ecdsaSign(privateKey: KeyObject, hash: HashName, format: 'p1363' | 'der', data: Uint8Array): Buffer {
-  return nodeSign(NODE_HASH[hash], data, { key: privateKey, dsaEncoding: format === 'der' ? 'der' : 'ieee-p1363' });
+export function ecdsaSign(privateKey: KeyObject, hash: HashName, format: 'p1363' | 'der', data: Uint8Array): Promise<Buffer> {
+  return signAsync(NODE_HASH[hash], data, { key: privateKey, dsaEncoding: format === 'der' ? 'der' : 'ieee-p1363' });
 }
 
-export function ecdsaVerify(publicKey: KeyObject, hash: HashName, format: 'p1363' | 'der', data: Uint8Array, signature: Uint8Array): boolean {
+export async function ecdsaVerify(publicKey: KeyObject, hash: HashName, format: 'p1363' | 'der', data: Uint8Array, signature: Uint8Array): Promise<boolean> {
   try {
-    return nodeVerify(NODE_HASH[hash], data, { key: publicKey, dsaEncoding: format === 'der' ? 'der' : 'ieee-p1363' }, signature);
+    return await verifyAsync(NODE_HASH[hash], data, { key: publicKey, dsaEncoding: format === 'der' ? 'der' : 'ieee-p1363' }, signature);
   } catch {
     return false; // a malformed signature is an invalid one
   }
 }
 
-export function ed25519Sign(privateKey: KeyObject, data: Uint8Array): Buffer {
-  return nodeSign(null, data, privateKey);
+export function ed25519Sign(privateKey: KeyObject, data: Uint8Array): Promise<Buffer> {
+  return signAsync(null, data, privateKey);
 }
 
-export function ed25519Verify(publicKey: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
+export async function ed25519Verify(publicKey: KeyObject, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
   try {
-    return nodeVerify(null, data, publicKey, signature);
+    return await verifyAsync(null, data, publicKey, signature);
   } catch {
     return false;
   }

@@ -126,8 +126,9 @@ export function cipherFor(mechanism: CipherMechanism | WrapMechanism): CipherEnt
 
 export interface SignEntry<M extends SignMechanism = SignMechanism> {
   readonly keyTypes: readonly KeyType[];
-  sign(key: KeyObject, mechanism: M, data: Uint8Array, profile: Profile): Buffer;
-  verify(key: KeyObject, mechanism: M, data: Uint8Array, signature: Uint8Array, profile: Profile): boolean;
+  /** Asymmetric mechanisms answer asynchronously (thread pool); MACs synchronously. */
+  sign(key: KeyObject, mechanism: M, data: Uint8Array, profile: Profile): Buffer | Promise<Buffer>;
+  verify(key: KeyObject, mechanism: M, data: Uint8Array, signature: Uint8Array, profile: Profile): boolean | Promise<boolean>;
 }
 
 function macVerify(expected: Buffer, signature: Uint8Array): boolean {

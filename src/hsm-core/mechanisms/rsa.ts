@@ -15,14 +15,13 @@ import {
   privateDecrypt,
   publicEncrypt,
   randomBytes,
-  sign as nodeSign,
-  verify as nodeVerify,
   type KeyObject,
 } from 'node:crypto';
 import { HsmError } from '../errors.js';
 import type { HashName } from '../protocol.js';
 import { kwZeroPadUnwrap, kwZeroPadWrap } from './aes.js';
 import { HASH_BYTES, NODE_HASH } from './hash.js';
+import { signAsync, verifyAsync } from './pool.js';
 
 function modulusBytes(key: KeyObject): number {
   return Math.ceil(key.asymmetricKeyDetails!.modulusLength! / 8);
@@ -75,12 +74,12 @@ export function pkcs1Decrypt(privateKey: KeyObject, data: Uint8Array): Buffer {
   return em.subarray(separator + 1);
 }
 
-export function pkcs1Sign(privateKey: KeyObject, hash: HashName, data: Uint8Array): Buffer {
-  return nodeSign(NODE_HASH[hash], data, { key: privateKey, padding: constants.RSA_PKCS1_PADDING });
+export function pkcs1Sign(privateKey: KeyObject, hash: HashName, data: Uint8Array): Promise<Buffer> {
+  return signAsync(NODE_HASH[hash], data, { key: privateKey, padding: constants.RSA_PKCS1_PADDING });
 }
 
-export function pkcs1Verify(publicKey: KeyObject, hash: HashName, data: Uint8Array, signature: Uint8Array): boolean {
-  return nodeVerify(NODE_HASH[hash], data, { key: publicKey, padding: constants.RSA_PKCS1_PADDING }, signature);
+export function pkcs1Verify(publicKey: KeyObject, hash: HashName, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
+  return verifyAsync(NODE_HASH[hash], data, { key: publicKey, padding: constants.RSA_PKCS1_PADDING }, signature);
 }
 
 function checkSaltLength(key: KeyObject, hash: HashName, saltLength: number): void {
@@ -91,14 +90,14 @@ function checkSaltLength(key: KeyObject, hash: HashName, saltLength: number): vo
   }
 }
 
-export function pssSign(privateKey: KeyObject, hash: HashName, saltLength: number, data: Uint8Array): Buffer {
+export function pssSign(privateKey: KeyObject, hash: HashName, saltLength: number, data: Uint8Array): Promise<Buffer> {
   checkSaltLength(privateKey, hash, saltLength);
-  return nodeSign(NODE_HASH[hash], data, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength });
+  return signAsync(NODE_HASH[hash], data, { key: privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength });
 }
 
-export function pssVerify(publicKey: KeyObject, hash: HashName, saltLength: number, data: Uint8Array, signature: Uint8Array): boolean {
+export function pssVerify(publicKey: KeyObject, hash: HashName, saltLength: number, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
   checkSaltLength(publicKey, hash, saltLength);
-  return nodeVerify(NODE_HASH[hash], data, { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength }, signature);
+  return verifyAsync(NODE_HASH[hash], data, { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength }, signature);
 }
 
 /** CKM_RSA_AES_KEY_WRAP: OAEP(ephemeral AES key) ‖ RFC 5649(payload under that key). */

@@ -35,18 +35,18 @@ export const decrypt: Handler<'decrypt'> = (m, caller, req) => {
   return { data: entry.decrypt(key.material.key, req.mechanism, req.data, m.profile) };
 };
 
-export const sign: Handler<'sign'> = (m, caller, req) => {
+export const sign: Handler<'sign'> = async (m, caller, req) => {
   const key = usableKey(m.keys, signedIn(caller), req.handle, 'sign');
   const entry = SIGNERS[req.mechanism.name];
   if (!entry.keyTypes.includes(key.type)) throw keyTypeError(req.mechanism.name, entry.keyTypes.join(' or '), key);
-  return { signature: entry.sign(key.material.key, req.mechanism as never, req.data, m.profile) };
+  return { signature: await entry.sign(key.material.key, req.mechanism as never, req.data, m.profile) };
 };
 
-export const verify: Handler<'verify'> = (m, caller, req) => {
+export const verify: Handler<'verify'> = async (m, caller, req) => {
   const key = usableKey(m.keys, signedIn(caller), req.handle, 'verify');
   const entry = SIGNERS[req.mechanism.name];
   if (!entry.keyTypes.includes(key.type)) throw keyTypeError(req.mechanism.name, entry.keyTypes.join(' or '), key);
-  return { valid: entry.verify(key.material.key, req.mechanism as never, req.data, req.signature, m.profile) };
+  return { valid: await entry.verify(key.material.key, req.mechanism as never, req.data, req.signature, m.profile) };
 };
 
 export const digest: Handler<'digest'> = (_m, _caller, req) => ({ digest: hashDigest(req.hash, req.data) });
