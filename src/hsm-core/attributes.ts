@@ -142,68 +142,11 @@ export const templateSchema = z.strictObject({
 
 export type SettableName = keyof typeof SETTABLE_BASE;
 
-export interface AttributeFilter {
-  class?: KeyClass;
-  'key-type'?: KeyType;
-  label?: string;
-  id?: string;
-  token?: boolean;
-  private?: boolean;
-  sensitive?: boolean;
-  encrypt?: boolean;
-  decrypt?: boolean;
-  sign?: boolean;
-  verify?: boolean;
-  wrap?: boolean;
-  unwrap?: boolean;
-  derive?: boolean;
-  extractable?: boolean;
-  local?: boolean;
-  'never-extractable'?: boolean;
-  'always-sensitive'?: boolean;
-  modifiable?: boolean;
-  destroyable?: boolean;
-  trusted?: boolean;
-  'wrap-with-trusted'?: boolean;
-  'check-value'?: string;
-  'key-length-bytes'?: number;
-  modulus?: string;
-  'modulus-size-bits'?: number;
-  'public-exponent'?: number;
-  curve?: string;
-  'ec-point'?: string;
-}
-
-/** Attributes a caller may give in a template (computed ones are refused by name). */
-export interface Template {
-  label?: string;
-  id?: string;
-  token?: boolean;
-  sensitive?: boolean;
-  encrypt?: boolean;
-  decrypt?: boolean;
-  sign?: boolean;
-  verify?: boolean;
-  wrap?: boolean;
-  unwrap?: boolean;
-  derive?: boolean;
-  extractable?: boolean;
-  modifiable?: boolean;
-  destroyable?: boolean;
-  trusted?: boolean;
-  'wrap-with-trusted'?: boolean;
-  'wrap-template'?: AttributeFilter;
-  'unwrap-template'?: AttributeFilter;
-}
-
-/** The attributes every key reports (`key list --verbose`). Material-derived ones depend on the type. */
-export interface KeyAttributes {
-  class: KeyClass;
-  'key-type': KeyType;
+/** The attributes with an origin in a template or a change (within the rules of the table). */
+export interface SettableAttributes {
   label: string;
   id: string;
   token: boolean;
-  private: boolean;
   sensitive: boolean;
   encrypt: boolean;
   decrypt: boolean;
@@ -213,13 +156,20 @@ export interface KeyAttributes {
   unwrap: boolean;
   derive: boolean;
   extractable: boolean;
-  local: boolean;
-  'never-extractable': boolean;
-  'always-sensitive': boolean;
   modifiable: boolean;
   destroyable: boolean;
   trusted: boolean;
   'wrap-with-trusted': boolean;
+}
+
+/** The attributes the HSM computes. The material-derived ones depend on the key type. */
+export interface ComputedAttributes {
+  class: KeyClass;
+  'key-type': KeyType;
+  private: boolean;
+  local: boolean;
+  'never-extractable': boolean;
+  'always-sensitive': boolean;
   /** `0x` and 3 bytes of hex (KCV); null where CloudHSM has none (generic secrets). */
   'check-value': string | null;
   'key-length-bytes'?: number;
@@ -228,6 +178,17 @@ export interface KeyAttributes {
   'public-exponent'?: number;
   curve?: Curve;
   'ec-point'?: string;
+}
+
+/** A filter, or a nested wrap/unwrap template: values any attribute must have. */
+export type AttributeFilter = Partial<SettableAttributes> &
+  Partial<Omit<ComputedAttributes, 'check-value' | 'curve'>> & { 'check-value'?: string; curve?: string };
+
+/** Attributes a caller may give in a template (computed ones are refused by name). */
+export type Template = Partial<SettableAttributes> & { 'wrap-template'?: AttributeFilter; 'unwrap-template'?: AttributeFilter };
+
+/** The attributes every key reports (`key list --verbose`). */
+export interface KeyAttributes extends SettableAttributes, ComputedAttributes {
   'wrap-template'?: AttributeFilter;
   'unwrap-template'?: AttributeFilter;
 }

@@ -141,9 +141,13 @@ function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
   return v;
 }
 
+/** The answer for a refusal: one line, whatever the underlying library wrote. */
 function toWire(e: unknown): WireError {
-  if (e instanceof HsmError) return e.toWire();
-  return { code: 'INTERNAL_ERROR', message: `the member failed unexpectedly: ${e instanceof Error ? e.message : String(e)}` };
+  const wire: WireError =
+    e instanceof HsmError
+      ? e.toWire()
+      : { code: 'INTERNAL_ERROR', message: `the member failed unexpectedly: ${e instanceof Error ? e.message : String(e)}` };
+  return { code: wire.code, message: wire.message.replace(/\s*\n\s*/g, ' ') };
 }
 
 /** Creates a fresh, never-activated member: the unactivated admin `admin` (password `password`) and `app_user`. */

@@ -73,16 +73,8 @@ const aesEcb = z.strictObject({ name: z.literal('aes-ecb') });
 const rsaOaep = z.strictObject({ name: z.literal('rsa-oaep'), hash, label: bytes.optional() });
 const rsaPkcsCipher = z.strictObject({ name: z.literal('rsa-pkcs') });
 
-export const cipherMechanismSchema = z.discriminatedUnion('name', [
-  aesGcm,
-  cloudhsmAesGcm,
-  aesCbc,
-  aesCbcPad,
-  aesCtr,
-  aesEcb,
-  rsaOaep,
-  rsaPkcsCipher,
-]);
+const ciphers = [aesGcm, cloudhsmAesGcm, aesCbc, aesCbcPad, aesCtr, aesEcb, rsaOaep, rsaPkcsCipher] as const;
+export const cipherMechanismSchema = z.discriminatedUnion('name', ciphers);
 export type CipherMechanism = z.infer<typeof cipherMechanismSchema>;
 
 const aesNoPad = z.strictObject({ name: z.literal('aes-no-pad'), iv: bytes.optional() });
@@ -96,20 +88,8 @@ const rsaAes = z.strictObject({
   aesKeyBits: z.union([z.literal(128), z.literal(192), z.literal(256)]).optional(),
 });
 
-export const wrapMechanismSchema = z.discriminatedUnion('name', [
-  aesGcm,
-  cloudhsmAesGcm,
-  aesCbc,
-  aesCbcPad,
-  aesCtr,
-  aesEcb,
-  rsaOaep,
-  rsaPkcsCipher,
-  aesNoPad,
-  aesPkcs5Pad,
-  aesZeroPad,
-  rsaAes,
-]);
+/** Every cipher wraps too; the key-wrap flavours and RSA-AES only wrap. */
+export const wrapMechanismSchema = z.discriminatedUnion('name', [...ciphers, aesNoPad, aesPkcs5Pad, aesZeroPad, rsaAes]);
 export type WrapMechanism = z.infer<typeof wrapMechanismSchema>;
 
 export const signMechanismSchema = z.discriminatedUnion('name', [

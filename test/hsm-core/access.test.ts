@@ -326,76 +326,64 @@ describe('hsm-core: the permission matrix (CLOUDHSM.md §1.2)', () => {
 describe('hsm-core: key ownership and sharing (CLOUDHSM.md §1.3)', () => {
   /** Each action a crypto user may attempt on a key, with what each relation to the key gets. */
   type Relation = 'owner' | 'shared' | 'other';
-  const cases: { action: string; request: (k: { secret: number; pub: number }, session: string) => Record<string, unknown>; on: 'secret' | 'public'; expect: Record<Relation, HsmErrorCode | 'ok'> }[] = [
+  const cases: { action: string; request: (k: { secret: number; pub: number }, session: string) => Record<string, unknown>; expect: Record<Relation, HsmErrorCode | 'ok'> }[] = [
     {
       action: 'use (encrypt)',
-      on: 'secret',
       request: (k, session) => ({ op: 'encrypt', session, handle: k.secret, mechanism: { name: 'aes-gcm' }, data: bytes('00') }),
       expect: { owner: 'ok', shared: 'ok', other: 'KEY_NOT_FOUND' },
     },
     {
       action: 'see (getAttributes)',
-      on: 'secret',
       request: (k, session) => ({ op: 'getAttributes', session, handle: k.secret }),
       expect: { owner: 'ok', shared: 'ok', other: 'KEY_NOT_FOUND' },
     },
     {
       action: 'change attributes',
-      on: 'secret',
       request: (k, session) => ({ op: 'setAttributes', session, handle: k.secret, attributes: { label: 'x' } }),
       expect: { owner: 'ok', shared: 'NOT_KEY_OWNER', other: 'KEY_NOT_FOUND' },
     },
     {
       action: 'export',
-      on: 'secret',
       request: (k, session) => ({ op: 'exportKey', session, handle: k.secret, format: 'raw' }),
       expect: { owner: 'ok', shared: 'NOT_KEY_OWNER', other: 'KEY_NOT_FOUND' },
     },
     {
       action: 'wrap (as the payload)',
-      on: 'secret',
       request: (k, session) => ({ op: 'wrapKey', session, mechanism: { name: 'aes-zero-pad' }, wrappingHandle: k.secret, payloadHandle: k.secret }),
       expect: { owner: 'ok', shared: 'NOT_KEY_OWNER', other: 'KEY_NOT_FOUND' },
     },
     {
       action: 'share',
-      on: 'secret',
       request: (k, session) => ({ op: 'shareKey', session, handle: k.secret, username: 'carol' }),
       expect: { owner: 'ok', shared: 'NOT_KEY_OWNER', other: 'KEY_NOT_FOUND' },
     },
     {
       action: 'unshare',
-      on: 'secret',
       request: (k, session) => ({ op: 'unshareKey', session, handle: k.secret, username: 'bob' }),
       expect: { owner: 'ok', shared: 'NOT_KEY_OWNER', other: 'KEY_NOT_FOUND' },
     },
     {
       action: 'delete',
-      on: 'secret',
       request: (k, session) => ({ op: 'deleteKey', session, handle: k.secret }),
       expect: { owner: 'ok', shared: 'NOT_KEY_OWNER', other: 'KEY_NOT_FOUND' },
     },
     {
       action: 'use a public key (verify)',
-      on: 'public',
       request: (k, session) => ({ op: 'verify', session, handle: k.pub, mechanism: { name: 'ecdsa', hash: 'sha256' }, data: bytes('00'), signature: new Uint8Array(64) }),
       expect: { owner: 'ok', shared: 'ok', other: 'ok' },
     },
     {
       action: 'export a public key',
-      on: 'public',
       request: (k, session) => ({ op: 'exportKey', session, handle: k.pub, format: 'spki' }),
       expect: { owner: 'ok', shared: 'ok', other: 'ok' },
     },
     {
       action: 'share a public key',
-      on: 'public',
       request: (k, session) => ({ op: 'shareKey', session, handle: k.pub, username: 'carol' }),
       expect: { owner: 'KEY_NOT_SHAREABLE', shared: 'NOT_KEY_OWNER', other: 'NOT_KEY_OWNER' },
     },
     {
       action: 'delete a public key',
-      on: 'public',
       request: (k, session) => ({ op: 'deleteKey', session, handle: k.pub }),
       expect: { owner: 'ok', shared: 'NOT_KEY_OWNER', other: 'NOT_KEY_OWNER' },
     },

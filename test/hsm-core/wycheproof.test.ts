@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import type { HashName, Request, Response } from '../../src/hsm-core/index.js';
+import type { DeriveMechanism, HashName, Request, Response } from '../../src/hsm-core/index.js';
 import { activatedMember, bytes, hex, type Fixture } from '../helpers/member.js';
 
 const DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'vectors', 'wycheproof');
@@ -142,32 +142,12 @@ const RUNNERS: Record<string, (g: Group, t: Vector) => Promise<Outcome>> = {
     return hex((tag.signature as Uint8Array).subarray(0, g.tagSize! / 8)) === t.tag ? 'pass' : 'mismatch';
   },
   async 'hkdf_test_schema_v1.json'(_g, t) {
-    const key = await secret(t.ikm as string, 'generic-secret', { derive: true });
-    if (key === null) return 'refused';
-    const hash = hashOfFile();
-    const out = await send({
-      op: 'deriveBits',
-      session: s(),
-      baseHandle: key,
-      mechanism: { name: 'hkdf', hash, salt: bytes(t.salt as string), info: bytes(t.info as string) },
-      lengthBits: (t.size as number) * 8,
-    });
-    if (!out) return 'refused';
-    return same(out.bits, t.okm as string) ? 'pass' : 'mismatch';
+    const mechanism = { name: 'hkdf', hash: hashOfFile(), salt: bytes(t.salt as string), info: bytes(t.info as string) } as const;
+    return deriveFromSecret(t.ikm as string, mechanism, t.size as number, t.okm as string);
   },
   async 'pbkdf_test_schema.json'(_g, t) {
-    const key = await secret(t.password as string, 'generic-secret', { derive: true });
-    if (key === null) return 'refused';
-    const hash = hashOfFile();
-    const out = await send({
-      op: 'deriveBits',
-      session: s(),
-      baseHandle: key,
-      mechanism: { name: 'pbkdf2', hash, salt: bytes(t.salt as string), iterations: t.iterationCount as number },
-      lengthBits: (t.dkLen as number) * 8,
-    });
-    if (!out) return 'refused';
-    return same(out.bits, t.dk as string) ? 'pass' : 'mismatch';
+    const mechanism = { name: 'pbkdf2', hash: hashOfFile(), salt: bytes(t.salt as string), iterations: t.iterationCount as number } as const;
+    return deriveFromSecret(t.password as string, mechanism, t.dkLen as number, t.dk as string);
   },
   async 'ecdsa_p1363_verify_schema_v1.json'(g, t) {
     return verifyWith(g, 'ec', { name: 'ecdsa', hash: HASH[g.sha!]! }, t);
@@ -182,30 +162,14 @@ const RUNNERS: Record<string, (g: Group, t: Vector) => Promise<Outcome>> = {
     return verifyWith(g, 'rsa', { name: 'rsa-pkcs-pss', hash: HASH[g.sha!]!, saltLength: g.sLen! }, t);
   },
   async 'rsassa_pkcs1_generate_schema_v1.json'(g, t) {
-    const key = await importOnce(`pkcs8:${g.privateKeyPkcs8}`, {
-      op: 'importKey',
-      session: s(),
-      keyClass: 'private-key',
-      keyType: 'rsa',
-      format: 'pkcs8',
-      keyData: bytes(g.privateKeyPkcs8!),
-      attributes: { sign: true },
-    });
+    const key = await rsaPrivate(g, { sign: true });
     if (key === null) return 'refused';
     const out = await send({ op: 'sign', session: s(), handle: key, mechanism: { name: 'rsa-pkcs', hash: HASH[g.sha!]! }, data: bytes(t.msg as string) });
     if (!out) return 'refused';
     return same(out.signature, t.sig as string) ? 'pass' : 'mismatch';
   },
   async 'rsaes_oaep_decrypt_schema_v1.json'(g, t) {
-    const key = await importOnce(`pkcs8:${g.privateKeyPkcs8}`, {
-      op: 'importKey',
-      session: s(),
-      keyClass: 'private-key',
-      keyType: 'rsa',
-      format: 'pkcs8',
-      keyData: bytes(g.privateKeyPkcs8!),
-      attributes: { decrypt: true },
-    });
+    const key = await rsaPrivate(g, { decrypt: true });
     if (key === null) return 'refused';
     const label = bytes(t.label as string);
     const out = await send({
@@ -240,8 +204,21 @@ const RUNNERS: Record<string, (g: Group, t: Vector) => Promise<Outcome>> = {
   },
 };
 
+/** HKDF and PBKDF2: import the input as a generic secret and derive `bytes` bytes. */
+async function deriveFromSecret(input: string, mechanism: DeriveMechanism, length: number, expected: string): Promise<Outcome> {
+  const key = await secret(input, 'generic-secret', { derive: true });
+  if (key === null) return 'refused';
+  const out = await send({ op: 'deriveBits', session: s(), baseHandle: key, mechanism, lengthBits: length * 8 });
+  if (!out) return 'refused';
+  return same(out.bits, expected) ? 'pass' : 'mismatch';
+}
+
+function rsaPrivate(g: Group, attributes: { sign?: boolean; decrypt?: boolean }): Promise<number | null> {
+  return importOnce(g.privateKeyPkcs8!, { op: 'importKey', session: s(), keyClass: 'private-key', keyType: 'rsa', format: 'pkcs8', keyData: bytes(g.privateKeyPkcs8!), attributes });
+}
+
 async function verifyWith(g: Group, keyType: 'ec' | 'ed25519' | 'rsa', mechanism: Record<string, unknown>, t: Vector): Promise<Outcome> {
-  const key = await importOnce(`spki:${g.publicKeyDer}`, {
+  const key = await importOnce(g.publicKeyDer!, {
     op: 'importKey',
     session: s(),
     keyClass: 'public-key',
