@@ -73,8 +73,15 @@ export function checkKeyQuota(m: MemberState, total: number, asymmetric: number)
   }
 }
 
-/** Stores a new key owned by the caller: a session key of the caller's session unless token=true. */
+/**
+ * Stores a new key owned by the caller: a session key of the caller's session unless token=true.
+ * Refused if the session ended while the key was being made (key pair generation and derivation
+ * wait on the thread pool), so no key outlives the session that asked for it unseen.
+ */
 export function addKey(m: MemberState, caller: SessionRecord, material: Material, attrs: KeyAttributes): KeyRecord {
+  if (m.sessions.get(caller.token) !== caller) {
+    throw new HsmError('NOT_LOGGED_IN', `the session of ${caller.username} ended before the key was stored; nothing was created`);
+  }
   const key: KeyRecord = {
     handle: m.keys.nextHandle(),
     cls: material.cls,

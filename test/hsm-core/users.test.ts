@@ -183,6 +183,16 @@ describe('hsm-core: users and sessions', () => {
       expect((await f.m.ok({ op: 'getHsmInfo' })).keys).to.equal(1);
     });
 
+    it('a key whose session ends while it is being generated is not stored', async () => {
+      const f = await activatedMember({ profile: 'unlimited' });
+      const pending = f.m.raw({ op: 'generateKeyPair', session: f.alice, keyType: 'rsa', modulusBits: 2048 });
+      await f.m.ok({ op: 'logout', session: f.alice });
+      const answer = await pending;
+      expect(answer.ok).to.equal(false);
+      if (!answer.ok) expect(answer.error).to.deep.equal({ code: 'NOT_LOGGED_IN', message: 'the session of alice ended before the key was stored; nothing was created' });
+      expect((await f.m.ok({ op: 'getHsmInfo' })).keys).to.equal(0);
+    });
+
     it('a made-up or ended session is not logged in', async () => {
       const f = await activatedMember();
       const e = await f.m.fail({ op: 'findKeys', session: 'not-a-session' }, 'NOT_LOGGED_IN');
