@@ -223,7 +223,7 @@ async function makeKeys(f: Fixture): Promise<Keys> {
   const { m, alice } = f;
   const all = { encrypt: true, decrypt: true, sign: true, verify: true, wrap: true, unwrap: true, derive: true, token: true };
   const aes = (await m.ok({ op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 32, attributes: all })).handle;
-  const payload = (await m.ok({ op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
+  const payload = (await m.ok({ op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, sensitive: false } })).handle;
   const victim = (await m.ok({ op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
   const pair = await m.ok({
     op: 'generateKeyPair',
@@ -400,7 +400,7 @@ describe('hsm-core: key ownership and sharing (CLOUDHSM.md §1.3)', () => {
             session: f.alice,
             keyType: 'aes',
             lengthBytes: 32,
-            attributes: { token: true, encrypt: true, wrap: true },
+            attributes: { token: true, encrypt: true, wrap: true, sensitive: false },
           })
         ).handle;
         const pair = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1', publicAttributes: { verify: true, token: true } });

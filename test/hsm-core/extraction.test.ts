@@ -131,6 +131,18 @@ describe('hsm-core: extraction rules for extractable keys', () => {
     await refused(f, { op: 'exportKey', session: f.carol, handle: secret, format: 'raw' }, 'KEY_NOT_FOUND');
   });
 
+  it('a sensitive key is never exported in plaintext, even when extractable; it still wraps', async () => {
+    const f = await activatedMember();
+    const kek = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { wrap: true } })).handle;
+    const secret = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { sensitive: false } })).handle;
+    await f.m.ok({ op: 'exportKey', session: f.alice, handle: secret, format: 'raw' });
+    await f.m.ok({ op: 'setAttributes', session: f.alice, handle: secret, attributes: { sensitive: true } });
+    const message = await refused(f, { op: 'exportKey', session: f.alice, handle: secret, format: 'jwk' }, 'KEY_NOT_EXTRACTABLE');
+    expect(message).to.include('sensitive=true');
+    await refused(f, { op: 'setAttributes', session: f.alice, handle: secret, attributes: { sensitive: false } }, 'ATTRIBUTE_READ_ONLY');
+    await f.m.ok({ op: 'wrapKey', session: f.alice, mechanism: { name: 'aes-zero-pad' }, wrappingHandle: kek, payloadHandle: secret });
+  });
+
   it('a wrapping key needs wrap=true', async () => {
     const f = await activatedMember();
     const kek = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { encrypt: true } })).handle;
@@ -151,9 +163,9 @@ describe('hsm-core: extraction rules for extractable keys', () => {
       }
     });
 
-    it('is never exported in plaintext', async () => {
+    it('is never exported in plaintext, even when not sensitive', async () => {
       const f = await activatedMember();
-      const payload = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { 'wrap-with-trusted': true } })).handle;
+      const payload = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { 'wrap-with-trusted': true, sensitive: false } })).handle;
       const message = await refused(f, { op: 'exportKey', session: f.alice, handle: payload, format: 'raw' }, 'KEY_NOT_EXTRACTABLE');
       expect(message).to.include('wrap-with-trusted=true');
     });
@@ -167,7 +179,7 @@ describe('hsm-core: extraction rules for extractable keys', () => {
 
   it('a masked object carries no key bytes in the clear and opens only on a member of the same cluster', async () => {
     const f = await activatedMember();
-    const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'generic-secret', lengthBytes: 64, attributes: { token: true } })).handle;
+    const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'generic-secret', lengthBytes: 64, attributes: { token: true, sensitive: false } })).handle;
     const raw = (await f.m.ok({ op: 'exportKey', session: f.alice, handle, format: 'raw' })).keyData as Uint8Array;
     const { maskedObject } = await f.m.ok({ op: 'extractMaskedObject', session: f.alice, handle });
     const blob = Buffer.from(maskedObject);

@@ -30,7 +30,8 @@ async function importSecret(raw: Uint8Array, keyType: 'aes' | 'generic-secret' =
 async function importPair(pkcs8: Uint8Array, keyType: 'rsa' | 'ec' | 'ed25519' | 'x25519') {
   const priv = createPrivateKey({ key: Buffer.from(pkcs8), format: 'der', type: 'pkcs8' });
   const spki = createPublicKey(priv).export({ format: 'der', type: 'spki' });
-  const privAttrs = keyType === 'rsa' ? { decrypt: true, sign: true, unwrap: true } : keyType === 'ec' ? { sign: true, derive: true } : keyType === 'ed25519' ? { sign: true } : { derive: true };
+  const usages = keyType === 'rsa' ? { decrypt: true, sign: true, unwrap: true } : keyType === 'ec' ? { sign: true, derive: true } : keyType === 'ed25519' ? { sign: true } : { derive: true };
+  const privAttrs = { ...usages, sensitive: false };
   const pubAttrs = keyType === 'rsa' ? { encrypt: true, verify: true, wrap: true } : keyType === 'x25519' ? {} : { verify: true };
   const privateHandle = (await f.m.ok({ op: 'importKey', session: f.alice, keyClass: 'private-key', keyType, format: 'pkcs8', keyData: pkcs8, attributes: privAttrs })).handle;
   const publicHandle = (await f.m.ok({ op: 'importKey', session: f.alice, keyClass: 'public-key', keyType, format: 'spki', keyData: spki, attributes: pubAttrs })).handle;
@@ -223,7 +224,7 @@ describe('hsm-core: mechanisms', () => {
         const webPayload = await subtle.importKey('raw', padded, { name: 'HMAC', hash: 'SHA-256' }, true, ['sign']);
         const wrapped = await wrapRaw(kek, raw, { name: 'aes-pkcs5-pad' });
         expect(hex(wrapped)).to.equal(hex(u8(await subtle.wrapKey('raw', webPayload, webKek, 'AES-KW'))));
-        const back = await f.m.ok({ op: 'unwrapKey', session: f.alice, mechanism: { name: 'aes-pkcs5-pad' }, unwrappingHandle: kek, wrapped, keyClass: 'secret-key', keyType: 'generic-secret', attributes: { extractable: true } });
+        const back = await f.m.ok({ op: 'unwrapKey', session: f.alice, mechanism: { name: 'aes-pkcs5-pad' }, unwrappingHandle: kek, wrapped, keyClass: 'secret-key', keyType: 'generic-secret', attributes: { sensitive: false } });
         expect(hex((await f.m.ok({ op: 'exportKey', session: f.alice, handle: back.handle, format: 'raw' })).keyData as Uint8Array)).to.equal(hex(raw));
       }
     });
@@ -324,16 +325,16 @@ describe('hsm-core: mechanisms', () => {
       expect(ephemeral).to.have.length(32);
       const decipher = createDecipheriv('id-aes256-wrap-pad', ephemeral, Buffer.from('a65959a6', 'hex'));
       expect(hex(Buffer.concat([decipher.update(wrapped.subarray(256)), decipher.final()]))).to.equal(hex(payloadRaw));
-      const back = await f.m.ok({ op: 'unwrapKey', session: f.alice, mechanism: { name: 'rsa-aes', hash: 'sha256' }, unwrappingHandle: rsa.privateHandle, wrapped, keyClass: 'secret-key', keyType: 'aes' });
+      const back = await f.m.ok({ op: 'unwrapKey', session: f.alice, mechanism: { name: 'rsa-aes', hash: 'sha256' }, unwrappingHandle: rsa.privateHandle, wrapped, keyClass: 'secret-key', keyType: 'aes', attributes: { sensitive: false } });
       expect(hex((await f.m.ok({ op: 'exportKey', session: f.alice, handle: back.handle, format: 'raw' })).keyData as Uint8Array)).to.equal(hex(payloadRaw));
     });
 
     it('a private key wrapped under RSA-AES unwraps to the same key (pkcs8 and jwk)', async () => {
-      const ec = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp384r1', privateAttributes: { sign: true } });
+      const ec = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp384r1', privateAttributes: { sign: true, sensitive: false } });
       const exported = (await f.m.ok({ op: 'exportKey', session: f.alice, handle: ec.privateHandle, format: 'pkcs8' })).keyData as Uint8Array;
       for (const format of ['pkcs8', 'jwk'] as const) {
         const { wrapped } = await f.m.ok({ op: 'wrapKey', session: f.alice, mechanism: { name: 'rsa-aes', hash: 'sha1' }, wrappingHandle: rsa.publicHandle, payloadHandle: ec.privateHandle, format });
-        const back = await f.m.ok({ op: 'unwrapKey', session: f.alice, mechanism: { name: 'rsa-aes', hash: 'sha1' }, unwrappingHandle: rsa.privateHandle, wrapped, format, keyClass: 'private-key', keyType: 'ec' });
+        const back = await f.m.ok({ op: 'unwrapKey', session: f.alice, mechanism: { name: 'rsa-aes', hash: 'sha1' }, unwrappingHandle: rsa.privateHandle, wrapped, format, keyClass: 'private-key', keyType: 'ec', attributes: { sensitive: false } });
         expect(hex((await f.m.ok({ op: 'exportKey', session: f.alice, handle: back.handle, format: 'pkcs8' })).keyData as Uint8Array)).to.equal(hex(exported));
       }
     });
@@ -539,7 +540,7 @@ describe('hsm-core: mechanisms', () => {
       const compressed = Buffer.concat([Buffer.from([2 + (raw[64]! & 1)]), raw.subarray(1, 33)]);
       const fromCompressed = (await f.m.ok({ op: 'importKey', session: f.alice, keyClass: 'public-key', keyType: 'ec', format: 'raw', keyData: compressed, curve: 'secp256r1' })).handle;
       expect(hex((await out(fromCompressed, 'raw')) as Uint8Array)).to.equal(hex(raw));
-      const fromJwk = (await f.m.ok({ op: 'importKey', session: f.alice, keyClass: 'private-key', keyType: 'ec', format: 'jwk', keyData: jwk as never, attributes: { sign: true } })).handle;
+      const fromJwk = (await f.m.ok({ op: 'importKey', session: f.alice, keyClass: 'private-key', keyType: 'ec', format: 'jwk', keyData: jwk as never, attributes: { sign: true, sensitive: false } })).handle;
       expect(hex((await out(fromJwk, 'pkcs8')) as Uint8Array)).to.equal(hex(pkcs8));
     });
 

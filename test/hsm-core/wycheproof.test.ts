@@ -124,6 +124,7 @@ const RUNNERS: Record<string, (g: Group, t: Vector) => Promise<Outcome>> = {
       wrapped: bytes(t.ct as string),
       keyClass: 'secret-key',
       keyType: 'generic-secret',
+      attributes: { sensitive: false },
     });
     if (!unwrapped) return 'refused';
     const raw = await send({ op: 'exportKey', session: s(), handle: unwrapped.handle as number, format: 'raw' });

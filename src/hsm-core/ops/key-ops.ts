@@ -5,7 +5,8 @@
  *
  * - a secret or private key leaves the member only wrapped, or as a plaintext export that the
  *   member performs and audits;
- * - either way the caller must own it and it must have `extractable=true`;
+ * - either way the caller must own it and it must have `extractable=true`; a plaintext export also
+ *   needs `sensitive=false` (PKCS #11's meaning of sensitive);
  * - a key with `wrap-with-trusted=true` leaves only wrapped, under a key with `trusted=true`;
  * - the wrapping key needs `wrap=true` and its `wrap-template`, if any, must match the payload;
  * - an unwrapped key gets the union of the caller's template and the unwrapping key's
@@ -129,6 +130,12 @@ export const exportKey: Handler<'exportKey'> = (m, caller, req) => {
   const me = signedIn(caller);
   const key = visibleKey(m.keys, me, req.handle);
   checkExtractable(me, key, 'export');
+  if (key.cls !== 'public-key' && key.attrs.sensitive) {
+    throw new HsmError(
+      'KEY_NOT_EXTRACTABLE',
+      `key ${keyRef(key.handle)} has sensitive=true, so its value is never revealed in plaintext; wrap it instead, or create it with sensitive=false`,
+    );
+  }
   if (key.attrs['wrap-with-trusted']) {
     throw new HsmError('KEY_NOT_EXTRACTABLE', `key ${keyRef(key.handle)} has wrap-with-trusted=true; it leaves the HSM only wrapped under a trusted key`);
   }
@@ -240,7 +247,9 @@ export const wrapKey: Handler<'wrapKey'> = (m, caller, req) => {
   if (wrapTemplate && !matchesFilter(payload.attrs, wrapTemplate)) {
     throw new HsmError('TEMPLATE_INCONSISTENT', `key ${keyRef(payload.handle)} does not match the wrap-template of wrapping key ${keyRef(wrapping.handle)}`);
   }
-  const bytes = payloadBytes(payload, req.format ?? defaultFormat(payload.cls), req.jwkExtras);
+  const format = req.format ?? defaultFormat(payload.cls);
+  if (req.jwkExtras && format !== 'jwk') throw new HsmError('BAD_REQUEST', `jwkExtras: only with format jwk, not ${format}`);
+  const bytes = payloadBytes(payload, format, req.jwkExtras);
   try {
     const out = entry.encrypt(wrapping.material.key, req.mechanism, bytes, m.profile);
     return out.iv ? { wrapped: out.data, iv: out.iv } : { wrapped: out.data };
