@@ -47,7 +47,7 @@ function contentOf(key: KeyRecord): MaskedContent {
     owner: key.owner,
     shared: [...key.shared].sort(),
     attrs: key.attrs,
-    material: Buffer.from(bytes).toString('base64'),
+    material: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64'),
   };
 }
 

@@ -141,6 +141,23 @@ function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
   return v;
 }
 
+/**
+ * Copies every byte array of a result into its own exactly-sized buffer. Node hands out small
+ * Buffers as views into a shared 8 KiB pool; a caller given such a view could read the rest of
+ * the pool through `.buffer`, including bytes the member used a moment earlier (key material on
+ * its way into a wrap, say). Answers therefore never share memory with anything else.
+ */
+function detachBytes<T>(value: T): T {
+  if (value instanceof Uint8Array) return new Uint8Array(value) as T;
+  if (Array.isArray(value)) return value.map(detachBytes) as T;
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = detachBytes(v);
+    return out as T;
+  }
+  return value;
+}
+
 /** The answer for a refusal: one line, whatever the underlying library wrote. */
 function toWire(e: unknown): WireError {
   const wire: WireError =
@@ -261,7 +278,7 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
         if (!parsed.success) throw new HsmError('BAD_REQUEST', describeSchemaError(op, parsed.error, raw));
         const req = parsed.data as RequestOf<Op>;
         const caller = resolveCaller(req as { session?: string });
-        return { ok: true, result: await run(op as Op, req, caller) } as Response;
+        return { ok: true, result: detachBytes(await run(op as Op, req, caller)) } as Response;
       } catch (e) {
         return { ok: false, error: toWire(e) };
       }

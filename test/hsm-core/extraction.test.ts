@@ -193,6 +193,34 @@ describe('hsm-core: extraction rules for extractable keys', () => {
     await f.m.fail({ op: 'insertMaskedObject', session: f.alice, maskedObject: flipped }, 'MASKED_OBJECT_INVALID');
   });
 
+  it('no answer shares memory with anything else, so no key bytes are reachable through a result’s .buffer', async () => {
+    const f = await activatedMember();
+    const secret = bytes('5a'.repeat(32));
+    const payload = (await f.m.ok({ op: 'importKey', session: f.alice, keyClass: 'secret-key', keyType: 'aes', format: 'raw', keyData: secret, attributes: { token: true, encrypt: true, sign: true } })).handle;
+    const k = await keks(f);
+    const answers: unknown[] = [];
+    for (const { mechanism, kek } of MECHANISMS) {
+      answers.push(await f.m.ok({ op: 'wrapKey', session: f.alice, mechanism, wrappingHandle: k[kek], payloadHandle: payload }));
+    }
+    answers.push(await f.m.ok({ op: 'encrypt', session: f.alice, handle: payload, mechanism: { name: 'aes-gcm' }, data: bytes('00') }));
+    answers.push(await f.m.ok({ op: 'sign', session: f.alice, handle: payload, mechanism: { name: 'cmac' }, data: bytes('00') }));
+    answers.push(await f.m.ok({ op: 'digest', session: f.alice, hash: 'sha256', data: bytes('00') }));
+    answers.push(await f.m.ok({ op: 'generateRandom', session: f.alice, length: 16 }));
+    answers.push(await f.m.ok({ op: 'extractMaskedObject', session: f.alice, handle: payload }));
+    const arrays: Uint8Array[] = [];
+    const collect = (v: unknown): void => {
+      if (v instanceof Uint8Array) arrays.push(v);
+      else if (v && typeof v === 'object') Object.values(v).forEach(collect);
+    };
+    answers.forEach(collect);
+    expect(arrays.length).to.be.greaterThan(MECHANISMS.length);
+    for (const a of arrays) {
+      expect(a.byteOffset).to.equal(0);
+      expect(a.byteLength).to.equal(a.buffer.byteLength);
+      expect(Buffer.from(a.buffer).includes(Buffer.from(secret))).to.equal(false);
+    }
+  });
+
   it('a session key never leaves its member, even masked', async () => {
     const f = await activatedMember();
     const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32 })).handle;

@@ -225,11 +225,16 @@ export function kwZeroPadUnwrap(key: KeyObject, wrapped: Uint8Array): Buffer {
 export function kwPkcs5Wrap(key: KeyObject, payload: Uint8Array, iv?: Uint8Array): Buffer {
   checkKwIv(iv, 'aes-pkcs5-pad');
   const padLength = 8 - (payload.length % 8);
-  const padded = Buffer.concat([payload, Buffer.alloc(padLength, padLength)]);
-  if (padded.length < 16) {
+  if (payload.length + padLength < 16) {
     throw new HsmError('DATA_INVALID', `aes-pkcs5-pad needs a payload of at least 8 bytes, but it is ${payload.length} (use aes-zero-pad)`);
   }
-  return kw(key, padded, true, false);
+  const padded = Buffer.alloc(payload.length + padLength, padLength);
+  padded.set(payload);
+  try {
+    return kw(key, padded, true, false);
+  } finally {
+    padded.fill(0);
+  }
 }
 
 export function kwPkcs5Unwrap(key: KeyObject, wrapped: Uint8Array, iv?: Uint8Array): Buffer {

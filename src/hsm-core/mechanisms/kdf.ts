@@ -23,7 +23,12 @@ export function hkdf(key: KeyObject, hash: HashName, salt: Uint8Array, info: Uin
 
 export async function pbkdf2(password: KeyObject, hash: HashName, salt: Uint8Array, iterations: number, lengthBytes: number): Promise<Buffer> {
   if (lengthBytes === 0) return Buffer.alloc(0);
-  return pbkdf2Async(password.export(), salt, iterations, lengthBytes, NODE_HASH[hash]);
+  const secret = password.export();
+  try {
+    return await pbkdf2Async(secret, salt, iterations, lengthBytes, NODE_HASH[hash]);
+  } finally {
+    secret.fill(0);
+  }
 }
 
 export type Prf = 'hmac-sha1' | 'hmac-sha224' | 'hmac-sha256' | 'hmac-sha384' | 'hmac-sha512' | 'cmac';
@@ -48,7 +53,18 @@ export function sp800108Counter(key: KeyObject, prf: Prf, label: Uint8Array, con
     out.push(block);
     have += block.length;
   }
-  return Buffer.concat(out).subarray(0, lengthBytes);
+  return takeAndWipe(out, lengthBytes);
+}
+
+/** The first `length` bytes of the blocks, in a buffer of their own; the blocks are zeroed. */
+function takeAndWipe(blocks: Buffer[], length: number): Buffer {
+  const result = Buffer.alloc(length);
+  let at = 0;
+  for (const block of blocks) {
+    at += block.copy(result, at, 0, Math.min(block.length, length - at));
+    block.fill(0);
+  }
+  return result;
 }
 
 /** ANSI X9.63 KDF: K(i) = H(Z ‖ [i]₃₂ ‖ SharedInfo), i from 1. */
@@ -60,5 +76,5 @@ export function x963(secret: Uint8Array, hash: HashName, sharedInfo: Uint8Array,
     out.push(block);
     have += block.length;
   }
-  return Buffer.concat(out).subarray(0, lengthBytes);
+  return takeAndWipe(out, lengthBytes);
 }

@@ -272,6 +272,11 @@ function rawPublicKey(type: KeyType, curve: EcCurve | undefined, data: Uint8Arra
   throw keyDataError(`format: raw is not a format for ${type} public keys (use spki or jwk)`);
 }
 
+/** A Buffer over the same memory (no copy, so no copy of key bytes lands in Node's Buffer pool). */
+function view(data: Uint8Array): Buffer {
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
 function jwkSecret(jwk: Jwk): Buffer {
   if (jwk.kty !== 'oct') throw keyDataError(`keyData.kty: a secret key's JWK has kty "oct", not ${JSON.stringify(jwk.kty)}`);
   if (typeof jwk.k !== 'string' || !/^[A-Za-z0-9_-]*$/.test(jwk.k)) throw keyDataError('keyData.k: expected the key as base64url text');
@@ -302,7 +307,7 @@ export function parseKey(
       throw new HsmError('KEY_TYPE_INCONSISTENT', `keyType: ${type} keys are not secret keys (secret key types: aes, generic-secret)`);
     }
     if (format !== 'raw' && format !== 'jwk') throw keyDataError(`format: a secret key is imported as raw or jwk, not ${format}`);
-    const bytes = format === 'raw' ? Buffer.from(data as Uint8Array) : jwkSecret(data as Jwk);
+    const bytes = format === 'raw' ? (data as Uint8Array) : jwkSecret(data as Jwk);
     return material(cls, type, createSecretKey(bytes));
   }
   if (type === 'aes' || type === 'generic-secret') {
@@ -311,11 +316,11 @@ export function parseKey(
   let key: KeyObject;
   try {
     if (cls === 'private-key') {
-      if (format === 'pkcs8') key = createPrivateKey({ key: Buffer.from(data as Uint8Array), format: 'der', type: 'pkcs8' });
+      if (format === 'pkcs8') key = createPrivateKey({ key: view(data as Uint8Array), format: 'der', type: 'pkcs8' });
       else if (format === 'jwk') key = createPrivateKey({ key: checkJwkKty(type, data as Jwk), format: 'jwk' });
       else throw keyDataError(`format: a private key is imported as pkcs8 or jwk, not ${format}`);
     } else {
-      if (format === 'spki') key = createPublicKey({ key: Buffer.from(data as Uint8Array), format: 'der', type: 'spki' });
+      if (format === 'spki') key = createPublicKey({ key: view(data as Uint8Array), format: 'der', type: 'spki' });
       else if (format === 'jwk') {
         const jwk = checkJwkKty(type, data as Jwk);
         if ('d' in jwk) throw keyDataError('keyData.d: a public key JWK must not hold the private value d');

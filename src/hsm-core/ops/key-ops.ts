@@ -221,13 +221,13 @@ function checkMechanismKey(expected: string | readonly string[], key: KeyRecord,
   }
 }
 
-/** The bytes a wrap carries: the payload in the chosen format (JWK as UTF-8 JSON). */
-function payloadBytes(key: KeyRecord, format: KeyFormat, extras: Record<string, unknown> | undefined): Buffer {
+/** The bytes a wrap carries: the payload in the chosen format (JWK as UTF-8 JSON), in memory of its own. */
+function payloadBytes(key: KeyRecord, format: KeyFormat, extras: Record<string, unknown> | undefined): Uint8Array {
   const data = serialiseKey(key.material, format);
-  if (data instanceof Uint8Array) return Buffer.from(data);
+  if (data instanceof Uint8Array) return data;
   const jwk: Record<string, unknown> = { ...data };
   for (const [k, v] of Object.entries(extras ?? {})) if (v !== undefined) jwk[k] = v;
-  return Buffer.from(JSON.stringify(jwk), 'utf8');
+  return new TextEncoder().encode(JSON.stringify(jwk));
 }
 
 export const wrapKey: Handler<'wrapKey'> = (m, caller, req) => {
