@@ -142,13 +142,16 @@ function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
 }
 
 /**
- * Copies every byte array of a result into its own exactly-sized buffer. Node hands out small
- * Buffers as views into a shared 8 KiB pool; a caller given such a view could read the rest of
- * the pool through `.buffer`, including bytes the member used a moment earlier (key material on
- * its way into a wrap, say). Answers therefore never share memory with anything else.
+ * Gives every byte array of a result memory of its own. Node hands out small Buffers as views
+ * into a shared 8 KiB pool; a caller given such a view could read the rest of the pool through
+ * `.buffer`, including bytes the member used a moment earlier (key material on its way into a
+ * wrap, say). A view is copied into an exactly-sized buffer; an array that already owns all of
+ * its buffer is passed as it is.
  */
 function detachBytes<T>(value: T): T {
-  if (value instanceof Uint8Array) return new Uint8Array(value) as T;
+  if (value instanceof Uint8Array) {
+    return (value.byteOffset === 0 && value.byteLength === value.buffer.byteLength ? value : new Uint8Array(value)) as T;
+  }
   if (Array.isArray(value)) return value.map(detachBytes) as T;
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
