@@ -5,6 +5,7 @@
  * @module
  */
 import { HsmError, type Request, type Results, type UserRole } from '../hsm-core/index.js';
+import { HsmCrypto } from '../subtle/crypto.js';
 import type { Transport } from './transport.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -25,6 +26,7 @@ export class HsmSession {
   readonly #transport: Transport;
   readonly #token: string;
   #open = true;
+  #crypto: HsmCrypto | undefined;
 
   /** @internal Made by `login`. */
   constructor(transport: Transport, token: string, username: string, role: UserRole) {
@@ -45,6 +47,20 @@ export class HsmSession {
   send<R extends SessionRequest>(request: R): Promise<Results[R['op']]> {
     if (!this.#open) return Promise.reject(new HsmError('NOT_LOGGED_IN', `the session of ${this.username} has logged out`));
     return call(this.#transport, { ...request, session: this.#token });
+  }
+
+  /**
+   * A standard WebCrypto `Crypto` for this session: every key it makes or imports lives in the
+   * HSM as a session key of this user. See the README's "WebCrypto door".
+   *
+   * @example
+   * ```ts
+   * const key = await session.crypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+   * ```
+   */
+  get crypto(): HsmCrypto {
+    this.#crypto ??= new HsmCrypto(this);
+    return this.#crypto;
   }
 
   /** Whether logout has not been called. (The member may still have ended the session.) */

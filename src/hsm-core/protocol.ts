@@ -342,7 +342,8 @@ export interface Results {
   changePassword: { username: string; role: UserRole };
   generateKey: { handle: number };
   generateKeyPair: { publicHandle: number; privateHandle: number };
-  importKey: { handle: number };
+  /** `key`: what the new key looks like (class, type, size, curve), so a caller need not ask. */
+  importKey: { handle: number; key: KeyInfo };
   exportKey: { keyData: Uint8Array | Jwk };
   getAttributes: KeyInfo;
   setAttributes: KeyInfo;
@@ -358,7 +359,7 @@ export interface Results {
   digest: { digest: Uint8Array };
   generateRandom: { data: Uint8Array };
   wrapKey: { wrapped: Uint8Array; iv?: Uint8Array };
-  unwrapKey: { handle: number };
+  unwrapKey: { handle: number; key: KeyInfo };
   deriveKey: { handle: number };
   deriveBits: { bits: Uint8Array };
   extractMaskedObject: { maskedObject: Uint8Array };

@@ -110,7 +110,7 @@ export const importKey: Handler<'importKey'> = (m, caller, req) => {
   checkKeyAllowed(m.profile, req.keyType, material.facts);
   checkKeyQuota(m, 1, req.keyClass === 'secret-key' ? 0 : 1);
   const key = addKey(m, me, material, attributesForNewKey(req.keyClass, req.keyType, template, { kind: 'imported' }, material.facts));
-  return { handle: key.handle };
+  return { handle: key.handle, key: keyInfo(key) };
 };
 
 // ---- export -----------------------------------------------------------------------------------
@@ -271,6 +271,37 @@ function parseWrappedJwk(bytes: Buffer): Jwk {
   return parsed as Jwk;
 }
 
+/** JWK usage words (RFC 7517 key_ops) and the attribute each needs. */
+const KEY_OPS: Readonly<Record<string, keyof Template>> = {
+  encrypt: 'encrypt',
+  decrypt: 'decrypt',
+  sign: 'sign',
+  verify: 'verify',
+  wrapKey: 'wrap',
+  unwrapKey: 'unwrap',
+  deriveKey: 'derive',
+  deriveBits: 'derive',
+};
+
+/**
+ * What a wrapped JWK says about itself binds the key it becomes: `ext: false` forbids
+ * `extractable=true`, and `key_ops` limits the usages (RFC 7517 §4.3, as WebCrypto applies them).
+ * Without this, unwrapping would turn a key its wrapper marked non-extractable into one that is.
+ */
+function checkJwkPermits(jwk: Jwk, template: Template): void {
+  if (jwk.ext === false && template.extractable === true) {
+    throw new HsmError('KEY_DATA_INVALID', 'wrapped: the JWK says ext=false, so the unwrapped key cannot have extractable=true');
+  }
+  if (jwk.key_ops === undefined) return;
+  if (!Array.isArray(jwk.key_ops)) throw new HsmError('KEY_DATA_INVALID', 'wrapped: the JWK key_ops is not a list');
+  const allowed = new Set(jwk.key_ops.map((op) => KEY_OPS[String(op)]).filter((a) => a !== undefined));
+  for (const attribute of new Set(Object.values(KEY_OPS))) {
+    if (template[attribute] === true && !allowed.has(attribute)) {
+      throw new HsmError('KEY_DATA_INVALID', `wrapped: the JWK key_ops ${JSON.stringify(jwk.key_ops)} do not allow ${attribute}=true`);
+    }
+  }
+}
+
 export const unwrapKey: Handler<'unwrapKey'> = (m, caller, req) => {
   const me = signedIn(caller);
   const unwrapping = usableKey(m.keys, me, req.unwrappingHandle, 'unwrap');
@@ -282,14 +313,19 @@ export const unwrapKey: Handler<'unwrapKey'> = (m, caller, req) => {
   let material: Material;
   try {
     const format = req.format ?? defaultFormat(req.keyClass);
-    material = parseKey(req.keyClass, req.keyType, format, format === 'jwk' ? parseWrappedJwk(bytes) : bytes, req.curve);
+    let data: Uint8Array | Jwk = bytes;
+    if (format === 'jwk') {
+      data = parseWrappedJwk(bytes);
+      checkJwkPermits(data, template);
+    }
+    material = parseKey(req.keyClass, req.keyType, format, data, req.curve);
   } finally {
     bytes.fill(0);
   }
   checkKeyAllowed(m.profile, req.keyType, material.facts);
   checkKeyQuota(m, 1, req.keyClass === 'secret-key' ? 0 : 1);
   const key = addKey(m, me, material, attributesForNewKey(req.keyClass, req.keyType, template, { kind: 'unwrapped' }, material.facts));
-  return { handle: key.handle };
+  return { handle: key.handle, key: keyInfo(key) };
 };
 
 // ---- derive -----------------------------------------------------------------------------------

@@ -1,0 +1,115 @@
+/**
+ * The `Crypto` object of the door: `subtle`, `getRandomValues`, `randomUUID`, plus
+ * `randomBytes()` for HSM random bytes asked for asynchronously.
+ *
+ * `getRandomValues` is synchronous by specification, so it cannot wait for the HSM. It is served
+ * from a pool of HSM random bytes (128 KiB) that refills itself in the background, 64 KiB per
+ * request, whenever it falls below half. A call the pool cannot cover — before the first refill
+ * has landed, or under a burst larger than the pool — is served by Node's CSPRNG
+ * (`node:crypto.randomFillSync`) instead, so that code written for `globalThis.crypto` never
+ * fails; {@link HsmCrypto.randomStats} counts both kinds, and `await crypto.ready()` waits for
+ * the first refill. Bytes handed out are removed from the pool: no byte is given twice.
+ *
+ * @module
+ */
+import { randomFillSync } from 'node:crypto';
+import { Crypto as CoreCrypto } from 'webcrypto-core';
+import type { HsmSession } from '../cluster-client/session.js';
+import { webCryptoError } from './errors.js';
+import { HsmSubtleCrypto } from './subtle.js';
+
+/** The spec's limit on one getRandomValues call. */
+export const MAX_RANDOM_VALUES_BYTES = 65_536;
+const POOL_BYTES = 2 * MAX_RANDOM_VALUES_BYTES;
+const REFILL_BYTES = MAX_RANDOM_VALUES_BYTES;
+
+const INTEGER_ARRAYS = [Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array, BigInt64Array, BigUint64Array];
+
+export interface RandomStats {
+  /** Bytes served to getRandomValues from the HSM pool. */
+  fromHsm: number;
+  /** Bytes served by Node's CSPRNG because the pool was short. */
+  fromFallback: number;
+  /** Bytes in the pool now. */
+  pooled: number;
+}
+
+export class HsmCrypto extends CoreCrypto {
+  readonly subtle: HsmSubtleCrypto;
+  readonly #session: HsmSession;
+  #pool = new Uint8Array(POOL_BYTES);
+  /** Bytes available are #pool[0, #filled). */
+  #filled = 0;
+  #refilling: Promise<void> | null = null;
+  #stats = { fromHsm: 0, fromFallback: 0 };
+
+  /** @internal Use `session.crypto`. */
+  constructor(session: HsmSession) {
+    super();
+    this.#session = session;
+    this.subtle = new HsmSubtleCrypto(session);
+    this.#refill();
+  }
+
+  /** Resolves once the random pool holds HSM bytes (or the HSM refused; see randomStats). */
+  async ready(): Promise<void> {
+    while (this.#refilling) await this.#refilling;
+  }
+
+  /** Random bytes straight from the HSM (asynchronous; no length limit beyond the profile's). */
+  async randomBytes(length: number): Promise<Uint8Array> {
+    try {
+      return (await this.#session.send({ op: 'generateRandom', length })).data;
+    } catch (e) {
+      throw webCryptoError(e, 'generateKey');
+    }
+  }
+
+  randomStats(): RandomStats {
+    return { ...this.#stats, pooled: this.#filled };
+  }
+
+  getRandomValues<T extends ArrayBufferView | null>(array: T): T {
+    if (!INTEGER_ARRAYS.some((C) => array instanceof C)) {
+      throw new DOMException('getRandomValues: the argument must be an integer-typed array', 'TypeMismatchError');
+    }
+    const view = array as unknown as ArrayBufferView;
+    const n = view.byteLength;
+    if (n > MAX_RANDOM_VALUES_BYTES) {
+      throw new DOMException(`getRandomValues: at most ${MAX_RANDOM_VALUES_BYTES} bytes per call, asked for ${n}`, 'QuotaExceededError');
+    }
+    const target = new Uint8Array(view.buffer, view.byteOffset, n);
+    if (n <= this.#filled) {
+      const start = this.#filled - n;
+      target.set(this.#pool.subarray(start, this.#filled));
+      this.#pool.fill(0, start, this.#filled);
+      this.#filled = start;
+      this.#stats.fromHsm += n;
+    } else {
+      randomFillSync(target);
+      this.#stats.fromFallback += n;
+    }
+    if (this.#filled < POOL_BYTES / 2) this.#refill();
+    return array;
+  }
+
+  #refill(): void {
+    if (this.#refilling || !this.#session.isOpen) return;
+    this.#refilling = (async () => {
+      try {
+        while (this.#filled + REFILL_BYTES <= POOL_BYTES && this.#session.isOpen) {
+          const { data } = await this.#session.send({ op: 'generateRandom', length: REFILL_BYTES });
+          const room = POOL_BYTES - this.#filled;
+          const take = Math.min(room, data.length);
+          this.#pool.set(data.subarray(0, take), this.#filled);
+          this.#filled += take;
+          data.fill(0);
+        }
+      } catch {
+        // The session ended or the HSM refused; calls fall back until a later refill succeeds.
+      } finally {
+        this.#refilling = null;
+      }
+    })();
+  }
+}

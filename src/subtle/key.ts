@@ -1,0 +1,67 @@
+/**
+ * `CryptoKey` objects of the WebCrypto door. Each is a handle: its visible properties are the
+ * four the spec defines (`type`, `algorithm`, `extractable`, `usages`), read-only, and the HSM
+ * handle behind it sits in a module-private WeakMap, so nothing reachable from the object —
+ * own or inherited properties, `structuredClone`, `util.inspect` — holds key material or even
+ * the handle.
+ *
+ * Keys made at this door are HSM session keys. When a `CryptoKey` is garbage-collected, a
+ * FinalizationRegistry deletes its HSM object; when the session logs out, the HSM drops them all.
+ *
+ * @module
+ */
+import { CryptoKey as CoreCryptoKey } from 'webcrypto-core';
+import type { HsmSession } from '../cluster-client/session.js';
+import { refusal } from './errors.js';
+import type { KeyUsage, CryptoKey, KeyAlgorithm } from './types.js';
+
+export type KeyKind = 'secret' | 'private' | 'public';
+
+interface Slot {
+  readonly session: HsmSession;
+  readonly handle: number;
+}
+
+const slots = new WeakMap<object, Slot>();
+
+/** Deletes the HSM object of a collected key. Failures (session ended, key gone) are expected and ignored. */
+const collector = new FinalizationRegistry<Slot>((slot) => {
+  if (!slot.session.isOpen) return;
+  slot.session.send({ op: 'deleteKey', handle: slot.handle }).catch(() => undefined);
+});
+
+export class HsmCryptoKey extends CoreCryptoKey {
+  /** @internal Made by the door's providers. */
+  constructor(slot: Slot, type: KeyKind, algorithm: KeyAlgorithm, extractable: boolean, usages: KeyUsage[]) {
+    super();
+    for (const [name, value] of [
+      ['type', type],
+      ['algorithm', algorithm],
+      ['extractable', extractable],
+      ['usages', usages],
+    ] as const) {
+      Object.defineProperty(this, name, { value, enumerable: true, writable: false, configurable: false });
+    }
+    slots.set(this, slot);
+    collector.register(this, slot);
+  }
+
+}
+
+/** The HSM handle behind a key of this door, or an InvalidAccessError for any other key. */
+export function handleOf(key: CryptoKey, session: HsmSession): number {
+  const slot = slots.get(key);
+  if (!slot) throw refusal('InvalidAccessError', 'the key is not a Strongroom CryptoKey (import it into this session first)');
+  if (slot.session !== session) {
+    throw refusal('InvalidAccessError', `the key belongs to another session (of ${slot.session.username}); session keys live only in the session that made them`);
+  }
+  return slot.handle;
+}
+
+/** A door key for an HSM object this session just created. */
+export function newKey(session: HsmSession, handle: number, type: KeyKind, algorithm: KeyAlgorithm, extractable: boolean, usages: KeyUsage[]): HsmCryptoKey {
+  return new HsmCryptoKey({ session, handle }, type, algorithm, extractable, usages);
+}
+
+// Shown as `CryptoKey` by util.inspect and in stack traces, as Node's own keys are.
+Object.defineProperty(HsmCryptoKey, 'name', { value: 'CryptoKey' });

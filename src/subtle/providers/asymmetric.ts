@@ -1,0 +1,386 @@
+/**
+ * The asymmetric algorithms: RSASSA-PKCS1-v1_5, RSA-PSS, RSA-OAEP, ECDSA, ECDH, Ed25519 and
+ * X25519. Each provider says which HSM mechanism its operations become; key handling is
+ * {@link KeyPairs}.
+ *
+ * @module
+ */
+import {
+  EcdhProvider,
+  EcdsaProvider,
+  Ed25519Provider,
+  RsaOaepProvider,
+  RsaPssProvider,
+  RsaSsaProvider,
+  X25519Provider,
+} from 'webcrypto-core';
+import type { CipherMechanism, DeriveMechanism, SignMechanism, WrapMechanism } from '../../hsm-core/index.js';
+import { CURVES, arrayBuffer, hsmHash, view, type DeriveCapable, type Door, type KeyRecipe, type UnwrapCapable, type WrapCapable } from '../common.js';
+import { refusal } from '../errors.js';
+import { deriveBits } from './hmac.js';
+import { KeyPairs } from './keypairs.js';
+import type { KeyUsage, KeyFormat, CryptoKey, CryptoKeyPair, JsonWebKey, Algorithm, AlgorithmIdentifier, RsaHashedKeyGenParams, RsaHashedImportParams, RsaHashedKeyAlgorithm, RsaPssParams, RsaOaepParams, EcKeyGenParams, EcKeyImportParams, EcKeyAlgorithm, EcdsaParams, EcdhKeyDeriveParams } from '../types.js';
+
+type Params = Record<string, unknown>;
+
+async function sign(door: Door, key: CryptoKey, mechanism: SignMechanism, data: ArrayBuffer): Promise<ArrayBuffer> {
+  const { signature } = await door.session.send({ op: 'sign', handle: door.handle(key), mechanism, data: view(data) });
+  return arrayBuffer(signature);
+}
+
+async function verify(door: Door, key: CryptoKey, mechanism: SignMechanism, signature: ArrayBuffer, data: ArrayBuffer): Promise<boolean> {
+  const r = await door.session.send({ op: 'verify', handle: door.handle(key), mechanism, data: view(data), signature: view(signature) });
+  return r.valid;
+}
+
+function checkRsaGenerate(a: Params): void {
+  hsmHash(a.hash as AlgorithmIdentifier);
+  const e = a.publicExponent;
+  if (!(e instanceof Uint8Array)) throw new TypeError('publicExponent: expected a Uint8Array (usually [1, 0, 1])');
+  const m = a.modulusLength;
+  if (typeof m !== 'number') throw new TypeError('modulusLength: required, a number of bits');
+}
+
+// ---- RSA ---------------------------------------------------------------------------------------
+
+export class HsmRsaSsaProvider extends RsaSsaProvider implements UnwrapCapable {
+  readonly #door: Door;
+  readonly #pairs: KeyPairs;
+
+  constructor(door: Door) {
+    super();
+    this.#door = door;
+    this.#pairs = new KeyPairs(door, { name: this.name, family: 'rsa', privateUsages: ['sign'], publicUsages: ['verify'], use: 'sig' });
+  }
+
+  override checkGenerateKeyParams(a: RsaHashedKeyGenParams): void {
+    checkRsaGenerate(a as unknown as Params);
+  }
+
+  onGenerateKey(a: RsaHashedKeyGenParams, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKeyPair> {
+    return this.#pairs.generate(a as unknown as Params, extractable, usages);
+  }
+
+  onImportKey(format: KeyFormat, data: JsonWebKey | ArrayBuffer, a: RsaHashedImportParams, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
+    return this.#pairs.import(format, data, a as unknown as Params, extractable, usages);
+  }
+
+  onExportKey(format: KeyFormat, key: CryptoKey): Promise<JsonWebKey | ArrayBuffer> {
+    return this.#pairs.export(format, key);
+  }
+
+  onSign(_a: Algorithm, key: CryptoKey, data: ArrayBuffer): Promise<ArrayBuffer> {
+    return sign(this.#door, key, { name: 'rsa-pkcs', hash: hsmHash((key.algorithm as RsaHashedKeyAlgorithm).hash) }, data);
+  }
+
+  onVerify(_a: Algorithm, key: CryptoKey, signature: ArrayBuffer, data: ArrayBuffer): Promise<boolean> {
+    return verify(this.#door, key, { name: 'rsa-pkcs', hash: hsmHash((key.algorithm as RsaHashedKeyAlgorithm).hash) }, signature, data);
+  }
+
+  unwrapRecipe(format: KeyFormat, a: Algorithm, _e: boolean, usages: KeyUsage[]): KeyRecipe {
+    hsmHash((a as RsaHashedImportParams).hash);
+    return this.#pairs.unwrapRecipe(format, a as unknown as Params, usages);
+  }
+}
+
+export class HsmRsaPssProvider extends RsaPssProvider implements UnwrapCapable {
+  readonly #door: Door;
+  readonly #pairs: KeyPairs;
+
+  constructor(door: Door) {
+    super();
+    this.#door = door;
+    this.#pairs = new KeyPairs(door, { name: this.name, family: 'rsa', privateUsages: ['sign'], publicUsages: ['verify'], use: 'sig' });
+  }
+
+  override checkGenerateKeyParams(a: RsaHashedKeyGenParams): void {
+    checkRsaGenerate(a as unknown as Params);
+  }
+
+  override checkAlgorithmParams(a: RsaPssParams): void {
+    if (typeof a.saltLength !== 'number' || !Number.isInteger(a.saltLength) || a.saltLength < 0) {
+      throw new TypeError(`saltLength: required, a whole number of bytes, got ${String(a.saltLength)}`);
+    }
+  }
+
+  #mechanism(a: RsaPssParams, key: CryptoKey): SignMechanism {
+    return { name: 'rsa-pkcs-pss', hash: hsmHash((key.algorithm as RsaHashedKeyAlgorithm).hash), saltLength: a.saltLength };
+  }
+
+  onGenerateKey(a: RsaHashedKeyGenParams, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKeyPair> {
+    return this.#pairs.generate(a as unknown as Params, extractable, usages);
+  }
+
+  onImportKey(format: KeyFormat, data: JsonWebKey | ArrayBuffer, a: RsaHashedImportParams, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
+    return this.#pairs.import(format, data, a as unknown as Params, extractable, usages);
+  }
+
+  onExportKey(format: KeyFormat, key: CryptoKey): Promise<JsonWebKey | ArrayBuffer> {
+    return this.#pairs.export(format, key);
+  }
+
+  onSign(a: RsaPssParams, key: CryptoKey, data: ArrayBuffer): Promise<ArrayBuffer> {
+    return sign(this.#door, key, this.#mechanism(a, key), data);
+  }
+
+  onVerify(a: RsaPssParams, key: CryptoKey, signature: ArrayBuffer, data: ArrayBuffer): Promise<boolean> {
+    return verify(this.#door, key, this.#mechanism(a, key), signature, data);
+  }
+
+  unwrapRecipe(format: KeyFormat, a: Algorithm, _e: boolean, usages: KeyUsage[]): KeyRecipe {
+    hsmHash((a as RsaHashedImportParams).hash);
+    return this.#pairs.unwrapRecipe(format, a as unknown as Params, usages);
+  }
+}
+
+export class HsmRsaOaepProvider extends RsaOaepProvider implements WrapCapable, UnwrapCapable {
+  readonly #door: Door;
+  readonly #pairs: KeyPairs;
+
+  constructor(door: Door) {
+    super();
+    this.#door = door;
+    this.#pairs = new KeyPairs(door, {
+      name: this.name,
+      family: 'rsa',
+      privateUsages: ['decrypt', 'unwrapKey'],
+      publicUsages: ['encrypt', 'wrapKey'],
+      use: 'enc',
+    });
+  }
+
+  override checkGenerateKeyParams(a: RsaHashedKeyGenParams): void {
+    checkRsaGenerate(a as unknown as Params);
+  }
+
+  wrapMechanism(a: Algorithm, key: CryptoKey): WrapMechanism & CipherMechanism {
+    const label = (a as RsaOaepParams).label;
+    return {
+      name: 'rsa-oaep',
+      hash: hsmHash((key.algorithm as RsaHashedKeyAlgorithm).hash),
+      ...(label !== undefined && label !== null ? { label: view(label) } : {}),
+    };
+  }
+
+  onGenerateKey(a: RsaHashedKeyGenParams, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKeyPair> {
+    return this.#pairs.generate(a as unknown as Params, extractable, usages);
+  }
+
+  onImportKey(format: KeyFormat, data: JsonWebKey | ArrayBuffer, a: RsaHashedImportParams, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
+    return this.#pairs.import(format, data, a as unknown as Params, extractable, usages);
+  }
+
+  onExportKey(format: KeyFormat, key: CryptoKey): Promise<JsonWebKey | ArrayBuffer> {
+    return this.#pairs.export(format, key);
+  }
+
+  async onEncrypt(a: RsaOaepParams, key: CryptoKey, data: ArrayBuffer): Promise<ArrayBuffer> {
+    const r = await this.#door.session.send({ op: 'encrypt', handle: this.#door.handle(key), mechanism: this.wrapMechanism(a, key), data: view(data) });
+    return arrayBuffer(r.data);
+  }
+
+  async onDecrypt(a: RsaOaepParams, key: CryptoKey, data: ArrayBuffer): Promise<ArrayBuffer> {
+    const r = await this.#door.session.send({ op: 'decrypt', handle: this.#door.handle(key), mechanism: this.wrapMechanism(a, key), data: view(data) });
+    return arrayBuffer(r.data);
+  }
+
+  unwrapRecipe(format: KeyFormat, a: Algorithm, _e: boolean, usages: KeyUsage[]): KeyRecipe {
+    hsmHash((a as RsaHashedImportParams).hash);
+    return this.#pairs.unwrapRecipe(format, a as unknown as Params, usages);
+  }
+}
+
+// ---- elliptic curves ---------------------------------------------------------------------------
+
+function checkCurve(namedCurve: unknown): void {
+  if (typeof namedCurve !== 'string' || !(namedCurve in CURVES)) {
+    throw refusal('NotSupportedError', `namedCurve: expected one of ${Object.keys(CURVES).join(', ')}, got ${String(namedCurve)}`);
+  }
+}
+
+export class HsmEcdsaProvider extends EcdsaProvider implements UnwrapCapable {
+  readonly #door: Door;
+  readonly #pairs: KeyPairs;
+
+  constructor(door: Door) {
+    super();
+    this.#door = door;
+    this.#pairs = new KeyPairs(door, { name: 'ECDSA', family: 'ec', privateUsages: ['sign'], publicUsages: ['verify'], use: 'sig' });
+  }
+
+  override checkGenerateKeyParams(a: EcKeyGenParams): void {
+    checkCurve(a.namedCurve);
+  }
+
+  override checkImportParams(a: EcKeyImportParams): void {
+    checkCurve(a.namedCurve);
+  }
+
+  override checkAlgorithmParams(a: EcdsaParams): void {
+    hsmHash(a.hash);
+  }
+
+  onGenerateKey(a: EcKeyGenParams, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKeyPair> {
+    return this.#pairs.generate(a as unknown as Params, extractable, usages);
+  }
+
+  onImportKey(format: KeyFormat, data: JsonWebKey | ArrayBuffer, a: EcKeyImportParams, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
+    return this.#pairs.import(format, data, a as unknown as Params, extractable, usages);
+  }
+
+  onExportKey(format: KeyFormat, key: CryptoKey): Promise<JsonWebKey | ArrayBuffer> {
+    return this.#pairs.export(format, key);
+  }
+
+  onSign(a: EcdsaParams, key: CryptoKey, data: ArrayBuffer): Promise<ArrayBuffer> {
+    return sign(this.#door, key, { name: 'ecdsa', hash: hsmHash(a.hash) }, data);
+  }
+
+  onVerify(a: EcdsaParams, key: CryptoKey, signature: ArrayBuffer, data: ArrayBuffer): Promise<boolean> {
+    return verify(this.#door, key, { name: 'ecdsa', hash: hsmHash(a.hash) }, signature, data);
+  }
+
+  unwrapRecipe(format: KeyFormat, a: Algorithm, _e: boolean, usages: KeyUsage[]): KeyRecipe {
+    checkCurve((a as EcKeyImportParams).namedCurve);
+    return this.#pairs.unwrapRecipe(format, a as unknown as Params, usages);
+  }
+}
+
+/** The HSM mechanism of a key agreement with `public`, a key of this door. */
+function agreement(door: Door, algorithm: Params, baseKey: CryptoKey): DeriveMechanism {
+  const peer = algorithm.public as CryptoKey;
+  if (peer.algorithm.name !== baseKey.algorithm.name) {
+    throw refusal('InvalidAccessError', `public: a ${peer.algorithm.name} key cannot agree with a ${baseKey.algorithm.name} key`);
+  }
+  const peerCurve = (peer.algorithm as EcKeyAlgorithm).namedCurve;
+  if (peerCurve !== (baseKey.algorithm as EcKeyAlgorithm).namedCurve) {
+    throw refusal('InvalidAccessError', `public: the keys are on different curves (${String(peerCurve)} and ${String((baseKey.algorithm as EcKeyAlgorithm).namedCurve)})`);
+  }
+  return { name: 'ecdh', publicHandle: door.handle(peer) };
+}
+
+export class HsmEcdhProvider extends EcdhProvider implements DeriveCapable, UnwrapCapable {
+  readonly #door: Door;
+  readonly #pairs: KeyPairs;
+
+  constructor(door: Door) {
+    super();
+    this.#door = door;
+    this.#pairs = new KeyPairs(door, { name: 'ECDH', family: 'ec', privateUsages: ['deriveKey', 'deriveBits'], publicUsages: [], use: 'enc' });
+  }
+
+  override checkGenerateKeyParams(a: EcKeyGenParams): void {
+    checkCurve(a.namedCurve);
+  }
+
+  override checkImportParams(a: EcKeyImportParams): void {
+    checkCurve(a.namedCurve);
+  }
+
+  override checkDeriveBits(algorithm: Algorithm, baseKey: CryptoKey, _length: number, options: { keyUsage?: boolean } = {}): void {
+    this.checkAlgorithmName(algorithm);
+    this.checkAlgorithmParams(algorithm as EcdhKeyDeriveParams);
+    this.checkCryptoKey(baseKey, options.keyUsage ? 'deriveBits' : undefined);
+  }
+
+  onGenerateKey(a: EcKeyGenParams, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKeyPair> {
+    return this.#pairs.generate(a as unknown as Params, extractable, usages);
+  }
+
+  onImportKey(format: KeyFormat, data: JsonWebKey | ArrayBuffer, a: EcKeyImportParams, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
+    return this.#pairs.import(format, data, a as unknown as Params, extractable, usages);
+  }
+
+  onExportKey(format: KeyFormat, key: CryptoKey): Promise<JsonWebKey | ArrayBuffer> {
+    return this.#pairs.export(format, key);
+  }
+
+  deriveMechanism(a: Algorithm, baseKey: CryptoKey): DeriveMechanism {
+    return agreement(this.#door, a as unknown as Params, baseKey);
+  }
+
+  onDeriveBits(a: EcdhKeyDeriveParams, baseKey: CryptoKey, length: number): Promise<ArrayBuffer> {
+    return deriveBits(this.#door, this.deriveMechanism(a, baseKey), baseKey, length, 'ECDH');
+  }
+
+  unwrapRecipe(format: KeyFormat, a: Algorithm, _e: boolean, usages: KeyUsage[]): KeyRecipe {
+    checkCurve((a as EcKeyImportParams).namedCurve);
+    return this.#pairs.unwrapRecipe(format, a as unknown as Params, usages);
+  }
+}
+
+export class HsmEd25519Provider extends Ed25519Provider implements UnwrapCapable {
+  readonly #door: Door;
+  readonly #pairs: KeyPairs;
+
+  constructor(door: Door) {
+    super();
+    this.#door = door;
+    this.#pairs = new KeyPairs(door, { name: 'Ed25519', family: 'ed25519', privateUsages: ['sign'], publicUsages: ['verify'], use: 'sig' });
+  }
+
+  override onGenerateKey(a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKeyPair> {
+    return this.#pairs.generate(a as unknown as Params, extractable, usages);
+  }
+
+  override onImportKey(format: KeyFormat, data: JsonWebKey | ArrayBuffer, a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
+    return this.#pairs.import(format, data, a as unknown as Params, extractable, usages);
+  }
+
+  override onExportKey(format: KeyFormat, key: CryptoKey): Promise<JsonWebKey | ArrayBuffer> {
+    return this.#pairs.export(format, key);
+  }
+
+  onSign(_a: Algorithm, key: CryptoKey, data: ArrayBuffer): Promise<ArrayBuffer> {
+    return sign(this.#door, key, { name: 'ed25519' }, data);
+  }
+
+  onVerify(_a: Algorithm, key: CryptoKey, signature: ArrayBuffer, data: ArrayBuffer): Promise<boolean> {
+    return verify(this.#door, key, { name: 'ed25519' }, signature, data);
+  }
+
+  unwrapRecipe(format: KeyFormat, a: Algorithm, _e: boolean, usages: KeyUsage[]): KeyRecipe {
+    return this.#pairs.unwrapRecipe(format, a as unknown as Params, usages);
+  }
+}
+
+export class HsmX25519Provider extends X25519Provider implements DeriveCapable, UnwrapCapable {
+  readonly #door: Door;
+  readonly #pairs: KeyPairs;
+
+  constructor(door: Door) {
+    super();
+    this.#door = door;
+    this.#pairs = new KeyPairs(door, { name: 'X25519', family: 'x25519', privateUsages: ['deriveKey', 'deriveBits'], publicUsages: [], use: 'enc' });
+  }
+
+  override checkDeriveBits(algorithm: Algorithm, baseKey: CryptoKey, _length: number, options: { keyUsage?: boolean } = {}): void {
+    this.checkAlgorithmName(algorithm);
+    this.checkAlgorithmParams(algorithm as EcdhKeyDeriveParams);
+    this.checkCryptoKey(baseKey, options.keyUsage ? 'deriveBits' : undefined);
+  }
+
+  override onGenerateKey(a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKeyPair> {
+    return this.#pairs.generate(a as unknown as Params, extractable, usages);
+  }
+
+  override onImportKey(format: KeyFormat, data: JsonWebKey | ArrayBuffer, a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
+    return this.#pairs.import(format, data, a as unknown as Params, extractable, usages);
+  }
+
+  override onExportKey(format: KeyFormat, key: CryptoKey): Promise<JsonWebKey | ArrayBuffer> {
+    return this.#pairs.export(format, key);
+  }
+
+  deriveMechanism(a: Algorithm, baseKey: CryptoKey): DeriveMechanism {
+    return agreement(this.#door, a as unknown as Params, baseKey);
+  }
+
+  onDeriveBits(a: EcdhKeyDeriveParams, baseKey: CryptoKey, length: number): Promise<ArrayBuffer> {
+    return deriveBits(this.#door, this.deriveMechanism(a, baseKey), baseKey, length, 'X25519');
+  }
+
+  unwrapRecipe(format: KeyFormat, a: Algorithm, _e: boolean, usages: KeyUsage[]): KeyRecipe {
+    return this.#pairs.unwrapRecipe(format, a as unknown as Params, usages);
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * `SubtleCrypto` of the door: webcrypto-core's argument handling, our providers, and three
+ * methods of our own. `wrapKey`, `unwrapKey` and `deriveKey` are one HSM request each, because
+ * webcrypto-core's versions run in the caller (export + encrypt, decrypt + import, deriveBits +
+ * import) and would carry key bytes through the application. Every method's errors pass through
+ * {@link webCryptoError} once, here.
+ *
+ * @module
+ */
+import { SubtleCrypto as CoreSubtleCrypto, type ProviderCrypto } from 'webcrypto-core';
+import type { HsmSession } from '../cluster-client/session.js';
+import { Door, has, jwkAlg, templateFor, view, arrayBuffer, type DeriveCapable, type DeriveTarget, type UnwrapCapable, type WrapCapable } from './common.js';
+import { refusal, webCryptoError, type Method } from './errors.js';
+import { AES_MODES, HsmAesProvider } from './providers/aes.js';
+import {
+  HsmEcdhProvider,
+  HsmEcdsaProvider,
+  HsmEd25519Provider,
+  HsmRsaOaepProvider,
+  HsmRsaPssProvider,
+  HsmRsaSsaProvider,
+  HsmX25519Provider,
+} from './providers/asymmetric.js';
+import { HsmHkdfProvider, HsmHmacProvider, HsmPbkdf2Provider, HsmShaProvider } from './providers/hmac.js';
+import type { KeyUsage, KeyFormat, KeyType, CryptoKey, CryptoKeyPair, JsonWebKey, AlgorithmIdentifier, BufferSource } from './types.js';
+
+/** Which key types each export/wrap format carries (the spec's table). */
+const FORMAT_TYPES: Readonly<Record<string, readonly KeyType[]>> = {
+  raw: ['secret', 'public'],
+  pkcs8: ['private'],
+  spki: ['public'],
+  jwk: ['secret', 'private', 'public'],
+};
+
+const ASYMMETRIC = new Set(['RSASSA-PKCS1-V1_5', 'RSA-PSS', 'RSA-OAEP', 'ECDSA', 'ECDH', 'ED25519', 'X25519']);
+
+/** Whether an import makes a public key (which may have no usages). */
+function importsPublicKey(format: unknown, keyData: unknown, algorithmName: string): boolean {
+  if (!ASYMMETRIC.has(algorithmName.toUpperCase())) return false;
+  if (format === 'spki' || format === 'raw') return true;
+  return format === 'jwk' && typeof keyData === 'object' && keyData !== null && !('d' in keyData);
+}
+
+export class HsmSubtleCrypto extends CoreSubtleCrypto {
+  readonly #door: Door;
+
+  /** @internal Use `session.crypto.subtle`. */
+  constructor(session: HsmSession) {
+    super();
+    this.#door = new Door(session);
+    const door = this.#door;
+    const providers: ProviderCrypto[] = [
+      ...Object.keys(AES_MODES).map((name) => new HsmAesProvider(door, name)),
+      new HsmHmacProvider(door),
+      new HsmHkdfProvider(door),
+      new HsmPbkdf2Provider(door),
+      new HsmRsaSsaProvider(door),
+      new HsmRsaPssProvider(door),
+      new HsmRsaOaepProvider(door),
+      new HsmEcdsaProvider(door),
+      new HsmEcdhProvider(door),
+      new HsmEd25519Provider(door),
+      new HsmX25519Provider(door),
+      ...['SHA-1', 'SHA-256', 'SHA-384', 'SHA-512'].map((name) => new HsmShaProvider(door, name)),
+    ];
+    for (const p of providers) {
+      // Extraction is the HSM's decision: a non-extractable secret or private key is refused by
+      // the member (and audited), not only here. Public keys are public; the door keeps their flag.
+      p.checkExportKey = (format: KeyFormat, key: CryptoKey) => {
+        p.checkKeyFormat(format);
+        p.checkCryptoKey(key);
+        if (key.type === 'public' && !key.extractable) throw refusal('InvalidAccessError', 'the key was imported with extractable=false');
+      };
+      this.providers.set(p);
+    }
+  }
+
+  async #run<T>(method: Method, body: () => Promise<T>): Promise<T> {
+    try {
+      return await body();
+    } catch (e) {
+      throw webCryptoError(e, method);
+    }
+  }
+
+  override digest(...args: Parameters<CoreSubtleCrypto['digest']>): Promise<ArrayBuffer> {
+    return this.#run('digest', () => super.digest(...args));
+  }
+
+  override generateKey(...args: [AlgorithmIdentifier, boolean, readonly KeyUsage[]]): Promise<CryptoKeyPair & CryptoKey> {
+    return this.#run('generateKey', () => super.generateKey(...(args as [AlgorithmIdentifier, boolean, KeyUsage[]])) as Promise<CryptoKeyPair & CryptoKey>);
+  }
+
+  override sign(...args: Parameters<CoreSubtleCrypto['sign']>): Promise<ArrayBuffer> {
+    return this.#run('sign', () => super.sign(...args));
+  }
+
+  override verify(...args: Parameters<CoreSubtleCrypto['verify']>): Promise<boolean> {
+    return this.#run('verify', () => super.verify(...args));
+  }
+
+  override encrypt(...args: Parameters<CoreSubtleCrypto['encrypt']>): Promise<ArrayBuffer> {
+    return this.#run('encrypt', () => super.encrypt(...args));
+  }
+
+  override decrypt(...args: Parameters<CoreSubtleCrypto['decrypt']>): Promise<ArrayBuffer> {
+    return this.#run('decrypt', () => super.decrypt(...args));
+  }
+
+  override deriveBits(...args: Parameters<CoreSubtleCrypto['deriveBits']>): Promise<ArrayBuffer> {
+    return this.#run('deriveBits', () => super.deriveBits(...args));
+  }
+
+  override exportKey(...args: [KeyFormat, CryptoKey]): Promise<ArrayBuffer & JsonWebKey> {
+    return this.#run('exportKey', () => super.exportKey(...(args as [KeyFormat, CryptoKey])) as Promise<ArrayBuffer & JsonWebKey>);
+  }
+
+  override importKey(...args: unknown[]): Promise<CryptoKey> {
+    return this.#run('importKey', async () => {
+      this.checkRequiredArguments(args, 5, 'importKey');
+      const [format, keyData, algorithm, , keyUsages] = args as [KeyFormat, unknown, AlgorithmIdentifier, boolean, KeyUsage[]];
+      const name = this.prepareAlgorithm(algorithm).name;
+      if (Array.isArray(keyUsages) && keyUsages.length === 0 && !importsPublicKey(format, keyData, name)) {
+        this.getProvider(name);
+        throw refusal('SyntaxError', 'keyUsages: a secret or private key needs at least one usage');
+      }
+      return super.importKey(...args);
+    });
+  }
+
+  /** One HSM request: the key is serialised and encrypted inside the member. */
+  override wrapKey(format: KeyFormat, key: CryptoKey, wrappingKey: CryptoKey, wrapAlgorithm: AlgorithmIdentifier): Promise<ArrayBuffer> {
+    const count = arguments.length;
+    return this.#run('wrapKey', async () => {
+      this.checkRequiredArguments(new Array(count), 4, 'wrapKey');
+      this.checkCryptoKey(key);
+      this.checkCryptoKey(wrappingKey);
+      const algorithm = this.prepareAlgorithm(wrapAlgorithm);
+      const provider = this.getProvider(algorithm.name);
+      if (!has(provider, 'wrapMechanism')) throw refusal('NotSupportedError', `${provider.name} does not wrap keys`);
+      const normalised = { ...algorithm, name: provider.name };
+      provider.checkAlgorithmParams(normalised);
+      provider.checkCryptoKey(wrappingKey, 'wrapKey');
+      provider.checkKeyFormat(format);
+      if (!FORMAT_TYPES[format]!.includes(key.type)) throw refusal('InvalidAccessError', `format: a ${key.type} key cannot be wrapped as ${format}`);
+      if (key.type === 'public' && !key.extractable) throw refusal('InvalidAccessError', 'the key was imported with extractable=false');
+      const mechanism = (provider as unknown as WrapCapable).wrapMechanism(normalised, wrappingKey);
+      let jwkExtras: { alg?: string; ext: boolean; key_ops: string[] } | undefined;
+      if (format === 'jwk') {
+        const alg = jwkAlg(key.algorithm);
+        jwkExtras = { ...(alg ? { alg } : {}), ext: key.extractable, key_ops: [...key.usages] };
+      }
+      const r = await this.#door.session.send({
+        op: 'wrapKey',
+        mechanism,
+        wrappingHandle: this.#door.handle(wrappingKey),
+        payloadHandle: this.#door.handle(key),
+        format,
+        ...(jwkExtras ? { jwkExtras } : {}),
+      });
+      return arrayBuffer(r.wrapped);
+    });
+  }
+
+  /** One HSM request: the wrapped bytes are decrypted and become a key inside the member. */
+  override unwrapKey(
+    format: KeyFormat,
+    wrappedKey: BufferSource,
+    unwrappingKey: CryptoKey,
+    unwrapAlgorithm: AlgorithmIdentifier,
+    unwrappedKeyAlgorithm: AlgorithmIdentifier,
+    extractable: boolean,
+    keyUsages: KeyUsage[],
+  ): Promise<CryptoKey> {
+    const count = arguments.length;
+    return this.#run('unwrapKey', async () => {
+      this.checkRequiredArguments(new Array(count), 7, 'unwrapKey');
+      this.checkCryptoKey(unwrappingKey);
+      const algorithm = this.prepareAlgorithm(unwrapAlgorithm);
+      const provider = this.getProvider(algorithm.name);
+      if (!has(provider, 'wrapMechanism')) throw refusal('NotSupportedError', `${provider.name} does not unwrap keys`);
+      const normalised = { ...algorithm, name: provider.name };
+      provider.checkAlgorithmParams(normalised);
+      provider.checkCryptoKey(unwrappingKey, 'unwrapKey');
+      provider.checkKeyFormat(format);
+      const keyAlgorithm = this.prepareAlgorithm(unwrappedKeyAlgorithm);
+      const keyProvider = this.getProvider(keyAlgorithm.name);
+      if (!has(keyProvider, 'unwrapRecipe')) throw refusal('NotSupportedError', `${keyProvider.name} keys cannot be unwrapped`);
+      const keyNormalised = { ...keyAlgorithm, name: keyProvider.name };
+      keyProvider.checkImportParams(keyNormalised);
+      const usages = [...keyUsages];
+      const recipe = (keyProvider as unknown as UnwrapCapable).unwrapRecipe(format, keyNormalised, extractable, usages);
+      if (recipe.kind !== 'public' && usages.length === 0) throw refusal('SyntaxError', 'keyUsages: a secret or private key needs at least one usage');
+      const mechanism = (provider as unknown as WrapCapable).wrapMechanism(normalised, unwrappingKey);
+      const r = await this.#door.session.send({
+        op: 'unwrapKey',
+        mechanism,
+        unwrappingHandle: this.#door.handle(unwrappingKey),
+        wrapped: view(wrappedKey),
+        format,
+        keyClass: recipe.keyClass,
+        keyType: recipe.keyType,
+        ...(recipe.curve ? { curve: recipe.curve } : {}),
+        attributes: templateFor(recipe.kind, recipe.usages, extractable),
+      });
+      return this.#door.key(r.handle, recipe.kind, recipe.algorithm(r.key), extractable, recipe.usages);
+    });
+  }
+
+  /** One HSM request: the derived bits become the new key inside the member. */
+  override deriveKey(algorithm: AlgorithmIdentifier, baseKey: CryptoKey, derivedKeyType: AlgorithmIdentifier, extractable: boolean, keyUsages: KeyUsage[]): Promise<CryptoKey> {
+    const count = arguments.length;
+    return this.#run('deriveKey', async () => {
+      this.checkRequiredArguments(new Array(count), 5, 'deriveKey');
+      this.checkCryptoKey(baseKey);
+      const prepared = this.prepareAlgorithm(algorithm);
+      const provider = this.getProvider(prepared.name);
+      if (!has(provider, 'deriveMechanism')) throw refusal('NotSupportedError', `${provider.name} does not derive keys`);
+      const normalised = { ...prepared, name: provider.name };
+      provider.checkAlgorithmParams(normalised);
+      provider.checkCryptoKey(baseKey, 'deriveKey');
+      const target = this.prepareAlgorithm(derivedKeyType);
+      const targetProvider = this.getProvider(target.name);
+      if (!has(targetProvider, 'derivedRecipe')) throw refusal('NotSupportedError', `${targetProvider.name} keys cannot be derived (AES and HMAC keys can)`);
+      const recipe = (targetProvider as unknown as DeriveTarget).derivedRecipe({ ...target, name: targetProvider.name }, [...keyUsages]);
+      if (recipe.usages.length === 0) throw refusal('SyntaxError', 'keyUsages: a derived key needs at least one usage');
+      const mechanism = (provider as unknown as DeriveCapable).deriveMechanism(normalised, baseKey);
+      const r = await this.#door.session.send({
+        op: 'deriveKey',
+        mechanism,
+        baseHandle: this.#door.handle(baseKey),
+        keyType: recipe.keyType as 'aes' | 'generic-secret',
+        lengthBytes: recipe.lengthBytes,
+        attributes: templateFor('secret', recipe.usages, extractable),
+      });
+      return this.#door.key(r.handle, 'secret', recipe.algorithm(undefined as never), extractable, recipe.usages);
+    });
+  }
+}
