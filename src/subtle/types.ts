@@ -33,3 +33,5 @@ export type EcKeyImportParams = webcrypto.EcKeyImportParams;
 export type EcKeyAlgorithm = webcrypto.EcKeyAlgorithm;
 export type EcdsaParams = webcrypto.EcdsaParams;
 export type EcdhKeyDeriveParams = webcrypto.EcdhKeyDeriveParams;
+export type SubtleCrypto = webcrypto.SubtleCrypto;
+export type Crypto = webcrypto.Crypto;

@@ -225,8 +225,10 @@ function checkMechanismKey(expected: string | readonly string[], key: KeyRecord,
 function payloadBytes(key: KeyRecord, format: KeyFormat, extras: Record<string, unknown> | undefined): Uint8Array {
   const data = serialiseKey(key.material, format);
   if (data instanceof Uint8Array) return data;
-  const jwk: Record<string, unknown> = { ...data };
-  for (const [k, v] of Object.entries(extras ?? {})) if (v !== undefined) jwk[k] = v;
+  // Members in the order WebCrypto implementations write them: key_ops, ext, the key, then alg and use.
+  const { key_ops, ext, alg, use } = extras ?? {};
+  const jwk: Record<string, unknown> = { key_ops, ext, ...data, alg, use };
+  for (const k of Object.keys(jwk)) if (jwk[k] === undefined) delete jwk[k];
   return new TextEncoder().encode(JSON.stringify(jwk));
 }
 

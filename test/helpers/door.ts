@@ -1,0 +1,51 @@
+/**
+ * Fixtures for the WebCrypto door: a local cluster with two crypto users, a logged-in session
+ * for each, and Node's native WebCrypto to compare against.
+ */
+import { webcrypto } from 'node:crypto';
+import { startLocalCluster, type HsmSession, type LocalCluster, type ProfileName } from '../../src/index.js';
+import type { HsmCrypto } from '../../src/subtle/index.js';
+import type { CryptoKey, CryptoKeyPair, SubtleCrypto } from '../../src/subtle/types.js';
+
+export type { CryptoKey, CryptoKeyPair, SubtleCrypto };
+
+export const native = webcrypto.subtle as unknown as SubtleCrypto;
+
+export interface DoorFixture {
+  cluster: LocalCluster;
+  session: HsmSession;
+  crypto: HsmCrypto;
+  subtle: SubtleCrypto;
+  /** A second crypto user's session on the same cluster. */
+  other: HsmSession;
+  close(): Promise<void>;
+}
+
+export const USERS = { app: 'app-password', other: 'other-password' } as const;
+
+export async function openDoor(profile: ProfileName = 'unlimited'): Promise<DoorFixture> {
+  const cluster = await startLocalCluster({
+    adminPassword: 'admin-password',
+    profile,
+    users: [
+      { username: 'app', password: USERS.app, role: 'crypto-user' },
+      { username: 'other', password: USERS.other, role: 'crypto-user' },
+    ],
+  });
+  const session = await cluster.login('app', USERS.app);
+  const other = await cluster.login('other', USERS.other);
+  return {
+    cluster,
+    session,
+    other,
+    crypto: session.crypto,
+    subtle: session.crypto.subtle as unknown as SubtleCrypto,
+    close: () => cluster.close(),
+  };
+}
+
+export function buf(data: ArrayBuffer | ArrayBufferView): Buffer {
+  return ArrayBuffer.isView(data) ? Buffer.from(data.buffer, data.byteOffset, data.byteLength) : Buffer.from(data);
+}
+
+export const text = (s: string) => new TextEncoder().encode(s);
