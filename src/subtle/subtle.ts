@@ -71,6 +71,16 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
         p.checkCryptoKey(key);
         if (key.type === 'public' && !key.extractable) throw refusal('InvalidAccessError', 'the key was imported with extractable=false');
       };
+      // The spec's InvalidAccessError for a key of another algorithm or without the usage
+      // (webcrypto-core reports the first as an unrecognised algorithm name).
+      p.checkCryptoKey = (key: CryptoKey, usage?: KeyUsage) => {
+        if (key.algorithm.name.toUpperCase() !== p.name.toUpperCase()) {
+          throw refusal('InvalidAccessError', `the key is an ${key.algorithm.name} key, not ${p.name}`);
+        }
+        if (usage && !key.usages.includes(usage)) {
+          throw refusal('InvalidAccessError', `the key's usages (${key.usages.join(', ') || 'none'}) do not include ${usage}`);
+        }
+      };
       this.providers.set(p);
     }
   }

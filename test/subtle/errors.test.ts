@@ -1,0 +1,149 @@
+/**
+ * Errors at the WebCrypto door: the same bad call raises the same error name at the door as in
+ * Node's own crypto.webcrypto (or, where Node departs from the spec, the name the spec gives),
+ * refusals by the HSM keep their HsmError as `cause`, and a refused call leaves no key behind.
+ */
+import { expect } from 'chai';
+import { HsmError } from '../../src/index.js';
+import { native, openDoor, text, type CryptoKey, type CryptoKeyPair, type DoorFixture, type SubtleCrypto } from '../helpers/door.js';
+
+let f: DoorFixture;
+before(async () => {
+  f = await openDoor();
+});
+after(() => f.close());
+
+interface Keys {
+  aes: CryptoKey;
+  aesKw: CryptoKey;
+  hmac: CryptoKey;
+  ec: CryptoKeyPair;
+  ecdh: CryptoKeyPair;
+  x25519: CryptoKeyPair;
+  hkdf: CryptoKey;
+}
+
+async function keysOf(s: SubtleCrypto): Promise<Keys> {
+  return {
+    aes: (await s.generateKey({ name: 'AES-GCM', length: 128 }, false, ['encrypt', 'decrypt'])) as unknown as CryptoKey,
+    aesKw: (await s.generateKey({ name: 'AES-KW', length: 128 }, true, ['wrapKey', 'unwrapKey'])) as unknown as CryptoKey,
+    hmac: (await s.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])) as unknown as CryptoKey,
+    ec: (await s.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as CryptoKeyPair,
+    ecdh: (await s.generateKey({ name: 'ECDH', namedCurve: 'P-384' }, false, ['deriveBits'])) as CryptoKeyPair,
+    x25519: (await s.generateKey({ name: 'X25519' }, false, ['deriveBits'])) as CryptoKeyPair,
+    hkdf: await s.importKey('raw', text('input keying material'), 'HKDF', false, ['deriveBits']),
+  };
+}
+
+type Case = [label: string, call: (s: SubtleCrypto, k: Keys) => Promise<unknown>, spec?: string];
+
+const iv12 = new Uint8Array(12);
+const data = text('data');
+
+/**
+ * Bad calls. The third element, when present, is the spec's name where Node 20 raises another
+ * (Node throws "InvalidAccessException" for exporting a non-extractable key).
+ */
+const CASES: Case[] = [
+  ['unknown algorithm', (s) => s.digest('SHA-3000', data)],
+  ['generateKey: AES length 100', (s) => s.generateKey({ name: 'AES-GCM', length: 100 }, true, ['encrypt'])],
+  ['generateKey: no usages', (s) => s.generateKey({ name: 'AES-GCM', length: 128 }, true, [])],
+  ['generateKey: usage the algorithm lacks', (s) => s.generateKey({ name: 'AES-GCM', length: 128 }, true, ['sign'])],
+  ['generateKey: ECDSA on an unknown curve', (s) => s.generateKey({ name: 'ECDSA', namedCurve: 'P-192' }, true, ['sign'])],
+  ['generateKey: ECDSA pair with only verify', (s) => s.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify'])],
+  ['generateKey: HMAC with an unknown hash', (s) => s.generateKey({ name: 'HMAC', hash: 'SHA-3' }, true, ['sign'])],
+  ['encrypt: key lacks the usage', (s, k) => s.encrypt({ name: 'AES-GCM', iv: iv12 }, k.hmac, data)],
+  ['encrypt: AES-CBC IV of 12 bytes', async (s) => s.encrypt({ name: 'AES-CBC', iv: iv12 }, (await s.generateKey({ name: 'AES-CBC', length: 128 }, false, ['encrypt'])) as unknown as CryptoKey, data)],
+  ['encrypt: AES-GCM tag length 33', (s, k) => s.encrypt({ name: 'AES-GCM', iv: iv12, tagLength: 33 }, k.aes, data)],
+  ['decrypt: AES-GCM tag does not match', (s, k) => s.decrypt({ name: 'AES-GCM', iv: iv12 }, k.aes, new Uint8Array(32))],
+  ['decrypt: AES-GCM shorter than the tag', (s, k) => s.decrypt({ name: 'AES-GCM', iv: iv12 }, k.aes, new Uint8Array(8))],
+  ['sign: key of another algorithm', (s, k) => s.sign({ name: 'ECDSA', hash: 'SHA-256' }, k.hmac, data)],
+  ['sign: with a public key', (s, k) => s.sign({ name: 'ECDSA', hash: 'SHA-256' }, k.ec.publicKey, data)],
+  ['exportKey: non-extractable secret key', (s, k) => s.exportKey('raw', k.aes), 'InvalidAccessError'],
+  ['exportKey: non-extractable private key', (s, k) => s.exportKey('pkcs8', k.ec.privateKey), 'InvalidAccessError'],
+  ['exportKey: raw of a private key', async (s) => s.exportKey('raw', ((await s.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign'])) as CryptoKeyPair).privateKey)],
+  ['exportKey: unknown format', (s, k) => s.exportKey('pem' as 'raw', k.ec.publicKey)],
+  ['importKey: AES key of 20 bytes', (s) => s.importKey('raw', new Uint8Array(20), 'AES-GCM', true, ['encrypt'])],
+  ['importKey: EC point on another curve', async (s, k) => s.importKey('raw', await s.exportKey('raw', k.ec.publicKey), { name: 'ECDSA', namedCurve: 'P-384' }, true, ['verify'])],
+  ['importKey: garbage SPKI', (s) => s.importKey('spki', new Uint8Array(40), { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify'])],
+  ['importKey: private key with no usages', async (s) => s.importKey('pkcs8', await s.exportKey('pkcs8', ((await s.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign'])) as CryptoKeyPair).privateKey), { name: 'ECDSA', namedCurve: 'P-256' }, true, [])],
+  ['importKey: JWK with ext=false as extractable', (s) => s.importKey('jwk', { kty: 'oct', k: 'AAAAAAAAAAAAAAAAAAAAAA', ext: false }, 'AES-GCM', true, ['encrypt'])],
+  ['importKey: JWK whose alg disagrees', (s) => s.importKey('jwk', { kty: 'oct', k: 'AAAAAAAAAAAAAAAAAAAAAA', alg: 'A256GCM' }, 'AES-GCM', true, ['encrypt'])],
+  ['importKey: JWK key_ops without the usage', (s) => s.importKey('jwk', { kty: 'oct', k: 'AAAAAAAAAAAAAAAAAAAAAA', key_ops: ['decrypt'] }, 'AES-GCM', true, ['encrypt'])],
+  ['importKey: JWK of the wrong kty', (s) => s.importKey('jwk', { kty: 'EC', k: 'AAAAAAAAAAAAAAAAAAAAAA' }, 'AES-GCM', true, ['encrypt'])],
+  ['importKey: HKDF as extractable', (s) => s.importKey('raw', data, 'HKDF', true, ['deriveBits'])],
+  ['importKey: HMAC key of no bytes', (s) => s.importKey('raw', new Uint8Array(0), { name: 'HMAC', hash: 'SHA-256' }, true, ['sign'])],
+  ['deriveBits: ECDH with a key of another curve', async (s, k) => s.deriveBits({ name: 'ECDH', public: ((await s.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits'])) as CryptoKeyPair).publicKey }, k.ecdh.privateKey, 256)],
+  ['deriveBits: ECDH asking more bits than the secret has', (s, k) => s.deriveBits({ name: 'ECDH', public: k.ecdh.publicKey }, k.ecdh.privateKey, 512)],
+  ['deriveBits: ECDH with a private key as public', (s, k) => s.deriveBits({ name: 'ECDH', public: k.ecdh.privateKey }, k.ecdh.privateKey, 256)],
+  ['deriveBits: HKDF without a length', (s, k) => s.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: data, info: data }, k.hkdf, null as unknown as number)],
+  ['deriveBits: PBKDF2 with 0 iterations', async (s) => s.deriveBits({ name: 'PBKDF2', hash: 'SHA-256', salt: data, iterations: 0 }, await s.importKey('raw', data, 'PBKDF2', false, ['deriveBits']), 128)],
+  ['deriveKey: base key lacks deriveKey', (s, k) => s.deriveKey({ name: 'HKDF', hash: 'SHA-256', salt: data, info: data }, k.hkdf, { name: 'AES-GCM', length: 128 }, true, ['encrypt'])],
+  ['wrapKey: non-extractable key', (s, k) => s.wrapKey('raw', k.aes, k.aesKw, 'AES-KW'), 'InvalidAccessError'],
+  ['wrapKey: wrapping key lacks wrapKey', async (s, k) => s.wrapKey('raw', k.aesKw, (await s.generateKey({ name: 'AES-KW', length: 128 }, true, ['unwrapKey'])) as unknown as CryptoKey, 'AES-KW')],
+  ['unwrapKey: wrapped bytes that fail the integrity check', (s, k) => s.unwrapKey('raw', new Uint8Array(24), k.aesKw, 'AES-KW', 'AES-GCM', true, ['encrypt'])],
+  ['verify: ECDSA with an unknown hash', (s, k) => s.verify({ name: 'ECDSA', hash: 'SHA-3' }, k.ec.publicKey, new Uint8Array(64), data)],
+  ['too few arguments', (s) => (s.encrypt as (...a: unknown[]) => Promise<unknown>)({ name: 'AES-GCM', iv: iv12 })],
+];
+
+async function errorName(call: () => Promise<unknown>): Promise<string> {
+  try {
+    await call();
+  } catch (e) {
+    return (e as Error).name;
+  }
+  return 'no error';
+}
+
+describe('subtle: errors', () => {
+  let ours: Keys;
+  let theirs: Keys;
+  before(async () => {
+    ours = await keysOf(f.subtle);
+    theirs = await keysOf(native);
+  });
+
+  for (const [label, call, spec] of CASES) {
+    it(`${label}: the same error name as Node's WebCrypto${spec ? ` (the spec's ${spec} where Node differs)` : ''}`, async () => {
+      const expected = spec ?? (await errorName(() => call(native, theirs)));
+      expect(expected, 'the case must be an error').to.not.equal('no error');
+      const actual = await errorName(() => call(f.subtle, ours));
+      expect(actual).to.equal(expected);
+    });
+  }
+
+  it('every error is a one-line message that says what was wrong', async () => {
+    for (const [label, call] of CASES) {
+      try {
+        await call(f.subtle, ours);
+      } catch (e) {
+        const message = (e as Error).message;
+        expect(message, label).to.be.a('string').and.not.equal('');
+        expect(message, label).to.not.include('\n');
+      }
+    }
+  });
+
+  it('an HSM refusal keeps its HsmError code as the cause', async () => {
+    try {
+      await f.subtle.exportKey('raw', ours.aes);
+      expect.fail('exported a non-extractable key');
+    } catch (e) {
+      expect((e as Error).name).to.equal('InvalidAccessError');
+      expect((e as { cause?: unknown }).cause).to.be.instanceOf(HsmError);
+      expect(((e as { cause: HsmError }).cause).code).to.equal('KEY_NOT_EXTRACTABLE');
+    }
+  });
+
+  it('a refused call leaves no key behind in the HSM', async () => {
+    const count = async () => (await f.session.send({ op: 'findKeys', maxItems: 10_000 })).keys.length;
+    // Cases that first make a helper key (to then misuse it) are left out: only the refused call runs.
+    const single = CASES.filter(([, call]) => !/generateKey|PBKDF2["'],\s*false/.test(call.toString()));
+    expect(single.length).to.be.greaterThan(20);
+    const before = await count();
+    for (const [label, call] of single) {
+      await errorName(() => call(f.subtle, ours));
+      expect(await count(), label).to.equal(before);
+    }
+  });
+});
