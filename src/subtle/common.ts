@@ -19,8 +19,8 @@ export class Door {
     return handleOf(key, this.session);
   }
 
-  key(handle: number, type: KeyKind, algorithm: KeyAlgorithm, extractable: boolean, usages: KeyUsage[]): HsmCryptoKey {
-    return newKey(this.session, handle, type, algorithm, extractable, usages);
+  key(handle: number, type: KeyKind, algorithm: KeyAlgorithm, extractable: boolean, usages: KeyUsage[], owned = true): HsmCryptoKey {
+    return newKey(this.session, handle, type, algorithm, extractable, usages, owned);
   }
 }
 
@@ -82,6 +82,11 @@ export function templateFor(kind: KeyKind, usages: readonly KeyUsage[], extracta
     t.sensitive = !extractable;
   }
   return t;
+}
+
+/** The WebCrypto usages an HSM key's attributes grant, among those its algorithm allows. */
+export function usagesFromAttributes(attributes: object, allowed: readonly KeyUsage[]): KeyUsage[] {
+  return normaliseUsages(allowed.filter((u) => (attributes as Record<string, unknown>)[USAGE_ATTRIBUTE[u]] === true));
 }
 
 /** Usages in the order the spec lists them, without repeats (as Node reports them). */

@@ -17,6 +17,7 @@ import { Crypto as CoreCrypto } from 'webcrypto-core';
 import type { HsmSession } from '../cluster-client/session.js';
 import { webCryptoError } from './errors.js';
 import { HsmSubtleCrypto } from './subtle.js';
+import type { AlgorithmIdentifier, CryptoKey, EcKeyImportParams, HmacImportParams, RsaHashedImportParams } from './types.js';
 
 /** The spec's limit on one getRandomValues call. */
 export const MAX_RANDOM_VALUES_BYTES = 65_536;
@@ -63,6 +64,14 @@ export class HsmCrypto extends CoreCrypto {
     } catch (e) {
       throw webCryptoError(e, 'generateKey');
     }
+  }
+
+  /**
+   * A CryptoKey for an existing HSM key (by handle), to use with a WebCrypto algorithm: token
+   * keys, and keys other users shared with this one. See {@link HsmSubtleCrypto.openKey}.
+   */
+  keyFromHandle(handle: number, algorithm: AlgorithmIdentifier | HmacImportParams | RsaHashedImportParams | EcKeyImportParams): Promise<CryptoKey> {
+    return this.subtle.openKey(handle, algorithm);
   }
 
   randomStats(): RandomStats {

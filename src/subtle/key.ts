@@ -20,6 +20,8 @@ export type KeyKind = 'secret' | 'private' | 'public';
 interface Slot {
   readonly session: HsmSession;
   readonly handle: number;
+  /** Whether the door made this HSM object, so that collecting the CryptoKey deletes it. */
+  readonly owned: boolean;
 }
 
 const slots = new WeakMap<object, Slot>();
@@ -43,7 +45,7 @@ export class HsmCryptoKey extends CoreCryptoKey {
       Object.defineProperty(this, name, { value, enumerable: true, writable: false, configurable: false });
     }
     slots.set(this, slot);
-    collector.register(this, slot);
+    if (slot.owned) collector.register(this, slot);
   }
 
 }
@@ -58,9 +60,9 @@ export function handleOf(key: CryptoKey, session: HsmSession): number {
   return slot.handle;
 }
 
-/** A door key for an HSM object this session just created. */
-export function newKey(session: HsmSession, handle: number, type: KeyKind, algorithm: KeyAlgorithm, extractable: boolean, usages: KeyUsage[]): HsmCryptoKey {
-  return new HsmCryptoKey({ session, handle }, type, algorithm, extractable, usages);
+/** A door key for an HSM object: one this session just created (owned), or an existing key it opened. */
+export function newKey(session: HsmSession, handle: number, type: KeyKind, algorithm: KeyAlgorithm, extractable: boolean, usages: KeyUsage[], owned = true): HsmCryptoKey {
+  return new HsmCryptoKey({ session, handle, owned }, type, algorithm, extractable, usages);
 }
 
 // Shown as `CryptoKey` by util.inspect and in stack traces, as Node's own keys are.

@@ -9,7 +9,7 @@
  */
 import { SubtleCrypto as CoreSubtleCrypto, type ProviderCrypto } from 'webcrypto-core';
 import type { HsmSession } from '../cluster-client/session.js';
-import { Door, has, jwkAlg, templateFor, view, arrayBuffer, type DeriveCapable, type DeriveTarget, type UnwrapCapable, type WrapCapable } from './common.js';
+import { Door, has, jwkAlg, usagesFromAttributes, webCurve, templateFor, view, arrayBuffer, type DeriveCapable, type DeriveTarget, type UnwrapCapable, type WrapCapable } from './common.js';
 import { refusal, webCryptoError, type Method } from './errors.js';
 import { AES_MODES, HsmAesProvider } from './providers/aes.js';
 import {
@@ -22,7 +22,7 @@ import {
   HsmX25519Provider,
 } from './providers/asymmetric.js';
 import { HsmHkdfProvider, HsmHmacProvider, HsmPbkdf2Provider, HsmShaProvider } from './providers/hmac.js';
-import type { KeyUsage, KeyFormat, KeyType, CryptoKey, CryptoKeyPair, JsonWebKey, AlgorithmIdentifier, BufferSource } from './types.js';
+import type { KeyUsage, KeyFormat, KeyType, CryptoKey, CryptoKeyPair, JsonWebKey, AlgorithmIdentifier, BufferSource, RsaHashedKeyGenParams, EcKeyGenParams, AesKeyGenParams, HmacKeyGenParams, Pbkdf2Params, HmacImportParams, RsaHashedImportParams, EcKeyImportParams } from './types.js';
 
 /** Which key types each export/wrap format carries (the spec's table). */
 const FORMAT_TYPES: Readonly<Record<string, readonly KeyType[]>> = {
@@ -97,8 +97,11 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
     return this.#run('digest', () => super.digest(...args));
   }
 
-  override generateKey(...args: [AlgorithmIdentifier, boolean, readonly KeyUsage[]]): Promise<CryptoKeyPair & CryptoKey> {
-    return this.#run('generateKey', () => super.generateKey(...(args as [AlgorithmIdentifier, boolean, KeyUsage[]])) as Promise<CryptoKeyPair & CryptoKey>);
+  override generateKey(algorithm: RsaHashedKeyGenParams | EcKeyGenParams | 'Ed25519' | 'X25519', extractable: boolean, keyUsages: readonly KeyUsage[]): Promise<CryptoKeyPair>;
+  override generateKey(algorithm: AesKeyGenParams | HmacKeyGenParams | Pbkdf2Params, extractable: boolean, keyUsages: readonly KeyUsage[]): Promise<CryptoKey>;
+  override generateKey(algorithm: AlgorithmIdentifier, extractable: boolean, keyUsages: readonly KeyUsage[]): Promise<CryptoKeyPair | CryptoKey>;
+  override generateKey(...args: [AlgorithmIdentifier, boolean, readonly KeyUsage[]]): Promise<CryptoKeyPair | CryptoKey> {
+    return this.#run('generateKey', () => super.generateKey(...(args as [AlgorithmIdentifier, boolean, KeyUsage[]])) as Promise<CryptoKeyPair | CryptoKey>);
   }
 
   override sign(...args: Parameters<CoreSubtleCrypto['sign']>): Promise<ArrayBuffer> {
@@ -135,6 +138,32 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
         throw refusal('SyntaxError', 'keyUsages: a secret or private key needs at least one usage');
       }
       return super.importKey(...args);
+    });
+  }
+
+  /**
+   * A CryptoKey for a key that already exists in the HSM (a token key, or one shared with this
+   * user), to use with `algorithm`. Its usages are those its HSM attributes grant; it is
+   * extractable only if the HSM says so. Collecting the CryptoKey leaves the HSM key alone.
+   */
+  openKey(handle: number, algorithm: AlgorithmIdentifier | HmacImportParams | RsaHashedImportParams | EcKeyImportParams): Promise<CryptoKey> {
+    return this.#run('importKey', async () => {
+      const info = await this.#door.session.send({ op: 'getAttributes', handle });
+      const a = info.attributes;
+      const prepared = this.prepareAlgorithm(algorithm as AlgorithmIdentifier);
+      const provider = this.getProvider(prepared.name);
+      if (!has(provider, 'unwrapRecipe')) throw refusal('NotSupportedError', `${provider.name} keys cannot be opened`);
+      const format = a.class === 'secret-key' ? 'raw' : a.class === 'private-key' ? 'pkcs8' : 'spki';
+      const curve = webCurve(a.curve);
+      const params = { ...prepared, name: provider.name, ...(curve && !('namedCurve' in prepared) ? { namedCurve: curve } : {}) };
+      const allowed = Array.isArray(provider.usages) ? provider.usages : a.class === 'private-key' ? provider.usages.privateKey : provider.usages.publicKey;
+      const usages = usagesFromAttributes(a, allowed);
+      const recipe = (provider as unknown as UnwrapCapable).unwrapRecipe(format, params, a.extractable === true, usages.length ? usages : allowed.slice(0, 1));
+      if (recipe.keyType !== a['key-type'] || recipe.keyClass !== a.class || (recipe.curve !== undefined && recipe.curve !== a.curve)) {
+        throw refusal('InvalidAccessError', `key ${info.keyReference} is a ${a['key-type']} ${a.class}${a.curve ? ` on ${a.curve}` : ''}, not a ${provider.name} key`);
+      }
+      const extractable = a.class === 'public-key' || a.extractable === true;
+      return this.#door.key(handle, recipe.kind, recipe.algorithm(info), extractable, usages, false);
     });
   }
 
