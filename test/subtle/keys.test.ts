@@ -17,7 +17,6 @@ before(async () => {
 });
 after(() => f.close());
 
-const countKeys = async (session = f.session) => (await session.send({ op: 'findKeys', maxItems: 10_000 })).keys.length;
 
 /** Every value reachable from `root` through own and inherited properties (getters included), symbols too. */
 function reachable(root: unknown): unknown[] {
