@@ -7,3 +7,4 @@ export { HsmCrypto, MAX_RANDOM_VALUES_BYTES, type RandomStats } from './crypto.j
 export { HsmSubtleCrypto } from './subtle.js';
 export { HsmCryptoKey } from './key.js';
 export { webCryptoError, type WebCryptoErrorName } from './errors.js';
+export { installGlobalCrypto } from './global.js';

@@ -1,0 +1,46 @@
+/**
+ * `import 'strongroom/register'` replaces `globalThis.crypto` with an HSM-backed `Crypto`, for
+ * apps (and libraries such as jose) that use the global and cannot be changed. It reads:
+ *
+ * - `HSM_USER`, `HSM_PASSWORD`: the crypto user to log in as (the names CloudHSM's JCE provider
+ *   reads);
+ * - `STRONGROOM_CLUSTER`: where the cluster is. `embedded` (the default) starts a one-member
+ *   cluster inside this process and creates the user with that password; keys made through
+ *   WebCrypto are session keys, so nothing outlives the process. Network addresses arrive with
+ *   multi-member clusters.
+ * - `STRONGROOM_PROFILE`: `cloudhsm` (default) or `unlimited`, for an embedded cluster.
+ *
+ * The import finishes only once the session is open and the random pool is filled, so code after
+ * it can use `crypto` at once. `session` and `cluster` are exported for apps that want them.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { startLocalCluster } from './cluster-client/index.js';
+import { HsmError, PROFILE_NAMES, type ProfileName } from './hsm-core/index.js';
+import { installGlobalCrypto } from './subtle/global.js';
+
+const env = process.env;
+const username = env.HSM_USER;
+const password = env.HSM_PASSWORD;
+if (!username || !password) {
+  throw new HsmError('BAD_REQUEST', 'strongroom/register: set HSM_USER and HSM_PASSWORD to the crypto user to log in as');
+}
+const address = env.STRONGROOM_CLUSTER ?? 'embedded';
+if (address !== 'embedded') {
+  throw new HsmError('BAD_REQUEST', `STRONGROOM_CLUSTER: only "embedded" is available in this version, not ${JSON.stringify(address)}`);
+}
+const profile = (env.STRONGROOM_PROFILE ?? 'cloudhsm') as ProfileName;
+if (!PROFILE_NAMES.includes(profile)) {
+  throw new HsmError('BAD_REQUEST', `STRONGROOM_PROFILE: expected ${PROFILE_NAMES.join(' or ')}, got ${JSON.stringify(profile)}`);
+}
+
+export const cluster = await startLocalCluster({
+  // Nobody logs in as the admin of an embedded cluster: a random password nobody knows.
+  adminPassword: randomBytes(18).toString('base64url'),
+  profile,
+  users: [{ username, password, role: 'crypto-user' }],
+});
+export const session = await cluster.login(username, password);
+await session.crypto.ready();
+installGlobalCrypto(session.crypto);
