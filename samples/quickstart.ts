@@ -4,6 +4,7 @@
  * Run on its own (`npx tsx samples/quickstart.ts`) it starts a one-member cluster itself;
  * `npm start` runs it against the cluster it started.
  */
+import { webcrypto } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { HsmError, keyRef, startLocalCluster, type LocalCluster } from 'strongroom';
 
@@ -14,6 +15,22 @@ export async function quickstart(
 ): Promise<void> {
   const session = await cluster.login(user.username, user.password);
   log(`logged in as ${session.username} (${session.role})`);
+
+  // The WebCrypto door: session.crypto is a standard Crypto whose keys live in the HSM.
+  const subtle = session.crypto.subtle;
+  const ecdsa = { name: 'ECDSA', hash: 'SHA-256' };
+  const signer = await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+  const invoice = new TextEncoder().encode('invoice #42: 100 EUR');
+  const webSignature = await subtle.sign(ecdsa, signer.privateKey, invoice);
+  // Anyone verifies with the public key, here with Node's own WebCrypto.
+  const spki = await subtle.exportKey('spki', signer.publicKey);
+  const nodePublic = await webcrypto.subtle.importKey('spki', spki, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
+  log(`WebCrypto: signed with an HSM ECDSA key; Node's own WebCrypto verifies it: ${await webcrypto.subtle.verify(ecdsa, nodePublic, webSignature, invoice)}`);
+  try {
+    await subtle.exportKey('pkcs8', signer.privateKey);
+  } catch (e) {
+    log(`WebCrypto: exporting the private key is refused: ${(e as Error).name}`);
+  }
 
   // An AES-256 key made inside the HSM. extractable: false means its bytes can never leave.
   const { handle: aes } = await session.send({

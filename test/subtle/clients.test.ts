@@ -5,6 +5,7 @@
  * private key never leaves the HSM. Results are checked with Node's native WebCrypto.
  */
 import { execFile } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -125,6 +126,26 @@ describe('subtle: real clients', function () {
       (e: { stderr: string }) => e.stderr,
     );
     expect(missing).to.match(/set HSM_USER and HSM_PASSWORD/);
+  });
+
+  it('node --import strongroom/register runs an unchanged plain JavaScript app on the HSM (the README command)', async () => {
+    const dir = join(ROOT, 'test', '.tmp');
+    mkdirSync(dir, { recursive: true });
+    const app = join(dir, 'plain-app.mjs');
+    writeFileSync(
+      app,
+      [
+        "const key = await crypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);",
+        "const tag = await crypto.subtle.sign('HMAC', key, new TextEncoder().encode('x'));",
+        'console.log(`${crypto.constructor.name} ${tag.byteLength}`);',
+      ].join('\n'),
+    );
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'strongroom/register', app], {
+      cwd: ROOT,
+      timeout: 60_000,
+      env: { ...process.env, HSM_USER: 'app', HSM_PASSWORD: 'app-password' },
+    });
+    expect(stdout.trim()).to.equal('HsmCrypto 32');
   });
 });
 
