@@ -83,6 +83,8 @@ const CASES: Case[] = [
   ['wrapKey: wrapping key lacks wrapKey', async (s, k) => s.wrapKey('raw', k.aesKw, (await s.generateKey({ name: 'AES-KW', length: 128 }, true, ['unwrapKey'])) as unknown as CryptoKey, 'AES-KW')],
   ['unwrapKey: wrapped bytes that fail the integrity check', (s, k) => s.unwrapKey('raw', new Uint8Array(24), k.aesKw, 'AES-KW', 'AES-GCM', true, ['encrypt'])],
   ['verify: ECDSA with an unknown hash', (s, k) => s.verify({ name: 'ECDSA', hash: 'SHA-3' }, k.ec.publicKey, new Uint8Array(64), data)],
+  ['sign: data that is not a BufferSource', (s, k) => s.sign('HMAC', k.hmac, 'text' as never)],
+  ['digest: data that is not a BufferSource', (s) => s.digest('SHA-256', [1, 2, 3] as never)],
   ['too few arguments', (s) => (s.encrypt as (...a: unknown[]) => Promise<unknown>)({ name: 'AES-GCM', iv: iv12 })],
 ];
 
