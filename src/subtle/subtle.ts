@@ -191,7 +191,10 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
       const params = { ...prepared, name: provider.name, ...(curve && !('namedCurve' in prepared) ? { namedCurve: curve } : {}) };
       const allowed = Array.isArray(provider.usages) ? provider.usages : a.class === 'private-key' ? provider.usages.privateKey : provider.usages.publicKey;
       const usages = usagesFromAttributes(a, allowed);
-      const recipe = (provider as unknown as UnwrapCapable).unwrapRecipe(format, params, a.extractable === true, usages.length ? usages : allowed.slice(0, 1));
+      if (usages.length === 0 && a.class !== 'public-key') {
+        throw refusal('InvalidAccessError', `key ${info.keyReference} has no usage attribute that ${provider.name} uses (${allowed.join(', ')})`);
+      }
+      const recipe = (provider as unknown as UnwrapCapable).unwrapRecipe(format, params, a.extractable === true, usages);
       if (recipe.keyType !== a['key-type'] || recipe.keyClass !== a.class || (recipe.curve !== undefined && recipe.curve !== a.curve)) {
         throw refusal('InvalidAccessError', `key ${info.keyReference} is a ${a['key-type']} ${a.class}${a.curve ? ` on ${a.curve}` : ''}, not a ${provider.name} key`);
       }

@@ -45,11 +45,9 @@ export interface PairSpec {
 const JWK_KTY: Readonly<Record<Family, string>> = { rsa: 'RSA', ec: 'EC', ed25519: 'OKP', x25519: 'OKP' };
 const OKP_CRV: Readonly<Record<string, string>> = { ed25519: 'Ed25519', x25519: 'X25519' };
 
-/** The class of key a list of usages implies, for JWKs unwrapped sight unseen. */
+/** The class of key a list of usages implies, for JWKs unwrapped sight unseen: private if any usage is a private key's. */
 function kindFromUsages(spec: PairSpec, usages: readonly KeyUsage[]): 'private' | 'public' {
-  if (usages.some((u) => spec.privateUsages.includes(u))) return 'private';
-  if (usages.length === 0 && spec.publicUsages.length > 0) return 'private';
-  return 'public';
+  return usages.some((u) => spec.privateUsages.includes(u)) ? 'private' : 'public';
 }
 
 export class KeyPairs {
