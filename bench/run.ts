@@ -5,7 +5,11 @@
  * floor) — measured in the same run, sequentially and with 32 calls in flight, with ratios to
  * native. Run with `npm run bench`.
  *
- * Environment: BENCH_SECONDS (default 1) per measurement.
+ * Each figure is the median of BENCH_ROUNDS rounds (default 3); in every round the four are
+ * measured back to back, in rotating order, and a ratio is the median of the per-round ratios, so
+ * that the drift of a shared machine affects both sides of a ratio alike.
+ *
+ * Environment: BENCH_SECONDS (default 1) per measurement, BENCH_ROUNDS (default 3).
  */
 import { webcrypto } from 'node:crypto';
 import { cpus } from 'node:os';
@@ -17,6 +21,13 @@ type Pair = webcrypto.CryptoKeyPair;
 type Key = webcrypto.CryptoKey;
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 1);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
 const CONCURRENCY = 32;
 
 async function measure(op: () => Promise<unknown>, inFlight: number): Promise<number> {
@@ -87,18 +98,23 @@ async function main(): Promise<void> {
   const peculiar = await webCryptoCases(new PeculiarCrypto().subtle as unknown as Subtle);
   const door = await webCryptoCases(s.crypto.subtle as unknown as Subtle);
 
-  console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement`);
+  console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
   console.log('native = node:crypto webcrypto.subtle; peculiar = @peculiar/webcrypto; door = session.crypto.subtle of one');
   console.log('in-process member (profile cloudhsm); raw = the same operation as a session request. Ratios are to native.\n');
   const header = ['operation', 'in flight', 'native ops/s', 'peculiar ops/s', 'door ops/s', 'raw ops/s', 'peculiar ×', 'door ×', 'raw ×'];
   const rows: string[][] = [];
   for (const name of Object.keys(native)) {
     for (const inFlight of [1, CONCURRENCY]) {
-      const n = await measure(native[name]!, inFlight);
-      const p = await measure(peculiar[name]!, inFlight);
-      const d = await measure(door[name]!, inFlight);
-      const r = await measure(raw[name]!, inFlight);
-      rows.push([name, String(inFlight), ...[n, p, d, r].map((v) => v.toFixed(0)), ...[p, d, r].map((v) => (v / n).toFixed(2))]);
+      const impls = [native[name]!, peculiar[name]!, door[name]!, raw[name]!];
+      const rates: number[][] = [[], [], [], []];
+      for (let round = 0; round < ROUNDS; round++) {
+        for (let i = 0; i < impls.length; i++) {
+          const which = (i + round) % impls.length;
+          rates[which]!.push(await measure(impls[which]!, inFlight));
+        }
+      }
+      const ratios = [1, 2, 3].map((k) => median(rates[k]!.map((v, round) => v / rates[0]![round]!)));
+      rows.push([name, String(inFlight), ...rates.map((r) => median(r).toFixed(0)), ...ratios.map((v) => v.toFixed(2))]);
     }
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
