@@ -25,6 +25,9 @@ export type Caller = SessionRecord | null;
  * | findKeys, getAttributes                                  |  -   |   -   |   Y   | Y  | -  |
  * | setAttributes (admin: `trusted` only; CU: owner only)    |  -   |   -   |   Y   | Y  | -  |
  * | extract/insert masked objects, getSyncStatus             |  -   |   -   |   Y   | Y  | Y  |
+ * | extract/insert masked users (CU: itself only)            |  -   |   -   |   Y   | Y  | Y  |
+ * | cloneMember                                              |  -   |   -   |   Y   | -  | Y  |
+ * | getJoinKey, installClone (in a cluster: admin, AU only)  |  Y   |   Y   |   Y   | Y  | Y  |
  * | generate, import, export, unwrap, wrap, derive, delete,  |  -   |   -   |   -   | Y  | -  |
  * |   share, unshare (owner rules below)                     |      |       |       |    |    |
  * | encrypt, decrypt, sign, verify, digest, deriveBits       |  -   |   -   |   -   | Y  | -  |
@@ -50,6 +53,11 @@ export const WHO_MAY: Readonly<Record<Op, 'anyone' | readonly UserRole[]>> = {
   extractMaskedObject: ['admin', 'crypto-user', 'appliance'],
   insertMaskedObject: ['admin', 'crypto-user', 'appliance'],
   getSyncStatus: ['admin', 'crypto-user', 'appliance'],
+  extractMaskedUser: ['admin', 'crypto-user', 'appliance'],
+  insertMaskedUser: ['admin', 'crypto-user', 'appliance'],
+  cloneMember: ['admin', 'appliance'],
+  getJoinKey: 'anyone',
+  installClone: 'anyone',
   generateKey: ['crypto-user'],
   generateKeyPair: ['crypto-user'],
   importKey: ['crypto-user'],

@@ -24,6 +24,7 @@ export const HSM_ERROR_CODES = [
   'INVALID_PASSWORD',
   'PERMISSION_DENIED',
   'CLUSTER_ALREADY_ACTIVATED',
+  'CLUSTER_NOT_ACTIVE',
   // keys and attributes
   'KEY_NOT_FOUND',
   'NOT_KEY_OWNER',
@@ -39,6 +40,8 @@ export const HSM_ERROR_CODES = [
   'KEY_DATA_INVALID',
   'HANDLE_IN_USE',
   'MASKED_OBJECT_INVALID',
+  'CLONE_INVALID',
+  'KEY_NOT_AVAILABLE',
   // mechanisms and data
   'MECHANISM_PARAM_INVALID',
   'DATA_INVALID',
@@ -49,6 +52,10 @@ export const HSM_ERROR_CODES = [
   'QUOTA_EXCEEDED',
   // the member itself
   'MEMBER_CLOSED',
+  /** CloudHSM's 0xBB: the member's queue is full; retry later or add members. */
+  'MEMBER_BUSY',
+  /** The member could not be reached or stopped answering. */
+  'MEMBER_UNAVAILABLE',
   'INTERNAL_ERROR',
 ] as const;
 

@@ -14,9 +14,11 @@ import type { KeyAttributes, KeyClass, KeyType } from './attributes.js';
 import { HsmError } from './errors.js';
 import type { KeyRecord } from './key-store.js';
 import { defaultFormat, serialiseKey } from './mechanisms/keys.js';
+import type { UserRecord } from './users.js';
 
 const MAGIC = Buffer.from('SRMO1');
 const AAD = Buffer.from('strongroom:masked-object:v1');
+const USER_AAD = Buffer.from('strongroom:masked-user:v1');
 
 export interface MaskedContent {
   handle: number;
@@ -38,7 +40,10 @@ function canonicalJson(value: unknown): string {
   );
 }
 
-function contentOf(key: KeyRecord): MaskedContent {
+/** A user as it travels between members: the password only as its hash. */
+export type MaskedUser = Pick<UserRecord, 'username' | 'role' | 'password'>;
+
+export function contentOf(key: KeyRecord): MaskedContent {
   const bytes = serialiseKey(key.material, defaultFormat(key.cls)) as Uint8Array;
   return {
     handle: key.handle,
@@ -55,39 +60,56 @@ export class Masking {
   readonly #key: KeyObject;
   readonly #digestKey: KeyObject;
 
-  constructor() {
-    const secret = randomBytes(32);
+  /** A new cluster's masking key, or (from a clone) the cluster's existing one. */
+  constructor(secret: Buffer = randomBytes(32)) {
+    if (secret.length !== 32) throw new HsmError('MASKED_OBJECT_INVALID', 'the masking key must be 32 bytes');
     this.#key = createSecretKey(secret);
     this.#digestKey = createSecretKey(Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'strongroom:sync-digest', 32)));
     secret.fill(0);
   }
 
+  /** The masking key's bytes, for a clone sealed to a joining member; the caller must wipe them. */
+  exportSecret(): Buffer {
+    return this.#key.export();
+  }
+
   seal(key: KeyRecord): Uint8Array {
-    const plain = Buffer.from(canonicalJson(contentOf(key)));
+    return this.#seal(contentOf(key), AAD);
+  }
+
+  sealUser(user: UserRecord): Uint8Array {
+    const masked: MaskedUser = { username: user.username, role: user.role, password: user.password };
+    return this.#seal(masked, USER_AAD);
+  }
+
+  openUser(blob: Uint8Array): MaskedUser {
+    return JSON.parse(this.#open(blob, USER_AAD, 'maskedUser').toString('utf8')) as MaskedUser;
+  }
+
+  /** Whether `other` is this same masking key (two members of one cluster). */
+  equals(other: Masking): boolean {
+    const a = this.exportSecret();
+    const b = other.exportSecret();
+    try {
+      return a.equals(b);
+    } finally {
+      a.fill(0);
+      b.fill(0);
+    }
+  }
+
+  #seal(content: unknown, aad: Buffer): Uint8Array {
+    const plain = Buffer.from(canonicalJson(content));
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.#key, iv);
-    cipher.setAAD(AAD);
+    cipher.setAAD(aad);
     const body = Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
     plain.fill(0);
     return Buffer.concat([MAGIC, iv, body]);
   }
 
   open(blob: Uint8Array): MaskedContent {
-    const refuse = (why: string): never => {
-      throw new HsmError('MASKED_OBJECT_INVALID', `maskedObject: ${why}`);
-    };
-    if (blob.length < MAGIC.length + 12 + 16 || !MAGIC.equals(blob.subarray(0, MAGIC.length))) refuse('not a Strongroom masked object');
-    const iv = blob.subarray(MAGIC.length, MAGIC.length + 12);
-    const body = blob.subarray(MAGIC.length + 12);
-    const decipher = createDecipheriv('aes-256-gcm', this.#key, iv);
-    decipher.setAAD(AAD);
-    decipher.setAuthTag(body.subarray(body.length - 16));
-    let plain: Buffer;
-    try {
-      plain = Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]);
-    } catch {
-      return refuse('it was not masked by a member of this cluster, or it was altered');
-    }
+    const plain = this.#open(blob, AAD, 'maskedObject');
     try {
       return JSON.parse(plain.toString('utf8')) as MaskedContent;
     } finally {
@@ -95,8 +117,31 @@ export class Masking {
     }
   }
 
+  #open(blob: Uint8Array, aad: Buffer, field: string): Buffer {
+    const refuse = (why: string): never => {
+      throw new HsmError('MASKED_OBJECT_INVALID', `${field}: ${why}`);
+    };
+    if (blob.length < MAGIC.length + 12 + 16 || !MAGIC.equals(blob.subarray(0, MAGIC.length))) refuse('not a Strongroom masked object');
+    const iv = blob.subarray(MAGIC.length, MAGIC.length + 12);
+    const body = blob.subarray(MAGIC.length + 12);
+    const decipher = createDecipheriv('aes-256-gcm', this.#key, iv);
+    decipher.setAAD(aad);
+    decipher.setAuthTag(body.subarray(body.length - 16));
+    try {
+      return Buffer.concat([decipher.update(body.subarray(0, body.length - 16)), decipher.final()]);
+    } catch {
+      return refuse('it was not masked by a member of this cluster, or it was altered');
+    }
+  }
+
   /** The sync digest of a token key. */
   digest(key: KeyRecord): string {
     return createHmac('sha256', this.#digestKey).update(canonicalJson(contentOf(key))).digest('hex');
+  }
+
+  /** The sync digest of a user: name, role and password hash. */
+  userDigest(user: UserRecord): string {
+    const masked: MaskedUser = { username: user.username, role: user.role, password: user.password };
+    return createHmac('sha256', this.#digestKey).update('user:').update(canonicalJson(masked)).digest('hex');
   }
 }

@@ -25,6 +25,7 @@ import * as userOps from './ops/user-ops.js';
 import * as keyOps from './ops/key-ops.js';
 import * as cryptoOps from './ops/crypto-ops.js';
 import * as syncOps from './ops/sync-ops.js';
+import * as clusterOps from './ops/cluster-ops.js';
 
 export interface MemberOptions {
   /** `cloudhsm` (default): CloudHSM's limits and key types. `unlimited`: the same rules without limits. */
@@ -118,6 +119,11 @@ const OPERATIONS: { readonly [O in Op]: OpSpec<O> } = {
     audit: { opcode: 'CN_INSERT_MASKED_OBJECT_USER', keys: (_r, res) => [res?.handle] },
   },
   getSyncStatus: { run: syncOps.getSyncStatus },
+  extractMaskedUser: { run: clusterOps.extractMaskedUser, audit: { opcode: 'SR_EXTRACT_MASKED_USER', target: (r) => r.username } },
+  insertMaskedUser: { run: clusterOps.insertMaskedUser, audit: { opcode: 'SR_INSERT_MASKED_USER' } },
+  getJoinKey: { run: clusterOps.getJoinKey },
+  cloneMember: { run: clusterOps.cloneMember, audit: { opcode: 'SR_CLONE_MEMBER' } },
+  installClone: { run: clusterOps.installClone, audit: { opcode: 'SR_INSTALL_CLONE' } },
 };
 
 /** "field.path: problem" from the first schema issue. */

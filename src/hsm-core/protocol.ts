@@ -258,6 +258,11 @@ export const requestSchemas = {
   extractMaskedObject: z.strictObject({ op: z.literal('extractMaskedObject'), session, handle }),
   insertMaskedObject: z.strictObject({ op: z.literal('insertMaskedObject'), session, maskedObject: bytes }),
   getSyncStatus: z.strictObject({ op: z.literal('getSyncStatus'), session }),
+  extractMaskedUser: z.strictObject({ op: z.literal('extractMaskedUser'), session, username: z.string() }),
+  insertMaskedUser: z.strictObject({ op: z.literal('insertMaskedUser'), session, maskedUser: bytes }),
+  getJoinKey: z.strictObject({ op: z.literal('getJoinKey'), session }),
+  cloneMember: z.strictObject({ op: z.literal('cloneMember'), session, joinKey: bytes }),
+  installClone: z.strictObject({ op: z.literal('installClone'), session, clone: bytes }),
   getAuditLog: z.strictObject({
     op: z.literal('getAuditLog'),
     session,
@@ -299,6 +304,8 @@ export interface HsmInfo {
   serialNumber: string;
   firmware: string;
   state: 'initialized' | 'active';
+  /** The cluster this member belongs to (null before activation or a clone). */
+  clusterId: string | null;
   profile: string;
   memberIndex: number;
   keys: number;
@@ -364,7 +371,13 @@ export interface Results {
   deriveBits: { bits: Uint8Array };
   extractMaskedObject: { maskedObject: Uint8Array };
   insertMaskedObject: { handle: number };
-  getSyncStatus: { keys: { handle: number; digest: string }[] };
+  /** Digests of every token key and every user but the appliance user: equal on two members exactly when they agree. */
+  getSyncStatus: { keys: { handle: number; digest: string }[]; users: { username: string; digest: string }[] };
+  extractMaskedUser: { maskedUser: Uint8Array };
+  insertMaskedUser: { username: string };
+  getJoinKey: { joinKey: Uint8Array };
+  cloneMember: { clone: Uint8Array };
+  installClone: { clusterId: string; users: number; keys: number };
   getAuditLog: { records: AuditRecord[]; head: { sequence: number; hash: string } };
 }
 

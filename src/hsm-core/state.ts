@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { KeyObject } from 'node:crypto';
 import type { KeyAttributes } from './attributes.js';
 import type { Caller } from './access.js';
 import { AuditLog } from './audit.js';
@@ -19,11 +20,15 @@ import type { UserRecord } from './users.js';
 
 export class MemberState {
   lifecycle: 'initialized' | 'active' = 'initialized';
+  /** Set at activation and carried by clones: members with the same id form one cluster. */
+  clusterId: string | null = null;
+  /** The X25519 private key a member offers for a clone to be sealed to (see cluster-ops.ts). */
+  joinKey: KeyObject | null = null;
   readonly users = new Map<string, UserRecord>();
   readonly sessions = new SessionTable();
   readonly keys: KeyStore;
   readonly audit = new AuditLog();
-  readonly masking = new Masking();
+  masking = new Masking();
 
   constructor(
     readonly profile: Profile,

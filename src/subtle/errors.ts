@@ -51,6 +51,7 @@ const HSM_CODES: Readonly<Record<HsmErrorCode, WebCryptoErrorName | 'data'>> = {
   INVALID_PASSWORD: 'OperationError',
   PERMISSION_DENIED: 'InvalidAccessError',
   CLUSTER_ALREADY_ACTIVATED: 'OperationError',
+  CLUSTER_NOT_ACTIVE: 'OperationError',
   KEY_NOT_FOUND: 'InvalidAccessError',
   NOT_KEY_OWNER: 'InvalidAccessError',
   ATTRIBUTE_FORBIDS_OPERATION: 'InvalidAccessError',
@@ -65,6 +66,8 @@ const HSM_CODES: Readonly<Record<HsmErrorCode, WebCryptoErrorName | 'data'>> = {
   KEY_DATA_INVALID: 'data',
   HANDLE_IN_USE: 'OperationError',
   MASKED_OBJECT_INVALID: 'OperationError',
+  CLONE_INVALID: 'OperationError',
+  KEY_NOT_AVAILABLE: 'OperationError',
   MECHANISM_PARAM_INVALID: 'OperationError',
   DATA_INVALID: 'data',
   DECRYPTION_FAILED: 'OperationError',
@@ -72,6 +75,8 @@ const HSM_CODES: Readonly<Record<HsmErrorCode, WebCryptoErrorName | 'data'>> = {
   LIMIT_EXCEEDED: 'OperationError',
   QUOTA_EXCEEDED: 'OperationError',
   MEMBER_CLOSED: 'OperationError',
+  MEMBER_BUSY: 'OperationError',
+  MEMBER_UNAVAILABLE: 'OperationError',
   INTERNAL_ERROR: 'OperationError',
 };
 

@@ -51,5 +51,9 @@ export const getSyncStatus: Handler<'getSyncStatus'> = (m, caller) => {
     .filter((k) => k.session === null)
     .sort((a, b) => a.handle - b.handle)
     .map((k) => ({ handle: k.handle, digest: m.masking.digest(k) }));
-  return { keys };
+  const users = [...m.users.values()]
+    .filter((u) => u.role !== 'appliance')
+    .sort((a, b) => (a.username < b.username ? -1 : 1))
+    .map((u) => ({ username: u.username, digest: m.masking.userDigest(u) }));
+  return { keys, users };
 };

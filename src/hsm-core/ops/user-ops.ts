@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { randomBytes } from 'node:crypto';
 import { HsmError } from '../errors.js';
 import { liftHint } from '../profiles.js';
 import { signedIn, type Handler, type MemberState } from '../state.js';
@@ -32,6 +33,8 @@ function findUser(m: MemberState, name: string): UserRecord {
 function activate(m: MemberState, user: UserRecord): void {
   user.role = 'admin';
   m.lifecycle = 'active';
+  m.clusterId = `cluster-${randomBytes(8).toString('hex')}`;
+  m.joinKey = null;
   for (const s of m.sessions.ofUser(user.username)) s.role = 'admin';
 }
 
@@ -40,6 +43,7 @@ export const getHsmInfo: Handler<'getHsmInfo'> = (m) => ({
   serialNumber: m.serialNumber,
   firmware: 'strongroom-emulated',
   state: m.lifecycle,
+  clusterId: m.clusterId,
   profile: m.profile.name,
   memberIndex: m.memberIndex,
   keys: m.keys.size,
