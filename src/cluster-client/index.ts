@@ -3,6 +3,7 @@
  *
  * @module
  */
-export { startLocalCluster, LocalCluster, type LocalClusterOptions, type LocalUser } from './local-cluster.js';
+export { startLocalCluster, LocalCluster, type LocalClusterOptions, type LocalUser, type LocalTransport } from './local-cluster.js';
+export { Cluster, type ClusterOptions, type MemberStatus, type MemberState } from './cluster.js';
 export { HsmSession, type SessionRequest } from './session.js';
-export { InProcessTransport, type Transport } from './transport.js';
+export { InProcessTransport, WorkerTransport, type Transport } from './transport.js';

@@ -1,13 +1,20 @@
 /**
  * `startLocalCluster`: a cluster started by the application itself, for development and tests.
- * It creates the member, activates it with the given admin password, provisions the given users,
- * and hands out logged-in sessions.
+ * It starts the members (in this process, in worker threads, or as `strongroom hsm serve`
+ * processes behind mutual TLS), activates the first, joins the others to it, provisions the given
+ * users, and hands out logged-in sessions.
+ *
+ * It is also the members' supervisor, in the role AWS plays for CloudHSM: a member that fails is
+ * started again and, being empty, is brought back into the cluster from a clone of a healthy
+ * member (with the appliance user, whose password only the supervisor knows).
  *
  * @module
  */
-import { createMember, HsmError, PROFILE_NAMES, type HsmInfo, type ProfileName, type UserInfo, type UserRole } from '../hsm-core/index.js';
-import { HsmSession, call } from './session.js';
-import { InProcessTransport, type Transport } from './transport.js';
+import { randomBytes } from 'node:crypto';
+import { HsmError, PROFILE_NAMES, type HsmInfo, type MemberOptions, type ProfileName, type UserInfo, type UserRole } from '../hsm-core/index.js';
+import { Cluster, type ClusterOptions, type MemberStatus } from './cluster.js';
+import { HsmSession } from './session.js';
+import { InProcessTransport, WorkerTransport, type Transport } from './transport.js';
 
 export interface LocalUser {
   username: string;
@@ -15,25 +22,38 @@ export interface LocalUser {
   role: 'admin' | 'crypto-user';
 }
 
-export interface LocalClusterOptions {
-  /** How many members. Only 1 until multi-member clusters land (see the README's roadmap). */
+export type LocalTransport = 'in-process' | 'worker';
+
+export interface LocalClusterOptions extends Pick<ClusterOptions, 'retry' | 'keyAvailabilityCheck'> {
+  /** How many members, 1–32. Default 1. */
   members?: number;
+  /** Where the members run: `in-process` (default) or `worker` (one worker thread each). */
+  transport?: LocalTransport;
   /** The first admin's password, set when the cluster is activated (8–32 characters). */
   adminPassword: string;
   /** Users created when the cluster is first activated. */
   users?: LocalUser[];
   /** `cloudhsm` (default) or `unlimited`. */
   profile?: ProfileName;
+  /** Each member's queue limit (see MemberOptions.queueLimit). */
+  queueLimit?: number;
+  /** log2 of scrypt's N for password hashes (10–20, default 15). Lower it only in tests. */
+  passwordCost?: number;
 }
 
-export class LocalCluster {
-  readonly #transport: Transport;
-  readonly profile: ProfileName;
-  #closed = false;
+const TRANSPORTS: readonly LocalTransport[] = ['in-process', 'worker'];
 
-  private constructor(transport: Transport, profile: ProfileName) {
-    this.#transport = transport;
+export class LocalCluster {
+  readonly #cluster: Cluster;
+  readonly profile: ProfileName;
+  readonly transport: LocalTransport;
+  readonly #live: (Transport & { kill(): void })[];
+
+  private constructor(cluster: Cluster, profile: ProfileName, transport: LocalTransport, live: (Transport & { kill(): void })[]) {
+    this.#cluster = cluster;
     this.profile = profile;
+    this.transport = transport;
+    this.#live = live;
   }
 
   /** @internal use {@link startLocalCluster}. */
@@ -42,19 +62,51 @@ export class LocalCluster {
       throw new HsmError('BAD_REQUEST', 'adminPassword: required, the password the first admin gets at activation');
     }
     const members = options.members ?? 1;
-    if (members !== 1) {
-      throw new HsmError('BAD_REQUEST', `members: this version runs 1 member in-process; got ${members}`);
+    if (!Number.isInteger(members) || members < 1 || members > 32) {
+      throw new HsmError('BAD_REQUEST', `members: 1–32, got ${String(members)}`);
+    }
+    const transport = options.transport ?? 'in-process';
+    if (!TRANSPORTS.includes(transport)) {
+      throw new HsmError('BAD_REQUEST', `transport: expected ${TRANSPORTS.join(' or ')}, got ${JSON.stringify(transport)}`);
     }
     const profile = options.profile ?? 'cloudhsm';
     if (!PROFILE_NAMES.includes(profile)) {
       throw new HsmError('BAD_REQUEST', `profile: expected ${PROFILE_NAMES.join(' or ')}, got ${JSON.stringify(profile)}`);
     }
-    const member = await createMember({ profile });
-    const cluster = new LocalCluster(new InProcessTransport(member), profile);
+    const appliancePassword = randomBytes(18).toString('base64url');
+    const live: (Transport & { kill(): void })[] = [];
+    const starters = Array.from({ length: members }, (_, index) => {
+      const memberOptions: MemberOptions = {
+        profile,
+        memberIndex: index,
+        appliancePassword,
+        ...(options.queueLimit !== undefined ? { queueLimit: options.queueLimit } : {}),
+        ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),
+      };
+      return {
+        description: `${transport} member ${index}`,
+        // Every start is a new, empty member; the cluster client joins it from a clone.
+        start: async (): Promise<Transport> => {
+          const t = transport === 'worker' ? await WorkerTransport.start(memberOptions, index) : await InProcessTransport.start(memberOptions, index);
+          live[index] = t;
+          return t;
+        },
+      };
+    });
+    const cluster = await Cluster.open(starters, {
+      appliancePassword,
+      probeIntervalMs: 50,
+      ...(options.retry !== undefined ? { retry: options.retry } : {}),
+      ...(options.keyAvailabilityCheck !== undefined ? { keyAvailabilityCheck: options.keyAvailabilityCheck } : {}),
+    });
+    const local = new LocalCluster(cluster, profile, transport, live);
     try {
-      await call(cluster.#transport, { op: 'activateCluster', password: options.adminPassword });
+      const first = cluster.links[0]!;
+      const activated = await cluster.sendTo(first, { op: 'activateCluster', password: options.adminPassword });
+      if (!activated.ok) throw HsmError.fromWire(activated.error);
+      for (let i = 1; i < members; i++) await cluster.resync(i);
       if (options.users?.length) {
-        const admin = await cluster.login('admin', options.adminPassword);
+        const admin = await local.login('admin', options.adminPassword);
         try {
           for (const user of options.users) {
             await admin.send({ op: 'createUser', username: user.username, password: user.password, role: user.role });
@@ -64,40 +116,56 @@ export class LocalCluster {
         }
       }
     } catch (e) {
-      await cluster.close();
+      await local.close();
       throw e;
     }
-    return cluster;
+    return local;
   }
 
-  /** Logs in and returns the session. `role`, when given, must be the user's role. */
+  /** Logs in (on every member) and returns the session. `role`, when given, must be the user's role. */
   async login(username: string, password: string, options: { role?: UserRole } = {}): Promise<HsmSession> {
-    this.#checkOpen();
-    const r = await call(this.#transport, { op: 'login', username, password, ...(options.role ? { role: options.role } : {}) });
-    return new HsmSession(this.#transport, r.session, r.username, r.role);
+    return new HsmSession(await this.#cluster.login(username, password, options));
   }
 
-  /** What the member says about itself (no login needed). */
+  /** What each member says about itself (no login needed). */
   async hsmInfo(): Promise<HsmInfo[]> {
-    this.#checkOpen();
-    return [await call(this.#transport, { op: 'getHsmInfo' })];
+    return this.#cluster.hsmInfo();
   }
 
-  /** The users (no login needed, as in CloudHSM). */
-  async listUsers(): Promise<UserInfo[]> {
-    this.#checkOpen();
-    return (await call(this.#transport, { op: 'listUsers' })).users;
+  /** The users (no login needed, as in CloudHSM), with their cluster coverage. */
+  async listUsers(): Promise<(UserInfo & { clusterCoverage: 'full' | 'inconsistent' })[]> {
+    return this.#cluster.listUsers();
+  }
+
+  /** Per-member state (up, down, repairing), outstanding requests, capacity and counters. */
+  status(): MemberStatus[] {
+    return this.#cluster.status();
+  }
+
+  /** Waits until every member is up again (after a failure: restarted and repaired). */
+  whenAllUp(timeoutMs?: number): Promise<void> {
+    return this.#cluster.whenAllUp(timeoutMs);
+  }
+
+  /**
+   * Makes member `index` fail, as a crash would: its worker is terminated (or its in-process
+   * member stopped), and everything it held in memory is gone. The supervisor starts it again
+   * and the cluster repairs it. For chaos tests and demonstrations.
+   */
+  killMember(index: number): void {
+    const t = this.#live[index];
+    if (!t) throw new HsmError('BAD_REQUEST', `member ${index}: no such member (the cluster has ${this.#cluster.size})`);
+    t.kill();
+  }
+
+  /** @internal the cluster handle. */
+  get cluster(): Cluster {
+    return this.#cluster;
   }
 
   /** Stops the members; every session ends and every key is forgotten. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    await this.#transport.close();
-  }
-
-  #checkOpen(): void {
-    if (this.#closed) throw new HsmError('MEMBER_CLOSED', 'the cluster has been closed');
+    await this.#cluster.close();
   }
 }
 

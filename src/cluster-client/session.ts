@@ -1,39 +1,36 @@
 /**
  * A logged-in session: the client-side handle through which an application talks to the HSM as
- * one user. It holds the session token and handles only; never key material.
+ * one user. It holds session tokens and handles only; never key material. Where its requests go
+ * (which member, retries, replication) is the cluster's business (cluster.ts).
  *
  * @module
  */
 import { HsmError, type Request, type Results, type UserRole } from '../hsm-core/index.js';
 import { HsmCrypto } from '../subtle/crypto.js';
-import type { Transport } from './transport.js';
+import type { SessionChannel } from './cluster.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** Any request that runs in a session, without its `session` field (the session adds it). */
 export type SessionRequest = DistributiveOmit<Extract<Request, { session?: string }>, 'session'>;
 
-/** Sends a request and returns its result, or throws the member's refusal as an HsmError. */
-export async function call<R extends { op: keyof Results }>(transport: Transport, request: R): Promise<Results[R['op']]> {
-  const response = await transport.send(request);
-  if (!response.ok) throw HsmError.fromWire(response.error);
-  return response.result as Results[R['op']];
-}
-
 export class HsmSession {
-  readonly username: string;
-  readonly role: UserRole;
-  readonly #transport: Transport;
-  readonly #token: string;
+  readonly #channel: SessionChannel;
   #open = true;
   #crypto: HsmCrypto | undefined;
 
   /** @internal Made by `login`. */
-  constructor(transport: Transport, token: string, username: string, role: UserRole) {
-    this.#transport = transport;
-    this.#token = token;
-    this.username = username;
-    this.role = role;
+  constructor(channel: SessionChannel) {
+    this.#channel = channel;
+  }
+
+  /** The user, as the HSM spells the name (lowercase). */
+  get username(): string {
+    return this.#channel.username;
+  }
+
+  get role(): UserRole {
+    return this.#channel.role;
   }
 
   /**
@@ -46,7 +43,8 @@ export class HsmSession {
    */
   send<R extends SessionRequest>(request: R): Promise<Results[R['op']]> {
     if (!this.#open) return Promise.reject(new HsmError('NOT_LOGGED_IN', `the session of ${this.username} has logged out`));
-    return call(this.#transport, { ...request, session: this.#token });
+    if (request.op === 'logout') return this.logout().then(() => ({ loggedOut: true }) as Results[R['op']]);
+    return this.#channel.send(request as SessionRequest & { op: string }) as Promise<Results[R['op']]>;
   }
 
   /**
@@ -68,10 +66,10 @@ export class HsmSession {
     return this.#open;
   }
 
-  /** Ends the session; its session keys are destroyed. */
+  /** Ends the session on every member; its session keys are destroyed. */
   async logout(): Promise<void> {
     if (!this.#open) return;
-    await call(this.#transport, { op: 'logout', session: this.#token });
     this.#open = false;
+    await this.#channel.logout();
   }
 }

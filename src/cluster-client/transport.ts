@@ -1,34 +1,185 @@
 /**
  * How a client reaches a member. A transport carries plain protocol requests and answers; it
- * never interprets them. In-process is the first; worker and mutual-TLS transports follow the
- * same interface.
+ * never interprets them. Three kinds, one unchanged member behind each:
+ *
+ * - in-process: the member's `handle` called directly;
+ * - worker: the member in its own `worker_threads` worker (isolation of key material from the
+ *   application's heap, and a core of its own);
+ * - socket: a network member (`strongroom hsm serve`) behind mutual TLS, see tls.ts.
+ *
+ * A transport never throws for a member that is gone: it answers MEMBER_UNAVAILABLE, marks itself
+ * dead and tells its `onDown` listeners, so that the cluster can route around it.
  *
  * @module
  */
-import type { Member, Response } from '../hsm-core/index.js';
+import { Worker } from 'node:worker_threads';
+import { createMember, type Member, type MemberOptions, type Response } from '../hsm-core/index.js';
 
 export interface Transport {
-  /** A short description for messages and observability, e.g. `in-process member 0`. */
+  /** A short description for messages and observability, e.g. `worker member 1`. */
   readonly description: string;
+  /** False once the member is gone (worker exited, connection closed). */
+  readonly alive: boolean;
   send(request: unknown): Promise<Response>;
+  /** Called once, when the member goes away. */
+  onDown(listener: (reason: string) => void): void;
   close(): Promise<void>;
+}
+
+export function unavailable(description: string, why: string): Response {
+  return { ok: false, error: { code: 'MEMBER_UNAVAILABLE', message: `${description}: ${why}` } };
+}
+
+/** Shared bookkeeping of transports that match answers to requests by id. */
+export abstract class PendingTransport implements Transport {
+  abstract readonly description: string;
+  #alive = true;
+  #nextId = 1;
+  readonly #pending = new Map<number, (r: Response) => void>();
+  readonly #listeners: ((reason: string) => void)[] = [];
+
+  get alive(): boolean {
+    return this.#alive;
+  }
+
+  send(request: unknown): Promise<Response> {
+    if (!this.#alive) return Promise.resolve(unavailable(this.description, 'the member is down'));
+    const id = this.#nextId;
+    this.#nextId = this.#nextId >= 0xffff_fffe ? 1 : this.#nextId + 1;
+    return new Promise<Response>((resolve) => {
+      this.#pending.set(id, resolve);
+      try {
+        this.post(id, request);
+      } catch (e) {
+        this.#pending.delete(id);
+        resolve({ ok: false, error: { code: 'BAD_REQUEST', message: `request: cannot be sent to a member (${e instanceof Error ? e.message : String(e)})` } });
+      }
+    });
+  }
+
+  onDown(listener: (reason: string) => void): void {
+    if (!this.#alive) listener('the member is down');
+    else this.#listeners.push(listener);
+  }
+
+  /** How many requests are waiting for an answer. */
+  get outstanding(): number {
+    return this.#pending.size;
+  }
+
+  protected abstract post(id: number, request: unknown): void;
+
+  protected answer(id: number, response: Response): void {
+    const resolve = this.#pending.get(id);
+    if (!resolve) return;
+    this.#pending.delete(id);
+    resolve(response);
+  }
+
+  /** The member is gone: every request in flight is answered MEMBER_UNAVAILABLE. */
+  protected down(reason: string): void {
+    if (!this.#alive) return;
+    this.#alive = false;
+    for (const resolve of this.#pending.values()) resolve(unavailable(this.description, reason));
+    this.#pending.clear();
+    for (const l of this.#listeners.splice(0)) l(reason);
+  }
+
+  abstract close(): Promise<void>;
 }
 
 /** A member in this process: requests are passed as they are, with no copy or encoding. */
 export class InProcessTransport implements Transport {
   readonly description: string;
   readonly #member: Member;
+  #alive = true;
+  readonly #listeners: ((reason: string) => void)[] = [];
 
   constructor(member: Member, index = 0) {
     this.#member = member;
     this.description = `in-process member ${index}`;
   }
 
+  static async start(options: MemberOptions, index: number): Promise<InProcessTransport> {
+    return new InProcessTransport(await createMember(options), index);
+  }
+
+  get alive(): boolean {
+    return this.#alive;
+  }
+
   send(request: unknown): Promise<Response> {
+    if (!this.#alive) return Promise.resolve(unavailable(this.description, 'the member is down'));
     return this.#member.handle(request);
   }
 
-  async close(): Promise<void> {
+  onDown(listener: (reason: string) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  /** Stops the member as if it had failed (chaos tests). */
+  kill(): void {
     this.#member.close();
+    this.#alive = false;
+    for (const l of this.#listeners.splice(0)) l('the member was stopped');
+  }
+
+  async close(): Promise<void> {
+    this.#alive = false;
+    this.#member.close();
+  }
+}
+
+/** Where the worker's entry is: the compiled .js beside this file, or the .ts source under tsx. */
+function workerEntry(): { source: string | URL; eval: boolean } {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const entry = new URL(`../hsm-core/hosts/worker.${fromSource ? 'ts' : 'js'}`, import.meta.url);
+  if (!fromSource) return { source: entry, eval: false };
+  // Running from TypeScript sources (tests, bench): the worker registers tsx before loading the entry.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  return { source: `import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry.href)}); })`, eval: true };
+}
+
+/** A member in a worker thread of its own. */
+export class WorkerTransport extends PendingTransport {
+  readonly description: string;
+  readonly #worker: Worker;
+
+  private constructor(worker: Worker, index: number) {
+    super();
+    this.#worker = worker;
+    this.description = `worker member ${index}`;
+    worker.on('message', (m: { id: number; response: Response }) => this.answer(m.id, m.response));
+    worker.on('error', (e) => this.down(`the worker failed: ${e.message}`));
+    worker.on('exit', (code) => this.down(`the worker exited (code ${code})`));
+  }
+
+  /** Starts a worker with a new member and waits until it is ready. */
+  static start(options: MemberOptions, index: number): Promise<WorkerTransport> {
+    const { source, eval: isEval } = workerEntry();
+    const worker = new Worker(source, { eval: isEval, workerData: options });
+    return new Promise((resolve, reject) => {
+      const fail = (e: Error) => reject(new Error(`worker member ${index} did not start: ${e.message}`));
+      worker.once('error', fail);
+      worker.once('message', (m: { ready?: boolean }) => {
+        worker.off('error', fail);
+        if (m.ready) resolve(new WorkerTransport(worker, index));
+        else reject(new Error(`worker member ${index} did not start: unexpected first message`));
+      });
+    });
+  }
+
+  protected post(id: number, request: unknown): void {
+    this.#worker.postMessage({ id, request });
+  }
+
+  /** Terminates the worker as if the member had failed (chaos tests). */
+  kill(): void {
+    void this.#worker.terminate();
+  }
+
+  async close(): Promise<void> {
+    this.down('the cluster was closed');
+    await this.#worker.terminate();
   }
 }

@@ -41,6 +41,11 @@ export interface MemberOptions {
   appliancePassword?: string;
   /** log2 of scrypt's N for password hashes, 10–20. Default 15 (32 MiB per hash); below 15 only for tests. */
   passwordCost?: number;
+  /**
+   * How many requests the member works on at once. One more is answered MEMBER_BUSY at once
+   * (CloudHSM's 0xBB), and clients retry with backoff. Default 1024.
+   */
+  queueLimit?: number;
 }
 
 /** An HSM member. `handle` is the only way in; nothing else reaches its keys. */
@@ -209,6 +214,10 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
   m.audit.append({ ...system, opcode: 'CN_INIT_DONE' });
 
   let closed = false;
+  const queueLimit = options.queueLimit ?? 1024;
+  if (!Number.isInteger(queueLimit) || queueLimit < 1) throw new HsmError('BAD_REQUEST', `queueLimit: a positive integer, got ${queueLimit}`);
+  m.queueLimit = queueLimit;
+  let inFlight = 0;
 
   function resolveCaller(req: { session?: string | undefined }): Caller {
     if (req.session === undefined) return null;
@@ -274,6 +283,10 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
 
   return {
     async handle(raw: unknown): Promise<Response> {
+      if (inFlight >= queueLimit) {
+        return { ok: false, error: { code: 'MEMBER_BUSY', message: `the member is working on ${inFlight} requests, its limit; retry with backoff or add members (0xBB)` } };
+      }
+      inFlight += 1;
       try {
         if (closed) throw new HsmError('MEMBER_CLOSED', 'this member has been closed');
         if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -290,6 +303,8 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
         return { ok: true, result: detachBytes(await run(op as Op, req, caller)) } as Response;
       } catch (e) {
         return { ok: false, error: toWire(e) };
+      } finally {
+        inFlight -= 1;
       }
     },
     close() {

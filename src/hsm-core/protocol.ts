@@ -306,6 +306,8 @@ export interface HsmInfo {
   state: 'initialized' | 'active';
   /** The cluster this member belongs to (null before activation or a clone). */
   clusterId: string | null;
+  /** Requests it works on at once: its capacity, for load balancing. */
+  queueLimit: number;
   profile: string;
   memberIndex: number;
   keys: number;

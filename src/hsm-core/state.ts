@@ -24,6 +24,8 @@ export class MemberState {
   clusterId: string | null = null;
   /** The X25519 private key a member offers for a clone to be sealed to (see cluster-ops.ts). */
   joinKey: KeyObject | null = null;
+  /** Requests the member works on at once before answering MEMBER_BUSY. */
+  queueLimit = 1024;
   readonly users = new Map<string, UserRecord>();
   readonly sessions = new SessionTable();
   readonly keys: KeyStore;

@@ -66,8 +66,9 @@ describe('cluster-client: startLocalCluster', () => {
 
   it('refuses bad options with a clear error', async () => {
     await rejects(startLocalCluster({} as never), 'BAD_REQUEST');
-    const e = await rejects(startLocalCluster({ adminPassword: 'admin-password', members: 3 }), 'BAD_REQUEST');
-    expect(e.message).to.equal('members: this version runs 1 member in-process; got 3');
+    const e = await rejects(startLocalCluster({ adminPassword: 'admin-password', members: 0 }), 'BAD_REQUEST');
+    expect(e.message).to.equal('members: 1–32, got 0');
+    await rejects(startLocalCluster({ adminPassword: 'admin-password', transport: 'carrier-pigeon' as never }), 'BAD_REQUEST');
     await rejects(startLocalCluster({ adminPassword: 'short' }), 'INVALID_PASSWORD');
     await rejects(startLocalCluster({ adminPassword: 'admin-password', profile: 'fast' as never }), 'BAD_REQUEST');
     await rejects(startLocalCluster({ adminPassword: 'admin-password', users: [{ username: 'bad name', password: 'app-password', role: 'crypto-user' }] }), 'INVALID_USERNAME');

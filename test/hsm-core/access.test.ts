@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 /**
  * The permission matrix of CLOUDHSM.md §1.2, table-driven: every role against every operation,
  * allowed and refused, and a refusal leaves the member as it was. The expected table is written
@@ -28,6 +29,7 @@ interface Keys {
   ecPublic: number;
   secret: number;
   masked: Uint8Array;
+  maskedUser: Uint8Array;
   wrapped: Uint8Array;
   ciphertext: { data: Uint8Array; iv: Uint8Array };
   signature: Uint8Array;
@@ -47,6 +49,7 @@ const CU: Role[] = ['crypto-user'];
 const ADMIN_CU: Role[] = ['admin', 'crypto-user'];
 const ADMIN_CU_AU: Role[] = ['admin', 'crypto-user', 'appliance'];
 
+const JOIN_KEY = new Uint8Array(generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' }));
 const s = (c: Context) => (c.session === undefined ? {} : { session: c.session });
 
 const ROWS: Row[] = [
@@ -114,6 +117,39 @@ const ROWS: Row[] = [
     op: 'insertMaskedObject',
     allowed: ADMIN_CU_AU,
     request: (c) => ({ op: 'insertMaskedObject', ...s(c), maskedObject: c.keys.masked }),
+  },
+  // Users travel between members as masked users: admins and the appliance user; a crypto user only itself.
+  {
+    name: 'extractMaskedUser',
+    op: 'extractMaskedUser',
+    allowed: ADMIN_CU_AU,
+    request: (c) => ({ op: 'extractMaskedUser', ...s(c), username: 'alice' }),
+  },
+  {
+    name: 'insertMaskedUser',
+    op: 'insertMaskedUser',
+    allowed: ADMIN_CU_AU,
+    request: (c) => ({ op: 'insertMaskedUser', ...s(c), maskedUser: c.keys.maskedUser }),
+  },
+  // Joining: anyone on a member outside a cluster; on a member in a cluster, admins and the appliance user.
+  {
+    name: 'getJoinKey',
+    op: 'getJoinKey',
+    allowed: ['unactivated-admin', 'admin', 'appliance'],
+    request: (c) => ({ op: 'getJoinKey', ...s(c) }),
+  },
+  {
+    name: 'cloneMember',
+    op: 'cloneMember',
+    allowed: ['admin', 'appliance'],
+    request: (c) => ({ op: 'cloneMember', ...s(c), joinKey: JOIN_KEY }),
+  },
+  {
+    name: 'installClone',
+    op: 'installClone',
+    allowed: ['unactivated-admin', 'admin', 'appliance'],
+    allowedAnswer: () => 'CLONE_INVALID',
+    request: (c) => ({ op: 'installClone', ...s(c), clone: new Uint8Array(64) }),
   },
   // Key management: crypto users only.
   {
@@ -237,6 +273,7 @@ async function makeKeys(f: Fixture): Promise<Keys> {
     await m.ok({ op: 'generateKey', session: alice, keyType: 'generic-secret', lengthBytes: 32, attributes: { derive: true, token: true } })
   ).handle;
   const masked = (await m.ok({ op: 'extractMaskedObject', session: alice, handle: aes })).maskedObject;
+  const maskedUser = (await m.ok({ op: 'extractMaskedUser', session: alice, username: 'alice' })).maskedUser;
   const wrapped = (await m.ok({ op: 'wrapKey', session: alice, mechanism: { name: 'aes-zero-pad' }, wrappingHandle: aes, payloadHandle: payload })).wrapped;
   const enc = await m.ok({ op: 'encrypt', session: alice, handle: aes, mechanism: { name: 'aes-gcm' }, data: bytes('00') });
   const { signature } = await m.ok({
@@ -254,6 +291,7 @@ async function makeKeys(f: Fixture): Promise<Keys> {
     ecPublic: pair.publicHandle,
     secret,
     masked,
+    maskedUser,
     wrapped,
     ciphertext: { data: enc.data, iv: enc.iv! },
     signature,
@@ -273,6 +311,7 @@ async function contextFor(role: Role): Promise<{ m: TestMember; c: Context; fixt
       ecPublic: 160,
       secret: 192,
       masked: none,
+      maskedUser: none,
       wrapped: none,
       ciphertext: { data: none, iv: new Uint8Array(12) },
       signature: none,

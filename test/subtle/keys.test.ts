@@ -7,8 +7,7 @@
 import { inspect } from 'node:util';
 import { expect } from 'chai';
 import { createMember, type Request } from '../../src/hsm-core/index.js';
-import { HsmSession, InProcessTransport, type Transport } from '../../src/cluster-client/index.js';
-import { call } from '../../src/cluster-client/session.js';
+import { Cluster, HsmSession, InProcessTransport, type Transport } from '../../src/cluster-client/index.js';
 import { buf, openDoor, text, type CryptoKey, type CryptoKeyPair, type DoorFixture, type SubtleCrypto } from '../helpers/door.js';
 
 let f: DoorFixture;
@@ -117,17 +116,21 @@ async function spiedSession(): Promise<{ session: HsmSession; ops: string[]; sub
   const ops: string[] = [];
   const spy: Transport = {
     description: 'spy',
+    get alive() {
+      return inner.alive;
+    },
+    onDown: (listener) => inner.onDown(listener),
     send: (request: unknown) => {
       ops.push((request as Request).op);
       return inner.send(request);
     },
     close: () => inner.close(),
   };
-  await call(spy, { op: 'activateCluster', password: 'admin-password' });
-  const admin = await call(spy, { op: 'login', username: 'admin', password: 'admin-password' });
-  await call(spy, { op: 'createUser', session: admin.session, username: 'app', password: 'app-password', role: 'crypto-user' });
-  const login = await call(spy, { op: 'login', username: 'app', password: 'app-password' });
-  const session = new HsmSession(spy, login.session, 'app', 'crypto-user');
+  const cluster = await Cluster.open([{ description: 'spy', start: async () => spy }]);
+  await cluster.sendOnce({ op: 'activateCluster', password: 'admin-password' });
+  const admin = new HsmSession(await cluster.login('admin', 'admin-password'));
+  await admin.send({ op: 'createUser', username: 'app', password: 'app-password', role: 'crypto-user' });
+  const session = new HsmSession(await cluster.login('app', 'app-password'));
   const subtle = session.crypto.subtle as unknown as SubtleCrypto;
   await session.crypto.ready();
   ops.length = 0;

@@ -44,6 +44,7 @@ export const getHsmInfo: Handler<'getHsmInfo'> = (m) => ({
   firmware: 'strongroom-emulated',
   state: m.lifecycle,
   clusterId: m.clusterId,
+  queueLimit: m.queueLimit,
   profile: m.profile.name,
   memberIndex: m.memberIndex,
   keys: m.keys.size,

@@ -1,0 +1,745 @@
+/**
+ * The cluster as an application sees it: one HSM made of several members (CloudHSM's client SDK,
+ * CLOUDHSM.md §4).
+ *
+ * - Load balancing by spare capacity: a request goes to the member with the fewest requests
+ *   outstanding relative to its capacity (its queue limit).
+ * - A member that answers MEMBER_BUSY (0xBB) is retried with exponential backoff, up to 3 times
+ *   (`retry: 'standard'`, as in SDK 5), on whichever member has the most room then.
+ * - Token keys are made on one member and copied to every other as masked objects, keeping their
+ *   handle; a new token key must be on at least 2 members before use (`keyAvailabilityCheck`).
+ * - Session keys live on the member that made them; requests that use them go there.
+ * - User changes and token-key changes are made on one member (which checks them), then on all.
+ * - A member that fails is marked down, requests that are safe to repeat go to another, and the
+ *   member is probed in the background; when it answers again it is compared with a healthy
+ *   member (sync digests) and, if it differs, repaired from a clone (with the appliance user's
+ *   credentials) before it takes traffic.
+ *
+ * @module
+ */
+import { HsmError, type HsmErrorCode, type Request, type Response, type Results, type UserInfo, type UserRole } from '../hsm-core/index.js';
+import type { Transport } from './transport.js';
+
+export type MemberState = 'up' | 'down' | 'repairing';
+
+export interface MemberStatus {
+  index: number;
+  description: string;
+  state: MemberState;
+  /** Requests sent and not yet answered. */
+  outstanding: number;
+  /** The member's queue limit: what load balancing divides by. */
+  capacity: number;
+  /** Since the cluster handle was opened. */
+  counters: { requests: number; busy: number; retries: number; failovers: number; downs: number; repairs: number };
+  /** Why it is down, when it is. */
+  reason: string | null;
+}
+
+export interface ClusterOptions {
+  /** `standard` (default): retry busy members up to 3 times with exponential backoff. `off`: never. */
+  retry?: 'standard' | 'off';
+  /**
+   * A new token key must be on at least 2 members before it is used (CloudHSM's SDK 5 rule).
+   * Default true; always off for a one-member cluster.
+   */
+  keyAvailabilityCheck?: boolean;
+  /** The appliance user's password: lets the client repair a member that missed changes. */
+  appliancePassword?: string;
+  /** How often a down member is probed, in ms (doubling up to 5 s). Default 100. */
+  probeIntervalMs?: number;
+  /** A request not answered in this many ms marks its member down. Default 30 000. */
+  requestTimeoutMs?: number;
+}
+
+/** How to reach one member slot: returns a live transport (connects, or starts a new member). */
+export type MemberStarter = () => Promise<Transport>;
+
+const AVAILABILITY_MESSAGE = (ref: string) =>
+  `Key ${ref} does not meet the availability requirements - The key must be available on at least 2 HSMs before being used.`;
+
+const CREATES_KEYS = new Set<string>(['generateKey', 'generateKeyPair', 'importKey', 'unwrapKey', 'deriveKey']);
+const CHANGES_KEY = new Set<string>(['setAttributes', 'shareKey', 'unshareKey', 'deleteKey']);
+
+function refOf(handle: number): string {
+  return `0x${handle.toString(16).padStart(16, '0')}`;
+}
+
+/** Every key handle a request names. */
+export function handlesOf(req: Record<string, unknown>): number[] {
+  const out: number[] = [];
+  for (const field of ['handle', 'wrappingHandle', 'payloadHandle', 'unwrappingHandle', 'baseHandle']) {
+    const v = req[field];
+    if (typeof v === 'number') out.push(v);
+  }
+  const mechanism = req.mechanism as { publicHandle?: unknown } | undefined;
+  if (mechanism && typeof mechanism.publicHandle === 'number') out.push(mechanism.publicHandle);
+  return out;
+}
+
+/** The handles a key-creating request made, with whether each is a token key. */
+function createdKeys(req: Record<string, unknown>, result: Record<string, unknown>): { handle: number; token: boolean }[] {
+  const token = (attrs: unknown) => (attrs as { token?: boolean } | undefined)?.token === true;
+  if (req.op === 'generateKeyPair') {
+    return [
+      { handle: result.privateHandle as number, token: token(req.privateAttributes) },
+      { handle: result.publicHandle as number, token: token(req.publicAttributes) },
+    ];
+  }
+  return [{ handle: result.handle as number, token: token(req.attributes) }];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export class MemberLink {
+  readonly index: number;
+  state: MemberState = 'down';
+  transport: Transport | null = null;
+  outstanding = 0;
+  capacity = 1;
+  reason: string | null = 'not started';
+  /** Bumped whenever the member's sessions are gone (restart, repair): sessions must log in again. */
+  epoch = 0;
+  /** While repairing: it holds the cluster's state and takes changes, but not yet reads. */
+  accepting = false;
+  readonly counters = { requests: 0, busy: 0, retries: 0, failovers: 0, downs: 0, repairs: 0 };
+  readonly start: MemberStarter;
+  description: string;
+
+  constructor(index: number, start: MemberStarter, description: string) {
+    this.index = index;
+    this.start = start;
+    this.description = description;
+  }
+}
+
+export class Cluster {
+  readonly #links: MemberLink[];
+  readonly #options: Required<Omit<ClusterOptions, 'appliancePassword'>> & { appliancePassword?: string };
+  #closed = false;
+  #probes = new Set<Promise<void>>();
+  #roundRobin = 0;
+
+  private constructor(links: MemberLink[], options: ClusterOptions) {
+    this.#links = links;
+    this.#options = {
+      retry: options.retry ?? 'standard',
+      keyAvailabilityCheck: links.length > 1 && (options.keyAvailabilityCheck ?? true),
+      probeIntervalMs: options.probeIntervalMs ?? 100,
+      requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+      ...(options.appliancePassword !== undefined ? { appliancePassword: options.appliancePassword } : {}),
+    };
+    if (options.retry !== undefined && options.retry !== 'standard' && options.retry !== 'off') {
+      throw new HsmError('BAD_REQUEST', `retry: expected 'standard' or 'off', got ${JSON.stringify(options.retry)}`);
+    }
+  }
+
+  /**
+   * Opens a cluster handle over member slots. Members that cannot be reached now are marked down
+   * and probed in the background; at least one must answer.
+   */
+  static async open(starters: { start: MemberStarter; description: string }[], options: ClusterOptions = {}): Promise<Cluster> {
+    const cluster = new Cluster(
+      starters.map((s, i) => new MemberLink(i, s.start, s.description)),
+      options,
+    );
+    await Promise.all(cluster.#links.map((l) => cluster.#bringUp(l, false).catch((e: unknown) => cluster.#markDown(l, e instanceof Error ? e.message : String(e)))));
+    if (!cluster.#links.some((l) => l.state === 'up')) {
+      const reasons = cluster.#links.map((l) => `${l.description}: ${l.reason}`).join('; ');
+      await cluster.close();
+      throw new HsmError('MEMBER_UNAVAILABLE', `no member of the cluster answered (${reasons})`);
+    }
+    return cluster;
+  }
+
+  get size(): number {
+    return this.#links.length;
+  }
+
+  get options(): Readonly<ClusterOptions> {
+    return this.#options;
+  }
+
+  /** What each member is doing: state, outstanding requests, capacity and counters. */
+  status(): MemberStatus[] {
+    return this.#links.map((l) => ({
+      index: l.index,
+      description: l.description,
+      state: l.state,
+      outstanding: l.outstanding,
+      capacity: l.capacity,
+      counters: { ...l.counters },
+      reason: l.reason,
+    }));
+  }
+
+  /** @internal the member links, for sessions and the local supervisor. */
+  get links(): readonly MemberLink[] {
+    return this.#links;
+  }
+
+  /** Waits until every member is up (after a failure, a restart and a repair). */
+  async whenAllUp(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#links.some((l) => l.state !== 'up')) {
+      if (Date.now() > deadline) {
+        throw new HsmError('MEMBER_UNAVAILABLE', `members not up after ${timeoutMs} ms: ${this.#links.filter((l) => l.state !== 'up').map((l) => `${l.description} (${l.state}: ${l.reason})`).join(', ')}`);
+      }
+      await sleep(20);
+    }
+  }
+
+  // ---- sending ----------------------------------------------------------------------------------
+
+  /** The up member with the most spare capacity, not in `exclude`. */
+  pick(exclude: ReadonlySet<number> = new Set()): MemberLink | undefined {
+    let best: MemberLink | undefined;
+    let bestLoad = Infinity;
+    const n = this.#links.length;
+    this.#roundRobin = (this.#roundRobin + 1) % n;
+    for (let k = 0; k < n; k++) {
+      const l = this.#links[(this.#roundRobin + k) % n]!;
+      if (l.state !== 'up' || exclude.has(l.index)) continue;
+      const load = (l.outstanding + 1) / l.capacity;
+      if (load < bestLoad) {
+        best = l;
+        bestLoad = load;
+      }
+    }
+    return best;
+  }
+
+  upMembers(): MemberLink[] {
+    return this.#links.filter((l) => l.state === 'up');
+  }
+
+  /** Members that changes must reach: those up, and those being repaired once they are in the cluster. */
+  writeMembers(): MemberLink[] {
+    return this.#links.filter((l) => l.state === 'up' || (l.state === 'repairing' && l.accepting));
+  }
+
+  /** One request to one member, counted; a lost member answers MEMBER_UNAVAILABLE and is marked down. */
+  async sendTo(link: MemberLink, request: unknown): Promise<Response> {
+    const transport = link.transport;
+    if (!transport || (link.state !== 'up' && link.state !== 'repairing')) {
+      return { ok: false, error: { code: 'MEMBER_UNAVAILABLE', message: `${link.description} is ${link.state}` } };
+    }
+    link.outstanding += 1;
+    link.counters.requests += 1;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const timeout = new Promise<Response>((resolve) => {
+        timer = setTimeout(() => {
+          resolve({ ok: false, error: { code: 'MEMBER_UNAVAILABLE', message: `${link.description} did not answer in ${this.#options.requestTimeoutMs} ms` } });
+        }, this.#options.requestTimeoutMs);
+        timer.unref();
+      });
+      const response = await Promise.race([transport.send(request), timeout]);
+      if (!response.ok && response.error.code === 'MEMBER_UNAVAILABLE' && link.transport === transport) {
+        this.#markDown(link, response.error.message);
+      }
+      if (!response.ok && response.error.code === 'MEMBER_BUSY') link.counters.busy += 1;
+      return response;
+    } finally {
+      clearTimeout(timer);
+      link.outstanding -= 1;
+    }
+  }
+
+  /**
+   * Sends to the best member; on MEMBER_UNAVAILABLE tries the others (failover), on MEMBER_BUSY
+   * retries with backoff (retry mode permitting). `prepare` turns the request into what this
+   * member needs (its session token) and may refuse the member.
+   */
+  async sendBalanced(prepare: (link: MemberLink) => Promise<unknown>, options: { failover: boolean } = { failover: true }): Promise<{ response: Response; link: MemberLink }> {
+    const tried = new Set<number>();
+    let busyRetries = 0;
+    let last: { response: Response; link: MemberLink } | undefined;
+    for (;;) {
+      const link = this.pick(tried) ?? (tried.size ? undefined : undefined);
+      if (!link) {
+        if (last) return last;
+        throw new HsmError('MEMBER_UNAVAILABLE', 'no member of the cluster is up');
+      }
+      const request = await prepare(link);
+      const response = await this.sendTo(link, request);
+      last = { response, link };
+      if (response.ok) return last;
+      const code = response.error.code;
+      if (code === 'MEMBER_UNAVAILABLE' && options.failover) {
+        tried.add(link.index);
+        link.counters.failovers += 1;
+        continue;
+      }
+      if (code === 'MEMBER_BUSY' && this.#options.retry === 'standard' && busyRetries < 3) {
+        busyRetries += 1;
+        link.counters.retries += 1;
+        await sleep(Math.min(1000, 5 * 2 ** busyRetries) * (0.5 + Math.random()));
+        continue;
+      }
+      return last;
+    }
+  }
+
+  // ---- failure and repair -----------------------------------------------------------------------
+
+  #markDown(link: MemberLink, reason: string): void {
+    if (link.state === 'down' || this.#closed) return;
+    link.state = 'down';
+    link.reason = reason;
+    link.counters.downs += 1;
+    link.epoch += 1;
+    const transport = link.transport;
+    link.transport = null;
+    if (transport) void transport.close().catch(() => undefined);
+    this.#probe(link);
+  }
+
+  #probe(link: MemberLink): void {
+    const run = (async () => {
+      let interval = this.#options.probeIntervalMs;
+      while (!this.#closed && link.state === 'down') {
+        await sleep(interval);
+        if (this.#closed) return;
+        try {
+          await this.#bringUp(link, true);
+        } catch (e) {
+          link.reason = e instanceof Error ? e.message : String(e);
+          if (link.transport) {
+            const t = link.transport;
+            link.transport = null;
+            await t.close().catch(() => undefined);
+          }
+          link.state = 'down';
+          interval = Math.min(5000, interval * 2);
+        }
+      }
+    })();
+    this.#probes.add(run);
+    void run.finally(() => this.#probes.delete(run));
+  }
+
+  /** Connects (or starts) the member; when `repair`, compares it with a healthy member first. */
+  async #bringUp(link: MemberLink, repair: boolean): Promise<void> {
+    const transport = await link.start();
+    link.description = transport.description;
+    link.transport = transport;
+    link.state = 'repairing';
+    transport.onDown((reason) => {
+      if (link.transport === transport) this.#markDown(link, reason);
+    });
+    const info = await this.#expect<'getHsmInfo'>(await transport.send({ op: 'getHsmInfo' }));
+    link.capacity = info.queueLimit;
+    if (repair) {
+      const healthy = this.upMembers().find((l) => l !== link);
+      if (healthy) await this.#repair(link, healthy);
+    }
+    link.epoch += 1;
+    link.reason = null;
+    link.state = 'up';
+  }
+
+  async #expect<O extends keyof Results>(response: Response): Promise<Results[O]> {
+    if (!response.ok) throw HsmError.fromWire(response.error);
+    return response.result as Results[O];
+  }
+
+  /** Logs in as the appliance user on a member; null without the appliance password. */
+  async #applianceSession(transport: Transport): Promise<string | null> {
+    if (this.#options.appliancePassword === undefined) return null;
+    const r = await this.#expect<'login'>(await transport.send({ op: 'login', username: 'app_user', password: this.#options.appliancePassword }));
+    return r.session;
+  }
+
+  /**
+   * Brings `link` in line with `healthy` (CloudHSM's sync status: compare digests, bring over
+   * what differs). A member that is not in the cluster (new, or restarted without its state) first
+   * gets a clone. From then on it takes every change, while token keys and users that differ are
+   * copied over as masked objects; a member holding keys or users the cluster no longer has gets a
+   * fresh clone. It takes reads once the digests agree.
+   */
+  async #repair(link: MemberLink, healthy: MemberLink): Promise<void> {
+    const target = link.transport!;
+    const source = healthy.transport!;
+    const info = await this.#expect<'getHsmInfo'>(await target.send({ op: 'getHsmInfo' }));
+    const sourceSession = await this.#applianceSession(source);
+    if (sourceSession === null) {
+      if (info.clusterId === null) throw new HsmError('MEMBER_UNAVAILABLE', `${link.description} is a new member and this client has no appliance password to clone onto it`);
+      return; // Without the appliance user the client cannot compare or repair; a supervisor must.
+    }
+    const clone = async (targetSession: string | null) => {
+      const sessionField = targetSession ? { session: targetSession } : {};
+      const { joinKey } = await this.#expect<'getJoinKey'>(await target.send({ op: 'getJoinKey', ...sessionField }));
+      const { clone: blob } = await this.#expect<'cloneMember'>(await source.send({ op: 'cloneMember', session: sourceSession, joinKey }));
+      await this.#expect<'installClone'>(await target.send({ op: 'installClone', clone: blob, ...sessionField }));
+      link.epoch += 1;
+      link.counters.repairs += 1;
+    };
+    try {
+      if (info.clusterId === null) await clone(null);
+      link.accepting = true;
+      for (let attempt = 0; ; attempt++) {
+        const targetSession = (await this.#applianceSession(target))!;
+        try {
+          const [mine, theirs] = await Promise.all([
+            this.#expect<'getSyncStatus'>(await target.send({ op: 'getSyncStatus', session: targetSession })),
+            this.#expect<'getSyncStatus'>(await source.send({ op: 'getSyncStatus', session: sourceSession })),
+          ]);
+          const keys = new Map(mine.keys.map((k) => [k.handle, k.digest]));
+          const users = new Map(mine.users.map((u) => [u.username, u.digest]));
+          const wantKeys = theirs.keys.filter((k) => keys.get(k.handle) !== k.digest);
+          const wantUsers = theirs.users.filter((u) => users.get(u.username) !== u.digest);
+          const extra =
+            mine.keys.some((k) => !theirs.keys.some((t) => t.handle === k.handle)) ||
+            mine.users.some((u) => !theirs.users.some((t) => t.username === u.username)) ||
+            wantKeys.some((k) => keys.has(k.handle));
+          if (!wantKeys.length && !wantUsers.length && !extra) return;
+          if (attempt >= 5) throw new HsmError('MEMBER_UNAVAILABLE', `${link.description} still differs from ${healthy.description} after ${attempt} repair passes`);
+          if (extra) {
+            await clone(targetSession);
+            continue;
+          }
+          for (const u of wantUsers) {
+            const { maskedUser } = await this.#expect<'extractMaskedUser'>(await source.send({ op: 'extractMaskedUser', session: sourceSession, username: u.username }));
+            await this.#expect<'insertMaskedUser'>(await target.send({ op: 'insertMaskedUser', session: targetSession, maskedUser }));
+          }
+          for (const k of wantKeys) {
+            const extracted = await source.send({ op: 'extractMaskedObject', session: sourceSession, handle: k.handle });
+            if (!extracted.ok) continue; // deleted meanwhile: the next pass sees it
+            const { maskedObject } = extracted.result as Results['extractMaskedObject'];
+            await target.send({ op: 'insertMaskedObject', session: targetSession, maskedObject });
+          }
+          link.counters.repairs += 1;
+        } finally {
+          await target.send({ op: 'logout', session: targetSession });
+        }
+      }
+    } finally {
+      link.accepting = false;
+      await source.send({ op: 'logout', session: sourceSession });
+    }
+  }
+
+  /**
+   * @internal Brings a member that is up but not (or no longer) in line with the others into the
+   * cluster: clone and compare, as after a failure. Used by the local supervisor to join members.
+   */
+  async resync(index: number): Promise<void> {
+    const link = this.#links[index]!;
+    const healthy = this.upMembers().find((l) => l !== link && l.state === 'up');
+    if (!healthy) throw new HsmError('MEMBER_UNAVAILABLE', 'no healthy member to copy from');
+    link.state = 'repairing';
+    try {
+      await this.#repair(link, healthy);
+      link.epoch += 1;
+      link.state = 'up';
+    } catch (e) {
+      this.#markDown(link, e instanceof Error ? e.message : String(e));
+      throw e;
+    }
+  }
+
+  // ---- what the cluster says about itself -------------------------------------------------------
+
+  /** Logs in on every member that is up; the session follows members as they come and go. */
+  async login(username: string, password: string, options: { role?: UserRole } = {}): Promise<ClusterSessionChannel> {
+    this.#checkOpen();
+    const channel = new ClusterSessionChannel(this, username, password, options.role);
+    await channel.open();
+    return channel;
+  }
+
+  /** Every up member's own description. */
+  async hsmInfo(): Promise<Results['getHsmInfo'][]> {
+    this.#checkOpen();
+    const up = this.upMembers();
+    return Promise.all(up.map(async (l) => this.#expect<'getHsmInfo'>(await this.sendTo(l, { op: 'getHsmInfo' }))));
+  }
+
+  /** The users, with CloudHSM's cluster coverage: `full` when every up member has the user. */
+  async listUsers(): Promise<(UserInfo & { clusterCoverage: 'full' | 'inconsistent' })[]> {
+    this.#checkOpen();
+    const up = this.upMembers();
+    const lists = await Promise.all(up.map(async (l) => (await this.#expect<'listUsers'>(await this.sendTo(l, { op: 'listUsers' }))).users));
+    const seen = new Map<string, { user: UserInfo; count: number }>();
+    for (const list of lists) {
+      for (const u of list) {
+        const entry = seen.get(u.username);
+        if (entry) entry.count += 1;
+        else seen.set(u.username, { user: u, count: 1 });
+      }
+    }
+    return [...seen.values()]
+      .sort((a, b) => (a.user.username < b.user.username ? -1 : 1))
+      .map(({ user, count }) => ({ ...user, clusterCoverage: count === lists.length ? 'full' : 'inconsistent' }));
+  }
+
+  /** @internal an unauthenticated request to one member (activation, join). */
+  async sendOnce(request: Request): Promise<Response> {
+    return (await this.sendBalanced(async () => request)).response;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await Promise.all(this.#links.map(async (l) => {
+      const t = l.transport;
+      l.transport = null;
+      l.state = 'down';
+      l.reason = 'the cluster handle was closed';
+      if (t) await t.close().catch(() => undefined);
+    }));
+    await Promise.all([...this.#probes]);
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new HsmError('MEMBER_CLOSED', 'the cluster has been closed');
+  }
+}
+
+/** What a session needs from wherever its requests go. */
+export interface SessionChannel {
+  send(request: Record<string, unknown> & { op: string }): Promise<unknown>;
+  logout(): Promise<void>;
+  readonly username: string;
+  readonly role: UserRole;
+}
+
+/**
+ * One user's session across the cluster: a session token per member (logged in on demand, so
+ * members that join or come back are used), the session keys this session made and where each
+ * lives, and the token keys not yet on enough members.
+ */
+export class ClusterSessionChannel implements SessionChannel {
+  readonly #cluster: Cluster;
+  #username: string;
+  #role: UserRole = 'crypto-user';
+  readonly #password: string;
+  readonly #requestedRole: UserRole | undefined;
+  /** member index → { token, epoch } */
+  readonly #tokens = new Map<number, { token: string; epoch: number }>();
+  /** session key handle → member index */
+  readonly #sessionKeys = new Map<number, number>();
+  /** token key handle → members known to hold it, while fewer than all */
+  readonly #coverage = new Map<number, Set<number>>();
+  #open = true;
+
+  constructor(cluster: Cluster, username: string, password: string, role: UserRole | undefined) {
+    this.#cluster = cluster;
+    this.#username = username;
+    this.#password = password;
+    this.#requestedRole = role;
+  }
+
+  get role(): UserRole {
+    return this.#role;
+  }
+
+  /** The username as the members spell it (lowercase). */
+  get username(): string {
+    return this.#username;
+  }
+
+  /** Logs in on every up member; refused if the first answer is a refusal. */
+  async open(): Promise<void> {
+    const up = this.#cluster.upMembers();
+    const results = await Promise.allSettled(up.map((l) => this.#tokenFor(l)));
+    const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && !(r.reason instanceof HsmError && r.reason.code === 'MEMBER_UNAVAILABLE'));
+    if (refused) {
+      await this.logout().catch(() => undefined);
+      throw refused.reason;
+    }
+    if (this.#tokens.size === 0) {
+      throw new HsmError('MEMBER_UNAVAILABLE', 'no member of the cluster could be reached to log in');
+    }
+  }
+
+  /** This session's token on a member, logging in there when needed. */
+  async #tokenFor(link: MemberLink): Promise<string> {
+    const known = this.#tokens.get(link.index);
+    if (known && known.epoch === link.epoch) return known.token;
+    const epoch = link.epoch;
+    const response = await this.#cluster.sendTo(link, {
+      op: 'login',
+      username: this.username,
+      password: this.#password,
+      ...(this.#requestedRole ? { role: this.#requestedRole } : {}),
+    });
+    if (!response.ok) throw HsmError.fromWire(response.error);
+    const r = response.result as Results['login'];
+    this.#role = r.role;
+    this.#username = r.username;
+    this.#tokens.set(link.index, { token: r.session, epoch });
+    return r.session;
+  }
+
+  /** The member a request must go to because it names a session key, or undefined. */
+  #stickyMember(handles: number[]): MemberLink | undefined {
+    let index: number | undefined;
+    for (const h of handles) {
+      const where = this.#sessionKeys.get(h);
+      if (where === undefined) continue;
+      if (index !== undefined && index !== where) {
+        throw new HsmError('KEY_NOT_FOUND', `session keys ${refOf(h)} and the others named live on different members; session keys cannot be used together across members`);
+      }
+      index = where;
+    }
+    if (index === undefined) return undefined;
+    const link = this.#cluster.links[index]!;
+    if (link.state !== 'up') {
+      throw new HsmError('MEMBER_UNAVAILABLE', `session key ${refOf(handles.find((h) => this.#sessionKeys.get(h) === index)!)} lived on ${link.description}, which is ${link.state}; session keys do not survive their member`);
+    }
+    return link;
+  }
+
+  async #checkAvailability(handles: number[]): Promise<void> {
+    if (!this.#cluster.options.keyAvailabilityCheck) return;
+    for (const h of handles) {
+      const members = this.#coverage.get(h);
+      if (!members || members.size >= 2) continue;
+      await this.#replicate(h, this.#cluster.links[[...members][0]!]!);
+      if ((this.#coverage.get(h)?.size ?? 2) < 2) throw new HsmError('KEY_NOT_AVAILABLE', AVAILABILITY_MESSAGE(refOf(h)));
+    }
+  }
+
+  /** Sends to one member (the sticky one, or the best), with this session's token there. */
+  async #sendOne(req: Record<string, unknown>, sticky: MemberLink | undefined): Promise<{ response: Response; link: MemberLink }> {
+    const prepare = async (link: MemberLink) => ({ ...req, session: await this.#tokenFor(link) });
+    if (sticky) {
+      const response = await this.#cluster.sendTo(sticky, await prepare(sticky));
+      return { response, link: sticky };
+    }
+    let { response, link } = await this.#cluster.sendBalanced(prepare);
+    if (!response.ok && response.error.code === 'NOT_LOGGED_IN') {
+      // The member lost its sessions (it restarted behind the same address): log in again once.
+      this.#tokens.delete(link.index);
+      ({ response, link } = await this.#cluster.sendBalanced(prepare));
+    }
+    return { response, link };
+  }
+
+  #result(response: Response): unknown {
+    if (!response.ok) throw HsmError.fromWire(response.error);
+    return response.result;
+  }
+
+  async send(req: Record<string, unknown> & { op: string }): Promise<unknown> {
+    if (!this.#open) throw new HsmError('NOT_LOGGED_IN', `the session of ${this.username} has logged out`);
+    if (this.#cluster.closed) throw new HsmError('MEMBER_CLOSED', 'the cluster has been closed');
+    const op = req.op;
+    if (op === 'logout') {
+      await this.logout();
+      return { loggedOut: true };
+    }
+    const handles = handlesOf(req);
+    const sticky = this.#stickyMember(handles);
+    if (!sticky) await this.#checkAvailability(handles);
+
+    if (CREATES_KEYS.has(op)) {
+      const { response, link } = await this.#sendOne(req, sticky);
+      const result = this.#result(response) as Record<string, unknown>;
+      const made = createdKeys(req, result);
+      for (const k of made) if (!k.token) this.#sessionKeys.set(k.handle, link.index);
+      const tokens = made.filter((k) => k.token);
+      if (tokens.length) {
+        await Promise.all(tokens.map((k) => this.#replicate(k.handle, link)));
+        if (this.#cluster.options.keyAvailabilityCheck) {
+          const short = tokens.find((k) => (this.#coverage.get(k.handle)?.size ?? 2) < 2);
+          if (short) throw new HsmError('KEY_NOT_AVAILABLE', AVAILABILITY_MESSAGE(refOf(short.handle)));
+        }
+      }
+      return result;
+    }
+
+    if (CHANGES_KEY.has(op) && !sticky) {
+      const first = await this.#sendOne(req, undefined);
+      const result = this.#result(first.response);
+      await this.#everywhereElse(first.link, req, op === 'deleteKey' ? ['KEY_NOT_FOUND'] : []);
+      if (op === 'deleteKey') this.#coverage.delete(req.handle as number);
+      return result;
+    }
+
+    if (op === 'createUser' || op === 'changePassword') {
+      const first = await this.#sendOne(req, undefined);
+      const result = this.#result(first.response) as { username: string };
+      await this.#copyUser(result.username, first.link);
+      return result;
+    }
+
+    if (op === 'deleteUser') {
+      const first = await this.#sendOne(req, undefined);
+      const result = this.#result(first.response);
+      await this.#everywhereElse(first.link, req, ['USER_NOT_FOUND']);
+      return result;
+    }
+
+    const { response } = await this.#sendOne(req, sticky);
+    const result = this.#result(response);
+    if (op === 'deleteKey' && sticky) this.#sessionKeys.delete(req.handle as number);
+    return result;
+  }
+
+  /** The same request on every other up member; refusals other than `ignore` are errors. */
+  async #everywhereElse(done: MemberLink, req: Record<string, unknown>, ignore: HsmErrorCode[]): Promise<void> {
+    const others = this.#cluster.writeMembers().filter((l) => l !== done);
+    await Promise.all(others.map(async (l) => {
+      const token = await this.#tokenFor(l).catch(() => null);
+      if (token === null) return;
+      const r = await this.#cluster.sendTo(l, { ...req, session: token });
+      if (!r.ok && r.error.code !== 'MEMBER_UNAVAILABLE' && !ignore.includes(r.error.code)) {
+        throw new HsmError(r.error.code, `${l.description} refused what another member accepted: ${r.error.message}`);
+      }
+    }));
+  }
+
+  /** Copies a user from `from` to every other up member as a masked user. */
+  async #copyUser(username: string, from: MemberLink): Promise<void> {
+    const others = this.#cluster.writeMembers().filter((l) => l !== from);
+    if (!others.length) return;
+    const masked = this.#result(await this.#cluster.sendTo(from, { op: 'extractMaskedUser', username, session: await this.#tokenFor(from) })) as Results['extractMaskedUser'];
+    await Promise.all(others.map(async (l) => {
+      const token = await this.#tokenFor(l).catch(() => null);
+      if (token === null) return;
+      const r = await this.#cluster.sendTo(l, { op: 'insertMaskedUser', maskedUser: masked.maskedUser, session: token });
+      if (!r.ok && r.error.code !== 'MEMBER_UNAVAILABLE') throw new HsmError(r.error.code, `${l.description} did not take ${username}: ${r.error.message}`);
+    }));
+  }
+
+  /** Copies a token key from `from` to every other up member; records where it is. */
+  async #replicate(handle: number, from: MemberLink): Promise<void> {
+    const have = this.#coverage.get(handle) ?? new Set([from.index]);
+    this.#coverage.set(handle, have);
+    const others = this.#cluster.writeMembers().filter((l) => !have.has(l.index));
+    if (others.length && from.state === 'up') {
+      const extracted = await this.#cluster.sendTo(from, { op: 'extractMaskedObject', handle, session: await this.#tokenFor(from) });
+      if (extracted.ok) {
+        const { maskedObject } = extracted.result as Results['extractMaskedObject'];
+        await Promise.all(others.map(async (l) => {
+          const token = await this.#tokenFor(l).catch(() => null);
+          if (token === null) return;
+          const r = await this.#cluster.sendTo(l, { op: 'insertMaskedObject', maskedObject, session: token });
+          if (r.ok) have.add(l.index);
+        }));
+      }
+    }
+    if (have.size >= this.#cluster.size) this.#coverage.delete(handle);
+  }
+
+  /** Logs out on every member where this session is logged in. */
+  async logout(): Promise<void> {
+    if (!this.#open) return;
+    this.#open = false;
+    const tokens = [...this.#tokens.entries()];
+    this.#tokens.clear();
+    this.#sessionKeys.clear();
+    await Promise.all(tokens.map(async ([index, { token, epoch }]) => {
+      const link = this.#cluster.links[index]!;
+      if (link.epoch !== epoch || link.state !== 'up') return;
+      await this.#cluster.sendTo(link, { op: 'logout', session: token });
+    }));
+  }
+}
