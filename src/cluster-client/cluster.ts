@@ -91,6 +91,9 @@ function createdKeys(req: Record<string, unknown>, result: Record<string, unknow
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Exponential backoff with jitter: about 10, 20, 40 ms for the 1st, 2nd, 3rd retry. */
+const backoff = (retry: number) => Math.min(1000, 5 * 2 ** retry) * (0.5 + Math.random());
+
 export class MemberLink {
   readonly index: number;
   state: MemberState = 'down';
@@ -143,7 +146,14 @@ export class Cluster {
       starters.map((s, i) => new MemberLink(i, s.start, s.description)),
       options,
     );
-    await Promise.all(cluster.#links.map((l) => cluster.#bringUp(l, false).catch((e: unknown) => cluster.#markDown(l, e instanceof Error ? e.message : String(e)))));
+    await Promise.all(
+      cluster.#links.map((l) =>
+        cluster.#bringUp(l, false).catch((e: unknown) => {
+          l.state = 'up'; // so that #markDown records the reason, closes what was opened and probes
+          cluster.#markDown(l, e instanceof Error ? e.message : String(e));
+        }),
+      ),
+    );
     if (!cluster.#links.some((l) => l.state === 'up')) {
       const reasons = cluster.#links.map((l) => `${l.description}: ${l.reason}`).join('; ');
       await cluster.close();
@@ -246,6 +256,16 @@ export class Cluster {
     }
   }
 
+  /** Sends to one given member, retrying MEMBER_BUSY with backoff as the retry mode says. */
+  async sendRetrying(link: MemberLink, request: unknown): Promise<Response> {
+    for (let retries = 0; ; retries++) {
+      const response = await this.sendTo(link, request);
+      if (response.ok || response.error.code !== 'MEMBER_BUSY' || this.#options.retry !== 'standard' || retries >= 3) return response;
+      link.counters.retries += 1;
+      await sleep(backoff(retries + 1));
+    }
+  }
+
   /**
    * Sends to the best member; on MEMBER_UNAVAILABLE tries the others (failover), on MEMBER_BUSY
    * retries with backoff (retry mode permitting). `prepare` turns the request into what this
@@ -274,7 +294,7 @@ export class Cluster {
       if (code === 'MEMBER_BUSY' && this.#options.retry === 'standard' && busyRetries < 3) {
         busyRetries += 1;
         link.counters.retries += 1;
-        await sleep(Math.min(1000, 5 * 2 ** busyRetries) * (0.5 + Math.random()));
+        await sleep(backoff(busyRetries));
         continue;
       }
       return last;
@@ -504,6 +524,7 @@ export class Cluster {
 /** What a session needs from wherever its requests go. */
 export interface SessionChannel {
   send(request: Record<string, unknown> & { op: string }): Promise<unknown>;
+  sendToMember(index: number, request: Record<string, unknown> & { op: string }): Promise<unknown>;
   logout(): Promise<void>;
   readonly username: string;
   readonly role: UserRole;
@@ -610,7 +631,7 @@ export class ClusterSessionChannel implements SessionChannel {
   async #sendOne(req: Record<string, unknown>, sticky: MemberLink | undefined): Promise<{ response: Response; link: MemberLink }> {
     const prepare = async (link: MemberLink) => ({ ...req, session: await this.#tokenFor(link) });
     if (sticky) {
-      const response = await this.#cluster.sendTo(sticky, await prepare(sticky));
+      const response = await this.#cluster.sendRetrying(sticky, await prepare(sticky));
       return { response, link: sticky };
     }
     let { response, link } = await this.#cluster.sendBalanced(prepare);
@@ -681,6 +702,15 @@ export class ClusterSessionChannel implements SessionChannel {
     const result = this.#result(response);
     if (op === 'deleteKey' && sticky) this.#sessionKeys.delete(req.handle as number);
     return result;
+  }
+
+  /** One request on one given member (per-member reads such as audit logs, and tests). */
+  async sendToMember(index: number, req: Record<string, unknown> & { op: string }): Promise<unknown> {
+    if (!this.#open) throw new HsmError('NOT_LOGGED_IN', `the session of ${this.username} has logged out`);
+    const link = this.#cluster.links[index];
+    if (!link) throw new HsmError('BAD_REQUEST', `member: no member ${index} (the cluster has ${this.#cluster.size})`);
+    if (link.state !== 'up') throw new HsmError('MEMBER_UNAVAILABLE', `${link.description} is ${link.state}`);
+    return this.#result(await this.#cluster.sendTo(link, { ...req, session: await this.#tokenFor(link) }));
   }
 
   /** The same request on every other up member; refusals other than `ignore` are errors. */

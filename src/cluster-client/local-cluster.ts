@@ -48,12 +48,14 @@ export class LocalCluster {
   readonly profile: ProfileName;
   readonly transport: LocalTransport;
   readonly #live: (Transport & { kill(): void })[];
+  readonly #held: Set<number>;
 
-  private constructor(cluster: Cluster, profile: ProfileName, transport: LocalTransport, live: (Transport & { kill(): void })[]) {
+  private constructor(cluster: Cluster, profile: ProfileName, transport: LocalTransport, live: (Transport & { kill(): void })[], held: Set<number>) {
     this.#cluster = cluster;
     this.profile = profile;
     this.transport = transport;
     this.#live = live;
+    this.#held = held;
   }
 
   /** @internal use {@link startLocalCluster}. */
@@ -75,6 +77,7 @@ export class LocalCluster {
     }
     const appliancePassword = randomBytes(18).toString('base64url');
     const live: (Transport & { kill(): void })[] = [];
+    const held = new Set<number>();
     const starters = Array.from({ length: members }, (_, index) => {
       const memberOptions: MemberOptions = {
         profile,
@@ -87,6 +90,7 @@ export class LocalCluster {
         description: `${transport} member ${index}`,
         // Every start is a new, empty member; the cluster client joins it from a clone.
         start: async (): Promise<Transport> => {
+          if (held.has(index)) throw new Error(`member ${index} is held down (killMember with restart: false)`);
           const t = transport === 'worker' ? await WorkerTransport.start(memberOptions, index) : await InProcessTransport.start(memberOptions, index);
           live[index] = t;
           return t;
@@ -99,7 +103,7 @@ export class LocalCluster {
       ...(options.retry !== undefined ? { retry: options.retry } : {}),
       ...(options.keyAvailabilityCheck !== undefined ? { keyAvailabilityCheck: options.keyAvailabilityCheck } : {}),
     });
-    const local = new LocalCluster(cluster, profile, transport, live);
+    const local = new LocalCluster(cluster, profile, transport, live, held);
     try {
       const first = cluster.links[0]!;
       const activated = await cluster.sendTo(first, { op: 'activateCluster', password: options.adminPassword });
@@ -150,12 +154,19 @@ export class LocalCluster {
   /**
    * Makes member `index` fail, as a crash would: its worker is terminated (or its in-process
    * member stopped), and everything it held in memory is gone. The supervisor starts it again
-   * and the cluster repairs it. For chaos tests and demonstrations.
+   * and the cluster repairs it — unless `restart: false`, which keeps it down until
+   * {@link restartMember}. For chaos tests and demonstrations.
    */
-  killMember(index: number): void {
+  killMember(index: number, options: { restart?: boolean } = {}): void {
     const t = this.#live[index];
     if (!t) throw new HsmError('BAD_REQUEST', `member ${index}: no such member (the cluster has ${this.#cluster.size})`);
+    if (options.restart === false) this.#held.add(index);
     t.kill();
+  }
+
+  /** Lets a member held down by `killMember(i, { restart: false })` start again. */
+  restartMember(index: number): void {
+    this.#held.delete(index);
   }
 
   /** @internal the cluster handle. */

@@ -48,6 +48,16 @@ export class HsmSession {
   }
 
   /**
+   * Sends one request to one given member of the cluster (0-based), bypassing load balancing:
+   * for what differs per member (audit logs, hsm info) and to check what each member holds.
+   * Changes made this way are not replicated.
+   */
+  sendToMember<R extends SessionRequest>(member: number, request: R): Promise<Results[R['op']]> {
+    if (!this.#open) return Promise.reject(new HsmError('NOT_LOGGED_IN', `the session of ${this.username} has logged out`));
+    return this.#channel.sendToMember(member, request as SessionRequest & { op: string }) as Promise<Results[R['op']]>;
+  }
+
+  /**
    * A standard WebCrypto `Crypto` for this session: every key it makes or imports lives in the
    * HSM as a session key of this user. See the README's "WebCrypto door".
    *

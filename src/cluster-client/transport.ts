@@ -12,6 +12,8 @@
  *
  * @module
  */
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { createMember, type Member, type MemberOptions, type Response } from '../hsm-core/index.js';
 
@@ -136,7 +138,11 @@ function workerEntry(): { source: string | URL; eval: boolean } {
   const entry = new URL(`../hsm-core/hosts/worker.${fromSource ? 'ts' : 'js'}`, import.meta.url);
   if (!fromSource) return { source: entry, eval: false };
   // Running from TypeScript sources (tests, bench): the worker registers tsx before loading the entry.
-  const tsx = import.meta.resolve('tsx/esm/api');
+  // tsx's ESM API, found through its package.json (its `require` build cannot register hooks).
+  const require = createRequire(import.meta.url);
+  const manifest = require.resolve('tsx/package.json');
+  const api = (require(manifest) as { exports: Record<string, { import: { default: string } }> }).exports['./esm/api']!.import.default;
+  const tsx = new URL(api, pathToFileURL(manifest)).href;
   return { source: `import(${JSON.stringify(tsx)}).then((t) => { t.register(); return import(${JSON.stringify(entry.href)}); })`, eval: true };
 }
 

@@ -1,0 +1,248 @@
+/**
+ * Multi-member clusters (CLOUDHSM.md §4): the same behaviour whatever carries the requests — in
+ * this process, in worker threads (and, in tls.test.ts, over mutual TLS).
+ */
+import { expect } from 'chai';
+import { HsmError, startLocalCluster, type HsmSession, type LocalCluster, type LocalTransport } from '../../src/index.js';
+
+const ADMIN_PASSWORD = 'admin-password';
+const AVAILABILITY = /^Key 0x[0-9a-f]{16} does not meet the availability requirements - The key must be available on at least 2 HSMs before being used\.$/;
+
+async function refusal(promise: Promise<unknown>): Promise<HsmError> {
+  try {
+    await promise;
+  } catch (e) {
+    expect(e).to.be.instanceOf(HsmError);
+    return e as HsmError;
+  }
+  return expect.fail('expected a refusal');
+}
+
+async function start(transport: LocalTransport, members: number, extra: Partial<Parameters<typeof startLocalCluster>[0]> = {}): Promise<LocalCluster> {
+  return startLocalCluster({
+    adminPassword: ADMIN_PASSWORD,
+    members,
+    transport,
+    profile: 'unlimited',
+    passwordCost: 10,
+    users: [
+      { username: 'app', password: 'app-password', role: 'crypto-user' },
+      { username: 'ops', password: 'ops-password', role: 'admin' },
+    ],
+    ...extra,
+  });
+}
+
+/** Every member's sync digests, as the appliance-free view of a crypto user cannot give: compared through each member. */
+async function digests(session: HsmSession, members: number): Promise<string[]> {
+  const out: string[] = [];
+  for (let i = 0; i < members; i++) out.push(JSON.stringify(await session.sendToMember(i, { op: 'getSyncStatus' })));
+  return out;
+}
+
+const data = new TextEncoder().encode('cluster data');
+
+for (const transport of ['in-process', 'worker'] as const) {
+  describe(`cluster-client: three ${transport} members`, function () {
+    this.timeout(60_000);
+    let cluster: LocalCluster;
+    let app: HsmSession;
+    before(async () => {
+      cluster = await start(transport, 3);
+      app = await cluster.login('app', 'app-password');
+    });
+    after(async () => cluster?.close());
+
+    it('joins every member to one cluster: same cluster id, same users', async () => {
+      const infos = await cluster.hsmInfo();
+      expect(infos).to.have.length(3);
+      expect(new Set(infos.map((i) => i.clusterId)).size).to.equal(1);
+      expect(infos[0]!.clusterId).to.match(/^cluster-/);
+      expect(infos.map((i) => i.memberIndex)).to.deep.equal([0, 1, 2]);
+      const users = await cluster.listUsers();
+      expect(users.map((u) => `${u.username}:${u.clusterCoverage}`)).to.include.members(['app:full', 'ops:full', 'admin:full']);
+      expect(cluster.status().map((s) => s.state)).to.deep.equal(['up', 'up', 'up']);
+    });
+
+    it('a token key made through one member is usable through every member, under the same handle', async () => {
+      const pair = await app.send({
+        op: 'generateKeyPair',
+        keyType: 'ec',
+        curve: 'secp256r1',
+        privateAttributes: { sign: true, token: true, label: 'cluster-ec' },
+        publicAttributes: { verify: true, token: true },
+      });
+      for (let i = 0; i < 3; i++) {
+        const info = await app.sendToMember(i, { op: 'getAttributes', handle: pair.privateHandle });
+        expect(info.handle).to.equal(pair.privateHandle);
+        expect(info.attributes.label).to.equal('cluster-ec');
+      }
+      const { signature } = await app.sendToMember(0, { op: 'sign', handle: pair.privateHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data });
+      for (let i = 0; i < 3; i++) {
+        const { valid } = await app.sendToMember(i, { op: 'verify', handle: pair.publicHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data, signature });
+        expect(valid, `member ${i}`).to.equal(true);
+      }
+      const d = await digests(app, 3);
+      expect(d[1]).to.equal(d[0]);
+      expect(d[2]).to.equal(d[0]);
+    });
+
+    it('attribute changes, shares and deletions of token keys reach every member', async () => {
+      const { handle } = await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 32, attributes: { token: true, encrypt: true, label: 'before' } });
+      await app.send({ op: 'setAttributes', handle, attributes: { label: 'after' } });
+      for (let i = 0; i < 3; i++) expect((await app.sendToMember(i, { op: 'getAttributes', handle })).attributes.label).to.equal('after');
+      const admin = await cluster.login('ops', 'ops-password');
+      await admin.send({ op: 'createUser', username: 'peer', password: 'peer-password', role: 'crypto-user' });
+      await app.send({ op: 'shareKey', handle, username: 'peer' });
+      for (let i = 0; i < 3; i++) expect((await app.sendToMember(i, { op: 'getAttributes', handle })).sharedUsers).to.deep.equal(['peer']);
+      await app.send({ op: 'unshareKey', handle, username: 'peer' });
+      await admin.send({ op: 'deleteUser', username: 'peer' });
+      await admin.logout();
+      await app.send({ op: 'deleteKey', handle });
+      for (let i = 0; i < 3; i++) expect((await refusal(app.sendToMember(i, { op: 'getAttributes', handle }))).code).to.equal('KEY_NOT_FOUND');
+    });
+
+    it('a session key stays on the member that made it, and every request using it goes there', async () => {
+      const { handle } = await app.send({ op: 'generateKey', keyType: 'generic-secret', lengthBytes: 32, attributes: { sign: true } });
+      const home = handle % 32;
+      const before = cluster.status().map((s) => s.counters.requests);
+      const macs = await Promise.all(Array.from({ length: 30 }, () => app.send({ op: 'sign', handle, mechanism: { name: 'hmac', hash: 'sha256' }, data })));
+      expect(new Set(macs.map((m) => Buffer.from(m.signature).toString('hex'))).size).to.equal(1);
+      const after = cluster.status().map((s) => s.counters.requests);
+      expect(after[home]! - before[home]!).to.be.at.least(30);
+      for (let i = 0; i < 3; i++) {
+        if (i === home) continue;
+        expect((await refusal(app.sendToMember(i, { op: 'getAttributes', handle }))).code).to.equal('KEY_NOT_FOUND');
+      }
+    });
+
+    it('spreads work over every member', async () => {
+      const { handle } = await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 32, attributes: { token: true, encrypt: true } });
+      const before = cluster.status().map((s) => s.counters.requests);
+      await Promise.all(Array.from({ length: 300 }, () => app.send({ op: 'encrypt', handle, mechanism: { name: 'aes-gcm' }, data })));
+      const after = cluster.status().map((s) => s.counters.requests);
+      for (let i = 0; i < 3; i++) expect(after[i]! - before[i]!, `member ${i}`).to.be.greaterThan(30);
+    });
+
+    it('user creation, password change and deletion reach every member', async () => {
+      const admin = await cluster.login('ops', 'ops-password');
+      await admin.send({ op: 'createUser', username: 'carol', password: 'carol-password', role: 'crypto-user' });
+      for (let i = 0; i < 3; i++) {
+        const { users } = await admin.sendToMember(i, { op: 'listUsers' });
+        expect(users.map((u) => u.username), `member ${i}`).to.include('carol');
+      }
+      await admin.send({ op: 'changePassword', username: 'carol', password: 'carol-new-password' });
+      const carol = await cluster.login('carol', 'carol-new-password'); // logs in on all three members
+      for (let i = 0; i < 3; i++) expect((await carol.sendToMember(i, { op: 'generateRandom', length: 4 })).data).to.have.length(4);
+      await carol.logout();
+      expect((await refusal(cluster.login('carol', 'carol-password'))).code).to.equal('LOGIN_FAILED');
+      await admin.send({ op: 'deleteUser', username: 'carol' });
+      expect((await cluster.listUsers()).map((u) => u.username)).to.not.include('carol');
+      await admin.logout();
+    });
+
+    it('chaos: a member fails under 300 concurrent requests; every request completes and the member comes back repaired', async () => {
+      const { handle: aes } = await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 32, attributes: { token: true, encrypt: true, decrypt: true } });
+      const ec = await app.send({ op: 'generateKeyPair', keyType: 'ec', curve: 'secp256r1', privateAttributes: { sign: true, token: true }, publicAttributes: { verify: true, token: true } });
+      const requests = Array.from({ length: 300 }, (_, i) =>
+        i % 2
+          ? app.send({ op: 'sign', handle: ec.privateHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data })
+          : app.send({ op: 'encrypt', handle: aes, mechanism: { name: 'aes-gcm' }, data }),
+      );
+      setImmediate(() => cluster.killMember(1));
+      const results = await Promise.allSettled(requests);
+      const failed = results.filter((r) => r.status === 'rejected');
+      expect(failed.map((r) => String((r as PromiseRejectedResult).reason))).to.deep.equal([]);
+      expect(cluster.status()[1]!.counters.downs).to.be.at.least(1);
+      // A terminated worker drops what it was working on: those requests went to another member.
+      if (transport === 'worker') expect(cluster.status()[1]!.counters.failovers).to.be.at.least(1);
+
+      // Changes made while it is away reach it when it returns.
+      const admin = await cluster.login('ops', 'ops-password');
+      await admin.send({ op: 'createUser', username: 'dave', password: 'dave-password', role: 'crypto-user' });
+      await admin.logout();
+      await cluster.whenAllUp();
+      expect(cluster.status()[1]!.counters.repairs).to.be.at.least(1);
+      const d = await digests(app, 3);
+      expect(d[1]).to.equal(d[0]);
+      expect(d[2]).to.equal(d[0]);
+      const { valid } = await app.sendToMember(1, {
+        op: 'verify',
+        handle: ec.publicHandle,
+        mechanism: { name: 'ecdsa', hash: 'sha256' },
+        data,
+        signature: (await app.sendToMember(1, { op: 'sign', handle: ec.privateHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data })).signature,
+      });
+      expect(valid).to.equal(true);
+      const users = await cluster.listUsers();
+      expect(users.find((u) => u.username === 'dave')?.clusterCoverage).to.equal('full');
+    });
+  });
+}
+
+describe('cluster-client: key availability, busy members and retries', function () {
+  this.timeout(60_000);
+  let cluster: LocalCluster | undefined;
+  afterEach(async () => cluster?.close());
+
+  it('a new token key must be on at least 2 members before use, with CloudHSM\'s message', async () => {
+    cluster = await start('in-process', 2);
+    const app = await cluster.login('app', 'app-password');
+    cluster.killMember(1, { restart: false });
+    await new Promise((r) => setTimeout(r, 20));
+    const e = await refusal(app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 32, attributes: { token: true, encrypt: true } }));
+    expect(e.code).to.equal('KEY_NOT_AVAILABLE');
+    expect(e.message).to.match(AVAILABILITY);
+    const handle = Number.parseInt(e.message.slice(4, 22), 16);
+    expect((await refusal(app.send({ op: 'encrypt', handle, mechanism: { name: 'aes-gcm' }, data }))).code).to.equal('KEY_NOT_AVAILABLE');
+    // Session keys are not subject to it.
+    await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 32, attributes: { encrypt: true } });
+
+    cluster.restartMember(1);
+    await cluster.whenAllUp();
+    const { data: ciphertext } = await app.send({ op: 'encrypt', handle, mechanism: { name: 'aes-gcm' }, data });
+    expect(ciphertext.length).to.be.greaterThan(data.length);
+  });
+
+  it('keyAvailabilityCheck: false lets a key on one member be used', async () => {
+    cluster = await start('in-process', 2, { keyAvailabilityCheck: false });
+    const app = await cluster.login('app', 'app-password');
+    cluster.killMember(1, { restart: false });
+    await new Promise((r) => setTimeout(r, 20));
+    const { handle } = await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 32, attributes: { token: true, encrypt: true } });
+    await app.send({ op: 'encrypt', handle, mechanism: { name: 'aes-gcm' }, data });
+  });
+
+  it('a one-member cluster does not check availability', async () => {
+    cluster = await start('in-process', 1);
+    const app = await cluster.login('app', 'app-password');
+    const { handle } = await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 32, attributes: { token: true, encrypt: true } });
+    await app.send({ op: 'encrypt', handle, mechanism: { name: 'aes-gcm' }, data });
+  });
+
+  it('a full member answers MEMBER_BUSY (0xBB); retry off surfaces it, retry standard rides it out', async () => {
+    const burst = async (app: HsmSession, handle: number) =>
+      Promise.allSettled(Array.from({ length: 40 }, () => app.send({ op: 'sign', handle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data })));
+    cluster = await start('in-process', 1, { queueLimit: 2, retry: 'off' });
+    let app = await cluster.login('app', 'app-password');
+    let pair = await app.send({ op: 'generateKeyPair', keyType: 'ec', curve: 'secp256r1', privateAttributes: { sign: true } });
+    const off = await burst(app, pair.privateHandle);
+    const busy = off.filter((r) => r.status === 'rejected' && (r.reason as HsmError).code === 'MEMBER_BUSY');
+    expect(busy.length).to.be.greaterThan(0);
+    expect((busy[0] as PromiseRejectedResult).reason.message).to.match(/0xBB/);
+    await cluster.close();
+
+    cluster = await start('in-process', 1, { queueLimit: 8 });
+    app = await cluster.login('app', 'app-password');
+    pair = await app.send({ op: 'generateKeyPair', keyType: 'ec', curve: 'secp256r1', privateAttributes: { sign: true } });
+    const standard = await burst(app, pair.privateHandle);
+    expect(standard.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).to.deep.equal([]);
+    expect(cluster.status()[0]!.counters.retries).to.be.greaterThan(0);
+  });
+
+  it('refuses a bad retry mode', async () => {
+    const e = await refusal(start('in-process', 1, { retry: 'sometimes' as never }));
+    expect(e.code).to.equal('BAD_REQUEST');
+    expect(e.message).to.match(/retry/);
+  });
+});
