@@ -3,7 +3,22 @@
  *
  * @module
  */
-export { startLocalCluster, LocalCluster, HsmSession, type LocalClusterOptions, type LocalUser, type SessionRequest } from './cluster-client/index.js';
+export {
+  startLocalCluster,
+  connect,
+  LocalCluster,
+  RemoteCluster,
+  HsmSession,
+  TrustAnchor,
+  type ClusterOptions,
+  type ConnectOptions,
+  type LocalClusterOptions,
+  type LocalTransport,
+  type LocalUser,
+  type MemberStatus,
+  type SessionRequest,
+  type TlsCredentials,
+} from './cluster-client/index.js';
 export {
   HsmError,
   HSM_ERROR_CODES,

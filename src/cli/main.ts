@@ -7,6 +7,7 @@
 import { Command, Option } from 'commander';
 import { PROFILE_NAMES } from '../hsm-core/index.js';
 import { up } from './up.js';
+import { hsmServe } from './hsm-serve.js';
 
 const program = new Command()
   .name('strongroom')
@@ -19,6 +20,36 @@ program
   .addOption(new Option('--profile <profile>', 'limits to enforce').choices([...PROFILE_NAMES]).default('cloudhsm'))
   .action(async (opts: { profile: 'cloudhsm' | 'unlimited' }) => {
     await up({ profile: opts.profile, log: (line) => console.log(line) });
+  });
+
+const int = (name: string, min: number, max: number) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name}: an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  return n;
+};
+
+program
+  .command('hsm')
+  .description('run HSM members')
+  .command('serve')
+  .description('serve one member over mutual TLS 1.3 (first start: writes the cluster CSR to sign)')
+  .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:2223 (port 0: any free port)')
+  .requiredOption('--data-dir <dir>', "the member's folder: its key, CSR, certificate and the trust anchor's certificate")
+  .option('--member-index <n>', "the member's number in its cluster, 0–31", int('--member-index', 0, 31), 0)
+  .addOption(new Option('--profile <profile>', 'limits to enforce').choices([...PROFILE_NAMES]).default('cloudhsm'))
+  .option('--queue-limit <n>', 'requests worked on at once before answering busy', int('--queue-limit', 1, 1_000_000))
+  .option('--password-cost <n>', "log2 of scrypt's N for password hashes (tests only below 15)", int('--password-cost', 10, 20))
+  .action(async (opts: { listen: string; dataDir: string; memberIndex: number; profile: 'cloudhsm' | 'unlimited'; queueLimit?: number; passwordCost?: number }) => {
+    const served = await hsmServe({ ...opts, log: (line) => console.log(line) });
+    if (!served) {
+      process.exitCode = 2;
+      return;
+    }
+    const stop = () => {
+      void served.close().then(() => process.exit(0));
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

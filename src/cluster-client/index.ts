@@ -7,3 +7,4 @@ export { startLocalCluster, LocalCluster, type LocalClusterOptions, type LocalUs
 export { Cluster, type ClusterOptions, type MemberStatus, type MemberState } from './cluster.js';
 export { HsmSession, type SessionRequest } from './session.js';
 export { InProcessTransport, WorkerTransport, type Transport } from './transport.js';
+export { connect, RemoteCluster, SocketTransport, TrustAnchor, parseAddress, type ConnectOptions, type TlsCredentials } from './tls.js';

@@ -11,10 +11,15 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { HsmError, PROFILE_NAMES, type HsmInfo, type MemberOptions, type ProfileName, type UserInfo, type UserRole } from '../hsm-core/index.js';
 import { Cluster, type ClusterOptions, type MemberStatus } from './cluster.js';
 import { HsmSession } from './session.js';
 import { InProcessTransport, WorkerTransport, type Transport } from './transport.js';
+import { ProcessMemberTransport, prepareTlsCluster } from './local-tls.js';
+import type { TlsCredentials } from './tls.js';
 
 export interface LocalUser {
   username: string;
@@ -22,13 +27,21 @@ export interface LocalUser {
   role: 'admin' | 'crypto-user';
 }
 
-export type LocalTransport = 'in-process' | 'worker';
+export type LocalTransport = 'in-process' | 'worker' | 'tls';
 
 export interface LocalClusterOptions extends Pick<ClusterOptions, 'retry' | 'keyAvailabilityCheck'> {
   /** How many members, 1–32. Default 1. */
   members?: number;
-  /** Where the members run: `in-process` (default) or `worker` (one worker thread each). */
+  /**
+   * Where the members run: `in-process` (default), `worker` (one worker thread each) or `tls`
+   * (one `strongroom hsm serve` process each, on loopback, behind mutual TLS).
+   */
   transport?: LocalTransport;
+  /**
+   * For `tls`: the cluster's folder (trust anchor, client certificate, one folder per member),
+   * reused if it exists. Default: a temporary folder, removed by `close()`.
+   */
+  dataDir?: string;
   /** The first admin's password, set when the cluster is activated (8–32 characters). */
   adminPassword: string;
   /** Users created when the cluster is first activated. */
@@ -41,7 +54,15 @@ export interface LocalClusterOptions extends Pick<ClusterOptions, 'retry' | 'key
   passwordCost?: number;
 }
 
-const TRANSPORTS: readonly LocalTransport[] = ['in-process', 'worker'];
+const TRANSPORTS: readonly LocalTransport[] = ['in-process', 'worker', 'tls'];
+
+/** What a `tls` local cluster hands out so that other clients can `connect` to it. */
+export interface LocalTlsInfo extends TlsCredentials {
+  /** The cluster's folder. */
+  dataDir: string;
+  /** `host:port` of each member. */
+  addresses: string[];
+}
 
 export class LocalCluster {
   readonly #cluster: Cluster;
@@ -49,13 +70,26 @@ export class LocalCluster {
   readonly transport: LocalTransport;
   readonly #live: (Transport & { kill(): void })[];
   readonly #held: Set<number>;
+  /** For `tls` clusters: credentials and addresses for `connect`. */
+  readonly tls: LocalTlsInfo | null;
+  readonly #removeOnClose: string | null;
 
-  private constructor(cluster: Cluster, profile: ProfileName, transport: LocalTransport, live: (Transport & { kill(): void })[], held: Set<number>) {
+  private constructor(
+    cluster: Cluster,
+    profile: ProfileName,
+    transport: LocalTransport,
+    live: (Transport & { kill(): void })[],
+    held: Set<number>,
+    tls: LocalTlsInfo | null,
+    removeOnClose: string | null,
+  ) {
     this.#cluster = cluster;
     this.profile = profile;
     this.transport = transport;
     this.#live = live;
     this.#held = held;
+    this.tls = tls;
+    this.#removeOnClose = removeOnClose;
   }
 
   /** @internal use {@link startLocalCluster}. */
@@ -78,6 +112,15 @@ export class LocalCluster {
     const appliancePassword = randomBytes(18).toString('base64url');
     const live: (Transport & { kill(): void })[] = [];
     const held = new Set<number>();
+    let dataDir: string | null = null;
+    let removeOnClose: string | null = null;
+    let credentials: TlsCredentials | null = null;
+    const ports: number[] = Array.from({ length: members }, () => 0);
+    if (transport === 'tls') {
+      dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'strongroom-cluster-'));
+      if (options.dataDir === undefined) removeOnClose = dataDir;
+      credentials = await prepareTlsCluster(dataDir, members);
+    }
     const starters = Array.from({ length: members }, (_, index) => {
       const memberOptions: MemberOptions = {
         profile,
@@ -91,7 +134,25 @@ export class LocalCluster {
         // Every start is a new, empty member; the cluster client joins it from a clone.
         start: async (): Promise<Transport> => {
           if (held.has(index)) throw new Error(`member ${index} is held down (killMember with restart: false)`);
-          const t = transport === 'worker' ? await WorkerTransport.start(memberOptions, index) : await InProcessTransport.start(memberOptions, index);
+          let t: Transport & { kill(): void };
+          if (transport === 'tls') {
+            const p = await ProcessMemberTransport.start(
+              {
+                dir: join(dataDir!, `member-${index}`),
+                index,
+                port: ports[index]!,
+                profile,
+                appliancePassword,
+                ...(options.queueLimit !== undefined ? { queueLimit: options.queueLimit } : {}),
+                ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),
+              },
+              credentials!,
+            );
+            ports[index] = p.port;
+            t = p;
+          } else {
+            t = transport === 'worker' ? await WorkerTransport.start(memberOptions, index) : await InProcessTransport.start(memberOptions, index);
+          }
           live[index] = t;
           return t;
         },
@@ -103,11 +164,21 @@ export class LocalCluster {
       ...(options.retry !== undefined ? { retry: options.retry } : {}),
       ...(options.keyAvailabilityCheck !== undefined ? { keyAvailabilityCheck: options.keyAvailabilityCheck } : {}),
     });
-    const local = new LocalCluster(cluster, profile, transport, live, held);
+    const tls = credentials && dataDir ? { dataDir, addresses: ports.map((p) => `127.0.0.1:${p}`), ca: credentials.ca, cert: credentials.cert, key: credentials.key } : null;
+    const local = new LocalCluster(cluster, profile, transport, live, held, tls, removeOnClose);
     try {
       const first = cluster.links[0]!;
       const activated = await cluster.sendTo(first, { op: 'activateCluster', password: options.adminPassword });
       if (!activated.ok) throw HsmError.fromWire(activated.error);
+      if (tls) {
+        // Discovery: every member can tell a client where the others are (clones carry it).
+        const login = await cluster.sendTo(first, { op: 'login', username: 'app_user', password: appliancePassword });
+        if (!login.ok) throw HsmError.fromWire(login.error);
+        const session = (login.result as { session: string }).session;
+        const set = await cluster.sendTo(first, { op: 'setClusterAddresses', session, addresses: tls.addresses });
+        await cluster.sendTo(first, { op: 'logout', session });
+        if (!set.ok) throw HsmError.fromWire(set.error);
+      }
       for (let i = 1; i < members; i++) await cluster.resync(i);
       if (options.users?.length) {
         const admin = await local.login('admin', options.adminPassword);
@@ -177,6 +248,7 @@ export class LocalCluster {
   /** Stops the members; every session ends and every key is forgotten. */
   async close(): Promise<void> {
     await this.#cluster.close();
+    if (this.#removeOnClose) rmSync(this.#removeOnClose, { recursive: true, force: true });
   }
 }
 

@@ -26,7 +26,7 @@ export type Caller = SessionRecord | null;
  * | setAttributes (admin: `trusted` only; CU: owner only)    |  -   |   -   |   Y   | Y  | -  |
  * | extract/insert masked objects, getSyncStatus             |  -   |   -   |   Y   | Y  | Y  |
  * | extract/insert masked users (CU: itself only)            |  -   |   -   |   Y   | Y  | Y  |
- * | cloneMember                                              |  -   |   -   |   Y   | -  | Y  |
+ * | cloneMember, setClusterAddresses                         |  -   |   -   |   Y   | -  | Y  |
  * | getJoinKey, installClone (in a cluster: admin, AU only)  |  Y   |   Y   |   Y   | Y  | Y  |
  * | generate, import, export, unwrap, wrap, derive, delete,  |  -   |   -   |   -   | Y  | -  |
  * |   share, unshare (owner rules below)                     |      |       |       |    |    |
@@ -56,6 +56,7 @@ export const WHO_MAY: Readonly<Record<Op, 'anyone' | readonly UserRole[]>> = {
   extractMaskedUser: ['admin', 'crypto-user', 'appliance'],
   insertMaskedUser: ['admin', 'crypto-user', 'appliance'],
   cloneMember: ['admin', 'appliance'],
+  setClusterAddresses: ['admin', 'appliance'],
   getJoinKey: 'anyone',
   installClone: 'anyone',
   generateKey: ['crypto-user'],

@@ -129,6 +129,7 @@ const OPERATIONS: { readonly [O in Op]: OpSpec<O> } = {
   getJoinKey: { run: clusterOps.getJoinKey },
   cloneMember: { run: clusterOps.cloneMember, audit: { opcode: 'SR_CLONE_MEMBER' } },
   installClone: { run: clusterOps.installClone, audit: { opcode: 'SR_INSTALL_CLONE' } },
+  setClusterAddresses: { run: clusterOps.setClusterAddresses, audit: { opcode: 'SR_SET_CLUSTER_ADDRESSES' } },
 };
 
 /** "field.path: problem" from the first schema issue. */

@@ -263,6 +263,11 @@ export const requestSchemas = {
   getJoinKey: z.strictObject({ op: z.literal('getJoinKey'), session }),
   cloneMember: z.strictObject({ op: z.literal('cloneMember'), session, joinKey: bytes }),
   installClone: z.strictObject({ op: z.literal('installClone'), session, clone: bytes }),
+  setClusterAddresses: z.strictObject({
+    op: z.literal('setClusterAddresses'),
+    session,
+    addresses: z.array(z.string().regex(/^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:]+\]:\d{1,5}$/, 'expected host:port')).max(32),
+  }),
   getAuditLog: z.strictObject({
     op: z.literal('getAuditLog'),
     session,
@@ -308,6 +313,8 @@ export interface HsmInfo {
   clusterId: string | null;
   /** Requests it works on at once: its capacity, for load balancing. */
   queueLimit: number;
+  /** Where every member of its cluster listens (`host:port`), for discovery from one address. */
+  clusterAddresses: string[];
   profile: string;
   memberIndex: number;
   keys: number;
@@ -380,6 +387,7 @@ export interface Results {
   getJoinKey: { joinKey: Uint8Array };
   cloneMember: { clone: Uint8Array };
   installClone: { clusterId: string; users: number; keys: number };
+  setClusterAddresses: { addresses: string[] };
   getAuditLog: { records: AuditRecord[]; head: { sequence: number; hash: string } };
 }
 

@@ -24,6 +24,8 @@ export class MemberState {
   clusterId: string | null = null;
   /** The X25519 private key a member offers for a clone to be sealed to (see cluster-ops.ts). */
   joinKey: KeyObject | null = null;
+  /** Where the cluster's members can be reached, for clients that know one address (discovery). */
+  addresses: string[] = [];
   /** Requests the member works on at once before answering MEMBER_BUSY. */
   queueLimit = 1024;
   readonly users = new Map<string, UserRecord>();

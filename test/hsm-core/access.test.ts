@@ -151,6 +151,12 @@ const ROWS: Row[] = [
     allowedAnswer: () => 'CLONE_INVALID',
     request: (c) => ({ op: 'installClone', ...s(c), clone: new Uint8Array(64) }),
   },
+  {
+    name: 'setClusterAddresses',
+    op: 'setClusterAddresses',
+    allowed: ADMIN.concat('appliance'),
+    request: (c) => ({ op: 'setClusterAddresses', ...s(c), addresses: ['127.0.0.1:2223'] }),
+  },
   // Key management: crypto users only.
   {
     name: 'generateKey',

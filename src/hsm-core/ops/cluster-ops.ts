@@ -33,6 +33,7 @@ interface CloneContent {
   clusterId: string;
   profile: string;
   masking: string;
+  addresses: string[];
   users: MaskedUser[];
   keys: MaskedContent[];
 }
@@ -86,6 +87,7 @@ export const cloneMember: Handler<'cloneMember'> = (m, caller, req) => {
     clusterId: m.clusterId,
     profile: m.profile.name,
     masking: secret.toString('base64'),
+    addresses: [...m.addresses],
     users: [...m.users.values()].filter((u) => u.role !== 'appliance').map((u) => ({ username: u.username, role: u.role, password: u.password })),
     keys: [...m.keys.values()].filter((k) => k.session === null).map(contentOf),
   };
@@ -163,6 +165,7 @@ export const installClone: Handler<'installClone'> = (m, caller, req) => {
   for (const u of content.users) m.users.set(u.username, { ...u, failedLogins: 0 });
   for (const k of keys) m.keys.add(k);
   m.masking = masking;
+  m.addresses = [...content.addresses];
   m.clusterId = content.clusterId;
   m.lifecycle = 'active';
   m.joinKey = null;
@@ -201,4 +204,9 @@ export const insertMaskedUser: Handler<'insertMaskedUser'> = (m, caller, req) =>
     m.users.set(user.username, { ...user, failedLogins: 0 });
   }
   return { username: user.username };
+};
+
+export const setClusterAddresses: Handler<'setClusterAddresses'> = (m, _caller, req) => {
+  m.addresses = [...new Set(req.addresses)];
+  return { addresses: [...m.addresses] };
 };

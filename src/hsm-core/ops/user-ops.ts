@@ -45,6 +45,7 @@ export const getHsmInfo: Handler<'getHsmInfo'> = (m) => ({
   state: m.lifecycle,
   clusterId: m.clusterId,
   queueLimit: m.queueLimit,
+  clusterAddresses: [...m.addresses],
   profile: m.profile.name,
   memberIndex: m.memberIndex,
   keys: m.keys.size,

@@ -1,0 +1,57 @@
+/**
+ * `strongroom hsm serve`: one member on the network, behind mutual TLS (see hsm-core/hosts/tls.ts).
+ *
+ * At first start in an empty data folder it writes the member's cluster CSR and stops, saying
+ * what to do: sign it with your trust anchor, save the result as member.crt beside it with your
+ * trust anchor's certificate as customerCA.crt, and start again. (`startLocalCluster` with
+ * `transport: 'tls'` and `strongroom up` do all of this themselves.)
+ *
+ * The appliance user's password (for the supervisor that joins and repairs members) comes from
+ * the environment variable STRONGROOM_APPLIANCE_PASSWORD; without it nobody can log in as the
+ * appliance user.
+ *
+ * @module
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createMember, ensureClusterCsr, serveMember, HsmError, MEMBER_FILES, type ProfileName } from '../hsm-core/index.js';
+
+export interface ServeCommand {
+  listen: string;
+  dataDir: string;
+  memberIndex: number;
+  profile: ProfileName;
+  queueLimit?: number;
+  passwordCost?: number;
+  log: (line: string) => void;
+}
+
+export async function hsmServe(options: ServeCommand): Promise<{ close(): Promise<void>; port: number } | null> {
+  const m = /^(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(options.listen);
+  if (!m || Number(m[2]) > 65535) throw new HsmError('BAD_REQUEST', `--listen: expected host:port (e.g. 127.0.0.1:2223), got ${JSON.stringify(options.listen)}`);
+  const host = m[1]!.replace(/^\[|\]$/g, '');
+  if (!existsSync(join(options.dataDir, MEMBER_FILES.cert))) {
+    await ensureClusterCsr(options.dataDir, `strongroom member ${options.memberIndex}`);
+    options.log(`strongroom hsm: no certificate yet. The cluster CSR is ${join(options.dataDir, MEMBER_FILES.csr)}:`);
+    options.log(`  sign it with your trust anchor, save the certificate as ${join(options.dataDir, MEMBER_FILES.cert)}`);
+    options.log(`  and your trust anchor's certificate as ${join(options.dataDir, MEMBER_FILES.ca)}, then start again.`);
+    return null;
+  }
+  const member = await createMember({
+    profile: options.profile,
+    memberIndex: options.memberIndex,
+    ...(process.env.STRONGROOM_APPLIANCE_PASSWORD ? { appliancePassword: process.env.STRONGROOM_APPLIANCE_PASSWORD } : {}),
+    ...(options.queueLimit !== undefined ? { queueLimit: options.queueLimit } : {}),
+    ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),
+  });
+  const served = await serveMember({ member, dataDir: options.dataDir, host, port: Number(m[2]), log: (line) => options.log(`strongroom hsm: ${line}`) });
+  const shown = host.includes(':') ? `[${host}]` : host;
+  options.log(`strongroom hsm: member ${options.memberIndex} listening on ${shown}:${served.port} (mutual TLS 1.3)`);
+  return {
+    port: served.port,
+    close: async () => {
+      await served.close();
+      member.close();
+    },
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * The local supervisor's TLS members: each one a `strongroom hsm serve` process on loopback,
+ * with a data folder, a cluster certificate signed by the cluster's trust anchor, and a client
+ * certificate for this client. CloudHSM's cluster initialisation (CLOUDHSM.md §4.3), automated:
+ * the member writes its cluster CSR, the trust anchor signs it, the certificate is installed.
+ *
+ * Cluster folder: `customerCA.key`/`customerCA.crt` (the trust anchor), `client.key`/`client.crt`
+ * (this client's credentials), and `member-N/` per member.
+ *
+ * @module
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { HsmError, MEMBER_FILES, ensureClusterCsr, type ProfileName, type Response } from '../hsm-core/index.js';
+import { SocketTransport, TrustAnchor, type TlsCredentials } from './tls.js';
+import type { Transport } from './transport.js';
+
+/** Makes (or reuses) the trust anchor, the client's credentials and each member's certificate. */
+export async function prepareTlsCluster(dir: string, members: number): Promise<TlsCredentials & { anchor: TrustAnchor }> {
+  const anchor = await TrustAnchor.openOrCreate(dir);
+  const certFile = join(dir, 'client.crt');
+  const keyFile = join(dir, 'client.key');
+  if (!existsSync(certFile) || !existsSync(keyFile)) {
+    const client = await anchor.issueClient('strongroom local client');
+    writeFileSync(keyFile, client.key, { mode: 0o600 });
+    writeFileSync(certFile, client.cert);
+  }
+  for (let i = 0; i < members; i++) {
+    const memberDir = join(dir, `member-${i}`);
+    const csr = await ensureClusterCsr(memberDir, `strongroom member ${i}`);
+    if (!existsSync(join(memberDir, MEMBER_FILES.cert))) writeFileSync(join(memberDir, MEMBER_FILES.cert), await anchor.signClusterCsr(csr));
+    writeFileSync(join(memberDir, MEMBER_FILES.ca), anchor.pem);
+  }
+  return { anchor, ca: anchor.pem, cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') };
+}
+
+/** How to run the `strongroom` command: the compiled CLI, or its source under tsx. */
+function cliCommand(): string[] {
+  const fromSource = import.meta.url.endsWith('.ts');
+  const main = fileURLToPath(new URL(`../cli/main.${fromSource ? 'ts' : 'js'}`, import.meta.url));
+  if (!fromSource) return [main];
+  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+  return ['--import', tsx, main];
+}
+
+export interface MemberProcessOptions {
+  dir: string;
+  index: number;
+  /** 0 the first time; then the port it got, so its address stays the same across restarts. */
+  port: number;
+  profile: ProfileName;
+  appliancePassword: string;
+  queueLimit?: number;
+  passwordCost?: number;
+}
+
+/** A member process and the TLS connection to it. */
+export class ProcessMemberTransport implements Transport {
+  readonly #child: ChildProcess;
+  readonly #socket: SocketTransport;
+  readonly port: number;
+
+  private constructor(child: ChildProcess, socket: SocketTransport, port: number) {
+    this.#child = child;
+    this.#socket = socket;
+    this.port = port;
+  }
+
+  /** Starts `strongroom hsm serve` for the member and connects to it. */
+  static async start(options: MemberProcessOptions, credentials: TlsCredentials): Promise<ProcessMemberTransport> {
+    const args = [
+      ...cliCommand(),
+      'hsm', 'serve',
+      '--listen', `127.0.0.1:${options.port}`,
+      '--data-dir', options.dir,
+      '--member-index', String(options.index),
+      '--profile', options.profile,
+      ...(options.queueLimit !== undefined ? ['--queue-limit', String(options.queueLimit)] : []),
+      ...(options.passwordCost !== undefined ? ['--password-cost', String(options.passwordCost)] : []),
+    ];
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, STRONGROOM_APPLIANCE_PASSWORD: options.appliancePassword },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const port = await new Promise<number>((resolve, reject) => {
+      let out = '';
+      let err = '';
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new HsmError('MEMBER_UNAVAILABLE', `member ${options.index} did not start within 20 s: ${err.trim() || out.trim()}`));
+      }, 20_000);
+      child.stdout!.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const m = /listening on [^\s]+:(\d+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(Number(m[1]));
+        }
+      });
+      child.stderr!.on('data', (chunk: Buffer) => {
+        err += chunk.toString();
+      });
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new HsmError('MEMBER_UNAVAILABLE', `member ${options.index} exited (${signal ?? `code ${code}`}) before listening: ${err.trim() || out.trim()}`));
+      });
+    });
+    child.stdout!.resume();
+    child.stderr!.resume();
+    try {
+      const socket = await SocketTransport.connect(`127.0.0.1:${port}`, credentials, { description: `tls member ${options.index} (127.0.0.1:${port})` });
+      child.once('exit', () => void socket.close());
+      return new ProcessMemberTransport(child, socket, port);
+    } catch (e) {
+      child.kill('SIGKILL');
+      throw e;
+    }
+  }
+
+  get description(): string {
+    return this.#socket.description;
+  }
+
+  get alive(): boolean {
+    return this.#socket.alive;
+  }
+
+  send(request: unknown): Promise<Response> {
+    return this.#socket.send(request);
+  }
+
+  onDown(listener: (reason: string) => void): void {
+    this.#socket.onDown(listener);
+  }
+
+  /** SIGKILL: the member process dies at once, as in a crash. */
+  kill(): void {
+    this.#child.kill('SIGKILL');
+  }
+
+  async close(): Promise<void> {
+    await this.#socket.close();
+    if (this.#child.exitCode === null && this.#child.signalCode === null) {
+      const exited = new Promise((r) => this.#child.once('exit', r));
+      this.#child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 2000))]);
+      if (this.#child.exitCode === null && this.#child.signalCode === null) this.#child.kill('SIGKILL');
+    }
+  }
+}

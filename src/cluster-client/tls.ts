@@ -1,0 +1,306 @@
+/**
+ * Network members: the client side of mutual TLS, the operator's trust anchor, and `connect`.
+ *
+ * - `SocketTransport`: one TLS 1.3 connection to a member, many requests in flight, frames
+ *   written together once per tick (wire.ts).
+ * - `TrustAnchor`: the operator's own CA (CloudHSM's customerCA): it signs each member's cluster
+ *   CSR and the client certificates. Its key is the operator's credential, kept in the cluster's
+ *   data folder (0600); it is not an HSM key and never enters a member.
+ * - `connect({ members, ca, cert, key })`: a cluster handle from one or more addresses; the
+ *   client discovers the other members from the first that answers.
+ *
+ * @module
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { webcrypto } from 'node:crypto';
+import { join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type * as X509 from '@peculiar/x509';
+import { FrameReader, HsmError, encodeFrame, loadX509, type Response } from '../hsm-core/index.js';
+import { Cluster, type ClusterOptions } from './cluster.js';
+import { HsmSession } from './session.js';
+import { PendingTransport } from './transport.js';
+
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+type CryptoKey = webcrypto.CryptoKey;
+
+/** Client credentials for mutual TLS, as PEM text or bytes. */
+export interface TlsCredentials {
+  /** The trust anchor that issued the members' certificates (customerCA.crt). */
+  ca: string | Buffer;
+  /** This client's certificate, issued by the same trust anchor. */
+  cert: string | Buffer;
+  /** This client's private key. */
+  key: string | Buffer;
+}
+
+/** Splits `host:port` (`[v6]:port` too). */
+export function parseAddress(address: string): { host: string; port: number } {
+  const m = /^\[([0-9A-Fa-f:]+)\]:(\d{1,5})$/.exec(address) ?? /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(address);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port < 1 || port > 65535) throw new HsmError('BAD_REQUEST', `member address: expected host:port, got ${JSON.stringify(address)}`);
+  return { host: m[1]!, port };
+}
+
+/** One member over mutual TLS. */
+export class SocketTransport extends PendingTransport {
+  readonly description: string;
+  readonly #socket: TLSSocket;
+  #corked = false;
+
+  private constructor(socket: TLSSocket, description: string) {
+    super();
+    this.#socket = socket;
+    this.description = description;
+    const reader = new FrameReader();
+    socket.on('data', (chunk: Buffer) => {
+      let frames;
+      try {
+        frames = reader.push(chunk);
+      } catch (e) {
+        this.down(`the member sent a bad frame (${e instanceof Error ? e.message : String(e)})`);
+        socket.destroy();
+        return;
+      }
+      for (const { id, body } of frames) {
+        if (id === 0) {
+          const error = (body as { error?: { message?: string } }).error;
+          this.down(`the member closed the connection: ${error?.message ?? 'no reason given'}`);
+          continue;
+        }
+        this.answer(id, body as Response);
+      }
+    });
+    socket.on('close', () => this.down('the connection closed'));
+    socket.on('error', (e) => this.down(`connection error: ${e.message}`));
+  }
+
+  /** Connects and completes the TLS handshake (the member's certificate checked against `ca`). */
+  static connect(address: string, credentials: TlsCredentials, options: { timeoutMs?: number; description?: string } = {}): Promise<SocketTransport> {
+    const { host, port } = parseAddress(address);
+    const description = options.description ?? `tls member ${address}`;
+    return new Promise((resolve, reject) => {
+      const socket = tlsConnect({ host, port, ca: credentials.ca, cert: credentials.cert, key: credentials.key, minVersion: 'TLSv1.3', servername: /^[\d.:]+$/.test(host) ? undefined : host });
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new HsmError('MEMBER_UNAVAILABLE', `${description}: no TLS handshake within ${options.timeoutMs ?? 5000} ms`));
+      }, options.timeoutMs ?? 5000);
+      const fail = (e: Error) => {
+        clearTimeout(timer);
+        reject(new HsmError('MEMBER_UNAVAILABLE', `${description}: ${e.message}`));
+      };
+      socket.once('error', fail);
+      socket.once('secureConnect', () => {
+        clearTimeout(timer);
+        socket.off('error', fail);
+        socket.setNoDelay(true);
+        resolve(new SocketTransport(socket, description));
+      });
+    });
+  }
+
+  protected post(id: number, request: unknown): void {
+    if (!this.#corked) {
+      this.#corked = true;
+      this.#socket.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        this.#socket.uncork();
+      });
+    }
+    this.#socket.write(encodeFrame(id, request));
+  }
+
+  /** Drops the connection as if the network had failed (tests). */
+  kill(): void {
+    this.#socket.destroy();
+  }
+
+  async close(): Promise<void> {
+    this.down('the cluster was closed');
+    this.#socket.destroy();
+  }
+}
+
+function pem(label: string, der: ArrayBuffer): string {
+  const b64 = Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n');
+  return `-----BEGIN ${label}-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END ${label}-----\n`;
+}
+
+const RSA = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) } as const;
+const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+
+/**
+ * The operator's trust anchor: a self-signed RSA-2048 CA (as CloudHSM asks for), kept as
+ * `customerCA.key` (0600) and `customerCA.crt` in a folder.
+ */
+export class TrustAnchor {
+  readonly certificate: X509.X509Certificate;
+  readonly #key: CryptoKey;
+  readonly #x509: typeof X509;
+
+  private constructor(x509: typeof X509, certificate: X509.X509Certificate, key: CryptoKey) {
+    this.#x509 = x509;
+    this.certificate = certificate;
+    this.#key = key;
+  }
+
+  /** Loads the trust anchor from `dir`, or makes one there. */
+  static async openOrCreate(dir: string, name = 'Strongroom local trust anchor'): Promise<TrustAnchor> {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const x509 = await loadX509();
+    const keyFile = join(dir, 'customerCA.key');
+    const certFile = join(dir, 'customerCA.crt');
+    if (existsSync(keyFile) && existsSync(certFile)) {
+      const certificate = new x509.X509Certificate(readFileSync(certFile, 'utf8'));
+      const der = Buffer.from(readFileSync(keyFile, 'utf8').replace(/-----[^-]+-----|\s/g, ''), 'base64');
+      const key = await webcrypto.subtle.importKey('pkcs8', der, RSA, false, ['sign']);
+      return new TrustAnchor(x509, certificate, key);
+    }
+    const keys = (await webcrypto.subtle.generateKey(RSA, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const now = Date.now();
+    const certificate = await x509.X509CertificateGenerator.createSelfSigned({
+      serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString('hex').replace(/^[89a-f]/, '1'),
+      name: `CN=${name}`,
+      notBefore: new Date(now - 60_000),
+      notAfter: new Date(now + 10 * 365 * 86_400_000),
+      signingAlgorithm: RSA,
+      keys: keys as never,
+      extensions: [new x509.BasicConstraintsExtension(true, 1, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
+    });
+    writeFileSync(keyFile, pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)), { mode: 0o600 });
+    writeFileSync(certFile, certificate.toString('pem') + '\n');
+    return new TrustAnchor(x509, certificate, keys.privateKey);
+  }
+
+  get pem(): string {
+    return this.certificate.toString('pem') + '\n';
+  }
+
+  /** Signs a member's cluster CSR: the member's certificate, with the CSR's names. */
+  async signClusterCsr(csrPem: string, options: { days?: number } = {}): Promise<string> {
+    const x509 = this.#x509;
+    const csr = new x509.Pkcs10CertificateRequest(csrPem);
+    if (!(await csr.verify())) throw new HsmError('BAD_REQUEST', 'cluster CSR: its signature does not verify');
+    const san = csr.getExtension('2.5.29.17'); // subjectAltName
+    const cert = await this.#issue(csr.subject, await csr.publicKey.export(), options.days ?? 825, [
+      ...(san ? [san] : []),
+      new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]),
+    ]);
+    return cert.toString('pem') + '\n';
+  }
+
+  /** A client certificate and key (PEM) for mutual TLS; `notAfter` in the past makes an expired one (tests). */
+  async issueClient(name: string, options: { notBefore?: Date; notAfter?: Date } = {}): Promise<{ cert: string; key: string }> {
+    const x509 = this.#x509;
+    const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const cert = await this.#issue(`CN=${name}`, keys.publicKey, 825, [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth])], options);
+    return { cert: cert.toString('pem') + '\n', key: pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)) };
+  }
+
+  async #issue(subject: string, publicKey: CryptoKey, days: number, extensions: X509.Extension[], validity: { notBefore?: Date; notAfter?: Date } = {}): Promise<X509.X509Certificate> {
+    const x509 = this.#x509;
+    const now = Date.now();
+    return x509.X509CertificateGenerator.create({
+      serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString('hex').replace(/^[89a-f]/, '1'),
+      subject,
+      issuer: this.certificate.subject,
+      notBefore: validity.notBefore ?? new Date(now - 60_000),
+      notAfter: validity.notAfter ?? new Date(now + days * 86_400_000),
+      signingAlgorithm: RSA,
+      publicKey: publicKey as never,
+      signingKey: this.#key as never,
+      extensions: [new x509.BasicConstraintsExtension(false, undefined, true), ...extensions],
+    });
+  }
+}
+
+export interface ConnectOptions extends TlsCredentials, ClusterOptions {
+  /** `host:port` of one or more members; the others are discovered. */
+  members: string[];
+}
+
+/** A cluster of network members, reached over mutual TLS. */
+export class RemoteCluster {
+  readonly #cluster: Cluster;
+
+  constructor(cluster: Cluster) {
+    this.#cluster = cluster;
+  }
+
+  /** Logs in (on every member) and returns the session. */
+  async login(username: string, password: string, options: { role?: 'admin' | 'crypto-user' } = {}): Promise<HsmSession> {
+    return new HsmSession(await this.#cluster.login(username, password, options));
+  }
+
+  hsmInfo() {
+    return this.#cluster.hsmInfo();
+  }
+
+  listUsers() {
+    return this.#cluster.listUsers();
+  }
+
+  status() {
+    return this.#cluster.status();
+  }
+
+  whenAllUp(timeoutMs?: number): Promise<void> {
+    return this.#cluster.whenAllUp(timeoutMs);
+  }
+
+  /** @internal */
+  get cluster(): Cluster {
+    return this.#cluster;
+  }
+
+  close(): Promise<void> {
+    return this.#cluster.close();
+  }
+}
+
+/**
+ * Connects to a cluster of network members.
+ *
+ * @example
+ * ```ts
+ * const cluster = await connect({ members: ['127.0.0.1:2223'], ca, cert, key });
+ * const session = await cluster.login('app', 'app-password');
+ * ```
+ */
+export async function connect(options: ConnectOptions): Promise<RemoteCluster> {
+  if (!options || !Array.isArray(options.members) || options.members.length === 0) {
+    throw new HsmError('BAD_REQUEST', 'members: at least one member address (host:port) is required');
+  }
+  for (const field of ['ca', 'cert', 'key'] as const) {
+    if (typeof options[field] !== 'string' && !Buffer.isBuffer(options[field])) {
+      throw new HsmError('BAD_REQUEST', `${field}: required, PEM text or bytes (mutual TLS: the trust anchor, this client's certificate and its key)`);
+    }
+  }
+  const given = options.members.map((a) => {
+    parseAddress(a);
+    return a;
+  });
+  // Discovery: ask the first member that answers where the others are.
+  let addresses: string[] = given;
+  const errors: string[] = [];
+  for (const address of given) {
+    try {
+      const t = await SocketTransport.connect(address, options);
+      const info = await t.send({ op: 'getHsmInfo' });
+      await t.close();
+      if (info.ok && (info.result as { clusterAddresses: string[] }).clusterAddresses.length) {
+        addresses = [...new Set([...(info.result as { clusterAddresses: string[] }).clusterAddresses, ...given])];
+      }
+      break;
+    } catch (e) {
+      errors.push(e instanceof Error ? e.message : String(e));
+    }
+  }
+  if (errors.length === given.length) throw new HsmError('MEMBER_UNAVAILABLE', `no member answered: ${errors.join('; ')}`);
+  const cluster = await Cluster.open(
+    addresses.map((address) => ({ description: `tls member ${address}`, start: () => SocketTransport.connect(address, options) })),
+    options,
+  );
+  return new RemoteCluster(cluster);
+}

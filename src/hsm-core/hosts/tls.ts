@@ -1,0 +1,173 @@
+/**
+ * A member on the network: `strongroom hsm serve` runs one member behind mutual TLS 1.3.
+ *
+ * The member's identity is CloudHSM's cluster certificate (CLOUDHSM.md §4.3): at first start the
+ * member makes a key pair and a certificate signing request (the "cluster CSR") in its data
+ * folder; the operator signs the CSR with their trust anchor (customerCA) and puts the
+ * certificate beside it; from then on the member presents it. The member's private key is made
+ * and used here, inside hsm-core, and never leaves the data folder.
+ *
+ * Clients must present a certificate issued by the same trust anchor; one that does not (none,
+ * another CA's, an expired one) is refused during the handshake, before any request is read.
+ * Requests travel as frames (wire.ts); a frame that is too large or does not decode closes that
+ * connection, after an answer saying why, and nothing else.
+ *
+ * Data folder: `member.key` (0600), `member.csr`, `member.crt`, `customerCA.crt`.
+ *
+ * @module
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { webcrypto } from 'node:crypto';
+import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { join } from 'node:path';
+import type * as X509 from '@peculiar/x509';
+import { HsmError } from '../errors.js';
+import type { Member } from '../member.js';
+import { FrameReader, MAX_FRAME_BYTES, encodeFrame } from '../wire.js';
+
+const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
+
+export const MEMBER_FILES = { key: 'member.key', csr: 'member.csr', cert: 'member.crt', ca: 'customerCA.crt' } as const;
+
+/** @peculiar/x509 (and the metadata polyfill it needs), loaded only by those who make certificates. */
+export async function loadX509(): Promise<typeof X509> {
+  await import('reflect-metadata');
+  const x509 = await import('@peculiar/x509');
+  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof X509.cryptoProvider.set>[0]);
+  return x509;
+}
+
+function pem(label: string, der: ArrayBuffer): string {
+  const b64 = Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n');
+  return `-----BEGIN ${label}-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END ${label}-----\n`;
+}
+
+/**
+ * Makes the member's key pair and cluster CSR in `dataDir` if they are not there yet, and
+ * returns the CSR (PEM). The subject names the member; the CSR asks for loopback and `localhost`
+ * as subject alternative names, plus any `hosts` given.
+ */
+export async function ensureClusterCsr(dataDir: string, subject: string, hosts: string[] = []): Promise<string> {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const keyFile = join(dataDir, MEMBER_FILES.key);
+  const csrFile = join(dataDir, MEMBER_FILES.csr);
+  if (existsSync(keyFile) && existsSync(csrFile)) return readFileSync(csrFile, 'utf8');
+  const x509 = await loadX509();
+  const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const names = [
+    { type: 'ip' as const, value: '127.0.0.1' },
+    { type: 'ip' as const, value: '::1' },
+    { type: 'dns' as const, value: 'localhost' },
+    ...hosts.map((h) => ({ type: /^[\d.]+$|:/.test(h) ? ('ip' as const) : ('dns' as const), value: h })),
+  ];
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: `CN=${subject}, O=Strongroom cluster member`,
+    keys: keys as unknown as Parameters<typeof X509.Pkcs10CertificateRequestGenerator.create>[0]['keys'],
+    signingAlgorithm: SIGN,
+    extensions: [new x509.SubjectAlternativeNameExtension(names)],
+  });
+  writeFileSync(keyFile, pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)), { mode: 0o600 });
+  const text = csr.toString('pem');
+  writeFileSync(csrFile, `${text}\n`);
+  return text;
+}
+
+export interface ServeOptions {
+  member: Member;
+  dataDir: string;
+  host: string;
+  /** 0 picks a free port; see `Served.port`. */
+  port: number;
+  maxFrameBytes?: number;
+  /** Connections at once; more are closed at once. Default 256. */
+  maxConnections?: number;
+  /** Called with one line per notable event (connections refused, bad frames); never with secrets. */
+  log?: (line: string) => void;
+}
+
+export interface Served {
+  server: Server;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Serves `member` over mutual TLS 1.3 with the certificate in its data folder. */
+export async function serveMember(options: ServeOptions): Promise<Served> {
+  const { member, dataDir } = options;
+  const read = (name: string, what: string) => {
+    const file = join(dataDir, name);
+    if (!existsSync(file)) throw new HsmError('BAD_REQUEST', `${file}: missing; ${what}`);
+    return readFileSync(file);
+  };
+  const key = read(MEMBER_FILES.key, 'the member makes it with its cluster CSR at first start');
+  const cert = read(MEMBER_FILES.cert, 'sign member.csr with your trust anchor and save the certificate as member.crt');
+  const ca = read(MEMBER_FILES.ca, 'copy your trust anchor certificate (customerCA.crt) here');
+  const maxFrame = options.maxFrameBytes ?? MAX_FRAME_BYTES;
+  const log = options.log ?? (() => undefined);
+  const sockets = new Set<TLSSocket>();
+  const server = createServer({ key, cert, ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' }, (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    serveConnection(socket, member, maxFrame, log);
+  });
+  server.maxConnections = options.maxConnections ?? 256;
+  server.on('tlsClientError', (e) => log(`refused a connection during the TLS handshake: ${e.message}`));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  return {
+    server,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** One client connection: frames in, answers out, written together once per tick. */
+function serveConnection(socket: TLSSocket, member: Member, maxFrame: number, log: (line: string) => void): void {
+  const reader = new FrameReader(maxFrame);
+  let corked = false;
+  let closed = false;
+  socket.on('close', () => {
+    closed = true;
+  });
+  const write = (frame: Buffer) => {
+    if (closed) return;
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        corked = false;
+        socket.uncork();
+      });
+    }
+    socket.write(frame);
+  };
+  socket.on('data', (chunk: Buffer) => {
+    let frames;
+    try {
+      frames = reader.push(chunk);
+    } catch (e) {
+      const message = e instanceof HsmError ? e.message : String(e);
+      log(`closed a connection: ${message}`);
+      write(encodeFrame(0, { ok: false, error: { code: 'BAD_REQUEST', message: `${message}; closing this connection` } }));
+      closed = true;
+      socket.end();
+      return;
+    }
+    for (const { id, body } of frames) {
+      void member.handle(body).then((response) => write(encodeFrame(id, response)));
+    }
+  });
+}
