@@ -4,10 +4,14 @@
  *
  * - `HSM_USER`, `HSM_PASSWORD`: the crypto user to log in as (the names CloudHSM's JCE provider
  *   reads);
- * - `STRONGROOM_CLUSTER`: where the cluster is. `embedded` (the default) starts a one-member
- *   cluster inside this process and creates the user with that password; keys made through
- *   WebCrypto are session keys, so nothing outlives the process. Network addresses arrive with
- *   multi-member clusters.
+ * - `STRONGROOM_CLUSTER`: where the cluster is.
+ *   - `embedded` (the default) starts a one-member cluster inside this process and creates the
+ *     user with that password; keys made through WebCrypto are session keys, so nothing
+ *     outlives the process.
+ *   - a path to a `cluster.json` (which `strongroom up` writes in its data folder): the members'
+ *     addresses and the paths of the trust anchor, client certificate and key;
+ *   - or `host:port[,host:port…]`, with `STRONGROOM_CA`, `STRONGROOM_CERT` and `STRONGROOM_KEY`
+ *     naming the PEM files for mutual TLS.
  * - `STRONGROOM_PROFILE`: `cloudhsm` (default) or `unlimited`, for an embedded cluster.
  *
  * The import finishes only once the session is open and the random pool is filled, so code after
@@ -16,7 +20,8 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { startLocalCluster } from './cluster-client/index.js';
+import { readFileSync } from 'node:fs';
+import { connect, startLocalCluster, type LocalCluster, type RemoteCluster } from './cluster-client/index.js';
 import { HsmError, PROFILE_NAMES, type ProfileName } from './hsm-core/index.js';
 import { installGlobalCrypto } from './subtle/global.js';
 
@@ -27,20 +32,55 @@ if (!username || !password) {
   throw new HsmError('BAD_REQUEST', 'strongroom/register: set HSM_USER and HSM_PASSWORD to the crypto user to log in as');
 }
 const address = env.STRONGROOM_CLUSTER ?? 'embedded';
-if (address !== 'embedded') {
-  throw new HsmError('BAD_REQUEST', `STRONGROOM_CLUSTER: only "embedded" is available in this version, not ${JSON.stringify(address)}`);
-}
 const profile = (env.STRONGROOM_PROFILE ?? 'cloudhsm') as ProfileName;
 if (!PROFILE_NAMES.includes(profile)) {
   throw new HsmError('BAD_REQUEST', `STRONGROOM_PROFILE: expected ${PROFILE_NAMES.join(' or ')}, got ${JSON.stringify(profile)}`);
 }
 
-export const cluster = await startLocalCluster({
-  // Nobody logs in as the admin of an embedded cluster: a random password nobody knows.
-  adminPassword: randomBytes(18).toString('base64url'),
-  profile,
-  users: [{ username, password, role: 'crypto-user' }],
-});
+function readPem(variable: string, path: string | undefined): string {
+  if (!path) throw new HsmError('BAD_REQUEST', `${variable}: required with STRONGROOM_CLUSTER=host:port (a PEM file for mutual TLS)`);
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new HsmError('BAD_REQUEST', `${variable}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
+async function open(): Promise<LocalCluster | RemoteCluster> {
+  if (address === 'embedded') {
+    return startLocalCluster({
+      // Nobody logs in as the admin of an embedded cluster: a random password nobody knows.
+      adminPassword: randomBytes(18).toString('base64url'),
+      profile,
+      users: [{ username: username!, password: password!, role: 'crypto-user' }],
+    });
+  }
+  if (address.endsWith('.json')) {
+    let file: { members?: unknown; ca?: unknown; cert?: unknown; key?: unknown };
+    try {
+      file = JSON.parse(readFileSync(address, 'utf8')) as typeof file;
+    } catch (e) {
+      throw new HsmError('BAD_REQUEST', `STRONGROOM_CLUSTER: cannot read ${address} as a cluster file (${e instanceof Error ? e.message : String(e)})`);
+    }
+    if (!Array.isArray(file.members) || typeof file.ca !== 'string' || typeof file.cert !== 'string' || typeof file.key !== 'string') {
+      throw new HsmError('BAD_REQUEST', `STRONGROOM_CLUSTER: ${address} needs members (addresses) and ca, cert, key (paths), as strongroom up writes it`);
+    }
+    return connect({
+      members: file.members as string[],
+      ca: readPem('ca', file.ca),
+      cert: readPem('cert', file.cert),
+      key: readPem('key', file.key),
+    });
+  }
+  return connect({
+    members: address.split(',').map((a) => a.trim()),
+    ca: readPem('STRONGROOM_CA', env.STRONGROOM_CA),
+    cert: readPem('STRONGROOM_CERT', env.STRONGROOM_CERT),
+    key: readPem('STRONGROOM_KEY', env.STRONGROOM_KEY),
+  });
+}
+
+export const cluster = await open();
 export const session = await cluster.login(username, password);
 await session.crypto.ready();
 installGlobalCrypto(session.crypto);

@@ -1,28 +1,74 @@
 /**
- * `strongroom up`: the embedded default. It starts a one-member in-process cluster, activates it,
- * creates a development crypto user, runs the quick-start sample against it and reports.
+ * `strongroom up`: the embedded default that `npm start` runs. It starts a local cluster — by
+ * default three `strongroom hsm serve` members on loopback behind mutual TLS, with a data folder
+ * holding the trust anchor, the client certificate and each member's certificate — activates
+ * it, creates a development crypto user, runs the quick-start sample against it, prints where
+ * the members are and how to connect, and serves until Ctrl-C (or stops at once with `--once`).
+ *
+ * It also writes `cluster.json` in the data folder: the addresses and certificate paths, which
+ * `STRONGROOM_CLUSTER=<that file>` hands to `strongroom/register`.
  *
  * @module
  */
-import { startLocalCluster } from '../cluster-client/index.js';
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { startLocalCluster, type LocalCluster, type LocalTransport } from '../cluster-client/index.js';
 import type { ProfileName } from '../hsm-core/index.js';
 
 /** Development credentials: printed, never meant for anything but a local cluster. */
 export const DEV_ADMIN = { username: 'admin', password: 'strongroom-admin' } as const;
 export const DEV_USER = { username: 'app', password: 'strongroom-app' } as const;
 
-export async function up(options: { profile: ProfileName; log: (line: string) => void }): Promise<void> {
+export interface UpOptions {
+  profile: ProfileName;
+  members: number;
+  transport: LocalTransport;
+  dataDir: string;
+  /** Stop after the sample instead of serving until a signal. */
+  once: boolean;
+  log: (line: string) => void;
+}
+
+/** What `cluster.json` holds. */
+export interface ClusterFile {
+  members: string[];
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export async function up(options: UpOptions): Promise<LocalCluster> {
   const { log } = options;
+  const dataDir = resolve(options.dataDir);
   const cluster = await startLocalCluster({
     adminPassword: DEV_ADMIN.password,
     profile: options.profile,
+    members: options.members,
+    transport: options.transport,
+    ...(options.transport === 'tls' ? { dataDir } : {}),
     users: [{ ...DEV_USER, role: 'crypto-user' }],
   });
   try {
-    const [info] = await cluster.hsmInfo();
-    log(`Strongroom: started a 1-member in-process cluster (profile ${cluster.profile}, member ${info!.serialNumber}, state ${info!.state})`);
+    const infos = await cluster.hsmInfo();
+    log(`Strongroom: started a ${options.members}-member ${options.transport} cluster (profile ${cluster.profile}, ${infos[0]!.clusterId}, state ${infos[0]!.state})`);
+    for (const [i, s] of cluster.status().entries()) log(`  member ${i}  ${s.description}  serial ${infos[i]?.serialNumber ?? '?'}  ${s.state}`);
     log(`  admin        ${DEV_ADMIN.username} / ${DEV_ADMIN.password}`);
     log(`  crypto user  ${DEV_USER.username} / ${DEV_USER.password}`);
+    if (cluster.tls) {
+      const file: ClusterFile = {
+        members: cluster.tls.addresses,
+        ca: join(dataDir, 'customerCA.crt'),
+        cert: join(dataDir, 'client.crt'),
+        key: join(dataDir, 'client.key'),
+      };
+      writeFileSync(join(dataDir, 'cluster.json'), JSON.stringify(file, null, 2) + '\n');
+      log(`  data folder  ${dataDir}`);
+      log(`  trust anchor ${file.ca}`);
+      log(`  client cert  ${file.cert}`);
+      log(`  client key   ${file.key}`);
+      log(`  connect      connect({ members: ['${file.members[0]}'], ca, cert, key }) from 'strongroom'`);
+      log(`  register     STRONGROOM_CLUSTER=${join(dataDir, 'cluster.json')} HSM_USER=${DEV_USER.username} HSM_PASSWORD=${DEV_USER.password} node --import strongroom/register app.js`);
+    }
     log('');
     log('Running the quick-start sample (samples/quickstart.ts):');
     // The sample is compiled beside the CLI (dist/samples), or run from source by tsx.
@@ -30,9 +76,17 @@ export async function up(options: { profile: ProfileName; log: (line: string) =>
     await quickstart(cluster, DEV_USER, (line) => log(`  ${line}`));
     log('');
     const users = await cluster.listUsers();
-    log(`Users on the member: ${users.map((u) => `${u.username} (${u.role})`).join(', ')}`);
-    log('The cluster lives in this process only and stops now. Use it from code with startLocalCluster() (see README.md).');
-  } finally {
+    log(`Users on the cluster: ${users.map((u) => `${u.username} (${u.role}, ${u.clusterCoverage})`).join(', ')}`);
+    log('Members keep their keys in memory until durable members land (see README.md, Status).');
+  } catch (e) {
     await cluster.close();
+    throw e;
   }
+  if (options.once) {
+    await cluster.close();
+    log('Stopped (--once).');
+  } else {
+    log('Serving. Press Ctrl-C to stop.');
+  }
+  return cluster;
 }

@@ -90,6 +90,8 @@ function createdKeys(req: Record<string, unknown>, result: Record<string, unknow
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** A wait that does not keep the process alive on its own (background probes). */
+const idle = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
 /** Exponential backoff with jitter: about 10, 20, 40 ms for the 1st, 2nd, 3rd retry. */
 const backoff = (retry: number) => Math.min(1000, 5 * 2 ** retry) * (0.5 + Math.random());
@@ -319,7 +321,7 @@ export class Cluster {
     const run = (async () => {
       let interval = this.#options.probeIntervalMs;
       while (!this.#closed && link.state === 'down') {
-        await sleep(interval);
+        await idle(interval);
         if (this.#closed) return;
         try {
           await this.#bringUp(link, true);

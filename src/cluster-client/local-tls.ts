@@ -78,12 +78,13 @@ export class ProcessMemberTransport implements Transport {
       '--data-dir', options.dir,
       '--member-index', String(options.index),
       '--profile', options.profile,
+      '--exit-with-stdin',
       ...(options.queueLimit !== undefined ? ['--queue-limit', String(options.queueLimit)] : []),
       ...(options.passwordCost !== undefined ? ['--password-cost', String(options.passwordCost)] : []),
     ];
     const child = spawn(process.execPath, args, {
       env: { ...process.env, STRONGROOM_APPLIANCE_PASSWORD: options.appliancePassword },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['pipe', 'pipe', 'pipe'],
     });
     const port = await new Promise<number>((resolve, reject) => {
       let out = '';

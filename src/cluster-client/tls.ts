@@ -73,6 +73,12 @@ export class SocketTransport extends PendingTransport {
     });
     socket.on('close', () => this.down('the connection closed'));
     socket.on('error', (e) => this.down(`connection error: ${e.message}`));
+    socket.unref();
+  }
+
+  protected hold(active: boolean): void {
+    if (active) this.#socket.ref();
+    else this.#socket.unref();
   }
 
   /** Connects and completes the TLS handshake (the member's certificate checked against `ca`). */

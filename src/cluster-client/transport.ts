@@ -50,6 +50,7 @@ export abstract class PendingTransport implements Transport {
     this.#nextId = this.#nextId >= 0xffff_fffe ? 1 : this.#nextId + 1;
     return new Promise<Response>((resolve) => {
       this.#pending.set(id, resolve);
+      if (this.#pending.size === 1) this.hold(true);
       try {
         this.post(id, request);
       } catch (e) {
@@ -71,10 +72,17 @@ export abstract class PendingTransport implements Transport {
 
   protected abstract post(id: number, request: unknown): void;
 
+  /**
+   * Keeps the process alive while answers are awaited (`true`), and lets it exit when nothing is
+   * (`false`): an idle connection to the cluster must not keep an application running.
+   */
+  protected abstract hold(active: boolean): void;
+
   protected answer(id: number, response: Response): void {
     const resolve = this.#pending.get(id);
     if (!resolve) return;
     this.#pending.delete(id);
+    if (this.#pending.size === 0) this.hold(false);
     resolve(response);
   }
 
@@ -84,6 +92,7 @@ export abstract class PendingTransport implements Transport {
     this.#alive = false;
     for (const resolve of this.#pending.values()) resolve(unavailable(this.description, reason));
     this.#pending.clear();
+    this.hold(false);
     for (const l of this.#listeners.splice(0)) l(reason);
   }
 
@@ -158,6 +167,12 @@ export class WorkerTransport extends PendingTransport {
     worker.on('message', (m: { id: number; response: Response }) => this.answer(m.id, m.response));
     worker.on('error', (e) => this.down(`the worker failed: ${e.message}`));
     worker.on('exit', (code) => this.down(`the worker exited (code ${code})`));
+    worker.unref();
+  }
+
+  protected hold(active: boolean): void {
+    if (active) this.#worker.ref();
+    else this.#worker.unref();
   }
 
   /** Starts a worker with a new member and waits until it is ready. */

@@ -1,26 +1,92 @@
 /**
- * `strongroom up`, what `npm start` runs, from the built package.
+ * `strongroom up`, what `npm start` runs, from the built package: a three-member TLS cluster with
+ * a data folder, the quick-start sample, connection details, serving until Ctrl-C.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
+import { connect } from '../../src/index.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const run = promisify(execFile);
 
 describe('cli: strongroom up', function () {
-  this.timeout(60_000);
+  this.timeout(90_000);
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'strongroom-up-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('starts a cluster, runs the quick-start sample, prints credentials and what it did, and exits 0', async () => {
-    const { stdout } = await run(process.execPath, [BIN, 'up'], { cwd: ROOT });
-    expect(stdout).to.match(/^Strongroom: started a 1-member in-process cluster \(profile cloudhsm, member SR-[0-9A-F]{12}, state active\)/);
+  it('--once: starts three TLS members, runs the quick-start sample, prints credentials and certificate paths, and exits 0', async () => {
+    const { stdout } = await run(process.execPath, [BIN, 'up', '--once', '--data-dir', dir], { cwd: ROOT });
+    expect(stdout).to.match(/^Strongroom: started a 3-member tls cluster \(profile cloudhsm, cluster-[0-9a-f]{16}, state active\)/);
+    expect(stdout).to.match(/member 2 {2}tls member 2 \(127\.0\.0\.1:\d+\) {2}serial SR-[0-9A-F]{12} {2}up/);
     expect(stdout).to.include('crypto user  app / strongroom-app');
+    expect(stdout).to.include(`trust anchor ${join(dir, 'customerCA.crt')}`);
     expect(stdout).to.include('decrypted: "attack at dawn"');
     expect(stdout).to.include('export refused: KEY_NOT_EXTRACTABLE');
-    expect(stdout).to.include('Users on the member: admin (admin), app (crypto-user), app_user (appliance)');
+    expect(stdout).to.include('Users on the cluster: admin (admin, full), app (crypto-user, full)');
+    expect(stdout).to.match(/Stopped \(--once\)\.\n$/);
+  });
+
+  it('serves until Ctrl-C: clients connect with the printed files (also through strongroom/register), then it stops cleanly', async () => {
+    const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setInterval(() => {
+          if (out.includes('Serving. Press Ctrl-C to stop.')) {
+            clearInterval(timer);
+            resolve();
+          }
+        }, 50);
+        void exited.then(() => reject(new Error(`strongroom up exited early: ${out}`)));
+      });
+      const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as { members: string[]; ca: string; cert: string; key: string };
+      expect(file.members).to.have.length(3);
+      const credentials = { ca: readFileSync(file.ca, 'utf8'), cert: readFileSync(file.cert, 'utf8'), key: readFileSync(file.key, 'utf8') };
+      const cluster = await connect({ members: [file.members[2]!], ...credentials });
+      expect(cluster.status().map((s) => s.state)).to.deep.equal(['up', 'up', 'up']);
+      const app = await cluster.login('app', 'strongroom-app');
+      const key = await app.crypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+      expect((await app.crypto.subtle.sign('HMAC', key, new Uint8Array(3))).byteLength).to.equal(32);
+      await cluster.close();
+
+      const script = join(dir, 'plain-app.mjs');
+      writeFileSync(script, "const k = await crypto.subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify']);\nconsole.log(crypto.constructor.name, (await crypto.subtle.sign('Ed25519', k.privateKey, new Uint8Array(1))).byteLength);\n");
+      const { stdout } = await run(process.execPath, ['--import', 'strongroom/register', script], {
+        cwd: ROOT,
+        env: { ...process.env, STRONGROOM_CLUSTER: join(dir, 'cluster.json'), HSM_USER: 'app', HSM_PASSWORD: 'strongroom-app' },
+      });
+      expect(stdout.trim()).to.equal('HsmCrypto 64');
+
+      child.kill('SIGINT');
+      expect(await exited).to.equal(0);
+      expect(out).to.include('Strongroom: stopped.');
+      // Its members are gone too.
+      const [host, port] = file.members[0]!.split(':');
+      const refused = await new Promise<string>((resolve) => {
+        const s = tlsConnect({ host: host!, port: Number(port), ...credentials });
+        s.on('secureConnect', () => {
+          s.destroy();
+          resolve('connected');
+        });
+        s.on('error', (e) => resolve(e.message));
+      });
+      expect(refused).to.match(/ECONNREFUSED/);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('refuses an unknown profile with a message and a non-zero exit', async () => {
