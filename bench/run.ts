@@ -9,12 +9,17 @@
  * measured back to back, in rotating order, and a ratio is the median of the per-round ratios, so
  * that the drift of a shared machine affects both sides of a ratio alike.
  *
- * Environment: BENCH_SECONDS (default 1) per measurement, BENCH_ROUNDS (default 3).
+ * A second table measures clusters: RSA-2048 and ECDSA P-256 signatures with token keys, 64
+ * calls in flight, on 1 and 2 worker members and on 2 TLS members, against native WebCrypto; and
+ * the per-request cost of a TLS member when pipelined.
+ *
+ * Environment: BENCH_SECONDS (default 1) per measurement, BENCH_ROUNDS (default 3),
+ * BENCH_ONLY=door|cluster to run one table.
  */
 import { webcrypto } from 'node:crypto';
 import { cpus } from 'node:os';
 import { Crypto as PeculiarCrypto } from '@peculiar/webcrypto';
-import { startLocalCluster } from '../src/index.js';
+import { startLocalCluster, type HsmSession, type LocalCluster } from '../src/index.js';
 
 type Subtle = webcrypto.SubtleCrypto;
 type Pair = webcrypto.CryptoKeyPair;
@@ -70,7 +75,92 @@ async function webCryptoCases(subtle: Subtle): Promise<Record<string, () => Prom
   };
 }
 
+/** Median rates of several implementations, measured in rotating order, and ratios to the first. */
+async function compare(impls: (() => Promise<unknown>)[], inFlight: number): Promise<{ rates: number[]; ratios: number[] }> {
+  const rates: number[][] = impls.map(() => []);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let i = 0; i < impls.length; i++) {
+      const which = (i + round) % impls.length;
+      rates[which]!.push(await measure(impls[which]!, inFlight));
+    }
+  }
+  return {
+    rates: rates.map(median),
+    ratios: rates.map((r) => median(r.map((v, round) => v / rates[0]![round]!))),
+  };
+}
+
+function table(header: string[], rows: string[][]): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
+  for (const row of rows) console.log(line(row));
+}
+
+const CLUSTER_USER = { username: 'bench', password: 'bench-password', role: 'crypto-user' as const };
+
+async function benchCluster(): Promise<void> {
+  const IN_FLIGHT = 64;
+  const start = (members: number, transport: 'in-process' | 'worker' | 'tls') =>
+    startLocalCluster({ adminPassword: 'bench-admin-pw', members, transport, users: [CLUSTER_USER] });
+  const clusters: [string, LocalCluster][] = [
+    ['1 worker member', await start(1, 'worker')],
+    ['2 worker members', await start(2, 'worker')],
+    ['2 TLS members', await start(2, 'tls')],
+  ];
+  const signers = async (s: HsmSession) => {
+    const rsa = await s.send({ op: 'generateKeyPair', keyType: 'rsa', modulusBits: 2048, privateAttributes: { sign: true, token: true }, publicAttributes: { token: true } });
+    const ec = await s.send({ op: 'generateKeyPair', keyType: 'ec', curve: 'secp256r1', privateAttributes: { sign: true, token: true }, publicAttributes: { token: true } });
+    return {
+      rsa: () => s.send({ op: 'sign', handle: rsa.privateHandle, mechanism: { name: 'rsa-pkcs', hash: 'sha256' }, data: kib }),
+      ec: () => s.send({ op: 'sign', handle: ec.privateHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data: kib }),
+    };
+  };
+  const sessions = await Promise.all(clusters.map(([, c]) => c.login(CLUSTER_USER.username, CLUSTER_USER.password)));
+  const ops = await Promise.all(sessions.map(signers));
+  const nativeRsa = (await webcrypto.subtle.generateKey(RSA, false, ['sign', 'verify'])) as Pair;
+  const nativeEc = (await webcrypto.subtle.generateKey(EC, false, ['sign', 'verify'])) as Pair;
+  const native = {
+    rsa: () => webcrypto.subtle.sign('RSASSA-PKCS1-v1_5', nativeRsa.privateKey, kib),
+    ec: () => webcrypto.subtle.sign(ECDSA, nativeEc.privateKey, kib),
+  };
+
+  console.log(`\nClusters: token keys, ${IN_FLIGHT} calls in flight, session requests; ratios to native WebCrypto in the same run.\n`);
+  const rows: string[][] = [];
+  for (const [name, pick] of [['RSA-2048 sign', 'rsa'], ['ECDSA P-256 sign', 'ec']] as const) {
+    const { rates, ratios } = await compare([native[pick], ...ops.map((o) => o[pick])], IN_FLIGHT);
+    rows.push([name, ...rates.map((r) => r.toFixed(0)), ...ratios.slice(1).map((r) => r.toFixed(2)), (rates[2]! / rates[1]!).toFixed(2)]);
+  }
+  table(['operation', 'native ops/s', ...clusters.map(([n]) => `${n} ops/s`), ...clusters.map(([n]) => `${n} ×`), '2 workers / 1 worker'], rows);
+
+  // Per-request cost of a TLS member, pipelined: a request that costs the member almost nothing
+  // (SHA-256 of 32 bytes), 64 in flight, one TLS member against one in-process member.
+  const tiny = new Uint8Array(32);
+  const one = [await start(1, 'in-process'), await start(1, 'tls')];
+  const oneSessions = await Promise.all(one.map((c) => c.login(CLUSTER_USER.username, CLUSTER_USER.password)));
+  const digest = oneSessions.map((s) => () => s.send({ op: 'digest', hash: 'sha256', data: tiny }));
+  const piped = await compare(digest, IN_FLIGHT);
+  const single = await compare(digest, 1);
+  const us = (rate: number) => 1e6 / rate;
+  console.log('\nPer-request cost of a TLS member (SHA-256 of 32 bytes, so nearly all of it is the trip):\n');
+  table(
+    ['in flight', 'in-process µs/request', 'TLS µs/request', 'TLS overhead µs'],
+    [
+      [String(IN_FLIGHT), us(piped.rates[0]!).toFixed(1), us(piped.rates[1]!).toFixed(1), (us(piped.rates[1]!) - us(piped.rates[0]!)).toFixed(1)],
+      ['1', us(single.rates[0]!).toFixed(1), us(single.rates[1]!).toFixed(1), (us(single.rates[1]!) - us(single.rates[0]!)).toFixed(1)],
+    ],
+  );
+  for (const s of [...sessions, ...oneSessions]) await s.logout();
+  for (const c of [...clusters.map(([, c]) => c), ...one]) await c.close();
+}
+
 async function main(): Promise<void> {
+  if (process.env.BENCH_ONLY === 'cluster') {
+    console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
+    await benchCluster();
+    return;
+  }
   const cluster = await startLocalCluster({
     adminPassword: 'bench-admin-pw',
     users: [{ username: 'bench', password: 'bench-password', role: 'crypto-user' }],
@@ -124,6 +214,7 @@ async function main(): Promise<void> {
   for (const row of rows) console.log(line(row));
   await s.logout();
   await cluster.close();
+  if (process.env.BENCH_ONLY !== 'door') await benchCluster();
 }
 
 await main();

@@ -14,7 +14,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createMember, ensureClusterCsr, serveMember, HsmError, MEMBER_FILES, type ProfileName } from '../hsm-core/index.js';
+import { createMember, ensureClusterCsr, serveMember, useThreadPool, HsmError, MEMBER_FILES, type ProfileName } from '../hsm-core/index.js';
 
 export interface ServeCommand {
   listen: string;
@@ -37,6 +37,8 @@ export async function hsmServe(options: ServeCommand): Promise<{ close(): Promis
     options.log(`  and your trust anchor's certificate as ${join(options.dataDir, MEMBER_FILES.ca)}, then start again.`);
     return null;
   }
+  // One process per member: it signs on its own thread (see hsm-core/mechanisms/pool.ts).
+  useThreadPool(false);
   const member = await createMember({
     profile: options.profile,
     memberIndex: options.memberIndex,

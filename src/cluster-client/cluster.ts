@@ -238,24 +238,14 @@ export class Cluster {
     }
     link.outstanding += 1;
     link.counters.requests += 1;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const timeout = new Promise<Response>((resolve) => {
-        timer = setTimeout(() => {
-          resolve({ ok: false, error: { code: 'MEMBER_UNAVAILABLE', message: `${link.description} did not answer in ${this.#options.requestTimeoutMs} ms` } });
-        }, this.#options.requestTimeoutMs);
-        timer.unref();
-      });
-      const response = await Promise.race([transport.send(request), timeout]);
-      if (!response.ok && response.error.code === 'MEMBER_UNAVAILABLE' && link.transport === transport) {
-        this.#markDown(link, response.error.message);
-      }
-      if (!response.ok && response.error.code === 'MEMBER_BUSY') link.counters.busy += 1;
-      return response;
-    } finally {
-      clearTimeout(timer);
-      link.outstanding -= 1;
+    // (Requests that are never answered are failed by the transport's watchdog, not a timer each.)
+    const response = await transport.send(request);
+    link.outstanding -= 1;
+    if (!response.ok) {
+      if (response.error.code === 'MEMBER_UNAVAILABLE' && link.transport === transport) this.#markDown(link, response.error.message);
+      else if (response.error.code === 'MEMBER_BUSY') link.counters.busy += 1;
     }
+    return response;
   }
 
   /** Sends to one given member, retrying MEMBER_BUSY with backoff as the retry mode says. */
@@ -344,6 +334,7 @@ export class Cluster {
   /** Connects (or starts) the member; when `repair`, compares it with a healthy member first. */
   async #bringUp(link: MemberLink, repair: boolean): Promise<void> {
     const transport = await link.start();
+    transport.watchdog?.(this.#options.requestTimeoutMs);
     link.description = transport.description;
     link.transport = transport;
     link.state = 'repairing';
@@ -527,6 +518,8 @@ export class Cluster {
 export interface SessionChannel {
   send(request: Record<string, unknown> & { op: string }): Promise<unknown>;
   sendToMember(index: number, request: Record<string, unknown> & { op: string }): Promise<unknown>;
+  /** The same read on every member that is up; one answer per member. */
+  everyMember(request: Record<string, unknown> & { op: string }): Promise<unknown[]>;
   logout(): Promise<void>;
   readonly username: string;
   readonly role: UserRole;
@@ -659,8 +652,8 @@ export class ClusterSessionChannel implements SessionChannel {
       return { loggedOut: true };
     }
     const handles = handlesOf(req);
-    const sticky = this.#stickyMember(handles);
-    if (!sticky) await this.#checkAvailability(handles);
+    const sticky = this.#sessionKeys.size ? this.#stickyMember(handles) : undefined;
+    if (!sticky && this.#coverage.size) await this.#checkAvailability(handles);
 
     if (CREATES_KEYS.has(op)) {
       const { response, link } = await this.#sendOne(req, sticky);
@@ -700,10 +693,25 @@ export class ClusterSessionChannel implements SessionChannel {
       return result;
     }
 
-    const { response } = await this.#sendOne(req, sticky);
+    const { response, link } = await this.#sendOne(req, sticky);
     const result = this.#result(response);
     if (op === 'deleteKey' && sticky) this.#sessionKeys.delete(req.handle as number);
+    if (op === 'findKeys' && req.startingToken === undefined) await this.#addSessionKeys(req, link, result as Results['findKeys']);
     return result;
+  }
+
+  /**
+   * A key search runs on one member, which knows the token keys and its own session keys; this
+   * session's session keys on other members are searched there and added to the first page.
+   */
+  async #addSessionKeys(req: Record<string, unknown>, searched: MemberLink, page: Results['findKeys']): Promise<void> {
+    const elsewhere = new Set([...this.#sessionKeys.values()].filter((i) => i !== searched.index));
+    for (const index of elsewhere) {
+      const link = this.#cluster.links[index]!;
+      if (link.state !== 'up') continue;
+      const r = await this.#cluster.sendTo(link, { ...req, maxItems: 10_000, session: await this.#tokenFor(link) });
+      if (r.ok) page.keys.push(...(r.result as Results['findKeys']).keys.filter((k) => k.sessionKey));
+    }
   }
 
   /** One request on one given member (per-member reads such as audit logs, and tests). */
@@ -713,6 +721,11 @@ export class ClusterSessionChannel implements SessionChannel {
     if (!link) throw new HsmError('BAD_REQUEST', `member: no member ${index} (the cluster has ${this.#cluster.size})`);
     if (link.state !== 'up') throw new HsmError('MEMBER_UNAVAILABLE', `${link.description} is ${link.state}`);
     return this.#result(await this.#cluster.sendTo(link, { ...req, session: await this.#tokenFor(link) }));
+  }
+
+  async everyMember(req: Record<string, unknown> & { op: string }): Promise<unknown[]> {
+    const up = this.#cluster.upMembers();
+    return Promise.all(up.map(async (l) => this.#result(await this.#cluster.sendTo(l, { ...req, session: await this.#tokenFor(l) }))));
   }
 
   /** The same request on every other up member; refusals other than `ignore` are errors. */

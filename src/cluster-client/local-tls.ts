@@ -137,6 +137,10 @@ export class ProcessMemberTransport implements Transport {
     this.#socket.onDown(listener);
   }
 
+  watchdog(ms: number): void {
+    this.#socket.watchdog(ms);
+  }
+
   /** SIGKILL: the member process dies at once, as in a crash. */
   kill(): void {
     this.#child.kill('SIGKILL');

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { HsmError, type Request, type Results, type UserRole } from '../hsm-core/index.js';
+import { HsmError, type KeyInfo, type Request, type RequestOf, type Results, type UserRole } from '../hsm-core/index.js';
 import { HsmCrypto } from '../subtle/crypto.js';
 import type { SessionChannel } from './cluster.js';
 
@@ -55,6 +55,25 @@ export class HsmSession {
   sendToMember<R extends SessionRequest>(member: number, request: R): Promise<Results[R['op']]> {
     if (!this.#open) return Promise.reject(new HsmError('NOT_LOGGED_IN', `the session of ${this.username} has logged out`));
     return this.#channel.sendToMember(member, request as SessionRequest & { op: string }) as Promise<Results[R['op']]>;
+  }
+
+  /**
+   * `findKeys` with CloudHSM's `cluster-coverage` for each key: `full` when every member that is
+   * up holds the same token key (compared by sync digest), `inconsistent` when some lack it or
+   * hold a different version, `session` for a session key (it lives on one member by design).
+   */
+  async listKeys(request: Omit<RequestOf<'findKeys'>, 'op' | 'session'> = {}): Promise<{ keys: (KeyInfo & { clusterCoverage: 'full' | 'inconsistent' | 'session' })[]; nextToken: string | null }> {
+    const page = await this.send({ op: 'findKeys', ...request });
+    const statuses = (await this.#channel.everyMember({ op: 'getSyncStatus' })) as Results['getSyncStatus'][];
+    const digests = statuses.map((s) => new Map(s.keys.map((k) => [k.handle, k.digest])));
+    return {
+      nextToken: page.nextToken,
+      keys: page.keys.map((k) => {
+        if (k.sessionKey) return { ...k, clusterCoverage: 'session' as const };
+        const seen = new Set(digests.map((d) => d.get(k.handle)));
+        return { ...k, clusterCoverage: seen.size === 1 && !seen.has(undefined) ? ('full' as const) : ('inconsistent' as const) };
+      }),
+    };
   }
 
   /**

@@ -25,6 +25,8 @@ export interface Transport {
   send(request: unknown): Promise<Response>;
   /** Called once, when the member goes away. */
   onDown(listener: (reason: string) => void): void;
+  /** Treats the member as gone if a request waits longer than `ms` for its answer. */
+  watchdog?(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -38,7 +40,20 @@ export abstract class PendingTransport implements Transport {
   #alive = true;
   #nextId = 1;
   readonly #pending = new Map<number, (r: Response) => void>();
+  /** When each request was sent: ids grow, so the oldest is first. */
+  readonly #sentAt = new Map<number, number>();
   readonly #listeners: ((reason: string) => void)[] = [];
+  #watchdog: NodeJS.Timeout | undefined;
+
+  /** Every so often, checks the oldest request: one waiting longer than `ms` means the member is gone. */
+  watchdog(ms: number): void {
+    clearInterval(this.#watchdog);
+    this.#watchdog = setInterval(() => {
+      const oldest = this.#sentAt.values().next();
+      if (!oldest.done && performance.now() - oldest.value > ms) this.down(`no answer in ${ms} ms`);
+    }, Math.max(10, Math.min(1000, ms / 4)));
+    this.#watchdog.unref();
+  }
 
   get alive(): boolean {
     return this.#alive;
@@ -50,11 +65,13 @@ export abstract class PendingTransport implements Transport {
     this.#nextId = this.#nextId >= 0xffff_fffe ? 1 : this.#nextId + 1;
     return new Promise<Response>((resolve) => {
       this.#pending.set(id, resolve);
+      if (this.#watchdog) this.#sentAt.set(id, performance.now());
       if (this.#pending.size === 1) this.hold(true);
       try {
         this.post(id, request);
       } catch (e) {
         this.#pending.delete(id);
+        this.#sentAt.delete(id);
         resolve({ ok: false, error: { code: 'BAD_REQUEST', message: `request: cannot be sent to a member (${e instanceof Error ? e.message : String(e)})` } });
       }
     });
@@ -82,6 +99,7 @@ export abstract class PendingTransport implements Transport {
     const resolve = this.#pending.get(id);
     if (!resolve) return;
     this.#pending.delete(id);
+    this.#sentAt.delete(id);
     if (this.#pending.size === 0) this.hold(false);
     resolve(response);
   }
@@ -92,6 +110,8 @@ export abstract class PendingTransport implements Transport {
     this.#alive = false;
     for (const resolve of this.#pending.values()) resolve(unavailable(this.description, reason));
     this.#pending.clear();
+    this.#sentAt.clear();
+    clearInterval(this.#watchdog);
     this.hold(false);
     for (const l of this.#listeners.splice(0)) l(reason);
   }

@@ -4,6 +4,25 @@
  */
 import { expect } from 'chai';
 import { HsmError, startLocalCluster, type HsmSession, type LocalCluster, type LocalTransport } from '../../src/index.js';
+import { createMember, type Member } from '../../src/hsm-core/index.js';
+import { Cluster, InProcessTransport } from '../../src/cluster-client/index.js';
+import { PendingTransport } from '../../src/cluster-client/transport.js';
+
+/** A member that can stop answering without going away, as a hung machine does. */
+class HangingTransport extends PendingTransport {
+  readonly description = 'hanging member';
+  hung = false;
+  constructor(readonly member: Member) {
+    super();
+  }
+  protected post(id: number, request: unknown): void {
+    if (!this.hung) void this.member.handle(request).then((r) => this.answer(id, r));
+  }
+  protected hold(): void {}
+  async close(): Promise<void> {
+    this.down('closed');
+  }
+}
 
 const ADMIN_PASSWORD = 'admin-password';
 const AVAILABILITY = /^Key 0x[0-9a-f]{16} does not meet the availability requirements - The key must be available on at least 2 HSMs before being used\.$/;
@@ -204,6 +223,18 @@ describe('cluster-client: key availability, busy members and retries', function 
     expect(ciphertext.length).to.be.greaterThan(data.length);
   });
 
+  it('key list reports cluster coverage: full, inconsistent, session', async () => {
+    cluster = await start('in-process', 3);
+    const app = await cluster.login('app', 'app-password');
+    const { handle: everywhere } = await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: 'everywhere' } });
+    const { handle: partial } = await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: 'partial' } });
+    const { handle: session } = await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: { label: 'session' } });
+    await app.sendToMember(1, { op: 'deleteKey', handle: partial }); // on one member only: not replicated
+    const { keys } = await app.listKeys();
+    const coverage = Object.fromEntries(keys.map((k) => [k.handle, k.clusterCoverage]));
+    expect(coverage).to.deep.equal({ [everywhere]: 'full', [partial]: 'inconsistent', [session]: 'session' });
+  });
+
   it('keyAvailabilityCheck: false lets a key on one member be used', async () => {
     cluster = await start('in-process', 2, { keyAvailabilityCheck: false });
     const app = await cluster.login('app', 'app-password');
@@ -238,6 +269,30 @@ describe('cluster-client: key availability, busy members and retries', function 
     const standard = await burst(app, pair.privateHandle);
     expect(standard.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).to.deep.equal([]);
     expect(cluster.status()[0]!.counters.retries).to.be.greaterThan(0);
+  });
+
+  it('a member that stops answering is marked down by the watchdog, and requests go to another', async () => {
+    const hanging = new HangingTransport(await createMember({ passwordCost: 10 }));
+    const other = new InProcessTransport(await createMember({ passwordCost: 10 }), 1);
+    let starts = 0;
+    const raw = await Cluster.open(
+      [
+        { description: 'hanging member', start: async () => (starts++ === 0 ? hanging : Promise.reject(new Error('still hung'))) },
+        { description: 'other member', start: async () => other },
+      ],
+      { requestTimeoutMs: 150 },
+    );
+    try {
+      hanging.hung = true;
+      const answers = await Promise.all(Array.from({ length: 10 }, () => raw.sendOnce({ op: 'getHsmInfo' })));
+      expect(answers.every((a) => a.ok)).to.equal(true);
+      const [first] = raw.status();
+      expect(first!.state).to.equal('down');
+      expect(first!.reason).to.match(/no answer in 150 ms|still hung/);
+      expect(first!.counters.failovers).to.be.at.least(1);
+    } finally {
+      await raw.close();
+    }
   });
 
   it('refuses a bad retry mode', async () => {

@@ -10,8 +10,11 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createMember, type MemberOptions } from '../member.js';
+import { useThreadPool } from '../mechanisms/pool.js';
 
 if (!parentPort) throw new Error('hsm-core/hosts/worker.js runs only as a worker thread');
+// This worker is the member's core: sign here rather than on the process's shared thread pool.
+useThreadPool(false);
 const port = parentPort;
 const member = await createMember(workerData as MemberOptions);
 port.on('message', (message: { id: number; request: unknown }) => {
