@@ -44,6 +44,14 @@ describe('samples and README examples', function () {
         expect(out).to.include('HMAC-SHA256 tag of 32 bytes, valid: true');
         expect(out).to.include('refused as expected: KEY_NOT_EXTRACTABLE');
       }
+      if (code.includes("transport: 'worker'")) {
+        expect(out).to.match(/requests per member: \d+, \d+, \d+/);
+        for (const n of /requests per member: (\d+), (\d+), (\d+)/.exec(out)!.slice(1)) expect(Number(n)).to.be.greaterThan(20);
+        expect(out).to.include('payments key coverage: full');
+        expect(out).to.match(/member 1 after the failure: up, repairs [1-9]/);
+        expect(out).to.include('discovered 2 members from one address');
+        expect(out).to.include('HMAC over TLS: 32 bytes');
+      }
       if (code.includes('session.crypto')) {
         expect(out).to.include('round trip: hello');
         expect(out).to.include('Node unwrapped an HMAC key');
