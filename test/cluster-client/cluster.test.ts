@@ -104,6 +104,16 @@ for (const transport of ['in-process', 'worker', 'tls'] as const) {
       const d = await digests(app, 3);
       expect(d[1]).to.equal(d[0]);
       expect(d[2]).to.equal(d[0]);
+
+      // The members' audit logs say how it travelled (CLOUDHSM.md §4.1).
+      const admin = await cluster.login('ops', 'ops-password');
+      const home = pair.privateHandle % 32;
+      for (let i = 0; i < 3; i++) {
+        const { records } = await admin.sendToMember(i, { op: 'getAuditLog', maxItems: 10_000 });
+        const opcodes = records.filter((r) => r.keyHandles.includes(pair.privateHandle)).map((r) => r.opcode);
+        expect(opcodes, `member ${i}`).to.include(i === home ? 'CN_EXTRACT_MASKED_OBJECT_USER' : 'CN_INSERT_MASKED_OBJECT_USER');
+      }
+      await admin.logout();
     });
 
     it('attribute changes, shares and deletions of token keys reach every member', async () => {
