@@ -16,7 +16,7 @@ import { webcrypto } from 'node:crypto';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type * as X509 from '@peculiar/x509';
-import { FrameReader, HsmError, encodeFrame, loadX509, type Response } from '../hsm-core/index.js';
+import { FrameReader, HsmError, encodeFrame, loadX509, pem, type Response } from '../hsm-core/index.js';
 import { Cluster, type ClusterOptions } from './cluster.js';
 import { HsmSession } from './session.js';
 import { PendingTransport } from './transport.js';
@@ -126,11 +126,6 @@ export class SocketTransport extends PendingTransport {
     this.down('the cluster was closed');
     this.#socket.destroy();
   }
-}
-
-function pem(label: string, der: ArrayBuffer): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n');
-  return `-----BEGIN ${label}-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END ${label}-----\n`;
 }
 
 const RSA = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) } as const;

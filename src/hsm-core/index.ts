@@ -8,7 +8,7 @@
 export { createMember, type Member, type MemberOptions } from './member.js';
 export { useThreadPool } from './mechanisms/pool.js';
 export { FrameReader, encodeFrame, MAX_FRAME_BYTES, type Frame } from './wire.js';
-export { serveMember, ensureClusterCsr, loadX509, MEMBER_FILES, type ServeOptions, type Served } from './hosts/tls.js';
+export { serveMember, ensureClusterCsr, loadX509, pem, MEMBER_FILES, type ServeOptions, type Served } from './hosts/tls.js';
 export { HsmError, HSM_ERROR_CODES, keyRef, type HsmErrorCode, type WireError } from './errors.js';
 export { verifyAuditChain, GENESIS_HASH, type AuditVerdict } from './audit.js';
 export { PROFILE_NAMES, type ProfileName } from './profiles.js';

@@ -38,7 +38,8 @@ export async function loadX509(): Promise<typeof X509> {
   return x509;
 }
 
-function pem(label: string, der: ArrayBuffer): string {
+/** DER as PEM text with the given label. */
+export function pem(label: string, der: ArrayBuffer): string {
   const b64 = Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n');
   return `-----BEGIN ${label}-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END ${label}-----\n`;
 }
