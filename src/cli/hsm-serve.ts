@@ -42,6 +42,8 @@ export async function hsmServe(options: ServeCommand): Promise<{ close(): Promis
   const member = await createMember({
     profile: options.profile,
     memberIndex: options.memberIndex,
+    // The member's keys, users and audit log live in the same folder (store/, storage-key).
+    dataDir: options.dataDir,
     ...(process.env.STRONGROOM_APPLIANCE_PASSWORD ? { appliancePassword: process.env.STRONGROOM_APPLIANCE_PASSWORD } : {}),
     ...(options.queueLimit !== undefined ? { queueLimit: options.queueLimit } : {}),
     ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),
@@ -53,7 +55,7 @@ export async function hsmServe(options: ServeCommand): Promise<{ close(): Promis
     port: served.port,
     close: async () => {
       await served.close();
-      member.close();
+      await member.close();
     },
   };
 }

@@ -38,10 +38,15 @@ export interface LocalClusterOptions extends Pick<ClusterOptions, 'retry' | 'key
    */
   transport?: LocalTransport;
   /**
-   * For `tls`: the cluster's folder (trust anchor, client certificate, one folder per member),
-   * reused if it exists. Default: a temporary folder, removed by `close()`.
+   * The cluster's folder: one durable data folder per member (`member-N/`), and for `tls` the
+   * trust anchor and client certificate. Reused if it exists: the members come back with their
+   * users and token keys, and activation and existing users are skipped. Without it, in-process
+   * and worker members live in memory only, and `tls` uses a temporary folder removed by
+   * `close()`.
    */
   dataDir?: string;
+  /** Protects each member's storage key (see MemberOptions.passphrase). */
+  passphrase?: string;
   /** The first admin's password, set when the cluster is activated (8–32 characters). */
   adminPassword: string;
   /** Users created when the cluster is first activated. */
@@ -116,9 +121,9 @@ export class LocalCluster {
     let removeOnClose: string | null = null;
     let credentials: TlsCredentials | null = null;
     const ports: number[] = Array.from({ length: members }, () => 0);
+    if (options.dataDir !== undefined) dataDir = options.dataDir;
     if (transport === 'tls') {
-      dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'strongroom-cluster-'));
-      if (options.dataDir === undefined) removeOnClose = dataDir;
+      dataDir ??= removeOnClose = mkdtempSync(join(tmpdir(), 'strongroom-cluster-'));
       credentials = await prepareTlsCluster(dataDir, members);
     }
     const starters = Array.from({ length: members }, (_, index) => {
@@ -128,6 +133,8 @@ export class LocalCluster {
         appliancePassword,
         ...(options.queueLimit !== undefined ? { queueLimit: options.queueLimit } : {}),
         ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),
+        ...(dataDir !== null ? { dataDir: join(dataDir, `member-${index}`) } : {}),
+        ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}),
       };
       return {
         description: `${transport} member ${index}`,
@@ -143,6 +150,7 @@ export class LocalCluster {
                 port: ports[index]!,
                 profile,
                 appliancePassword,
+                ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}),
                 ...(options.queueLimit !== undefined ? { queueLimit: options.queueLimit } : {}),
                 ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),
               },
@@ -151,6 +159,8 @@ export class LocalCluster {
             ports[index] = p.port;
             t = p;
           } else {
+            // A member restarting on the same data folder waits until the one before has let go of it.
+            await (live[index] as { closed?: Promise<void> } | undefined)?.closed;
             t = transport === 'worker' ? await WorkerTransport.start(memberOptions, index) : await InProcessTransport.start(memberOptions, index);
           }
           live[index] = t;
@@ -168,8 +178,12 @@ export class LocalCluster {
     const local = new LocalCluster(cluster, profile, transport, live, held, tls, removeOnClose);
     try {
       const first = cluster.links[0]!;
-      const activated = await cluster.sendTo(first, { op: 'activateCluster', password: options.adminPassword });
-      if (!activated.ok) throw HsmError.fromWire(activated.error);
+      const info = await cluster.sendTo(first, { op: 'getHsmInfo' });
+      const existing = info.ok && (info.result as HsmInfo).clusterId !== null;
+      if (!existing) {
+        const activated = await cluster.sendTo(first, { op: 'activateCluster', password: options.adminPassword });
+        if (!activated.ok) throw HsmError.fromWire(activated.error);
+      }
       if (tls) {
         // Discovery: every member can tell a client where the others are (clones carry it).
         const login = await cluster.sendTo(first, { op: 'login', username: 'app_user', password: appliancePassword });
@@ -180,10 +194,12 @@ export class LocalCluster {
         if (!set.ok) throw HsmError.fromWire(set.error);
       }
       for (let i = 1; i < members; i++) await cluster.resync(i);
-      if (options.users?.length) {
+      const present = new Set((await cluster.listUsers()).map((u) => u.username));
+      const missing = (options.users ?? []).filter((u) => !present.has(u.username.toLowerCase()));
+      if (missing.length) {
         const admin = await local.login('admin', options.adminPassword);
         try {
-          for (const user of options.users) {
+          for (const user of missing) {
             await admin.send({ op: 'createUser', username: user.username, password: user.password, role: user.role });
           }
         } finally {

@@ -53,6 +53,7 @@ export interface MemberProcessOptions {
   port: number;
   profile: ProfileName;
   appliancePassword: string;
+  passphrase?: string;
   queueLimit?: number;
   passwordCost?: number;
 }
@@ -83,7 +84,11 @@ export class ProcessMemberTransport implements Transport {
       ...(options.passwordCost !== undefined ? ['--password-cost', String(options.passwordCost)] : []),
     ];
     const child = spawn(process.execPath, args, {
-      env: { ...process.env, STRONGROOM_APPLIANCE_PASSWORD: options.appliancePassword },
+      env: {
+        ...process.env,
+        STRONGROOM_APPLIANCE_PASSWORD: options.appliancePassword,
+        ...(options.passphrase !== undefined ? { STRONGROOM_MASTER_PASSPHRASE: options.passphrase } : {}),
+      },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const port = await new Promise<number>((resolve, reject) => {

@@ -148,16 +148,24 @@ export class InProcessTransport implements Transport {
     this.#listeners.push(listener);
   }
 
+  #closing: Promise<void> | undefined;
+
+  /** Resolves once the member has closed (its data folder, if any, released). */
+  get closed(): Promise<void> {
+    return this.#closing ?? Promise.resolve();
+  }
+
   /** Stops the member as if it had failed (chaos tests). */
   kill(): void {
-    this.#member.close();
+    this.#closing ??= this.#member.close();
     this.#alive = false;
     for (const l of this.#listeners.splice(0)) l('the member was stopped');
   }
 
   async close(): Promise<void> {
     this.#alive = false;
-    this.#member.close();
+    this.#closing ??= this.#member.close();
+    await this.#closing;
   }
 }
 

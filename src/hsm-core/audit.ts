@@ -40,8 +40,14 @@ export class AuditLog {
   readonly #records: AuditRecord[] = [];
   readonly #rebootCounter: number;
 
-  constructor(rebootCounter = 0) {
+  constructor(rebootCounter = 0, records: readonly AuditRecord[] = []) {
     this.#rebootCounter = rebootCounter;
+    for (const r of records) this.#records.push(Object.freeze({ ...r, keyHandles: [...r.keyHandles] }) as AuditRecord);
+  }
+
+  /** How many times the member had started before this run (0 for the first run). */
+  get rebootCounter(): number {
+    return this.#rebootCounter;
   }
 
   append(event: AuditEvent): AuditRecord {

@@ -41,6 +41,15 @@ export class KeyStore {
     this.#memberIndex = memberIndex;
   }
 
+  /** The handle counter (persisted, so that no handle is handed out twice across restarts). */
+  get counter(): number {
+    return this.#counter;
+  }
+
+  set counter(value: number) {
+    this.#counter = Math.max(this.#counter, value);
+  }
+
   nextHandle(): number {
     this.#counter += 1;
     return this.#counter * MAX_MEMBERS + this.#memberIndex;

@@ -13,7 +13,7 @@ import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hkdfSync
 import type { KeyAttributes, KeyClass, KeyType } from './attributes.js';
 import { HsmError } from './errors.js';
 import type { KeyRecord } from './key-store.js';
-import { defaultFormat, serialiseKey } from './mechanisms/keys.js';
+import { defaultFormat, parseKey, serialiseKey } from './mechanisms/keys.js';
 import type { UserRecord } from './users.js';
 
 const MAGIC = Buffer.from('SRMO1');
@@ -42,6 +42,20 @@ function canonicalJson(value: unknown): string {
 
 /** A user as it travels between members: the password only as its hash. */
 export type MaskedUser = Pick<UserRecord, 'username' | 'role' | 'password'>;
+
+/** A token key record from its content (material parsed once, here). */
+export function keyFromContent(content: MaskedContent, shared: (username: string) => boolean = () => true): KeyRecord {
+  return {
+    handle: content.handle,
+    cls: content.cls,
+    type: content.type,
+    owner: content.owner,
+    shared: new Set(content.shared.filter(shared)),
+    session: null,
+    attrs: { ...content.attrs, token: true },
+    material: parseKey(content.cls, content.type, defaultFormat(content.cls), Buffer.from(content.material, 'base64')),
+  };
+}
 
 export function contentOf(key: KeyRecord): MaskedContent {
   const bytes = serialiseKey(key.material, defaultFormat(key.cls)) as Uint8Array;

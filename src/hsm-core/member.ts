@@ -20,6 +20,9 @@ import { HsmError, type WireError } from './errors.js';
 import { PROFILE_NAMES, getProfile, type ProfileName } from './profiles.js';
 import { requestSchemas, type Op, type RequestOf, type Response, type Results, type UserRole } from './protocol.js';
 import { MemberState, type Handler } from './state.js';
+import { AuditLog } from './audit.js';
+import { Masking } from './masking.js';
+import { MemberStore, type CommitScope, type LoadedState } from './store.js';
 import { APPLIANCE_USERNAME, PRECO_INITIAL_PASSWORD, PRECO_USERNAME, hashPassword, normaliseUsername } from './users.js';
 import * as userOps from './ops/user-ops.js';
 import * as keyOps from './ops/key-ops.js';
@@ -42,6 +45,17 @@ export interface MemberOptions {
   /** log2 of scrypt's N for password hashes, 10–20. Default 15 (32 MiB per hash); below 15 only for tests. */
   passwordCost?: number;
   /**
+   * A folder that makes the member durable (see store.ts): its token keys, users, cluster
+   * settings and audit log survive restarts, and a change is on disk before it is acknowledged.
+   * Without it the member lives in memory only.
+   */
+  dataDir?: string;
+  /**
+   * Protects the storage key of `dataDir` (default: `STRONGROOM_MASTER_PASSPHRASE` from the
+   * environment, if set). Without one, the storage key is kept in a file only its owner can read.
+   */
+  passphrase?: string;
+  /**
    * How many requests the member works on at once. One more is answered MEMBER_BUSY at once
    * (CloudHSM's 0xBB), and clients retry with backoff. Default 1024.
    */
@@ -52,8 +66,11 @@ export interface MemberOptions {
 export interface Member {
   /** Answers one request. Never throws: a refusal is `{ ok: false, error }`. */
   handle(request: unknown): Promise<Response>;
-  /** Ends every session and forgets every key. Later requests answer MEMBER_CLOSED. */
-  close(): void;
+  /**
+   * Ends every session and forgets every key (a durable member keeps its token keys on disk).
+   * Later requests answer MEMBER_CLOSED. Resolves once the data folder is closed.
+   */
+  close(): Promise<void>;
 }
 
 interface AuditSpec<O extends Op> {
@@ -182,7 +199,63 @@ function toWire(e: unknown): WireError {
   return { code: wire.code, message: wire.message.replace(/\s*\n\s*/g, ' ') };
 }
 
-/** Creates a fresh, never-activated member: the unactivated admin `admin` (password `password`) and `app_user`. */
+const SYSTEM = { sessionHandle: null, user: null, userType: null, targetUser: null, keyHandles: [], response: 'SUCCESS' } as const;
+
+/** A never-activated member: the unactivated admin `admin` (password `password`) and `app_user`. */
+async function initialise(options: MemberOptions, profileName: ProfileName, cost: number): Promise<MemberState> {
+  const m = new MemberState(
+    getProfile(profileName),
+    options.memberIndex ?? 0,
+    options.serialNumber ?? `SR-${randomBytes(6).toString('hex').toUpperCase()}`,
+    cost,
+  );
+  m.audit.append({ ...SYSTEM, keyHandles: [], opcode: 'CN_INIT_TOKEN' });
+  m.users.set(PRECO_USERNAME, {
+    username: PRECO_USERNAME,
+    role: 'unactivated-admin',
+    password: await hashPassword(PRECO_INITIAL_PASSWORD, cost),
+    failedLogins: 0,
+  });
+  m.audit.append({ ...SYSTEM, keyHandles: [], opcode: 'CN_GEN_PSWD_ENC_KEY' });
+  m.users.set(APPLIANCE_USERNAME, {
+    username: APPLIANCE_USERNAME,
+    role: 'appliance',
+    password: await hashPassword(options.appliancePassword ?? randomBytes(32).toString('base64'), cost),
+    failedLogins: 0,
+  });
+  m.audit.append({ ...SYSTEM, keyHandles: [], opcode: 'CN_CREATE_APPLIANCE_USER', targetUser: APPLIANCE_USERNAME, userType: 'appliance' });
+  m.audit.append({ ...SYSTEM, keyHandles: [], opcode: 'CN_INIT_DONE' });
+  return m;
+}
+
+/** A member as its data folder left it; one more start on its reboot counter. */
+async function restore(loaded: LoadedState, options: MemberOptions, profileName: ProfileName, cost: number): Promise<MemberState> {
+  const { meta } = loaded;
+  const where = `data folder ${options.dataDir}`;
+  if (options.memberIndex !== undefined && options.memberIndex !== meta.memberIndex) {
+    throw new HsmError('BAD_REQUEST', `${where} holds member ${meta.memberIndex}, not member ${options.memberIndex}; nothing was changed`);
+  }
+  if (options.profile !== undefined && meta.profile !== profileName) {
+    throw new HsmError('BAD_REQUEST', `${where} holds a ${meta.profile} member, not ${profileName}; nothing was changed`);
+  }
+  const m = new MemberState(getProfile(meta.profile as ProfileName), meta.memberIndex, meta.serialNumber, cost);
+  m.lifecycle = meta.lifecycle;
+  m.clusterId = meta.clusterId;
+  m.addresses = [...meta.addresses];
+  for (const u of loaded.users) m.users.set(u.username, { ...u });
+  for (const k of loaded.keys) m.keys.add(k);
+  m.keys.counter = meta.keyCounter;
+  if (loaded.masking) m.masking = new Masking(loaded.masking);
+  m.audit = new AuditLog(meta.rebootCounter + 1, loaded.audit);
+  const appliance = m.users.get(APPLIANCE_USERNAME);
+  if (appliance && options.appliancePassword !== undefined) appliance.password = await hashPassword(options.appliancePassword, cost);
+  return m;
+}
+
+/**
+ * Creates a member: a new, never-activated one, or, with a `dataDir` that holds one, the member
+ * as it was when it stopped.
+ */
 export async function createMember(options: MemberOptions = {}): Promise<Member> {
   const profileName = options.profile ?? 'cloudhsm';
   if (!PROFILE_NAMES.includes(profileName)) {
@@ -190,30 +263,16 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
   }
   const cost = options.passwordCost ?? 15;
   if (!Number.isInteger(cost) || cost < 10 || cost > 20) throw new HsmError('BAD_REQUEST', `passwordCost: 10–20, got ${cost}`);
-  const m = new MemberState(
-    getProfile(profileName),
-    options.memberIndex ?? 0,
-    options.serialNumber ?? `SR-${randomBytes(6).toString('hex').toUpperCase()}`,
-    cost,
-  );
-  const system = { sessionHandle: null, user: null, userType: null, targetUser: null, keyHandles: [], response: 'SUCCESS' };
-  m.audit.append({ ...system, opcode: 'CN_INIT_TOKEN' });
-  m.users.set(PRECO_USERNAME, {
-    username: PRECO_USERNAME,
-    role: 'unactivated-admin',
-    password: await hashPassword(PRECO_INITIAL_PASSWORD, cost),
-    failedLogins: 0,
-  });
-  m.audit.append({ ...system, opcode: 'CN_GEN_PSWD_ENC_KEY' });
-  m.users.set(APPLIANCE_USERNAME, {
-    username: APPLIANCE_USERNAME,
-    role: 'appliance',
-    password: await hashPassword(options.appliancePassword ?? randomBytes(32).toString('base64'), cost),
-    failedLogins: 0,
-  });
-  m.audit.append({ ...system, opcode: 'CN_CREATE_APPLIANCE_USER', targetUser: APPLIANCE_USERNAME, userType: 'appliance' });
-  m.audit.append({ ...system, opcode: 'CN_INIT_DONE' });
-
+  const store = options.dataDir !== undefined ? MemberStore.open(options.dataDir, options.passphrase ?? process.env.STRONGROOM_MASTER_PASSPHRASE) : null;
+  let m: MemberState;
+  try {
+    const loaded = store?.load() ?? null;
+    m = loaded ? await restore(loaded, options, profileName, cost) : await initialise(options, profileName, cost);
+    if (store) await store.commit(m, { keys: 'all', masking: true });
+  } catch (e) {
+    await store?.close();
+    throw e;
+  }
   let closed = false;
   const queueLimit = options.queueLimit ?? 1024;
   if (!Number.isInteger(queueLimit) || queueLimit < 1) throw new HsmError('BAD_REQUEST', `queueLimit: a positive integer, got ${queueLimit}`);
@@ -275,11 +334,30 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
       result = await spec.run(m, caller, req);
     } catch (e) {
       record(e instanceof HsmError ? e.code : 'INTERNAL_ERROR', undefined, caller);
+      // A refusal changes nothing but the audit log (and a failed login's count): keep those too.
+      await persist(op, req, undefined).catch(() => undefined);
       throw e;
     }
     const session = op === 'login' ? (m.sessions.get((result as Results['login']).session) ?? null) : caller;
     record('SUCCESS', result, session);
+    try {
+      await persist(op, req, result);
+    } catch (e) {
+      throw new HsmError('INTERNAL_ERROR', `the change was made in memory but could not be written to the data folder (${e instanceof Error ? e.message : String(e)}); treat it as not done`);
+    }
     return result;
+  }
+
+  /** Makes what an audited operation changed durable before it is acknowledged. */
+  async function persist<O extends Op>(op: O, req: RequestOf<O>, result: Results[O] | undefined): Promise<void> {
+    if (!store) return;
+    const spec = OPERATIONS[op] as OpSpec<O>;
+    const scope: CommitScope = {
+      // deleteUser drops the user from every key's shares; a clone replaces every key.
+      keys: op === 'deleteUser' || op === 'installClone' ? 'all' : (spec.audit?.keys?.(req, result) ?? []).filter((h): h is number => h !== undefined),
+      masking: op === 'activateCluster' || op === 'installClone',
+    };
+    await store.commit(m, scope);
   }
 
   return {
@@ -308,10 +386,12 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
         inFlight -= 1;
       }
     },
-    close() {
+    async close() {
+      if (closed) return;
       closed = true;
       m.sessions.clear();
       m.keys.clear();
+      await store?.close();
     },
   };
 }

@@ -31,7 +31,7 @@ export class MemberState {
   readonly users = new Map<string, UserRecord>();
   readonly sessions = new SessionTable();
   readonly keys: KeyStore;
-  readonly audit = new AuditLog();
+  audit = new AuditLog();
   masking = new Masking();
 
   constructor(

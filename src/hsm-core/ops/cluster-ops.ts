@@ -19,9 +19,7 @@
 import { createCipheriv, createDecipheriv, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import type { Caller } from '../access.js';
 import { HsmError } from '../errors.js';
-import { Masking, contentOf, type MaskedContent, type MaskedUser } from '../masking.js';
-import { defaultFormat, parseKey } from '../mechanisms/keys.js';
-import type { KeyRecord } from '../key-store.js';
+import { Masking, contentOf, keyFromContent, type MaskedContent, type MaskedUser } from '../masking.js';
 import { signedIn, type Handler, type MemberState } from '../state.js';
 import { APPLIANCE_USERNAME, normaliseUsername } from '../users.js';
 
@@ -147,16 +145,8 @@ export const installClone: Handler<'installClone'> = (m, caller, req) => {
     throw new HsmError('CLONE_INVALID', `clone: it comes from cluster ${content.clusterId}; this member belongs to ${m.clusterId}`);
   }
   // Everything is parsed before anything changes.
-  const keys: KeyRecord[] = content.keys.map((k) => ({
-    handle: k.handle,
-    cls: k.cls,
-    type: k.type,
-    owner: k.owner,
-    shared: new Set(k.shared),
-    session: null,
-    attrs: { ...k.attrs, token: true },
-    material: parseKey(k.cls, k.type, defaultFormat(k.cls), Buffer.from(k.material, 'base64')),
-  }));
+  const keys = content.keys.map((k) => keyFromContent(k));
+
   const appliance = m.users.get(APPLIANCE_USERNAME);
   m.sessions.clear();
   m.keys.clear();

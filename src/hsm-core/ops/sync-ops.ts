@@ -6,9 +6,8 @@
  */
 import { visibleKey } from '../access.js';
 import { HsmError, keyRef } from '../errors.js';
-import { defaultFormat, parseKey } from '../mechanisms/keys.js';
 import { checkKeyQuota, signedIn, type Handler } from '../state.js';
-import type { KeyRecord } from '../key-store.js';
+import { keyFromContent } from '../masking.js';
 
 export const extractMaskedObject: Handler<'extractMaskedObject'> = (m, caller, req) => {
   const key = visibleKey(m.keys, signedIn(caller), req.handle);
@@ -24,17 +23,7 @@ export const insertMaskedObject: Handler<'insertMaskedObject'> = (m, _caller, re
   if (!owner || owner.role !== 'crypto-user') {
     throw new HsmError('MASKED_OBJECT_INVALID', `maskedObject: its owner ${content.owner} is not a crypto user on this member; synchronise users first`);
   }
-  const material = parseKey(content.cls, content.type, defaultFormat(content.cls), Buffer.from(content.material, 'base64'));
-  const key: KeyRecord = {
-    handle: content.handle,
-    cls: content.cls,
-    type: content.type,
-    owner: content.owner,
-    shared: new Set(content.shared.filter((u) => m.users.get(u)?.role === 'crypto-user')),
-    session: null,
-    attrs: { ...content.attrs, token: true },
-    material,
-  };
+  const key = keyFromContent(content, (u) => m.users.get(u)?.role === 'crypto-user');
   const existing = m.keys.get(content.handle);
   if (existing) {
     if (existing.session === null && m.masking.digest(existing) === m.masking.digest(key)) return { handle: existing.handle };

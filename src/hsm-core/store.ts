@@ -1,0 +1,280 @@
+/**
+ * A durable member: its token keys, users, attributes, shares, cluster settings and audit log in
+ * an LMDB environment (the `lmdb` package: memory-mapped, ACID, crash-safe) in its data folder.
+ *
+ * What is stored, under which record key:
+ * - `meta`: format version, member number, serial, profile, lifecycle, cluster id, addresses,
+ *   the key-handle counter and the reboot counter;
+ * - `user/<name>`: a user (name, role, password hash, failed logins);
+ * - `key/<handle>`: a token key — owner, shares, attributes and material — encrypted;
+ * - `masking`: the cluster's masking key, encrypted;
+ * - `audit/<sequence>`: the audit records, hash-chained as in memory.
+ *
+ * Encryption at rest: each `key/…` and the `masking` record is AES-256-GCM under the member's
+ * storage key, with the record key (its identity) as associated data, so a record copied under
+ * another name does not open. The storage key is 32 random bytes kept in `storage-key` (mode
+ * 0600), or, when a passphrase is configured, wrapped (AES-256-GCM) under a key derived from the
+ * passphrase with scrypt in `storage-key.json`.
+ *
+ * That protects key material in a copy of the data folder taken without the passphrase (a
+ * backup tape, a stolen disk image, another user on the machine when the passphrase is used),
+ * and it detects records altered or moved. It does not protect against anyone who can read the
+ * member's memory or, without a passphrase, the `storage-key` file as the owner; and users'
+ * password hashes, attributes and the audit log are stored in the clear (they are not secret).
+ *
+ * Durability: a change is committed and flushed to disk before the member answers the request
+ * that made it.
+ *
+ * @module
+ */
+import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { open, type RootDatabase } from 'lmdb';
+import type { AuditRecord } from './protocol.js';
+import { HsmError } from './errors.js';
+import type { KeyRecord } from './key-store.js';
+import { contentOf, keyFromContent, type MaskedContent } from './masking.js';
+import type { MemberState } from './state.js';
+import type { UserRecord } from './users.js';
+
+/** The format this version reads and writes. A folder with a larger number is refused. */
+export const STORE_FORMAT = 1;
+
+export interface StoredMeta {
+  format: number;
+  memberIndex: number;
+  serialNumber: string;
+  profile: string;
+  lifecycle: 'initialized' | 'active';
+  clusterId: string | null;
+  addresses: string[];
+  keyCounter: number;
+  rebootCounter: number;
+}
+
+/** What a commit must write besides meta, users and new audit records. */
+export interface CommitScope {
+  /** Token keys to write or remove: these handles, or every key. */
+  keys: readonly number[] | 'all';
+  masking: boolean;
+}
+
+const KEY_AAD = 'strongroom:storage-key:v1';
+
+function refuse(dir: string, why: string): never {
+  throw new HsmError('BAD_REQUEST', `data folder ${dir}: ${why}; nothing was changed`);
+}
+
+function seal(key: Buffer, aad: string, plain: Buffer): Buffer {
+  const iv = randomBytes(12);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(aad));
+  return Buffer.concat([iv, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+}
+
+function unseal(key: Buffer, aad: string, blob: Buffer): Buffer | null {
+  if (blob.length < 28) return null;
+  const decipher = createDecipheriv('aes-256-gcm', key, blob.subarray(0, 12));
+  decipher.setAAD(Buffer.from(aad));
+  decipher.setAuthTag(blob.subarray(blob.length - 16));
+  try {
+    return Buffer.concat([decipher.update(blob.subarray(12, blob.length - 16)), decipher.final()]);
+  } catch {
+    return null;
+  }
+}
+
+/** Loads or makes the storage key. */
+function storageKey(dir: string, passphrase: string | undefined, fresh: boolean): Buffer {
+  const rawFile = join(dir, 'storage-key');
+  const wrappedFile = join(dir, 'storage-key.json');
+  if (existsSync(rawFile) || existsSync(wrappedFile)) {
+    if (passphrase === undefined && existsSync(wrappedFile)) refuse(dir, 'its storage key is protected by a passphrase; set STRONGROOM_MASTER_PASSPHRASE (or the passphrase option)');
+    if (passphrase !== undefined && existsSync(rawFile)) refuse(dir, 'its storage key is not protected by a passphrase, but one was given; start without it');
+    if (passphrase === undefined) {
+      const mode = statSync(rawFile).mode & 0o777;
+      if (mode & 0o077) refuse(dir, `storage-key is readable by others (mode ${mode.toString(8)}); chmod 600 it`);
+      const key = readFileSync(rawFile);
+      if (key.length !== 32) refuse(dir, 'storage-key is not a 32-byte key');
+      return key;
+    }
+    let file: { format?: number; kdf?: { log2N: number; r: number; p: number; salt: string }; wrapped?: string };
+    try {
+      file = JSON.parse(readFileSync(wrappedFile, 'utf8')) as typeof file;
+    } catch {
+      return refuse(dir, 'storage-key.json is not valid JSON');
+    }
+    if (!file.kdf || typeof file.wrapped !== 'string') refuse(dir, 'storage-key.json lacks its kdf or wrapped key');
+    const { log2N, r, p, salt } = file.kdf!;
+    const kek = scryptSync(passphrase, Buffer.from(salt, 'base64'), 32, { N: 2 ** log2N, r, p, maxmem: 256 * 2 ** log2N * r });
+    const key = unseal(kek, KEY_AAD, Buffer.from(file.wrapped!, 'base64'));
+    kek.fill(0);
+    if (!key) refuse(dir, 'wrong passphrase (the storage key does not open with it)');
+    return key!;
+  }
+  if (!fresh) refuse(dir, 'the store exists but its storage key file is missing');
+  const key = randomBytes(32);
+  if (passphrase === undefined) {
+    writeFileSync(rawFile, key, { mode: 0o600 });
+    chmodSync(rawFile, 0o600);
+  } else {
+    if (passphrase.length < 8) throw new HsmError('BAD_REQUEST', 'passphrase: at least 8 characters');
+    const kdf = { log2N: 15, r: 8, p: 1, salt: randomBytes(16).toString('base64') };
+    const kek = scryptSync(passphrase, Buffer.from(kdf.salt, 'base64'), 32, { N: 2 ** kdf.log2N, r: kdf.r, p: kdf.p, maxmem: 256 * 2 ** kdf.log2N * kdf.r });
+    writeFileSync(wrappedFile, JSON.stringify({ format: 1, kdf, wrapped: seal(kek, KEY_AAD, key).toString('base64') }, null, 2) + '\n', { mode: 0o600 });
+    kek.fill(0);
+  }
+  return key;
+}
+
+export interface LoadedState {
+  meta: StoredMeta;
+  users: UserRecord[];
+  keys: KeyRecord[];
+  masking: Buffer | null;
+  audit: AuditRecord[];
+}
+
+export class MemberStore {
+  readonly dir: string;
+  readonly #db: RootDatabase;
+  readonly #key: Buffer;
+  readonly #users = new Set<string>();
+  readonly #keys = new Set<number>();
+  #auditWritten = 0;
+  #closed = false;
+
+  private constructor(dir: string, db: RootDatabase, key: Buffer) {
+    this.dir = dir;
+    this.#db = db;
+    this.#key = key;
+  }
+
+  /** Opens (or creates) the store in `dir`. */
+  static open(dir: string, passphrase?: string): MemberStore {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const path = join(dir, 'store');
+    const fresh = !existsSync(path);
+    let db: RootDatabase;
+    try {
+      db = open({ path, compression: false });
+    } catch (e) {
+      return refuse(dir, `its store does not open (${e instanceof Error ? e.message : String(e)})`);
+    }
+    try {
+      const meta = db.get('meta') as StoredMeta | undefined;
+      if (meta && meta.format > STORE_FORMAT) refuse(dir, `it was written by a newer Strongroom (store format ${meta.format}; this one reads ${STORE_FORMAT})`);
+      const key = storageKey(dir, passphrase, fresh || meta === undefined);
+      return new MemberStore(dir, db, key);
+    } catch (e) {
+      void db.close();
+      throw e;
+    }
+  }
+
+  /** The stored state, or null for a new store. Refuses a record that does not decrypt. */
+  load(): LoadedState | null {
+    const meta = this.#db.get('meta') as StoredMeta | undefined;
+    if (!meta) return null;
+    const users: UserRecord[] = [];
+    const keys: KeyRecord[] = [];
+    const audit: AuditRecord[] = [];
+    let masking: Buffer | null = null;
+    for (const { value } of this.#db.getRange({ start: 'audit/', end: 'audit0' })) audit.push(value as AuditRecord);
+    for (const { key, value } of this.#db.getRange({ start: 'key/', end: 'key0' })) {
+      const plain = unseal(this.#key, String(key), Buffer.from(value as Uint8Array));
+      if (!plain) refuse(this.dir, `record ${String(key)} is corrupted (it does not authenticate under the storage key)`);
+      try {
+        keys.push(keyFromContent(JSON.parse(plain!.toString('utf8')) as MaskedContent));
+      } catch (e) {
+        refuse(this.dir, `record ${String(key)} holds a key that does not parse (${e instanceof Error ? e.message : String(e)})`);
+      } finally {
+        plain!.fill(0);
+      }
+      this.#keys.add(Number(String(key).slice(4)));
+    }
+    for (const { key, value } of this.#db.getRange({ start: 'user/', end: 'user0' })) {
+      users.push(value as UserRecord);
+      this.#users.add(String(key).slice(5));
+    }
+    const sealed = this.#db.get('masking') as Uint8Array | undefined;
+    if (sealed) {
+      masking = unseal(this.#key, 'masking', Buffer.from(sealed));
+      if (!masking) refuse(this.dir, 'record masking is corrupted (it does not authenticate under the storage key)');
+    }
+    audit.sort((a, b) => a.sequence - b.sequence);
+    if (audit.some((r, i) => r.sequence !== i)) refuse(this.dir, 'the audit log has a gap');
+    this.#auditWritten = audit.length;
+    return { meta, users, keys, masking, audit };
+  }
+
+  /** Writes what `scope` names plus meta, users and new audit records, in one transaction, and waits until it is on disk. */
+  async commit(m: MemberState, scope: CommitScope): Promise<void> {
+    if (this.#closed) throw new HsmError('MEMBER_CLOSED', 'this member has been closed');
+    const db = this.#db;
+    const key = this.#key;
+    const knownUsers = this.#users;
+    const knownKeys = this.#keys;
+    const written = this.#auditWritten;
+    const records = m.audit.read(written, Number.MAX_SAFE_INTEGER);
+    const meta: StoredMeta = {
+      format: STORE_FORMAT,
+      memberIndex: m.memberIndex,
+      serialNumber: m.serialNumber,
+      profile: m.profile.name,
+      lifecycle: m.lifecycle,
+      clusterId: m.clusterId,
+      addresses: m.addresses,
+      keyCounter: m.keys.counter,
+      rebootCounter: m.audit.rebootCounter,
+    };
+    // Everything is computed and encrypted here, synchronously, so the transaction writes one
+    // consistent picture of the member.
+    const puts: [string, unknown][] = [['meta', meta]];
+    const removes: string[] = [];
+    for (const u of m.users.values()) puts.push([`user/${u.username}`, { ...u }]);
+    const users = new Set(m.users.keys());
+    for (const name of knownUsers) if (!users.has(name)) removes.push(`user/${name}`);
+    const handles = scope.keys === 'all' ? new Set([...knownKeys, ...[...m.keys.values()].map((k) => k.handle)]) : new Set(scope.keys);
+    const keyPuts = new Set<number>();
+    for (const h of handles) {
+      const record = m.keys.get(h);
+      const name = `key/${h}`;
+      if (record && record.session === null) {
+        const plain = Buffer.from(JSON.stringify(contentOf(record)));
+        puts.push([name, seal(key, name, plain)]);
+        plain.fill(0);
+        keyPuts.add(h);
+      } else if (knownKeys.has(h)) {
+        removes.push(name);
+      }
+    }
+    if (scope.masking) {
+      const secret = m.masking.exportSecret();
+      puts.push(['masking', seal(key, 'masking', secret)]);
+      secret.fill(0);
+    }
+    for (const r of records) puts.push([`audit/${String(r.sequence).padStart(12, '0')}`, r]);
+    // Transactions commit in the order they are queued, so what is known can move on now.
+    for (const h of handles) {
+      if (keyPuts.has(h)) knownKeys.add(h);
+      else knownKeys.delete(h);
+    }
+    for (const name of knownUsers) if (!users.has(name)) knownUsers.delete(name);
+    for (const name of users) knownUsers.add(name);
+    this.#auditWritten = Math.max(this.#auditWritten, written + records.length);
+    await db.transaction(() => {
+      for (const [k, v] of puts) void db.put(k, v);
+      for (const k of removes) void db.remove(k);
+    });
+    await db.flushed;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#db.close();
+    this.#key.fill(0);
+  }
+}
