@@ -1,0 +1,235 @@
+/**
+ * Durable members: what survives a restart, what is encrypted at rest, what a member refuses to
+ * start from, and a crash test with SIGKILL at random moments.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect } from 'chai';
+import { open } from 'lmdb';
+import { createMember, verifyAuditChain, type Member, type MemberOptions, type Response } from '../../src/hsm-core/index.js';
+import { PASSWORDS, TestMember } from '../helpers/member.js';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'strongroom-store-'));
+
+async function durable(dataDir: string, extra: MemberOptions = {}): Promise<TestMember & { member: Member }> {
+  return new TestMember(await createMember({ dataDir, passwordCost: 10, appliancePassword: PASSWORDS.app_user, profile: 'unlimited', ...extra })) as TestMember & { member: Member };
+}
+
+async function refusedStart(dataDir: string, extra: MemberOptions = {}): Promise<string> {
+  try {
+    const m = await durable(dataDir, extra);
+    await m.member.close();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  return expect.fail('the member should have refused to start');
+}
+
+/** An activated durable member with alice and bob, and alice's token key shared with bob. */
+async function populated(dir: string, extra: MemberOptions = {}) {
+  const m = await durable(dir, extra);
+  await m.ok({ op: 'activateCluster', password: PASSWORDS.admin });
+  const admin = await m.login('admin', PASSWORDS.admin);
+  await m.ok({ op: 'createUser', session: admin, username: 'alice', password: PASSWORDS.alice, role: 'crypto-user' });
+  await m.ok({ op: 'createUser', session: admin, username: 'bob', password: PASSWORDS.bob, role: 'crypto-user' });
+  const alice = await m.login('alice', PASSWORDS.alice);
+  const token = (await m.ok({ op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 32, attributes: { token: true, encrypt: true, decrypt: true, label: 'kept', extractable: true, sensitive: false } })).handle;
+  await m.ok({ op: 'shareKey', session: alice, handle: token, username: 'bob' });
+  const session = (await m.ok({ op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { encrypt: true } })).handle;
+  return { m, admin, alice, token, session };
+}
+
+describe('hsm-core: durable members', function () {
+  this.timeout(60_000);
+  const dirs: string[] = [];
+  const dir = () => {
+    const d = tmp();
+    dirs.push(d);
+    return d;
+  };
+  after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  it('keeps token keys, users, shares, cluster id and the audit log across a restart; session keys go', async () => {
+    const d = dir();
+    const { m, alice, token, session } = await populated(d);
+    const before = await m.ok({ op: 'getHsmInfo' });
+    const ciphertext = await m.ok({ op: 'encrypt', session: alice, handle: token, mechanism: { name: 'aes-gcm' }, data: new Uint8Array(16) });
+    await m.member.close();
+
+    const again = await durable(d);
+    const info = await again.ok({ op: 'getHsmInfo' });
+    expect(info.clusterId).to.equal(before.clusterId);
+    expect(info.serialNumber).to.equal(before.serialNumber);
+    expect(info.state).to.equal('active');
+    const bob = await again.login('bob', PASSWORDS.bob);
+    const plain = await again.ok({ op: 'decrypt', session: bob, handle: token, mechanism: { name: 'aes-gcm', iv: ciphertext.iv! }, data: ciphertext.data });
+    expect(plain.data).to.deep.equal(new Uint8Array(16));
+    const alice2 = await again.login('alice', PASSWORDS.alice);
+    const attrs = await again.ok({ op: 'getAttributes', session: alice2, handle: token });
+    expect(attrs.attributes.label).to.equal('kept');
+    expect(attrs.sharedUsers).to.deep.equal(['bob']);
+    await again.fail({ op: 'getAttributes', session: alice2, handle: session }, 'KEY_NOT_FOUND');
+
+    // New handles never repeat an old one, even after the newest was deleted.
+    await again.ok({ op: 'deleteKey', session: alice2, handle: token });
+    await again.member.close();
+    const third = await durable(d);
+    const alice3 = await third.login('alice', PASSWORDS.alice);
+    const fresh = (await third.ok({ op: 'generateKey', session: alice3, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
+    expect(fresh).to.be.greaterThan(session);
+    await third.fail({ op: 'getAttributes', session: alice3, handle: token }, 'KEY_NOT_FOUND');
+
+    const admin = await third.login('admin', PASSWORDS.admin);
+    const { records } = await third.ok({ op: 'getAuditLog', session: admin, maxItems: 10_000 });
+    expect(verifyAuditChain(records)).to.deep.equal({ ok: true, records: records.length });
+    expect(new Set(records.map((r) => r.rebootCounter))).to.deep.equal(new Set([0, 1, 2]));
+    expect(records.filter((r) => r.opcode === 'CN_INIT_TOKEN')).to.have.length(1);
+    await third.member.close();
+  });
+
+  it('stores no key material in the clear', async () => {
+    const d = dir();
+    const { m, alice, token } = await populated(d);
+    const raw = (await m.ok({ op: 'exportKey', session: alice, handle: token, format: 'raw' })).keyData as Uint8Array;
+    await m.member.close();
+    const files = readdirSync(join(d, 'store')).map((f) => readFileSync(join(d, 'store', f)));
+    for (const bytes of files) expect(bytes.indexOf(Buffer.from(raw)), 'the key bytes appear in the store').to.equal(-1);
+    expect(statSync(join(d, 'storage-key')).mode & 0o777).to.equal(0o600);
+  });
+
+  it('with a passphrase: refuses a wrong one, a missing one, and changes nothing', async () => {
+    const d = dir();
+    const { m } = await populated(d, { passphrase: 'correct horse battery' });
+    await m.member.close();
+    const snapshot = () => readdirSync(d).map((f) => [f, statSync(join(d, f)).mtimeMs]);
+    const before = JSON.stringify(snapshot());
+    expect(await refusedStart(d, { passphrase: 'wrong horse battery' })).to.match(/wrong passphrase.*nothing was changed/);
+    expect(await refusedStart(d)).to.match(/protected by a passphrase; set STRONGROOM_MASTER_PASSPHRASE/);
+    expect(JSON.stringify(snapshot())).to.equal(before);
+    const again = await durable(d, { passphrase: 'correct horse battery' });
+    await again.login('alice', PASSWORDS.alice);
+    await again.member.close();
+
+    const plain = dir();
+    await (await durable(plain)).member.close();
+    expect(await refusedStart(plain, { passphrase: 'some passphrase' })).to.match(/not protected by a passphrase, but one was given/);
+  });
+
+  it('refuses a folder from a newer format, a corrupted record, or a storage key others can read', async () => {
+    const d = dir();
+    const { m, token } = await populated(d);
+    await m.member.close();
+
+    const db = open({ path: join(d, 'store'), compression: false });
+    const original = Buffer.from(db.get(`key/${token}`) as Uint8Array);
+    const corrupted = Buffer.from(original);
+    corrupted[20]! ^= 0x01;
+    await db.put(`key/${token}`, corrupted);
+    await db.close();
+    expect(await refusedStart(d)).to.match(new RegExp(`record key/${token} is corrupted.*nothing was changed`));
+
+    const db2 = open({ path: join(d, 'store'), compression: false });
+    await db2.put(`key/${token}`, original);
+    const meta = db2.get('meta') as { format: number };
+    await db2.put('meta', { ...meta, format: 2 });
+    await db2.close();
+    expect(await refusedStart(d)).to.match(/written by a newer Strongroom \(store format 2; this one reads 1\)/);
+    const db3 = open({ path: join(d, 'store'), compression: false });
+    expect((db3.get('meta') as { format: number }).format).to.equal(2); // not overwritten
+    await db3.put('meta', meta);
+    await db3.close();
+
+    chmodSync(join(d, 'storage-key'), 0o644);
+    expect(await refusedStart(d)).to.match(/storage-key is readable by others \(mode 644\)/);
+    chmodSync(join(d, 'storage-key'), 0o600);
+    await (await durable(d)).member.close();
+  });
+
+  it('crash test: SIGKILL at random moments during key creations and deletions loses no acknowledged change', async function () {
+    this.timeout(120_000);
+    const d = dir();
+    const { m } = await populated(d);
+    await m.member.close();
+    const script = join(import.meta.dirname, '../helpers/crash-member.ts');
+    /** What the member acknowledged: handle → exists. */
+    const acknowledged = new Map<number, boolean>();
+    /** Deletions sent but not acknowledged when the member died: either outcome is allowed. */
+    const unsure = new Set<number>();
+
+    const start = () =>
+      new Promise<{ child: ChildProcess; send: (request: unknown) => Promise<Response> }>((resolve, reject) => {
+        const child = fork(script, [d], { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+        let err = '';
+        child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
+        const pending = new Map<number, (r: Response) => void>();
+        let next = 1;
+        child.on('message', (msg: { ready?: boolean; id?: number; response?: Response }) => {
+          if (msg.ready) {
+            resolve({
+              child,
+              send: (request) =>
+                new Promise((r) => {
+                  const id = next++;
+                  pending.set(id, r);
+                  child.send({ id, request });
+                }),
+            });
+          } else pending.get(msg.id!)?.(msg.response!);
+        });
+        child.once('exit', (code, signal) => {
+          if (signal !== 'SIGKILL') reject(new Error(`member process exited (${signal ?? code}): ${err}`));
+        });
+      });
+
+    for (let round = 0; round < 12; round++) {
+      const { child, send } = await start();
+      const login = await send({ op: 'login', username: 'alice', password: PASSWORDS.alice });
+      if (!login.ok) expect.fail(`round ${round}: login refused: ${login.error.message}`);
+      const session = (login.result as { session: string }).session;
+
+      // Everything acknowledged so far is there, and nothing acknowledged as deleted is.
+      for (const [handle, exists] of acknowledged) {
+        const r = await send({ op: 'getAttributes', session, handle });
+        if (unsure.has(handle)) acknowledged.set(handle, r.ok);
+        else expect(r.ok, `round ${round}: key ${handle} should ${exists ? '' : 'not '}exist`).to.equal(exists);
+      }
+      unsure.clear();
+
+      let stop = false;
+      const stream = async () => {
+        while (!stop) {
+          const live = [...acknowledged].filter(([h, e]) => e && !unsure.has(h)).map(([h]) => h);
+          if (live.length > 3 && Math.random() < 0.4) {
+            const handle = live[Math.floor(Math.random() * live.length)]!;
+            unsure.add(handle);
+            const r = await send({ op: 'deleteKey', session, handle });
+            if (stop) return;
+            if (!r.ok) expect.fail(`deleteKey refused: ${r.error.message}`);
+            acknowledged.set(handle, false);
+            unsure.delete(handle);
+          } else {
+            const r = await send({ op: 'generateKey', session, keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: `round-${round}` } });
+            if (stop) return;
+            if (r.ok) acknowledged.set((r.result as { handle: number }).handle, true);
+          }
+        }
+      };
+      const streams = [stream(), stream(), stream()];
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 120));
+      // Answers that arrive after the kill signal was sent are not counted: only what was acknowledged before it.
+      const exited = new Promise((r) => child.once('exit', r));
+      stop = true;
+      child.kill('SIGKILL');
+      await exited;
+      await Promise.race([Promise.all(streams), new Promise((r) => setTimeout(r, 50))]);
+    }
+    expect([...acknowledged.values()].filter(Boolean).length).to.be.greaterThan(10);
+    const last = await durable(d);
+    const admin = await last.login('admin', PASSWORDS.admin);
+    const { records } = await last.ok({ op: 'getAuditLog', session: admin, maxItems: 10_000 });
+    expect(verifyAuditChain(records).ok).to.equal(true);
+    await last.member.close();
+  });
+});
