@@ -433,6 +433,12 @@ export class Cluster {
     }
   }
 
+  /** @internal The supervisor stopped member `index` itself: route around it at once. */
+  memberStopped(index: number, reason: string): void {
+    const link = this.#links[index];
+    if (link && link.state !== 'down') this.#markDown(link, reason);
+  }
+
   /**
    * @internal Brings a member that is up but not (or no longer) in line with the others into the
    * cluster: clone and compare, as after a failure. Used by the local supervisor to join members.

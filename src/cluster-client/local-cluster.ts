@@ -249,6 +249,7 @@ export class LocalCluster {
     if (!t) throw new HsmError('BAD_REQUEST', `member ${index}: no such member (the cluster has ${this.#cluster.size})`);
     if (options.restart === false) this.#held.add(index);
     t.kill();
+    this.#cluster.memberStopped(index, 'stopped by killMember');
   }
 
   /** Lets a member held down by `killMember(i, { restart: false })` start again. */

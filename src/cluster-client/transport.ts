@@ -222,13 +222,21 @@ export class WorkerTransport extends PendingTransport {
     this.#worker.postMessage({ id, request });
   }
 
+  #terminated: Promise<unknown> | undefined;
+
+  /** Resolves once the worker has stopped (its data folder, if any, released). */
+  get closed(): Promise<unknown> {
+    return this.#terminated ?? Promise.resolve();
+  }
+
   /** Terminates the worker as if the member had failed (chaos tests). */
   kill(): void {
-    void this.#worker.terminate();
+    this.#terminated ??= this.#worker.terminate();
   }
 
   async close(): Promise<void> {
     this.down('the cluster was closed');
-    await this.#worker.terminate();
+    this.#terminated ??= this.#worker.terminate();
+    await this.#terminated;
   }
 }

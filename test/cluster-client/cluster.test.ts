@@ -2,6 +2,9 @@
  * Multi-member clusters (CLOUDHSM.md §4): the same behaviour whatever carries the requests — in
  * this process, in worker threads (and, in tls.test.ts, over mutual TLS).
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { HsmError, startLocalCluster, type HsmSession, type LocalCluster, type LocalTransport } from '../../src/index.js';
 import { createMember, type Member } from '../../src/hsm-core/index.js';
@@ -302,6 +305,32 @@ describe('cluster-client: key availability, busy members and retries', function 
       expect(first!.counters.failovers).to.be.at.least(1);
     } finally {
       await raw.close();
+    }
+  });
+
+  it('a cluster with a data folder comes back after a restart with its keys and users (no second activation)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'strongroom-durable-cluster-'));
+    try {
+      cluster = await start('worker', 2, { dataDir });
+      let app = await cluster.login('app', 'app-password');
+      const { handle } = await app.send({ op: 'generateKey', keyType: 'generic-secret', lengthBytes: 32, attributes: { token: true, sign: true } });
+      const tag = (await app.send({ op: 'sign', handle, mechanism: { name: 'hmac', hash: 'sha256' }, data })).signature;
+      const clusterId = (await cluster.hsmInfo())[0]!.clusterId;
+      // A member that dies comes back with what it had on disk, and is compared, not cloned.
+      cluster.killMember(1);
+      await cluster.whenAllUp();
+      expect((await app.sendToMember(1, { op: 'sign', handle, mechanism: { name: 'hmac', hash: 'sha256' }, data })).signature).to.deep.equal(tag);
+      await cluster.close();
+
+      cluster = await start('worker', 2, { dataDir });
+      expect((await cluster.hsmInfo()).map((i) => i.clusterId)).to.deep.equal([clusterId, clusterId]);
+      app = await cluster.login('app', 'app-password');
+      for (let i = 0; i < 2; i++) expect((await app.sendToMember(i, { op: 'sign', handle, mechanism: { name: 'hmac', hash: 'sha256' }, data })).signature).to.deep.equal(tag);
+      expect((await cluster.listUsers()).filter((u) => u.username === 'app')).to.have.length(1);
+    } finally {
+      await cluster?.close();
+      cluster = undefined;
+      rmSync(dataDir, { recursive: true, force: true });
     }
   });
 
