@@ -28,6 +28,8 @@ export type Caller = SessionRecord | null;
  * | extract/insert masked users (CU: itself only)            |  -   |   -   |   Y   | Y  | Y  |
  * | cloneMember, setClusterAddresses                         |  -   |   -   |   Y   | -  | Y  |
  * | getJoinKey, installClone (in a cluster: admin, AU only)  |  Y   |   Y   |   Y   | Y  | Y  |
+ * | createBackup                                             |  -   |   -   |   Y   | -  | Y  |
+ * | restoreBackup (in a cluster: admin, AU only)             |  Y   |   Y   |   Y   | Y  | Y  |
  * | generate, import, export, unwrap, wrap, derive, delete,  |  -   |   -   |   -   | Y  | -  |
  * |   share, unshare (owner rules below)                     |      |       |       |    |    |
  * | encrypt, decrypt, sign, verify, digest, deriveBits       |  -   |   -   |   -   | Y  | -  |
@@ -57,6 +59,8 @@ export const WHO_MAY: Readonly<Record<Op, 'anyone' | readonly UserRole[]>> = {
   insertMaskedUser: ['admin', 'crypto-user', 'appliance'],
   cloneMember: ['admin', 'appliance'],
   setClusterAddresses: ['admin', 'appliance'],
+  createBackup: ['admin', 'appliance'],
+  restoreBackup: 'anyone',
   getJoinKey: 'anyone',
   installClone: 'anyone',
   generateKey: ['crypto-user'],

@@ -41,6 +41,7 @@ export const HSM_ERROR_CODES = [
   'HANDLE_IN_USE',
   'MASKED_OBJECT_INVALID',
   'CLONE_INVALID',
+  'BACKUP_INVALID',
   'KEY_NOT_AVAILABLE',
   // mechanisms and data
   'MECHANISM_PARAM_INVALID',

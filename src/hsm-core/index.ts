@@ -7,6 +7,7 @@
  */
 export { createMember, type Member, type MemberOptions } from './member.js';
 export { useThreadPool } from './mechanisms/pool.js';
+export { readBackupHeader, MEMBER_MODES, type BackupHeader, type MemberMode } from './ops/backup-ops.js';
 export { FrameReader, encodeFrame, MAX_FRAME_BYTES, type Frame } from './wire.js';
 export { serveMember, ensureClusterCsr, loadX509, pem, MEMBER_FILES, type ServeOptions, type Served } from './hosts/tls.js';
 export { HsmError, HSM_ERROR_CODES, keyRef, type HsmErrorCode, type WireError } from './errors.js';

@@ -23,12 +23,14 @@ import { MemberState, type Handler } from './state.js';
 import { AuditLog } from './audit.js';
 import { Masking } from './masking.js';
 import { MemberStore, type CommitScope, type LoadedState } from './store.js';
+import { DEFAULT_MANUFACTURER_KEY, MEMBER_MODES, type BackupKeys } from './ops/backup-ops.js';
 import { APPLIANCE_USERNAME, PRECO_INITIAL_PASSWORD, PRECO_USERNAME, hashPassword, normaliseUsername } from './users.js';
 import * as userOps from './ops/user-ops.js';
 import * as keyOps from './ops/key-ops.js';
 import * as cryptoOps from './ops/crypto-ops.js';
 import * as syncOps from './ops/sync-ops.js';
 import * as clusterOps from './ops/cluster-ops.js';
+import * as backupOps from './ops/backup-ops.js';
 
 export interface MemberOptions {
   /** `cloudhsm` (default): CloudHSM's limits and key types. `unlimited`: the same rules without limits. */
@@ -55,6 +57,12 @@ export interface MemberOptions {
    * environment, if set). Without one, the storage key is kept in a file only its owner can read.
    */
   passphrase?: string;
+  /** `fips` (default) or `non-fips`, as CloudHSM's cluster modes: backups restore only into the same mode. */
+  mode?: 'fips' | 'non-fips';
+  /** MKBK: the emulated manufacturer's backup key, 32 bytes. Default: Strongroom's one manufacturer. */
+  manufacturerKey?: Uint8Array;
+  /** AKBK: the installation's service key, 32 bytes. Without one the member makes and opens no backups. */
+  serviceKey?: Uint8Array;
   /**
    * How many requests the member works on at once. One more is answered MEMBER_BUSY at once
    * (CloudHSM's 0xBB), and clients retry with backoff. Default 1024.
@@ -147,6 +155,8 @@ const OPERATIONS: { readonly [O in Op]: OpSpec<O> } = {
   cloneMember: { run: clusterOps.cloneMember, audit: { opcode: 'SR_CLONE_MEMBER' } },
   installClone: { run: clusterOps.installClone, audit: { opcode: 'SR_INSTALL_CLONE' } },
   setClusterAddresses: { run: clusterOps.setClusterAddresses, audit: { opcode: 'SR_SET_CLUSTER_ADDRESSES' } },
+  createBackup: { run: backupOps.createBackup, audit: { opcode: 'SR_CREATE_BACKUP' } },
+  restoreBackup: { run: backupOps.restoreBackup, audit: { opcode: 'SR_RESTORE_BACKUP' } },
 };
 
 /** "field.path: problem" from the first schema issue. */
@@ -197,6 +207,19 @@ function toWire(e: unknown): WireError {
       ? e.toWire()
       : { code: 'INTERNAL_ERROR', message: `the member failed unexpectedly: ${e instanceof Error ? e.message : String(e)}` };
   return { code: wire.code, message: wire.message.replace(/\s*\n\s*/g, ' ') };
+}
+
+function backupKeysOf(options: MemberOptions): BackupKeys {
+  const mode = options.mode ?? 'fips';
+  if (!MEMBER_MODES.includes(mode)) throw new HsmError('BAD_REQUEST', `mode: expected fips or non-fips, got ${JSON.stringify(mode)}`);
+  for (const [name, key] of [['manufacturerKey', options.manufacturerKey], ['serviceKey', options.serviceKey]] as const) {
+    if (key !== undefined && (!(key instanceof Uint8Array) || key.length !== 32)) throw new HsmError('BAD_REQUEST', `${name}: 32 bytes`);
+  }
+  return {
+    mode,
+    manufacturerKey: options.manufacturerKey ? Buffer.from(options.manufacturerKey) : DEFAULT_MANUFACTURER_KEY,
+    serviceKey: options.serviceKey ? Buffer.from(options.serviceKey) : null,
+  };
 }
 
 const SYSTEM = { sessionHandle: null, user: null, userType: null, targetUser: null, keyHandles: [], response: 'SUCCESS' } as const;
@@ -277,6 +300,7 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
   const queueLimit = options.queueLimit ?? 1024;
   if (!Number.isInteger(queueLimit) || queueLimit < 1) throw new HsmError('BAD_REQUEST', `queueLimit: a positive integer, got ${queueLimit}`);
   m.queueLimit = queueLimit;
+  m.backupKeys = backupKeysOf(options);
   let inFlight = 0;
 
   function resolveCaller(req: { session?: string | undefined }): Caller {
@@ -354,8 +378,8 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
     const spec = OPERATIONS[op] as OpSpec<O>;
     const scope: CommitScope = {
       // deleteUser drops the user from every key's shares; a clone replaces every key.
-      keys: op === 'deleteUser' || op === 'installClone' ? 'all' : (spec.audit?.keys?.(req, result) ?? []).filter((h): h is number => h !== undefined),
-      masking: op === 'activateCluster' || op === 'installClone',
+      keys: op === 'deleteUser' || op === 'installClone' || op === 'restoreBackup' ? 'all' : (spec.audit?.keys?.(req, result) ?? []).filter((h): h is number => h !== undefined),
+      masking: op === 'activateCluster' || op === 'installClone' || op === 'restoreBackup',
     };
     await store.commit(m, scope);
   }

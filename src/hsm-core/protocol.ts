@@ -263,6 +263,8 @@ export const requestSchemas = {
   getJoinKey: z.strictObject({ op: z.literal('getJoinKey'), session }),
   cloneMember: z.strictObject({ op: z.literal('cloneMember'), session, joinKey: bytes }),
   installClone: z.strictObject({ op: z.literal('installClone'), session, clone: bytes }),
+  createBackup: z.strictObject({ op: z.literal('createBackup'), session }),
+  restoreBackup: z.strictObject({ op: z.literal('restoreBackup'), session, backup: bytes }),
   setClusterAddresses: z.strictObject({
     op: z.literal('setClusterAddresses'),
     session,
@@ -313,6 +315,8 @@ export interface HsmInfo {
   clusterId: string | null;
   /** Requests it works on at once: its capacity, for load balancing. */
   queueLimit: number;
+  /** `fips` or `non-fips`: backups restore only into the same mode. */
+  mode: 'fips' | 'non-fips';
   /** Where every member of its cluster listens (`host:port`), for discovery from one address. */
   clusterAddresses: string[];
   profile: string;
@@ -388,6 +392,9 @@ export interface Results {
   cloneMember: { clone: Uint8Array };
   installClone: { clusterId: string; users: number; keys: number };
   setClusterAddresses: { addresses: string[] };
+  /** `backup`: the encrypted backup; `header`: its clear header (cluster, mode, manufacturer, time). */
+  createBackup: { backup: Uint8Array; header: { v: 1; clusterId: string; mode: 'fips' | 'non-fips'; manufacturer: string; sourceSerial: string; createdAt: string } };
+  restoreBackup: { clusterId: string; users: number; keys: number };
   getAuditLog: { records: AuditRecord[]; head: { sequence: number; hash: string } };
 }
 

@@ -7,6 +7,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { KeyAttributes } from './attributes.js';
+import type { BackupKeys } from './ops/backup-ops.js';
 import type { Caller } from './access.js';
 import { AuditLog } from './audit.js';
 import { HsmError, keyRef } from './errors.js';
@@ -28,6 +29,8 @@ export class MemberState {
   addresses: string[] = [];
   /** Requests the member works on at once before answering MEMBER_BUSY. */
   queueLimit = 1024;
+  /** Mode, manufacturer key and service key: what its backups depend on. */
+  backupKeys: BackupKeys = { mode: 'fips', manufacturerKey: Buffer.alloc(32), serviceKey: null };
   readonly users = new Map<string, UserRecord>();
   readonly sessions = new SessionTable();
   readonly keys: KeyStore;

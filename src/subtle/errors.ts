@@ -67,6 +67,7 @@ const HSM_CODES: Readonly<Record<HsmErrorCode, WebCryptoErrorName | 'data'>> = {
   HANDLE_IN_USE: 'OperationError',
   MASKED_OBJECT_INVALID: 'OperationError',
   CLONE_INVALID: 'OperationError',
+  BACKUP_INVALID: 'OperationError',
   KEY_NOT_AVAILABLE: 'OperationError',
   MECHANISM_PARAM_INVALID: 'OperationError',
   DATA_INVALID: 'data',

@@ -49,6 +49,7 @@ const CU: Role[] = ['crypto-user'];
 const ADMIN_CU: Role[] = ['admin', 'crypto-user'];
 const ADMIN_CU_AU: Role[] = ['admin', 'crypto-user', 'appliance'];
 
+const SERVICE_KEY = new Uint8Array(32).fill(7);
 const JOIN_KEY = new Uint8Array(generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' }));
 const s = (c: Context) => (c.session === undefined ? {} : { session: c.session });
 
@@ -156,6 +157,20 @@ const ROWS: Row[] = [
     op: 'setClusterAddresses',
     allowed: ADMIN.concat('appliance'),
     request: (c) => ({ op: 'setClusterAddresses', ...s(c), addresses: ['127.0.0.1:2223'] }),
+  },
+  // Backups: taken by admins and the appliance user; a restore onto a member in a cluster likewise.
+  {
+    name: 'createBackup',
+    op: 'createBackup',
+    allowed: ADMIN.concat('appliance'),
+    request: (c) => ({ op: 'createBackup', ...s(c) }),
+  },
+  {
+    name: 'restoreBackup',
+    op: 'restoreBackup',
+    allowed: ['unactivated-admin', 'admin', 'appliance'],
+    allowedAnswer: () => 'BACKUP_INVALID',
+    request: (c) => ({ op: 'restoreBackup', ...s(c), backup: new Uint8Array(64) }),
   },
   // Key management: crypto users only.
   {
@@ -306,7 +321,7 @@ async function makeKeys(f: Fixture): Promise<Keys> {
 
 async function contextFor(role: Role): Promise<{ m: TestMember; c: Context; fixture: Fixture | null }> {
   if (role === 'unactivated-admin') {
-    const m = await freshMember();
+    const m = await freshMember({ serviceKey: SERVICE_KEY });
     const session = await m.login('admin', 'password');
     const none = new Uint8Array(0);
     const keys: Keys = {
@@ -324,7 +339,7 @@ async function contextFor(role: Role): Promise<{ m: TestMember; c: Context; fixt
     };
     return { m, c: { role, session, self: 'admin', keys }, fixture: null };
   }
-  const f = await activatedMember();
+  const f = await activatedMember({ serviceKey: SERVICE_KEY });
   await f.m.ok({ op: 'createUser', session: f.admin, username: 'dave', password: 'dave-password', role: 'crypto-user' });
   const keys = await makeKeys(f);
   const session = { none: undefined, admin: f.admin, 'crypto-user': f.alice, appliance: f.appliance }[role];

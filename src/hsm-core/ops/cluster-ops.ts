@@ -54,7 +54,7 @@ function inCluster(m: MemberState): boolean {
   return m.clusterId !== null;
 }
 
-function requireManager(caller: Caller, what: string): void {
+export function requireManager(caller: Caller, what: string): void {
   if (!caller) throw new HsmError('NOT_LOGGED_IN', `${what}: this member is in a cluster; log in first as an admin or the appliance user`);
   if (caller.role !== 'admin' && caller.role !== 'appliance') {
     throw new HsmError('PERMISSION_DENIED', `${what} is not allowed for a ${caller.role} on a member that is in a cluster; it needs an admin or the appliance user`);

@@ -45,6 +45,7 @@ export const getHsmInfo: Handler<'getHsmInfo'> = (m) => ({
   state: m.lifecycle,
   clusterId: m.clusterId,
   queueLimit: m.queueLimit,
+  mode: m.backupKeys.mode,
   clusterAddresses: [...m.addresses],
   profile: m.profile.name,
   memberIndex: m.memberIndex,

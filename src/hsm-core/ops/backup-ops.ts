@@ -1,0 +1,194 @@
+/**
+ * Backups, taken and restored inside the member (CLOUDHSM.md §5).
+ *
+ * - The member makes an ephemeral backup key (EBK, AES-256) and wraps the backup's content —
+ *   users with their password hashes, token keys with attributes and shares, the masking key, the
+ *   cluster id and addresses — with it, using AES key wrap with padding (SP 800-38F KWP,
+ *   RFC 5649).
+ * - The EBK is wrapped (SP 800-38F KW, RFC 3394) by the persistent backup key (PBK), derived with
+ *   the SP 800-108 counter KDF (HMAC-SHA256) from the manufacturer key (MKBK, one per emulated
+ *   manufacturer) and the service key (AKBK, one per installation), with the member's mode
+ *   (`fips` or `non-fips`) in the context.
+ * - A clear header says which cluster, mode and manufacturer the backup is from, so a refusal
+ *   can say why; its digest is inside the wrapped content, so it cannot be altered either. Key
+ *   wrap's integrity check detects any flipped bit.
+ *
+ * So a backup restores only onto a member with the same manufacturer key, service key and mode.
+ *
+ * @module
+ */
+import { createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
+import { HsmError } from '../errors.js';
+import { Masking, contentOf, keyFromContent, type MaskedContent, type MaskedUser } from '../masking.js';
+import { kwNoPadUnwrap, kwNoPadWrap, kwZeroPadUnwrap, kwZeroPadWrap } from '../mechanisms/aes.js';
+import { sp800108Counter } from '../mechanisms/kdf.js';
+import { signedIn, type Handler, type MemberState } from '../state.js';
+import { APPLIANCE_USERNAME } from '../users.js';
+import { requireManager } from './cluster-ops.js';
+
+const MAGIC = Buffer.from('SRBK1');
+
+export const MEMBER_MODES = ['fips', 'non-fips'] as const;
+export type MemberMode = (typeof MEMBER_MODES)[number];
+
+/** The key material a member's backups depend on, from its configuration. */
+export interface BackupKeys {
+  mode: MemberMode;
+  /** MKBK: the emulated manufacturer's backup key (32 bytes). */
+  manufacturerKey: Buffer;
+  /** AKBK: the installation's service key (32 bytes), or null when none is configured. */
+  serviceKey: Buffer | null;
+}
+
+/** The emulated manufacturer every member has unless configured otherwise. */
+export const DEFAULT_MANUFACTURER_KEY = createHash('sha256').update('strongroom emulated manufacturer 1: backup key').digest();
+
+export interface BackupHeader {
+  v: 1;
+  clusterId: string;
+  mode: MemberMode;
+  /** A short fingerprint of the manufacturer key (not the key). */
+  manufacturer: string;
+  sourceSerial: string;
+  createdAt: string;
+}
+
+interface BackupContent {
+  headerDigest: string;
+  lifecycle: 'active';
+  clusterId: string;
+  profile: string;
+  masking: string;
+  addresses: string[];
+  users: (MaskedUser & { failedLogins: number })[];
+  keys: MaskedContent[];
+}
+
+export function manufacturerFingerprint(key: Buffer): string {
+  return createHash('sha256').update('mkbk:').update(key).digest('hex').slice(0, 16);
+}
+
+function pbk(keys: BackupKeys, where: string): KeyObject {
+  if (!keys.serviceKey) throw new HsmError('BAD_REQUEST', `${where}: this member has no service key (AKBK) configured, so it cannot make or open backups`);
+  const mkbk = createSecretKey(keys.manufacturerKey);
+  return createSecretKey(sp800108Counter(mkbk, 'hmac-sha256', Buffer.from('strongroom PBK'), Buffer.concat([keys.serviceKey, Buffer.from(`:${keys.mode}`)]), 32));
+}
+
+export const createBackup: Handler<'createBackup'> = (m, caller) => {
+  signedIn(caller);
+  if (m.lifecycle !== 'active' || m.clusterId === null) throw new HsmError('CLUSTER_NOT_ACTIVE', 'only a member of an active cluster can be backed up');
+  const keys = m.backupKeys;
+  const header: BackupHeader = {
+    v: 1,
+    clusterId: m.clusterId,
+    mode: keys.mode,
+    manufacturer: manufacturerFingerprint(keys.manufacturerKey),
+    sourceSerial: m.serialNumber,
+    createdAt: new Date().toISOString(),
+  };
+  const headerBytes = Buffer.from(JSON.stringify(header));
+  const secret = m.masking.exportSecret();
+  const content: BackupContent = {
+    headerDigest: createHash('sha256').update(headerBytes).digest('hex'),
+    lifecycle: 'active',
+    clusterId: m.clusterId,
+    profile: m.profile.name,
+    masking: secret.toString('base64'),
+    addresses: [...m.addresses],
+    users: [...m.users.values()].filter((u) => u.role !== 'appliance').map((u) => ({ username: u.username, role: u.role, password: u.password, failedLogins: u.failedLogins })),
+    keys: [...m.keys.values()].filter((k) => k.session === null).map(contentOf),
+  };
+  secret.fill(0);
+  const plain = Buffer.from(JSON.stringify(content));
+  content.masking = '';
+  const ebkBytes = randomBytes(32);
+  const ebk = createSecretKey(ebkBytes);
+  const body = kwZeroPadWrap(ebk, plain);
+  plain.fill(0);
+  const wrappedEbk = kwNoPadWrap(pbk(keys, 'createBackup'), ebkBytes);
+  ebkBytes.fill(0);
+  const length = Buffer.alloc(4);
+  length.writeUInt32BE(headerBytes.length);
+  return { backup: new Uint8Array(Buffer.concat([MAGIC, length, headerBytes, wrappedEbk, body])), header };
+};
+
+/** Reads a backup's clear header (no key needed). */
+export function readBackupHeader(blob: Uint8Array): { header: BackupHeader; headerBytes: Buffer; rest: Buffer } {
+  const data = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  const bad = (why: string): never => {
+    throw new HsmError('BACKUP_INVALID', `backup: ${why}`);
+  };
+  if (data.length < MAGIC.length + 4 || !MAGIC.equals(data.subarray(0, MAGIC.length))) bad('not a Strongroom backup');
+  const length = data.readUInt32BE(MAGIC.length);
+  if (length > 4096 || data.length < MAGIC.length + 4 + length + 40 + 16) bad('it is truncated');
+  const headerBytes = data.subarray(MAGIC.length + 4, MAGIC.length + 4 + length);
+  let header: BackupHeader;
+  try {
+    header = JSON.parse(headerBytes.toString('utf8')) as BackupHeader;
+  } catch {
+    return bad('its header is damaged');
+  }
+  if (header.v !== 1) bad(`it has format ${String(header.v)}; this member reads 1`);
+  return { header, headerBytes, rest: data.subarray(MAGIC.length + 4 + length) };
+}
+
+function openBackup(m: MemberState, blob: Uint8Array): BackupContent {
+  const { header, headerBytes, rest } = readBackupHeader(blob);
+  const keys = m.backupKeys;
+  if (header.mode !== keys.mode) {
+    throw new HsmError('BACKUP_INVALID', `backup: it comes from a ${header.mode} cluster and this member runs in ${keys.mode} mode; backups restore only into the same mode`);
+  }
+  if (header.manufacturer !== manufacturerFingerprint(keys.manufacturerKey)) {
+    throw new HsmError('BACKUP_INVALID', 'backup: it was made by an HSM of another manufacturer (different manufacturer key); it restores only onto the same manufacturer\'s HSMs');
+  }
+  let ebkBytes: Buffer;
+  try {
+    ebkBytes = kwNoPadUnwrap(pbk(keys, 'restoreBackup'), rest.subarray(0, 40));
+  } catch (e) {
+    if (e instanceof HsmError && e.code === 'BAD_REQUEST') throw e;
+    throw new HsmError('BACKUP_INVALID', 'backup: its backup key does not unwrap (another installation\'s service key, or it was altered)');
+  }
+  let plain: Buffer;
+  try {
+    plain = kwZeroPadUnwrap(createSecretKey(ebkBytes), rest.subarray(40));
+  } catch {
+    throw new HsmError('BACKUP_INVALID', 'backup: its content fails the key-wrap integrity check (it was altered)');
+  } finally {
+    ebkBytes.fill(0);
+  }
+  let content: BackupContent;
+  try {
+    content = JSON.parse(plain.toString('utf8')) as BackupContent;
+  } finally {
+    plain.fill(0);
+  }
+  if (content.headerDigest !== createHash('sha256').update(headerBytes).digest('hex')) {
+    throw new HsmError('BACKUP_INVALID', 'backup: its header was altered');
+  }
+  return content;
+}
+
+export const restoreBackup: Handler<'restoreBackup'> = (m, caller, req) => {
+  // A restore overwrites everything on the member: on one in a cluster, only its managers may.
+  if (m.clusterId !== null) requireManager(caller, 'restoreBackup');
+  const content = openBackup(m, req.backup);
+  if (content.profile !== m.profile.name) {
+    throw new HsmError('BACKUP_INVALID', `backup: it comes from a ${content.profile} member and this one runs the ${m.profile.name} profile`);
+  }
+  const keys = content.keys.map((k) => keyFromContent(k));
+  const masking = new Masking(Buffer.from(content.masking, 'base64'));
+  // A restore overwrites everything on the member (CLOUDHSM.md §5), but it keeps its own appliance user.
+  const appliance = m.users.get(APPLIANCE_USERNAME);
+  m.sessions.clear();
+  m.keys.clear();
+  m.users.clear();
+  if (appliance) m.users.set(APPLIANCE_USERNAME, appliance);
+  for (const u of content.users) m.users.set(u.username, { username: u.username, role: u.role, password: u.password, failedLogins: u.failedLogins });
+  for (const k of keys) m.keys.add(k);
+  m.masking = masking;
+  m.addresses = [...content.addresses];
+  m.clusterId = content.clusterId;
+  m.lifecycle = 'active';
+  m.joinKey = null;
+  return { clusterId: content.clusterId, users: content.users.length, keys: keys.length };
+};
