@@ -6,9 +6,11 @@
  * trust anchor's certificate as customerCA.crt, and start again. (`startLocalCluster` with
  * `transport: 'tls'` and `strongroom up` do all of this themselves.)
  *
- * The appliance user's password (for the supervisor that joins and repairs members) comes from
- * the environment variable STRONGROOM_APPLIANCE_PASSWORD; without it nobody can log in as the
- * appliance user.
+ * From the environment: STRONGROOM_APPLIANCE_PASSWORD, the appliance user's password (for the
+ * supervisor that joins and repairs members; without it nobody can log in as the appliance user);
+ * STRONGROOM_MASTER_PASSPHRASE, protecting the storage key of the data folder;
+ * STRONGROOM_SERVICE_KEY and STRONGROOM_MANUFACTURER_KEY (64 hex characters each), the backup
+ * keys (AKBK and MKBK; without a service key the member makes no backups).
  *
  * @module
  */
@@ -23,7 +25,15 @@ export interface ServeCommand {
   profile: ProfileName;
   queueLimit?: number;
   passwordCost?: number;
+  mode?: 'fips' | 'non-fips';
   log: (line: string) => void;
+}
+
+function keyFromEnv(name: string): Uint8Array | undefined {
+  const hex = process.env[name];
+  if (hex === undefined || hex === '') return undefined;
+  if (!/^[0-9a-fA-F]{64}$/.test(hex)) throw new HsmError('BAD_REQUEST', `${name}: 64 hexadecimal characters (32 bytes)`);
+  return new Uint8Array(Buffer.from(hex, 'hex'));
 }
 
 export async function hsmServe(options: ServeCommand): Promise<{ close(): Promise<void>; port: number } | null> {
@@ -44,6 +54,9 @@ export async function hsmServe(options: ServeCommand): Promise<{ close(): Promis
     memberIndex: options.memberIndex,
     // The member's keys, users and audit log live in the same folder (store/, storage-key).
     dataDir: options.dataDir,
+    ...(options.mode !== undefined ? { mode: options.mode } : {}),
+    ...(keyFromEnv('STRONGROOM_SERVICE_KEY') ? { serviceKey: keyFromEnv('STRONGROOM_SERVICE_KEY')! } : {}),
+    ...(keyFromEnv('STRONGROOM_MANUFACTURER_KEY') ? { manufacturerKey: keyFromEnv('STRONGROOM_MANUFACTURER_KEY')! } : {}),
     ...(process.env.STRONGROOM_APPLIANCE_PASSWORD ? { appliancePassword: process.env.STRONGROOM_APPLIANCE_PASSWORD } : {}),
     ...(options.queueLimit !== undefined ? { queueLimit: options.queueLimit } : {}),
     ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),

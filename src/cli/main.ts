@@ -54,7 +54,8 @@ program
   .option('--queue-limit <n>', 'requests worked on at once before answering busy', int('--queue-limit', 1, 1_000_000))
   .option('--password-cost <n>', "log2 of scrypt's N for password hashes (tests only below 15)", int('--password-cost', 10, 20))
   .option('--exit-with-stdin', 'stop when standard input closes (for a supervisor that may die)')
-  .action(async (opts: { listen: string; dataDir: string; memberIndex: number; profile: 'cloudhsm' | 'unlimited'; queueLimit?: number; passwordCost?: number; exitWithStdin?: boolean }) => {
+  .addOption(new Option('--mode <mode>', 'cluster mode: backups restore only into the same mode').choices(['fips', 'non-fips']).default('fips'))
+  .action(async (opts: { listen: string; dataDir: string; memberIndex: number; profile: 'cloudhsm' | 'unlimited'; queueLimit?: number; passwordCost?: number; exitWithStdin?: boolean; mode: 'fips' | 'non-fips' }) => {
     const served = await hsmServe({ ...opts, log: (line) => console.log(line) });
     if (!served) {
       process.exitCode = 2;

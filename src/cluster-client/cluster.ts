@@ -20,7 +20,7 @@
 import { HsmError, type HsmErrorCode, type Request, type Response, type Results, type UserInfo, type UserRole } from '../hsm-core/index.js';
 import type { Transport } from './transport.js';
 
-export type MemberState = 'up' | 'down' | 'repairing';
+export type MemberState = 'up' | 'down' | 'repairing' | 'removed';
 
 export interface MemberStatus {
   index: number;
@@ -193,7 +193,7 @@ export class Cluster {
   /** Waits until every member is up (after a failure, a restart and a repair). */
   async whenAllUp(timeoutMs = 30_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (this.#links.some((l) => l.state !== 'up')) {
+    while (this.#links.some((l) => l.state !== 'up' && l.state !== 'removed')) {
       if (Date.now() > deadline) {
         throw new HsmError('MEMBER_UNAVAILABLE', `members not up after ${timeoutMs} ms: ${this.#links.filter((l) => l.state !== 'up').map((l) => `${l.description} (${l.state}: ${l.reason})`).join(', ')}`);
       }
@@ -296,7 +296,7 @@ export class Cluster {
   // ---- failure and repair -----------------------------------------------------------------------
 
   #markDown(link: MemberLink, reason: string): void {
-    if (link.state === 'down' || this.#closed) return;
+    if (link.state === 'down' || link.state === 'removed' || this.#closed) return;
     link.state = 'down';
     link.reason = reason;
     link.counters.downs += 1;
@@ -332,8 +332,16 @@ export class Cluster {
   }
 
   /** Connects (or starts) the member; when `repair`, compares it with a healthy member first. */
-  async #bringUp(link: MemberLink, repair: boolean): Promise<void> {
+  async #bringUp(link: MemberLink, repair: boolean, prepare?: (transport: Transport) => Promise<void>): Promise<void> {
     const transport = await link.start();
+    if (prepare) {
+      try {
+        await prepare(transport);
+      } catch (e) {
+        await transport.close().catch(() => undefined);
+        throw e;
+      }
+    }
     transport.watchdog?.(this.#options.requestTimeoutMs);
     link.description = transport.description;
     link.transport = transport;
@@ -431,6 +439,41 @@ export class Cluster {
       link.accepting = false;
       await source.send({ op: 'logout', session: sourceSession });
     }
+  }
+
+  /**
+   * @internal Adds a member slot: starts it, lets `prepare` make it a member (a restore), then
+   * compares and repairs it like a returning member before it takes reads.
+   */
+  async addMember(slot: { start: MemberStarter; description: string }, prepare: (transport: Transport) => Promise<void>): Promise<number> {
+    this.#checkOpen();
+    const link = new MemberLink(this.#links.length, slot.start, slot.description);
+    link.state = 'repairing';
+    this.#links.push(link);
+    try {
+      await this.#bringUp(link, true, prepare);
+    } catch (e) {
+      link.state = 'removed';
+      link.reason = `could not be added: ${e instanceof Error ? e.message : String(e)}`;
+      throw e;
+    }
+    return link.index;
+  }
+
+  /**
+   * @internal Takes a member out: no new requests go to it, those in flight finish (up to
+   * `drainMs`), then its transport is closed. It stays in `status()` as `removed`.
+   */
+  async removeMember(index: number, drainMs = 30_000): Promise<void> {
+    const link = this.#links[index];
+    if (!link || link.state === 'removed') return;
+    link.state = 'removed';
+    link.reason = 'removed from the cluster';
+    const deadline = Date.now() + drainMs;
+    while (link.outstanding > 0 && Date.now() < deadline) await sleep(5);
+    const t = link.transport;
+    link.transport = null;
+    if (t) await t.close().catch(() => undefined);
   }
 
   /** @internal The supervisor stopped member `index` itself: route around it at once. */

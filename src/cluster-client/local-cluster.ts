@@ -11,11 +11,12 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HsmError, PROFILE_NAMES, type HsmInfo, type MemberOptions, type ProfileName, type UserInfo, type UserRole } from '../hsm-core/index.js';
-import { Cluster, type ClusterOptions, type MemberStatus } from './cluster.js';
+import { Cluster, type ClusterOptions, type MemberStarter, type MemberStatus } from './cluster.js';
+import { BackupStore, type BackupInfo, type BackupTrigger } from './backups.js';
 import { HsmSession } from './session.js';
 import { InProcessTransport, WorkerTransport, type Transport } from './transport.js';
 import { ProcessMemberTransport, prepareTlsCluster } from './local-tls.js';
@@ -57,6 +58,22 @@ export interface LocalClusterOptions extends Pick<ClusterOptions, 'retry' | 'key
   queueLimit?: number;
   /** log2 of scrypt's N for password hashes (10–20, default 15). Lower it only in tests. */
   passwordCost?: number;
+  /** The members' mode, `fips` (default) or `non-fips`: backups restore only into the same mode. */
+  mode?: 'fips' | 'non-fips';
+  /** MKBK: the emulated manufacturer's key, 32 bytes (default: Strongroom's one manufacturer). */
+  manufacturerKey?: Uint8Array;
+  /**
+   * Backups: where they are kept (default `<dataDir>/backups`, or none without a data folder)
+   * and how often one is taken besides activation and membership changes (default 24 h).
+   */
+  backups?: { dir?: string; intervalMs?: number; region?: string };
+  /**
+   * Make the new cluster from a backup instead of activating one (CloudHSM's create-cluster
+   * --source-backup-id): the first member is restored from it and gets its users, keys and
+   * policies; the new cluster gets its own cluster id and is independent afterwards.
+   * `adminPassword` is then the backup's admin's password.
+   */
+  fromBackup?: { dir: string; backupId: string };
 }
 
 const TRANSPORTS: readonly LocalTransport[] = ['in-process', 'worker', 'tls'];
@@ -69,31 +86,107 @@ export interface LocalTlsInfo extends TlsCredentials {
   addresses: string[];
 }
 
+/** One member slot's way to start a member, for the cluster client. */
+interface Slot {
+  description: string;
+  start: MemberStarter;
+}
+
+/**
+ * What runs the members: how to start member `index` (a new worker, process or in-process
+ * member, on its data folder if there is one), and the knobs for chaos (kill, hold down).
+ */
+class Supervisor {
+  readonly live: (Transport & { kill(): void })[] = [];
+  readonly held = new Set<number>();
+  readonly ports: number[] = [];
+  readonly appliancePassword = randomBytes(18).toString('base64url');
+
+  constructor(
+    readonly options: LocalClusterOptions,
+    readonly transport: LocalTransport,
+    readonly profile: ProfileName,
+    readonly dataDir: string | null,
+    readonly credentials: TlsCredentials | null,
+    readonly serviceKey: Uint8Array,
+  ) {}
+
+  memberDir(index: number): string | null {
+    return this.dataDir === null ? null : join(this.dataDir, `member-${index}`);
+  }
+
+  slot(index: number): Slot {
+    const { options, transport, profile } = this;
+    const dir = this.memberDir(index);
+    const memberOptions: MemberOptions = {
+      profile,
+      memberIndex: index,
+      appliancePassword: this.appliancePassword,
+      serviceKey: this.serviceKey,
+      ...(options.mode !== undefined ? { mode: options.mode } : {}),
+      ...(options.manufacturerKey !== undefined ? { manufacturerKey: options.manufacturerKey } : {}),
+      ...(options.queueLimit !== undefined ? { queueLimit: options.queueLimit } : {}),
+      ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),
+      ...(dir !== null ? { dataDir: dir } : {}),
+      ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}),
+    };
+    return {
+      description: `${transport} member ${index}`,
+      // A start is a new member process, worker or object: on its data folder if it has one,
+      // otherwise empty, and then the cluster client brings it in line (clone, compare).
+      start: async (): Promise<Transport> => {
+        if (this.held.has(index)) throw new Error(`member ${index} is held down (killMember with restart: false)`);
+        let t: Transport & { kill(): void };
+        if (transport === 'tls') {
+          const p = await ProcessMemberTransport.start({ ...memberOptions, dir: dir!, index, port: this.ports[index] ?? 0, profile, appliancePassword: this.appliancePassword }, this.credentials!);
+          this.ports[index] = p.port;
+          t = p;
+        } else {
+          // A member restarting on the same data folder waits until the one before has let go of it.
+          await (this.live[index] as { closed?: Promise<unknown> } | undefined)?.closed;
+          t = transport === 'worker' ? await WorkerTransport.start(memberOptions, index) : await InProcessTransport.start(memberOptions, index);
+        }
+        this.live[index] = t;
+        return t;
+      },
+    };
+  }
+
+  addresses(): string[] {
+    return this.ports.map((p) => `127.0.0.1:${p}`);
+  }
+}
+
+/** The installation's service key (AKBK): kept in the cluster folder, or made for this run. */
+function serviceKeyFor(dataDir: string | null): Uint8Array {
+  if (dataDir === null) return randomBytes(32);
+  const file = join(dataDir, 'service.key');
+  if (existsSync(file)) return new Uint8Array(readFileSync(file));
+  const key = randomBytes(32);
+  writeFileSync(file, key, { mode: 0o600 });
+  return key;
+}
+
 export class LocalCluster {
   readonly #cluster: Cluster;
+  readonly #supervisor: Supervisor;
   readonly profile: ProfileName;
   readonly transport: LocalTransport;
-  readonly #live: (Transport & { kill(): void })[];
-  readonly #held: Set<number>;
+  /** Where backups are kept, if anywhere. */
+  readonly backupStore: BackupStore | null;
   /** For `tls` clusters: credentials and addresses for `connect`. */
   readonly tls: LocalTlsInfo | null;
   readonly #removeOnClose: string | null;
+  #periodic: NodeJS.Timeout | undefined;
 
-  private constructor(
-    cluster: Cluster,
-    profile: ProfileName,
-    transport: LocalTransport,
-    live: (Transport & { kill(): void })[],
-    held: Set<number>,
-    tls: LocalTlsInfo | null,
-    removeOnClose: string | null,
-  ) {
+  private constructor(cluster: Cluster, supervisor: Supervisor, backupStore: BackupStore | null, removeOnClose: string | null) {
     this.#cluster = cluster;
-    this.profile = profile;
-    this.transport = transport;
-    this.#live = live;
-    this.#held = held;
-    this.tls = tls;
+    this.#supervisor = supervisor;
+    this.profile = supervisor.profile;
+    this.transport = supervisor.transport;
+    this.backupStore = backupStore;
+    const { credentials, dataDir } = supervisor;
+    this.tls = credentials && dataDir ? { dataDir, addresses: supervisor.addresses(), ca: credentials.ca, cert: credentials.cert, key: credentials.key } : null;
     this.#removeOnClose = removeOnClose;
   }
 
@@ -114,85 +207,41 @@ export class LocalCluster {
     if (!PROFILE_NAMES.includes(profile)) {
       throw new HsmError('BAD_REQUEST', `profile: expected ${PROFILE_NAMES.join(' or ')}, got ${JSON.stringify(profile)}`);
     }
-    const appliancePassword = randomBytes(18).toString('base64url');
-    const live: (Transport & { kill(): void })[] = [];
-    const held = new Set<number>();
-    let dataDir: string | null = null;
+    let dataDir: string | null = options.dataDir ?? null;
     let removeOnClose: string | null = null;
     let credentials: TlsCredentials | null = null;
-    const ports: number[] = Array.from({ length: members }, () => 0);
-    if (options.dataDir !== undefined) dataDir = options.dataDir;
     if (transport === 'tls') {
       dataDir ??= removeOnClose = mkdtempSync(join(tmpdir(), 'strongroom-cluster-'));
       credentials = await prepareTlsCluster(dataDir, members);
     }
-    const starters = Array.from({ length: members }, (_, index) => {
-      const memberOptions: MemberOptions = {
-        profile,
-        memberIndex: index,
-        appliancePassword,
-        ...(options.queueLimit !== undefined ? { queueLimit: options.queueLimit } : {}),
-        ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),
-        ...(dataDir !== null ? { dataDir: join(dataDir, `member-${index}`) } : {}),
-        ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}),
-      };
-      return {
-        description: `${transport} member ${index}`,
-        // Every start is a new, empty member; the cluster client joins it from a clone.
-        start: async (): Promise<Transport> => {
-          if (held.has(index)) throw new Error(`member ${index} is held down (killMember with restart: false)`);
-          let t: Transport & { kill(): void };
-          if (transport === 'tls') {
-            const p = await ProcessMemberTransport.start(
-              {
-                dir: join(dataDir!, `member-${index}`),
-                index,
-                port: ports[index]!,
-                profile,
-                appliancePassword,
-                ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}),
-                ...(options.queueLimit !== undefined ? { queueLimit: options.queueLimit } : {}),
-                ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),
-              },
-              credentials!,
-            );
-            ports[index] = p.port;
-            t = p;
-          } else {
-            // A member restarting on the same data folder waits until the one before has let go of it.
-            await (live[index] as { closed?: Promise<void> } | undefined)?.closed;
-            t = transport === 'worker' ? await WorkerTransport.start(memberOptions, index) : await InProcessTransport.start(memberOptions, index);
-          }
-          live[index] = t;
-          return t;
-        },
-      };
-    });
-    const cluster = await Cluster.open(starters, {
-      appliancePassword,
-      probeIntervalMs: 50,
-      ...(options.retry !== undefined ? { retry: options.retry } : {}),
-      ...(options.keyAvailabilityCheck !== undefined ? { keyAvailabilityCheck: options.keyAvailabilityCheck } : {}),
-    });
-    const tls = credentials && dataDir ? { dataDir, addresses: ports.map((p) => `127.0.0.1:${p}`), ca: credentials.ca, cert: credentials.cert, key: credentials.key } : null;
-    const local = new LocalCluster(cluster, profile, transport, live, held, tls, removeOnClose);
+    const source = options.fromBackup ? new BackupStore(options.fromBackup.dir).read(options.fromBackup.backupId) : null;
+    const supervisor = new Supervisor(options, transport, profile, dataDir, credentials, serviceKeyFor(dataDir));
+    const backupDir = options.backups?.dir ?? (dataDir !== null ? join(dataDir, 'backups') : null);
+    const store = backupDir !== null ? new BackupStore(backupDir, options.backups?.region !== undefined ? { region: options.backups.region } : {}) : null;
+    const cluster = await Cluster.open(
+      Array.from({ length: members }, (_, i) => supervisor.slot(i)),
+      {
+        appliancePassword: supervisor.appliancePassword,
+        probeIntervalMs: 50,
+        ...(options.retry !== undefined ? { retry: options.retry } : {}),
+        ...(options.keyAvailabilityCheck !== undefined ? { keyAvailabilityCheck: options.keyAvailabilityCheck } : {}),
+      },
+    );
+    const local = new LocalCluster(cluster, supervisor, store, removeOnClose);
     try {
       const first = cluster.links[0]!;
       const info = await cluster.sendTo(first, { op: 'getHsmInfo' });
       const existing = info.ok && (info.result as HsmInfo).clusterId !== null;
-      if (!existing) {
-        const activated = await cluster.sendTo(first, { op: 'activateCluster', password: options.adminPassword });
-        if (!activated.ok) throw HsmError.fromWire(activated.error);
+      let activated = false;
+      if (!existing && source) {
+        const restored = await cluster.sendTo(first, { op: 'restoreBackup', backup: source, asNewCluster: true });
+        if (!restored.ok) throw HsmError.fromWire(restored.error);
+      } else if (!existing) {
+        const r = await cluster.sendTo(first, { op: 'activateCluster', password: options.adminPassword });
+        if (!r.ok) throw HsmError.fromWire(r.error);
+        activated = true;
       }
-      if (tls) {
-        // Discovery: every member can tell a client where the others are (clones carry it).
-        const login = await cluster.sendTo(first, { op: 'login', username: 'app_user', password: appliancePassword });
-        if (!login.ok) throw HsmError.fromWire(login.error);
-        const session = (login.result as { session: string }).session;
-        const set = await cluster.sendTo(first, { op: 'setClusterAddresses', session, addresses: tls.addresses });
-        await cluster.sendTo(first, { op: 'logout', session });
-        if (!set.ok) throw HsmError.fromWire(set.error);
-      }
+      if (local.tls) await local.#publishAddresses();
       for (let i = 1; i < members; i++) await cluster.resync(i);
       const present = new Set((await cluster.listUsers()).map((u) => u.username));
       const missing = (options.users ?? []).filter((u) => !present.has(u.username.toLowerCase()));
@@ -206,11 +255,108 @@ export class LocalCluster {
           await admin.logout();
         }
       }
+      if (store) {
+        // CloudHSM backs a cluster up when it is activated (and made from a backup), then at least daily.
+        if (activated || source) await local.takeBackup(activated ? 'activation' : 'on-demand');
+        store.sweep();
+        const interval = options.backups?.intervalMs ?? 86_400_000;
+        local.#periodic = setInterval(() => {
+          void local.takeBackup('periodic').then(() => store.sweep(), () => undefined);
+        }, interval);
+        local.#periodic.unref();
+      }
     } catch (e) {
       await local.close();
       throw e;
     }
     return local;
+  }
+
+  /** Tells every member where all members are (for clients that connect to one address). */
+  async #publishAddresses(): Promise<void> {
+    const addresses = this.#supervisor.addresses();
+    if (this.tls) this.tls.addresses.splice(0, this.tls.addresses.length, ...addresses);
+    await this.#asAppliance(async (send) => {
+      await send({ op: 'setClusterAddresses', addresses });
+    }, 'all');
+  }
+
+  /** Runs `work` with appliance sessions on one healthy member, or on every member that is up. */
+  async #asAppliance(work: (send: (request: Record<string, unknown>) => Promise<Record<string, unknown>>) => Promise<void>, where: 'one' | 'all'): Promise<void> {
+    const links = where === 'all' ? this.#cluster.upMembers() : [this.#cluster.pick()].filter((l) => l !== undefined);
+    if (!links.length) throw new HsmError('MEMBER_UNAVAILABLE', 'no member of the cluster is up');
+    for (const link of links) {
+      const login = await this.#cluster.sendTo(link, { op: 'login', username: 'app_user', password: this.#supervisor.appliancePassword });
+      if (!login.ok) throw HsmError.fromWire(login.error);
+      const session = (login.result as { session: string }).session;
+      try {
+        await work(async (request) => {
+          const r = await this.#cluster.sendTo(link, { ...request, session });
+          if (!r.ok) throw HsmError.fromWire(r.error);
+          return r.result as unknown as Record<string, unknown>;
+        });
+      } finally {
+        await this.#cluster.sendTo(link, { op: 'logout', session });
+      }
+    }
+  }
+
+  /**
+   * Takes a backup now, inside a healthy member, into the backup store (CloudHSM takes them
+   * itself: at activation, when members are added or removed, and daily; this is the same step).
+   */
+  async takeBackup(trigger: BackupTrigger = 'on-demand'): Promise<BackupInfo> {
+    const store = this.backupStore;
+    if (!store) throw new HsmError('BAD_REQUEST', 'this cluster has no backup store: start it with a dataDir or backups.dir');
+    return store.add(await this.#backupBytes(), { trigger });
+  }
+
+  async #backupBytes(): Promise<Uint8Array> {
+    let backup: Uint8Array | undefined;
+    await this.#asAppliance(async (send) => {
+      backup = (await send({ op: 'createBackup' })).backup as Uint8Array;
+    }, 'one');
+    return backup!;
+  }
+
+  /**
+   * Adds a member while the cluster serves traffic, as CloudHSM does: back up an existing
+   * member, restore the backup onto the new one, then route to it once it has caught up with
+   * what changed since the backup. Returns its index.
+   */
+  async addMember(): Promise<number> {
+    const index = this.#cluster.size;
+    if (index >= 32) throw new HsmError('BAD_REQUEST', 'a cluster has at most 32 members');
+    const dir = this.#supervisor.memberDir(index);
+    if (dir !== null) rmSync(dir, { recursive: true, force: true });
+    if (this.transport === 'tls') await prepareTlsCluster(this.#supervisor.dataDir!, index + 1);
+    const backup = this.backupStore ? this.backupStore.read((await this.takeBackup('member-added')).backupId) : await this.#backupBytes();
+    await this.#cluster.addMember(this.#supervisor.slot(index), async (transport) => {
+      const r = await transport.send({ op: 'restoreBackup', backup });
+      if (!r.ok) throw HsmError.fromWire(r.error);
+    });
+    if (this.tls) await this.#publishAddresses();
+    return index;
+  }
+
+  /**
+   * Removes member `index` while the cluster serves traffic: a backup first, then no new
+   * requests go to it, the ones it is working on finish, and it is shut down (its data folder
+   * deleted). Session keys that lived on it are gone, as with CloudHSM.
+   */
+  async removeMember(index: number): Promise<void> {
+    const link = this.#cluster.links[index];
+    if (!link || link.state === 'removed') throw new HsmError('BAD_REQUEST', `member ${index}: no such member in the cluster`);
+    if (this.#cluster.links.filter((l) => l.state !== 'removed').length <= 1) throw new HsmError('BAD_REQUEST', 'the last member of a cluster cannot be removed');
+    if (this.backupStore) await this.takeBackup('member-removed');
+    this.#supervisor.held.add(index);
+    await this.#cluster.removeMember(index);
+    const dir = this.#supervisor.memberDir(index);
+    if (dir !== null) rmSync(dir, { recursive: true, force: true });
+    if (this.tls) {
+      this.#supervisor.ports.splice(index, 1, 0);
+      await this.#publishAddresses();
+    }
   }
 
   /** Logs in (on every member) and returns the session. `role`, when given, must be the user's role. */
@@ -228,7 +374,7 @@ export class LocalCluster {
     return this.#cluster.listUsers();
   }
 
-  /** Per-member state (up, down, repairing), outstanding requests, capacity and counters. */
+  /** Per-member state (up, down, repairing, removed), outstanding requests, capacity and counters. */
   status(): MemberStatus[] {
     return this.#cluster.status();
   }
@@ -239,22 +385,22 @@ export class LocalCluster {
   }
 
   /**
-   * Makes member `index` fail, as a crash would: its worker is terminated (or its in-process
-   * member stopped), and everything it held in memory is gone. The supervisor starts it again
-   * and the cluster repairs it — unless `restart: false`, which keeps it down until
-   * {@link restartMember}. For chaos tests and demonstrations.
+   * Makes member `index` fail, as a crash would: its worker is terminated, its process killed
+   * (or its in-process member stopped), and what it held only in memory is gone. The supervisor
+   * starts it again and the cluster repairs it — unless `restart: false`, which keeps it down
+   * until {@link restartMember}. For chaos tests and demonstrations.
    */
   killMember(index: number, options: { restart?: boolean } = {}): void {
-    const t = this.#live[index];
+    const t = this.#supervisor.live[index];
     if (!t) throw new HsmError('BAD_REQUEST', `member ${index}: no such member (the cluster has ${this.#cluster.size})`);
-    if (options.restart === false) this.#held.add(index);
+    if (options.restart === false) this.#supervisor.held.add(index);
     t.kill();
     this.#cluster.memberStopped(index, 'stopped by killMember');
   }
 
   /** Lets a member held down by `killMember(i, { restart: false })` start again. */
   restartMember(index: number): void {
-    this.#held.delete(index);
+    this.#supervisor.held.delete(index);
   }
 
   /** @internal the cluster handle. */
@@ -262,8 +408,9 @@ export class LocalCluster {
     return this.#cluster;
   }
 
-  /** Stops the members; every session ends and every key is forgotten. */
+  /** Stops the members; every session ends, and keys not in a data folder are forgotten. */
   async close(): Promise<void> {
+    clearInterval(this.#periodic);
     await this.#cluster.close();
     if (this.#removeOnClose) rmSync(this.#removeOnClose, { recursive: true, force: true });
   }

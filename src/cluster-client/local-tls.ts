@@ -56,6 +56,9 @@ export interface MemberProcessOptions {
   passphrase?: string;
   queueLimit?: number;
   passwordCost?: number;
+  mode?: 'fips' | 'non-fips';
+  serviceKey?: Uint8Array;
+  manufacturerKey?: Uint8Array;
 }
 
 /** A member process and the TLS connection to it. */
@@ -79,6 +82,7 @@ export class ProcessMemberTransport implements Transport {
       '--data-dir', options.dir,
       '--member-index', String(options.index),
       '--profile', options.profile,
+      ...(options.mode !== undefined ? ['--mode', options.mode] : []),
       '--exit-with-stdin',
       ...(options.queueLimit !== undefined ? ['--queue-limit', String(options.queueLimit)] : []),
       ...(options.passwordCost !== undefined ? ['--password-cost', String(options.passwordCost)] : []),
@@ -88,6 +92,8 @@ export class ProcessMemberTransport implements Transport {
         ...process.env,
         STRONGROOM_APPLIANCE_PASSWORD: options.appliancePassword,
         ...(options.passphrase !== undefined ? { STRONGROOM_MASTER_PASSPHRASE: options.passphrase } : {}),
+        ...(options.serviceKey !== undefined ? { STRONGROOM_SERVICE_KEY: Buffer.from(options.serviceKey).toString('hex') } : {}),
+        ...(options.manufacturerKey !== undefined ? { STRONGROOM_MANUFACTURER_KEY: Buffer.from(options.manufacturerKey).toString('hex') } : {}),
       },
       stdio: ['pipe', 'pipe', 'pipe'],
     });

@@ -264,7 +264,13 @@ export const requestSchemas = {
   cloneMember: z.strictObject({ op: z.literal('cloneMember'), session, joinKey: bytes }),
   installClone: z.strictObject({ op: z.literal('installClone'), session, clone: bytes }),
   createBackup: z.strictObject({ op: z.literal('createBackup'), session }),
-  restoreBackup: z.strictObject({ op: z.literal('restoreBackup'), session, backup: bytes }),
+  restoreBackup: z.strictObject({
+    op: z.literal('restoreBackup'),
+    session,
+    backup: bytes,
+    /** Make a new cluster from it (a new cluster id; CloudHSM's create-cluster from a backup), rather than join its cluster. */
+    asNewCluster: z.boolean().optional(),
+  }),
   setClusterAddresses: z.strictObject({
     op: z.literal('setClusterAddresses'),
     session,

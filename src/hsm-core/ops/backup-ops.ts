@@ -187,8 +187,9 @@ export const restoreBackup: Handler<'restoreBackup'> = (m, caller, req) => {
   for (const k of keys) m.keys.add(k);
   m.masking = masking;
   m.addresses = [...content.addresses];
-  m.clusterId = content.clusterId;
+  m.clusterId = req.asNewCluster ? `cluster-${randomBytes(8).toString('hex')}` : content.clusterId;
+  if (req.asNewCluster) m.addresses = [];
   m.lifecycle = 'active';
   m.joinKey = null;
-  return { clusterId: content.clusterId, users: content.users.length, keys: keys.length };
+  return { clusterId: m.clusterId, users: content.users.length, keys: keys.length };
 };

@@ -1,0 +1,233 @@
+/**
+ * The backup store: CloudHSM's service-side view of backups (CLOUDHSM.md §5), in a folder. It
+ * holds backups exactly as members made them — encrypted inside the member, so nothing here can
+ * read them — with their metadata: id, cluster id, state, timestamps, `never-expires`, tags.
+ *
+ * - States: `READY`; `PENDING_DELETION` after a delete or a retention sweep, restorable to
+ *   `READY` for 7 days; then `DELETED` (the backup's bytes are removed, its record stays).
+ * - Retention per cluster: 90 days by default, 7–379 days configurable. A sweep marks for
+ *   deletion every `READY` backup older than that, except those that never expire and the
+ *   cluster's newest `READY` backup, which is never deleted.
+ * - A copy to another region (another store) is a new backup there, no longer tied to a cluster
+ *   and with no retention policy.
+ *
+ * Each backup is two files, `<id>.backup` and `<id>.json`, each written whole and renamed into
+ * place, so a crash leaves either the old or the new file. The clock can be replaced (tests).
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HsmError, readBackupHeader, type MemberMode } from '../hsm-core/index.js';
+
+export type BackupState = 'READY' | 'PENDING_DELETION' | 'DELETED';
+export type BackupTrigger = 'activation' | 'periodic' | 'member-added' | 'member-removed' | 'copy' | 'on-demand';
+
+export interface BackupInfo {
+  backupId: string;
+  /** The cluster it belongs to; null for a copy in another region. */
+  clusterId: string | null;
+  /** The cluster it was taken from (kept by copies). */
+  sourceClusterId: string;
+  state: BackupState;
+  createTimestamp: string;
+  /** When it was marked for deletion (or deleted). */
+  deleteTimestamp: string | null;
+  neverExpires: boolean;
+  tags: Record<string, string>;
+  trigger: BackupTrigger;
+  mode: MemberMode;
+  sizeBytes: number;
+  /** For a copy: where it came from. */
+  sourceBackupId: string | null;
+  sourceRegion: string | null;
+}
+
+export const RETENTION_DEFAULT_DAYS = 90;
+export const RETENTION_MIN_DAYS = 7;
+export const RETENTION_MAX_DAYS = 379;
+/** How long a backup marked for deletion can be restored. */
+export const RESTORE_WINDOW_DAYS = 7;
+const DAY = 86_400_000;
+
+function backupId(): string {
+  // CloudHSM's shape: backup- and eleven lowercase base-32 characters.
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
+  return `backup-${[...randomBytes(11)].map((b) => alphabet[b % 32]).join('')}`;
+}
+
+function writeAtomically(file: string, data: string | Uint8Array): void {
+  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
+  writeFileSync(tmp, data, { mode: 0o600 });
+  renameSync(tmp, file);
+}
+
+export interface BackupStoreOptions {
+  /** The store's region name, shown on copies made from it. Default `local`. */
+  region?: string;
+  /** The current time (tests replace it). */
+  clock?: () => Date;
+}
+
+export class BackupStore {
+  readonly dir: string;
+  readonly region: string;
+  readonly #clock: () => Date;
+
+  constructor(dir: string, options: BackupStoreOptions = {}) {
+    this.dir = dir;
+    this.region = options.region ?? 'local';
+    this.#clock = options.clock ?? (() => new Date());
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  }
+
+  /** Adds a backup a member made; its cluster and mode come from its clear header. */
+  add(backup: Uint8Array, options: { trigger: BackupTrigger; tags?: Record<string, string> }): BackupInfo {
+    const { header } = readBackupHeader(backup);
+    const info: BackupInfo = {
+      backupId: backupId(),
+      clusterId: header.clusterId,
+      sourceClusterId: header.clusterId,
+      state: 'READY',
+      createTimestamp: this.#clock().toISOString(),
+      deleteTimestamp: null,
+      neverExpires: false,
+      tags: { ...(options.tags ?? {}) },
+      trigger: options.trigger,
+      mode: header.mode,
+      sizeBytes: backup.length,
+      sourceBackupId: null,
+      sourceRegion: null,
+    };
+    writeAtomically(join(this.dir, `${info.backupId}.backup`), backup);
+    this.#save(info);
+    return info;
+  }
+
+  /** Backups, newest first; optionally of one cluster and in some states. */
+  list(filter: { clusterId?: string; states?: BackupState[] } = {}): BackupInfo[] {
+    return readdirSync(this.dir)
+      .filter((f) => /^backup-[a-z2-7]{11}\.json$/.test(f))
+      .map((f) => JSON.parse(readFileSync(join(this.dir, f), 'utf8')) as BackupInfo)
+      .filter((b) => (filter.clusterId === undefined || b.clusterId === filter.clusterId) && (!filter.states || filter.states.includes(b.state)))
+      .sort((a, b) => (a.createTimestamp < b.createTimestamp ? 1 : a.createTimestamp > b.createTimestamp ? -1 : a.backupId < b.backupId ? 1 : -1));
+  }
+
+  get(id: string): BackupInfo {
+    if (!/^backup-[a-z2-7]{11}$/.test(id)) throw new HsmError('BAD_REQUEST', `backup id: expected backup- and 11 characters, got ${JSON.stringify(id)}`);
+    const file = join(this.dir, `${id}.json`);
+    if (!existsSync(file)) throw new HsmError('BAD_REQUEST', `backup ${id}: not in the store at ${this.dir}`);
+    return JSON.parse(readFileSync(file, 'utf8')) as BackupInfo;
+  }
+
+  /** The backup's bytes, for a restore: only a READY backup. */
+  read(id: string): Uint8Array {
+    const info = this.get(id);
+    if (info.state !== 'READY') {
+      throw new HsmError('BAD_REQUEST', `backup ${id} is ${info.state}${info.state === 'PENDING_DELETION' ? '; restore it to READY first (backup restore)' : ''}`);
+    }
+    return new Uint8Array(readFileSync(join(this.dir, `${id}.backup`)));
+  }
+
+  /** Marks a backup for deletion: restorable for 7 days, then deleted. */
+  delete(id: string): BackupInfo {
+    const info = this.get(id);
+    if (info.state !== 'READY') throw new HsmError('BAD_REQUEST', `backup ${id} is ${info.state}, not READY`);
+    return this.#save({ ...info, state: 'PENDING_DELETION', deleteTimestamp: this.#clock().toISOString() });
+  }
+
+  /** Brings a backup marked for deletion back to READY, within 7 days. */
+  restore(id: string): BackupInfo {
+    const info = this.get(id);
+    if (info.state !== 'PENDING_DELETION') throw new HsmError('BAD_REQUEST', `backup ${id} is ${info.state}; only a backup pending deletion can be restored`);
+    this.#purge(info); // past its window it is gone
+    const now = this.get(id);
+    if (now.state === 'DELETED') throw new HsmError('BAD_REQUEST', `backup ${id} was deleted: more than ${RESTORE_WINDOW_DAYS} days passed since it was marked for deletion`);
+    return this.#save({ ...now, state: 'READY', deleteTimestamp: null });
+  }
+
+  /** Sets or clears never-expires and adds or removes tags. */
+  modify(id: string, change: { neverExpires?: boolean; tags?: Record<string, string>; untag?: string[] }): BackupInfo {
+    const info = this.get(id);
+    const tags = { ...info.tags, ...(change.tags ?? {}) };
+    for (const k of change.untag ?? []) delete tags[k];
+    return this.#save({ ...info, tags, ...(change.neverExpires !== undefined ? { neverExpires: change.neverExpires } : {}) });
+  }
+
+  /** The retention period of a cluster's backups, in days. */
+  retention(clusterId: string): number {
+    return this.#retentions()[clusterId] ?? RETENTION_DEFAULT_DAYS;
+  }
+
+  setRetention(clusterId: string, days: number): void {
+    if (!Number.isInteger(days) || days < RETENTION_MIN_DAYS || days > RETENTION_MAX_DAYS) {
+      throw new HsmError('BAD_REQUEST', `retention: ${RETENTION_MIN_DAYS}–${RETENTION_MAX_DAYS} days, got ${String(days)}`);
+    }
+    writeAtomically(join(this.dir, 'retention.json'), JSON.stringify({ ...this.#retentions(), [clusterId]: days }, null, 2) + '\n');
+  }
+
+  /**
+   * Applies retention: READY backups past their cluster's period (never the cluster's newest
+   * READY one, never one that never expires) become PENDING_DELETION; those pending for more
+   * than 7 days are deleted. Returns what changed.
+   */
+  sweep(): { markedForDeletion: string[]; deleted: string[] } {
+    const now = this.#clock().getTime();
+    const marked: string[] = [];
+    const deleted: string[] = [];
+    const all = this.list();
+    const newest = new Map<string, string>();
+    for (const b of all) if (b.clusterId && b.state === 'READY' && !newest.has(b.clusterId)) newest.set(b.clusterId, b.backupId);
+    for (const b of all) {
+      if (b.state === 'READY' && b.clusterId && !b.neverExpires && newest.get(b.clusterId) !== b.backupId) {
+        if (now - Date.parse(b.createTimestamp) > this.retention(b.clusterId) * DAY) {
+          this.#save({ ...b, state: 'PENDING_DELETION', deleteTimestamp: new Date(now).toISOString() });
+          marked.push(b.backupId);
+        }
+      } else if (b.state === 'PENDING_DELETION' && this.#purge(b)) {
+        deleted.push(b.backupId);
+      }
+    }
+    return { markedForDeletion: marked, deleted };
+  }
+
+  /** Copies a READY backup to another store (another region): a new backup there, with no cluster and no retention. */
+  copyTo(id: string, destination: BackupStore): BackupInfo {
+    const bytes = this.read(id);
+    const source = this.get(id);
+    const info: BackupInfo = {
+      ...source,
+      backupId: backupId(),
+      clusterId: null,
+      state: 'READY',
+      createTimestamp: destination.#clock().toISOString(),
+      deleteTimestamp: null,
+      trigger: 'copy',
+      sourceBackupId: source.backupId,
+      sourceRegion: this.region,
+    };
+    writeAtomically(join(destination.dir, `${info.backupId}.backup`), bytes);
+    destination.#save(info);
+    return info;
+  }
+
+  /** Deletes a backup pending for longer than the window; true if it did. */
+  #purge(info: BackupInfo): boolean {
+    if (info.state !== 'PENDING_DELETION' || !info.deleteTimestamp) return false;
+    if (this.#clock().getTime() - Date.parse(info.deleteTimestamp) <= RESTORE_WINDOW_DAYS * DAY) return false;
+    rmSync(join(this.dir, `${info.backupId}.backup`), { force: true });
+    this.#save({ ...info, state: 'DELETED' });
+    return true;
+  }
+
+  #retentions(): Record<string, number> {
+    const file = join(this.dir, 'retention.json');
+    return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Record<string, number>) : {};
+  }
+
+  #save(info: BackupInfo): BackupInfo {
+    writeAtomically(join(this.dir, `${info.backupId}.json`), JSON.stringify(info, null, 2) + '\n');
+    return info;
+  }
+}
