@@ -1,13 +1,17 @@
 #!/usr/bin/env node
 /**
- * The `strongroom` command. For now: `strongroom up`, the embedded default that `npm start` runs.
+ * The `strongroom` command: `up` (what `npm start` runs), `hsm serve`, `backup …`, `cluster …`.
  *
  * @module
  */
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { PROFILE_NAMES } from '../hsm-core/index.js';
-import { up } from './up.js';
+import { HsmError, PROFILE_NAMES } from '../hsm-core/index.js';
+import type { LocalCluster } from '../cluster-client/index.js';
+import { up, type UpOptions } from './up.js';
 import { hsmServe } from './hsm-serve.js';
+import { serveControl } from './control.js';
+import { backupChange, backupList, clusterMembership, storeAt, type Io, type Output } from './backup-commands.js';
 
 const program = new Command()
   .name('strongroom')
@@ -20,27 +24,151 @@ const int = (name: string, min: number, max: number) => (value: string) => {
   return n;
 };
 
-program
-  .command('up')
-  .description('start a local cluster (three TLS members by default), create a development crypto user, run the quick-start sample, and serve until Ctrl-C')
-  .addOption(new Option('--profile <profile>', 'limits to enforce').choices([...PROFILE_NAMES]).default('cloudhsm'))
-  .option('--members <n>', 'how many members', int('--members', 1, 32), 3)
-  .addOption(new Option('--transport <transport>', 'where members run').choices(['tls', 'worker', 'in-process']).default('tls'))
-  .option('--data-dir <dir>', 'the cluster folder (trust anchor, certificates, cluster.json)', process.env.STRONGROOM_DATA_DIR ?? '.strongroom')
-  .option('--once', 'stop after the quick-start sample instead of serving')
-  .action(async (opts: { profile: 'cloudhsm' | 'unlimited'; members: number; transport: 'tls' | 'worker' | 'in-process'; dataDir: string; once?: boolean }) => {
-    const cluster = await up({ ...opts, once: opts.once === true, log: (line) => console.log(line) });
-    if (opts.once) return;
-    const stop = () => {
-      void cluster.close().then(() => {
-        console.log('Strongroom: stopped.');
-        process.exit(0);
-      });
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+const DATA_DIR = process.env.STRONGROOM_DATA_DIR ?? '.strongroom';
+const io: Io = { out: (line) => console.log(line), err: (line) => console.error(line) };
 
+/** Runs a command; a refusal is one line on stderr (and the error as JSON on stdout with --output json), exit 1. */
+function act<O extends object>(fn: (opts: O, ...args: string[]) => unknown | Promise<unknown>) {
+  return async (...args: unknown[]) => {
+    const command = args.at(-1) as Command;
+    const opts = command.opts() as O;
+    try {
+      await fn(opts, ...(args.slice(0, -2) as string[]));
+    } catch (e) {
+      const code = e instanceof HsmError ? e.code : 'ERROR';
+      const message = e instanceof Error ? e.message : String(e);
+      if ((opts as { output?: Output }).output === 'json') console.log(JSON.stringify({ error: { code, message } }, null, 2));
+      console.error(`strongroom: ${message}`);
+      process.exitCode = 1;
+    }
+  };
+}
+
+const outputOption = () => new Option('--output <format>', 'text, or json for machines').choices(['text', 'json']).default('text');
+
+/** Serves a started cluster until SIGINT/SIGTERM, with its control socket for `strongroom cluster …`. */
+async function serve(cluster: LocalCluster, dataDir: string): Promise<void> {
+  const control = await serveControl(cluster, dataDir);
+  console.log(`Serving. Press Ctrl-C to stop. (Members: strongroom cluster status --data-dir ${dataDir})`);
+  const stop = () => {
+    control.close();
+    void cluster.close().then(() => {
+      console.log('Strongroom: stopped.');
+      process.exit(0);
+    });
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+type UpFlags = { profile: 'cloudhsm' | 'unlimited'; members: number; transport: 'tls' | 'worker' | 'in-process'; dataDir: string; once?: boolean };
+
+async function runUp(opts: UpFlags, extra: Partial<UpOptions> = {}): Promise<void> {
+  const cluster = await up({ ...opts, once: opts.once === true, log: (line) => console.log(line), ...extra });
+  if (!opts.once) await serve(cluster, resolve(opts.dataDir));
+}
+
+const clusterOptions = (command: Command) =>
+  command
+    .addOption(new Option('--profile <profile>', 'limits to enforce').choices([...PROFILE_NAMES]).default('cloudhsm'))
+    .option('--members <n>', 'how many members', int('--members', 1, 32), 3)
+    .addOption(new Option('--transport <transport>', 'where members run').choices(['tls', 'worker', 'in-process']).default('tls'))
+    .option('--once', 'stop after starting instead of serving');
+
+clusterOptions(
+  program
+    .command('up')
+    .description('start a local cluster (three TLS members by default), create a development crypto user, run the quick-start sample, and serve until Ctrl-C')
+    .option('--data-dir <dir>', 'the cluster folder (members, trust anchor, certificates, backups, cluster.json)', DATA_DIR),
+).action(act<UpFlags>((opts) => runUp(opts)));
+
+const backup = program.command('backup').description("the cluster's backups (in <data-dir>/backups, or --backup-dir)");
+const storeOptions = (command: Command) =>
+  command
+    .option('--data-dir <dir>', 'the cluster folder', DATA_DIR)
+    .option('--backup-dir <dir>', 'the backup store (default <data-dir>/backups)')
+    .addOption(outputOption());
+type StoreFlags = { dataDir: string; backupDir?: string; output: Output };
+
+storeOptions(backup.command('list').description('list backups, newest first'))
+  .option('--cluster-id <id>', "only this cluster's")
+  .option('--states <states>', 'only these states, comma-separated: READY, PENDING_DELETION, DELETED')
+  .action(act<StoreFlags & { clusterId?: string; states?: string }>((opts) => backupList(storeAt(opts), opts, io)));
+storeOptions(backup.command('delete <backup-id>').description('mark a backup for deletion (restorable for 7 days)')).action(
+  act<StoreFlags>((opts, id) => backupChange(storeAt(opts).delete(id!), opts.output, io, 'marked for deletion; restorable for 7 days')),
+);
+storeOptions(backup.command('restore <backup-id>').description('bring a backup marked for deletion back to READY')).action(
+  act<StoreFlags>((opts, id) => backupChange(storeAt(opts).restore(id!), opts.output, io, 'restored')),
+);
+storeOptions(backup.command('copy-to-region <backup-id>').description('copy a backup to another backup store (another region)'))
+  .requiredOption('--destination-dir <dir>', "the other region's backup store")
+  .option('--destination-region <name>', "the other region's name", 'copy')
+  .action(
+    act<StoreFlags & { destinationDir: string; destinationRegion: string }>((opts, id) => {
+      const copy = storeAt(opts).copyTo(id!, storeAt({ dataDir: opts.dataDir, backupDir: opts.destinationDir, region: opts.destinationRegion }));
+      backupChange(copy, opts.output, io, `copy of ${id}, with no cluster and no retention policy`);
+    }),
+  );
+storeOptions(backup.command('set-retention').description("set a cluster's backup retention, 7–379 days (default 90)"))
+  .requiredOption('--cluster-id <id>', 'the cluster')
+  .requiredOption('--days <n>', 'days to keep backups', int('--days', 7, 379))
+  .action(
+    act<StoreFlags & { clusterId: string; days: number }>((opts) => {
+      const store = storeAt(opts);
+      store.setRetention(opts.clusterId, opts.days);
+      const swept = store.sweep();
+      const value = { clusterId: opts.clusterId, retentionDays: opts.days, ...swept };
+      if (opts.output === 'json') io.out(JSON.stringify(value, null, 2));
+      else io.out(`${opts.clusterId}: backups kept ${opts.days} days; ${swept.markedForDeletion.length} marked for deletion now, ${swept.deleted.length} deleted`);
+    }),
+  );
+storeOptions(backup.command('modify <backup-id>').description('set never-expires, add or remove tags'))
+  .option('--never-expires', 'never delete it for retention')
+  .option('--no-never-expires', 'let retention apply again')
+  .option('--tag <key=value...>', 'add tags')
+  .option('--untag <key...>', 'remove tags')
+  .action(
+    act<StoreFlags & { neverExpires?: boolean; tag?: string[]; untag?: string[] }>((opts, id) => {
+      const tags = Object.fromEntries((opts.tag ?? []).map((t) => {
+        const at = t.indexOf('=');
+        if (at < 1) throw new HsmError('BAD_REQUEST', `--tag: key=value, got ${JSON.stringify(t)}`);
+        return [t.slice(0, at), t.slice(at + 1)];
+      }));
+      const info = storeAt(opts).modify(id!, { ...(opts.neverExpires !== undefined ? { neverExpires: opts.neverExpires } : {}), tags, untag: opts.untag ?? [] });
+      backupChange(info, opts.output, io, 'modified');
+    }),
+  );
+
+const cluster = program.command('cluster').description('the members of a running cluster (strongroom up), and new clusters from backups');
+cluster
+  .command('add-member')
+  .description('add a member to the running cluster: back up, restore onto the new member, route to it')
+  .option('--data-dir <dir>', 'the running cluster\'s folder', DATA_DIR)
+  .addOption(outputOption())
+  .action(act<{ dataDir: string; output: Output }>((opts) => clusterMembership(resolve(opts.dataDir), 'add-member', undefined, opts.output, io)));
+cluster
+  .command('remove-member')
+  .description('remove a member from the running cluster: back up, stop routing to it, shut it down')
+  .requiredOption('--member <n>', 'the member number (see cluster status)', int('--member', 0, 31))
+  .option('--data-dir <dir>', 'the running cluster\'s folder', DATA_DIR)
+  .addOption(outputOption())
+  .action(act<{ dataDir: string; member: number; output: Output }>((opts) => clusterMembership(resolve(opts.dataDir), 'remove-member', opts.member, opts.output, io)));
+cluster
+  .command('status')
+  .description('the members of the running cluster')
+  .option('--data-dir <dir>', 'the running cluster\'s folder', DATA_DIR)
+  .addOption(outputOption())
+  .action(act<{ dataDir: string; output: Output }>((opts) => clusterMembership(resolve(opts.dataDir), 'status', undefined, opts.output, io)));
+clusterOptions(
+  cluster
+    .command('create-from-backup')
+    .description('start a new cluster from a backup: its users, keys and policies, a cluster id of its own')
+    .requiredOption('--backup-id <id>', 'the backup')
+    .requiredOption('--backup-dir <dir>', 'the backup store that holds it')
+    .requiredOption('--data-dir <dir>', "the new cluster's folder (give it the source installation's service.key to restore)"),
+).action(
+  act<UpFlags & { backupId: string; backupDir: string }>((opts) => runUp(opts, { fromBackup: { dir: opts.backupDir, backupId: opts.backupId } })),
+);
 
 program
   .command('hsm')

@@ -26,6 +26,8 @@ export interface UpOptions {
   dataDir: string;
   /** Stop after the sample instead of serving until a signal. */
   once: boolean;
+  /** Make the cluster from a backup (CloudHSM's create-cluster --source-backup-id) instead of activating a new one. */
+  fromBackup?: { dir: string; backupId: string };
   log: (line: string) => void;
 }
 
@@ -45,12 +47,13 @@ export async function up(options: UpOptions): Promise<LocalCluster> {
     profile: options.profile,
     members: options.members,
     transport: options.transport,
-    ...(options.transport === 'tls' ? { dataDir } : {}),
-    users: [{ ...DEV_USER, role: 'crypto-user' }],
+    dataDir,
+    ...(options.fromBackup ? { fromBackup: options.fromBackup } : { users: [{ ...DEV_USER, role: 'crypto-user' as const }] }),
   });
   try {
     const infos = await cluster.hsmInfo();
     log(`Strongroom: started a ${options.members}-member ${options.transport} cluster (profile ${cluster.profile}, ${infos[0]!.clusterId}, state ${infos[0]!.state})`);
+    if (options.fromBackup) log(`  made from backup ${options.fromBackup.backupId}: its users, keys and policies`);
     for (const [i, s] of cluster.status().entries()) log(`  member ${i}  ${s.description}  serial ${infos[i]?.serialNumber ?? '?'}  ${s.state}`);
     log(`  admin        ${DEV_ADMIN.username} / ${DEV_ADMIN.password}`);
     log(`  crypto user  ${DEV_USER.username} / ${DEV_USER.password}`);
@@ -69,15 +72,18 @@ export async function up(options: UpOptions): Promise<LocalCluster> {
       log(`  connect      connect({ members: ['${file.members[0]}'], ca, cert, key }) from 'strongroom'`);
       log(`  register     STRONGROOM_CLUSTER=${join(dataDir, 'cluster.json')} HSM_USER=${DEV_USER.username} HSM_PASSWORD=${DEV_USER.password} node --import strongroom/register app.js`);
     }
+    if (cluster.backupStore) log(`  backups      ${cluster.backupStore.dir} (strongroom backup list --data-dir ${dataDir})`);
     log('');
-    log('Running the quick-start sample (samples/quickstart.ts):');
-    // The sample is compiled beside the CLI (dist/samples), or run from source by tsx.
-    const { quickstart } = (await import('../../samples/quickstart.js')) as typeof import('../../samples/quickstart.js');
-    await quickstart(cluster, DEV_USER, (line) => log(`  ${line}`));
-    log('');
+    if (!options.fromBackup) {
+      log('Running the quick-start sample (samples/quickstart.ts):');
+      // The sample is compiled beside the CLI (dist/samples), or run from source by tsx.
+      const { quickstart } = (await import('../../samples/quickstart.js')) as typeof import('../../samples/quickstart.js');
+      await quickstart(cluster, DEV_USER, (line) => log(`  ${line}`));
+      log('');
+    }
     const users = await cluster.listUsers();
     log(`Users on the cluster: ${users.map((u) => `${u.username} (${u.role}, ${u.clusterCoverage})`).join(', ')}`);
-    log('Members keep their keys in memory until durable members land (see README.md, Status).');
+    log(`Members keep their users, token keys and audit logs in ${dataDir}; a restart brings them back.`);
   } catch (e) {
     await cluster.close();
     throw e;
@@ -85,8 +91,6 @@ export async function up(options: UpOptions): Promise<LocalCluster> {
   if (options.once) {
     await cluster.close();
     log('Stopped (--once).');
-  } else {
-    log('Serving. Press Ctrl-C to stop.');
   }
   return cluster;
 }

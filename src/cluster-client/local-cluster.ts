@@ -48,7 +48,7 @@ export interface LocalClusterOptions extends Pick<ClusterOptions, 'retry' | 'key
   dataDir?: string;
   /** Protects each member's storage key (see MemberOptions.passphrase). */
   passphrase?: string;
-  /** The first admin's password, set when the cluster is activated (8–32 characters). */
+  /** The first admin's password, set when the cluster is activated (8–32 characters); not needed with `fromBackup` and no `users`. */
   adminPassword: string;
   /** Users created when the cluster is first activated. */
   users?: LocalUser[];
@@ -192,7 +192,7 @@ export class LocalCluster {
 
   /** @internal use {@link startLocalCluster}. */
   static async start(options: LocalClusterOptions): Promise<LocalCluster> {
-    if (!options || typeof options.adminPassword !== 'string') {
+    if (!options || (typeof options.adminPassword !== 'string' && !options.fromBackup)) {
       throw new HsmError('BAD_REQUEST', 'adminPassword: required, the password the first admin gets at activation');
     }
     const members = options.members ?? 1;
@@ -324,18 +324,25 @@ export class LocalCluster {
    * member, restore the backup onto the new one, then route to it once it has caught up with
    * what changed since the backup. Returns its index.
    */
-  async addMember(): Promise<number> {
+  async addMember(onProgress: (step: string) => void = () => undefined): Promise<number> {
     const index = this.#cluster.size;
     if (index >= 32) throw new HsmError('BAD_REQUEST', 'a cluster has at most 32 members');
     const dir = this.#supervisor.memberDir(index);
     if (dir !== null) rmSync(dir, { recursive: true, force: true });
-    if (this.transport === 'tls') await prepareTlsCluster(this.#supervisor.dataDir!, index + 1);
+    if (this.transport === 'tls') {
+      onProgress(`making member ${index}'s certificate (cluster CSR signed by the trust anchor)`);
+      await prepareTlsCluster(this.#supervisor.dataDir!, index + 1);
+    }
+    onProgress('backing up an existing member');
     const backup = this.backupStore ? this.backupStore.read((await this.takeBackup('member-added')).backupId) : await this.#backupBytes();
+    onProgress(`starting member ${index} and restoring the backup onto it`);
     await this.#cluster.addMember(this.#supervisor.slot(index), async (transport) => {
       const r = await transport.send({ op: 'restoreBackup', backup });
       if (!r.ok) throw HsmError.fromWire(r.error);
+      onProgress(`member ${index} restored; bringing over what changed since the backup`);
     });
     if (this.tls) await this.#publishAddresses();
+    onProgress(`member ${index} is up and takes requests`);
     return index;
   }
 
@@ -344,13 +351,18 @@ export class LocalCluster {
    * requests go to it, the ones it is working on finish, and it is shut down (its data folder
    * deleted). Session keys that lived on it are gone, as with CloudHSM.
    */
-  async removeMember(index: number): Promise<void> {
+  async removeMember(index: number, onProgress: (step: string) => void = () => undefined): Promise<void> {
     const link = this.#cluster.links[index];
     if (!link || link.state === 'removed') throw new HsmError('BAD_REQUEST', `member ${index}: no such member in the cluster`);
     if (this.#cluster.links.filter((l) => l.state !== 'removed').length <= 1) throw new HsmError('BAD_REQUEST', 'the last member of a cluster cannot be removed');
-    if (this.backupStore) await this.takeBackup('member-removed');
+    if (this.backupStore) {
+      onProgress('backing up the cluster');
+      await this.takeBackup('member-removed');
+    }
+    onProgress(`stopping requests to member ${index} and letting those in flight finish`);
     this.#supervisor.held.add(index);
     await this.#cluster.removeMember(index);
+    onProgress(`member ${index} is shut down`);
     const dir = this.#supervisor.memberDir(index);
     if (dir !== null) rmSync(dir, { recursive: true, force: true });
     if (this.tls) {

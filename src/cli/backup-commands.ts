@@ -1,0 +1,86 @@
+/**
+ * `strongroom backup …` and `strongroom cluster …`: CloudHSM's backup and membership commands
+ * against a cluster folder (its backup store, and the control socket of a running `strongroom
+ * up`). `--output json` prints the machine-readable form on stdout; progress goes to stderr.
+ *
+ * @module
+ */
+import { join } from 'node:path';
+import { BackupStore, HsmError, type BackupInfo, type BackupState, type MemberStatus } from '../index.js';
+import { callControl } from './control.js';
+
+export type Output = 'text' | 'json';
+
+export interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+export function storeAt(options: { dataDir: string; backupDir?: string; region?: string }): BackupStore {
+  return new BackupStore(options.backupDir ?? join(options.dataDir, 'backups'), options.region !== undefined ? { region: options.region } : {});
+}
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd());
+}
+
+function backupRows(backups: BackupInfo[]): string[] {
+  if (!backups.length) return ['(no backups)'];
+  return table([
+    ['BACKUP ID', 'CLUSTER', 'STATE', 'CREATED', 'TRIGGER', 'NEVER EXPIRES', 'TAGS'],
+    ...backups.map((b) => [
+      b.backupId,
+      b.clusterId ?? `(copy of ${b.sourceBackupId} from ${b.sourceRegion})`,
+      b.state,
+      b.createTimestamp,
+      b.trigger,
+      b.neverExpires ? 'yes' : 'no',
+      Object.entries(b.tags).map(([k, v]) => `${k}=${v}`).join(','),
+    ]),
+  ]);
+}
+
+export function emit(io: Io, output: Output, value: unknown, text: () => string[]): void {
+  if (output === 'json') io.out(JSON.stringify(value, null, 2));
+  else for (const line of text()) io.out(line);
+}
+
+const STATES: BackupState[] = ['READY', 'PENDING_DELETION', 'DELETED'];
+
+export function backupList(store: BackupStore, options: { clusterId?: string; states?: string; output: Output }, io: Io): void {
+  const states = options.states?.split(',').map((s) => s.trim().toUpperCase());
+  for (const s of states ?? []) if (!STATES.includes(s as BackupState)) throw new HsmError('BAD_REQUEST', `--states: each of ${STATES.join(', ')}, got ${JSON.stringify(s)}`);
+  const backups = store.list({ ...(options.clusterId ? { clusterId: options.clusterId } : {}), ...(states ? { states: states as BackupState[] } : {}) });
+  emit(io, options.output, { backups }, () => backupRows(backups));
+}
+
+export function backupChange(info: BackupInfo, output: Output, io: Io, what: string): void {
+  emit(io, output, { backup: info }, () => [`${info.backupId}: ${what} (state ${info.state})`]);
+}
+
+/** A small progress display on stderr: each step with the time since the previous one. */
+export function progress(io: Io, output: Output): (step: string) => void {
+  let last = performance.now();
+  let previous: string | null = null;
+  return (step) => {
+    const now = performance.now();
+    if (previous !== null) io.err(`  ✓ ${previous} (${((now - last) / 1000).toFixed(1)} s)`);
+    if (output === 'text' || output === 'json') io.err(`  … ${step}`);
+    previous = step;
+    last = now;
+  };
+}
+
+function memberRows(members: MemberStatus[]): string[] {
+  return table([['MEMBER', 'STATE', 'WHERE', 'REQUESTS', 'REPAIRS'], ...members.map((m) => [String(m.index), m.state, m.description, String(m.counters.requests), String(m.counters.repairs)])]);
+}
+
+export async function clusterMembership(dataDir: string, command: 'add-member' | 'remove-member' | 'status', member: number | undefined, output: Output, io: Io): Promise<void> {
+  const request = command === 'remove-member' ? { command, member: member! } : { command };
+  const result = (await callControl(dataDir, request as never, progress(io, output))) as { member?: number; members: MemberStatus[] };
+  emit(io, output, result, () => [
+    ...(command === 'add-member' ? [`added member ${result.member}`] : command === 'remove-member' ? [`removed member ${result.member}`] : []),
+    ...memberRows(result.members),
+  ]);
+}
