@@ -12,7 +12,7 @@
  * - User changes and token-key changes are made on one member (which checks them), then on all.
  * - A member that fails is marked down, requests that are safe to repeat go to another, and the
  *   member is probed in the background; when it answers again it is compared with a healthy
- *   member (sync digests) and, if it differs, repaired from a clone (with the appliance user's
+ *   member (sync digests) and, if it differs, repaired from a backup (with the appliance user's
  *   credentials) before it takes traffic.
  *
  * @module
@@ -375,9 +375,9 @@ export class Cluster {
   /**
    * Brings `link` in line with `healthy` (CloudHSM's sync status: compare digests, bring over
    * what differs). A member that is not in the cluster (new, or restarted without its state) first
-   * gets a clone. From then on it takes every change, while token keys and users that differ are
-   * copied over as masked objects; a member holding keys or users the cluster no longer has gets a
-   * fresh clone. It takes reads once the digests agree.
+   * gets a backup of `healthy` restored onto it. From then on it takes every change, while token
+   * keys and users that differ are copied over as masked objects; a member holding keys or users
+   * the cluster no longer has gets a fresh restore. It takes reads once the digests agree.
    */
   async #repair(link: MemberLink, healthy: MemberLink): Promise<void> {
     const target = link.transport!;
@@ -385,19 +385,19 @@ export class Cluster {
     const info = await this.#expect<'getHsmInfo'>(await target.send({ op: 'getHsmInfo' }));
     const sourceSession = await this.#applianceSession(source);
     if (sourceSession === null) {
-      if (info.clusterId === null) throw new HsmError('MEMBER_UNAVAILABLE', `${link.description} is a new member and this client has no appliance password to clone onto it`);
+      if (info.clusterId === null) throw new HsmError('MEMBER_UNAVAILABLE', `${link.description} is a new member and this client has no appliance password to restore a backup onto it`);
       return; // Without the appliance user the client cannot compare or repair; a supervisor must.
     }
-    const clone = async (targetSession: string | null) => {
-      const sessionField = targetSession ? { session: targetSession } : {};
-      const { joinKey } = await this.#expect<'getJoinKey'>(await target.send({ op: 'getJoinKey', ...sessionField }));
-      const { clone: blob } = await this.#expect<'cloneMember'>(await source.send({ op: 'cloneMember', session: sourceSession, joinKey }));
-      await this.#expect<'installClone'>(await target.send({ op: 'installClone', clone: blob, ...sessionField }));
+    // CloudHSM's way in: a backup of a healthy member, restored onto this one (the masking key
+    // travels only inside backups).
+    const restore = async (targetSession: string | null) => {
+      const { backup } = await this.#expect<'createBackup'>(await source.send({ op: 'createBackup', session: sourceSession }));
+      await this.#expect<'restoreBackup'>(await target.send({ op: 'restoreBackup', backup, ...(targetSession ? { session: targetSession } : {}) }));
       link.epoch += 1;
       link.counters.repairs += 1;
     };
     try {
-      if (info.clusterId === null) await clone(null);
+      if (info.clusterId === null) await restore(null);
       link.accepting = true;
       for (let attempt = 0; ; attempt++) {
         const targetSession = (await this.#applianceSession(target))!;
@@ -417,7 +417,7 @@ export class Cluster {
           if (!wantKeys.length && !wantUsers.length && !extra) return;
           if (attempt >= 5) throw new HsmError('MEMBER_UNAVAILABLE', `${link.description} still differs from ${healthy.description} after ${attempt} repair passes`);
           if (extra) {
-            await clone(targetSession);
+            await restore(targetSession);
             continue;
           }
           for (const u of wantUsers) {
@@ -484,7 +484,7 @@ export class Cluster {
 
   /**
    * @internal Brings a member that is up but not (or no longer) in line with the others into the
-   * cluster: clone and compare, as after a failure. Used by the local supervisor to join members.
+   * cluster: restore a backup and compare, as after a failure. Used by the local supervisor to join members.
    */
   async resync(index: number): Promise<void> {
     const link = this.#links[index]!;

@@ -26,8 +26,7 @@ export type Caller = SessionRecord | null;
  * | setAttributes (admin: `trusted` only; CU: owner only)    |  -   |   -   |   Y   | Y  | -  |
  * | extract/insert masked objects, getSyncStatus             |  -   |   -   |   Y   | Y  | Y  |
  * | extract/insert masked users (CU: itself only)            |  -   |   -   |   Y   | Y  | Y  |
- * | cloneMember, setClusterAddresses                         |  -   |   -   |   Y   | -  | Y  |
- * | getJoinKey, installClone (in a cluster: admin, AU only)  |  Y   |   Y   |   Y   | Y  | Y  |
+ * | setClusterAddresses                                      |  -   |   -   |   Y   | -  | Y  |
  * | createBackup                                             |  -   |   -   |   Y   | -  | Y  |
  * | restoreBackup (in a cluster: admin, AU only)             |  Y   |   Y   |   Y   | Y  | Y  |
  * | generate, import, export, unwrap, wrap, derive, delete,  |  -   |   -   |   -   | Y  | -  |
@@ -57,12 +56,9 @@ export const WHO_MAY: Readonly<Record<Op, 'anyone' | readonly UserRole[]>> = {
   getSyncStatus: ['admin', 'crypto-user', 'appliance'],
   extractMaskedUser: ['admin', 'crypto-user', 'appliance'],
   insertMaskedUser: ['admin', 'crypto-user', 'appliance'],
-  cloneMember: ['admin', 'appliance'],
   setClusterAddresses: ['admin', 'appliance'],
   createBackup: ['admin', 'appliance'],
   restoreBackup: 'anyone',
-  getJoinKey: 'anyone',
-  installClone: 'anyone',
   generateKey: ['crypto-user'],
   generateKeyPair: ['crypto-user'],
   importKey: ['crypto-user'],

@@ -40,7 +40,6 @@ export const HSM_ERROR_CODES = [
   'KEY_DATA_INVALID',
   'HANDLE_IN_USE',
   'MASKED_OBJECT_INVALID',
-  'CLONE_INVALID',
   'BACKUP_INVALID',
   'KEY_NOT_AVAILABLE',
   // mechanisms and data

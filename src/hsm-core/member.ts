@@ -151,9 +151,6 @@ const OPERATIONS: { readonly [O in Op]: OpSpec<O> } = {
   getSyncStatus: { run: syncOps.getSyncStatus },
   extractMaskedUser: { run: clusterOps.extractMaskedUser, audit: { opcode: 'SR_EXTRACT_MASKED_USER', target: (r) => r.username } },
   insertMaskedUser: { run: clusterOps.insertMaskedUser, audit: { opcode: 'SR_INSERT_MASKED_USER' } },
-  getJoinKey: { run: clusterOps.getJoinKey },
-  cloneMember: { run: clusterOps.cloneMember, audit: { opcode: 'SR_CLONE_MEMBER' } },
-  installClone: { run: clusterOps.installClone, audit: { opcode: 'SR_INSTALL_CLONE' } },
   setClusterAddresses: { run: clusterOps.setClusterAddresses, audit: { opcode: 'SR_SET_CLUSTER_ADDRESSES' } },
   createBackup: { run: backupOps.createBackup, audit: { opcode: 'SR_CREATE_BACKUP' } },
   restoreBackup: { run: backupOps.restoreBackup, audit: { opcode: 'SR_RESTORE_BACKUP' } },
@@ -377,9 +374,9 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
     if (!store) return;
     const spec = OPERATIONS[op] as OpSpec<O>;
     const scope: CommitScope = {
-      // deleteUser drops the user from every key's shares; a clone replaces every key.
-      keys: op === 'deleteUser' || op === 'installClone' || op === 'restoreBackup' ? 'all' : (spec.audit?.keys?.(req, result) ?? []).filter((h): h is number => h !== undefined),
-      masking: op === 'activateCluster' || op === 'installClone' || op === 'restoreBackup',
+      // deleteUser drops the user from every key's shares; a restore replaces every key.
+      keys: op === 'deleteUser' || op === 'restoreBackup' ? 'all' : (spec.audit?.keys?.(req, result) ?? []).filter((h): h is number => h !== undefined),
+      masking: op === 'activateCluster' || op === 'restoreBackup',
     };
     await store.commit(m, scope);
   }

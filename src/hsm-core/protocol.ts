@@ -260,9 +260,6 @@ export const requestSchemas = {
   getSyncStatus: z.strictObject({ op: z.literal('getSyncStatus'), session }),
   extractMaskedUser: z.strictObject({ op: z.literal('extractMaskedUser'), session, username: z.string() }),
   insertMaskedUser: z.strictObject({ op: z.literal('insertMaskedUser'), session, maskedUser: bytes }),
-  getJoinKey: z.strictObject({ op: z.literal('getJoinKey'), session }),
-  cloneMember: z.strictObject({ op: z.literal('cloneMember'), session, joinKey: bytes }),
-  installClone: z.strictObject({ op: z.literal('installClone'), session, clone: bytes }),
   createBackup: z.strictObject({ op: z.literal('createBackup'), session }),
   restoreBackup: z.strictObject({
     op: z.literal('restoreBackup'),
@@ -394,9 +391,6 @@ export interface Results {
   getSyncStatus: { keys: { handle: number; digest: string }[]; users: { username: string; digest: string }[] };
   extractMaskedUser: { maskedUser: Uint8Array };
   insertMaskedUser: { username: string };
-  getJoinKey: { joinKey: Uint8Array };
-  cloneMember: { clone: Uint8Array };
-  installClone: { clusterId: string; users: number; keys: number };
   setClusterAddresses: { addresses: string[] };
   /** `backup`: the encrypted backup; `header`: its clear header (cluster, mode, manufacturer, time). */
   createBackup: { backup: Uint8Array; header: { v: 1; clusterId: string; mode: 'fips' | 'non-fips'; manufacturer: string; sourceSerial: string; createdAt: string } };

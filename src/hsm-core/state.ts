@@ -5,7 +5,6 @@
  *
  * @module
  */
-import type { KeyObject } from 'node:crypto';
 import type { KeyAttributes } from './attributes.js';
 import type { BackupKeys } from './ops/backup-ops.js';
 import type { Caller } from './access.js';
@@ -23,8 +22,6 @@ export class MemberState {
   lifecycle: 'initialized' | 'active' = 'initialized';
   /** Set at activation and carried by clones: members with the same id form one cluster. */
   clusterId: string | null = null;
-  /** The X25519 private key a member offers for a clone to be sealed to (see cluster-ops.ts). */
-  joinKey: KeyObject | null = null;
   /** Where the cluster's members can be reached, for clients that know one address (discovery). */
   addresses: string[] = [];
   /** Requests the member works on at once before answering MEMBER_BUSY. */

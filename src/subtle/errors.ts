@@ -66,7 +66,6 @@ const HSM_CODES: Readonly<Record<HsmErrorCode, WebCryptoErrorName | 'data'>> = {
   KEY_DATA_INVALID: 'data',
   HANDLE_IN_USE: 'OperationError',
   MASKED_OBJECT_INVALID: 'OperationError',
-  CLONE_INVALID: 'OperationError',
   BACKUP_INVALID: 'OperationError',
   KEY_NOT_AVAILABLE: 'OperationError',
   MECHANISM_PARAM_INVALID: 'OperationError',

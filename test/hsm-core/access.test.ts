@@ -1,4 +1,3 @@
-import { generateKeyPairSync } from 'node:crypto';
 /**
  * The permission matrix of CLOUDHSM.md §1.2, table-driven: every role against every operation,
  * allowed and refused, and a refusal leaves the member as it was. The expected table is written
@@ -50,7 +49,6 @@ const ADMIN_CU: Role[] = ['admin', 'crypto-user'];
 const ADMIN_CU_AU: Role[] = ['admin', 'crypto-user', 'appliance'];
 
 const SERVICE_KEY = new Uint8Array(32).fill(7);
-const JOIN_KEY = new Uint8Array(generateKeyPairSync('x25519').publicKey.export({ format: 'der', type: 'spki' }));
 const s = (c: Context) => (c.session === undefined ? {} : { session: c.session });
 
 const ROWS: Row[] = [
@@ -131,26 +129,6 @@ const ROWS: Row[] = [
     op: 'insertMaskedUser',
     allowed: ADMIN_CU_AU,
     request: (c) => ({ op: 'insertMaskedUser', ...s(c), maskedUser: c.keys.maskedUser }),
-  },
-  // Joining: anyone on a member outside a cluster; on a member in a cluster, admins and the appliance user.
-  {
-    name: 'getJoinKey',
-    op: 'getJoinKey',
-    allowed: ['unactivated-admin', 'admin', 'appliance'],
-    request: (c) => ({ op: 'getJoinKey', ...s(c) }),
-  },
-  {
-    name: 'cloneMember',
-    op: 'cloneMember',
-    allowed: ['admin', 'appliance'],
-    request: (c) => ({ op: 'cloneMember', ...s(c), joinKey: JOIN_KEY }),
-  },
-  {
-    name: 'installClone',
-    op: 'installClone',
-    allowed: ['unactivated-admin', 'admin', 'appliance'],
-    allowedAnswer: () => 'CLONE_INVALID',
-    request: (c) => ({ op: 'installClone', ...s(c), clone: new Uint8Array(64) }),
   },
   {
     name: 'setClusterAddresses',

@@ -190,6 +190,5 @@ export const restoreBackup: Handler<'restoreBackup'> = (m, caller, req) => {
   m.clusterId = req.asNewCluster ? `cluster-${randomBytes(8).toString('hex')}` : content.clusterId;
   if (req.asNewCluster) m.addresses = [];
   m.lifecycle = 'active';
-  m.joinKey = null;
   return { clusterId: m.clusterId, users: content.users.length, keys: keys.length };
 };

@@ -34,7 +34,6 @@ function activate(m: MemberState, user: UserRecord): void {
   user.role = 'admin';
   m.lifecycle = 'active';
   m.clusterId = `cluster-${randomBytes(8).toString('hex')}`;
-  m.joinKey = null;
   for (const s of m.sessions.ofUser(user.username)) s.role = 'admin';
 }
 
