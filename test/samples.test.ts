@@ -44,6 +44,11 @@ describe('samples and README examples', function () {
         expect(out).to.include('HMAC-SHA256 tag of 32 bytes, valid: true');
         expect(out).to.include('refused as expected: KEY_NOT_EXTRACTABLE');
       }
+      if (code.includes('addMember()')) {
+        expect(out).to.include('member 2 holds the key: durable');
+        expect(out).to.include('backups: activation, member-added, member-removed');
+        expect(out).to.include('after a restart: durable');
+      }
       if (code.includes("transport: 'worker'")) {
         expect(out).to.match(/requests per member: \d+, \d+, \d+/);
         for (const n of /requests per member: (\d+), (\d+), (\d+)/.exec(out)!.slice(1)) expect(Number(n)).to.be.greaterThan(20);

@@ -229,9 +229,21 @@ export class LocalCluster {
     );
     const local = new LocalCluster(cluster, supervisor, store, removeOnClose);
     try {
-      const first = cluster.links[0]!;
-      const info = await cluster.sendTo(first, { op: 'getHsmInfo' });
-      const existing = info.ok && (info.result as HsmInfo).clusterId !== null;
+      // A cluster folder used before: the reference is the member that changed last (one that was
+      // down missed changes); every other member is brought in line with it. Otherwise member 0
+      // is activated (or restored from the backup) and the others join it.
+      const infos = await Promise.all(cluster.links.map(async (l) => {
+        const r = await cluster.sendTo(l, { op: 'getHsmInfo' });
+        return r.ok ? (r.result as HsmInfo) : null;
+      }));
+      let reference = -1;
+      for (const [i, info] of infos.entries()) {
+        if (!info || info.clusterId === null) continue;
+        if (reference < 0 || (info.lastChange ?? '') > (infos[reference]!.lastChange ?? '')) reference = i;
+      }
+      const existing = reference >= 0;
+      if (!existing) reference = 0;
+      const first = cluster.links[reference]!;
       let activated = false;
       if (!existing && source) {
         const restored = await cluster.sendTo(first, { op: 'restoreBackup', backup: source, asNewCluster: true });
@@ -242,7 +254,7 @@ export class LocalCluster {
         activated = true;
       }
       if (local.tls) await local.#publishAddresses();
-      for (let i = 1; i < members; i++) await cluster.resync(i);
+      for (let i = 0; i < members; i++) if (i !== reference) await cluster.resync(i, reference);
       const present = new Set((await cluster.listUsers()).map((u) => u.username));
       const missing = (options.users ?? []).filter((u) => !present.has(u.username.toLowerCase()));
       if (missing.length) {

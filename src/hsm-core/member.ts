@@ -262,6 +262,7 @@ async function restore(loaded: LoadedState, options: MemberOptions, profileName:
   m.lifecycle = meta.lifecycle;
   m.clusterId = meta.clusterId;
   m.addresses = [...meta.addresses];
+  m.lastChange = meta.lastChange ?? null;
   for (const u of loaded.users) m.users.set(u.username, { ...u });
   for (const k of loaded.keys) m.keys.add(k);
   m.keys.counter = meta.keyCounter;
@@ -361,6 +362,7 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
     }
     const session = op === 'login' ? (m.sessions.get((result as Results['login']).session) ?? null) : caller;
     record('SUCCESS', result, session);
+    if (op !== 'login' && op !== 'logout' && op !== 'createBackup' && op !== 'exportKey') m.lastChange = new Date().toISOString();
     try {
       await persist(op, req, result);
     } catch (e) {

@@ -328,6 +328,8 @@ export interface HsmInfo {
   users: number;
   sessions: number;
   auditHead: { sequence: number; hash: string };
+  /** When its keys, users or cluster settings last changed (logins and reads do not count), or null. */
+  lastChange: string | null;
 }
 
 export interface AuditRecord {

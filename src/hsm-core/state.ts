@@ -24,6 +24,8 @@ export class MemberState {
   clusterId: string | null = null;
   /** Where the cluster's members can be reached, for clients that know one address (discovery). */
   addresses: string[] = [];
+  /** When its keys, users or cluster settings last changed (ISO time), or null. */
+  lastChange: string | null = null;
   /** Requests the member works on at once before answering MEMBER_BUSY. */
   queueLimit = 1024;
   /** Mode, manufacturer key and service key: what its backups depend on. */

@@ -51,6 +51,7 @@ export interface StoredMeta {
   addresses: string[];
   keyCounter: number;
   rebootCounter: number;
+  lastChange?: string | null;
 }
 
 /** What a commit must write besides meta, users and new audit records. */
@@ -228,6 +229,7 @@ export class MemberStore {
       addresses: m.addresses,
       keyCounter: m.keys.counter,
       rebootCounter: m.audit.rebootCounter,
+      lastChange: m.lastChange,
     };
     // Everything is computed and encrypted here, synchronously, so the transaction writes one
     // consistent picture of the member.

@@ -334,6 +334,24 @@ describe('cluster-client: key availability, busy members and retries', function 
     }
   });
 
+  it('a restarted cluster takes the member that changed last as its reference: what a member missed while down is not lost', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'strongroom-reference-'));
+    try {
+      cluster = await start('in-process', 2, { dataDir, keyAvailabilityCheck: false });
+      let app = await cluster.login('app', 'app-password');
+      cluster.killMember(0, { restart: false });
+      const { handle } = await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: 'made while 0 was down' } });
+      await cluster.close();
+      cluster = await start('in-process', 2, { dataDir });
+      app = await cluster.login('app', 'app-password');
+      for (let i = 0; i < 2; i++) expect((await app.sendToMember(i, { op: 'getAttributes', handle })).attributes.label).to.equal('made while 0 was down');
+    } finally {
+      await cluster?.close();
+      cluster = undefined;
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a bad retry mode', async () => {
     const e = await refusal(start('in-process', 1, { retry: 'sometimes' as never }));
     expect(e.code).to.equal('BAD_REQUEST');

@@ -52,6 +52,7 @@ export const getHsmInfo: Handler<'getHsmInfo'> = (m) => ({
   users: m.users.size,
   sessions: m.sessions.size,
   auditHead: m.audit.head,
+  lastChange: m.lastChange,
 });
 
 export const activateCluster: Handler<'activateCluster'> = async (m, _caller, req) => {
