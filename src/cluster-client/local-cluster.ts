@@ -152,8 +152,9 @@ class Supervisor {
     };
   }
 
+  /** Where the members that are part of the cluster listen (a removed member's port is 0). */
   addresses(): string[] {
-    return this.ports.map((p) => `127.0.0.1:${p}`);
+    return this.ports.filter((p) => p > 0).map((p) => `127.0.0.1:${p}`);
   }
 }
 

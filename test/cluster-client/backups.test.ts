@@ -102,6 +102,14 @@ describe('cluster-client: backups and membership', function () {
     expect(region.sweep().markedForDeletion).to.deep.equal([]);
   });
 
+  it('takes a backup periodically, at the configured interval', async () => {
+    cluster = await start({ dataDir: dir('periodic'), members: 1, backups: { intervalMs: 100 } });
+    await new Promise((r) => setTimeout(r, 450));
+    const periodic = cluster.backupStore!.list().filter((b) => b.trigger === 'periodic');
+    expect(periodic.length).to.be.at.least(2);
+    expect(periodic.every((b) => b.state === 'READY' && b.mode === 'fips')).to.equal(true);
+  });
+
   it('adds and removes members while the cluster serves traffic, with backups taken, and no request failing', async () => {
     cluster = await start({ dataDir: dir('membership'), members: 2, transport: 'worker' });
     const app = await cluster.login('app', 'app-password');
