@@ -30,6 +30,14 @@ describe('samples and README examples', function () {
     expect(out).to.match(/found 1 key labelled quickstart-ec:public, KCV 0x[0-9a-f]{6}/);
   });
 
+  it('samples/keystore-ca.ts issues a three-level chain in the HSM, stores it, reloads it in a new session and signs', async () => {
+    const out = await runTs('samples/keystore-ca.ts');
+    expect(out).to.include('issued: CN=Example document signer, O=Example <- CN=Example Issuing CA, O=Example <- CN=Example Root CA, O=Example');
+    expect(out).to.include('stored 4 aliases; the file holds certificates only: example-issuing, example-root, example-root-cert, example-signer');
+    expect(out).to.include('reloaded: chain of 3, signed with the HSM key, verified with the certificate: true');
+    expect(out).to.include('wrong password: keystore: wrong password');
+  });
+
   it('every ts example in README.md runs', async () => {
     const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
     const blocks = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!);

@@ -745,6 +745,12 @@ export class ClusterSessionChannel implements SessionChannel {
     const { response, link } = await this.#sendOne(req, sticky);
     const result = this.#result(response);
     if (op === 'deleteKey' && sticky) this.#sessionKeys.delete(req.handle as number);
+    if (op === 'setAttributes' && sticky && (req.attributes as { token?: boolean }).token === true) {
+      // A session key made a token key: from now on it is synced like one.
+      const handle = req.handle as number;
+      this.#sessionKeys.delete(handle);
+      await this.#replicate(handle, link);
+    }
     if (op === 'findKeys' && req.startingToken === undefined) await this.#addSessionKeys(req, link, result as Results['findKeys']);
     return result;
   }

@@ -121,6 +121,11 @@ export class IssuingCa {
     this.#signing = signing;
   }
 
+  /** The CA's private key in the HSM, as a CryptoKey of the session (for a KeyStore entry). */
+  get privateKey(): CryptoKey {
+    return this.#key;
+  }
+
   get #crypto(): Crypto {
     return this.#session.crypto as unknown as Crypto;
   }

@@ -5,3 +5,4 @@
  * @module
  */
 export { IssuingCa, generateHsmKeyPair, type CaKeyAlgorithm, type CaOptions, type LeafOptions, type HsmKeyPair } from './ca.js';
+export { KeyStore, type EntryType } from './keystore.js';

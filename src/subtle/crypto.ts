@@ -17,6 +17,7 @@ import { Crypto as CoreCrypto } from 'webcrypto-core';
 import type { HsmSession } from '../cluster-client/session.js';
 import { webCryptoError } from './errors.js';
 import { HsmSubtleCrypto } from './subtle.js';
+import { adoptHandle } from './key.js';
 import type { AlgorithmIdentifier, CryptoKey, EcKeyImportParams, HmacImportParams, RsaHashedImportParams } from './types.js';
 
 /** The spec's limit on one getRandomValues call. */
@@ -72,6 +73,15 @@ export class HsmCrypto extends CoreCrypto {
    */
   keyFromHandle(handle: number, algorithm: AlgorithmIdentifier | HmacImportParams | RsaHashedImportParams | EcKeyImportParams): Promise<CryptoKey> {
     return this.subtle.openKey(handle, algorithm);
+  }
+
+  /**
+   * The HSM handle of a key of this session, or null for any other key. `{ keep: true }` stops
+   * the door from deleting the HSM object when the CryptoKey is collected (for a key made
+   * persistent, e.g. stored in a KeyStore).
+   */
+  handleOf(key: CryptoKey, options: { keep?: boolean } = {}): number | null {
+    return adoptHandle(key, this.#session, options.keep === true);
   }
 
   randomStats(): RandomStats {

@@ -45,7 +45,7 @@ export class HsmCryptoKey extends CoreCryptoKey {
       Object.defineProperty(this, name, { value, enumerable: true, writable: false, configurable: false });
     }
     slots.set(this, slot);
-    if (slot.owned) collector.register(this, slot);
+    if (slot.owned) collector.register(this, slot, slot);
   }
 
 }
@@ -57,6 +57,17 @@ export function handleOf(key: CryptoKey, session: HsmSession): number {
   if (slot.session !== session) {
     throw refusal('InvalidAccessError', `the key belongs to another session (of ${slot.session.username}); session keys live only in the session that made them`);
   }
+  return slot.handle;
+}
+
+/**
+ * The HSM handle behind `key` if it is a key of `session`'s door, else null; with `keep`, the
+ * HSM object no longer goes when the CryptoKey is collected (it became a persistent key).
+ */
+export function adoptHandle(key: CryptoKey, session: HsmSession, keep: boolean): number | null {
+  const slot = slots.get(key);
+  if (!slot || slot.session !== session) return null;
+  if (keep && slot.owned) collector.unregister(slot);
   return slot.handle;
 }
 

@@ -1,0 +1,402 @@
+/**
+ * The KeyStore door: Java's `KeyStore.getInstance("CloudHSM")` in TypeScript (CLOUDHSM.md §7).
+ *
+ * Keys live in the HSM and are found there by label: an entry's alias is its private (or secret)
+ * key's label, the public key's label is `alias:public`. Certificates and chains live beside
+ * them in the local store file, never in the HSM. So:
+ *
+ * - `getKey(alias)` finds any HSM key with that label, including keys made outside the KeyStore;
+ * - `aliases()`, `containsAlias()`, `isKeyEntry()` and `size()` look at the local entries and the
+ *   HSM's labels;
+ * - `setKeyEntry` stores the key as a token key labelled by the alias (importing a key that is
+ *   not in the HSM yet), requires a chain whose first certificate matches a private key, checks
+ *   that the chain links, and refuses an alias that exists;
+ * - `deleteEntry` removes local entries only; `destroyKey` deletes the HSM keys, explicitly;
+ * - `store(password)` writes the local entries as a PKCS #12 file (certificate bags, AES-256-CBC
+ *   under PBES2, SHA-256 MAC), which `load(data, password)` reads back, refusing a wrong password.
+ *
+ * The file is PKCS #12 through `pkijs`; certificates through `@peculiar/x509`.
+ *
+ * @module
+ */
+import type * as X509 from '@peculiar/x509';
+import { createHash, webcrypto } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { HsmError, loadX509, type KeyInfo } from '../hsm-core/index.js';
+import type { HsmSession } from '../cluster-client/index.js';
+
+type CryptoKey = webcrypto.CryptoKey;
+
+const FRIENDLY_NAME = '1.2.840.113549.1.9.20';
+const LOCAL_KEY_ID = '1.2.840.113549.1.9.21';
+const CERT_BAG = '1.2.840.113549.1.12.10.1.3';
+const X509_CERTIFICATE = '1.2.840.113549.1.9.22.1';
+
+export type EntryType = 'PrivateKeyEntry' | 'SecretKeyEntry' | 'TrustedCertificateEntry';
+
+interface LocalEntry {
+  kind: 'key' | 'certificate';
+  chain: X509.X509Certificate[];
+}
+
+let engineSet = false;
+function useNodeEngine(): void {
+  if (engineSet) return;
+  pkijs.setEngine('node', new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as never }));
+  engineSet = true;
+}
+
+/** What link `i` of a chain says is wrong with it, or null. */
+async function brokenLink(x509: typeof X509, chain: X509.X509Certificate[], now = new Date()): Promise<string | null> {
+  for (const [i, cert] of chain.entries()) {
+    if (cert.notBefore > now || cert.notAfter < now) return `certificate ${i} (${cert.subject}) is not valid now (valid ${cert.notBefore.toISOString()} to ${cert.notAfter.toISOString()})`;
+    const issuer = chain[i + 1];
+    if (!issuer) break;
+    if (cert.issuer !== issuer.subject) return `link ${i}: ${cert.subject} was issued by ${cert.issuer}, but the next certificate is ${issuer.subject}`;
+    const bc = issuer.getExtension(x509.BasicConstraintsExtension);
+    if (!bc?.ca) return `link ${i}: ${issuer.subject} is not a CA (basic constraints)`;
+    if (!(await cert.verify({ publicKey: issuer.publicKey, signatureOnly: true }, webcrypto as never))) {
+      return `link ${i}: the signature on ${cert.subject} does not verify with ${issuer.subject}'s key`;
+    }
+  }
+  return null;
+}
+
+/** The WebCrypto algorithm to open an HSM key with, from its attributes. */
+function algorithmFor(info: KeyInfo): Record<string, unknown> {
+  const a = info.attributes;
+  switch (a['key-type']) {
+    case 'ec':
+      return { name: 'ECDSA', namedCurve: { secp256r1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521', secp256k1: 'K-256' }[a.curve as string] ?? 'P-256' };
+    case 'rsa':
+      return { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' };
+    case 'ed25519':
+      return { name: 'Ed25519' };
+    case 'aes':
+      return { name: a.encrypt || a.decrypt ? 'AES-GCM' : a.wrap || a.unwrap ? 'AES-KW' : 'AES-GCM' };
+    default:
+      return { name: 'HMAC', hash: 'SHA-256' };
+  }
+}
+
+export class KeyStore {
+  readonly type: 'CloudHSM';
+  readonly #session: HsmSession;
+  readonly #entries = new Map<string, LocalEntry>();
+  #loaded = false;
+
+  private constructor(session: HsmSession) {
+    this.type = 'CloudHSM';
+    this.#session = session;
+  }
+
+  /**
+   * `KeyStore.getInstance('CloudHSM', session)`: keys in the HSM as `session`'s user, certificates
+   * in the local file. (`'PKCS12'`, a store of keys outside the HSM, is not offered yet.)
+   */
+  static getInstance(type: 'CloudHSM', session: HsmSession): KeyStore {
+    if (type !== 'CloudHSM') throw new HsmError('BAD_REQUEST', `KeyStore type: only CloudHSM is offered in this version, got ${JSON.stringify(type)}`);
+    if (!session) throw new HsmError('BAD_REQUEST', 'KeyStore.getInstance(\'CloudHSM\', session): a logged-in session is required');
+    return new KeyStore(session);
+  }
+
+  /** `load(null, null)` starts an empty store; `load(bytes, password)` reads a stored one. */
+  async load(data: Uint8Array | null, password: string | null): Promise<void> {
+    this.#entries.clear();
+    this.#loaded = true;
+    if (data === null) return;
+    if (password === null) throw new HsmError('BAD_REQUEST', 'password: required to load a store');
+    useNodeEngine();
+    const x509 = await loadX509();
+    const pw = new TextEncoder().encode(password).buffer as ArrayBuffer;
+    let pfx: pkijs.PFX;
+    try {
+      pfx = pkijs.PFX.fromBER(Buffer.from(data));
+    } catch (e) {
+      throw new HsmError('BAD_REQUEST', `keystore: not a PKCS #12 file (${e instanceof Error ? e.message : String(e)})`);
+    }
+    try {
+      await pfx.parseInternalValues({ password: pw, checkIntegrity: true });
+    } catch {
+      throw new HsmError('LOGIN_FAILED', 'keystore: wrong password (the file\'s integrity check fails with it), or the file was altered');
+    }
+    const safe = pfx.parsedValue?.authenticatedSafe;
+    if (!safe) throw new HsmError('BAD_REQUEST', 'keystore: the PKCS #12 file has no content');
+    await safe.parseInternalValues({ safeContents: safe.safeContents.map(() => ({ password: pw })) });
+    for (const content of safe.parsedValue?.safeContents ?? []) {
+      for (const bag of (content.value as pkijs.SafeContents).safeBags) {
+        if (bag.bagId !== CERT_BAG) continue;
+        const name = bag.bagAttributes?.find((a) => a.type === FRIENDLY_NAME)?.values[0] as asn1js.BmpString | undefined;
+        const alias = name?.valueBlock.value;
+        if (!alias) continue;
+        const keyEntry = bag.bagAttributes?.some((a) => a.type === LOCAL_KEY_ID) ?? false;
+        const certBag = bag.bagValue as pkijs.CertBag;
+        const cert = new x509.X509Certificate(certBag.parsedValue.toSchema().toBER(false));
+        const entry = this.#entries.get(alias) ?? { kind: keyEntry ? 'key' : 'certificate', chain: [] };
+        entry.chain.push(cert);
+        this.#entries.set(alias, entry);
+      }
+    }
+  }
+
+  /** Reads a store file. */
+  async loadFile(path: string, password: string): Promise<void> {
+    await this.load(new Uint8Array(await readFile(path)), password);
+  }
+
+  /** The local entries as a PKCS #12 file protected by `password`. */
+  async store(password: string): Promise<Uint8Array> {
+    this.#checkLoaded();
+    if (typeof password !== 'string' || password.length === 0) throw new HsmError('BAD_REQUEST', 'password: required to store');
+    useNodeEngine();
+    const pw = new TextEncoder().encode(password).buffer as ArrayBuffer;
+    const bags: pkijs.SafeBag[] = [];
+    for (const [alias, entry] of [...this.#entries.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const keyId = createHash('sha1').update(`strongroom-keystore:${alias}`).digest();
+      for (const cert of entry.chain) {
+        const attributes = [new pkijs.Attribute({ type: FRIENDLY_NAME, values: [new asn1js.BmpString({ value: alias })] })];
+        if (entry.kind === 'key') attributes.push(new pkijs.Attribute({ type: LOCAL_KEY_ID, values: [new asn1js.OctetString({ valueHex: keyId })] }));
+        bags.push(
+          new pkijs.SafeBag({
+            bagId: CERT_BAG,
+            bagValue: new pkijs.CertBag({ certId: X509_CERTIFICATE, parsedValue: pkijs.Certificate.fromBER(cert.rawData) }),
+            bagAttributes: attributes,
+          }),
+        );
+      }
+    }
+    const pfx = new pkijs.PFX({
+      parsedValue: {
+        integrityMode: 0,
+        authenticatedSafe: new pkijs.AuthenticatedSafe({
+          parsedValue: { safeContents: [{ privacyMode: 1, value: new pkijs.SafeContents({ safeBags: bags }) }] },
+        }),
+      },
+    });
+    await pfx.parsedValue!.authenticatedSafe!.makeInternalValues({
+      safeContents: [{ password: pw, contentEncryptionAlgorithm: { name: 'AES-CBC', length: 256 }, hmacHashAlgorithm: 'SHA-256', iterationCount: 100_000 }],
+    });
+    await pfx.makeInternalValues({ password: pw, iterations: 100_000, pbkdf2HashAlgorithm: 'SHA-256', hmacHashAlgorithm: 'SHA-256' });
+    return new Uint8Array(pfx.toSchema().toBER(false));
+  }
+
+  async storeFile(path: string, password: string): Promise<void> {
+    await writeFile(path, await this.store(password), { mode: 0o600 });
+  }
+
+  /** HSM keys this user can see, by label (private and secret keys; public keys are `alias:public`). */
+  async #hsmKeys(label?: string): Promise<KeyInfo[]> {
+    const found: KeyInfo[] = [];
+    let token: string | null = null;
+    do {
+      const page: { keys: KeyInfo[]; nextToken: string | null } = await this.#session.send({
+        op: 'findKeys',
+        ...(label !== undefined ? { filter: { attributes: { label } } } : {}),
+        maxItems: 1000,
+        ...(token ? { startingToken: token } : {}),
+      });
+      found.push(...page.keys.filter((k) => k.attributes.class !== 'public-key' && typeof k.attributes.label === 'string' && k.attributes.label !== ''));
+      token = page.nextToken;
+    } while (token);
+    return found;
+  }
+
+  /** Aliases of local entries and of the HSM's private and secret keys. */
+  async aliases(): Promise<string[]> {
+    this.#checkLoaded();
+    const names = new Set(this.#entries.keys());
+    for (const k of await this.#hsmKeys()) names.add(k.attributes.label as string);
+    return [...names].sort();
+  }
+
+  async containsAlias(alias: string): Promise<boolean> {
+    this.#checkLoaded();
+    return this.#entries.has(alias) || (await this.#hsmKeys(alias)).length > 0;
+  }
+
+  async size(): Promise<number> {
+    return (await this.aliases()).length;
+  }
+
+  async isKeyEntry(alias: string): Promise<boolean> {
+    this.#checkLoaded();
+    return this.#entries.get(alias)?.kind === 'key' || (await this.#hsmKeys(alias)).length > 0;
+  }
+
+  isCertificateEntry(alias: string): boolean {
+    this.#checkLoaded();
+    return this.#entries.get(alias)?.kind === 'certificate';
+  }
+
+  async entryInstanceOf(alias: string, type: EntryType): Promise<boolean> {
+    if (type === 'TrustedCertificateEntry') return this.isCertificateEntry(alias);
+    const keys = await this.#hsmKeys(alias);
+    return keys.some((k) => (type === 'PrivateKeyEntry' ? k.attributes.class === 'private-key' : k.attributes.class === 'secret-key'));
+  }
+
+  /**
+   * The HSM key labelled `alias` (a private or secret key), as a `CryptoKey` of this session, or
+   * null. `algorithm` says how to use it when its type allows several (default: ECDSA, RSASSA-
+   * PKCS1-v1_5 with SHA-256, Ed25519, AES-GCM, HMAC with SHA-256).
+   */
+  async getKey(alias: string, algorithm?: Record<string, unknown>): Promise<CryptoKey | null> {
+    this.#checkLoaded();
+    const keys = await this.#hsmKeys(alias);
+    const key = keys.find((k) => k.attributes.class === 'private-key') ?? keys[0];
+    if (!key) return null;
+    return this.#session.crypto.keyFromHandle(key.handle, (algorithm ?? algorithmFor(key)) as never);
+  }
+
+  getCertificate(alias: string): X509.X509Certificate | null {
+    this.#checkLoaded();
+    return this.#entries.get(alias)?.chain[0] ?? null;
+  }
+
+  getCertificateChain(alias: string): X509.X509Certificate[] | null {
+    this.#checkLoaded();
+    const entry = this.#entries.get(alias);
+    return entry?.kind === 'key' ? [...entry.chain] : null;
+  }
+
+  /** The first alias whose certificate (the first of its chain) is `cert`. */
+  getCertificateAlias(cert: X509.X509Certificate): string | null {
+    this.#checkLoaded();
+    const der = Buffer.from(cert.rawData);
+    for (const [alias, entry] of this.#entries) if (entry.chain[0] && der.equals(Buffer.from(entry.chain[0].rawData))) return alias;
+    return null;
+  }
+
+  /** PKCS #12 keeps no dates: the certificate's notBefore, as CloudHSM's KeyStore does. */
+  getCreationDate(alias: string): Date | null {
+    return this.getCertificate(alias)?.notBefore ?? null;
+  }
+
+  /**
+   * Stores `key` under `alias`: in the HSM as a token key labelled `alias` (its public key
+   * `alias:public`), with `chain` beside it locally. A private key needs a chain whose first
+   * certificate is its own and whose links verify; a secret key takes none. An alias in use,
+   * locally or in the HSM, is refused.
+   */
+  async setKeyEntry(alias: string, key: CryptoKey, chain: X509.X509Certificate[] = []): Promise<void> {
+    this.#checkLoaded();
+    checkAlias(alias);
+    if (this.#entries.has(alias)) throw new HsmError('BAD_REQUEST', `alias ${alias} exists already; delete it first (deleteEntry, and destroyKey for its HSM key)`);
+    // An HSM key labelled with the alias may be this very key (made with that label); any other is a clash.
+    const labelled = await this.#hsmKeys(alias);
+    const own = this.#session.crypto.handleOf(key as never);
+    if (labelled.some((k) => k.handle !== own)) {
+      throw new HsmError('BAD_REQUEST', `alias ${alias} exists already: the HSM holds another key labelled ${alias}`);
+    }
+    const x509 = await loadX509();
+    if (key.type === 'private') {
+      if (!chain.length) throw new HsmError('BAD_REQUEST', `setKeyEntry(${alias}): a private key needs its certificate chain`);
+      if (!(await this.#matches(key, chain[0]!))) throw new HsmError('BAD_REQUEST', `setKeyEntry(${alias}): the first certificate (${chain[0]!.subject}) is not for this key`);
+      const broken = await brokenLink(x509, chain);
+      if (broken) throw new HsmError('BAD_REQUEST', `setKeyEntry(${alias}): the chain does not link: ${broken}`);
+    } else if (key.type === 'public') {
+      throw new HsmError('BAD_REQUEST', `setKeyEntry(${alias}): store a public key as a certificate (setCertificateEntry)`);
+    } else if (chain.length) {
+      throw new HsmError('BAD_REQUEST', `setKeyEntry(${alias}): a secret key takes no certificate chain`);
+    }
+    const handle = await this.#hsmHandle(key);
+    await this.#session.send({ op: 'setAttributes', handle, attributes: { token: true, label: alias } });
+    if (key.type === 'private') {
+      // Its public key, if the HSM holds it under the key's old label, gets the alias too.
+      const { keys } = await this.#session.send({ op: 'findKeys', filter: { attributes: { class: 'public-key' } } });
+      const spki = Buffer.from(chain[0]!.publicKey.rawData);
+      for (const k of keys) {
+        if (k.owner !== this.#session.username) continue;
+        const exported = await this.#session.send({ op: 'exportKey', handle: k.handle, format: 'spki' });
+        if (Buffer.from(exported.keyData as Uint8Array).equals(spki)) {
+          await this.#session.send({ op: 'setAttributes', handle: k.handle, attributes: { token: true, label: `${alias}:public` } });
+        }
+      }
+      this.#entries.set(alias, { kind: 'key', chain: [...chain] });
+    }
+  }
+
+  /** Stores a trusted certificate locally; an alias in use is refused. */
+  async setCertificateEntry(alias: string, cert: X509.X509Certificate): Promise<void> {
+    this.#checkLoaded();
+    checkAlias(alias);
+    if (await this.containsAlias(alias)) throw new HsmError('BAD_REQUEST', `alias ${alias} exists already`);
+    const x509 = await loadX509();
+    const broken = await brokenLink(x509, [cert]);
+    if (broken) throw new HsmError('BAD_REQUEST', `setCertificateEntry(${alias}): ${broken}`);
+    this.#entries.set(alias, { kind: 'certificate', chain: [cert] });
+  }
+
+  /** Removes the local entry (certificates); the HSM key, if any, stays: see destroyKey. */
+  async deleteEntry(alias: string): Promise<void> {
+    this.#checkLoaded();
+    if (!this.#entries.delete(alias)) {
+      const inHsm = (await this.#hsmKeys(alias)).length > 0;
+      throw new HsmError('BAD_REQUEST', inHsm ? `alias ${alias} has no local entry; its HSM key is deleted only with destroyKey(${JSON.stringify(alias)})` : `alias ${alias}: no such entry`);
+    }
+  }
+
+  /** Deletes the HSM keys labelled `alias` and `alias:public` (only their owner can). */
+  async destroyKey(alias: string): Promise<number> {
+    this.#checkLoaded();
+    const keys = [...(await this.#hsmKeys(alias))];
+    const { keys: publics } = await this.#session.send({ op: 'findKeys', filter: { attributes: { label: `${alias}:public` } } });
+    let n = 0;
+    for (const k of [...keys, ...publics]) {
+      await this.#session.send({ op: 'deleteKey', handle: k.handle });
+      n += 1;
+    }
+    if (n === 0) throw new HsmError('KEY_NOT_FOUND', `no HSM key labelled ${alias} that ${this.#session.username} can see`);
+    return n;
+  }
+
+  /** The HSM handle of `key`: a key of this session's door, or a software key imported now. */
+  async #hsmHandle(key: CryptoKey): Promise<number> {
+    // A key of this session's door becomes persistent here: the door must not delete it when the CryptoKey goes.
+    const own = this.#session.crypto.handleOf(key as never, { keep: true });
+    if (own !== null) return own;
+    // A key that is not in the HSM yet (a software CryptoKey) is imported.
+    const format = key.type === 'private' ? 'pkcs8' : 'raw';
+    let bytes: ArrayBuffer;
+    try {
+      bytes = (await webcrypto.subtle.exportKey(format, key)) as ArrayBuffer;
+    } catch {
+      throw new HsmError('BAD_REQUEST', 'setKeyEntry: the key is neither an HSM key of this session nor an extractable software key to import');
+    }
+    const imported = await this.#session.crypto.subtle.importKey(format, bytes, key.algorithm as never, false, key.usages as never);
+    new Uint8Array(bytes).fill(0);
+    return this.#session.crypto.handleOf(imported as never, { keep: true })!;
+  }
+
+  /** Whether `cert` is for the private `key`: the HSM signs, the certificate's key verifies. */
+  async #matches(key: CryptoKey, cert: X509.X509Certificate): Promise<boolean> {
+    const probe = webcrypto.getRandomValues(new Uint8Array(32));
+    const name = key.algorithm.name;
+    const params = name === 'ECDSA' ? { name, hash: 'SHA-256' } : name === 'RSA-PSS' ? { name, saltLength: 32 } : { name };
+    let signature: ArrayBuffer;
+    try {
+      const handle = await this.#hsmHandle(key);
+      const hsmKey = await this.#session.crypto.keyFromHandle(handle, key.algorithm as never);
+      signature = await this.#session.crypto.subtle.sign(params as never, hsmKey as never, probe);
+    } catch (e) {
+      throw new HsmError('BAD_REQUEST', `setKeyEntry: the key cannot sign, so its certificate cannot be checked (${e instanceof Error ? e.message : String(e)})`);
+    }
+    try {
+      const publicKey = await cert.publicKey.export(key.algorithm as never, ['verify'], webcrypto as never);
+      return await webcrypto.subtle.verify(params as never, publicKey, signature, probe);
+    } catch {
+      return false;
+    }
+  }
+
+  #checkLoaded(): void {
+    if (!this.#loaded) throw new HsmError('BAD_REQUEST', 'keystore: not loaded; call load(null, null) for a new store, or load(data, password)');
+  }
+}
+
+function checkAlias(alias: string): void {
+  if (typeof alias !== 'string' || alias.length === 0 || alias.length > 127 || alias.endsWith(':public')) {
+    throw new HsmError('BAD_REQUEST', `alias: 1–127 characters, not ending in :public, got ${JSON.stringify(alias)}`);
+  }
+}
