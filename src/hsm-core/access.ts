@@ -63,6 +63,8 @@ export const WHO_MAY: Readonly<Record<Op, 'anyone' | readonly UserRole[]>> = {
   generateKeyPair: ['crypto-user'],
   importKey: ['crypto-user'],
   exportKey: ['crypto-user'],
+  exportEncryptedKey: ['crypto-user'],
+  importEncryptedKey: ['crypto-user'],
   wrapKey: ['crypto-user'],
   unwrapKey: ['crypto-user'],
   deriveKey: ['crypto-user'],

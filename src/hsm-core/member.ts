@@ -116,6 +116,8 @@ const OPERATIONS: { readonly [O in Op]: OpSpec<O> } = {
   },
   importKey: { run: keyOps.importKey, audit: { opcode: 'CN_CREATE_OBJECT', keys: (_r, res) => [res?.handle] } },
   exportKey: { run: keyOps.exportKey, audit: { opcode: 'SR_EXPORT_KEY', keys: (r) => [r.handle] } },
+  exportEncryptedKey: { run: keyOps.exportEncryptedKey, audit: { opcode: 'SR_EXPORT_ENCRYPTED_KEY', keys: (r) => [r.handle] } },
+  importEncryptedKey: { run: keyOps.importEncryptedKey, audit: { opcode: 'CN_CREATE_OBJECT', keys: (_r, res) => [res?.handle] } },
   getAttributes: { run: keyOps.getAttributes },
   setAttributes: { run: keyOps.setAttributes, audit: { opcode: 'CN_MODIFY_OBJECT', keys: (r) => [r.handle] } },
   findKeys: { run: keyOps.findKeys },

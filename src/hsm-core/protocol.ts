@@ -260,6 +260,15 @@ export const requestSchemas = {
   getSyncStatus: z.strictObject({ op: z.literal('getSyncStatus'), session }),
   extractMaskedUser: z.strictObject({ op: z.literal('extractMaskedUser'), session, username: z.string() }),
   insertMaskedUser: z.strictObject({ op: z.literal('insertMaskedUser'), session, maskedUser: bytes }),
+  exportEncryptedKey: z.strictObject({ op: z.literal('exportEncryptedKey'), session, handle, password: z.string().min(4).max(1024) }),
+  importEncryptedKey: z.strictObject({
+    op: z.literal('importEncryptedKey'),
+    session,
+    /** A PKCS #8 EncryptedPrivateKeyInfo, DER (what a PKCS #12 shrouded key bag holds). */
+    encryptedPrivateKeyInfo: bytes,
+    password: z.string().max(1024),
+    attributes: templateSchema.optional(),
+  }),
   createBackup: z.strictObject({ op: z.literal('createBackup'), session }),
   restoreBackup: z.strictObject({
     op: z.literal('restoreBackup'),
@@ -395,6 +404,8 @@ export interface Results {
   insertMaskedUser: { username: string };
   setClusterAddresses: { addresses: string[] };
   /** `backup`: the encrypted backup; `header`: its clear header (cluster, mode, manufacturer, time). */
+  exportEncryptedKey: { encryptedPrivateKeyInfo: Uint8Array };
+  importEncryptedKey: { handle: number; key: KeyInfo };
   createBackup: { backup: Uint8Array; header: { v: 1; clusterId: string; mode: 'fips' | 'non-fips'; manufacturer: string; sourceSerial: string; createdAt: string } };
   restoreBackup: { clusterId: string; users: number; keys: number };
   getAuditLog: { records: AuditRecord[]; head: { sequence: number; hash: string } };

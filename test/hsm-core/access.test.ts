@@ -169,6 +169,19 @@ const ROWS: Row[] = [
     allowed: CU,
     request: (c) => ({ op: 'importKey', ...s(c), keyClass: 'secret-key', keyType: 'aes', format: 'raw', keyData: new Uint8Array(16) }),
   },
+  {
+    name: 'exportEncryptedKey',
+    op: 'exportEncryptedKey',
+    allowed: CU,
+    request: (c) => ({ op: 'exportEncryptedKey', ...s(c), handle: c.keys.ecPrivate, password: 'p12-password' }),
+  },
+  {
+    name: 'importEncryptedKey',
+    op: 'importEncryptedKey',
+    allowed: CU,
+    allowedAnswer: () => 'DECRYPTION_FAILED',
+    request: (c) => ({ op: 'importEncryptedKey', ...s(c), encryptedPrivateKeyInfo: new Uint8Array(40), password: 'p12-password' }),
+  },
   { name: 'exportKey', op: 'exportKey', allowed: CU, request: (c) => ({ op: 'exportKey', ...s(c), handle: c.keys.payload, format: 'raw' }) },
   {
     name: 'wrapKey',

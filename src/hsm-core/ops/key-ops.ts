@@ -14,7 +14,7 @@
  *
  * @module
  */
-import type { KeyObject } from 'node:crypto';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { canSee, ownedKey, usableKey, visibleKey } from '../access.js';
 import {
   attributesForNewKey,
@@ -25,6 +25,7 @@ import {
   uniteUnwrapTemplate,
   type EcCurve,
   type KeyClass,
+  type KeyType,
   type MaterialFacts,
   type Template,
 } from '../attributes.js';
@@ -42,7 +43,7 @@ import {
   serialiseKey,
   type Material,
 } from '../mechanisms/keys.js';
-import type { DeriveMechanism, Jwk, KeyFormat, KeyInfo } from '../protocol.js';
+import type { DeriveMechanism, Jwk, KeyFormat, KeyInfo, Results } from '../protocol.js';
 import type { SessionRecord } from '../sessions.js';
 import { normaliseUsername } from '../users.js';
 import { addKey, checkKeyQuota, keyInfo, signedIn, type Handler, type MemberState } from '../state.js';
@@ -140,6 +141,43 @@ export const exportKey: Handler<'exportKey'> = (m, caller, req) => {
     throw new HsmError('KEY_NOT_EXTRACTABLE', `key ${keyRef(key.handle)} has wrap-with-trusted=true; it leaves the HSM only wrapped under a trusted key`);
   }
   return { keyData: serialiseKey(key.material, req.format) };
+};
+
+/**
+ * A private key out as an EncryptedPrivateKeyInfo (PKCS #8, PBES2: PBKDF2-HMAC-SHA256 and
+ * AES-256-CBC) under a password: what a PKCS #12 file's shrouded key bag holds. Like a wrap, it
+ * needs the key to be extractable, not to reveal it (sensitive keys may leave this way).
+ */
+export const exportEncryptedKey: Handler<'exportEncryptedKey'> = (m, caller, req) => {
+  const me = signedIn(caller);
+  const key = visibleKey(m.keys, me, req.handle);
+  if (key.cls !== 'private-key') throw new HsmError('KEY_TYPE_INCONSISTENT', `key ${keyRef(key.handle)} is a ${key.cls}; only private keys are exported as encrypted PKCS #8`);
+  checkExtractable(me, key, 'export');
+  if (key.attrs['wrap-with-trusted']) {
+    throw new HsmError('KEY_NOT_EXTRACTABLE', `key ${keyRef(key.handle)} has wrap-with-trusted=true; it leaves the HSM only wrapped under a trusted key`);
+  }
+  const der = key.material.key.export({ format: 'der', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase: req.password });
+  return { encryptedPrivateKeyInfo: new Uint8Array(der) };
+};
+
+const ASYMMETRIC_TYPES: Record<string, KeyType | undefined> = { rsa: 'rsa', ec: 'ec', ed25519: 'ed25519', x25519: 'x25519' };
+
+/** An EncryptedPrivateKeyInfo opened inside the member with its password, and stored as a new key. */
+export const importEncryptedKey: Handler<'importEncryptedKey'> = (m, caller, req) => {
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey({ key: Buffer.from(req.encryptedPrivateKeyInfo), format: 'der', type: 'pkcs8', passphrase: req.password });
+  } catch {
+    throw new HsmError('DECRYPTION_FAILED', 'encryptedPrivateKeyInfo: it does not open with this password (or it is not an encrypted PKCS #8 key)');
+  }
+  const keyType = ASYMMETRIC_TYPES[privateKey.asymmetricKeyType ?? ''];
+  if (!keyType) throw new HsmError('KEY_TYPE_INCONSISTENT', `encryptedPrivateKeyInfo: a ${privateKey.asymmetricKeyType} key, which the HSM does not hold`);
+  const plain = privateKey.export({ format: 'der', type: 'pkcs8' });
+  try {
+    return importKey(m, caller, { op: 'importKey', keyClass: 'private-key', keyType, format: 'pkcs8', keyData: new Uint8Array(plain.buffer, plain.byteOffset, plain.byteLength), ...(req.attributes ? { attributes: req.attributes } : {}) }) as Results['importKey'];
+  } finally {
+    plain.fill(0);
+  }
 };
 
 // ---- attributes, find, delete, share ----------------------------------------------------------
