@@ -20,32 +20,24 @@
  * @module
  */
 import type * as X509 from '@peculiar/x509';
-import { createHash, webcrypto } from 'node:crypto';
+import { createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
-import * as asn1js from 'asn1js';
-import * as pkijs from 'pkijs';
 import { HsmError, loadX509, type KeyInfo } from '../hsm-core/index.js';
 import type { HsmSession } from '../cluster-client/index.js';
+import { readPkcs12, writePkcs12 } from './pkcs12.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 
-const FRIENDLY_NAME = '1.2.840.113549.1.9.20';
-const LOCAL_KEY_ID = '1.2.840.113549.1.9.21';
-const CERT_BAG = '1.2.840.113549.1.12.10.1.3';
-const X509_CERTIFICATE = '1.2.840.113549.1.9.22.1';
 
 export type EntryType = 'PrivateKeyEntry' | 'SecretKeyEntry' | 'TrustedCertificateEntry';
 
 interface LocalEntry {
   kind: 'key' | 'certificate';
   chain: X509.X509Certificate[];
-}
-
-let engineSet = false;
-function useNodeEngine(): void {
-  if (engineSet) return;
-  pkijs.setEngine('node', new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as never }));
-  engineSet = true;
+  /** PKCS12 type: the key as read from the file (encrypted under the load password)… */
+  encryptedKey?: Uint8Array | null;
+  /** …or the HSM key set with setKeyEntry, exported encrypted at store(). */
+  handle?: number;
 }
 
 /** What link `i` of a chain says is wrong with it, or null. */
@@ -82,62 +74,44 @@ function algorithmFor(info: KeyInfo): Record<string, unknown> {
 }
 
 export class KeyStore {
-  readonly type: 'CloudHSM';
+  readonly type: 'CloudHSM' | 'PKCS12';
   readonly #session: HsmSession;
   readonly #entries = new Map<string, LocalEntry>();
   #loaded = false;
+  #loadPassword: string | null = null;
 
-  private constructor(session: HsmSession) {
-    this.type = 'CloudHSM';
+  private constructor(type: 'CloudHSM' | 'PKCS12', session: HsmSession) {
+    this.type = type;
     this.#session = session;
   }
 
   /**
-   * `KeyStore.getInstance('CloudHSM', session)`: keys in the HSM as `session`'s user, certificates
-   * in the local file. (`'PKCS12'`, a store of keys outside the HSM, is not offered yet.)
+   * `KeyStore.getInstance('CloudHSM', session)`: keys in the HSM as `session`'s user, found by
+   * label; certificates in the local file.
+   *
+   * `KeyStore.getInstance('PKCS12', session)`: a plain PKCS #12 file whose keys are in the file,
+   * encrypted. Its keys are still only opened inside the HSM: `getKey` imports one as a session
+   * key, and `store` has the HSM export each key encrypted under the file's password (so a key
+   * set into it must be extractable).
    */
-  static getInstance(type: 'CloudHSM', session: HsmSession): KeyStore {
-    if (type !== 'CloudHSM') throw new HsmError('BAD_REQUEST', `KeyStore type: only CloudHSM is offered in this version, got ${JSON.stringify(type)}`);
-    if (!session) throw new HsmError('BAD_REQUEST', 'KeyStore.getInstance(\'CloudHSM\', session): a logged-in session is required');
-    return new KeyStore(session);
+  static getInstance(type: 'CloudHSM' | 'PKCS12', session: HsmSession): KeyStore {
+    if (type !== 'CloudHSM' && type !== 'PKCS12') throw new HsmError('BAD_REQUEST', `KeyStore type: CloudHSM or PKCS12, got ${JSON.stringify(type)}`);
+    if (!session) throw new HsmError('BAD_REQUEST', `KeyStore.getInstance('${type}', session): a logged-in session is required`);
+    return new KeyStore(type, session);
   }
 
   /** `load(null, null)` starts an empty store; `load(bytes, password)` reads a stored one. */
   async load(data: Uint8Array | null, password: string | null): Promise<void> {
     this.#entries.clear();
     this.#loaded = true;
+    this.#loadPassword = password;
     if (data === null) return;
     if (password === null) throw new HsmError('BAD_REQUEST', 'password: required to load a store');
-    useNodeEngine();
-    const x509 = await loadX509();
-    const pw = new TextEncoder().encode(password).buffer as ArrayBuffer;
-    let pfx: pkijs.PFX;
-    try {
-      pfx = pkijs.PFX.fromBER(Buffer.from(data));
-    } catch (e) {
-      throw new HsmError('BAD_REQUEST', `keystore: not a PKCS #12 file (${e instanceof Error ? e.message : String(e)})`);
-    }
-    try {
-      await pfx.parseInternalValues({ password: pw, checkIntegrity: true });
-    } catch {
-      throw new HsmError('LOGIN_FAILED', 'keystore: wrong password (the file\'s integrity check fails with it), or the file was altered');
-    }
-    const safe = pfx.parsedValue?.authenticatedSafe;
-    if (!safe) throw new HsmError('BAD_REQUEST', 'keystore: the PKCS #12 file has no content');
-    await safe.parseInternalValues({ safeContents: safe.safeContents.map(() => ({ password: pw })) });
-    for (const content of safe.parsedValue?.safeContents ?? []) {
-      for (const bag of (content.value as pkijs.SafeContents).safeBags) {
-        if (bag.bagId !== CERT_BAG) continue;
-        const name = bag.bagAttributes?.find((a) => a.type === FRIENDLY_NAME)?.values[0] as asn1js.BmpString | undefined;
-        const alias = name?.valueBlock.value;
-        if (!alias) continue;
-        const keyEntry = bag.bagAttributes?.some((a) => a.type === LOCAL_KEY_ID) ?? false;
-        const certBag = bag.bagValue as pkijs.CertBag;
-        const cert = new x509.X509Certificate(certBag.parsedValue.toSchema().toBER(false));
-        const entry = this.#entries.get(alias) ?? { kind: keyEntry ? 'key' : 'certificate', chain: [] };
-        entry.chain.push(cert);
-        this.#entries.set(alias, entry);
+    for (const entry of await readPkcs12(data, password)) {
+      if (entry.encryptedKey && this.type === 'CloudHSM') {
+        throw new HsmError('BAD_REQUEST', `keystore: the file holds the private key of ${entry.alias}; a CloudHSM store keeps keys in the HSM: import the file with importPkcs12 (keytool -importkeystore)`);
       }
+      this.#entries.set(entry.alias, { kind: entry.encryptedKey || entry.chain.length > 1 || this.type === 'CloudHSM' && entry.chain.length && (await this.#hsmKeys(entry.alias)).length ? 'key' : 'certificate', chain: entry.chain, encryptedKey: entry.encryptedKey });
     }
   }
 
@@ -146,40 +120,30 @@ export class KeyStore {
     await this.load(new Uint8Array(await readFile(path)), password);
   }
 
-  /** The local entries as a PKCS #12 file protected by `password`. */
+  /** The local entries as a PKCS #12 file protected by `password` (with a PKCS12 store, the keys too, encrypted in the HSM). */
   async store(password: string): Promise<Uint8Array> {
     this.#checkLoaded();
-    if (typeof password !== 'string' || password.length === 0) throw new HsmError('BAD_REQUEST', 'password: required to store');
-    useNodeEngine();
-    const pw = new TextEncoder().encode(password).buffer as ArrayBuffer;
-    const bags: pkijs.SafeBag[] = [];
+    const out = [];
     for (const [alias, entry] of [...this.#entries.entries()].sort(([a], [b]) => (a < b ? -1 : 1))) {
-      const keyId = createHash('sha1').update(`strongroom-keystore:${alias}`).digest();
-      for (const cert of entry.chain) {
-        const attributes = [new pkijs.Attribute({ type: FRIENDLY_NAME, values: [new asn1js.BmpString({ value: alias })] })];
-        if (entry.kind === 'key') attributes.push(new pkijs.Attribute({ type: LOCAL_KEY_ID, values: [new asn1js.OctetString({ valueHex: keyId })] }));
-        bags.push(
-          new pkijs.SafeBag({
-            bagId: CERT_BAG,
-            bagValue: new pkijs.CertBag({ certId: X509_CERTIFICATE, parsedValue: pkijs.Certificate.fromBER(cert.rawData) }),
-            bagAttributes: attributes,
-          }),
-        );
-      }
+      let encryptedKey: Uint8Array | null = null;
+      if (this.type === 'PKCS12' && entry.kind === 'key') encryptedKey = await this.#encryptedKey(alias, entry, password);
+      out.push({ alias, kind: entry.kind, chain: entry.chain, encryptedKey });
     }
-    const pfx = new pkijs.PFX({
-      parsedValue: {
-        integrityMode: 0,
-        authenticatedSafe: new pkijs.AuthenticatedSafe({
-          parsedValue: { safeContents: [{ privacyMode: 1, value: new pkijs.SafeContents({ safeBags: bags }) }] },
-        }),
-      },
-    });
-    await pfx.parsedValue!.authenticatedSafe!.makeInternalValues({
-      safeContents: [{ password: pw, contentEncryptionAlgorithm: { name: 'AES-CBC', length: 256 }, hmacHashAlgorithm: 'SHA-256', iterationCount: 100_000 }],
-    });
-    await pfx.makeInternalValues({ password: pw, iterations: 100_000, pbkdf2HashAlgorithm: 'SHA-256', hmacHashAlgorithm: 'SHA-256' });
-    return new Uint8Array(pfx.toSchema().toBER(false));
+    return writePkcs12(out, password);
+  }
+
+  /** A PKCS12 entry's key, encrypted under `password` by the HSM. */
+  async #encryptedKey(alias: string, entry: LocalEntry, password: string): Promise<Uint8Array | null> {
+    if (entry.handle !== undefined) return (await this.#session.send({ op: 'exportEncryptedKey', handle: entry.handle, password })).encryptedPrivateKeyInfo;
+    if (!entry.encryptedKey) return null;
+    if (password === this.#loadPassword) return entry.encryptedKey;
+    // Another password: the HSM opens the key and seals it again; it does not stay there.
+    const { handle } = await this.#session.send({ op: 'importEncryptedKey', encryptedPrivateKeyInfo: entry.encryptedKey, password: this.#loadPassword ?? '', attributes: { extractable: true, label: `${alias} (re-encrypting)` } });
+    try {
+      return (await this.#session.send({ op: 'exportEncryptedKey', handle, password })).encryptedPrivateKeyInfo;
+    } finally {
+      await this.#session.send({ op: 'deleteKey', handle });
+    }
   }
 
   async storeFile(path: string, password: string): Promise<void> {
@@ -188,6 +152,7 @@ export class KeyStore {
 
   /** HSM keys this user can see, by label (private and secret keys; public keys are `alias:public`). */
   async #hsmKeys(label?: string): Promise<KeyInfo[]> {
+    if (this.type === 'PKCS12') return []; // a PKCS12 store's keys are in its file
     const found: KeyInfo[] = [];
     let token: string | null = null;
     do {
@@ -232,6 +197,7 @@ export class KeyStore {
 
   async entryInstanceOf(alias: string, type: EntryType): Promise<boolean> {
     if (type === 'TrustedCertificateEntry') return this.isCertificateEntry(alias);
+    if (this.type === 'PKCS12') return type === 'PrivateKeyEntry' && this.#entries.get(alias)?.kind === 'key';
     const keys = await this.#hsmKeys(alias);
     return keys.some((k) => (type === 'PrivateKeyEntry' ? k.attributes.class === 'private-key' : k.attributes.class === 'secret-key'));
   }
@@ -243,10 +209,71 @@ export class KeyStore {
    */
   async getKey(alias: string, algorithm?: Record<string, unknown>): Promise<CryptoKey | null> {
     this.#checkLoaded();
+    if (this.type === 'PKCS12') return this.#fileKey(alias, algorithm);
     const keys = await this.#hsmKeys(alias);
     const key = keys.find((k) => k.attributes.class === 'private-key') ?? keys[0];
     if (!key) return null;
     return this.#session.crypto.keyFromHandle(key.handle, (algorithm ?? algorithmFor(key)) as never);
+  }
+
+  /** A PKCS12 entry's key: its HSM key, or the file's key imported into the HSM as a session key. */
+  async #fileKey(alias: string, algorithm?: Record<string, unknown>): Promise<CryptoKey | null> {
+    const entry = this.#entries.get(alias);
+    if (!entry || entry.kind !== 'key') return null;
+    let handle = entry.handle;
+    if (handle === undefined) {
+      // The file's key, opened in the HSM as a non-extractable session key of this session; the
+      // entry keeps the file's encrypted copy for store().
+      if (!entry.encryptedKey) return null;
+      const rsa = entry.chain[0]?.publicKey.algorithm.name.startsWith('RSA') ?? false;
+      handle = (await this.#session.send({ op: 'importEncryptedKey', encryptedPrivateKeyInfo: entry.encryptedKey, password: this.#loadPassword ?? '', attributes: { extractable: false, sign: true, ...(rsa ? { decrypt: true } : {}) } })).handle;
+    }
+    const info = await this.#session.send({ op: 'getAttributes', handle });
+    return this.#session.crypto.keyFromHandle(handle, (algorithm ?? algorithmFor(info)) as never);
+  }
+
+  /**
+   * Imports a PKCS #12 file (made by openssl, Java's keytool, …) into this CloudHSM store, as
+   * `keytool -importkeystore` does: each private key goes into the HSM as a token key labelled by
+   * its alias (non-extractable unless `extractable`), with its public key as `alias:public`, and
+   * its chain beside it; certificates become certificate entries. An alias in use is refused
+   * before anything is imported. Returns the aliases imported.
+   */
+  async importPkcs12(data: Uint8Array, password: string, options: { extractable?: boolean } = {}): Promise<string[]> {
+    this.#checkLoaded();
+    if (this.type !== 'CloudHSM') throw new HsmError('BAD_REQUEST', 'importPkcs12: a PKCS12 store loads such a file with load()');
+    const entries = await readPkcs12(data, password);
+    for (const e of entries) {
+      checkAlias(e.alias);
+      if (await this.containsAlias(e.alias)) throw new HsmError('BAD_REQUEST', `importPkcs12: alias ${e.alias} exists already; nothing was imported`);
+    }
+    const x509 = await loadX509();
+    for (const e of entries) {
+      if (e.chain.length) {
+        const broken = await brokenLink(x509, e.chain);
+        if (broken) throw new HsmError('BAD_REQUEST', `importPkcs12: the chain of ${e.alias} does not link: ${broken}; nothing was imported`);
+      }
+    }
+    for (const e of entries) {
+      if (!e.encryptedKey) {
+        this.#entries.set(e.alias, { kind: 'certificate', chain: e.chain });
+        continue;
+      }
+      const rsa = e.chain[0]?.publicKey.algorithm.name.startsWith('RSA') ?? false;
+      await this.#session.send({
+        op: 'importEncryptedKey',
+        encryptedPrivateKeyInfo: e.encryptedKey,
+        password,
+        attributes: { token: true, label: e.alias, extractable: options.extractable === true, sign: true, ...(rsa ? { decrypt: true } : {}) },
+      });
+      if (e.chain[0]) {
+        const spki = new Uint8Array(e.chain[0].publicKey.rawData);
+        const keyType = rsa ? 'rsa' : e.chain[0].publicKey.algorithm.name === 'Ed25519' ? 'ed25519' : 'ec';
+        await this.#session.send({ op: 'importKey', keyClass: 'public-key', keyType, format: 'spki', keyData: spki, attributes: { token: true, label: `${e.alias}:public`, verify: true } });
+      }
+      this.#entries.set(e.alias, { kind: 'key', chain: e.chain });
+    }
+    return entries.map((e) => e.alias);
   }
 
   getCertificate(alias: string): X509.X509Certificate | null {
@@ -300,7 +327,12 @@ export class KeyStore {
     } else if (chain.length) {
       throw new HsmError('BAD_REQUEST', `setKeyEntry(${alias}): a secret key takes no certificate chain`);
     }
-    const handle = await this.#hsmHandle(key);
+    const handle = await this.#hsmHandle(key, this.type === 'PKCS12');
+    if (this.type === 'PKCS12') {
+      // A file store: the HSM exports the key encrypted when the store is written.
+      this.#entries.set(alias, { kind: 'key', chain: [...chain], handle });
+      return;
+    }
     await this.#session.send({ op: 'setAttributes', handle, attributes: { token: true, label: alias } });
     if (key.type === 'private') {
       // Its public key, if the HSM holds it under the key's old label, gets the alias too.
@@ -352,7 +384,7 @@ export class KeyStore {
   }
 
   /** The HSM handle of `key`: a key of this session's door, or a software key imported now. */
-  async #hsmHandle(key: CryptoKey): Promise<number> {
+  async #hsmHandle(key: CryptoKey, extractable = false): Promise<number> {
     // A key of this session's door becomes persistent here: the door must not delete it when the CryptoKey goes.
     const own = this.#session.crypto.handleOf(key as never, { keep: true });
     if (own !== null) return own;
@@ -364,21 +396,34 @@ export class KeyStore {
     } catch {
       throw new HsmError('BAD_REQUEST', 'setKeyEntry: the key is neither an HSM key of this session nor an extractable software key to import');
     }
-    const imported = await this.#session.crypto.subtle.importKey(format, bytes, key.algorithm as never, false, key.usages as never);
+    const imported = await this.#session.crypto.subtle.importKey(format, bytes, key.algorithm as never, extractable, key.usages as never);
     new Uint8Array(bytes).fill(0);
     return this.#session.crypto.handleOf(imported as never, { keep: true })!;
   }
 
-  /** Whether `cert` is for the private `key`: the HSM signs, the certificate's key verifies. */
+  /**
+   * Whether `cert` is for the private `key`, changing nothing: an HSM key signs a probe that the
+   * certificate's key verifies; a software key's public half is compared with the certificate's.
+   */
   async #matches(key: CryptoKey, cert: X509.X509Certificate): Promise<boolean> {
+    const handle = this.#session.crypto.handleOf(key as never);
+    if (handle === null) {
+      try {
+        const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key));
+        const spki = createPublicKey(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })).export({ format: 'der', type: 'spki' });
+        pkcs8.fill(0);
+        return spki.equals(Buffer.from(cert.publicKey.rawData));
+      } catch {
+        throw new HsmError('BAD_REQUEST', 'setKeyEntry: the key is neither an HSM key of this session nor an extractable software key to import');
+      }
+    }
     const probe = webcrypto.getRandomValues(new Uint8Array(32));
     const name = key.algorithm.name;
     const params = name === 'ECDSA' ? { name, hash: 'SHA-256' } : name === 'RSA-PSS' ? { name, saltLength: 32 } : { name };
     let signature: ArrayBuffer;
     try {
-      const handle = await this.#hsmHandle(key);
-      const hsmKey = await this.#session.crypto.keyFromHandle(handle, key.algorithm as never);
-      signature = await this.#session.crypto.subtle.sign(params as never, hsmKey as never, probe);
+      const signer = await this.#session.crypto.keyFromHandle(handle, key.algorithm as never);
+      signature = await this.#session.crypto.subtle.sign(params as never, signer as never, probe);
     } catch (e) {
       throw new HsmError('BAD_REQUEST', `setKeyEntry: the key cannot sign, so its certificate cannot be checked (${e instanceof Error ? e.message : String(e)})`);
     }

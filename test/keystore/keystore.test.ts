@@ -65,7 +65,7 @@ describe('keystore: KeyStore.getInstance(\'CloudHSM\')', function () {
   it('must be loaded first; only the CloudHSM type and a session are accepted', async () => {
     const ks = KeyStore.getInstance('CloudHSM', app);
     expect((await refusal(ks.aliases())).message).to.match(/not loaded; call load\(null, null\)/);
-    expect(() => KeyStore.getInstance('JKS' as never, app)).to.throw(/only CloudHSM/);
+    expect(() => KeyStore.getInstance('JKS' as never, app)).to.throw(/KeyStore type: CloudHSM or PKCS12, got "JKS"/);
   });
 
   it('finds HSM keys by label, including keys made outside the KeyStore; aliases and containsAlias look at both', async () => {

@@ -1,0 +1,167 @@
+/**
+ * PKCS #12 files through `pkijs`: reading and writing certificate bags and shrouded key bags.
+ * Private keys are only ever handled here as EncryptedPrivateKeyInfo bytes: they are opened and
+ * made inside the HSM (importEncryptedKey / exportEncryptedKey), never in this process.
+ *
+ * Written files use what OpenSSL 3 writes by default: certificates in a PBES2 (PBKDF2-HMAC-SHA256,
+ * AES-256-CBC) encrypted SafeContents, shrouded keys in a plain one, and an HMAC-SHA256 MAC.
+ *
+ * @module
+ */
+import type * as X509 from '@peculiar/x509';
+import { createHash, webcrypto } from 'node:crypto';
+import * as asn1js from 'asn1js';
+import * as pkijs from 'pkijs';
+import { HsmError, loadX509 } from '../hsm-core/index.js';
+
+const FRIENDLY_NAME = '1.2.840.113549.1.9.20';
+const LOCAL_KEY_ID = '1.2.840.113549.1.9.21';
+const KEY_BAG_SHROUDED = '1.2.840.113549.1.12.10.1.2';
+const CERT_BAG = '1.2.840.113549.1.12.10.1.3';
+const X509_CERTIFICATE = '1.2.840.113549.1.9.22.1';
+
+let engineSet = false;
+function useNodeEngine(): void {
+  if (engineSet) return;
+  pkijs.setEngine('node', new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as never }));
+  engineSet = true;
+}
+
+/** One alias of a PKCS #12 file. */
+export interface Pkcs12Entry {
+  alias: string;
+  /** The certificate first, then its issuers as far as the file has them. */
+  chain: X509.X509Certificate[];
+  /** The EncryptedPrivateKeyInfo of a key entry (PBES2 under the file's password). */
+  encryptedKey: Uint8Array | null;
+}
+
+function attribute(bag: pkijs.SafeBag, type: string): unknown {
+  return bag.bagAttributes?.find((a) => a.type === type)?.values[0];
+}
+
+function hex(value: unknown): string | null {
+  return value instanceof asn1js.OctetString ? Buffer.from(value.valueBlock.valueHexView).toString('hex') : null;
+}
+
+/** Reads a PKCS #12 file, checking its MAC with `password` (a wrong one is refused clearly). */
+export async function readPkcs12(data: Uint8Array, password: string): Promise<Pkcs12Entry[]> {
+  useNodeEngine();
+  const x509 = await loadX509();
+  const pw = new TextEncoder().encode(password).buffer as ArrayBuffer;
+  let pfx: pkijs.PFX;
+  try {
+    pfx = pkijs.PFX.fromBER(Buffer.from(data));
+  } catch (e) {
+    throw new HsmError('BAD_REQUEST', `keystore: not a PKCS #12 file (${e instanceof Error ? e.message : String(e)})`);
+  }
+  try {
+    await pfx.parseInternalValues({ password: pw, checkIntegrity: true });
+  } catch {
+    throw new HsmError('LOGIN_FAILED', 'keystore: wrong password (the file\'s integrity check fails with it), or the file was altered');
+  }
+  const safe = pfx.parsedValue?.authenticatedSafe;
+  if (!safe) throw new HsmError('BAD_REQUEST', 'keystore: the PKCS #12 file has no content');
+  try {
+    await safe.parseInternalValues({ safeContents: safe.safeContents.map(() => ({ password: pw })) });
+  } catch (e) {
+    throw new HsmError('BAD_REQUEST', `keystore: the PKCS #12 content does not decrypt (${e instanceof Error ? e.message : String(e)}); legacy RC2/3DES files need re-exporting with AES`);
+  }
+  const keys: { name: string | null; id: string | null; encrypted: Uint8Array }[] = [];
+  const certs: { name: string | null; id: string | null; cert: X509.X509Certificate }[] = [];
+  for (const content of safe.parsedValue?.safeContents ?? []) {
+    for (const bag of (content.value as pkijs.SafeContents).safeBags) {
+      const nameValue = attribute(bag, FRIENDLY_NAME) as asn1js.BmpString | undefined;
+      const name = nameValue?.valueBlock.value ?? null;
+      const id = hex(attribute(bag, LOCAL_KEY_ID));
+      if (bag.bagId === KEY_BAG_SHROUDED) {
+        keys.push({ name, id, encrypted: new Uint8Array((bag.bagValue as pkijs.PKCS8ShroudedKeyBag).toSchema().toBER(false)) });
+      } else if (bag.bagId === CERT_BAG) {
+        const certBag = bag.bagValue as pkijs.CertBag;
+        if (certBag.certId !== X509_CERTIFICATE) continue;
+        certs.push({ name, id, cert: new x509.X509Certificate((certBag.parsedValue as pkijs.Certificate).toSchema().toBER(false)) });
+      }
+    }
+  }
+  const entries: Pkcs12Entry[] = [];
+  const used = new Set<object>();
+  for (const [i, key] of keys.entries()) {
+    const leaf = certs.find((c) => key.id !== null && c.id === key.id) ?? (keys.length === 1 ? certs.find((c) => c.id !== null) ?? certs[0] : undefined);
+    const chain: X509.X509Certificate[] = [];
+    if (leaf) {
+      chain.push(leaf.cert);
+      used.add(leaf);
+      // Follow issuers among the file's other certificates (a self-signed one ends the chain).
+      for (let cert = leaf.cert; cert.issuer !== cert.subject; ) {
+        const issuer = certs.find((c) => c.cert.subject === cert.issuer && !chain.includes(c.cert));
+        if (!issuer) break;
+        chain.push(issuer.cert);
+        used.add(issuer);
+        cert = issuer.cert;
+      }
+    }
+    entries.push({ alias: key.name ?? leaf?.name ?? String(i + 1), chain, encryptedKey: key.encrypted });
+  }
+  for (const c of certs) {
+    if (used.has(c) || c.id !== null) continue;
+    if (c.name !== null) entries.push({ alias: c.name, chain: [c.cert], encryptedKey: null });
+  }
+  // Certificate-only key entries (a CloudHSM store: the keys are in the HSM) are grouped by their id.
+  const byId = new Map<string, { name: string | null; chain: X509.X509Certificate[] }>();
+  for (const c of certs) {
+    if (used.has(c) || c.id === null || keys.some((k) => k.id === c.id)) continue;
+    const group = byId.get(c.id) ?? { name: c.name, chain: [] };
+    group.chain.push(c.cert);
+    byId.set(c.id, group);
+  }
+  for (const group of byId.values()) if (group.name !== null) entries.push({ alias: group.name, chain: group.chain, encryptedKey: null });
+  return entries;
+}
+
+/** What to write for one alias: a trusted certificate, or a key entry (its chain, and its encrypted key if any). */
+export interface Pkcs12Input {
+  alias: string;
+  kind: 'key' | 'certificate';
+  chain: X509.X509Certificate[];
+  encryptedKey?: Uint8Array | null;
+}
+
+/** Writes a PKCS #12 file protected by `password`. Key entries' certificates share a localKeyId with their key. */
+export async function writePkcs12(entries: Pkcs12Input[], password: string): Promise<Uint8Array> {
+  useNodeEngine();
+  if (typeof password !== 'string' || password.length === 0) throw new HsmError('BAD_REQUEST', 'password: required to store');
+  const pw = new TextEncoder().encode(password).buffer as ArrayBuffer;
+  const certBags: pkijs.SafeBag[] = [];
+  const keyBags: pkijs.SafeBag[] = [];
+  for (const entry of entries) {
+    const keyId = createHash('sha1').update(`strongroom-keystore:${entry.alias}`).digest();
+    const attrs = (withId: boolean) => [
+      new pkijs.Attribute({ type: FRIENDLY_NAME, values: [new asn1js.BmpString({ value: entry.alias })] }),
+      ...(withId ? [new pkijs.Attribute({ type: LOCAL_KEY_ID, values: [new asn1js.OctetString({ valueHex: keyId })] })] : []),
+    ];
+    for (const [i, cert] of entry.chain.entries()) {
+      // The first certificate of a key entry is the key's; its issuers follow without an id.
+      const withId = entry.kind === 'key' && (i === 0 || !entry.encryptedKey);
+      certBags.push(
+        new pkijs.SafeBag({
+          bagId: CERT_BAG,
+          bagValue: new pkijs.CertBag({ certId: X509_CERTIFICATE, parsedValue: pkijs.Certificate.fromBER(cert.rawData) }),
+          bagAttributes: withId || i === 0 ? attrs(withId) : undefined,
+        }),
+      );
+    }
+    if (entry.encryptedKey) {
+      keyBags.push(new pkijs.SafeBag({ bagId: KEY_BAG_SHROUDED, bagValue: pkijs.PKCS8ShroudedKeyBag.fromBER(Buffer.from(entry.encryptedKey)), bagAttributes: attrs(true) }));
+    }
+  }
+  const contents: { privacyMode: number; value: pkijs.SafeContents }[] = [{ privacyMode: 1, value: new pkijs.SafeContents({ safeBags: certBags }) }];
+  if (keyBags.length) contents.push({ privacyMode: 0, value: new pkijs.SafeContents({ safeBags: keyBags }) });
+  const pfx = new pkijs.PFX({ parsedValue: { integrityMode: 0, authenticatedSafe: new pkijs.AuthenticatedSafe({ parsedValue: { safeContents: contents } }) } });
+  await pfx.parsedValue!.authenticatedSafe!.makeInternalValues({
+    safeContents: contents.map((c) =>
+      c.privacyMode === 1 ? { password: pw, contentEncryptionAlgorithm: { name: 'AES-CBC', length: 256 }, hmacHashAlgorithm: 'SHA-256', iterationCount: 100_000 } : {},
+    ),
+  });
+  await pfx.makeInternalValues({ password: pw, iterations: 100_000, pbkdf2HashAlgorithm: 'SHA-256', hmacHashAlgorithm: 'SHA-256' });
+  return new Uint8Array(pfx.toSchema().toBER(false));
+}
