@@ -20,8 +20,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { connect, startLocalCluster, type LocalCluster, type RemoteCluster } from './cluster-client/index.js';
+import { connectFromEnvironment, startLocalCluster, type LocalCluster, type RemoteCluster } from './cluster-client/index.js';
 import { HsmError, PROFILE_NAMES, type ProfileName } from './hsm-core/index.js';
 import { installGlobalCrypto } from './subtle/global.js';
 
@@ -37,15 +36,6 @@ if (!PROFILE_NAMES.includes(profile)) {
   throw new HsmError('BAD_REQUEST', `STRONGROOM_PROFILE: expected ${PROFILE_NAMES.join(' or ')}, got ${JSON.stringify(profile)}`);
 }
 
-function readPem(variable: string, path: string | undefined): string {
-  if (!path) throw new HsmError('BAD_REQUEST', `${variable}: required with STRONGROOM_CLUSTER=host:port (a PEM file for mutual TLS)`);
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new HsmError('BAD_REQUEST', `${variable}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-}
-
 async function open(): Promise<LocalCluster | RemoteCluster> {
   if (address === 'embedded') {
     return startLocalCluster({
@@ -55,29 +45,7 @@ async function open(): Promise<LocalCluster | RemoteCluster> {
       users: [{ username: username!, password: password!, role: 'crypto-user' }],
     });
   }
-  if (address.endsWith('.json')) {
-    let file: { members?: unknown; ca?: unknown; cert?: unknown; key?: unknown };
-    try {
-      file = JSON.parse(readFileSync(address, 'utf8')) as typeof file;
-    } catch (e) {
-      throw new HsmError('BAD_REQUEST', `STRONGROOM_CLUSTER: cannot read ${address} as a cluster file (${e instanceof Error ? e.message : String(e)})`);
-    }
-    if (!Array.isArray(file.members) || typeof file.ca !== 'string' || typeof file.cert !== 'string' || typeof file.key !== 'string') {
-      throw new HsmError('BAD_REQUEST', `STRONGROOM_CLUSTER: ${address} needs members (addresses) and ca, cert, key (paths), as strongroom up writes it`);
-    }
-    return connect({
-      members: file.members as string[],
-      ca: readPem('ca', file.ca),
-      cert: readPem('cert', file.cert),
-      key: readPem('key', file.key),
-    });
-  }
-  return connect({
-    members: address.split(',').map((a) => a.trim()),
-    ca: readPem('STRONGROOM_CA', env.STRONGROOM_CA),
-    cert: readPem('STRONGROOM_CERT', env.STRONGROOM_CERT),
-    key: readPem('STRONGROOM_KEY', env.STRONGROOM_KEY),
-  });
+  return connectFromEnvironment(env);
 }
 
 export const cluster = await open();

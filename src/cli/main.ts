@@ -11,6 +11,7 @@ import type { LocalCluster } from '../cluster-client/index.js';
 import { up, type UpOptions } from './up.js';
 import { hsmServe } from './hsm-serve.js';
 import { serveControl } from './control.js';
+import { keytool } from './keytool.js';
 import { backupChange, backupList, clusterMembership, storeAt, type Io, type Output } from './backup-commands.js';
 
 const program = new Command()
@@ -199,6 +200,16 @@ program
       process.stdin.on('end', stop);
       process.stdin.resume();
     }
+  });
+
+program
+  .command('keytool')
+  .description("Java's keytool against a CloudHSM store: -genkeypair (in the HSM), -certreq, -gencert, -importcert, -importkeystore, -exportcert, -list, -delete")
+  .allowUnknownOption()
+  .helpOption(false)
+  .argument('[args...]', "keytool's own options, e.g. -list -keystore ks.p12 -storepass secret")
+  .action(async (args: string[]) => {
+    process.exitCode = await keytool(args, { out: (l) => console.log(l), err: (l) => console.error(l), env: process.env });
   });
 
 program.parseAsync(process.argv).catch((e: unknown) => {

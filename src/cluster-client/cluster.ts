@@ -58,7 +58,7 @@ export type MemberStarter = () => Promise<Transport>;
 const AVAILABILITY_MESSAGE = (ref: string) =>
   `Key ${ref} does not meet the availability requirements - The key must be available on at least 2 HSMs before being used.`;
 
-const CREATES_KEYS = new Set<string>(['generateKey', 'generateKeyPair', 'importKey', 'unwrapKey', 'deriveKey']);
+const CREATES_KEYS = new Set<string>(['generateKey', 'generateKeyPair', 'importKey', 'importEncryptedKey', 'unwrapKey', 'deriveKey']);
 const CHANGES_KEY = new Set<string>(['setAttributes', 'shareKey', 'unshareKey', 'deleteKey']);
 
 function refOf(handle: number): string {

@@ -93,6 +93,8 @@ export interface CaOptions {
   days?: number;
   /** How many CAs may follow it in a chain (basic constraints pathLenConstraint). */
   pathLength?: number;
+  /** False for a self-signed end-entity certificate (keytool -genkeypair without -ext bc:c). Default true. */
+  ca?: boolean;
 }
 
 export interface LeafOptions {
@@ -147,8 +149,12 @@ export class IssuingCa {
         signingAlgorithm: p.signing,
         keys: { privateKey: keys.privateKey, publicKey: keys.publicKey } as never,
         extensions: [
-          new x509.BasicConstraintsExtension(true, options.pathLength, true),
-          new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+          ...(options.ca === false
+            ? [new x509.BasicConstraintsExtension(false, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true)]
+            : [
+                new x509.BasicConstraintsExtension(true, options.pathLength, true),
+                new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+              ]),
           await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never, false, crypto as never),
         ],
       },

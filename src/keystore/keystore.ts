@@ -349,6 +349,20 @@ export class KeyStore {
     }
   }
 
+  /**
+   * Replaces the chain of the key entry `alias` (keytool's "certificate reply"): the HSM's private
+   * key labelled `alias` must be the first certificate's, and the chain must link.
+   */
+  async setCertificateChain(alias: string, chain: X509.X509Certificate[]): Promise<void> {
+    this.#checkLoaded();
+    const key = await this.getKey(alias);
+    if (!key || key.type !== 'private') throw new HsmError('BAD_REQUEST', `alias ${alias}: no private key with that label in the HSM`);
+    if (!chain.length || !(await this.#matches(key, chain[0]!))) throw new HsmError('BAD_REQUEST', `alias ${alias}: the certificate (${chain[0]?.subject ?? 'none'}) is not for this key`);
+    const broken = await brokenLink(await loadX509(), chain);
+    if (broken) throw new HsmError('BAD_REQUEST', `alias ${alias}: the chain does not link: ${broken}`);
+    this.#entries.set(alias, { kind: 'key', chain: [...chain] });
+  }
+
   /** Stores a trusted certificate locally; an alias in use is refused. */
   async setCertificateEntry(alias: string, cert: X509.X509Certificate): Promise<void> {
     this.#checkLoaded();
