@@ -52,6 +52,9 @@ describe('samples and README examples', function () {
         expect(out).to.include('HMAC-SHA256 tag of 32 bytes, valid: true');
         expect(out).to.include('refused as expected: KEY_NOT_EXTRACTABLE');
       }
+      if (code.includes("KeyStore.getInstance('CloudHSM'")) {
+        expect(out).to.match(/chain of 3, signature of 64 bytes, aliases: doc-signer, issuing-ca, root-ca/);
+      }
       if (code.includes('addMember()')) {
         expect(out).to.include('member 2 holds the key: durable');
         expect(out).to.include('backups: activation, member-added, member-removed');
@@ -65,7 +68,7 @@ describe('samples and README examples', function () {
         expect(out).to.include('discovered 2 members from one address');
         expect(out).to.include('HMAC over TLS: 32 bytes');
       }
-      if (code.includes('session.crypto')) {
+      if (code.includes('round trip')) {
         expect(out).to.include('round trip: hello');
         expect(out).to.include('Node unwrapped an HMAC key');
         expect(out).to.include('export refused: InvalidAccessError (HSM code KEY_NOT_EXTRACTABLE)');
