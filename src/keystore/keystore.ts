@@ -111,7 +111,7 @@ export class KeyStore {
       if (entry.encryptedKey && this.type === 'CloudHSM') {
         throw new HsmError('BAD_REQUEST', `keystore: the file holds the private key of ${entry.alias}; a CloudHSM store keeps keys in the HSM: import the file with importPkcs12 (keytool -importkeystore)`);
       }
-      this.#entries.set(entry.alias, { kind: entry.encryptedKey || entry.chain.length > 1 || this.type === 'CloudHSM' && entry.chain.length && (await this.#hsmKeys(entry.alias)).length ? 'key' : 'certificate', chain: entry.chain, encryptedKey: entry.encryptedKey });
+      this.#entries.set(entry.alias, { kind: entry.keyEntry ? 'key' : 'certificate', chain: entry.chain, encryptedKey: entry.encryptedKey });
     }
   }
 

@@ -34,6 +34,8 @@ export interface Pkcs12Entry {
   chain: X509.X509Certificate[];
   /** The EncryptedPrivateKeyInfo of a key entry (PBES2 under the file's password). */
   encryptedKey: Uint8Array | null;
+  /** A key entry (a key, or certificates tied to one by a localKeyId) rather than a trusted certificate. */
+  keyEntry: boolean;
 }
 
 function attribute(bag: pkijs.SafeBag, type: string): unknown {
@@ -100,11 +102,11 @@ export async function readPkcs12(data: Uint8Array, password: string): Promise<Pk
         cert = issuer.cert;
       }
     }
-    entries.push({ alias: key.name ?? leaf?.name ?? String(i + 1), chain, encryptedKey: key.encrypted });
+    entries.push({ alias: key.name ?? leaf?.name ?? String(i + 1), chain, encryptedKey: key.encrypted, keyEntry: true });
   }
   for (const c of certs) {
     if (used.has(c) || c.id !== null) continue;
-    if (c.name !== null) entries.push({ alias: c.name, chain: [c.cert], encryptedKey: null });
+    if (c.name !== null) entries.push({ alias: c.name, chain: [c.cert], encryptedKey: null, keyEntry: false });
   }
   // Certificate-only key entries (a CloudHSM store: the keys are in the HSM) are grouped by their id.
   const byId = new Map<string, { name: string | null; chain: X509.X509Certificate[] }>();
@@ -114,7 +116,7 @@ export async function readPkcs12(data: Uint8Array, password: string): Promise<Pk
     group.chain.push(c.cert);
     byId.set(c.id, group);
   }
-  for (const group of byId.values()) if (group.name !== null) entries.push({ alias: group.name, chain: group.chain, encryptedKey: null });
+  for (const group of byId.values()) if (group.name !== null) entries.push({ alias: group.name, chain: group.chain, encryptedKey: null, keyEntry: true });
   return entries;
 }
 
