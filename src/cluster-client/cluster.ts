@@ -60,6 +60,8 @@ const AVAILABILITY_MESSAGE = (ref: string) =>
 
 const CREATES_KEYS = new Set<string>(['generateKey', 'generateKeyPair', 'importKey', 'importEncryptedKey', 'unwrapKey', 'deriveKey']);
 const CHANGES_KEY = new Set<string>(['setAttributes', 'shareKey', 'unshareKey', 'deleteKey']);
+/** Requests answered by one member with nothing to replicate or merge: the fast path. */
+const SIMPLE = new Set<string>(['encrypt', 'decrypt', 'sign', 'verify', 'digest', 'generateRandom', 'deriveBits', 'wrapKey', 'exportKey', 'exportEncryptedKey', 'getAttributes', 'getSyncStatus', 'extractMaskedObject']);
 
 function refOf(handle: number): string {
   return `0x${handle.toString(16).padStart(16, '0')}`;
@@ -249,8 +251,8 @@ export class Cluster {
   }
 
   /** Sends to one given member, retrying MEMBER_BUSY with backoff as the retry mode says. */
-  async sendRetrying(link: MemberLink, request: unknown): Promise<Response> {
-    for (let retries = 0; ; retries++) {
+  async sendRetrying(link: MemberLink, request: unknown, busyRetriesUsed = 0): Promise<Response> {
+    for (let retries = busyRetriesUsed; ; retries++) {
       const response = await this.sendTo(link, request);
       if (response.ok || response.error.code !== 'MEMBER_BUSY' || this.#options.retry !== 'standard' || retries >= 3) return response;
       link.counters.retries += 1;
@@ -263,9 +265,10 @@ export class Cluster {
    * retries with backoff (retry mode permitting). `prepare` turns the request into what this
    * member needs (its session token) and may refuse the member.
    */
-  async sendBalanced(prepare: (link: MemberLink) => Promise<unknown>, options: { failover: boolean } = { failover: true }): Promise<{ response: Response; link: MemberLink }> {
+  async sendBalanced(prepare: (link: MemberLink) => Promise<unknown>, options: { failover?: boolean; busyRetriesUsed?: number } = {}): Promise<{ response: Response; link: MemberLink }> {
+    const failover = options.failover ?? true;
     const tried = new Set<number>();
-    let busyRetries = 0;
+    let busyRetries = options.busyRetriesUsed ?? 0;
     let last: { response: Response; link: MemberLink } | undefined;
     for (;;) {
       const link = this.pick(tried) ?? (tried.size ? undefined : undefined);
@@ -278,7 +281,7 @@ export class Cluster {
       last = { response, link };
       if (response.ok) return last;
       const code = response.error.code;
-      if (code === 'MEMBER_UNAVAILABLE' && options.failover) {
+      if (code === 'MEMBER_UNAVAILABLE' && failover) {
         tried.add(link.index);
         link.counters.failovers += 1;
         continue;
@@ -536,6 +539,11 @@ export class Cluster {
       .map(({ user, count }) => ({ ...user, clusterCoverage: count === lists.length ? 'full' : 'inconsistent' }));
   }
 
+  /** @internal the retry mode and its backoff, for the session fast path. */
+  get retryMode(): 'standard' | 'off' {
+    return this.#options.retry;
+  }
+
   /** @internal an unauthenticated request to one member (activation, join). */
   async sendOnce(request: Request): Promise<Response> {
     return (await this.sendBalanced(async () => request)).response;
@@ -672,13 +680,13 @@ export class ClusterSessionChannel implements SessionChannel {
   }
 
   /** Sends to one member (the sticky one, or the best), with this session's token there. */
-  async #sendOne(req: Record<string, unknown>, sticky: MemberLink | undefined): Promise<{ response: Response; link: MemberLink }> {
+  async #sendOne(req: Record<string, unknown>, sticky: MemberLink | undefined, busyRetriesUsed = 0): Promise<{ response: Response; link: MemberLink }> {
     const prepare = async (link: MemberLink) => ({ ...req, session: await this.#tokenFor(link) });
     if (sticky) {
-      const response = await this.#cluster.sendRetrying(sticky, await prepare(sticky));
+      const response = await this.#cluster.sendRetrying(sticky, await prepare(sticky), busyRetriesUsed);
       return { response, link: sticky };
     }
-    let { response, link } = await this.#cluster.sendBalanced(prepare);
+    let { response, link } = await this.#cluster.sendBalanced(prepare, { busyRetriesUsed });
     if (!response.ok && response.error.code === 'NOT_LOGGED_IN') {
       // The member lost its sessions (it restarted behind the same address): log in again once.
       this.#tokens.delete(link.index);
@@ -703,6 +711,30 @@ export class ClusterSessionChannel implements SessionChannel {
     const handles = handlesOf(req);
     const sticky = this.#sessionKeys.size ? this.#stickyMember(handles) : undefined;
     if (!sticky && this.#coverage.size) await this.#checkAvailability(handles);
+
+    // The common case — a request that changes nothing that must be replicated, to a member this
+    // session is logged in on — goes straight there; anything unusual in the answer (busy, gone,
+    // logged out) continues on the full path below with its retries and failover.
+    let busyRetriesUsed = 0;
+    if (SIMPLE.has(op)) {
+      const link = sticky ?? this.#cluster.pick();
+      const known = link ? this.#tokens.get(link.index) : undefined;
+      if (link && known && known.epoch === link.epoch) {
+        const response = await this.#cluster.sendTo(link, { ...req, session: known.token });
+        if (response.ok) return response.result;
+        const code = response.error.code;
+        if (code === 'MEMBER_BUSY') {
+          if (this.#cluster.retryMode === 'off') throw HsmError.fromWire(response.error);
+          link.counters.retries += 1;
+          busyRetriesUsed = 1;
+          await sleep(backoff(1));
+        } else if (code === 'MEMBER_UNAVAILABLE') {
+          if (!sticky) link.counters.failovers += 1; // the full path below goes to another member
+        } else if (code !== 'NOT_LOGGED_IN') {
+          throw HsmError.fromWire(response.error);
+        }
+      }
+    }
 
     if (CREATES_KEYS.has(op)) {
       const { response, link } = await this.#sendOne(req, sticky);
@@ -742,7 +774,7 @@ export class ClusterSessionChannel implements SessionChannel {
       return result;
     }
 
-    const { response, link } = await this.#sendOne(req, sticky);
+    const { response, link } = await this.#sendOne(req, sticky, busyRetriesUsed);
     const result = this.#result(response);
     if (op === 'deleteKey' && sticky) this.#sessionKeys.delete(req.handle as number);
     if (op === 'setAttributes' && sticky && (req.attributes as { token?: boolean }).token === true) {
