@@ -700,9 +700,51 @@ export class ClusterSessionChannel implements SessionChannel {
     return response.result;
   }
 
-  async send(req: Record<string, unknown> & { op: string }): Promise<unknown> {
-    if (!this.#open) throw new HsmError('NOT_LOGGED_IN', `the session of ${this.username} has logged out`);
-    if (this.#cluster.closed) throw new HsmError('MEMBER_CLOSED', 'the cluster has been closed');
+  send(req: Record<string, unknown> & { op: string }): Promise<unknown> {
+    if (!this.#open) return Promise.reject(new HsmError('NOT_LOGGED_IN', `the session of ${this.username} has logged out`));
+    if (this.#cluster.closed) return Promise.reject(new HsmError('MEMBER_CLOSED', 'the cluster has been closed'));
+    if (SIMPLE.has(req.op)) {
+      try {
+        const fast = this.#fast(req);
+        if (fast) return fast;
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    return this.#sendFull(req, 0);
+  }
+
+  /**
+   * The common case, kept small: a request that changes nothing that must be replicated, to a
+   * member this session is logged in on, goes straight there. Busy, gone and logged-out answers
+   * continue on the full path (retries, failover, re-login). Null when the full path is needed.
+   */
+  #fast(req: Record<string, unknown> & { op: string }): Promise<unknown> | null {
+    const handles = handlesOf(req);
+    const sticky = this.#sessionKeys.size ? this.#stickyMember(handles) : undefined;
+    if (!sticky && this.#coverage.size && handles.some((h) => this.#coverage.has(h))) return null;
+    const link = sticky ?? this.#cluster.pick();
+    const known = link ? this.#tokens.get(link.index) : undefined;
+    if (!link || !known || known.epoch !== link.epoch) return null;
+    return this.#cluster.sendTo(link, { ...req, session: known.token }).then(async (response) => {
+      if (response.ok) return response.result;
+      const code = response.error.code;
+      if (code === 'MEMBER_BUSY') {
+        if (this.#cluster.retryMode === 'off') throw HsmError.fromWire(response.error);
+        link.counters.retries += 1;
+        await sleep(backoff(1));
+        return this.#sendFull(req, 1);
+      }
+      if (code === 'MEMBER_UNAVAILABLE') {
+        if (!sticky) link.counters.failovers += 1; // the full path goes to another member
+        return this.#sendFull(req, 0);
+      }
+      if (code === 'NOT_LOGGED_IN') return this.#sendFull(req, 0);
+      throw HsmError.fromWire(response.error);
+    });
+  }
+
+  async #sendFull(req: Record<string, unknown> & { op: string }, busyRetriesUsed: number): Promise<unknown> {
     const op = req.op;
     if (op === 'logout') {
       await this.logout();
@@ -711,30 +753,6 @@ export class ClusterSessionChannel implements SessionChannel {
     const handles = handlesOf(req);
     const sticky = this.#sessionKeys.size ? this.#stickyMember(handles) : undefined;
     if (!sticky && this.#coverage.size) await this.#checkAvailability(handles);
-
-    // The common case — a request that changes nothing that must be replicated, to a member this
-    // session is logged in on — goes straight there; anything unusual in the answer (busy, gone,
-    // logged out) continues on the full path below with its retries and failover.
-    let busyRetriesUsed = 0;
-    if (SIMPLE.has(op)) {
-      const link = sticky ?? this.#cluster.pick();
-      const known = link ? this.#tokens.get(link.index) : undefined;
-      if (link && known && known.epoch === link.epoch) {
-        const response = await this.#cluster.sendTo(link, { ...req, session: known.token });
-        if (response.ok) return response.result;
-        const code = response.error.code;
-        if (code === 'MEMBER_BUSY') {
-          if (this.#cluster.retryMode === 'off') throw HsmError.fromWire(response.error);
-          link.counters.retries += 1;
-          busyRetriesUsed = 1;
-          await sleep(backoff(1));
-        } else if (code === 'MEMBER_UNAVAILABLE') {
-          if (!sticky) link.counters.failovers += 1; // the full path below goes to another member
-        } else if (code !== 'NOT_LOGGED_IN') {
-          throw HsmError.fromWire(response.error);
-        }
-      }
-    }
 
     if (CREATES_KEYS.has(op)) {
       const { response, link } = await this.#sendOne(req, sticky);
