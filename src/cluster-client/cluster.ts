@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { HsmError, type HsmErrorCode, type Request, type Response, type Results, type UserInfo, type UserRole } from '../hsm-core/index.js';
+import { HsmError, keyRef, type HsmErrorCode, type Request, type Response, type Results, type UserInfo, type UserRole } from '../hsm-core/index.js';
 import type { Transport } from './transport.js';
 
 export type MemberState = 'up' | 'down' | 'repairing' | 'removed';
@@ -63,8 +63,10 @@ const CHANGES_KEY = new Set<string>(['setAttributes', 'shareKey', 'unshareKey', 
 /** Requests answered by one member with nothing to replicate or merge: the fast path. */
 const SIMPLE = new Set<string>(['encrypt', 'decrypt', 'sign', 'verify', 'digest', 'generateRandom', 'deriveBits', 'wrapKey', 'exportKey', 'exportEncryptedKey', 'getAttributes', 'getSyncStatus', 'extractMaskedObject']);
 
-function refOf(handle: number): string {
-  return `0x${handle.toString(16).padStart(16, '0')}`;
+/** The result of an answer, or its refusal thrown as an HsmError. */
+export function resultOf<O extends keyof Results>(response: Response): Results[O] {
+  if (!response.ok) throw HsmError.fromWire(response.error);
+  return response.result as Results[O];
 }
 
 /** Every key handle a request names. */
@@ -271,7 +273,7 @@ export class Cluster {
     let busyRetries = options.busyRetriesUsed ?? 0;
     let last: { response: Response; link: MemberLink } | undefined;
     for (;;) {
-      const link = this.pick(tried) ?? (tried.size ? undefined : undefined);
+      const link = this.pick(tried);
       if (!link) {
         if (last) return last;
         throw new HsmError('MEMBER_UNAVAILABLE', 'no member of the cluster is up');
@@ -352,26 +354,21 @@ export class Cluster {
     transport.onDown((reason) => {
       if (link.transport === transport) this.#markDown(link, reason);
     });
-    const info = await this.#expect<'getHsmInfo'>(await transport.send({ op: 'getHsmInfo' }));
+    const info = resultOf<'getHsmInfo'>(await transport.send({ op: 'getHsmInfo' }));
     link.capacity = info.queueLimit;
     if (repair) {
       const healthy = this.upMembers().find((l) => l !== link);
-      if (healthy) await this.#repair(link, healthy);
+      if (healthy) await this.#repair(link, healthy, info);
     }
     link.epoch += 1;
     link.reason = null;
     link.state = 'up';
   }
 
-  async #expect<O extends keyof Results>(response: Response): Promise<Results[O]> {
-    if (!response.ok) throw HsmError.fromWire(response.error);
-    return response.result as Results[O];
-  }
-
   /** Logs in as the appliance user on a member; null without the appliance password. */
   async #applianceSession(transport: Transport): Promise<string | null> {
     if (this.#options.appliancePassword === undefined) return null;
-    const r = await this.#expect<'login'>(await transport.send({ op: 'login', username: 'app_user', password: this.#options.appliancePassword }));
+    const r = resultOf<'login'>(await transport.send({ op: 'login', username: 'app_user', password: this.#options.appliancePassword }));
     return r.session;
   }
 
@@ -382,10 +379,10 @@ export class Cluster {
    * keys and users that differ are copied over as masked objects; a member holding keys or users
    * the cluster no longer has gets a fresh restore. It takes reads once the digests agree.
    */
-  async #repair(link: MemberLink, healthy: MemberLink): Promise<void> {
+  async #repair(link: MemberLink, healthy: MemberLink, known?: Results['getHsmInfo']): Promise<void> {
     const target = link.transport!;
     const source = healthy.transport!;
-    const info = await this.#expect<'getHsmInfo'>(await target.send({ op: 'getHsmInfo' }));
+    const info = known ?? resultOf<'getHsmInfo'>(await target.send({ op: 'getHsmInfo' }));
     const sourceSession = await this.#applianceSession(source);
     if (sourceSession === null) {
       if (info.clusterId === null) throw new HsmError('MEMBER_UNAVAILABLE', `${link.description} is a new member and this client has no appliance password to restore a backup onto it`);
@@ -394,8 +391,8 @@ export class Cluster {
     // CloudHSM's way in: a backup of a healthy member, restored onto this one (the masking key
     // travels only inside backups).
     const restore = async (targetSession: string | null) => {
-      const { backup } = await this.#expect<'createBackup'>(await source.send({ op: 'createBackup', session: sourceSession }));
-      await this.#expect<'restoreBackup'>(await target.send({ op: 'restoreBackup', backup, ...(targetSession ? { session: targetSession } : {}) }));
+      const { backup } = resultOf<'createBackup'>(await source.send({ op: 'createBackup', session: sourceSession }));
+      resultOf<'restoreBackup'>(await target.send({ op: 'restoreBackup', backup, ...(targetSession ? { session: targetSession } : {}) }));
       link.epoch += 1;
       link.counters.repairs += 1;
     };
@@ -405,17 +402,18 @@ export class Cluster {
       for (let attempt = 0; ; attempt++) {
         const targetSession = (await this.#applianceSession(target))!;
         try {
-          const [mine, theirs] = await Promise.all([
-            this.#expect<'getSyncStatus'>(await target.send({ op: 'getSyncStatus', session: targetSession })),
-            this.#expect<'getSyncStatus'>(await source.send({ op: 'getSyncStatus', session: sourceSession })),
-          ]);
+          const [mine, theirs] = (await Promise.all([target.send({ op: 'getSyncStatus', session: targetSession }), source.send({ op: 'getSyncStatus', session: sourceSession })])).map(
+            (r) => resultOf<'getSyncStatus'>(r),
+          ) as [Results['getSyncStatus'], Results['getSyncStatus']];
           const keys = new Map(mine.keys.map((k) => [k.handle, k.digest]));
           const users = new Map(mine.users.map((u) => [u.username, u.digest]));
+          const theirKeys = new Set(theirs.keys.map((k) => k.handle));
+          const theirUsers = new Set(theirs.users.map((u) => u.username));
           const wantKeys = theirs.keys.filter((k) => keys.get(k.handle) !== k.digest);
           const wantUsers = theirs.users.filter((u) => users.get(u.username) !== u.digest);
           const extra =
-            mine.keys.some((k) => !theirs.keys.some((t) => t.handle === k.handle)) ||
-            mine.users.some((u) => !theirs.users.some((t) => t.username === u.username)) ||
+            mine.keys.some((k) => !theirKeys.has(k.handle)) ||
+            mine.users.some((u) => !theirUsers.has(u.username)) ||
             wantKeys.some((k) => keys.has(k.handle));
           if (!wantKeys.length && !wantUsers.length && !extra) return;
           if (attempt >= 5) throw new HsmError('MEMBER_UNAVAILABLE', `${link.description} still differs from ${healthy.description} after ${attempt} repair passes`);
@@ -424,8 +422,8 @@ export class Cluster {
             continue;
           }
           for (const u of wantUsers) {
-            const { maskedUser } = await this.#expect<'extractMaskedUser'>(await source.send({ op: 'extractMaskedUser', session: sourceSession, username: u.username }));
-            await this.#expect<'insertMaskedUser'>(await target.send({ op: 'insertMaskedUser', session: targetSession, maskedUser }));
+            const { maskedUser } = resultOf<'extractMaskedUser'>(await source.send({ op: 'extractMaskedUser', session: sourceSession, username: u.username }));
+            resultOf<'insertMaskedUser'>(await target.send({ op: 'insertMaskedUser', session: targetSession, maskedUser }));
           }
           for (const k of wantKeys) {
             const extracted = await source.send({ op: 'extractMaskedObject', session: sourceSession, handle: k.handle });
@@ -518,14 +516,14 @@ export class Cluster {
   async hsmInfo(): Promise<Results['getHsmInfo'][]> {
     this.#checkOpen();
     const up = this.upMembers();
-    return Promise.all(up.map(async (l) => this.#expect<'getHsmInfo'>(await this.sendTo(l, { op: 'getHsmInfo' }))));
+    return Promise.all(up.map(async (l) => resultOf<'getHsmInfo'>(await this.sendTo(l, { op: 'getHsmInfo' }))));
   }
 
   /** The users, with CloudHSM's cluster coverage: `full` when every up member has the user. */
   async listUsers(): Promise<(UserInfo & { clusterCoverage: 'full' | 'inconsistent' })[]> {
     this.#checkOpen();
     const up = this.upMembers();
-    const lists = await Promise.all(up.map(async (l) => (await this.#expect<'listUsers'>(await this.sendTo(l, { op: 'listUsers' }))).users));
+    const lists = await Promise.all(up.map(async (l) => (resultOf<'listUsers'>(await this.sendTo(l, { op: 'listUsers' }))).users));
     const seen = new Map<string, { user: UserInfo; count: number }>();
     for (const list of lists) {
       for (const u of list) {
@@ -657,14 +655,14 @@ export class ClusterSessionChannel implements SessionChannel {
       const where = this.#sessionKeys.get(h);
       if (where === undefined) continue;
       if (index !== undefined && index !== where) {
-        throw new HsmError('KEY_NOT_FOUND', `session keys ${refOf(h)} and the others named live on different members; session keys cannot be used together across members`);
+        throw new HsmError('KEY_NOT_FOUND', `session keys ${keyRef(h)} and the others named live on different members; session keys cannot be used together across members`);
       }
       index = where;
     }
     if (index === undefined) return undefined;
     const link = this.#cluster.links[index]!;
     if (link.state !== 'up') {
-      throw new HsmError('MEMBER_UNAVAILABLE', `session key ${refOf(handles.find((h) => this.#sessionKeys.get(h) === index)!)} lived on ${link.description}, which is ${link.state}; session keys do not survive their member`);
+      throw new HsmError('MEMBER_UNAVAILABLE', `session key ${keyRef(handles.find((h) => this.#sessionKeys.get(h) === index)!)} lived on ${link.description}, which is ${link.state}; session keys do not survive their member`);
     }
     return link;
   }
@@ -675,7 +673,7 @@ export class ClusterSessionChannel implements SessionChannel {
       const members = this.#coverage.get(h);
       if (!members || members.size >= 2) continue;
       await this.#replicate(h, this.#cluster.links[[...members][0]!]!);
-      if ((this.#coverage.get(h)?.size ?? 2) < 2) throw new HsmError('KEY_NOT_AVAILABLE', AVAILABILITY_MESSAGE(refOf(h)));
+      if ((this.#coverage.get(h)?.size ?? 2) < 2) throw new HsmError('KEY_NOT_AVAILABLE', AVAILABILITY_MESSAGE(keyRef(h)));
     }
   }
 
@@ -695,10 +693,6 @@ export class ClusterSessionChannel implements SessionChannel {
     return { response, link };
   }
 
-  #result(response: Response): unknown {
-    if (!response.ok) throw HsmError.fromWire(response.error);
-    return response.result;
-  }
 
   send(req: Record<string, unknown> & { op: string }): Promise<unknown> {
     if (!this.#open) return Promise.reject(new HsmError('NOT_LOGGED_IN', `the session of ${this.username} has logged out`));
@@ -756,7 +750,7 @@ export class ClusterSessionChannel implements SessionChannel {
 
     if (CREATES_KEYS.has(op)) {
       const { response, link } = await this.#sendOne(req, sticky);
-      const result = this.#result(response) as Record<string, unknown>;
+      const result = resultOf(response) as Record<string, unknown>;
       const made = createdKeys(req, result);
       for (const k of made) if (!k.token) this.#sessionKeys.set(k.handle, link.index);
       const tokens = made.filter((k) => k.token);
@@ -764,7 +758,7 @@ export class ClusterSessionChannel implements SessionChannel {
         await Promise.all(tokens.map((k) => this.#replicate(k.handle, link)));
         if (this.#cluster.options.keyAvailabilityCheck) {
           const short = tokens.find((k) => (this.#coverage.get(k.handle)?.size ?? 2) < 2);
-          if (short) throw new HsmError('KEY_NOT_AVAILABLE', AVAILABILITY_MESSAGE(refOf(short.handle)));
+          if (short) throw new HsmError('KEY_NOT_AVAILABLE', AVAILABILITY_MESSAGE(keyRef(short.handle)));
         }
       }
       return result;
@@ -772,7 +766,7 @@ export class ClusterSessionChannel implements SessionChannel {
 
     if (CHANGES_KEY.has(op) && !sticky) {
       const first = await this.#sendOne(req, undefined);
-      const result = this.#result(first.response);
+      const result = resultOf(first.response);
       await this.#everywhereElse(first.link, req, op === 'deleteKey' ? ['KEY_NOT_FOUND'] : []);
       if (op === 'deleteKey') this.#coverage.delete(req.handle as number);
       return result;
@@ -780,20 +774,20 @@ export class ClusterSessionChannel implements SessionChannel {
 
     if (op === 'createUser' || op === 'changePassword') {
       const first = await this.#sendOne(req, undefined);
-      const result = this.#result(first.response) as { username: string };
+      const result = resultOf(first.response) as { username: string };
       await this.#copyUser(result.username, first.link);
       return result;
     }
 
     if (op === 'deleteUser') {
       const first = await this.#sendOne(req, undefined);
-      const result = this.#result(first.response);
+      const result = resultOf(first.response);
       await this.#everywhereElse(first.link, req, ['USER_NOT_FOUND']);
       return result;
     }
 
     const { response, link } = await this.#sendOne(req, sticky, busyRetriesUsed);
-    const result = this.#result(response);
+    const result = resultOf(response);
     if (op === 'deleteKey' && sticky) this.#sessionKeys.delete(req.handle as number);
     if (op === 'setAttributes' && sticky && (req.attributes as { token?: boolean }).token === true) {
       // A session key made a token key: from now on it is synced like one.
@@ -825,12 +819,12 @@ export class ClusterSessionChannel implements SessionChannel {
     const link = this.#cluster.links[index];
     if (!link) throw new HsmError('BAD_REQUEST', `member: no member ${index} (the cluster has ${this.#cluster.size})`);
     if (link.state !== 'up') throw new HsmError('MEMBER_UNAVAILABLE', `${link.description} is ${link.state}`);
-    return this.#result(await this.#cluster.sendTo(link, { ...req, session: await this.#tokenFor(link) }));
+    return resultOf(await this.#cluster.sendTo(link, { ...req, session: await this.#tokenFor(link) }));
   }
 
   async everyMember(req: Record<string, unknown> & { op: string }): Promise<unknown[]> {
     const up = this.#cluster.upMembers();
-    return Promise.all(up.map(async (l) => this.#result(await this.#cluster.sendTo(l, { ...req, session: await this.#tokenFor(l) }))));
+    return Promise.all(up.map(async (l) => resultOf(await this.#cluster.sendTo(l, { ...req, session: await this.#tokenFor(l) }))));
   }
 
   /** The same request on every other up member; refusals other than `ignore` are errors. */
@@ -850,7 +844,7 @@ export class ClusterSessionChannel implements SessionChannel {
   async #copyUser(username: string, from: MemberLink): Promise<void> {
     const others = this.#cluster.writeMembers().filter((l) => l !== from);
     if (!others.length) return;
-    const masked = this.#result(await this.#cluster.sendTo(from, { op: 'extractMaskedUser', username, session: await this.#tokenFor(from) })) as Results['extractMaskedUser'];
+    const masked = resultOf(await this.#cluster.sendTo(from, { op: 'extractMaskedUser', username, session: await this.#tokenFor(from) })) as Results['extractMaskedUser'];
     await Promise.all(others.map(async (l) => {
       const token = await this.#tokenFor(l).catch(() => null);
       if (token === null) return;

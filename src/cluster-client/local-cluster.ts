@@ -15,7 +15,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HsmError, PROFILE_NAMES, type HsmInfo, type MemberOptions, type ProfileName, type UserInfo, type UserRole } from '../hsm-core/index.js';
-import { Cluster, type ClusterOptions, type MemberStarter, type MemberStatus } from './cluster.js';
+import { Cluster, resultOf, type ClusterOptions, type MemberStarter, type MemberStatus } from './cluster.js';
 import { BackupStore, type BackupInfo, type BackupTrigger } from './backups.js';
 import { HsmSession } from './session.js';
 import { InProcessTransport, WorkerTransport, type Transport } from './transport.js';
@@ -247,11 +247,9 @@ export class LocalCluster {
       const first = cluster.links[reference]!;
       let activated = false;
       if (!existing && source) {
-        const restored = await cluster.sendTo(first, { op: 'restoreBackup', backup: source, asNewCluster: true });
-        if (!restored.ok) throw HsmError.fromWire(restored.error);
+        resultOf(await cluster.sendTo(first, { op: 'restoreBackup', backup: source, asNewCluster: true }));
       } else if (!existing) {
-        const r = await cluster.sendTo(first, { op: 'activateCluster', password: options.adminPassword });
-        if (!r.ok) throw HsmError.fromWire(r.error);
+        resultOf(await cluster.sendTo(first, { op: 'activateCluster', password: options.adminPassword }));
         activated = true;
       }
       if (local.tls) await local.#publishAddresses();
@@ -299,14 +297,10 @@ export class LocalCluster {
     const links = where === 'all' ? this.#cluster.upMembers() : [this.#cluster.pick()].filter((l) => l !== undefined);
     if (!links.length) throw new HsmError('MEMBER_UNAVAILABLE', 'no member of the cluster is up');
     for (const link of links) {
-      const login = await this.#cluster.sendTo(link, { op: 'login', username: 'app_user', password: this.#supervisor.appliancePassword });
-      if (!login.ok) throw HsmError.fromWire(login.error);
-      const session = (login.result as { session: string }).session;
+      const { session } = resultOf<'login'>(await this.#cluster.sendTo(link, { op: 'login', username: 'app_user', password: this.#supervisor.appliancePassword }));
       try {
         await work(async (request) => {
-          const r = await this.#cluster.sendTo(link, { ...request, session });
-          if (!r.ok) throw HsmError.fromWire(r.error);
-          return r.result as unknown as Record<string, unknown>;
+          return resultOf(await this.#cluster.sendTo(link, { ...request, session })) as unknown as Record<string, unknown>;
         });
       } finally {
         await this.#cluster.sendTo(link, { op: 'logout', session });
@@ -350,8 +344,7 @@ export class LocalCluster {
     const backup = this.backupStore ? this.backupStore.read((await this.takeBackup('member-added')).backupId) : await this.#backupBytes();
     onProgress(`starting member ${index} and restoring the backup onto it`);
     await this.#cluster.addMember(this.#supervisor.slot(index), async (transport) => {
-      const r = await transport.send({ op: 'restoreBackup', backup });
-      if (!r.ok) throw HsmError.fromWire(r.error);
+      resultOf(await transport.send({ op: 'restoreBackup', backup }));
       onProgress(`member ${index} restored; bringing over what changed since the backup`);
     });
     if (this.tls) await this.#publishAddresses();

@@ -335,8 +335,10 @@ export class KeyStore {
     }
     await this.#session.send({ op: 'setAttributes', handle, attributes: { token: true, label: alias } });
     if (key.type === 'private') {
-      // Its public key, if the HSM holds it under the key's old label, gets the alias too.
-      const { keys } = await this.#session.send({ op: 'findKeys', filter: { attributes: { class: 'public-key' } } });
+      // Its public key, if the HSM holds it, gets the alias too: found by the check value the HSM
+      // computes for both halves of a pair, then confirmed by its SubjectPublicKeyInfo.
+      const kcv = (await this.#session.send({ op: 'getAttributes', handle })).attributes['check-value'];
+      const { keys } = await this.#session.send({ op: 'findKeys', filter: { attributes: { class: 'public-key', ...(kcv ? { 'check-value': kcv } : {}) } } });
       const spki = Buffer.from(chain[0]!.publicKey.rawData);
       for (const k of keys) {
         if (k.owner !== this.#session.username) continue;
