@@ -254,25 +254,37 @@ export class KeyStore {
         if (broken) throw new HsmError('BAD_REQUEST', `importPkcs12: the chain of ${e.alias} does not link: ${broken}; nothing was imported`);
       }
     }
-    for (const e of entries) {
-      if (!e.encryptedKey) {
-        this.#entries.set(e.alias, { kind: 'certificate', chain: e.chain });
-        continue;
+    // All or nothing: if the HSM refuses a key (a type it does not hold, say), the keys already
+    // imported are deleted again and no local entry is added.
+    const imported: number[] = [];
+    const local = new Map<string, LocalEntry>();
+    try {
+      for (const e of entries) {
+        if (!e.encryptedKey) {
+          local.set(e.alias, { kind: 'certificate', chain: e.chain });
+          continue;
+        }
+        const rsa = e.chain[0]?.publicKey.algorithm.name.startsWith('RSA') ?? false;
+        const { handle } = await this.#session.send({
+          op: 'importEncryptedKey',
+          encryptedPrivateKeyInfo: e.encryptedKey,
+          password,
+          attributes: { token: true, label: e.alias, extractable: options.extractable === true, sign: true, ...(rsa ? { decrypt: true } : {}) },
+        });
+        imported.push(handle);
+        if (e.chain[0]) {
+          const spki = new Uint8Array(e.chain[0].publicKey.rawData);
+          const keyType = rsa ? 'rsa' : e.chain[0].publicKey.algorithm.name === 'Ed25519' ? 'ed25519' : 'ec';
+          const pub = await this.#session.send({ op: 'importKey', keyClass: 'public-key', keyType, format: 'spki', keyData: spki, attributes: { token: true, label: `${e.alias}:public`, verify: true } });
+          imported.push(pub.handle);
+        }
+        local.set(e.alias, { kind: 'key', chain: e.chain });
       }
-      const rsa = e.chain[0]?.publicKey.algorithm.name.startsWith('RSA') ?? false;
-      await this.#session.send({
-        op: 'importEncryptedKey',
-        encryptedPrivateKeyInfo: e.encryptedKey,
-        password,
-        attributes: { token: true, label: e.alias, extractable: options.extractable === true, sign: true, ...(rsa ? { decrypt: true } : {}) },
-      });
-      if (e.chain[0]) {
-        const spki = new Uint8Array(e.chain[0].publicKey.rawData);
-        const keyType = rsa ? 'rsa' : e.chain[0].publicKey.algorithm.name === 'Ed25519' ? 'ed25519' : 'ec';
-        await this.#session.send({ op: 'importKey', keyClass: 'public-key', keyType, format: 'spki', keyData: spki, attributes: { token: true, label: `${e.alias}:public`, verify: true } });
-      }
-      this.#entries.set(e.alias, { kind: 'key', chain: e.chain });
+    } catch (e) {
+      for (const handle of imported) await this.#session.send({ op: 'deleteKey', handle }).catch(() => undefined);
+      throw e instanceof HsmError ? new HsmError(e.code, `importPkcs12: ${e.message}; nothing was imported`) : e;
     }
+    for (const [alias, entry] of local) this.#entries.set(alias, entry);
     return entries.map((e) => e.alias);
   }
 

@@ -46,6 +46,29 @@ function hex(value: unknown): string | null {
   return value instanceof asn1js.OctetString ? Buffer.from(value.valueBlock.valueHexView).toString('hex') : null;
 }
 
+/**
+ * A store with no entries: pkijs cannot parse an AuthenticatedSafe with no content, so the MAC
+ * over it is checked here with pkijs's own PKCS #12 MAC routine.
+ */
+async function emptyWithValidMac(pfx: pkijs.PFX, password: ArrayBuffer): Promise<boolean> {
+  const content = pfx.authSafe?.content as asn1js.OctetString | undefined;
+  const mac = pfx.macData;
+  if (!(content instanceof asn1js.OctetString) || !mac) return false;
+  const safe = content.getValue();
+  if (safe.byteLength !== 2 || new Uint8Array(safe)[0] !== 0x30 || new Uint8Array(safe)[1] !== 0) return false;
+  const hash = { '1.3.14.3.2.26': 'SHA-1', '2.16.840.1.101.3.4.2.1': 'SHA-256', '2.16.840.1.101.3.4.2.2': 'SHA-384', '2.16.840.1.101.3.4.2.3': 'SHA-512' }[mac.mac.digestAlgorithm.algorithmId];
+  const engine = pkijs.getEngine().crypto;
+  if (!hash || !engine) return false;
+  return engine.verifyDataStampedWithPassword({
+    password,
+    hashAlgorithm: hash,
+    salt: mac.macSalt.getValue(),
+    iterationCount: mac.iterations ?? 1,
+    contentToVerify: safe,
+    signatureToVerify: mac.mac.digest.getValue(),
+  });
+}
+
 /** Reads a PKCS #12 file, checking its MAC with `password` (a wrong one is refused clearly). */
 export async function readPkcs12(data: Uint8Array, password: string): Promise<Pkcs12Entry[]> {
   useNodeEngine();
@@ -60,6 +83,7 @@ export async function readPkcs12(data: Uint8Array, password: string): Promise<Pk
   try {
     await pfx.parseInternalValues({ password: pw, checkIntegrity: true });
   } catch {
+    if (await emptyWithValidMac(pfx, pw)) return [];
     throw new HsmError('LOGIN_FAILED', 'keystore: wrong password (the file\'s integrity check fails with it), or the file was altered');
   }
   const safe = pfx.parsedValue?.authenticatedSafe;
@@ -156,7 +180,9 @@ export async function writePkcs12(entries: Pkcs12Input[], password: string): Pro
       keyBags.push(new pkijs.SafeBag({ bagId: KEY_BAG_SHROUDED, bagValue: pkijs.PKCS8ShroudedKeyBag.fromBER(Buffer.from(entry.encryptedKey)), bagAttributes: attrs(true) }));
     }
   }
-  const contents: { privacyMode: number; value: pkijs.SafeContents }[] = [{ privacyMode: 1, value: new pkijs.SafeContents({ safeBags: certBags }) }];
+  // An empty SafeContents does not read back, so each is written only when it has bags.
+  const contents: { privacyMode: number; value: pkijs.SafeContents }[] = [];
+  if (certBags.length) contents.push({ privacyMode: 1, value: new pkijs.SafeContents({ safeBags: certBags }) });
   if (keyBags.length) contents.push({ privacyMode: 0, value: new pkijs.SafeContents({ safeBags: keyBags }) });
   const pfx = new pkijs.PFX({ parsedValue: { integrityMode: 0, authenticatedSafe: new pkijs.AuthenticatedSafe({ parsedValue: { safeContents: contents } }) } });
   await pfx.parsedValue!.authenticatedSafe!.makeInternalValues({

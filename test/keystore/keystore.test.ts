@@ -178,6 +178,13 @@ describe('keystore: KeyStore.getInstance(\'CloudHSM\')', function () {
     const signature = await app.crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, key!, new Uint8Array(3));
     expect(await webcrypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, await cert.publicKey.export(webcrypto as never), signature, new Uint8Array(3))).to.equal(true);
 
+    // A store with no entries (after deleting the last one, say) stores and loads too, and still checks its password.
+    const empty = KeyStore.getInstance('CloudHSM', app);
+    await empty.load(null, null);
+    const emptyFile = await empty.store('empty-password');
+    await KeyStore.getInstance('CloudHSM', app).load(emptyFile, 'empty-password');
+    expect((await refusal(KeyStore.getInstance('CloudHSM', app).load(emptyFile, 'not-it'))).message).to.match(/^keystore: wrong password/);
+
     const wrong = await refusal(KeyStore.getInstance('CloudHSM', app).loadFile(file, 'not-the-password'));
     expect(wrong.message).to.match(/^keystore: wrong password/);
     writeFileSync(join(dir, 'garbage.p12'), 'not pkcs12');

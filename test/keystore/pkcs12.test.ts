@@ -62,6 +62,29 @@ describe('keystore: PKCS #12 files and openssl', function () {
     expect(refused?.message).to.match(/import the file with importPkcs12/);
   });
 
+  it('imports all or nothing: a key the HSM refuses takes back the keys imported before it', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const { writePkcs12 } = await import('../../src/keystore/pkcs12.js');
+    const encrypted = (type: 'ec' | 'ed448') => {
+      const { privateKey } = type === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed448');
+      return new Uint8Array(privateKey.export({ format: 'der', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase: 'mixed-password' }));
+    };
+    const file = await writePkcs12(
+      [
+        { alias: 'accepted-first', kind: 'key', chain: [], encryptedKey: encrypted('ec') },
+        { alias: 'refused-second', kind: 'key', chain: [], encryptedKey: encrypted('ed448') },
+      ],
+      'mixed-password',
+    );
+    const ks = KeyStore.getInstance('CloudHSM', app);
+    await ks.load(null, null);
+    const e = await ks.importPkcs12(file, 'mixed-password').then(() => null, (err: HsmError) => err);
+    expect(e?.code, e?.message).to.equal('KEY_TYPE_INCONSISTENT');
+    expect(e?.message).to.match(/nothing was imported$/);
+    expect(await ks.containsAlias('accepted-first')).to.equal(false);
+    expect((await app.send({ op: 'findKeys', filter: { attributes: { label: 'accepted-first' } } })).keys).to.deep.equal([]);
+  });
+
   it('a PKCS12 store writes a file whose keys the HSM exported encrypted, which openssl opens and which reloads into a new session', async () => {
     const root = await IssuingCa.createRoot(app, { subject: 'CN=P12 Root', alias: 'p12-root', algorithm: 'ECDSA-P256' });
     const pair = await generateHsmKeyPair(app, 'p12-leaf', 'ECDSA-P256', { extractable: true });
