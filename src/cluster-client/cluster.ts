@@ -55,6 +55,23 @@ export interface ClusterOptions {
 /** How to reach one member slot: returns a live transport (connects, or starts a new member). */
 export type MemberStarter = () => Promise<Transport>;
 
+/**
+ * Signs MFA login tokens: given one unsigned token (a SHA-256 digest) per member, returns one
+ * signature per token, PKCS #1 v1.5 with the user's registered RSA-2048 key, in the same order.
+ */
+export type MfaSigner = (unsignedTokens: Uint8Array[]) => Promise<Uint8Array[]>;
+
+export interface LoginOptions {
+  role?: UserRole;
+  /** For a user with MFA (token-sign): signs each member's login token. */
+  mfa?: MfaSigner;
+}
+
+/** Operations that change a user, which then travels to the other members as a masked user. */
+const CHANGES_USER = new Set<string>(['createUser', 'changePassword', 'changeMfa', 'registerQuorumKey']);
+/** Cluster settings: every member applies the same request (and checks its approval itself). */
+const CHANGES_SETTING = new Set<string>(['setQuorumValue', 'setQuorumTimeouts']);
+
 const AVAILABILITY_MESSAGE = (ref: string) =>
   `Key ${ref} does not meet the availability requirements - The key must be available on at least 2 HSMs before being used.`;
 
@@ -505,11 +522,23 @@ export class Cluster {
   // ---- what the cluster says about itself -------------------------------------------------------
 
   /** Logs in on every member that is up; the session follows members as they come and go. */
-  async login(username: string, password: string, options: { role?: UserRole } = {}): Promise<ClusterSessionChannel> {
+  async login(username: string, password: string, options: LoginOptions = {}): Promise<ClusterSessionChannel> {
     this.#checkOpen();
-    const channel = new ClusterSessionChannel(this, username, password, options.role);
+    const channel = new ClusterSessionChannel(this, username, password, options.role, options.mfa);
     await channel.open();
     return channel;
+  }
+
+  /** The same request, which needs no login, on every member that is up: one answer each. */
+  async askEveryMember<O extends 'getHsmInfo' | 'listUsers' | 'listQuorumTokens' | 'getQuorumSettings'>(op: O): Promise<Results[O][]> {
+    this.#checkOpen();
+    return Promise.all(this.upMembers().map(async (l) => resultOf<O>(await this.sendTo(l, { op } as Request))));
+  }
+
+  /** Activates a never-activated cluster: its unactivated admin `admin` gets `password`. */
+  async activate(password: string): Promise<void> {
+    this.#checkOpen();
+    resultOf<'activateCluster'>(await this.sendOnce({ op: 'activateCluster', password }));
   }
 
   /** Every up member's own description. */
@@ -591,6 +620,9 @@ export class ClusterSessionChannel implements SessionChannel {
   #role: UserRole = 'crypto-user';
   readonly #password: string;
   readonly #requestedRole: UserRole | undefined;
+  readonly #mfa: MfaSigner | undefined;
+  /** member index → the signed MFA token for its first login (single use). */
+  readonly #mfaAnswers = new Map<number, { unsigned: Uint8Array; signature: Uint8Array }>();
   /** member index → { token, epoch } */
   readonly #tokens = new Map<number, { token: string; epoch: number }>();
   /** session key handle → member index */
@@ -599,11 +631,12 @@ export class ClusterSessionChannel implements SessionChannel {
   readonly #coverage = new Map<number, Set<number>>();
   #open = true;
 
-  constructor(cluster: Cluster, username: string, password: string, role: UserRole | undefined) {
+  constructor(cluster: Cluster, username: string, password: string, role: UserRole | undefined, mfa?: MfaSigner) {
     this.#cluster = cluster;
     this.#username = username;
     this.#password = password;
     this.#requestedRole = role;
+    this.#mfa = mfa;
   }
 
   get role(): UserRole {
@@ -618,6 +651,7 @@ export class ClusterSessionChannel implements SessionChannel {
   /** Logs in on every up member; refused if the first answer is a refusal. */
   async open(): Promise<void> {
     const up = this.#cluster.upMembers();
+    if (this.#mfa) await this.#answerMfa(up);
     const results = await Promise.allSettled(up.map((l) => this.#tokenFor(l)));
     const refused = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && !(r.reason instanceof HsmError && r.reason.code === 'MEMBER_UNAVAILABLE'));
     if (refused) {
@@ -629,16 +663,36 @@ export class ClusterSessionChannel implements SessionChannel {
     }
   }
 
+  /**
+   * MFA: asks every member for a login token (each checks the password first), has the signer
+   * sign them all, and keeps each answer for that member's login. A member that joins later asks
+   * for a new MFA login: this session does not use it.
+   */
+  async #answerMfa(up: MemberLink[]): Promise<void> {
+    const role = this.#requestedRole ? { role: this.#requestedRole } : {};
+    const tokens = await Promise.all(up.map(async (l) =>
+      resultOf<'getMfaToken'>(await this.#cluster.sendTo(l, { op: 'getMfaToken', username: this.#username, password: this.#password, ...role })).unsigned,
+    ));
+    const signatures = await this.#mfa!(tokens);
+    if (!Array.isArray(signatures) || signatures.length !== tokens.length || !signatures.every((s) => s instanceof Uint8Array)) {
+      throw new HsmError('BAD_REQUEST', `mfa: the signer must return ${tokens.length} signatures (Uint8Array), one per token, in order`);
+    }
+    up.forEach((l, i) => this.#mfaAnswers.set(l.index, { unsigned: tokens[i]!, signature: signatures[i]! }));
+  }
+
   /** This session's token on a member, logging in there when needed. */
   async #tokenFor(link: MemberLink): Promise<string> {
     const known = this.#tokens.get(link.index);
     if (known && known.epoch === link.epoch) return known.token;
     const epoch = link.epoch;
+    const mfa = this.#mfaAnswers.get(link.index);
+    this.#mfaAnswers.delete(link.index);
     const response = await this.#cluster.sendTo(link, {
       op: 'login',
       username: this.username,
       password: this.#password,
       ...(this.#requestedRole ? { role: this.#requestedRole } : {}),
+      ...(mfa ? { mfa } : {}),
     });
     if (!response.ok) throw HsmError.fromWire(response.error);
     const r = response.result as Results['login'];
@@ -697,7 +751,7 @@ export class ClusterSessionChannel implements SessionChannel {
   send(req: Record<string, unknown> & { op: string }): Promise<unknown> {
     if (!this.#open) return Promise.reject(new HsmError('NOT_LOGGED_IN', `the session of ${this.username} has logged out`));
     if (this.#cluster.closed) return Promise.reject(new HsmError('MEMBER_CLOSED', 'the cluster has been closed'));
-    if (SIMPLE.has(req.op)) {
+    if (SIMPLE.has(req.op) && req.approval === undefined && req.payloadApproval === undefined) {
       try {
         const fast = this.#fast(req);
         if (fast) return fast;
@@ -748,6 +802,33 @@ export class ClusterSessionChannel implements SessionChannel {
     const sticky = this.#sessionKeys.size ? this.#stickyMember(handles) : undefined;
     if (!sticky && this.#coverage.size) await this.#checkAvailability(handles);
 
+    if (op === 'generateQuorumToken') {
+      // One segment from every member: whichever member later runs the operation finds its own.
+      const parts = (await this.everyMember(req)) as Results['generateQuorumToken'][];
+      const approvalData = new Uint8Array(parts.reduce((n, p) => n + p.approvalData.length, 0));
+      let at = 0;
+      for (const p of parts) {
+        approvalData.set(p.approvalData, at);
+        at += p.approvalData.length;
+      }
+      return { approvalData };
+    }
+    if (op === 'deleteQuorumTokens') {
+      const results = (await this.everyMember(req)) as Results['deleteQuorumTokens'][];
+      return { deleted: results.reduce((n, r) => n + r.deleted, 0) };
+    }
+    const result = await this.#sendRouted(req, sticky, busyRetriesUsed);
+    // An approved operation that ran on one member: its token is used up there; retire the
+    // token's other segments so that the approval cannot serve again elsewhere.
+    const approvals = [req.approval, req.payloadApproval].filter((a): a is { approvalData: Uint8Array } => a !== undefined);
+    if (approvals.length && !CHANGES_SETTING.has(op) && !CHANGES_KEY.has(op) && op !== 'deleteUser') {
+      await Promise.all(approvals.map((a) => this.everyMember({ op: 'deleteQuorumTokens', approvalData: a.approvalData }).catch(() => undefined)));
+    }
+    return result;
+  }
+
+  async #sendRouted(req: Record<string, unknown> & { op: string }, sticky: MemberLink | undefined, busyRetriesUsed: number): Promise<unknown> {
+    const op = req.op;
     if (CREATES_KEYS.has(op)) {
       const { response, link } = await this.#sendOne(req, sticky);
       const result = resultOf(response) as Record<string, unknown>;
@@ -772,10 +853,17 @@ export class ClusterSessionChannel implements SessionChannel {
       return result;
     }
 
-    if (op === 'createUser' || op === 'changePassword') {
+    if (CHANGES_USER.has(op)) {
       const first = await this.#sendOne(req, undefined);
       const result = resultOf(first.response) as { username: string };
       await this.#copyUser(result.username, first.link);
+      return result;
+    }
+
+    if (CHANGES_SETTING.has(op)) {
+      const first = await this.#sendOne(req, undefined);
+      const result = resultOf(first.response);
+      await this.#everywhereElse(first.link, req, []);
       return result;
     }
 

@@ -15,7 +15,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HsmError, PROFILE_NAMES, type HsmInfo, type MemberOptions, type ProfileName, type UserInfo, type UserRole } from '../hsm-core/index.js';
-import { Cluster, resultOf, type ClusterOptions, type MemberStarter, type MemberStatus } from './cluster.js';
+import { Cluster, resultOf, type ClusterOptions, type LoginOptions, type MemberStarter, type MemberStatus } from './cluster.js';
 import { BackupStore, type BackupInfo, type BackupTrigger } from './backups.js';
 import { HsmSession } from './session.js';
 import { InProcessTransport, WorkerTransport, type Transport } from './transport.js';
@@ -74,6 +74,12 @@ export interface LocalClusterOptions extends Pick<ClusterOptions, 'retry' | 'key
    * `adminPassword` is then the backup's admin's password.
    */
   fromBackup?: { dir: string; backupId: string };
+  /**
+   * `false`: leave a new one-member cluster unactivated, for whoever activates it the way CloudHSM's
+   * users do (`strongroom cluster activate`); `adminPassword` and `users` are then not used. Add
+   * members after the activation (`addMember`). Default true.
+   */
+  activate?: boolean;
 }
 
 const TRANSPORTS: readonly LocalTransport[] = ['in-process', 'worker', 'tls'];
@@ -193,10 +199,14 @@ export class LocalCluster {
 
   /** @internal use {@link startLocalCluster}. */
   static async start(options: LocalClusterOptions): Promise<LocalCluster> {
-    if (!options || (typeof options.adminPassword !== 'string' && !options.fromBackup)) {
+    const activate = options?.activate ?? true;
+    if (!options || (typeof options.adminPassword !== 'string' && !options.fromBackup && activate)) {
       throw new HsmError('BAD_REQUEST', 'adminPassword: required, the password the first admin gets at activation');
     }
     const members = options.members ?? 1;
+    if (!activate && (members !== 1 || options.fromBackup || options.users?.length)) {
+      throw new HsmError('BAD_REQUEST', 'activate: false starts one unactivated member (no fromBackup, no users); add members after activating it');
+    }
     if (!Number.isInteger(members) || members < 1 || members > 32) {
       throw new HsmError('BAD_REQUEST', `members: 1–32, got ${String(members)}`);
     }
@@ -248,14 +258,14 @@ export class LocalCluster {
       let activated = false;
       if (!existing && source) {
         resultOf(await cluster.sendTo(first, { op: 'restoreBackup', backup: source, asNewCluster: true }));
-      } else if (!existing) {
+      } else if (!existing && activate) {
         resultOf(await cluster.sendTo(first, { op: 'activateCluster', password: options.adminPassword }));
         activated = true;
       }
       if (local.tls) await local.#publishAddresses();
       for (let i = 0; i < members; i++) if (i !== reference) await cluster.resync(i, reference);
       const present = new Set((await cluster.listUsers()).map((u) => u.username));
-      const missing = (options.users ?? []).filter((u) => !present.has(u.username.toLowerCase()));
+      const missing = (activate || existing ? (options.users ?? []) : []).filter((u) => !present.has(u.username.toLowerCase()));
       if (missing.length) {
         const admin = await local.login('admin', options.adminPassword);
         try {
@@ -378,7 +388,7 @@ export class LocalCluster {
   }
 
   /** Logs in (on every member) and returns the session. `role`, when given, must be the user's role. */
-  async login(username: string, password: string, options: { role?: UserRole } = {}): Promise<HsmSession> {
+  async login(username: string, password: string, options: LoginOptions = {}): Promise<HsmSession> {
     return new HsmSession(await this.#cluster.login(username, password, options));
   }
 

@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type * as X509 from '@peculiar/x509';
 import { FrameReader, HsmError, encodeFrame, loadX509, pem, type Response } from '../hsm-core/index.js';
-import { Cluster, type ClusterOptions } from './cluster.js';
+import { Cluster, type ClusterOptions, type LoginOptions } from './cluster.js';
 import { HsmSession } from './session.js';
 import { PendingTransport } from './transport.js';
 
@@ -230,12 +230,22 @@ export class RemoteCluster {
   }
 
   /** Logs in (on every member) and returns the session. */
-  async login(username: string, password: string, options: { role?: 'admin' | 'crypto-user' } = {}): Promise<HsmSession> {
+  async login(username: string, password: string, options: LoginOptions = {}): Promise<HsmSession> {
     return new HsmSession(await this.#cluster.login(username, password, options));
   }
 
   hsmInfo() {
     return this.#cluster.hsmInfo();
+  }
+
+  /** Activates a never-activated cluster (CloudHSM's `cluster activate`). */
+  activate(password: string): Promise<void> {
+    return this.#cluster.activate(password);
+  }
+
+  /** A request that needs no login, on every member that is up. */
+  askEveryMember<O extends 'getHsmInfo' | 'listUsers' | 'listQuorumTokens' | 'getQuorumSettings'>(op: O) {
+    return this.#cluster.askEveryMember(op);
   }
 
   listUsers() {

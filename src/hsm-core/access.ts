@@ -18,7 +18,11 @@ export type Caller = SessionRecord | null;
  *
  * | Operation                                                | none | PRECO | admin | CU | AU |
  * |----------------------------------------------------------|------|-------|-------|----|----|
- * | getHsmInfo, listUsers, login, activateCluster            |  Y   |   Y   |   Y   | Y  | Y  |
+ * | getHsmInfo, listUsers, login, getMfaToken, activate,    |  Y   |   Y   |   Y   | Y  | Y  |
+ * |   listQuorumTokens, getQuorumSettings                    |      |       |       |    |    |
+ * | generate/delete quorum tokens, registerQuorumKey,        |  -   |   -   |   Y   | Y  | -  |
+ * |   changeMfa (CU: itself only)                            |      |       |       |    |    |
+ * | setQuorumValue, setQuorumTimeouts                        |  -   |   -   |   Y   | -  | -  |
  * | logout, changePassword (own; admin: anyone's), random    |  -   |   Y   |   Y   | Y  | Y  |
  * | createUser, deleteUser                                   |  -   |   -   |   Y   | -  | -  |
  * | getAuditLog                                              |  -   |   -   |   Y   | -  | -  |
@@ -41,7 +45,16 @@ export const WHO_MAY: Readonly<Record<Op, 'anyone' | readonly UserRole[]>> = {
   getHsmInfo: 'anyone',
   listUsers: 'anyone',
   login: 'anyone',
+  getMfaToken: 'anyone',
   activateCluster: 'anyone',
+  listQuorumTokens: 'anyone',
+  getQuorumSettings: 'anyone',
+  generateQuorumToken: ['admin', 'crypto-user'],
+  deleteQuorumTokens: ['admin', 'crypto-user'],
+  setQuorumValue: ['admin'],
+  setQuorumTimeouts: ['admin'],
+  registerQuorumKey: ['admin', 'crypto-user'],
+  changeMfa: ['admin', 'crypto-user'],
   logout: ['unactivated-admin', 'admin', 'crypto-user', 'appliance'],
   changePassword: ['unactivated-admin', 'admin', 'crypto-user', 'appliance'],
   generateRandom: ['unactivated-admin', 'admin', 'crypto-user', 'appliance'],

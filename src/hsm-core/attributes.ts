@@ -81,6 +81,10 @@ const SETTABLE_BASE = {
   destroyable: { atCreate: true, change: 'to-false', classes: ALL, schema: bool },
   trusted: { atCreate: false, change: 'admin', classes: ['secret-key', 'public-key'], schema: bool },
   'wrap-with-trusted': { atCreate: true, change: 'to-true', classes: SECRET_PRIVATE, schema: bool },
+  /** Approvals (quorum M) needed to wrap, unwrap with, share, unshare or change the key; 0 or 1 = none. */
+  'manage-key-quorum-value': { atCreate: true, change: 'never', classes: ALL, schema: z.int().min(0).max(8) },
+  /** Approvals needed to sign with the key; 0 or 1 = none. */
+  'use-key-quorum-value': { atCreate: true, change: 'never', classes: ALL, schema: z.int().min(0).max(8) },
 } as const satisfies Record<string, SettableRule>;
 
 /** Attributes the HSM computes; a template or a change that names one is refused. */
@@ -160,6 +164,8 @@ export interface SettableAttributes {
   destroyable: boolean;
   trusted: boolean;
   'wrap-with-trusted': boolean;
+  'manage-key-quorum-value': number;
+  'use-key-quorum-value': number;
 }
 
 /** The attributes the HSM computes. The material-derived ones depend on the key type. */
@@ -295,6 +301,8 @@ export function attributesForNewKey(
     destroyable: template.destroyable ?? true,
     trusted: false,
     'wrap-with-trusted': secretOrPrivate ? (template['wrap-with-trusted'] ?? false) : false,
+    'manage-key-quorum-value': template['manage-key-quorum-value'] ?? 0,
+    'use-key-quorum-value': template['use-key-quorum-value'] ?? 0,
     ...material,
   };
   if (template['wrap-template']) attrs['wrap-template'] = { ...template['wrap-template'] };

@@ -25,6 +25,15 @@ export const HSM_ERROR_CODES = [
   'PERMISSION_DENIED',
   'CLUSTER_ALREADY_ACTIVATED',
   'CLUSTER_NOT_ACTIVE',
+  // quorum and MFA
+  /** CloudHSM's "Quorum approval is required for this operation": no approval, or too few valid ones. */
+  'QUORUM_APPROVAL_REQUIRED',
+  'QUORUM_TOKEN_INVALID',
+  'QUORUM_TOKEN_EXISTS',
+  'QUORUM_NOT_ENABLED',
+  'QUORUM_VALUE_INVALID',
+  'MFA_REQUIRED',
+  'MFA_NOT_ENABLED',
   // keys and attributes
   'KEY_NOT_FOUND',
   'NOT_KEY_OWNER',
@@ -38,6 +47,8 @@ export const HSM_ERROR_CODES = [
   'KEY_TYPE_INCONSISTENT',
   'KEY_SIZE_INVALID',
   'KEY_DATA_INVALID',
+  /** A token-sign (MFA/quorum) public key that is not RSA 2048, or not a key at all. */
+  'KEY_INVALID',
   'HANDLE_IN_USE',
   'MASKED_OBJECT_INVALID',
   'BACKUP_INVALID',

@@ -41,7 +41,14 @@ function canonicalJson(value: unknown): string {
 }
 
 /** A user as it travels between members: the password only as its hash. */
-export type MaskedUser = Pick<UserRecord, 'username' | 'role' | 'password'>;
+export type MaskedUser = Pick<UserRecord, 'username' | 'role' | 'password' | 'tokenSign'>;
+
+/** What travels of a user (and what its sync digest covers): no token-sign key is written as none. */
+export function maskedUserOf(user: UserRecord): MaskedUser {
+  const masked: MaskedUser = { username: user.username, role: user.role, password: user.password };
+  if (user.tokenSign) masked.tokenSign = { ...user.tokenSign };
+  return masked;
+}
 
 /** A token key record from its content (material parsed once, here). */
 export function keyFromContent(content: MaskedContent, shared: (username: string) => boolean = () => true): KeyRecord {
@@ -92,8 +99,7 @@ export class Masking {
   }
 
   sealUser(user: UserRecord): Uint8Array {
-    const masked: MaskedUser = { username: user.username, role: user.role, password: user.password };
-    return this.#seal(masked, USER_AAD);
+    return this.#seal(maskedUserOf(user), USER_AAD);
   }
 
   openUser(blob: Uint8Array): MaskedUser {
@@ -155,7 +161,7 @@ export class Masking {
 
   /** The sync digest of a user: name, role and password hash. */
   userDigest(user: UserRecord): string {
-    const masked: MaskedUser = { username: user.username, role: user.role, password: user.password };
+    const masked = maskedUserOf(user);
     return createHmac('sha256', this.#digestKey).update('user:').update(canonicalJson(masked)).digest('hex');
   }
 }

@@ -31,6 +31,7 @@ import * as cryptoOps from './ops/crypto-ops.js';
 import * as syncOps from './ops/sync-ops.js';
 import * as clusterOps from './ops/cluster-ops.js';
 import * as backupOps from './ops/backup-ops.js';
+import * as quorumOps from './ops/quorum-ops.js';
 
 export interface MemberOptions {
   /** `cloudhsm` (default): CloudHSM's limits and key types. `unlimited`: the same rules without limits. */
@@ -93,12 +94,23 @@ interface OpSpec<O extends Op> {
 }
 
 const KEY_WRAP_FLAVOURS = new Set(['aes-no-pad', 'aes-pkcs5-pad', 'aes-zero-pad']);
+/** Audited operations that change nothing durable (sessions, tokens, reads): they leave lastChange alone. */
+const TRANSIENT: ReadonlySet<Op> = new Set<Op>(['login', 'logout', 'getMfaToken', 'generateQuorumToken', 'deleteQuorumTokens', 'createBackup', 'exportKey']);
 
 /** Every operation: its implementation and, for management operations, what the audit log records. */
 const OPERATIONS: { readonly [O in Op]: OpSpec<O> } = {
   getHsmInfo: { run: userOps.getHsmInfo },
   activateCluster: { run: userOps.activateCluster, audit: { opcode: 'CN_CHANGE_PSWD', target: () => PRECO_USERNAME } },
   login: { run: userOps.login, audit: { opcode: 'CN_LOGIN' } },
+  getMfaToken: { run: userOps.getMfaToken, audit: { opcode: 'SR_MFA_TOKEN' } },
+  changeMfa: { run: quorumOps.changeMfa, audit: { opcode: 'SR_CHANGE_MFA', target: (r) => r.username } },
+  registerQuorumKey: { run: quorumOps.registerQuorumKey, audit: { opcode: 'SR_REGISTER_QUORUM_KEY' } },
+  generateQuorumToken: { run: quorumOps.generateQuorumToken, audit: { opcode: 'CN_GET_TOKEN', keys: (r) => [r.handle] } },
+  listQuorumTokens: { run: quorumOps.listQuorumTokens },
+  deleteQuorumTokens: { run: quorumOps.deleteQuorumTokens, audit: { opcode: 'CN_DELETE_TOKEN' } },
+  getQuorumSettings: { run: quorumOps.getQuorumSettings },
+  setQuorumValue: { run: quorumOps.setQuorumValue, audit: { opcode: 'CN_SET_M_VALUE' } },
+  setQuorumTimeouts: { run: quorumOps.setQuorumTimeouts, audit: { opcode: 'SR_SET_QUORUM_TIMEOUTS' } },
   logout: { run: userOps.logout, audit: { opcode: 'CN_LOGOUT' } },
   listUsers: { run: userOps.listUsers },
   createUser: {
@@ -265,6 +277,7 @@ async function restore(loaded: LoadedState, options: MemberOptions, profileName:
   m.clusterId = meta.clusterId;
   m.addresses = [...meta.addresses];
   m.lastChange = meta.lastChange ?? null;
+  if (meta.quorum) m.quorum = structuredClone(meta.quorum);
   for (const u of loaded.users) m.users.set(u.username, { ...u });
   for (const k of loaded.keys) m.keys.add(k);
   m.keys.counter = meta.keyCounter;
@@ -312,7 +325,7 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
 
   function actorOf(op: Op, req: RequestOf<Op>, caller: Caller): { user: string | null; userType: UserRole | null } {
     if (caller) return { user: caller.username, userType: caller.role };
-    if (op === 'login') {
+    if (op === 'login' || op === 'getMfaToken') {
       const attempted = (req as RequestOf<'login'>).username;
       let name: string;
       try {
@@ -364,7 +377,7 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
     }
     const session = op === 'login' ? (m.sessions.get((result as Results['login']).session) ?? null) : caller;
     record('SUCCESS', result, session);
-    if (op !== 'login' && op !== 'logout' && op !== 'createBackup' && op !== 'exportKey') m.lastChange = new Date().toISOString();
+    if (!TRANSIENT.has(op)) m.lastChange = new Date().toISOString();
     try {
       await persist(op, req, result);
     } catch (e) {

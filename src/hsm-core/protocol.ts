@@ -22,6 +22,7 @@ import {
   type KeyType,
 } from './attributes.js';
 import type { WireError } from './errors.js';
+import { ADMIN_SERVICES, QUORUM_SERVICES, type AdminService, type QuorumService } from './quorum.js';
 
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: 'expected bytes (a Uint8Array)' });
 const handle = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
@@ -133,6 +134,18 @@ export type DeriveMechanism = z.infer<typeof deriveMechanismSchema>;
 
 // ---- requests ---------------------------------------------------------------------------------
 
+/** A quorum token with the approvers' signatures (CloudHSM's token file, decoded). */
+const approval = z
+  .strictObject({
+    /** The token's approval_data: one segment from each member. */
+    approvalData: bytes,
+    /** Signatures over SHA-256(approvalData), RSA PKCS #1 v1.5, by approvers' registered keys. */
+    signatures: z.array(z.strictObject({ username: z.string().max(64), signature: bytes })).max(32),
+  })
+  .optional();
+/** A registration token signed by the key being registered. */
+const registration = z.strictObject({ approvalData: bytes, signature: bytes });
+
 const newSecret = { keyType: z.enum(['aes', 'generic-secret']), lengthBytes: z.int().min(0).max(1 << 20) };
 
 /** Every request, keyed by `op`. A request without `session` is one an unauthenticated caller may make. */
@@ -144,7 +157,11 @@ export const requestSchemas = {
     username: z.string(),
     password: z.string(),
     role: z.enum(USER_ROLES).optional(),
+    /** For a user with MFA: a token from getMfaToken and its signature by the registered key. */
+    mfa: z.strictObject({ unsigned: bytes, signature: bytes }).optional(),
   }),
+  /** First step of an MFA login: checks the password and hands out an unsigned token to sign. */
+  getMfaToken: z.strictObject({ op: z.literal('getMfaToken'), username: z.string(), password: z.string(), role: z.enum(USER_ROLES).optional() }),
   logout: z.strictObject({ op: z.literal('logout'), session }),
   listUsers: z.strictObject({ op: z.literal('listUsers'), session }),
   createUser: z.strictObject({
@@ -153,9 +170,58 @@ export const requestSchemas = {
     username: z.string(),
     password: z.string(),
     role: z.enum(['admin', 'crypto-user']),
+    approval,
   }),
-  deleteUser: z.strictObject({ op: z.literal('deleteUser'), session, username: z.string() }),
-  changePassword: z.strictObject({ op: z.literal('changePassword'), session, username: z.string(), password: z.string() }),
+  deleteUser: z.strictObject({ op: z.literal('deleteUser'), session, username: z.string(), approval }),
+  changePassword: z.strictObject({
+    op: z.literal('changePassword'),
+    session,
+    username: z.string(),
+    password: z.string(),
+    approval,
+    /** Also remove the user's token-sign key for MFA (and so for quorum). */
+    deregisterMfa: z.boolean().optional(),
+    /** Also remove the user's quorum registration. */
+    deregisterQuorum: z.boolean().optional(),
+  }),
+  changeMfa: z.strictObject({
+    op: z.literal('changeMfa'),
+    session,
+    username: z.string(),
+    role: z.enum(['admin', 'crypto-user']).optional(),
+    /** The token-sign public key (PEM or SPKI DER), RSA 2048. */
+    publicKey: bytes.optional(),
+    registration: registration.optional(),
+    deregister: z.boolean().optional(),
+    /** Register the key for quorum as well. */
+    changeQuorum: z.boolean().optional(),
+    approval,
+  }),
+  registerQuorumKey: z.strictObject({ op: z.literal('registerQuorumKey'), session, publicKey: bytes, registration }),
+  generateQuorumToken: z.strictObject({
+    op: z.literal('generateQuorumToken'),
+    session,
+    service: z.enum(QUORUM_SERVICES),
+    /** The key a key-management or key-usage token is for. */
+    handle: handle.optional(),
+  }),
+  listQuorumTokens: z.strictObject({ op: z.literal('listQuorumTokens'), session }),
+  deleteQuorumTokens: z.strictObject({
+    op: z.literal('deleteQuorumTokens'),
+    session,
+    /** Only the tokens in this approval_data. */
+    approvalData: bytes.optional(),
+    username: z.string().optional(),
+    service: z.enum(QUORUM_SERVICES).optional(),
+  }),
+  getQuorumSettings: z.strictObject({ op: z.literal('getQuorumSettings'), session }),
+  setQuorumValue: z.strictObject({ op: z.literal('setQuorumValue'), session, service: z.enum(ADMIN_SERVICES), value: z.int().min(1).max(8), approval }),
+  setQuorumTimeouts: z.strictObject({
+    op: z.literal('setQuorumTimeouts'),
+    session,
+    generated: z.int().min(1).max(86_400).optional(),
+    approved: z.int().min(1).max(86_400).optional(),
+  }),
 
   generateKey: z.strictObject({ op: z.literal('generateKey'), session, ...newSecret, attributes: templateSchema.optional() }),
   generateKeyPair: z.strictObject({
@@ -185,7 +251,7 @@ export const requestSchemas = {
   }),
   exportKey: z.strictObject({ op: z.literal('exportKey'), session, handle, format: z.enum(KEY_FORMATS) }),
   getAttributes: z.strictObject({ op: z.literal('getAttributes'), session, handle }),
-  setAttributes: z.strictObject({ op: z.literal('setAttributes'), session, handle, attributes: templateSchema }),
+  setAttributes: z.strictObject({ op: z.literal('setAttributes'), session, handle, attributes: templateSchema, approval }),
   findKeys: z.strictObject({
     op: z.literal('findKeys'),
     session,
@@ -196,12 +262,12 @@ export const requestSchemas = {
     startingToken: z.string().max(32).optional(),
   }),
   deleteKey: z.strictObject({ op: z.literal('deleteKey'), session, handle }),
-  shareKey: z.strictObject({ op: z.literal('shareKey'), session, handle, username: z.string() }),
-  unshareKey: z.strictObject({ op: z.literal('unshareKey'), session, handle, username: z.string() }),
+  shareKey: z.strictObject({ op: z.literal('shareKey'), session, handle, username: z.string(), approval }),
+  unshareKey: z.strictObject({ op: z.literal('unshareKey'), session, handle, username: z.string(), approval }),
 
   encrypt: z.strictObject({ op: z.literal('encrypt'), session, handle, mechanism: cipherMechanismSchema, data: bytes }),
   decrypt: z.strictObject({ op: z.literal('decrypt'), session, handle, mechanism: cipherMechanismSchema, data: bytes }),
-  sign: z.strictObject({ op: z.literal('sign'), session, handle, mechanism: signMechanismSchema, data: bytes }),
+  sign: z.strictObject({ op: z.literal('sign'), session, handle, mechanism: signMechanismSchema, data: bytes, approval }),
   verify: z.strictObject({
     op: z.literal('verify'),
     session,
@@ -225,6 +291,10 @@ export const requestSchemas = {
     jwkExtras: z
       .strictObject({ alg: text.optional(), ext: z.boolean().optional(), key_ops: z.array(text).max(16).optional(), use: text.optional() })
       .optional(),
+    /** Approval for the wrapping key (its manage-key-quorum-value). */
+    approval,
+    /** Approval for the payload key. */
+    payloadApproval: approval,
   }),
   unwrapKey: z.strictObject({
     op: z.literal('unwrapKey'),
@@ -237,6 +307,7 @@ export const requestSchemas = {
     keyType: z.enum(KEY_TYPES),
     curve: curve.optional(),
     attributes: templateSchema.optional(),
+    approval,
   }),
   deriveKey: z.strictObject({
     op: z.literal('deriveKey'),
@@ -304,6 +375,20 @@ export interface UserInfo {
   role: UserRole;
   locked: boolean;
   failedLogins: number;
+  /** MFA (token-sign) is registered. */
+  mfa: boolean;
+  /** A quorum (token-sign) key is registered. */
+  quorum: boolean;
+}
+
+export interface QuorumTokenInfo {
+  username: string;
+  service: QuorumService;
+  handle: number | null;
+  approvalsRequired: number;
+  /** Approvals given so far (approvals are checked when the token is used, so 0 until then). */
+  approvals: number;
+  secondsLeft: number;
 }
 
 /** What `findKeys` and `getAttributes` report about a key: handle, ownership and attributes, never material. */
@@ -369,6 +454,17 @@ export interface Results {
   getHsmInfo: HsmInfo;
   activateCluster: { activated: true };
   login: { session: string; username: string; role: UserRole };
+  /** `unsigned`: SHA-256 of the member's challenge, to be signed with the registered key. */
+  getMfaToken: { unsigned: Uint8Array };
+  changeMfa: { username: string; role: UserRole; mfa: boolean; quorum: boolean };
+  registerQuorumKey: { username: string; role: UserRole };
+  /** `approvalData`: this member's segment of the token. */
+  generateQuorumToken: { approvalData: Uint8Array };
+  listQuorumTokens: { tokens: QuorumTokenInfo[]; limit: number };
+  deleteQuorumTokens: { deleted: number };
+  getQuorumSettings: { values: Record<AdminService, number>; timeouts: { generated: number; approved: number } };
+  setQuorumValue: { service: AdminService; value: number };
+  setQuorumTimeouts: { generated: number; approved: number };
   logout: { loggedOut: true };
   listUsers: { users: UserInfo[] };
   createUser: { username: string; role: UserRole };
@@ -415,4 +511,4 @@ export type ResultOf<O extends Op> = Results[O];
 
 export type Response<O extends Op = Op> = { ok: true; result: Results[O] } | { ok: false; error: WireError };
 
-export type { AttributeFilter, KeyAttributes, KeyClass, KeyType };
+export type { AttributeFilter, KeyAttributes, KeyClass, KeyType, AdminService, QuorumService };

@@ -17,6 +17,7 @@ import { liftHint, type Profile } from './profiles.js';
 import type { KeyInfo, Op, RequestOf, Results } from './protocol.js';
 import { SessionTable, type SessionRecord } from './sessions.js';
 import type { UserRecord } from './users.js';
+import { QuorumTokens, defaultQuorumSettings, type QuorumSettings } from './quorum.js';
 
 export class MemberState {
   lifecycle: 'initialized' | 'active' = 'initialized';
@@ -35,6 +36,11 @@ export class MemberState {
   readonly keys: KeyStore;
   audit = new AuditLog();
   masking = new Masking();
+  /** Quorum values of the admin services and token timeouts: a cluster setting, the same on every member. */
+  quorum: QuorumSettings = defaultQuorumSettings();
+  readonly quorumTokens: QuorumTokens;
+  /** MFA login challenges handed out and not yet answered: unsigned token (hex) → who and until when. */
+  readonly mfaChallenges = new Map<string, { username: string; expires: number }>();
 
   constructor(
     readonly profile: Profile,
@@ -44,6 +50,7 @@ export class MemberState {
     readonly passwordCost: number,
   ) {
     this.keys = new KeyStore(memberIndex);
+    this.quorumTokens = new QuorumTokens(memberIndex);
   }
 }
 

@@ -37,6 +37,7 @@ import type { KeyRecord } from './key-store.js';
 import { contentOf, keyFromContent, type MaskedContent } from './masking.js';
 import type { MemberState } from './state.js';
 import type { UserRecord } from './users.js';
+import type { QuorumSettings } from './quorum.js';
 
 /** The format this version reads and writes. A folder with a larger number is refused. */
 export const STORE_FORMAT = 1;
@@ -52,6 +53,8 @@ export interface StoredMeta {
   keyCounter: number;
   rebootCounter: number;
   lastChange?: string | null;
+  /** Quorum values and token timeouts (absent in folders written before quorum existed). */
+  quorum?: QuorumSettings;
 }
 
 /** What a commit must write besides meta, users and new audit records. */
@@ -230,6 +233,7 @@ export class MemberStore {
       keyCounter: m.keys.counter,
       rebootCounter: m.audit.rebootCounter,
       lastChange: m.lastChange,
+      quorum: m.quorum,
     };
     // Everything is computed and encrypted here, synchronously, so the transaction writes one
     // consistent picture of the member.

@@ -10,6 +10,7 @@
 import { randomBytes, scrypt as scryptCallback, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { HsmError } from './errors.js';
 import type { UserRole } from './protocol.js';
+import type { TokenSign } from './quorum.js';
 
 /** Failed logins after which a user is locked until an admin resets the password (cloudhsm_cli-login.md). */
 export const LOCKOUT_THRESHOLD = 5;
@@ -37,6 +38,8 @@ export interface UserRecord {
   role: UserRole;
   password: PasswordHash;
   failedLogins: number;
+  /** The registered token-sign key (MFA and quorum), if any. */
+  tokenSign?: TokenSign | null;
 }
 
 function scrypt(password: string, salt: Buffer, length: number, options: ScryptOptions): Promise<Buffer> {

@@ -4,6 +4,7 @@
  * out here from the documentation, independently of the member's own WHO_MAY table.
  */
 import { expect } from 'chai';
+import { generateKeyPairSync } from 'node:crypto';
 import { OPS, type HsmErrorCode, type Op } from '../../src/hsm-core/index.js';
 import { PASSWORDS, activatedMember, bytes, freshMember, snapshot, type Fixture, type TestMember } from '../helpers/member.js';
 
@@ -51,6 +52,14 @@ const ADMIN_CU_AU: Role[] = ['admin', 'crypto-user', 'appliance'];
 const SERVICE_KEY = new Uint8Array(32).fill(7);
 const s = (c: Context) => (c.session === undefined ? {} : { session: c.session });
 
+/** A token-sign public key and a registration that no member issued. */
+const QUORUM_KEY = new TextEncoder().encode(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }) as string);
+const FOREIGN_TOKEN = (() => {
+  const t = new Uint8Array(72);
+  t.set(new TextEncoder().encode('SRQ'), 0);
+  return t;
+})();
+
 const ROWS: Row[] = [
   // Basic cluster info and user list: everyone, even before login.
   { name: 'getHsmInfo', op: 'getHsmInfo', allowed: ALL, request: () => ({ op: 'getHsmInfo' }) },
@@ -63,6 +72,33 @@ const ROWS: Row[] = [
     allowedAnswer: (role) => (role === 'unactivated-admin' ? undefined : 'CLUSTER_ALREADY_ACTIVATED'),
     request: () => ({ op: 'activateCluster', password: 'new-admin-password' }),
   },
+  // Quorum and MFA (CLOUDHSM.md §1.5, §1.6).
+  { name: 'listQuorumTokens', op: 'listQuorumTokens', allowed: ALL, request: (c) => ({ op: 'listQuorumTokens', ...s(c) }) },
+  { name: 'getQuorumSettings', op: 'getQuorumSettings', allowed: ALL, request: (c) => ({ op: 'getQuorumSettings', ...s(c) }) },
+  {
+    name: 'getMfaToken',
+    op: 'getMfaToken',
+    allowed: ALL,
+    allowedAnswer: () => 'MFA_NOT_ENABLED',
+    request: () => ({ op: 'getMfaToken', username: 'app_user', password: PASSWORDS.app_user }),
+  },
+  {
+    name: 'generateQuorumToken (registration)',
+    op: 'generateQuorumToken',
+    allowed: ADMIN_CU,
+    request: (c) => ({ op: 'generateQuorumToken', ...s(c), service: 'registration' }),
+  },
+  { name: 'deleteQuorumTokens', op: 'deleteQuorumTokens', allowed: ADMIN_CU, request: (c) => ({ op: 'deleteQuorumTokens', ...s(c) }) },
+  { name: 'setQuorumValue', op: 'setQuorumValue', allowed: ADMIN, request: (c) => ({ op: 'setQuorumValue', ...s(c), service: 'user', value: 1 }) },
+  { name: 'setQuorumTimeouts', op: 'setQuorumTimeouts', allowed: ADMIN, request: (c) => ({ op: 'setQuorumTimeouts', ...s(c), generated: 300 }) },
+  {
+    name: 'registerQuorumKey',
+    op: 'registerQuorumKey',
+    allowed: ADMIN_CU,
+    allowedAnswer: () => 'QUORUM_TOKEN_INVALID',
+    request: (c) => ({ op: 'registerQuorumKey', ...s(c), publicKey: QUORUM_KEY, registration: { approvalData: FOREIGN_TOKEN, signature: new Uint8Array(256) } }),
+  },
+  { name: 'changeMfa (own, deregister)', op: 'changeMfa', allowed: ADMIN_CU, request: (c) => ({ op: 'changeMfa', ...s(c), username: c.self, deregister: true }) },
   // Own session and password.
   { name: 'logout', op: 'logout', allowed: LOGGED_IN, request: (c) => ({ op: 'logout', ...s(c) }) },
   {

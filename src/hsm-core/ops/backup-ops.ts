@@ -19,7 +19,8 @@
  */
 import { createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { HsmError } from '../errors.js';
-import { Masking, contentOf, keyFromContent, type MaskedContent, type MaskedUser } from '../masking.js';
+import { Masking, contentOf, keyFromContent, maskedUserOf, type MaskedContent, type MaskedUser } from '../masking.js';
+import { defaultQuorumSettings, type QuorumSettings } from '../quorum.js';
 import { kwNoPadUnwrap, kwNoPadWrap, kwZeroPadUnwrap, kwZeroPadWrap } from '../mechanisms/aes.js';
 import { sp800108Counter } from '../mechanisms/kdf.js';
 import { signedIn, type Handler, type MemberState } from '../state.js';
@@ -62,6 +63,8 @@ interface BackupContent {
   addresses: string[];
   users: (MaskedUser & { failedLogins: number })[];
   keys: MaskedContent[];
+  /** Absent in backups made before quorum existed. */
+  quorum?: QuorumSettings;
 }
 
 export function manufacturerFingerprint(key: Buffer): string {
@@ -95,7 +98,8 @@ export const createBackup: Handler<'createBackup'> = (m, caller) => {
     profile: m.profile.name,
     masking: secret.toString('base64'),
     addresses: [...m.addresses],
-    users: [...m.users.values()].filter((u) => u.role !== 'appliance').map((u) => ({ username: u.username, role: u.role, password: u.password, failedLogins: u.failedLogins })),
+    users: [...m.users.values()].filter((u) => u.role !== 'appliance').map((u) => ({ ...maskedUserOf(u), failedLogins: u.failedLogins })),
+    quorum: m.quorum,
     keys: [...m.keys.values()].filter((k) => k.session === null).map(contentOf),
   };
   secret.fill(0);
@@ -183,7 +187,9 @@ export const restoreBackup: Handler<'restoreBackup'> = (m, caller, req) => {
   m.keys.clear();
   m.users.clear();
   if (appliance) m.users.set(APPLIANCE_USERNAME, appliance);
-  for (const u of content.users) m.users.set(u.username, { username: u.username, role: u.role, password: u.password, failedLogins: u.failedLogins });
+  for (const u of content.users) m.users.set(u.username, { username: u.username, role: u.role, password: u.password, failedLogins: u.failedLogins, tokenSign: u.tokenSign ?? null });
+  m.quorum = content.quorum ? structuredClone(content.quorum) : defaultQuorumSettings();
+  m.quorumTokens.delete(() => true);
   for (const k of keys) m.keys.add(k);
   m.masking = masking;
   m.addresses = [...content.addresses];

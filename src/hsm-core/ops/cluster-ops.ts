@@ -45,6 +45,7 @@ export const insertMaskedUser: Handler<'insertMaskedUser'> = (m, caller, req) =>
   if (existing) {
     existing.role = user.role;
     existing.password = user.password;
+    existing.tokenSign = user.tokenSign ?? null;
     existing.failedLogins = 0;
   } else {
     m.users.set(user.username, { ...user, failedLogins: 0 });

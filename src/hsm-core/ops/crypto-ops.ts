@@ -8,6 +8,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { usableKey } from '../access.js';
+import { keyApproval } from './quorum-ops.js';
 import { HsmError, keyRef } from '../errors.js';
 import type { KeyRecord } from '../key-store.js';
 import { SIGNERS, cipherFor } from '../mechanisms/index.js';
@@ -36,9 +37,16 @@ export const decrypt: Handler<'decrypt'> = (m, caller, req) => {
 };
 
 export const sign: Handler<'sign'> = async (m, caller, req) => {
-  const key = usableKey(m.keys, signedIn(caller), req.handle, 'sign');
+  const me = signedIn(caller);
+  const key = usableKey(m.keys, me, req.handle, 'sign');
   const entry = SIGNERS[req.mechanism.name];
   if (!entry.keyTypes.includes(key.type)) throw keyTypeError(req.mechanism.name, entry.keyTypes.join(' or '), key);
+  if (key.attrs['use-key-quorum-value'] > 1) {
+    keyApproval(m, me, key, 'use', req.approval);
+    const signature = await entry.sign(key.material.key, req.mechanism as never, req.data, m.profile);
+    keyApproval(m, me, key, 'use', req.approval)();
+    return { signature };
+  }
   return { signature: await entry.sign(key.material.key, req.mechanism as never, req.data, m.profile) };
 };
 

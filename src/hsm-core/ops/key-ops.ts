@@ -30,6 +30,7 @@ import {
   type Template,
 } from '../attributes.js';
 import { HsmError, keyRef } from '../errors.js';
+import { keyApproval } from './quorum-ops.js';
 import type { KeyRecord } from '../key-store.js';
 import { DERIVERS, cipherFor } from '../mechanisms/index.js';
 import {
@@ -188,6 +189,7 @@ export const setAttributes: Handler<'setAttributes'> = (m, caller, req) => {
   const me = signedIn(caller);
   const key = me.role === 'admin' ? visibleKey(m.keys, me, req.handle) : ownedKey(m.keys, me, req.handle, 'change the attributes of');
   const next = changeAttributes(key.attrs, req.attributes, me.role === 'admin' ? 'admin' : 'owner');
+  if (me.role !== 'admin') keyApproval(m, me, key, 'manage', req.approval)();
   key.attrs = next;
   if (next.token) key.session = null;
   return keyInfo(key);
@@ -239,14 +241,24 @@ function shareableKey(m: MemberState, caller: SessionRecord, handle: number, act
 }
 
 export const shareKey: Handler<'shareKey'> = (m, caller, req) => {
-  const key = shareableKey(m, signedIn(caller), req.handle, 'share');
-  key.shared.add(shareTarget(m, key, req.username));
+  const me = signedIn(caller);
+  const key = shareableKey(m, me, req.handle, 'share');
+  const target = shareTarget(m, key, req.username);
+  keyApproval(m, me, key, 'manage', req.approval)();
+  key.shared.add(target);
   return { handle: key.handle, sharedUsers: [...key.shared].sort() };
 };
 
 export const unshareKey: Handler<'unshareKey'> = (m, caller, req) => {
-  const key = shareableKey(m, signedIn(caller), req.handle, 'unshare');
-  key.shared.delete(shareTarget(m, key, req.username));
+  const me = signedIn(caller);
+  const key = shareableKey(m, me, req.handle, 'unshare');
+  const target = shareTarget(m, key, req.username);
+  const needed = Math.max(key.attrs['manage-key-quorum-value'] ?? 0, key.attrs['use-key-quorum-value'] ?? 0);
+  if (key.shared.has(target) && needed > key.shared.size) {
+    throw new HsmError('QUORUM_VALUE_INVALID', `key ${keyRef(key.handle)} needs ${needed} approvers and would keep ${key.shared.size} (its owner and the users it is shared with); it cannot be unshared from ${target}`);
+  }
+  keyApproval(m, me, key, 'manage', req.approval)();
+  key.shared.delete(target);
   return { handle: key.handle, sharedUsers: [...key.shared].sort() };
 };
 
@@ -289,9 +301,13 @@ export const wrapKey: Handler<'wrapKey'> = (m, caller, req) => {
   }
   const format = req.format ?? defaultFormat(payload.cls);
   if (req.jwkExtras && format !== 'jwk') throw new HsmError('BAD_REQUEST', `jwkExtras: only with format jwk, not ${format}`);
+  const approveWrapping = keyApproval(m, me, wrapping, 'manage', req.approval);
+  const approvePayload = keyApproval(m, me, payload, 'manage', req.payloadApproval);
   const bytes = payloadBytes(payload, format, req.jwkExtras);
   try {
     const out = entry.encrypt(wrapping.material.key, req.mechanism, bytes, m.profile);
+    approveWrapping();
+    approvePayload();
     return out.iv ? { wrapped: out.data, iv: out.iv } : { wrapped: out.data };
   } finally {
     bytes.fill(0);
@@ -349,6 +365,7 @@ export const unwrapKey: Handler<'unwrapKey'> = (m, caller, req) => {
   checkMechanismKey(entry.keyType, unwrapping, req.mechanism.name);
   const template = uniteUnwrapTemplate(req.attributes ?? {}, unwrapping.attrs['unwrap-template'], req.keyClass, req.keyType);
   checkCreationTemplate(req.keyClass, req.keyType, template);
+  const approve = keyApproval(m, me, unwrapping, 'manage', req.approval);
   const bytes = entry.decrypt(unwrapping.material.key, req.mechanism, req.wrapped, m.profile);
   let material: Material;
   try {
@@ -365,6 +382,7 @@ export const unwrapKey: Handler<'unwrapKey'> = (m, caller, req) => {
   checkKeyAllowed(m.profile, req.keyType, material.facts);
   checkKeyQuota(m, 1, req.keyClass === 'secret-key' ? 0 : 1);
   const key = addKey(m, me, material, attributesForNewKey(req.keyClass, req.keyType, template, { kind: 'unwrapped' }, material.facts));
+  approve();
   return { handle: key.handle, key: keyInfo(key) };
 };
 

@@ -21,6 +21,8 @@ import {
   verifyPassword,
   type UserRecord,
 } from '../users.js';
+import { adminApproval, checkMfaAnswer, issueMfaChallenge } from './quorum-ops.js';
+import type { RequestOf } from '../protocol.js';
 
 function findUser(m: MemberState, name: string): UserRecord {
   const username = normaliseUsername(name);
@@ -67,29 +69,53 @@ export const activateCluster: Handler<'activateCluster'> = async (m, _caller, re
   return { activated: true };
 };
 
-export const login: Handler<'login'> = async (m, _caller, req) => {
+/**
+ * Checks a username, role and password. A wrong password counts towards the lockout; a locked
+ * user is refused before the password is checked.
+ */
+async function checkCredentials(m: MemberState, req: Pick<RequestOf<'login'>, 'username' | 'password' | 'role'>): Promise<UserRecord> {
   const user = findUser(m, req.username);
   if (req.role !== undefined && req.role !== user.role) {
     throw new HsmError('LOGIN_FAILED', `${user.username} is a ${user.role}, not a ${req.role}`);
   }
-  if (isLocked(user)) {
-    throw new HsmError('USER_LOCKED', `${user.username} is locked after ${LOCKOUT_THRESHOLD} failed logins; an admin must reset the password`);
-  }
+  if (isLocked(user)) throw lockedError(user);
   const good = await verifyPassword(req.password, user.password);
   const current = m.users.get(user.username);
   if (current !== user) throw new HsmError('USER_NOT_FOUND', `no user named ${user.username} on this member`);
-  if (isLocked(user)) {
-    throw new HsmError('USER_LOCKED', `${user.username} is locked after ${LOCKOUT_THRESHOLD} failed logins; an admin must reset the password`);
-  }
-  if (!good) {
-    user.failedLogins += 1;
-    const left = LOCKOUT_THRESHOLD - user.failedLogins;
-    throw new HsmError(
-      'LOGIN_FAILED',
-      left > 0
-        ? `wrong password for ${user.username}; ${left} more failed login${left === 1 ? '' : 's'} lock the user`
-        : `wrong password for ${user.username}; the user is now locked until an admin resets the password`,
-    );
+  if (isLocked(user)) throw lockedError(user);
+  if (!good) throw failedLogin(user, 'wrong password');
+  return user;
+}
+
+function lockedError(user: UserRecord): HsmError {
+  return new HsmError('USER_LOCKED', `${user.username} is locked after ${LOCKOUT_THRESHOLD} failed logins; an admin must reset the password`);
+}
+
+/** Counts a failed login and says how many are left before the lockout. */
+function failedLogin(user: UserRecord, why: string): HsmError {
+  user.failedLogins += 1;
+  const left = LOCKOUT_THRESHOLD - user.failedLogins;
+  return new HsmError(
+    'LOGIN_FAILED',
+    left > 0
+      ? `${why} for ${user.username}; ${left} more failed login${left === 1 ? '' : 's'} lock the user`
+      : `${why} for ${user.username}; the user is now locked until an admin resets the password`,
+  );
+}
+
+export const getMfaToken: Handler<'getMfaToken'> = async (m, _caller, req) => {
+  const user = await checkCredentials(m, req);
+  if (!user.tokenSign?.mfa) throw new HsmError('MFA_NOT_ENABLED', `${user.username} has no MFA registered; log in with the password alone`);
+  return { unsigned: issueMfaChallenge(m, user) };
+};
+
+export const login: Handler<'login'> = async (m, _caller, req) => {
+  const user = await checkCredentials(m, req);
+  try {
+    checkMfaAnswer(m, user, req.mfa);
+  } catch (e) {
+    if (e instanceof HsmError && e.code === 'LOGIN_FAILED') throw failedLogin(user, 'the MFA token did not verify');
+    throw e;
   }
   if (m.sessions.size >= m.profile.maxSessions) {
     throw new HsmError('QUOTA_EXCEEDED', `the member has ${m.sessions.size} open sessions; the ${m.profile.name} profile allows ${m.profile.maxSessions}${liftHint(m.profile)}`);
@@ -102,6 +128,7 @@ export const login: Handler<'login'> = async (m, _caller, req) => {
 export const logout: Handler<'logout'> = (m, caller) => {
   const me = signedIn(caller);
   m.keys.dropSession(me.token);
+  m.quorumTokens.dropSession(me.token);
   m.sessions.close(me.token);
   return { loggedOut: true };
 };
@@ -109,12 +136,20 @@ export const logout: Handler<'logout'> = (m, caller) => {
 export const listUsers: Handler<'listUsers'> = (m) => ({
   users: [...m.users.values()]
     .sort((a, b) => (a.username < b.username ? -1 : 1))
-    .map((u) => ({ username: u.username, role: u.role, locked: isLocked(u), failedLogins: u.failedLogins })),
+    .map((u) => ({
+      username: u.username,
+      role: u.role,
+      locked: isLocked(u),
+      failedLogins: u.failedLogins,
+      mfa: u.tokenSign?.mfa === true,
+      quorum: u.tokenSign?.quorum === true,
+    })),
 });
 
-export const createUser: Handler<'createUser'> = async (m, _caller, req) => {
+export const createUser: Handler<'createUser'> = async (m, caller, req) => {
   const username = normaliseUsername(req.username);
   checkPasswordRule(req.password);
+  adminApproval(m, signedIn(caller), 'user', req.approval);
   const refuseIfExists = () => {
     if (m.users.has(username)) throw new HsmError('USER_EXISTS', `a user named ${username} already exists`);
     if (m.users.size >= m.profile.maxUsers) {
@@ -124,16 +159,18 @@ export const createUser: Handler<'createUser'> = async (m, _caller, req) => {
   refuseIfExists();
   const password = await hashPassword(req.password, m.passwordCost);
   refuseIfExists();
+  adminApproval(m, signedIn(caller), 'user', req.approval)();
   m.users.set(username, { username, role: req.role, password, failedLogins: 0 });
   return { username, role: req.role };
 };
 
-export const deleteUser: Handler<'deleteUser'> = (m, _caller, req) => {
+export const deleteUser: Handler<'deleteUser'> = (m, caller, req) => {
   const user = findUser(m, req.username);
   if (user.username === APPLIANCE_USERNAME) throw new HsmError('PERMISSION_DENIED', `${APPLIANCE_USERNAME} is the internal appliance user and cannot be deleted`);
   if (m.sessions.isLoggedIn(user.username)) throw new HsmError('USER_LOGGED_IN', `${user.username} is logged in; they must log out before they can be deleted`);
   const owned = m.keys.ownedBy(user.username);
   if (owned > 0) throw new HsmError('USER_OWNS_KEYS', `${user.username} owns ${owned} key${owned === 1 ? '' : 's'}; delete them before deleting the user`);
+  adminApproval(m, signedIn(caller), 'user', req.approval)();
   m.users.delete(user.username);
   for (const key of m.keys.values()) key.shared.delete(user.username);
   return { username: user.username };
@@ -151,13 +188,21 @@ export const changePassword: Handler<'changePassword'> = async (m, caller, req) 
     }
   }
   checkPasswordRule(req.password);
+  adminApproval(m, me, 'user', req.approval);
   const password = await hashPassword(req.password, m.passwordCost);
   if (m.users.get(user.username) !== user) throw new HsmError('USER_NOT_FOUND', `no user named ${user.username} on this member`);
   if (!self && m.sessions.isLoggedIn(user.username)) {
     throw new HsmError('USER_LOGGED_IN', `${user.username} is logged in; their password cannot change until they log out`);
   }
+  adminApproval(m, me, 'user', req.approval)();
   user.password = password;
   user.failedLogins = 0;
+  if (user.tokenSign && (req.deregisterMfa || req.deregisterQuorum)) {
+    // One key serves both: without MFA it stays only as a quorum key, and vice versa.
+    const mfa = user.tokenSign.mfa && !req.deregisterMfa;
+    const quorum = user.tokenSign.quorum && !req.deregisterQuorum && !req.deregisterMfa;
+    user.tokenSign = mfa || quorum ? { ...user.tokenSign, mfa, quorum } : null;
+  }
   if (user.role === 'unactivated-admin') activate(m, user);
   return { username: user.username, role: user.role };
 };
