@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HsmError, PROFILE_NAMES, type HsmInfo, type MemberOptions, type ProfileName, type UserInfo, type UserRole } from '../hsm-core/index.js';
+import { HsmError, PROFILE_NAMES, type HsmInfo, type MemberOptions, type ProfileName, type UserInfo } from '../hsm-core/index.js';
 import { Cluster, resultOf, type ClusterOptions, type LoginOptions, type MemberStarter, type MemberStatus } from './cluster.js';
 import { BackupStore, type BackupInfo, type BackupTrigger } from './backups.js';
 import { HsmSession } from './session.js';
