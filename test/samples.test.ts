@@ -68,6 +68,10 @@ describe('samples and README examples', function () {
         expect(out).to.include('discovered 2 members from one address');
         expect(out).to.include('HMAC over TLS: 32 bytes');
       }
+      if (code.includes("service: 'user'")) {
+        expect(out).to.include('without approval: Quorum approval is required for this operation');
+        expect(out).to.include('approved by admin2 and admin3: true');
+      }
       if (code.includes('round trip')) {
         expect(out).to.include('round trip: hello');
         expect(out).to.include('Node unwrapped an HMAC key');

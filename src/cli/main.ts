@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /**
- * The `strongroom` command: `up` (what `npm start` runs), `hsm serve`, `backup …`, `cluster …`.
+ * The `strongroom` command: `up` (what `npm start` runs), `hsm serve`, `backup …`, `cluster …`,
+ * `keytool`, and CloudHSM CLI's commands (`login`, `user …`, `quorum …`, `key …`, `crypto …`,
+ * `audit …`, `configure`) in single-command mode, or interactive mode with no command.
  *
  * @module
  */
@@ -13,6 +15,9 @@ import { hsmServe } from './hsm-serve.js';
 import { serveControl } from './control.js';
 import { keytool } from './keytool.js';
 import { backupChange, backupList, clusterMembership, storeAt, type Io, type Output } from './backup-commands.js';
+import { CliContext } from './cli-context.js';
+import { addCloudHsmCommands } from './cloudhsm-commands.js';
+import { LineReader, interactive } from './interactive.js';
 
 const program = new Command()
   .name('strongroom')
@@ -212,7 +217,34 @@ program
     process.exitCode = await keytool(args, { out: (l) => console.log(l), err: (l) => console.error(l), env: process.env });
   });
 
-program.parseAsync(process.argv).catch((e: unknown) => {
+// CloudHSM CLI's commands, in single-command mode (credentials from CLOUDHSM_ROLE / CLOUDHSM_PIN).
+let stdinReader: LineReader | null = null;
+const single = new CliContext(
+  {
+    out: (text) => console.log(text),
+    err: (text) => console.error(text),
+    ask: (prompt, hidden) => {
+      stdinReader ??= new LineReader(process.stdin, process.stderr, Boolean(process.stdin.isTTY));
+      return stdinReader.ask(prompt, hidden);
+    },
+  },
+  'single',
+);
+addCloudHsmCommands(program, single);
+program.hook('postAction', () => {
+  stdinReader?.close();
+});
+
+const runInteractive = (clusterId?: string) =>
+  interactive({ input: process.stdin, output: process.stdout, terminal: Boolean(process.stdin.isTTY && process.stdout.isTTY), ...(clusterId ? { clusterId } : {}) });
+program
+  .command('interactive')
+  .description('interactive mode (also: strongroom with no command): a prompt with history and completion')
+  .option('--cluster-id <id>', 'the configured cluster for every command')
+  .action((opts: { clusterId?: string }) => runInteractive(opts.clusterId));
+
+const parsing = process.argv.length <= 2 ? runInteractive() : program.parseAsync(process.argv);
+parsing.catch((e: unknown) => {
   console.error(`strongroom: ${e instanceof Error ? e.message : String(e)}`);
   process.exitCode = 1;
 });

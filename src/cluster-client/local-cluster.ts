@@ -49,7 +49,7 @@ export interface LocalClusterOptions extends Pick<ClusterOptions, 'retry' | 'key
   /** Protects each member's storage key (see MemberOptions.passphrase). */
   passphrase?: string;
   /** The first admin's password, set when the cluster is activated (8–32 characters); not needed with `fromBackup` and no `users`. */
-  adminPassword: string;
+  adminPassword?: string;
   /** Users created when the cluster is first activated. */
   users?: LocalUser[];
   /** `cloudhsm` (default) or `unlimited`. */
@@ -259,7 +259,7 @@ export class LocalCluster {
       if (!existing && source) {
         resultOf(await cluster.sendTo(first, { op: 'restoreBackup', backup: source, asNewCluster: true }));
       } else if (!existing && activate) {
-        resultOf(await cluster.sendTo(first, { op: 'activateCluster', password: options.adminPassword }));
+        resultOf(await cluster.sendTo(first, { op: 'activateCluster', password: options.adminPassword! }));
         activated = true;
       }
       if (local.tls) await local.#publishAddresses();
@@ -267,7 +267,7 @@ export class LocalCluster {
       const present = new Set((await cluster.listUsers()).map((u) => u.username));
       const missing = (activate || existing ? (options.users ?? []) : []).filter((u) => !present.has(u.username.toLowerCase()));
       if (missing.length) {
-        const admin = await local.login('admin', options.adminPassword);
+        const admin = await local.login('admin', options.adminPassword!);
         try {
           for (const user of missing) {
             await admin.send({ op: 'createUser', username: user.username, password: user.password, role: user.role });

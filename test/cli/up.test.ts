@@ -70,6 +70,17 @@ describe('cli: strongroom up', function () {
       });
       expect(stdout.trim()).to.equal('HsmCrypto 64');
 
+      // The README's CloudHSM CLI example, line by line, against this cluster (bash -e: any error stops it).
+      const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+      const example = /<!-- cli-example -->\n```sh\n([\s\S]*?)```/.exec(readme)![1]!;
+      const shell = example.replaceAll('npx strongroom', `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)}`);
+      const cli = await run('bash', ['-euo', 'pipefail', '-c', shell], { cwd: ROOT, env: { ...process.env, STRONGROOM_CLUSTER: join(dir, 'cluster.json') } });
+      const answers = cli.stdout.match(/"error_code": \d+/g) ?? [];
+      expect(answers).to.have.length(example.split('\n').filter((l) => l.startsWith('npx strongroom')).length);
+      expect(answers.every((a) => a === '"error_code": 0')).to.equal(true);
+      expect(cli.stdout).to.include('Signature verified successfully');
+      expect(cli.stdout).to.include('"label": "cli-demo"');
+
       child.kill('SIGINT');
       expect(await exited).to.equal(0);
       expect(out).to.include('Strongroom: stopped.');

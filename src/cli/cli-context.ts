@@ -1,0 +1,162 @@
+/**
+ * What the CloudHSM-style commands run against: the connection (from the file `strongroom
+ * configure` writes, `--cluster-id`, or `STRONGROOM_CLUSTER`), the logged-in session, how to ask
+ * the person for a password or a file, and where output goes. Single-command mode logs in from
+ * `CLOUDHSM_ROLE` and `CLOUDHSM_PIN` (`user:password`) as CloudHSM CLI does; interactive mode keeps
+ * the session of its `login` until `logout` or exit.
+ *
+ * @module
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { connect, connectFromEnvironment, type HsmSession, type RemoteCluster } from '../cluster-client/index.js';
+import { HsmError } from '../hsm-core/index.js';
+
+export interface ClusterEntry {
+  id: string;
+  members: string[];
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export interface CliConfig {
+  clusters: ClusterEntry[];
+}
+
+export interface CliIo {
+  out(text: string): void;
+  err(text: string): void;
+  /** Asks for one line; `hidden` for passwords (not echoed on a terminal). */
+  ask(prompt: string, hidden?: boolean): Promise<string>;
+}
+
+/** The configuration file: `STRONGROOM_CLI_CONFIG`, or `~/.config/strongroom/cli.json`. */
+export function configPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.STRONGROOM_CLI_CONFIG) return resolve(env.STRONGROOM_CLI_CONFIG);
+  return join(env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'strongroom', 'cli.json');
+}
+
+export function readConfig(path: string): CliConfig {
+  if (!existsSync(path)) return { clusters: [] };
+  try {
+    const parsed = JSON.parse(readFileSync(path, 'utf8')) as CliConfig;
+    if (!Array.isArray(parsed.clusters)) throw new Error('no clusters list');
+    return parsed;
+  } catch (e) {
+    throw new HsmError('BAD_REQUEST', `the configuration ${path} is not valid (${e instanceof Error ? e.message : String(e)}); run strongroom configure again`);
+  }
+}
+
+/** `strongroom configure`: adds or replaces one cluster in the configuration file. */
+export function configure(path: string, entry: { id: string; cluster: string; ca: string; cert?: string; key?: string }): ClusterEntry {
+  const members = entry.cluster.split(',').map((a) => a.trim()).filter(Boolean);
+  if (!members.length || members.some((m) => !/^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:]+\]:\d{1,5}$/.test(m))) {
+    throw new HsmError('BAD_REQUEST', `--cluster: host:port of a member (several separated by commas), got ${JSON.stringify(entry.cluster)}`);
+  }
+  const ca = resolve(entry.ca);
+  // Mutual TLS: without --cert/--key, the client certificate beside the trust anchor (as strongroom up lays them out).
+  const cert = resolve(entry.cert ?? join(dirname(ca), 'client.crt'));
+  const key = resolve(entry.key ?? join(dirname(ca), 'client.key'));
+  for (const [flag, file] of [['--ca', ca], ['--cert', cert], ['--key', key]] as const) {
+    if (!existsSync(file)) throw new HsmError('BAD_REQUEST', `${flag}: no such file ${file}`);
+  }
+  const config = readConfig(path);
+  const cluster: ClusterEntry = { id: entry.id, members, ca, cert, key };
+  config.clusters = [...config.clusters.filter((c) => c.id !== entry.id), cluster];
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  return cluster;
+}
+
+export class CliContext {
+  readonly #connections = new Map<string, Promise<RemoteCluster>>();
+  #session: HsmSession | null = null;
+  /** The cluster id given when interactive mode started (`--cluster-id`), the default for its commands. */
+  defaultClusterId: string | undefined;
+
+  constructor(
+    readonly io: CliIo,
+    readonly mode: 'single' | 'interactive',
+    readonly env: NodeJS.ProcessEnv = process.env,
+  ) {}
+
+  get session(): HsmSession | null {
+    return this.#session;
+  }
+
+  set session(s: HsmSession | null) {
+    this.#session = s;
+  }
+
+  /** The cluster a command runs against. */
+  connection(clusterId?: string): Promise<RemoteCluster> {
+    const id = clusterId ?? this.defaultClusterId;
+    const key = id ?? '';
+    let pending = this.#connections.get(key);
+    if (!pending) {
+      pending = this.#open(id);
+      this.#connections.set(key, pending);
+      pending.catch(() => this.#connections.delete(key));
+    }
+    return pending;
+  }
+
+  async #open(id: string | undefined): Promise<RemoteCluster> {
+    if (this.env.STRONGROOM_CLUSTER && id === undefined) return connectFromEnvironment(this.env);
+    const path = configPath(this.env);
+    const config = readConfig(path);
+    let entry: ClusterEntry | undefined;
+    if (id !== undefined) {
+      entry = config.clusters.find((c) => c.id === id);
+      if (!entry) throw new HsmError('BAD_REQUEST', `--cluster-id: no cluster ${JSON.stringify(id)} in ${path} (configured: ${config.clusters.map((c) => c.id).join(', ') || 'none'})`);
+    } else if (config.clusters.length === 1) {
+      entry = config.clusters[0];
+    } else if (config.clusters.length > 1) {
+      throw new HsmError('BAD_REQUEST', `${path} names ${config.clusters.length} clusters (${config.clusters.map((c) => c.id).join(', ')}); choose one with --cluster-id`);
+    } else if (existsSync('.strongroom/cluster.json')) {
+      // What npm start wrote: the local cluster.
+      return connectFromEnvironment({ STRONGROOM_CLUSTER: resolve('.strongroom/cluster.json') });
+    } else {
+      throw new HsmError('BAD_REQUEST', `no cluster configured: run strongroom configure --cluster HOST:PORT --ca customerCA.crt (or start one with npm start)`);
+    }
+    const read = (file: string) => {
+      try {
+        return readFileSync(file, 'utf8');
+      } catch {
+        throw new HsmError('BAD_REQUEST', `cannot read ${file}, named in ${path}; run strongroom configure again`);
+      }
+    };
+    return connect({ members: entry!.members, ca: read(entry!.ca), cert: read(entry!.cert), key: read(entry!.key), retry: 'standard' });
+  }
+
+  /**
+   * The session for a command that needs one. Interactive mode: the one `login` made. Single-command
+   * mode: a login from CLOUDHSM_ROLE and CLOUDHSM_PIN, ended after the command.
+   */
+  async requireSession(clusterId?: string): Promise<HsmSession> {
+    if (this.#session) return this.#session;
+    if (this.mode === 'interactive') throw new HsmError('NOT_LOGGED_IN', 'not logged in: run login --username NAME --role crypto-user|admin first');
+    const pin = this.env.CLOUDHSM_PIN;
+    const role = this.env.CLOUDHSM_ROLE;
+    if (!pin || !role) {
+      throw new HsmError('NOT_LOGGED_IN', 'this command needs a login: set CLOUDHSM_ROLE (admin or crypto-user) and CLOUDHSM_PIN (user:password), or run it in interactive mode after login');
+    }
+    if (role !== 'admin' && role !== 'crypto-user') throw new HsmError('BAD_REQUEST', `CLOUDHSM_ROLE: admin or crypto-user, got ${JSON.stringify(role)}`);
+    const at = pin.indexOf(':');
+    if (at < 1) throw new HsmError('BAD_REQUEST', 'CLOUDHSM_PIN: username:password');
+    const cluster = await this.connection(clusterId);
+    this.#session = await cluster.login(pin.slice(0, at), pin.slice(at + 1), { role });
+    return this.#session;
+  }
+
+  async close(): Promise<void> {
+    const session = this.#session;
+    this.#session = null;
+    if (session) await session.logout().catch(() => undefined);
+    const connections = [...this.#connections.values()];
+    this.#connections.clear();
+    await Promise.all(connections.map((c) => c.then((x) => x.close(), () => undefined)));
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Quorum tokens on one member: the 1,024-token limit (expired tokens purged first), expiry after
+ * the generated timeout, tokens of other members refused, refusals that change nothing, and
+ * quorum settings and token-sign keys that survive a restart and travel in backups.
+ */
+import { expect } from 'chai';
+import { constants, createHash, generateKeyPairSync, privateEncrypt, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createMember } from '../../src/hsm-core/index.js';
+import { PASSWORDS, TEST_PASSWORD_COST, TestMember, activatedMember, snapshot } from '../helpers/member.js';
+
+const DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
+const signDigest = (key: KeyObject, digest: Uint8Array) => privateEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, Buffer.concat([DIGEST_INFO, digest]));
+const sha256 = (d: Uint8Array) => createHash('sha256').update(d).digest();
+const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const PUBLIC_PEM = new TextEncoder().encode(pair.publicKey.export({ type: 'spki', format: 'pem' }) as string);
+
+async function register(m: TestMember, session: string): Promise<void> {
+  const { approvalData } = await m.ok({ op: 'generateQuorumToken', session, service: 'registration' });
+  await m.ok({ op: 'registerQuorumKey', session, publicKey: PUBLIC_PEM, registration: { approvalData, signature: signDigest(pair.privateKey, sha256(approvalData)) } });
+}
+
+describe('hsm-core: quorum tokens', function () {
+  this.timeout(30_000);
+
+  it('holds at most 1,024 live tokens; an expired one is purged to make room', async () => {
+    const f = await activatedMember();
+    await f.m.ok({ op: 'setQuorumTimeouts', session: f.admin, generated: 1 });
+    const first = await f.m.ok({ op: 'generateQuorumToken', session: f.alice, service: 'registration' });
+    await f.m.ok({ op: 'setQuorumTimeouts', session: f.admin, generated: 600 });
+    for (let i = 1; i < 1024; i++) await f.m.ok({ op: 'generateQuorumToken', session: f.alice, service: 'registration' });
+    expect((await f.m.ok({ op: 'listQuorumTokens' })).tokens).to.have.length(1024);
+    await new Promise((r) => setTimeout(r, 1100));
+    // The first token expired: it is purged, and the new one fits.
+    await f.m.ok({ op: 'generateQuorumToken', session: f.alice, service: 'registration' });
+    const full = await f.m.fail({ op: 'generateQuorumToken', session: f.alice, service: 'registration' }, 'QUOTA_EXCEEDED');
+    expect(full.message).to.contain('1024 live quorum tokens');
+    // The expired token no longer registers anything.
+    const late = await f.m.fail(
+      { op: 'registerQuorumKey', session: f.alice, publicKey: PUBLIC_PEM, registration: { approvalData: first.approvalData, signature: signDigest(pair.privateKey, sha256(first.approvalData)) } },
+      'QUORUM_TOKEN_INVALID',
+    );
+    expect(late.message).to.contain('expired');
+    const deleted = await f.m.ok({ op: 'deleteQuorumTokens', session: f.alice });
+    expect(deleted.deleted).to.equal(1024);
+  });
+
+  it('refuses a token another member issued, a forged segment, and a non-RSA-2048 key, changing nothing', async () => {
+    const f = await activatedMember();
+    const other = await activatedMember();
+    const before = await snapshot(f);
+    const foreign = await other.m.ok({ op: 'generateQuorumToken', session: other.alice, service: 'registration' });
+    await f.m.fail({ op: 'registerQuorumKey', session: f.alice, publicKey: PUBLIC_PEM, registration: { approvalData: foreign.approvalData, signature: signDigest(pair.privateKey, sha256(foreign.approvalData)) } }, 'QUORUM_TOKEN_INVALID');
+    await f.m.fail({ op: 'registerQuorumKey', session: f.alice, publicKey: PUBLIC_PEM, registration: { approvalData: new Uint8Array(71), signature: new Uint8Array(256) } }, 'QUORUM_TOKEN_INVALID');
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    const { approvalData } = await f.m.ok({ op: 'generateQuorumToken', session: f.alice, service: 'registration' });
+    const e = await f.m.fail({ op: 'registerQuorumKey', session: f.alice, publicKey: new TextEncoder().encode(ec), registration: { approvalData, signature: new Uint8Array(64) } }, 'KEY_INVALID');
+    expect(e.message).to.contain('RSA 2048');
+    await f.m.fail({ op: 'setQuorumValue', session: f.admin, service: 'user', value: 9 }, 'BAD_REQUEST');
+    await f.m.fail({ op: 'generateQuorumToken', session: f.admin, service: 'quorum' }, 'QUORUM_NOT_ENABLED');
+    await f.m.fail({ op: 'generateQuorumToken', session: f.admin, service: 'key-usage' }, 'PERMISSION_DENIED');
+    expect(await snapshot(f)).to.equal(before);
+    expect((await f.m.ok({ op: 'listUsers' })).users.every((u) => !u.quorum && !u.mfa)).to.equal(true);
+  });
+
+  it('quorum values and token-sign keys survive a restart and travel in backups; tokens do not', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'strongroom-quorum-'));
+    const serviceKey = new Uint8Array(32).fill(3);
+    try {
+      let m = new TestMember(await createMember({ dataDir: dir, passwordCost: TEST_PASSWORD_COST, serviceKey }));
+      await m.ok({ op: 'activateCluster', password: PASSWORDS.admin });
+      let admin = await m.login('admin', PASSWORDS.admin);
+      await m.ok({ op: 'createUser', session: admin, username: 'admin2', password: PASSWORDS.admin2, role: 'admin' });
+      await register(m, admin);
+      await m.ok({ op: 'setQuorumValue', session: admin, service: 'user', value: 2 });
+      await m.ok({ op: 'setQuorumTimeouts', session: admin, approved: 120 });
+      await m.ok({ op: 'generateQuorumToken', session: admin, service: 'user' });
+      const { backup } = await m.ok({ op: 'createBackup', session: admin });
+      await m.member.close();
+
+      m = new TestMember(await createMember({ dataDir: dir, passwordCost: TEST_PASSWORD_COST, serviceKey }));
+      admin = await m.login('admin', PASSWORDS.admin);
+      expect(await m.ok({ op: 'getQuorumSettings' })).to.deep.equal({ values: { user: 2, quorum: 1 }, timeouts: { generated: 600, approved: 120 } });
+      expect((await m.ok({ op: 'listUsers' })).users.find((u) => u.username === 'admin')).to.include({ quorum: true });
+      expect((await m.ok({ op: 'listQuorumTokens' })).tokens).to.deep.equal([]);
+      await m.member.close();
+
+      const fresh = new TestMember(await createMember({ passwordCost: TEST_PASSWORD_COST, serviceKey }));
+      await fresh.ok({ op: 'restoreBackup', backup });
+      expect((await fresh.ok({ op: 'getQuorumSettings' })).values.user).to.equal(2);
+      expect((await fresh.ok({ op: 'listUsers' })).users.find((u) => u.username === 'admin')).to.include({ quorum: true });
+      await fresh.member.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
