@@ -589,11 +589,19 @@ export function addCloudHsmCommands(root: Command, ctx: CliContext): void {
       const max = Number(o.maxItems);
       if (!Number.isInteger(max) || max < 1 || max > 10_000) bad(`--max-items: 1 to 10000, got ${JSON.stringify(o.maxItems)}`);
       const s = await session();
-      const page = await s.listKeys({ filter: parseFilter(o.filter as string[]), maxItems: max, ...(typeof o.startingToken === 'string' ? { startingToken: o.startingToken } : {}) });
+      const filter = parseFilter(o.filter as string[]);
+      const page = await s.listKeys({ filter, maxItems: max, ...(typeof o.startingToken === 'string' ? { startingToken: o.startingToken } : {}) });
+      // CloudHSM's total counts every match from this page on, not only the page.
+      let total = page.keys.length;
+      for (let token = page.nextToken; token !== null; ) {
+        const rest = await s.send({ op: 'findKeys', filter, maxItems: 10_000, startingToken: token });
+        total += rest.keys.length;
+        token = rest.nextToken;
+      }
       return {
         matched_keys: page.keys.map((k) => describeKey(k, o.verbose === true)),
         ...(page.nextToken !== null ? { next_token: page.nextToken } : {}),
-        total_key_count: page.keys.length,
+        total_key_count: total,
         returned_key_count: page.keys.length,
       };
     }));

@@ -1,7 +1,7 @@
 /**
  * Interactive mode (`strongroom` with no command, or `strongroom interactive`), as CloudHSM CLI's:
- * a prompt, the same commands as single-command mode, `help [command…]`, completion of commands
- * and options with Tab, history (Up/Down, kept in `~/.config/strongroom/history`), and the login
+ * a prompt, the same commands as single-command mode, `help [command…]`, completion of commands,
+ * options and option values with Tab, history (Up/Down, kept in `~/.config/strongroom/history`), and the login
  * kept until `logout`, `quit` or the end of input. Each result is printed as JSON; an error is
  * printed and the prompt comes back.
  *
@@ -77,6 +77,9 @@ export function complete(root: Command, line: string): [string[], string] {
     const next = cmd.commands.find((c) => c.name() === w);
     if (next) cmd = next;
   }
+  // After an option with fixed choices (--role, --service, --curve, …): its values.
+  const option = cmd.options.find((o) => o.long === words.at(-1) && o.argChoices);
+  if (option?.argChoices) return [option.argChoices.filter((c) => c.startsWith(partial)).sort(), partial];
   const names = cmd.commands.map((c) => c.name());
   const options = cmd.options.map((o) => o.long).filter((o): o is string => Boolean(o) && !words.includes(o!));
   const candidates = partial.startsWith('-') ? options : names.length ? names : options;

@@ -23,7 +23,8 @@ export type Caller = SessionRecord | null;
  * | generate/delete quorum tokens, registerQuorumKey,        |  -   |   -   |   Y   | Y  | -  |
  * |   changeMfa (CU: itself only)                            |      |       |       |    |    |
  * | setQuorumValue, setQuorumTimeouts                        |  -   |   -   |   Y   | -  | -  |
- * | logout, changePassword (own; admin: anyone's), random    |  -   |   Y   |   Y   | Y  | Y  |
+ * | logout, closeSession, changePassword (own; admin:       |  -   |   Y   |   Y   | Y  | Y  |
+ * |   anyone's), generateRandom                              |      |       |       |    |    |
  * | createUser, deleteUser                                   |  -   |   -   |   Y   | -  | -  |
  * | getAuditLog                                              |  -   |   -   |   Y   | -  | -  |
  * | findKeys, getAttributes                                  |  -   |   -   |   Y   | Y  | -  |
@@ -56,6 +57,7 @@ export const WHO_MAY: Readonly<Record<Op, 'anyone' | readonly UserRole[]>> = {
   registerQuorumKey: ['admin', 'crypto-user'],
   changeMfa: ['admin', 'crypto-user'],
   logout: ['unactivated-admin', 'admin', 'crypto-user', 'appliance'],
+  closeSession: ['unactivated-admin', 'admin', 'crypto-user', 'appliance'],
   changePassword: ['unactivated-admin', 'admin', 'crypto-user', 'appliance'],
   generateRandom: ['unactivated-admin', 'admin', 'crypto-user', 'appliance'],
   createUser: ['admin'],

@@ -95,7 +95,7 @@ interface OpSpec<O extends Op> {
 
 const KEY_WRAP_FLAVOURS = new Set(['aes-no-pad', 'aes-pkcs5-pad', 'aes-zero-pad']);
 /** Audited operations that change nothing durable (sessions, tokens, reads): they leave lastChange alone. */
-const TRANSIENT: ReadonlySet<Op> = new Set<Op>(['login', 'logout', 'getMfaToken', 'generateQuorumToken', 'deleteQuorumTokens', 'createBackup', 'exportKey']);
+const TRANSIENT: ReadonlySet<Op> = new Set<Op>(['login', 'logout', 'closeSession', 'getMfaToken', 'generateQuorumToken', 'deleteQuorumTokens', 'createBackup', 'exportKey']);
 
 /** Every operation: its implementation and, for management operations, what the audit log records. */
 const OPERATIONS: { readonly [O in Op]: OpSpec<O> } = {
@@ -112,6 +112,8 @@ const OPERATIONS: { readonly [O in Op]: OpSpec<O> } = {
   setQuorumValue: { run: quorumOps.setQuorumValue, audit: { opcode: 'CN_SET_M_VALUE' } },
   setQuorumTimeouts: { run: quorumOps.setQuorumTimeouts, audit: { opcode: 'SR_SET_QUORUM_TIMEOUTS' } },
   logout: { run: userOps.logout, audit: { opcode: 'CN_LOGOUT' } },
+  // A connection that ended without a logout (CloudHSM logs CN_CLOSE_SESSION then).
+  closeSession: { run: userOps.closeSession, audit: { opcode: 'CN_CLOSE_SESSION' } },
   listUsers: { run: userOps.listUsers },
   createUser: {
     run: userOps.createUser,

@@ -163,6 +163,8 @@ export const requestSchemas = {
   /** First step of an MFA login: checks the password and hands out an unsigned token to sign. */
   getMfaToken: z.strictObject({ op: z.literal('getMfaToken'), username: z.string(), password: z.string(), role: z.enum(USER_ROLES).optional() }),
   logout: z.strictObject({ op: z.literal('logout'), session }),
+  /** What a host sends for the sessions of a connection that ended without logging out. */
+  closeSession: z.strictObject({ op: z.literal('closeSession'), session }),
   listUsers: z.strictObject({ op: z.literal('listUsers'), session }),
   createUser: z.strictObject({
     op: z.literal('createUser'),
@@ -466,6 +468,7 @@ export interface Results {
   setQuorumValue: { service: AdminService; value: number };
   setQuorumTimeouts: { generated: number; approved: number };
   logout: { loggedOut: true };
+  closeSession: { loggedOut: true };
   listUsers: { users: UserInfo[] };
   createUser: { username: string; role: UserRole };
   deleteUser: { username: string };

@@ -75,5 +75,7 @@ describe('cli: every CloudHSM command refuses missing arguments clearly', () => 
     expect(complete(root, 'key wrap rsa-')[0]).to.deep.equal(['rsa-aes', 'rsa-oaep', 'rsa-pkcs']);
     expect(complete(root, 'key list --ve')).to.deep.equal([['--verbose'], '--ve']);
     expect(complete(root, 'quorum token-sign ')[0]).to.include.members(['generate', 'list', 'set-quorum-value']);
+    expect(complete(root, 'login --role ')).to.deep.equal([['admin', 'crypto-user'], '']);
+    expect(complete(root, 'quorum token-sign generate --service key-')[0]).to.deep.equal(['key-management', 'key-usage']);
   });
 });

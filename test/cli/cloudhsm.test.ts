@@ -187,6 +187,7 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
     expect(listed.data.matched_keys[0]['key-info']).to.deep.include({ 'key-owners': [{ username: 'alice', 'key-coverage': 'full' }], 'cluster-coverage': 'full' });
     const page = await cli(['key', 'list', '--max-items', '1'], alice);
     expect(page.data.matched_keys).to.have.length(1);
+    expect(page.data).to.include({ returned_key_count: 1, total_key_count: 3 });
     expect(page.data.next_token).to.be.a('string');
     const next = await cli(['key', 'list', '--max-items', '1', '--starting-token', page.data.next_token], alice);
     expect(next.data.matched_keys[0]['key-reference']).to.not.equal(page.data.matched_keys[0]['key-reference']);

@@ -11,7 +11,7 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { createMember, encodeFrame, ensureClusterCsr, FrameReader, HsmError, MEMBER_FILES, serveMember, type Member, type Served } from '../../src/hsm-core/index.js';
-import { connect, TrustAnchor } from '../../src/cluster-client/index.js';
+import { connect, SocketTransport, TrustAnchor } from '../../src/cluster-client/index.js';
 
 const run = promisify(execFile);
 const CLI = ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/main.ts')];
@@ -125,6 +125,26 @@ describe('cluster-client: mutual TLS', function () {
     } finally {
       rmSync(otherDir, { recursive: true, force: true });
     }
+  });
+
+  it('a connection that ends without logout ends its sessions: session keys and quorum tokens go (CN_CLOSE_SESSION)', async () => {
+    const options = { ca: f.anchor.pem, ...f.client };
+    const t = await SocketTransport.connect(f.address, options);
+    const login = await t.send({ op: 'login', username: 'admin', password: 'admin-password' });
+    const session = (login as { result: { session: string } }).result.session;
+    expect((await t.send({ op: 'generateQuorumToken', session, service: 'registration' })).ok).to.equal(true);
+    expect(((await f.member.handle({ op: 'listQuorumTokens' })) as { result: { tokens: unknown[] } }).result.tokens).to.have.length(1);
+    await t.close();
+    for (let i = 0; i < 100 && ((await f.member.handle({ op: 'listQuorumTokens' })) as { result: { tokens: unknown[] } }).result.tokens.length; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(((await f.member.handle({ op: 'listQuorumTokens' })) as { result: { tokens: unknown[] } }).result.tokens).to.deep.equal([]);
+    const gone = await f.member.handle({ op: 'generateRandom', session, length: 1 });
+    expect(gone.ok ? 'ok' : gone.error.code).to.equal('NOT_LOGGED_IN');
+    const admin = (await f.member.handle({ op: 'login', username: 'admin', password: 'admin-password' })) as { result: { session: string } };
+    const log = (await f.member.handle({ op: 'getAuditLog', session: admin.result.session })) as { result: { records: { opcode: string }[] } };
+    expect(log.result.records.map((r) => r.opcode)).to.include('CN_CLOSE_SESSION');
+    await f.member.handle({ op: 'logout', session: admin.result.session });
   });
 
   it('an oversized frame closes that connection with a clear error; other clients carry on', async () => {

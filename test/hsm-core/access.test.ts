@@ -101,6 +101,7 @@ const ROWS: Row[] = [
   { name: 'changeMfa (own, deregister)', op: 'changeMfa', allowed: ADMIN_CU, request: (c) => ({ op: 'changeMfa', ...s(c), username: c.self, deregister: true }) },
   // Own session and password.
   { name: 'logout', op: 'logout', allowed: LOGGED_IN, request: (c) => ({ op: 'logout', ...s(c) }) },
+  { name: 'closeSession', op: 'closeSession', allowed: LOGGED_IN, request: (c) => ({ op: 'closeSession', ...s(c) }) },
   {
     name: 'changePassword (own)',
     op: 'changePassword',

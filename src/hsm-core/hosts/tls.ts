@@ -140,8 +140,13 @@ function serveConnection(socket: TLSSocket, member: Member, maxFrame: number, lo
   const reader = new FrameReader(maxFrame);
   let corked = false;
   let closed = false;
+  // Sessions logged in over this connection: when it ends, they end (session keys, quorum tokens).
+  const sessions = new Set<string>();
+  const closeSession = (session: string) => void member.handle({ op: 'closeSession', session });
   socket.on('close', () => {
     closed = true;
+    for (const s of sessions) closeSession(s);
+    sessions.clear();
   });
   const write = (frame: Buffer) => {
     if (closed) return;
@@ -168,7 +173,17 @@ function serveConnection(socket: TLSSocket, member: Member, maxFrame: number, lo
       return;
     }
     for (const { id, body } of frames) {
-      void member.handle(body).then((response) => write(encodeFrame(id, response)));
+      void member.handle(body).then((response) => {
+        const op = (body as { op?: unknown } | null)?.op;
+        if (response.ok && op === 'login') {
+          const { session } = response.result as { session: string };
+          if (closed) closeSession(session);
+          else sessions.add(session);
+        } else if (response.ok && op === 'logout') {
+          sessions.delete((body as { session: string }).session);
+        }
+        write(encodeFrame(id, response));
+      });
     }
   });
 }

@@ -125,6 +125,7 @@ export const login: Handler<'login'> = async (m, _caller, req) => {
   return { session: session.token, username: user.username, role: user.role };
 };
 
+/** Ends a session: its session keys, quorum tokens and the session itself. */
 export const logout: Handler<'logout'> = (m, caller) => {
   const me = signedIn(caller);
   m.keys.dropSession(me.token);
@@ -132,6 +133,8 @@ export const logout: Handler<'logout'> = (m, caller) => {
   m.sessions.close(me.token);
   return { loggedOut: true };
 };
+
+export const closeSession: Handler<'closeSession'> = (m, caller, req) => logout(m, caller, { ...req, op: 'logout' });
 
 export const listUsers: Handler<'listUsers'> = (m) => ({
   users: [...m.users.values()]
