@@ -538,24 +538,24 @@ export function addCloudHsmCommands(root: Command, ctx: CliContext): void {
       .option('--manage-private-key-quorum-value <n>', 'approvals to manage the private key, 0–8')
       .option('--use-private-key-quorum-value <n>', 'approvals to use the private key, 0–8');
     if (kind === 'rsa') cmd.requiredOption('--modulus-size-bits <n>', '2048 to 4096').option('--public-exponent <n>', 'odd, at least 65537', '65537');
-    else cmd.addOption(new Option('--curve <curve>', 'the curve').choices(['prime256v1', 'secp256r1', 'secp384r1', 'secp521r1', 'secp256k1', 'secp224r1']).makeOptionMandatory());
+    else cmd.addOption(new Option('--curve <curve>', 'the curve (ed25519: an EdDSA pair)').choices(['prime256v1', 'secp256r1', 'secp384r1', 'secp521r1', 'secp256k1', 'secp224r1', 'ed25519']).makeOptionMandatory());
     cmd.action(run(async (o, session) => {
       const token = !o.session;
       const { share, quorum } = creationExtras(o, '--manage-private-key-quorum-value', '--use-private-key-quorum-value');
       const publicAttributes = { ...parseAttributes(o.publicAttributes as string[], '--public-attributes'), label: o.publicLabel as string, token };
       const privateAttributes = { ...parseAttributes(o.privateAttributes as string[], '--private-attributes'), label: o.privateLabel as string, token, ...quorum };
-      let shape: { modulusBits: number; publicExponent: number } | { curve: string };
+      let shape: { keyType: 'rsa' | 'ec' | 'ed25519'; modulusBits?: number; publicExponent?: number; curve?: string };
       if (kind === 'rsa') {
         const bits = Number(o.modulusSizeBits);
         const e = Number(o.publicExponent);
         if (!Number.isInteger(bits) || bits < 2048 || bits > 16384) bad(`--modulus-size-bits: at least 2048, got ${JSON.stringify(o.modulusSizeBits)}`);
         if (!Number.isSafeInteger(e) || e < 65537 || e % 2 === 0) bad(`--public-exponent: an odd number of at least 65537, got ${JSON.stringify(o.publicExponent)}`);
-        shape = { modulusBits: bits, publicExponent: e };
+        shape = { keyType: 'rsa', modulusBits: bits, publicExponent: e };
       } else {
-        shape = { curve: o.curve as string };
+        shape = o.curve === 'ed25519' ? { keyType: 'ed25519' } : { keyType: 'ec', curve: o.curve as string };
       }
       const s = await session();
-      const r = await s.send({ op: 'generateKeyPair', keyType: kind, ...shape, publicAttributes, privateAttributes } as never) as Results['generateKeyPair'];
+      const r = await s.send({ op: 'generateKeyPair', ...shape, publicAttributes, privateAttributes } as never) as Results['generateKeyPair'];
       await shareAll(s, r.privateHandle, share);
       return { public_key: await keyData(s, r.publicHandle), private_key: await keyData(s, r.privateHandle) };
     }));

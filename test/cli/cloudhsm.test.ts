@@ -111,6 +111,7 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
   }
   function opensslKey(user: string): string {
     const key = join(dir, `${user}.key`);
+    if (keys[user]) return join(dir, `${user}.pub`);
     execFileSync('openssl', ['genrsa', '-out', key, '2048'], { stdio: 'ignore' });
     execFileSync('openssl', ['rsa', '-in', key, '-outform', 'PEM', '-pubout', '-out', join(dir, `${user}.pub`)], { stdio: 'ignore' });
     keys[user] = key;
@@ -255,6 +256,32 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
         expect(unwrapped.data.key.attributes).to.include({ local: false, 'check-value': payloadCheck, token: false });
       }
       expect((await repl.run('key wrap aes-gcm --payload-filter attr.label=payload --wrapping-filter attr.label=wrapper')).data).to.contain("required option '--tag-length-bits <n>' not specified");
+
+      // Sign and verify under every signing mechanism; share, unshare, import a PEM, delete.
+      await repl.run('key generate-asymmetric-pair rsa --modulus-size-bits 2048 --public-label rsa-v --private-label rsa-s --private-attributes sign=true --public-attributes verify=true');
+      await repl.run('key generate-asymmetric-pair ec --curve ed25519 --public-label ed-v --private-label ed-s --private-attributes sign=true --public-attributes verify=true');
+      const data = Buffer.from('the quarterly numbers').toString('base64');
+      for (const [mech, signer, verifier, extra] of [
+        ['rsa-pkcs', 'rsa-s', 'rsa-v', '--hash-function sha384'],
+        ['rsa-pkcs-pss', 'rsa-s', 'rsa-v', '--hash-function sha256 --mgf mgf1-sha256 --salt-length 32'],
+        ['ed25519', 'ed-s', 'ed-v', ''],
+        ['ecdsa', 'ec-priv', 'ec-pub', '--hash-function sha512'],
+      ] as const) {
+        const sig = await repl.run(`crypto sign ${mech} --key-filter attr.label=${signer} --data ${data} ${extra}`);
+        expect(sig.error_code, `${mech}: ${JSON.stringify(sig.data)}`).to.equal(0);
+        expect((await repl.run(`crypto verify ${mech} --key-filter attr.label=${verifier} --data ${data} --signature ${sig.data.signature} ${extra}`)).data, mech).to.equal('Signature verified successfully');
+      }
+      expect((await repl.run('key share --filter attr.label=payload --username bob --role crypto-user')).data).to.equal('Key shared successfully');
+      expect((await repl.run('key list --filter attr.label=payload --verbose')).data.matched_keys[0]['key-info']['shared-users']).to.deep.equal([{ username: 'bob', 'key-coverage': 'full' }]);
+      expect((await repl.run('key unshare --filter attr.label=payload --username bob --role crypto-user')).data).to.equal('Key unshared successfully');
+      const pem = join(dir, 'partner.pem');
+      execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', join(dir, 'partner.key')]);
+      execFileSync('openssl', ['pkey', '-in', join(dir, 'partner.key'), '-pubout', '-out', pem]);
+      const imported = await repl.run(`key import pem --path ${pem} --label partner --key-type-class ec-public --attributes verify=true`);
+      expect(imported.data.key.attributes).to.include({ class: 'public-key', 'key-type': 'ec', curve: 'secp256r1', local: false, verify: true, token: true });
+      expect((await repl.run(`key import pem --path ${join(dir, 'partner.key')} --label partner2 --key-type-class ec-public`)).data).to.contain('holds no PEM public key');
+      expect((await repl.run('key delete --filter attr.label=partner')).data).to.equal('Key deleted successfully');
+      expect((await repl.run('key list --filter attr.label=partner')).data.matched_keys).to.deep.equal([]);
       expect((await repl.run('logout')).data).to.equal('Logout successful');
 
       // Each admin registers a quorum key: a registration token signed with openssl.
@@ -297,6 +324,34 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
       expect(shown).to.have.length(3);
       const opcodes = shown.flatMap((m) => m.records.map((r) => r.opcode));
       expect(opcodes).to.include.members(['CN_SET_M_VALUE', 'CN_GET_TOKEN', 'CN_APPROVE_TOKEN', 'CN_CREATE_USER', 'CN_DELETE_TOKEN']);
+      await repl.run('logout');
+
+      // Key quorum through the CLI: a key that needs its owner and its shared user to sign.
+      for (const name of ['alice', 'bob']) {
+        const pub = opensslKey(name);
+        await repl.run(`login --username ${name} --role crypto-user --password ${name}-password`);
+        const file = join(dir, `${name}-registration.json`);
+        await repl.run(`quorum token-sign generate --service registration --token ${file}`);
+        const reg = JSON.parse(readFileSync(file, 'utf8')) as { tokens: { unsigned: string; signed: string }[] };
+        reg.tokens[0]!.signed = opensslSign(name, reg.tokens[0]!.unsigned);
+        writeFileSync(file, JSON.stringify(reg));
+        expect((await repl.run(`user change-quorum token-sign register --public-key ${pub} --signed-token ${file}`)).error_code).to.equal(0);
+        if (name === 'bob') break;
+        await repl.run('logout');
+      }
+      await repl.run('logout');
+      await repl.run('login --username alice --role crypto-user --password alice-password');
+      expect((await repl.run('key generate-asymmetric-pair ec --curve secp256r1 --public-label q-pub --private-label q-priv --private-attributes sign=true --share-crypto-users bob --use-private-key-quorum-value 3')).data).to.contain('more than the 2 users');
+      const quorumKey = await repl.run('key generate-asymmetric-pair ec --curve secp256r1 --public-label q-pub --private-label q-priv --private-attributes sign=true --share-crypto-users bob --use-private-key-quorum-value 2');
+      expect(quorumKey.data.private_key['key-info']['key-quorum-values']).to.deep.equal({ 'manage-key-quorum-value': 0, 'use-key-quorum-value': 2 });
+      expect((await repl.run(`crypto sign ecdsa --key-filter attr.label=q-priv --hash-function sha256 --data ${data}`)).data).to.contain('Quorum approval is required for this operation');
+      const keyToken = join(dir, 'key-usage.token');
+      await repl.run(`quorum token-sign generate --service key-usage --filter attr.label=q-priv --token ${keyToken}`);
+      const kt = JSON.parse(readFileSync(keyToken, 'utf8')) as { token: string; signatures: { username: string; signature: string }[] };
+      kt.signatures.push({ username: 'alice', signature: opensslSign('alice', kt.token) }, { username: 'bob', signature: opensslSign('bob', kt.token) });
+      writeFileSync(keyToken, JSON.stringify(kt));
+      expect((await repl.run(`crypto sign ecdsa --key-filter attr.label=q-priv --hash-function sha256 --data ${data} --approval ${keyToken}`)).error_code).to.equal(0);
+      expect((await repl.run(`crypto sign ecdsa --key-filter attr.label=q-priv --hash-function sha256 --data ${data} --approval ${keyToken}`)).error_code).to.equal(1);
       await repl.run('logout');
 
       // MFA for bob: register the key, then log in with one signed token per HSM.
