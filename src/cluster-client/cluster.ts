@@ -428,7 +428,9 @@ export class Cluster {
           const theirUsers = new Set(theirs.users.map((u) => u.username));
           const wantKeys = theirs.keys.filter((k) => keys.get(k.handle) !== k.digest);
           const wantUsers = theirs.users.filter((u) => users.get(u.username) !== u.digest);
+          // Anything but missing or older keys and users (extra ones, other settings) needs a restore.
           const extra =
+            mine.settings !== theirs.settings ||
             mine.keys.some((k) => !theirKeys.has(k.handle)) ||
             mine.users.some((u) => !theirUsers.has(u.username)) ||
             wantKeys.some((k) => keys.has(k.handle));

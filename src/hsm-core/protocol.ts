@@ -498,7 +498,12 @@ export interface Results {
   extractMaskedObject: { maskedObject: Uint8Array };
   insertMaskedObject: { handle: number };
   /** Digests of every token key and every user but the appliance user: equal on two members exactly when they agree. */
-  getSyncStatus: { keys: { handle: number; digest: string }[]; users: { username: string; digest: string }[] };
+  getSyncStatus: {
+    keys: { handle: number; digest: string }[];
+    users: { username: string; digest: string }[];
+    /** SHA-256 of the cluster settings that travel in backups (quorum values and timeouts). */
+    settings: string;
+  };
   extractMaskedUser: { maskedUser: Uint8Array };
   insertMaskedUser: { username: string };
   setClusterAddresses: { addresses: string[] };

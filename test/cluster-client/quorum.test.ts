@@ -5,6 +5,9 @@
  */
 import { expect } from 'chai';
 import { constants, createHash, generateKeyPairSync, privateEncrypt, type KeyObject } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startLocalCluster, type HsmSession, type LocalCluster } from '../../src/index.js';
 import { HsmError } from '../../src/hsm-core/index.js';
 
@@ -200,5 +203,23 @@ describe('cluster-client: quorum and MFA', function () {
     expect((await cluster.listUsers()).find((u) => u.username === 'bob')).to.include({ mfa: false, quorum: false });
     const plain = await cluster.login('bob', 'bob-password');
     await plain.logout();
+  });
+
+  it('a durable member that was down when a quorum setting changed gets it when it comes back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'strongroom-quorum-repair-'));
+    const durable = await startLocalCluster({ members: 3, adminPassword: 'admin-password', passwordCost: 10, dataDir: dir });
+    try {
+      const admin = await durable.login('admin', 'admin-password');
+      durable.killMember(2, { restart: false });
+      await admin.send({ op: 'setQuorumTimeouts', generated: 300 });
+      durable.restartMember(2);
+      await durable.whenAllUp(20_000);
+      expect((await admin.sendToMember(2, { op: 'getQuorumSettings' })).timeouts.generated).to.equal(300);
+      expect(durable.status()[2]!.counters.repairs).to.be.greaterThan(0);
+      await admin.logout();
+    } finally {
+      await durable.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

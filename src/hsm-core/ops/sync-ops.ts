@@ -7,6 +7,7 @@
 import { visibleKey } from '../access.js';
 import { HsmError, keyRef } from '../errors.js';
 import { checkKeyQuota, signedIn, type Handler } from '../state.js';
+import { createHash } from 'node:crypto';
 import { keyFromContent } from '../masking.js';
 
 export const extractMaskedObject: Handler<'extractMaskedObject'> = (m, caller, req) => {
@@ -44,5 +45,7 @@ export const getSyncStatus: Handler<'getSyncStatus'> = (m, caller) => {
     .filter((u) => u.role !== 'appliance')
     .sort((a, b) => (a.username < b.username ? -1 : 1))
     .map((u) => ({ username: u.username, digest: m.masking.userDigest(u) }));
-  return { keys, users };
+  const q = m.quorum;
+  const settings = createHash('sha256').update(JSON.stringify([q.values.user, q.values.quorum, q.timeouts.generated, q.timeouts.approved])).digest('hex');
+  return { keys, users, settings };
 };
