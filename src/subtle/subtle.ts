@@ -312,3 +312,8 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
     });
   }
 }
+
+/** The WebCrypto algorithm names the door implements (what a relay lists as its capabilities). */
+export function doorAlgorithms(): string[] {
+  return (new HsmSubtleCrypto(null as unknown as HsmSession) as unknown as { providers: { algorithms: string[] } }).providers.algorithms.sort();
+}

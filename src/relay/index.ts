@@ -1,0 +1,8 @@
+/**
+ * `strongroom/relay`: the WebSocket relay that lets browser pages use the HSM (server.ts), and
+ * its wire protocol (protocol.ts), which the browser client (`strongroom/browser`) shares.
+ *
+ * @module
+ */
+export { startRelay, type Relay, type RelayCluster, type RelayOptions } from './server.js';
+export { RELAY_OPERATIONS, RELAY_PROTOCOL_VERSIONS, CLOSE, type RelayCapabilities, type RelayMessage, type RelayAnswer } from './protocol.js';

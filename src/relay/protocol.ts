@@ -1,0 +1,78 @@
+/**
+ * The relay's wire protocol, shared by the server (Node) and the browser client: binary
+ * WebSocket messages, each one MessagePack map with a request id. Byte strings travel as bytes
+ * (no base64). Only handles and public data cross it, and key bytes only when the HSM itself
+ * allows an export.
+ *
+ * Page → relay: `{ id, type: 'hello', versions: number[] }` first; then `{ id, type: 'login',
+ * username, password, role? }`; then `{ id, type: 'request', request: { op, … } }` (a member
+ * request without its session, which the relay adds), `{ id, type: 'capabilities' }`,
+ * `{ id, type: 'listKeys', request? }` and `{ id, type: 'logout' }`.
+ *
+ * Relay → page: `{ id, ok: true, result }` or `{ id, ok: false, error: { code, message } }`.
+ * A message that cannot be read closes the connection with a close reason that says why.
+ *
+ * This module imports nothing with side effects, so the browser bundle can include it.
+ *
+ * @module
+ */
+
+/** Protocol versions this build speaks, newest last. */
+export const RELAY_PROTOCOL_VERSIONS = [1] as const;
+
+/** Member operations a page may send (a crypto user's key management and cryptography, and an admin's audit log). */
+export const RELAY_OPERATIONS = [
+  'generateKey',
+  'generateKeyPair',
+  'importKey',
+  'exportKey',
+  'getAttributes',
+  'setAttributes',
+  'findKeys',
+  'deleteKey',
+  'shareKey',
+  'unshareKey',
+  'encrypt',
+  'decrypt',
+  'sign',
+  'verify',
+  'digest',
+  'generateRandom',
+  'wrapKey',
+  'unwrapKey',
+  'deriveKey',
+  'deriveBits',
+  'getAuditLog',
+] as const;
+export type RelayOperation = (typeof RELAY_OPERATIONS)[number];
+
+export interface RelayCapabilities {
+  protocolVersion: number;
+  /** WebCrypto algorithm names the HSM door implements. */
+  algorithms: string[];
+  /** Member operations the relay forwards. */
+  operations: string[];
+  limits: { maxMessageBytes: number; maxInFlight: number; idleTimeoutMs: number };
+}
+
+export type RelayMessage =
+  | { id: number; type: 'hello'; versions: number[] }
+  | { id: number; type: 'login'; username: string; password: string; role?: 'crypto-user' | 'admin' }
+  | { id: number; type: 'capabilities' }
+  | { id: number; type: 'request'; request: Record<string, unknown> & { op: string } }
+  | { id: number; type: 'listKeys'; request?: Record<string, unknown> }
+  | { id: number; type: 'logout' };
+
+export type RelayAnswer = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: { code: string; message: string } };
+
+/** WebSocket close codes the relay uses. */
+export const CLOSE = {
+  normal: 1000,
+  goingAway: 1001,
+  protocolError: 1002,
+  unsupportedData: 1003,
+  invalidPayload: 1007,
+  policy: 1008,
+  tooBig: 1009,
+  tryAgainLater: 1013,
+} as const;

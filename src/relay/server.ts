@@ -1,0 +1,289 @@
+/**
+ * The relay: browser pages cannot open a TLS socket to an HSM member, so the relay holds the
+ * cluster connection and speaks WebSocket (`ws`) to pages, and serves the demo pages and the
+ * browser bundle over HTTP.
+ *
+ * Each WebSocket connection is one login (a crypto user, or an admin for the audit log) and can do
+ * nothing else before it; its session keys die with the connection. Origins are checked against
+ * an allow-list (default: the relay's own). Messages are capped in size, requests in flight per
+ * connection and connections in number; an idle connection is closed. A malformed or oversized
+ * message closes that connection with a reason; the relay and its other connections carry on.
+ * Nothing secret is logged (no passwords, no payloads).
+ *
+ * @module
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { readFile, stat } from 'node:fs/promises';
+import { extname, join, resolve, sep } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { decode, encode } from '@msgpack/msgpack';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { HsmError } from '../hsm-core/index.js';
+import type { HsmSession, LoginOptions } from '../cluster-client/index.js';
+import { doorAlgorithms } from '../subtle/subtle.js';
+import { CLOSE, RELAY_OPERATIONS, RELAY_PROTOCOL_VERSIONS, type RelayAnswer, type RelayCapabilities } from './protocol.js';
+
+/** What the relay needs of a cluster: a way to log in (LocalCluster and RemoteCluster both fit). */
+export interface RelayCluster {
+  login(username: string, password: string, options?: LoginOptions): Promise<HsmSession>;
+}
+
+export interface RelayOptions {
+  cluster: RelayCluster;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 8787; 0 for any free port. */
+  port?: number;
+  /** Origins allowed to open a WebSocket (`http://host:port`); default: the relay's own. */
+  allowedOrigins?: string[];
+  /** Largest message accepted, bytes. Default 1 MiB. */
+  maxMessageBytes?: number;
+  /** Requests one connection may have in flight. Default 64. */
+  maxInFlight?: number;
+  /** Connections at once. Default 64. */
+  maxConnections?: number;
+  /** A connection with no message for this long is closed. Default 5 minutes. */
+  idleTimeoutMs?: number;
+  /** Files served over HTTP (the demo pages): path → file. */
+  files?: Record<string, string>;
+  /** Folders served over HTTP under a prefix: `/demo/` → folder. */
+  folders?: Record<string, string>;
+  log?: (line: string) => void;
+}
+
+export interface Relay {
+  readonly url: string;
+  readonly port: number;
+  /** Open WebSocket connections. */
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.json': 'application/json',
+  '.map': 'application/json',
+};
+
+const ALLOWED = new Set<string>(RELAY_OPERATIONS);
+
+/** Starts a relay. */
+export async function startRelay(options: RelayOptions): Promise<Relay> {
+  const host = options.host ?? '127.0.0.1';
+  const maxMessageBytes = options.maxMessageBytes ?? 1 << 20;
+  const maxInFlight = options.maxInFlight ?? 64;
+  const maxConnections = options.maxConnections ?? 64;
+  const idleTimeoutMs = options.idleTimeoutMs ?? 300_000;
+  const log = options.log ?? (() => undefined);
+  for (const [name, v] of [['maxMessageBytes', maxMessageBytes], ['maxInFlight', maxInFlight], ['maxConnections', maxConnections], ['idleTimeoutMs', idleTimeoutMs]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new HsmError('BAD_REQUEST', `${name}: a positive integer, got ${String(v)}`);
+  }
+  let algorithms: string[] | null = null;
+
+  const http = createServer((req, res) => void serveFile(req, res, options));
+  const wss = new WebSocketServer({ noServer: true, maxPayload: maxMessageBytes });
+  let origins: Set<string>;
+
+  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const origin = req.headers.origin;
+    const path = (req.url ?? '').split('?')[0];
+    const refuse = (status: number, why: string) => {
+      log(`refused a WebSocket connection: ${why}`);
+      socket.end(`HTTP/1.1 ${status} ${status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : 'Service Unavailable'}\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n${why}\n`);
+    };
+    if (path !== '/ws') return refuse(404, `no WebSocket endpoint at ${path} (it is /ws)`);
+    if (!origin || !origins.has(origin)) return refuse(403, `origin ${origin ?? '(none)'} is not allowed; allowed: ${[...origins].join(', ')}`);
+    if (wss.clients.size >= maxConnections) return refuse(503, `the relay serves ${maxConnections} connections, its limit; try again later`);
+    wss.handleUpgrade(req, socket, head, (ws) => serveConnection(ws, origin));
+  });
+
+  function serveConnection(ws: WebSocket, origin: string): void {
+    let version = 0;
+    let session: HsmSession | null = null;
+    let loggingIn = false;
+    let inFlight = 0;
+    let closed = false;
+    let idle: NodeJS.Timeout;
+    const touch = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => close(CLOSE.goingAway, `idle for ${Math.round(idleTimeoutMs / 1000)} s; reconnect`), idleTimeoutMs);
+    };
+    touch();
+    const close = (code: number, reason: string) => {
+      if (closed) return;
+      closed = true;
+      log(`closed a connection from ${origin}: ${reason}`);
+      ws.close(code, reason.slice(0, 120));
+    };
+    const send = (answer: RelayAnswer) => {
+      if (ws.readyState === ws.OPEN) ws.send(encode(answer));
+    };
+    const fail = (id: number, code: string, message: string) => send({ id, ok: false, error: { code, message } });
+    ws.on('close', () => {
+      closed = true;
+      clearTimeout(idle);
+      const s = session;
+      session = null;
+      // The connection's session keys die with it.
+      if (s) void s.logout().catch(() => undefined);
+    });
+    ws.on('error', () => undefined);
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      touch();
+      if (!isBinary) return close(CLOSE.unsupportedData, 'binary MessagePack messages only');
+      let msg: Record<string, unknown>;
+      try {
+        const decoded = decode(Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]), { maxStrLength: maxMessageBytes, maxBinLength: maxMessageBytes, maxArrayLength: 10_000, maxMapLength: 10_000 });
+        if (!decoded || typeof decoded !== 'object' || Array.isArray(decoded)) throw new Error('not a map');
+        msg = decoded as Record<string, unknown>;
+      } catch {
+        return close(CLOSE.invalidPayload, 'a message that is not a MessagePack map');
+      }
+      const id = msg.id;
+      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) return close(CLOSE.protocolError, 'a message without a positive integer id');
+      if (inFlight >= maxInFlight) return fail(id, 'RELAY_BUSY', `this connection has ${maxInFlight} requests in flight, its limit; wait for answers`);
+      inFlight += 1;
+      void handle(id, msg)
+        .then((result) => send({ id, ok: true, result }))
+        .catch((e: unknown) => {
+          const err = e instanceof HsmError ? e.toWire() : { code: 'INTERNAL_ERROR', message: e instanceof Error ? e.message : String(e) };
+          send({ id, ok: false, error: err });
+        })
+        .finally(() => {
+          inFlight -= 1;
+        });
+    });
+
+    async function handle(id: number, msg: Record<string, unknown>): Promise<unknown> {
+      void id;
+      const type = msg.type;
+      if (type === 'hello') {
+        const theirs = Array.isArray(msg.versions) ? msg.versions.filter((v): v is number => typeof v === 'number') : [];
+        const common = (RELAY_PROTOCOL_VERSIONS as readonly number[]).filter((v) => theirs.includes(v));
+        if (!common.length) {
+          const why = `this relay speaks protocol version ${RELAY_PROTOCOL_VERSIONS.join(', ')}; the page speaks ${theirs.join(', ') || 'none'}; load strongroom/browser from this relay`;
+          setTimeout(() => close(CLOSE.protocolError, 'incompatible protocol version'), 10);
+          throw new HsmError('BAD_REQUEST', why);
+        }
+        version = Math.max(...common);
+        return { version, server: 'strongroom-relay', versions: [...RELAY_PROTOCOL_VERSIONS] };
+      }
+      if (!version) throw new HsmError('BAD_REQUEST', 'send hello with the protocol versions the page speaks first');
+      if (type === 'capabilities') return capabilities();
+      if (type === 'login') {
+        if (session || loggingIn) throw new HsmError('BAD_REQUEST', 'this connection is already logged in; one login per connection');
+        const { username, password, role } = msg;
+        if (typeof username !== 'string' || typeof password !== 'string') throw new HsmError('BAD_REQUEST', 'login: username and password (strings)');
+        if (role !== undefined && role !== 'crypto-user' && role !== 'admin') throw new HsmError('BAD_REQUEST', 'login: role is crypto-user or admin');
+        loggingIn = true;
+        try {
+          const s = await options.cluster.login(username, password, { role: role ?? 'crypto-user' });
+          if (closed) {
+            await s.logout();
+            throw new HsmError('NOT_LOGGED_IN', 'the connection closed during the login');
+          }
+          session = s;
+          log(`${s.username} (${s.role}) logged in from ${origin}`);
+          return { username: s.username, role: s.role };
+        } finally {
+          loggingIn = false;
+        }
+      }
+      if (!session) throw new HsmError('NOT_LOGGED_IN', 'log in first (type login, with username and password)');
+      if (type === 'logout') {
+        const s = session;
+        session = null;
+        await s.logout();
+        return { loggedOut: true };
+      }
+      if (type === 'listKeys') {
+        const request = (msg.request ?? {}) as Record<string, unknown>;
+        if (typeof request !== 'object' || Array.isArray(request)) throw new HsmError('BAD_REQUEST', 'listKeys: request is a map');
+        return session.listKeys(request as never);
+      }
+      if (type === 'request') {
+        const request = msg.request as Record<string, unknown> | undefined;
+        if (!request || typeof request !== 'object' || Array.isArray(request) || typeof request.op !== 'string') {
+          throw new HsmError('BAD_REQUEST', 'request: a map with op');
+        }
+        if (!ALLOWED.has(request.op)) throw new HsmError('PERMISSION_DENIED', `op ${request.op} is not offered through the relay (it offers ${RELAY_OPERATIONS.join(', ')})`);
+        if ('session' in request) throw new HsmError('BAD_REQUEST', 'request: no session field; the relay adds the connection\'s own');
+        return session.send(request as never);
+      }
+      throw new HsmError('BAD_REQUEST', `unknown message type ${JSON.stringify(type)}`);
+    }
+  }
+
+  function capabilities(): RelayCapabilities {
+    algorithms ??= doorAlgorithms();
+    return { protocolVersion: 1, algorithms, operations: [...RELAY_OPERATIONS], limits: { maxMessageBytes, maxInFlight, idleTimeoutMs } };
+  }
+
+  await new Promise<void>((resolveListen, reject) => {
+    http.once('error', reject);
+    http.listen(options.port ?? 8787, host, () => {
+      http.off('error', reject);
+      resolveListen();
+    });
+  });
+  const address = http.address();
+  const port = typeof address === 'object' && address ? address.port : (options.port ?? 8787);
+  const shown = host.includes(':') ? `[${host}]` : host;
+  const url = `http://${shown}:${port}`;
+  origins = new Set(options.allowedOrigins ?? [url, `http://localhost:${port}`]);
+  log(`relay listening on ${url} (WebSocket ${url.replace('http', 'ws')}/ws; origins ${[...origins].join(', ')})`);
+
+  return {
+    url,
+    port,
+    get connections() {
+      return wss.clients.size;
+    },
+    close: () =>
+      new Promise<void>((done) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close();
+        http.close(() => done());
+        http.closeAllConnections();
+      }),
+  };
+}
+
+async function serveFile(req: IncomingMessage, res: ServerResponse, options: RelayOptions): Promise<void> {
+  const path = decodeURIComponent((req.url ?? '/').split('?')[0]!);
+  let file: string | undefined = options.files?.[path];
+  if (!file) {
+    for (const [prefix, folder] of Object.entries(options.folders ?? {})) {
+      if (!path.startsWith(prefix)) continue;
+      const root = resolve(folder);
+      const candidate = resolve(join(root, path.slice(prefix.length) || 'index.html'));
+      if (candidate === root || candidate.startsWith(root + sep)) file = candidate;
+    }
+  }
+  const notFound = () => {
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end(`not found: ${path}\n`);
+  };
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.writeHead(405, { 'content-type': 'text/plain', allow: 'GET, HEAD' });
+    res.end('GET only\n');
+    return;
+  }
+  if (!file) return notFound();
+  try {
+    if (!(await stat(file)).isFile()) return notFound();
+    const body = await readFile(file);
+    res.writeHead(200, {
+      'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+      'content-security-policy': "default-src 'self'; connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; img-src 'self' data:",
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+  } catch {
+    notFound();
+  }
+}

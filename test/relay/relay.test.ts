@@ -1,0 +1,205 @@
+/**
+ * The relay, from Node: the browser client (the same module the bundle is built from) over the
+ * `ws` package. Round trips, capabilities, version skew, and the security cases: an origin not
+ * allowed, a connection that never logs in, a wrong password (counted towards the lockout), a
+ * flood, fuzzed and oversized frames, idle connections. In each case the relay keeps serving a
+ * good client.
+ */
+import { randomBytes } from 'node:crypto';
+import { expect } from 'chai';
+import { decode, encode } from '@msgpack/msgpack';
+import WebSocket from 'ws';
+import { startLocalCluster, type LocalCluster } from '../../src/index.js';
+import { startRelay, type Relay } from '../../src/relay/index.js';
+import { connectRelay, type RelayConnection } from '../../src/browser/index.js';
+import { HsmError } from '../../src/hsm-core/index.js';
+
+const enc = new TextEncoder();
+
+/** The ws package's WebSocket, sending the Origin a page on `origin` would. */
+function socketFrom(origin: string) {
+  return class extends WebSocket {
+    constructor(url: string) {
+      super(url, { origin });
+    }
+  } as unknown as new (url: string) => globalThis.WebSocket;
+}
+
+async function refusal(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected a refusal');
+}
+
+/** A raw connection: sends `data`, resolves with how the relay closed it. */
+function rawClose(url: string, origin: string, send: (ws: WebSocket) => void): Promise<{ code: number; reason: string }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { origin });
+    ws.on('open', () => send(ws));
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() }));
+    ws.on('error', reject);
+  });
+}
+
+describe('relay: pages reach the HSM over WebSocket', function () {
+  this.timeout(60_000);
+  let cluster: LocalCluster;
+  let relay: Relay;
+  let wsUrl: string;
+  let Socket: new (url: string) => globalThis.WebSocket;
+  const logs: string[] = [];
+  let good: RelayConnection;
+
+  before(async () => {
+    cluster = await startLocalCluster({
+      adminPassword: 'admin-password',
+      passwordCost: 10,
+      users: [
+        { username: 'app', password: 'app-password', role: 'crypto-user' },
+        { username: 'victim', password: 'victim-password', role: 'crypto-user' },
+      ],
+    });
+    relay = await startRelay({ cluster, port: 0, maxInFlight: 16, maxMessageBytes: 64 * 1024, log: (l) => logs.push(l) });
+    wsUrl = `${relay.url.replace('http', 'ws')}/ws`;
+    Socket = socketFrom(relay.url);
+    good = await connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: Socket });
+  });
+  after(async () => {
+    await good?.logout().catch(() => undefined);
+    await relay?.close();
+    await cluster?.close();
+  });
+
+  /** The good client still works. */
+  async function stillServes(): Promise<void> {
+    const digest = await good.crypto.subtle.digest('SHA-256', enc.encode('abc'));
+    expect(Buffer.from(digest).toString('hex')).to.equal('ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad');
+  }
+
+  it('says what it offers and signs, verifies, encrypts and refuses exports like the Node door', async () => {
+    expect(good.protocolVersion).to.equal(1);
+    expect(good.capabilities.algorithms).to.include.members(['ECDSA', 'AES-GCM', 'RSA-PSS', 'Ed25519', 'HMAC']);
+    expect(good.capabilities.operations).to.include('sign');
+    const subtle = good.crypto.subtle;
+    const pair = (await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as CryptoKeyPair;
+    const data = enc.encode('hello from a page');
+    const signature = await subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, pair.privateKey, data);
+    expect(await subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, pair.publicKey, signature, data)).to.equal(true);
+    const spki = await subtle.exportKey('spki', pair.publicKey);
+    const nodeKey = await crypto.subtle.importKey('spki', spki, { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']);
+    expect(await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, nodeKey, signature, data)).to.equal(true);
+    const refused = await refusal(subtle.exportKey('pkcs8', pair.privateKey));
+    expect(refused.name).to.equal('InvalidAccessError');
+    const aes = await subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
+    const iv = crypto.getRandomValues(new Uint8Array(12));
+    const ct = await subtle.encrypt({ name: 'AES-GCM', iv }, aes, data);
+    expect(new TextDecoder().decode(await subtle.decrypt({ name: 'AES-GCM', iv }, aes, ct))).to.equal('hello from a page');
+    const bad = await refusal(subtle.decrypt({ name: 'AES-GCM', iv }, aes, new Uint8Array(ct).fill(1)));
+    expect(bad.name).to.equal('OperationError');
+    const keys = await good.listKeys();
+    expect(keys.keys.length).to.be.greaterThan(2);
+    expect(keys.keys[0]).to.have.property('clusterCoverage');
+  });
+
+  it('refuses a page that speaks another protocol version, naming both sides\' versions', async () => {
+    const e = await refusal(connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: Socket, versions: [2, 3] }));
+    expect(e.message).to.contain('this relay speaks protocol version 1; the page speaks 2, 3');
+    await stillServes();
+  });
+
+  it('refuses an origin that is not allowed, before any message', async () => {
+    const e = await refusal(connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: socketFrom('http://evil.example') }));
+    expect(e).to.be.instanceOf(HsmError);
+    expect(logs.some((l) => l.includes('origin http://evil.example is not allowed'))).to.equal(true);
+    await stillServes();
+  });
+
+  it('a connection that never logs in can do nothing but hello and capabilities', async () => {
+    const answers: unknown[] = [];
+    await new Promise<void>((resolve) => {
+      const ws = new WebSocket(wsUrl, { origin: relay.url });
+      ws.on('open', () => {
+        ws.send(encode({ id: 1, type: 'request', request: { op: 'generateRandom', length: 8 } }));
+        ws.send(encode({ id: 2, type: 'hello', versions: [1] }));
+        ws.send(encode({ id: 3, type: 'request', request: { op: 'generateRandom', length: 8 } }));
+      });
+      ws.on('message', (d: Buffer) => {
+        answers.push(JSON.stringify(decode(d)));
+        if (answers.length === 3) {
+          ws.close();
+          resolve();
+        }
+      });
+    });
+    const text = answers.join(' ');
+    expect(text).to.contain('send hello');
+    expect(text).to.contain('log in first');
+    await stillServes();
+  });
+
+  it('a wrong password is refused and counts towards the lockout', async () => {
+    const e = await refusal(connectRelay(wsUrl, { username: 'victim', password: 'not-the-password' }, { WebSocket: Socket }));
+    expect(e.message).to.contain('wrong password for victim; 4 more failed logins lock the user');
+    const users = await cluster.listUsers();
+    expect(users.find((u) => u.username === 'victim')!.failedLogins).to.equal(1);
+    await stillServes();
+  });
+
+  it('operations outside its list are refused, and a request may not carry a session', async () => {
+    const e = await refusal(good.send({ op: 'extractMaskedObject', handle: 1 } as never));
+    expect(e.message).to.contain('not offered through the relay');
+    const s = await refusal(good.send({ op: 'generateRandom', length: 4, session: 'x' } as never));
+    expect(s.message).to.contain('no session field');
+  });
+
+  it('a flood beyond the in-flight limit is answered RELAY_BUSY; the flooder and others carry on', async () => {
+    const flooder = await connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: Socket });
+    const results = await Promise.allSettled(Array.from({ length: 200 }, () => flooder.crypto.subtle.digest('SHA-256', randomBytes(512))));
+    const busy = results.filter((r) => r.status === 'rejected');
+    expect(busy.length).to.be.greaterThan(0);
+    expect(results.length - busy.length).to.be.greaterThan(0);
+    expect(String((busy[0] as PromiseRejectedResult).reason.message)).to.contain('requests in flight');
+    expect((await flooder.crypto.subtle.digest('SHA-256', new Uint8Array(1))).byteLength).to.equal(32);
+    await stillServes();
+    await flooder.logout();
+  });
+
+  it('fuzzed, text and oversized frames close only that connection, with a reason', async () => {
+    const origin = relay.url;
+    expect(await rawClose(wsUrl, origin, (ws) => ws.send('{"id":1,"type":"hello"}'))).to.deep.equal({ code: 1003, reason: 'binary MessagePack messages only' });
+    expect((await rawClose(wsUrl, origin, (ws) => ws.send(Buffer.from([0xc1, 0xff, 0x00])))).code).to.equal(1007);
+    expect((await rawClose(wsUrl, origin, (ws) => ws.send(encode([1, 2, 3])))).code).to.equal(1007);
+    expect((await rawClose(wsUrl, origin, (ws) => ws.send(encode({ type: 'hello' })))).code).to.equal(1002);
+    expect((await rawClose(wsUrl, origin, (ws) => ws.send(randomBytes(70 * 1024)))).code).to.equal(1009);
+    for (let i = 0; i < 200; i++) {
+      const closed = await rawClose(wsUrl, origin, (ws) => {
+        ws.send(randomBytes(1 + (i % 64)));
+        setTimeout(() => ws.close(), 20);
+      });
+      expect(closed.code).to.be.oneOf([1000, 1002, 1005, 1007]);
+    }
+    await stillServes();
+    expect(logs.join('\n')).to.not.contain('app-password');
+  });
+
+  it('session keys die with their connection; an idle connection is closed', async () => {
+    const before = (await cluster.hsmInfo())[0]!.keys;
+    const page = await connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: Socket });
+    await page.crypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+    expect((await cluster.hsmInfo())[0]!.keys).to.equal(before + 1);
+    await page.logout();
+    expect((await cluster.hsmInfo())[0]!.keys).to.equal(before);
+
+    const idle = await startRelay({ cluster, port: 0, idleTimeoutMs: 150 });
+    try {
+      const closed = await rawClose(`${idle.url.replace('http', 'ws')}/ws`, idle.url, () => undefined);
+      expect(closed.code).to.equal(1001);
+      expect(closed.reason).to.contain('idle');
+    } finally {
+      await idle.close();
+    }
+  });
+});
