@@ -13,6 +13,7 @@ import { startLocalCluster, type LocalCluster } from '../../src/index.js';
 import { startRelay, type Relay } from '../../src/relay/index.js';
 import { connectRelay, type RelayConnection } from '../../src/browser/index.js';
 import { HsmError } from '../../src/hsm-core/index.js';
+import type { CryptoKeyPair } from '../../src/subtle/types.js';
 
 const enc = new TextEncoder();
 
