@@ -1,5 +1,5 @@
 // Builds strongroom/browser: one ES module for pages (dist/browser/strongroom-browser.js), with no
-// Node built-ins. The WebCrypto door is the same source as in Node; two imports are swapped for
+// Node built-ins, and @peculiar/x509 for the demo pages (dist/browser/x509.js). The WebCrypto door is the same source as in Node; two imports are swapped for
 // the browser: the hsm-core index (which holds the member) for its error module alone, and
 // node:crypto for the page's CSPRNG (src/browser/node-crypto.ts).
 import { build } from 'esbuild';
@@ -16,7 +16,7 @@ const browserSafe = {
   },
 };
 
-for (const [entry, out] of [['src/browser/index.ts', 'strongroom-browser.js']]) {
+for (const [entry, out] of [['src/browser/index.ts', 'strongroom-browser.js'], ['src/browser/x509.ts', 'x509.js']]) {
   await build({
     entryPoints: [join(root, entry)],
     outfile: join(root, 'dist/browser', out),

@@ -144,6 +144,11 @@ export class RelayConnection {
     return this.#link.call({ type: 'listKeys', request }) as Promise<{ keys: (KeyInfo & { clusterCoverage: string })[]; nextToken: string | null }>;
   }
 
+  /** Has the relay's CA (its key in the HSM) sign a PKCS #10 request; PEM certificate and chain. */
+  issueCertificate(csr: Uint8Array | string): Promise<{ certificate: string; chain: string[] }> {
+    return this.#link.call({ type: 'issueCertificate', csr }) as Promise<{ certificate: string; chain: string[] }>;
+  }
+
   /** Logs out; the session keys of this connection are destroyed. */
   logout(): Promise<void> {
     return this.#session.logout();

@@ -7,7 +7,8 @@
  * Page → relay: `{ id, type: 'hello', versions: number[] }` first; then `{ id, type: 'login',
  * username, password, role? }`; then `{ id, type: 'request', request: { op, … } }` (a member
  * request without its session, which the relay adds), `{ id, type: 'capabilities' }`,
- * `{ id, type: 'listKeys', request? }` and `{ id, type: 'logout' }`.
+ * `{ id, type: 'listKeys', request? }`, `{ id, type: 'issueCertificate', csr }` (when the relay
+ * has a CA) and `{ id, type: 'logout' }`.
  *
  * Relay → page: `{ id, ok: true, result }` or `{ id, ok: false, error: { code, message } }`.
  * A message that cannot be read closes the connection with a close reason that says why.
@@ -61,6 +62,7 @@ export type RelayMessage =
   | { id: number; type: 'capabilities' }
   | { id: number; type: 'request'; request: Record<string, unknown> & { op: string } }
   | { id: number; type: 'listKeys'; request?: Record<string, unknown> }
+  | { id: number; type: 'issueCertificate'; csr: Uint8Array | string }
   | { id: number; type: 'logout' };
 
 export type RelayAnswer = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: { code: string; message: string } };

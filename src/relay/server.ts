@@ -21,6 +21,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { HsmError } from '../hsm-core/index.js';
 import type { HsmSession, LoginOptions } from '../cluster-client/index.js';
 import { doorAlgorithms } from '../subtle/subtle.js';
+import type { IssuingCa } from '../keystore/index.js';
 import { CLOSE, RELAY_OPERATIONS, RELAY_PROTOCOL_VERSIONS, type RelayAnswer, type RelayCapabilities } from './protocol.js';
 
 /** What the relay needs of a cluster: a way to log in (LocalCluster and RemoteCluster both fit). */
@@ -48,6 +49,11 @@ export interface RelayOptions {
   files?: Record<string, string>;
   /** Folders served over HTTP under a prefix: `/demo/` → folder. */
   folders?: Record<string, string>;
+  /**
+   * A CA whose key is in the HSM: logged-in pages may send it a PKCS #10 request
+   * (`issueCertificate`) and get a certificate back (the demo's certificate page).
+   */
+  ca?: IssuingCa;
   log?: (line: string) => void;
 }
 
@@ -199,6 +205,14 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         await s.logout();
         return { loggedOut: true };
       }
+      if (type === 'issueCertificate') {
+        if (!options.ca) throw new HsmError('BAD_REQUEST', 'this relay has no issuing CA');
+        const csr = msg.csr;
+        if (!(csr instanceof Uint8Array) && typeof csr !== 'string') throw new HsmError('BAD_REQUEST', 'issueCertificate: csr is DER bytes or PEM text');
+        const cert = await options.ca.signCsr(csr, { days: 30, usages: ['clientAuth'] });
+        log(`issued a certificate for ${cert.subject} to ${session.username}`);
+        return { certificate: cert.toString('pem'), chain: options.ca.chain.map((c) => c.toString('pem')) };
+      }
       if (type === 'listKeys') {
         const request = (msg.request ?? {}) as Record<string, unknown>;
         if (typeof request !== 'object' || Array.isArray(request)) throw new HsmError('BAD_REQUEST', 'listKeys: request is a map');
@@ -211,6 +225,12 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         }
         if (!ALLOWED.has(request.op)) throw new HsmError('PERMISSION_DENIED', `op ${request.op} is not offered through the relay (it offers ${RELAY_OPERATIONS.join(', ')})`);
         if ('session' in request) throw new HsmError('BAD_REQUEST', 'request: no session field; the relay adds the connection\'s own');
+        if (request.op === 'getAuditLog') {
+          // Audit logs are per member: the page names one (default 0).
+          const { member = 0, ...rest } = request as { member?: unknown };
+          if (typeof member !== 'number' || !Number.isInteger(member) || member < 0) throw new HsmError('BAD_REQUEST', 'getAuditLog: member is a member number');
+          return session.sendToMember(member, rest as never);
+        }
         return session.send(request as never);
       }
       throw new HsmError('BAD_REQUEST', `unknown message type ${JSON.stringify(type)}`);
