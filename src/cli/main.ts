@@ -6,10 +6,12 @@
  *
  * @module
  */
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { HsmError, PROFILE_NAMES } from '../hsm-core/index.js';
 import type { LocalCluster } from '../cluster-client/index.js';
+import { demoSite, openDemoCa, startRelay, type Relay } from '../relay/index.js';
+import { connectFromEnvironment } from '../cluster-client/index.js';
 import { up, type UpOptions } from './up.js';
 import { hsmServe } from './hsm-serve.js';
 import { serveControl } from './control.js';
@@ -52,26 +54,29 @@ function act<O extends object>(fn: (opts: O, ...args: string[]) => unknown | Pro
 
 const outputOption = () => new Option('--output <format>', 'text, or json for machines').choices(['text', 'json']).default('text');
 
-/** Serves a started cluster until SIGINT/SIGTERM, with its control socket for `strongroom cluster …`. */
-async function serve(cluster: LocalCluster, dataDir: string): Promise<void> {
+/** Serves a started cluster (and its relay) until SIGINT/SIGTERM, with its control socket for `strongroom cluster …`. */
+async function serve(cluster: LocalCluster, dataDir: string, relay: Relay | null = null): Promise<void> {
   const control = await serveControl(cluster, dataDir);
   console.log(`Serving. Press Ctrl-C to stop. (Members: strongroom cluster status --data-dir ${dataDir})`);
   const stop = () => {
     control.close();
-    void cluster.close().then(() => {
-      console.log('Strongroom: stopped.');
-      process.exit(0);
-    });
+    void (relay?.close() ?? Promise.resolve())
+      .then(() => cluster.close())
+      .then(() => {
+        console.log('Strongroom: stopped.');
+        process.exit(0);
+      });
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 }
 
-type UpFlags = { profile: 'cloudhsm' | 'unlimited'; members: number; transport: 'tls' | 'worker' | 'in-process'; dataDir: string; once?: boolean };
+type UpFlags = { profile: 'cloudhsm' | 'unlimited'; members: number; transport: 'tls' | 'worker' | 'in-process'; dataDir: string; once?: boolean; relay?: string | false };
 
 async function runUp(opts: UpFlags, extra: Partial<UpOptions> = {}): Promise<void> {
-  const cluster = await up({ ...opts, once: opts.once === true, log: (line) => console.log(line), ...extra });
-  if (!opts.once) await serve(cluster, resolve(opts.dataDir));
+  const { relay: listen, ...rest } = opts;
+  const { cluster, relay } = await up({ ...rest, once: opts.once === true, relay: listen === false ? null : (listen ?? '127.0.0.1:8787'), log: (line) => console.log(line), ...extra });
+  if (!opts.once) await serve(cluster, resolve(opts.dataDir), relay);
 }
 
 const clusterOptions = (command: Command) =>
@@ -79,7 +84,9 @@ const clusterOptions = (command: Command) =>
     .addOption(new Option('--profile <profile>', 'limits to enforce').choices([...PROFILE_NAMES]).default('cloudhsm'))
     .option('--members <n>', 'how many members', int('--members', 1, 32), 3)
     .addOption(new Option('--transport <transport>', 'where members run').choices(['tls', 'worker', 'in-process']).default('tls'))
-    .option('--once', 'stop after starting instead of serving');
+    .option('--once', 'stop after starting instead of serving')
+    .option('--relay <host:port>', 'where the relay and demo pages listen while serving (port 0: any free port)', '127.0.0.1:8787')
+    .option('--no-relay', 'serve without the relay and demo pages');
 
 clusterOptions(
   program
@@ -206,6 +213,47 @@ program
       process.stdin.resume();
     }
   });
+
+program
+  .command('relay')
+  .description('serve browser pages: the WebSocket relay to the cluster, the browser bundle and the demo pages')
+  .option('--listen <host:port>', 'where to listen (port 0: any free port)', '127.0.0.1:8787')
+  .option('--cluster <cluster>', 'a cluster.json (strongroom up writes one) or host:port addresses (with --ca, --cert, --key)', '.strongroom/cluster.json')
+  .option('--ca <file>', "the trust anchor's certificate, with addresses")
+  .option('--cert <file>', 'the client certificate, with addresses')
+  .option('--key <file>', "the client certificate's key, with addresses")
+  .option('--allow-origin <origins...>', "origins allowed to connect (default: the relay's own)")
+  .option('--demo-ca-user <user:password>', 'a crypto user whose HSM key is the demo CA (the certificate page); its certificate goes beside --cluster')
+  .option('--no-demo', 'serve the WebSocket and the bundle only, not the demo pages')
+  .action(
+    act<{ listen: string; cluster: string; ca?: string; cert?: string; key?: string; allowOrigin?: string[]; demoCaUser?: string; demo: boolean }>(async (opts) => {
+      const at = opts.listen.lastIndexOf(':');
+      const port = Number(opts.listen.slice(at + 1));
+      if (at < 1 || !Number.isInteger(port) || port < 0 || port > 65535) throw new HsmError('BAD_REQUEST', `--listen: host:port, got ${JSON.stringify(opts.listen)}`);
+      const cluster = await connectFromEnvironment({ STRONGROOM_CLUSTER: opts.cluster, STRONGROOM_CA: opts.ca, STRONGROOM_CERT: opts.cert, STRONGROOM_KEY: opts.key });
+      let ca;
+      if (opts.demoCaUser) {
+        const colon = opts.demoCaUser.indexOf(':');
+        if (colon < 1) throw new HsmError('BAD_REQUEST', '--demo-ca-user: user:password');
+        const session = await cluster.login(opts.demoCaUser.slice(0, colon), opts.demoCaUser.slice(colon + 1), { role: 'crypto-user' });
+        ca = await openDemoCa(session, join(dirname(resolve(opts.cluster.endsWith('.json') ? opts.cluster : '.')), 'demo-ca.crt'));
+      }
+      const site = demoSite();
+      const relay = await startRelay({
+        cluster,
+        host: opts.listen.slice(0, at).replace(/^\[|\]$/g, ''),
+        port,
+        ...(opts.allowOrigin ? { allowedOrigins: opts.allowOrigin } : {}),
+        ...(ca ? { ca } : {}),
+        ...(opts.demo ? site : { files: { '/strongroom-browser.js': site.files['/strongroom-browser.js']! } }),
+        log: (line) => console.error(line),
+      });
+      console.log(`Relay: ${relay.url}/${opts.demo ? ' (demo pages)' : ''}, WebSocket ${relay.url.replace('http', 'ws')}/ws`);
+      const stop = () => void relay.close().then(() => cluster.close()).then(() => process.exit(0));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    }),
+  );
 
 program
   .command('keytool')

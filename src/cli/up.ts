@@ -13,11 +13,14 @@
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startLocalCluster, type LocalCluster, type LocalTransport } from '../cluster-client/index.js';
+import { demoSite, openDemoCa, startRelay, type Relay } from '../relay/index.js';
 import type { ProfileName } from '../hsm-core/index.js';
 
 /** Development credentials: printed, never meant for anything but a local cluster. */
 export const DEV_ADMIN = { username: 'admin', password: 'strongroom-admin' } as const;
 export const DEV_USER = { username: 'app', password: 'strongroom-app' } as const;
+/** The crypto user that owns the demo CA's key. */
+export const DEV_CA_USER = { username: 'demo_ca', password: 'strongroom-demo-ca' } as const;
 
 export interface UpOptions {
   profile: ProfileName;
@@ -26,6 +29,8 @@ export interface UpOptions {
   dataDir: string;
   /** Stop after the sample instead of serving until a signal. */
   once: boolean;
+  /** Where the relay and demo pages listen while serving (`host:port`, port 0 for any); null for none. Default 127.0.0.1:8787. */
+  relay?: string | null;
   /** Make the cluster from a backup (CloudHSM's create-cluster --source-backup-id) instead of activating a new one. */
   fromBackup?: { dir: string; backupId: string };
   log: (line: string) => void;
@@ -39,7 +44,13 @@ export interface ClusterFile {
   key: string;
 }
 
-export async function up(options: UpOptions): Promise<LocalCluster> {
+export interface Up {
+  cluster: LocalCluster;
+  /** The relay and demo pages, when serving. */
+  relay: Relay | null;
+}
+
+export async function up(options: UpOptions): Promise<Up> {
   const { log } = options;
   const dataDir = resolve(options.dataDir);
   const cluster = await startLocalCluster({
@@ -48,7 +59,7 @@ export async function up(options: UpOptions): Promise<LocalCluster> {
     members: options.members,
     transport: options.transport,
     dataDir,
-    ...(options.fromBackup ? { fromBackup: options.fromBackup } : { users: [{ ...DEV_USER, role: 'crypto-user' as const }] }),
+    ...(options.fromBackup ? { fromBackup: options.fromBackup } : { users: [{ ...DEV_USER, role: 'crypto-user' as const }, { ...DEV_CA_USER, role: 'crypto-user' as const }] }),
   });
   try {
     const infos = await cluster.hsmInfo();
@@ -92,6 +103,33 @@ export async function up(options: UpOptions): Promise<LocalCluster> {
   if (options.once) {
     await cluster.close();
     log('Stopped (--once).');
+    return { cluster, relay: null };
   }
-  return cluster;
+  let relay: Relay | null = null;
+  if (options.relay !== null && !options.fromBackup) {
+    try {
+      relay = await startDemoRelay(cluster, options.relay ?? '127.0.0.1:8787', dataDir);
+    } catch (e) {
+      await cluster.close();
+      throw e;
+    }
+    log(`Demo pages: ${relay.url}/  (log in as ${DEV_USER.username} / ${DEV_USER.password}; ${DEV_ADMIN.username} / ${DEV_ADMIN.password} as admin for the audit log)`);
+  }
+  return { cluster, relay };
+}
+
+/** The relay with the demo pages and the demo CA (its key owned by demo_ca, its certificate in the data folder). */
+async function startDemoRelay(cluster: LocalCluster, listen: string, dataDir: string): Promise<Relay> {
+  const at = listen.lastIndexOf(':');
+  const host = listen.slice(0, at).replace(/^\[|\]$/g, '');
+  const port = Number(listen.slice(at + 1));
+  if (at < 1 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--relay: host:port, got ${JSON.stringify(listen)}`);
+  const caSession = await cluster.login(DEV_CA_USER.username, DEV_CA_USER.password);
+  const ca = await openDemoCa(caSession, join(dataDir, 'demo-ca.crt'));
+  try {
+    return await startRelay({ cluster, host, port, ca, ...demoSite() });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(code === 'EADDRINUSE' ? `the relay's port ${port} is in use; pass --relay ${host}:0 (any free port) or another port, or --no-relay` : String(e));
+  }
 }

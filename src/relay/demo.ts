@@ -4,10 +4,12 @@
  *
  * @module
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HsmError } from '../hsm-core/index.js';
+import { HsmError, loadX509 } from '../hsm-core/index.js';
+import type { HsmSession } from '../cluster-client/index.js';
+import { IssuingCa } from '../keystore/index.js';
 
 /** The folder of Strongroom's package.json, from here (source or built). */
 export function packageRoot(): string {
@@ -37,4 +39,25 @@ export function demoSite(root = packageRoot()): { files: Record<string, string>;
     },
     folders: { '/demo/': join(root, 'samples', 'browser') },
   };
+}
+
+const DEMO_CA = { subject: 'CN=Strongroom Demo CA, O=Strongroom (development only)', alias: 'strongroom-demo-ca' } as const;
+
+/**
+ * The demo's issuing CA, its key in the HSM (a token key of `session`'s user) and its
+ * certificate in `certFile`: opened if both are there, made (and the certificate written) if not.
+ */
+export async function openDemoCa(session: HsmSession, certFile: string): Promise<IssuingCa> {
+  if (existsSync(certFile)) {
+    const { X509Certificate } = await loadX509();
+    try {
+      return await IssuingCa.open(session, DEMO_CA.alias, [new X509Certificate(readFileSync(certFile, 'utf8'))]);
+    } catch (e) {
+      if (!(e instanceof HsmError && e.code === 'KEY_NOT_FOUND')) throw e;
+      // The certificate outlived its key (a new cluster in the same folder): make a new CA.
+    }
+  }
+  const ca = await IssuingCa.createRoot(session, { ...DEMO_CA, algorithm: 'ECDSA-P256', days: 3650 });
+  writeFileSync(certFile, ca.certificate.toString('pem') + '\n');
+  return ca;
 }

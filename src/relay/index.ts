@@ -5,5 +5,5 @@
  * @module
  */
 export { startRelay, type Relay, type RelayCluster, type RelayOptions } from './server.js';
-export { demoSite, packageRoot } from './demo.js';
+export { demoSite, openDemoCa, packageRoot } from './demo.js';
 export { RELAY_OPERATIONS, RELAY_PROTOCOL_VERSIONS, CLOSE, type RelayCapabilities, type RelayMessage, type RelayAnswer } from './protocol.js';

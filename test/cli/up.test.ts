@@ -32,12 +32,13 @@ describe('cli: strongroom up', function () {
     expect(stdout).to.include(`trust anchor ${join(dir, 'customerCA.crt')}`);
     expect(stdout).to.include('decrypted: "attack at dawn"');
     expect(stdout).to.include('export refused: KEY_NOT_EXTRACTABLE');
-    expect(stdout).to.include('Users on the cluster: admin (admin, full), app (crypto-user, full)');
+    expect(stdout).to.include('Users on the cluster: admin (admin, full), app (crypto-user, full), app_user (appliance, full), demo_ca (crypto-user, full)');
+    expect(stdout).to.not.include('Demo pages');
     expect(stdout).to.match(/Stopped \(--once\)\.\n$/);
   });
 
   it('serves until Ctrl-C: clients connect with the printed files (also through strongroom/register), then it stops cleanly', async () => {
-    const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dir, '--relay', '127.0.0.1:0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));
@@ -52,6 +53,14 @@ describe('cli: strongroom up', function () {
         }, 50);
         void exited.then(() => reject(new Error(`strongroom up exited early: ${out}`)));
       });
+      // The relay and the demo pages, where it says.
+      const demo = /Demo pages: (http:\/\/127\.0\.0\.1:\d+)\/ {2}\(log in as app \/ strongroom-app; admin \/ strongroom-admin as admin for the audit log\)/.exec(out);
+      expect(demo, out).to.not.equal(null);
+      const home = await fetch(`${demo![1]}/`);
+      expect(home.status).to.equal(200);
+      expect(await home.text()).to.contain('<title>Strongroom');
+      expect((await fetch(`${demo![1]}/strongroom-browser.js`)).headers.get('content-type')).to.contain('text/javascript');
+      expect(readFileSync(join(dir, 'demo-ca.crt'), 'utf8')).to.contain('BEGIN CERTIFICATE');
       const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as { members: string[]; ca: string; cert: string; key: string };
       expect(file.members).to.have.length(3);
       const credentials = { ca: readFileSync(file.ca, 'utf8'), cert: readFileSync(file.cert, 'utf8'), key: readFileSync(file.key, 'utf8') };
