@@ -16,6 +16,12 @@ import { IssuingCa } from '../../src/keystore/index.js';
 import { demoSite, startRelay, type Relay } from '../../src/relay/index.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The page's document, as the functions evaluated in the page see it (this module has no DOM types; the pages' CSP forbids string evaluation). */
+declare const document: {
+  getElementById(id: string): { textContent: string | null; value?: string } | null;
+  querySelectorAll(selector: string): { length: number };
+};
 const ARTIFACTS = join(ROOT, 'test', '.artifacts');
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -77,9 +83,9 @@ describe('relay: the demo pages in Chromium', function () {
   it('sign and verify: a non-extractable HSM key signs; an edited text fails verification', async () => {
     await page.click('a[data-view=sign]');
     await page.click('#sign-generate');
-    await page.waitForFunction("document.getElementById('sign-key').textContent.includes('extractable: false')");
+    await page.waitForFunction(() => document.getElementById('sign-key')!.textContent!.includes('extractable: false'));
     await page.click('#sign-sign');
-    await page.waitForFunction("document.getElementById('sign-signature').value.length > 0");
+    await page.waitForFunction(() => document.getElementById('sign-signature')!.value!.length > 0);
     await page.click('#sign-verify');
     await page.waitForSelector('#sign-result:not([hidden])');
     expect(await page.textContent('#sign-result')).to.contain('✓ The signature is valid');
@@ -99,7 +105,7 @@ describe('relay: the demo pages in Chromium', function () {
     expect(await page.textContent('#files-result')).to.contain('secret.txt (1040 bytes)');
     expect(await page.textContent('#files-result')).to.contain('1056 bytes (16-byte tag)');
     await page.click('#files-decrypt');
-    await page.waitForFunction("document.getElementById('files-result').textContent.includes('Matches the file')");
+    await page.waitForFunction(() => document.getElementById('files-result')!.textContent!.includes('Matches the file'));
     expect(await page.textContent('#files-result')).to.contain('yes ✓');
     expect(await page.textContent('#files-result')).to.contain('the launch codes are 0000');
     await shot('files');
@@ -109,7 +115,7 @@ describe('relay: the demo pages in Chromium', function () {
     await page.click('a[data-view=certificate]');
     await page.fill('#cert-cn', 'browser.example');
     await page.click('#cert-csr');
-    await page.waitForFunction("document.getElementById('cert-csr-pem').value.startsWith('-----BEGIN CERTIFICATE REQUEST-----')");
+    await page.waitForFunction(() => document.getElementById('cert-csr-pem')!.value!.startsWith('-----BEGIN CERTIFICATE REQUEST-----'));
     await page.click('#cert-issue');
     await page.waitForSelector('#cert-facts:not([hidden])');
     const shown = await page.textContent('#cert-facts');
@@ -125,7 +131,7 @@ describe('relay: the demo pages in Chromium', function () {
 
   it('keys: lists the keys made in this session with their attributes', async () => {
     await page.click('a[data-view=keys]');
-    await page.waitForFunction("document.querySelectorAll('#keys-table tbody tr').length >= 5");
+    await page.waitForFunction(() => document.querySelectorAll('#keys-table tbody tr').length >= 5);
     const text = await page.textContent('#keys-table');
     expect(text).to.contain('private-key');
     expect(text).to.contain('secret-key');
@@ -143,13 +149,13 @@ describe('relay: the demo pages in Chromium', function () {
     await admin.fill('#password', 'admin-password');
     await admin.selectOption('#role', 'admin');
     await admin.click('#login');
-    await admin.waitForFunction("document.querySelectorAll('#audit-table tbody tr').length > 5");
+    await admin.waitForFunction(() => document.querySelectorAll('#audit-table tbody tr').length > 5);
     const before = await admin.$$eval('#audit-table tbody tr', (rows) => rows.length);
     expect(await admin.textContent('#audit-table')).to.contain('CN_LOGIN');
     // A new event shows up without reloading.
     const s = await cluster.login('app', 'app-password');
     await s.logout();
-    await admin.waitForFunction(`document.querySelectorAll('#audit-table tbody tr').length > ${before}`, undefined, { timeout: 10_000 });
+    await admin.waitForFunction((n) => document.querySelectorAll('#audit-table tbody tr').length > n, before, { timeout: 10_000 });
     await admin.screenshot({ path: join(ARTIFACTS, 'relay-audit.png'), fullPage: true });
     await admin.close();
   });
