@@ -13,13 +13,20 @@
  * calls in flight, on 1 and 2 worker members and on 2 TLS members, against native WebCrypto; and
  * the per-request cost of a TLS member when pipelined.
  *
+ * A third table measures the relay: ECDSA P-256 sign and AES-GCM 1 KiB from a Node WebSocket
+ * client (strongroom/browser over the ws package), 64 in flight, beside the same through
+ * `session.crypto` and native WebCrypto.
+ *
  * Environment: BENCH_SECONDS (default 1) per measurement, BENCH_ROUNDS (default 3),
- * BENCH_ONLY=door|cluster to run one table.
+ * BENCH_ONLY=door|cluster|relay to run one table.
  */
 import { webcrypto } from 'node:crypto';
 import { cpus } from 'node:os';
 import { Crypto as PeculiarCrypto } from '@peculiar/webcrypto';
+import WebSocket from 'ws';
 import { startLocalCluster, type HsmSession, type LocalCluster } from '../src/index.js';
+import { startRelay } from '../src/relay/index.js';
+import { connectRelay } from '../src/browser/index.js';
 
 type Subtle = webcrypto.SubtleCrypto;
 type Pair = webcrypto.CryptoKeyPair;
@@ -155,7 +162,45 @@ async function benchCluster(): Promise<void> {
   for (const c of [...clusters.map(([, c]) => c), ...one]) await c.close();
 }
 
+async function benchRelay(): Promise<void> {
+  const IN_FLIGHT = 64;
+  const cluster = await startLocalCluster({ adminPassword: 'bench-admin-pw', users: [CLUSTER_USER] });
+  const relay = await startRelay({ cluster, port: 0, maxInFlight: 1024 });
+  const Socket = class extends WebSocket {
+    constructor(url: string) {
+      super(url, { origin: relay.url });
+    }
+  } as unknown as new (url: string) => globalThis.WebSocket;
+  const page = await connectRelay(`${relay.url.replace('http', 'ws')}/ws`, { username: CLUSTER_USER.username, password: CLUSTER_USER.password }, { WebSocket: Socket });
+  const session = await cluster.login(CLUSTER_USER.username, CLUSTER_USER.password);
+  const cases = async (subtle: Subtle) => {
+    const ec = (await subtle.generateKey(EC, false, ['sign', 'verify'])) as Pair;
+    const aes = (await subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt'])) as Key;
+    return {
+      'ECDSA P-256 sign': () => subtle.sign(ECDSA, ec.privateKey, kib),
+      'AES-256-GCM encrypt 1 KiB': () => subtle.encrypt({ name: 'AES-GCM', iv }, aes, kib),
+    };
+  };
+  const impls = [await cases(webcrypto.subtle), await cases(session.crypto.subtle as unknown as Subtle), await cases(page.crypto.subtle as unknown as Subtle)];
+  console.log(`\nThe relay: one in-process member; a Node WebSocket client through the relay (strongroom/browser over ws), ${IN_FLIGHT} calls in flight; ratios to native.\n`);
+  const rows: string[][] = [];
+  for (const name of ['ECDSA P-256 sign', 'AES-256-GCM encrypt 1 KiB'] as const) {
+    const { rates, ratios } = await compare(impls.map((c) => c[name]), IN_FLIGHT);
+    rows.push([name, ...rates.map((r) => r.toFixed(0)), ratios[1]!.toFixed(2), ratios[2]!.toFixed(2), (rates[2]! / rates[1]!).toFixed(2)]);
+  }
+  table(['operation', 'native ops/s', 'session.crypto ops/s', 'relay ops/s', 'session.crypto ×', 'relay ×', 'relay / session.crypto'], rows);
+  await page.logout();
+  await session.logout();
+  await relay.close();
+  await cluster.close();
+}
+
 async function main(): Promise<void> {
+  if (process.env.BENCH_ONLY === 'relay') {
+    console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
+    await benchRelay();
+    return;
+  }
   if (process.env.BENCH_ONLY === 'cluster') {
     console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
     await benchCluster();
@@ -215,6 +260,7 @@ async function main(): Promise<void> {
   await s.logout();
   await cluster.close();
   if (process.env.BENCH_ONLY !== 'door') await benchCluster();
+  if (process.env.BENCH_ONLY !== 'door') await benchRelay();
 }
 
 await main();
