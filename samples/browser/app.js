@@ -84,6 +84,8 @@ $('login-form').addEventListener('submit', async (event) => {
     $('nav').hidden = false;
     $('protocol').textContent = `protocol ${hsm.protocolVersion} · ${hsm.capabilities.algorithms.length} algorithms`;
     x509.cryptoProvider.set(hsm.crypto);
+    // Admins manage users and read the audit log; they never create or use keys (CloudHSM's rule).
+    for (const a of document.querySelectorAll('nav a')) a.hidden = hsm.role === 'admin' && a.dataset.view !== 'audit';
     if (hsm.role === 'admin') location.hash = '#/audit';
     show();
   } catch (e) {

@@ -151,6 +151,7 @@ describe('relay: the demo pages in Chromium', function () {
     await admin.click('#login');
     await admin.waitForFunction(() => document.querySelectorAll('#audit-table tbody tr').length > 5);
     const before = await admin.$$eval('#audit-table tbody tr', (rows) => rows.length);
+    expect(await admin.isHidden('a[data-view=sign]')).to.equal(true);
     expect(await admin.textContent('#audit-table')).to.contain('CN_LOGIN');
     // A new event shows up without reloading.
     const s = await cluster.login('app', 'app-password');
