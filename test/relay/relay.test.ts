@@ -186,6 +186,27 @@ describe('relay: pages reach the HSM over WebSocket', function () {
     expect(logs.join('\n')).to.not.contain('app-password');
   });
 
+  it('refuses connections beyond its limit, and takes new ones when others leave', async () => {
+    const small = await startRelay({ cluster, port: 0, maxConnections: 2 });
+    const url = `${small.url.replace('http', 'ws')}/ws`;
+    const S = socketFrom(small.url);
+    try {
+      const a = await connectRelay(url, { username: 'app', password: 'app-password' }, { WebSocket: S });
+      const b = await connectRelay(url, { username: 'app', password: 'app-password' }, { WebSocket: S });
+      const refused = await refusal(connectRelay(url, { username: 'app', password: 'app-password' }, { WebSocket: S }));
+      expect(refused).to.be.instanceOf(HsmError);
+      expect(small.connections).to.equal(2);
+      expect((await a.crypto.subtle.digest('SHA-256', new Uint8Array(1))).byteLength).to.equal(32);
+      await b.logout();
+      for (let i = 0; i < 50 && small.connections > 1; i++) await new Promise((r) => setTimeout(r, 10));
+      const c = await connectRelay(url, { username: 'app', password: 'app-password' }, { WebSocket: S });
+      await c.logout();
+      await a.logout();
+    } finally {
+      await small.close();
+    }
+  });
+
   it('session keys die with their connection; an idle connection is closed', async () => {
     const before = (await cluster.hsmInfo())[0]!.keys;
     const page = await connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: Socket });
