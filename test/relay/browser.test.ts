@@ -4,7 +4,7 @@
  * in test/.artifacts/. Without Chromium the suite is skipped, unless STRONGROOM_REQUIRE_BROWSER
  * is set (CI sets it), when it fails.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
@@ -50,11 +50,18 @@ describe('relay: the demo pages in Chromium', function () {
       users: [
         { username: 'app', password: 'app-password', role: 'crypto-user' },
         { username: 'demo_ca', password: 'demo-ca-password', role: 'crypto-user' },
+        { username: 'readme', password: 'strongroom-app', role: 'crypto-user' },
       ],
     });
     const caSession = await cluster.login('demo_ca', 'demo-ca-password');
     ca = await IssuingCa.createRoot(caSession, { subject: 'CN=Strongroom Demo CA', alias: 'demo-ca', algorithm: 'ECDSA-P256' });
-    relay = await startRelay({ cluster, port: 0, ca, ...demoSite() });
+    // The README's page example, served as a file (the pages' CSP allows no inline script).
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const example = /<!-- browser-example -->\n```js\n([\s\S]*?)```/.exec(readme)![1]!.replace("username: 'app'", "username: 'readme'");
+    mkdirSync(join(ROOT, 'test', '.tmp'), { recursive: true });
+    writeFileSync(join(ROOT, 'test', '.tmp', 'readme-browser-example.js'), example);
+    const site = demoSite();
+    relay = await startRelay({ cluster, port: 0, ca, ...site, files: { ...site.files, '/readme-example.js': join(ROOT, 'test', '.tmp', 'readme-browser-example.js') } });
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1100, height: 900 } });
   });
@@ -137,6 +144,15 @@ describe('relay: the demo pages in Chromium', function () {
     expect(text).to.contain('secret-key');
     expect(text).to.match(/0x[0-9a-f]{16}/);
     await shot('keys');
+  });
+
+  it("the README's page example runs in a page served by the relay", async () => {
+    const readmePage = await browser.newPage();
+    const logged = new Promise<string>((resolve) => readmePage.on('console', (m) => m.text().startsWith('signature of') && resolve(m.text())));
+    await readmePage.goto(relay.url);
+    await readmePage.addScriptTag({ url: '/readme-example.js', type: 'module' });
+    expect(await logged).to.equal('signature of 64 bytes, valid: true');
+    await readmePage.close();
   });
 
   it('audit: an admin sees the audit log live; a crypto user is told it is for admins', async () => {
