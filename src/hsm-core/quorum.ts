@@ -174,8 +174,9 @@ export class QuorumTokens {
     return record;
   }
 
-  consume(id: string): void {
-    this.#tokens.delete(id);
+  /** Uses a token up; false if it was gone already (used, deleted or dropped meanwhile). */
+  consume(id: string): boolean {
+    return this.#tokens.delete(id);
   }
 
   /** Deletes tokens; returns how many. */

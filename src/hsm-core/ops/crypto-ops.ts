@@ -41,13 +41,10 @@ export const sign: Handler<'sign'> = async (m, caller, req) => {
   const key = usableKey(m.keys, me, req.handle, 'sign');
   const entry = SIGNERS[req.mechanism.name];
   if (!entry.keyTypes.includes(key.type)) throw keyTypeError(req.mechanism.name, entry.keyTypes.join(' or '), key);
-  if (key.attrs['use-key-quorum-value'] > 1) {
-    keyApproval(m, me, key, 'use', req.approval);
-    const signature = await entry.sign(key.material.key, req.mechanism as never, req.data, m.profile);
-    keyApproval(m, me, key, 'use', req.approval)();
-    return { signature };
-  }
-  return { signature: await entry.sign(key.material.key, req.mechanism as never, req.data, m.profile) };
+  const approve = keyApproval(m, me, key, 'use', req.approval);
+  const signature = await entry.sign(key.material.key, req.mechanism as never, req.data, m.profile);
+  approve();
+  return { signature };
 };
 
 export const verify: Handler<'verify'> = async (m, caller, req) => {

@@ -27,7 +27,8 @@ const NOTHING = (): void => undefined;
 /**
  * Checks an approval for an operation that needs `required` approvals (≤ 1: none) and returns
  * what to call when the operation commits: it consumes the token (single use) and writes
- * CN_APPROVE_TOKEN. Nothing is consumed if the operation is refused later.
+ * CN_APPROVE_TOKEN, or throws if the token went meanwhile (an operation that awaits between the
+ * check and its commit). Nothing is consumed if the operation is refused later.
  */
 export function requireApproval(
   m: MemberState,
@@ -65,7 +66,9 @@ export function requireApproval(
     throw new HsmError('QUORUM_APPROVAL_REQUIRED', `${APPROVAL_REQUIRED} (${approvers.size} valid approval${approvers.size === 1 ? '' : 's'} of the ${required} needed)`);
   }
   return () => {
-    m.quorumTokens.consume(token.id);
+    if (!m.quorumTokens.consume(token.id)) {
+      throw new HsmError('QUORUM_TOKEN_INVALID', 'approval: the token was used, deleted or dropped while the operation ran; generate a new one');
+    }
     m.audit.append({
       opcode: 'CN_APPROVE_TOKEN',
       sessionHandle: caller.handle,
@@ -171,8 +174,7 @@ export const setQuorumValue: Handler<'setQuorumValue'> = (m, caller, req) => {
       throw new HsmError('QUORUM_VALUE_INVALID', `value: ${req.value} approvals would need ${req.value} admins, and the cluster has ${approvers}; create more admins first (best practice: M+1)`);
     }
   }
-  const commit = adminApproval(m, me, 'quorum', req.approval);
-  commit();
+  adminApproval(m, me, 'quorum', req.approval)();
   m.quorum.values[req.service] = req.value;
   return { service: req.service, value: req.value };
 };
@@ -186,25 +188,23 @@ export const setQuorumTimeouts: Handler<'setQuorumTimeouts'> = (m, _caller, req)
 
 // ---- token-sign registration ------------------------------------------------------------------
 
-/** Checks a registration: a live registration token of the caller's session, signed by the key. */
-function checkRegistration(m: MemberState, me: SessionRecord, publicKey: Uint8Array, registration: { approvalData: Uint8Array; signature: Uint8Array }): string {
-  const spki = spkiOf(parseTokenSignKey(publicKey));
+/** Checks a registration: a live registration token of the caller's session, signed by the key (`spki`). */
+function checkRegistration(m: MemberState, me: SessionRecord, spki: string, registration: { approvalData: Uint8Array; signature: Uint8Array }): void {
   const token = m.quorumTokens.find(registration.approvalData, me, 'registration', null);
   if (!verifyDigestSignature(spki, sha256(registration.approvalData), registration.signature)) {
     throw new HsmError('QUORUM_TOKEN_INVALID', 'registration: the signed token does not verify under the public key (sign the base64-decoded unsigned token with the matching private key, SHA-256, RSA PKCS #1 v1.5)');
   }
   m.quorumTokens.consume(token.id);
-  return spki;
 }
 
 export const registerQuorumKey: Handler<'registerQuorumKey'> = (m, caller, req) => {
   const me = signedIn(caller);
   const user = m.users.get(me.username)!;
-  const probe = spkiOf(parseTokenSignKey(req.publicKey));
-  if (user.tokenSign?.mfa && user.tokenSign.key !== probe) {
+  const spki = spkiOf(parseTokenSignKey(req.publicKey));
+  if (user.tokenSign?.mfa && user.tokenSign.key !== spki) {
     throw new HsmError('KEY_INVALID', `${me.username} uses another key for MFA; the same token-sign key serves MFA and quorum, so register that key (or change MFA first)`);
   }
-  const spki = checkRegistration(m, me, req.publicKey, req.registration);
+  checkRegistration(m, me, spki, req.registration);
   user.tokenSign = { key: spki, mfa: user.tokenSign?.mfa ?? false, quorum: true };
   return { username: user.username, role: user.role };
 };
@@ -219,14 +219,14 @@ export const changeMfa: Handler<'changeMfa'> = (m, caller, req) => {
   if (req.role !== undefined && req.role !== user.role) throw new HsmError('USER_NOT_FOUND', `${username} is a ${user.role}, not a ${req.role}`);
   if (req.deregister) {
     if (req.publicKey || req.registration) throw new HsmError('BAD_REQUEST', 'give either --deregister or a key with its signed token, not both');
-    const commit = adminApproval(m, me, 'user', req.approval);
-    commit();
+    adminApproval(m, me, 'user', req.approval)();
     // The same key serves quorum: deregistering MFA deregisters quorum too (CLOUDHSM.md §1.5).
     user.tokenSign = null;
     return { username, role: user.role, mfa: false, quorum: false };
   }
   if (!req.publicKey || !req.registration) throw new HsmError('BAD_REQUEST', 'publicKey and registration: give the token-sign public key and the signed registration token, or deregister');
-  const spki = checkRegistration(m, me, req.publicKey, req.registration);
+  const spki = spkiOf(parseTokenSignKey(req.publicKey));
+  checkRegistration(m, me, spki, req.registration);
   const quorum = req.changeQuorum === true || (user.tokenSign?.quorum === true && user.tokenSign.key === spki);
   user.tokenSign = { key: spki, mfa: true, quorum };
   return { username, role: user.role, mfa: true, quorum };

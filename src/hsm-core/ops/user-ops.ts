@@ -152,7 +152,7 @@ export const listUsers: Handler<'listUsers'> = (m) => ({
 export const createUser: Handler<'createUser'> = async (m, caller, req) => {
   const username = normaliseUsername(req.username);
   checkPasswordRule(req.password);
-  adminApproval(m, signedIn(caller), 'user', req.approval);
+  const approve = adminApproval(m, signedIn(caller), 'user', req.approval);
   const refuseIfExists = () => {
     if (m.users.has(username)) throw new HsmError('USER_EXISTS', `a user named ${username} already exists`);
     if (m.users.size >= m.profile.maxUsers) {
@@ -162,7 +162,7 @@ export const createUser: Handler<'createUser'> = async (m, caller, req) => {
   refuseIfExists();
   const password = await hashPassword(req.password, m.passwordCost);
   refuseIfExists();
-  adminApproval(m, signedIn(caller), 'user', req.approval)();
+  approve();
   m.users.set(username, { username, role: req.role, password, failedLogins: 0 });
   return { username, role: req.role };
 };
@@ -191,13 +191,13 @@ export const changePassword: Handler<'changePassword'> = async (m, caller, req) 
     }
   }
   checkPasswordRule(req.password);
-  adminApproval(m, me, 'user', req.approval);
+  const approve = adminApproval(m, me, 'user', req.approval);
   const password = await hashPassword(req.password, m.passwordCost);
   if (m.users.get(user.username) !== user) throw new HsmError('USER_NOT_FOUND', `no user named ${user.username} on this member`);
   if (!self && m.sessions.isLoggedIn(user.username)) {
     throw new HsmError('USER_LOGGED_IN', `${user.username} is logged in; their password cannot change until they log out`);
   }
-  adminApproval(m, me, 'user', req.approval)();
+  approve();
   user.password = password;
   user.failedLogins = 0;
   if (user.tokenSign && (req.deregisterMfa || req.deregisterQuorum)) {
