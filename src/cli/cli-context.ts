@@ -10,7 +10,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { connect, connectFromEnvironment, type HsmSession, type RemoteCluster } from '../cluster-client/index.js';
+import { connect, connectFromEnvironment, parseAddress, type HsmSession, type RemoteCluster } from '../cluster-client/index.js';
 import { HsmError } from '../hsm-core/index.js';
 
 export interface ClusterEntry {
@@ -52,7 +52,10 @@ export function readConfig(path: string): CliConfig {
 /** `strongroom configure`: adds or replaces one cluster in the configuration file. */
 export function configure(path: string, entry: { id: string; cluster: string; ca: string; cert?: string; key?: string }): ClusterEntry {
   const members = entry.cluster.split(',').map((a) => a.trim()).filter(Boolean);
-  if (!members.length || members.some((m) => !/^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:]+\]:\d{1,5}$/.test(m))) {
+  try {
+    if (!members.length) throw new Error('none');
+    members.forEach(parseAddress);
+  } catch {
     throw new HsmError('BAD_REQUEST', `--cluster: host:port of a member (several separated by commas), got ${JSON.stringify(entry.cluster)}`);
   }
   const ca = resolve(entry.ca);

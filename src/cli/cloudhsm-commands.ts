@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { Command, Option } from 'commander';
 import {
@@ -39,13 +39,16 @@ const bad = (message: string): never => {
   throw new HsmError('BAD_REQUEST', message);
 };
 
-function readText(path: string, flag: string): string {
+/** A file the person named, or a refusal that names the option and the file. */
+function readBytes(path: string, flag: string): Uint8Array {
   try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return bad(`${flag}: cannot read ${path}`);
+    return new Uint8Array(readFileSync(path));
+  } catch (e) {
+    return bad(`${flag}: cannot read ${path} (${(e as NodeJS.ErrnoException).code ?? 'error'})`);
   }
 }
+
+const readText = (path: string, flag: string): string => new TextDecoder().decode(readBytes(path, flag));
 
 function readJson(path: string, flag: string): Record<string, unknown> {
   const text = readText(path, flag);
@@ -493,8 +496,8 @@ export function addCloudHsmCommands(root: Command, ctx: CliContext): void {
   /** Shares a new key and checks the quorum values against the users it will have. */
   const creationExtras = (o: Flags, manageFlag: string, useFlag: string) => {
     const share = (o.shareCryptoUsers as string[] | undefined) ?? [];
-    const manage = quorumValue(manageFlag, o[manageFlag === '--manage-key-quorum-value' ? 'manageKeyQuorumValue' : 'managePrivateKeyQuorumValue']);
-    const use = quorumValue(useFlag, o[useFlag === '--use-key-quorum-value' ? 'useKeyQuorumValue' : 'usePrivateKeyQuorumValue']);
+    const manage = quorumValue(manageFlag, o[optionKey(manageFlag)]);
+    const use = quorumValue(useFlag, o[optionKey(useFlag)]);
     for (const [flag, v] of [[manageFlag, manage], [useFlag, use]] as const) {
       if (v !== undefined && v > 1 + share.length) bad(`${flag}: ${v} is more than the ${1 + share.length} users the key will have (its owner and --share-crypto-users)`);
     }
@@ -681,7 +684,7 @@ export function addCloudHsmCommands(root: Command, ctx: CliContext): void {
     }));
     u.action(run(async (o, session) => {
       if ((typeof o.dataPath === 'string') === (typeof o.data === 'string')) bad('give exactly one of --data-path and --data');
-      let data = typeof o.dataPath === 'string' ? new Uint8Array(readFileOr(o.dataPath, '--data-path')) : unb64(o.data as string, '--data');
+      let data = typeof o.dataPath === 'string' ? readBytes(o.dataPath, '--data-path') : unb64(o.data as string, '--data');
       const mechanism = wrapMechanism(mech, o) as WrapMechanism & { iv?: Uint8Array };
       if (mech === 'aes-gcm') {
         if (data.length < 13) bad('--data: too short for an aes-gcm wrapped key (12-byte IV in front)');
@@ -734,7 +737,7 @@ export function addCloudHsmCommands(root: Command, ctx: CliContext): void {
       .option('--signature <base64>', 'the signature, base64')
       .action(run(async (o, session) => {
         if ((typeof o.signaturePath === 'string') === (typeof o.signature === 'string')) bad('give exactly one of --signature-path and --signature');
-        const signature = typeof o.signaturePath === 'string' ? new Uint8Array(readFileOr(o.signaturePath, '--signature-path')) : unb64(o.signature as string, '--signature');
+        const signature = typeof o.signaturePath === 'string' ? readBytes(o.signaturePath, '--signature-path') : unb64(o.signature as string, '--signature');
         const s = await session();
         const k = await oneKey(s, o.keyFilter as string[], '--key-filter');
         const { valid } = await s.send({ op: 'verify', handle: k.handle, mechanism: signMechanism(mech, o), data: dataOf(o), signature });
@@ -745,12 +748,12 @@ export function addCloudHsmCommands(root: Command, ctx: CliContext): void {
 
   // audit ------------------------------------------------------------------------------------------
   const audit = root.command('audit').description("the members' audit logs (admins)");
-  const members = async (s: HsmSession, only: unknown) => {
-    const count = (await (await ctx.connection()).hsmInfo()).length;
-    if (only === undefined) return Array.from({ length: count }, (_, i) => i);
-    const n = Number(only);
-    if (!Number.isInteger(n) || n < 0 || n >= count) bad(`--member: 0 to ${count - 1}, got ${JSON.stringify(only)}`);
-    void s;
+  /** The members to read: `--member`, or every one of the cluster. */
+  const members = async (o: Flags) => {
+    const count = (await (await ctx.connection(o.clusterId)).hsmInfo()).length;
+    if (o.member === undefined) return Array.from({ length: count }, (_, i) => i);
+    const n = Number(o.member);
+    if (!Number.isInteger(n) || n < 0 || n >= count) bad(`--member: 0 to ${count - 1}, got ${JSON.stringify(o.member)}`);
     return [n];
   };
   leaf(audit.command('show').description('audit records of each member'))
@@ -764,7 +767,7 @@ export function addCloudHsmCommands(root: Command, ctx: CliContext): void {
       if (!Number.isInteger(from) || from < 0) bad(`--from-sequence: 0 or more, got ${JSON.stringify(o.fromSequence)}`);
       if (!Number.isInteger(max) || max < 1 || max > 10_000) bad(`--max-items: 1 to 10000, got ${JSON.stringify(o.maxItems)}`);
       const out = [];
-      for (const i of await members(s, o.member)) {
+      for (const i of await members(o)) {
         const log = await s.sendToMember(i, { op: 'getAuditLog', fromSequence: from, maxItems: max });
         out.push({ member: i, head: log.head, records: log.records });
       }
@@ -775,7 +778,7 @@ export function addCloudHsmCommands(root: Command, ctx: CliContext): void {
     .action(run(async (o, session) => {
       const s = await session();
       const out = [];
-      for (const i of await members(s, o.member)) {
+      for (const i of await members(o)) {
         const records: Results['getAuditLog']['records'] = [];
         let head: Results['getAuditLog']['head'];
         for (;;) {
@@ -848,15 +851,13 @@ function signMechanism(mech: 'ecdsa' | 'ed25519' | 'rsa-pkcs' | 'rsa-pkcs-pss', 
   }
 }
 
-function readFileOr(path: string, flag: string): Buffer {
-  if (!existsSync(path)) bad(`${flag}: no such file ${path}`);
-  return readFileSync(path);
-}
-
 function dataOf(o: Record<string, unknown>): Uint8Array {
   if ((typeof o.dataPath === 'string') === (typeof o.data === 'string')) bad('give exactly one of --data-path and --data');
-  return typeof o.dataPath === 'string' ? new Uint8Array(readFileOr(o.dataPath, '--data-path')) : unb64(o.data as string, '--data');
+  return typeof o.dataPath === 'string' ? readBytes(o.dataPath, '--data-path') : unb64(o.data as string, '--data');
 }
+
+/** Where commander keeps an option's value: `--use-key-quorum-value` → `useKeyQuorumValue`. */
+const optionKey = (flag: string): string => flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
 /** A registration token file: CloudHSM's `tokens` list with approval_data, unsigned and signed. */
 function registrationFile(approvalData: Uint8Array): string {

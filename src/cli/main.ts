@@ -12,7 +12,7 @@ import { HsmError, PROFILE_NAMES } from '../hsm-core/index.js';
 import type { LocalCluster } from '../cluster-client/index.js';
 import { demoSite, openDemoCa, startRelay, type Relay } from '../relay/index.js';
 import { connectFromEnvironment } from '../cluster-client/index.js';
-import { up, type UpOptions } from './up.js';
+import { listenAddress, up, type UpOptions } from './up.js';
 import { hsmServe } from './hsm-serve.js';
 import { serveControl } from './control.js';
 import { keytool } from './keytool.js';
@@ -227,9 +227,7 @@ program
   .option('--no-demo', 'serve the WebSocket and the bundle only, not the demo pages')
   .action(
     act<{ listen: string; cluster: string; ca?: string; cert?: string; key?: string; allowOrigin?: string[]; demoCaUser?: string; demo: boolean }>(async (opts) => {
-      const at = opts.listen.lastIndexOf(':');
-      const port = Number(opts.listen.slice(at + 1));
-      if (at < 1 || !Number.isInteger(port) || port < 0 || port > 65535) throw new HsmError('BAD_REQUEST', `--listen: host:port, got ${JSON.stringify(opts.listen)}`);
+      const { host, port } = listenAddress(opts.listen, '--listen');
       const cluster = await connectFromEnvironment({ STRONGROOM_CLUSTER: opts.cluster, STRONGROOM_CA: opts.ca, STRONGROOM_CERT: opts.cert, STRONGROOM_KEY: opts.key });
       let ca;
       if (opts.demoCaUser) {
@@ -241,7 +239,7 @@ program
       const site = demoSite();
       const relay = await startRelay({
         cluster,
-        host: opts.listen.slice(0, at).replace(/^\[|\]$/g, ''),
+        host,
         port,
         ...(opts.allowOrigin ? { allowedOrigins: opts.allowOrigin } : {}),
         ...(ca ? { ca } : {}),

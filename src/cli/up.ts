@@ -14,7 +14,7 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startLocalCluster, type LocalCluster, type LocalTransport } from '../cluster-client/index.js';
 import { demoSite, openDemoCa, startRelay, type Relay } from '../relay/index.js';
-import type { ProfileName } from '../hsm-core/index.js';
+import { HsmError, type ProfileName } from '../hsm-core/index.js';
 
 /** Development credentials: printed, never meant for anything but a local cluster. */
 export const DEV_ADMIN = { username: 'admin', password: 'strongroom-admin' } as const;
@@ -118,12 +118,17 @@ export async function up(options: UpOptions): Promise<Up> {
   return { cluster, relay };
 }
 
+/** Where a server listens, from `host:port` or `[v6]:port` (port 0: any free port). */
+export function listenAddress(value: string, flag: string): { host: string; port: number } {
+  const at = value.lastIndexOf(':');
+  const port = Number(value.slice(at + 1));
+  if (at < 1 || !/^\d{1,5}$/.test(value.slice(at + 1)) || port > 65535) throw new HsmError('BAD_REQUEST', `${flag}: host:port, got ${JSON.stringify(value)}`);
+  return { host: value.slice(0, at).replace(/^\[|\]$/g, ''), port };
+}
+
 /** The relay with the demo pages and the demo CA (its key owned by demo_ca, its certificate in the data folder). */
 async function startDemoRelay(cluster: LocalCluster, listen: string, dataDir: string): Promise<Relay> {
-  const at = listen.lastIndexOf(':');
-  const host = listen.slice(0, at).replace(/^\[|\]$/g, '');
-  const port = Number(listen.slice(at + 1));
-  if (at < 1 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--relay: host:port, got ${JSON.stringify(listen)}`);
+  const { host, port } = listenAddress(listen, '--relay');
   const caSession = await cluster.login(DEV_CA_USER.username, DEV_CA_USER.password);
   const ca = await openDemoCa(caSession, join(dataDir, 'demo-ca.crt'));
   try {

@@ -544,17 +544,13 @@ export class Cluster {
   }
 
   /** Every up member's own description. */
-  async hsmInfo(): Promise<Results['getHsmInfo'][]> {
-    this.#checkOpen();
-    const up = this.upMembers();
-    return Promise.all(up.map(async (l) => resultOf<'getHsmInfo'>(await this.sendTo(l, { op: 'getHsmInfo' }))));
+  hsmInfo(): Promise<Results['getHsmInfo'][]> {
+    return this.askEveryMember('getHsmInfo');
   }
 
   /** The users, with CloudHSM's cluster coverage: `full` when every up member has the user. */
   async listUsers(): Promise<(UserInfo & { clusterCoverage: 'full' | 'inconsistent' })[]> {
-    this.#checkOpen();
-    const up = this.upMembers();
-    const lists = await Promise.all(up.map(async (l) => (resultOf<'listUsers'>(await this.sendTo(l, { op: 'listUsers' }))).users));
+    const lists = (await this.askEveryMember('listUsers')).map((r) => r.users);
     const seen = new Map<string, { user: UserInfo; count: number }>();
     for (const list of lists) {
       for (const u of list) {

@@ -152,7 +152,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) return close(CLOSE.protocolError, 'a message without a positive integer id');
       if (inFlight >= maxInFlight) return fail(id, 'RELAY_BUSY', `this connection has ${maxInFlight} requests in flight, its limit; wait for answers`);
       inFlight += 1;
-      void handle(id, msg)
+      void handle(msg)
         .then((result) => send({ id, ok: true, result }))
         .catch((e: unknown) => {
           const err = e instanceof HsmError ? e.toWire() : { code: 'INTERNAL_ERROR', message: e instanceof Error ? e.message : String(e) };
@@ -163,8 +163,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         });
     });
 
-    async function handle(id: number, msg: Record<string, unknown>): Promise<unknown> {
-      void id;
+    async function handle(msg: Record<string, unknown>): Promise<unknown> {
       const type = msg.type;
       if (type === 'hello') {
         const theirs = Array.isArray(msg.versions) ? msg.versions.filter((v): v is number => typeof v === 'number') : [];

@@ -7,21 +7,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { HsmError, startLocalCluster, type LocalCluster } from '../../src/index.js';
+import { startLocalCluster, type LocalCluster } from '../../src/index.js';
 import { BackupStore } from '../../src/cluster-client/backups.js';
+import { refusal } from '../helpers/refusal.js';
 
 const DAY = 86_400_000;
 const data = new TextEncoder().encode('backed up');
 
-async function refusal(promise: Promise<unknown> | (() => unknown)): Promise<HsmError> {
-  try {
-    await (typeof promise === 'function' ? promise() : promise);
-  } catch (e) {
-    expect(e).to.be.instanceOf(HsmError);
-    return e as HsmError;
-  }
-  return expect.fail('expected a refusal');
-}
 
 describe('cluster-client: backups and membership', function () {
   this.timeout(90_000);

@@ -10,6 +10,7 @@ import { HsmError, startLocalCluster, type HsmSession, type LocalCluster, type L
 import { createMember, type Member } from '../../src/hsm-core/index.js';
 import { Cluster, InProcessTransport } from '../../src/cluster-client/index.js';
 import { PendingTransport } from '../../src/cluster-client/transport.js';
+import { refusal } from '../helpers/refusal.js';
 
 /** A member that can stop answering without going away, as a hung machine does. */
 class HangingTransport extends PendingTransport {
@@ -30,15 +31,6 @@ class HangingTransport extends PendingTransport {
 const ADMIN_PASSWORD = 'admin-password';
 const AVAILABILITY = /^Key 0x[0-9a-f]{16} does not meet the availability requirements - The key must be available on at least 2 HSMs before being used\.$/;
 
-async function refusal(promise: Promise<unknown>): Promise<HsmError> {
-  try {
-    await promise;
-  } catch (e) {
-    expect(e).to.be.instanceOf(HsmError);
-    return e as HsmError;
-  }
-  return expect.fail('expected a refusal');
-}
 
 async function start(transport: LocalTransport, members: number, extra: Partial<Parameters<typeof startLocalCluster>[0]> = {}): Promise<LocalCluster> {
   return startLocalCluster({

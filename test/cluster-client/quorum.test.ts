@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalCluster, type HsmSession, type LocalCluster } from '../../src/index.js';
-import { HsmError } from '../../src/hsm-core/index.js';
+import { refusal } from '../helpers/refusal.js';
 
 const DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
 /** What `openssl pkeyutl -sign -pkeyopt digest:sha256` does with a 32-byte input. */
@@ -28,15 +28,6 @@ function keyFor(user: string) {
   return p;
 }
 
-async function refusal(p: Promise<unknown>): Promise<HsmError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).to.be.instanceOf(HsmError);
-    return e as HsmError;
-  }
-  throw new Error('expected a refusal');
-}
 
 async function registerQuorum(session: HsmSession): Promise<void> {
   const { approvalData } = await session.send({ op: 'generateQuorumToken', service: 'registration' });

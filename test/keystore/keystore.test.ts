@@ -10,18 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { expect } from 'chai';
-import { HsmError, startLocalCluster, type HsmSession, type LocalCluster } from '../../src/index.js';
+import { startLocalCluster, type HsmSession, type LocalCluster } from '../../src/index.js';
 import { IssuingCa, KeyStore, generateHsmKeyPair } from '../../src/keystore/index.js';
+import { refusal } from '../helpers/refusal.js';
 
-async function refusal(p: Promise<unknown>): Promise<HsmError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).to.be.instanceOf(HsmError);
-    return e as HsmError;
-  }
-  return expect.fail('expected a refusal');
-}
 
 describe('keystore: KeyStore.getInstance(\'CloudHSM\')', function () {
   this.timeout(60_000);

@@ -14,6 +14,7 @@ import { startRelay, type Relay } from '../../src/relay/index.js';
 import { connectRelay, type RelayConnection } from '../../src/browser/index.js';
 import { HsmError } from '../../src/hsm-core/index.js';
 import type { CryptoKeyPair } from '../../src/subtle/types.js';
+import { rejection } from '../helpers/refusal.js';
 
 const enc = new TextEncoder();
 
@@ -26,14 +27,6 @@ function socketFrom(origin: string) {
   } as unknown as new (url: string) => globalThis.WebSocket;
 }
 
-async function refusal(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (e) {
-    return e as Error;
-  }
-  throw new Error('expected a refusal');
-}
 
 /** A raw connection: sends `data`, resolves with how the relay closed it. */
 function rawClose(url: string, origin: string, send: (ws: WebSocket) => void): Promise<{ code: number; reason: string }> {
@@ -92,13 +85,13 @@ describe('relay: pages reach the HSM over WebSocket', function () {
     const spki = await subtle.exportKey('spki', pair.publicKey);
     const nodeKey = await crypto.subtle.importKey('spki', spki, { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']);
     expect(await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, nodeKey, signature, data)).to.equal(true);
-    const refused = await refusal(subtle.exportKey('pkcs8', pair.privateKey));
+    const refused = await rejection(subtle.exportKey('pkcs8', pair.privateKey));
     expect(refused.name).to.equal('InvalidAccessError');
     const aes = await subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt']);
     const iv = crypto.getRandomValues(new Uint8Array(12));
     const ct = await subtle.encrypt({ name: 'AES-GCM', iv }, aes, data);
     expect(new TextDecoder().decode(await subtle.decrypt({ name: 'AES-GCM', iv }, aes, ct))).to.equal('hello from a page');
-    const bad = await refusal(subtle.decrypt({ name: 'AES-GCM', iv }, aes, new Uint8Array(ct).fill(1)));
+    const bad = await rejection(subtle.decrypt({ name: 'AES-GCM', iv }, aes, new Uint8Array(ct).fill(1)));
     expect(bad.name).to.equal('OperationError');
     const keys = await good.listKeys();
     expect(keys.keys.length).to.be.greaterThan(2);
@@ -106,13 +99,13 @@ describe('relay: pages reach the HSM over WebSocket', function () {
   });
 
   it('refuses a page that speaks another protocol version, naming both sides\' versions', async () => {
-    const e = await refusal(connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: Socket, versions: [2, 3] }));
+    const e = await rejection(connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: Socket, versions: [2, 3] }));
     expect(e.message).to.contain('this relay speaks protocol version 1; the page speaks 2, 3');
     await stillServes();
   });
 
   it('refuses an origin that is not allowed, before any message', async () => {
-    const e = await refusal(connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: socketFrom('http://evil.example') }));
+    const e = await rejection(connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: socketFrom('http://evil.example') }));
     expect(e).to.be.instanceOf(HsmError);
     expect(logs.some((l) => l.includes('origin http://evil.example is not allowed'))).to.equal(true);
     await stillServes();
@@ -142,7 +135,7 @@ describe('relay: pages reach the HSM over WebSocket', function () {
   });
 
   it('a wrong password is refused and counts towards the lockout', async () => {
-    const e = await refusal(connectRelay(wsUrl, { username: 'victim', password: 'not-the-password' }, { WebSocket: Socket }));
+    const e = await rejection(connectRelay(wsUrl, { username: 'victim', password: 'not-the-password' }, { WebSocket: Socket }));
     expect(e.message).to.contain('wrong password for victim; 4 more failed logins lock the user');
     const users = await cluster.listUsers();
     expect(users.find((u) => u.username === 'victim')!.failedLogins).to.equal(1);
@@ -150,9 +143,9 @@ describe('relay: pages reach the HSM over WebSocket', function () {
   });
 
   it('operations outside its list are refused, and a request may not carry a session', async () => {
-    const e = await refusal(good.send({ op: 'extractMaskedObject', handle: 1 } as never));
+    const e = await rejection(good.send({ op: 'extractMaskedObject', handle: 1 } as never));
     expect(e.message).to.contain('not offered through the relay');
-    const s = await refusal(good.send({ op: 'generateRandom', length: 4, session: 'x' } as never));
+    const s = await rejection(good.send({ op: 'generateRandom', length: 4, session: 'x' } as never));
     expect(s.message).to.contain('no session field');
   });
 
@@ -193,7 +186,7 @@ describe('relay: pages reach the HSM over WebSocket', function () {
     try {
       const a = await connectRelay(url, { username: 'app', password: 'app-password' }, { WebSocket: S });
       const b = await connectRelay(url, { username: 'app', password: 'app-password' }, { WebSocket: S });
-      const refused = await refusal(connectRelay(url, { username: 'app', password: 'app-password' }, { WebSocket: S }));
+      const refused = await rejection(connectRelay(url, { username: 'app', password: 'app-password' }, { WebSocket: S }));
       expect(refused).to.be.instanceOf(HsmError);
       expect(small.connections).to.equal(2);
       expect((await a.crypto.subtle.digest('SHA-256', new Uint8Array(1))).byteLength).to.equal(32);
