@@ -9,15 +9,19 @@
  * - Token keys are made on one member and copied to every other as masked objects, keeping their
  *   handle; a new token key must be on at least 2 members before use (`keyAvailabilityCheck`).
  * - Session keys live on the member that made them; requests that use them go there.
- * - User changes and token-key changes are made on one member (which checks them), then on all.
+ * - Changes to users, token keys and cluster settings are made on one member (which checks them
+ *   and their approval: a request with a quorum token goes to the member of its first segment),
+ *   then travel to the others as sealed versions (masked objects, users, settings, tombstones),
+ *   which each member merges by generation (hsm-core's merge.ts).
  * - A member that fails is marked down, requests that are safe to repeat go to another, and the
  *   member is probed in the background; when it answers again it is compared with a healthy
- *   member (sync digests) and, if it differs, repaired from a backup (with the appliance user's
- *   credentials) before it takes traffic.
+ *   member (sync digests, generations, tombstones) and the two are merged — or, if it is new or
+ *   empty, it first gets a backup restored — with the appliance user's credentials, before it
+ *   takes traffic.
  *
  * @module
  */
-import { HsmError, keyRef, type HsmErrorCode, type Request, type Response, type Results, type UserInfo, type UserRole } from '../hsm-core/index.js';
+import { HsmError, keyRef, type Request, type Response, type Results, type UserInfo, type UserRole } from '../hsm-core/index.js';
 import type { Transport } from './transport.js';
 
 export type MemberState = 'up' | 'down' | 'repairing' | 'removed';
@@ -77,6 +81,16 @@ const AVAILABILITY_MESSAGE = (ref: string) =>
 
 const CREATES_KEYS = new Set<string>(['generateKey', 'generateKeyPair', 'importKey', 'importEncryptedKey', 'unwrapKey', 'deriveKey']);
 const CHANGES_KEY = new Set<string>(['setAttributes', 'shareKey', 'unshareKey', 'deleteKey']);
+/** The quorum tokens (approval_data) a request carries: approvals and a registration. */
+function tokensOf(req: Record<string, unknown>): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const field of ['approval', 'payloadApproval', 'registration']) {
+    const a = req[field] as { approvalData?: unknown } | undefined;
+    if (a && a.approvalData instanceof Uint8Array) out.push(a.approvalData);
+  }
+  return out;
+}
+
 /** Requests answered by one member with nothing to replicate or merge: the fast path. */
 const SIMPLE = new Set<string>(['encrypt', 'decrypt', 'sign', 'verify', 'digest', 'generateRandom', 'deriveBits', 'wrapKey', 'exportKey', 'exportEncryptedKey', 'getAttributes', 'getSyncStatus', 'extractMaskedObject']);
 
@@ -108,6 +122,74 @@ function createdKeys(req: Record<string, unknown>, result: Record<string, unknow
     ];
   }
   return [{ handle: result.handle as number, token: token(req.attributes) }];
+}
+
+/** What one member must take from another to agree with it: keys (or their deletions), users (or theirs), settings. */
+interface Differences {
+  keys: number[];
+  users: string[];
+  settings: boolean;
+}
+
+const isEmpty = (d: Differences) => !d.keys.length && !d.users.length && !d.settings;
+
+type Version = { gen: number; digest: string | null };
+
+/** Whether `b` (another member's version) wins over `a` (this member's): deletions of keys always, otherwise the newer, ties by digest. */
+function newer(a: Version | undefined, b: Version | undefined, deletionWins: boolean): boolean {
+  if (!b) return false;
+  if (!a) return true;
+  if (deletionWins && (a.digest === null || b.digest === null)) return a.digest !== null;
+  if (b.gen !== a.gen) return b.gen > a.gen;
+  if (a.digest === null || b.digest === null) return false;
+  return b.digest > a.digest;
+}
+
+/** What `mine` lacks of `theirs`: every key, user and setting where their version wins. */
+function differences(mine: Results['getSyncStatus'], theirs: Results['getSyncStatus']): Differences {
+  const keysOf = (s: Results['getSyncStatus']) => {
+    const out = new Map<number, Version>(s.keys.map((k) => [k.handle, { gen: k.gen, digest: k.digest }]));
+    for (const d of s.deletedKeys) out.set(d.handle, { gen: d.gen, digest: null });
+    return out;
+  };
+  const usersOf = (s: Results['getSyncStatus']) => {
+    const out = new Map<string, Version>(s.users.map((u) => [u.username, { gen: u.gen, digest: u.digest }]));
+    for (const d of s.deletedUsers) if (!out.has(d.username)) out.set(d.username, { gen: d.gen, digest: null });
+    return out;
+  };
+  const [myKeys, theirKeys, myUsers, theirUsers] = [keysOf(mine), keysOf(theirs), usersOf(mine), usersOf(theirs)];
+  return {
+    keys: [...theirKeys].filter(([h, v]) => newer(myKeys.get(h), v, true)).map(([h]) => h),
+    users: [...theirUsers].filter(([u, v]) => newer(myUsers.get(u), v, false)).map(([u]) => u),
+    settings: newer({ gen: mine.settingsGen, digest: mine.settings }, { gen: theirs.settingsGen, digest: theirs.settings }, false),
+  };
+}
+
+/**
+ * Copies what differs from one member to others with appliance sessions: users first (keys
+ * need their owners), then keys and deletions, then the settings. Each member merges by
+ * generation, so a copy that is older than what it meets changes nothing.
+ */
+async function copyAll(diff: Differences, from: { transport: Transport; session: string }, to: { transport: Transport; session: string }[]): Promise<void> {
+  const send = async (request: Record<string, unknown>) => {
+    await Promise.all(to.map(async (t) => {
+      const r = await t.transport.send({ ...request, session: t.session });
+      if (!r.ok && r.error.code !== 'MASKED_OBJECT_STALE') throw HsmError.fromWire(r.error);
+    }));
+  };
+  const live = diff.users;
+  for (const username of live) {
+    const r = await from.transport.send({ op: 'extractMaskedUser', username, session: from.session });
+    if (r.ok) await send({ op: 'insertMaskedUser', maskedUser: (r.result as Results['extractMaskedUser']).maskedUser });
+  }
+  for (const handle of diff.keys) {
+    const r = await from.transport.send({ op: 'extractMaskedObject', handle, session: from.session });
+    if (r.ok) await send({ op: 'insertMaskedObject', maskedObject: (r.result as Results['extractMaskedObject']).maskedObject });
+  }
+  if (diff.settings) {
+    const r = await from.transport.send({ op: 'extractMaskedSettings', session: from.session });
+    if (r.ok) await send({ op: 'insertMaskedSettings', maskedSettings: (r.result as Results['extractMaskedSettings']).maskedSettings });
+  }
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -390,11 +472,13 @@ export class Cluster {
   }
 
   /**
-   * Brings `link` in line with `healthy` (CloudHSM's sync status: compare digests, bring over
-   * what differs). A member that is not in the cluster (new, or restarted without its state) first
-   * gets a backup of `healthy` restored onto it. From then on it takes every change, while token
-   * keys and users that differ are copied over as masked objects; a member holding keys or users
-   * the cluster no longer has gets a fresh restore. It takes reads once the digests agree.
+   * Brings `link` and `healthy` to the same state (CloudHSM's sync status: compare, bring over
+   * what differs). A member that is not in the cluster (new, or restarted without its state)
+   * first gets a backup of `healthy` restored onto it. From then on it takes every change, and
+   * the two are *merged*: each key, user and the settings go from whichever member holds the
+   * newer version (by generation; a key's deletion always wins) to the other, so nothing only
+   * one of them holds is lost — what only the returning member has reaches every member. It
+   * takes reads once the two agree.
    */
   async #repair(link: MemberLink, healthy: MemberLink, known?: Results['getHsmInfo']): Promise<void> {
     const target = link.transport!;
@@ -405,59 +489,48 @@ export class Cluster {
       if (info.clusterId === null) throw new HsmError('MEMBER_UNAVAILABLE', `${link.description} is a new member and this client has no appliance password to restore a backup onto it`);
       return; // Without the appliance user the client cannot compare or repair; a supervisor must.
     }
-    // CloudHSM's way in: a backup of a healthy member, restored onto this one (the masking key
-    // travels only inside backups).
-    const restore = async (targetSession: string | null) => {
-      const { backup } = resultOf<'createBackup'>(await source.send({ op: 'createBackup', session: sourceSession }));
-      resultOf<'restoreBackup'>(await target.send({ op: 'restoreBackup', backup, ...(targetSession ? { session: targetSession } : {}) }));
-      link.epoch += 1;
-      link.counters.repairs += 1;
-    };
+    const sessions: { transport: Transport; session: string }[] = [];
     try {
-      if (info.clusterId === null) await restore(null);
+      if (info.clusterId === null) {
+        // CloudHSM's way in: a backup of a healthy member, restored onto this one (the masking
+        // key travels only inside backups).
+        const { backup } = resultOf<'createBackup'>(await source.send({ op: 'createBackup', session: sourceSession }));
+        resultOf<'restoreBackup'>(await target.send({ op: 'restoreBackup', backup }));
+        link.epoch += 1;
+        link.counters.repairs += 1;
+      }
       link.accepting = true;
+      const targetSession = (await this.#applianceSession(target))!;
+      sessions.push({ transport: target, session: targetSession });
+      const from = { transport: source, session: sourceSession };
+      const to = { transport: target, session: targetSession };
       for (let attempt = 0; ; attempt++) {
-        const targetSession = (await this.#applianceSession(target))!;
-        try {
-          const [mine, theirs] = (await Promise.all([target.send({ op: 'getSyncStatus', session: targetSession }), source.send({ op: 'getSyncStatus', session: sourceSession })])).map(
-            (r) => resultOf<'getSyncStatus'>(r),
-          ) as [Results['getSyncStatus'], Results['getSyncStatus']];
-          const keys = new Map(mine.keys.map((k) => [k.handle, k.digest]));
-          const users = new Map(mine.users.map((u) => [u.username, u.digest]));
-          const theirKeys = new Set(theirs.keys.map((k) => k.handle));
-          const theirUsers = new Set(theirs.users.map((u) => u.username));
-          const wantKeys = theirs.keys.filter((k) => keys.get(k.handle) !== k.digest);
-          const wantUsers = theirs.users.filter((u) => users.get(u.username) !== u.digest);
-          // Anything but missing or older keys and users (extra ones, other settings) needs a restore.
-          const extra =
-            mine.settings !== theirs.settings ||
-            mine.keys.some((k) => !theirKeys.has(k.handle)) ||
-            mine.users.some((u) => !theirUsers.has(u.username)) ||
-            wantKeys.some((k) => keys.has(k.handle));
-          if (!wantKeys.length && !wantUsers.length && !extra) return;
-          if (attempt >= 5) throw new HsmError('MEMBER_UNAVAILABLE', `${link.description} still differs from ${healthy.description} after ${attempt} repair passes`);
-          if (extra) {
-            await restore(targetSession);
-            continue;
+        const [mine, theirs] = (await Promise.all([target.send({ op: 'getSyncStatus', session: targetSession }), source.send({ op: 'getSyncStatus', session: sourceSession })])).map(
+          (r) => resultOf<'getSyncStatus'>(r),
+        ) as [Results['getSyncStatus'], Results['getSyncStatus']];
+        const toTarget = differences(mine, theirs);
+        const toSource = differences(theirs, mine);
+        if (isEmpty(toTarget) && isEmpty(toSource)) return;
+        if (attempt >= 5) throw new HsmError('MEMBER_UNAVAILABLE', `${link.description} still differs from ${healthy.description} after ${attempt} repair passes`);
+        await copyAll(toTarget, from, [to]);
+        if (!isEmpty(toSource)) {
+          // What only the returning member holds is newer than the cluster's: every other member takes it.
+          const others = [from];
+          for (const l of this.writeMembers()) {
+            if (l === link || l === healthy || !l.transport) continue;
+            const session = await this.#applianceSession(l.transport).catch(() => null);
+            if (session === null) continue;
+            sessions.push({ transport: l.transport, session });
+            others.push({ transport: l.transport, session });
           }
-          for (const u of wantUsers) {
-            const { maskedUser } = resultOf<'extractMaskedUser'>(await source.send({ op: 'extractMaskedUser', session: sourceSession, username: u.username }));
-            resultOf<'insertMaskedUser'>(await target.send({ op: 'insertMaskedUser', session: targetSession, maskedUser }));
-          }
-          for (const k of wantKeys) {
-            const extracted = await source.send({ op: 'extractMaskedObject', session: sourceSession, handle: k.handle });
-            if (!extracted.ok) continue; // deleted meanwhile: the next pass sees it
-            const { maskedObject } = extracted.result as Results['extractMaskedObject'];
-            await target.send({ op: 'insertMaskedObject', session: targetSession, maskedObject });
-          }
-          link.counters.repairs += 1;
-        } finally {
-          await target.send({ op: 'logout', session: targetSession });
+          await copyAll(toSource, to, others);
+          sessions.splice(1).forEach((o) => void o.transport.send({ op: 'logout', session: o.session }));
         }
+        link.counters.repairs += 1;
       }
     } finally {
       link.accepting = false;
-      await source.send({ op: 'logout', session: sourceSession });
+      await Promise.all([...sessions, { transport: source, session: sourceSession }].map((o) => o.transport.send({ op: 'logout', session: o.session })));
     }
   }
 
@@ -680,6 +753,8 @@ export class ClusterSessionChannel implements SessionChannel {
 
   /** This session's token on a member, logging in there when needed. */
   async #tokenFor(link: MemberLink): Promise<string> {
+    // A request still under way when the session logged out does not log it in again.
+    if (!this.#open) throw new HsmError('NOT_LOGGED_IN', `the session of ${this.username} has logged out`);
     const known = this.#tokens.get(link.index);
     if (known && known.epoch === link.epoch) return known.token;
     const epoch = link.epoch;
@@ -797,12 +872,20 @@ export class ClusterSessionChannel implements SessionChannel {
       return { loggedOut: true };
     }
     const handles = handlesOf(req);
-    const sticky = this.#sessionKeys.size ? this.#stickyMember(handles) : undefined;
-    if (!sticky && this.#coverage.size) await this.#checkAvailability(handles);
+    const sessionKeyMember = this.#sessionKeys.size ? this.#stickyMember(handles) : undefined;
+    const consumer = this.#consumerOf(req);
+    if (consumer && sessionKeyMember && consumer !== sessionKeyMember) {
+      throw new HsmError('QUORUM_TOKEN_INVALID', `approval: the token is used on ${consumer.description}, but the session key it names lives on ${sessionKeyMember.description}`);
+    }
+    if (!sessionKeyMember && this.#coverage.size) await this.#checkAvailability(handles);
 
     if (op === 'generateQuorumToken') {
-      // One segment from every member: whichever member later runs the operation finds its own.
-      const parts = (await this.everyMember(req)) as Results['generateQuorumToken'][];
+      // One segment from every member, the one that will use the token first (members refuse a
+      // token whose first segment is not theirs: one use in the whole cluster). That is the first
+      // member up, so that the tokens one request carries (an approval and a registration, or a
+      // wrap's two approvals) are used on the same member.
+      const ordered = this.#cluster.upMembers();
+      const parts = await Promise.all(ordered.map(async (l) => resultOf<'generateQuorumToken'>(await this.#cluster.sendTo(l, { ...req, session: await this.#tokenFor(l) }))));
       const approvalData = new Uint8Array(parts.reduce((n, p) => n + p.approvalData.length, 0));
       let at = 0;
       for (const p of parts) {
@@ -815,21 +898,46 @@ export class ClusterSessionChannel implements SessionChannel {
       const results = (await this.everyMember(req)) as Results['deleteQuorumTokens'][];
       return { deleted: results.reduce((n, r) => n + r.deleted, 0) };
     }
-    const result = await this.#sendRouted(req, sticky, busyRetriesUsed);
-    // An approved operation that ran on one member: its token is used up there; retire the
-    // token's other segments so that the approval cannot serve again elsewhere.
-    const approvals = [req.approval, req.payloadApproval].filter((a): a is { approvalData: Uint8Array } => a !== undefined);
-    if (approvals.length && !CHANGES_SETTING.has(op) && !CHANGES_KEY.has(op) && op !== 'deleteUser') {
-      await Promise.all(approvals.map((a) => this.everyMember({ op: 'deleteQuorumTokens', approvalData: a.approvalData }).catch(() => undefined)));
+    const result = await this.#sendRouted(req, sessionKeyMember ?? consumer, sessionKeyMember !== undefined, busyRetriesUsed);
+    // An approved operation ran on the token's member and used it up there; the other members'
+    // segments (which they would refuse anyway) are retired so that token lists stay true.
+    const approvals = tokensOf(req);
+    if (approvals.length) {
+      await Promise.all(approvals.map((a) => this.everyMember({ op: 'deleteQuorumTokens', approvalData: a }).catch(() => undefined)));
     }
     return result;
   }
 
-  async #sendRouted(req: Record<string, unknown> & { op: string }, sticky: MemberLink | undefined, busyRetriesUsed: number): Promise<unknown> {
+  /** The member that must run an approved request: the one of its token's first segment. */
+  #consumerOf(req: Record<string, unknown>): MemberLink | undefined {
+    let consumer: MemberLink | undefined;
+    for (const data of tokensOf(req)) {
+      const index = data.length >= 6 && data[0] === 0x53 && data[1] === 0x52 && data[2] === 0x51 ? data[5]! : undefined;
+      if (index === undefined) continue; // the member refuses it with the reason
+      const link = this.#cluster.links.find((l) => l.index === index);
+      if (!link) throw new HsmError('QUORUM_TOKEN_INVALID', `approval: the token was made for member ${index}, which this cluster does not have`);
+      if (consumer && consumer !== link) throw new HsmError('QUORUM_TOKEN_INVALID', 'approval: the tokens of one request must be used on the same member (generate them in one session)');
+      consumer = link;
+    }
+    if (consumer && consumer.state !== 'up') {
+      throw new HsmError('MEMBER_UNAVAILABLE', `approval: the token is used on ${consumer.description}, which is ${consumer.state}; generate a new token`);
+    }
+    return consumer;
+  }
+
+  /**
+   * Runs a request on one member (`target`, or the best one) and brings what it changed to the
+   * other members: new token keys and changed or deleted ones as masked objects or tombstones,
+   * users (and deletions) as masked users, cluster settings as masked settings. Each member
+   * merges by generation, so the change is made once, with one approval, and copies never
+   * undo it. A session key's changes stay on its member (`sessionKey`).
+   */
+  async #sendRouted(req: Record<string, unknown> & { op: string }, target: MemberLink | undefined, sessionKey: boolean, busyRetriesUsed: number): Promise<unknown> {
     const op = req.op;
+    const { response, link } = await this.#sendOne(req, target, busyRetriesUsed);
+    const result = resultOf(response) as Record<string, unknown>;
+
     if (CREATES_KEYS.has(op)) {
-      const { response, link } = await this.#sendOne(req, sticky);
-      const result = resultOf(response) as Record<string, unknown>;
       const made = createdKeys(req, result);
       for (const k of made) if (!k.token) this.#sessionKeys.set(k.handle, link.index);
       const tokens = made.filter((k) => k.token);
@@ -842,46 +950,30 @@ export class ClusterSessionChannel implements SessionChannel {
       }
       return result;
     }
-
-    if (CHANGES_KEY.has(op) && !sticky) {
-      const first = await this.#sendOne(req, undefined);
-      const result = resultOf(first.response);
-      await this.#everywhereElse(first.link, req, op === 'deleteKey' ? ['KEY_NOT_FOUND'] : []);
-      if (op === 'deleteKey') this.#coverage.delete(req.handle as number);
-      return result;
-    }
-
-    if (CHANGES_USER.has(op)) {
-      const first = await this.#sendOne(req, undefined);
-      const result = resultOf(first.response) as { username: string };
-      await this.#copyUser(result.username, first.link);
-      return result;
-    }
-
-    if (CHANGES_SETTING.has(op)) {
-      const first = await this.#sendOne(req, undefined);
-      const result = resultOf(first.response);
-      await this.#everywhereElse(first.link, req, []);
-      return result;
-    }
-
-    if (op === 'deleteUser') {
-      const first = await this.#sendOne(req, undefined);
-      const result = resultOf(first.response);
-      await this.#everywhereElse(first.link, req, ['USER_NOT_FOUND']);
-      return result;
-    }
-
-    const { response, link } = await this.#sendOne(req, sticky, busyRetriesUsed);
-    const result = resultOf(response);
-    if (op === 'deleteKey' && sticky) this.#sessionKeys.delete(req.handle as number);
-    if (op === 'setAttributes' && sticky && (req.attributes as { token?: boolean }).token === true) {
-      // A session key made a token key: from now on it is synced like one.
+    if (CHANGES_KEY.has(op)) {
       const handle = req.handle as number;
-      this.#sessionKeys.delete(handle);
-      await this.#replicate(handle, link);
+      if (sessionKey) {
+        if (op === 'deleteKey') this.#sessionKeys.delete(handle);
+        if (op === 'setAttributes' && (req.attributes as { token?: boolean }).token === true) {
+          // A session key made a token key: from now on it is synced like one.
+          this.#sessionKeys.delete(handle);
+          await this.#replicate(handle, link);
+        }
+        return result;
+      }
+      await this.#propagateKey(handle, link);
+      if (op === 'deleteKey') this.#coverage.delete(handle);
+      return result;
     }
-    if (op === 'findKeys' && req.startingToken === undefined) await this.#addSessionKeys(req, link, result as Results['findKeys']);
+    if (CHANGES_USER.has(op) || op === 'deleteUser') {
+      await this.#copyUser((result as { username: string }).username, link);
+      return result;
+    }
+    if (CHANGES_SETTING.has(op)) {
+      await this.#copySettings(link);
+      return result;
+    }
+    if (op === 'findKeys' && req.startingToken === undefined) await this.#addSessionKeys(req, link, result as unknown as Results['findKeys']);
     return result;
   }
 
@@ -913,33 +1005,46 @@ export class ClusterSessionChannel implements SessionChannel {
     return Promise.all(up.map(async (l) => resultOf(await this.#cluster.sendTo(l, { ...req, session: await this.#tokenFor(l) }))));
   }
 
-  /** The same request on every other up member; refusals other than `ignore` are errors. */
-  async #everywhereElse(done: MemberLink, req: Record<string, unknown>, ignore: HsmErrorCode[]): Promise<void> {
-    const others = this.#cluster.writeMembers().filter((l) => l !== done);
+  /** Copies the cluster settings from `from` to every other member that takes changes. */
+  async #copySettings(from: MemberLink): Promise<void> {
+    const others = this.#cluster.writeMembers().filter((l) => l !== from);
+    if (!others.length) return;
+    const { maskedSettings } = resultOf<'extractMaskedSettings'>(await this.#cluster.sendTo(from, { op: 'extractMaskedSettings', session: await this.#tokenFor(from) }));
+    await this.#toOthers(others, { op: 'insertMaskedSettings', maskedSettings }, 'the cluster settings');
+  }
+
+  /** Copies a user (or its deletion) from `from` to every other member that takes changes. */
+  async #copyUser(username: string, from: MemberLink): Promise<void> {
+    const others = this.#cluster.writeMembers().filter((l) => l !== from);
+    if (!others.length) return;
+    const masked = resultOf<'extractMaskedUser'>(await this.#cluster.sendTo(from, { op: 'extractMaskedUser', username, session: await this.#tokenFor(from) }));
+    await this.#toOthers(others, { op: 'insertMaskedUser', maskedUser: masked.maskedUser }, username);
+  }
+
+  /**
+   * Sends an insert to members; a member that holds something newer (MASKED_OBJECT_STALE) is
+   * fine, one that is gone is left to repair, and any other refusal is an error.
+   */
+  async #toOthers(others: MemberLink[], request: Record<string, unknown>, what: string): Promise<void> {
     await Promise.all(others.map(async (l) => {
       const token = await this.#tokenFor(l).catch(() => null);
       if (token === null) return;
-      const r = await this.#cluster.sendTo(l, { ...req, session: token });
-      if (!r.ok && r.error.code !== 'MEMBER_UNAVAILABLE' && !ignore.includes(r.error.code)) {
-        throw new HsmError(r.error.code, `${l.description} refused what another member accepted: ${r.error.message}`);
+      const r = await this.#cluster.sendTo(l, { ...request, session: token });
+      if (!r.ok && r.error.code !== 'MEMBER_UNAVAILABLE' && r.error.code !== 'MASKED_OBJECT_STALE') {
+        throw new HsmError(r.error.code, `${l.description} did not take ${what}: ${r.error.message}`);
       }
     }));
   }
 
-  /** Copies a user from `from` to every other up member as a masked user. */
-  async #copyUser(username: string, from: MemberLink): Promise<void> {
+  /** Copies a changed or deleted token key from `from` to every other member that takes changes. */
+  async #propagateKey(handle: number, from: MemberLink): Promise<void> {
     const others = this.#cluster.writeMembers().filter((l) => l !== from);
     if (!others.length) return;
-    const masked = resultOf(await this.#cluster.sendTo(from, { op: 'extractMaskedUser', username, session: await this.#tokenFor(from) })) as Results['extractMaskedUser'];
-    await Promise.all(others.map(async (l) => {
-      const token = await this.#tokenFor(l).catch(() => null);
-      if (token === null) return;
-      const r = await this.#cluster.sendTo(l, { op: 'insertMaskedUser', maskedUser: masked.maskedUser, session: token });
-      if (!r.ok && r.error.code !== 'MEMBER_UNAVAILABLE') throw new HsmError(r.error.code, `${l.description} did not take ${username}: ${r.error.message}`);
-    }));
+    const { maskedObject } = resultOf<'extractMaskedObject'>(await this.#cluster.sendTo(from, { op: 'extractMaskedObject', handle, session: await this.#tokenFor(from) }));
+    await this.#toOthers(others, { op: 'insertMaskedObject', maskedObject }, `key ${keyRef(handle)}`);
   }
 
-  /** Copies a token key from `from` to every other up member; records where it is. */
+  /** Copies a new token key from `from` to every other up member; records where it is. */
   async #replicate(handle: number, from: MemberLink): Promise<void> {
     const have = this.#coverage.get(handle) ?? new Set([from.index]);
     this.#coverage.set(handle, have);
@@ -952,7 +1057,7 @@ export class ClusterSessionChannel implements SessionChannel {
           const token = await this.#tokenFor(l).catch(() => null);
           if (token === null) return;
           const r = await this.#cluster.sendTo(l, { op: 'insertMaskedObject', maskedObject, session: token });
-          if (r.ok) have.add(l.index);
+          if (r.ok || r.error.code === 'MASKED_OBJECT_STALE') have.add(l.index);
         }));
       }
     }

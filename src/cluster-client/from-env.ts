@@ -20,6 +20,20 @@ function readPem(variable: string, path: string | undefined): string {
   }
 }
 
+/**
+ * `connect`, with a refusal that says what to do when no member answers: one line naming the
+ * addresses tried and where they came from (a person reads this, not a program).
+ */
+export async function connectOrExplain(options: Parameters<typeof connect>[0], source: string): Promise<RemoteCluster> {
+  try {
+    return await connect(options);
+  } catch (e) {
+    if (!(e instanceof HsmError) || e.code !== 'MEMBER_UNAVAILABLE') throw e;
+    const why = e.message.replace(/^no member answered: /, '').replace(/tls member [^:]+:\d+: /g, '').replace(/connect ECONNREFUSED /g, 'nothing listens on ');
+    throw new HsmError('MEMBER_UNAVAILABLE', `no member of the cluster answered at ${options.members.join(', ')} (${why}); is the cluster running (npm start, or strongroom up)? The addresses come from ${source}`);
+  }
+}
+
 /** Connects as `STRONGROOM_CLUSTER` (and its companions) say. */
 export async function connectFromEnvironment(env: Record<string, string | undefined> = process.env): Promise<RemoteCluster> {
   const address = env.STRONGROOM_CLUSTER;
@@ -34,12 +48,12 @@ export async function connectFromEnvironment(env: Record<string, string | undefi
     if (!Array.isArray(file.members) || typeof file.ca !== 'string' || typeof file.cert !== 'string' || typeof file.key !== 'string') {
       throw new HsmError('BAD_REQUEST', `STRONGROOM_CLUSTER: ${address} needs members (addresses) and ca, cert, key (paths), as strongroom up writes it`);
     }
-    return connect({ members: file.members as string[], ca: readPem('ca', file.ca), cert: readPem('cert', file.cert), key: readPem('key', file.key) });
+    return connectOrExplain({ members: file.members as string[], ca: readPem('ca', file.ca), cert: readPem('cert', file.cert), key: readPem('key', file.key) }, address);
   }
-  return connect({
+  return connectOrExplain({
     members: address.split(',').map((a) => a.trim()),
     ca: readPem('STRONGROOM_CA', env.STRONGROOM_CA),
     cert: readPem('STRONGROOM_CERT', env.STRONGROOM_CERT),
     key: readPem('STRONGROOM_KEY', env.STRONGROOM_KEY),
-  });
+  }, 'STRONGROOM_CLUSTER');
 }

@@ -11,15 +11,16 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HsmError, PROFILE_NAMES, type HsmInfo, type MemberOptions, type ProfileName, type UserInfo } from '../hsm-core/index.js';
+import { HsmError, PROFILE_NAMES, lockFolder, type FolderLock, type HsmInfo, type MemberOptions, type ProfileName, type UserInfo } from '../hsm-core/index.js';
 import { Cluster, resultOf, type ClusterOptions, type LoginOptions, type MemberStarter, type MemberStatus } from './cluster.js';
 import { BackupStore, type BackupInfo, type BackupTrigger } from './backups.js';
 import { HsmSession } from './session.js';
 import { InProcessTransport, WorkerTransport, type Transport } from './transport.js';
 import { ProcessMemberTransport, prepareTlsCluster } from './local-tls.js';
+import { installationKeys, type InstallationKeys } from './installation.js';
 import type { TlsCredentials } from './tls.js';
 
 export interface LocalUser {
@@ -60,7 +61,7 @@ export interface LocalClusterOptions extends Pick<ClusterOptions, 'retry' | 'key
   passwordCost?: number;
   /** The members' mode, `fips` (default) or `non-fips`: backups restore only into the same mode. */
   mode?: 'fips' | 'non-fips';
-  /** MKBK: the emulated manufacturer's key, 32 bytes (default: Strongroom's one manufacturer). */
+  /** MKBK: the emulated manufacturer's key, 32 bytes (default: the installation's, made at its first start; see installation.ts). */
   manufacturerKey?: Uint8Array;
   /**
    * Backups: where they are kept (default `<dataDir>/backups`, or none without a data folder)
@@ -107,6 +108,8 @@ class Supervisor {
   readonly held = new Set<number>();
   readonly ports: number[] = [];
   readonly appliancePassword = randomBytes(18).toString('base64url');
+  /** Protects the members' storage keys and the installation keys (option, or STRONGROOM_MASTER_PASSPHRASE). */
+  readonly passphrase: string | undefined;
 
   constructor(
     readonly options: LocalClusterOptions,
@@ -114,8 +117,10 @@ class Supervisor {
     readonly profile: ProfileName,
     readonly dataDir: string | null,
     readonly credentials: TlsCredentials | null,
-    readonly serviceKey: Uint8Array,
-  ) {}
+    readonly keys: InstallationKeys,
+  ) {
+    this.passphrase = options.passphrase ?? (process.env.STRONGROOM_MASTER_PASSPHRASE || undefined);
+  }
 
   memberDir(index: number): string | null {
     return this.dataDir === null ? null : join(this.dataDir, `member-${index}`);
@@ -128,13 +133,13 @@ class Supervisor {
       profile,
       memberIndex: index,
       appliancePassword: this.appliancePassword,
-      serviceKey: this.serviceKey,
+      serviceKey: this.keys.serviceKey,
+      manufacturerKey: options.manufacturerKey ?? this.keys.manufacturerKey,
       ...(options.mode !== undefined ? { mode: options.mode } : {}),
-      ...(options.manufacturerKey !== undefined ? { manufacturerKey: options.manufacturerKey } : {}),
       ...(options.queueLimit !== undefined ? { queueLimit: options.queueLimit } : {}),
       ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),
       ...(dir !== null ? { dataDir: dir } : {}),
-      ...(options.passphrase !== undefined ? { passphrase: options.passphrase } : {}),
+      ...(this.passphrase !== undefined ? { passphrase: this.passphrase } : {}),
     };
     return {
       description: `${transport} member ${index}`,
@@ -164,16 +169,6 @@ class Supervisor {
   }
 }
 
-/** The installation's service key (AKBK): kept in the cluster folder, or made for this run. */
-function serviceKeyFor(dataDir: string | null): Uint8Array {
-  if (dataDir === null) return randomBytes(32);
-  const file = join(dataDir, 'service.key');
-  if (existsSync(file)) return new Uint8Array(readFileSync(file));
-  const key = randomBytes(32);
-  writeFileSync(file, key, { mode: 0o600 });
-  return key;
-}
-
 export class LocalCluster {
   readonly #cluster: Cluster;
   readonly #supervisor: Supervisor;
@@ -186,7 +181,22 @@ export class LocalCluster {
   readonly #removeOnClose: string | null;
   #periodic: NodeJS.Timeout | undefined;
 
-  private constructor(cluster: Cluster, supervisor: Supervisor, backupStore: BackupStore | null, removeOnClose: string | null) {
+  readonly #lock: FolderLock | null;
+  /** What a start needs after the members are up. */
+  readonly #start: { source: Uint8Array | null };
+  /**
+   * The holder of a stale lock on the cluster folder that this start took over (a supervisor that
+   * died), or null; `strongroom up` says so.
+   */
+  readonly tookOverLock: string | null;
+  /** How the cluster folder keeps the installation's backup keys: `passphrase`, `files` (the folder is the secret) or `memory`. */
+  readonly keyProtection: InstallationKeys['protection'];
+
+  private constructor(cluster: Cluster, supervisor: Supervisor, backupStore: BackupStore | null, removeOnClose: string | null, lock: FolderLock | null, source: Uint8Array | null) {
+    this.#lock = lock;
+    this.#start = { source };
+    this.tookOverLock = lock?.tookOver ?? null;
+    this.keyProtection = supervisor.keys.protection;
     this.#cluster = cluster;
     this.#supervisor = supervisor;
     this.profile = supervisor.profile;
@@ -220,25 +230,38 @@ export class LocalCluster {
     }
     let dataDir: string | null = options.dataDir ?? null;
     let removeOnClose: string | null = null;
-    let credentials: TlsCredentials | null = null;
-    if (transport === 'tls') {
-      dataDir ??= removeOnClose = mkdtempSync(join(tmpdir(), 'strongroom-cluster-'));
-      credentials = await prepareTlsCluster(dataDir, members);
+    if (transport === 'tls') dataDir ??= removeOnClose = mkdtempSync(join(tmpdir(), 'strongroom-cluster-'));
+    // One supervisor per cluster folder: a second one is refused before anything in it changes.
+    let lock: FolderLock | null = null;
+    if (dataDir !== null) {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+      lock = lockFolder(dataDir, 'cluster folder');
     }
-    const source = options.fromBackup ? new BackupStore(options.fromBackup.dir).read(options.fromBackup.backupId) : null;
-    const supervisor = new Supervisor(options, transport, profile, dataDir, credentials, serviceKeyFor(dataDir));
-    const backupDir = options.backups?.dir ?? (dataDir !== null ? join(dataDir, 'backups') : null);
-    const store = backupDir !== null ? new BackupStore(backupDir, options.backups?.region !== undefined ? { region: options.backups.region } : {}) : null;
-    const cluster = await Cluster.open(
-      Array.from({ length: members }, (_, i) => supervisor.slot(i)),
-      {
-        appliancePassword: supervisor.appliancePassword,
-        probeIntervalMs: 50,
-        ...(options.retry !== undefined ? { retry: options.retry } : {}),
-        ...(options.keyAvailabilityCheck !== undefined ? { keyAvailabilityCheck: options.keyAvailabilityCheck } : {}),
-      },
-    );
-    const local = new LocalCluster(cluster, supervisor, store, removeOnClose);
+    let local: LocalCluster;
+    let cluster: Cluster;
+    try {
+      const credentials = transport === 'tls' ? await prepareTlsCluster(dataDir!, members) : null;
+      const source = options.fromBackup ? new BackupStore(options.fromBackup.dir).read(options.fromBackup.backupId) : null;
+      const keys = installationKeys(dataDir, options.passphrase ?? (process.env.STRONGROOM_MASTER_PASSPHRASE || undefined));
+      const supervisor = new Supervisor(options, transport, profile, dataDir, credentials, keys);
+      const backupDir = options.backups?.dir ?? (dataDir !== null ? join(dataDir, 'backups') : null);
+      const store = backupDir !== null ? new BackupStore(backupDir, options.backups?.region !== undefined ? { region: options.backups.region } : {}) : null;
+      cluster = await Cluster.open(
+        Array.from({ length: members }, (_, i) => supervisor.slot(i)),
+        {
+          appliancePassword: supervisor.appliancePassword,
+          probeIntervalMs: 50,
+          ...(options.retry !== undefined ? { retry: options.retry } : {}),
+          ...(options.keyAvailabilityCheck !== undefined ? { keyAvailabilityCheck: options.keyAvailabilityCheck } : {}),
+        },
+      );
+      local = new LocalCluster(cluster, supervisor, store, removeOnClose, lock, source);
+    } catch (e) {
+      lock?.release();
+      throw e;
+    }
+    const { source } = local.#start;
+    const store = local.backupStore;
     try {
       // A cluster folder used before: the reference is the member that changed last (one that was
       // down missed changes); every other member is brought in line with it. Otherwise member 0
@@ -440,6 +463,7 @@ export class LocalCluster {
   async close(): Promise<void> {
     clearInterval(this.#periodic);
     await this.#cluster.close();
+    this.#lock?.release();
     if (this.#removeOnClose) rmSync(this.#removeOnClose, { recursive: true, force: true });
   }
 }

@@ -63,7 +63,8 @@ export class HsmSession {
    * hold a different version, `session` for a session key (it lives on one member by design).
    */
   async listKeys(request: Omit<RequestOf<'findKeys'>, 'op' | 'session'> = {}): Promise<{ keys: (KeyInfo & { clusterCoverage: 'full' | 'inconsistent' | 'session' })[]; nextToken: string | null }> {
-    const page = await this.send({ op: 'findKeys', ...request });
+    // The operation goes last: a caller's own `op` (a page's, through the relay) cannot replace it.
+    const page = await this.send({ ...request, op: 'findKeys' });
     const statuses = (await this.#channel.everyMember({ op: 'getSyncStatus' })) as Results['getSyncStatus'][];
     const digests = statuses.map((s) => new Map(s.keys.map((k) => [k.handle, k.digest])));
     return {

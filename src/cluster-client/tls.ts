@@ -14,7 +14,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { webcrypto } from 'node:crypto';
 import { join } from 'node:path';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, createSecureContext, type TLSSocket } from 'node:tls';
 import type * as X509 from '@peculiar/x509';
 import { FrameReader, HsmError, encodeFrame, loadX509, pem, type Response } from '../hsm-core/index.js';
 import { Cluster, type ClusterOptions, type LoginOptions } from './cluster.js';
@@ -292,6 +292,12 @@ export async function connect(options: ConnectOptions): Promise<RemoteCluster> {
     parseAddress(a);
     return a;
   });
+  try {
+    createSecureContext({ ca: options.ca, cert: options.cert, key: options.key });
+  } catch (e) {
+    throw new HsmError('BAD_REQUEST', `ca, cert, key: not a usable trust anchor, certificate and key (${e instanceof Error ? e.message : String(e)})`);
+  }
+
   // Discovery: ask the first member that answers where the others are.
   let addresses: string[] = given;
   const errors: string[] = [];

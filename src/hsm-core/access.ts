@@ -31,9 +31,10 @@ export type Caller = SessionRecord | null;
  * | setAttributes (admin: `trusted` only; CU: owner only)    |  -   |   -   |   Y   | Y  | -  |
  * | extract/insert masked objects, getSyncStatus             |  -   |   -   |   Y   | Y  | Y  |
  * | extract/insert masked users (CU: itself only)            |  -   |   -   |   Y   | Y  | Y  |
+ * | extract/insert masked settings                           |  -   |   -   |   Y   | -  | Y  |
  * | setClusterAddresses                                      |  -   |   -   |   Y   | -  | Y  |
  * | createBackup                                             |  -   |   -   |   Y   | -  | Y  |
- * | restoreBackup (in a cluster: admin, AU only)             |  Y   |   Y   |   Y   | Y  | Y  |
+ * | restoreBackup (in a cluster: admin with approval, AU)    |  Y   |   Y   |   Y   | Y  | Y  |
  * | generate, import, export, unwrap, wrap, derive, delete,  |  -   |   -   |   -   | Y  | -  |
  * |   share, unshare (owner rules below)                     |      |       |       |    |    |
  * | encrypt, decrypt, sign, verify, digest, deriveBits       |  -   |   -   |   -   | Y  | -  |
@@ -71,6 +72,8 @@ export const WHO_MAY: Readonly<Record<Op, 'anyone' | readonly UserRole[]>> = {
   getSyncStatus: ['admin', 'crypto-user', 'appliance'],
   extractMaskedUser: ['admin', 'crypto-user', 'appliance'],
   insertMaskedUser: ['admin', 'crypto-user', 'appliance'],
+  extractMaskedSettings: ['admin', 'appliance'],
+  insertMaskedSettings: ['admin', 'appliance'],
   setClusterAddresses: ['admin', 'appliance'],
   createBackup: ['admin', 'appliance'],
   restoreBackup: 'anyone',

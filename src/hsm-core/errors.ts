@@ -51,6 +51,8 @@ export const HSM_ERROR_CODES = [
   'KEY_INVALID',
   'HANDLE_IN_USE',
   'MASKED_OBJECT_INVALID',
+  /** A masked object, user or settings (or a backup's) older than what the member holds: never applied. */
+  'MASKED_OBJECT_STALE',
   'BACKUP_INVALID',
   'KEY_NOT_AVAILABLE',
   // mechanisms and data
@@ -63,6 +65,8 @@ export const HSM_ERROR_CODES = [
   'QUOTA_EXCEEDED',
   // the member itself
   'MEMBER_CLOSED',
+  /** A data or cluster folder that another process has open (it names the process). */
+  'FOLDER_IN_USE',
   /** CloudHSM's 0xBB: the member's queue is full; retry later or add members. */
   'MEMBER_BUSY',
   /** The member could not be reached or stopped answering. */

@@ -12,6 +12,7 @@ export { FrameReader, encodeFrame, MAX_FRAME_BYTES, type Frame } from './wire.js
 export { serveMember, ensureClusterCsr, loadX509, pem, MEMBER_FILES, type ServeOptions, type Served } from './hosts/tls.js';
 export { HsmError, HSM_ERROR_CODES, keyRef, type HsmErrorCode, type WireError } from './errors.js';
 export { verifyAuditChain, GENESIS_HASH, type AuditVerdict } from './audit.js';
+export { lockFolder, LOCK_FILE, type FolderLock } from './folder-lock.js';
 export { PROFILE_NAMES, type ProfileName } from './profiles.js';
 export { WHO_MAY } from './access.js';
 export {

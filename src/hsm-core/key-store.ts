@@ -22,6 +22,8 @@ export interface KeyRecord {
   readonly owner: string;
   /** Crypto users who may use (not manage) the key. */
   readonly shared: Set<string>;
+  /** The generation of this version of the key: it grows with every change (see MemberState.stamp). */
+  gen: number;
   /** The token of the session a session key belongs to; null for token keys. */
   session: string | null;
   attrs: KeyAttributes;

@@ -4,8 +4,12 @@
  * cluster and nowhere else. This is how keys are synchronised; the material is never in the
  * clear outside a member.
  *
+ * Every masked thing carries its generation (see MemberState.stamp), and a deletion travels as a
+ * masked *tombstone*: so a member can tell an old copy from a new one and refuse to bring back
+ * what was changed or deleted since.
+ *
  * Also the sync digests: an HMAC (under a key derived from the masking key) of each token key's
- * canonical form, equal on two members exactly when they hold the same key.
+ * canonical form, equal on two members exactly when they hold the same version of the key.
  *
  * @module
  */
@@ -19,9 +23,12 @@ import type { UserRecord } from './users.js';
 const MAGIC = Buffer.from('SRMO1');
 const AAD = Buffer.from('strongroom:masked-object:v1');
 const USER_AAD = Buffer.from('strongroom:masked-user:v1');
+const SETTINGS_AAD = Buffer.from('strongroom:masked-settings:v1');
 
 export interface MaskedContent {
   handle: number;
+  /** The version's generation (absent in records written before generations: 0). */
+  gen?: number;
   cls: KeyClass;
   type: KeyType;
   owner: string;
@@ -41,11 +48,30 @@ function canonicalJson(value: unknown): string {
 }
 
 /** A user as it travels between members: the password only as its hash. */
-export type MaskedUser = Pick<UserRecord, 'username' | 'role' | 'password' | 'tokenSign'>;
+export type MaskedUser = Pick<UserRecord, 'username' | 'role' | 'password' | 'tokenSign' | 'gen'>;
+
+/** A deletion as it travels: which key or user, and its generation. */
+export interface KeyTombstone {
+  handle: number;
+  deleted: true;
+  gen: number;
+}
+export interface UserTombstone {
+  username: string;
+  deleted: true;
+  gen: number;
+}
+
+/** The cluster settings as they travel: quorum values and timeouts, and their generation. */
+export interface MaskedSettings {
+  values: { user: number; quorum: number };
+  timeouts: { generated: number; approved: number };
+  gen: number;
+}
 
 /** What travels of a user (and what its sync digest covers): no token-sign key is written as none. */
 export function maskedUserOf(user: UserRecord): MaskedUser {
-  const masked: MaskedUser = { username: user.username, role: user.role, password: user.password };
+  const masked: MaskedUser = { username: user.username, role: user.role, password: user.password, gen: user.gen ?? 0 };
   if (user.tokenSign) masked.tokenSign = { ...user.tokenSign };
   return masked;
 }
@@ -54,6 +80,7 @@ export function maskedUserOf(user: UserRecord): MaskedUser {
 export function keyFromContent(content: MaskedContent, shared: (username: string) => boolean = () => true): KeyRecord {
   return {
     handle: content.handle,
+    gen: content.gen ?? 0,
     cls: content.cls,
     type: content.type,
     owner: content.owner,
@@ -68,6 +95,7 @@ export function contentOf(key: KeyRecord): MaskedContent {
   const bytes = serialiseKey(key.material, defaultFormat(key.cls)) as Uint8Array;
   return {
     handle: key.handle,
+    gen: key.gen,
     cls: key.cls,
     type: key.type,
     owner: key.owner,
@@ -98,12 +126,29 @@ export class Masking {
     return this.#seal(contentOf(key), AAD);
   }
 
+  /** A key's deletion, to travel like the key did. */
+  sealKeyTombstone(handle: number, gen: number): Uint8Array {
+    return this.#seal({ handle, deleted: true, gen } satisfies KeyTombstone, AAD);
+  }
+
   sealUser(user: UserRecord): Uint8Array {
     return this.#seal(maskedUserOf(user), USER_AAD);
   }
 
-  openUser(blob: Uint8Array): MaskedUser {
-    return JSON.parse(this.#open(blob, USER_AAD, 'maskedUser').toString('utf8')) as MaskedUser;
+  sealUserTombstone(username: string, gen: number): Uint8Array {
+    return this.#seal({ username, deleted: true, gen } satisfies UserTombstone, USER_AAD);
+  }
+
+  openUser(blob: Uint8Array): MaskedUser | UserTombstone {
+    return JSON.parse(this.#open(blob, USER_AAD, 'maskedUser').toString('utf8')) as MaskedUser | UserTombstone;
+  }
+
+  sealSettings(settings: MaskedSettings): Uint8Array {
+    return this.#seal(settings, SETTINGS_AAD);
+  }
+
+  openSettings(blob: Uint8Array): MaskedSettings {
+    return JSON.parse(this.#open(blob, SETTINGS_AAD, 'maskedSettings').toString('utf8')) as MaskedSettings;
   }
 
   /** Whether `other` is this same masking key (two members of one cluster). */
@@ -128,10 +173,10 @@ export class Masking {
     return Buffer.concat([MAGIC, iv, body]);
   }
 
-  open(blob: Uint8Array): MaskedContent {
+  open(blob: Uint8Array): MaskedContent | KeyTombstone {
     const plain = this.#open(blob, AAD, 'maskedObject');
     try {
-      return JSON.parse(plain.toString('utf8')) as MaskedContent;
+      return JSON.parse(plain.toString('utf8')) as MaskedContent | KeyTombstone;
     } finally {
       plain.fill(0);
     }

@@ -23,7 +23,7 @@ import { MemberState, type Handler } from './state.js';
 import { AuditLog } from './audit.js';
 import { Masking } from './masking.js';
 import { MemberStore, type CommitScope, type LoadedState } from './store.js';
-import { DEFAULT_MANUFACTURER_KEY, MEMBER_MODES, type BackupKeys } from './ops/backup-ops.js';
+import { PROCESS_MANUFACTURER_KEY, MEMBER_MODES, type BackupKeys } from './ops/backup-ops.js';
 import { APPLIANCE_USERNAME, PRECO_INITIAL_PASSWORD, PRECO_USERNAME, hashPassword, normaliseUsername } from './users.js';
 import * as userOps from './ops/user-ops.js';
 import * as keyOps from './ops/key-ops.js';
@@ -60,7 +60,10 @@ export interface MemberOptions {
   passphrase?: string;
   /** `fips` (default) or `non-fips`, as CloudHSM's cluster modes: backups restore only into the same mode. */
   mode?: 'fips' | 'non-fips';
-  /** MKBK: the emulated manufacturer's backup key, 32 bytes. Default: Strongroom's one manufacturer. */
+  /**
+   * MKBK: the emulated manufacturer's backup key, 32 bytes: the installation's "hardware" secret.
+   * Default: one made at random for this process (so only this process's members share it).
+   */
   manufacturerKey?: Uint8Array;
   /** AKBK: the installation's service key, 32 bytes. Without one the member makes and opens no backups. */
   serviceKey?: Uint8Array;
@@ -167,6 +170,8 @@ const OPERATIONS: { readonly [O in Op]: OpSpec<O> } = {
   getSyncStatus: { run: syncOps.getSyncStatus },
   extractMaskedUser: { run: clusterOps.extractMaskedUser, audit: { opcode: 'SR_EXTRACT_MASKED_USER', target: (r) => r.username } },
   insertMaskedUser: { run: clusterOps.insertMaskedUser, audit: { opcode: 'SR_INSERT_MASKED_USER' } },
+  extractMaskedSettings: { run: clusterOps.extractMaskedSettings },
+  insertMaskedSettings: { run: clusterOps.insertMaskedSettings, audit: { opcode: 'SR_INSERT_MASKED_SETTINGS' } },
   setClusterAddresses: { run: clusterOps.setClusterAddresses, audit: { opcode: 'SR_SET_CLUSTER_ADDRESSES' } },
   createBackup: { run: backupOps.createBackup, audit: { opcode: 'SR_CREATE_BACKUP' } },
   restoreBackup: { run: backupOps.restoreBackup, audit: { opcode: 'SR_RESTORE_BACKUP' } },
@@ -213,6 +218,20 @@ function detachBytes<T>(value: T): T {
   return value;
 }
 
+function validUsername(name: string): boolean {
+  try {
+    normaliseUsername(name);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** What the audit log records for a name that is no user's: a marker and its length, never the text. */
+function unknownUserMarker(typed: string): string {
+  return `(no such user: ${typed.length} characters)`;
+}
+
 /** The answer for a refusal: one line, whatever the underlying library wrote. */
 function toWire(e: unknown): WireError {
   const wire: WireError =
@@ -230,7 +249,7 @@ function backupKeysOf(options: MemberOptions): BackupKeys {
   }
   return {
     mode,
-    manufacturerKey: options.manufacturerKey ? Buffer.from(options.manufacturerKey) : DEFAULT_MANUFACTURER_KEY,
+    manufacturerKey: options.manufacturerKey ? Buffer.from(options.manufacturerKey) : PROCESS_MANUFACTURER_KEY,
     serviceKey: options.serviceKey ? Buffer.from(options.serviceKey) : null,
   };
 }
@@ -280,8 +299,16 @@ async function restore(loaded: LoadedState, options: MemberOptions, profileName:
   m.addresses = [...meta.addresses];
   m.lastChange = meta.lastChange ?? null;
   if (meta.quorum) m.quorum = structuredClone(meta.quorum);
+  m.quorumGen = meta.quorumGen ?? 0;
+  m.clock = meta.clock ?? 0;
+  for (const [handle, gen] of loaded.deletedKeys) m.keyTombstones.set(handle, gen);
+  for (const [name, gen] of loaded.deletedUsers) m.userTombstones.set(name, gen);
   for (const u of loaded.users) m.users.set(u.username, { ...u });
-  for (const k of loaded.keys) m.keys.add(k);
+  for (const k of loaded.keys) {
+    m.keys.add(k);
+    m.observe(k.gen);
+  }
+  for (const u of loaded.users) m.observe(u.gen ?? 0);
   m.keys.counter = meta.keyCounter;
   if (loaded.masking) m.masking = new Masking(loaded.masking);
   m.audit = new AuditLog(meta.rebootCounter + 1, loaded.audit);
@@ -318,6 +345,16 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
   m.backupKeys = backupKeysOf(options);
   let inFlight = 0;
 
+  /**
+   * The name of an existing user, or null. The audit log never records what was typed for a user
+   * that does not exist: people type passwords into username fields.
+   */
+  function knownUsername(typed: string): string | null {
+    if (!validUsername(typed)) return null;
+    const name = normaliseUsername(typed);
+    return m.users.has(name) ? name : null;
+  }
+
   function resolveCaller(req: { session?: string | undefined }): Caller {
     if (req.session === undefined) return null;
     const session = m.sessions.get(req.session);
@@ -329,13 +366,8 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
     if (caller) return { user: caller.username, userType: caller.role };
     if (op === 'login' || op === 'getMfaToken') {
       const attempted = (req as RequestOf<'login'>).username;
-      let name: string;
-      try {
-        name = normaliseUsername(attempted);
-      } catch {
-        return { user: attempted.slice(0, 40), userType: null };
-      }
-      return { user: name, userType: m.users.get(name)?.role ?? null };
+      const name = knownUsername(attempted);
+      return name === null ? { user: unknownUserMarker(attempted), userType: null } : { user: name, userType: m.users.get(name)!.role };
     }
     if (op === 'activateCluster') return { user: PRECO_USERNAME, userType: 'unactivated-admin' };
     return { user: null, userType: null };
@@ -349,15 +381,14 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
     }
     const audit = spec.audit;
     const actor = actorOf(op, req as RequestOf<Op>, caller);
+    // The user an operation is about, as it is before the operation (a deleted user was known);
+    // a user being created is not known yet, but a valid name is what it will be called.
+    let target: string | null = null;
+    if (audit.target) {
+      const named = audit.target(req);
+      target = knownUsername(named) ?? (op === 'createUser' && validUsername(named) ? normaliseUsername(named) : unknownUserMarker(named));
+    }
     const record = (response: string, result: Results[O] | undefined, session: Caller) => {
-      let target: string | null = null;
-      if (audit.target) {
-        try {
-          target = normaliseUsername(audit.target(req));
-        } catch {
-          target = audit.target(req).slice(0, 40);
-        }
-      }
       m.audit.append({
         opcode: typeof audit.opcode === 'string' ? audit.opcode : audit.opcode(req),
         sessionHandle: session?.handle ?? null,
@@ -393,8 +424,11 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
     if (!store) return;
     const spec = OPERATIONS[op] as OpSpec<O>;
     const scope: CommitScope = {
-      // deleteUser drops the user from every key's shares; a restore replaces every key.
-      keys: op === 'deleteUser' || op === 'restoreBackup' ? 'all' : (spec.audit?.keys?.(req, result) ?? []).filter((h): h is number => h !== undefined),
+      // A user's deletion drops the user from every key's shares; a restore replaces every key.
+      keys:
+        op === 'deleteUser' || op === 'restoreBackup' || (op === 'insertMaskedUser' && (result as Results['insertMaskedUser'] | undefined)?.deleted)
+          ? 'all'
+          : (spec.audit?.keys?.(req, result) ?? []).filter((h): h is number => h !== undefined),
       masking: op === 'activateCluster' || op === 'restoreBackup',
     };
     await store.commit(m, scope);
@@ -415,7 +449,13 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
         if (typeof op !== 'string' || !Object.hasOwn(OPERATIONS, op)) {
           throw new HsmError('UNKNOWN_OPERATION', `op: unknown operation ${JSON.stringify(op)}`);
         }
-        const parsed = requestSchemas[op as Op].safeParse(raw);
+        let parsed: ReturnType<(typeof requestSchemas)[Op]['safeParse']>;
+        try {
+          parsed = requestSchemas[op as Op].safeParse(raw);
+        } catch (e) {
+          // A getter that throws, a proxy: whatever it was, it is not a request.
+          throw new HsmError('BAD_REQUEST', `${op}: the request could not be read (${e instanceof Error ? e.message.split('\n')[0] : 'it threw'}); send plain data`);
+        }
         if (!parsed.success) throw new HsmError('BAD_REQUEST', describeSchemaError(op, parsed.error, raw));
         const req = parsed.data as RequestOf<Op>;
         const caller = resolveCaller(req as { session?: string });

@@ -35,6 +35,11 @@ export interface Profile {
   readonly keyTypes: ReadonlySet<KeyType>;
   readonly rsa: { readonly minBits: number; readonly maxBits: number; readonly stepBits: number; readonly minExponent: number };
   readonly genericSecret: { readonly minBytes: number; readonly maxBytes: number };
+  /**
+   * PBKDF2 work one call may ask for: iterations × output blocks (of the hash's size). A bound
+   * on what one user can make the member's shared thread pool do (see slow-work.ts).
+   */
+  readonly maxKdfWork: number;
 }
 
 const CLOUDHSM: Profile = {
@@ -57,6 +62,7 @@ const CLOUDHSM: Profile = {
   keyTypes: new Set<KeyType>(['aes', 'generic-secret', 'rsa', 'ec', 'ed25519']),
   rsa: { minBits: 2048, maxBits: 4096, stepBits: 256, minExponent: 65537 },
   genericSecret: { minBytes: 1, maxBytes: 800 },
+  maxKdfWork: 10_000_000,
 };
 
 const UNLIMITED: Profile = {
@@ -78,6 +84,7 @@ const UNLIMITED: Profile = {
   keyTypes: new Set<KeyType>(['aes', 'generic-secret', 'rsa', 'ec', 'ed25519', 'x25519']),
   rsa: { minBits: 512, maxBits: 16384, stepBits: 8, minExponent: 3 },
   genericSecret: { minBytes: 0, maxBytes: 1024 * 1024 },
+  maxKdfWork: 100_000_000,
 };
 
 export function getProfile(name: ProfileName): Profile {

@@ -24,7 +24,18 @@ import {
 import type { WireError } from './errors.js';
 import { ADMIN_SERVICES, QUORUM_SERVICES, type AdminService, type QuorumService } from './quorum.js';
 
-const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, { message: 'expected bytes (a Uint8Array)' });
+// A byte string is checked by the typed array's own internal slot, not by its prototype (an object
+// made with Object.create(Uint8Array.prototype) is not one), and reaches the member as a plain
+// view of its bytes (a subclass's overridden methods are left behind).
+const TYPED_ARRAY = Object.getPrototypeOf(Uint8Array.prototype) as object;
+const intrinsic = (name: PropertyKey) => Object.getOwnPropertyDescriptor(TYPED_ARRAY, name)!.get! as (this: unknown) => unknown;
+const tagOf = intrinsic(Symbol.toStringTag);
+const bufferOf = intrinsic('buffer') as (this: unknown) => ArrayBufferLike;
+const offsetOf = intrinsic('byteOffset') as (this: unknown) => number;
+const lengthOf = intrinsic('byteLength') as (this: unknown) => number;
+const bytes = z
+  .custom<Uint8Array>((v) => tagOf.call(v) === 'Uint8Array', { message: 'expected bytes (a Uint8Array)' })
+  .transform((v) => (Object.getPrototypeOf(v) === Uint8Array.prototype || Object.getPrototypeOf(v) === Buffer.prototype ? v : new Uint8Array(bufferOf.call(v), offsetOf.call(v), lengthOf.call(v))));
 const handle = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
 /** Every operation but login, activation and getHsmInfo names its session; a missing one is refused as NOT_LOGGED_IN. */
 const session = z.string().min(1).max(128).optional();
@@ -51,10 +62,16 @@ const gcmTag = z.union([32, 64, 96, 104, 112, 120, 128].map((n) => z.literal(n))
 
 const aesGcm = z.strictObject({
   name: z.literal('aes-gcm'),
-  /** 12 bytes recommended; omitted on encrypt, the HSM generates 12 random bytes and returns them. */
+  /**
+   * Omitted on encrypt: the HSM generates 12 random bytes and returns them (always so when wrapping,
+   * and for callers who do not own the key). Otherwise at least 12 bytes, unless `webcrypto`.
+   */
   iv: bytes.optional(),
   aad: bytes.optional(),
+  /** 96–128 bits (128 when omitted), unless `webcrypto`. */
   tagLengthBits: gcmTag.optional(),
+  /** WebCrypto's bounds instead of the HSM's: IVs from 1 byte, tags from 32 bits (the WebCrypto door sets it, as the spec requires). */
+  webcrypto: z.literal(true).optional(),
 });
 const cloudhsmAesGcm = z.strictObject({
   name: z.literal('cloudhsm-aes-gcm'),
@@ -251,7 +268,14 @@ export const requestSchemas = {
     curve: curve.optional(),
     attributes: templateSchema.optional(),
   }),
-  exportKey: z.strictObject({ op: z.literal('exportKey'), session, handle, format: z.enum(KEY_FORMATS) }),
+  exportKey: z.strictObject({
+    op: z.literal('exportKey'),
+    session,
+    handle,
+    format: z.enum(KEY_FORMATS),
+    /** Approval for the key (its manage-key-quorum-value), as for a wrap. */
+    approval,
+  }),
   getAttributes: z.strictObject({ op: z.literal('getAttributes'), session, handle }),
   setAttributes: z.strictObject({ op: z.literal('setAttributes'), session, handle, attributes: templateSchema, approval }),
   findKeys: z.strictObject({
@@ -333,7 +357,17 @@ export const requestSchemas = {
   getSyncStatus: z.strictObject({ op: z.literal('getSyncStatus'), session }),
   extractMaskedUser: z.strictObject({ op: z.literal('extractMaskedUser'), session, username: z.string() }),
   insertMaskedUser: z.strictObject({ op: z.literal('insertMaskedUser'), session, maskedUser: bytes }),
-  exportEncryptedKey: z.strictObject({ op: z.literal('exportEncryptedKey'), session, handle, password: z.string().min(4).max(1024) }),
+  extractMaskedSettings: z.strictObject({ op: z.literal('extractMaskedSettings'), session }),
+  insertMaskedSettings: z.strictObject({ op: z.literal('insertMaskedSettings'), session, maskedSettings: bytes }),
+  exportEncryptedKey: z.strictObject({
+    op: z.literal('exportEncryptedKey'),
+    session,
+    handle,
+    /** At least 8 characters: the file is only as strong as its password. */
+    password: z.string().min(8, 'at least 8 characters').max(1024),
+    /** Approval for the key (its manage-key-quorum-value), as for a wrap. */
+    approval,
+  }),
   importEncryptedKey: z.strictObject({
     op: z.literal('importEncryptedKey'),
     session,
@@ -349,6 +383,8 @@ export const requestSchemas = {
     backup: bytes,
     /** Make a new cluster from it (a new cluster id; CloudHSM's create-cluster from a backup), rather than join its cluster. */
     asNewCluster: z.boolean().optional(),
+    /** On an active member, an admin's restore needs the user service's approval (the appliance user's repair does not). */
+    approval,
   }),
   setClusterAddresses: z.strictObject({
     op: z.literal('setClusterAddresses'),
@@ -495,23 +531,33 @@ export interface Results {
   unwrapKey: { handle: number; key: KeyInfo };
   deriveKey: { handle: number };
   deriveBits: { bits: Uint8Array };
-  extractMaskedObject: { maskedObject: Uint8Array };
-  insertMaskedObject: { handle: number };
+  /** `deleted`: the key was deleted, and `maskedObject` is its tombstone. */
+  extractMaskedObject: { maskedObject: Uint8Array; deleted: boolean };
+  /** `merged`: `applied` (added, replaced or deleted), `same` (already so) or `stale` (an equal generation that lost the tie). */
+  insertMaskedObject: { handle: number; deleted: boolean; merged: 'applied' | 'same' | 'stale' };
   /** Digests of every token key and every user but the appliance user: equal on two members exactly when they agree. */
   getSyncStatus: {
-    keys: { handle: number; digest: string }[];
-    users: { username: string; digest: string }[];
+    keys: { handle: number; digest: string; gen: number }[];
+    users: { username: string; digest: string; gen: number }[];
     /** SHA-256 of the cluster settings that travel in backups (quorum values and timeouts). */
     settings: string;
+    settingsGen: number;
+    /** Token keys deleted here, with the generation of the deletion. */
+    deletedKeys: { handle: number; gen: number }[];
+    deletedUsers: { username: string; gen: number }[];
   };
-  extractMaskedUser: { maskedUser: Uint8Array };
-  insertMaskedUser: { username: string };
+  /** `deleted`: the user was deleted, and `maskedUser` is its tombstone. */
+  extractMaskedUser: { maskedUser: Uint8Array; deleted: boolean };
+  insertMaskedUser: { username: string; deleted: boolean; merged: 'applied' | 'same' | 'stale' };
+  extractMaskedSettings: { maskedSettings: Uint8Array };
+  insertMaskedSettings: { merged: 'applied' | 'same' | 'stale' };
   setClusterAddresses: { addresses: string[] };
   /** `backup`: the encrypted backup; `header`: its clear header (cluster, mode, manufacturer, time). */
   exportEncryptedKey: { encryptedPrivateKeyInfo: Uint8Array };
   importEncryptedKey: { handle: number; key: KeyInfo };
   createBackup: { backup: Uint8Array; header: { v: 1; clusterId: string; mode: 'fips' | 'non-fips'; manufacturer: string; sourceSerial: string; createdAt: string } };
-  restoreBackup: { clusterId: string; users: number; keys: number };
+  /** `merged`: the member was active, and the backup's newer versions were merged in (nothing older replaced anything). */
+  restoreBackup: { clusterId: string; users: number; keys: number; merged: boolean };
   getAuditLog: { records: AuditRecord[]; head: { sequence: number; hash: string } };
 }
 

@@ -8,10 +8,13 @@
  * A quorum token is issued by each member as a 72-byte *segment*: magic, service, member, a random
  * id, its time and the user it is for. A cluster client concatenates the segments of every member
  * into the token's `approval_data`; approvers sign SHA-256(approval_data) with PKCS #1 v1.5 (what
- * `openssl pkeyutl -sign -pkeyopt digest:sha256` does with the 32-byte digest as input). A member
- * that is asked to run an operation with the approval finds its own segment in it, checks that the
- * token is alive, belongs to the caller's session and service (and key), counts the distinct valid
- * signatures of eligible approvers, and consumes the token only when the operation commits.
+ * `openssl pkeyutl -sign -pkeyopt digest:sha256` does with the 32-byte digest as input). The
+ * member of the *first* segment is the one that may use the token: a token is consumed once in
+ * the whole cluster, and the other members refuse it, so a client that sends the approved
+ * operation to every member directly cannot multiply it. That member checks that the token is
+ * alive, belongs to the caller's session and service (and key), counts the distinct valid
+ * signatures of eligible approvers, and consumes the token only when the operation commits; what
+ * the operation changed then travels to the other members as masked objects, users or settings.
  *
  * @module
  */
@@ -152,11 +155,20 @@ export class QuorumTokens {
       throw new HsmError('QUORUM_TOKEN_INVALID', `approval: approval_data is not a quorum token (${data.length} bytes; a token is a multiple of ${SEGMENT_BYTES})`);
     }
     let record: TokenRecord | undefined;
+    let position = -1;
     for (let at = 0; at < data.length; at += SEGMENT_BYTES) {
       const segment = data.subarray(at, at + SEGMENT_BYTES);
       if (!MAGIC.equals(segment.subarray(0, 3))) throw new HsmError('QUORUM_TOKEN_INVALID', 'approval: approval_data is not a quorum token');
       record = this.#tokens.get(segment.subarray(8, 24).toString('hex'));
-      if (record) break;
+      if (record) {
+        position = at;
+        break;
+      }
+    }
+    if (record && position > 0) {
+      // One token, one use in the whole cluster: only the member that issued its first segment
+      // may consume it; the others' segments only show the token in their lists.
+      throw new HsmError('QUORUM_TOKEN_INVALID', `approval: this token is used on member ${data[5]} (the member of its first segment), not on this one (member ${this.memberIndex})`);
     }
     if (!record || record.expires <= now) {
       if (record) this.#tokens.delete(record.id);

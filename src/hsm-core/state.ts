@@ -18,6 +18,7 @@ import type { KeyInfo, Op, RequestOf, Results } from './protocol.js';
 import { SessionTable, type SessionRecord } from './sessions.js';
 import type { UserRecord } from './users.js';
 import { QuorumTokens, defaultQuorumSettings, type QuorumSettings } from './quorum.js';
+import { SlowWork } from './slow-work.js';
 
 export class MemberState {
   lifecycle: 'initialized' | 'active' = 'initialized';
@@ -39,8 +40,24 @@ export class MemberState {
   /** Quorum values of the admin services and token timeouts: a cluster setting, the same on every member. */
   quorum: QuorumSettings = defaultQuorumSettings();
   readonly quorumTokens: QuorumTokens;
+  /** PBKDF2 and password-based key encryption: bounded, and shared fairly between sessions. */
+  readonly slowWork = new SlowWork();
+  /** When the quorum settings last changed, as a generation (see {@link MemberState.stamp}); 0: never. */
+  quorumGen = 0;
   /** MFA login challenges handed out and not yet answered: unsigned token (hex) → who and until when. */
   readonly mfaChallenges = new Map<string, { username: string; expires: number }>();
+  /**
+   * Deleted token keys: handle → the generation of the deletion. Handles are never reused, so a
+   * deleted key never comes back, whatever copy of it arrives later (a masked object, a backup).
+   */
+  readonly keyTombstones = new Map<number, number>();
+  /**
+   * Deleted users: name → the generation of the deletion. A copy of the user made before it
+   * (a masked user, a backup) is refused; a user created again later is newer and wins.
+   */
+  readonly userTombstones = new Map<string, number>();
+  /** The logical clock behind generations: the highest counter made or seen here. */
+  clock = 0;
 
   constructor(
     readonly profile: Profile,
@@ -52,7 +69,27 @@ export class MemberState {
     this.keys = new KeyStore(memberIndex);
     this.quorumTokens = new QuorumTokens(memberIndex);
   }
+
+  /**
+   * A new generation for a change made here. Generations order the versions of a key, a user or
+   * the cluster settings across the members of a cluster (a Lamport clock: `counter × 32 +
+   * memberIndex`, so two members never make the same one, and a member that has seen a
+   * generation makes only larger ones afterwards). Where two versions of one thing meet
+   * (replication, repair, a restore), the larger generation wins; a deletion is a version too.
+   */
+  stamp(): number {
+    this.clock += 1;
+    return this.clock * GENERATION_STRIDE + this.memberIndex;
+  }
+
+  /** Moves the clock past a generation that arrived from elsewhere. */
+  observe(gen: number): void {
+    this.clock = Math.max(this.clock, Math.floor(gen / GENERATION_STRIDE));
+  }
 }
+
+/** Generations interleave the members' counters, as key handles do (at most 32 members). */
+export const GENERATION_STRIDE = 32;
 
 /** An operation's implementation. Role checks have already passed when it runs. */
 export type Handler<O extends Op> = (m: MemberState, caller: Caller, req: RequestOf<O>) => Results[O] | Promise<Results[O]>;
@@ -102,6 +139,7 @@ export function addKey(m: MemberState, caller: SessionRecord, material: Material
   }
   const key: KeyRecord = {
     handle: m.keys.nextHandle(),
+    gen: m.stamp(),
     cls: material.cls,
     type: material.type,
     owner: caller.username,

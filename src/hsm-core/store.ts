@@ -8,7 +8,9 @@
  * - `user/<name>`: a user (name, role, password hash, failed logins);
  * - `key/<handle>`: a token key — owner, shares, attributes and material — encrypted;
  * - `masking`: the cluster's masking key, encrypted;
- * - `audit/<sequence>`: the audit records, hash-chained as in memory.
+ * - `audit/<sequence>`: the audit records, hash-chained as in memory;
+ * - `deleted/key/<handle>`, `deleted/user/<name>`: tombstones (the generation of a deletion), so
+ *   that no copy of a deleted key or user is taken back after a restart.
  *
  * Encryption at rest: each `key/…` and the `masking` record is AES-256-GCM under the member's
  * storage key, with the record key (its identity) as associated data, so a record copied under
@@ -33,6 +35,7 @@ import { join } from 'node:path';
 import { open, type RootDatabase } from 'lmdb';
 import type { AuditRecord } from './protocol.js';
 import { HsmError } from './errors.js';
+import { lockFolder, type FolderLock } from './folder-lock.js';
 import type { KeyRecord } from './key-store.js';
 import { contentOf, keyFromContent, type MaskedContent } from './masking.js';
 import type { MemberState } from './state.js';
@@ -55,6 +58,9 @@ export interface StoredMeta {
   lastChange?: string | null;
   /** Quorum values and token timeouts (absent in folders written before quorum existed). */
   quorum?: QuorumSettings;
+  /** The generation of the quorum settings and the logical clock (absent before generations: 0). */
+  quorumGen?: number;
+  clock?: number;
 }
 
 /** What a commit must write besides meta, users and new audit records. */
@@ -138,6 +144,8 @@ export interface LoadedState {
   keys: KeyRecord[];
   masking: Buffer | null;
   audit: AuditRecord[];
+  deletedKeys: Map<number, number>;
+  deletedUsers: Map<string, number>;
 }
 
 export class MemberStore {
@@ -146,33 +154,45 @@ export class MemberStore {
   readonly #key: Buffer;
   readonly #users = new Set<string>();
   readonly #keys = new Set<number>();
+  /** Tombstones on disk: record name → generation. */
+  readonly #tombstones = new Map<string, number>();
   #auditWritten = 0;
   #closed = false;
 
-  private constructor(dir: string, db: RootDatabase, key: Buffer) {
+  readonly #lock: FolderLock;
+
+  private constructor(dir: string, db: RootDatabase, key: Buffer, lock: FolderLock) {
     this.dir = dir;
     this.#db = db;
     this.#key = key;
+    this.#lock = lock;
   }
 
-  /** Opens (or creates) the store in `dir`. */
+  /**
+   * Opens (or creates) the store in `dir`, taking the folder's lock first: a folder another
+   * process has open is refused with FOLDER_IN_USE (folder-lock.ts).
+   */
   static open(dir: string, passphrase?: string): MemberStore {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const lock = lockFolder(dir, 'data folder');
+    if (lock.tookOver) process.emitWarning(`data folder ${dir}: took over the lock of ${lock.tookOver}, which is no longer running`, 'StrongroomWarning');
     const path = join(dir, 'store');
     const fresh = !existsSync(path);
     let db: RootDatabase;
     try {
       db = open({ path, compression: false });
     } catch (e) {
+      lock.release();
       return refuse(dir, `its store does not open (${e instanceof Error ? e.message : String(e)})`);
     }
     try {
       const meta = db.get('meta') as StoredMeta | undefined;
       if (meta && meta.format > STORE_FORMAT) refuse(dir, `it was written by a newer Strongroom (store format ${meta.format}; this one reads ${STORE_FORMAT})`);
       const key = storageKey(dir, passphrase, fresh || meta === undefined);
-      return new MemberStore(dir, db, key);
+      return new MemberStore(dir, db, key, lock);
     } catch (e) {
       void db.close();
+      lock.release();
       throw e;
     }
   }
@@ -202,6 +222,14 @@ export class MemberStore {
       users.push(value as UserRecord);
       this.#users.add(String(key).slice(5));
     }
+    const deletedKeys = new Map<number, number>();
+    const deletedUsers = new Map<string, number>();
+    for (const { key, value } of this.#db.getRange({ start: 'deleted/', end: 'deleted0' })) {
+      const name = String(key);
+      if (name.startsWith('deleted/key/')) deletedKeys.set(Number(name.slice(12)), value as number);
+      else if (name.startsWith('deleted/user/')) deletedUsers.set(name.slice(13), value as number);
+      this.#tombstones.set(name, value as number);
+    }
     const sealed = this.#db.get('masking') as Uint8Array | undefined;
     if (sealed) {
       masking = unseal(this.#key, 'masking', Buffer.from(sealed));
@@ -210,7 +238,7 @@ export class MemberStore {
     audit.sort((a, b) => a.sequence - b.sequence);
     if (audit.some((r, i) => r.sequence !== i)) refuse(this.dir, 'the audit log has a gap');
     this.#auditWritten = audit.length;
-    return { meta, users, keys, masking, audit };
+    return { meta, users, keys, masking, audit, deletedKeys, deletedUsers };
   }
 
   /** Writes what `scope` names plus meta, users and new audit records, in one transaction, and waits until it is on disk. */
@@ -234,6 +262,8 @@ export class MemberStore {
       rebootCounter: m.audit.rebootCounter,
       lastChange: m.lastChange,
       quorum: m.quorum,
+      quorumGen: m.quorumGen,
+      clock: m.clock,
     };
     // Everything is computed and encrypted here, synchronously, so the transaction writes one
     // consistent picture of the member.
@@ -262,6 +292,11 @@ export class MemberStore {
       secret.fill(0);
     }
     for (const r of records) puts.push([`audit/${String(r.sequence).padStart(12, '0')}`, r]);
+    const tombstones = new Map<string, number>();
+    for (const [handle, gen] of m.keyTombstones) tombstones.set(`deleted/key/${handle}`, gen);
+    for (const [name, gen] of m.userTombstones) tombstones.set(`deleted/user/${name}`, gen);
+    for (const [name, gen] of tombstones) if (this.#tombstones.get(name) !== gen) puts.push([name, gen]);
+    for (const name of this.#tombstones.keys()) if (!tombstones.has(name)) removes.push(name);
     // Transactions commit in the order they are queued, so what is known can move on now.
     for (const h of handles) {
       if (keyPuts.has(h)) knownKeys.add(h);
@@ -270,6 +305,8 @@ export class MemberStore {
     for (const name of knownUsers) if (!users.has(name)) knownUsers.delete(name);
     for (const name of users) knownUsers.add(name);
     this.#auditWritten = Math.max(this.#auditWritten, written + records.length);
+    this.#tombstones.clear();
+    for (const [name, gen] of tombstones) this.#tombstones.set(name, gen);
     await db.transaction(() => {
       for (const [k, v] of puts) void db.put(k, v);
       for (const k of removes) void db.remove(k);
@@ -282,5 +319,6 @@ export class MemberStore {
     this.#closed = true;
     await this.#db.close();
     this.#key.fill(0);
+    this.#lock.release();
   }
 }

@@ -40,6 +40,12 @@ export interface UserRecord {
   failedLogins: number;
   /** The registered token-sign key (MFA and quorum), if any. */
   tokenSign?: TokenSign | null;
+  /**
+   * The generation of this version of the user (see MemberState.stamp): it grows with every change
+   * that travels (role, password, token-sign key). 0 for users older than generations. Failed
+   * logins are per member and do not count.
+   */
+  gen?: number;
 }
 
 function scrypt(password: string, salt: Buffer, length: number, options: ScryptOptions): Promise<Buffer> {

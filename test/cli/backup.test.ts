@@ -68,9 +68,9 @@ describe('cli: strongroom backup and cluster', function () {
     expect(missing.code).to.equal(1);
     expect(JSON.parse(missing.stdout)).to.deep.equal({ error: { code: 'BAD_REQUEST', message: `backup backup-aaaaaaaaaaa: not in the store at ${join(d, 'backups')}` } });
 
-    // A new cluster from the backup (same installation: the service key goes with it).
+    // A new cluster from the backup (same installation: its two backup keys go with it).
     const fresh = dir('from-backup');
-    copyFileSync(join(d, 'service.key'), join(fresh, 'service.key'));
+    for (const file of ['service.key', 'manufacturer.key']) copyFileSync(join(d, file), join(fresh, file));
     const made = await cli('cluster', 'create-from-backup', '--backup-id', b!.backupId, '--backup-dir', join(d, 'backups'), '--data-dir', fresh, '--members', '2', '--transport', 'in-process', '--once');
     expect(made.code, made.stderr).to.equal(0);
     expect(made.stdout).to.include(`made from backup ${b!.backupId}`);

@@ -157,10 +157,10 @@ describe('cluster-client: backups and membership', function () {
     const backup = await cluster.takeBackup();
     const sourceId = (await cluster.hsmInfo())[0]!.clusterId;
 
-    // Same installation (service key) and manufacturer: the new cluster's folder gets the service key.
+    // Same installation (service key) and manufacturer: the new cluster's folder gets both keys.
     const copyDir = dir('from-backup');
     const { copyFileSync } = await import('node:fs');
-    copyFileSync(join(sourceDir, 'service.key'), join(copyDir, 'service.key'));
+    for (const file of ['service.key', 'manufacturer.key']) copyFileSync(join(sourceDir, file), join(copyDir, file));
     const clone = await start({ dataDir: copyDir, members: 2, fromBackup: { dir: cluster.backupStore!.dir, backupId: backup.backupId } });
     try {
       const infos = await clone.hsmInfo();

@@ -4,54 +4,18 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { createMember, encodeFrame, ensureClusterCsr, FrameReader, HsmError, MEMBER_FILES, serveMember, type Member, type Served } from '../../src/hsm-core/index.js';
+import { encodeFrame, FrameReader, HsmError } from '../../src/hsm-core/index.js';
+import { startMember, type Fixture } from '../helpers/tls-member.js';
 import { connect, SocketTransport, TrustAnchor } from '../../src/cluster-client/index.js';
 
 const run = promisify(execFile);
 const CLI = ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/main.ts')];
-
-interface Fixture {
-  dir: string;
-  anchor: TrustAnchor;
-  member: Member;
-  served: Served;
-  handled: { count: number };
-  client: { cert: string; key: string };
-  address: string;
-  logs: string[];
-}
-
-async function startMember(): Promise<Fixture> {
-  const dir = mkdtempSync(join(tmpdir(), 'strongroom-tls-'));
-  const anchor = await TrustAnchor.openOrCreate(dir);
-  const memberDir = join(dir, 'member-0');
-  const csr = await ensureClusterCsr(memberDir, 'fuzzed member');
-  writeFileSync(join(memberDir, MEMBER_FILES.cert), await anchor.signClusterCsr(csr));
-  writeFileSync(join(memberDir, MEMBER_FILES.ca), anchor.pem);
-  const inner = await createMember({ profile: 'unlimited', passwordCost: 10 });
-  const handled = { count: 0 };
-  const member: Member = {
-    handle: (r) => {
-      handled.count += 1;
-      return inner.handle(r);
-    },
-    close: () => inner.close(),
-  };
-  const logs: string[] = [];
-  const served = await serveMember({ member, dataDir: memberDir, host: '127.0.0.1', port: 0, log: (l) => logs.push(l) });
-  await member.handle({ op: 'activateCluster', password: 'admin-password' });
-  const admin = await member.handle({ op: 'login', username: 'admin', password: 'admin-password' });
-  const session = (admin as { result: { session: string } }).result.session;
-  await member.handle({ op: 'createUser', session, username: 'app', password: 'app-password', role: 'crypto-user' });
-  await member.handle({ op: 'logout', session });
-  return { dir, anchor, member, served, handled, client: await anchor.issueClient('test client'), address: `127.0.0.1:${served.port}`, logs };
-}
 
 /** A raw TLS connection; resolves with what happened to one request sent on it. */
 function rawAttempt(port: number, options: { ca: string; cert?: string; key?: string }): Promise<'answered' | string> {

@@ -30,6 +30,7 @@ interface Keys {
   secret: number;
   masked: Uint8Array;
   maskedUser: Uint8Array;
+  maskedSettings: Uint8Array;
   wrapped: Uint8Array;
   ciphertext: { data: Uint8Array; iv: Uint8Array };
   signature: Uint8Array;
@@ -167,6 +168,14 @@ const ROWS: Row[] = [
     allowed: ADMIN_CU_AU,
     request: (c) => ({ op: 'insertMaskedUser', ...s(c), maskedUser: c.keys.maskedUser }),
   },
+  // The cluster settings travel as masked settings: admins and the appliance user.
+  { name: 'extractMaskedSettings', op: 'extractMaskedSettings', allowed: ADMIN.concat('appliance'), request: (c) => ({ op: 'extractMaskedSettings', ...s(c) }) },
+  {
+    name: 'insertMaskedSettings',
+    op: 'insertMaskedSettings',
+    allowed: ADMIN.concat('appliance'),
+    request: (c) => ({ op: 'insertMaskedSettings', ...s(c), maskedSettings: c.keys.maskedSettings }),
+  },
   {
     name: 'setClusterAddresses',
     op: 'setClusterAddresses',
@@ -216,7 +225,7 @@ const ROWS: Row[] = [
     name: 'importEncryptedKey',
     op: 'importEncryptedKey',
     allowed: CU,
-    allowedAnswer: () => 'DECRYPTION_FAILED',
+    allowedAnswer: () => 'KEY_DATA_INVALID',
     request: (c) => ({ op: 'importEncryptedKey', ...s(c), encryptedPrivateKeyInfo: new Uint8Array(40), password: 'p12-password' }),
   },
   { name: 'exportKey', op: 'exportKey', allowed: CU, request: (c) => ({ op: 'exportKey', ...s(c), handle: c.keys.payload, format: 'raw' }) },
@@ -323,6 +332,7 @@ async function makeKeys(f: Fixture): Promise<Keys> {
   ).handle;
   const masked = (await m.ok({ op: 'extractMaskedObject', session: alice, handle: aes })).maskedObject;
   const maskedUser = (await m.ok({ op: 'extractMaskedUser', session: alice, username: 'alice' })).maskedUser;
+  const maskedSettings = (await m.ok({ op: 'extractMaskedSettings', session: f.admin })).maskedSettings;
   const wrapped = (await m.ok({ op: 'wrapKey', session: alice, mechanism: { name: 'aes-zero-pad' }, wrappingHandle: aes, payloadHandle: payload })).wrapped;
   const enc = await m.ok({ op: 'encrypt', session: alice, handle: aes, mechanism: { name: 'aes-gcm' }, data: bytes('00') });
   const { signature } = await m.ok({
@@ -341,6 +351,7 @@ async function makeKeys(f: Fixture): Promise<Keys> {
     secret,
     masked,
     maskedUser,
+    maskedSettings,
     wrapped,
     ciphertext: { data: enc.data, iv: enc.iv! },
     signature,
@@ -361,6 +372,7 @@ async function contextFor(role: Role): Promise<{ m: TestMember; c: Context; fixt
       secret: 192,
       masked: none,
       maskedUser: none,
+      maskedSettings: none,
       wrapped: none,
       ciphertext: { data: none, iv: new Uint8Array(12) },
       signature: none,

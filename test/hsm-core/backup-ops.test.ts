@@ -69,15 +69,18 @@ describe('hsm-core: backups', () => {
     await target.ok({ op: 'restoreBackup', backup });
   });
 
-  it('a member in a cluster is overwritten only by an admin or the appliance user', async () => {
-    const { backup } = await backedUp();
+  it('a member in a cluster takes only its own cluster\'s backups, from its managers, and only what is newer', async () => {
+    const { f, backup, token } = await backedUp();
     const other = await activatedMember({ serviceKey: SERVICE });
     await other.m.fail({ op: 'restoreBackup', session: other.alice, backup }, 'PERMISSION_DENIED');
     await other.m.fail({ op: 'restoreBackup', backup }, 'NOT_LOGGED_IN');
-    await other.m.ok({ op: 'restoreBackup', session: other.appliance, backup });
-    // Everything was replaced: its sessions are gone, the source's users log in.
-    await other.m.fail({ op: 'generateRandom', session: other.alice, length: 1 }, 'NOT_LOGGED_IN');
-    await other.m.login('alice', PASSWORDS.alice);
+    expect((await other.m.fail({ op: 'restoreBackup', session: other.appliance, backup }, 'BACKUP_INVALID')).message).to.match(/an active member takes only its own cluster's backups/);
+    // Its own cluster's backup is merged in: the key deleted since stays deleted, sessions stay.
+    await f.m.ok({ op: 'deleteKey', session: f.alice, handle: token });
+    const merged = await f.m.ok({ op: 'restoreBackup', session: f.appliance, backup });
+    expect(merged.merged).to.equal(true);
+    await f.m.fail({ op: 'getAttributes', session: f.alice, handle: token }, 'KEY_NOT_FOUND');
+    await f.m.ok({ op: 'generateRandom', session: f.alice, length: 1 });
   });
 
   it('a member without a service key makes no backups', async () => {

@@ -2,7 +2,7 @@
  * What members of one cluster exchange besides keys: masked users, within one cluster only.
  */
 import { expect } from 'chai';
-import { activatedMember } from '../helpers/member.js';
+import { activatedMember, freshMember } from '../helpers/member.js';
 
 describe('hsm-core: masked users', () => {
   it('travel only within a cluster; a crypto user may move only itself; the appliance user never travels', async () => {
@@ -20,7 +20,7 @@ describe('hsm-core: masked users', () => {
 
   it('carry the password hash: a user changed on one member logs in with the new password on another', async () => {
     const a = await activatedMember({ serviceKey: new Uint8Array(32).fill(9) });
-    const b = await (await import('../helpers/member.js')).freshMember({ serviceKey: new Uint8Array(32).fill(9), memberIndex: 1 });
+    const b = await freshMember({ serviceKey: new Uint8Array(32).fill(9), memberIndex: 1 });
     await b.ok({ op: 'restoreBackup', backup: (await a.m.ok({ op: 'createBackup', session: a.appliance })).backup });
     await a.m.ok({ op: 'logout', session: a.carol });
     await a.m.ok({ op: 'changePassword', session: a.admin, username: 'carol', password: 'carol-new-password' });

@@ -95,7 +95,10 @@ const RUNNERS: Record<string, (g: Group, t: Vector) => Promise<Outcome>> = {
   async 'aead_test_schema_v1.json'(g, t) {
     const key = await secret(t.key as string, 'aes', { encrypt: true, decrypt: true });
     if (key === null) return 'refused';
-    const mechanism = { name: 'aes-gcm', iv: bytes(t.iv as string), aad: bytes(t.aad as string), tagLengthBits: g.tagSize } as const;
+    // IVs under 12 bytes and tags under 96 bits are outside the HSM's own bounds (test/security);
+    // the vectors check the algorithm, so those run with WebCrypto's bounds, as the door asks.
+    const short = (t.iv as string).length < 24 || g.tagSize! < 96;
+    const mechanism = { name: 'aes-gcm', iv: bytes(t.iv as string), aad: bytes(t.aad as string), tagLengthBits: g.tagSize, ...(short ? { webcrypto: true } : {}) } as const;
     const sealed = (t.ct as string) + (t.tag as string);
     const dec = await send({ op: 'decrypt', session: s(), handle: key, mechanism: mechanism as never, data: bytes(sealed) });
     if (!dec) return 'refused';

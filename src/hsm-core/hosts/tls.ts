@@ -10,7 +10,9 @@
  * Clients must present a certificate issued by the same trust anchor; one that does not (none,
  * another CA's, an expired one) is refused during the handshake, before any request is read.
  * Requests travel as frames (wire.ts); a frame that is too large or does not decode closes that
- * connection, after an answer saying why, and nothing else.
+ * connection, after an answer saying why, and nothing else. A client that stops reading its
+ * answers has its requests left unread until they drain (backpressure), so it cannot make the
+ * member buffer without bound.
  *
  * Data folder: `member.key` (0600), `member.csr`, `member.crt`, `customerCA.crt`.
  *
@@ -135,18 +137,43 @@ export async function serveMember(options: ServeOptions): Promise<Served> {
   };
 }
 
-/** One client connection: frames in, answers out, written together once per tick. */
+/** Requests of one connection the member works on at once; more wait unread (see below). */
+const CONNECTION_IN_FLIGHT = 256;
+
+/**
+ * One client connection: frames in, answers out, written together once per tick.
+ *
+ * Backpressure: requests are taken from the connection only while the client reads its answers.
+ * When the socket's write buffer is full, or the connection has {@link CONNECTION_IN_FLIGHT}
+ * requests in the member, reading stops (frames already read wait their turn) until answers
+ * drain; so a client that never reads its answers holds at most a few of them in the member's
+ * memory, however much it sends.
+ */
 function serveConnection(socket: TLSSocket, member: Member, maxFrame: number, log: (line: string) => void): void {
   const reader = new FrameReader(maxFrame);
   let corked = false;
   let closed = false;
+  let writable = true;
+  let inFlight = 0;
+  const waiting: { id: number; body: unknown }[] = [];
   // Sessions logged in over this connection: when it ends, they end (session keys, quorum tokens).
   const sessions = new Set<string>();
   const closeSession = (session: string) => void member.handle({ op: 'closeSession', session });
   socket.on('close', () => {
     closed = true;
+    waiting.length = 0;
     for (const s of sessions) closeSession(s);
     sessions.clear();
+  });
+  const flow = () => {
+    while (!closed && writable && inFlight < CONNECTION_IN_FLIGHT && waiting.length) dispatch(waiting.shift()!);
+    if (closed) return;
+    if (writable && inFlight < CONNECTION_IN_FLIGHT && waiting.length === 0) socket.resume();
+    else socket.pause();
+  };
+  socket.on('drain', () => {
+    writable = true;
+    flow();
   });
   const write = (frame: Buffer) => {
     if (closed) return;
@@ -158,7 +185,23 @@ function serveConnection(socket: TLSSocket, member: Member, maxFrame: number, lo
         socket.uncork();
       });
     }
-    socket.write(frame);
+    if (!socket.write(frame)) writable = false;
+  };
+  const dispatch = ({ id, body }: { id: number; body: unknown }) => {
+    inFlight += 1;
+    void member.handle(body).then((response) => {
+      inFlight -= 1;
+      const op = (body as { op?: unknown } | null)?.op;
+      if (response.ok && op === 'login') {
+        const { session } = response.result as { session: string };
+        if (closed) closeSession(session);
+        else sessions.add(session);
+      } else if (response.ok && op === 'logout') {
+        sessions.delete((body as { session: string }).session);
+      }
+      write(encodeFrame(id, response));
+      flow();
+    });
   };
   socket.on('data', (chunk: Buffer) => {
     let frames;
@@ -172,18 +215,7 @@ function serveConnection(socket: TLSSocket, member: Member, maxFrame: number, lo
       socket.end();
       return;
     }
-    for (const { id, body } of frames) {
-      void member.handle(body).then((response) => {
-        const op = (body as { op?: unknown } | null)?.op;
-        if (response.ok && op === 'login') {
-          const { session } = response.result as { session: string };
-          if (closed) closeSession(session);
-          else sessions.add(session);
-        } else if (response.ok && op === 'logout') {
-          sessions.delete((body as { session: string }).session);
-        }
-        write(encodeFrame(id, response));
-      });
-    }
+    waiting.push(...frames);
+    flow();
   });
 }

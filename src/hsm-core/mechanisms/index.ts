@@ -30,6 +30,26 @@ function tagBytes(m: { tagLengthBits?: number | undefined }): number {
   return (m.tagLengthBits ?? 128) / 8;
 }
 
+/** The HSM's bounds on AES-GCM parameters (WebCrypto's are looser, and its door asks for them with `webcrypto`). */
+export const GCM_MIN_IV_BYTES = 12;
+export const GCM_MIN_TAG_BITS = 96;
+
+function checkGcmBounds(m: { iv?: Uint8Array | undefined; tagLengthBits?: number | undefined; webcrypto?: true | undefined }): void {
+  if (m.webcrypto) return;
+  if (m.iv !== undefined && m.iv.length < GCM_MIN_IV_BYTES) {
+    throw new HsmError('MECHANISM_PARAM_INVALID', `mechanism.iv: an AES-GCM IV has at least ${GCM_MIN_IV_BYTES} bytes (12 recommended; shorter ones repeat too soon), not ${m.iv.length}`);
+  }
+  if (m.tagLengthBits !== undefined && m.tagLengthBits < GCM_MIN_TAG_BITS) {
+    throw new HsmError('MECHANISM_PARAM_INVALID', `mechanism.tagLengthBits: an AES-GCM tag has at least ${GCM_MIN_TAG_BITS} bits (shorter ones are forged too easily), not ${m.tagLengthBits}`);
+  }
+}
+
+/**
+ * Mechanisms that wrap keys. CTR, ECB and CBC without padding encrypt data only: a CTR keystream
+ * or an ECB codebook that another user of the key can reproduce would give away a wrapped key.
+ */
+export const WRAP_MECHANISMS: ReadonlySet<WrapMechanism['name']> = new Set(['aes-gcm', 'cloudhsm-aes-gcm', 'aes-cbc-pad', 'aes-no-pad', 'aes-pkcs5-pad', 'aes-zero-pad', 'rsa-oaep', 'rsa-pkcs', 'rsa-aes']);
+
 function table<T>(entries: T): T {
   return Object.assign(Object.create(null), entries) as T;
 }
@@ -40,12 +60,14 @@ export const CIPHERS: CipherTable = table<CipherTable>({
   'aes-gcm': {
     keyType: 'aes',
     encrypt(key, m, data, profile) {
+      checkGcmBounds(m);
       checkDataLimit(profile, 'aes-gcm', data.length);
       const iv = m.iv ? Buffer.from(m.iv) : aes.newGcmIv();
       const out = aes.gcmEncrypt(key, iv, data, m.aad, tagBytes(m));
       return m.iv ? { data: out } : { data: out, iv };
     },
     decrypt(key, m, data, profile) {
+      checkGcmBounds(m);
       checkDataLimit(profile, 'aes-gcm', data.length);
       if (!m.iv) throw new HsmError('MECHANISM_PARAM_INVALID', 'mechanism.iv: required to decrypt with aes-gcm');
       return aes.gcmDecrypt(key, m.iv, data, m.aad, tagBytes(m));
@@ -54,11 +76,13 @@ export const CIPHERS: CipherTable = table<CipherTable>({
   'cloudhsm-aes-gcm': {
     keyType: 'aes',
     encrypt(key, m, data, profile) {
+      checkGcmBounds(m);
       checkDataLimit(profile, 'aes-gcm', data.length);
       const iv = aes.newGcmIv();
       return { data: Buffer.concat([iv, aes.gcmEncrypt(key, iv, data, m.aad, tagBytes(m))]) };
     },
     decrypt(key, m, data, profile) {
+      checkGcmBounds(m);
       checkDataLimit(profile, 'aes-gcm', data.length);
       if (data.length < aes.GCM_IV_BYTES) throw new HsmError('DATA_INVALID', 'data: cloudhsm-aes-gcm ciphertext starts with its 12-byte IV');
       return aes.gcmDecrypt(key, data.subarray(0, aes.GCM_IV_BYTES), data.subarray(aes.GCM_IV_BYTES), m.aad, tagBytes(m));

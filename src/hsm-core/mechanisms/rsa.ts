@@ -4,8 +4,10 @@
  * payload under RFC 5649 with it).
  *
  * PKCS #1 v1.5 decryption: Node refuses it through privateDecrypt since CVE-2023-46809, so the
- * member does the raw RSA operation and checks the padding itself. Its timing is not hardened
- * against Bleichenbacher/Marvin-style oracles; prefer OAEP, as CloudHSM's FIPS mode does.
+ * member does the raw RSA operation and checks the padding itself, looking at every byte and
+ * answering every padding failure with the same error; an unwrap answers a wrong-length key the
+ * same way, so neither is a padding oracle by its answers. JavaScript's timing is not hardened
+ * against Bleichenbacher/Marvin-style measurements; prefer OAEP, as CloudHSM's FIPS mode does.
  *
  * @module
  */
@@ -65,12 +67,23 @@ export function pkcs1Decrypt(privateKey: KeyObject, data: Uint8Array): Buffer {
   } catch {
     throw decryptionFailed('RSA PKCS #1 v1.5');
   }
-  // EM = 0x00 ‖ 0x02 ‖ PS (≥ 8 non-zero bytes) ‖ 0x00 ‖ M
-  let separator = -1;
+  // EM = 0x00 ‖ 0x02 ‖ PS (≥ 8 non-zero bytes) ‖ 0x00 ‖ M. Every byte is looked at and the
+  // verdict is one flag, so a bad padding and a short separator take the same path and answer
+  // alike (the unwrap that uses this answers a bad length the same way too).
+  let good = ((em[0]! | (em[1]! ^ 2)) === 0 ? 1 : 0);
+  let separator = 0;
+  let found = 0;
   for (let i = 2; i < em.length; i++) {
-    if (em[i] === 0 && separator < 0) separator = i;
+    const zero = ((em[i]! - 1) >>> 31) & 1; // 1 exactly when em[i] is 0
+    const first = zero & (found ^ 1);
+    separator |= -first & i;
+    found |= zero;
   }
-  if (em[0] !== 0 || em[1] !== 2 || separator < 10) throw decryptionFailed('RSA PKCS #1 v1.5');
+  good &= found & (((9 - separator) >>> 31) & 1); // separator ≥ 10
+  if (good !== 1) {
+    em.fill(0);
+    throw decryptionFailed('RSA PKCS #1 v1.5');
+  }
   return em.subarray(separator + 1);
 }
 

@@ -6,9 +6,9 @@
  *   cluster id and addresses — with it, using AES key wrap with padding (SP 800-38F KWP,
  *   RFC 5649).
  * - The EBK is wrapped (SP 800-38F KW, RFC 3394) by the persistent backup key (PBK), derived with
- *   the SP 800-108 counter KDF (HMAC-SHA256) from the manufacturer key (MKBK, one per emulated
- *   manufacturer) and the service key (AKBK, one per installation), with the member's mode
- *   (`fips` or `non-fips`) in the context.
+ *   the SP 800-108 counter KDF (HMAC-SHA256) from the manufacturer key (MKBK, the "hardware"
+ *   secret, made per installation) and the service key (AKBK, one per installation), with the
+ *   member's mode (`fips` or `non-fips`) in the context.
  * - A clear header says which cluster, mode and manufacturer the backup is from, so a refusal
  *   can say why; its digest is inside the wrapped content, so it cannot be altered either. Key
  *   wrap's integrity check detects any flipped bit.
@@ -26,6 +26,8 @@ import { sp800108Counter } from '../mechanisms/kdf.js';
 import { signedIn, type Handler, type MemberState } from '../state.js';
 import { APPLIANCE_USERNAME } from '../users.js';
 import { requireManager } from './cluster-ops.js';
+import { adminApproval } from './quorum-ops.js';
+import { mergeKey, mergeKeyTombstone, mergeSettings, mergeUser, mergeUserTombstone, takeNewer } from '../merge.js';
 
 const MAGIC = Buffer.from('SRBK1');
 
@@ -41,8 +43,13 @@ export interface BackupKeys {
   serviceKey: Buffer | null;
 }
 
-/** The emulated manufacturer every member has unless configured otherwise. */
-export const DEFAULT_MANUFACTURER_KEY = createHash('sha256').update('strongroom emulated manufacturer 1: backup key').digest();
+/**
+ * The manufacturer key of members that are given none: made at random when this process loads,
+ * so it is shared by this process's members and by nothing else (no key in the source code opens
+ * anyone's backups). Installations keep theirs in their cluster folder and hand it to every
+ * member (see cluster-client/installation.ts).
+ */
+export const PROCESS_MANUFACTURER_KEY = randomBytes(32);
 
 export interface BackupHeader {
   v: 1;
@@ -65,6 +72,11 @@ interface BackupContent {
   keys: MaskedContent[];
   /** Absent in backups made before quorum existed. */
   quorum?: QuorumSettings;
+  /** Absent in backups made before generations: everything in them counts as generation 0. */
+  quorumGen?: number;
+  clock?: number;
+  deletedKeys?: [number, number][];
+  deletedUsers?: [string, number][];
 }
 
 export function manufacturerFingerprint(key: Buffer): string {
@@ -100,6 +112,10 @@ export const createBackup: Handler<'createBackup'> = (m, caller) => {
     addresses: [...m.addresses],
     users: [...m.users.values()].filter((u) => u.role !== 'appliance').map((u) => ({ ...maskedUserOf(u), failedLogins: u.failedLogins })),
     quorum: m.quorum,
+    quorumGen: m.quorumGen,
+    clock: m.clock,
+    deletedKeys: [...m.keyTombstones],
+    deletedUsers: [...m.userTombstones],
     keys: [...m.keys.values()].filter((k) => k.session === null).map(contentOf),
   };
   secret.fill(0);
@@ -172,12 +188,32 @@ function openBackup(m: MemberState, blob: Uint8Array): BackupContent {
   return content;
 }
 
+/**
+ * Restores a backup. Onto a member that is not in a cluster (new, or emptied), it overwrites
+ * everything (CloudHSM's restore; how members join). Onto an active member it is a merge: only
+ * what is newer than what the member holds comes in (merge.ts), so an old backup brings back no
+ * deleted user or key and no old password or quorum value. Such a restore takes a backup of the
+ * member's own cluster, and is for the appliance user (the cluster's own repair) or for an admin
+ * with the user service's approval.
+ */
 export const restoreBackup: Handler<'restoreBackup'> = (m, caller, req) => {
-  // A restore overwrites everything on the member: on one in a cluster, only its managers may.
-  if (m.clusterId !== null) requireManager(caller, 'restoreBackup');
+  const active = m.clusterId !== null;
+  // A restore into a member of a cluster: only its managers may.
+  if (active) requireManager(caller, 'restoreBackup');
   const content = openBackup(m, req.backup);
   if (content.profile !== m.profile.name) {
     throw new HsmError('BACKUP_INVALID', `backup: it comes from a ${content.profile} member and this one runs the ${m.profile.name} profile`);
+  }
+  if (active) {
+    if (req.asNewCluster) throw new HsmError('BAD_REQUEST', `asNewCluster: this member is already in cluster ${m.clusterId}; a new cluster is made on a new member`);
+    if (content.clusterId !== m.clusterId) {
+      throw new HsmError('BACKUP_INVALID', `backup: it is of cluster ${content.clusterId}, and this member is in ${m.clusterId}; an active member takes only its own cluster's backups`);
+    }
+    const me = signedIn(caller);
+    const approve = me.role === 'admin' ? adminApproval(m, me, 'user', req.approval) : () => undefined;
+    mergeBackup(m, content);
+    approve();
+    return { clusterId: m.clusterId!, users: content.users.length, keys: content.keys.length, merged: true };
   }
   const keys = content.keys.map((k) => keyFromContent(k));
   const masking = new Masking(Buffer.from(content.masking, 'base64'));
@@ -186,15 +222,36 @@ export const restoreBackup: Handler<'restoreBackup'> = (m, caller, req) => {
   m.sessions.clear();
   m.keys.clear();
   m.users.clear();
+  m.keyTombstones.clear();
+  m.userTombstones.clear();
   if (appliance) m.users.set(APPLIANCE_USERNAME, appliance);
-  for (const u of content.users) m.users.set(u.username, { username: u.username, role: u.role, password: u.password, failedLogins: u.failedLogins, tokenSign: u.tokenSign ?? null });
+  for (const u of content.users) {
+    m.users.set(u.username, { username: u.username, role: u.role, password: u.password, failedLogins: u.failedLogins, tokenSign: u.tokenSign ?? null, gen: u.gen ?? 0 });
+  }
+  for (const [handle, gen] of content.deletedKeys ?? []) m.keyTombstones.set(handle, gen);
+  for (const [username, gen] of content.deletedUsers ?? []) m.userTombstones.set(username, gen);
   m.quorum = content.quorum ? structuredClone(content.quorum) : defaultQuorumSettings();
+  m.quorumGen = content.quorumGen ?? 0;
+  m.clock = Math.max(m.clock, content.clock ?? 0);
   m.quorumTokens.delete(() => true);
-  for (const k of keys) m.keys.add(k);
+  for (const k of keys) {
+    m.keys.add(k);
+    m.observe(k.gen);
+  }
   m.masking = masking;
   m.addresses = [...content.addresses];
   m.clusterId = req.asNewCluster ? `cluster-${randomBytes(8).toString('hex')}` : content.clusterId;
   if (req.asNewCluster) m.addresses = [];
   m.lifecycle = 'active';
-  return { clusterId: m.clusterId, users: content.users.length, keys: keys.length };
+  return { clusterId: m.clusterId, users: content.users.length, keys: keys.length, merged: false };
 };
+
+/** Takes from a backup of the member's own cluster whatever is newer than what the member holds. */
+function mergeBackup(m: MemberState, content: BackupContent): void {
+  for (const [username, gen] of content.deletedUsers ?? []) takeNewer(() => mergeUserTombstone(m, username, gen, 'backup'));
+  for (const u of content.users) takeNewer(() => mergeUser(m, u, 'backup'));
+  for (const [handle, gen] of content.deletedKeys ?? []) takeNewer(() => mergeKeyTombstone(m, handle, gen));
+  for (const k of content.keys) takeNewer(() => mergeKey(m, k, 'backup'));
+  if (content.quorum) takeNewer(() => mergeSettings(m, { ...content.quorum!, gen: content.quorumGen ?? 0 }, 'backup'));
+  m.clock = Math.max(m.clock, content.clock ?? 0);
+}

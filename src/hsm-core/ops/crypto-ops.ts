@@ -15,14 +15,16 @@ import { SIGNERS, cipherFor } from '../mechanisms/index.js';
 import { digest as hashDigest } from '../mechanisms/hash.js';
 import { liftHint } from '../profiles.js';
 import { signedIn, type Handler } from '../state.js';
-import { derivationInputs } from './key-ops.js';
+import { checkChosenIv, derivationInputs, runDerivation } from './key-ops.js';
 
 function keyTypeError(mechanism: string, wants: string, key: KeyRecord): HsmError {
   return new HsmError('KEY_TYPE_INCONSISTENT', `mechanism ${mechanism} takes ${wants} keys, but key ${keyRef(key.handle)} is ${key.type}`);
 }
 
 export const encrypt: Handler<'encrypt'> = (m, caller, req) => {
-  const key = usableKey(m.keys, signedIn(caller), req.handle, 'encrypt');
+  const me = signedIn(caller);
+  const key = usableKey(m.keys, me, req.handle, 'encrypt');
+  checkChosenIv(me, key, req.mechanism);
   const entry = cipherFor(req.mechanism);
   if (entry.keyType !== key.type) throw keyTypeError(req.mechanism.name, entry.keyType, key);
   const out = entry.encrypt(key.material.key, req.mechanism, req.data, m.profile);
@@ -64,7 +66,8 @@ export const generateRandom: Handler<'generateRandom'> = (m, _caller, req) => {
 };
 
 export const deriveBits: Handler<'deriveBits'> = async (m, caller, req) => {
-  const { base, peer, entry } = derivationInputs(m, signedIn(caller), req.baseHandle, req.mechanism);
+  const me = signedIn(caller);
+  const { base, peer, entry } = derivationInputs(m, me, req.baseHandle, req.mechanism);
   const bits = req.lengthBits;
   if (bits === undefined && !entry.naturalLength) {
     throw new HsmError('BAD_REQUEST', `lengthBits: required for ${req.mechanism.name}`);
@@ -72,7 +75,7 @@ export const deriveBits: Handler<'deriveBits'> = async (m, caller, req) => {
   if (bits !== undefined && bits % 8 !== 0 && !entry.naturalLength) {
     throw new HsmError('DATA_INVALID', `lengthBits: ${req.mechanism.name} derives whole bytes, so a multiple of 8, not ${bits}`);
   }
-  const out = await entry.derive(base.material.key, req.mechanism as never, bits === undefined ? null : Math.ceil(bits / 8), peer, base.type);
+  const out = await runDerivation(m, me, entry, base, req.mechanism, bits === undefined ? null : Math.ceil(bits / 8), peer);
   if (bits !== undefined && bits % 8 !== 0) {
     // Keep only the first `bits` bits of the last byte.
     out[out.length - 1] = out[out.length - 1]! & (0xff << (8 - (bits % 8)));

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { canSee, ownedKey, usableKey, visibleKey } from '../access.js';
 import {
   attributesForNewKey,
@@ -32,7 +32,9 @@ import {
 import { HsmError, keyRef } from '../errors.js';
 import { keyApproval } from './quorum-ops.js';
 import type { KeyRecord } from '../key-store.js';
-import { DERIVERS, cipherFor } from '../mechanisms/index.js';
+import { DERIVERS, WRAP_MECHANISMS, cipherFor, type DeriveEntry } from '../mechanisms/index.js';
+import { decryptPrivateKey, encryptPrivateKey } from '../mechanisms/pkcs8.js';
+import { checkKdfWork } from '../slow-work.js';
 import {
   checkKeyAllowed,
   createSecretMaterial,
@@ -44,7 +46,7 @@ import {
   serialiseKey,
   type Material,
 } from '../mechanisms/keys.js';
-import type { DeriveMechanism, Jwk, KeyFormat, KeyInfo, Results } from '../protocol.js';
+import type { DeriveMechanism, Jwk, KeyFormat, KeyInfo, Results, WrapMechanism } from '../protocol.js';
 import type { SessionRecord } from '../sessions.js';
 import { normaliseUsername } from '../users.js';
 import { addKey, checkKeyQuota, keyInfo, signedIn, type Handler, type MemberState } from '../state.js';
@@ -141,15 +143,18 @@ export const exportKey: Handler<'exportKey'> = (m, caller, req) => {
   if (key.attrs['wrap-with-trusted']) {
     throw new HsmError('KEY_NOT_EXTRACTABLE', `key ${keyRef(key.handle)} has wrap-with-trusted=true; it leaves the HSM only wrapped under a trusted key`);
   }
+  // Every way out checks the key's manage-key-quorum-value, as a wrap does.
+  if (key.cls !== 'public-key') keyApproval(m, me, key, 'manage', req.approval)();
   return { keyData: serialiseKey(key.material, req.format) };
 };
 
 /**
- * A private key out as an EncryptedPrivateKeyInfo (PKCS #8, PBES2: PBKDF2-HMAC-SHA256 and
- * AES-256-CBC) under a password: what a PKCS #12 file's shrouded key bag holds. Like a wrap, it
- * needs the key to be extractable, not to reveal it (sensitive keys may leave this way).
+ * A private key out as an EncryptedPrivateKeyInfo (PKCS #8, PBES2: PBKDF2-HMAC-SHA256 at 600,000
+ * iterations and AES-256-CBC) under a password of at least 8 characters: what a PKCS #12 file's
+ * shrouded key bag holds. Like a wrap, it needs the key to be extractable and its approvals, not
+ * to reveal it (sensitive keys may leave this way).
  */
-export const exportEncryptedKey: Handler<'exportEncryptedKey'> = (m, caller, req) => {
+export const exportEncryptedKey: Handler<'exportEncryptedKey'> = async (m, caller, req) => {
   const me = signedIn(caller);
   const key = visibleKey(m.keys, me, req.handle);
   if (key.cls !== 'private-key') throw new HsmError('KEY_TYPE_INCONSISTENT', `key ${keyRef(key.handle)} is a ${key.cls}; only private keys are exported as encrypted PKCS #8`);
@@ -157,20 +162,18 @@ export const exportEncryptedKey: Handler<'exportEncryptedKey'> = (m, caller, req
   if (key.attrs['wrap-with-trusted']) {
     throw new HsmError('KEY_NOT_EXTRACTABLE', `key ${keyRef(key.handle)} has wrap-with-trusted=true; it leaves the HSM only wrapped under a trusted key`);
   }
-  const der = key.material.key.export({ format: 'der', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase: req.password });
+  const approve = keyApproval(m, me, key, 'manage', req.approval);
+  const der = await m.slowWork.run(me.token, () => encryptPrivateKey(key.material.key, req.password));
+  approve();
   return { encryptedPrivateKeyInfo: new Uint8Array(der) };
 };
 
 const ASYMMETRIC_TYPES: Record<string, KeyType | undefined> = { rsa: 'rsa', ec: 'ec', ed25519: 'ed25519', x25519: 'x25519' };
 
 /** An EncryptedPrivateKeyInfo opened inside the member with its password, and stored as a new key. */
-export const importEncryptedKey: Handler<'importEncryptedKey'> = (m, caller, req) => {
-  let privateKey: KeyObject;
-  try {
-    privateKey = createPrivateKey({ key: Buffer.from(req.encryptedPrivateKeyInfo), format: 'der', type: 'pkcs8', passphrase: req.password });
-  } catch {
-    throw new HsmError('DECRYPTION_FAILED', 'encryptedPrivateKeyInfo: it does not open with this password (or it is not an encrypted PKCS #8 key)');
-  }
+export const importEncryptedKey: Handler<'importEncryptedKey'> = async (m, caller, req) => {
+  const me = signedIn(caller);
+  const privateKey = await m.slowWork.run(me.token, () => decryptPrivateKey(req.encryptedPrivateKeyInfo, req.password));
   const keyType = ASYMMETRIC_TYPES[privateKey.asymmetricKeyType ?? ''];
   if (!keyType) throw new HsmError('KEY_TYPE_INCONSISTENT', `encryptedPrivateKeyInfo: a ${privateKey.asymmetricKeyType} key, which the HSM does not hold`);
   const plain = privateKey.export({ format: 'der', type: 'pkcs8' });
@@ -192,6 +195,7 @@ export const setAttributes: Handler<'setAttributes'> = (m, caller, req) => {
   if (me.role !== 'admin') keyApproval(m, me, key, 'manage', req.approval)();
   key.attrs = next;
   if (next.token) key.session = null;
+  key.gen = m.stamp();
   return keyInfo(key);
 };
 
@@ -221,6 +225,8 @@ export const deleteKey: Handler<'deleteKey'> = (m, caller, req) => {
   const key = ownedKey(m.keys, signedIn(caller), req.handle, 'delete');
   if (!key.attrs.destroyable) throw new HsmError('ATTRIBUTE_FORBIDS_OPERATION', `key ${keyRef(key.handle)} has destroyable=false`);
   m.keys.delete(key.handle);
+  // A token key's deletion travels and is remembered, so no copy of the key can bring it back.
+  if (key.session === null) m.keyTombstones.set(key.handle, m.stamp());
   return { handle: key.handle };
 };
 
@@ -246,6 +252,7 @@ export const shareKey: Handler<'shareKey'> = (m, caller, req) => {
   const target = shareTarget(m, key, req.username);
   keyApproval(m, me, key, 'manage', req.approval)();
   key.shared.add(target);
+  key.gen = m.stamp();
   return { handle: key.handle, sharedUsers: [...key.shared].sort() };
 };
 
@@ -259,6 +266,7 @@ export const unshareKey: Handler<'unshareKey'> = (m, caller, req) => {
   }
   keyApproval(m, me, key, 'manage', req.approval)();
   key.shared.delete(target);
+  key.gen = m.stamp();
   return { handle: key.handle, sharedUsers: [...key.shared].sort() };
 };
 
@@ -282,9 +290,35 @@ function payloadBytes(key: KeyRecord, format: KeyFormat, extras: Record<string, 
   return new TextEncoder().encode(JSON.stringify(jwk));
 }
 
+/**
+ * Who may choose an AES-GCM IV under a key: its owner, on a key that is not trusted. GCM under a
+ * repeated IV gives away the keystream, so a second user of a shared key who could pick the IV of
+ * another user's wrapped key (it travels with the blob) would wrap a key they know under it and
+ * read the other key out. Everyone else leaves the IV out and the HSM generates a fresh one, as
+ * CloudHSM always does. (The owner's own choice is honoured because WebCrypto requires it; the
+ * owner of a wrapping key can read what is wrapped under it anyway.)
+ */
+export function checkChosenIv(me: SessionRecord, key: KeyRecord, mechanism: WrapMechanism): void {
+  if (mechanism.name !== 'aes-gcm' || mechanism.iv === undefined) return;
+  if (key.owner !== me.username) {
+    throw new HsmError('MECHANISM_PARAM_INVALID', `mechanism.iv: only the owner of key ${keyRef(key.handle)} (${key.owner}) chooses its AES-GCM IVs; leave iv out and the HSM generates one (it is returned with the result)`);
+  }
+  if (key.attrs.trusted) {
+    throw new HsmError('MECHANISM_PARAM_INVALID', `mechanism.iv: key ${keyRef(key.handle)} is trusted, so the HSM generates its AES-GCM IVs; leave iv out (it is returned with the result)`);
+  }
+}
+
+function checkWrapMechanism(mechanism: WrapMechanism): void {
+  if (!WRAP_MECHANISMS.has(mechanism.name)) {
+    throw new HsmError('MECHANISM_PARAM_INVALID', `mechanism: ${mechanism.name} does not wrap keys (it encrypts data only); wrap with ${[...WRAP_MECHANISMS].join(', ')}`);
+  }
+}
+
 export const wrapKey: Handler<'wrapKey'> = (m, caller, req) => {
   const me = signedIn(caller);
+  checkWrapMechanism(req.mechanism);
   const wrapping = usableKey(m.keys, me, req.wrappingHandle, 'wrap');
+  checkChosenIv(me, wrapping, req.mechanism);
   const entry = cipherFor(req.mechanism);
   checkMechanismKey(entry.keyType, wrapping, req.mechanism.name);
   const payload = visibleKey(m.keys, me, req.payloadHandle);
@@ -360,24 +394,34 @@ function checkJwkPermits(jwk: Jwk, template: Template): void {
 
 export const unwrapKey: Handler<'unwrapKey'> = (m, caller, req) => {
   const me = signedIn(caller);
+  checkWrapMechanism(req.mechanism);
   const unwrapping = usableKey(m.keys, me, req.unwrappingHandle, 'unwrap');
   const entry = cipherFor(req.mechanism);
   checkMechanismKey(entry.keyType, unwrapping, req.mechanism.name);
   const template = uniteUnwrapTemplate(req.attributes ?? {}, unwrapping.attrs['unwrap-template'], req.keyClass, req.keyType);
   checkCreationTemplate(req.keyClass, req.keyType, template);
   const approve = keyApproval(m, me, unwrapping, 'manage', req.approval);
-  const bytes = entry.decrypt(unwrapping.material.key, req.mechanism, req.wrapped, m.profile);
   let material: Material;
   try {
-    const format = req.format ?? defaultFormat(req.keyClass);
-    let data: Uint8Array | Jwk = bytes;
-    if (format === 'jwk') {
-      data = parseWrappedJwk(bytes);
-      checkJwkPermits(data, template);
+    const bytes = entry.decrypt(unwrapping.material.key, req.mechanism, req.wrapped, m.profile);
+    try {
+      const format = req.format ?? defaultFormat(req.keyClass);
+      let data: Uint8Array | Jwk = bytes;
+      if (format === 'jwk') {
+        data = parseWrappedJwk(bytes);
+        checkJwkPermits(data, template);
+      }
+      material = parseKey(req.keyClass, req.keyType, format, data, req.curve);
+    } finally {
+      bytes.fill(0);
     }
-    material = parseKey(req.keyClass, req.keyType, format, data, req.curve);
-  } finally {
-    bytes.fill(0);
+  } catch (e) {
+    // RSA PKCS #1 v1.5: a bad padding and a key of the wrong length or form answer alike, so
+    // the answers are no Bleichenbacher oracle.
+    if (req.mechanism.name === 'rsa-pkcs' && e instanceof HsmError && ['DECRYPTION_FAILED', 'KEY_DATA_INVALID', 'KEY_SIZE_INVALID', 'DATA_INVALID'].includes(e.code)) {
+      throw new HsmError('DECRYPTION_FAILED', 'wrapped: it does not unwrap under this key with rsa-pkcs into the key described (wrong key, padding, length or form)');
+    }
+    throw e;
   }
   checkKeyAllowed(m.profile, req.keyType, material.facts);
   checkKeyQuota(m, 1, req.keyClass === 'secret-key' ? 0 : 1);
@@ -415,6 +459,14 @@ export function derivationInputs(
   return { base, peer, entry };
 }
 
+/** Runs a derivation. PBKDF2 is bounded per call and queued fairly with other sessions' (slow-work.ts). */
+export function runDerivation(m: MemberState, me: SessionRecord, entry: DeriveEntry, base: KeyRecord, mechanism: DeriveMechanism, lengthBytes: number | null, peer: KeyObject | null): Promise<Buffer> {
+  const run = () => entry.derive(base.material.key, mechanism as never, lengthBytes, peer, base.type);
+  if (mechanism.name !== 'pbkdf2') return run();
+  checkKdfWork(m.profile, mechanism.hash, mechanism.iterations, lengthBytes ?? 0);
+  return m.slowWork.run(me.token, run);
+}
+
 export const deriveKey: Handler<'deriveKey'> = async (m, caller, req) => {
   const me = signedIn(caller);
   const { base, peer, entry } = derivationInputs(m, me, req.baseHandle, req.mechanism);
@@ -423,7 +475,7 @@ export const deriveKey: Handler<'deriveKey'> = async (m, caller, req) => {
   checkKeyAllowed(m.profile, req.keyType, { 'check-value': null, 'key-length-bytes': req.lengthBytes });
   checkCreationTemplate(cls, req.keyType, template);
   checkKeyQuota(m, 1, 0);
-  const derived = await entry.derive(base.material.key, req.mechanism as never, req.lengthBytes, peer, base.type);
+  const derived = await runDerivation(m, me, entry, base, req.mechanism, req.lengthBytes, peer);
   if (derived.length !== req.lengthBytes) {
     throw new HsmError('DATA_INVALID', `lengthBytes: ${req.mechanism.name} gave ${derived.length} bytes, not the ${req.lengthBytes} asked for`);
   }

@@ -176,6 +176,7 @@ export const setQuorumValue: Handler<'setQuorumValue'> = (m, caller, req) => {
   }
   adminApproval(m, me, 'quorum', req.approval)();
   m.quorum.values[req.service] = req.value;
+  m.quorumGen = m.stamp();
   return { service: req.service, value: req.value };
 };
 
@@ -183,6 +184,7 @@ export const setQuorumTimeouts: Handler<'setQuorumTimeouts'> = (m, _caller, req)
   if (req.generated === undefined && req.approved === undefined) throw new HsmError('BAD_REQUEST', 'name --generated or --approved (seconds)');
   if (req.generated !== undefined) m.quorum.timeouts.generated = req.generated;
   if (req.approved !== undefined) m.quorum.timeouts.approved = req.approved;
+  m.quorumGen = m.stamp();
   return { ...m.quorum.timeouts };
 };
 
@@ -206,6 +208,7 @@ export const registerQuorumKey: Handler<'registerQuorumKey'> = (m, caller, req) 
   }
   checkRegistration(m, me, spki, req.registration);
   user.tokenSign = { key: spki, mfa: user.tokenSign?.mfa ?? false, quorum: true };
+  user.gen = m.stamp();
   return { username: user.username, role: user.role };
 };
 
@@ -222,13 +225,19 @@ export const changeMfa: Handler<'changeMfa'> = (m, caller, req) => {
     adminApproval(m, me, 'user', req.approval)();
     // The same key serves quorum: deregistering MFA deregisters quorum too (CLOUDHSM.md §1.5).
     user.tokenSign = null;
+    user.gen = m.stamp();
     return { username, role: user.role, mfa: false, quorum: false };
   }
   if (!req.publicKey || !req.registration) throw new HsmError('BAD_REQUEST', 'publicKey and registration: give the token-sign public key and the signed registration token, or deregister');
   const spki = spkiOf(parseTokenSignKey(req.publicKey));
+  // A key registered for someone else signs their MFA logins and their quorum approvals: an admin
+  // who could do that alone could approve in their name. It needs the user service's approval.
+  const approve = username !== me.username ? adminApproval(m, me, 'user', req.approval) : NOTHING;
   checkRegistration(m, me, spki, req.registration);
+  approve();
   const quorum = req.changeQuorum === true || (user.tokenSign?.quorum === true && user.tokenSign.key === spki);
   user.tokenSign = { key: spki, mfa: true, quorum };
+  user.gen = m.stamp();
   return { username, role: user.role, mfa: true, quorum };
 };
 

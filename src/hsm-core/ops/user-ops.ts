@@ -34,6 +34,7 @@ function findUser(m: MemberState, name: string): UserRecord {
 /** Makes the unactivated admin the first admin and the member active. */
 function activate(m: MemberState, user: UserRecord): void {
   user.role = 'admin';
+  user.gen = m.stamp();
   m.lifecycle = 'active';
   m.clusterId = `cluster-${randomBytes(8).toString('hex')}`;
   for (const s of m.sessions.ofUser(user.username)) s.role = 'admin';
@@ -125,11 +126,12 @@ export const login: Handler<'login'> = async (m, _caller, req) => {
   return { session: session.token, username: user.username, role: user.role };
 };
 
-/** Ends a session: its session keys, quorum tokens and the session itself. */
+/** Ends a session: its session keys, quorum tokens, waiting derivations and the session itself. */
 export const logout: Handler<'logout'> = (m, caller) => {
   const me = signedIn(caller);
   m.keys.dropSession(me.token);
   m.quorumTokens.dropSession(me.token);
+  m.slowWork.cancel(me.token);
   m.sessions.close(me.token);
   return { loggedOut: true };
 };
@@ -163,7 +165,9 @@ export const createUser: Handler<'createUser'> = async (m, caller, req) => {
   const password = await hashPassword(req.password, m.passwordCost);
   refuseIfExists();
   approve();
-  m.users.set(username, { username, role: req.role, password, failedLogins: 0 });
+  m.users.set(username, { username, role: req.role, password, failedLogins: 0, gen: m.stamp() });
+  // A user created again after a deletion is newer than the deletion.
+  m.userTombstones.delete(username);
   return { username, role: req.role };
 };
 
@@ -175,6 +179,7 @@ export const deleteUser: Handler<'deleteUser'> = (m, caller, req) => {
   if (owned > 0) throw new HsmError('USER_OWNS_KEYS', `${user.username} owns ${owned} key${owned === 1 ? '' : 's'}; delete them before deleting the user`);
   adminApproval(m, signedIn(caller), 'user', req.approval)();
   m.users.delete(user.username);
+  m.userTombstones.set(user.username, m.stamp());
   for (const key of m.keys.values()) key.shared.delete(user.username);
   return { username: user.username };
 };
@@ -200,6 +205,7 @@ export const changePassword: Handler<'changePassword'> = async (m, caller, req) 
   approve();
   user.password = password;
   user.failedLogins = 0;
+  user.gen = m.stamp();
   if (user.tokenSign && (req.deregisterMfa || req.deregisterQuorum)) {
     // One key serves both: without MFA it stays only as a quorum key, and vice versa.
     const mfa = user.tokenSign.mfa && !req.deregisterMfa;

@@ -82,7 +82,8 @@ export const AES_MODES: Readonly<Record<string, AesMode>> = {
         throw refusal('OperationError', `tagLength: must be 32, 64, 96, 104, 112, 120 or 128, got ${String(tag)}`);
       }
       const aad = optionalBytes(a, 'additionalData');
-      return { name: 'aes-gcm', iv, tagLengthBits: tag as 128, ...(aad ? { aad } : {}) };
+      // WebCrypto's bounds (IVs from 1 byte, tags from 32 bits), which the spec requires of the door.
+      return { name: 'aes-gcm', iv, tagLengthBits: tag as 128, webcrypto: true, ...(aad ? { aad } : {}) };
     },
   },
   'AES-KW': { usages: WRAP, cipher: false, mechanism: () => ({ name: 'aes-no-pad' }) },
