@@ -20,7 +20,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { connectFromEnvironment, startLocalCluster, type LocalCluster, type RemoteCluster } from './cluster-client/index.js';
+import { connectFromEnvironment, startLocalCluster, type HsmSession, type LocalCluster, type RemoteCluster } from './cluster-client/index.js';
 import { HsmError, PROFILE_NAMES, type ProfileName } from './hsm-core/index.js';
 import { installGlobalCrypto } from './subtle/global.js';
 
@@ -48,7 +48,18 @@ async function open(): Promise<LocalCluster | RemoteCluster> {
   return connectFromEnvironment(env);
 }
 
-export const cluster = await open();
-export const session = await cluster.login(username, password);
-await session.crypto.ready();
+/** Opens the session, or ends the process with one line that says why (an app cannot catch an import's failure). */
+async function start(): Promise<{ cluster: LocalCluster | RemoteCluster; session: HsmSession }> {
+  try {
+    const cluster = await open();
+    const session = await cluster.login(username!, password!);
+    await session.crypto.ready();
+    return { cluster, session };
+  } catch (e) {
+    process.stderr.write(`strongroom/register: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+  }
+}
+
+export const { cluster, session } = await start();
 installGlobalCrypto(session.crypto);

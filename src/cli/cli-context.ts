@@ -10,7 +10,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { connect, connectFromEnvironment, parseAddress, type HsmSession, type RemoteCluster } from '../cluster-client/index.js';
+import { connectFromEnvironment, connectOrExplain, parseAddress, type HsmSession, type RemoteCluster } from '../cluster-client/index.js';
 import { HsmError } from '../hsm-core/index.js';
 
 export interface ClusterEntry {
@@ -131,7 +131,7 @@ export class CliContext {
         throw new HsmError('BAD_REQUEST', `cannot read ${file}, named in ${path}; run strongroom configure again`);
       }
     };
-    return connect({ members: entry!.members, ca: read(entry!.ca), cert: read(entry!.cert), key: read(entry!.key), retry: 'standard' });
+    return connectOrExplain({ members: entry!.members, ca: read(entry!.ca), cert: read(entry!.cert), key: read(entry!.key), retry: 'standard' }, path);
   }
 
   /**

@@ -16,7 +16,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { createMember, ensureClusterCsr, serveMember, useThreadPool, HsmError, MEMBER_FILES, type ProfileName } from '../hsm-core/index.js';
+import { createMember, ensureClusterCsr, lockFolder, serveMember, useThreadPool, HsmError, MEMBER_FILES, type ProfileName } from '../hsm-core/index.js';
 
 export interface ServeCommand {
   listen: string;
@@ -40,12 +40,17 @@ export async function hsmServe(options: ServeCommand): Promise<{ close(): Promis
   const m = /^(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(options.listen);
   if (!m || Number(m[2]) > 65535) throw new HsmError('BAD_REQUEST', `--listen: expected host:port (e.g. 127.0.0.1:2223), got ${JSON.stringify(options.listen)}`);
   const host = m[1]!.replace(/^\[|\]$/g, '');
+  // A folder another process has open is refused before anything is written to it.
+  if (existsSync(options.dataDir)) lockFolder(options.dataDir, 'data folder').release();
   if (!existsSync(join(options.dataDir, MEMBER_FILES.cert))) {
     await ensureClusterCsr(options.dataDir, `strongroom member ${options.memberIndex}`);
     options.log(`strongroom hsm: no certificate yet. The cluster CSR is ${join(options.dataDir, MEMBER_FILES.csr)}:`);
     options.log(`  sign it with your trust anchor, save the certificate as ${join(options.dataDir, MEMBER_FILES.cert)}`);
     options.log(`  and your trust anchor's certificate as ${join(options.dataDir, MEMBER_FILES.ca)}, then start again.`);
     return null;
+  }
+  if ((keyFromEnv('STRONGROOM_SERVICE_KEY') === undefined) !== (keyFromEnv('STRONGROOM_MANUFACTURER_KEY') === undefined)) {
+    throw new HsmError('BAD_REQUEST', 'STRONGROOM_SERVICE_KEY and STRONGROOM_MANUFACTURER_KEY: give both (the installation\'s backup keys) or neither (no backups)');
   }
   // One process per member: it signs on its own thread (see hsm-core/mechanisms/pool.ts).
   useThreadPool(false);

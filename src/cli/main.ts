@@ -178,7 +178,7 @@ clusterOptions(
     .description('start a new cluster from a backup: its users, keys and policies, a cluster id of its own')
     .requiredOption('--backup-id <id>', 'the backup')
     .requiredOption('--backup-dir <dir>', 'the backup store that holds it')
-    .requiredOption('--data-dir <dir>', "the new cluster's folder (give it the source installation's service.key to restore)"),
+    .requiredOption('--data-dir <dir>', "the new cluster's folder (give it the source installation's service.key and manufacturer.key, or its installation-keys.json and passphrase, to restore)"),
 ).action(
   act<UpFlags & { backupId: string; backupDir: string }>((opts) => runUp(opts, { fromBackup: { dir: opts.backupDir, backupId: opts.backupId } })),
 );
@@ -197,7 +197,14 @@ program
   .option('--exit-with-stdin', 'stop when standard input closes (for a supervisor that may die)')
   .addOption(new Option('--mode <mode>', 'cluster mode: backups restore only into the same mode').choices(['fips', 'non-fips']).default('fips'))
   .action(async (opts: { listen: string; dataDir: string; memberIndex: number; profile: 'cloudhsm' | 'unlimited'; queueLimit?: number; passwordCost?: number; exitWithStdin?: boolean; mode: 'fips' | 'non-fips' }) => {
-    const served = await hsmServe({ ...opts, log: (line) => console.log(line) });
+    let served: Awaited<ReturnType<typeof hsmServe>>;
+    try {
+      served = await hsmServe({ ...opts, log: (line) => console.log(line) });
+    } catch (e) {
+      console.error(`strongroom hsm: ${e instanceof Error ? e.message : String(e)}`);
+      process.exitCode = 1;
+      return;
+    }
     if (!served) {
       process.exitCode = 2;
       return;

@@ -65,6 +65,12 @@ export async function up(options: UpOptions): Promise<Up> {
     const infos = await cluster.hsmInfo();
     log(`Strongroom: started a ${options.members}-member ${options.transport} cluster (profile ${cluster.profile}, ${infos[0]!.clusterId}, state ${infos[0]!.state})`);
     if (options.fromBackup) log(`  made from backup ${options.fromBackup.backupId}: its users, keys and policies`);
+    if (cluster.tookOverLock) log(`  took over the cluster folder's lock from ${cluster.tookOverLock}, which is no longer running`);
+    if (cluster.keyProtection === 'files') {
+      log(`  NOTE: no STRONGROOM_MASTER_PASSPHRASE, so the folder ${dataDir} is the secret: anyone who copies it can open`);
+      log('        every key and every backup in it. For a folder that must resist copying, start a new one with');
+      log('        STRONGROOM_MASTER_PASSPHRASE set (8+ characters): its keys and backups then open only with the passphrase.');
+    }
     for (const [i, s] of cluster.status().entries()) log(`  member ${i}  ${s.description}  serial ${infos[i]?.serialNumber ?? '?'}  ${s.state}`);
     log(`  admin        ${DEV_ADMIN.username} / ${DEV_ADMIN.password}`);
     log(`  crypto user  ${DEV_USER.username} / ${DEV_USER.password}`);

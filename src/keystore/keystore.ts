@@ -210,10 +210,26 @@ export class KeyStore {
   async getKey(alias: string, algorithm?: Record<string, unknown>): Promise<CryptoKey | null> {
     this.#checkLoaded();
     if (this.type === 'PKCS12') return this.#fileKey(alias, algorithm);
-    const keys = await this.#hsmKeys(alias);
-    const key = keys.find((k) => k.attributes.class === 'private-key') ?? keys[0];
+    const key = this.#pick(alias, await this.#hsmKeys(alias));
     if (!key) return null;
     return this.#session.crypto.keyFromHandle(key.handle, (algorithm ?? algorithmFor(key)) as never);
+  }
+
+  /**
+   * Which of the keys labelled `alias` an alias means. Labels are not unique, and another user can
+   * share a key under any label: so the session user's own key comes first (a private key before a
+   * secret key), and a key of someone else's only when it is the only one of its kind. Keys of
+   * several owners and none of one's own make the alias ambiguous, and it is refused.
+   */
+  #pick(alias: string, keys: KeyInfo[]): KeyInfo | undefined {
+    const prefer = (list: KeyInfo[]) => list.find((k) => k.attributes.class === 'private-key') ?? list[0];
+    const own = keys.filter((k) => k.owner === this.#session.username);
+    if (own.length) return prefer(own);
+    const owners = [...new Set(keys.map((k) => k.owner))].sort();
+    if (owners.length > 1 || keys.filter((k) => k.attributes.class === (prefer(keys)?.attributes.class)).length > 1) {
+      throw new HsmError('BAD_REQUEST', `alias ${alias} is ambiguous: ${this.#session.username} owns no key with that label, and ${keys.length} keys shared with them have it (owned by ${owners.join(', ')}); use a label of your own`);
+    }
+    return prefer(keys);
   }
 
   /** A PKCS12 entry's key: its HSM key, or the file's key imported into the HSM as a session key. */

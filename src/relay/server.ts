@@ -155,7 +155,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       void handle(msg)
         .then((result) => send({ id, ok: true, result }))
         .catch((e: unknown) => {
-          const err = e instanceof HsmError ? e.toWire() : { code: 'INTERNAL_ERROR', message: e instanceof Error ? e.message : String(e) };
+          // A page learns the HSM's refusals; anything else is the relay's own failure, told in
+          // a fixed sentence (its details go to the relay's log, not to the page).
+          if (!(e instanceof HsmError)) log(`request ${id} from ${origin} failed in the relay: ${e instanceof Error ? e.message : String(e)}`);
+          const err = e instanceof HsmError ? e.toWire() : { code: 'INTERNAL_ERROR', message: 'the relay failed to handle this request; it is in the relay\'s log' };
           send({ id, ok: false, error: err });
         })
         .finally(() => {
@@ -214,7 +217,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       }
       if (type === 'listKeys') {
         const request = (msg.request ?? {}) as Record<string, unknown>;
-        if (typeof request !== 'object' || Array.isArray(request)) throw new HsmError('BAD_REQUEST', 'listKeys: request is a map');
+        if (typeof request !== 'object' || request === null || Array.isArray(request)) throw new HsmError('BAD_REQUEST', 'listKeys: request is a map');
+        for (const field of ['op', 'session']) {
+          if (field in request) throw new HsmError('BAD_REQUEST', `listKeys: request has no ${field} field (it is a findKeys filter: filter, maxItems, startingToken)`);
+        }
         return session.listKeys(request as never);
       }
       if (type === 'request') {

@@ -30,6 +30,8 @@ describe('cli: strongroom up', function () {
     expect(stdout).to.match(/member 2 {2}tls member 2 \(127\.0\.0\.1:\d+\) {2}serial SR-[0-9A-F]{12} {2}up/);
     expect(stdout).to.include('crypto user  app / strongroom-app');
     expect(stdout).to.include(`trust anchor ${join(dir, 'customerCA.crt')}`);
+    // No passphrase: the folder is the secret, and that is said.
+    expect(stdout).to.include(`NOTE: no STRONGROOM_MASTER_PASSPHRASE, so the folder ${dir} is the secret`);
     expect(stdout).to.include('decrypted: "attack at dawn"');
     expect(stdout).to.include('export refused: KEY_NOT_EXTRACTABLE');
     expect(stdout).to.include('Users on the cluster: admin (admin, full), app (crypto-user, full), app_user (appliance, full), demo_ca (crypto-user, full)');
