@@ -24,18 +24,17 @@ import {
 import type { WireError } from './errors.js';
 import { ADMIN_SERVICES, QUORUM_SERVICES, type AdminService, type QuorumService } from './quorum.js';
 
-// A byte string is checked by the typed array's own internal slot, not by its prototype (an object
-// made with Object.create(Uint8Array.prototype) is not one), and reaches the member as a plain
-// view of its bytes (a subclass's overridden methods are left behind).
-const TYPED_ARRAY = Object.getPrototypeOf(Uint8Array.prototype) as object;
-const intrinsic = (name: PropertyKey) => Object.getOwnPropertyDescriptor(TYPED_ARRAY, name)!.get! as (this: unknown) => unknown;
-const tagOf = intrinsic(Symbol.toStringTag);
-const bufferOf = intrinsic('buffer') as (this: unknown) => ArrayBufferLike;
-const offsetOf = intrinsic('byteOffset') as (this: unknown) => number;
-const lengthOf = intrinsic('byteLength') as (this: unknown) => number;
-const bytes = z
-  .custom<Uint8Array>((v) => tagOf.call(v) === 'Uint8Array', { message: 'expected bytes (a Uint8Array)' })
-  .transform((v) => (Object.getPrototypeOf(v) === Uint8Array.prototype || Object.getPrototypeOf(v) === Buffer.prototype ? v : new Uint8Array(bufferOf.call(v), offsetOf.call(v), lengthOf.call(v))));
+// A byte string is checked by the view's own internal slot (ArrayBuffer.isView), not by its
+// prototype chain alone (an object made with Object.create(Uint8Array.prototype) is not one), and
+// must be a plain Uint8Array or Buffer: a subclass could bring methods of its own into the member.
+const bytes = z.custom<Uint8Array>(
+  (v) => {
+    if (!ArrayBuffer.isView(v)) return false;
+    const proto = Object.getPrototypeOf(v) as object;
+    return proto === Uint8Array.prototype || proto === Buffer.prototype;
+  },
+  { message: 'expected bytes (a Uint8Array)' },
+);
 const handle = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
 /** Every operation but login, activation and getHsmInfo names its session; a missing one is refused as NOT_LOGGED_IN. */
 const session = z.string().min(1).max(128).optional();
