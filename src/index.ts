@@ -21,6 +21,7 @@ export {
   type LocalUser,
   type MemberStatus,
   type SessionRequest,
+  type SyncState,
   type TlsCredentials,
 } from './cluster-client/index.js';
 export {

@@ -6,7 +6,7 @@
  * @module
  */
 import { join } from 'node:path';
-import { BackupStore, HsmError, type BackupInfo, type BackupState, type MemberStatus } from '../index.js';
+import { BackupStore, HsmError, keyRef, type BackupInfo, type BackupState, type MemberStatus, type SyncState } from '../index.js';
 import { callControl } from './control.js';
 
 export type Output = 'text' | 'json';
@@ -78,9 +78,21 @@ function memberRows(members: MemberStatus[]): string[] {
 
 export async function clusterMembership(dataDir: string, command: 'add-member' | 'remove-member' | 'status', member: number | undefined, output: Output, io: Io): Promise<void> {
   const request = command === 'remove-member' ? { command, member: member! } : { command };
-  const result = (await callControl(dataDir, request as never, progress(io, output))) as { member?: number; members: MemberStatus[] };
+  const result = (await callControl(dataDir, request as never, progress(io, output))) as { member?: number; members: MemberStatus[]; sync?: SyncState };
   emit(io, output, result, () => [
     ...(command === 'add-member' ? [`added member ${result.member}`] : command === 'remove-member' ? [`removed member ${result.member}`] : []),
     ...memberRows(result.members),
+    ...(result.sync ? [syncLine(result.sync)] : []),
   ]);
+}
+
+/** What `cluster status` says of the members' agreement: in step, or which keys and users are not yet everywhere. */
+function syncLine(sync: SyncState): string {
+  if (sync.inSync) return 'sync: the members that are up hold the same keys, users and settings';
+  const parts = [
+    sync.keys.length ? `${sync.keys.length} key${sync.keys.length === 1 ? '' : 's'} (${sync.keys.slice(0, 5).map(keyRef).join(', ')}${sync.keys.length > 5 ? ', …' : ''})` : '',
+    sync.users.length ? `${sync.users.length} user${sync.users.length === 1 ? '' : 's'} (${sync.users.slice(0, 5).join(', ')})` : '',
+    sync.settings ? 'the quorum settings' : '',
+  ].filter(Boolean);
+  return `sync: not yet on every member: ${parts.join('; ') || 'changes in flight'}`;
 }

@@ -46,7 +46,7 @@ export async function serveControl(cluster: LocalCluster, dataDir: string): Prom
             await cluster.removeMember(request.member, progress);
             return { member: request.member, members: cluster.status() };
           case 'status':
-            return { members: cluster.status() };
+            return { members: cluster.status(), sync: await cluster.sync() };
           default:
             throw new HsmError('BAD_REQUEST', `control: unknown command ${JSON.stringify((request as { command?: unknown }).command)}`);
         }

@@ -124,6 +124,14 @@ function createdKeys(req: Record<string, unknown>, result: Record<string, unknow
   return [{ handle: result.handle as number, token: token(req.attributes) }];
 }
 
+/** Whether the members that are up agree, and if not, the keys and users (and settings) that still differ. */
+export interface SyncState {
+  inSync: boolean;
+  keys: number[];
+  users: string[];
+  settings: boolean;
+}
+
 /** What one member must take from another to agree with it: keys (or their deletions), users (or theirs), settings. */
 interface Differences {
   keys: number[];
@@ -182,9 +190,12 @@ async function copyAll(diff: Differences, from: { transport: Transport; session:
     const r = await from.transport.send({ op: 'extractMaskedUser', username, session: from.session });
     if (r.ok) await send({ op: 'insertMaskedUser', maskedUser: (r.result as Results['extractMaskedUser']).maskedUser });
   }
-  for (const handle of diff.keys) {
-    const r = await from.transport.send({ op: 'extractMaskedObject', handle, session: from.session });
-    if (r.ok) await send({ op: 'insertMaskedObject', maskedObject: (r.result as Results['extractMaskedObject']).maskedObject });
+  // Keys many at a time (each connection pipelines), in batches so that memory stays bounded.
+  for (let at = 0; at < diff.keys.length; at += 64) {
+    await Promise.all(diff.keys.slice(at, at + 64).map(async (handle) => {
+      const r = await from.transport.send({ op: 'extractMaskedObject', handle, session: from.session });
+      if (r.ok) await send({ op: 'insertMaskedObject', maskedObject: (r.result as Results['extractMaskedObject']).maskedObject });
+    }));
   }
   if (diff.settings) {
     const r = await from.transport.send({ op: 'extractMaskedSettings', session: from.session });
@@ -193,8 +204,6 @@ async function copyAll(diff: Differences, from: { transport: Transport; session:
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-/** A wait that does not keep the process alive on its own (background probes). */
-const idle = (ms: number) => new Promise((r) => setTimeout(r, ms).unref());
 
 /** Exponential backoff with jitter: about 10, 20, 40 ms for the 1st, 2nd, 3rd retry. */
 const backoff = (retry: number) => Math.min(1000, 5 * 2 ** retry) * (0.5 + Math.random());
@@ -415,7 +424,7 @@ export class Cluster {
     const run = (async () => {
       let interval = this.#options.probeIntervalMs;
       while (!this.#closed && link.state === 'down') {
-        await idle(interval);
+        await this.#idle(interval);
         if (this.#closed) return;
         try {
           await this.#bringUp(link, true);
@@ -438,6 +447,11 @@ export class Cluster {
   /** Connects (or starts) the member; when `repair`, compares it with a healthy member first. */
   async #bringUp(link: MemberLink, repair: boolean, prepare?: (transport: Transport) => Promise<void>): Promise<void> {
     const transport = await link.start();
+    if (this.#closed) {
+      // The cluster handle closed while the member started: it is not left running.
+      await transport.close().catch(() => undefined);
+      throw new HsmError('MEMBER_CLOSED', 'the cluster has been closed');
+    }
     if (prepare) {
       try {
         await prepare(transport);
@@ -576,6 +590,54 @@ export class Cluster {
   }
 
   /**
+   * @internal Brings every member that is up to the newest version of everything any of them
+   * holds (keys, deletions, users, settings), with the appliance user: what each lacks is
+   * gathered on the first member, then spread from it. Cheap when they agree (one summary digest
+   * each). The supervisor runs it now and then, so that the cluster converges even when no member
+   * went down — a copy that did not arrive, a change made on one member only. Resolves with
+   * whether they agree, and with what still differs when they do not.
+   */
+  async reconcile(): Promise<SyncState> {
+    this.#checkOpen();
+    const links = this.#links.filter((l) => l.state === 'up' && l.transport);
+    if (links.length < 2) return { inSync: true, keys: [], users: [], settings: false };
+    if (this.#options.appliancePassword === undefined) throw new HsmError('PERMISSION_DENIED', 'reconciling members needs the appliance password (the supervisor has it)');
+    const open: { transport: Transport; session: string }[] = [];
+    try {
+      // Appliance sessions are kept from one run to the next (a login costs a password hash).
+      for (const l of links) {
+        const kept = this.#reconcileSessions.get(l.index);
+        const session = kept && kept.epoch === l.epoch && kept.transport === l.transport ? kept.session : (await this.#applianceSession(l.transport!))!;
+        this.#reconcileSessions.set(l.index, { epoch: l.epoch, transport: l.transport!, session });
+        open.push({ transport: l.transport!, session });
+      }
+      const status = async (o: { transport: Transport; session: string }, summaryOnly: boolean) =>
+        resultOf<'getSyncStatus'>(await o.transport.send({ op: 'getSyncStatus', session: o.session, ...(summaryOnly ? { summaryOnly } : {}) }));
+      const summaries = await Promise.all(open.map((o) => status(o, true)));
+      if (summaries.every((x) => x.summary === summaries[0]!.summary)) return { inSync: true, keys: [], users: [], settings: false };
+      const [hub, ...rest] = open as [{ transport: Transport; session: string }, ...{ transport: Transport; session: string }[]];
+      // Gather on the hub what any member holds newer, then spread the hub's state.
+      for (const o of rest) await copyAll(differences(await status(hub, false), await status(o, false)), o, [hub]);
+      const union = await status(hub, false);
+      for (const o of rest) await copyAll(differences(await status(o, false), union), hub, [o]);
+      const after = await Promise.all(open.map((o) => status(o, false)));
+      const left = after.slice(1).map((x) => differences(x, after[0]!));
+      return {
+        inSync: after.every((x) => x.summary === after[0]!.summary),
+        keys: [...new Set(left.flatMap((d) => d.keys))],
+        users: [...new Set(left.flatMap((d) => d.users))],
+        settings: left.some((d) => d.settings),
+      };
+    } catch (e) {
+      // A session that ended (a member restarted behind the same transport) is made again next time.
+      this.#reconcileSessions.clear();
+      throw e;
+    }
+  }
+
+  readonly #reconcileSessions = new Map<number, { epoch: number; transport: Transport; session: string }>();
+
+  /**
    * @internal Brings a member that is up but not (or no longer) in line with the others into the
    * cluster: restore a backup and compare, as after a failure. Used by the local supervisor to join members.
    */
@@ -647,9 +709,24 @@ export class Cluster {
     return (await this.sendBalanced(async () => request)).response;
   }
 
+  /** Background probes' waits: they do not keep the process alive, and closing ends them at once. */
+  readonly #sleepers = new Set<() => void>();
+  #idle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.#sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms).unref();
+      this.#sleepers.add(wake);
+    });
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    for (const wake of [...this.#sleepers]) wake();
     await Promise.all(this.#links.map(async (l) => {
       const t = l.transport;
       l.transport = null;

@@ -4,7 +4,7 @@
  * @module
  */
 export { startLocalCluster, LocalCluster, type LocalClusterOptions, type LocalUser, type LocalTransport } from './local-cluster.js';
-export { Cluster, type ClusterOptions, type LoginOptions, type MfaSigner, type MemberStatus, type MemberState } from './cluster.js';
+export { Cluster, type ClusterOptions, type LoginOptions, type MfaSigner, type MemberStatus, type MemberState, type SyncState } from './cluster.js';
 export { HsmSession, type SessionRequest } from './session.js';
 export { InProcessTransport, WorkerTransport, type Transport } from './transport.js';
 export { connect, RemoteCluster, SocketTransport, TrustAnchor, parseAddress, type ConnectOptions, type TlsCredentials } from './tls.js';

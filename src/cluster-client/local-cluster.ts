@@ -15,7 +15,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HsmError, PROFILE_NAMES, lockFolder, type FolderLock, type HsmInfo, type MemberOptions, type ProfileName, type UserInfo } from '../hsm-core/index.js';
-import { Cluster, resultOf, type ClusterOptions, type LoginOptions, type MemberStarter, type MemberStatus } from './cluster.js';
+import { Cluster, resultOf, type ClusterOptions, type LoginOptions, type MemberStarter, type MemberStatus, type SyncState } from './cluster.js';
 import { BackupStore, type BackupInfo, type BackupTrigger } from './backups.js';
 import { HsmSession } from './session.js';
 import { InProcessTransport, WorkerTransport, type Transport } from './transport.js';
@@ -75,6 +75,11 @@ export interface LocalClusterOptions extends Pick<ClusterOptions, 'retry' | 'key
    * `adminPassword` is then the backup's admin's password.
    */
   fromBackup?: { dir: string; backupId: string };
+  /**
+   * How often the supervisor compares the members that are up and brings each to the newest
+   * version of everything any of them holds (`Cluster.reconcile`), in ms. Default 2000; 0: never.
+   */
+  syncIntervalMs?: number;
   /**
    * `false`: leave a new one-member cluster unactivated, for whoever activates it the way CloudHSM's
    * users do (`strongroom cluster activate`); `adminPassword` and `users` are then not used. Add
@@ -148,14 +153,19 @@ class Supervisor {
       start: async (): Promise<Transport> => {
         if (this.held.has(index)) throw new Error(`member ${index} is held down (killMember with restart: false)`);
         let t: Transport & { kill(): void };
+        // A member restarting on the same data folder waits until the one before has let go of it.
+        await (this.live[index] as { closed?: Promise<unknown> } | undefined)?.closed;
         if (transport === 'tls') {
           const p = await ProcessMemberTransport.start({ ...memberOptions, dir: dir!, index, port: this.ports[index] ?? 0, profile, appliancePassword: this.appliancePassword }, this.credentials!);
           this.ports[index] = p.port;
           t = p;
         } else {
-          // A member restarting on the same data folder waits until the one before has let go of it.
-          await (this.live[index] as { closed?: Promise<unknown> } | undefined)?.closed;
           t = transport === 'worker' ? await WorkerTransport.start(memberOptions, index) : await InProcessTransport.start(memberOptions, index);
+        }
+        if (this.held.has(index)) {
+          // Held down (killMember with restart: false) while it was starting: it stops at once.
+          t.kill();
+          throw new Error(`member ${index} is held down (killMember with restart: false)`);
         }
         this.live[index] = t;
         return t;
@@ -180,6 +190,8 @@ export class LocalCluster {
   readonly tls: LocalTlsInfo | null;
   readonly #removeOnClose: string | null;
   #periodic: NodeJS.Timeout | undefined;
+  #syncing: NodeJS.Timeout | undefined;
+  #lastSync: SyncState = { inSync: true, keys: [], users: [], settings: false };
 
   readonly #lock: FolderLock | null;
   /** What a start needs after the members are up. */
@@ -263,9 +275,10 @@ export class LocalCluster {
     const { source } = local.#start;
     const store = local.backupStore;
     try {
-      // A cluster folder used before: the reference is the member that changed last (one that was
-      // down missed changes); every other member is brought in line with it. Otherwise member 0
-      // is activated (or restored from the backup) and the others join it.
+      // A cluster folder used before: every member is merged with the one that changed last (the
+      // newest version of everything wins, so nothing only one member holds is thrown away; a
+      // member with no cluster yet gets a backup first). Otherwise member 0 is activated (or
+      // restored from the backup) and the others join it.
       const infos = await Promise.all(cluster.links.map(async (l) => {
         const r = await cluster.sendTo(l, { op: 'getHsmInfo' });
         return r.ok ? (r.result as HsmInfo) : null;
@@ -286,7 +299,8 @@ export class LocalCluster {
         activated = true;
       }
       if (local.tls) await local.#publishAddresses();
-      for (let i = 0; i < members; i++) if (i !== reference) await cluster.resync(i, reference);
+      // Members that did not come up (yet) are compared and merged when they do (the probe's repair).
+      for (let i = 0; i < members; i++) if (i !== reference && cluster.links[i]!.state === 'up') await cluster.resync(i, reference);
       const present = new Set((await cluster.listUsers()).map((u) => u.username));
       const missing = (activate || existing ? (options.users ?? []) : []).filter((u) => !present.has(u.username.toLowerCase()));
       if (missing.length) {
@@ -298,6 +312,19 @@ export class LocalCluster {
         } finally {
           await admin.logout();
         }
+      }
+      const syncEvery = options.syncIntervalMs ?? 2000;
+      if (syncEvery > 0) {
+        let running = false;
+        local.#syncing = setInterval(() => {
+          if (running || cluster.closed) return;
+          running = true;
+          void cluster.reconcile().then(
+            (state) => (local.#lastSync = state),
+            () => undefined,
+          ).finally(() => (running = false));
+        }, syncEvery);
+        local.#syncing.unref();
       }
       if (store) {
         // CloudHSM backs a cluster up when it is activated (and made from a backup), then at least daily.
@@ -425,6 +452,21 @@ export class LocalCluster {
     return this.#cluster.listUsers();
   }
 
+  /**
+   * Whether the members that are up hold the same keys, users and settings, after bringing each
+   * to the newest version any of them holds (the supervisor also does this every `syncIntervalMs`).
+   * What still differs — keys not yet on every member — is listed.
+   */
+  async sync(): Promise<SyncState> {
+    this.#lastSync = await this.#cluster.reconcile();
+    return this.#lastSync;
+  }
+
+  /** What the last comparison of the members found (see {@link sync}). */
+  get lastSync(): SyncState {
+    return this.#lastSync;
+  }
+
   /** Per-member state (up, down, repairing, removed), outstanding requests, capacity and counters. */
   status(): MemberStatus[] {
     return this.#cluster.status();
@@ -462,6 +504,7 @@ export class LocalCluster {
   /** Stops the members; every session ends, and keys not in a data folder are forgotten. */
   async close(): Promise<void> {
     clearInterval(this.#periodic);
+    clearInterval(this.#syncing);
     await this.#cluster.close();
     this.#lock?.release();
     if (this.#removeOnClose) rmSync(this.#removeOnClose, { recursive: true, force: true });

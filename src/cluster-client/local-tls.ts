@@ -157,6 +157,12 @@ export class ProcessMemberTransport implements Transport {
     this.#child.kill('SIGKILL');
   }
 
+  /** Resolves once the member process has exited (and so let go of its data folder). */
+  get closed(): Promise<void> {
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return Promise.resolve();
+    return new Promise((resolve) => this.#child.once('exit', () => resolve()));
+  }
+
   async close(): Promise<void> {
     await this.#socket.close();
     if (this.#child.exitCode === null && this.#child.signalCode === null) {

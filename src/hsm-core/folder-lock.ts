@@ -115,7 +115,8 @@ export function lockFolder(dir: string, what: string): FolderLock {
       // A dead holder's lock, or one this process left (a terminated worker): take it over.
       renameSync(aside, path);
       if (read(path)?.nonce !== me.nonce) continue;
-      tookOver = describe(holder);
+      // (A lock this process left, a worker that was terminated, is no news.)
+      tookOver = holder.pid === process.pid ? null : describe(holder);
       break;
     }
   } finally {

@@ -199,10 +199,19 @@ export class Masking {
     }
   }
 
-  /** The sync digest of a token key. */
+  /**
+   * The sync digest of a token key. Kept per version (generation, attributes, share count), so
+   * comparing thousands of keys again and again costs a lookup each, not a serialisation.
+   */
   digest(key: KeyRecord): string {
-    return createHmac('sha256', this.#digestKey).update(canonicalJson(contentOf(key))).digest('hex');
+    const cached = this.#digests.get(key);
+    if (cached && cached.gen === key.gen && cached.attrs === key.attrs && cached.shared === key.shared.size) return cached.digest;
+    const digest = createHmac('sha256', this.#digestKey).update(canonicalJson(contentOf(key))).digest('hex');
+    this.#digests.set(key, { gen: key.gen, attrs: key.attrs, shared: key.shared.size, digest });
+    return digest;
   }
+
+  readonly #digests = new WeakMap<KeyRecord, { gen: number; attrs: KeyAttributes; shared: number; digest: string }>();
 
   /** The sync digest of a user: name, role and password hash. */
   userDigest(user: UserRecord): string {

@@ -353,7 +353,12 @@ export const requestSchemas = {
 
   extractMaskedObject: z.strictObject({ op: z.literal('extractMaskedObject'), session, handle }),
   insertMaskedObject: z.strictObject({ op: z.literal('insertMaskedObject'), session, maskedObject: bytes }),
-  getSyncStatus: z.strictObject({ op: z.literal('getSyncStatus'), session }),
+  getSyncStatus: z.strictObject({
+    op: z.literal('getSyncStatus'),
+    session,
+    /** Only `summary` (and the settings): enough to tell whether two members agree. */
+    summaryOnly: z.boolean().optional(),
+  }),
   extractMaskedUser: z.strictObject({ op: z.literal('extractMaskedUser'), session, username: z.string() }),
   insertMaskedUser: z.strictObject({ op: z.literal('insertMaskedUser'), session, maskedUser: bytes }),
   extractMaskedSettings: z.strictObject({ op: z.literal('extractMaskedSettings'), session }),
@@ -544,6 +549,8 @@ export interface Results {
     /** Token keys deleted here, with the generation of the deletion. */
     deletedKeys: { handle: number; gen: number }[];
     deletedUsers: { username: string; gen: number }[];
+    /** SHA-256 over all of the above: equal on two members exactly when they agree. */
+    summary: string;
   };
   /** `deleted`: the user was deleted, and `maskedUser` is its tombstone. */
   extractMaskedUser: { maskedUser: Uint8Array; deleted: boolean };

@@ -101,8 +101,11 @@ describe('cli: strongroom backup and cluster', function () {
       const removed = await cli('cluster', 'remove-member', '--member', '0', '--data-dir', d);
       expect(removed.code, removed.stderr).to.equal(0);
       expect(removed.stdout).to.match(/^removed member 0\nMEMBER +STATE/);
-      const status = (await json('cluster', 'status', '--data-dir', d)) as { members: { state: string }[] };
+      const status = (await json('cluster', 'status', '--data-dir', d)) as { members: { state: string }[]; sync: { inSync: boolean } };
       expect(status.members.map((m) => m.state)).to.deep.equal(['removed', 'up', 'up']);
+      expect(status.sync.inSync).to.equal(true);
+      const text = await cli('cluster', 'status', '--data-dir', d);
+      expect(text.stdout).to.contain('sync: the members that are up hold the same keys, users and settings');
       const triggers = ((await json('backup', 'list', '--data-dir', d)) as { backups: { trigger: string }[] }).backups.map((b) => b.trigger).sort();
       expect(triggers).to.deep.equal(['activation', 'member-added', 'member-removed']);
       child.kill('SIGINT');

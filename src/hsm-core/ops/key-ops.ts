@@ -149,7 +149,7 @@ export const exportKey: Handler<'exportKey'> = (m, caller, req) => {
 };
 
 /**
- * A private key out as an EncryptedPrivateKeyInfo (PKCS #8, PBES2: PBKDF2-HMAC-SHA256 at 600,000
+ * A private key out as an EncryptedPrivateKeyInfo (PKCS #8, PBES2: PBKDF2-HMAC-SHA256 at 310,000
  * iterations and AES-256-CBC) under a password of at least 8 characters: what a PKCS #12 file's
  * shrouded key bag holds. Like a wrap, it needs the key to be extractable and its approvals, not
  * to reveal it (sensitive keys may leave this way).

@@ -9,6 +9,7 @@
 import { canSee } from '../access.js';
 import { HsmError, keyRef } from '../errors.js';
 import { mergeKey, mergeKeyTombstone, settingsDigest } from '../merge.js';
+import { createHash } from 'node:crypto';
 import { signedIn, type Handler } from '../state.js';
 
 export const extractMaskedObject: Handler<'extractMaskedObject'> = (m, caller, req) => {
@@ -36,7 +37,7 @@ export const insertMaskedObject: Handler<'insertMaskedObject'> = (m, _caller, re
   return { handle: content.handle, deleted: false, merged };
 };
 
-export const getSyncStatus: Handler<'getSyncStatus'> = (m, caller) => {
+export const getSyncStatus: Handler<'getSyncStatus'> = (m, caller, req) => {
   signedIn(caller);
   const keys = [...m.keys.values()]
     .filter((k) => k.session === null)
@@ -46,7 +47,7 @@ export const getSyncStatus: Handler<'getSyncStatus'> = (m, caller) => {
     .filter((u) => u.role !== 'appliance')
     .sort((a, b) => (a.username < b.username ? -1 : 1))
     .map((u) => ({ username: u.username, digest: m.masking.userDigest(u), gen: u.gen ?? 0 }));
-  return {
+  const status = {
     keys,
     users,
     settings: settingsDigest(m.quorum),
@@ -54,4 +55,7 @@ export const getSyncStatus: Handler<'getSyncStatus'> = (m, caller) => {
     deletedKeys: [...m.keyTombstones].sort((a, b) => a[0] - b[0]).map(([handle, gen]) => ({ handle, gen })),
     deletedUsers: [...m.userTombstones].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([username, gen]) => ({ username, gen })),
   };
+  // One digest of all of it: members that agree give the same one.
+  const summary = createHash('sha256').update(JSON.stringify(status)).digest('hex');
+  return req.summaryOnly ? { summary, keys: [], users: [], settings: status.settings, settingsGen: status.settingsGen, deletedKeys: [], deletedUsers: [] } : { ...status, summary };
 };
