@@ -9,29 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalCluster, type HsmSession, type LocalCluster } from '../../src/index.js';
 import { refusal } from '../helpers/refusal.js';
-import { approve, registerQuorum, signDigest, tokenOf, tokenSignKey } from '../helpers/quorum.js';
+import { approve, registerQuorum, startQuorumCluster, twoApproverSigningKey, signDigest, tokenOf, tokenSignKey } from '../helpers/quorum.js';
 
 describe('cluster-client: quorum and MFA', function () {
   this.timeout(60_000);
   let cluster: LocalCluster;
-  const admins: Record<string, HsmSession> = {};
+  let admins: Record<string, HsmSession>;
 
   before(async () => {
-    cluster = await startLocalCluster({
-      members: 3,
-      adminPassword: 'admin-password',
-      passwordCost: 10,
-      users: [
-        { username: 'admin2', password: 'admin2-password', role: 'admin' },
-        { username: 'admin3', password: 'admin3-password', role: 'admin' },
-        { username: 'alice', password: 'alice-password', role: 'crypto-user' },
-        { username: 'bob', password: 'bob-password', role: 'crypto-user' },
-      ],
-    });
-    for (const name of ['admin', 'admin2', 'admin3']) {
-      admins[name] = await cluster.login(name, `${name}-password`);
-      await registerQuorum(admins[name]!);
-    }
+    ({ cluster, sessions: admins } = await startQuorumCluster(['admin', 'admin2', 'admin3']));
   });
   after(() => cluster?.close());
 
@@ -114,14 +100,7 @@ describe('cluster-client: quorum and MFA', function () {
     const bob = await cluster.login('bob', 'bob-password');
     await registerQuorum(alice);
     await registerQuorum(bob);
-    const { privateHandle } = await alice.send({
-      op: 'generateKeyPair',
-      keyType: 'ec',
-      curve: 'secp256r1',
-      privateAttributes: { token: true, sign: true, 'use-key-quorum-value': 2 },
-      publicAttributes: { token: true, verify: true },
-    });
-    await alice.send({ op: 'shareKey', handle: privateHandle, username: 'bob' });
+    const { privateHandle } = await twoApproverSigningKey(alice, 'bob');
     const mechanism = { name: 'ecdsa', hash: 'sha256' } as const;
     const data = new TextEncoder().encode('pay 100');
     expect((await refusal(alice.send({ op: 'sign', handle: privateHandle, mechanism, data }))).code).to.equal('QUORUM_APPROVAL_REQUIRED');

@@ -4,7 +4,7 @@
  * `openssl pkeyutl -sign -pkeyopt digest:sha256` makes them.
  */
 import { constants, createHash, createPrivateKey, createPublicKey, privateEncrypt, type KeyObject } from 'node:crypto';
-import type { HsmSession } from '../../src/index.js';
+import { startLocalCluster, type HsmSession, type LocalCluster } from '../../src/index.js';
 import { rsaPkcs8 } from './keys.js';
 
 const DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
@@ -34,4 +34,41 @@ export async function registerQuorum(session: HsmSession, keyName = session.user
 /** An approval of `approvalData` signed by each named user's key (or by `keyName`'s for every one). */
 export function approve(approvalData: Uint8Array, users: string[], keyName?: string) {
   return { approvalData, signatures: users.map((u) => ({ username: u, signature: signDigest(tokenSignKey(keyName ?? u).privateKey, tokenOf(approvalData)) })) };
+}
+
+/**
+ * Three members with three admins (admin, admin2, admin3) and two crypto users (alice, bob), each
+ * password `<name>-password`; the named users are logged in with their quorum keys registered.
+ */
+export async function startQuorumCluster(registered: string[]): Promise<{ cluster: LocalCluster; sessions: Record<string, HsmSession> }> {
+  const cluster = await startLocalCluster({
+    members: 3,
+    adminPassword: 'admin-password',
+    passwordCost: 10,
+    users: [
+      { username: 'admin2', password: 'admin2-password', role: 'admin' },
+      { username: 'admin3', password: 'admin3-password', role: 'admin' },
+      { username: 'alice', password: 'alice-password', role: 'crypto-user' },
+      { username: 'bob', password: 'bob-password', role: 'crypto-user' },
+    ],
+  });
+  const sessions: Record<string, HsmSession> = {};
+  for (const name of registered) {
+    sessions[name] = await cluster.login(name, `${name}-password`);
+    await registerQuorum(sessions[name]!);
+  }
+  return { cluster, sessions };
+}
+
+/** A token ECDSA P-256 pair of `owner`'s whose signing needs 2 approvals, shared with `sharedWith`. */
+export async function twoApproverSigningKey(owner: HsmSession, sharedWith: string): Promise<{ privateHandle: number; publicHandle: number }> {
+  const pair = await owner.send({
+    op: 'generateKeyPair',
+    keyType: 'ec',
+    curve: 'secp256r1',
+    privateAttributes: { token: true, sign: true, 'use-key-quorum-value': 2 },
+    publicAttributes: { token: true, verify: true },
+  });
+  await owner.send({ op: 'shareKey', handle: pair.privateHandle, username: sharedWith });
+  return pair;
 }

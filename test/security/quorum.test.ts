@@ -5,31 +5,17 @@
  * for a client that calls every member directly.
  */
 import { expect } from 'chai';
-import { startLocalCluster, type HsmSession, type LocalCluster } from '../../src/index.js';
+import { type HsmSession, type LocalCluster } from '../../src/index.js';
 import { refusal } from '../helpers/refusal.js';
-import { approve, registerQuorum, signDigest, tokenOf, tokenSignKey } from '../helpers/quorum.js';
+import { approve, startQuorumCluster, twoApproverSigningKey, signDigest, tokenOf, tokenSignKey } from '../helpers/quorum.js';
 
 describe('security: quorum against one insider', function () {
   this.timeout(60_000);
   let cluster: LocalCluster;
-  const s: Record<string, HsmSession> = {};
+  let s: Record<string, HsmSession>;
 
   before(async () => {
-    cluster = await startLocalCluster({
-      members: 3,
-      adminPassword: 'admin-password',
-      passwordCost: 10,
-      users: [
-        { username: 'admin2', password: 'admin2-password', role: 'admin' },
-        { username: 'admin3', password: 'admin3-password', role: 'admin' },
-        { username: 'alice', password: 'alice-password', role: 'crypto-user' },
-        { username: 'bob', password: 'bob-password', role: 'crypto-user' },
-      ],
-    });
-    for (const name of ['admin', 'admin2', 'admin3', 'alice', 'bob']) {
-      s[name] = await cluster.login(name, `${name}-password`);
-      await registerQuorum(s[name]!);
-    }
+    ({ cluster, sessions: s } = await startQuorumCluster(['admin', 'admin2', 'admin3', 'alice', 'bob']));
     // 2 of 3 admins for user management and for the quorum values themselves.
     await s.admin!.send({ op: 'setQuorumValue', service: 'quorum', value: 2 });
     const { approvalData } = await s.admin!.send({ op: 'generateQuorumToken', service: 'quorum' });
@@ -107,14 +93,7 @@ describe('security: quorum against one insider', function () {
 
   it('item 5: one approval is one signature in the whole cluster, even sent to every member directly', async () => {
     const alice = s.alice!;
-    const { privateHandle } = await alice.send({
-      op: 'generateKeyPair',
-      keyType: 'ec',
-      curve: 'secp256r1',
-      privateAttributes: { token: true, sign: true, 'use-key-quorum-value': 2 },
-      publicAttributes: { token: true, verify: true },
-    });
-    await alice.send({ op: 'shareKey', handle: privateHandle, username: 'bob' });
+    const { privateHandle } = await twoApproverSigningKey(alice, 'bob');
     const { approvalData } = await alice.send({ op: 'generateQuorumToken', service: 'key-usage', handle: privateHandle });
     const approval = approve(approvalData, ['alice', 'bob']);
     const mechanism = { name: 'ecdsa', hash: 'sha256' } as const;
