@@ -4,7 +4,7 @@
  * in test/.artifacts/. Without Chromium the suite is skipped, unless STRONGROOM_REQUIRE_BROWSER
  * is set (CI sets it), when it fails.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
@@ -14,6 +14,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { startLocalCluster, type LocalCluster } from '../../src/index.js';
 import { IssuingCa } from '../../src/keystore/index.js';
 import { demoSite, startRelay, type Relay } from '../../src/relay/index.js';
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../helpers/chromium.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -23,16 +24,6 @@ declare const document: {
   querySelectorAll(selector: string): { length: number };
 };
 const ARTIFACTS = join(ROOT, 'test', '.artifacts');
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-/** Chromium, or a skip (a failure when STRONGROOM_REQUIRE_BROWSER is set). */
-export function requireChromium(ctx: Mocha.Context): void {
-  if (existsSync(CHROMIUM)) return;
-  if (process.env.STRONGROOM_REQUIRE_BROWSER) throw new Error(`Chromium is missing at ${CHROMIUM} (apt-get install chromium), and STRONGROOM_REQUIRE_BROWSER is set`);
-  ctx.skip();
-}
-
 describe('relay: the demo pages in Chromium', function () {
   this.timeout(120_000);
   let cluster: LocalCluster;

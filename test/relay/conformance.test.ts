@@ -13,7 +13,7 @@ import { build } from 'esbuild';
 import { chromium, type Browser } from 'playwright-core';
 import { startLocalCluster, type LocalCluster } from '../../src/index.js';
 import { startRelay, type Relay } from '../../src/relay/index.js';
-import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from './browser.test.js';
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../helpers/chromium.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const OUT = join(ROOT, 'test', '.tmp', 'browser-conformance');
