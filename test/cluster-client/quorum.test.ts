@@ -139,6 +139,9 @@ describe('cluster-client: quorum and MFA', function () {
     expect(seen).to.equal(3);
     const wrong = await refusal(cluster.login('bob', 'bob-password', { mfa: async (tokens) => tokens.map((t) => signDigest(tokenSignKey('alice').privateKey, t)) }));
     expect(wrong.code).to.equal('LOGIN_FAILED');
+    expect(wrong.message).to.contain('the MFA token did not verify');
+    // A bad MFA signature counts towards the lockout, like a wrong password.
+    expect((await cluster.listUsers()).find((u) => u.username === 'bob')).to.include({ failedLogins: 1 });
     await session.send({ op: 'changeMfa', username: 'bob', deregister: true });
     await session.logout();
     expect((await cluster.listUsers()).find((u) => u.username === 'bob')).to.include({ mfa: false, quorum: false });

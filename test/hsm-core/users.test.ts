@@ -109,6 +109,18 @@ describe('hsm-core: users and sessions', () => {
       await f.m.fail({ op: 'login', username: 'carol', password: PASSWORDS.carol }, 'USER_LOCKED');
     });
 
+    it('the right password sent behind concurrent wrong ones is refused once they have locked the user', async () => {
+      const f = await activatedMember();
+      // Password checks run on the thread pool in order; the right one finishes after the wrong ones
+      // have locked carol, so the lock must be checked again once the password has been verified.
+      const wrong = Array.from({ length: 12 }, () => f.m.raw({ op: 'login', username: 'carol', password: 'wrong-password' }));
+      const right = f.m.raw({ op: 'login', username: 'carol', password: PASSWORDS.carol });
+      await Promise.all(wrong);
+      const answer = await right;
+      expect(answer.ok ? 'logged in' : answer.error.code).to.equal('USER_LOCKED');
+      expect((await f.m.ok({ op: 'listUsers' })).users.find((u) => u.username === 'carol')).to.include({ locked: true });
+    });
+
     it('an unknown user is reported as such', async () => {
       const f = await activatedMember();
       expect((await f.m.fail({ op: 'login', username: 'nobody', password: 'whatever1' }, 'USER_NOT_FOUND')).message).to.equal('no user named nobody on this member');

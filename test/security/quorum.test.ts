@@ -106,4 +106,30 @@ describe('security: quorum against one insider', function () {
       expect((await refusal(alice.sendToMember(i, { op: 'sign', handle: privateHandle, mechanism, data: new Uint8Array([9]), approval }))).code).to.equal('QUORUM_TOKEN_INVALID');
     }
   });
+
+  it('an approval counts distinct eligible approvers: one person signing twice is one, and only admins (users) or the key\'s users (keys) count', async () => {
+    const admin = s.admin!;
+    const { approvalData } = await admin.send({ op: 'generateQuorumToken', service: 'user' });
+    const create = (approval: ReturnType<typeof approve>) => refusal(admin.send({ op: 'createUser', username: 'twice', password: 'twice-password', role: 'admin', approval }));
+    const twice = await create(approve(approvalData, ['admin', 'admin']));
+    expect(twice.code).to.equal('QUORUM_APPROVAL_REQUIRED');
+    expect(twice.message).to.contain('1 valid approval of the 2 needed');
+    const byCryptoUser = await create(approve(approvalData, ['admin', 'alice']));
+    expect(byCryptoUser.code).to.equal('QUORUM_TOKEN_INVALID');
+    expect(byCryptoUser.message).to.equal('approval: signature by alice: only admins can approve this token');
+    await admin.send({ op: 'deleteQuorumTokens', service: 'user' });
+    expect((await cluster.listUsers()).map((u) => u.username)).not.to.include('twice');
+
+    const alice = s.alice!;
+    const { privateHandle } = await twoApproverSigningKey(alice, 'bob');
+    const mechanism = { name: 'ecdsa', hash: 'sha256' } as const;
+    const { approvalData: usage } = await alice.send({ op: 'generateQuorumToken', service: 'key-usage', handle: privateHandle });
+    const sign = (approval: ReturnType<typeof approve>) => refusal(alice.send({ op: 'sign', handle: privateHandle, mechanism, data: new Uint8Array(8), approval }));
+    expect((await sign(approve(usage, ['alice', 'alice']))).message).to.contain('1 valid approval of the 2 needed');
+    const byAdmin = await sign(approve(usage, ['alice', 'admin']));
+    expect(byAdmin.code).to.equal('QUORUM_TOKEN_INVALID');
+    expect(byAdmin.message).to.match(/^approval: signature by admin: only the owner of key 0x[0-9a-f]+ and the users it is shared with can approve this token$/);
+    // The token was never consumed by the refusals: the owner and the shared user approve it once.
+    await alice.send({ op: 'sign', handle: privateHandle, mechanism, data: new Uint8Array(8), approval: approve(usage, ['alice', 'bob']) });
+  });
 });
