@@ -126,6 +126,32 @@ describe('hsm-core: audit log', () => {
     expect(verifyAuditChain(forged)).to.deep.equal({ ok: false, sequence: 6, reason: 'it does not link to the record before it' });
   });
 
+  it('a change to any field of a record breaks its hash, and a renumbered last record is a gap', async () => {
+    const f = await activatedMember();
+    await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16 });
+    const log = await records(f);
+    const target = log.map((r) => r.keyHandles.length > 0 && r.targetUser === null).lastIndexOf(true);
+    expect(target).to.be.greaterThan(0);
+    const fields = Object.keys(log[target]!).filter((k) => k !== 'hash');
+    expect(fields).to.have.members(['sequence', 'time', 'rebootCounter', 'opcode', 'sessionHandle', 'user', 'userType', 'targetUser', 'keyHandles', 'response', 'previousHash']);
+    const altered = (v: unknown): unknown =>
+      typeof v === 'number' ? v + 1 : typeof v === 'string' ? `${v.slice(0, -1)}${v.endsWith('0') ? '1' : '0'}` : Array.isArray(v) ? [...v, 7] : 'mallory';
+    for (const field of fields) {
+      const copy = log.map((r) => ({ ...r }));
+      (copy[target] as Record<string, unknown>)[field] = altered(copy[target]![field as keyof AuditRecord]);
+      expect(verifyAuditChain(copy), field).to.deep.equal({ ok: false, sequence: copy[target]!.sequence, reason: 'its hash does not match its contents' });
+    }
+
+    // The last record renumbered with a fresh hash still links to the one before: only the gap shows.
+    const { hashRecord } = await import('../../src/hsm-core/audit.js');
+    const renumbered = log.map((r) => ({ ...r }));
+    const last = renumbered.at(-1)!;
+    last.sequence += 1;
+    const { hash: _old, ...rest } = last;
+    last.hash = hashRecord(rest);
+    expect(verifyAuditChain(renumbered)).to.deep.equal({ ok: false, sequence: last.sequence, reason: `a gap: it follows record ${last.sequence - 2}` });
+  });
+
   it('can be read in pages, and a page verifies against the record before it', async () => {
     const f = await activatedMember();
     const all = await records(f);
