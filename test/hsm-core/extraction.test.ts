@@ -160,11 +160,21 @@ describe('hsm-core: extraction rules for extractable keys', () => {
       }
     });
 
-    it('is never exported in plaintext, even when not sensitive', async () => {
+    it('is never exported in plaintext, even when not sensitive, nor under a password', async () => {
       const f = await activatedMember();
       const payload = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { 'wrap-with-trusted': true, sensitive: false } })).handle;
       const message = await refused(f, { op: 'exportKey', session: f.alice, handle: payload, format: 'raw' }, 'KEY_NOT_EXTRACTABLE');
       expect(message).to.include('wrap-with-trusted=true');
+      const { privateHandle } = await f.m.ok({
+        op: 'generateKeyPair',
+        session: f.alice,
+        keyType: 'ec',
+        curve: 'secp256r1',
+        privateAttributes: { 'wrap-with-trusted': true, sign: true },
+        publicAttributes: { verify: true },
+      });
+      const encrypted = await refused(f, { op: 'exportEncryptedKey', session: f.alice, handle: privateHandle, password: 'long-enough-password' }, 'KEY_NOT_EXTRACTABLE');
+      expect(encrypted).to.include('wrap-with-trusted=true');
     });
 
     it('cannot be switched off', async () => {

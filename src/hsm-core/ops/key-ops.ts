@@ -119,7 +119,7 @@ export const importKey: Handler<'importKey'> = (m, caller, req) => {
 
 // ---- export -----------------------------------------------------------------------------------
 
-/** The extraction rules for secret and private keys: owner, extractable, and (for plaintext) not wrap-with-trusted. */
+/** The extraction rules for secret and private keys: the owner only, and extractable=true. */
 function checkExtractable(me: SessionRecord, key: KeyRecord, action: string): void {
   if (key.cls === 'public-key') return;
   if (key.owner !== me.username) {
@@ -127,6 +127,13 @@ function checkExtractable(me: SessionRecord, key: KeyRecord, action: string): vo
   }
   if (!key.attrs.extractable) {
     throw new HsmError('KEY_NOT_EXTRACTABLE', `key ${keyRef(key.handle)} has extractable=false; it can never leave the HSM`);
+  }
+}
+
+/** A key with wrap-with-trusted=true leaves only wrapped under a trusted key: no export, encrypted or not. */
+function refuseIfWrapOnly(key: KeyRecord): void {
+  if (key.attrs['wrap-with-trusted']) {
+    throw new HsmError('KEY_NOT_EXTRACTABLE', `key ${keyRef(key.handle)} has wrap-with-trusted=true; it leaves the HSM only wrapped under a trusted key`);
   }
 }
 
@@ -140,9 +147,7 @@ export const exportKey: Handler<'exportKey'> = (m, caller, req) => {
       `key ${keyRef(key.handle)} has sensitive=true, so its value is never revealed in plaintext; wrap it instead, or create it with sensitive=false`,
     );
   }
-  if (key.attrs['wrap-with-trusted']) {
-    throw new HsmError('KEY_NOT_EXTRACTABLE', `key ${keyRef(key.handle)} has wrap-with-trusted=true; it leaves the HSM only wrapped under a trusted key`);
-  }
+  refuseIfWrapOnly(key);
   // Every way out checks the key's manage-key-quorum-value, as a wrap does.
   if (key.cls !== 'public-key') keyApproval(m, me, key, 'manage', req.approval)();
   return { keyData: serialiseKey(key.material, req.format) };
@@ -159,9 +164,7 @@ export const exportEncryptedKey: Handler<'exportEncryptedKey'> = async (m, calle
   const key = visibleKey(m.keys, me, req.handle);
   if (key.cls !== 'private-key') throw new HsmError('KEY_TYPE_INCONSISTENT', `key ${keyRef(key.handle)} is a ${key.cls}; only private keys are exported as encrypted PKCS #8`);
   checkExtractable(me, key, 'export');
-  if (key.attrs['wrap-with-trusted']) {
-    throw new HsmError('KEY_NOT_EXTRACTABLE', `key ${keyRef(key.handle)} has wrap-with-trusted=true; it leaves the HSM only wrapped under a trusted key`);
-  }
+  refuseIfWrapOnly(key);
   const approve = keyApproval(m, me, key, 'manage', req.approval);
   const der = await m.slowWork.run(me.token, () => encryptPrivateKey(key.material.key, req.password));
   approve();
