@@ -117,7 +117,7 @@ describe('hsm-core: durable members', function () {
     expect(await refusedStart(plain, { passphrase: 'some passphrase' })).to.match(/not protected by a passphrase, but one was given/);
   });
 
-  it('refuses a folder from a newer format, a corrupted record, or a storage key others can read', async () => {
+  it('refuses a folder from a newer format, a corrupted or moved record, or a storage key others can read', async () => {
     const d = dir();
     const { m, token } = await populated(d);
     await m.member.close();
@@ -130,7 +130,15 @@ describe('hsm-core: durable members', function () {
     await db.close();
     expect(await refusedStart(d)).to.match(new RegExp(`record key/${token} is corrupted.*nothing was changed`));
 
+    // A record is bound to its name: moved under another handle, it no longer opens.
+    const moved = open({ path: join(d, 'store'), compression: false });
+    await moved.remove(`key/${token}`);
+    await moved.put(`key/${token + 1}`, original);
+    await moved.close();
+    expect(await refusedStart(d)).to.match(new RegExp(`record key/${token + 1} is corrupted.*nothing was changed`));
+
     const db2 = open({ path: join(d, 'store'), compression: false });
+    await db2.remove(`key/${token + 1}`);
     await db2.put(`key/${token}`, original);
     const meta = db2.get('meta') as { format: number };
     await db2.put('meta', { ...meta, format: 2 });
