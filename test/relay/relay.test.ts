@@ -15,6 +15,7 @@ import { connectRelay, type RelayConnection } from '../../src/browser/index.js';
 import { HsmError } from '../../src/hsm-core/index.js';
 import type { CryptoKeyPair } from '../../src/subtle/types.js';
 import { rejection } from '../helpers/refusal.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const enc = new TextEncoder();
 
@@ -180,24 +181,47 @@ describe('relay: pages reach the HSM over WebSocket', function () {
   });
 
   it('refuses connections beyond its limit, and takes new ones when others leave', async () => {
-    const small = await startRelay({ cluster, port: 0, maxConnections: 2 });
+    const smallLog: string[] = [];
+    const small = await startRelay({ cluster, port: 0, maxConnections: 2, log: (l) => smallLog.push(l) });
     const url = `${small.url.replace('http', 'ws')}/ws`;
     const S = socketFrom(small.url);
     try {
       const a = await connectRelay(url, { username: 'app', password: 'app-password' }, { WebSocket: S });
       const b = await connectRelay(url, { username: 'app', password: 'app-password' }, { WebSocket: S });
       const refused = await rejection(connectRelay(url, { username: 'app', password: 'app-password' }, { WebSocket: S }));
-      expect(refused).to.be.instanceOf(HsmError);
+      // A page cannot see why a WebSocket was refused; the relay's log says it.
+      expect(refused).to.be.instanceOf(HsmError).and.to.include({ code: 'MEMBER_UNAVAILABLE' });
+      expect(smallLog.filter((l) => l.startsWith('refused'))).to.deep.equal(['refused a WebSocket connection: the relay serves 2 connections, its limit; try again later']);
       expect(small.connections).to.equal(2);
       expect((await a.crypto.subtle.digest('SHA-256', new Uint8Array(1))).byteLength).to.equal(32);
       await b.logout();
-      for (let i = 0; i < 50 && small.connections > 1; i++) await new Promise((r) => setTimeout(r, 10));
+      await waitUntil(() => small.connections === 1, 'the relay to see the connection go');
       const c = await connectRelay(url, { username: 'app', password: 'app-password' }, { WebSocket: S });
       await c.logout();
       await a.logout();
     } finally {
       await small.close();
     }
+  });
+
+  it('a connection that drops without logging out ends its HSM session, and its session keys go', async () => {
+    const sockets: WebSocket[] = [];
+    const Capturing = class extends WebSocket {
+      constructor(url: string) {
+        super(url, { origin: relay.url });
+        sockets.push(this);
+      }
+    } as unknown as new (url: string) => globalThis.WebSocket;
+    const [before] = await cluster.hsmInfo();
+    const page = await connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: Capturing });
+    await page.crypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+    const [during] = await cluster.hsmInfo();
+    expect([during!.keys, during!.sessions]).to.deep.equal([before!.keys + 1, before!.sessions + 1]);
+    sockets[0]!.terminate();
+    await waitUntil(async () => {
+      const [now] = await cluster.hsmInfo();
+      return now!.keys === before!.keys && now!.sessions === before!.sessions;
+    }, 'the dropped connection\'s session and session key to end');
   });
 
   it('session keys die with their connection; an idle connection is closed', async () => {
