@@ -205,6 +205,9 @@ async function copyAll(diff: Differences, from: { transport: Transport; session:
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** How many times the standard retry mode retries a member that answered MEMBER_BUSY (CloudHSM's SDK: 3). */
+export const BUSY_RETRIES = 3;
+
 /** Exponential backoff with jitter: about 10, 20, 40 ms for the 1st, 2nd, 3rd retry. */
 const backoff = (retry: number) => Math.min(1000, 5 * 2 ** retry) * (0.5 + Math.random());
 
@@ -364,7 +367,7 @@ export class Cluster {
   async sendRetrying(link: MemberLink, request: unknown, busyRetriesUsed = 0): Promise<Response> {
     for (let retries = busyRetriesUsed; ; retries++) {
       const response = await this.sendTo(link, request);
-      if (response.ok || response.error.code !== 'MEMBER_BUSY' || this.#options.retry !== 'standard' || retries >= 3) return response;
+      if (response.ok || response.error.code !== 'MEMBER_BUSY' || this.#options.retry !== 'standard' || retries >= BUSY_RETRIES) return response;
       link.counters.retries += 1;
       await sleep(backoff(retries + 1));
     }
@@ -396,7 +399,7 @@ export class Cluster {
         link.counters.failovers += 1;
         continue;
       }
-      if (code === 'MEMBER_BUSY' && this.#options.retry === 'standard' && busyRetries < 3) {
+      if (code === 'MEMBER_BUSY' && this.#options.retry === 'standard' && busyRetries < BUSY_RETRIES) {
         busyRetries += 1;
         link.counters.retries += 1;
         await sleep(backoff(busyRetries));

@@ -7,8 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { HsmError, startLocalCluster, type HsmSession, type LocalCluster, type LocalTransport } from '../../src/index.js';
-import { createMember, type Member } from '../../src/hsm-core/index.js';
+import { createMember, type Member, type Response } from '../../src/hsm-core/index.js';
 import { Cluster, InProcessTransport } from '../../src/cluster-client/index.js';
+import { BUSY_RETRIES } from '../../src/cluster-client/cluster.js';
 import { PendingTransport } from '../../src/cluster-client/transport.js';
 import { refusal } from '../helpers/refusal.js';
 
@@ -25,6 +26,18 @@ class HangingTransport extends PendingTransport {
   protected hold(): void {}
   async close(): Promise<void> {
     this.down('closed');
+  }
+}
+
+/** A member that answers MEMBER_BUSY to every `listUsers` while `busy` is set, counting them. */
+class BusyTransport extends InProcessTransport {
+  busy = false;
+  listUsersSeen = 0;
+  override send(request: unknown): Promise<Response> {
+    if ((request as { op?: string }).op !== 'listUsers') return super.send(request);
+    this.listUsersSeen += 1;
+    if (this.busy) return Promise.resolve({ ok: false, error: { code: 'MEMBER_BUSY', message: 'busy member: the queue is full (0xBB)' } });
+    return super.send(request);
   }
 }
 
@@ -274,6 +287,20 @@ describe('cluster-client: key availability, busy members and retries', function 
     const standard = await burst(app, pair.privateHandle);
     expect(standard.filter((r) => r.status === 'rejected').map((r) => String((r as PromiseRejectedResult).reason))).to.deep.equal([]);
     expect(cluster.status()[0]!.counters.retries).to.be.greaterThan(0);
+  });
+
+  it(`standard retry mode sends to a busy member ${BUSY_RETRIES + 1} times (${BUSY_RETRIES} retries), then says it is busy`, async () => {
+    const busy = new BusyTransport(await createMember({ passwordCost: 10 }));
+    const raw = await Cluster.open([{ description: 'busy member', start: async () => busy }]);
+    try {
+      busy.busy = true;
+      const answer = await raw.sendOnce({ op: 'listUsers' });
+      expect(answer.ok ? 'answered' : answer.error.code).to.equal('MEMBER_BUSY');
+      expect(busy.listUsersSeen).to.equal(4);
+      expect(raw.status()[0]!.counters.retries).to.equal(3);
+    } finally {
+      await raw.close();
+    }
   });
 
   it('a member that stops answering is marked down by the watchdog, and requests go to another', async () => {
