@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { HsmError, startLocalCluster, type HsmSession, type LocalCluster, type LocalTransport } from '../../src/index.js';
-import { createMember, type Member, type Response } from '../../src/hsm-core/index.js';
+import { createMember, keyRef, type Member, type Response } from '../../src/hsm-core/index.js';
 import { Cluster, InProcessTransport } from '../../src/cluster-client/index.js';
 import { BUSY_RETRIES } from '../../src/cluster-client/cluster.js';
 import { PendingTransport } from '../../src/cluster-client/transport.js';
@@ -239,6 +239,26 @@ describe('cluster-client: key availability, busy members and retries', function 
     await cluster.whenAllUp();
     const { data: ciphertext } = await app.send({ op: 'encrypt', handle, mechanism: { name: 'aes-gcm' }, data });
     expect(ciphertext.length).to.be.greaterThan(data.length);
+  });
+
+  it('a session key dies with its member: using it after the member failed is refused, and it never comes back', async () => {
+    cluster = await start('in-process', 3);
+    const app = await cluster.login('app', 'app-password');
+    const { handle } = await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 32, attributes: { encrypt: true } });
+    const holders = [];
+    for (let i = 0; i < 3; i++) holders.push((await Promise.allSettled([app.sendToMember(i, { op: 'getAttributes', handle })]))[0]!.status);
+    const home = holders.indexOf('fulfilled');
+    expect(holders.filter((h) => h === 'fulfilled')).to.have.length(1);
+    cluster.killMember(home, { restart: false });
+    const gone = await refusal(app.send({ op: 'encrypt', handle, mechanism: { name: 'aes-gcm' }, data }));
+    expect([gone.code, gone.message]).to.deep.equal([
+      'MEMBER_UNAVAILABLE',
+      `session key ${keyRef(handle)} lived on in-process member ${home}, which is down; session keys do not survive their member`,
+    ]);
+    cluster.restartMember(home);
+    await cluster.whenAllUp();
+    const after = await refusal(app.send({ op: 'encrypt', handle, mechanism: { name: 'aes-gcm' }, data }));
+    expect([after.code, after.message]).to.deep.equal(['KEY_NOT_FOUND', `no key ${keyRef(handle)} that app can see`]);
   });
 
   it('key list reports cluster coverage: full, inconsistent, session', async () => {
