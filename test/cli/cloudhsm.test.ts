@@ -351,7 +351,10 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
       kt.signatures.push({ username: 'alice', signature: opensslSign('alice', kt.token) }, { username: 'bob', signature: opensslSign('bob', kt.token) });
       writeFileSync(keyToken, JSON.stringify(kt));
       expect((await repl.run(`crypto sign ecdsa --key-filter attr.label=q-priv --hash-function sha256 --data ${data} --approval ${keyToken}`)).error_code).to.equal(0);
-      expect((await repl.run(`crypto sign ecdsa --key-filter attr.label=q-priv --hash-function sha256 --data ${data} --approval ${keyToken}`)).error_code).to.equal(1);
+      expect(await repl.run(`crypto sign ecdsa --key-filter attr.label=q-priv --hash-function sha256 --data ${data} --approval ${keyToken}`)).to.deep.equal({
+        error_code: 1,
+        data: 'approval: this member holds no live token in it (it expired, was used, was deleted, or its session logged out); generate a new one',
+      });
       await repl.run('logout');
 
       // MFA for bob: register the key, then log in with one signed token per HSM.
@@ -382,6 +385,10 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
       expect(tokens).to.equal(3);
       await repl.run('logout');
       expect((await repl.run('user list')).data.users.find((u: { username: string }) => u.username === 'bob').mfa).to.deep.equal([{ strategy: 'token-sign', status: 'enabled' }]);
+      // The history keeps the commands, never a password given with --password.
+      const history = readFileSync(env.STRONGROOM_CLI_HISTORY!, 'utf8');
+      expect(history).to.contain('login --username bob --role crypto-user --password ****');
+      expect(history).not.to.match(/alice-password|bob-password/);
     } finally {
       await repl.close();
     }
