@@ -3,7 +3,7 @@
  * a data folder, the quick-start sample, connection details, serving until Ctrl-C.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -65,6 +65,9 @@ describe('cli: strongroom up', function () {
       expect(readFileSync(join(dir, 'demo-ca.crt'), 'utf8')).to.contain('BEGIN CERTIFICATE');
       const file = JSON.parse(readFileSync(join(dir, 'cluster.json'), 'utf8')) as { members: string[]; ca: string; cert: string; key: string };
       expect(file.members).to.have.length(3);
+      // Only the folder's owner can drive the cluster or read its client key.
+      expect(statSync(join(dir, 'control.sock')).mode & 0o777).to.equal(0o600);
+      expect(statSync(file.key).mode & 0o777).to.equal(0o600);
       const credentials = { ca: readFileSync(file.ca, 'utf8'), cert: readFileSync(file.cert, 'utf8'), key: readFileSync(file.key, 'utf8') };
       const cluster = await connect({ members: [file.members[2]!], ...credentials });
       expect(cluster.status().map((s) => s.state)).to.deep.equal(['up', 'up', 'up']);
