@@ -89,6 +89,21 @@ describe('hsm-core: durable members', function () {
     await third.member.close();
   });
 
+  it('stores passwords as scrypt hashes at N = 2^15, r = 8, p = 1 by default (the README\'s cost), each with its own salt', async () => {
+    const d = dir();
+    const m = new TestMember(await createMember({ dataDir: d, appliancePassword: PASSWORDS.app_user }));
+    await m.ok({ op: 'activateCluster', password: PASSWORDS.admin });
+    await m.member.close();
+    const db = open({ path: join(d, 'store'), compression: false });
+    try {
+      const stored = ['admin', 'app_user'].map((name) => (db.get(`user/${name}`) as { password: { algorithm: string; log2N: number; r: number; p: number; salt: string } }).password);
+      for (const hash of stored) expect(hash).to.include({ algorithm: 'scrypt', log2N: 15, r: 8, p: 1 });
+      expect(stored[0]!.salt).to.not.equal(stored[1]!.salt);
+    } finally {
+      await db.close();
+    }
+  });
+
   it('stores no key material in the clear', async () => {
     const d = dir();
     const { m, alice, token } = await populated(d);
