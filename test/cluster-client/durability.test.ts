@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { startLocalCluster, verifyAuditChain, type HsmSession, type LocalCluster, type LocalClusterOptions } from '../../src/index.js';
 import { refusal } from '../helpers/refusal.js';
+import { prng, testSeed } from '../helpers/random.js';
 
 const USERS = [
   { username: 'alice', password: 'alice-password', role: 'crypto-user' as const },
@@ -129,9 +130,9 @@ describe('cluster-client: nothing acknowledged is lost, and members converge', f
   });
 
   for (const transport of ['worker', 'tls'] as const) {
-    it(`chaos (${transport} members): random member failures under load, then a whole-cluster crash; every acknowledged key is on every member`, async () => {
-      let seed = 0x5eed + (transport === 'tls' ? 1 : 0);
-      const random = () => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const seed = testSeed(0x5eed) + (transport === 'tls' ? 1 : 0);
+    it(`chaos (${transport} members): random member failures under load, then a whole-cluster crash; every acknowledged key is on every member (seed ${seed})`, async () => {
+      const random = prng(seed);
       cluster = await start({ transport, syncIntervalMs: 300 });
       const acknowledged: number[] = [];
       let refused = 0;

@@ -3,7 +3,6 @@
  * `connect` input checks and `strongroom hsm serve`'s first start.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { expect } from 'chai';
 import { encodeFrame, FrameReader, HsmError } from '../../src/hsm-core/index.js';
 import { startMember, type Fixture } from '../helpers/tls-member.js';
 import { connect, SocketTransport, TrustAnchor } from '../../src/cluster-client/index.js';
+import { seeded, testSeed } from '../helpers/random.js';
 
 const run = promisify(execFile);
 const CLI = ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/main.ts')];
@@ -132,7 +132,9 @@ describe('cluster-client: mutual TLS', function () {
     await cluster.close();
   });
 
-  it('wire fuzzing: thousands of random and mutated frames; the member stays up, serves valid clients, and its state is unchanged', async () => {
+  const FUZZ_SEED = testSeed(20261202);
+  it(`wire fuzzing: thousands of random and mutated frames; the member stays up, serves valid clients, and its state is unchanged (seed ${FUZZ_SEED})`, async () => {
+    const rand = seeded(FUZZ_SEED);
     const cluster = await connect({ members: [f.address], ca: f.anchor.pem, ...f.client });
     const app = await cluster.login('app', 'app-password');
     const { handle } = await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 32, attributes: { token: true, encrypt: true } });
@@ -148,18 +150,18 @@ describe('cluster-client: mutual TLS', function () {
     ];
     const mutate = (frame: Buffer): Buffer => {
       const out = Buffer.from(frame);
-      const flips = 1 + Math.floor(Math.random() * 4);
+      const flips = 1 + rand.below(4);
       for (let i = 0; i < flips; i++) {
-        const at = 8 + Math.floor(Math.random() * (out.length - 8)); // keep the length honest: the body is mutated
-        out[at] = Math.floor(Math.random() * 256);
+        const at = 8 + rand.below(out.length - 8); // keep the length honest: the body is mutated
+        out[at] = rand.below(256);
       }
       return out;
     };
     const random = (): Buffer => {
-      const body = randomBytes(1 + Math.floor(Math.random() * 64));
+      const body = rand.bytes(1 + rand.below(64));
       const head = Buffer.alloc(8);
       head.writeUInt32BE(4 + body.length);
-      head.writeUInt32BE(Math.floor(Math.random() * 2 ** 32), 4);
+      head.writeUInt32BE(rand.below(2 ** 32), 4);
       return Buffer.concat([head, body]);
     };
     /** A connection that reports, per frame sent, whether the member answered or closed it. */
@@ -199,7 +201,7 @@ describe('cluster-client: mutual TLS', function () {
     const fuzz = async (frames: number) => {
       let conn = await open();
       for (let i = 0; i < frames; i++) {
-        const pick = Math.random();
+        const pick = rand.next();
         const frame = pick < 0.75 ? mutate(valid[i % valid.length]!) : pick < 0.9 ? valid[i % valid.length]! : random();
         const outcome = await conn.send(frame);
         outcomes[outcome] += 1;

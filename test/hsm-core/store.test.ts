@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import { open } from 'lmdb';
 import { createMember, verifyAuditChain, type Member, type MemberOptions, type Response } from '../../src/hsm-core/index.js';
 import { PASSWORDS, TestMember } from '../helpers/member.js';
+import { seeded, testSeed } from '../helpers/random.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'strongroom-store-'));
 
@@ -170,8 +171,10 @@ describe('hsm-core: durable members', function () {
     await (await durable(d)).member.close();
   });
 
-  it('crash test: SIGKILL at random moments during key creations and deletions loses no acknowledged change', async function () {
+  const CRASH_SEED = testSeed(20261202);
+  it(`crash test: SIGKILL at random moments during key creations and deletions loses no acknowledged change (seed ${CRASH_SEED})`, async function () {
     this.timeout(120_000);
+    const rand = seeded(CRASH_SEED);
     const d = dir();
     const { m } = await populated(d);
     await m.member.close();
@@ -206,26 +209,31 @@ describe('hsm-core: durable members', function () {
         });
       });
 
-    for (let round = 0; round < 12; round++) {
-      const { child, send } = await start();
+    /** Everything acknowledged so far is there, and nothing acknowledged as deleted is; an unsure deletion goes either way. */
+    const check = async (send: (request: unknown) => Promise<Response>, round: number): Promise<string> => {
       const login = await send({ op: 'login', username: 'alice', password: PASSWORDS.alice });
-      if (!login.ok) expect.fail(`round ${round}: login refused: ${login.error.message}`);
-      const session = (login.result as { session: string }).session;
-
-      // Everything acknowledged so far is there, and nothing acknowledged as deleted is.
+      expect(login.ok, `round ${round}: alice logs in`).to.equal(true);
+      const session = ((login as Extract<Response, { ok: true }>).result as { session: string }).session;
       for (const [handle, exists] of acknowledged) {
         const r = await send({ op: 'getAttributes', session, handle });
         if (unsure.has(handle)) acknowledged.set(handle, r.ok);
         else expect(r.ok, `round ${round}: key ${handle} should ${exists ? '' : 'not '}exist`).to.equal(exists);
       }
       unsure.clear();
+      return session;
+    };
+
+    const rounds = 12;
+    for (let round = 0; round < rounds; round++) {
+      const { child, send } = await start();
+      const session = await check(send, round);
 
       let stop = false;
       const stream = async () => {
         while (!stop) {
           const live = [...acknowledged].filter(([h, e]) => e && !unsure.has(h)).map(([h]) => h);
-          if (live.length > 3 && Math.random() < 0.4) {
-            const handle = live[Math.floor(Math.random() * live.length)]!;
+          if (live.length > 3 && rand.next() < 0.4) {
+            const handle = live[rand.below(live.length)]!;
             unsure.add(handle);
             const r = await send({ op: 'deleteKey', session, handle });
             if (stop) return;
@@ -240,7 +248,7 @@ describe('hsm-core: durable members', function () {
         }
       };
       const streams = [stream(), stream(), stream()];
-      await new Promise((r) => setTimeout(r, 20 + Math.random() * 120));
+      await new Promise((r) => setTimeout(r, 20 + rand.below(120)));
       // Answers that arrive after the kill signal was sent are not counted: only what was acknowledged before it.
       const exited = new Promise((r) => child.once('exit', r));
       stop = true;
@@ -249,7 +257,9 @@ describe('hsm-core: durable members', function () {
       await Promise.race([Promise.all(streams), new Promise((r) => setTimeout(r, 50))]);
     }
     expect([...acknowledged.values()].filter(Boolean).length).to.be.greaterThan(10);
+    // The last round's acknowledged changes too, on a member opened once more.
     const last = await durable(d);
+    await check((request) => last.raw(request), rounds);
     const admin = await last.login('admin', PASSWORDS.admin);
     const { records } = await last.ok({ op: 'getAuditLog', session: admin, maxItems: 10_000 });
     expect(verifyAuditChain(records).ok).to.equal(true);
