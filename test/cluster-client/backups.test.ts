@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import { startLocalCluster, type LocalCluster } from '../../src/index.js';
 import { BackupStore } from '../../src/cluster-client/backups.js';
 import { refusal } from '../helpers/refusal.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const DAY = 86_400_000;
 const data = new TextEncoder().encode('backed up');
@@ -96,10 +97,12 @@ describe('cluster-client: backups and membership', function () {
 
   it('takes a backup periodically, at the configured interval', async () => {
     cluster = await start({ dataDir: dir('periodic'), members: 1, backups: { intervalMs: 100 } });
-    await new Promise((r) => setTimeout(r, 450));
-    const periodic = cluster.backupStore!.list().filter((b) => b.trigger === 'periodic');
-    expect(periodic.length).to.be.at.least(2);
-    expect(periodic.every((b) => b.state === 'READY' && b.mode === 'fips')).to.equal(true);
+    const periodic = () => cluster!.backupStore!.list().filter((b) => b.trigger === 'periodic');
+    await waitUntil(() => periodic().length >= 2, 'two periodic backups');
+    // At the interval, not all at once: each at least about 100 ms after the one before.
+    const [first, second] = periodic().map((b) => Date.parse(b.createTimestamp)).sort((a, b) => a - b);
+    expect(second! - first!).to.be.at.least(90);
+    expect(periodic().every((b) => b.state === 'READY' && b.mode === 'fips')).to.equal(true);
   });
 
   it('adds and removes members while the cluster serves traffic, with backups taken, and no request failing', async () => {
@@ -123,14 +126,14 @@ describe('cluster-client: backups and membership', function () {
     const index = await cluster.addMember();
     expect(index).to.equal(2);
     const { handle: later } = await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 32, attributes: { token: true, encrypt: true } });
-    await new Promise((r) => setTimeout(r, 200));
     expect(cluster.status()[2]!.state).to.equal('up');
-    expect(cluster.status()[2]!.counters.requests).to.be.greaterThan(0);
+    await waitUntil(() => cluster!.status()[2]!.counters.requests > 0, 'the new member to take a share of the load');
     expect((await app.sendToMember(2, { op: 'getAttributes', handle: later })).handle).to.equal(later);
     expect((await app.sendToMember(2, { op: 'getAttributes', handle: privateHandle })).handle).to.equal(privateHandle);
 
     await cluster.removeMember(0);
-    await new Promise((r) => setTimeout(r, 200));
+    const served = done;
+    await waitUntil(() => done > served + 100, 'a hundred more signatures after the removal');
     stop = true;
     await Promise.all(workers);
     expect(failures).to.deep.equal([]);
