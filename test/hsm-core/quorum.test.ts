@@ -65,6 +65,47 @@ describe('hsm-core: quorum tokens', function () {
     expect((await f.m.ok({ op: 'listUsers' })).users.every((u) => !u.quorum && !u.mfa)).to.equal(true);
   });
 
+  it('a token approves only what it was made for: its service, its key, its session, and a well-formed approval_data', async () => {
+    const f = await activatedMember();
+    await register(f.m, f.alice);
+    await register(f.m, f.bob);
+    const signingKey = async () => {
+      const { privateHandle } = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1', privateAttributes: { token: true, sign: true, 'use-key-quorum-value': 2 }, publicAttributes: {} });
+      await f.m.ok({ op: 'shareKey', session: f.alice, handle: privateHandle, username: 'bob' });
+      return privateHandle;
+    };
+    const [k1, k2] = [await signingKey(), await signingKey()];
+    const approval = (approvalData: Uint8Array) => ({ approvalData, signatures: ['alice', 'bob'].map((username) => ({ username, signature: signDigest(pair.privateKey, sha256(approvalData)) })) });
+    const sign = (handle: number, approvalData: Uint8Array, session = f.alice) => ({ op: 'sign', session, handle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data: new Uint8Array(4), approval: approval(approvalData) }) as const;
+    const { approvalData: usage } = await f.m.ok({ op: 'generateQuorumToken', session: f.alice, service: 'key-usage', handle: k1 });
+    const { approvalData: management } = await f.m.ok({ op: 'generateQuorumToken', session: f.alice, service: 'key-management', handle: k1 });
+    const refusals = [
+      await f.m.fail(sign(k2, usage), 'QUORUM_TOKEN_INVALID'),
+      await f.m.fail(sign(k1, management), 'QUORUM_TOKEN_INVALID'),
+      await f.m.fail(sign(k1, usage, f.bob), 'QUORUM_TOKEN_INVALID'),
+      await f.m.fail(sign(k1, new Uint8Array(0)), 'QUORUM_TOKEN_INVALID'),
+      await f.m.fail(sign(k1, Buffer.concat([usage, usage.subarray(0, 10)])), 'QUORUM_TOKEN_INVALID'),
+      await f.m.fail(sign(k1, new Uint8Array(72 * 33)), 'QUORUM_TOKEN_INVALID'),
+      await f.m.fail(sign(k1, new Uint8Array(72)), 'QUORUM_TOKEN_INVALID'),
+    ].map((e) => e.message.replace(/0x[0-9a-f]+/g, 'KEY'));
+    expect(refusals).to.deep.equal([
+      'approval: the token was generated for key KEY, not key KEY',
+      'approval: the token is for the key-management service, and this operation needs a key-usage token',
+      'approval: the token belongs to another login session of alice; a token is valid only in the session that generated it',
+      'approval: approval_data is not a quorum token (0 bytes; a token is a multiple of 72)',
+      'approval: approval_data is not a quorum token (82 bytes; a token is a multiple of 72)',
+      'approval: approval_data is not a quorum token (2376 bytes; a token is a multiple of 72)',
+      'approval: approval_data is not a quorum token',
+    ]);
+    // None of the refusals used the token up.
+    await f.m.ok(sign(k1, usage));
+    await f.m.fail(sign(k1, usage), 'QUORUM_TOKEN_INVALID');
+    // One live user-service token per admin at a time.
+    await f.m.ok({ op: 'generateQuorumToken', session: f.admin, service: 'user' });
+    const twice = await f.m.fail({ op: 'generateQuorumToken', session: f.admin, service: 'user' }, 'QUORUM_TOKEN_EXISTS');
+    expect(twice.message).to.match(/^admin already has an active user token/);
+  });
+
   it('quorum values and token-sign keys survive a restart and travel in backups; tokens do not', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'strongroom-quorum-'));
     const serviceKey = new Uint8Array(32).fill(3);
