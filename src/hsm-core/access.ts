@@ -109,7 +109,7 @@ export function checkRole(op: Op, caller: Caller): void {
   if (allowed === 'anyone') return;
   if (!caller) throw new HsmError('NOT_LOGGED_IN', `${op}: log in first (session is missing)`);
   if (!allowed.includes(caller.role)) {
-    throw new HsmError('PERMISSION_DENIED', `${op} is not allowed for ${ROLE_NAMES[caller.role]}; it needs ${allowed.map((r) => `a ${r}`).join(' or ')}`);
+    throw new HsmError('PERMISSION_DENIED', `${op} is not allowed for ${ROLE_NAMES[caller.role]}; it needs ${allowed.map((r) => ROLE_NAMES[r].replace(/ \(.*\)$/, '')).join(' or ')}`);
   }
 }
 

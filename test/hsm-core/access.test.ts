@@ -550,6 +550,16 @@ describe('hsm-core: key ownership and sharing (CLOUDHSM.md §1.3)', () => {
   it('admins never create or use keys', async () => {
     const f = await activatedMember();
     const e = await f.m.fail({ op: 'generateKey', session: f.admin, keyType: 'aes', lengthBytes: 16 }, 'PERMISSION_DENIED');
-    expect(e.message).to.equal('generateKey is not allowed for an admin; it needs a crypto-user');
+    expect(e.message).to.equal('generateKey is not allowed for an admin; it needs a crypto user');
+    const two = await f.m.fail({ op: 'extractMaskedSettings', session: f.alice }, 'PERMISSION_DENIED');
+    expect(two.message).to.equal('extractMaskedSettings is not allowed for a crypto user; it needs an admin or the appliance user');
+  });
+
+  it('a shared user is told who owns the key when they try to manage it', async () => {
+    const f = await activatedMember();
+    const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
+    await f.m.ok({ op: 'shareKey', session: f.alice, handle, username: 'bob' });
+    const e = await f.m.fail({ op: 'deleteKey', session: f.bob, handle }, 'NOT_KEY_OWNER');
+    expect(e.message.replace(/0x[0-9a-f]+/, 'KEY')).to.equal('only the owner of key KEY (alice) can delete it');
   });
 });

@@ -33,7 +33,7 @@ describe('hsm-core: audit log', () => {
       'CN_CHANGE_PSWD',
       'CN_LOGIN',
     ]);
-    expect(log[0]!.previousHash).to.equal(GENESIS_HASH);
+    expect(log[0]!.previousHash).to.equal(GENESIS_HASH).and.to.equal('0'.repeat(64));
     expect(log[4]).to.include({ user: 'admin', userType: 'unactivated-admin', targetUser: 'admin', response: 'SUCCESS' });
     expect(log.map((r) => r.sequence)).to.deep.equal(log.map((_, i) => i));
     expect(verifyAuditChain(log)).to.deep.equal({ ok: true, records: log.length });
@@ -158,7 +158,13 @@ describe('hsm-core: audit log', () => {
     const page = (await f.m.ok({ op: 'getAuditLog', session: f.admin, fromSequence: 4, maxItems: 3 })).records;
     expect(page.map((r) => r.sequence)).to.deep.equal([4, 5, 6]);
     expect(verifyAuditChain(page, all[3]!.hash).ok).to.equal(true);
-    expect(verifyAuditChain(page, all[2]!.hash).ok).to.equal(false);
+    expect(verifyAuditChain(page, all[2]!.hash)).to.deep.equal({ ok: false, sequence: 4, reason: 'it does not link to the record before it' });
+    // Without the hash before it, a page is checked within itself; record 0 must start from the genesis hash.
+    expect(verifyAuditChain(page)).to.deep.equal({ ok: true, records: 3 });
+    const { hashRecord } = await import('../../src/hsm-core/audit.js');
+    const { hash: _h, ...first } = { ...all[0]!, previousHash: 'f'.repeat(64) };
+    const rebased = [{ ...first, hash: hashRecord(first) }, ...all.slice(1)];
+    expect(verifyAuditChain(rebased.slice(0, 1))).to.deep.equal({ ok: false, sequence: 0, reason: 'it does not link to the record before it' });
   });
 
   it('only admins read it', async () => {
