@@ -106,6 +106,50 @@ describe('hsm-core: quorum tokens', function () {
     expect(twice.message).to.match(/^admin already has an active user token/);
   });
 
+  it('who may generate, list and delete which tokens, and the settings an admin changes', async () => {
+    const f = await activatedMember();
+    const { privateHandle: key } = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1', privateAttributes: { token: true, sign: true, 'use-key-quorum-value': 2 }, publicAttributes: {} });
+    await f.m.ok({ op: 'shareKey', session: f.alice, handle: key, username: 'bob' });
+    const refused = async (request: Record<string, unknown>, code: Parameters<typeof f.m.fail>[1]) => (await f.m.fail(request, code)).message.replace(/0x[0-9a-f]+/, 'KEY');
+    expect([
+      await refused({ op: 'generateQuorumToken', session: f.alice, service: 'key-usage' }, 'BAD_REQUEST'),
+      await refused({ op: 'generateQuorumToken', session: f.carol, service: 'key-usage', handle: key }, 'KEY_NOT_FOUND'),
+      await refused({ op: 'generateQuorumToken', session: f.admin, service: 'user', handle: key }, 'BAD_REQUEST'),
+      await refused({ op: 'generateQuorumToken', session: f.alice, service: 'user' }, 'PERMISSION_DENIED'),
+      await refused({ op: 'generateQuorumToken', session: f.alice, service: 'quorum' }, 'PERMISSION_DENIED'),
+      await refused({ op: 'generateQuorumToken', session: f.admin, service: 'key-usage', handle: key }, 'PERMISSION_DENIED'),
+    ]).to.deep.equal([
+      'handle: a key-usage token names the key it is for',
+      'no key KEY that carol owns or shares',
+      'handle: only key-management and key-usage tokens name a key',
+      'a user token is for admins',
+      'a quorum token is for admins',
+      'a key-usage token is for crypto users',
+    ]);
+
+    await f.m.ok({ op: 'generateQuorumToken', session: f.alice, service: 'key-usage', handle: key });
+    await f.m.ok({ op: 'generateQuorumToken', session: f.bob, service: 'key-usage', handle: key });
+    await f.m.ok({ op: 'generateQuorumToken', session: f.bob, service: 'registration' });
+    await f.m.ok({ op: 'generateQuorumToken', session: f.admin, service: 'user' });
+    const listed = (await f.m.ok({ op: 'listQuorumTokens', session: f.admin })).tokens.map((t) => [t.username, t.service, t.handle, t.approvalsRequired]);
+    expect(listed).to.have.deep.members([['alice', 'key-usage', key, 2], ['bob', 'key-usage', key, 2], ['bob', 'registration', null, 1], ['admin', 'user', null, 1]]);
+
+    expect(await refused({ op: 'deleteQuorumTokens', session: f.alice, username: 'bob' }, 'PERMISSION_DENIED')).to.equal("only an admin can delete another user's tokens");
+    // A crypto user's deletion reaches only their own tokens; a service narrows it.
+    expect(await f.m.ok({ op: 'deleteQuorumTokens', session: f.bob, service: 'registration' })).to.deep.equal({ deleted: 1 });
+    expect(await f.m.ok({ op: 'deleteQuorumTokens', session: f.alice })).to.deep.equal({ deleted: 1 });
+    expect(await f.m.ok({ op: 'deleteQuorumTokens', session: f.admin, username: 'bob' })).to.deep.equal({ deleted: 1 });
+    expect((await f.m.ok({ op: 'listQuorumTokens', session: f.admin })).tokens.map((t) => t.username)).to.deep.equal(['admin']);
+
+    expect(await refused({ op: 'setQuorumTimeouts', session: f.admin }, 'BAD_REQUEST')).to.equal('name --generated or --approved (seconds)');
+    expect(await f.m.ok({ op: 'setQuorumTimeouts', session: f.admin, approved: 120 })).to.deep.equal({ generated: 600, approved: 120 });
+    expect(await f.m.ok({ op: 'setQuorumValue', session: f.admin, service: 'user', value: 2 })).to.deep.equal({ service: 'user', value: 2 });
+    expect(await refused({ op: 'setQuorumValue', session: f.admin, service: 'user', value: 3 }, 'QUORUM_VALUE_INVALID')).to.equal(
+      'value: 3 approvals would need 3 admins, and the cluster has 2; create more admins first (best practice: M+1)',
+    );
+    expect((await f.m.ok({ op: 'getQuorumSettings', session: f.admin })).values).to.deep.equal({ user: 2, quorum: 1 });
+  });
+
   it('quorum values and token-sign keys survive a restart and travel in backups; tokens do not', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'strongroom-quorum-'));
     const serviceKey = new Uint8Array(32).fill(3);
