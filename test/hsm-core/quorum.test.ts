@@ -150,6 +150,32 @@ describe('hsm-core: quorum tokens', function () {
     expect((await f.m.ok({ op: 'getQuorumSettings', session: f.admin })).values).to.deep.equal({ user: 2, quorum: 1 });
   });
 
+  it('a registration takes an RSA 2048 public key as PEM or DER, signed over its token, and nothing else', async () => {
+    const f = await activatedMember();
+    const attempt = async (publicKey: Uint8Array, sign: (approvalData: Uint8Array) => Uint8Array) => {
+      const { approvalData } = await f.m.ok({ op: 'generateQuorumToken', session: f.alice, service: 'registration' });
+      return f.m.raw({ op: 'registerQuorumKey', session: f.alice, publicKey, registration: { approvalData, signature: sign(approvalData) } });
+    };
+    const good = (approvalData: Uint8Array) => signDigest(pair.privateKey, sha256(approvalData));
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    const answers = [
+      await attempt(new TextEncoder().encode('not a key'), good),
+      await attempt(new TextEncoder().encode(small), good),
+      await attempt(PUBLIC_PEM, (d) => signDigest(pair.privateKey, sha256(Buffer.concat([d, Buffer.from('x')])))),
+      await attempt(PUBLIC_PEM, () => privateEncrypt({ key: pair.privateKey, padding: constants.RSA_PKCS1_PADDING }, Buffer.from('too short'))),
+    ];
+    expect(answers.map((a) => (a.ok ? 'registered' : `${a.error.code}: ${a.error.message}`))).to.deep.equal([
+      'KEY_INVALID: publicKey: not a PEM or DER public key',
+      'KEY_INVALID: publicKey: the token-sign key must be RSA 2048 (sha256WithRSAEncryption), got rsa 1024',
+      'QUORUM_TOKEN_INVALID: registration: the signed token does not verify under the public key (sign the base64-decoded unsigned token with the matching private key, SHA-256, RSA PKCS #1 v1.5)',
+      'QUORUM_TOKEN_INVALID: registration: the signed token does not verify under the public key (sign the base64-decoded unsigned token with the matching private key, SHA-256, RSA PKCS #1 v1.5)',
+    ]);
+    expect((await f.m.ok({ op: 'listUsers' })).users.find((u) => u.username === 'alice')).to.include({ quorum: false });
+    const der = new Uint8Array(pair.publicKey.export({ type: 'spki', format: 'der' }));
+    expect((await attempt(der, good)).ok).to.equal(true);
+    expect((await f.m.ok({ op: 'listUsers' })).users.find((u) => u.username === 'alice')).to.include({ quorum: true });
+  });
+
   it('quorum values and token-sign keys survive a restart and travel in backups; tokens do not', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'strongroom-quorum-'));
     const serviceKey = new Uint8Array(32).fill(3);
