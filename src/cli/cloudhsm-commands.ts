@@ -16,6 +16,7 @@ import { Command, Option } from 'commander';
 import {
   HsmError,
   verifyAuditChain,
+  withArticle,
   type AttributeFilter,
   type KeyInfo,
   type QuorumService,
@@ -325,7 +326,7 @@ export function addCloudHsmCommands(root: Command, ctx: CliContext): void {
       const s = await session();
       const users = await (await ctx.connection(o.clusterId)).listUsers();
       const target = users.find((u) => u.username === String(o.username).toLowerCase());
-      if (target && target.role !== o.role) bad(`${target.username} is a ${target.role}, not a ${String(o.role)}`);
+      if (target && target.role !== o.role) bad(`${target.username} is ${withArticle(target.role)}, not ${withArticle(String(o.role))}`);
       const r = await s.send({ op: 'deleteUser', username: o.username as string, ...approvalOf(o.approval) });
       return { username: r.username, role: o.role };
     }));

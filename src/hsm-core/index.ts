@@ -56,4 +56,4 @@ export {
 } from './protocol.js';
 export { QUORUM_SERVICES, ADMIN_SERVICES, APPROVAL_REQUIRED, type QuorumService, type AdminService, type QuorumSettings } from './quorum.js';
 export type { QuorumTokenInfo } from './protocol.js';
-export { LOCKOUT_THRESHOLD, PRECO_INITIAL_PASSWORD, PRECO_USERNAME, APPLIANCE_USERNAME } from './users.js';
+export { LOCKOUT_THRESHOLD, PRECO_INITIAL_PASSWORD, PRECO_USERNAME, APPLIANCE_USERNAME, withArticle } from './users.js';

@@ -24,6 +24,9 @@ export const PRECO_INITIAL_PASSWORD = 'password';
 /** The appliance user that exists on every member. */
 export const APPLIANCE_USERNAME = 'app_user';
 
+/** A role with its article, for messages: "an admin", "a crypto-user". */
+export const withArticle = (role: string): string => `${/^[aeiou]/.test(role) ? 'an' : 'a'} ${role}`;
+
 export interface PasswordHash {
   algorithm: 'scrypt';
   log2N: number;

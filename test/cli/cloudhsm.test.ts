@@ -161,7 +161,7 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
     for (const r of refused) expect(r).to.include({ error_code: 1, code: 1 });
     expect(refused[1]!.data).to.contain('password: 8–32 characters');
     expect(refused[3]!.data).to.contain('CLOUDHSM_PIN');
-    expect(refused[4]!.data).to.contain('alice is a crypto-user, not a admin');
+    expect(refused[4]!.data).to.contain('alice is a crypto-user, not an admin');
     const commander = await cli(['user', 'create', '--username', 'erin'], admin);
     expect(commander.code).to.not.equal(0);
     const users = (await cli(['user', 'list'])).data.users as { username: string; 'cluster-coverage': string; locked: string; mfa: unknown[] }[];

@@ -176,6 +176,50 @@ describe('hsm-core: quorum tokens', function () {
     expect((await f.m.ok({ op: 'listUsers' })).users.find((u) => u.username === 'alice')).to.include({ quorum: true });
   });
 
+  it('MFA: who may change it, one key for MFA and quorum, and challenges that are single-use and per user', async () => {
+    const f = await activatedMember();
+    const registration = async (session: string) => {
+      const { approvalData } = await f.m.ok({ op: 'generateQuorumToken', session, service: 'registration' });
+      return { approvalData, signature: signDigest(pair.privateKey, sha256(approvalData)) };
+    };
+    const refused = async (request: Record<string, unknown>, code: Parameters<typeof f.m.fail>[1]) => (await f.m.fail(request, code)).message;
+    expect([
+      await refused({ op: 'changeMfa', session: f.alice, username: 'bob', deregister: true }, 'PERMISSION_DENIED'),
+      await refused({ op: 'changeMfa', session: f.admin, username: 'nobody', deregister: true }, 'USER_NOT_FOUND'),
+      await refused({ op: 'changeMfa', session: f.admin, username: 'app_user', deregister: true }, 'PERMISSION_DENIED'),
+      await refused({ op: 'changeMfa', session: f.alice, username: 'alice', role: 'admin', deregister: true }, 'USER_NOT_FOUND'),
+      await refused({ op: 'changeMfa', session: f.alice, username: 'alice', deregister: true, publicKey: PUBLIC_PEM }, 'BAD_REQUEST'),
+      await refused({ op: 'changeMfa', session: f.alice, username: 'alice', publicKey: PUBLIC_PEM }, 'BAD_REQUEST'),
+    ]).to.deep.equal([
+      "only an admin can change another user's MFA",
+      'no user named nobody on this member',
+      'app_user is appliance; MFA is for admins and crypto users',
+      'alice is a crypto-user, not an admin',
+      'give either --deregister or a key with its signed token, not both',
+      'publicKey and registration: give the token-sign public key and the signed registration token, or deregister',
+    ]);
+
+    // MFA with alice's key; then quorum must use the same key.
+    expect(await f.m.ok({ op: 'changeMfa', session: f.alice, username: 'alice', publicKey: PUBLIC_PEM, registration: await registration(f.alice) })).to.deep.equal({ username: 'alice', role: 'crypto-user', mfa: true, quorum: false });
+    const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const { approvalData } = await f.m.ok({ op: 'generateQuorumToken', session: f.alice, service: 'registration' });
+    const otherKey = await refused(
+      { op: 'registerQuorumKey', session: f.alice, publicKey: new TextEncoder().encode(other.publicKey.export({ type: 'spki', format: 'pem' }) as string), registration: { approvalData, signature: signDigest(other.privateKey, sha256(approvalData)) } },
+      'KEY_INVALID',
+    );
+    expect(otherKey).to.equal('alice uses another key for MFA; the same token-sign key serves MFA and quorum, so register that key (or change MFA first)');
+    await f.m.ok({ op: 'registerQuorumKey', session: f.alice, publicKey: PUBLIC_PEM, registration: await registration(f.alice) });
+    expect((await f.m.ok({ op: 'listUsers' })).users.find((u) => u.username === 'alice')).to.include({ mfa: true, quorum: true });
+
+    // A challenge answers once, for the user it was issued to.
+    await f.m.ok({ op: 'logout', session: f.alice });
+    const { unsigned } = await f.m.ok({ op: 'getMfaToken', username: 'alice', password: PASSWORDS.alice });
+    const answer = { unsigned, signature: signDigest(pair.privateKey, Buffer.from(unsigned)) };
+    await f.m.ok({ op: 'login', username: 'alice', password: PASSWORDS.alice, mfa: answer });
+    const reused = await refused({ op: 'login', username: 'alice', password: PASSWORDS.alice, mfa: answer }, 'LOGIN_FAILED');
+    expect(reused).to.equal('the MFA token did not verify for alice; 4 more failed logins lock the user');
+  });
+
   it('quorum values and token-sign keys survive a restart and travel in backups; tokens do not', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'strongroom-quorum-'));
     const serviceKey = new Uint8Array(32).fill(3);

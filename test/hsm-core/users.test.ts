@@ -72,7 +72,7 @@ describe('hsm-core: users and sessions', () => {
     it('a login with the wrong role is refused', async () => {
       const f = await activatedMember();
       const e = await f.m.fail({ op: 'login', username: 'alice', password: PASSWORDS.alice, role: 'admin' }, 'LOGIN_FAILED');
-      expect(e.message).to.equal('alice is a crypto-user, not a admin');
+      expect(e.message).to.equal('alice is a crypto-user, not an admin');
       await f.m.ok({ op: 'login', username: 'alice', password: PASSWORDS.alice, role: 'crypto-user' });
     });
   });

@@ -20,7 +20,7 @@ import {
 } from '../quorum.js';
 import { signedIn, type Handler, type MemberState } from '../state.js';
 import type { SessionRecord } from '../sessions.js';
-import { normaliseUsername, type UserRecord } from '../users.js';
+import { normaliseUsername, withArticle, type UserRecord } from '../users.js';
 
 const NOTHING = (): void => undefined;
 
@@ -219,7 +219,7 @@ export const changeMfa: Handler<'changeMfa'> = (m, caller, req) => {
   const user = m.users.get(username);
   if (!user) throw new HsmError('USER_NOT_FOUND', `no user named ${username} on this member`);
   if (user.role !== 'admin' && user.role !== 'crypto-user') throw new HsmError('PERMISSION_DENIED', `${username} is ${user.role}; MFA is for admins and crypto users`);
-  if (req.role !== undefined && req.role !== user.role) throw new HsmError('USER_NOT_FOUND', `${username} is a ${user.role}, not a ${req.role}`);
+  if (req.role !== undefined && req.role !== user.role) throw new HsmError('USER_NOT_FOUND', `${username} is ${withArticle(user.role)}, not ${withArticle(req.role)}`);
   if (req.deregister) {
     if (req.publicKey || req.registration) throw new HsmError('BAD_REQUEST', 'give either --deregister or a key with its signed token, not both');
     adminApproval(m, me, 'user', req.approval)();

@@ -19,6 +19,7 @@ import {
   isLocked,
   normaliseUsername,
   verifyPassword,
+  withArticle,
   type UserRecord,
 } from '../users.js';
 import { adminApproval, checkMfaAnswer, issueMfaChallenge } from './quorum-ops.js';
@@ -77,7 +78,7 @@ export const activateCluster: Handler<'activateCluster'> = async (m, _caller, re
 async function checkCredentials(m: MemberState, req: Pick<RequestOf<'login'>, 'username' | 'password' | 'role'>): Promise<UserRecord> {
   const user = findUser(m, req.username);
   if (req.role !== undefined && req.role !== user.role) {
-    throw new HsmError('LOGIN_FAILED', `${user.username} is a ${user.role}, not a ${req.role}`);
+    throw new HsmError('LOGIN_FAILED', `${user.username} is ${withArticle(user.role)}, not ${withArticle(req.role)}`);
   }
   if (isLocked(user)) throw lockedError(user);
   const good = await verifyPassword(req.password, user.password);
