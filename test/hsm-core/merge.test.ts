@@ -127,4 +127,35 @@ describe('hsm-core: merging versions from another member', () => {
     expect(e.message).to.equal('maskedSettings: this member holds newer cluster settings; an older copy never replaces a newer one');
     expect((await g.ok({ op: 'getQuorumSettings', session: gAppliance })).timeouts).to.deep.equal({ generated: 300, approved: 600 });
   });
+
+  it('sync digests follow every change (a key\'s attributes and shares, a user\'s password) and agree once both members hold the same versions', async () => {
+    const { f, g, gAppliance } = await pair();
+    const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
+    const push = async () => {
+      await g.ok({ op: 'insertMaskedObject', session: gAppliance, maskedObject: (await f.m.ok({ op: 'extractMaskedObject', session: f.appliance, handle })).maskedObject });
+      await g.ok({ op: 'insertMaskedUser', session: gAppliance, maskedUser: (await f.m.ok({ op: 'extractMaskedUser', session: f.appliance, username: 'carol' })).maskedUser });
+    };
+    const digests = async (m: TestMember, session: string) => {
+      const status = await m.ok({ op: 'getSyncStatus', session });
+      return { key: status.keys.find((k) => k.handle === handle)!.digest, carol: status.users.find((u) => u.username === 'carol')!.digest };
+    };
+    await push();
+    const first = await digests(f.m, f.appliance);
+    expect(await digests(g, gAppliance)).to.deep.equal(first);
+
+    await f.m.ok({ op: 'setAttributes', session: f.alice, handle, attributes: { label: 'changed' } });
+    const labelled = await digests(f.m, f.appliance);
+    expect(labelled.key).to.not.equal(first.key);
+    await f.m.ok({ op: 'shareKey', session: f.alice, handle, username: 'bob' });
+    const shared = await digests(f.m, f.appliance);
+    expect(shared.key).to.not.equal(labelled.key);
+    await f.m.ok({ op: 'logout', session: f.carol });
+    await f.m.ok({ op: 'changePassword', session: f.admin, username: 'carol', password: 'carol-new-password' });
+    const changed = await digests(f.m, f.appliance);
+    expect(changed.carol).to.not.equal(first.carol);
+    expect(await digests(g, gAppliance)).to.deep.equal(first);
+
+    await push();
+    expect(await digests(g, gAppliance)).to.deep.equal(changed);
+  });
 });
