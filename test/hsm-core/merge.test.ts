@@ -157,5 +157,10 @@ describe('hsm-core: merging versions from another member', () => {
 
     await push();
     expect(await digests(g, gAppliance)).to.deep.equal(changed);
+
+    // Deleting a user drops their shares without a new key version: the key's digest still follows.
+    await f.m.ok({ op: 'logout', session: f.bob });
+    await f.m.ok({ op: 'deleteUser', session: f.admin, username: 'bob' });
+    expect((await digests(f.m, f.appliance)).key).to.not.equal(changed.key);
   });
 });
