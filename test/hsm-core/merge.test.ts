@@ -163,4 +163,34 @@ describe('hsm-core: merging versions from another member', () => {
     await f.m.ok({ op: 'deleteUser', session: f.admin, username: 'bob' });
     expect((await digests(f.m, f.appliance)).key).to.not.equal(changed.key);
   });
+
+  it('members that hold the same things give the same sync summary, whatever order they learned them in', async () => {
+    const { f, g, gAppliance } = await pair();
+    const made: number[] = [];
+    for (let i = 0; i < 4; i++) made.push((await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle);
+    for (const name of ['zoe', 'yann', 'xavier', 'walt']) await f.m.ok({ op: 'createUser', session: f.admin, username: name, password: `${name}-password`, role: 'crypto-user' });
+    await f.m.ok({ op: 'deleteKey', session: f.alice, handle: made[0]! });
+    await f.m.ok({ op: 'deleteKey', session: f.alice, handle: made[1]! });
+    for (const name of ['zoe', 'yann']) await f.m.ok({ op: 'deleteUser', session: f.admin, username: name });
+    // g learns it all backwards: the last key first, the users and deletions in the other order.
+    const key = async (handle: number) => (await f.m.ok({ op: 'extractMaskedObject', session: f.appliance, handle })).maskedObject;
+    const user = async (username: string) => (await f.m.ok({ op: 'extractMaskedUser', session: f.appliance, username })).maskedUser;
+    for (const name of ['walt', 'xavier', 'yann', 'zoe']) await g.ok({ op: 'insertMaskedUser', session: gAppliance, maskedUser: await user(name) });
+    for (const handle of [...made].reverse()) await g.ok({ op: 'insertMaskedObject', session: gAppliance, maskedObject: await key(handle) });
+    const full = await f.m.ok({ op: 'getSyncStatus', session: f.appliance });
+    const theirs = await g.ok({ op: 'getSyncStatus', session: gAppliance });
+    expect(theirs).to.deep.equal(full);
+    expect(full.deletedKeys.map((d) => d.handle)).to.deep.equal([made[0], made[1]]);
+    expect(full.deletedUsers.map((d) => d.username)).to.deep.equal(['yann', 'zoe']);
+    // The summary alone: the same digest, and none of the lists.
+    expect(await g.ok({ op: 'getSyncStatus', session: gAppliance, summaryOnly: true })).to.deep.equal({
+      summary: full.summary,
+      keys: [],
+      users: [],
+      settings: full.settings,
+      settingsGen: full.settingsGen,
+      deletedKeys: [],
+      deletedUsers: [],
+    });
+  });
 });
