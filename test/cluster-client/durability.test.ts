@@ -13,21 +13,13 @@ import { expect } from 'chai';
 import { startLocalCluster, verifyAuditChain, type HsmSession, type LocalCluster, type LocalClusterOptions } from '../../src/index.js';
 import { refusal } from '../helpers/refusal.js';
 import { prng, testSeed } from '../helpers/random.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const USERS = [
   { username: 'alice', password: 'alice-password', role: 'crypto-user' as const },
   { username: 'bob', password: 'bob-password', role: 'crypto-user' as const },
   { username: 'carol', password: 'carol-password', role: 'crypto-user' as const },
 ];
-
-/** Waits for `check` to hold, polling; fails with `what` after `ms`. */
-async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not so after ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Whether member `i` holds `handle` (through a session that can see it). */
 async function holds(session: HsmSession, i: number, handle: number): Promise<boolean> {
@@ -177,11 +169,11 @@ describe('cluster-client: nothing acknowledged is lost, and members converge', f
       const alice = await cluster.login('alice', 'alice-password');
       // The supervisor brings the members together on its own (every 300 ms here).
       const admin = await cluster.login('admin', 'admin-password');
-      await until('every member agrees', async () => {
+      await waitUntil(async () => {
         const statuses = await Promise.all([0, 1, 2].map((i) => admin.sendToMember(i, { op: 'getSyncStatus' })));
         const view = (x: (typeof statuses)[number]) => JSON.stringify([x.keys, x.users, x.settings]);
         return statuses.every((x) => view(x) === view(statuses[0]!));
-      }, 10_000);
+      }, 'every member to agree', 10_000);
       await admin.logout();
       for (let i = 0; i < 3; i++) {
         const { keys } = await alice.sendToMember(i, { op: 'findKeys', maxItems: 10_000 });
