@@ -616,13 +616,18 @@ export class Cluster {
       }
       const status = async (o: { transport: Transport; session: string }, summaryOnly: boolean) =>
         resultOf<'getSyncStatus'>(await o.transport.send({ op: 'getSyncStatus', session: o.session, ...(summaryOnly ? { summaryOnly } : {}) }));
-      const summaries = await Promise.all(open.map((o) => status(o, true)));
-      if (summaries.every((x) => x.summary === summaries[0]!.summary)) return { inSync: true, keys: [], users: [], settings: false };
+      const agree = async () => {
+        const summaries = await Promise.all(open.map((o) => status(o, true)));
+        return summaries.every((x) => x.summary === summaries[0]!.summary);
+      };
+      if (await agree()) return { inSync: true, keys: [], users: [], settings: false };
       const [hub, ...rest] = open as [{ transport: Transport; session: string }, ...{ transport: Transport; session: string }[]];
       // Gather on the hub what any member holds newer, then spread the hub's state.
       for (const o of rest) await copyAll(differences(await status(hub, false), await status(o, false)), o, [hub]);
       const union = await status(hub, false);
       for (const o of rest) await copyAll(differences(await status(o, false), union), hub, [o]);
+      // The full lists again only when something is still not everywhere (changes made meanwhile).
+      if (await agree()) return { inSync: true, keys: [], users: [], settings: false };
       const after = await Promise.all(open.map((o) => status(o, false)));
       const left = after.slice(1).map((x) => differences(x, after[0]!));
       return {

@@ -315,14 +315,9 @@ export class LocalCluster {
       }
       const syncEvery = options.syncIntervalMs ?? 2000;
       if (syncEvery > 0) {
-        let running = false;
         local.#syncing = setInterval(() => {
-          if (running || cluster.closed) return;
-          running = true;
-          void cluster.reconcile().then(
-            (state) => (local.#lastSync = state),
-            () => undefined,
-          ).finally(() => (running = false));
+          if (local.#reconciling || cluster.closed) return;
+          local.sync().catch(() => undefined); // a member that went down meanwhile: the next run, or its repair
         }, syncEvery);
         local.#syncing.unref();
       }
@@ -458,9 +453,19 @@ export class LocalCluster {
    * What still differs — keys not yet on every member — is listed.
    */
   async sync(): Promise<SyncState> {
-    this.#lastSync = await this.#cluster.reconcile();
-    return this.#lastSync;
+    // One comparison at a time: a caller arriving during the supervisor's waits for it, then runs its own.
+    while (this.#reconciling) await this.#reconciling.catch(() => undefined);
+    const run = this.#cluster.reconcile();
+    this.#reconciling = run;
+    try {
+      this.#lastSync = await run;
+      return this.#lastSync;
+    } finally {
+      if (this.#reconciling === run) this.#reconciling = null;
+    }
   }
+
+  #reconciling: Promise<SyncState> | null = null;
 
   /** What the last comparison of the members found (see {@link sync}). */
   get lastSync(): SyncState {
