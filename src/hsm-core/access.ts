@@ -98,7 +98,7 @@ export const WHO_MAY: Readonly<Record<Op, 'anyone' | readonly UserRole[]>> = {
 };
 
 const ROLE_NAMES: Readonly<Record<UserRole, string>> = {
-  'unactivated-admin': 'the unactivated admin (activate the cluster first)',
+  'unactivated-admin': 'the unactivated admin',
   admin: 'an admin',
   'crypto-user': 'a crypto user',
   appliance: 'the appliance user',
@@ -109,7 +109,8 @@ export function checkRole(op: Op, caller: Caller): void {
   if (allowed === 'anyone') return;
   if (!caller) throw new HsmError('NOT_LOGGED_IN', `${op}: log in first (session is missing)`);
   if (!allowed.includes(caller.role)) {
-    throw new HsmError('PERMISSION_DENIED', `${op} is not allowed for ${ROLE_NAMES[caller.role]}; it needs ${allowed.map((r) => ROLE_NAMES[r].replace(/ \(.*\)$/, '')).join(' or ')}`);
+    const hint = caller.role === 'unactivated-admin' ? ' (activate the cluster first)' : '';
+    throw new HsmError('PERMISSION_DENIED', `${op} is not allowed for ${ROLE_NAMES[caller.role]}${hint}; it needs ${allowed.map((r) => ROLE_NAMES[r]).join(' or ')}`);
   }
 }
 

@@ -6,10 +6,10 @@
  *
  * @module
  */
+import { createHash } from 'node:crypto';
 import { canSee } from '../access.js';
 import { HsmError, keyRef } from '../errors.js';
 import { mergeKey, mergeKeyTombstone, settingsDigest } from '../merge.js';
-import { createHash } from 'node:crypto';
 import { signedIn, type Handler } from '../state.js';
 
 export const extractMaskedObject: Handler<'extractMaskedObject'> = (m, caller, req) => {
