@@ -5,9 +5,11 @@
  * deleted.
  */
 import { expect } from 'chai';
-import { PASSWORDS, activatedMember, freshMember, type Fixture, type TestMember } from '../helpers/member.js';
+import { PASSWORDS, activatedMember, bytes, freshMember, type Fixture, type TestMember } from '../helpers/member.js';
+import { signDigest, tokenOf, tokenSignKey } from '../helpers/quorum.js';
 
 const SERVICE_KEY = new Uint8Array(32).fill(7);
+const keyHex = (handle: number) => `0x${handle.toString(16).padStart(16, '0')}`;
 
 /** A cluster of two members: `f` activated, `g` joined from f's backup (so it holds the same masking key). */
 async function pair(): Promise<{ f: Fixture; g: TestMember; gAppliance: string }> {
@@ -16,6 +18,20 @@ async function pair(): Promise<{ f: Fixture; g: TestMember; gAppliance: string }
   await g.ok({ op: 'restoreBackup', backup: (await f.m.ok({ op: 'createBackup', session: f.admin })).backup });
   return { f, g, gAppliance: await g.login('app_user', PASSWORDS.app_user) };
 }
+
+/**
+ * Two members given the same index (a misconfiguration, but the only way to get two different
+ * versions with one generation on demand): their handle counters and clocks run in step, so each
+ * hands out the same handle and stamps the same generation for its next change.
+ */
+async function twins(): Promise<{ f: Fixture; g: TestMember; gAppliance: string; gAlice: string }> {
+  const f = await activatedMember({ serviceKey: SERVICE_KEY });
+  const g = await freshMember({ serviceKey: SERVICE_KEY, memberIndex: 0 });
+  await g.ok({ op: 'restoreBackup', backup: (await f.m.ok({ op: 'createBackup', session: f.admin })).backup });
+  return { f, g, gAppliance: await g.login('app_user', PASSWORDS.app_user), gAlice: await g.login('alice', PASSWORDS.alice) };
+}
+
+const RAW_AES = bytes('00112233445566778899aabbccddeeff');
 
 describe('hsm-core: merging versions from another member', () => {
   it('keys: a newer version is applied, the same one is same, an older one is stale and changes nothing', async () => {
@@ -192,5 +208,200 @@ describe('hsm-core: merging versions from another member', () => {
       deletedKeys: [],
       deletedUsers: [],
     });
+  });
+
+  it('two versions with one generation settle on the same one on both members (keys, users, settings)', async () => {
+    const { f, g, gAppliance, gAlice } = await twins();
+    const gAdmin = await g.login('admin', PASSWORDS.admin);
+    const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
+    await g.ok({ op: 'insertMaskedObject', session: gAppliance, maskedObject: (await f.m.ok({ op: 'extractMaskedObject', session: f.appliance, handle })).maskedObject });
+    const status = (m: TestMember, session: string) => m.ok({ op: 'getSyncStatus', session });
+
+    await f.m.ok({ op: 'setAttributes', session: f.alice, handle, attributes: { label: 'from f' } });
+    await g.ok({ op: 'setAttributes', session: gAlice, handle, attributes: { label: 'from g' } });
+    await f.m.ok({ op: 'logout', session: f.carol });
+    await f.m.ok({ op: 'changePassword', session: f.admin, username: 'carol', password: 'carol-password-f' });
+    await g.ok({ op: 'changePassword', session: gAdmin, username: 'carol', password: 'carol-password-g' });
+    await f.m.ok({ op: 'setQuorumTimeouts', session: f.admin, generated: 300 });
+    await g.ok({ op: 'setQuorumTimeouts', session: gAdmin, generated: 400 });
+    const [fs, gs] = [await status(f.m, f.appliance), await status(g, gAppliance)];
+    const keyOf = (s: typeof fs) => s.keys.find((k) => k.handle === handle)!;
+    const carolOf = (s: typeof fs) => s.users.find((u) => u.username === 'carol')!;
+    expect([keyOf(gs).gen, carolOf(gs).gen, gs.settingsGen]).to.deep.equal([keyOf(fs).gen, carolOf(fs).gen, fs.settingsGen]);
+    expect(keyOf(gs).digest).to.not.equal(keyOf(fs).digest);
+    expect(carolOf(gs).digest).to.not.equal(carolOf(fs).digest);
+    expect(gs.settings).to.not.equal(fs.settings);
+
+    // Each member is offered the other's version: exactly one of the two takes it.
+    const exchange = async (extract: (m: TestMember, session: string) => Promise<Uint8Array>, insert: (m: TestMember, session: string, v: Uint8Array) => Promise<string>) => {
+      const [fromF, fromG] = [await extract(f.m, f.appliance), await extract(g, gAppliance)];
+      return [await insert(g, gAppliance, fromF), await insert(f.m, f.appliance, fromG)].sort();
+    };
+    expect(
+      await exchange(
+        async (m, session) => (await m.ok({ op: 'extractMaskedObject', session, handle })).maskedObject,
+        async (m, session, maskedObject) => (await m.ok({ op: 'insertMaskedObject', session, maskedObject })).merged,
+      ),
+    ).to.deep.equal(['applied', 'stale']);
+    expect(
+      await exchange(
+        async (m, session) => (await m.ok({ op: 'extractMaskedUser', session, username: 'carol' })).maskedUser,
+        async (m, session, maskedUser) => (await m.ok({ op: 'insertMaskedUser', session, maskedUser })).merged,
+      ),
+    ).to.deep.equal(['applied', 'stale']);
+    expect(
+      await exchange(
+        async (m, session) => (await m.ok({ op: 'extractMaskedSettings', session })).maskedSettings,
+        async (m, session, maskedSettings) => (await m.ok({ op: 'insertMaskedSettings', session, maskedSettings })).merged,
+      ),
+    ).to.deep.equal(['applied', 'stale']);
+
+    const [fa, ga] = [await status(f.m, f.appliance), await status(g, gAppliance)];
+    expect([keyOf(ga), carolOf(ga), ga.settings]).to.deep.equal([keyOf(fa), carolOf(fa), fa.settings]);
+    const labels = [(await f.m.ok({ op: 'getAttributes', session: f.alice, handle })).attributes.label, (await g.ok({ op: 'getAttributes', session: gAlice, handle })).attributes.label];
+    expect(labels[0]).to.equal(labels[1]);
+    expect((await f.m.ok({ op: 'getQuorumSettings' })).timeouts).to.deep.equal((await g.ok({ op: 'getQuorumSettings' })).timeouts);
+  });
+
+  it('a copy never replaces a different key under its handle: another owner\'s, another type, other material, a session key', async () => {
+    const { f, g, gAppliance, gAlice } = await twins();
+    const gBob = await g.login('bob', PASSWORDS.bob);
+    const importAes = (m: TestMember, session: string, token: boolean, keyType: 'aes' | 'generic-secret' = 'aes') =>
+      m.ok({ op: 'importKey', session, keyClass: 'secret-key', keyType, format: 'raw', keyData: RAW_AES, attributes: { token } });
+    const onG: [string, () => Promise<{ handle: number }>][] = [
+      ['another owner', () => importAes(g, gBob, true)],
+      ['another type', () => importAes(g, gAlice, true, 'generic-secret')],
+      ['other material', () => g.ok({ op: 'generateKey', session: gAlice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })],
+      ['a session key', () => importAes(g, gAlice, false)],
+    ];
+    for (const [what, make] of onG) {
+      const handle = (await importAes(f.m, f.alice, true)).handle;
+      const theirs = (await make()).handle;
+      expect(theirs, what).to.equal(handle);
+      const before = await g.ok({ op: 'findKeys', session: gAlice, maxItems: 1000 });
+      const copy = (await f.m.ok({ op: 'extractMaskedObject', session: f.appliance, handle })).maskedObject;
+      const e = await g.fail({ op: 'insertMaskedObject', session: gAppliance, maskedObject: copy }, 'HANDLE_IN_USE');
+      expect(e.message, what).to.match(/^key handle 0x[0-9a-f]+ holds a different key on this member$/);
+      expect(await g.ok({ op: 'findKeys', session: gAlice, maxItems: 1000 }), what).to.deep.equal(before);
+    }
+    // Nor does a deletion take away a session key that holds the handle here.
+    const handle = (await importAes(f.m, f.alice, true)).handle;
+    expect((await importAes(g, gAlice, false)).handle).to.equal(handle);
+    await f.m.ok({ op: 'deleteKey', session: f.alice, handle });
+    const tombstone = (await f.m.ok({ op: 'extractMaskedObject', session: f.appliance, handle })).maskedObject;
+    const e = await g.fail({ op: 'insertMaskedObject', session: gAppliance, maskedObject: tombstone }, 'HANDLE_IN_USE');
+    expect(e.message).to.match(/^key handle 0x[0-9a-f]+ holds a session key on this member$/);
+    expect((await g.ok({ op: 'getAttributes', session: gAlice, handle })).attributes.token).to.equal(false);
+    expect((await g.ok({ op: 'getSyncStatus', session: gAppliance })).deletedKeys.map((d) => d.handle)).to.not.include(handle);
+  });
+
+  it('two members that delete the same key settle on the later deletion; a deletion of a key never seen retires its handle', async () => {
+    const { f, g, gAppliance } = await pair();
+    const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
+    await g.ok({ op: 'insertMaskedObject', session: gAppliance, maskedObject: (await f.m.ok({ op: 'extractMaskedObject', session: f.appliance, handle })).maskedObject });
+    await f.m.ok({ op: 'deleteKey', session: f.alice, handle });
+    await g.ok({ op: 'deleteKey', session: await g.login('alice', PASSWORDS.alice), handle });
+    const deletedAt = async (m: TestMember, session: string) => (await m.ok({ op: 'getSyncStatus', session })).deletedKeys.find((d) => d.handle === handle)!.gen;
+    const [onF, onG] = [await deletedAt(f.m, f.appliance), await deletedAt(g, gAppliance)];
+    expect(onF).to.not.equal(onG);
+    const tombstone = async (m: TestMember, session: string) => (await m.ok({ op: 'extractMaskedObject', session, handle })).maskedObject;
+    const [fromF, fromG] = [await tombstone(f.m, f.appliance), await tombstone(g, gAppliance)];
+    expect((await g.ok({ op: 'insertMaskedObject', session: gAppliance, maskedObject: fromF })).merged).to.equal('same');
+    expect((await f.m.ok({ op: 'insertMaskedObject', session: f.appliance, maskedObject: fromG })).merged).to.equal('same');
+    expect([await deletedAt(f.m, f.appliance), await deletedAt(g, gAppliance)]).to.deep.equal([Math.max(onF, onG), Math.max(onF, onG)]);
+
+    const unseen = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
+    await f.m.ok({ op: 'deleteKey', session: f.alice, handle: unseen });
+    const retired = (await f.m.ok({ op: 'getSyncStatus', session: f.appliance })).deletedKeys.find((d) => d.handle === unseen);
+    await g.ok({ op: 'insertMaskedObject', session: gAppliance, maskedObject: (await f.m.ok({ op: 'extractMaskedObject', session: f.appliance, handle: unseen })).maskedObject });
+    expect((await g.ok({ op: 'getSyncStatus', session: gAppliance })).deletedKeys.find((d) => d.handle === unseen)).to.deep.equal(retired);
+  });
+
+  it('an old deletion of a user who was created again since is stale and removes nobody', async () => {
+    const { f, g, gAppliance } = await pair();
+    await f.m.ok({ op: 'createUser', session: f.admin, username: 'dave', password: 'dave-password', role: 'crypto-user' });
+    await f.m.ok({ op: 'deleteUser', session: f.admin, username: 'dave' });
+    const deletion = (await f.m.ok({ op: 'extractMaskedUser', session: f.appliance, username: 'dave' })).maskedUser;
+    await f.m.ok({ op: 'createUser', session: f.admin, username: 'dave', password: 'dave-second-password', role: 'crypto-user' });
+    const again = (await f.m.ok({ op: 'extractMaskedUser', session: f.appliance, username: 'dave' })).maskedUser;
+    expect(await g.ok({ op: 'insertMaskedUser', session: gAppliance, maskedUser: again })).to.deep.equal({ username: 'dave', deleted: false, merged: 'applied' });
+    const e = await g.fail({ op: 'insertMaskedUser', session: gAppliance, maskedUser: deletion }, 'MASKED_OBJECT_STALE');
+    expect(e.message).to.equal('maskedUser: this member holds a newer version of dave; an older copy never replaces a newer one');
+    await g.login('dave', 'dave-second-password');
+    expect((await g.ok({ op: 'getSyncStatus', session: gAppliance })).deletedUsers.map((d) => d.username)).to.not.include('dave');
+  });
+
+  it('a key\'s shares with users who are not crypto users on the receiving member are left behind', async () => {
+    const { f, g, gAppliance } = await pair();
+    await g.ok({ op: 'createUser', session: await g.login('admin', PASSWORDS.admin), username: 'dave', password: 'dave-password', role: 'admin' });
+    for (const name of ['dave', 'erin']) await f.m.ok({ op: 'createUser', session: f.admin, username: name, password: `${name}-password`, role: 'crypto-user' });
+    const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
+    for (const name of ['bob', 'dave', 'erin']) await f.m.ok({ op: 'shareKey', session: f.alice, handle, username: name });
+    await g.ok({ op: 'insertMaskedObject', session: gAppliance, maskedObject: (await f.m.ok({ op: 'extractMaskedObject', session: f.appliance, handle })).maskedObject });
+    expect((await g.ok({ op: 'getAttributes', session: await g.login('alice', PASSWORDS.alice), handle })).sharedUsers).to.deep.equal(['bob']);
+  });
+
+  it('a new user arrives with their registered quorum key', async () => {
+    const { f, g, gAppliance } = await pair();
+    await f.m.ok({ op: 'createUser', session: f.admin, username: 'dave', password: 'dave-password', role: 'crypto-user' });
+    const dave = await f.m.login('dave', 'dave-password');
+    const { approvalData } = await f.m.ok({ op: 'generateQuorumToken', session: dave, service: 'registration' });
+    const key = tokenSignKey('dave');
+    await f.m.ok({ op: 'registerQuorumKey', session: dave, publicKey: key.publicPem, registration: { approvalData, signature: signDigest(key.privateKey, tokenOf(approvalData)) } });
+    await g.ok({ op: 'insertMaskedUser', session: gAppliance, maskedUser: (await f.m.ok({ op: 'extractMaskedUser', session: f.appliance, username: 'dave' })).maskedUser });
+    const onG = (await g.ok({ op: 'listUsers' })).users.find((u) => u.username === 'dave');
+    expect(onG).to.include({ role: 'crypto-user', quorum: true, mfa: false });
+  });
+
+  it('a newer backup of its own cluster restored onto an active member brings in everything newer', async () => {
+    const { f, g, gAppliance } = await pair();
+    const gone = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
+    await g.ok({ op: 'insertMaskedObject', session: gAppliance, maskedObject: (await f.m.ok({ op: 'extractMaskedObject', session: f.appliance, handle: gone })).maskedObject });
+    // f moves on: a new key, a new user, a deleted user, a deleted key, new timeouts.
+    const added = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: 'new' } })).handle;
+    await f.m.ok({ op: 'createUser', session: f.admin, username: 'dave', password: 'dave-password', role: 'crypto-user' });
+    await f.m.ok({ op: 'deleteUser', session: f.admin, username: 'admin2' });
+    await f.m.ok({ op: 'deleteKey', session: f.alice, handle: gone });
+    await f.m.ok({ op: 'setQuorumTimeouts', session: f.admin, approved: 900 });
+    const backup = (await f.m.ok({ op: 'createBackup', session: f.admin })).backup;
+    await g.ok({ op: 'restoreBackup', session: gAppliance, backup });
+    const gAlice = await g.login('alice', PASSWORDS.alice);
+    expect((await g.ok({ op: 'getAttributes', session: gAlice, handle: added })).attributes.label).to.equal('new');
+    await g.fail({ op: 'getAttributes', session: gAlice, handle: gone }, 'KEY_NOT_FOUND');
+    await g.login('dave', 'dave-password');
+    await g.fail({ op: 'login', username: 'admin2', password: PASSWORDS.admin2 }, 'USER_NOT_FOUND');
+    expect((await g.ok({ op: 'getQuorumSettings' })).timeouts).to.deep.equal({ generated: 600, approved: 900 });
+    const [fs, gs] = [await f.m.ok({ op: 'getSyncStatus', session: f.appliance }), await g.ok({ op: 'getSyncStatus', session: gAppliance })];
+    expect(gs.summary).to.equal(fs.summary);
+  });
+});
+
+describe('hsm-core: what travels between members', () => {
+  it('extractMaskedObject gives a live token key, refuses a session key and a key the caller cannot see', async () => {
+    const f = await activatedMember({ serviceKey: SERVICE_KEY });
+    const token = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
+    const session = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16 })).handle;
+    expect((await f.m.ok({ op: 'extractMaskedObject', session: f.alice, handle: token })).deleted).to.equal(false);
+    const refusals = [
+      [await f.m.fail({ op: 'extractMaskedObject', session: f.alice, handle: session }, 'ATTRIBUTE_FORBIDS_OPERATION'), `key ${keyHex(session)} is a session key (token=false); session keys stay on the member that made them`],
+      [await f.m.fail({ op: 'extractMaskedObject', session: f.bob, handle: token }, 'KEY_NOT_FOUND'), `no key ${keyHex(token)} that bob can see`],
+      [await f.m.fail({ op: 'extractMaskedObject', session: f.alice, handle: 999_999 }, 'KEY_NOT_FOUND'), `no key ${keyHex(999_999)} that alice can see`],
+    ] as const;
+    for (const [e, message] of refusals) expect(e.message).to.equal(message);
+  });
+
+  it('sync status lists token keys and the users that travel, with their generations; never session keys or the appliance user', async () => {
+    const f = await activatedMember();
+    const token = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
+    await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16 });
+    const status = await f.m.ok({ op: 'getSyncStatus', session: f.appliance });
+    expect(status.keys.map((k) => k.handle)).to.deep.equal([token]);
+    expect(status.users.map((u) => u.username)).to.deep.equal(['admin', 'admin2', 'alice', 'bob', 'carol']);
+    await f.m.ok({ op: 'logout', session: f.carol });
+    await f.m.ok({ op: 'changePassword', session: f.admin, username: 'carol', password: 'carol-new-password' });
+    const carolGen = (s: typeof status) => s.users.find((u) => u.username === 'carol')!.gen;
+    const after = await f.m.ok({ op: 'getSyncStatus', session: f.appliance });
+    expect(carolGen(status)).to.be.greaterThan(0);
+    expect(carolGen(after)).to.be.greaterThan(carolGen(status));
   });
 });
