@@ -151,18 +151,6 @@ export class Masking {
     return JSON.parse(this.#open(blob, SETTINGS_AAD, 'maskedSettings').toString('utf8')) as MaskedSettings;
   }
 
-  /** Whether `other` is this same masking key (two members of one cluster). */
-  equals(other: Masking): boolean {
-    const a = this.exportSecret();
-    const b = other.exportSecret();
-    try {
-      return a.equals(b);
-    } finally {
-      a.fill(0);
-      b.fill(0);
-    }
-  }
-
   #seal(content: unknown, aad: Buffer): Uint8Array {
     const plain = Buffer.from(canonicalJson(content));
     const iv = randomBytes(12);

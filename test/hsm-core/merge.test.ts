@@ -404,4 +404,37 @@ describe('hsm-core: what travels between members', () => {
     expect(carolGen(status)).to.be.greaterThan(0);
     expect(carolGen(after)).to.be.greaterThan(carolGen(status));
   });
+
+  it('a masked object, user or settings that is cut short, altered, of another kind or from another cluster is refused by name and changes nothing', async () => {
+    const { f, g, gAppliance } = await pair();
+    const stranger = await activatedMember();
+    const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
+    const object = (await f.m.ok({ op: 'extractMaskedObject', session: f.appliance, handle })).maskedObject;
+    const user = (await f.m.ok({ op: 'extractMaskedUser', session: f.appliance, username: 'carol' })).maskedUser;
+    const settings = (await f.m.ok({ op: 'extractMaskedSettings', session: f.appliance })).maskedSettings;
+    const altered = (blob: Uint8Array) => {
+      const copy = new Uint8Array(blob);
+      copy[copy.length - 1]! ^= 1;
+      return copy;
+    };
+    // The shortest blob that can be one: 5 bytes of magic, a 12-byte IV and a 16-byte tag.
+    const shortest = new Uint8Array([...new TextEncoder().encode('SRMO1'), ...new Uint8Array(28)]);
+    const notOurs = 'it was not masked by a member of this cluster, or it was altered';
+    const cases: [string, Record<string, unknown>, string][] = [
+      ['cut short', { op: 'insertMaskedObject', maskedObject: shortest.subarray(0, 32) }, 'maskedObject: not a Strongroom masked object'],
+      ['another magic', { op: 'insertMaskedObject', maskedObject: new Uint8Array([0x53, 0x52, 0x4d, 0x4f, 0x32, ...object.subarray(5)]) }, 'maskedObject: not a Strongroom masked object'],
+      ['nothing but a header', { op: 'insertMaskedObject', maskedObject: shortest }, `maskedObject: ${notOurs}`],
+      ['an altered object', { op: 'insertMaskedObject', maskedObject: altered(object) }, `maskedObject: ${notOurs}`],
+      ['a user as an object', { op: 'insertMaskedObject', maskedObject: user }, `maskedObject: ${notOurs}`],
+      ['an altered user', { op: 'insertMaskedUser', maskedUser: altered(user) }, `maskedUser: ${notOurs}`],
+      ['settings as a user', { op: 'insertMaskedUser', maskedUser: settings }, `maskedUser: ${notOurs}`],
+      ['altered settings', { op: 'insertMaskedSettings', maskedSettings: altered(settings) }, `maskedSettings: ${notOurs}`],
+      ['another cluster\'s settings', { op: 'insertMaskedSettings', maskedSettings: (await stranger.m.ok({ op: 'extractMaskedSettings', session: stranger.appliance })).maskedSettings }, `maskedSettings: ${notOurs}`],
+    ];
+    const before = await g.ok({ op: 'getSyncStatus', session: gAppliance });
+    for (const [what, request, message] of cases) {
+      expect((await g.fail({ ...request, session: gAppliance }, 'MASKED_OBJECT_INVALID')).message, what).to.equal(message);
+    }
+    expect(await g.ok({ op: 'getSyncStatus', session: gAppliance })).to.deep.equal(before);
+  });
 });

@@ -90,6 +90,20 @@ describe('hsm-core: durable members', function () {
     await third.member.close();
   });
 
+  it('gives the same sync digests after a restart (shares added out of order, every attribute kept)', async () => {
+    const d = dir();
+    const { m, admin, alice, token } = await populated(d);
+    for (const name of ['zoe', 'amy']) {
+      await m.ok({ op: 'createUser', session: admin, username: name, password: `${name}-password`, role: 'crypto-user' });
+      await m.ok({ op: 'shareKey', session: alice, handle: token, username: name });
+    }
+    const appliance = await m.login('app_user', PASSWORDS.app_user);
+    const before = await m.ok({ op: 'getSyncStatus', session: appliance });
+    await m.member.close();
+    const again = await durable(d);
+    expect(await again.ok({ op: 'getSyncStatus', session: await again.login('app_user', PASSWORDS.app_user) })).to.deep.equal(before);
+  });
+
   it('stores passwords as scrypt hashes at N = 2^15, r = 8, p = 1 by default (the README\'s cost), each with its own salt', async () => {
     const d = dir();
     const m = new TestMember(await createMember({ dataDir: d, appliancePassword: PASSWORDS.app_user }));
