@@ -5,6 +5,15 @@
 import { expect } from 'chai';
 import { createMember, LOCKOUT_THRESHOLD } from '../../src/hsm-core/index.js';
 import { PASSWORDS, TEST_PASSWORD_COST, TestMember, activatedMember, freshMember, snapshot } from '../helpers/member.js';
+import { signDigest, tokenOf, tokenSignKey } from '../helpers/quorum.js';
+
+/** Registers `username`'s own token-sign key for MFA and quorum (the session is theirs). */
+async function registerMfaAndQuorum(m: TestMember, session: string, username: string): Promise<void> {
+  const key = tokenSignKey(username);
+  const { approvalData } = await m.ok({ op: 'generateQuorumToken', session, service: 'registration' });
+  const registration = { approvalData, signature: signDigest(key.privateKey, tokenOf(approvalData)) };
+  await m.ok({ op: 'changeMfa', session, username, publicKey: key.publicPem, registration, changeQuorum: true });
+}
 
 describe('hsm-core: users and sessions', () => {
   describe('activation', () => {
@@ -37,6 +46,24 @@ describe('hsm-core: users and sessions', () => {
       const e = await m.fail({ op: 'activateCluster', password: 'another-password' }, 'CLUSTER_ALREADY_ACTIVATED');
       expect(e.message).to.equal('the cluster is already active');
       await m.login('admin', PASSWORDS.admin);
+    });
+
+    it('two activations at once: one wins, the other is refused and sets nothing', async () => {
+      const m = await freshMember();
+      const passwords = ['first-password', 'second-password'];
+      // Both hash their password on the thread pool; whichever finishes first activates.
+      const answers = await Promise.all(passwords.map((password) => m.raw({ op: 'activateCluster', password })));
+      const winner = answers.findIndex((a) => a.ok);
+      expect(answers.map((a) => (a.ok ? a.result : [a.error.code, a.error.message])).sort()).to.deep.equal(
+        [{ activated: true }, ['CLUSTER_ALREADY_ACTIVATED', 'the cluster is already active']].sort(),
+      );
+      await m.login('admin', passwords[winner]!);
+      await m.fail({ op: 'login', username: 'admin', password: passwords[1 - winner]! }, 'LOGIN_FAILED');
+    });
+
+    it('getHsmInfo describes the member', async () => {
+      const m = await freshMember();
+      expect(await m.ok({ op: 'getHsmInfo' })).to.include({ model: 'hsm2m.medium', firmware: 'strongroom-emulated', state: 'initialized', clusterId: null, users: 2, keys: 0 });
     });
   });
 
@@ -178,6 +205,76 @@ describe('hsm-core: users and sessions', () => {
       await f.m.fail({ op: 'deleteUser', session: f.admin, username: 'ghost' }, 'USER_NOT_FOUND');
       await f.m.fail({ op: 'createUser', session: f.admin, username: 'new', password: 'x', role: 'crypto-user' }, 'INVALID_PASSWORD');
       expect(await snapshot(f)).to.equal(before);
+    });
+  });
+
+  describe('changing a password', () => {
+    it('keeps MFA and the quorum key unless asked; deregistering quorum keeps MFA; deregistering MFA takes both (one key serves both)', async () => {
+      const f = await activatedMember();
+      const flags = async () => {
+        const u = (await f.m.ok({ op: 'listUsers' })).users.find((x) => x.username === 'carol')!;
+        return { mfa: u.mfa, quorum: u.quorum };
+      };
+      await registerMfaAndQuorum(f.m, f.carol, 'carol');
+      await f.m.ok({ op: 'logout', session: f.carol });
+      await f.m.ok({ op: 'changePassword', session: f.admin, username: 'carol', password: 'carol-password-2' });
+      expect(await flags()).to.deep.equal({ mfa: true, quorum: true });
+      await f.m.ok({ op: 'changePassword', session: f.admin, username: 'carol', password: 'carol-password-3', deregisterQuorum: true });
+      expect(await flags()).to.deep.equal({ mfa: true, quorum: false });
+      await f.m.ok({ op: 'changePassword', session: f.admin, username: 'carol', password: 'carol-password-4', deregisterMfa: true });
+      expect(await flags()).to.deep.equal({ mfa: false, quorum: false });
+      await f.m.login('carol', 'carol-password-4');
+
+      const bob = f.bob;
+      await registerMfaAndQuorum(f.m, bob, 'bob');
+      await f.m.ok({ op: 'changePassword', session: bob, username: 'bob', password: 'bob-password-2', deregisterMfa: true });
+      expect((await f.m.ok({ op: 'listUsers' })).users.find((x) => x.username === 'bob')).to.include({ mfa: false, quorum: false });
+      // Deregistering what a user does not have changes only the password.
+      await f.m.ok({ op: 'changePassword', session: bob, username: 'bob', password: 'bob-password-3', deregisterQuorum: true });
+      await f.m.login('bob', 'bob-password-3');
+    });
+
+    it('names each refusal: another user by a crypto user, the appliance user, a logged-in user, an unknown user', async () => {
+      const f = await activatedMember();
+      const before = await snapshot(f);
+      const cases: [string, Record<string, unknown>, string, string][] = [
+        ['another user', { session: f.alice, username: 'bob' }, 'PERMISSION_DENIED', "only an admin can change another user's password"],
+        ['the appliance user', { session: f.admin, username: 'app_user' }, 'PERMISSION_DENIED', 'app_user is the internal appliance user; its password cannot be changed'],
+        ['logged in', { session: f.admin, username: 'carol' }, 'USER_LOGGED_IN', 'carol is logged in; their password cannot change until they log out'],
+        ['unknown', { session: f.admin, username: 'nobody' }, 'USER_NOT_FOUND', 'no user named nobody on this member'],
+      ];
+      for (const [what, request, code, message] of cases) {
+        const e = await f.m.fail({ op: 'changePassword', ...request, password: 'a-new-password' }, code as 'USER_NOT_FOUND');
+        expect(e.message, what).to.equal(message);
+      }
+      expect(await snapshot(f)).to.equal(before);
+    });
+  });
+
+  describe('messages', () => {
+    it('a wrong password says how many tries are left; a user without MFA is told to log in with the password alone', async () => {
+      const f = await activatedMember();
+      const e = await f.m.fail({ op: 'login', username: 'bob', password: 'wrong-password' }, 'LOGIN_FAILED');
+      expect(e.message).to.equal(`wrong password for bob; ${LOCKOUT_THRESHOLD - 1} more failed logins lock the user`);
+      for (let i = 2; i < LOCKOUT_THRESHOLD; i++) await f.m.fail({ op: 'login', username: 'bob', password: 'wrong-password' }, 'LOGIN_FAILED');
+      expect((await f.m.fail({ op: 'login', username: 'bob', password: 'wrong-password' }, 'LOGIN_FAILED')).message).to.equal(
+        'wrong password for bob; the user is now locked until an admin resets the password',
+      );
+      const mfa = await f.m.fail({ op: 'getMfaToken', username: 'alice', password: PASSWORDS.alice }, 'MFA_NOT_ENABLED');
+      expect(mfa.message).to.equal('alice has no MFA registered; log in with the password alone');
+    });
+
+    it('user management refusals say what to do', async () => {
+      const f = await activatedMember();
+      const cases: [Record<string, unknown>, string, string][] = [
+        [{ op: 'createUser', session: f.admin, username: 'Alice', password: 'x-password', role: 'crypto-user' }, 'USER_EXISTS', 'a user named alice already exists'],
+        [{ op: 'deleteUser', session: f.admin, username: 'app_user' }, 'PERMISSION_DENIED', 'app_user is the internal appliance user and cannot be deleted'],
+        [{ op: 'deleteUser', session: f.admin, username: 'carol' }, 'USER_LOGGED_IN', 'carol is logged in; they must log out before they can be deleted'],
+      ];
+      for (const [request, code, message] of cases) expect((await f.m.fail(request, code as 'USER_EXISTS')).message).to.equal(message);
+      for (let i = 0; i < 2; i++) await f.m.ok({ op: 'generateKey', session: f.bob, keyType: 'aes', lengthBytes: 16, attributes: { token: true } });
+      await f.m.ok({ op: 'logout', session: f.bob });
+      expect((await f.m.fail({ op: 'deleteUser', session: f.admin, username: 'bob' }, 'USER_OWNS_KEYS')).message).to.equal('bob owns 2 keys; delete them before deleting the user');
     });
   });
 

@@ -208,7 +208,8 @@ export const changePassword: Handler<'changePassword'> = async (m, caller, req) 
   user.failedLogins = 0;
   user.gen = m.stamp();
   if (user.tokenSign && (req.deregisterMfa || req.deregisterQuorum)) {
-    // One key serves both: without MFA it stays only as a quorum key, and vice versa.
+    // One key serves both: deregistering MFA takes the quorum registration too (CLOUDHSM.md §1.5);
+    // deregistering quorum leaves MFA.
     const mfa = user.tokenSign.mfa && !req.deregisterMfa;
     const quorum = user.tokenSign.quorum && !req.deregisterQuorum && !req.deregisterMfa;
     user.tokenSign = mfa || quorum ? { ...user.tokenSign, mfa, quorum } : null;
