@@ -13,6 +13,7 @@
  */
 import { z } from 'zod';
 import { HsmError } from './errors.js';
+import { withArticle } from './users.js';
 
 export const KEY_CLASSES = ['secret-key', 'public-key', 'private-key'] as const;
 export type KeyClass = (typeof KEY_CLASSES)[number];
@@ -223,14 +224,14 @@ function checkApplies(name: string, cls: KeyClass, type: KeyType, value: unknown
   if (!rule.classes.includes(cls)) {
     throw new HsmError(
       'ATTRIBUTE_INVALID',
-      `attribute ${name} does not apply to a ${describeKey(cls, type)} (it applies to ${rule.classes.join(', ')})`,
+      `attribute ${name} does not apply to ${withArticle(describeKey(cls, type))} (it applies to ${rule.classes.join(', ')})`,
     );
   }
   if (USAGE_SET.has(name) && value === true && !usageAllowed(cls, type, name as Usage)) {
     const allowed = USAGE_MATRIX[type][cls] ?? [];
     throw new HsmError(
       'ATTRIBUTE_INVALID',
-      `attribute ${name} cannot be true on a ${describeKey(cls, type)} (possible usages: ${allowed.length ? allowed.join(', ') : 'none'})`,
+      `attribute ${name} cannot be true on ${withArticle(describeKey(cls, type))} (possible usages: ${allowed.length ? allowed.join(', ') : 'none'})`,
     );
   }
 }

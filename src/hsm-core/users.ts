@@ -24,8 +24,8 @@ export const PRECO_INITIAL_PASSWORD = 'password';
 /** The appliance user that exists on every member. */
 export const APPLIANCE_USERNAME = 'app_user';
 
-/** A role with its article, for messages: "an admin", "a crypto-user". */
-export const withArticle = (role: string): string => `${/^[aeiou]/.test(role) ? 'an' : 'a'} ${role}`;
+/** A role or kind of key with its article, for messages: "an admin", "a crypto-user", "an rsa private-key". */
+export const withArticle = (noun: string): string => `${/^(?:[aeiou]|rsa\b|x25519)/.test(noun) ? 'an' : 'a'} ${noun}`;
 
 export interface PasswordHash {
   algorithm: 'scrypt';
