@@ -554,7 +554,7 @@ describe('hsm-core: mechanisms', () => {
       await f.m.fail({ op: 'importKey', session: f.alice, keyClass: 'secret-key', keyType: 'ec', format: 'raw', keyData: rand(16) }, 'KEY_TYPE_INCONSISTENT');
       await f.m.fail({ op: 'importKey', session: f.alice, keyClass: 'public-key', keyType: 'ec', format: 'raw', keyData: rand(65), curve: 'secp256r1' }, 'KEY_DATA_INVALID');
       const e = await f.m.fail({ op: 'importKey', session: f.alice, keyClass: 'private-key', keyType: 'ec', format: 'jwk', keyData: { kty: 'RSA', n: 'AQAB', e: 'AQAB' } }, 'KEY_DATA_INVALID');
-      expect(e.message).to.equal('keyData.kty: a ec JWK has kty "EC", not "RSA"');
+      expect(e.message).to.equal('keyData.kty: an ec JWK has kty "EC", not "RSA"');
     });
 
     it('signs with a private key imported from OpenSSL and verifies with OpenSSL', async () => {

@@ -22,6 +22,7 @@ import { promisify } from 'node:util';
 import { EC_CURVES, normaliseCurveName, type Curve, type EcCurve, type KeyClass, type KeyType, type MaterialFacts } from '../attributes.js';
 import { HsmError } from '../errors.js';
 import { liftHint, type Profile } from '../profiles.js';
+import { withArticle } from '../users.js';
 import type { Jwk, KeyFormat } from '../protocol.js';
 
 const generateKeyPairAsync = promisify(generateKeyPairCallback);
@@ -346,7 +347,7 @@ export function parseKey(
 
 function checkJwkKty(type: KeyType, jwk: Jwk): Jwk {
   const want = JWK_KTY[type];
-  if (jwk.kty !== want) throw keyDataError(`keyData.kty: a ${type} JWK has kty ${JSON.stringify(want)}, not ${JSON.stringify(jwk.kty)}`);
+  if (jwk.kty !== want) throw keyDataError(`keyData.kty: ${withArticle(type)} JWK has kty ${JSON.stringify(want)}, not ${JSON.stringify(jwk.kty)}`);
   return jwk;
 }
 
