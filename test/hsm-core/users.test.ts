@@ -256,7 +256,8 @@ describe('hsm-core: users and sessions', () => {
       const f = await activatedMember();
       const e = await f.m.fail({ op: 'login', username: 'bob', password: 'wrong-password' }, 'LOGIN_FAILED');
       expect(e.message).to.equal(`wrong password for bob; ${LOCKOUT_THRESHOLD - 1} more failed logins lock the user`);
-      for (let i = 2; i < LOCKOUT_THRESHOLD; i++) await f.m.fail({ op: 'login', username: 'bob', password: 'wrong-password' }, 'LOGIN_FAILED');
+      for (let i = 2; i < LOCKOUT_THRESHOLD - 1; i++) await f.m.fail({ op: 'login', username: 'bob', password: 'wrong-password' }, 'LOGIN_FAILED');
+      expect((await f.m.fail({ op: 'login', username: 'bob', password: 'wrong-password' }, 'LOGIN_FAILED')).message).to.equal('wrong password for bob; 1 more failed login locks the user');
       expect((await f.m.fail({ op: 'login', username: 'bob', password: 'wrong-password' }, 'LOGIN_FAILED')).message).to.equal(
         'wrong password for bob; the user is now locked until an admin resets the password',
       );

@@ -100,7 +100,7 @@ function failedLogin(user: UserRecord, why: string): HsmError {
   return new HsmError(
     'LOGIN_FAILED',
     left > 0
-      ? `${why} for ${user.username}; ${left} more failed login${left === 1 ? '' : 's'} lock the user`
+      ? `${why} for ${user.username}; ${left} more failed login${left === 1 ? ' locks' : 's lock'} the user`
       : `${why} for ${user.username}; the user is now locked until an admin resets the password`,
   );
 }
