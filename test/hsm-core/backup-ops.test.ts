@@ -87,4 +87,85 @@ describe('hsm-core: backups', () => {
     const f = await activatedMember();
     expect((await f.m.fail({ op: 'createBackup', session: f.admin }, 'BAD_REQUEST')).message).to.match(/no service key \(AKBK\)/);
   });
+
+  it('names what is wrong with a backup that is not one, is cut short, has a damaged or newer header, and changes nothing', async () => {
+    const { backup } = await backedUp();
+    const target = await freshMember({ serviceKey: SERVICE });
+    const data = Buffer.from(backup);
+    const headerLength = data.readUInt32BE(5);
+    const withHeader = (header: Buffer) => {
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(header.length);
+      return new Uint8Array(Buffer.concat([data.subarray(0, 5), length, header, data.subarray(9 + headerLength)]));
+    };
+    const header = JSON.parse(data.subarray(9, 9 + headerLength).toString('utf8')) as Record<string, unknown>;
+    const cases: [string, Uint8Array, string][] = [
+      ['nine bytes of magic and length only', new Uint8Array(data.subarray(0, 8)), 'backup: not a Strongroom backup'],
+      ['another magic', new Uint8Array(Buffer.concat([Buffer.from('SRBK2'), data.subarray(5)])), 'backup: not a Strongroom backup'],
+      ['no room for the wrapped backup key and content', new Uint8Array(data.subarray(0, 9 + headerLength + 55)), 'backup: it is truncated'],
+      ['a header longer than 4 KiB', withHeader(Buffer.alloc(4097, 0x20)), 'backup: it is truncated'],
+      ['a header that is not JSON', withHeader(Buffer.from('{"v":1,')), 'backup: its header is damaged'],
+      ['a newer format', withHeader(Buffer.from(JSON.stringify({ ...header, v: 2 }))), 'backup: it has format 2; this member reads 1'],
+      ['a header changed after the backup was made', withHeader(Buffer.from(JSON.stringify({ ...header, createdAt: '2020-01-01T00:00:00.000Z' }))), 'backup: its header was altered'],
+    ];
+    for (const [what, blob, message] of cases) {
+      expect((await target.fail({ op: 'restoreBackup', backup: blob }, 'BACKUP_INVALID')).message, what).to.equal(message);
+    }
+    // The shortest blob that is not cut short passes the length check and fails on its key.
+    const shortest = new Uint8Array(data.subarray(0, 9 + headerLength + 56));
+    expect((await target.fail({ op: 'restoreBackup', backup: shortest }, 'BACKUP_INVALID')).message).to.not.equal('backup: it is truncated');
+    expect((await target.ok({ op: 'getHsmInfo' })).clusterId).to.equal(null);
+    expect((await target.ok({ op: 'listUsers' })).users.map((u) => u.username)).to.deep.equal(['admin', 'app_user']);
+  });
+
+  it('a member takes backups of its own profile only, and only an active member is backed up', async () => {
+    const { backup } = await backedUp();
+    const unlimited = await freshMember({ serviceKey: SERVICE, profile: 'unlimited' });
+    expect((await unlimited.fail({ op: 'restoreBackup', backup }, 'BACKUP_INVALID')).message).to.equal('backup: it comes from a cloudhsm member and this one runs the unlimited profile');
+    const fresh = await freshMember({ serviceKey: SERVICE });
+    const appliance = await fresh.login('app_user', PASSWORDS.app_user);
+    expect((await fresh.fail({ op: 'createBackup', session: appliance }, 'CLUSTER_NOT_ACTIVE')).message).to.equal('only a member of an active cluster can be backed up');
+  });
+
+  it('restored onto a new member: every user with their failed logins, the deletions, quorum settings and addresses; the member keeps its own appliance user', async () => {
+    const f = await activatedMember({ serviceKey: SERVICE });
+    await f.m.ok({ op: 'setClusterAddresses', session: f.appliance, addresses: ['127.0.0.1:2300'] });
+    await f.m.ok({ op: 'setQuorumTimeouts', session: f.admin, generated: 120 });
+    await f.m.fail({ op: 'login', username: 'bob', password: 'not-bobs-password' }, 'LOGIN_FAILED');
+    await f.m.ok({ op: 'createUser', session: f.admin, username: 'dave', password: 'dave-password', role: 'crypto-user' });
+    await f.m.ok({ op: 'deleteUser', session: f.admin, username: 'dave' });
+    const gone = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
+    await f.m.ok({ op: 'deleteKey', session: f.alice, handle: gone });
+    const { backup } = await f.m.ok({ op: 'createBackup', session: f.admin });
+
+    const target = await freshMember({ serviceKey: SERVICE, memberIndex: 1, appliancePassword: 'target-appliance-password' });
+    expect(await target.ok({ op: 'restoreBackup', backup })).to.deep.equal({ clusterId: (await f.m.ok({ op: 'getHsmInfo' })).clusterId, users: 5, keys: 0, merged: false });
+    const byName = Object.fromEntries((await target.ok({ op: 'listUsers' })).users.map((u) => [u.username, u]));
+    expect(Object.keys(byName)).to.deep.equal(['admin', 'admin2', 'alice', 'app_user', 'bob', 'carol']);
+    expect(byName.bob!.failedLogins).to.equal(1);
+    const appliance = await target.login('app_user', 'target-appliance-password');
+    const [mine, theirs] = [await target.ok({ op: 'getSyncStatus', session: appliance }), await f.m.ok({ op: 'getSyncStatus', session: f.appliance })];
+    expect(mine.summary).to.equal(theirs.summary);
+    expect(mine.deletedUsers.map((d) => d.username)).to.deep.equal(['dave']);
+    expect(mine.deletedKeys.map((d) => d.handle)).to.deep.equal([gone]);
+    expect((await target.ok({ op: 'getQuorumSettings' })).timeouts.generated).to.equal(120);
+    expect((await target.ok({ op: 'getHsmInfo' })).clusterAddresses).to.deep.equal(['127.0.0.1:2300']);
+    // Its clock has caught up: what it stamps next is newer than anything in the backup.
+    const handle = (await target.ok({ op: 'generateKey', session: await target.login('alice', PASSWORDS.alice), keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
+    const stamped = (await target.ok({ op: 'getSyncStatus', session: appliance })).keys.find((k) => k.handle === handle)!.gen;
+    expect(stamped).to.be.greaterThan(Math.max(...theirs.deletedKeys.map((d) => d.gen), ...theirs.deletedUsers.map((d) => d.gen), theirs.settingsGen));
+  });
+
+  it('asNewCluster makes a new cluster from a backup: a new id, no addresses, the same users and keys', async () => {
+    const { f, token } = await backedUp();
+    await f.m.ok({ op: 'setClusterAddresses', session: f.appliance, addresses: ['127.0.0.1:2300'] });
+    const { backup: withAddresses } = await f.m.ok({ op: 'createBackup', session: f.admin });
+    const target = await freshMember({ serviceKey: SERVICE });
+    const restored = await target.ok({ op: 'restoreBackup', backup: withAddresses, asNewCluster: true });
+    const source = (await f.m.ok({ op: 'getHsmInfo' })).clusterId;
+    expect(restored.clusterId).to.match(/^cluster-[0-9a-f]{16}$/).and.not.equal(source);
+    const info = await target.ok({ op: 'getHsmInfo' });
+    expect([info.clusterId, info.clusterAddresses, info.state]).to.deep.equal([restored.clusterId, [], 'active']);
+    await target.ok({ op: 'getAttributes', session: await target.login('alice', PASSWORDS.alice), handle: token });
+  });
 });
