@@ -3,7 +3,7 @@
  * start from, and a crash test with SIGKILL at random moments.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -102,6 +102,81 @@ describe('hsm-core: durable members', function () {
     await m.member.close();
     const again = await durable(d);
     expect(await again.ok({ op: 'getSyncStatus', session: await again.login('app_user', PASSWORDS.app_user) })).to.deep.equal(before);
+  });
+
+  it('keeps deletions, a user created again, quorum settings, addresses and the clock across restarts', async () => {
+    const d = dir();
+    const { m, admin, alice, token } = await populated(d);
+    const appliance = await m.login('app_user', PASSWORDS.app_user);
+    await m.ok({ op: 'setClusterAddresses', session: appliance, addresses: ['127.0.0.1:2400'] });
+    await m.ok({ op: 'setQuorumTimeouts', session: admin, generated: 240 });
+    for (const name of ['dave', 'erin']) await m.ok({ op: 'createUser', session: admin, username: name, password: `${name}-password`, role: 'crypto-user' });
+    await m.ok({ op: 'deleteUser', session: admin, username: 'dave' });
+    await m.ok({ op: 'deleteUser', session: admin, username: 'erin' });
+    await m.ok({ op: 'createUser', session: admin, username: 'erin', password: 'erin-second-password', role: 'crypto-user' });
+    await m.ok({ op: 'deleteKey', session: alice, handle: token });
+    const before = await m.ok({ op: 'getSyncStatus', session: appliance });
+    expect(before.deletedUsers.map((u) => u.username)).to.deep.equal(['dave']);
+    await m.member.close();
+
+    const again = await durable(d);
+    const appliance2 = await again.login('app_user', PASSWORDS.app_user);
+    expect(await again.ok({ op: 'getSyncStatus', session: appliance2 })).to.deep.equal(before);
+    expect((await again.ok({ op: 'getQuorumSettings' })).timeouts.generated).to.equal(240);
+    expect((await again.ok({ op: 'getHsmInfo' })).clusterAddresses).to.deep.equal(['127.0.0.1:2400']);
+    await again.login('erin', 'erin-second-password');
+    await again.fail({ op: 'login', username: 'dave', password: 'dave-password' }, 'USER_NOT_FOUND');
+    // What it stamps next is newer than anything it stamped before the restart.
+    const admin2 = await again.login('admin', PASSWORDS.admin);
+    await again.ok({ op: 'createUser', session: admin2, username: 'fred', password: 'fred-password', role: 'crypto-user' });
+    const after = await again.ok({ op: 'getSyncStatus', session: appliance2 });
+    const newest = Math.max(...before.users.map((u) => u.gen), ...before.deletedUsers.map((u) => u.gen), ...before.deletedKeys.map((k) => k.gen), before.settingsGen);
+    expect(after.users.find((u) => u.username === 'fred')!.gen).to.be.greaterThan(newest);
+    // Dave created again here: his deletion goes from the folder too.
+    await again.ok({ op: 'createUser', session: admin2, username: 'dave', password: 'dave-second-password', role: 'crypto-user' });
+    await again.member.close();
+    const third = await durable(d);
+    expect((await third.ok({ op: 'getSyncStatus', session: await third.login('app_user', PASSWORDS.app_user) })).deletedUsers).to.deep.equal([]);
+    await third.login('dave', 'dave-second-password');
+    await third.member.close();
+  });
+
+  it('refuses a folder whose audit log lost a record', async () => {
+    const d = dir();
+    const { m } = await populated(d);
+    await m.member.close();
+    const db = open({ path: join(d, 'store'), compression: false });
+    await db.remove(`audit/${String(3).padStart(12, '0')}`);
+    await db.close();
+    expect(await refusedStart(d)).to.equal(`data folder ${d}: the audit log has a gap; nothing was changed`);
+  });
+
+  it('names what is wrong with a storage key: wrong length, a damaged or incomplete passphrase file, a missing key, a short passphrase', async () => {
+    const short = dir();
+    await (await durable(short)).member.close();
+    writeFileSync(join(short, 'storage-key'), Buffer.alloc(31), { mode: 0o600 });
+    expect(await refusedStart(short)).to.equal(`data folder ${short}: storage-key is not a 32-byte key; nothing was changed`);
+
+    const missing = dir();
+    await (await durable(missing)).member.close();
+    unlinkSync(join(missing, 'storage-key'));
+    expect(await refusedStart(missing)).to.equal(`data folder ${missing}: the store exists but its storage key file is missing; nothing was changed`);
+
+    const wrapped = dir();
+    await (await durable(wrapped, { passphrase: 'correct horse battery' })).member.close();
+    const file = join(wrapped, 'storage-key.json');
+    const good = readFileSync(file, 'utf8');
+    writeFileSync(file, '{ not json');
+    expect(await refusedStart(wrapped, { passphrase: 'correct horse battery' })).to.equal(`data folder ${wrapped}: storage-key.json is not valid JSON; nothing was changed`);
+    writeFileSync(file, JSON.stringify({ format: 1, wrapped: (JSON.parse(good) as { wrapped: string }).wrapped }));
+    expect(await refusedStart(wrapped, { passphrase: 'correct horse battery' })).to.equal(`data folder ${wrapped}: storage-key.json lacks its kdf or wrapped key; nothing was changed`);
+    writeFileSync(file, good);
+    await (await durable(wrapped, { passphrase: 'correct horse battery' })).member.close();
+
+    // Refused at its first start, a folder is still new: the next start with a good passphrase makes it.
+    const first = dir();
+    expect(await refusedStart(first, { passphrase: 'short' })).to.equal('passphrase: at least 8 characters');
+    await (await durable(first, { passphrase: 'long enough now' })).member.close();
   });
 
   it('stores passwords as scrypt hashes at N = 2^15, r = 8, p = 1 by default (the README\'s cost), each with its own salt', async () => {
