@@ -177,7 +177,6 @@ export class MemberStore {
     const lock = lockFolder(dir, 'data folder');
     if (lock.tookOver) process.emitWarning(`data folder ${dir}: took over the lock of ${lock.tookOver}, which is no longer running`, 'StrongroomWarning');
     const path = join(dir, 'store');
-    const fresh = !existsSync(path);
     let db: RootDatabase;
     try {
       db = open({ path, compression: false });
@@ -188,7 +187,8 @@ export class MemberStore {
     try {
       const meta = db.get('meta') as StoredMeta | undefined;
       if (meta && meta.format > STORE_FORMAT) refuse(dir, `it was written by a newer Strongroom (store format ${meta.format}; this one reads ${STORE_FORMAT})`);
-      const key = storageKey(dir, passphrase, fresh || meta === undefined);
+      // No meta: nothing was ever committed here (a new folder, or a first start that was refused).
+      const key = storageKey(dir, passphrase, meta === undefined);
       return new MemberStore(dir, db, key, lock);
     } catch (e) {
       void db.close();
@@ -235,7 +235,7 @@ export class MemberStore {
       masking = unseal(this.#key, 'masking', Buffer.from(sealed));
       if (!masking) refuse(this.dir, 'record masking is corrupted (it does not authenticate under the storage key)');
     }
-    audit.sort((a, b) => a.sequence - b.sequence);
+    // lmdb returns them in key order, and the keys are zero-padded sequence numbers.
     if (audit.some((r, i) => r.sequence !== i)) refuse(this.dir, 'the audit log has a gap');
     this.#auditWritten = audit.length;
     return { meta, users, keys, masking, audit, deletedKeys, deletedUsers };

@@ -151,6 +151,43 @@ describe('hsm-core: durable members', function () {
     expect(await refusedStart(d)).to.equal(`data folder ${d}: the audit log has a gap; nothing was changed`);
   });
 
+  it('a key or user deleted after a restart leaves the folder; a user\'s deletion takes their shares off every stored key', async () => {
+    const d = dir();
+    const { m, admin, alice, token } = await populated(d);
+    const other = (await m.ok({ op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
+    await m.ok({ op: 'shareKey', session: alice, handle: other, username: 'bob' });
+    await m.ok({ op: 'createUser', session: admin, username: 'dave', password: 'dave-password', role: 'crypto-user' });
+    await m.member.close();
+
+    const again = await durable(d);
+    const alice2 = await again.login('alice', PASSWORDS.alice);
+    const admin2 = await again.login('admin', PASSWORDS.admin);
+    await again.ok({ op: 'deleteKey', session: alice2, handle: token });
+    await again.ok({ op: 'deleteUser', session: admin2, username: 'dave' });
+    await again.ok({ op: 'deleteUser', session: admin2, username: 'bob' });
+    await again.member.close();
+    const db = open({ path: join(d, 'store'), compression: false });
+    const names = [...db.getKeys({ start: 'key/', end: 'user0' })].map(String);
+    await db.close();
+    expect(names.filter((n) => /^(key|user)\//.test(n))).to.have.members([`key/${other}`, 'user/admin', 'user/alice', 'user/app_user']);
+
+    const third = await durable(d);
+    expect((await third.ok({ op: 'getAttributes', session: await third.login('alice', PASSWORDS.alice), handle: other })).sharedUsers).to.deep.equal([]);
+    await third.member.close();
+  });
+
+  it('refuses a folder whose masking key record was altered', async () => {
+    const d = dir();
+    const { m } = await populated(d);
+    await m.member.close();
+    const db = open({ path: join(d, 'store'), compression: false });
+    const sealed = Buffer.from(db.get('masking') as Uint8Array);
+    sealed[sealed.length - 1]! ^= 1;
+    await db.put('masking', sealed);
+    await db.close();
+    expect(await refusedStart(d)).to.equal(`data folder ${d}: record masking is corrupted (it does not authenticate under the storage key); nothing was changed`);
+  });
+
   it('names what is wrong with a storage key: wrong length, a damaged or incomplete passphrase file, a missing key, a short passphrase', async () => {
     const short = dir();
     await (await durable(short)).member.close();
