@@ -25,7 +25,7 @@ export const PRECO_INITIAL_PASSWORD = 'password';
 export const APPLIANCE_USERNAME = 'app_user';
 
 /** A role or kind of key with its article, for messages: "an admin", "a crypto-user", "an rsa private-key". */
-export const withArticle = (noun: string): string => `${/^(?:[aeiou]|rsa\b|x25519)/.test(noun) ? 'an' : 'a'} ${noun}`;
+export const withArticle = (noun: string): string => `${/^(?:[aeiou]|rsa|x25519|hmac|hkdf)/i.test(noun) ? 'an' : 'a'} ${noun}`;
 
 export interface PasswordHash {
   algorithm: 'scrypt';

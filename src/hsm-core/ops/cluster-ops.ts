@@ -11,13 +11,13 @@
 import type { Caller } from '../access.js';
 import { HsmError } from '../errors.js';
 import { signedIn, type Handler } from '../state.js';
-import { normaliseUsername } from '../users.js';
+import { normaliseUsername, withArticle } from '../users.js';
 import { mergeSettings, mergeUser, mergeUserTombstone } from '../merge.js';
 
 export function requireManager(caller: Caller, what: string): void {
   if (!caller) throw new HsmError('NOT_LOGGED_IN', `${what}: this member is in a cluster; log in first as an admin or the appliance user`);
   if (caller.role !== 'admin' && caller.role !== 'appliance') {
-    throw new HsmError('PERMISSION_DENIED', `${what} is not allowed for a ${caller.role} on a member that is in a cluster; it needs an admin or the appliance user`);
+    throw new HsmError('PERMISSION_DENIED', `${what} is not allowed for ${withArticle(caller.role)} on a member that is in a cluster; it needs an admin or the appliance user`);
   }
 }
 

@@ -48,7 +48,7 @@ import {
 } from '../mechanisms/keys.js';
 import type { DeriveMechanism, Jwk, KeyFormat, KeyInfo, Results, WrapMechanism } from '../protocol.js';
 import type { SessionRecord } from '../sessions.js';
-import { normaliseUsername } from '../users.js';
+import { normaliseUsername, withArticle } from '../users.js';
 import { addKey, checkKeyQuota, keyInfo, signedIn, type Handler, type MemberState } from '../state.js';
 
 // ---- creation ---------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ function shareTarget(m: MemberState, key: KeyRecord, name: string): string {
   const username = normaliseUsername(name);
   const user = m.users.get(username);
   if (!user) throw new HsmError('USER_NOT_FOUND', `no user named ${username} on this member`);
-  if (user.role !== 'crypto-user') throw new HsmError('KEY_NOT_SHAREABLE', `${username} is a ${user.role}; keys are shared with crypto users only`);
+  if (user.role !== 'crypto-user') throw new HsmError('KEY_NOT_SHAREABLE', `${username} is ${withArticle(user.role)}; keys are shared with crypto users only`);
   if (username === key.owner) throw new HsmError('KEY_NOT_SHAREABLE', `${username} owns key ${keyRef(key.handle)} already`);
   return username;
 }
@@ -288,9 +288,8 @@ function payloadBytes(key: KeyRecord, format: KeyFormat, extras: Record<string, 
   if (data instanceof Uint8Array) return data;
   // Members in the order WebCrypto implementations write them: key_ops, ext, the key, then alg and use.
   const { key_ops, ext, alg, use } = extras ?? {};
-  const jwk: Record<string, unknown> = { key_ops, ext, ...data, alg, use };
-  for (const k of Object.keys(jwk)) if (jwk[k] === undefined) delete jwk[k];
-  return new TextEncoder().encode(JSON.stringify(jwk));
+  // JSON.stringify leaves out the members that are undefined.
+  return new TextEncoder().encode(JSON.stringify({ key_ops, ext, ...data, alg, use }));
 }
 
 /**
@@ -478,10 +477,8 @@ export const deriveKey: Handler<'deriveKey'> = async (m, caller, req) => {
   checkKeyAllowed(m.profile, req.keyType, { 'check-value': null, 'key-length-bytes': req.lengthBytes });
   checkCreationTemplate(cls, req.keyType, template);
   checkKeyQuota(m, 1, 0);
+  // Every deriver gives exactly lengthBytes, or refuses (ECDH when its shared secret is shorter).
   const derived = await runDerivation(m, me, entry, base, req.mechanism, req.lengthBytes, peer);
-  if (derived.length !== req.lengthBytes) {
-    throw new HsmError('DATA_INVALID', `lengthBytes: ${req.mechanism.name} gave ${derived.length} bytes, not the ${req.lengthBytes} asked for`);
-  }
   const material = createSecretMaterial(req.keyType, derived);
   derived.fill(0);
   checkKeyQuota(m, 1, 0);

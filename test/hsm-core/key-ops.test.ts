@@ -1,0 +1,200 @@
+/**
+ * Key management's own rules (ops/key-ops.ts), each refusal by its message: the parameters of key
+ * generation, who may share and unshare, how pages of findKeys run, what a deletion leaves
+ * behind, and the checks of wrap, unwrap and derive that the extraction tests do not reach.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import { expect } from 'chai';
+import { activatedMember, freshMember, PASSWORDS, snapshot, type Fixture } from '../helpers/member.js';
+
+const ref = (handle: number) => `0x${handle.toString(16).padStart(16, '0')}`;
+
+/** Sends each request (with alice's session unless it names one) and checks its refusal and message; nothing may change. */
+async function refusals(f: Fixture, cases: [Record<string, unknown>, string, string][]): Promise<void> {
+  const before = await snapshot(f);
+  for (const [request, code, message] of cases) {
+    const e = await f.m.fail({ session: f.alice, ...request }, code as 'BAD_REQUEST');
+    expect(e.message, `${String(request.op)} ${code}`).to.equal(message);
+  }
+  expect(await snapshot(f)).to.equal(before);
+}
+
+describe('hsm-core: key management rules', () => {
+  it('key generation names a parameter that is missing or does not belong', async () => {
+    const f = await activatedMember();
+    await refusals(f, [
+      [{ op: 'generateKey', keyType: 'generic-secret', lengthBytes: 0 }, 'KEY_SIZE_INVALID', "a generic secret is 1–800 bytes under the cloudhsm profile, not 0 (CloudHSM's limit; start the cluster with profile: 'unlimited' to lift it)"],
+      [{ op: 'generateKeyPair', keyType: 'rsa' }, 'BAD_REQUEST', 'modulusBits: required for an RSA key pair'],
+      [{ op: 'generateKeyPair', keyType: 'rsa', modulusBits: 2048, curve: 'secp256r1' }, 'BAD_REQUEST', 'curve: not a parameter of rsa key pairs'],
+      [{ op: 'generateKeyPair', keyType: 'ec' }, 'BAD_REQUEST', 'curve: required for an EC key pair'],
+      [{ op: 'generateKeyPair', keyType: 'ec', curve: 'secp256r1', modulusBits: 2048 }, 'BAD_REQUEST', 'modulusBits: not a parameter of ec key pairs'],
+      [{ op: 'generateKeyPair', keyType: 'ec', curve: 'secp256r1', publicExponent: 3 }, 'BAD_REQUEST', 'publicExponent: not a parameter of ec key pairs'],
+      [{ op: 'generateKeyPair', keyType: 'ed25519', curve: 'secp256r1' }, 'BAD_REQUEST', 'curve: not a parameter of ed25519 key pairs'],
+    ]);
+    const pair = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'rsa', modulusBits: 2048, publicExponent: 65539 });
+    expect((await f.m.ok({ op: 'getAttributes', session: f.alice, handle: pair.publicHandle })).attributes['public-exponent']).to.equal(65539);
+    // Without the profile's limits, the member's own floor still holds.
+    const unlimited = await activatedMember({ profile: 'unlimited' });
+    const e = await unlimited.m.fail({ op: 'generateKey', session: unlimited.alice, keyType: 'generic-secret', lengthBytes: 0 }, 'KEY_SIZE_INVALID');
+    expect(e.message).to.equal('lengthBytes: a generated generic secret has at least 1 byte');
+  });
+
+  it('sharing: only token secret and private keys, only with other crypto users who exist; unsharing keeps enough approvers', async () => {
+    const f = await activatedMember();
+    const key = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, 'use-key-quorum-value': 2 } })).handle;
+    const session = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16 })).handle;
+    const pair = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1', privateAttributes: { token: true }, publicAttributes: { token: true } });
+    expect(await f.m.ok({ op: 'shareKey', session: f.alice, handle: key, username: 'Carol' })).to.deep.equal({ handle: key, sharedUsers: ['carol'] });
+    await refusals(f, [
+      [{ op: 'shareKey', handle: key, username: 'nobody' }, 'USER_NOT_FOUND', 'no user named nobody on this member'],
+      [{ op: 'shareKey', handle: key, username: 'admin2' }, 'KEY_NOT_SHAREABLE', 'admin2 is an admin; keys are shared with crypto users only'],
+      [{ op: 'shareKey', handle: key, username: 'alice' }, 'KEY_NOT_SHAREABLE', `alice owns key ${ref(key)} already`],
+      [{ op: 'shareKey', handle: pair.publicHandle, username: 'bob' }, 'KEY_NOT_SHAREABLE', `key ${ref(pair.publicHandle)} is a public key; every crypto user can already use it`],
+      [{ op: 'shareKey', handle: session, username: 'bob' }, 'KEY_NOT_SHAREABLE', `key ${ref(session)} is a session key; set token=true before sharing it`],
+      [{ op: 'shareKey', session: f.carol, handle: key, username: 'bob' }, 'NOT_KEY_OWNER', `only the owner of key ${ref(key)} (alice) can share it`],
+      [{ op: 'unshareKey', session: f.carol, handle: key, username: 'carol' }, 'NOT_KEY_OWNER', `only the owner of key ${ref(key)} (alice) can unshare it`],
+      [{ op: 'unshareKey', handle: key, username: 'carol' }, 'QUORUM_VALUE_INVALID', `key ${ref(key)} needs 2 approvers and would keep 1 (its owner and the users it is shared with); it cannot be unshared from carol`],
+    ]);
+  });
+
+  it('shares come back sorted; unsharing someone who never had it needs no spare approver', async () => {
+    const f = await activatedMember();
+    const key = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, 'use-key-quorum-value': 2 } })).handle;
+    await f.m.ok({ op: 'shareKey', session: f.alice, handle: key, username: 'carol' });
+    expect(await f.m.ok({ op: 'shareKey', session: f.alice, handle: key, username: 'bob' })).to.deep.equal({ handle: key, sharedUsers: ['bob', 'carol'] });
+    // Alice and carol remain: enough for a quorum of 2.
+    expect(await f.m.ok({ op: 'unshareKey', session: f.alice, handle: key, username: 'bob' })).to.deep.equal({ handle: key, sharedUsers: ['carol'] });
+    const lonely = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, 'use-key-quorum-value': 2 } })).handle;
+    expect(await f.m.ok({ op: 'unshareKey', session: f.alice, handle: lonely, username: 'bob' })).to.deep.equal({ handle: lonely, sharedUsers: [] });
+  });
+
+  it('findKeys: pages in handle order whatever order the keys arrived in; a full last page has no next token; a made-up token is refused', async () => {
+    const serviceKey = new Uint8Array(32).fill(6);
+    const f = await activatedMember({ serviceKey });
+    const g = await freshMember({ serviceKey, memberIndex: 1 });
+    await g.ok({ op: 'restoreBackup', backup: (await f.m.ok({ op: 'createBackup', session: f.admin })).backup });
+    const gAppliance = await g.login('app_user', PASSWORDS.app_user);
+    const made: number[] = [];
+    for (let i = 0; i < 4; i++) made.push((await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: 'page' } })).handle);
+    for (const handle of [...made].reverse()) {
+      await g.ok({ op: 'insertMaskedObject', session: gAppliance, maskedObject: (await f.m.ok({ op: 'extractMaskedObject', session: f.appliance, handle })).maskedObject });
+    }
+    const gAlice = await g.login('alice', PASSWORDS.alice);
+    const filter = { attributes: { label: 'page' } };
+    const first = await g.ok({ op: 'findKeys', session: gAlice, filter, maxItems: 2 });
+    expect([first.keys.map((k) => k.handle), first.nextToken]).to.deep.equal([made.slice(0, 2), String(made[1])]);
+    const second = await g.ok({ op: 'findKeys', session: gAlice, filter, maxItems: 2, startingToken: first.nextToken! });
+    expect([second.keys.map((k) => k.handle), second.nextToken]).to.deep.equal([made.slice(2), null]);
+    expect((await g.ok({ op: 'findKeys', session: gAlice, filter, maxItems: 4 })).nextToken).to.equal(null);
+    for (const token of ['abc', '-1', '12345678901234567', '1.5']) {
+      expect((await g.fail({ op: 'findKeys', session: gAlice, startingToken: token }, 'BAD_REQUEST')).message, token).to.equal('startingToken: pass the nextToken of the previous page unchanged');
+    }
+  });
+
+  it('changing a session key\'s label keeps it a session key; deleting it leaves no tombstone', async () => {
+    const f = await activatedMember();
+    const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16 })).handle;
+    await f.m.ok({ op: 'setAttributes', session: f.alice, handle, attributes: { label: 'still a session key' } });
+    expect(await f.m.ok({ op: 'deleteKey', session: f.alice, handle })).to.deep.equal({ handle });
+    expect((await f.m.ok({ op: 'getSyncStatus', session: f.appliance })).deletedKeys).to.deep.equal([]);
+    const other = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16 })).handle;
+    await f.m.ok({ op: 'setAttributes', session: f.alice, handle: other, attributes: { label: 'x' } });
+    await f.m.ok({ op: 'logout', session: f.alice });
+    await f.m.fail({ op: 'getAttributes', session: await f.m.login('alice', PASSWORDS.alice), handle: other }, 'KEY_NOT_FOUND');
+  });
+
+  it('export: only private keys as encrypted PKCS #8; a public key needs no approvals to leave', async () => {
+    const f = await activatedMember();
+    const aes = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16 })).handle;
+    const pair = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1', publicAttributes: { token: true, 'manage-key-quorum-value': 2 } });
+    await refusals(f, [
+      [{ op: 'exportEncryptedKey', handle: aes, password: 'a-long-password' }, 'KEY_TYPE_INCONSISTENT', `key ${ref(aes)} is a secret-key; only private keys are exported as encrypted PKCS #8`],
+      [{ op: 'exportEncryptedKey', handle: pair.publicHandle, password: 'a-long-password' }, 'KEY_TYPE_INCONSISTENT', `key ${ref(pair.publicHandle)} is a public-key; only private keys are exported as encrypted PKCS #8`],
+    ]);
+    expect((await f.m.ok({ op: 'exportKey', session: f.bob, handle: pair.publicHandle, format: 'spki' })).keyData).to.have.length(91);
+  });
+
+  it('an encrypted PKCS #8 key of a kind the HSM does not hold is refused by name', async () => {
+    const f = await activatedMember();
+    const dsa = generateKeyPairSync('dsa', { modulusLength: 1024, divisorLength: 160 }).privateKey;
+    const der = dsa.export({ format: 'der', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase: 'a-long-password' });
+    await refusals(f, [[{ op: 'importEncryptedKey', encryptedPrivateKeyInfo: new Uint8Array(der), password: 'a-long-password' }, 'KEY_TYPE_INCONSISTENT', 'encryptedPrivateKeyInfo: a dsa key, which the HSM does not hold']]);
+  });
+
+  it('wrap and unwrap name the mechanism, key and format they refuse', async () => {
+    const f = await activatedMember();
+    const kek = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { wrap: true, unwrap: true, encrypt: true, decrypt: true } })).handle;
+    const payload = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16 })).handle;
+    const notJson = (await f.m.ok({ op: 'wrapKey', session: f.alice, mechanism: { name: 'aes-gcm' }, wrappingHandle: kek, payloadHandle: payload })).wrapped;
+    const encryptJson = async (text: string) => {
+      const out = await f.m.ok({ op: 'encrypt', session: f.alice, handle: kek, mechanism: { name: 'aes-gcm', iv: new Uint8Array(12).fill(1) }, data: new TextEncoder().encode(text) });
+      return { wrapped: out.data, mechanism: { name: 'aes-gcm', iv: new Uint8Array(12).fill(1) } };
+    };
+    const unwrapJwk = async (text: string, attributes: Record<string, unknown> = {}) => {
+      const { wrapped, mechanism } = await encryptJson(text);
+      return { op: 'unwrapKey', mechanism, unwrappingHandle: kek, wrapped, keyClass: 'secret-key', keyType: 'aes', format: 'jwk', attributes };
+    };
+    const jwk = '{"kty":"oct","k":"AAAAAAAAAAAAAAAAAAAAAA"';
+    await refusals(f, [
+      [{ op: 'wrapKey', mechanism: { name: 'aes-ctr', counter: new Uint8Array(16) }, wrappingHandle: kek, payloadHandle: payload }, 'MECHANISM_PARAM_INVALID', 'mechanism: aes-ctr does not wrap keys (it encrypts data only); wrap with aes-gcm, cloudhsm-aes-gcm, aes-cbc-pad, aes-no-pad, aes-pkcs5-pad, aes-zero-pad, rsa-oaep, rsa-pkcs, rsa-aes'],
+      [{ op: 'wrapKey', mechanism: { name: 'rsa-oaep', hash: 'sha256' }, wrappingHandle: kek, payloadHandle: payload }, 'KEY_TYPE_INCONSISTENT', `mechanism rsa-oaep takes rsa keys, but key ${ref(kek)} is aes`],
+      [{ op: 'wrapKey', mechanism: { name: 'aes-gcm' }, wrappingHandle: kek, payloadHandle: payload, format: 'raw', jwkExtras: { ext: true } }, 'BAD_REQUEST', 'jwkExtras: only with format jwk, not raw'],
+      [{ op: 'unwrapKey', mechanism: { name: 'rsa-oaep', hash: 'sha256' }, unwrappingHandle: kek, wrapped: notJson, keyClass: 'secret-key', keyType: 'aes' }, 'KEY_TYPE_INCONSISTENT', `mechanism rsa-oaep takes rsa keys, but key ${ref(kek)} is aes`],
+      [await unwrapJwk('not json'), 'KEY_DATA_INVALID', 'wrapped: the unwrapped bytes are not a JSON Web Key'],
+      [await unwrapJwk('[1,2]'), 'KEY_DATA_INVALID', 'wrapped: the unwrapped bytes are not a JSON Web Key'],
+      [await unwrapJwk('null'), 'KEY_DATA_INVALID', 'wrapped: the unwrapped bytes are not a JSON Web Key'],
+      [await unwrapJwk('{"k":"AAAAAAAAAAAAAAAAAAAAAA"}'), 'KEY_DATA_INVALID', 'wrapped: the unwrapped bytes are not a JSON Web Key'],
+      [await unwrapJwk(`${jwk},"ext":false}`, { extractable: true }), 'KEY_DATA_INVALID', 'wrapped: the JWK says ext=false, so the unwrapped key cannot have extractable=true'],
+      [await unwrapJwk(`${jwk},"key_ops":"encrypt"}`), 'KEY_DATA_INVALID', 'wrapped: the JWK key_ops is not a list'],
+      [await unwrapJwk(`${jwk},"key_ops":["encrypt","sign"]}`, { encrypt: true, decrypt: true }), 'KEY_DATA_INVALID', 'wrapped: the JWK key_ops ["encrypt","sign"] do not allow decrypt=true'],
+      [await unwrapJwk(`${jwk},"key_ops":["wrapKey"]}`, { unwrap: true }), 'KEY_DATA_INVALID', 'wrapped: the JWK key_ops ["wrapKey"] do not allow unwrap=true'],
+    ]);
+    // What the JWK allows goes through: ext=false with extractable=false, key_ops naming each usage asked for.
+    const ok = await f.m.ok({ session: f.alice, ...(await unwrapJwk(`${jwk},"ext":false,"key_ops":["encrypt","decrypt","unwrapKey"]}`, { extractable: false, encrypt: true, decrypt: true, unwrap: true })) } as never);
+    expect((ok as { key: { attributes: Record<string, unknown> } }).key.attributes).to.include({ extractable: false, encrypt: true, decrypt: true, unwrap: true });
+    await f.m.ok({ session: f.alice, ...(await unwrapJwk(`${jwk},"ext":true}`, { extractable: true })) } as never);
+  });
+
+  it('a wrapped JWK carries only the extras given, in WebCrypto\'s order', async () => {
+    const f = await activatedMember();
+    const kek = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { wrap: true, decrypt: true } })).handle;
+    const payload = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16 })).handle;
+    const open = async (jwkExtras?: Record<string, unknown>) => {
+      const out = await f.m.ok({ op: 'wrapKey', session: f.alice, mechanism: { name: 'aes-gcm' }, wrappingHandle: kek, payloadHandle: payload, format: 'jwk', ...(jwkExtras ? { jwkExtras } : {}) });
+      const plain = await f.m.ok({ op: 'decrypt', session: f.alice, handle: kek, mechanism: { name: 'aes-gcm', iv: out.iv! }, data: out.wrapped });
+      return Object.keys(JSON.parse(new TextDecoder().decode(plain.data)) as object);
+    };
+    expect(await open()).to.deep.equal(['kty', 'k']);
+    expect(await open({ alg: 'A128GCM', ext: true, key_ops: ['encrypt'] })).to.deep.equal(['key_ops', 'ext', 'kty', 'k', 'alg']);
+  });
+
+  it('ECDH names a peer given twice, not at all, or as a private key; a derived key is no longer than the shared secret', async () => {
+    const f = await activatedMember();
+    const ours = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1', privateAttributes: { derive: true } });
+    const theirs = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1' });
+    const spki = (await f.m.ok({ op: 'exportKey', session: f.alice, handle: theirs.publicHandle, format: 'spki' })).keyData as Uint8Array;
+    const base = { op: 'deriveBits', baseHandle: ours.privateHandle };
+    await refusals(f, [
+      [{ ...base, mechanism: { name: 'ecdh' } }, 'MECHANISM_PARAM_INVALID', 'mechanism: give the peer as exactly one of publicHandle and publicKey'],
+      [{ ...base, mechanism: { name: 'ecdh', publicHandle: theirs.publicHandle, publicKey: spki } }, 'MECHANISM_PARAM_INVALID', 'mechanism: give the peer as exactly one of publicHandle and publicKey'],
+      [{ ...base, mechanism: { name: 'ecdh', publicHandle: theirs.privateHandle } }, 'KEY_TYPE_INCONSISTENT', `mechanism.publicHandle: key ${ref(theirs.privateHandle)} is not a public key`],
+      [{ op: 'deriveKey', baseHandle: ours.privateHandle, mechanism: { name: 'ecdh', publicHandle: theirs.publicHandle }, keyType: 'generic-secret', lengthBytes: 48 }, 'DATA_INVALID', 'length: the shared secret has 256 bits, fewer than the 384 asked for'],
+    ]);
+    expect((await f.m.ok({ ...base, session: f.alice, mechanism: { name: 'ecdh', publicKey: spki } } as never) as { bits: Uint8Array }).bits).to.have.length(32);
+    const derived = (await f.m.ok({ op: 'deriveKey', session: f.alice, baseHandle: ours.privateHandle, mechanism: { name: 'ecdh', publicHandle: theirs.publicHandle }, keyType: 'aes', lengthBytes: 32 })).handle;
+    expect((await f.m.ok({ op: 'getAttributes', session: f.alice, handle: derived })).attributes['key-length-bytes']).to.equal(32);
+  });
+
+  it('only RSA PKCS #1 v1.5 unwraps hide why they failed; the others say it', async () => {
+    const f = await activatedMember();
+    const kek = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { wrap: true, unwrap: true, encrypt: true } })).handle;
+    const other = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { unwrap: true } })).handle;
+    const payload = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16 })).handle;
+    const { wrapped } = await f.m.ok({ op: 'wrapKey', session: f.alice, mechanism: { name: 'aes-no-pad' }, wrappingHandle: kek, payloadHandle: payload });
+    const wrongKey = await f.m.fail({ op: 'unwrapKey', session: f.alice, mechanism: { name: 'aes-no-pad' }, unwrappingHandle: other, wrapped, keyClass: 'secret-key', keyType: 'aes' }, 'DECRYPTION_FAILED');
+    expect(wrongKey.message).to.not.contain('rsa-pkcs');
+    const five = await f.m.ok({ op: 'encrypt', session: f.alice, handle: kek, mechanism: { name: 'aes-gcm', iv: new Uint8Array(12) }, data: new Uint8Array(5) });
+    const wrongLength = await f.m.fail({ op: 'unwrapKey', session: f.alice, mechanism: { name: 'aes-gcm', iv: new Uint8Array(12) }, unwrappingHandle: kek, wrapped: five.data, keyClass: 'secret-key', keyType: 'aes' }, 'KEY_SIZE_INVALID');
+    expect(wrongLength.message).to.match(/\b5\b/);
+  });
+});
