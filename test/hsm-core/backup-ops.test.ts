@@ -49,7 +49,7 @@ describe('hsm-core: backups', () => {
     const installation = await freshMember({ serviceKey: OTHER_SERVICE });
     expect((await installation.fail({ op: 'restoreBackup', backup }, 'BACKUP_INVALID')).message).to.match(/another installation's service key/);
     const none = await freshMember();
-    expect((await none.fail({ op: 'restoreBackup', backup }, 'BAD_REQUEST')).message).to.match(/no service key/);
+    expect((await none.fail({ op: 'restoreBackup', backup }, 'BAD_REQUEST')).message).to.equal('restoreBackup: this member has no service key (AKBK) configured, so it cannot make or open backups');
     // None of them changed.
     for (const m of [manufacturer, mode, installation, none]) expect((await m.ok({ op: 'getHsmInfo' })).clusterId).to.equal(null);
   });
@@ -58,11 +58,16 @@ describe('hsm-core: backups', () => {
     const { backup } = await backedUp();
     const target = await freshMember({ serviceKey: SERVICE });
     const headerLength = Buffer.from(backup).readUInt32BE(5);
-    const positions = [9 + 12, 9 + headerLength + 3, 9 + headerLength + 40 + 5, backup.length - 1];
-    for (const at of positions) {
+    const positions: [number, string][] = [
+      [9 + 12, 'backup: its header was altered'],
+      [9 + headerLength + 3, "backup: its backup key does not unwrap (another installation's service key, or it was altered)"],
+      [9 + headerLength + 40 + 5, 'backup: its content fails the key-wrap integrity check (it was altered)'],
+      [backup.length - 1, 'backup: its content fails the key-wrap integrity check (it was altered)'],
+    ];
+    for (const [at, message] of positions) {
       const altered = new Uint8Array(backup);
       altered[at]! ^= 0x04;
-      await target.fail({ op: 'restoreBackup', backup: altered }, 'BACKUP_INVALID');
+      expect((await target.fail({ op: 'restoreBackup', backup: altered }, 'BACKUP_INVALID')).message, `byte ${at}`).to.equal(message);
     }
     expect((await target.ok({ op: 'getHsmInfo' })).clusterId).to.equal(null);
     expect(readBackupHeader(backup).header.v).to.equal(1);
@@ -72,8 +77,10 @@ describe('hsm-core: backups', () => {
   it('a member in a cluster takes only its own cluster\'s backups, from its managers, and only what is newer', async () => {
     const { f, backup, token } = await backedUp();
     const other = await activatedMember({ serviceKey: SERVICE });
-    await other.m.fail({ op: 'restoreBackup', session: other.alice, backup }, 'PERMISSION_DENIED');
-    await other.m.fail({ op: 'restoreBackup', backup }, 'NOT_LOGGED_IN');
+    expect((await other.m.fail({ op: 'restoreBackup', session: other.alice, backup }, 'PERMISSION_DENIED')).message).to.equal(
+      'restoreBackup is not allowed for a crypto-user on a member that is in a cluster; it needs an admin or the appliance user',
+    );
+    expect((await other.m.fail({ op: 'restoreBackup', backup }, 'NOT_LOGGED_IN')).message).to.equal('restoreBackup: this member is in a cluster; log in first as an admin or the appliance user');
     expect((await other.m.fail({ op: 'restoreBackup', session: other.appliance, backup }, 'BACKUP_INVALID')).message).to.match(/an active member takes only its own cluster's backups/);
     // Its own cluster's backup is merged in: the key deleted since stays deleted, sessions stay.
     await f.m.ok({ op: 'deleteKey', session: f.alice, handle: token });
@@ -85,7 +92,7 @@ describe('hsm-core: backups', () => {
 
   it('a member without a service key makes no backups', async () => {
     const f = await activatedMember();
-    expect((await f.m.fail({ op: 'createBackup', session: f.admin }, 'BAD_REQUEST')).message).to.match(/no service key \(AKBK\)/);
+    expect((await f.m.fail({ op: 'createBackup', session: f.admin }, 'BAD_REQUEST')).message).to.equal('createBackup: this member has no service key (AKBK) configured, so it cannot make or open backups');
   });
 
   it('names what is wrong with a backup that is not one, is cut short, has a damaged or newer header, and changes nothing', async () => {
@@ -167,5 +174,13 @@ describe('hsm-core: backups', () => {
     const info = await target.ok({ op: 'getHsmInfo' });
     expect([info.clusterId, info.clusterAddresses, info.state]).to.deep.equal([restored.clusterId, [], 'active']);
     await target.ok({ op: 'getAttributes', session: await target.login('alice', PASSWORDS.alice), handle: token });
+  });
+
+  it('with quorum on the user service, the appliance user still restores onto an active member without approvals (the cluster\'s own repair)', async () => {
+    const { f, backup } = await backedUp();
+    await f.m.ok({ op: 'createUser', session: f.admin, username: 'admin3', password: 'admin3-password', role: 'admin' });
+    await f.m.ok({ op: 'setQuorumValue', session: f.admin, service: 'user', value: 2 });
+    expect((await f.m.ok({ op: 'restoreBackup', session: f.appliance, backup })).merged).to.equal(true);
+    await f.m.fail({ op: 'restoreBackup', session: f.admin, backup }, 'QUORUM_APPROVAL_REQUIRED');
   });
 });
