@@ -197,4 +197,42 @@ describe('hsm-core: key management rules', () => {
     const wrongLength = await f.m.fail({ op: 'unwrapKey', session: f.alice, mechanism: { name: 'aes-gcm', iv: new Uint8Array(12) }, unwrappingHandle: kek, wrapped: five.data, keyClass: 'secret-key', keyType: 'aes' }, 'KEY_SIZE_INVALID');
     expect(wrongLength.message).to.match(/\b5\b/);
   });
+
+  it('a key with manage-key-quorum-value 2 needs approvals for each way it is managed (not for use); an admin sets trusted without them', async () => {
+    const f = await activatedMember();
+    const managed = { token: true, extractable: true, sensitive: false, wrap: true, unwrap: true, 'manage-key-quorum-value': 2 } as const;
+    const key = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { ...managed, encrypt: true } })).handle;
+    const plain = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { token: true, wrap: true, unwrap: true } })).handle;
+    const pair = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1', privateAttributes: { token: true, 'manage-key-quorum-value': 2 } });
+    const { wrapped } = await f.m.ok({ op: 'wrapKey', session: f.alice, mechanism: { name: 'aes-no-pad' }, wrappingHandle: plain, payloadHandle: plain });
+    const needed = 'Quorum approval is required for this operation (key-management service: 2 approvals; generate a token with quorum token-sign generate)';
+    const cases: Record<string, unknown>[] = [
+      { op: 'unshareKey', handle: key, username: 'bob' },
+      { op: 'setAttributes', handle: key, attributes: { label: 'x' } },
+      { op: 'exportKey', handle: key, format: 'raw' },
+      { op: 'exportEncryptedKey', handle: pair.privateHandle, password: 'a-long-password' },
+      { op: 'wrapKey', mechanism: { name: 'aes-no-pad' }, wrappingHandle: key, payloadHandle: plain },
+      { op: 'wrapKey', mechanism: { name: 'aes-no-pad' }, wrappingHandle: plain, payloadHandle: key },
+      { op: 'unwrapKey', mechanism: { name: 'aes-no-pad' }, unwrappingHandle: key, wrapped, keyClass: 'secret-key', keyType: 'aes' },
+    ];
+    for (const request of cases) {
+      expect((await f.m.fail({ session: f.alice, ...request }, 'QUORUM_APPROVAL_REQUIRED')).message, String(request.op)).to.equal(needed);
+    }
+    // Using it needs none, and an admin marks it trusted without approvals (admins give no key approvals).
+    await f.m.ok({ op: 'encrypt', session: f.alice, handle: key, mechanism: { name: 'aes-gcm' }, data: new Uint8Array(1) });
+    expect((await f.m.ok({ op: 'setAttributes', session: f.admin, handle: key, attributes: { trusted: true } })).attributes.trusted).to.equal(true);
+  });
+
+  it('only the owner exports, wraps or changes a key; a user it is shared with is told so', async () => {
+    const f = await activatedMember();
+    const key = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, sensitive: false } })).handle;
+    const kek = (await f.m.ok({ op: 'generateKey', session: f.bob, keyType: 'aes', lengthBytes: 16, attributes: { wrap: true } })).handle;
+    await f.m.ok({ op: 'shareKey', session: f.alice, handle: key, username: 'bob' });
+    await refusals(f, [
+      [{ session: f.bob, op: 'exportKey', handle: key, format: 'raw' }, 'NOT_KEY_OWNER', `only the owner of key ${ref(key)} (alice) can export it`],
+      [{ session: f.bob, op: 'wrapKey', mechanism: { name: 'aes-no-pad' }, wrappingHandle: kek, payloadHandle: key }, 'NOT_KEY_OWNER', `only the owner of key ${ref(key)} (alice) can wrap it`],
+      [{ session: f.bob, op: 'setAttributes', handle: key, attributes: { label: 'x' } }, 'NOT_KEY_OWNER', `only the owner of key ${ref(key)} (alice) can change the attributes of it`],
+      [{ session: f.bob, op: 'deleteKey', handle: key }, 'NOT_KEY_OWNER', `only the owner of key ${ref(key)} (alice) can delete it`],
+    ]);
+  });
 });
