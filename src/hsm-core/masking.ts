@@ -38,12 +38,14 @@ export interface MaskedContent {
   material: string;
 }
 
-/** JSON with object keys sorted, so equal content gives equal text. */
-function canonicalJson(value: unknown): string {
+/**
+ * JSON with object keys sorted, so equal content gives equal text whatever order its members were
+ * set in (members of different versions may build a key's attributes in different orders).
+ */
+export function canonicalJson(value: unknown): string {
+  // Member names within an object are unique, so two are never equal.
   return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : v,
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
   );
 }
 
