@@ -303,6 +303,14 @@ describe('hsm-core: users and sessions', () => {
       expect((await f.m.ok({ op: 'getHsmInfo' })).keys).to.equal(0);
     });
 
+    it('closeSession ends the session as logout does: its session keys go with it', async () => {
+      const f = await activatedMember();
+      const handle = (await f.m.ok({ op: 'generateKey', session: f.bob, keyType: 'aes', lengthBytes: 16 })).handle;
+      expect(await f.m.ok({ op: 'closeSession', session: f.bob })).to.deep.equal({ loggedOut: true });
+      await f.m.fail({ op: 'findKeys', session: f.bob }, 'NOT_LOGGED_IN');
+      await f.m.fail({ op: 'getAttributes', session: await f.m.login('bob', PASSWORDS.bob), handle }, 'KEY_NOT_FOUND');
+    });
+
     it('a made-up or ended session is not logged in', async () => {
       const f = await activatedMember();
       const e = await f.m.fail({ op: 'findKeys', session: 'not-a-session' }, 'NOT_LOGGED_IN');

@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { HsmError } from '../errors.js';
 import { liftHint } from '../profiles.js';
 import { signedIn, type Handler, type MemberState } from '../state.js';
+import type { Caller } from '../access.js';
 import {
   APPLIANCE_USERNAME,
   LOCKOUT_THRESHOLD,
@@ -128,16 +129,17 @@ export const login: Handler<'login'> = async (m, _caller, req) => {
 };
 
 /** Ends a session: its session keys, quorum tokens, waiting derivations and the session itself. */
-export const logout: Handler<'logout'> = (m, caller) => {
+function endSession(m: MemberState, caller: Caller): { loggedOut: true } {
   const me = signedIn(caller);
   m.keys.dropSession(me.token);
   m.quorumTokens.dropSession(me.token);
   m.slowWork.cancel(me.token);
   m.sessions.close(me.token);
   return { loggedOut: true };
-};
+}
 
-export const closeSession: Handler<'closeSession'> = (m, caller, req) => logout(m, caller, { ...req, op: 'logout' });
+export const logout: Handler<'logout'> = (m, caller) => endSession(m, caller);
+export const closeSession: Handler<'closeSession'> = (m, caller) => endSession(m, caller);
 
 export const listUsers: Handler<'listUsers'> = (m) => ({
   users: [...m.users.values()]
@@ -208,11 +210,9 @@ export const changePassword: Handler<'changePassword'> = async (m, caller, req) 
   user.failedLogins = 0;
   user.gen = m.stamp();
   if (user.tokenSign && (req.deregisterMfa || req.deregisterQuorum)) {
-    // One key serves both: deregistering MFA takes the quorum registration too (CLOUDHSM.md §1.5);
-    // deregistering quorum leaves MFA.
-    const mfa = user.tokenSign.mfa && !req.deregisterMfa;
-    const quorum = user.tokenSign.quorum && !req.deregisterQuorum && !req.deregisterMfa;
-    user.tokenSign = mfa || quorum ? { ...user.tokenSign, mfa, quorum } : null;
+    // One key serves both, so either deregistration ends the quorum registration (deregistering
+    // MFA removes the key itself, CLOUDHSM.md §1.5); MFA stays unless it is deregistered.
+    user.tokenSign = user.tokenSign.mfa && !req.deregisterMfa ? { ...user.tokenSign, quorum: false } : null;
   }
   if (user.role === 'unactivated-admin') activate(m, user);
   return { username: user.username, role: user.role };
