@@ -649,10 +649,10 @@ export class Cluster {
    * @internal Brings a member that is up but not (or no longer) in line with the others into the
    * cluster: restore a backup and compare, as after a failure. Used by the local supervisor to join members.
    */
-  async resync(index: number, from?: number): Promise<void> {
+  async resync(index: number, from: number): Promise<void> {
     const link = this.#links[index]!;
-    const healthy = from !== undefined ? this.#links[from] : this.upMembers().find((l) => l !== link && l.state === 'up');
-    if (!healthy) throw new HsmError('MEMBER_UNAVAILABLE', 'no healthy member to copy from');
+    const healthy = this.#links[from];
+    if (!healthy) throw new HsmError('MEMBER_UNAVAILABLE', `member ${from}: no such member to copy from`);
     link.state = 'repairing';
     try {
       await this.#repair(link, healthy);

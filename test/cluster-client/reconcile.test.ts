@@ -7,6 +7,8 @@
  */
 import { expect } from 'chai';
 import { startLocalCluster, type HsmSession, type LocalCluster } from '../../src/index.js';
+import { Cluster, InProcessTransport } from '../../src/cluster-client/index.js';
+import { createMember } from '../../src/hsm-core/index.js';
 import { refusal } from '../helpers/refusal.js';
 
 const MEMBERS = 3;
@@ -113,5 +115,39 @@ describe('cluster-client: reconciling members that differ', function () {
     const summaries = await onEvery(async (i) => (await admin.sendToMember(i, { op: 'getSyncStatus', summaryOnly: true })).summary);
     expect(new Set(summaries).size).to.equal(1);
     expect(await cluster.sync()).to.deep.equal({ inSync: true, keys: [], users: [], settings: false });
+  });
+});
+
+describe('cluster-client: when there is nothing to reconcile with', function () {
+  this.timeout(60_000);
+
+  it('fewer than two members up: nothing to compare, so in sync', async () => {
+    const cluster = await startLocalCluster({ members: 3, adminPassword: 'admin-password', passwordCost: 10, syncIntervalMs: 0 });
+    try {
+      cluster.killMember(1, { restart: false });
+      cluster.killMember(2, { restart: false });
+      expect(await cluster.sync()).to.deep.equal({ inSync: true, keys: [], users: [], settings: false });
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it('a client without the appliance password cannot compare members, and says who can', async () => {
+    const serviceKey = new Uint8Array(32).fill(3);
+    const first = await createMember({ passwordCost: 10, serviceKey });
+    await first.handle({ op: 'activateCluster', password: 'admin-password' });
+    const admin = ((await first.handle({ op: 'login', username: 'admin', password: 'admin-password' })) as { result: { session: string } }).result.session;
+    const second = await createMember({ passwordCost: 10, serviceKey, memberIndex: 1 });
+    await second.handle({ op: 'restoreBackup', backup: ((await first.handle({ op: 'createBackup', session: admin })) as { result: { backup: Uint8Array } }).result.backup });
+    const raw = await Cluster.open([
+      { description: 'member 0', start: async () => new InProcessTransport(first, 0) },
+      { description: 'member 1', start: async () => new InProcessTransport(second, 1) },
+    ]);
+    try {
+      const e = await refusal(raw.reconcile());
+      expect([e.code, e.message]).to.deep.equal(['PERMISSION_DENIED', 'reconciling members needs the appliance password (the supervisor has it)']);
+    } finally {
+      await raw.close();
+    }
   });
 });
