@@ -108,6 +108,21 @@ describe('cluster-client: reconciling members that differ', function () {
     expect(timeouts).to.deep.equal([300, 300, 300]);
   });
 
+  it('comparisons reuse their appliance sessions: members do not collect one per run', async () => {
+    const sessions = async () => onEvery(async (i) => {
+      const answer = await cluster.cluster.links[i]!.transport!.send({ op: 'getHsmInfo' });
+      return answer.ok ? (answer.result as { sessions: number }).sessions : -1;
+    });
+    await app.sendToMember(0, { op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: { token: true } });
+    await cluster.sync();
+    const first = await sessions();
+    for (let i = 0; i < 3; i++) {
+      await app.sendToMember(i, { op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: { token: true } });
+      expect((await cluster.sync()).inSync).to.equal(true);
+    }
+    expect(await sessions()).to.deep.equal(first);
+  });
+
   it('after a comparison every member gives the same sync summary, and the next comparison finds nothing', async () => {
     await app.sendToMember(1, { op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: { token: true } });
     await admin.sendToMember(0, { op: 'setQuorumTimeouts', approved: 900 });
