@@ -6,7 +6,8 @@
  * alone holds reaches the others.
  */
 import { expect } from 'chai';
-import { startLocalCluster, type HsmSession, type LocalCluster } from '../../src/index.js';
+import { type HsmSession, type LocalCluster } from '../../src/index.js';
+import { startTestCluster } from '../helpers/cluster.js';
 import { Cluster, InProcessTransport } from '../../src/cluster-client/index.js';
 import { createMember } from '../../src/hsm-core/index.js';
 import { refusal } from '../helpers/refusal.js';
@@ -19,13 +20,8 @@ describe('cluster-client: reconciling members that differ', function () {
   let app: HsmSession;
   let admin: HsmSession;
   beforeEach(async () => {
-    cluster = await startLocalCluster({
-      members: MEMBERS,
-      adminPassword: 'admin-password',
-      passwordCost: 10,
+    cluster = await startTestCluster({
       profile: 'unlimited',
-      // No supervisor runs: each test decides when the members are compared.
-      syncIntervalMs: 0,
       users: ['app', 'dave', 'erin'].map((username) => ({ username, password: `${username}-password`, role: 'crypto-user' as const })),
     });
     app = await cluster.login('app', 'app-password');
@@ -137,7 +133,7 @@ describe('cluster-client: when there is nothing to reconcile with', function () 
   this.timeout(60_000);
 
   it('fewer than two members up: nothing to compare, so in sync', async () => {
-    const cluster = await startLocalCluster({ members: 3, adminPassword: 'admin-password', passwordCost: 10, syncIntervalMs: 0 });
+    const cluster = await startTestCluster({ users: [] });
     try {
       cluster.killMember(1, { restart: false });
       cluster.killMember(2, { restart: false });

@@ -7,7 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { startLocalCluster, type HsmSession, type LocalCluster } from '../../src/index.js';
+import { type HsmSession, type LocalCluster } from '../../src/index.js';
+import { startTestCluster } from '../helpers/cluster.js';
 import { Cluster, InProcessTransport, type Transport } from '../../src/cluster-client/index.js';
 import { createMember, type Member, type Response } from '../../src/hsm-core/index.js';
 import { waitUntil } from '../helpers/wait.js';
@@ -17,13 +18,7 @@ describe('cluster-client: failing, returning and leaving members', function () {
   let cluster: LocalCluster | undefined;
   let app: HsmSession;
   beforeEach(async () => {
-    cluster = await startLocalCluster({
-      members: 3,
-      adminPassword: 'admin-password',
-      passwordCost: 10,
-      syncIntervalMs: 0,
-      users: [{ username: 'app', password: 'app-password', role: 'crypto-user' }],
-    });
+    cluster = await startTestCluster();
     app = await cluster.login('app', 'app-password');
   });
   afterEach(async () => {
@@ -61,7 +56,7 @@ describe('cluster-client: failing, returning and leaving members', function () {
     await cluster!.close();
     const dir = mkdtempSync(join(tmpdir(), 'strongroom-repair-'));
     try {
-      const c = (cluster = await startLocalCluster({ members: 3, dataDir: dir, adminPassword: 'admin-password', passwordCost: 10, syncIntervalMs: 0, users: [{ username: 'app', password: 'app-password', role: 'crypto-user' }] }));
+      const c = (cluster = await startTestCluster({ dataDir: dir }));
       app = await c.login('app', 'app-password');
       // Made on member 1 alone, which then fails before any copy went out; it returns from its data folder.
       const only = (await app.sendToMember(1, { op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: 'only on 1' } })).handle;

@@ -4,20 +4,15 @@
  * that holds it, whatever member the balancing would have picked.
  */
 import { expect } from 'chai';
-import { startLocalCluster, type HsmSession, type LocalCluster } from '../../src/index.js';
+import { type HsmSession, type LocalCluster } from '../../src/index.js';
+import { startTestCluster } from '../helpers/cluster.js';
 
 describe('cluster-client: requests that name session keys go to their member', function () {
   this.timeout(60_000);
   let cluster: LocalCluster;
   let app: HsmSession;
   before(async () => {
-    cluster = await startLocalCluster({
-      members: 3,
-      adminPassword: 'admin-password',
-      passwordCost: 10,
-      syncIntervalMs: 0,
-      users: [{ username: 'app', password: 'app-password', role: 'crypto-user' }],
-    });
+    cluster = await startTestCluster();
     app = await cluster.login('app', 'app-password');
   });
   after(async () => cluster?.close());

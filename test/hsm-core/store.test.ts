@@ -28,6 +28,16 @@ async function refusedStart(dataDir: string, extra: MemberOptions = {}): Promise
   return expect.fail('the member should have refused to start');
 }
 
+/** Opens a stopped member's store directly, as someone with the folder could, and changes it. */
+async function editStore(dir: string, edit: (db: ReturnType<typeof open>) => Promise<unknown>): Promise<void> {
+  const db = open({ path: join(dir, 'store'), compression: false });
+  try {
+    await edit(db);
+  } finally {
+    await db.close();
+  }
+}
+
 /** An activated durable member with alice and bob, and alice's token key shared with bob. */
 async function populated(dir: string, extra: MemberOptions = {}) {
   const m = await durable(dir, extra);
@@ -145,9 +155,7 @@ describe('hsm-core: durable members', function () {
     const d = dir();
     const { m } = await populated(d);
     await m.member.close();
-    const db = open({ path: join(d, 'store'), compression: false });
-    await db.remove(`audit/${String(3).padStart(12, '0')}`);
-    await db.close();
+    await editStore(d, (db) => db.remove(`audit/${String(3).padStart(12, '0')}`));
     expect(await refusedStart(d)).to.equal(`data folder ${d}: the audit log has a gap; nothing was changed`);
   });
 
@@ -180,11 +188,11 @@ describe('hsm-core: durable members', function () {
     const d = dir();
     const { m } = await populated(d);
     await m.member.close();
-    const db = open({ path: join(d, 'store'), compression: false });
-    const sealed = Buffer.from(db.get('masking') as Uint8Array);
-    sealed[sealed.length - 1]! ^= 1;
-    await db.put('masking', sealed);
-    await db.close();
+    await editStore(d, (db) => {
+      const sealed = Buffer.from(db.get('masking') as Uint8Array);
+      sealed[sealed.length - 1]! ^= 1;
+      return db.put('masking', sealed);
+    });
     expect(await refusedStart(d)).to.equal(`data folder ${d}: record masking is corrupted (it does not authenticate under the storage key); nothing was changed`);
   });
 
