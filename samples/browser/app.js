@@ -11,11 +11,11 @@ const unb64 = (text) => Uint8Array.from(atob(text.trim()), (c) => c.charCodeAt(0
 let hsm = null;
 const state = { signKey: null, fileKey: null, ciphertext: null, iv: null, plain: null, csr: null, certKeys: null, auditTimer: null, auditNext: 0 };
 
-/** Shows an error to the person (and keeps it in the console too). */
+/** Shows an error to the person (and keeps it in the console too): the message, which says what was wrong; WebCrypto's error names (OperationError…) stay in front, a class name such as HsmError does not. */
 function showError(e) {
   console.error(e);
   const box = $('error');
-  box.textContent = `${e?.name && e.name !== 'Error' ? `${e.name}: ` : ''}${e?.message ?? String(e)}`;
+  box.textContent = `${e instanceof DOMException ? `${e.name}: ` : ''}${e?.message ?? String(e)}`;
   box.hidden = false;
 }
 
@@ -59,9 +59,12 @@ function facts(dl, entries) {
 // ---- navigation ---------------------------------------------------------------------------------
 
 const VIEWS = ['login', 'sign', 'files', 'certificate', 'keys', 'audit'];
+/** The views a user has: none before login; an admin reads the audit log and never uses keys (CloudHSM's rule); a crypto user uses keys and has no audit log. */
+const viewsOf = (role) => (role === 'admin' ? ['audit'] : ['sign', 'files', 'certificate', 'keys']);
 function show() {
-  const wanted = location.hash.replace('#/', '') || 'sign';
-  const view = !hsm ? 'login' : VIEWS.includes(wanted) ? wanted : 'sign';
+  const wanted = location.hash.replace('#/', '');
+  const mine = hsm ? viewsOf(hsm.role) : ['login'];
+  const view = mine.includes(wanted) ? wanted : mine[0];
   for (const v of VIEWS) $(`view-${v}`).hidden = v !== view;
   for (const a of document.querySelectorAll('nav a')) a.classList.toggle('active', a.dataset.view === view);
   if (view === 'keys') void listKeys().catch(showError);
@@ -84,9 +87,7 @@ $('login-form').addEventListener('submit', async (event) => {
     $('nav').hidden = false;
     $('protocol').textContent = `protocol ${hsm.protocolVersion} · ${hsm.capabilities.algorithms.length} algorithms`;
     x509.cryptoProvider.set(hsm.crypto);
-    // Admins manage users and read the audit log; they never create or use keys (CloudHSM's rule).
-    for (const a of document.querySelectorAll('nav a')) a.hidden = hsm.role === 'admin' && a.dataset.view !== 'audit';
-    if (hsm.role === 'admin') location.hash = '#/audit';
+    for (const a of document.querySelectorAll('nav a')) a.hidden = !viewsOf(hsm.role).includes(a.dataset.view);
     show();
   } catch (e) {
     showError(e);

@@ -69,7 +69,14 @@ describe('relay: the demo pages in Chromium', function () {
     await page.fill('#password', 'not-the-password');
     await page.click('#login');
     await page.waitForSelector('#error:not([hidden])');
-    expect(await page.textContent('#error')).to.contain('wrong password for app');
+    expect(await page.textContent('#error')).to.match(/^wrong password for app/);
+    // Nothing but the login form before login, whatever the address says.
+    await page.goto(`${relay.url}#/keys`);
+    expect(await page.isHidden('#view-keys')).to.equal(true);
+    expect(await page.isVisible('#view-login')).to.equal(true);
+    expect(await page.isHidden('#nav')).to.equal(true);
+    // The page names its icon (no request for a missing /favicon.ico).
+    expect(await page.getAttribute('link[rel=icon]', 'href')).to.match(/^data:image\/svg\+xml,/);
     await page.fill('#password', 'app-password');
     await page.click('#login');
     await page.waitForSelector('#nav:not([hidden])');
@@ -146,10 +153,11 @@ describe('relay: the demo pages in Chromium', function () {
     await readmePage.close();
   });
 
-  it('audit: an admin sees the audit log live; a crypto user is told it is for admins', async () => {
-    await page.click('a[data-view=audit]');
-    await page.waitForSelector('#error:not([hidden])');
-    expect(await page.textContent('#error')).to.contain('getAuditLog is not allowed for a crypto user');
+  it('audit: an admin sees the audit log live; a crypto user has no audit view', async () => {
+    expect(await page.isHidden('a[data-view=audit]')).to.equal(true);
+    await page.goto(`${relay.url}#/audit`);
+    await page.waitForSelector('#view-sign:not([hidden])');
+    expect(await page.isHidden('#view-audit')).to.equal(true);
     const admin = await browser.newPage({ viewport: { width: 1100, height: 900 } });
     await admin.goto(relay.url);
     await admin.fill('#username', 'admin');
