@@ -1,7 +1,7 @@
-// Builds strongroom/browser: one ES module for pages (dist/browser/strongroom-browser.js), with no
-// Node built-ins, and @peculiar/x509 for the demo pages (dist/browser/x509.js). The WebCrypto door is the same source as in Node; two imports are swapped for
-// the browser: the hsm-core index (which holds the member) for its error module alone, and
-// node:crypto for the page's CSPRNG (src/browser/node-crypto.ts).
+// Builds strongroom/browser: one ES module for pages (dist/browser/strongroom-browser.js), and
+// @peculiar/x509 for the demo pages (dist/browser/x509.js). The WebCrypto door is the same source
+// as in Node, bundled from the import graph as it is (it reaches hsm-core only through its
+// browser-safe face, hsm-core/face.ts); a Node built-in in that graph fails the build.
 import { build } from 'esbuild';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,8 +10,6 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const browserSafe = {
   name: 'browser-safe',
   setup(b) {
-    b.onResolve({ filter: /hsm-core\/index\.js$/ }, () => ({ path: join(root, 'src/hsm-core/errors.ts') }));
-    b.onResolve({ filter: /^node:crypto$/ }, () => ({ path: join(root, 'src/browser/node-crypto.ts') }));
     b.onResolve({ filter: /^node:/ }, (args) => ({ errors: [{ text: `${args.path} in the browser bundle (imported by ${args.importer})` }] }));
   },
 };

@@ -3,22 +3,14 @@
  *
  * @module
  */
+export { startLocalCluster, connect, LocalCluster, RemoteCluster, HsmSession, type ConnectOptions, type LocalClusterOptions, type LocalTransport, type LocalUser } from './app/index.js';
 export {
-  startLocalCluster,
-  connect,
-  LocalCluster,
-  RemoteCluster,
-  HsmSession,
   TrustAnchor,
   BackupStore,
   type BackupInfo,
   type BackupState,
   type BackupTrigger,
   type ClusterOptions,
-  type ConnectOptions,
-  type LocalClusterOptions,
-  type LocalTransport,
-  type LocalUser,
   type MemberStatus,
   type SessionRequest,
   type SyncState,

@@ -20,7 +20,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { connectFromEnvironment, startLocalCluster, type HsmSession, type LocalCluster, type RemoteCluster } from './cluster-client/index.js';
+import { connectFromEnvironment, startLocalCluster, type HsmSession, type LocalCluster, type RemoteCluster } from './app/index.js';
 import { HsmError, PROFILE_NAMES, type ProfileName } from './hsm-core/index.js';
 import { installGlobalCrypto } from './subtle/global.js';
 

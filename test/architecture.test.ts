@@ -1,56 +1,224 @@
 /**
- * Imports point one way (STYLE.md): hsm-core imports nothing of ours and only node built-ins and
- * its few libraries; everything else reaches hsm-core only through its index.
+ * The layers of src/ point one way: cli → (relay, keystore) → app → subtle → cluster-client →
+ * hsm-core. Every import between folders must be one of the edges listed here, and no file may
+ * reach itself through its imports (type imports count: they couple files as much as values do).
+ * What a page runs (src/browser/index.ts and what it imports at run time) holds no Node built-in
+ * and reaches hsm-core only through its browser-safe face.
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, normalize, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 
 const SRC = join(dirname(fileURLToPath(import.meta.url)), '..', 'src');
 
-function files(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    return statSync(path).isDirectory() ? files(path) : path.endsWith('.ts') ? [path] : [];
-  });
+/**
+ * Every allowed edge between folders ('.' is the package's entry points, src/*.ts). An entry
+ * `folder/file.ts` allows that one file only.
+ */
+const ALLOWED: Readonly<Record<string, readonly string[]>> = {
+  'hsm-core': [],
+  'cluster-client': ['hsm-core'],
+  subtle: ['cluster-client', 'hsm-core'],
+  app: ['subtle', 'cluster-client', 'hsm-core'],
+  keystore: ['app', 'hsm-core'],
+  relay: ['keystore', 'app', 'subtle', 'cluster-client', 'hsm-core'],
+  // The page's client speaks the relay's wire protocol (a module with no imports of its own).
+  browser: ['relay/protocol.ts', 'app', 'subtle', 'cluster-client', 'hsm-core'],
+  cli: ['relay', 'keystore', 'app', 'cluster-client', 'hsm-core'],
+  '.': ['app', 'subtle', 'cluster-client', 'hsm-core'],
+};
+
+/** A module's imports of this project's files: `[target, typeOnly]`, targets relative to src/. */
+export type Graph = Map<string, { target: string; typeOnly: boolean }[]>;
+
+const IMPORT = /(?:^|;|\n)\s*(import|export)\s+(type\s+)?(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? sourceFiles(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
 }
 
-function imports(file: string): string[] {
-  const text = readFileSync(file, 'utf8');
-  return [...text.matchAll(/(?:^|\n)\s*(?:import|export)[^'"`;]*?from\s+['"]([^'"]+)['"]/g), ...text.matchAll(/import\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1]!);
+/** src/'s import graph; bare and `node:` specifiers are listed separately per file. */
+export function readGraph(root = SRC): { graph: Graph; external: Map<string, { spec: string; typeOnly: boolean }[]> } {
+  const graph: Graph = new Map();
+  const external = new Map<string, { spec: string; typeOnly: boolean }[]>();
+  const files = sourceFiles(root).map((f) => relative(root, f));
+  const known = new Set(files);
+  for (const file of files) {
+    const text = readFileSync(join(root, file), 'utf8').replace(/\/\*[\s\S]*?\*\/|^\s*\/\/.*$/gm, '');
+    const edges: { target: string; typeOnly: boolean }[] = [];
+    const outside: { spec: string; typeOnly: boolean }[] = [];
+    for (const m of text.matchAll(IMPORT)) {
+      const spec = m[3] ?? m[4]!;
+      const typeOnly = m[2] !== undefined || /^\s*(?:import|export)\s+type\s*\{/.test(m[0].replace(/^[;\n]/, ''));
+      if (!spec.startsWith('.')) {
+        outside.push({ spec, typeOnly });
+        continue;
+      }
+      const target = normalize(join(dirname(file), spec)).replace(/\.js$/, '.ts');
+      if (!known.has(target)) continue; // outside src/ (samples), checked by the compiler
+      edges.push({ target, typeOnly });
+    }
+    graph.set(file, edges);
+    external.set(file, outside);
+  }
+  return { graph, external };
 }
 
-describe('architecture: import rules', () => {
-  it('hsm-core imports only node built-ins, its own files and zod, @msgpack/msgpack (frames), @peculiar/x509 (cluster CSRs), lmdb (durable members)', () => {
-    const offences: string[] = [];
-    for (const file of files(join(SRC, 'hsm-core'))) {
-      for (const spec of imports(file)) {
-        const ok = spec.startsWith('node:') || spec === 'zod' || ['@msgpack/msgpack', '@peculiar/x509', 'reflect-metadata', 'lmdb'].includes(spec) || (spec.startsWith('.') && resolve(dirname(file), spec).startsWith(join(SRC, 'hsm-core')));
-        if (!ok) offences.push(`${relative(SRC, file)} imports ${spec}`);
+const folderOf = (file: string) => (file.includes('/') ? file.slice(0, file.indexOf('/')) : '.');
+
+/** Imports between folders that ALLOWED does not list, as `from -> to`. */
+export function wrongEdges(graph: Graph, allowed: Readonly<Record<string, readonly string[]>> = ALLOWED): string[] {
+  const wrong: string[] = [];
+  for (const [file, edges] of graph) {
+    const from = folderOf(file);
+    for (const { target } of edges) {
+      const to = folderOf(target);
+      if (to === from) continue;
+      const ok = (allowed[from] ?? []).some((a) => a === to || a === target);
+      if (!ok) wrong.push(`${file} -> ${target}`);
+    }
+  }
+  return wrong;
+}
+
+/** Every set of files that import one another in a circle (strongly connected components of two or more, or a file importing itself). */
+export function cycles(graph: Graph): string[][] {
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const found: string[][] = [];
+  let next = 0;
+  const visit = (v: string) => {
+    index.set(v, next);
+    low.set(v, next);
+    next++;
+    stack.push(v);
+    onStack.add(v);
+    for (const { target: w } of graph.get(v) ?? []) {
+      if (!index.has(w)) {
+        visit(w);
+        low.set(v, Math.min(low.get(v)!, low.get(w)!));
+      } else if (onStack.has(w)) {
+        low.set(v, Math.min(low.get(v)!, index.get(w)!));
       }
     }
+    if (low.get(v) === index.get(v)) {
+      const component: string[] = [];
+      let w: string;
+      do {
+        w = stack.pop()!;
+        onStack.delete(w);
+        component.push(w);
+      } while (w !== v);
+      if (component.length > 1 || (graph.get(v) ?? []).some((e) => e.target === v)) found.push(component.sort());
+    }
+  };
+  for (const v of graph.keys()) if (!index.has(v)) visit(v);
+  return found;
+}
+
+/** The files `entry` loads at run time (type-only imports are erased), itself included. */
+export function runtimeClosure(graph: Graph, entry: string): Set<string> {
+  const seen = new Set<string>([entry]);
+  const todo = [entry];
+  while (todo.length) {
+    for (const { target, typeOnly } of graph.get(todo.pop()!) ?? []) {
+      if (typeOnly || seen.has(target)) continue;
+      seen.add(target);
+      todo.push(target);
+    }
+  }
+  return seen;
+}
+
+describe('architecture: layers that point one way', () => {
+  const { graph, external } = readGraph();
+
+  it('reads the whole of src/ (the check is not vacuous)', () => {
+    expect(graph.size).to.be.greaterThan(80);
+    expect(graph.get('app/session.ts')!.map((e) => e.target)).to.include.members(['cluster-client/session.ts', 'subtle/crypto.ts']);
+    expect(graph.get('subtle/crypto.ts')!.find((e) => e.target === 'cluster-client/session.ts')).to.deep.equal({ target: 'cluster-client/session.ts', typeOnly: true });
+  });
+
+  it('has no import between folders other than the listed ones', () => {
+    expect(wrongEdges(graph)).to.deep.equal([]);
+  });
+
+  it('has no import cycle, type imports included', () => {
+    expect(cycles(graph)).to.deep.equal([]);
+  });
+
+  it('keeps what a page runs free of Node built-ins, and out of hsm-core but for its face', () => {
+    const page = runtimeClosure(graph, 'browser/index.ts');
+    expect(page.has('subtle/subtle.ts'), 'the WebCrypto door is in the page bundle').to.equal(true);
+    const builtins = [...page].flatMap((f) => external.get(f)!.filter((x) => !x.typeOnly && x.spec.startsWith('node:')).map((x) => `${f}: ${x.spec}`));
+    expect(builtins).to.deep.equal([]);
+    expect([...page].filter((f) => f.startsWith('hsm-core/')).sort()).to.deep.equal(['hsm-core/errors.ts', 'hsm-core/face.ts', 'hsm-core/usages.ts']);
+  });
+
+  it('hsm-core imports only node built-ins, its own files and zod, @msgpack/msgpack (frames), @peculiar/x509 and reflect-metadata (cluster CSRs), lmdb (durable members)', () => {
+    const libraries = new Set(['zod', '@msgpack/msgpack', '@peculiar/x509', 'reflect-metadata', 'lmdb']);
+    const offences = [...external].filter(([f]) => f.startsWith('hsm-core/')).flatMap(([f, specs]) => specs.filter((x) => !x.spec.startsWith('node:') && !libraries.has(x.spec)).map((x) => `${f} imports ${x.spec}`));
     expect(offences).to.deep.equal([]);
   });
 
-  it('nothing outside hsm-core reaches past its index', () => {
-    const offences: string[] = [];
-    for (const file of files(SRC).filter((f) => !f.startsWith(join(SRC, 'hsm-core')))) {
-      for (const spec of imports(file)) {
-        if (!spec.startsWith('.')) continue;
-        const target = relative(SRC, resolve(dirname(file), spec));
-        if (target.startsWith('hsm-core') && target !== join('hsm-core', 'index.js')) offences.push(`${relative(SRC, file)} imports ${spec}`);
-      }
-    }
+  it('nothing outside hsm-core reaches past its index or its browser-safe face', () => {
+    const offences = [...graph].filter(([f]) => !f.startsWith('hsm-core/')).flatMap(([f, edges]) =>
+      edges.filter((e) => e.target.startsWith('hsm-core/') && e.target !== 'hsm-core/index.ts' && e.target !== 'hsm-core/face.ts').map((e) => `${f} imports ${e.target}`),
+    );
     expect(offences).to.deep.equal([]);
   });
 
   it('the package exports point at built files that exist after npm run build', () => {
-    const pkg = JSON.parse(readFileSync(join(SRC, '..', 'package.json'), 'utf8')) as { exports: Record<string, { default: string } | string>; bin: Record<string, string> };
+    const root = join(SRC, '..');
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { exports: Record<string, { default: string } | string>; bin: Record<string, string> };
     for (const [entry, target] of Object.entries(pkg.exports)) {
       const path = typeof target === 'string' ? target : target.default;
-      expect(() => statSync(join(SRC, '..', path)), `${entry} → ${path}`).to.not.throw();
+      expect(() => statSync(join(root, path)), `${entry} → ${path}`).to.not.throw();
     }
-    expect(() => statSync(join(SRC, '..', pkg.bin.strongroom!))).to.not.throw();
+    expect(() => statSync(join(root, pkg.bin.strongroom!))).to.not.throw();
+  });
+
+  it('imports tsyringe nowhere but the composition root', () => {
+    const users = [...external].filter(([, specs]) => specs.some((s) => s.spec === 'tsyringe')).map(([f]) => f);
+    expect(users.every((f) => f === 'app/container.ts')).to.equal(true, `tsyringe imported by ${users.join(', ')}`);
+  });
+
+  describe('the checks themselves', () => {
+    const edge = (target: string, typeOnly = false) => ({ target, typeOnly });
+    it('report an upward import, naming the file and its target', () => {
+      const g: Graph = new Map([
+        ['cluster-client/session.ts', [edge('subtle/crypto.ts')]],
+        ['subtle/crypto.ts', []],
+      ]);
+      expect(wrongEdges(g)).to.deep.equal(['cluster-client/session.ts -> subtle/crypto.ts']);
+    });
+    it('allow a file-level edge for that file only', () => {
+      const g: Graph = new Map([
+        ['browser/index.ts', [edge('relay/protocol.ts'), edge('relay/server.ts')]],
+        ['relay/protocol.ts', []],
+        ['relay/server.ts', []],
+      ]);
+      expect(wrongEdges(g)).to.deep.equal(['browser/index.ts -> relay/server.ts']);
+    });
+    it('report a cycle made of type imports', () => {
+      const g: Graph = new Map([
+        ['hsm-core/a.ts', [edge('hsm-core/b.ts', true)]],
+        ['hsm-core/b.ts', [edge('hsm-core/c.ts')]],
+        ['hsm-core/c.ts', [edge('hsm-core/a.ts', true)]],
+        ['hsm-core/d.ts', [edge('hsm-core/a.ts')]],
+      ]);
+      expect(cycles(g)).to.deep.equal([['hsm-core/a.ts', 'hsm-core/b.ts', 'hsm-core/c.ts']]);
+    });
+    it('leave type-only imports out of what a page runs', () => {
+      const g: Graph = new Map([
+        ['browser/index.ts', [edge('subtle/x.ts'), edge('hsm-core/index.ts', true)]],
+        ['subtle/x.ts', []],
+        ['hsm-core/index.ts', []],
+      ]);
+      expect([...runtimeClosure(g, 'browser/index.ts')].sort()).to.deep.equal(['browser/index.ts', 'subtle/x.ts']);
+    });
   });
 });

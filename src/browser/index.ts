@@ -17,9 +17,9 @@
  * @module
  */
 import { decode, encode } from '@msgpack/msgpack';
-import { HsmError, type KeyInfo, type Results, type UserRole } from '../hsm-core/index.js';
-import { HsmSession } from '../cluster-client/session.js';
-import type { SessionChannel } from '../cluster-client/cluster.js';
+import { HsmError, type KeyInfo, type Results, type UserRole } from '../hsm-core/face.js';
+import { HsmSession } from '../app/session.js';
+import type { SessionChannel } from '../cluster-client/channel.js';
 import type { HsmCrypto } from '../subtle/crypto.js';
 import { RELAY_PROTOCOL_VERSIONS, type RelayAnswer, type RelayCapabilities } from '../relay/protocol.js';
 

@@ -5,8 +5,10 @@
  *
  * @module
  */
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { BackupStore, HsmError, keyRef, type BackupInfo, type BackupState, type MemberStatus, type SyncState } from '../index.js';
+import { HsmError, keyRef } from '../hsm-core/index.js';
+import { BackupStore, type BackupInfo, type BackupState, type MemberStatus, type SyncState } from '../cluster-client/index.js';
 import { callControl } from './control.js';
 
 export type Output = 'text' | 'json';
@@ -16,8 +18,17 @@ export interface Io {
   err: (line: string) => void;
 }
 
-export function storeAt(options: { dataDir: string; backupDir?: string; region?: string }): BackupStore {
-  return new BackupStore(options.backupDir ?? join(options.dataDir, 'backups'), options.region !== undefined ? { region: options.region } : {});
+/**
+ * The backup store the options name. An existing one unless `create` (a copy's destination): a
+ * mistyped --data-dir or --backup-dir is an error that names the folder, and creates nothing.
+ */
+export function storeAt(options: { dataDir: string; backupDir?: string; region?: string }, create = false): BackupStore {
+  const dir = options.backupDir ?? join(options.dataDir, 'backups');
+  if (!create && !existsSync(dir)) {
+    const which = options.backupDir !== undefined ? `--backup-dir ${options.backupDir}` : existsSync(options.dataDir) ? `--data-dir ${options.dataDir} has no backups folder` : `--data-dir ${options.dataDir}`;
+    throw new HsmError('BAD_REQUEST', `${which}: no such folder; name the cluster folder that strongroom up uses (default .strongroom), or a backup store with --backup-dir`);
+  }
+  return new BackupStore(dir, { create, ...(options.region !== undefined ? { region: options.region } : {}) });
 }
 
 function table(rows: string[][]): string[] {
@@ -28,10 +39,11 @@ function table(rows: string[][]): string[] {
 function backupRows(backups: BackupInfo[]): string[] {
   if (!backups.length) return ['(no backups)'];
   return table([
-    ['BACKUP ID', 'CLUSTER', 'STATE', 'CREATED', 'TRIGGER', 'NEVER EXPIRES', 'TAGS'],
+    ['BACKUP ID', 'CLUSTER', 'REGION', 'STATE', 'CREATED', 'TRIGGER', 'NEVER EXPIRES', 'TAGS'],
     ...backups.map((b) => [
       b.backupId,
       b.clusterId ?? `(copy of ${b.sourceBackupId} from ${b.sourceRegion})`,
+      b.region,
       b.state,
       b.createTimestamp,
       b.trigger,
@@ -48,10 +60,10 @@ export function emit(io: Io, output: Output, value: unknown, text: () => string[
 
 const STATES: BackupState[] = ['READY', 'PENDING_DELETION', 'DELETED'];
 
-export function backupList(store: BackupStore, options: { clusterId?: string; states?: string; output: Output }, io: Io): void {
+export function backupList(store: BackupStore, options: { clusterId?: string; region?: string; states?: string; output: Output }, io: Io): void {
   const states = options.states?.split(',').map((s) => s.trim().toUpperCase());
   for (const s of states ?? []) if (!STATES.includes(s as BackupState)) throw new HsmError('BAD_REQUEST', `--states: each of ${STATES.join(', ')}, got ${JSON.stringify(s)}`);
-  const backups = store.list({ ...(options.clusterId ? { clusterId: options.clusterId } : {}), ...(states ? { states: states as BackupState[] } : {}) });
+  const backups = store.list({ ...(options.clusterId ? { clusterId: options.clusterId } : {}), ...(options.region ? { region: options.region } : {}), ...(states ? { states: states as BackupState[] } : {}) });
   emit(io, options.output, { backups }, () => backupRows(backups));
 }
 

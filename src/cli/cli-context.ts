@@ -10,7 +10,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { connectFromEnvironment, connectOrExplain, parseAddress, type HsmSession, type RemoteCluster } from '../cluster-client/index.js';
+import { connectFromEnvironment, connectOrExplain, type HsmSession, type RemoteCluster } from '../app/index.js';
+import { parseAddress } from '../cluster-client/index.js';
 import { HsmError } from '../hsm-core/index.js';
 
 export interface ClusterEntry {

@@ -25,7 +25,7 @@ import {
   type SignMechanism,
   type HashName,
 } from '../hsm-core/index.js';
-import type { HsmSession } from '../cluster-client/index.js';
+import type { HsmSession } from '../app/index.js';
 import { CliContext, configPath, configure } from './cli-context.js';
 
 type Data = unknown;

@@ -9,7 +9,8 @@
 import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { HsmError, type LocalCluster } from '../index.js';
+import { HsmError } from '../hsm-core/index.js';
+import type { LocalCluster } from '../app/index.js';
 
 export type ControlRequest = { command: 'add-member' } | { command: 'remove-member'; member: number } | { command: 'status' };
 

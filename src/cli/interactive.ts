@@ -17,6 +17,7 @@ import type { Readable, Writable } from 'node:stream';
 import { Command, CommanderError } from 'commander';
 import { CliContext, type CliIo } from './cli-context.js';
 import { addCloudHsmCommands } from './cloudhsm-commands.js';
+import { CliCommand } from './command.js';
 
 export const PROMPT = 'strongroom > ';
 
@@ -54,7 +55,7 @@ export function splitWords(line: string): string[] {
 
 /** The command tree alone, for help and completion. */
 function commandTree(ctx: CliContext, out: (s: string) => void): Command {
-  const root = new Command('').exitOverride().configureOutput({ writeOut: out, writeErr: out, outputError: (s, write) => write(s) });
+  const root = new CliCommand('strongroom').exitOverride().configureOutput({ writeOut: out, writeErr: out, outputError: (s, write) => write(s) });
   root.helpCommand(false);
   addCloudHsmCommands(root, ctx);
   root.command('quit').description('leave interactive mode (also exit, or Ctrl-D)');

@@ -13,7 +13,7 @@ import { webcrypto } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HsmError, loadX509 } from '../hsm-core/index.js';
-import { connectFromEnvironment, type HsmSession, type RemoteCluster } from '../cluster-client/index.js';
+import { connectFromEnvironment, type HsmSession, type RemoteCluster } from '../app/index.js';
 import { IssuingCa, KeyStore, type CaKeyAlgorithm } from '../keystore/index.js';
 
 const COMMANDS: Record<string, { options: string[]; flags?: string[] }> = {

@@ -9,9 +9,9 @@
 import { dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { HsmError, PROFILE_NAMES } from '../hsm-core/index.js';
-import type { LocalCluster } from '../cluster-client/index.js';
+import type { LocalCluster } from '../app/index.js';
 import { demoSite, openDemoCa, startRelay, type Relay } from '../relay/index.js';
-import { connectFromEnvironment } from '../cluster-client/index.js';
+import { connectFromEnvironment } from '../app/index.js';
 import { listenAddress, up, type UpOptions } from './up.js';
 import { hsmServe } from './hsm-serve.js';
 import { serveControl } from './control.js';
@@ -20,8 +20,9 @@ import { backupChange, backupList, clusterMembership, storeAt, type Io, type Out
 import { CliContext } from './cli-context.js';
 import { addCloudHsmCommands } from './cloudhsm-commands.js';
 import { LineReader, interactive } from './interactive.js';
+import { CliCommand } from './command.js';
 
-const program = new Command()
+const program = new CliCommand()
   .name('strongroom')
   .description('An emulated AWS CloudHSM cluster for development and CI')
   .showHelpAfterError();
@@ -105,8 +106,9 @@ type StoreFlags = { dataDir: string; backupDir?: string; output: Output };
 
 storeOptions(backup.command('list').description('list backups, newest first'))
   .option('--cluster-id <id>', "only this cluster's")
+  .option('--region <name>', 'only those kept in this region (copy-to-region --destination-region)')
   .option('--states <states>', 'only these states, comma-separated: READY, PENDING_DELETION, DELETED')
-  .action(act<StoreFlags & { clusterId?: string; states?: string }>((opts) => backupList(storeAt(opts), opts, io)));
+  .action(act<StoreFlags & { clusterId?: string; region?: string; states?: string }>((opts) => backupList(storeAt(opts), opts, io)));
 storeOptions(backup.command('delete <backup-id>').description('mark a backup for deletion (restorable for 7 days)')).action(
   act<StoreFlags>((opts, id) => backupChange(storeAt(opts).delete(id!), opts.output, io, 'marked for deletion; restorable for 7 days')),
 );
@@ -118,7 +120,7 @@ storeOptions(backup.command('copy-to-region <backup-id>').description('copy a ba
   .option('--destination-region <name>', "the other region's name", 'copy')
   .action(
     act<StoreFlags & { destinationDir: string; destinationRegion: string }>((opts, id) => {
-      const copy = storeAt(opts).copyTo(id!, storeAt({ dataDir: opts.dataDir, backupDir: opts.destinationDir, region: opts.destinationRegion }));
+      const copy = storeAt(opts).copyTo(id!, storeAt({ dataDir: opts.dataDir, backupDir: opts.destinationDir, region: opts.destinationRegion }, true));
       backupChange(copy, opts.output, io, `copy of ${id}, with no cluster and no retention policy`);
     }),
   );

@@ -12,7 +12,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startLocalCluster, type LocalCluster, type LocalTransport } from '../cluster-client/index.js';
+import { startLocalCluster, type LocalCluster, type LocalTransport } from '../app/index.js';
 import { demoSite, openDemoCa, startRelay, type Relay } from '../relay/index.js';
 import { HsmError, type ProfileName } from '../hsm-core/index.js';
 

@@ -42,6 +42,8 @@ export interface BackupInfo {
   /** For a copy: where it came from. */
   sourceBackupId: string | null;
   sourceRegion: string | null;
+  /** The region whose store keeps it (its store's region; a copy's destination region). */
+  region: string;
 }
 
 export const RETENTION_DEFAULT_DAYS = 90;
@@ -68,6 +70,8 @@ export interface BackupStoreOptions {
   region?: string;
   /** The current time (tests replace it). */
   clock?: () => Date;
+  /** Make the folder if it does not exist (default true); false: a missing folder is an error. */
+  create?: boolean;
 }
 
 export class BackupStore {
@@ -79,6 +83,9 @@ export class BackupStore {
     this.dir = dir;
     this.region = options.region ?? 'local';
     this.#clock = options.clock ?? (() => new Date());
+    if (options.create === false && !existsSync(dir)) {
+      throw new HsmError('BAD_REQUEST', `backup store ${dir}: no such folder (is the cluster folder or the backup folder right?)`);
+    }
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
@@ -99,18 +106,19 @@ export class BackupStore {
       sizeBytes: backup.length,
       sourceBackupId: null,
       sourceRegion: null,
+      region: this.region,
     };
     writeAtomically(join(this.dir, `${info.backupId}.backup`), backup);
     this.#save(info);
     return info;
   }
 
-  /** Backups, newest first; optionally of one cluster and in some states. */
-  list(filter: { clusterId?: string; states?: BackupState[] } = {}): BackupInfo[] {
+  /** Backups, newest first; optionally of one cluster, in one region and in some states. */
+  list(filter: { clusterId?: string; region?: string; states?: BackupState[] } = {}): BackupInfo[] {
     return readdirSync(this.dir)
       .filter((f) => /^backup-[a-z2-7]{11}\.json$/.test(f))
-      .map((f) => JSON.parse(readFileSync(join(this.dir, f), 'utf8')) as BackupInfo)
-      .filter((b) => (filter.clusterId === undefined || b.clusterId === filter.clusterId) && (!filter.states || filter.states.includes(b.state)))
+      .map((f) => this.#withRegion(JSON.parse(readFileSync(join(this.dir, f), 'utf8')) as BackupInfo))
+      .filter((b) => (filter.clusterId === undefined || b.clusterId === filter.clusterId) && (filter.region === undefined || b.region === filter.region) && (!filter.states || filter.states.includes(b.state)))
       .sort((a, b) => (a.createTimestamp < b.createTimestamp ? 1 : a.createTimestamp > b.createTimestamp ? -1 : a.backupId < b.backupId ? 1 : -1));
   }
 
@@ -118,7 +126,12 @@ export class BackupStore {
     if (!/^backup-[a-z2-7]{11}$/.test(id)) throw new HsmError('BAD_REQUEST', `backup id: expected backup- and 11 characters, got ${JSON.stringify(id)}`);
     const file = join(this.dir, `${id}.json`);
     if (!existsSync(file)) throw new HsmError('BAD_REQUEST', `backup ${id}: not in the store at ${this.dir}`);
-    return JSON.parse(readFileSync(file, 'utf8')) as BackupInfo;
+    return this.#withRegion(JSON.parse(readFileSync(file, 'utf8')) as BackupInfo);
+  }
+
+  /** Records written before backups named their region are this store's. */
+  #withRegion(info: Omit<BackupInfo, 'region'> & { region?: string }): BackupInfo {
+    return { ...info, region: info.region ?? this.region };
   }
 
   /** The backup's bytes, for a restore: only a READY backup. */
@@ -205,7 +218,8 @@ export class BackupStore {
       deleteTimestamp: null,
       trigger: 'copy',
       sourceBackupId: source.backupId,
-      sourceRegion: this.region,
+      sourceRegion: source.region,
+      region: destination.region,
     };
     writeAtomically(join(destination.dir, `${info.backupId}.backup`), bytes);
     destination.#save(info);

@@ -1,13 +1,19 @@
 /**
- * cluster-client: how applications reach HSM members (CloudHSM's client SDK).
+ * cluster-client: how applications reach HSM members (CloudHSM's client SDK): the cluster handle
+ * (load balancing, retries, replication, repair), transports, the supervisor of local members,
+ * backups. The entry points applications call (`startLocalCluster`, `connect`, `HsmSession`)
+ * are in app/, above the WebCrypto door.
  *
  * @module
  */
-export { startLocalCluster, LocalCluster, type LocalClusterOptions, type LocalUser, type LocalTransport } from './local-cluster.js';
-export { Cluster, type ClusterOptions, type LoginOptions, type MfaSigner, type MemberStatus, type MemberState, type SyncState } from './cluster.js';
-export { HsmSession, type SessionRequest } from './session.js';
+export { Cluster, type ClusterOptions } from './cluster.js';
+export { resultOf, MemberLink, type MemberStatus, type MemberState, type MemberStarter } from './member-link.js';
+export { ClusterSessionChannel, type LoginOptions, type MfaSigner, type SessionChannel } from './channel.js';
+export { BUSY_RETRIES, type RetryMode } from './busy.js';
+export type { SyncState } from './repair.js';
+export { ClusterSession, type SessionRequest } from './session.js';
 export { InProcessTransport, WorkerTransport, type Transport } from './transport.js';
-export { connect, RemoteCluster, SocketTransport, TrustAnchor, parseAddress, type ConnectOptions, type TlsCredentials } from './tls.js';
+export { SocketTransport, TrustAnchor, parseAddress, type TlsCredentials } from './tls.js';
+export { Supervisor, type LocalClusterOptions, type LocalUser, type LocalTransport, type LocalTlsInfo } from './supervisor.js';
 export { BackupStore, RETENTION_DEFAULT_DAYS, RETENTION_MIN_DAYS, RETENTION_MAX_DAYS, type BackupInfo, type BackupState, type BackupTrigger, type BackupStoreOptions } from './backups.js';
-export { connectFromEnvironment, connectOrExplain } from './from-env.js';
 export { INSTALLATION_FILES, type InstallationKeys } from './installation.js';

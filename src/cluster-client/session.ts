@@ -1,23 +1,22 @@
 /**
  * A logged-in session: the client-side handle through which an application talks to the HSM as
  * one user. It holds session tokens and handles only; never key material. Where its requests go
- * (which member, retries, replication) is the cluster's business (cluster.ts).
+ * (which member, retries, replication) is the cluster's business (cluster.ts). The session
+ * applications get (`login()`, with its WebCrypto door `.crypto`) is app/session.ts, built on this.
  *
  * @module
  */
-import { HsmError, type KeyInfo, type Request, type RequestOf, type Results, type UserRole } from '../hsm-core/index.js';
-import { HsmCrypto } from '../subtle/crypto.js';
-import type { SessionChannel } from './cluster.js';
+import { HsmError, type KeyInfo, type Request, type RequestOf, type Results, type UserRole } from '../hsm-core/face.js';
+import type { SessionChannel } from './channel.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 
 /** Any request that runs in a session, without its `session` field (the session adds it). */
 export type SessionRequest = DistributiveOmit<Extract<Request, { session?: string }>, 'session'>;
 
-export class HsmSession {
+export class ClusterSession {
   readonly #channel: SessionChannel;
   #open = true;
-  #crypto: HsmCrypto | undefined;
 
   /** @internal Made by `login`. */
   constructor(channel: SessionChannel) {
@@ -75,20 +74,6 @@ export class HsmSession {
         return { ...k, clusterCoverage: seen.size === 1 && !seen.has(undefined) ? ('full' as const) : ('inconsistent' as const) };
       }),
     };
-  }
-
-  /**
-   * A standard WebCrypto `Crypto` for this session: every key it makes or imports lives in the
-   * HSM as a session key of this user. See the README's "WebCrypto door".
-   *
-   * @example
-   * ```ts
-   * const key = await session.crypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-   * ```
-   */
-  get crypto(): HsmCrypto {
-    this.#crypto ??= new HsmCrypto(this);
-    return this.#crypto;
   }
 
   /** Whether logout has not been called. (The member may still have ended the session.) */

@@ -6,19 +6,17 @@
  * - `TrustAnchor`: the operator's own CA (CloudHSM's customerCA): it signs each member's cluster
  *   CSR and the client certificates. Its key is the operator's credential, kept in the cluster's
  *   data folder (0600); it is not an HSM key and never enters a member.
- * - `connect({ members, ca, cert, key })`: a cluster handle from one or more addresses; the
- *   client discovers the other members from the first that answers.
+ *
+ * (`connect`, which discovers a cluster's members from one address, is app/remote-cluster.ts.)
  *
  * @module
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { webcrypto } from 'node:crypto';
 import { join } from 'node:path';
-import { connect as tlsConnect, createSecureContext, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type * as X509 from '@peculiar/x509';
 import { FrameReader, HsmError, encodeFrame, loadX509, pem, type Response } from '../hsm-core/index.js';
-import { Cluster, type ClusterOptions, type LoginOptions } from './cluster.js';
-import { HsmSession } from './session.js';
 import { PendingTransport } from './transport.js';
 
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -214,110 +212,4 @@ export class TrustAnchor {
       extensions: [new x509.BasicConstraintsExtension(false, undefined, true), ...extensions],
     });
   }
-}
-
-export interface ConnectOptions extends TlsCredentials, ClusterOptions {
-  /** `host:port` of one or more members; the others are discovered. */
-  members: string[];
-}
-
-/** A cluster of network members, reached over mutual TLS. */
-export class RemoteCluster {
-  readonly #cluster: Cluster;
-
-  constructor(cluster: Cluster) {
-    this.#cluster = cluster;
-  }
-
-  /** Logs in (on every member) and returns the session. */
-  async login(username: string, password: string, options: LoginOptions = {}): Promise<HsmSession> {
-    return new HsmSession(await this.#cluster.login(username, password, options));
-  }
-
-  hsmInfo() {
-    return this.#cluster.hsmInfo();
-  }
-
-  /** Activates a never-activated cluster (CloudHSM's `cluster activate`). */
-  activate(password: string): Promise<void> {
-    return this.#cluster.activate(password);
-  }
-
-  /** A request that needs no login, on every member that is up. */
-  askEveryMember<O extends 'getHsmInfo' | 'listUsers' | 'listQuorumTokens' | 'getQuorumSettings'>(op: O) {
-    return this.#cluster.askEveryMember(op);
-  }
-
-  listUsers() {
-    return this.#cluster.listUsers();
-  }
-
-  status() {
-    return this.#cluster.status();
-  }
-
-  whenAllUp(timeoutMs?: number): Promise<void> {
-    return this.#cluster.whenAllUp(timeoutMs);
-  }
-
-  /** @internal */
-  get cluster(): Cluster {
-    return this.#cluster;
-  }
-
-  close(): Promise<void> {
-    return this.#cluster.close();
-  }
-}
-
-/**
- * Connects to a cluster of network members.
- *
- * @example
- * ```ts
- * const cluster = await connect({ members: ['127.0.0.1:2223'], ca, cert, key });
- * const session = await cluster.login('app', 'app-password');
- * ```
- */
-export async function connect(options: ConnectOptions): Promise<RemoteCluster> {
-  if (!options || !Array.isArray(options.members) || options.members.length === 0) {
-    throw new HsmError('BAD_REQUEST', 'members: at least one member address (host:port) is required');
-  }
-  for (const field of ['ca', 'cert', 'key'] as const) {
-    if (typeof options[field] !== 'string' && !Buffer.isBuffer(options[field])) {
-      throw new HsmError('BAD_REQUEST', `${field}: required, PEM text or bytes (mutual TLS: the trust anchor, this client's certificate and its key)`);
-    }
-  }
-  const given = options.members.map((a) => {
-    parseAddress(a);
-    return a;
-  });
-  try {
-    createSecureContext({ ca: options.ca, cert: options.cert, key: options.key });
-  } catch (e) {
-    throw new HsmError('BAD_REQUEST', `ca, cert, key: not a usable trust anchor, certificate and key (${e instanceof Error ? e.message : String(e)})`);
-  }
-
-  // Discovery: ask the first member that answers where the others are.
-  let addresses: string[] = given;
-  const errors: string[] = [];
-  for (const address of given) {
-    try {
-      const t = await SocketTransport.connect(address, options);
-      const info = await t.send({ op: 'getHsmInfo' });
-      await t.close();
-      if (info.ok && (info.result as { clusterAddresses: string[] }).clusterAddresses.length) {
-        addresses = [...new Set([...(info.result as { clusterAddresses: string[] }).clusterAddresses, ...given])];
-      }
-      break;
-    } catch (e) {
-      errors.push(e instanceof Error ? e.message : String(e));
-    }
-  }
-  if (errors.length === given.length) throw new HsmError('MEMBER_UNAVAILABLE', `no member answered: ${errors.join('; ')}`);
-  const cluster = await Cluster.open(
-    addresses.map((address) => ({ description: `tls member ${address}`, start: () => SocketTransport.connect(address, options) })),
-    options,
-  );
-  return new RemoteCluster(cluster);
 }

@@ -1,101 +1,23 @@
 /**
- * Who may do what: the role matrix of CLOUDHSM.md §1.2, and the key guards that every key
- * operation goes through. A refusal names the rule that refused.
+ * Who may do what: the role check of the operations table (operations.ts, whose `who` column is
+ * the role matrix of CLOUDHSM.md §1.2), the named guards operations add to it (managers, a user
+ * acting on itself), and the key guards that every key operation goes through. Key rules for
+ * crypto users: the owner alone may delete, wrap, export, share, unshare and change attributes;
+ * users a key is shared with may only use it; public keys are visible to and usable by every
+ * crypto user; a session key is visible only in the session that made it. A refusal names the
+ * rule that refused.
  *
  * @module
  */
 import type { Usage } from './attributes.js';
-import { HsmError, keyRef } from './errors.js';
+import { HsmError, keyRef, withArticle } from './errors.js';
 import type { KeyRecord, KeyStore } from './key-store.js';
 import type { Op, UserRole } from './protocol.js';
+import { OPERATIONS } from './operations.js';
 import type { SessionRecord } from './sessions.js';
 
 /** The logged-in session behind a request, or null for an unauthenticated one. */
 export type Caller = SessionRecord | null;
-
-/**
- * The role matrix. "anyone" includes callers who are not logged in.
- *
- * | Operation                                                | none | PRECO | admin | CU | AU |
- * |----------------------------------------------------------|------|-------|-------|----|----|
- * | getHsmInfo, listUsers, login, getMfaToken, activate,    |  Y   |   Y   |   Y   | Y  | Y  |
- * |   listQuorumTokens, getQuorumSettings                    |      |       |       |    |    |
- * | generate/delete quorum tokens, registerQuorumKey,        |  -   |   -   |   Y   | Y  | -  |
- * |   changeMfa (CU: itself only)                            |      |       |       |    |    |
- * | setQuorumValue, setQuorumTimeouts                        |  -   |   -   |   Y   | -  | -  |
- * | logout, closeSession, changePassword (own; admin:       |  -   |   Y   |   Y   | Y  | Y  |
- * |   anyone's), generateRandom                              |      |       |       |    |    |
- * | createUser, deleteUser                                   |  -   |   -   |   Y   | -  | -  |
- * | getAuditLog                                              |  -   |   -   |   Y   | -  | -  |
- * | findKeys, getAttributes                                  |  -   |   -   |   Y   | Y  | -  |
- * | setAttributes (admin: `trusted` only; CU: owner only)    |  -   |   -   |   Y   | Y  | -  |
- * | extract/insert masked objects, getSyncStatus             |  -   |   -   |   Y   | Y  | Y  |
- * | extract/insert masked users (CU: itself only)            |  -   |   -   |   Y   | Y  | Y  |
- * | extract/insert masked settings                           |  -   |   -   |   Y   | -  | Y  |
- * | setClusterAddresses                                      |  -   |   -   |   Y   | -  | Y  |
- * | createBackup                                             |  -   |   -   |   Y   | -  | Y  |
- * | restoreBackup (in a cluster: admin with approval, AU)    |  Y   |   Y   |   Y   | Y  | Y  |
- * | generate, import, export, unwrap, wrap, derive, delete,  |  -   |   -   |   -   | Y  | -  |
- * |   share, unshare (owner rules below)                     |      |       |       |    |    |
- * | encrypt, decrypt, sign, verify, digest, deriveBits       |  -   |   -   |   -   | Y  | -  |
- *
- * Key rules for crypto users: the owner alone may delete, wrap, export, share, unshare and change
- * attributes; users a key is shared with may only use it; public keys are visible to and usable
- * by every crypto user; a session key is visible only in the session that made it.
- */
-export const WHO_MAY: Readonly<Record<Op, 'anyone' | readonly UserRole[]>> = {
-  getHsmInfo: 'anyone',
-  listUsers: 'anyone',
-  login: 'anyone',
-  getMfaToken: 'anyone',
-  activateCluster: 'anyone',
-  listQuorumTokens: 'anyone',
-  getQuorumSettings: 'anyone',
-  generateQuorumToken: ['admin', 'crypto-user'],
-  deleteQuorumTokens: ['admin', 'crypto-user'],
-  setQuorumValue: ['admin'],
-  setQuorumTimeouts: ['admin'],
-  registerQuorumKey: ['admin', 'crypto-user'],
-  changeMfa: ['admin', 'crypto-user'],
-  logout: ['unactivated-admin', 'admin', 'crypto-user', 'appliance'],
-  closeSession: ['unactivated-admin', 'admin', 'crypto-user', 'appliance'],
-  changePassword: ['unactivated-admin', 'admin', 'crypto-user', 'appliance'],
-  generateRandom: ['unactivated-admin', 'admin', 'crypto-user', 'appliance'],
-  createUser: ['admin'],
-  deleteUser: ['admin'],
-  getAuditLog: ['admin'],
-  findKeys: ['admin', 'crypto-user'],
-  getAttributes: ['admin', 'crypto-user'],
-  setAttributes: ['admin', 'crypto-user'],
-  extractMaskedObject: ['admin', 'crypto-user', 'appliance'],
-  insertMaskedObject: ['admin', 'crypto-user', 'appliance'],
-  getSyncStatus: ['admin', 'crypto-user', 'appliance'],
-  extractMaskedUser: ['admin', 'crypto-user', 'appliance'],
-  insertMaskedUser: ['admin', 'crypto-user', 'appliance'],
-  extractMaskedSettings: ['admin', 'appliance'],
-  insertMaskedSettings: ['admin', 'appliance'],
-  setClusterAddresses: ['admin', 'appliance'],
-  createBackup: ['admin', 'appliance'],
-  restoreBackup: 'anyone',
-  generateKey: ['crypto-user'],
-  generateKeyPair: ['crypto-user'],
-  importKey: ['crypto-user'],
-  exportKey: ['crypto-user'],
-  exportEncryptedKey: ['crypto-user'],
-  importEncryptedKey: ['crypto-user'],
-  wrapKey: ['crypto-user'],
-  unwrapKey: ['crypto-user'],
-  deriveKey: ['crypto-user'],
-  deleteKey: ['crypto-user'],
-  shareKey: ['crypto-user'],
-  unshareKey: ['crypto-user'],
-  encrypt: ['crypto-user'],
-  decrypt: ['crypto-user'],
-  sign: ['crypto-user'],
-  verify: ['crypto-user'],
-  digest: ['crypto-user'],
-  deriveBits: ['crypto-user'],
-};
 
 const ROLE_NAMES: Readonly<Record<UserRole, string>> = {
   'unactivated-admin': 'the unactivated admin',
@@ -105,13 +27,36 @@ const ROLE_NAMES: Readonly<Record<UserRole, string>> = {
 };
 
 export function checkRole(op: Op, caller: Caller): void {
-  const allowed = WHO_MAY[op];
+  const allowed = OPERATIONS[op].who;
   if (allowed === 'anyone') return;
   if (!caller) throw new HsmError('NOT_LOGGED_IN', `${op}: log in first (session is missing)`);
   if (!allowed.includes(caller.role)) {
     const hint = caller.role === 'unactivated-admin' ? ' (activate the cluster first)' : '';
     throw new HsmError('PERMISSION_DENIED', `${op} is not allowed for ${ROLE_NAMES[caller.role]}${hint}; it needs ${allowed.map((r) => ROLE_NAMES[r]).join(' or ')}`);
   }
+}
+
+// ---- guards the operations name (beyond the role matrix) --------------------------------------
+
+/** Whether the caller manages the member's users and cluster state: an admin or the appliance user. */
+export const isManager = (caller: SessionRecord): boolean => caller.role === 'admin' || caller.role === 'appliance';
+
+/** `what` on a member that is in a cluster needs an admin or the appliance user. */
+export function requireManager(caller: Caller, what: string): void {
+  if (!caller) throw new HsmError('NOT_LOGGED_IN', `${what}: this member is in a cluster; log in first as an admin or the appliance user`);
+  if (!isManager(caller)) {
+    throw new HsmError('PERMISSION_DENIED', `${what} is not allowed for ${withArticle(caller.role)} on a member that is in a cluster; it needs an admin or the appliance user`);
+  }
+}
+
+/** Something a user may do to itself, and an admin to anyone (a password, MFA, quorum tokens); `refusal` says what. */
+export function requireSelfOrAdmin(caller: SessionRecord, username: string, refusal: string): void {
+  if (username !== caller.username && caller.role !== 'admin') throw new HsmError('PERMISSION_DENIED', refusal);
+}
+
+/** Something a user may do to itself, and an admin or the appliance user to anyone (its masked user). */
+export function requireSelfOrManager(caller: SessionRecord, username: string, refusal: string): void {
+  if (username !== caller.username && !isManager(caller)) throw new HsmError('PERMISSION_DENIED', refusal);
 }
 
 /** Whether the caller can see the key at all (otherwise it does not exist for them). */

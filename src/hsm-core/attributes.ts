@@ -12,8 +12,7 @@
  * @module
  */
 import { z } from 'zod';
-import { HsmError } from './errors.js';
-import { withArticle } from './users.js';
+import { HsmError, withArticle } from './errors.js';
 
 export const KEY_CLASSES = ['secret-key', 'public-key', 'private-key'] as const;
 export type KeyClass = (typeof KEY_CLASSES)[number];

@@ -121,3 +121,6 @@ export class HsmError extends Error {
 export function keyRef(handle: number): string {
   return `0x${handle.toString(16).padStart(16, '0')}`;
 }
+
+/** A role or kind of key with its article, for messages: "an admin", "a crypto-user", "an rsa private-key". */
+export const withArticle = (noun: string): string => `${/^(?:[aeiou]|rsa|x25519|hmac|hkdf)/i.test(noun) ? 'an' : 'a'} ${noun}`;

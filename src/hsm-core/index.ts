@@ -7,14 +7,15 @@
  */
 export { createMember, type Member, type MemberOptions } from './member.js';
 export { useThreadPool } from './mechanisms/pool.js';
-export { readBackupHeader, MEMBER_MODES, type BackupHeader, type MemberMode } from './ops/backup-ops.js';
+export { readBackupHeader, type BackupHeader } from './ops/backup-ops.js';
+export { MEMBER_MODES, type MemberMode } from './state.js';
 export { FrameReader, encodeFrame, MAX_FRAME_BYTES, type Frame } from './wire.js';
 export { serveMember, ensureClusterCsr, loadX509, pem, MEMBER_FILES, type ServeOptions, type Served } from './hosts/tls.js';
-export { HsmError, HSM_ERROR_CODES, keyRef, type HsmErrorCode, type WireError } from './errors.js';
+export { HsmError, HSM_ERROR_CODES, keyRef, withArticle, type HsmErrorCode, type WireError } from './errors.js';
 export { verifyAuditChain, GENESIS_HASH, type AuditVerdict } from './audit.js';
 export { lockFolder, LOCK_FILE, type FolderLock } from './folder-lock.js';
 export { PROFILE_NAMES, type ProfileName } from './profiles.js';
-export { WHO_MAY } from './access.js';
+export { OPERATIONS, handlesOf, type OperationFacts, type ClusterRule, type HandleField } from './operations.js';
 export {
   EC_CURVES,
   KEY_CLASSES,
@@ -34,6 +35,11 @@ export {
   HASHES,
   KEY_FORMATS,
   OPS,
+  PRECO_INITIAL_PASSWORD,
+  PRECO_USERNAME,
+  APPLIANCE_USERNAME,
+  QUORUM_SERVICES,
+  ADMIN_SERVICES,
   USER_ROLES,
   type AuditRecord,
   type CipherMechanism,
@@ -44,6 +50,8 @@ export {
   type KeyFormat,
   type KeyInfo,
   type Op,
+  type QuorumService,
+  type AdminService,
   type Request,
   type RequestOf,
   type Response,
@@ -54,6 +62,6 @@ export {
   type UserRole,
   type WrapMechanism,
 } from './protocol.js';
-export { QUORUM_SERVICES, ADMIN_SERVICES, APPROVAL_REQUIRED, type QuorumService, type AdminService, type QuorumSettings } from './quorum.js';
+export { APPROVAL_REQUIRED, type QuorumSettings } from './quorum.js';
 export type { QuorumTokenInfo } from './protocol.js';
-export { LOCKOUT_THRESHOLD, PRECO_INITIAL_PASSWORD, PRECO_USERNAME, APPLIANCE_USERNAME, withArticle } from './users.js';
+export { LOCKOUT_THRESHOLD } from './users.js';

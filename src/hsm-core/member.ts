@@ -18,13 +18,14 @@ import type { z } from 'zod';
 import { checkRole, type Caller } from './access.js';
 import { HsmError, type WireError } from './errors.js';
 import { PROFILE_NAMES, getProfile, type ProfileName } from './profiles.js';
-import { requestSchemas, type Op, type RequestOf, type Response, type Results, type UserRole } from './protocol.js';
-import { MemberState, type Handler } from './state.js';
+import { APPLIANCE_USERNAME, PRECO_INITIAL_PASSWORD, PRECO_USERNAME, requestSchemas, type Op, type RequestOf, type Response, type Results, type UserRole } from './protocol.js';
+import { OPERATIONS, type AuditSpec, type OperationFacts } from './operations.js';
+import { MEMBER_MODES, MemberState, type BackupKeys, type Handler } from './state.js';
 import { AuditLog } from './audit.js';
 import { Masking } from './masking.js';
 import { MemberStore, type CommitScope, type LoadedState } from './store.js';
-import { PROCESS_MANUFACTURER_KEY, MEMBER_MODES, type BackupKeys } from './ops/backup-ops.js';
-import { APPLIANCE_USERNAME, PRECO_INITIAL_PASSWORD, PRECO_USERNAME, hashPassword, normaliseUsername } from './users.js';
+import { PROCESS_MANUFACTURER_KEY } from './ops/backup-ops.js';
+import { hashPassword, normaliseUsername } from './users.js';
 import * as userOps from './ops/user-ops.js';
 import * as keyOps from './ops/key-ops.js';
 import * as cryptoOps from './ops/crypto-ops.js';
@@ -85,96 +86,62 @@ export interface Member {
   close(): Promise<void>;
 }
 
-interface AuditSpec<O extends Op> {
-  opcode: string | ((req: RequestOf<O>) => string);
-  keys?: (req: RequestOf<O>, result: Results[O] | undefined) => (number | undefined)[];
-  target?: (req: RequestOf<O>) => string;
-}
+/** Every operation's implementation (its facts, audit record and persistence: operations.ts). */
+const HANDLERS: { readonly [O in Op]: Handler<O> } = {
+  getHsmInfo: userOps.getHsmInfo,
+  activateCluster: userOps.activateCluster,
+  login: userOps.login,
+  getMfaToken: userOps.getMfaToken,
+  changeMfa: quorumOps.changeMfa,
+  registerQuorumKey: quorumOps.registerQuorumKey,
+  generateQuorumToken: quorumOps.generateQuorumToken,
+  listQuorumTokens: quorumOps.listQuorumTokens,
+  deleteQuorumTokens: quorumOps.deleteQuorumTokens,
+  getQuorumSettings: quorumOps.getQuorumSettings,
+  setQuorumValue: quorumOps.setQuorumValue,
+  setQuorumTimeouts: quorumOps.setQuorumTimeouts,
+  logout: userOps.logout,
+  closeSession: userOps.closeSession,
+  listUsers: userOps.listUsers,
+  createUser: userOps.createUser,
+  deleteUser: userOps.deleteUser,
+  changePassword: userOps.changePassword,
+  getAuditLog: userOps.getAuditLog,
 
-interface OpSpec<O extends Op> {
-  run: Handler<O>;
-  audit?: AuditSpec<O>;
-}
+  generateKey: keyOps.generateKey,
+  generateKeyPair: keyOps.generateKeyPair,
+  importKey: keyOps.importKey,
+  exportKey: keyOps.exportKey,
+  exportEncryptedKey: keyOps.exportEncryptedKey,
+  importEncryptedKey: keyOps.importEncryptedKey,
+  getAttributes: keyOps.getAttributes,
+  setAttributes: keyOps.setAttributes,
+  findKeys: keyOps.findKeys,
+  deleteKey: keyOps.deleteKey,
+  shareKey: keyOps.shareKey,
+  unshareKey: keyOps.unshareKey,
+  wrapKey: keyOps.wrapKey,
+  unwrapKey: keyOps.unwrapKey,
+  deriveKey: keyOps.deriveKey,
 
-const KEY_WRAP_FLAVOURS = new Set(['aes-no-pad', 'aes-pkcs5-pad', 'aes-zero-pad']);
-/** Audited operations that change nothing durable (sessions, tokens, reads): they leave lastChange alone. */
-const TRANSIENT: ReadonlySet<Op> = new Set<Op>(['login', 'logout', 'closeSession', 'getMfaToken', 'generateQuorumToken', 'deleteQuorumTokens', 'createBackup', 'exportKey']);
+  encrypt: cryptoOps.encrypt,
+  decrypt: cryptoOps.decrypt,
+  sign: cryptoOps.sign,
+  verify: cryptoOps.verify,
+  digest: cryptoOps.digest,
+  generateRandom: cryptoOps.generateRandom,
+  deriveBits: cryptoOps.deriveBits,
 
-/** Every operation: its implementation and, for management operations, what the audit log records. */
-const OPERATIONS: { readonly [O in Op]: OpSpec<O> } = {
-  getHsmInfo: { run: userOps.getHsmInfo },
-  activateCluster: { run: userOps.activateCluster, audit: { opcode: 'CN_CHANGE_PSWD', target: () => PRECO_USERNAME } },
-  login: { run: userOps.login, audit: { opcode: 'CN_LOGIN' } },
-  getMfaToken: { run: userOps.getMfaToken, audit: { opcode: 'SR_MFA_TOKEN' } },
-  changeMfa: { run: quorumOps.changeMfa, audit: { opcode: 'SR_CHANGE_MFA', target: (r) => r.username } },
-  registerQuorumKey: { run: quorumOps.registerQuorumKey, audit: { opcode: 'SR_REGISTER_QUORUM_KEY' } },
-  generateQuorumToken: { run: quorumOps.generateQuorumToken, audit: { opcode: 'CN_GET_TOKEN', keys: (r) => [r.handle] } },
-  listQuorumTokens: { run: quorumOps.listQuorumTokens },
-  deleteQuorumTokens: { run: quorumOps.deleteQuorumTokens, audit: { opcode: 'CN_DELETE_TOKEN' } },
-  getQuorumSettings: { run: quorumOps.getQuorumSettings },
-  setQuorumValue: { run: quorumOps.setQuorumValue, audit: { opcode: 'CN_SET_M_VALUE' } },
-  setQuorumTimeouts: { run: quorumOps.setQuorumTimeouts, audit: { opcode: 'SR_SET_QUORUM_TIMEOUTS' } },
-  logout: { run: userOps.logout, audit: { opcode: 'CN_LOGOUT' } },
-  // A connection that ended without a logout (CloudHSM logs CN_CLOSE_SESSION then).
-  closeSession: { run: userOps.closeSession, audit: { opcode: 'CN_CLOSE_SESSION' } },
-  listUsers: { run: userOps.listUsers },
-  createUser: {
-    run: userOps.createUser,
-    audit: { opcode: (r) => (r.role === 'admin' ? 'CN_CREATE_CO' : 'CN_CREATE_USER'), target: (r) => r.username },
-  },
-  deleteUser: { run: userOps.deleteUser, audit: { opcode: 'CN_DELETE_USER', target: (r) => r.username } },
-  changePassword: { run: userOps.changePassword, audit: { opcode: 'CN_CHANGE_PSWD', target: (r) => r.username } },
-  getAuditLog: { run: userOps.getAuditLog },
-
-  generateKey: { run: keyOps.generateKey, audit: { opcode: 'CN_GENERATE_KEY', keys: (_r, res) => [res?.handle] } },
-  generateKeyPair: {
-    run: keyOps.generateKeyPair,
-    audit: { opcode: 'CN_GENERATE_KEY_PAIR', keys: (_r, res) => [res?.privateHandle, res?.publicHandle] },
-  },
-  importKey: { run: keyOps.importKey, audit: { opcode: 'CN_CREATE_OBJECT', keys: (_r, res) => [res?.handle] } },
-  exportKey: { run: keyOps.exportKey, audit: { opcode: 'SR_EXPORT_KEY', keys: (r) => [r.handle] } },
-  exportEncryptedKey: { run: keyOps.exportEncryptedKey, audit: { opcode: 'SR_EXPORT_ENCRYPTED_KEY', keys: (r) => [r.handle] } },
-  importEncryptedKey: { run: keyOps.importEncryptedKey, audit: { opcode: 'CN_CREATE_OBJECT', keys: (_r, res) => [res?.handle] } },
-  getAttributes: { run: keyOps.getAttributes },
-  setAttributes: { run: keyOps.setAttributes, audit: { opcode: 'CN_MODIFY_OBJECT', keys: (r) => [r.handle] } },
-  findKeys: { run: keyOps.findKeys },
-  deleteKey: { run: keyOps.deleteKey, audit: { opcode: 'CN_DESTROY_OBJECT', keys: (r) => [r.handle] } },
-  shareKey: { run: keyOps.shareKey, audit: { opcode: 'CN_SHARE_OBJECT', keys: (r) => [r.handle], target: (r) => r.username } },
-  unshareKey: { run: keyOps.unshareKey, audit: { opcode: 'CN_SHARE_OBJECT', keys: (r) => [r.handle], target: (r) => r.username } },
-  wrapKey: {
-    run: keyOps.wrapKey,
-    audit: {
-      opcode: (r) => (KEY_WRAP_FLAVOURS.has(r.mechanism.name) ? 'CN_NIST_AES_WRAP' : 'CN_WRAP_KEY'),
-      keys: (r) => [r.payloadHandle, r.wrappingHandle],
-    },
-  },
-  unwrapKey: { run: keyOps.unwrapKey, audit: { opcode: 'CN_UNWRAP_KEY', keys: (r, res) => [res?.handle, r.unwrappingHandle] } },
-  deriveKey: { run: keyOps.deriveKey, audit: { opcode: 'CN_DERIVE_KEY', keys: (r, res) => [res?.handle, r.baseHandle] } },
-
-  encrypt: { run: cryptoOps.encrypt },
-  decrypt: { run: cryptoOps.decrypt },
-  sign: { run: cryptoOps.sign },
-  verify: { run: cryptoOps.verify },
-  digest: { run: cryptoOps.digest },
-  generateRandom: { run: cryptoOps.generateRandom },
-  deriveBits: { run: cryptoOps.deriveBits },
-
-  extractMaskedObject: {
-    run: syncOps.extractMaskedObject,
-    audit: { opcode: 'CN_EXTRACT_MASKED_OBJECT_USER', keys: (r) => [r.handle] },
-  },
-  insertMaskedObject: {
-    run: syncOps.insertMaskedObject,
-    audit: { opcode: 'CN_INSERT_MASKED_OBJECT_USER', keys: (_r, res) => [res?.handle] },
-  },
-  getSyncStatus: { run: syncOps.getSyncStatus },
-  extractMaskedUser: { run: clusterOps.extractMaskedUser, audit: { opcode: 'SR_EXTRACT_MASKED_USER', target: (r) => r.username } },
-  insertMaskedUser: { run: clusterOps.insertMaskedUser, audit: { opcode: 'SR_INSERT_MASKED_USER' } },
-  extractMaskedSettings: { run: clusterOps.extractMaskedSettings },
-  insertMaskedSettings: { run: clusterOps.insertMaskedSettings, audit: { opcode: 'SR_INSERT_MASKED_SETTINGS' } },
-  setClusterAddresses: { run: clusterOps.setClusterAddresses, audit: { opcode: 'SR_SET_CLUSTER_ADDRESSES' } },
-  createBackup: { run: backupOps.createBackup, audit: { opcode: 'SR_CREATE_BACKUP' } },
-  restoreBackup: { run: backupOps.restoreBackup, audit: { opcode: 'SR_RESTORE_BACKUP' } },
+  extractMaskedObject: syncOps.extractMaskedObject,
+  insertMaskedObject: syncOps.insertMaskedObject,
+  getSyncStatus: syncOps.getSyncStatus,
+  extractMaskedUser: clusterOps.extractMaskedUser,
+  insertMaskedUser: clusterOps.insertMaskedUser,
+  extractMaskedSettings: clusterOps.extractMaskedSettings,
+  insertMaskedSettings: clusterOps.insertMaskedSettings,
+  setClusterAddresses: clusterOps.setClusterAddresses,
+  createBackup: backupOps.createBackup,
+  restoreBackup: backupOps.restoreBackup,
 };
 
 /** "field.path: problem" from the first schema issue. */
@@ -374,12 +341,13 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
   }
 
   async function run<O extends Op>(op: O, req: RequestOf<O>, caller: Caller): Promise<Results[O]> {
-    const spec = OPERATIONS[op] as OpSpec<O>;
-    if (!spec.audit) {
+    const facts = OPERATIONS[op] as OperationFacts<O>;
+    const handler = HANDLERS[op] as Handler<O>;
+    if (facts.durable === false) {
       checkRole(op, caller);
-      return spec.run(m, caller, req);
+      return handler(m, caller, req);
     }
-    const audit = spec.audit;
+    const audit = facts.audit;
     const actor = actorOf(op, req as RequestOf<Op>, caller);
     // The user an operation is about, as it is before the operation (a deleted user was known);
     // a user being created is not known yet, but a valid name is what it will be called.
@@ -401,18 +369,18 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
     let result: Results[O];
     try {
       checkRole(op, caller);
-      result = await spec.run(m, caller, req);
+      result = await handler(m, caller, req);
     } catch (e) {
       record(e instanceof HsmError ? e.code : 'INTERNAL_ERROR', undefined, caller);
       // A refusal changes nothing but the audit log (and a failed login's count): keep those too.
-      await persist(op, req, undefined).catch(() => undefined);
+      await persist(op, req, undefined, audit).catch(() => undefined);
       throw e;
     }
     const session = op === 'login' ? (m.sessions.get((result as Results['login']).session) ?? null) : caller;
     record('SUCCESS', result, session);
-    if (!TRANSIENT.has(op)) m.lastChange = new Date().toISOString();
+    if (facts.durable === 'change') m.lastChange = new Date().toISOString();
     try {
-      await persist(op, req, result);
+      await persist(op, req, result, audit);
     } catch (e) {
       throw new HsmError('INTERNAL_ERROR', `the change was made in memory but could not be written to the data folder (${e instanceof Error ? e.message : String(e)}); treat it as not done`);
     }
@@ -420,15 +388,14 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
   }
 
   /** Makes what an audited operation changed durable before it is acknowledged. */
-  async function persist<O extends Op>(op: O, req: RequestOf<O>, result: Results[O] | undefined): Promise<void> {
+  async function persist<O extends Op>(op: O, req: RequestOf<O>, result: Results[O] | undefined, audit: AuditSpec<O>): Promise<void> {
     if (!store) return;
-    const spec = OPERATIONS[op] as OpSpec<O>;
     const scope: CommitScope = {
       // A user's deletion drops the user from every key's shares; a restore replaces every key.
       keys:
         op === 'deleteUser' || op === 'restoreBackup' || (op === 'insertMaskedUser' && (result as Results['insertMaskedUser'] | undefined)?.deleted)
           ? 'all'
-          : (spec.audit?.keys?.(req, result) ?? []).filter((h): h is number => h !== undefined),
+          : (audit.keys?.(req, result) ?? []).filter((h): h is number => h !== undefined),
       masking: op === 'activateCluster' || op === 'restoreBackup',
     };
     await store.commit(m, scope);
@@ -446,7 +413,7 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
           throw new HsmError('BAD_REQUEST', 'request: expected an object with an op');
         }
         const op = (raw as { op?: unknown }).op;
-        if (typeof op !== 'string' || !Object.hasOwn(OPERATIONS, op)) {
+        if (typeof op !== 'string' || !Object.hasOwn(HANDLERS, op)) {
           throw new HsmError('UNKNOWN_OPERATION', `op: unknown operation ${JSON.stringify(op)}`);
         }
         let parsed: ReturnType<(typeof requestSchemas)[Op]['safeParse']>;

@@ -21,7 +21,7 @@ import { createHash } from 'node:crypto';
 import { HsmError, keyRef } from './errors.js';
 import { contentOf, keyFromContent, type MaskedContent, type MaskedSettings, type MaskedUser } from './masking.js';
 import { checkKeyQuota, type MemberState } from './state.js';
-import { APPLIANCE_USERNAME } from './users.js';
+import { APPLIANCE_USERNAME } from './protocol.js';
 
 /** What a version did when it arrived: replaced or added (`applied`), was already here (`same`), or was older (`stale`). */
 export type Merged = 'applied' | 'same' | 'stale';

@@ -22,7 +22,13 @@ import {
   type KeyType,
 } from './attributes.js';
 import type { WireError } from './errors.js';
-import { ADMIN_SERVICES, QUORUM_SERVICES, type AdminService, type QuorumService } from './quorum.js';
+
+/** CloudHSM's quorum services: what a quorum token approves. */
+export const QUORUM_SERVICES = ['user', 'quorum', 'registration', 'key-management', 'key-usage'] as const;
+export type QuorumService = (typeof QUORUM_SERVICES)[number];
+/** The services whose quorum value is a member setting (key services take theirs from the key). */
+export const ADMIN_SERVICES = ['user', 'quorum'] as const;
+export type AdminService = (typeof ADMIN_SERVICES)[number];
 
 // A byte string is checked by the view's own internal slot (ArrayBuffer.isView), not by its
 // prototype chain alone (an object made with Object.create(Uint8Array.prototype) is not one), and
@@ -39,6 +45,12 @@ const handle = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
 /** Every operation but login, activation and getHsmInfo names its session; a missing one is refused as NOT_LOGGED_IN. */
 const session = z.string().min(1).max(128).optional();
 const text = z.string().max(256);
+
+/** The temporary admin of a never-activated member, and its published initial password. */
+export const PRECO_USERNAME = 'admin';
+export const PRECO_INITIAL_PASSWORD = 'password';
+/** The appliance user that exists on every member. */
+export const APPLIANCE_USERNAME = 'app_user';
 
 export const HASHES = ['sha1', 'sha224', 'sha256', 'sha384', 'sha512'] as const;
 export type HashName = (typeof HASHES)[number];
@@ -571,4 +583,4 @@ export type ResultOf<O extends Op> = Results[O];
 
 export type Response<O extends Op = Op> = { ok: true; result: Results[O] } | { ok: false; error: WireError };
 
-export type { AttributeFilter, KeyAttributes, KeyClass, KeyType, AdminService, QuorumService };
+export type { AttributeFilter, KeyAttributes, KeyClass, KeyType };

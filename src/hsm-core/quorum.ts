@@ -21,12 +21,8 @@
 import { createHash, createPublicKey, publicDecrypt, randomBytes, timingSafeEqual, constants, type KeyObject } from 'node:crypto';
 import { HsmError, keyRef } from './errors.js';
 import type { SessionRecord } from './sessions.js';
+import { QUORUM_SERVICES, type AdminService, type QuorumService } from './protocol.js';
 
-export const QUORUM_SERVICES = ['user', 'quorum', 'registration', 'key-management', 'key-usage'] as const;
-export type QuorumService = (typeof QUORUM_SERVICES)[number];
-/** The services whose quorum value is a member setting (key services take theirs from the key). */
-export const ADMIN_SERVICES = ['user', 'quorum'] as const;
-export type AdminService = (typeof ADMIN_SERVICES)[number];
 
 export const QUORUM_MAX = 8;
 /** Tokens one member holds at most; when full, expired ones are purged first (CLOUDHSM.md §1.6). */

@@ -6,7 +6,6 @@
  * @module
  */
 import type { KeyAttributes } from './attributes.js';
-import type { BackupKeys } from './ops/backup-ops.js';
 import type { Caller } from './access.js';
 import { AuditLog } from './audit.js';
 import { HsmError, keyRef } from './errors.js';
@@ -19,6 +18,18 @@ import { SessionTable, type SessionRecord } from './sessions.js';
 import type { UserRecord } from './users.js';
 import { QuorumTokens, defaultQuorumSettings, type QuorumSettings } from './quorum.js';
 import { SlowWork } from './slow-work.js';
+
+export const MEMBER_MODES = ['fips', 'non-fips'] as const;
+export type MemberMode = (typeof MEMBER_MODES)[number];
+
+/** The key material a member's backups depend on, from its configuration. */
+export interface BackupKeys {
+  mode: MemberMode;
+  /** MKBK: the emulated manufacturer's backup key (32 bytes). */
+  manufacturerKey: Buffer;
+  /** AKBK: the installation's service key (32 bytes), or null when none is configured. */
+  serviceKey: Buffer | null;
+}
 
 export class MemberState {
   lifecycle: 'initialized' | 'active' = 'initialized';

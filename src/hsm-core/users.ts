@@ -18,15 +18,6 @@ export const PASSWORD_MIN = 8;
 export const PASSWORD_MAX = 32;
 export const USERNAME_MAX = 31;
 
-/** The temporary admin of a never-activated member, and its published initial password. */
-export const PRECO_USERNAME = 'admin';
-export const PRECO_INITIAL_PASSWORD = 'password';
-/** The appliance user that exists on every member. */
-export const APPLIANCE_USERNAME = 'app_user';
-
-/** A role or kind of key with its article, for messages: "an admin", "a crypto-user", "an rsa private-key". */
-export const withArticle = (noun: string): string => `${/^(?:[aeiou]|rsa|x25519|hmac|hkdf)/i.test(noun) ? 'an' : 'a'} ${noun}`;
-
 export interface PasswordHash {
   algorithm: 'scrypt';
   log2N: number;

@@ -15,7 +15,7 @@
 import type * as X509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
 import { HsmError, loadX509 } from '../hsm-core/index.js';
-import type { HsmSession } from '../cluster-client/index.js';
+import type { HsmSession } from '../app/index.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 type Crypto = webcrypto.Crypto;

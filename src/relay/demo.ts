@@ -8,7 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HsmError, loadX509 } from '../hsm-core/index.js';
-import type { HsmSession } from '../cluster-client/index.js';
+import type { HsmSession } from '../app/index.js';
 import { IssuingCa } from '../keystore/index.js';
 
 /** The folder of Strongroom's package.json, from here (source or built). */

@@ -4,6 +4,6 @@
  *
  * @module
  */
-export { startRelay, type Relay, type RelayCluster, type RelayOptions } from './server.js';
+export { startRelay, RELAY_OPERATIONS, type Relay, type RelayCluster, type RelayOptions } from './server.js';
 export { demoSite, openDemoCa, packageRoot } from './demo.js';
-export { RELAY_OPERATIONS, RELAY_PROTOCOL_VERSIONS, CLOSE, type RelayCapabilities, type RelayMessage, type RelayAnswer } from './protocol.js';
+export { RELAY_PROTOCOL_VERSIONS, CLOSE, type RelayCapabilities, type RelayMessage, type RelayAnswer } from './protocol.js';

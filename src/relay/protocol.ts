@@ -21,32 +21,6 @@
 /** Protocol versions this build speaks, newest last. */
 export const RELAY_PROTOCOL_VERSIONS = [1] as const;
 
-/** Member operations a page may send (a crypto user's key management and cryptography, and an admin's audit log). */
-export const RELAY_OPERATIONS = [
-  'generateKey',
-  'generateKeyPair',
-  'importKey',
-  'exportKey',
-  'getAttributes',
-  'setAttributes',
-  'findKeys',
-  'deleteKey',
-  'shareKey',
-  'unshareKey',
-  'encrypt',
-  'decrypt',
-  'sign',
-  'verify',
-  'digest',
-  'generateRandom',
-  'wrapKey',
-  'unwrapKey',
-  'deriveKey',
-  'deriveBits',
-  'getAuditLog',
-] as const;
-export type RelayOperation = (typeof RELAY_OPERATIONS)[number];
-
 export interface RelayCapabilities {
   protocolVersion: number;
   /** WebCrypto algorithm names the HSM door implements. */

@@ -18,11 +18,12 @@ import { extname, join, resolve, sep } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { decode, encode } from '@msgpack/msgpack';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { HsmError } from '../hsm-core/index.js';
-import type { HsmSession, LoginOptions } from '../cluster-client/index.js';
+import { HsmError, OPERATIONS, OPS, type Op } from '../hsm-core/index.js';
+import type { HsmSession } from '../app/index.js';
+import type { LoginOptions } from '../cluster-client/index.js';
 import { doorAlgorithms } from '../subtle/subtle.js';
 import type { IssuingCa } from '../keystore/index.js';
-import { CLOSE, RELAY_OPERATIONS, RELAY_PROTOCOL_VERSIONS, type RelayAnswer, type RelayCapabilities } from './protocol.js';
+import { CLOSE, RELAY_PROTOCOL_VERSIONS, type RelayAnswer, type RelayCapabilities } from './protocol.js';
 
 /** What the relay needs of a cluster: a way to log in (LocalCluster and RemoteCluster both fit). */
 export interface RelayCluster {
@@ -74,6 +75,8 @@ const TYPES: Record<string, string> = {
   '.map': 'application/json',
 };
 
+/** Member operations a page may send: those the operations table marks `relay` (a crypto user's key management and cryptography, and an admin's audit log). */
+export const RELAY_OPERATIONS: readonly Op[] = OPS.filter((op) => OPERATIONS[op].relay);
 const ALLOWED = new Set<string>(RELAY_OPERATIONS);
 
 /** Starts a relay. */

@@ -5,15 +5,15 @@
  *
  * @module
  */
-import type { HsmSession } from '../cluster-client/session.js';
-import type { CipherMechanism, HashName, Jwk, KeyInfo, Template, WrapMechanism } from '../hsm-core/index.js';
+import type { ClusterSession } from '../cluster-client/session.js';
+import { USAGE_ATTRIBUTE as HSM_USAGE_ATTRIBUTE, type CipherMechanism, type HashName, type Jwk, type KeyInfo, type KeyOp, type Template, type WrapMechanism } from '../hsm-core/face.js';
 import { refusal } from './errors.js';
 import { handleOf, newKey, type HsmCryptoKey, type KeyKind } from './key.js';
 import type { KeyUsage, KeyFormat, CryptoKey, JsonWebKey, Algorithm, AlgorithmIdentifier, KeyAlgorithm, BufferSource } from './types.js';
 
 /** The session a door's providers speak for. */
 export class Door {
-  constructor(readonly session: HsmSession) {}
+  constructor(readonly session: ClusterSession) {}
 
   handle(key: CryptoKey): number {
     return handleOf(key, this.session);
@@ -57,16 +57,7 @@ export function webCurve(hsmCurve: string | null | undefined): NamedCurve | unde
 
 // ---- usages and templates ---------------------------------------------------------------------
 
-const USAGE_ATTRIBUTE = {
-  encrypt: 'encrypt',
-  decrypt: 'decrypt',
-  sign: 'sign',
-  verify: 'verify',
-  wrapKey: 'wrap',
-  unwrapKey: 'unwrap',
-  deriveKey: 'derive',
-  deriveBits: 'derive',
-} as const satisfies Record<KeyUsage, string>;
+const USAGE_ATTRIBUTE: Readonly<Record<KeyUsage, (typeof HSM_USAGE_ATTRIBUTE)[KeyOp]>> = HSM_USAGE_ATTRIBUTE;
 
 /**
  * The HSM template of a new door key: a session key whose usage attributes are exactly the
@@ -173,6 +164,14 @@ export function view(data: BufferSource): Uint8Array {
   return new Uint8Array(data);
 }
 
+/** Whether two byte strings are equal, in time that depends only on their length. */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}
+
 /** An ArrayBuffer of exactly these bytes (the answer's own buffer when it fits exactly). */
 export function arrayBuffer(bytes: Uint8Array): ArrayBuffer {
   if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) return bytes.buffer;
@@ -222,7 +221,7 @@ export interface DeriveTarget {
 
 /** A provider whose algorithm derives (ECDH, X25519, HKDF, PBKDF2): the HSM mechanism for its parameters. */
 export interface DeriveCapable {
-  deriveMechanism(algorithm: Algorithm, baseKey: CryptoKey): import('../hsm-core/index.js').DeriveMechanism;
+  deriveMechanism(algorithm: Algorithm, baseKey: CryptoKey): import('../hsm-core/face.js').DeriveMechanism;
 }
 
 export function has<K extends string>(provider: object, method: K): provider is Record<K, (...args: never[]) => unknown> {

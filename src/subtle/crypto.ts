@@ -6,19 +6,22 @@
  * from a pool of HSM random bytes (128 KiB) that refills itself in the background, 64 KiB per
  * request, whenever it falls below half. A call the pool cannot cover — before the first refill
  * has landed, or under a burst larger than the pool — is served by Node's CSPRNG
- * (`node:crypto.randomFillSync`) instead, so that code written for `globalThis.crypto` never
+ * (the platform's `crypto.getRandomValues`, as it was when this module loaded) instead, so that code written for `globalThis.crypto` never
  * fails; {@link HsmCrypto.randomStats} counts both kinds, and `await crypto.ready()` waits for
  * the first refill. Bytes handed out are removed from the pool: no byte is given twice.
  *
  * @module
  */
-import { randomFillSync } from 'node:crypto';
 import { Crypto as CoreCrypto } from 'webcrypto-core';
-import type { HsmSession } from '../cluster-client/session.js';
+import type { ClusterSession } from '../cluster-client/session.js';
 import { webCryptoError } from './errors.js';
 import { HsmSubtleCrypto } from './subtle.js';
 import { adoptHandle } from './key.js';
 import type { AlgorithmIdentifier, CryptoKey, EcKeyImportParams, HmacImportParams, RsaHashedImportParams } from './types.js';
+
+/** The platform's CSPRNG (Node's or the page's), taken before anything can install an HsmCrypto as `globalThis.crypto`. */
+const platformCrypto = globalThis.crypto;
+const platformRandom = (target: Uint8Array): void => void platformCrypto.getRandomValues(target);
 
 /** The spec's limit on one getRandomValues call. */
 export const MAX_RANDOM_VALUES_BYTES = 65_536;
@@ -38,7 +41,7 @@ export interface RandomStats {
 
 export class HsmCrypto extends CoreCrypto {
   readonly subtle: HsmSubtleCrypto;
-  readonly #session: HsmSession;
+  readonly #session: ClusterSession;
   #pool = new Uint8Array(POOL_BYTES);
   /** Bytes available are #pool[0, #filled). */
   #filled = 0;
@@ -46,7 +49,7 @@ export class HsmCrypto extends CoreCrypto {
   #stats = { fromHsm: 0, fromFallback: 0 };
 
   /** @internal Use `session.crypto`. */
-  constructor(session: HsmSession) {
+  constructor(session: ClusterSession) {
     super();
     this.#session = session;
     this.subtle = new HsmSubtleCrypto(session);
@@ -105,7 +108,7 @@ export class HsmCrypto extends CoreCrypto {
       this.#filled = start;
       this.#stats.fromHsm += n;
     } else {
-      randomFillSync(target);
+      platformRandom(target);
       this.#stats.fromFallback += n;
     }
     if (this.#filled < POOL_BYTES / 2) this.#refill();

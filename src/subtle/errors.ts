@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { HsmError, type HsmErrorCode } from '../hsm-core/index.js';
+import { HsmError, type HsmErrorCode } from '../hsm-core/face.js';
 import { AlgorithmError, CryptoError, OperationError as CoreOperationError, RequiredPropertyError, UnsupportedOperationError } from 'webcrypto-core';
 
 export type WebCryptoErrorName = 'NotSupportedError' | 'InvalidAccessError' | 'DataError' | 'OperationError' | 'SyntaxError' | 'QuotaExceededError';

@@ -11,14 +11,14 @@
  * @module
  */
 import { CryptoKey as CoreCryptoKey } from 'webcrypto-core';
-import type { HsmSession } from '../cluster-client/session.js';
+import type { ClusterSession } from '../cluster-client/session.js';
 import { refusal } from './errors.js';
 import type { KeyUsage, CryptoKey, KeyAlgorithm } from './types.js';
 
 export type KeyKind = 'secret' | 'private' | 'public';
 
 interface Slot {
-  readonly session: HsmSession;
+  readonly session: ClusterSession;
   readonly handle: number;
   /** Whether the door made this HSM object, so that collecting the CryptoKey deletes it. */
   readonly owned: boolean;
@@ -51,7 +51,7 @@ export class HsmCryptoKey extends CoreCryptoKey {
 }
 
 /** The HSM handle behind a key of this door, or an InvalidAccessError for any other key. */
-export function handleOf(key: CryptoKey, session: HsmSession): number {
+export function handleOf(key: CryptoKey, session: ClusterSession): number {
   const slot = slots.get(key);
   if (!slot) throw refusal('InvalidAccessError', 'the key is not a Strongroom CryptoKey (import it into this session first)');
   if (slot.session !== session) {
@@ -64,7 +64,7 @@ export function handleOf(key: CryptoKey, session: HsmSession): number {
  * The HSM handle behind `key` if it is a key of `session`'s door, else null; with `keep`, the
  * HSM object no longer goes when the CryptoKey is collected (it became a persistent key).
  */
-export function adoptHandle(key: CryptoKey, session: HsmSession, keep: boolean): number | null {
+export function adoptHandle(key: CryptoKey, session: ClusterSession, keep: boolean): number | null {
   const slot = slots.get(key);
   if (!slot || slot.session !== session) return null;
   if (keep && slot.owned) collector.unregister(slot);
@@ -72,7 +72,7 @@ export function adoptHandle(key: CryptoKey, session: HsmSession, keep: boolean):
 }
 
 /** A door key for an HSM object: one this session just created (owned), or an existing key it opened. */
-export function newKey(session: HsmSession, handle: number, type: KeyKind, algorithm: KeyAlgorithm, extractable: boolean, usages: KeyUsage[], owned = true): HsmCryptoKey {
+export function newKey(session: ClusterSession, handle: number, type: KeyKind, algorithm: KeyAlgorithm, extractable: boolean, usages: KeyUsage[], owned = true): HsmCryptoKey {
   return new HsmCryptoKey({ session, handle, owned }, type, algorithm, extractable, usages);
 }
 

@@ -8,7 +8,7 @@
  * @module
  */
 import { SubtleCrypto as CoreSubtleCrypto, type ProviderCrypto } from 'webcrypto-core';
-import type { HsmSession } from '../cluster-client/session.js';
+import type { ClusterSession } from '../cluster-client/session.js';
 import { Door, has, jwkAlg, usagesFromAttributes, webCurve, templateFor, view, arrayBuffer, type DeriveCapable, type DeriveTarget, type UnwrapCapable, type WrapCapable } from './common.js';
 import { refusal, webCryptoError, type Method } from './errors.js';
 import { AES_MODES, HsmAesProvider } from './providers/aes.js';
@@ -51,7 +51,7 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
   readonly #door: Door;
 
   /** @internal Use `session.crypto.subtle`. */
-  constructor(session: HsmSession) {
+  constructor(session: ClusterSession) {
     super();
     this.#door = new Door(session);
     const door = this.#door;
@@ -315,5 +315,5 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
 
 /** The WebCrypto algorithm names the door implements (what a relay lists as its capabilities). */
 export function doorAlgorithms(): string[] {
-  return (new HsmSubtleCrypto(null as unknown as HsmSession) as unknown as { providers: { algorithms: string[] } }).providers.algorithms.sort();
+  return (new HsmSubtleCrypto(null as unknown as ClusterSession) as unknown as { providers: { algorithms: string[] } }).providers.algorithms.sort();
 }

@@ -2,7 +2,7 @@
  * `strongroom backup …` and `strongroom cluster …` from the built package.
  */
 import { execFile, spawn } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -47,7 +47,12 @@ describe('cli: strongroom backup and cluster', function () {
     expect(backups).to.have.length(1);
     const [b] = backups;
     expect(b).to.include({ state: 'READY', trigger: 'activation' });
-    expect((await cli('backup', 'list', '--data-dir', d)).stdout).to.match(new RegExp(`^BACKUP ID +CLUSTER +STATE[^\\n]*\\n${b!.backupId} +${b!.clusterId} +READY`));
+    expect((await cli('backup', 'list', '--data-dir', d)).stdout).to.match(new RegExp(`^BACKUP ID +CLUSTER +REGION +STATE[^\\n]*\\n${b!.backupId} +${b!.clusterId} +local +READY`));
+    // A mistyped cluster folder is named, and nothing is created there.
+    const typo = await cli('backup', 'list', '--data-dir', `${d}-typo`);
+    expect(typo.code).to.equal(1);
+    expect(typo.stderr).to.include(`--data-dir ${d}-typo: no such folder`);
+    expect(existsSync(`${d}-typo`)).to.equal(false);
 
     expect(((await json('backup', 'delete', b!.backupId, '--data-dir', d)) as { backup: { state: string } }).backup.state).to.equal('PENDING_DELETION');
     expect((await cli('backup', 'restore', b!.backupId, '--data-dir', d)).stdout).to.include(`${b!.backupId}: restored (state READY)`);
@@ -57,12 +62,18 @@ describe('cli: strongroom backup and cluster', function () {
     const bad = await cli('backup', 'set-retention', '--cluster-id', b!.clusterId, '--days', '6', '--data-dir', d);
     expect(bad.code).to.equal(1);
     expect(bad.stderr).to.match(/--days: an integer from 7 to 379, got "6"/);
+    const misspelt = await cli('backup', 'set-retention', '--cluster-id', b!.clusterId, '--dyas', '30', '--data-dir', d);
+    expect(misspelt.code).to.equal(1);
+    expect(misspelt.stderr).to.include("required option '--days <n>' not specified (you typed --dyas; did you mean --days?)");
     expect((await json('backup', 'set-retention', '--cluster-id', b!.clusterId, '--days', '30', '--data-dir', d)).retentionDays).to.equal(30);
 
     const region = dir('region');
     const copy = (await json('backup', 'copy-to-region', b!.backupId, '--destination-dir', region, '--destination-region', 'eu-west-1', '--data-dir', d)) as { backup: { backupId: string; clusterId: null; sourceRegion: string } };
-    expect(copy.backup).to.include({ clusterId: null, sourceRegion: 'local' });
+    expect(copy.backup).to.include({ clusterId: null, sourceRegion: 'local', region: 'eu-west-1' });
     expect(((await json('backup', 'list', '--backup-dir', region)) as { backups: unknown[] }).backups).to.have.length(1);
+    expect(((await json('backup', 'list', '--backup-dir', region, '--region', 'eu-west-1')) as { backups: { backupId: string }[] }).backups.map((x) => x.backupId)).to.deep.equal([copy.backup.backupId]);
+    expect(((await json('backup', 'list', '--backup-dir', region, '--region', 'us-east-1')) as { backups: unknown[] }).backups).to.deep.equal([]);
+    expect((await cli('backup', 'list', '--backup-dir', region)).stdout).to.match(new RegExp(`\\n${copy.backup.backupId} +\\(copy of ${b!.backupId} from local\\) +eu-west-1 +READY`));
 
     const missing = await cli('backup', 'delete', 'backup-aaaaaaaaaaa', '--data-dir', d, '--output', 'json');
     expect(missing.code).to.equal(1);

@@ -429,6 +429,7 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
       expect(after).to.contain('wrong password for alice');
       tmux('send-keys', '-t', session, 'help key wrap', 'Enter');
       await waitFor('cloudhsm-aes-gcm');
+      await waitFor('Usage: strongroom key wrap');
       tmux('send-keys', '-t', session, 'Up', 'Up', 'Up');
       await waitFor(/strongroom > login --username alice --role crypto-user\s*$/m);
       tmux('send-keys', '-t', session, 'C-u', 'quit', 'Enter');

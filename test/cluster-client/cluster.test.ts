@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import { HsmError, startLocalCluster, type HsmSession, type LocalCluster, type LocalTransport } from '../../src/index.js';
 import { createMember, keyRef, type Member, type Response } from '../../src/hsm-core/index.js';
 import { Cluster, InProcessTransport } from '../../src/cluster-client/index.js';
-import { BUSY_RETRIES } from '../../src/cluster-client/cluster.js';
+import { BUSY_RETRIES } from '../../src/cluster-client/busy.js';
 import { PendingTransport } from '../../src/cluster-client/transport.js';
 import { refusal } from '../helpers/refusal.js';
 import { waitUntil } from '../helpers/wait.js';

@@ -11,7 +11,8 @@ import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { encodeFrame, FrameReader, HsmError } from '../../src/hsm-core/index.js';
 import { startMember, type Fixture } from '../helpers/tls-member.js';
-import { connect, SocketTransport, TrustAnchor } from '../../src/cluster-client/index.js';
+import { connect } from '../../src/app/index.js';
+import { SocketTransport, TrustAnchor } from '../../src/cluster-client/index.js';
 import { seeded, testSeed } from '../helpers/random.js';
 
 const run = promisify(execFile);

@@ -1,7 +1,7 @@
 /**
  * The permission matrix of CLOUDHSM.md §1.2, table-driven: every role against every operation,
  * allowed and refused, and a refusal leaves the member as it was. The expected table is written
- * out here from the documentation, independently of the member's own WHO_MAY table.
+ * out here from the documentation, independently of the operations table's `who` column (operations.ts).
  */
 import { expect } from 'chai';
 import { generateKeyPairSync } from 'node:crypto';

@@ -19,13 +19,11 @@ import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../helpers/chromium.js
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const OUT = join(ROOT, 'test', '.tmp', 'browser-conformance');
 
-/** The door's fixture and the HSM's error module replace what only Node has. */
+/** The door's fixture (the relay instead of a local cluster) and the shims for reading the test vectors replace what only the Node tests have; the source under test is bundled as it is. */
 const browserSafe = {
   name: 'browser-safe',
   setup(b: import('esbuild').PluginBuild) {
     b.onResolve({ filter: /helpers\/door\.js$/ }, () => ({ path: join(ROOT, 'test/browser/door.ts') }));
-    b.onResolve({ filter: /hsm-core\/index\.js$|src\/index\.js$/ }, () => ({ path: join(ROOT, 'src/hsm-core/errors.ts') }));
-    b.onResolve({ filter: /^node:crypto$/ }, () => ({ path: join(ROOT, 'src/browser/node-crypto.ts') }));
     b.onResolve({ filter: /^node:(fs|path|url)$/ }, () => ({ path: join(ROOT, 'test/browser/node-shims.ts') }));
     b.onResolve({ filter: /^node:/ }, (a) => ({ errors: [{ text: `${a.path} (imported by ${a.importer}) has no place in the browser` }] }));
   },

@@ -4,7 +4,7 @@
  * refusals by the HSM keep their HsmError as `cause`, and a refused call leaves no key behind.
  */
 import { expect } from 'chai';
-import { HsmError } from '../../src/index.js';
+import { HsmError } from '../../src/hsm-core/face.js';
 import { native, openDoor, text, type CryptoKey, type CryptoKeyPair, type DoorFixture, type SubtleCrypto } from '../helpers/door.js';
 
 let f: DoorFixture;

@@ -7,7 +7,8 @@
 import { inspect } from 'node:util';
 import { expect } from 'chai';
 import { createMember, type Request } from '../../src/hsm-core/index.js';
-import { Cluster, HsmSession, InProcessTransport, type Transport } from '../../src/cluster-client/index.js';
+import { HsmSession } from '../../src/app/index.js';
+import { Cluster, InProcessTransport, type Transport } from '../../src/cluster-client/index.js';
 import { buf, openDoor, text, type CryptoKey, type CryptoKeyPair, type DoorFixture, type SubtleCrypto } from '../helpers/door.js';
 import { rejection } from '../helpers/refusal.js';
 

@@ -22,7 +22,7 @@ import { promisify } from 'node:util';
 import { EC_CURVES, normaliseCurveName, type Curve, type EcCurve, type KeyClass, type KeyType, type MaterialFacts } from '../attributes.js';
 import { HsmError } from '../errors.js';
 import { liftHint, type Profile } from '../profiles.js';
-import { withArticle } from '../users.js';
+import { withArticle } from '../errors.js';
 import type { Jwk, KeyFormat } from '../protocol.js';
 
 const generateKeyPairAsync = promisify(generateKeyPairCallback);

@@ -23,25 +23,13 @@ import { Masking, contentOf, keyFromContent, maskedUserOf, type MaskedContent, t
 import { defaultQuorumSettings, type QuorumSettings } from '../quorum.js';
 import { kwNoPadUnwrap, kwNoPadWrap, kwZeroPadUnwrap, kwZeroPadWrap } from '../mechanisms/aes.js';
 import { sp800108Counter } from '../mechanisms/kdf.js';
-import { signedIn, type Handler, type MemberState } from '../state.js';
-import { APPLIANCE_USERNAME } from '../users.js';
-import { requireManager } from './cluster-ops.js';
+import { signedIn, type BackupKeys, type Handler, type MemberMode, type MemberState } from '../state.js';
+import { APPLIANCE_USERNAME } from '../protocol.js';
+import { requireManager } from '../access.js';
 import { adminApproval } from './quorum-ops.js';
 import { mergeKey, mergeKeyTombstone, mergeSettings, mergeUser, mergeUserTombstone, takeNewer } from '../merge.js';
 
 const MAGIC = Buffer.from('SRBK1');
-
-export const MEMBER_MODES = ['fips', 'non-fips'] as const;
-export type MemberMode = (typeof MEMBER_MODES)[number];
-
-/** The key material a member's backups depend on, from its configuration. */
-export interface BackupKeys {
-  mode: MemberMode;
-  /** MKBK: the emulated manufacturer's backup key (32 bytes). */
-  manufacturerKey: Buffer;
-  /** AKBK: the installation's service key (32 bytes), or null when none is configured. */
-  serviceKey: Buffer | null;
-}
 
 /**
  * The manufacturer key of members that are given none: made at random when this process loads,

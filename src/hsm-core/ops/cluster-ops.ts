@@ -8,25 +8,16 @@
  *
  * @module
  */
-import type { Caller } from '../access.js';
+import { isManager, requireSelfOrManager } from '../access.js';
 import { HsmError } from '../errors.js';
 import { signedIn, type Handler } from '../state.js';
-import { normaliseUsername, withArticle } from '../users.js';
+import { normaliseUsername } from '../users.js';
 import { mergeSettings, mergeUser, mergeUserTombstone } from '../merge.js';
-
-export function requireManager(caller: Caller, what: string): void {
-  if (!caller) throw new HsmError('NOT_LOGGED_IN', `${what}: this member is in a cluster; log in first as an admin or the appliance user`);
-  if (caller.role !== 'admin' && caller.role !== 'appliance') {
-    throw new HsmError('PERMISSION_DENIED', `${what} is not allowed for ${withArticle(caller.role)} on a member that is in a cluster; it needs an admin or the appliance user`);
-  }
-}
 
 export const extractMaskedUser: Handler<'extractMaskedUser'> = (m, caller, req) => {
   const session = signedIn(caller);
   const username = normaliseUsername(req.username);
-  if (session.role !== 'admin' && session.role !== 'appliance' && session.username !== username) {
-    throw new HsmError('PERMISSION_DENIED', `only an admin, the appliance user or ${username} may extract ${username}`);
-  }
+  requireSelfOrManager(session, username, `only an admin, the appliance user or ${username} may extract ${username}`);
   const user = m.users.get(username);
   if (!user) {
     // A deleted user travels as its tombstone.
@@ -41,14 +32,12 @@ export const extractMaskedUser: Handler<'extractMaskedUser'> = (m, caller, req) 
 export const insertMaskedUser: Handler<'insertMaskedUser'> = (m, caller, req) => {
   const session = signedIn(caller);
   const incoming = m.masking.openUser(req.maskedUser);
-  const manager = session.role === 'admin' || session.role === 'appliance';
+  const manager = isManager(session);
   if ('deleted' in incoming) {
     if (!manager) throw new HsmError('PERMISSION_DENIED', 'only an admin or the appliance user may delete users');
     return { username: incoming.username, deleted: true, merged: mergeUserTombstone(m, incoming.username, incoming.gen) };
   }
-  if (!manager && session.username !== incoming.username) {
-    throw new HsmError('PERMISSION_DENIED', `only an admin, the appliance user or ${incoming.username} may insert ${incoming.username}`);
-  }
+  requireSelfOrManager(session, incoming.username, `only an admin, the appliance user or ${incoming.username} may insert ${incoming.username}`);
   const existing = m.users.get(incoming.username);
   if (!manager && (!existing || existing.role !== incoming.role)) {
     throw new HsmError('PERMISSION_DENIED', existing ? `${incoming.username} cannot change their own role` : 'only an admin or the appliance user may add users');

@@ -29,7 +29,8 @@ import {
   type MaterialFacts,
   type Template,
 } from '../attributes.js';
-import { HsmError, keyRef } from '../errors.js';
+import { HsmError, keyRef, withArticle } from '../errors.js';
+import { USAGE_ATTRIBUTE } from '../usages.js';
 import { keyApproval } from './quorum-ops.js';
 import type { KeyRecord } from '../key-store.js';
 import { DERIVERS, WRAP_MECHANISMS, cipherFor, type DeriveEntry } from '../mechanisms/index.js';
@@ -48,7 +49,7 @@ import {
 } from '../mechanisms/keys.js';
 import type { DeriveMechanism, Jwk, KeyFormat, KeyInfo, Results, WrapMechanism } from '../protocol.js';
 import type { SessionRecord } from '../sessions.js';
-import { normaliseUsername, withArticle } from '../users.js';
+import { normaliseUsername } from '../users.js';
 import { addKey, checkKeyQuota, keyInfo, signedIn, type Handler, type MemberState } from '../state.js';
 
 // ---- creation ---------------------------------------------------------------------------------
@@ -363,18 +364,6 @@ function parseWrappedJwk(bytes: Buffer): Jwk {
   return parsed as Jwk;
 }
 
-/** JWK usage words (RFC 7517 key_ops) and the attribute each needs. */
-const KEY_OPS: Readonly<Record<string, keyof Template>> = {
-  encrypt: 'encrypt',
-  decrypt: 'decrypt',
-  sign: 'sign',
-  verify: 'verify',
-  wrapKey: 'wrap',
-  unwrapKey: 'unwrap',
-  deriveKey: 'derive',
-  deriveBits: 'derive',
-};
-
 /**
  * What a wrapped JWK says about itself binds the key it becomes: `ext: false` forbids
  * `extractable=true`, and `key_ops` limits the usages (RFC 7517 §4.3, as WebCrypto applies them).
@@ -386,8 +375,8 @@ function checkJwkPermits(jwk: Jwk, template: Template): void {
   }
   if (jwk.key_ops === undefined) return;
   if (!Array.isArray(jwk.key_ops)) throw new HsmError('KEY_DATA_INVALID', 'wrapped: the JWK key_ops is not a list');
-  const allowed = new Set(jwk.key_ops.map((op) => KEY_OPS[String(op)]).filter((a) => a !== undefined));
-  for (const attribute of new Set(Object.values(KEY_OPS))) {
+  const allowed = new Set(jwk.key_ops.map((op) => (USAGE_ATTRIBUTE as Readonly<Record<string, keyof Template>>)[String(op)]).filter((a) => a !== undefined));
+  for (const attribute of new Set(Object.values(USAGE_ATTRIBUTE))) {
     if (template[attribute] === true && !allowed.has(attribute)) {
       throw new HsmError('KEY_DATA_INVALID', `wrapped: the JWK key_ops ${JSON.stringify(jwk.key_ops)} do not allow ${attribute}=true`);
     }

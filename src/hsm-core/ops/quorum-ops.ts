@@ -5,7 +5,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { HsmError, keyRef } from '../errors.js';
+import { HsmError, keyRef, withArticle } from '../errors.js';
 import type { KeyRecord } from '../key-store.js';
 import {
   APPROVAL_REQUIRED,
@@ -14,13 +14,13 @@ import {
   sha256,
   spkiOf,
   verifyDigestSignature,
-  type AdminService,
   type Approval,
-  type QuorumService,
 } from '../quorum.js';
+import type { AdminService, QuorumService } from '../protocol.js';
+import { requireSelfOrAdmin } from '../access.js';
 import { signedIn, type Handler, type MemberState } from '../state.js';
 import type { SessionRecord } from '../sessions.js';
-import { normaliseUsername, withArticle, type UserRecord } from '../users.js';
+import { normaliseUsername, type UserRecord } from '../users.js';
 
 const NOTHING = (): void => undefined;
 
@@ -147,9 +147,7 @@ export const deleteQuorumTokens: Handler<'deleteQuorumTokens'> = (m, caller, req
   const me = signedIn(caller);
   const ids = req.approvalData ? new Set(m.quorumTokens.idsIn(req.approvalData)) : null;
   const username = req.username !== undefined ? normaliseUsername(req.username) : undefined;
-  if (me.role !== 'admin' && username !== undefined && username !== me.username) {
-    throw new HsmError('PERMISSION_DENIED', `only an admin can delete another user's tokens`);
-  }
+  if (username !== undefined) requireSelfOrAdmin(me, username, `only an admin can delete another user's tokens`);
   const deleted = m.quorumTokens.delete((t) => {
     if (ids && !ids.has(t.id)) return false;
     if (me.role !== 'admin' && t.username !== me.username) return false;
@@ -215,7 +213,7 @@ export const registerQuorumKey: Handler<'registerQuorumKey'> = (m, caller, req) 
 export const changeMfa: Handler<'changeMfa'> = (m, caller, req) => {
   const me = signedIn(caller);
   const username = normaliseUsername(req.username);
-  if (username !== me.username && me.role !== 'admin') throw new HsmError('PERMISSION_DENIED', `only an admin can change another user's MFA`);
+  requireSelfOrAdmin(me, username, `only an admin can change another user's MFA`);
   const user = m.users.get(username);
   if (!user) throw new HsmError('USER_NOT_FOUND', `no user named ${username} on this member`);
   if (user.role !== 'admin' && user.role !== 'crypto-user') throw new HsmError('PERMISSION_DENIED', `${username} is ${user.role}; MFA is for admins and crypto users`);

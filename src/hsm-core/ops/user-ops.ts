@@ -8,23 +8,21 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { HsmError } from '../errors.js';
+import { HsmError, withArticle } from '../errors.js';
 import { liftHint } from '../profiles.js';
 import { signedIn, type Handler, type MemberState } from '../state.js';
-import type { Caller } from '../access.js';
+import { requireSelfOrAdmin, type Caller } from '../access.js';
 import {
-  APPLIANCE_USERNAME,
   LOCKOUT_THRESHOLD,
   checkPasswordRule,
   hashPassword,
   isLocked,
   normaliseUsername,
   verifyPassword,
-  withArticle,
   type UserRecord,
 } from '../users.js';
 import { adminApproval, checkMfaAnswer, issueMfaChallenge } from './quorum-ops.js';
-import type { RequestOf } from '../protocol.js';
+import { APPLIANCE_USERNAME, type RequestOf } from '../protocol.js';
 
 function findUser(m: MemberState, name: string): UserRecord {
   const username = normaliseUsername(name);
@@ -190,7 +188,7 @@ export const deleteUser: Handler<'deleteUser'> = (m, caller, req) => {
 export const changePassword: Handler<'changePassword'> = async (m, caller, req) => {
   const me = signedIn(caller);
   const self = normaliseUsername(req.username) === me.username;
-  if (!self && me.role !== 'admin') throw new HsmError('PERMISSION_DENIED', `only an admin can change another user's password`);
+  requireSelfOrAdmin(me, normaliseUsername(req.username), `only an admin can change another user's password`);
   const user = findUser(m, req.username);
   if (!self) {
     if (user.username === APPLIANCE_USERNAME) throw new HsmError('PERMISSION_DENIED', `${APPLIANCE_USERNAME} is the internal appliance user; its password cannot be changed`);

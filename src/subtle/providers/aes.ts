@@ -5,11 +5,11 @@
  *
  * @module
  */
-import { timingSafeEqual } from 'node:crypto';
 import { AesProvider } from 'webcrypto-core';
-import type { CipherMechanism, KeyInfo, WrapMechanism } from '../../hsm-core/index.js';
+import type { CipherMechanism, KeyInfo, WrapMechanism } from '../../hsm-core/face.js';
 import {
   base64UrlBytes,
+  sameBytes,
   checkJwk,
   checkUsages,
   decorateJwk,
@@ -212,7 +212,7 @@ export class HsmAesProvider extends AesProvider implements WrapCapable, UnwrapCa
     }
     // A truncated MAC: the HSM computes the MAC, the door compares its first bytes (a MAC is public output).
     const { signature: full } = await this.#door.session.send({ op: 'sign', handle, mechanism: { name: 'cmac' }, data: view(data) });
-    return signature.byteLength === bytes && timingSafeEqual(full.subarray(0, bytes), view(signature));
+    return signature.byteLength === bytes && sameBytes(full.subarray(0, bytes), view(signature));
   }
 
   unwrapRecipe(format: KeyFormat, _algorithm: Algorithm, _extractable: boolean, usages: KeyUsage[]): KeyRecipe {

@@ -14,7 +14,7 @@ import {
   RsaSsaProvider,
   X25519Provider,
 } from 'webcrypto-core';
-import type { CipherMechanism, DeriveMechanism, SignMechanism, WrapMechanism } from '../../hsm-core/index.js';
+import type { CipherMechanism, DeriveMechanism, SignMechanism, WrapMechanism } from '../../hsm-core/face.js';
 import { CURVES, arrayBuffer, hsmHash, view, type DeriveCapable, type Door, type KeyRecipe, type UnwrapCapable, type WrapCapable } from '../common.js';
 import { refusal } from '../errors.js';
 import { deriveBits } from './hmac.js';

@@ -5,7 +5,7 @@
  * @module
  */
 import { HkdfProvider, HmacProvider, Pbkdf2Provider, ProviderCrypto } from 'webcrypto-core';
-import type { DeriveMechanism, KeyInfo } from '../../hsm-core/index.js';
+import type { DeriveMechanism, KeyInfo } from '../../hsm-core/face.js';
 import {
   arrayBuffer,
   base64UrlBytes,

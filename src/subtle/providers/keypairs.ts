@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { KeyInfo, Template } from '../../hsm-core/index.js';
+import type { KeyInfo, Template } from '../../hsm-core/face.js';
 import {
   CURVES,
   arrayBuffer,

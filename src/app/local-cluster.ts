@@ -1,186 +1,25 @@
 /**
  * `startLocalCluster`: a cluster started by the application itself, for development and tests.
  * It starts the members (in this process, in worker threads, or as `strongroom hsm serve`
- * processes behind mutual TLS), activates the first, joins the others to it, provisions the given
- * users, and hands out logged-in sessions.
- *
- * It is also the members' supervisor, in the role AWS plays for CloudHSM: a member that fails is
- * started again and, being empty, is brought back into the cluster from a clone of a healthy
- * member (with the appliance user, whose password only the supervisor knows).
+ * processes behind mutual TLS, through the supervisor of cluster-client/supervisor.ts),
+ * activates the first, joins the others to it, provisions the given users, and hands out
+ * logged-in sessions.
  *
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HsmError, PROFILE_NAMES, lockFolder, type FolderLock, type HsmInfo, type MemberOptions, type ProfileName, type UserInfo } from '../hsm-core/index.js';
-import { Cluster, resultOf, type ClusterOptions, type LoginOptions, type MemberStarter, type MemberStatus, type SyncState } from './cluster.js';
-import { BackupStore, type BackupInfo, type BackupTrigger } from './backups.js';
-import { HsmSession } from './session.js';
-import { InProcessTransport, WorkerTransport, type Transport } from './transport.js';
-import { ProcessMemberTransport, prepareTlsCluster } from './local-tls.js';
-import { installationKeys, type InstallationKeys } from './installation.js';
-import type { TlsCredentials } from './tls.js';
+import { HsmError, PROFILE_NAMES, lockFolder, type FolderLock, type HsmInfo } from '../hsm-core/index.js';
+import { Cluster, resultOf, type SyncState } from '../cluster-client/index.js';
+import { BackupStore, type BackupInfo, type BackupTrigger } from '../cluster-client/backups.js';
+import { prepareTlsCluster } from '../cluster-client/local-tls.js';
+import { installationKeys, type InstallationKeys } from '../cluster-client/installation.js';
+import { Supervisor, TRANSPORTS, type LocalClusterOptions, type LocalTlsInfo, type LocalTransport } from '../cluster-client/supervisor.js';
+import type { ProfileName } from '../hsm-core/index.js';
+import { ClusterFront } from './front.js';
 
-export interface LocalUser {
-  username: string;
-  password: string;
-  role: 'admin' | 'crypto-user';
-}
-
-export type LocalTransport = 'in-process' | 'worker' | 'tls';
-
-export interface LocalClusterOptions extends Pick<ClusterOptions, 'retry' | 'keyAvailabilityCheck'> {
-  /** How many members, 1–32. Default 1. */
-  members?: number;
-  /**
-   * Where the members run: `in-process` (default), `worker` (one worker thread each) or `tls`
-   * (one `strongroom hsm serve` process each, on loopback, behind mutual TLS).
-   */
-  transport?: LocalTransport;
-  /**
-   * The cluster's folder: one durable data folder per member (`member-N/`), and for `tls` the
-   * trust anchor and client certificate. Reused if it exists: the members come back with their
-   * users and token keys, and activation and existing users are skipped. Without it, in-process
-   * and worker members live in memory only, and `tls` uses a temporary folder removed by
-   * `close()`.
-   */
-  dataDir?: string;
-  /** Protects each member's storage key (see MemberOptions.passphrase). */
-  passphrase?: string;
-  /** The first admin's password, set when the cluster is activated (8–32 characters); not needed with `fromBackup` and no `users`. */
-  adminPassword?: string;
-  /** Users created when the cluster is first activated. */
-  users?: LocalUser[];
-  /** `cloudhsm` (default) or `unlimited`. */
-  profile?: ProfileName;
-  /** Each member's queue limit (see MemberOptions.queueLimit). */
-  queueLimit?: number;
-  /** log2 of scrypt's N for password hashes (10–20, default 15). Lower it only in tests. */
-  passwordCost?: number;
-  /** The members' mode, `fips` (default) or `non-fips`: backups restore only into the same mode. */
-  mode?: 'fips' | 'non-fips';
-  /** MKBK: the emulated manufacturer's key, 32 bytes (default: the installation's, made at its first start; see installation.ts). */
-  manufacturerKey?: Uint8Array;
-  /**
-   * Backups: where they are kept (default `<dataDir>/backups`, or none without a data folder)
-   * and how often one is taken besides activation and membership changes (default 24 h).
-   */
-  backups?: { dir?: string; intervalMs?: number; region?: string };
-  /**
-   * Make the new cluster from a backup instead of activating one (CloudHSM's create-cluster
-   * --source-backup-id): the first member is restored from it and gets its users, keys and
-   * policies; the new cluster gets its own cluster id and is independent afterwards.
-   * `adminPassword` is then the backup's admin's password.
-   */
-  fromBackup?: { dir: string; backupId: string };
-  /**
-   * How often the supervisor compares the members that are up and brings each to the newest
-   * version of everything any of them holds (`Cluster.reconcile`), in ms. Default 2000; 0: never.
-   */
-  syncIntervalMs?: number;
-  /**
-   * `false`: leave a new one-member cluster unactivated, for whoever activates it the way CloudHSM's
-   * users do (`strongroom cluster activate`); `adminPassword` and `users` are then not used. Add
-   * members after the activation (`addMember`). Default true.
-   */
-  activate?: boolean;
-}
-
-const TRANSPORTS: readonly LocalTransport[] = ['in-process', 'worker', 'tls'];
-
-/** What a `tls` local cluster hands out so that other clients can `connect` to it. */
-export interface LocalTlsInfo extends TlsCredentials {
-  /** The cluster's folder. */
-  dataDir: string;
-  /** `host:port` of each member. */
-  addresses: string[];
-}
-
-/** One member slot's way to start a member, for the cluster client. */
-interface Slot {
-  description: string;
-  start: MemberStarter;
-}
-
-/**
- * What runs the members: how to start member `index` (a new worker, process or in-process
- * member, on its data folder if there is one), and the knobs for chaos (kill, hold down).
- */
-class Supervisor {
-  readonly live: (Transport & { kill(): void })[] = [];
-  readonly held = new Set<number>();
-  readonly ports: number[] = [];
-  readonly appliancePassword = randomBytes(18).toString('base64url');
-  /** Protects the members' storage keys and the installation keys (option, or STRONGROOM_MASTER_PASSPHRASE). */
-  readonly passphrase: string | undefined;
-
-  constructor(
-    readonly options: LocalClusterOptions,
-    readonly transport: LocalTransport,
-    readonly profile: ProfileName,
-    readonly dataDir: string | null,
-    readonly credentials: TlsCredentials | null,
-    readonly keys: InstallationKeys,
-  ) {
-    this.passphrase = options.passphrase ?? (process.env.STRONGROOM_MASTER_PASSPHRASE || undefined);
-  }
-
-  memberDir(index: number): string | null {
-    return this.dataDir === null ? null : join(this.dataDir, `member-${index}`);
-  }
-
-  slot(index: number): Slot {
-    const { options, transport, profile } = this;
-    const dir = this.memberDir(index);
-    const memberOptions: MemberOptions = {
-      profile,
-      memberIndex: index,
-      appliancePassword: this.appliancePassword,
-      serviceKey: this.keys.serviceKey,
-      manufacturerKey: options.manufacturerKey ?? this.keys.manufacturerKey,
-      ...(options.mode !== undefined ? { mode: options.mode } : {}),
-      ...(options.queueLimit !== undefined ? { queueLimit: options.queueLimit } : {}),
-      ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),
-      ...(dir !== null ? { dataDir: dir } : {}),
-      ...(this.passphrase !== undefined ? { passphrase: this.passphrase } : {}),
-    };
-    return {
-      description: `${transport} member ${index}`,
-      // A start is a new member process, worker or object: on its data folder if it has one,
-      // otherwise empty, and then the cluster client brings it in line (clone, compare).
-      start: async (): Promise<Transport> => {
-        if (this.held.has(index)) throw new Error(`member ${index} is held down (killMember with restart: false)`);
-        let t: Transport & { kill(): void };
-        // A member restarting on the same data folder waits until the one before has let go of it.
-        await (this.live[index] as { closed?: Promise<unknown> } | undefined)?.closed;
-        if (transport === 'tls') {
-          const p = await ProcessMemberTransport.start({ ...memberOptions, dir: dir!, index, port: this.ports[index] ?? 0, profile, appliancePassword: this.appliancePassword }, this.credentials!);
-          this.ports[index] = p.port;
-          t = p;
-        } else {
-          t = transport === 'worker' ? await WorkerTransport.start(memberOptions, index) : await InProcessTransport.start(memberOptions, index);
-        }
-        if (this.held.has(index)) {
-          // Held down (killMember with restart: false) while it was starting: it stops at once.
-          t.kill();
-          throw new Error(`member ${index} is held down (killMember with restart: false)`);
-        }
-        this.live[index] = t;
-        return t;
-      },
-    };
-  }
-
-  /** Where the members that are part of the cluster listen (a removed member's port is 0). */
-  addresses(): string[] {
-    return this.ports.filter((p) => p > 0).map((p) => `127.0.0.1:${p}`);
-  }
-}
-
-export class LocalCluster {
-  readonly #cluster: Cluster;
+export class LocalCluster extends ClusterFront {
   readonly #supervisor: Supervisor;
   readonly profile: ProfileName;
   readonly transport: LocalTransport;
@@ -205,11 +44,11 @@ export class LocalCluster {
   readonly keyProtection: InstallationKeys['protection'];
 
   private constructor(cluster: Cluster, supervisor: Supervisor, backupStore: BackupStore | null, removeOnClose: string | null, lock: FolderLock | null, source: Uint8Array | null) {
+    super(cluster);
     this.#lock = lock;
     this.#start = { source };
     this.tookOverLock = lock?.tookOver ?? null;
     this.keyProtection = supervisor.keys.protection;
-    this.#cluster = cluster;
     this.#supervisor = supervisor;
     this.profile = supervisor.profile;
     this.transport = supervisor.transport;
@@ -349,16 +188,16 @@ export class LocalCluster {
 
   /** Runs `work` with appliance sessions on one healthy member, or on every member that is up. */
   async #asAppliance(work: (send: (request: Record<string, unknown>) => Promise<Record<string, unknown>>) => Promise<void>, where: 'one' | 'all'): Promise<void> {
-    const links = where === 'all' ? this.#cluster.upMembers() : [this.#cluster.pick()].filter((l) => l !== undefined);
+    const links = where === 'all' ? this.cluster.upMembers() : [this.cluster.pick()].filter((l) => l !== undefined);
     if (!links.length) throw new HsmError('MEMBER_UNAVAILABLE', 'no member of the cluster is up');
     for (const link of links) {
-      const { session } = resultOf<'login'>(await this.#cluster.sendTo(link, { op: 'login', username: 'app_user', password: this.#supervisor.appliancePassword }));
+      const { session } = resultOf<'login'>(await this.cluster.sendTo(link, { op: 'login', username: 'app_user', password: this.#supervisor.appliancePassword }));
       try {
         await work(async (request) => {
-          return resultOf(await this.#cluster.sendTo(link, { ...request, session })) as unknown as Record<string, unknown>;
+          return resultOf(await this.cluster.sendTo(link, { ...request, session })) as unknown as Record<string, unknown>;
         });
       } finally {
-        await this.#cluster.sendTo(link, { op: 'logout', session });
+        await this.cluster.sendTo(link, { op: 'logout', session });
       }
     }
   }
@@ -387,7 +226,7 @@ export class LocalCluster {
    * what changed since the backup. Returns its index.
    */
   async addMember(onProgress: (step: string) => void = () => undefined): Promise<number> {
-    const index = this.#cluster.size;
+    const index = this.cluster.size;
     if (index >= 32) throw new HsmError('BAD_REQUEST', 'a cluster has at most 32 members');
     const dir = this.#supervisor.memberDir(index);
     if (dir !== null) rmSync(dir, { recursive: true, force: true });
@@ -398,7 +237,7 @@ export class LocalCluster {
     onProgress('backing up an existing member');
     const backup = this.backupStore ? this.backupStore.read((await this.takeBackup('member-added')).backupId) : await this.#backupBytes();
     onProgress(`starting member ${index} and restoring the backup onto it`);
-    await this.#cluster.addMember(this.#supervisor.slot(index), async (transport) => {
+    await this.cluster.addMember(this.#supervisor.slot(index), async (transport) => {
       resultOf(await transport.send({ op: 'restoreBackup', backup }));
       onProgress(`member ${index} restored; bringing over what changed since the backup`);
     });
@@ -413,16 +252,16 @@ export class LocalCluster {
    * deleted). Session keys that lived on it are gone, as with CloudHSM.
    */
   async removeMember(index: number, onProgress: (step: string) => void = () => undefined): Promise<void> {
-    const link = this.#cluster.links[index];
+    const link = this.cluster.links[index];
     if (!link || link.state === 'removed') throw new HsmError('BAD_REQUEST', `member ${index}: no such member in the cluster`);
-    if (this.#cluster.links.filter((l) => l.state !== 'removed').length <= 1) throw new HsmError('BAD_REQUEST', 'the last member of a cluster cannot be removed');
+    if (this.cluster.links.filter((l) => l.state !== 'removed').length <= 1) throw new HsmError('BAD_REQUEST', 'the last member of a cluster cannot be removed');
     if (this.backupStore) {
       onProgress('backing up the cluster');
       await this.takeBackup('member-removed');
     }
     onProgress(`stopping requests to member ${index} and letting those in flight finish`);
     this.#supervisor.held.add(index);
-    await this.#cluster.removeMember(index);
+    await this.cluster.removeMember(index);
     onProgress(`member ${index} is shut down`);
     const dir = this.#supervisor.memberDir(index);
     if (dir !== null) rmSync(dir, { recursive: true, force: true });
@@ -430,21 +269,6 @@ export class LocalCluster {
       this.#supervisor.ports.splice(index, 1, 0);
       await this.#publishAddresses();
     }
-  }
-
-  /** Logs in (on every member) and returns the session. `role`, when given, must be the user's role. */
-  async login(username: string, password: string, options: LoginOptions = {}): Promise<HsmSession> {
-    return new HsmSession(await this.#cluster.login(username, password, options));
-  }
-
-  /** What each member says about itself (no login needed). */
-  async hsmInfo(): Promise<HsmInfo[]> {
-    return this.#cluster.hsmInfo();
-  }
-
-  /** The users (no login needed, as in CloudHSM), with their cluster coverage. */
-  async listUsers(): Promise<(UserInfo & { clusterCoverage: 'full' | 'inconsistent' })[]> {
-    return this.#cluster.listUsers();
   }
 
   /**
@@ -455,7 +279,7 @@ export class LocalCluster {
   async sync(): Promise<SyncState> {
     // One comparison at a time: a caller arriving during the supervisor's waits for it, then runs its own.
     while (this.#reconciling) await this.#reconciling.catch(() => undefined);
-    const run = this.#cluster.reconcile();
+    const run = this.cluster.reconcile();
     this.#reconciling = run;
     try {
       this.#lastSync = await run;
@@ -472,16 +296,6 @@ export class LocalCluster {
     return this.#lastSync;
   }
 
-  /** Per-member state (up, down, repairing, removed), outstanding requests, capacity and counters. */
-  status(): MemberStatus[] {
-    return this.#cluster.status();
-  }
-
-  /** Waits until every member is up again (after a failure: restarted and repaired). */
-  whenAllUp(timeoutMs?: number): Promise<void> {
-    return this.#cluster.whenAllUp(timeoutMs);
-  }
-
   /**
    * Makes member `index` fail, as a crash would: its worker is terminated, its process killed
    * (or its in-process member stopped), and what it held only in memory is gone. The supervisor
@@ -490,10 +304,10 @@ export class LocalCluster {
    */
   killMember(index: number, options: { restart?: boolean } = {}): void {
     const t = this.#supervisor.live[index];
-    if (!t) throw new HsmError('BAD_REQUEST', `member ${index}: no such member (the cluster has ${this.#cluster.size})`);
+    if (!t) throw new HsmError('BAD_REQUEST', `member ${index}: no such member (the cluster has ${this.cluster.size})`);
     if (options.restart === false) this.#supervisor.held.add(index);
     t.kill();
-    this.#cluster.memberStopped(index, 'stopped by killMember');
+    this.cluster.memberStopped(index, 'stopped by killMember');
   }
 
   /** Lets a member held down by `killMember(i, { restart: false })` start again. */
@@ -501,16 +315,11 @@ export class LocalCluster {
     this.#supervisor.held.delete(index);
   }
 
-  /** @internal the cluster handle. */
-  get cluster(): Cluster {
-    return this.#cluster;
-  }
-
   /** Stops the members; every session ends, and keys not in a data folder are forgotten. */
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     clearInterval(this.#periodic);
     clearInterval(this.#syncing);
-    await this.#cluster.close();
+    await super.close();
     this.#lock?.release();
     if (this.#removeOnClose) rmSync(this.#removeOnClose, { recursive: true, force: true });
   }

@@ -8,8 +8,8 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
-import { HsmError } from '../hsm-core/index.js';
-import { connect, type RemoteCluster } from './tls.js';
+import { HsmError } from '../hsm-core/face.js';
+import { connect, type RemoteCluster } from './remote-cluster.js';
 
 function readPem(variable: string, path: string | undefined): string {
   if (!path) throw new HsmError('BAD_REQUEST', `${variable}: required with STRONGROOM_CLUSTER=host:port (a PEM file for mutual TLS)`);

@@ -1,0 +1,177 @@
+/**
+ * The members' supervisor of a local cluster (app/local-cluster.ts), in the role AWS plays for
+ * CloudHSM: how to start member `index` (in this process, in a worker thread, or as a
+ * `strongroom hsm serve` process behind mutual TLS, on its data folder if it has one), the
+ * appliance user's password that only it knows, and the knobs for chaos (kill, hold down). A
+ * member that fails is started again and, being empty, is brought back into the cluster from a
+ * clone of a healthy member.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { MemberOptions, ProfileName } from '../hsm-core/index.js';
+import type { ClusterOptions } from './cluster.js';
+import type { MemberStarter } from './member-link.js';
+import { InProcessTransport, WorkerTransport, type Transport } from './transport.js';
+import { ProcessMemberTransport } from './local-tls.js';
+import type { InstallationKeys } from './installation.js';
+import type { TlsCredentials } from './tls.js';
+
+export interface LocalUser {
+  username: string;
+  password: string;
+  role: 'admin' | 'crypto-user';
+}
+
+export type LocalTransport = 'in-process' | 'worker' | 'tls';
+
+export interface LocalClusterOptions extends Pick<ClusterOptions, 'retry' | 'keyAvailabilityCheck'> {
+  /** How many members, 1–32. Default 1. */
+  members?: number;
+  /**
+   * Where the members run: `in-process` (default), `worker` (one worker thread each) or `tls`
+   * (one `strongroom hsm serve` process each, on loopback, behind mutual TLS).
+   */
+  transport?: LocalTransport;
+  /**
+   * The cluster's folder: one durable data folder per member (`member-N/`), and for `tls` the
+   * trust anchor and client certificate. Reused if it exists: the members come back with their
+   * users and token keys, and activation and existing users are skipped. Without it, in-process
+   * and worker members live in memory only, and `tls` uses a temporary folder removed by
+   * `close()`.
+   */
+  dataDir?: string;
+  /** Protects each member's storage key (see MemberOptions.passphrase). */
+  passphrase?: string;
+  /** The first admin's password, set when the cluster is activated (8–32 characters); not needed with `fromBackup` and no `users`. */
+  adminPassword?: string;
+  /** Users created when the cluster is first activated. */
+  users?: LocalUser[];
+  /** `cloudhsm` (default) or `unlimited`. */
+  profile?: ProfileName;
+  /** Each member's queue limit (see MemberOptions.queueLimit). */
+  queueLimit?: number;
+  /** log2 of scrypt's N for password hashes (10–20, default 15). Lower it only in tests. */
+  passwordCost?: number;
+  /** The members' mode, `fips` (default) or `non-fips`: backups restore only into the same mode. */
+  mode?: 'fips' | 'non-fips';
+  /** MKBK: the emulated manufacturer's key, 32 bytes (default: the installation's, made at its first start; see installation.ts). */
+  manufacturerKey?: Uint8Array;
+  /**
+   * Backups: where they are kept (default `<dataDir>/backups`, or none without a data folder)
+   * and how often one is taken besides activation and membership changes (default 24 h).
+   */
+  backups?: { dir?: string; intervalMs?: number; region?: string };
+  /**
+   * Make the new cluster from a backup instead of activating one (CloudHSM's create-cluster
+   * --source-backup-id): the first member is restored from it and gets its users, keys and
+   * policies; the new cluster gets its own cluster id and is independent afterwards.
+   * `adminPassword` is then the backup's admin's password.
+   */
+  fromBackup?: { dir: string; backupId: string };
+  /**
+   * How often the supervisor compares the members that are up and brings each to the newest
+   * version of everything any of them holds (`Cluster.reconcile`), in ms. Default 2000; 0: never.
+   */
+  syncIntervalMs?: number;
+  /**
+   * `false`: leave a new one-member cluster unactivated, for whoever activates it the way CloudHSM's
+   * users do (`strongroom cluster activate`); `adminPassword` and `users` are then not used. Add
+   * members after the activation (`addMember`). Default true.
+   */
+  activate?: boolean;
+}
+
+export const TRANSPORTS: readonly LocalTransport[] = ['in-process', 'worker', 'tls'];
+
+/** What a `tls` local cluster hands out so that other clients can `connect` to it. */
+export interface LocalTlsInfo extends TlsCredentials {
+  /** The cluster's folder. */
+  dataDir: string;
+  /** `host:port` of each member. */
+  addresses: string[];
+}
+
+/** One member slot's way to start a member, for the cluster client. */
+export interface Slot {
+  description: string;
+  start: MemberStarter;
+}
+
+/**
+ * What runs the members: how to start member `index` (a new worker, process or in-process
+ * member, on its data folder if there is one), and the knobs for chaos (kill, hold down).
+ */
+/** @internal */
+export class Supervisor {
+  readonly live: (Transport & { kill(): void })[] = [];
+  readonly held = new Set<number>();
+  readonly ports: number[] = [];
+  readonly appliancePassword = randomBytes(18).toString('base64url');
+  /** Protects the members' storage keys and the installation keys (option, or STRONGROOM_MASTER_PASSPHRASE). */
+  readonly passphrase: string | undefined;
+
+  constructor(
+    readonly options: LocalClusterOptions,
+    readonly transport: LocalTransport,
+    readonly profile: ProfileName,
+    readonly dataDir: string | null,
+    readonly credentials: TlsCredentials | null,
+    readonly keys: InstallationKeys,
+  ) {
+    this.passphrase = options.passphrase ?? (process.env.STRONGROOM_MASTER_PASSPHRASE || undefined);
+  }
+
+  memberDir(index: number): string | null {
+    return this.dataDir === null ? null : join(this.dataDir, `member-${index}`);
+  }
+
+  slot(index: number): Slot {
+    const { options, transport, profile } = this;
+    const dir = this.memberDir(index);
+    const memberOptions: MemberOptions = {
+      profile,
+      memberIndex: index,
+      appliancePassword: this.appliancePassword,
+      serviceKey: this.keys.serviceKey,
+      manufacturerKey: options.manufacturerKey ?? this.keys.manufacturerKey,
+      ...(options.mode !== undefined ? { mode: options.mode } : {}),
+      ...(options.queueLimit !== undefined ? { queueLimit: options.queueLimit } : {}),
+      ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),
+      ...(dir !== null ? { dataDir: dir } : {}),
+      ...(this.passphrase !== undefined ? { passphrase: this.passphrase } : {}),
+    };
+    return {
+      description: `${transport} member ${index}`,
+      // A start is a new member process, worker or object: on its data folder if it has one,
+      // otherwise empty, and then the cluster client brings it in line (clone, compare).
+      start: async (): Promise<Transport> => {
+        if (this.held.has(index)) throw new Error(`member ${index} is held down (killMember with restart: false)`);
+        let t: Transport & { kill(): void };
+        // A member restarting on the same data folder waits until the one before has let go of it.
+        await (this.live[index] as { closed?: Promise<unknown> } | undefined)?.closed;
+        if (transport === 'tls') {
+          const p = await ProcessMemberTransport.start({ ...memberOptions, dir: dir!, index, port: this.ports[index] ?? 0, profile, appliancePassword: this.appliancePassword }, this.credentials!);
+          this.ports[index] = p.port;
+          t = p;
+        } else {
+          t = transport === 'worker' ? await WorkerTransport.start(memberOptions, index) : await InProcessTransport.start(memberOptions, index);
+        }
+        if (this.held.has(index)) {
+          // Held down (killMember with restart: false) while it was starting: it stops at once.
+          t.kill();
+          throw new Error(`member ${index} is held down (killMember with restart: false)`);
+        }
+        this.live[index] = t;
+        return t;
+      },
+    };
+  }
+
+  /** Where the members that are part of the cluster listen (a removed member's port is 0). */
+  addresses(): string[] {
+    return this.ports.filter((p) => p > 0).map((p) => `127.0.0.1:${p}`);
+  }
+}
+
