@@ -6,10 +6,11 @@
  * type.
  *
  * Two sources need mapping. The HSM refuses with an `HsmError` code; webcrypto-core validates
- * arguments with error classes that carry no `name` (and sometimes a class the spec does not use,
- * such as `TypeError` for an unsupported AES length), so those are recognised by class and by the
- * start of their message. The original error stays reachable as `cause`: an HSM refusal's stable
- * `code` is `error.cause.code`.
+ * arguments with error classes that carry no `name`, recognised here by class. Where its class is
+ * not the spec's (a TypeError for a usage the algorithm lacks), the door's providers make that
+ * check themselves and throw the spec's name (providers/base.ts), so no message is ever read.
+ * The original error stays reachable as `cause`: an HSM refusal's stable `code` is
+ * `error.cause.code`.
  *
  * @module
  */
@@ -90,29 +91,6 @@ const HSM_CODES: Readonly<Record<HsmErrorCode, WebCryptoErrorName | 'data'>> = {
   INTERNAL_ERROR: 'OperationError',
 };
 
-/**
- * webcrypto-core's checks whose class does not say what the spec says, by the start of their
- * message (webcrypto-core 1.9). Anything not listed falls back on its class below.
- */
-const CORE_MESSAGES: readonly [RegExp, WebCryptoErrorName | 'TypeError'][] = [
-  [/^Unrecognized name/, 'NotSupportedError'],
-  [/^hash: Must be one of/, 'NotSupportedError'],
-  [/^namedCurve: Must be one of/, 'NotSupportedError'],
-  [/^Usages cannot be empty/, 'SyntaxError'],
-  [/^Cannot create a key using the specified key usages/, 'SyntaxError'],
-  [/^extractable: Must be 'false'/, 'SyntaxError'],
-  [/^key does not match that of operation/, 'InvalidAccessError'],
-  [/^key: Is not extractable/, 'InvalidAccessError'],
-  [/^The key is not of the expected type/, 'InvalidAccessError'],
-  [/^public: Is not/, 'InvalidAccessError'],
-  [/^iv: Must have length/, 'OperationError'],
-  [/^length: Must be 128, 192, or 256/, 'OperationError'],
-  [/^length: Number is out of range/, 'OperationError'],
-  [/^iterations: Is less than 1/, 'OperationError'],
-  [/^The modulus length must be/, 'OperationError'],
-  [/^publicExponent: Must be/, 'OperationError'],
-];
-
 function domException(name: WebCryptoErrorName, message: string, cause: unknown): DOMException {
   const e = new DOMException(message, name);
   if (cause !== undefined) Object.defineProperty(e, 'cause', { value: cause, configurable: true, writable: true });
@@ -133,9 +111,6 @@ export function webCryptoError(e: unknown, method: Method): Error {
     return domException(name, e.message, e);
   }
   const message = firstLine(e instanceof Error ? e.message : String(e));
-  for (const [pattern, name] of CORE_MESSAGES) {
-    if (pattern.test(message)) return name === 'TypeError' ? new TypeError(message, { cause: e }) : domException(name, message, e);
-  }
   if (e instanceof AlgorithmError || e instanceof UnsupportedOperationError) return domException('NotSupportedError', message, e);
   if (e instanceof CoreOperationError) return domException('OperationError', message, e);
   if (e instanceof RequiredPropertyError) return new TypeError(message, { cause: e });

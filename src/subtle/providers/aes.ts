@@ -26,6 +26,7 @@ import {
 } from '../common.js';
 import { refusal } from '../errors.js';
 import type { KeyUsage, KeyFormat, CryptoKey, JsonWebKey, Algorithm, BufferSource, AesKeyGenParams, AesKeyAlgorithm } from '../types.js';
+import { doorProvider } from './base.js';
 
 const CIPHER: KeyUsage[] = ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey'];
 const WRAP: KeyUsage[] = ['wrapKey', 'unwrapKey'];
@@ -100,15 +101,15 @@ function keyLengthBits(a: Record<string, unknown>): number {
   return length;
 }
 
-export class HsmAesProvider extends AesProvider implements WrapCapable, UnwrapCapable, DeriveTarget {
+export class HsmAesProvider extends doorProvider(AesProvider) implements WrapCapable, UnwrapCapable, DeriveTarget {
   readonly name: string;
   readonly usages: KeyUsage[];
   readonly #mode: AesMode;
-  readonly #door: Door;
+  protected readonly door: Door;
 
   constructor(door: Door, name: string) {
     super();
-    this.#door = door;
+    this.door = door;
     this.name = name;
     this.#mode = AES_MODES[name]!;
     this.usages = this.#mode.usages;
@@ -128,13 +129,13 @@ export class HsmAesProvider extends AesProvider implements WrapCapable, UnwrapCa
 
   async onGenerateKey(algorithm: AesKeyGenParams, extractable: boolean, keyUsages: KeyUsage[]): Promise<CryptoKey> {
     const usages = normaliseUsages(keyUsages);
-    const { handle } = await this.#door.session.send({
+    const { handle } = await this.door.session.send({
       op: 'generateKey',
       keyType: 'aes',
       lengthBytes: algorithm.length / 8,
       attributes: templateFor('secret', usages, extractable),
     });
-    return this.#door.key(handle, 'secret', this.#algorithm(algorithm.length), extractable, usages);
+    return this.door.key(handle, 'secret', this.#algorithm(algorithm.length), extractable, usages);
   }
 
   async onImportKey(format: KeyFormat, keyData: JsonWebKey | ArrayBuffer, _algorithm: Algorithm, extractable: boolean, keyUsages: KeyUsage[]): Promise<CryptoKey> {
@@ -149,7 +150,7 @@ export class HsmAesProvider extends AesProvider implements WrapCapable, UnwrapCa
       bytes = (keyData as ArrayBuffer).byteLength;
     }
     if (bytes !== 16 && bytes !== 24 && bytes !== 32) throw refusal('DataError', `keyData: AES keys are 16, 24 or 32 bytes, got ${bytes}`);
-    const { handle } = await this.#door.session.send({
+    const { handle } = await this.door.session.send({
       op: 'importKey',
       keyClass: 'secret-key',
       keyType: 'aes',
@@ -157,12 +158,12 @@ export class HsmAesProvider extends AesProvider implements WrapCapable, UnwrapCa
       keyData: format === 'jwk' ? { ...(keyData as JsonWebKey), kty: 'oct' } : view(keyData as ArrayBuffer),
       attributes: templateFor('secret', usages, extractable),
     });
-    return this.#door.key(handle, 'secret', this.#algorithm(bytes * 8), extractable, usages);
+    return this.door.key(handle, 'secret', this.#algorithm(bytes * 8), extractable, usages);
   }
 
   async onExportKey(format: KeyFormat, key: CryptoKey): Promise<JsonWebKey | ArrayBuffer> {
     if (format !== 'raw' && format !== 'jwk') throw refusal('InvalidAccessError', `format: AES keys are exported as raw or jwk, not ${format}`);
-    const { keyData } = await this.#door.session.send({ op: 'exportKey', handle: this.#door.handle(key), format });
+    const { keyData } = await this.door.session.send({ op: 'exportKey', handle: this.door.handle(key), format });
     if (format === 'raw') return arrayBuffer(keyData as Uint8Array);
     return decorateJwk(keyData as { kty: string }, key);
   }
@@ -174,7 +175,7 @@ export class HsmAesProvider extends AesProvider implements WrapCapable, UnwrapCa
   async #cipher(op: 'encrypt' | 'decrypt', algorithm: Algorithm, key: CryptoKey, data: ArrayBuffer): Promise<ArrayBuffer> {
     if (!this.#mode.cipher) throw refusal('NotSupportedError', `${this.name} only wraps and unwraps keys; it does not ${op}`);
     const mechanism = this.wrapMechanism(algorithm);
-    const r = await this.#door.session.send({ op, handle: this.#door.handle(key), mechanism, data: view(data) });
+    const r = await this.door.session.send({ op, handle: this.door.handle(key), mechanism, data: view(data) });
     return arrayBuffer(r.data);
   }
 
@@ -187,34 +188,6 @@ export class HsmAesProvider extends AesProvider implements WrapCapable, UnwrapCa
   }
 
   /** AES-CMAC: `length` (bits, 8–128, default 128) truncates the MAC. */
-  #macLength(algorithm: Algorithm): number {
-    const length = (algorithm as { length?: unknown }).length ?? 128;
-    if (typeof length !== 'number' || length < 8 || length > 128 || length % 8) {
-      throw refusal('OperationError', `length: an AES-CMAC is 8 to 128 bits in whole bytes, got ${String(length)}`);
-    }
-    return length / 8;
-  }
-
-  override async onSign(algorithm: Algorithm, key: CryptoKey, data: ArrayBuffer): Promise<ArrayBuffer> {
-    if (this.name !== 'AES-CMAC') throw refusal('NotSupportedError', `${this.name} does not sign`);
-    const bytes = this.#macLength(algorithm);
-    const { signature } = await this.#door.session.send({ op: 'sign', handle: this.#door.handle(key), mechanism: { name: 'cmac' }, data: view(data) });
-    return arrayBuffer(signature.subarray(0, bytes));
-  }
-
-  override async onVerify(algorithm: Algorithm, key: CryptoKey, signature: ArrayBuffer, data: ArrayBuffer): Promise<boolean> {
-    if (this.name !== 'AES-CMAC') throw refusal('NotSupportedError', `${this.name} does not verify`);
-    const bytes = this.#macLength(algorithm);
-    const handle = this.#door.handle(key);
-    if (bytes === 16) {
-      const r = await this.#door.session.send({ op: 'verify', handle, mechanism: { name: 'cmac' }, data: view(data), signature: view(signature) });
-      return r.valid;
-    }
-    // A truncated MAC: the HSM computes the MAC, the door compares its first bytes (a MAC is public output).
-    const { signature: full } = await this.#door.session.send({ op: 'sign', handle, mechanism: { name: 'cmac' }, data: view(data) });
-    return signature.byteLength === bytes && sameBytes(full.subarray(0, bytes), view(signature));
-  }
-
   unwrapRecipe(format: KeyFormat, _algorithm: Algorithm, _extractable: boolean, usages: KeyUsage[]): KeyRecipe {
     if (format !== 'raw' && format !== 'jwk') throw refusal('NotSupportedError', `format: AES keys are unwrapped from raw or jwk, not ${format}`);
     checkUsages(usages, this.usages, this.name);
@@ -225,5 +198,38 @@ export class HsmAesProvider extends AesProvider implements WrapCapable, UnwrapCa
     const bits = keyLengthBits(algorithm as unknown as Record<string, unknown>);
     checkUsages(usages, this.usages, this.name);
     return { keyClass: 'secret-key', keyType: 'aes', kind: 'secret', usages: normaliseUsages(usages), lengthBytes: bits / 8, algorithm: () => this.#algorithm(bits) };
+  }
+}
+
+/** AES-CMAC: an AES key that signs and verifies (CloudHSM's CMAC; `length` in bits truncates the MAC). */
+export class HsmAesCmacProvider extends HsmAesProvider {
+  constructor(door: Door) {
+    super(door, 'AES-CMAC');
+  }
+
+  #macLength(algorithm: Algorithm): number {
+    const length = (algorithm as { length?: unknown }).length ?? 128;
+    if (typeof length !== 'number' || length < 8 || length > 128 || length % 8) {
+      throw refusal('OperationError', `length: an AES-CMAC is 8 to 128 bits in whole bytes, got ${String(length)}`);
+    }
+    return length / 8;
+  }
+
+  override async onSign(algorithm: Algorithm, key: CryptoKey, data: ArrayBuffer): Promise<ArrayBuffer> {
+    const bytes = this.#macLength(algorithm);
+    const { signature } = await this.door.session.send({ op: 'sign', handle: this.door.handle(key), mechanism: { name: 'cmac' }, data: view(data) });
+    return arrayBuffer(signature.subarray(0, bytes));
+  }
+
+  override async onVerify(algorithm: Algorithm, key: CryptoKey, signature: ArrayBuffer, data: ArrayBuffer): Promise<boolean> {
+    const bytes = this.#macLength(algorithm);
+    const handle = this.door.handle(key);
+    if (bytes === 16) {
+      const r = await this.door.session.send({ op: 'verify', handle, mechanism: { name: 'cmac' }, data: view(data), signature: view(signature) });
+      return r.valid;
+    }
+    // A truncated MAC: the HSM computes the MAC, the door compares its first bytes (a MAC is public output).
+    const { signature: full } = await this.door.session.send({ op: 'sign', handle, mechanism: { name: 'cmac' }, data: view(data) });
+    return signature.byteLength === bytes && sameBytes(full.subarray(0, bytes), view(signature));
   }
 }

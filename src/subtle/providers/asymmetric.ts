@@ -6,6 +6,7 @@
  * @module
  */
 import {
+  OperationError as CoreOperationError,
   EcdhProvider,
   EcdsaProvider,
   Ed25519Provider,
@@ -20,6 +21,7 @@ import { refusal } from '../errors.js';
 import { deriveBits } from './hmac.js';
 import { KeyPairs } from './keypairs.js';
 import type { KeyUsage, KeyFormat, CryptoKey, CryptoKeyPair, JsonWebKey, Algorithm, AlgorithmIdentifier, RsaHashedKeyGenParams, RsaHashedImportParams, RsaHashedKeyAlgorithm, RsaPssParams, RsaOaepParams, EcKeyGenParams, EcKeyImportParams, EcKeyAlgorithm, EcdsaParams, EcdhKeyDeriveParams } from '../types.js';
+import { doorProvider } from './base.js';
 
 type Params = Record<string, unknown>;
 
@@ -43,7 +45,7 @@ function checkRsaGenerate(a: Params): void {
 
 // ---- RSA ---------------------------------------------------------------------------------------
 
-export class HsmRsaSsaProvider extends RsaSsaProvider implements UnwrapCapable {
+export class HsmRsaSsaProvider extends doorProvider(RsaSsaProvider) implements UnwrapCapable {
   readonly #door: Door;
   readonly #pairs: KeyPairs;
 
@@ -83,7 +85,7 @@ export class HsmRsaSsaProvider extends RsaSsaProvider implements UnwrapCapable {
   }
 }
 
-export class HsmRsaPssProvider extends RsaPssProvider implements UnwrapCapable {
+export class HsmRsaPssProvider extends doorProvider(RsaPssProvider) implements UnwrapCapable {
   readonly #door: Door;
   readonly #pairs: KeyPairs;
 
@@ -133,7 +135,7 @@ export class HsmRsaPssProvider extends RsaPssProvider implements UnwrapCapable {
   }
 }
 
-export class HsmRsaOaepProvider extends RsaOaepProvider implements WrapCapable, UnwrapCapable {
+export class HsmRsaOaepProvider extends doorProvider(RsaOaepProvider) implements WrapCapable, UnwrapCapable {
   readonly #door: Door;
   readonly #pairs: KeyPairs;
 
@@ -198,7 +200,7 @@ function checkCurve(namedCurve: unknown): void {
   }
 }
 
-export class HsmEcdsaProvider extends EcdsaProvider implements UnwrapCapable {
+export class HsmEcdsaProvider extends doorProvider(EcdsaProvider) implements UnwrapCapable {
   readonly #door: Door;
   readonly #pairs: KeyPairs;
 
@@ -259,7 +261,7 @@ function agreement(door: Door, algorithm: Params, baseKey: CryptoKey): DeriveMec
   return { name: 'ecdh', publicHandle: door.handle(peer) };
 }
 
-export class HsmEcdhProvider extends EcdhProvider implements DeriveCapable, UnwrapCapable {
+export class HsmEcdhProvider extends doorProvider(EcdhProvider) implements DeriveCapable, UnwrapCapable {
   readonly #door: Door;
   readonly #pairs: KeyPairs;
 
@@ -275,6 +277,15 @@ export class HsmEcdhProvider extends EcdhProvider implements DeriveCapable, Unwr
 
   override checkImportParams(a: EcKeyImportParams): void {
     checkCurve(a.namedCurve);
+  }
+
+  /** A `public` that is not a public ECDH CryptoKey is the spec's InvalidAccessError (webcrypto-core: TypeError or its OperationError). */
+  override checkAlgorithmParams(algorithm: EcdhKeyDeriveParams): void {
+    try {
+      super.checkAlgorithmParams(algorithm);
+    } catch (e) {
+      throw e instanceof TypeError || e instanceof CoreOperationError ? refusal('InvalidAccessError', e.message) : e;
+    }
   }
 
   override checkDeriveBits(algorithm: Algorithm, baseKey: CryptoKey, _length: number, options: { keyUsage?: boolean } = {}): void {
@@ -309,7 +320,7 @@ export class HsmEcdhProvider extends EcdhProvider implements DeriveCapable, Unwr
   }
 }
 
-export class HsmEd25519Provider extends Ed25519Provider implements UnwrapCapable {
+export class HsmEd25519Provider extends doorProvider(Ed25519Provider) implements UnwrapCapable {
   readonly #door: Door;
   readonly #pairs: KeyPairs;
 
@@ -344,7 +355,7 @@ export class HsmEd25519Provider extends Ed25519Provider implements UnwrapCapable
   }
 }
 
-export class HsmX25519Provider extends X25519Provider implements DeriveCapable, UnwrapCapable {
+export class HsmX25519Provider extends doorProvider(X25519Provider) implements DeriveCapable, UnwrapCapable {
   readonly #door: Door;
   readonly #pairs: KeyPairs;
 

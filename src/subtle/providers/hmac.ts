@@ -27,6 +27,7 @@ import {
 } from '../common.js';
 import { refusal } from '../errors.js';
 import type { KeyUsage, KeyFormat, CryptoKey, JsonWebKey, Algorithm, AlgorithmIdentifier, BufferSource, HmacKeyGenParams, HmacImportParams, HmacKeyAlgorithm, HkdfParams, Pbkdf2Params } from '../types.js';
+import { doorProvider } from './base.js';
 
 function hmacLength(algorithm: Algorithm): number | undefined {
   const length = (algorithm as { length?: unknown }).length;
@@ -36,7 +37,7 @@ function hmacLength(algorithm: Algorithm): number | undefined {
   return length;
 }
 
-export class HsmHmacProvider extends HmacProvider implements UnwrapCapable, DeriveTarget {
+export class HsmHmacProvider extends doorProvider(HmacProvider) implements UnwrapCapable, DeriveTarget {
   readonly #door: Door;
 
   constructor(door: Door) {
@@ -164,7 +165,7 @@ function saltOf(algorithm: Algorithm, name: string): Uint8Array {
   return view(v as BufferSource);
 }
 
-export class HsmHkdfProvider extends HkdfProvider implements DeriveCapable {
+export class HsmHkdfProvider extends doorProvider(HkdfProvider) implements DeriveCapable {
   readonly #door: Door;
 
   constructor(door: Door) {
@@ -190,7 +191,7 @@ export class HsmHkdfProvider extends HkdfProvider implements DeriveCapable {
   }
 }
 
-export class HsmPbkdf2Provider extends Pbkdf2Provider implements DeriveCapable {
+export class HsmPbkdf2Provider extends doorProvider(Pbkdf2Provider) implements DeriveCapable {
   readonly #door: Door;
 
   constructor(door: Door) {
@@ -241,7 +242,7 @@ export async function deriveBits(door: Door, mechanism: DeriveMechanism, baseKey
   return out.buffer;
 }
 
-export class HsmShaProvider extends ProviderCrypto {
+export class HsmShaProvider extends doorProvider(ProviderCrypto) {
   readonly name: string;
   readonly usages: KeyUsage[] = [];
   readonly #door: Door;
