@@ -12,7 +12,8 @@
 import { webcrypto } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HsmError, loadX509 } from '../hsm-core/index.js';
+import { loadX509 } from '../certificates/index.js';
+import { HsmError } from '../hsm-core/index.js';
 import { connectFromEnvironment, type HsmSession, type RemoteCluster } from '../app/index.js';
 import { IssuingCa, KeyStore, type CaKeyAlgorithm } from '../keystore/index.js';
 

@@ -16,7 +16,8 @@ import { webcrypto } from 'node:crypto';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type * as X509 from '@peculiar/x509';
-import { FrameReader, HsmError, encodeFrame, loadX509, pem, type Response } from '../hsm-core/index.js';
+import { issueCertificate, loadX509, pem } from '../certificates/index.js';
+import { FrameReader, HsmError, encodeFrame, type Response } from '../hsm-core/index.js';
 import { PendingTransport } from './transport.js';
 
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
@@ -157,14 +158,13 @@ export class TrustAnchor {
       return new TrustAnchor(x509, certificate, key);
     }
     const keys = (await webcrypto.subtle.generateKey(RSA, true, ['sign', 'verify'])) as CryptoKeyPair;
-    const now = Date.now();
-    const certificate = await x509.X509CertificateGenerator.createSelfSigned({
-      serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString('hex').replace(/^[89a-f]/, '1'),
-      name: `CN=${name}`,
-      notBefore: new Date(now - 60_000),
-      notAfter: new Date(now + 10 * 365 * 86_400_000),
+    const certificate = await issueCertificate(x509, {
+      subject: `CN=${name}`,
+      issuer: `CN=${name}`,
+      publicKey: keys.publicKey,
+      signingKey: keys.privateKey,
       signingAlgorithm: RSA,
-      keys: keys as never,
+      days: 3650,
       extensions: [new x509.BasicConstraintsExtension(true, 1, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
     });
     writeFileSync(keyFile, pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)), { mode: 0o600 });
@@ -199,16 +199,14 @@ export class TrustAnchor {
 
   async #issue(subject: string, publicKey: CryptoKey, days: number, extensions: X509.Extension[], validity: { notBefore?: Date; notAfter?: Date } = {}): Promise<X509.X509Certificate> {
     const x509 = this.#x509;
-    const now = Date.now();
-    return x509.X509CertificateGenerator.create({
-      serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(8))).toString('hex').replace(/^[89a-f]/, '1'),
+    return issueCertificate(x509, {
       subject,
       issuer: this.certificate.subject,
-      notBefore: validity.notBefore ?? new Date(now - 60_000),
-      notAfter: validity.notAfter ?? new Date(now + days * 86_400_000),
+      publicKey,
+      signingKey: this.#key,
       signingAlgorithm: RSA,
-      publicKey: publicKey as never,
-      signingKey: this.#key as never,
+      days,
+      ...validity,
       extensions: [new x509.BasicConstraintsExtension(false, undefined, true), ...extensions],
     });
   }

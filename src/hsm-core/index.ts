@@ -10,7 +10,7 @@ export { useThreadPool } from './mechanisms/pool.js';
 export { readBackupHeader, type BackupHeader } from './ops/backup-ops.js';
 export { MEMBER_MODES, type MemberMode } from './state.js';
 export { FrameReader, encodeFrame, MAX_FRAME_BYTES, type Frame } from './wire.js';
-export { serveMember, ensureClusterCsr, loadX509, pem, MEMBER_FILES, type ServeOptions, type Served } from './hosts/tls.js';
+export { serveMember, ensureClusterCsr, MEMBER_FILES, type ServeOptions, type Served } from './hosts/tls.js';
 export { HsmError, HSM_ERROR_CODES, keyRef, withArticle, type HsmErrorCode, type WireError } from './errors.js';
 export { verifyAuditChain, GENESIS_HASH, type AuditVerdict } from './audit.js';
 export { lockFolder, LOCK_FILE, type FolderLock } from './folder-lock.js';

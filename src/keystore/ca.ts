@@ -14,15 +14,14 @@
  */
 import type * as X509 from '@peculiar/x509';
 import { webcrypto } from 'node:crypto';
-import { HsmError, loadX509 } from '../hsm-core/index.js';
+import { issueCertificate, loadX509 } from '../certificates/index.js';
+import { HsmError } from '../hsm-core/index.js';
 import type { HsmSession } from '../app/index.js';
 
 type CryptoKey = webcrypto.CryptoKey;
 type Crypto = webcrypto.Crypto;
 
 export type CaKeyAlgorithm = 'ECDSA-P256' | 'ECDSA-P384' | 'RSA-2048' | 'RSA-3072' | 'RSA-4096';
-
-const DAY = 86_400_000;
 
 interface AlgorithmPlan {
   request: Record<string, unknown>;
@@ -45,13 +44,6 @@ function plan(algorithm: CaKeyAlgorithm): AlgorithmPlan {
     default:
       throw new HsmError('BAD_REQUEST', `algorithm: one of ECDSA-P256, ECDSA-P384, RSA-2048, RSA-3072, RSA-4096, got ${JSON.stringify(algorithm)}`);
   }
-}
-
-function serialNumber(): string {
-  // 16 random bytes, positive.
-  const bytes = webcrypto.getRandomValues(new Uint8Array(16));
-  bytes[0] = bytes[0]! & 0x7f | 0x01;
-  return Buffer.from(bytes).toString('hex');
 }
 
 /** A key pair in the HSM, as WebCrypto keys of the session. */
@@ -139,27 +131,24 @@ export class IssuingCa {
     const p = plan(algorithm);
     const keys = await generateHsmKeyPair(session, options.alias, algorithm);
     const crypto = session.crypto as unknown as Crypto;
-    const now = Date.now();
-    const certificate = await x509.X509CertificateGenerator.createSelfSigned(
-      {
-        serialNumber: serialNumber(),
-        name: options.subject,
-        notBefore: new Date(now - 60_000),
-        notAfter: new Date(now + (options.days ?? 3650) * DAY),
-        signingAlgorithm: p.signing,
-        keys: { privateKey: keys.privateKey, publicKey: keys.publicKey } as never,
-        extensions: [
-          ...(options.ca === false
-            ? [new x509.BasicConstraintsExtension(false, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true)]
-            : [
-                new x509.BasicConstraintsExtension(true, options.pathLength, true),
-                new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
-              ]),
-          await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never, false, crypto as never),
-        ],
-      },
-      crypto as never,
-    );
+    const certificate = await issueCertificate(x509, {
+      subject: options.subject,
+      issuer: options.subject,
+      publicKey: keys.publicKey,
+      signingKey: keys.privateKey,
+      signingAlgorithm: p.signing,
+      days: options.days ?? 3650,
+      crypto: crypto as never,
+      extensions: [
+        ...(options.ca === false
+          ? [new x509.BasicConstraintsExtension(false, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true)]
+          : [
+              new x509.BasicConstraintsExtension(true, options.pathLength, true),
+              new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+            ]),
+        await x509.SubjectKeyIdentifierExtension.create(keys.publicKey as never, false, crypto as never),
+      ],
+    });
     return new IssuingCa(x509, session, [certificate], keys.privateKey, p.signing);
   }
 
@@ -220,25 +209,20 @@ export class IssuingCa {
   /** `publicKey`: an HSM key of this session, or the public key of a request. */
   async #issue(subject: string, publicKey: CryptoKey | X509.PublicKey, days: number, extensions: X509.Extension[]): Promise<X509.X509Certificate> {
     const x509 = this.#x509;
-    const now = Date.now();
-    const notAfter = new Date(Math.min(now + days * DAY, this.certificate.notAfter.getTime()));
-    return x509.X509CertificateGenerator.create(
-      {
-        serialNumber: serialNumber(),
-        subject,
-        issuer: this.certificate.subject,
-        notBefore: new Date(now - 60_000),
-        notAfter,
-        signingAlgorithm: this.#signing,
-        publicKey: publicKey as never,
-        signingKey: this.#key as never,
-        extensions: [
-          ...extensions,
-          await x509.SubjectKeyIdentifierExtension.create(publicKey as never, false, this.#crypto as never),
-          await x509.AuthorityKeyIdentifierExtension.create(this.certificate, false, this.#crypto as never),
-        ],
-      },
-      this.#crypto as never,
-    );
+    return issueCertificate(x509, {
+      subject,
+      issuer: this.certificate.subject,
+      publicKey,
+      signingKey: this.#key,
+      signingAlgorithm: this.#signing,
+      days,
+      until: this.certificate.notAfter,
+      crypto: this.#crypto as never,
+      extensions: [
+        ...extensions,
+        await x509.SubjectKeyIdentifierExtension.create(publicKey as never, false, this.#crypto as never),
+        await x509.AuthorityKeyIdentifierExtension.create(this.certificate, false, this.#crypto as never),
+      ],
+    });
   }
 }

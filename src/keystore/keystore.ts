@@ -22,7 +22,8 @@
 import type * as X509 from '@peculiar/x509';
 import { createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
-import { HsmError, loadX509, type KeyInfo } from '../hsm-core/index.js';
+import { loadX509 } from '../certificates/index.js';
+import { HsmError, type KeyInfo } from '../hsm-core/index.js';
 import type { HsmSession } from '../app/index.js';
 import { readPkcs12, writePkcs12 } from './pkcs12.js';
 

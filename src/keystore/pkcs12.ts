@@ -12,7 +12,8 @@ import type * as X509 from '@peculiar/x509';
 import { createHash, webcrypto } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { HsmError, loadX509 } from '../hsm-core/index.js';
+import { loadX509 } from '../certificates/index.js';
+import { HsmError } from '../hsm-core/index.js';
 
 const FRIENDLY_NAME = '1.2.840.113549.1.9.20';
 const LOCAL_KEY_ID = '1.2.840.113549.1.9.21';

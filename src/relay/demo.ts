@@ -7,7 +7,8 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HsmError, loadX509 } from '../hsm-core/index.js';
+import { loadX509 } from '../certificates/index.js';
+import { HsmError } from '../hsm-core/index.js';
 import type { HsmSession } from '../app/index.js';
 import { IssuingCa } from '../keystore/index.js';
 

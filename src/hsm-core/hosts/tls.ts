@@ -19,7 +19,7 @@
  * @module
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { webcrypto } from 'node:crypto';
+import { KeyObject, webcrypto } from 'node:crypto';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import type * as X509 from '@peculiar/x509';
@@ -32,20 +32,6 @@ const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
 
 export const MEMBER_FILES = { key: 'member.key', csr: 'member.csr', cert: 'member.crt', ca: 'customerCA.crt' } as const;
 
-/** @peculiar/x509 (and the metadata polyfill it needs), loaded only by those who make certificates. */
-export async function loadX509(): Promise<typeof X509> {
-  await import('reflect-metadata');
-  const x509 = await import('@peculiar/x509');
-  x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof X509.cryptoProvider.set>[0]);
-  return x509;
-}
-
-/** DER as PEM text with the given label. */
-export function pem(label: string, der: ArrayBuffer): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n');
-  return `-----BEGIN ${label}-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END ${label}-----\n`;
-}
-
 /**
  * Makes the member's key pair and cluster CSR in `dataDir` if they are not there yet, and
  * returns the CSR (PEM). The subject names the member; the CSR asks for loopback and `localhost`
@@ -56,7 +42,8 @@ export async function ensureClusterCsr(dataDir: string, subject: string, hosts: 
   const keyFile = join(dataDir, MEMBER_FILES.key);
   const csrFile = join(dataDir, MEMBER_FILES.csr);
   if (existsSync(keyFile) && existsSync(csrFile)) return readFileSync(csrFile, 'utf8');
-  const x509 = await loadX509();
+  await import('reflect-metadata');
+  const x509 = await import('@peculiar/x509');
   const keys = (await webcrypto.subtle.generateKey(EC, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
   const names = [
     { type: 'ip' as const, value: '127.0.0.1' },
@@ -69,8 +56,8 @@ export async function ensureClusterCsr(dataDir: string, subject: string, hosts: 
     keys: keys as unknown as Parameters<typeof X509.Pkcs10CertificateRequestGenerator.create>[0]['keys'],
     signingAlgorithm: SIGN,
     extensions: [new x509.SubjectAlternativeNameExtension(names)],
-  });
-  writeFileSync(keyFile, pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)), { mode: 0o600 });
+  }, webcrypto as unknown as Parameters<typeof X509.Pkcs10CertificateRequestGenerator.create>[1]);
+  writeFileSync(keyFile, KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
   const text = csr.toString('pem');
   writeFileSync(csrFile, `${text}\n`);
   return text;
