@@ -13,6 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { connectFromEnvironment, connectOrExplain, type HsmSession, type RemoteCluster } from '../app/index.js';
 import { parseAddress } from '../cluster-client/index.js';
 import { HsmError } from '../hsm-core/index.js';
+import { defaultDataDir } from './data-dir.js';
 
 export interface ClusterEntry {
   id: string;
@@ -119,9 +120,9 @@ export class CliContext {
       entry = config.clusters[0];
     } else if (config.clusters.length > 1) {
       throw new HsmError('BAD_REQUEST', `${path} names ${config.clusters.length} clusters (${config.clusters.map((c) => c.id).join(', ')}); choose one with --cluster-id`);
-    } else if (existsSync('.strongroom/cluster.json')) {
-      // What npm start wrote: the local cluster.
-      return connectFromEnvironment({ STRONGROOM_CLUSTER: resolve('.strongroom/cluster.json') });
+    } else if (existsSync(join(defaultDataDir(this.env), 'cluster.json'))) {
+      // What npm start wrote: the local cluster (found from any folder of the project).
+      return connectFromEnvironment({ STRONGROOM_CLUSTER: resolve(defaultDataDir(this.env), 'cluster.json') });
     } else {
       throw new HsmError('BAD_REQUEST', `no cluster configured: run strongroom configure --cluster HOST:PORT --ca customerCA.crt (or start one with npm start)`);
     }

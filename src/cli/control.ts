@@ -76,7 +76,7 @@ export async function serveControl(cluster: LocalCluster, dataDir: string): Prom
 export function callControl(dataDir: string, request: ControlRequest, onProgress: (step: string) => void): Promise<unknown> {
   const path = controlPath(dataDir);
   if (!existsSync(path)) {
-    return Promise.reject(new HsmError('MEMBER_UNAVAILABLE', `no running cluster at ${dataDir} (no control socket ${path}); start it with strongroom up --data-dir ${dataDir}`));
+    return Promise.reject(new HsmError('MEMBER_UNAVAILABLE', `no running cluster at ${dataDir} (no control socket ${path}); start it with npm start, or npx strongroom up --data-dir ${dataDir}`));
   }
   return new Promise((resolve, reject) => {
     const socket = createConnection(path);

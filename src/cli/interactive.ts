@@ -16,7 +16,7 @@ import { createInterface, type Interface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { Command, CommanderError } from 'commander';
 import { CliContext, type CliIo } from './cli-context.js';
-import { addCloudHsmCommands } from './cloudhsm-commands.js';
+import { addCloudHsmCommands } from './cloudhsm/index.js';
 import { CliCommand } from './command.js';
 
 export const PROMPT = 'strongroom > ';

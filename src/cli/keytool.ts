@@ -16,6 +16,7 @@ import { loadX509 } from '../certificates/index.js';
 import { HsmError } from '../hsm-core/index.js';
 import { connectFromEnvironment, type HsmSession, type RemoteCluster } from '../app/index.js';
 import { IssuingCa, KeyStore, type CaKeyAlgorithm } from '../keystore/index.js';
+import { defaultDataDir } from './data-dir.js';
 
 const COMMANDS: Record<string, { options: string[]; flags?: string[] }> = {
   '-genkeypair': { options: ['-alias', '-keyalg', '-keysize', '-dname', '-validity', '-ext'] },
@@ -72,7 +73,7 @@ export async function keytool(args: string[], io: KeytoolIo): Promise<number> {
   let cluster: RemoteCluster | undefined;
   try {
     const { command, options, flags } = parse(args);
-    const storeFile = options.get('-keystore') ?? join('.strongroom', 'keystore.p12');
+    const storeFile = options.get('-keystore') ?? join(defaultDataDir(io.env), 'keystore.p12');
     const storepass = options.get('-storepass') ?? io.env.STRONGROOM_STOREPASS;
     if (!storepass) throw new HsmError('BAD_REQUEST', `keytool ${command}: -storepass is required (or STRONGROOM_STOREPASS)`);
     const type = options.get('-storetype') ?? 'CloudHSM';
@@ -80,7 +81,7 @@ export async function keytool(args: string[], io: KeytoolIo): Promise<number> {
     const user = io.env.HSM_USER;
     const password = io.env.HSM_PASSWORD;
     if (!user || !password) throw new HsmError('BAD_REQUEST', 'keytool: set HSM_USER and HSM_PASSWORD to the crypto user to log in as');
-    const env = { ...io.env, STRONGROOM_CLUSTER: io.env.STRONGROOM_CLUSTER ?? join('.strongroom', 'cluster.json') };
+    const env = { ...io.env, STRONGROOM_CLUSTER: io.env.STRONGROOM_CLUSTER ?? join(defaultDataDir(io.env), 'cluster.json') };
     cluster = await connectFromEnvironment(env);
     const session = await cluster.login(user, password);
     const store = KeyStore.getInstance('CloudHSM', session);

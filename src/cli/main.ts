@@ -18,9 +18,10 @@ import { serveControl } from './control.js';
 import { keytool } from './keytool.js';
 import { backupChange, backupList, clusterMembership, storeAt, type Io, type Output } from './backup-commands.js';
 import { CliContext } from './cli-context.js';
-import { addCloudHsmCommands } from './cloudhsm-commands.js';
+import { addCloudHsmCommands } from './cloudhsm/index.js';
 import { LineReader, interactive } from './interactive.js';
 import { CliCommand } from './command.js';
+import { defaultDataDir } from './data-dir.js';
 
 const program = new CliCommand()
   .name('strongroom')
@@ -33,7 +34,7 @@ const int = (name: string, min: number, max: number) => (value: string) => {
   return n;
 };
 
-const DATA_DIR = process.env.STRONGROOM_DATA_DIR ?? '.strongroom';
+const DATA_DIR = defaultDataDir();
 const io: Io = { out: (line) => console.log(line), err: (line) => console.error(line) };
 
 /** Runs a command; a refusal is one line on stderr (and the error as JSON on stdout with --output json), exit 1. */
@@ -58,7 +59,7 @@ const outputOption = () => new Option('--output <format>', 'text, or json for ma
 /** Serves a started cluster (and its relay) until SIGINT/SIGTERM, with its control socket for `strongroom cluster …`. */
 async function serve(cluster: LocalCluster, dataDir: string, relay: Relay | null = null): Promise<void> {
   const control = await serveControl(cluster, dataDir);
-  console.log(`Serving. Press Ctrl-C to stop. (Members: strongroom cluster status --data-dir ${dataDir})`);
+  console.log(`Serving. Press Ctrl-C to stop. (Members: npx strongroom cluster status --data-dir ${dataDir})`);
   const stop = () => {
     control.close();
     void (relay?.close() ?? Promise.resolve())

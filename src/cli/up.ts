@@ -90,7 +90,7 @@ export async function up(options: UpOptions): Promise<Up> {
       log(`  register     STRONGROOM_CLUSTER=${join(dataDir, 'cluster.json')} HSM_USER=${DEV_USER.username} HSM_PASSWORD=${DEV_USER.password} node --import strongroom/register app.js`);
       log(`  cli          npx strongroom (interactive), or CLOUDHSM_ROLE=crypto-user CLOUDHSM_PIN=${DEV_USER.username}:${DEV_USER.password} npx strongroom key list`);
     }
-    if (cluster.backupStore) log(`  backups      ${cluster.backupStore.dir} (strongroom backup list --data-dir ${dataDir})`);
+    if (cluster.backupStore) log(`  backups      ${cluster.backupStore.dir} (npx strongroom backup list --data-dir ${dataDir})`);
     log('');
     if (!options.fromBackup) {
       log('Running the quick-start sample (samples/quickstart.ts):');

@@ -92,7 +92,7 @@ describe('cli: strongroom backup and cluster', function () {
     const d = dir('members');
     const none = await cli('cluster', 'add-member', '--data-dir', d);
     expect(none.code).to.equal(1);
-    expect(none.stderr).to.match(/no running cluster at .*start it with strongroom up/);
+    expect(none.stderr).to.match(/no running cluster at .*start it with npm start, or npx strongroom up/);
 
     const child = spawn(process.execPath, [BIN, 'up', '--data-dir', d, '--members', '2', '--transport', 'worker'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { Command, CommanderError } from 'commander';
 import { CliContext } from '../../src/cli/cli-context.js';
-import { addCloudHsmCommands } from '../../src/cli/cloudhsm-commands.js';
+import { addCloudHsmCommands } from '../../src/cli/cloudhsm/index.js';
 import { complete, splitWords } from '../../src/cli/interactive.js';
 
 function leaves(cmd: Command, path: string[] = []): string[][] {
