@@ -3,7 +3,23 @@
  *
  * @module
  */
-export { startLocalCluster, connect, LocalCluster, RemoteCluster, HsmSession, type ConnectOptions, type LocalClusterOptions, type LocalTransport, type LocalUser } from './app/index.js';
+export {
+  startLocalCluster,
+  connect,
+  LocalCluster,
+  RemoteCluster,
+  HsmSession,
+  clusterContainer,
+  CLOCK,
+  RANDOM,
+  BACKUP_STORE,
+  START_MEMBER,
+  type ClusterServices,
+  type ConnectOptions,
+  type LocalClusterOptions,
+  type LocalTransport,
+  type LocalUser,
+} from './app/index.js';
 export {
   TrustAnchor,
   BackupStore,

@@ -5,9 +5,10 @@
  *
  * @module
  */
-export { startLocalCluster, LocalCluster } from './local-cluster.js';
+export { startLocalCluster, LocalCluster, type LocalClusterOptions } from './local-cluster.js';
+export { clusterContainer, resolveServices, CLOCK, RANDOM, BACKUP_STORE, START_MEMBER, type ClusterServices } from './container.js';
 export { connect, RemoteCluster, type ConnectOptions } from './remote-cluster.js';
 export { ClusterFront } from './front.js';
 export { HsmSession } from './session.js';
 export { connectFromEnvironment, connectOrExplain } from './from-env.js';
-export type { LocalClusterOptions, LocalUser, LocalTransport, LocalTlsInfo } from '../cluster-client/supervisor.js';
+export type { LocalUser, LocalTransport, LocalTlsInfo } from '../cluster-client/supervisor.js';

@@ -15,7 +15,16 @@ import { Cluster, resultOf, type SyncState } from '../cluster-client/index.js';
 import { BackupStore, type BackupInfo, type BackupTrigger } from '../cluster-client/backups.js';
 import { prepareTlsCluster } from '../cluster-client/local-tls.js';
 import { installationKeys, type InstallationKeys } from '../cluster-client/installation.js';
-import { Supervisor, TRANSPORTS, type LocalClusterOptions, type LocalTlsInfo, type LocalTransport } from '../cluster-client/supervisor.js';
+import { Supervisor, TRANSPORTS, type LocalClusterOptions as MemberSetOptions, type LocalTlsInfo, type LocalTransport } from '../cluster-client/supervisor.js';
+import { clusterContainer, resolveServices, type ClusterServices, type ServiceContainer } from './container.js';
+
+export interface LocalClusterOptions extends MemberSetOptions {
+  /**
+   * The cluster's composition root (`clusterContainer()` from `strongroom`): its clock, random
+   * source, backup store and member starter. Default: a new container with the defaults.
+   */
+  services?: ServiceContainer;
+}
 import type { ProfileName } from '../hsm-core/index.js';
 import { ClusterFront } from './front.js';
 
@@ -91,12 +100,13 @@ export class LocalCluster extends ClusterFront {
     let local: LocalCluster;
     let cluster: Cluster;
     try {
+      const services: ClusterServices = resolveServices(options.services ?? clusterContainer());
       const credentials = transport === 'tls' ? await prepareTlsCluster(dataDir!, members) : null;
-      const source = options.fromBackup ? new BackupStore(options.fromBackup.dir).read(options.fromBackup.backupId) : null;
+      const source = options.fromBackup ? services.backupStore(options.fromBackup.dir, { create: false }).read(options.fromBackup.backupId) : null;
       const keys = installationKeys(dataDir, options.passphrase ?? (process.env.STRONGROOM_MASTER_PASSPHRASE || undefined));
-      const supervisor = new Supervisor(options, transport, profile, dataDir, credentials, keys);
+      const supervisor = new Supervisor(options, transport, profile, dataDir, credentials, keys, services);
       const backupDir = options.backups?.dir ?? (dataDir !== null ? join(dataDir, 'backups') : null);
-      const store = backupDir !== null ? new BackupStore(backupDir, options.backups?.region !== undefined ? { region: options.backups.region } : {}) : null;
+      const store = backupDir !== null ? services.backupStore(backupDir, options.backups?.region !== undefined ? { region: options.backups.region } : {}) : null;
       cluster = await Cluster.open(
         Array.from({ length: members }, (_, i) => supervisor.slot(i)),
         {

@@ -53,10 +53,10 @@ export const RETENTION_MAX_DAYS = 379;
 export const RESTORE_WINDOW_DAYS = 7;
 const DAY = 86_400_000;
 
-function backupId(): string {
+function backupId(random: (n: number) => Uint8Array): string {
   // CloudHSM's shape: backup- and eleven lowercase base-32 characters.
   const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
-  return `backup-${[...randomBytes(11)].map((b) => alphabet[b % 32]).join('')}`;
+  return `backup-${[...random(11)].map((b) => alphabet[b % 32]).join('')}`;
 }
 
 function writeAtomically(file: string, data: string | Uint8Array): void {
@@ -70,6 +70,8 @@ export interface BackupStoreOptions {
   region?: string;
   /** The current time (tests replace it). */
   clock?: () => Date;
+  /** Random bytes, for backup ids (default Node's CSPRNG). */
+  random?: (n: number) => Uint8Array;
   /** Make the folder if it does not exist (default true); false: a missing folder is an error. */
   create?: boolean;
 }
@@ -78,11 +80,13 @@ export class BackupStore {
   readonly dir: string;
   readonly region: string;
   readonly #clock: () => Date;
+  readonly #random: (n: number) => Uint8Array;
 
   constructor(dir: string, options: BackupStoreOptions = {}) {
     this.dir = dir;
     this.region = options.region ?? 'local';
     this.#clock = options.clock ?? (() => new Date());
+    this.#random = options.random ?? ((n) => new Uint8Array(randomBytes(n)));
     if (options.create === false && !existsSync(dir)) {
       throw new HsmError('BAD_REQUEST', `backup store ${dir}: no such folder (is the cluster folder or the backup folder right?)`);
     }
@@ -93,7 +97,7 @@ export class BackupStore {
   add(backup: Uint8Array, options: { trigger: BackupTrigger; tags?: Record<string, string> }): BackupInfo {
     const { header } = readBackupHeader(backup);
     const info: BackupInfo = {
-      backupId: backupId(),
+      backupId: backupId(this.#random),
       clusterId: header.clusterId,
       sourceClusterId: header.clusterId,
       state: 'READY',
@@ -211,7 +215,7 @@ export class BackupStore {
     const source = this.get(id);
     const info: BackupInfo = {
       ...source,
-      backupId: backupId(),
+      backupId: backupId(this.#random),
       clusterId: null,
       state: 'READY',
       createTimestamp: destination.#clock().toISOString(),

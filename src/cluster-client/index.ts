@@ -14,6 +14,6 @@ export type { SyncState } from './repair.js';
 export { ClusterSession, type SessionRequest } from './session.js';
 export { InProcessTransport, WorkerTransport, type Transport } from './transport.js';
 export { SocketTransport, TrustAnchor, parseAddress, type TlsCredentials } from './tls.js';
-export { Supervisor, type LocalClusterOptions, type LocalUser, type LocalTransport, type LocalTlsInfo } from './supervisor.js';
+export { Supervisor, startMember, type LocalClusterOptions, type LocalUser, type LocalTransport, type LocalTlsInfo, type LiveMember, type MemberSpec, type TransportFactory } from './supervisor.js';
 export { BackupStore, RETENTION_DEFAULT_DAYS, RETENTION_MIN_DAYS, RETENTION_MAX_DAYS, type BackupInfo, type BackupState, type BackupTrigger, type BackupStoreOptions } from './backups.js';
 export { INSTALLATION_FILES, type InstallationKeys } from './installation.js';

@@ -8,7 +8,6 @@
  *
  * @module
  */
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { MemberOptions, ProfileName } from '../hsm-core/index.js';
 import type { ClusterOptions } from './cluster.js';
@@ -99,16 +98,42 @@ export interface Slot {
   start: MemberStarter;
 }
 
+/** What a transport factory is asked for: member `index` of a local cluster, and where it runs. */
+export interface MemberSpec {
+  kind: LocalTransport;
+  index: number;
+  memberOptions: MemberOptions;
+  /** Its data folder, if it has one (a `tls` member always has). */
+  dir: string | null;
+  /** For `tls`: the port it had (0: any free one). */
+  port: number;
+  credentials: TlsCredentials | null;
+}
+
+/** A started member: its transport, a way to make it fail as a crash would, and (for `tls`) its port. */
+export type LiveMember = Transport & { kill(): void; port?: number };
+
+/** Starts one member of a local cluster. The composition root (app/container.ts) chooses it; tests may wrap it. */
+export type TransportFactory = (spec: MemberSpec) => Promise<LiveMember>;
+
+/** Members in this process, in worker threads, or as `strongroom hsm serve` processes behind mutual TLS. */
+export const startMember: TransportFactory = async ({ kind, index, memberOptions, dir, port, credentials }) => {
+  if (kind === 'tls') {
+    return ProcessMemberTransport.start({ ...memberOptions, dir: dir!, index, port, profile: memberOptions.profile!, appliancePassword: memberOptions.appliancePassword! }, credentials!);
+  }
+  return kind === 'worker' ? WorkerTransport.start(memberOptions, index) : InProcessTransport.start(memberOptions, index);
+};
+
 /**
  * What runs the members: how to start member `index` (a new worker, process or in-process
  * member, on its data folder if there is one), and the knobs for chaos (kill, hold down).
  */
 /** @internal */
 export class Supervisor {
-  readonly live: (Transport & { kill(): void })[] = [];
+  readonly live: LiveMember[] = [];
   readonly held = new Set<number>();
   readonly ports: number[] = [];
-  readonly appliancePassword = randomBytes(18).toString('base64url');
+  readonly appliancePassword: string;
   /** Protects the members' storage keys and the installation keys (option, or STRONGROOM_MASTER_PASSPHRASE). */
   readonly passphrase: string | undefined;
 
@@ -119,7 +144,9 @@ export class Supervisor {
     readonly dataDir: string | null,
     readonly credentials: TlsCredentials | null,
     readonly keys: InstallationKeys,
+    readonly services: { startMember: TransportFactory; random: (n: number) => Uint8Array },
   ) {
+    this.appliancePassword = Buffer.from(services.random(18)).toString('base64url');
     this.passphrase = options.passphrase ?? (process.env.STRONGROOM_MASTER_PASSPHRASE || undefined);
   }
 
@@ -148,16 +175,10 @@ export class Supervisor {
       // otherwise empty, and then the cluster client brings it in line (clone, compare).
       start: async (): Promise<Transport> => {
         if (this.held.has(index)) throw new Error(`member ${index} is held down (killMember with restart: false)`);
-        let t: Transport & { kill(): void };
         // A member restarting on the same data folder waits until the one before has let go of it.
         await (this.live[index] as { closed?: Promise<unknown> } | undefined)?.closed;
-        if (transport === 'tls') {
-          const p = await ProcessMemberTransport.start({ ...memberOptions, dir: dir!, index, port: this.ports[index] ?? 0, profile, appliancePassword: this.appliancePassword }, this.credentials!);
-          this.ports[index] = p.port;
-          t = p;
-        } else {
-          t = transport === 'worker' ? await WorkerTransport.start(memberOptions, index) : await InProcessTransport.start(memberOptions, index);
-        }
+        const t = await this.services.startMember({ kind: transport, index, memberOptions, dir, port: this.ports[index] ?? 0, credentials: this.credentials });
+        if (t.port !== undefined) this.ports[index] = t.port;
         if (this.held.has(index)) {
           // Held down (killMember with restart: false) while it was starting: it stops at once.
           t.kill();
