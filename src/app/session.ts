@@ -11,7 +11,7 @@ export class HsmSession extends ClusterSession {
 
   /**
    * A standard WebCrypto `Crypto` for this session: every key it makes or imports lives in the
-   * HSM as a session key of this user. See the README's "WebCrypto door".
+   * HSM as a session key of this user. See docs/webcrypto.md.
    *
    * @example
    * ```ts

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { connect } from '../../src/index.js';
+import { markedBlock } from '../helpers/docs.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -85,8 +86,7 @@ describe('cli: strongroom up', function () {
       expect(stdout.trim()).to.equal('HsmCrypto 64');
 
       // The README's CloudHSM CLI example, line by line, against this cluster (bash -e: any error stops it).
-      const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-      const example = /<!-- cli-example -->\n```sh\n([\s\S]*?)```/.exec(readme)![1]!;
+      const example = markedBlock('cli-example', 'sh');
       const shell = example.replaceAll('npx strongroom', `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)}`);
       const cli = await run('bash', ['-euo', 'pipefail', '-c', shell], { cwd: ROOT, env: { ...process.env, STRONGROOM_CLUSTER: join(dir, 'cluster.json') } });
       const answers = cli.stdout.match(/"error_code": \d+/g) ?? [];

@@ -224,7 +224,7 @@ describe('hsm-core: durable members', function () {
     await (await durable(first, { passphrase: 'long enough now' })).member.close();
   });
 
-  it('stores passwords as scrypt hashes at N = 2^15, r = 8, p = 1 by default (the README\'s cost), each with its own salt', async () => {
+  it('stores passwords as scrypt hashes at N = 2^15, r = 8, p = 1 by default (the documented cost, docs/model.md), each with its own salt', async () => {
     const d = dir();
     const m = new TestMember(await createMember({ dataDir: d, appliancePassword: PASSWORDS.app_user }));
     await m.ok({ op: 'activateCluster', password: PASSWORDS.admin });

@@ -4,7 +4,7 @@
  * in test/.artifacts/. Without Chromium the suite is skipped, unless STRONGROOM_REQUIRE_BROWSER
  * is set (CI sets it), when it fails.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
@@ -15,6 +15,7 @@ import { startLocalCluster, type LocalCluster } from '../../src/index.js';
 import { IssuingCa } from '../../src/keystore/index.js';
 import { demoSite, startRelay, type Relay } from '../../src/relay/index.js';
 import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from '../helpers/chromium.js';
+import { markedBlock } from '../helpers/docs.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -46,9 +47,8 @@ describe('relay: the demo pages in Chromium', function () {
     });
     const caSession = await cluster.login('demo_ca', 'demo-ca-password');
     ca = await IssuingCa.createRoot(caSession, { subject: 'CN=Strongroom Demo CA', alias: 'demo-ca', algorithm: 'ECDSA-P256' });
-    // The README's page example, served as a file (the pages' CSP allows no inline script).
-    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-    const example = /<!-- browser-example -->\n```js\n([\s\S]*?)```/.exec(readme)![1]!.replace("username: 'app'", "username: 'readme'");
+    // The documented page example (docs/relay.md), served as a file (the pages' CSP allows no inline script).
+    const example = markedBlock('browser-example', 'js').replace("username: 'app'", "username: 'readme'");
     mkdirSync(join(ROOT, 'test', '.tmp'), { recursive: true });
     writeFileSync(join(ROOT, 'test', '.tmp', 'readme-browser-example.js'), example);
     const site = demoSite();
@@ -144,7 +144,7 @@ describe('relay: the demo pages in Chromium', function () {
     await shot('keys');
   });
 
-  it("the README's page example runs in a page served by the relay", async () => {
+  it("the documented page example (docs/relay.md) runs in a page served by the relay", async () => {
     const readmePage = await browser.newPage();
     const logged = new Promise<string>((resolve) => readmePage.on('console', (m) => m.text().startsWith('signature of') && resolve(m.text())));
     await readmePage.goto(relay.url);
