@@ -18,7 +18,7 @@ export interface SyncState {
 }
 
 /** What one member must take from another to agree with it: keys (or their deletions), users (or theirs), settings. */
-interface Differences {
+export interface Differences {
   keys: number[];
   users: string[];
   settings: boolean;
@@ -38,8 +38,8 @@ function newer(a: Version | undefined, b: Version | undefined, deletionWins: boo
   return b.digest > a.digest;
 }
 
-/** What `mine` lacks of `theirs`: every key, user and setting where their version wins. */
-function differences(mine: Results['getSyncStatus'], theirs: Results['getSyncStatus']): Differences {
+/** @internal What `mine` lacks of `theirs`: every key, user and setting where their version wins. */
+export function differences(mine: Results['getSyncStatus'], theirs: Results['getSyncStatus']): Differences {
   const keysOf = (s: Results['getSyncStatus']) => {
     const out = new Map<number, Version>(s.keys.map((k) => [k.handle, { gen: k.gen, digest: k.digest }]));
     for (const d of s.deletedKeys) out.set(d.handle, { gen: d.gen, digest: null });

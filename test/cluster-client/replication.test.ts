@@ -6,57 +6,18 @@
  * again when it is next used.
  */
 import { expect } from 'chai';
-import { Cluster, InProcessTransport } from '../../src/cluster-client/index.js';
-import { createMember, keyRef, type Member, type Response } from '../../src/hsm-core/index.js';
+import type { Cluster } from '../../src/cluster-client/index.js';
+import { keyRef } from '../../src/hsm-core/index.js';
+import { rawCluster, type Refusal, type TestTransport } from '../helpers/raw-cluster.js';
 
-type Refusal = { code: string; message: string };
-
-/** Answers the operations named in `refuse` with the given refusal, without asking the member. */
-class Refusing extends InProcessTransport {
-  readonly refuse = new Map<string, Refusal>();
-  constructor(member: Member, index: number) {
-    super(member, index);
-  }
-  override send(request: unknown): Promise<Response> {
-    const refusal = this.refuse.get((request as { op?: string }).op ?? '');
-    if (refusal) return Promise.resolve({ ok: false, error: refusal } as Response);
-    return super.send(request);
-  }
-}
-
-const ask = async (m: Member, request: Record<string, unknown>) => {
-  const answer = await m.handle(request);
-  if (!answer.ok) throw new Error(`${String(request.op)}: ${answer.error.message}`);
-  return answer.result as Record<string, unknown>;
-};
-
-/** `size` members of one cluster (one activated, the others restored from its backup), each behind a Refusing transport. */
-async function members(size: number): Promise<{ cluster: Cluster; transports: Refusing[] }> {
-  const options = { passwordCost: 10, serviceKey: new Uint8Array(32).fill(5), appliancePassword: 'appliance-password' };
-  const first = await createMember(options);
-  await ask(first, { op: 'activateCluster', password: 'admin-password' });
-  const admin = (await ask(first, { op: 'login', username: 'admin', password: 'admin-password' })).session as string;
-  await ask(first, { op: 'createUser', session: admin, username: 'app', password: 'app-password', role: 'crypto-user' });
-  const backup = (await ask(first, { op: 'createBackup', session: admin })).backup as Uint8Array;
-  const all = [first];
-  for (let i = 1; i < size; i++) {
-    const m = await createMember({ ...options, memberIndex: i });
-    await ask(m, { op: 'restoreBackup', backup });
-    all.push(m);
-  }
-  const transports = all.map((m, i) => new Refusing(m, i));
-  const cluster = await Cluster.open(transports.map((t, i) => ({ description: `member ${i}`, start: async () => t })), { appliancePassword: 'appliance-password' });
-  return { cluster, transports };
-}
-
-const refuseEverywhere = (transports: Refusing[], op: string, refusal: Refusal) => transports.forEach((t) => t.refuse.set(op, refusal));
+const refuseEverywhere = (transports: TestTransport[], op: string, refusal: Refusal) => transports.forEach((t) => t.refuse.set(op, refusal));
 const quota = { code: 'QUOTA_EXCEEDED', message: 'no room for more objects' };
 
 describe('cluster-client: copies the other members do not take', function () {
   this.timeout(30_000);
   let cluster: Cluster;
-  let transports: Refusing[];
-  beforeEach(async () => ({ cluster, transports } = await members(3)));
+  let transports: TestTransport[];
+  beforeEach(async () => ({ cluster, transports } = await rawCluster(3)));
   afterEach(() => cluster.close());
 
   it('a user another member refuses fails the change, naming the member, the user and the reason', async () => {
