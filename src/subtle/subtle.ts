@@ -9,6 +9,7 @@
  */
 import { SubtleCrypto as CoreSubtleCrypto, type ProviderCrypto } from 'webcrypto-core';
 import type { ClusterSession } from '../cluster-client/session.js';
+import { withArticle } from '../hsm-core/face.js';
 import { Door, has, jwkAlg, usagesFromAttributes, webCurve, templateFor, view, arrayBuffer, type DeriveCapable, type DeriveTarget, type UnwrapCapable, type WrapCapable } from './common.js';
 import { refusal, webCryptoError, type Method } from './errors.js';
 import { AES_MODES, HsmAesCmacProvider, HsmAesProvider } from './providers/aes.js';
@@ -179,7 +180,7 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
       }
       const recipe = (provider as unknown as UnwrapCapable).unwrapRecipe(format, params, a.extractable === true, usages);
       if (recipe.keyType !== a['key-type'] || recipe.keyClass !== a.class || (recipe.curve !== undefined && recipe.curve !== a.curve)) {
-        throw refusal('InvalidAccessError', `key ${info.keyReference} is a ${a['key-type']} ${a.class}${a.curve ? ` on ${a.curve}` : ''}, not a ${provider.name} key`);
+        throw refusal('InvalidAccessError', `key ${info.keyReference} is ${withArticle(`${a['key-type']} ${a.class}`)}${a.curve ? ` on ${a.curve}` : ''}, not ${withArticle(`${provider.name} key`)}`);
       }
       const extractable = a.class === 'public-key' || a.extractable === true;
       return this.#door.key(handle, recipe.kind, recipe.algorithm(info), extractable, usages, false);

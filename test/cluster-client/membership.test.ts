@@ -5,9 +5,9 @@
  * left running; a member that cannot be brought in line is marked down with the reason.
  */
 import { expect } from 'chai';
-import { InProcessTransport } from '../../src/cluster-client/index.js';
+import { Cluster, InProcessTransport } from '../../src/cluster-client/index.js';
 import { HsmError, createMember, keyRef } from '../../src/hsm-core/index.js';
-import { MEMBER_OPTIONS, ask, rawCluster } from '../helpers/raw-cluster.js';
+import { MEMBER_OPTIONS, TestTransport, ask, clusterMembers, rawCluster } from '../helpers/raw-cluster.js';
 
 /** The refusal a promise ends with (it must be one). */
 const refusalOf = (p: Promise<unknown>) => p.then(() => expect.fail('it succeeded'), (e: { code: string; message: string }) => ({ code: e.code, message: e.message }));
@@ -97,6 +97,8 @@ describe('cluster-client: members coming and going', function () {
     let arrive!: () => void;
     const started = new Promise<void>((r) => (arrive = r));
     const adding = refusalOf(cluster.addMember({ description: 'member 2', start: async () => (await started, extra) }, async () => undefined));
+    // While it starts it is a member being repaired: in the cluster's list, taking no reads.
+    expect(cluster.status()[2]).to.deep.include({ state: 'repairing', description: 'member 2' });
     await cluster.close();
     arrive();
     expect(await adding).to.deep.equal({ code: 'MEMBER_CLOSED', message: 'the cluster has been closed' });
@@ -110,8 +112,13 @@ describe('cluster-client: members coming and going', function () {
       // Something to copy: a token key on member 0 only; member 1 refuses to take it.
       const alice = (await ask(transports[0]!.member, { op: 'login', username: 'app', password: 'app-password' })).session as string;
       const made = (await ask(transports[0]!.member, { op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle as number;
+      // While it is compared it is being repaired.
+      const release = transports[1]!.hold('getSyncStatus');
+      const comparing = cluster.resync(1, 0);
+      expect(cluster.status()[1]!.state).to.equal('repairing');
       transports[1]!.refuse.set('insertMaskedObject', { code: 'QUOTA_EXCEEDED', message: 'no room for more objects' });
-      expect(await refusalOf(cluster.resync(1, 0))).to.deep.equal({ code: 'QUOTA_EXCEEDED', message: 'no room for more objects' });
+      release();
+      expect(await refusalOf(comparing)).to.deep.equal({ code: 'QUOTA_EXCEEDED', message: 'no room for more objects' });
       expect(cluster.status()[1]).to.deep.include({ state: 'down', reason: 'no room for more objects' });
       // Member 2 takes it, and the comparison of the members still up agrees.
       await cluster.resync(2, 0);
@@ -130,6 +137,39 @@ describe('cluster-client: members coming and going', function () {
       const fresh = new InProcessTransport(await createMember({ ...MEMBER_OPTIONS, memberIndex: 1 }), 1);
       const refused = await refusalOf(cluster.addMember({ description: 'member 1', start: async () => fresh }, async () => undefined));
       expect(refused).to.deep.equal({ code: 'MEMBER_UNAVAILABLE', message: 'in-process member 1 is a new member and this client has no appliance password to restore a backup onto it' });
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it('a member that cannot be reached when the handle opens is down with the reason; one that answers badly after a restart is let go again', async () => {
+    const [first, second] = await clusterMembers(2);
+    const retried: TestTransport[] = [];
+    const cluster = await Cluster.open(
+      [
+        { description: 'member 0', start: async () => new TestTransport(first!, 0) },
+        {
+          description: 'member 1',
+          start: async () => {
+            if (!retried.length) {
+              const t = new TestTransport(second!, 1);
+              t.refuse.set('getHsmInfo', { code: 'INTERNAL_ERROR', message: 'still booting' });
+              retried.push(t);
+              throw new Error('connect ECONNREFUSED 127.0.0.1:2223');
+            }
+            const t = retried[0]!;
+            return t;
+          },
+        },
+      ],
+      { appliancePassword: 'appliance-password', probeIntervalMs: 10 },
+    );
+    try {
+      expect(cluster.status()[1]).to.deep.include({ state: 'down', reason: 'connect ECONNREFUSED 127.0.0.1:2223' });
+      // The probe starts it again; it answers its first request with a refusal, so it is let go.
+      while (retried[0]!.alive) await new Promise((r) => setTimeout(r, 10));
+      expect(cluster.status()[1]!.state).to.equal('down');
+      expect(cluster.status()[1]!.reason).to.equal('still booting');
     } finally {
       await cluster.close();
     }

@@ -232,6 +232,10 @@ describe('subtle: the HSM rules keep applying', () => {
     expect(buf(await f.other.crypto.subtle.exportKey('raw', mine)).length).to.equal(32);
     const wrong = await f.crypto.keyFromHandle(handle, { name: 'AES-GCM' }).then(() => null, (e: Error) => e);
     expect(wrong?.name).to.equal('InvalidAccessError');
+    expect(wrong?.message).to.match(/^key 0x[0-9a-f]{16} has no usage attribute that AES-GCM uses \(/);
+    const notAes = await f.crypto.keyFromHandle(handle, { name: 'AES-CMAC' }).then(() => null, (e: Error) => e);
+    expect(notAes?.name).to.equal('InvalidAccessError');
+    expect(notAes?.message).to.match(/^key 0x[0-9a-f]{16} is a generic-secret secret-key, not an AES-CMAC key$/);
   });
 
   it('the profile data limits become an OperationError that names the limit', async () => {

@@ -13,6 +13,7 @@
  * @module
  */
 import { OperationError as CoreOperationError, type ProviderCrypto } from 'webcrypto-core';
+import { withArticle } from '../../hsm-core/face.js';
 import { refusal } from '../errors.js';
 import type { Algorithm, AlgorithmIdentifier, CryptoKey, KeyFormat, KeyUsage } from '../types.js';
 
@@ -62,7 +63,7 @@ export function doorProvider<Base extends ProviderClass>(base: Base): Base & (ab
 
     override checkCryptoKey(key: CryptoKey, usage?: KeyUsage): void {
       if (key.algorithm.name.toUpperCase() !== this.name.toUpperCase()) {
-        throw refusal('InvalidAccessError', `the key is an ${key.algorithm.name} key, not ${this.name}`);
+        throw refusal('InvalidAccessError', `the key is ${withArticle(key.algorithm.name)} key, not ${this.name}`);
       }
       if (usage && !key.usages.includes(usage)) {
         throw refusal('InvalidAccessError', `the key's usages (${key.usages.join(', ') || 'none'}) do not include ${usage}`);
