@@ -94,7 +94,7 @@ describe('cli: strongroom backup and cluster', function () {
     expect(none.code).to.equal(1);
     expect(none.stderr).to.match(/no running cluster at .*start it with npm start, or npx strongroom up/);
 
-    const child = spawn(process.execPath, [BIN, 'up', '--data-dir', d, '--members', '2', '--transport', 'worker'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'up', '--data-dir', d, '--members', '2', '--transport', 'worker', '--no-relay'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
