@@ -47,8 +47,13 @@ describe('cli: strongroom keytool', function () {
     }
     env = { ...process.env, STRONGROOM_CLUSTER: join(dir, 'cluster', 'cluster.json'), HSM_USER: 'app', HSM_PASSWORD: 'strongroom-app' };
   });
-  after(() => {
-    child?.kill('SIGKILL');
+  after(async () => {
+    // Ctrl-C, as a person would: up stops its member processes (SIGKILL would leave them running).
+    if (child && child.exitCode === null) {
+      const exited = new Promise((r) => child!.once('exit', r));
+      child.kill('SIGINT');
+      await exited;
+    }
     rmSync(dir, { recursive: true, force: true });
   });
 
