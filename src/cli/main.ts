@@ -73,7 +73,7 @@ async function serve(cluster: LocalCluster, dataDir: string, relay: Relay | null
   process.once('SIGTERM', stop);
 }
 
-type UpFlags = { profile: 'cloudhsm' | 'unlimited'; members: number; transport: 'tls' | 'worker' | 'in-process'; dataDir: string; once?: boolean; relay?: string | false };
+type UpFlags = { profile: 'cloudhsm' | 'unlimited'; members: number; transport: 'tls' | 'worker' | 'in-process'; dataDir: string; once?: boolean; relay?: string | false; passwordCost?: number };
 
 async function runUp(opts: UpFlags, extra: Partial<UpOptions> = {}): Promise<void> {
   const { relay: listen, ...rest } = opts;
@@ -88,7 +88,8 @@ const clusterOptions = (command: Command) =>
     .addOption(new Option('--transport <transport>', 'where members run').choices(['tls', 'worker', 'in-process']).default('tls'))
     .option('--once', 'stop after starting instead of serving')
     .option('--relay <host:port>', 'where the relay and demo pages listen while serving (port 0: any free port)', '127.0.0.1:8787')
-    .option('--no-relay', 'serve without the relay and demo pages');
+    .option('--no-relay', 'serve without the relay and demo pages')
+    .option('--password-cost <n>', "log2 of scrypt's N for new password hashes (10–20, default 15); lower it only for tests", int('--password-cost', 10, 20));
 
 clusterOptions(
   program

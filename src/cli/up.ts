@@ -33,6 +33,8 @@ export interface UpOptions {
   relay?: string | null;
   /** Make the cluster from a backup (CloudHSM's create-cluster --source-backup-id) instead of activating a new one. */
   fromBackup?: { dir: string; backupId: string };
+  /** log2 of scrypt's N for new password hashes (default 15); lower it only for tests. */
+  passwordCost?: number;
   log: (line: string) => void;
 }
 
@@ -59,6 +61,7 @@ export async function up(options: UpOptions): Promise<Up> {
     members: options.members,
     transport: options.transport,
     dataDir,
+    ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),
     ...(options.fromBackup ? { fromBackup: options.fromBackup } : { users: [{ ...DEV_USER, role: 'crypto-user' as const }, { ...DEV_CA_USER, role: 'crypto-user' as const }] }),
   });
   try {

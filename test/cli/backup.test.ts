@@ -41,7 +41,7 @@ describe('cli: strongroom backup and cluster', function () {
 
   it('backup list, delete, restore, modify, set-retention and copy-to-region', async () => {
     const d = dir('backup');
-    const started = await cli('up', '--once', '--data-dir', d, '--members', '2', '--transport', 'in-process');
+    const started = await cli('up', '--once', '--data-dir', d, '--members', '2', '--transport', 'in-process', '--password-cost', '10');
     expect(started.code, started.stderr).to.equal(0);
     const { backups } = (await json('backup', 'list', '--data-dir', d)) as { backups: { backupId: string; clusterId: string; state: string; trigger: string }[] };
     expect(backups).to.have.length(1);
@@ -94,7 +94,7 @@ describe('cli: strongroom backup and cluster', function () {
     expect(none.code).to.equal(1);
     expect(none.stderr).to.match(/no running cluster at .*start it with npm start, or npx strongroom up/);
 
-    const child = spawn(process.execPath, [BIN, 'up', '--data-dir', d, '--members', '2', '--transport', 'worker', '--no-relay'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'up', '--data-dir', d, '--members', '2', '--transport', 'worker', '--no-relay', '--password-cost', '10'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));

@@ -38,7 +38,7 @@ describe('cli: strongroom keytool', function () {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'strongroom-keytool-'));
-    child = spawn(process.execPath, [BIN, 'up', '--data-dir', join(dir, 'cluster'), '--members', '2', '--no-relay'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, [BIN, 'up', '--data-dir', join(dir, 'cluster'), '--members', '2', '--no-relay', '--password-cost', '10'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     while (!out.includes('Serving.')) {

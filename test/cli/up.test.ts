@@ -26,7 +26,7 @@ describe('cli: strongroom up', function () {
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   it('--once: starts three TLS members, runs the quick-start sample, prints credentials and certificate paths, and exits 0', async () => {
-    const { stdout } = await run(process.execPath, [BIN, 'up', '--once', '--data-dir', dir], { cwd: ROOT });
+    const { stdout } = await run(process.execPath, [BIN, 'up', '--once', '--data-dir', dir, '--password-cost', '10'], { cwd: ROOT });
     expect(stdout).to.match(/^Strongroom: started a 3-member tls cluster \(profile cloudhsm, cluster-[0-9a-f]{16}, state active\)/);
     expect(stdout).to.match(/member 2 {2}tls member 2 \(127\.0\.0\.1:\d+\) {2}serial SR-[0-9A-F]{12} {2}up/);
     expect(stdout).to.include('crypto user  app / strongroom-app');
@@ -41,7 +41,7 @@ describe('cli: strongroom up', function () {
   });
 
   it('serves until Ctrl-C: clients connect with the printed files (also through strongroom/register), then it stops cleanly', async () => {
-    const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dir, '--relay', '127.0.0.1:0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dir, '--relay', '127.0.0.1:0', '--password-cost', '10'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (out += c.toString()));

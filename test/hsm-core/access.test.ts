@@ -393,6 +393,15 @@ describe('hsm-core: the permission matrix (CLOUDHSM.md §1.2)', () => {
     expect(OPS.filter((op) => !covered.has(op))).to.deep.equal([]);
   });
 
+  it('tells the unactivated admin to activate the cluster first, and no one else', async () => {
+    const preco = await contextFor('unactivated-admin');
+    const refused = await preco.m.fail({ op: 'createUser', session: preco.c.session, username: 'bob', password: 'bob-password', role: 'crypto-user' }, 'PERMISSION_DENIED');
+    expect(refused.message).to.equal('createUser is not allowed for the unactivated admin (activate the cluster first); it needs an admin');
+    const cu = await contextFor('crypto-user');
+    const other = await cu.m.fail({ op: 'createUser', session: cu.c.session, username: 'bob', password: 'bob-password', role: 'crypto-user' }, 'PERMISSION_DENIED');
+    expect(other.message).to.equal('createUser is not allowed for a crypto user; it needs an admin');
+  });
+
   for (const row of ROWS) {
     describe(row.name, () => {
       for (const role of ROLES) {
