@@ -28,7 +28,7 @@ export function storeAt(options: { dataDir: string; backupDir?: string; region?:
     const which = options.backupDir !== undefined ? `--backup-dir ${options.backupDir}` : existsSync(options.dataDir) ? `--data-dir ${options.dataDir} has no backups folder` : `--data-dir ${options.dataDir}`;
     throw new HsmError('BAD_REQUEST', `${which}: no such folder; name the cluster folder that strongroom up uses (default .strongroom), or a backup store with --backup-dir`);
   }
-  return new BackupStore(dir, { create, ...(options.region !== undefined ? { region: options.region } : {}) });
+  return new BackupStore(dir, options.region !== undefined ? { region: options.region } : {});
 }
 
 function table(rows: string[][]): string[] {

@@ -120,11 +120,11 @@ export class CliContext {
       entry = config.clusters[0];
     } else if (config.clusters.length > 1) {
       throw new HsmError('BAD_REQUEST', `${path} names ${config.clusters.length} clusters (${config.clusters.map((c) => c.id).join(', ')}); choose one with --cluster-id`);
-    } else if (existsSync(join(defaultDataDir(this.env), 'cluster.json'))) {
-      // What npm start wrote: the local cluster (found from any folder of the project).
-      return connectFromEnvironment({ STRONGROOM_CLUSTER: resolve(defaultDataDir(this.env), 'cluster.json') });
     } else {
-      throw new HsmError('BAD_REQUEST', `no cluster configured: run strongroom configure --cluster HOST:PORT --ca customerCA.crt (or start one with npm start)`);
+      // What npm start wrote: the local cluster (found from any folder of the project).
+      const local = resolve(defaultDataDir(this.env), 'cluster.json');
+      if (!existsSync(local)) throw new HsmError('BAD_REQUEST', `no cluster configured: run strongroom configure --cluster HOST:PORT --ca customerCA.crt (or start one with npm start)`);
+      return connectFromEnvironment({ STRONGROOM_CLUSTER: local });
     }
     const read = (file: string) => {
       try {

@@ -26,7 +26,7 @@ export interface DoorChecks {
   checkExportKey(format: KeyFormat, key: CryptoKey): void;
   checkCryptoKey(key: CryptoKey, usage?: KeyUsage): void;
   checkKeyUsages(usages: KeyUsage[], allowed: KeyUsage[]): void;
-  checkGenerateKey(algorithm: Algorithm, extractable: boolean, keyUsages: KeyUsage[], ...args: unknown[]): void;
+  checkGenerateKey(algorithm: Algorithm, extractable: boolean, keyUsages: KeyUsage[]): void;
   checkHashAlgorithm(algorithm: AlgorithmIdentifier, hashAlgorithms: string[]): void;
 }
 
@@ -45,12 +45,14 @@ export function doorProvider<Base extends ProviderClass>(base: Base): Base & (ab
       }
     }
 
-    override checkGenerateKey(algorithm: Algorithm, extractable: boolean, keyUsages: KeyUsage[], ...args: unknown[]): void {
-      // The spec's order: the algorithm and its parameters first, then the usages.
+    override checkGenerateKey(algorithm: Algorithm, _extractable: boolean, keyUsages: KeyUsage[]): void {
+      // webcrypto-core's steps in the spec's order (the algorithm and its parameters, then the
+      // usages), with the spec's SyntaxError where webcrypto-core throws a TypeError.
       this.checkAlgorithmName(algorithm);
       this.checkGenerateKeyParams(algorithm);
       if (!keyUsages?.length) throw refusal('SyntaxError', 'keyUsages: a new key needs at least one usage');
-      super.checkGenerateKey(algorithm, extractable, keyUsages, ...args);
+      const allowed = Array.isArray(this.usages) ? this.usages : [...this.usages.privateKey, ...this.usages.publicKey];
+      this.checkKeyUsages(keyUsages, allowed);
     }
 
     override checkHashAlgorithm(algorithm: AlgorithmIdentifier, hashAlgorithms: string[]): void {
