@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { doorAlgorithms } from '../../src/subtle/subtle.js';
-import { openDoor, type DoorFixture } from '../helpers/door.js';
+import { native, openDoor, type DoorFixture } from '../helpers/door.js';
 
 describe('subtle: the provider table', function () {
   this.timeout(30_000);
@@ -25,5 +25,18 @@ describe('subtle: the provider table', function () {
       (e: Error) => `${e.name}: ${e.message}`,
     );
     expect(refused).to.equal('InvalidAccessError: the key is an HMAC key, not AES-CMAC');
+  });
+
+  it('an unknown hash is NotSupportedError wherever a provider checks it, as in Node', async () => {
+    const calls: [string, (subtle: typeof door.subtle) => Promise<unknown>][] = [
+      ['HMAC import', (subtle) => subtle.importKey('raw', new Uint8Array(32), { name: 'HMAC', hash: 'SHA-999' } as never, false, ['sign'])],
+      ['RSA-PSS import', (subtle) => subtle.importKey('spki', new Uint8Array(10), { name: 'RSA-PSS', hash: 'SHA-999' } as never, false, ['verify'])],
+      ['HKDF deriveBits', async (subtle) => subtle.deriveBits({ name: 'HKDF', hash: 'SHA-999', salt: new Uint8Array(1), info: new Uint8Array(1) } as never, await subtle.importKey('raw', new Uint8Array(16), 'HKDF', false, ['deriveBits']), 128)],
+    ];
+    for (const [what, call] of calls) {
+      const [ours, node] = await Promise.all([door.subtle, native].map((subtle) => call(subtle).then(() => 'accepted', (e: Error) => e.name)));
+      expect([what, ours]).to.deep.equal([what, 'NotSupportedError']);
+      expect([what, node]).to.deep.equal([what, 'NotSupportedError']);
+    }
   });
 });
