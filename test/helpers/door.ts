@@ -26,6 +26,7 @@ export const USERS = { app: 'app-password', other: 'other-password' } as const;
 export async function openDoor(profile: ProfileName = 'unlimited'): Promise<DoorFixture> {
   const cluster = await startLocalCluster({
     adminPassword: 'admin-password',
+    passwordCost: 10, // the door's tests are not about password hashing
     profile,
     users: [
       { username: 'app', password: USERS.app, role: 'crypto-user' },
