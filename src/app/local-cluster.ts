@@ -68,11 +68,12 @@ export class LocalCluster extends ClusterFront {
   }
 
   /** @internal use {@link startLocalCluster}. */
-  static async start(options: LocalClusterOptions): Promise<LocalCluster> {
-    const activate = options?.activate ?? true;
-    if (!options || (typeof options.adminPassword !== 'string' && !options.fromBackup && activate)) {
+  static async start(given: LocalClusterOptions): Promise<LocalCluster> {
+    const activate = given?.activate ?? true;
+    if (!given || (typeof given.adminPassword !== 'string' && !given.fromBackup && activate)) {
       throw new HsmError('BAD_REQUEST', 'adminPassword: required, the password the first admin gets at activation');
     }
+    const options = withPasswordCost(given, process.env.STRONGROOM_PASSWORD_COST);
     const members = options.members ?? 1;
     if (!activate && (members !== 1 || options.fromBackup || options.users?.length)) {
       throw new HsmError('BAD_REQUEST', 'activate: false starts one unactivated member (no fromBackup, no users); add members after activating it');
@@ -333,6 +334,18 @@ export class LocalCluster extends ClusterFront {
     this.#lock?.release();
     if (this.#removeOnClose) rmSync(this.#removeOnClose, { recursive: true, force: true });
   }
+}
+
+/**
+ * The options with `passwordCost` taken from `STRONGROOM_PASSWORD_COST` when they do not set it:
+ * a test run can make every cluster it starts hash passwords cheaply without editing the code
+ * it runs (an example, a sample).
+ */
+function withPasswordCost(options: LocalClusterOptions, fromEnv: string | undefined): LocalClusterOptions {
+  if (options.passwordCost !== undefined || fromEnv === undefined || fromEnv === '') return options;
+  const cost = /^\d+$/.test(fromEnv) ? Number(fromEnv) : NaN;
+  if (!(cost >= 10 && cost <= 20)) throw new HsmError('BAD_REQUEST', `STRONGROOM_PASSWORD_COST: a whole number 10–20, got ${JSON.stringify(fromEnv)}`);
+  return { ...options, passwordCost: cost };
 }
 
 /**

@@ -1,7 +1,11 @@
 /**
  * startLocalCluster: activation, provisioned users, sessions, typed requests and errors.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { expect } from 'chai';
+import { open } from 'lmdb';
 import { HsmError, startLocalCluster, type LocalCluster } from '../../src/index.js';
 
 async function rejects(promise: Promise<unknown>, code: string): Promise<HsmError> {
@@ -72,6 +76,36 @@ describe('cluster-client: startLocalCluster', () => {
     await rejects(startLocalCluster({ adminPassword: 'short' }), 'INVALID_PASSWORD');
     await rejects(startLocalCluster({ adminPassword: 'admin-password', profile: 'fast' as never }), 'BAD_REQUEST');
     await rejects(startLocalCluster({ adminPassword: 'admin-password', users: [{ username: 'bad name', password: 'app-password', role: 'crypto-user' }] }), 'INVALID_USERNAME');
+  });
+
+  it('STRONGROOM_PASSWORD_COST sets the password cost of clusters started without passwordCost, and a bad value is refused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'strongroom-cost-'));
+    const costs = async (dataDir: string) => {
+      const db = open({ path: join(dataDir, 'member-0', 'store'), compression: false, readOnly: true });
+      try {
+        return ['admin', 'app'].map((name) => (db.get(`user/${name}`) as { password: { log2N: number } }).password.log2N);
+      } finally {
+        await db.close();
+      }
+    };
+    const was = process.env.STRONGROOM_PASSWORD_COST;
+    try {
+      process.env.STRONGROOM_PASSWORD_COST = '11';
+      await (await startLocalCluster({ adminPassword: 'admin-password', dataDir: join(dir, 'a'), users: [{ username: 'app', password: 'app-password', role: 'crypto-user' }] })).close();
+      expect(await costs(join(dir, 'a'))).to.deep.equal([11, 11]);
+      // An explicit option wins over the environment.
+      await (await startLocalCluster({ adminPassword: 'admin-password', passwordCost: 10, dataDir: join(dir, 'b'), users: [{ username: 'app', password: 'app-password', role: 'crypto-user' }] })).close();
+      expect(await costs(join(dir, 'b'))).to.deep.equal([10, 10]);
+      for (const bad of ['9', '21', 'cheap']) {
+        process.env.STRONGROOM_PASSWORD_COST = bad;
+        const e = await rejects(startLocalCluster({ adminPassword: 'admin-password', dataDir: join(dir, 'c') }), 'BAD_REQUEST');
+        expect(e.message).to.equal(`STRONGROOM_PASSWORD_COST: a whole number 10–20, got "${bad}"`);
+      }
+    } finally {
+      if (was === undefined) delete process.env.STRONGROOM_PASSWORD_COST;
+      else process.env.STRONGROOM_PASSWORD_COST = was;
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a closed cluster refuses logins; its sessions get MEMBER_CLOSED', async () => {
