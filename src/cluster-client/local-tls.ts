@@ -13,10 +13,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { HsmError, MEMBER_FILES, ensureClusterCsr, type ProfileName, type Response } from '../hsm-core/index.js';
 import { SocketTransport, TrustAnchor, type TlsCredentials } from './tls.js';
 import type { Transport } from './transport.js';
+import { entryPoint } from './entry-point.js';
 
 /** Makes (or reuses) the trust anchor, the client's credentials and each member's certificate. */
 export async function prepareTlsCluster(dir: string, members: number): Promise<TlsCredentials & { anchor: TrustAnchor }> {
@@ -37,13 +38,12 @@ export async function prepareTlsCluster(dir: string, members: number): Promise<T
   return { anchor, ca: anchor.pem, cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') };
 }
 
-/** How to run the `strongroom` command: the compiled CLI, or its source under tsx. */
+/** How to run the `strongroom` command: compiled, or its source under tsx (see entry-point.ts). */
 function cliCommand(): string[] {
-  const fromSource = import.meta.url.endsWith('.ts');
-  const main = fileURLToPath(new URL(`../cli/main.${fromSource ? 'ts' : 'js'}`, import.meta.url));
-  if (!fromSource) return [main];
+  const { file, typescript } = entryPoint(import.meta.url, '../cli/main');
+  if (!typescript) return [file];
   const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  return ['--import', tsx, main];
+  return ['--import', tsx, file];
 }
 
 export interface MemberProcessOptions {

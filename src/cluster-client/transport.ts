@@ -15,6 +15,7 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { entryPoint } from './entry-point.js';
 import { createMember, type Member, type MemberOptions, type Response } from '../hsm-core/index.js';
 
 export interface Transport {
@@ -169,13 +170,13 @@ export class InProcessTransport implements Transport {
   }
 }
 
-/** Where the worker's entry is: the compiled .js beside this file, or the .ts source under tsx. */
+/** The worker's entry: compiled, or its source under tsx (see entry-point.ts). */
 function workerEntry(): { source: string | URL; eval: boolean } {
-  const fromSource = import.meta.url.endsWith('.ts');
-  const entry = new URL(`../hsm-core/hosts/worker.${fromSource ? 'ts' : 'js'}`, import.meta.url);
-  if (!fromSource) return { source: entry, eval: false };
-  // Running from TypeScript sources (tests, bench): the worker registers tsx before loading the entry.
-  // tsx's ESM API, found through its package.json (its `require` build cannot register hooks).
+  const { file, typescript } = entryPoint(import.meta.url, '../hsm-core/hosts/worker');
+  const entry = pathToFileURL(file);
+  if (!typescript) return { source: entry, eval: false };
+  // The worker registers tsx before loading the entry: tsx's ESM API, found through its
+  // package.json (its `require` build cannot register hooks).
   const require = createRequire(import.meta.url);
   const manifest = require.resolve('tsx/package.json');
   const api = (require(manifest) as { exports: Record<string, { import: { default: string } }> }).exports['./esm/api']!.import.default;
