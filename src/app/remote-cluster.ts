@@ -7,7 +7,8 @@
 import { createSecureContext } from 'node:tls';
 import { HsmError } from '../hsm-core/face.js';
 import { Cluster, type ClusterOptions } from '../cluster-client/cluster.js';
-import { SocketTransport, parseAddress, type TlsCredentials } from '../cluster-client/tls.js';
+import { SocketTransport, type TlsCredentials } from '../cluster-client/tls.js';
+import { parseAddress } from '../cluster-client/address.js';
 import { ClusterFront } from './front.js';
 
 export interface ConnectOptions extends TlsCredentials, ClusterOptions {

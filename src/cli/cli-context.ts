@@ -10,9 +10,9 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { connectFromEnvironment, connectOrExplain, type HsmSession, type RemoteCluster } from '../app/index.js';
-import { parseAddress } from '../cluster-client/index.js';
-import { HsmError } from '../hsm-core/index.js';
+import type { HsmSession, RemoteCluster } from '../app/index.js';
+import { parseAddress } from '../cluster-client/address.js';
+import { HsmError } from '../hsm-core/face.js';
 import { defaultDataDir } from './data-dir.js';
 
 export interface ClusterEntry {
@@ -109,6 +109,8 @@ export class CliContext {
   }
 
   async #open(id: string | undefined): Promise<RemoteCluster> {
+    // Loaded when a command first connects: commands that never do (configure, help, hsm serve) start faster.
+    const { connectFromEnvironment, connectOrExplain } = await import('../app/from-env.js');
     if (this.env.STRONGROOM_CLUSTER && id === undefined) return connectFromEnvironment(this.env);
     const path = configPath(this.env);
     const config = readConfig(path);

@@ -10,18 +10,20 @@ import { dirname, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { HsmError, PROFILE_NAMES } from '../hsm-core/index.js';
 import type { LocalCluster } from '../app/index.js';
-import { demoSite, openDemoCa, startRelay, type Relay } from '../relay/index.js';
-import { connectFromEnvironment } from '../app/index.js';
-import { listenAddress, up, type UpOptions } from './up.js';
-import { hsmServe } from './hsm-serve.js';
-import { serveControl } from './control.js';
-import { keytool } from './keytool.js';
-import { backupChange, backupList, clusterMembership, storeAt, type Io, type Output } from './backup-commands.js';
+import type { Relay } from '../relay/index.js';
+import type { UpOptions } from './up.js';
+import type { Io, Output } from './backup-commands.js';
 import { CliContext } from './cli-context.js';
 import { addCloudHsmCommands } from './cloudhsm/index.js';
 import { LineReader, interactive } from './interactive.js';
 import { CliCommand } from './command.js';
 import { defaultDataDir } from './data-dir.js';
+
+// Each command loads what it runs when it runs: a member process (`hsm serve`) or a single
+// CloudHSM command does not load the relay, the KeyStore or the local cluster's supervisor.
+const backups = () => import('./backup-commands.js');
+const relayModule = () => import('../relay/index.js');
+const upModule = () => import('./up.js');
 
 const program = new CliCommand()
   .name('strongroom')
@@ -58,6 +60,7 @@ const outputOption = () => new Option('--output <format>', 'text, or json for ma
 
 /** Serves a started cluster (and its relay) until SIGINT/SIGTERM, with its control socket for `strongroom cluster …`. */
 async function serve(cluster: LocalCluster, dataDir: string, relay: Relay | null = null): Promise<void> {
+  const { serveControl } = await import('./control.js');
   const control = await serveControl(cluster, dataDir);
   console.log(`Serving. Press Ctrl-C to stop. (Members: npx strongroom cluster status --data-dir ${dataDir})`);
   const stop = () => {
@@ -77,6 +80,7 @@ type UpFlags = { profile: 'cloudhsm' | 'unlimited'; members: number; transport: 
 
 async function runUp(opts: UpFlags, extra: Partial<UpOptions> = {}): Promise<void> {
   const { relay: listen, ...rest } = opts;
+  const { up } = await upModule();
   const { cluster, relay } = await up({ ...rest, once: opts.once === true, relay: listen === false ? null : (listen ?? '127.0.0.1:8787'), log: (line) => console.log(line), ...extra });
   if (!opts.once) await serve(cluster, resolve(opts.dataDir), relay);
 }
@@ -110,18 +114,28 @@ storeOptions(backup.command('list').description('list backups, newest first'))
   .option('--cluster-id <id>', "only this cluster's")
   .option('--region <name>', 'only those kept in this region (copy-to-region --destination-region)')
   .option('--states <states>', 'only these states, comma-separated: READY, PENDING_DELETION, DELETED')
-  .action(act<StoreFlags & { clusterId?: string; region?: string; states?: string }>((opts) => backupList(storeAt(opts), opts, io)));
+  .action(act<StoreFlags & { clusterId?: string; region?: string; states?: string }>(async (opts) => {
+    const { backupList, storeAt } = await backups();
+    backupList(storeAt(opts), opts, io);
+  }));
 storeOptions(backup.command('delete <backup-id>').description('mark a backup for deletion (restorable for 7 days)')).action(
-  act<StoreFlags>((opts, id) => backupChange(storeAt(opts).delete(id!), opts.output, io, 'marked for deletion; restorable for 7 days')),
+  act<StoreFlags>(async (opts, id) => {
+    const { backupChange, storeAt } = await backups();
+    backupChange(storeAt(opts).delete(id!), opts.output, io, 'marked for deletion; restorable for 7 days');
+  }),
 );
 storeOptions(backup.command('restore <backup-id>').description('bring a backup marked for deletion back to READY')).action(
-  act<StoreFlags>((opts, id) => backupChange(storeAt(opts).restore(id!), opts.output, io, 'restored')),
+  act<StoreFlags>(async (opts, id) => {
+    const { backupChange, storeAt } = await backups();
+    backupChange(storeAt(opts).restore(id!), opts.output, io, 'restored');
+  }),
 );
 storeOptions(backup.command('copy-to-region <backup-id>').description('copy a backup to another backup store (another region)'))
   .requiredOption('--destination-dir <dir>', "the other region's backup store")
   .option('--destination-region <name>', "the other region's name", 'copy')
   .action(
-    act<StoreFlags & { destinationDir: string; destinationRegion: string }>((opts, id) => {
+    act<StoreFlags & { destinationDir: string; destinationRegion: string }>(async (opts, id) => {
+      const { backupChange, storeAt } = await backups();
       const copy = storeAt(opts).copyTo(id!, storeAt({ dataDir: opts.dataDir, backupDir: opts.destinationDir, region: opts.destinationRegion }, true));
       backupChange(copy, opts.output, io, `copy of ${id}, with no cluster and no retention policy`);
     }),
@@ -130,7 +144,8 @@ storeOptions(backup.command('set-retention').description("set a cluster's backup
   .requiredOption('--cluster-id <id>', 'the cluster')
   .requiredOption('--days <n>', 'days to keep backups', int('--days', 7, 379))
   .action(
-    act<StoreFlags & { clusterId: string; days: number }>((opts) => {
+    act<StoreFlags & { clusterId: string; days: number }>(async (opts) => {
+      const { storeAt } = await backups();
       const store = storeAt(opts);
       store.setRetention(opts.clusterId, opts.days);
       const swept = store.sweep();
@@ -145,7 +160,8 @@ storeOptions(backup.command('modify <backup-id>').description('set never-expires
   .option('--tag <key=value...>', 'add tags')
   .option('--untag <key...>', 'remove tags')
   .action(
-    act<StoreFlags & { neverExpires?: boolean; tag?: string[]; untag?: string[] }>((opts, id) => {
+    act<StoreFlags & { neverExpires?: boolean; tag?: string[]; untag?: string[] }>(async (opts, id) => {
+      const { backupChange, storeAt } = await backups();
       const tags = Object.fromEntries((opts.tag ?? []).map((t) => {
         const at = t.indexOf('=');
         if (at < 1) throw new HsmError('BAD_REQUEST', `--tag: key=value, got ${JSON.stringify(t)}`);
@@ -162,20 +178,20 @@ cluster
   .description('add a member to the running cluster: back up, restore onto the new member, route to it')
   .option('--data-dir <dir>', 'the running cluster\'s folder', DATA_DIR)
   .addOption(outputOption())
-  .action(act<{ dataDir: string; output: Output }>((opts) => clusterMembership(resolve(opts.dataDir), 'add-member', undefined, opts.output, io)));
+  .action(act<{ dataDir: string; output: Output }>(async (opts) => (await backups()).clusterMembership(resolve(opts.dataDir), 'add-member', undefined, opts.output, io)));
 cluster
   .command('remove-member')
   .description('remove a member from the running cluster: back up, stop routing to it, shut it down')
   .requiredOption('--member <n>', 'the member number (see cluster status)', int('--member', 0, 31))
   .option('--data-dir <dir>', 'the running cluster\'s folder', DATA_DIR)
   .addOption(outputOption())
-  .action(act<{ dataDir: string; member: number; output: Output }>((opts) => clusterMembership(resolve(opts.dataDir), 'remove-member', opts.member, opts.output, io)));
+  .action(act<{ dataDir: string; member: number; output: Output }>(async (opts) => (await backups()).clusterMembership(resolve(opts.dataDir), 'remove-member', opts.member, opts.output, io)));
 cluster
   .command('status')
   .description('the members of the running cluster')
   .option('--data-dir <dir>', 'the running cluster\'s folder', DATA_DIR)
   .addOption(outputOption())
-  .action(act<{ dataDir: string; output: Output }>((opts) => clusterMembership(resolve(opts.dataDir), 'status', undefined, opts.output, io)));
+  .action(act<{ dataDir: string; output: Output }>(async (opts) => (await backups()).clusterMembership(resolve(opts.dataDir), 'status', undefined, opts.output, io)));
 clusterOptions(
   cluster
     .command('create-from-backup')
@@ -201,6 +217,7 @@ program
   .option('--exit-with-stdin', 'stop when standard input closes (for a supervisor that may die)')
   .addOption(new Option('--mode <mode>', 'cluster mode: backups restore only into the same mode').choices(['fips', 'non-fips']).default('fips'))
   .action(async (opts: { listen: string; dataDir: string; memberIndex: number; profile: 'cloudhsm' | 'unlimited'; queueLimit?: number; passwordCost?: number; exitWithStdin?: boolean; mode: 'fips' | 'non-fips' }) => {
+    const { hsmServe } = await import('./hsm-serve.js');
     let served: Awaited<ReturnType<typeof hsmServe>>;
     try {
       served = await hsmServe({ ...opts, log: (line) => console.log(line) });
@@ -238,6 +255,9 @@ program
   .option('--no-demo', 'serve the WebSocket and the bundle only, not the demo pages')
   .action(
     act<{ listen: string; cluster: string; ca?: string; cert?: string; key?: string; allowOrigin?: string[]; demoCaUser?: string; demo: boolean }>(async (opts) => {
+      const { listenAddress } = await upModule();
+      const { demoSite, openDemoCa, startRelay } = await relayModule();
+      const { connectFromEnvironment } = await import('../app/from-env.js');
       const { host, port } = listenAddress(opts.listen, '--listen');
       const cluster = await connectFromEnvironment({ STRONGROOM_CLUSTER: opts.cluster, STRONGROOM_CA: opts.ca, STRONGROOM_CERT: opts.cert, STRONGROOM_KEY: opts.key });
       let ca;
@@ -271,6 +291,7 @@ program
   .helpOption(false)
   .argument('[args...]', "keytool's own options, e.g. -list -keystore ks.p12 -storepass secret")
   .action(async (args: string[]) => {
+    const { keytool } = await import('./keytool.js');
     process.exitCode = await keytool(args, { out: (l) => console.log(l), err: (l) => console.error(l), env: process.env });
   });
 

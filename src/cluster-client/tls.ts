@@ -19,6 +19,7 @@ import type * as X509 from '@peculiar/x509';
 import { issueCertificate, loadX509, pem } from '../certificates/index.js';
 import { FrameReader, HsmError, encodeFrame, type Response } from '../hsm-core/index.js';
 import { PendingTransport } from './transport.js';
+import { parseAddress } from './address.js';
 
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 type CryptoKey = webcrypto.CryptoKey;
@@ -31,14 +32,6 @@ export interface TlsCredentials {
   cert: string | Buffer;
   /** This client's private key. */
   key: string | Buffer;
-}
-
-/** Splits `host:port` (`[v6]:port` too). */
-export function parseAddress(address: string): { host: string; port: number } {
-  const m = /^\[([0-9A-Fa-f:]+)\]:(\d{1,5})$/.exec(address) ?? /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(address);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 1 || port > 65535) throw new HsmError('BAD_REQUEST', `member address: expected host:port, got ${JSON.stringify(address)}`);
-  return { host: m[1]!, port };
 }
 
 /** One member over mutual TLS. */
