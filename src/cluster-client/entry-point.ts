@@ -39,13 +39,15 @@ function sourceRoot(file: string): string {
   return file.slice(0, at);
 }
 
-let newest: number | undefined;
-/** When a source file last changed (looked up once per process: sources do not change under a running test). */
+const newest = new Map<string, number>();
+/** When a source file under `dir` last changed (looked up once per process: sources do not change under a running test). */
 function newestSource(dir: string): number {
-  if (newest !== undefined) return newest;
-  newest = 0;
+  let time = newest.get(dir);
+  if (time !== undefined) return time;
+  time = 0;
   for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile()) newest = Math.max(newest, statSync(join(entry.parentPath ?? entry.path, entry.name)).mtimeMs);
+    if (entry.isFile()) time = Math.max(time, statSync(join(entry.parentPath, entry.name)).mtimeMs);
   }
-  return newest;
+  newest.set(dir, time);
+  return time;
 }
