@@ -40,6 +40,11 @@ export interface Profile {
    * on what one user can make the member's shared thread pool do (see slow-work.ts).
    */
   readonly maxKdfWork: number;
+  /**
+   * Whether AES-CTR may wrap keys (WebCrypto allows it; CloudHSM does not): only under a key that
+   * cannot also encrypt data, whose keystream would otherwise give away what it wraps.
+   */
+  readonly ctrKeyWrap: boolean;
 }
 
 const CLOUDHSM: Profile = {
@@ -63,6 +68,7 @@ const CLOUDHSM: Profile = {
   rsa: { minBits: 2048, maxBits: 4096, stepBits: 256, minExponent: 65537 },
   genericSecret: { minBytes: 1, maxBytes: 800 },
   maxKdfWork: 10_000_000,
+  ctrKeyWrap: false,
 };
 
 const UNLIMITED: Profile = {
@@ -85,6 +91,7 @@ const UNLIMITED: Profile = {
   rsa: { minBits: 512, maxBits: 16384, stepBits: 8, minExponent: 3 },
   genericSecret: { minBytes: 0, maxBytes: 1024 * 1024 },
   maxKdfWork: 100_000_000,
+  ctrKeyWrap: true,
 };
 
 export function getProfile(name: ProfileName): Profile {

@@ -136,7 +136,12 @@ describe('hsm-core: key management rules', () => {
     };
     const jwk = '{"kty":"oct","k":"AAAAAAAAAAAAAAAAAAAAAA"';
     await refusals(f, [
-      [{ op: 'wrapKey', mechanism: { name: 'aes-ctr', counter: new Uint8Array(16) }, wrappingHandle: kek, payloadHandle: payload }, 'MECHANISM_PARAM_INVALID', 'mechanism: aes-ctr does not wrap keys (it encrypts data only); wrap with aes-gcm, cloudhsm-aes-gcm, aes-cbc-pad, aes-no-pad, aes-pkcs5-pad, aes-zero-pad, rsa-oaep, rsa-pkcs, rsa-aes'],
+      [{ op: 'wrapKey', mechanism: { name: 'aes-ecb' }, wrappingHandle: kek, payloadHandle: payload }, 'MECHANISM_PARAM_INVALID', 'mechanism: aes-ecb does not wrap keys (it encrypts data only); wrap with aes-gcm, cloudhsm-aes-gcm, aes-cbc-pad, aes-no-pad, aes-pkcs5-pad, aes-zero-pad, rsa-oaep, rsa-pkcs, rsa-aes'],
+      [
+        { op: 'wrapKey', mechanism: { name: 'aes-ctr', counter: new Uint8Array(16) }, wrappingHandle: kek, payloadHandle: payload },
+        'NOT_SUPPORTED_BY_PROFILE',
+        "mechanism: aes-ctr wraps keys only under the unlimited profile (CloudHSM's limit; start the cluster with profile: 'unlimited' to lift it); wrap with aes-gcm, cloudhsm-aes-gcm, aes-cbc-pad, aes-no-pad, aes-pkcs5-pad, aes-zero-pad, rsa-oaep, rsa-pkcs, rsa-aes",
+      ],
       [{ op: 'wrapKey', mechanism: { name: 'rsa-oaep', hash: 'sha256' }, wrappingHandle: kek, payloadHandle: payload }, 'KEY_TYPE_INCONSISTENT', `mechanism rsa-oaep takes rsa keys, but key ${ref(kek)} is aes`],
       [{ op: 'wrapKey', mechanism: { name: 'aes-gcm' }, wrappingHandle: kek, payloadHandle: payload, format: 'raw', jwkExtras: { ext: true } }, 'BAD_REQUEST', 'jwkExtras: only with format jwk, not raw'],
       [{ op: 'unwrapKey', mechanism: { name: 'rsa-oaep', hash: 'sha256' }, unwrappingHandle: kek, wrapped: notJson, keyClass: 'secret-key', keyType: 'aes' }, 'KEY_TYPE_INCONSISTENT', `mechanism rsa-oaep takes rsa keys, but key ${ref(kek)} is aes`],

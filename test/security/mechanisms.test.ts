@@ -5,6 +5,7 @@
  * forged byte arrays, and what the audit log keeps of a mistyped username.
  */
 import { constants, createPrivateKey, createPublicKey, publicEncrypt } from 'node:crypto';
+import { createCipheriv } from 'node:crypto';
 import { expect } from 'chai';
 import { rsaPkcs8 } from '../helpers/keys.js';
 import { activatedMember, bytes, hex, snapshot } from '../helpers/member.js';
@@ -48,15 +49,38 @@ describe('security: chosen IVs and wrap mechanisms', () => {
     expect((await f.m.ok({ op: 'wrapKey', session: f.alice, mechanism: { name: 'aes-gcm' }, wrappingHandle: w, payloadHandle: payload })).iv).to.have.length(12);
   });
 
-  it('item 6: CTR, ECB and CBC without padding do not wrap (or unwrap) keys', async () => {
+  it('item 6: ECB and CBC without padding do not wrap (or unwrap) keys; CTR does only under the unlimited profile', async () => {
     const f = await activatedMember();
     const w = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { wrap: true, unwrap: true } })).handle;
     const payload = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16 })).handle;
-    for (const mechanism of [{ name: 'aes-ctr', counter: new Uint8Array(16) }, { name: 'aes-ecb' }, { name: 'aes-cbc', iv: new Uint8Array(16) }] as const) {
+    for (const mechanism of [{ name: 'aes-ecb' }, { name: 'aes-cbc', iv: new Uint8Array(16) }] as const) {
       const e = await f.m.fail({ op: 'wrapKey', session: f.alice, mechanism, wrappingHandle: w, payloadHandle: payload }, 'MECHANISM_PARAM_INVALID');
       expect(e.message).to.contain(`${mechanism.name} does not wrap keys`);
       await f.m.fail({ op: 'unwrapKey', session: f.alice, mechanism, unwrappingHandle: w, wrapped: new Uint8Array(16), keyClass: 'secret-key', keyType: 'aes' }, 'MECHANISM_PARAM_INVALID');
     }
+    const ctr = { name: 'aes-ctr', counter: new Uint8Array(16) } as const;
+    await f.m.fail({ op: 'wrapKey', session: f.alice, mechanism: ctr, wrappingHandle: w, payloadHandle: payload }, 'NOT_SUPPORTED_BY_PROFILE');
+    await f.m.fail({ op: 'unwrapKey', session: f.alice, mechanism: ctr, unwrappingHandle: w, wrapped: new Uint8Array(16), keyClass: 'secret-key', keyType: 'aes' }, 'NOT_SUPPORTED_BY_PROFILE');
+  });
+
+  it('item 6: under the unlimited profile CTR wraps (as WebCrypto does) only with a key that cannot encrypt data: its keystream would read what it wraps', async () => {
+    const f = await activatedMember({ profile: 'unlimited' });
+    const ctr = { name: 'aes-ctr', counter: new Uint8Array(16).fill(7), counterBits: 64 } as const;
+    const payload = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { extractable: true, sensitive: false } })).handle;
+    // A wrapping key that also encrypts: another user of it would encrypt zeros under the same
+    // counter and XOR the result with the wrapped key.
+    const both = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { wrap: true, unwrap: true, encrypt: true } })).handle;
+    const refused = await f.m.fail({ op: 'wrapKey', session: f.alice, mechanism: ctr, wrappingHandle: both, payloadHandle: payload }, 'ATTRIBUTE_FORBIDS_OPERATION');
+    expect(refused.message).to.contain('has encrypt=true, so it cannot wrap with aes-ctr');
+    await f.m.fail({ op: 'unwrapKey', session: f.alice, mechanism: ctr, unwrappingHandle: both, wrapped: new Uint8Array(16), keyClass: 'secret-key', keyType: 'aes' }, 'ATTRIBUTE_FORBIDS_OPERATION');
+    // A key that only wraps: the key round trips, and the wrapped bytes are the payload under AES-CTR.
+    const w = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { wrap: true, unwrap: true, extractable: true, sensitive: false } })).handle;
+    const { wrapped } = await f.m.ok({ op: 'wrapKey', session: f.alice, mechanism: ctr, wrappingHandle: w, payloadHandle: payload });
+    const raw = async (handle: number) => Buffer.from((await f.m.ok({ op: 'exportKey', session: f.alice, handle, format: 'raw' })).keyData as Uint8Array);
+    const expected = createCipheriv('aes-256-ctr', await raw(w), Buffer.from(ctr.counter)).update(await raw(payload));
+    expect(Buffer.from(wrapped).equals(expected)).to.equal(true);
+    const back = (await f.m.ok({ op: 'unwrapKey', session: f.alice, mechanism: ctr, unwrappingHandle: w, wrapped, keyClass: 'secret-key', keyType: 'aes', attributes: { extractable: true, sensitive: false } })).handle;
+    expect((await raw(back)).equals(await raw(payload))).to.equal(true);
   });
 });
 

@@ -10,6 +10,7 @@ import {
   ECDH,
   KeyObject,
   createCipheriv,
+  createECDH,
   createHash,
   createPrivateKey,
   createPublicKey,
@@ -318,7 +319,7 @@ export function parseKey(
   try {
     if (cls === 'private-key') {
       if (format === 'pkcs8') key = createPrivateKey({ key: view(data as Uint8Array), format: 'der', type: 'pkcs8' });
-      else if (format === 'jwk') key = createPrivateKey({ key: checkJwkKty(type, data as Jwk), format: 'jwk' });
+      else if (format === 'jwk') key = matchingPublicPart(createPrivateKey({ key: checkJwkKty(type, data as Jwk), format: 'jwk' }), data as Jwk);
       else throw keyDataError(`format: a private key is imported as pkcs8 or jwk, not ${format}`);
     } else {
       if (format === 'spki') key = createPublicKey({ key: view(data as Uint8Array), format: 'der', type: 'spki' });
@@ -341,8 +342,34 @@ export function parseKey(
     if (curve !== undefined && curve !== actualCurve) {
       throw new HsmError('KEY_TYPE_INCONSISTENT', `keyData holds a key on ${actualCurve}, but curve says ${curve}`);
     }
+    // A point given compressed is kept uncompressed, the form every export (spki, raw, ec-point) uses.
+    if (cls === 'public-key') key = createPublicKey({ key: key.export({ format: 'jwk' }), format: 'jwk' });
   }
   return material(cls, type, key);
+}
+
+/**
+ * A private EC or OKP key's JWK carries its public point too (x, and y for EC): it must be there
+ * and be the one the private value gives, or the JWK is not one key.
+ */
+function matchingPublicPart(key: KeyObject, jwk: Jwk): KeyObject {
+  if (key.asymmetricKeyType === 'rsa') return key;
+  // OKP: node:crypto makes the public part from d. EC: it keeps the x and y it was given, so
+  // the point is computed from d here.
+  let derived: { x?: string; y?: string } = createPublicKey(key).export({ format: 'jwk' });
+  if (key.asymmetricKeyType === 'ec') {
+    const ecdh = createECDH(CURVE_INFO[curveOf(key)].openssl);
+    ecdh.setPrivateKey(Buffer.from(String(jwk.d), 'base64url'));
+    const point = ecdh.getPublicKey();
+    const size = (point.length - 1) / 2;
+    derived = { x: point.subarray(1, 1 + size).toString('base64url'), y: point.subarray(1 + size).toString('base64url') };
+  }
+  for (const member of ['x', 'y'] as const) {
+    if (derived[member] === undefined) continue;
+    if (jwk[member] === undefined) throw keyDataError(`keyData.${member}: a private key's JWK needs its public ${member}`);
+    if (jwk[member] !== derived[member]) throw keyDataError(`keyData.${member}: not the public point of keyData.d (the JWK mixes two keys)`);
+  }
+  return key;
 }
 
 function checkJwkKty(type: KeyType, jwk: Jwk): Jwk {

@@ -51,6 +51,7 @@ import type { DeriveMechanism, Jwk, KeyFormat, KeyInfo, Results, WrapMechanism }
 import type { SessionRecord } from '../sessions.js';
 import { normaliseUsername } from '../users.js';
 import { addKey, checkKeyQuota, keyInfo, signedIn, type Handler, type MemberState } from '../state.js';
+import { liftHint } from '../profiles.js';
 
 // ---- creation ---------------------------------------------------------------------------------
 
@@ -284,13 +285,17 @@ function checkMechanismKey(expected: string | readonly string[], key: KeyRecord,
 }
 
 /** The bytes a wrap carries: the payload in the chosen format (JWK as UTF-8 JSON), in memory of its own. */
-function payloadBytes(key: KeyRecord, format: KeyFormat, extras: Record<string, unknown> | undefined): Uint8Array {
+function payloadBytes(key: KeyRecord, format: KeyFormat, extras: Record<string, unknown> | undefined, mechanism: WrapMechanism): Uint8Array {
   const data = serialiseKey(key.material, format);
   if (data instanceof Uint8Array) return data;
   // Members in the order WebCrypto implementations write them: key_ops, ext, the key, then alg and use.
   const { key_ops, ext, alg, use } = extras ?? {};
   // JSON.stringify leaves out the members that are undefined.
-  return new TextEncoder().encode(JSON.stringify({ key_ops, ext, ...data, alg, use }));
+  let json = JSON.stringify({ key_ops, ext, ...data, alg, use });
+  // RFC 3394 wraps whole 8-byte blocks: a JWK is padded with spaces, which JSON ignores (as
+  // WebCrypto implementations do for AES-KW).
+  if (mechanism.name === 'aes-no-pad' && json.length % 8) json += ' '.repeat(8 - (json.length % 8));
+  return new TextEncoder().encode(json);
 }
 
 /**
@@ -311,16 +316,24 @@ export function checkChosenIv(me: SessionRecord, key: KeyRecord, mechanism: Wrap
   }
 }
 
-function checkWrapMechanism(mechanism: WrapMechanism): void {
-  if (!WRAP_MECHANISMS.has(mechanism.name)) {
-    throw new HsmError('MECHANISM_PARAM_INVALID', `mechanism: ${mechanism.name} does not wrap keys (it encrypts data only); wrap with ${[...WRAP_MECHANISMS].join(', ')}`);
+function checkWrapMechanism(m: MemberState, mechanism: WrapMechanism, wrapping: KeyRecord): void {
+  if (WRAP_MECHANISMS.has(mechanism.name)) return;
+  if (mechanism.name === 'aes-ctr' && m.profile.ctrKeyWrap) {
+    if (wrapping.attrs.encrypt === true) {
+      throw new HsmError('ATTRIBUTE_FORBIDS_OPERATION', `key ${keyRef(wrapping.handle)} has encrypt=true, so it cannot wrap with aes-ctr: its users could encrypt a known block under the same counter and read the keystream off what it wraps`);
+    }
+    return;
   }
+  if (mechanism.name === 'aes-ctr') {
+    throw new HsmError('NOT_SUPPORTED_BY_PROFILE', `mechanism: aes-ctr wraps keys only under the unlimited profile${liftHint(m.profile)}; wrap with ${[...WRAP_MECHANISMS].join(', ')}`);
+  }
+  throw new HsmError('MECHANISM_PARAM_INVALID', `mechanism: ${mechanism.name} does not wrap keys (it encrypts data only); wrap with ${[...WRAP_MECHANISMS].join(', ')}`);
 }
 
 export const wrapKey: Handler<'wrapKey'> = (m, caller, req) => {
   const me = signedIn(caller);
-  checkWrapMechanism(req.mechanism);
   const wrapping = usableKey(m.keys, me, req.wrappingHandle, 'wrap');
+  checkWrapMechanism(m, req.mechanism, wrapping);
   checkChosenIv(me, wrapping, req.mechanism);
   const entry = cipherFor(req.mechanism);
   checkMechanismKey(entry.keyType, wrapping, req.mechanism.name);
@@ -340,7 +353,7 @@ export const wrapKey: Handler<'wrapKey'> = (m, caller, req) => {
   if (req.jwkExtras && format !== 'jwk') throw new HsmError('BAD_REQUEST', `jwkExtras: only with format jwk, not ${format}`);
   const approveWrapping = keyApproval(m, me, wrapping, 'manage', req.approval);
   const approvePayload = keyApproval(m, me, payload, 'manage', req.payloadApproval);
-  const bytes = payloadBytes(payload, format, req.jwkExtras);
+  const bytes = payloadBytes(payload, format, req.jwkExtras, req.mechanism);
   try {
     const out = entry.encrypt(wrapping.material.key, req.mechanism, bytes, m.profile);
     approveWrapping();
@@ -385,8 +398,8 @@ function checkJwkPermits(jwk: Jwk, template: Template): void {
 
 export const unwrapKey: Handler<'unwrapKey'> = (m, caller, req) => {
   const me = signedIn(caller);
-  checkWrapMechanism(req.mechanism);
   const unwrapping = usableKey(m.keys, me, req.unwrappingHandle, 'unwrap');
+  checkWrapMechanism(m, req.mechanism, unwrapping);
   const entry = cipherFor(req.mechanism);
   checkMechanismKey(entry.keyType, unwrapping, req.mechanism.name);
   const template = uniteUnwrapTemplate(req.attributes ?? {}, unwrapping.attrs['unwrap-template'], req.keyClass, req.keyType);
