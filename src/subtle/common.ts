@@ -99,22 +99,30 @@ export function checkUsages(usages: readonly KeyUsage[], allowed: readonly KeyUs
 
 // ---- JWK --------------------------------------------------------------------------------------
 
-/** The import checks of the spec for a JWK: kty, use, key_ops, ext and (when known) alg. */
-export function checkJwk(jwk: JsonWebKey, expect: { kty: string; alg?: string | undefined; use?: 'sig' | 'enc'; usages: readonly KeyUsage[]; extractable: boolean }): void {
+/**
+ * The import checks of the spec for a JWK: kty, use, key_ops (a list without repeats that allows
+ * every usage asked for), ext and, when the algorithm names one, alg (any of `alg`'s spellings).
+ */
+export function checkJwk(jwk: JsonWebKey, expect: { kty: string; alg?: string | readonly string[] | undefined; use?: 'sig' | 'enc'; usages: readonly KeyUsage[]; extractable: boolean }): void {
   if (jwk.kty !== expect.kty) throw refusal('DataError', `keyData.kty: expected "${expect.kty}", got ${JSON.stringify(jwk.kty)}`);
   if (expect.use && jwk.use !== undefined && expect.usages.length > 0 && jwk.use !== expect.use) {
     throw refusal('DataError', `keyData.use: expected "${expect.use}", got ${JSON.stringify(jwk.use)}`);
   }
   if (jwk.key_ops !== undefined) {
-    if (!Array.isArray(jwk.key_ops)) throw refusal('DataError', 'keyData.key_ops: not a list');
+    if (!Array.isArray(jwk.key_ops)) throw new TypeError('keyData.key_ops: expected a list of key operations');
+    if (new Set(jwk.key_ops).size !== jwk.key_ops.length) throw refusal('DataError', `keyData.key_ops ${JSON.stringify(jwk.key_ops)} names an operation twice`);
     const missing = expect.usages.filter((u) => !jwk.key_ops!.includes(u));
     if (missing.length) throw refusal('DataError', `keyData.key_ops ${JSON.stringify(jwk.key_ops)} does not allow ${missing.join(', ')}`);
   }
   if (jwk.ext === false && expect.extractable) throw refusal('DataError', 'keyData.ext is false, so the key cannot be imported as extractable');
-  if (expect.alg !== undefined && jwk.alg !== undefined && jwk.alg !== expect.alg) {
-    throw refusal('DataError', `keyData.alg: expected "${expect.alg}", got ${JSON.stringify(jwk.alg)}`);
+  const algs = typeof expect.alg === 'string' ? [expect.alg] : expect.alg;
+  if (algs !== undefined && jwk.alg !== undefined && !algs.includes(jwk.alg)) {
+    throw refusal('DataError', `keyData.alg: expected ${algs.map((a) => `"${a}"`).join(' or ')}, got ${JSON.stringify(jwk.alg)}`);
   }
 }
+
+/** The JWK `alg` values an ECDSA key on each curve accepts (RFC 7518, RFC 8812). */
+export const ECDSA_JWK_ALG: Readonly<Record<string, string>> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512', 'K-256': 'ES256K' };
 
 const JWK_HASH: Readonly<Record<HashName, string>> = { sha1: '1', sha224: '224', sha256: '256', sha384: '384', sha512: '512' };
 const JWK_AES: Readonly<Record<string, string>> = { 'AES-CBC': 'CBC', 'AES-CTR': 'CTR', 'AES-GCM': 'GCM', 'AES-KW': 'KW' };

@@ -50,7 +50,7 @@ function bytesOf(value: unknown, name: string): Uint8Array {
 
 /** The door's providers, one row per WebCrypto algorithm name (the name is what a relay lists as its capabilities). */
 const PROVIDERS: readonly { name: string; make: (door: Door) => ProviderCrypto }[] = [
-  ...Object.keys(AES_MODES).map((name) => ({ name, make: (door: Door) => (name === 'AES-CMAC' ? new HsmAesCmacProvider(door) : new HsmAesProvider(door, name)) })),
+  ...Object.keys(AES_MODES).map((name) => ({ name, make: (door: Door) => (name === 'CLOUDHSM-AES-CMAC' ? new HsmAesCmacProvider(door) : new HsmAesProvider(door, name)) })),
   { name: 'HMAC', make: (door) => new HsmHmacProvider(door) },
   { name: 'HKDF', make: (door) => new HsmHkdfProvider(door) },
   { name: 'PBKDF2', make: (door) => new HsmPbkdf2Provider(door) },
@@ -137,8 +137,13 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
     return this.#data('decrypt', args, 3);
   }
 
-  override deriveBits(...args: Parameters<CoreSubtleCrypto['deriveBits']>): Promise<ArrayBuffer> {
-    return this.#run('deriveBits', () => super.deriveBits(...args));
+  /** `length` may be left out (the spec's `optional unsigned long? length = null`): all the bits a key agreement gives. */
+  override deriveBits(algorithm: AlgorithmIdentifier, baseKey: CryptoKey, length?: number | null): Promise<ArrayBuffer> {
+    const count = arguments.length;
+    return this.#run('deriveBits', () => {
+      this.checkRequiredArguments(new Array(count), 2, 'deriveBits');
+      return super.deriveBits(algorithm, baseKey, (length ?? null) as number);
+    });
   }
 
   override exportKey(...args: [KeyFormat, CryptoKey]): Promise<ArrayBuffer & JsonWebKey> {
@@ -150,6 +155,15 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
       this.checkRequiredArguments(args, 5, 'importKey');
       const [format, keyData, algorithm, , keyUsages] = args as [KeyFormat, unknown, AlgorithmIdentifier, boolean, KeyUsage[]];
       const name = this.prepareAlgorithm(algorithm).name;
+      if (format === 'jwk') {
+        // Bytes are not a JsonWebKey dictionary (TypeError, the spec's and browsers' answer; Node
+        // says DataError); null is an empty dictionary, and a JWK without kty is a DataError.
+        if (keyData instanceof ArrayBuffer || ArrayBuffer.isView(keyData)) throw new TypeError('keyData: format jwk takes a JsonWebKey object, not bytes');
+        if ((keyData === null || typeof keyData === 'object') && typeof (keyData as JsonWebKey | null)?.kty !== 'string') {
+          this.getProvider(name);
+          throw refusal('DataError', 'keyData: a JWK needs its kty');
+        }
+      }
       if (Array.isArray(keyUsages) && keyUsages.length === 0 && !importsPublicKey(format, keyData, name)) {
         this.getProvider(name);
         throw refusal('SyntaxError', 'keyUsages: a secret or private key needs at least one usage');

@@ -88,54 +88,54 @@ describe('subtle: differential against Node WebCrypto', function () {
     });
   });
 
-  describe('the HSM extras (AES-ECB, AES-CMAC, AES-KWP, AES-KW-PKCS5)', () => {
+  describe('the HSM extras (CLOUDHSM-AES-ECB, CLOUDHSM-AES-CMAC, CLOUDHSM-AES-KWP, CLOUDHSM-AES-KW-PKCS5)', () => {
     const h = (x: string) => Buffer.from(x.replace(/\s/g, ''), 'hex');
 
-    it('AES-ECB encrypts whole blocks as node:crypto aes-128-ecb does, and decrypts them', async () => {
+    it('CLOUDHSM-AES-ECB encrypts whole blocks as node:crypto aes-128-ecb does, and decrypts them', async () => {
       const raw = randomBytes(16);
-      const key = await ours.importKey('raw', raw, 'AES-ECB', false, ['encrypt', 'decrypt']);
+      const key = await ours.importKey('raw', raw, 'CLOUDHSM-AES-ECB', false, ['encrypt', 'decrypt']);
       const blocks = randomBytes(48);
       const expected = createCipheriv('aes-128-ecb', raw, null).setAutoPadding(false).update(blocks);
-      const ct = await ours.encrypt('AES-ECB', key, blocks);
+      const ct = await ours.encrypt('CLOUDHSM-AES-ECB', key, blocks);
       expect(buf(ct).equals(expected)).to.equal(true);
-      expect(buf(await ours.decrypt('AES-ECB', key, ct)).equals(blocks)).to.equal(true);
+      expect(buf(await ours.decrypt('CLOUDHSM-AES-ECB', key, ct)).equals(blocks)).to.equal(true);
     });
 
-    it('AES-CMAC gives the RFC 4493 tags, verifies them, and truncates with length', async () => {
-      const key = await ours.importKey('raw', h('2b7e151628aed2a6abf7158809cf4f3c'), 'AES-CMAC', false, ['sign', 'verify']);
-      expect(hex(await ours.sign({ name: 'AES-CMAC', length: 128 } as never, key, new Uint8Array(0)))).to.equal('bb1d6929e95937287fa37d129b756746');
+    it('CLOUDHSM-AES-CMAC gives the RFC 4493 tags, verifies them, and truncates with length', async () => {
+      const key = await ours.importKey('raw', h('2b7e151628aed2a6abf7158809cf4f3c'), 'CLOUDHSM-AES-CMAC', false, ['sign', 'verify']);
+      expect(hex(await ours.sign({ name: 'CLOUDHSM-AES-CMAC', length: 128 } as never, key, new Uint8Array(0)))).to.equal('bb1d6929e95937287fa37d129b756746');
       const m = h('6bc1bee22e409f96e93d7e117393172a');
-      const tag = await ours.sign({ name: 'AES-CMAC', length: 128 } as never, key, m);
+      const tag = await ours.sign({ name: 'CLOUDHSM-AES-CMAC', length: 128 } as never, key, m);
       expect(hex(tag)).to.equal('070a16b46b4d4144f79bdd9dd04a287c');
-      expect(await ours.verify({ name: 'AES-CMAC', length: 128 } as never, key, tag, m)).to.equal(true);
-      expect(hex(await ours.sign({ name: 'AES-CMAC', length: 64 } as never, key, m))).to.equal('070a16b46b4d4144');
-      expect(await ours.verify({ name: 'AES-CMAC', length: 64 } as never, key, h('070a16b46b4d4144'), m)).to.equal(true);
-      expect(await ours.verify({ name: 'AES-CMAC', length: 64 } as never, key, h('070a16b46b4d4145'), m)).to.equal(false);
+      expect(await ours.verify({ name: 'CLOUDHSM-AES-CMAC', length: 128 } as never, key, tag, m)).to.equal(true);
+      expect(hex(await ours.sign({ name: 'CLOUDHSM-AES-CMAC', length: 64 } as never, key, m))).to.equal('070a16b46b4d4144');
+      expect(await ours.verify({ name: 'CLOUDHSM-AES-CMAC', length: 64 } as never, key, h('070a16b46b4d4144'), m)).to.equal(true);
+      expect(await ours.verify({ name: 'CLOUDHSM-AES-CMAC', length: 64 } as never, key, h('070a16b46b4d4145'), m)).to.equal(false);
     });
 
-    it('AES-KWP wraps the RFC 5649 examples byte for byte and unwraps them', async () => {
-      const kek = await ours.importKey('raw', h('5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8'), 'AES-KWP', false, ['wrapKey', 'unwrapKey']);
+    it('CLOUDHSM-AES-KWP wraps the RFC 5649 examples byte for byte and unwraps them', async () => {
+      const kek = await ours.importKey('raw', h('5840df6e29b02af1ab493b705bf16ea1ae8338f4dcc176a8'), 'CLOUDHSM-AES-KWP', false, ['wrapKey', 'unwrapKey']);
       for (const [payload, wrapped] of [
         ['c37b7e6492584340bed12207808941155068f738', '138bdeaa9b8fa7fc61f97742e72248ee5ae6ae5360d1ae6a5f54f373fa543b6a'],
         ['466f7250617369', 'afbeb0f07dfbf5419200f2ccb50bb24f'],
       ]) {
         const key = await ours.importKey('raw', h(payload!), { name: 'HMAC', hash: 'SHA-256' }, true, ['sign']);
-        expect(hex(await ours.wrapKey('raw', key, kek, 'AES-KWP'))).to.equal(wrapped);
-        const back = await ours.unwrapKey('raw', h(wrapped!), kek, 'AES-KWP', { name: 'HMAC', hash: 'SHA-256' }, true, ['sign']);
+        expect(hex(await ours.wrapKey('raw', key, kek, 'CLOUDHSM-AES-KWP'))).to.equal(wrapped);
+        const back = await ours.unwrapKey('raw', h(wrapped!), kek, 'CLOUDHSM-AES-KWP', { name: 'HMAC', hash: 'SHA-256' }, true, ['sign']);
         expect(hex(await ours.exportKey('raw', back))).to.equal(payload);
       }
     });
 
-    it('AES-KW-PKCS5 pads with PKCS #5 and wraps with RFC 3394, as node:crypto does by hand', async () => {
+    it('CLOUDHSM-AES-KW-PKCS5 pads with PKCS #5 and wraps with RFC 3394, as node:crypto does by hand', async () => {
       const kekRaw = randomBytes(16);
-      const kek = await ours.importKey('raw', kekRaw, 'AES-KW-PKCS5', false, ['wrapKey', 'unwrapKey']);
+      const kek = await ours.importKey('raw', kekRaw, 'CLOUDHSM-AES-KW-PKCS5', false, ['wrapKey', 'unwrapKey']);
       const payload = randomBytes(20);
       const key = await ours.importKey('raw', payload, { name: 'HMAC', hash: 'SHA-1' }, true, ['sign']);
       const padded = Buffer.concat([payload, Buffer.alloc(4, 4)]);
       const expected = createCipheriv('id-aes128-wrap', kekRaw, Buffer.from('a6a6a6a6a6a6a6a6', 'hex')).update(padded);
-      const wrapped = await ours.wrapKey('raw', key, kek, 'AES-KW-PKCS5');
+      const wrapped = await ours.wrapKey('raw', key, kek, 'CLOUDHSM-AES-KW-PKCS5');
       expect(buf(wrapped).equals(expected)).to.equal(true);
-      const back = await ours.unwrapKey('raw', wrapped, kek, 'AES-KW-PKCS5', { name: 'HMAC', hash: 'SHA-1' }, true, ['sign']);
+      const back = await ours.unwrapKey('raw', wrapped, kek, 'CLOUDHSM-AES-KW-PKCS5', { name: 'HMAC', hash: 'SHA-1' }, true, ['sign']);
       expect(buf(await ours.exportKey('raw', back)).equals(payload)).to.equal(true);
     });
   });
@@ -163,12 +163,12 @@ describe('subtle: differential against Node WebCrypto', function () {
       });
     }
 
-    it('a public key wrapped as spki (AES-KWP, for its 91 bytes) unwraps as a public key that verifies', async () => {
-      const kek = (await ours.generateKey({ name: 'AES-KWP', length: 128 } as never, false, ['wrapKey', 'unwrapKey'])) as unknown as CryptoKey;
+    it('a public key wrapped as spki (CLOUDHSM-AES-KWP, for its 91 bytes) unwraps as a public key that verifies', async () => {
+      const kek = (await ours.generateKey({ name: 'CLOUDHSM-AES-KWP', length: 128 } as never, false, ['wrapKey', 'unwrapKey'])) as unknown as CryptoKey;
       const pair = (await ours.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as unknown as CryptoKeyPair;
       const p = { name: 'ECDSA', hash: 'SHA-256' };
-      const wrapped = await ours.wrapKey('spki', pair.publicKey, kek, 'AES-KWP');
-      const back = await ours.unwrapKey('spki', wrapped, kek, 'AES-KWP', { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']);
+      const wrapped = await ours.wrapKey('spki', pair.publicKey, kek, 'CLOUDHSM-AES-KWP');
+      const back = await ours.unwrapKey('spki', wrapped, kek, 'CLOUDHSM-AES-KWP', { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']);
       expect(back.type).to.equal('public');
       expect(hex(await ours.exportKey('spki', back))).to.equal(hex(await ours.exportKey('spki', pair.publicKey)));
       expect(await ours.verify(p, back, await ours.sign(p, pair.privateKey, MESSAGE), MESSAGE)).to.equal(true);

@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { HsmError } from '../../src/hsm-core/face.js';
 import { native, openDoor, text, type CryptoKey, type CryptoKeyPair, type DoorFixture, type SubtleCrypto } from '../helpers/door.js';
+import type { JsonWebKey } from '../../src/subtle/types.js';
 
 let f: DoorFixture;
 before(async () => {
@@ -14,6 +15,11 @@ before(async () => {
 after(() => f.close());
 
 interface Keys {
+  ecExtractable: CryptoKeyPair;
+  ecExtractable2: CryptoKeyPair;
+  ed: CryptoKeyPair;
+  ed2: CryptoKeyPair;
+  x25519Extractable: CryptoKeyPair;
   aes: CryptoKey;
   aesKw: CryptoKey;
   hmac: CryptoKey;
@@ -24,7 +30,13 @@ interface Keys {
 }
 
 async function keysOf(s: SubtleCrypto): Promise<Keys> {
+  const pair = async (algorithm: object, usages: string[]) => (await s.generateKey(algorithm as never, true, usages as never)) as CryptoKeyPair;
   return {
+    ecExtractable: await pair({ name: 'ECDSA', namedCurve: 'P-256' }, ['sign', 'verify']),
+    ecExtractable2: await pair({ name: 'ECDSA', namedCurve: 'P-256' }, ['sign', 'verify']),
+    ed: await pair({ name: 'Ed25519' }, ['sign', 'verify']),
+    ed2: await pair({ name: 'Ed25519' }, ['sign', 'verify']),
+    x25519Extractable: await pair({ name: 'X25519' }, ['deriveBits']),
     aes: (await s.generateKey({ name: 'AES-GCM', length: 128 }, false, ['encrypt', 'decrypt'])) as unknown as CryptoKey,
     aesKw: (await s.generateKey({ name: 'AES-KW', length: 128 }, true, ['wrapKey', 'unwrapKey'])) as unknown as CryptoKey,
     hmac: (await s.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])) as unknown as CryptoKey,
@@ -42,7 +54,8 @@ const data = text('data');
 
 /**
  * Bad calls. The third element, when present, is the spec's name where Node 20 raises another
- * (Node throws "InvalidAccessException" for exporting a non-extractable key).
+ * (Node throws "InvalidAccessException" for exporting a non-extractable key, and DataError for
+ * bytes given as a JWK, which WebIDL makes a TypeError).
  */
 const CASES: Case[] = [
   ['unknown algorithm', (s) => s.digest('SHA-3000', data)],
@@ -86,7 +99,30 @@ const CASES: Case[] = [
   ['sign: data that is not a BufferSource', (s, k) => s.sign('HMAC', k.hmac, 'text' as never)],
   ['digest: data that is not a BufferSource', (s) => s.digest('SHA-256', [1, 2, 3] as never)],
   ['too few arguments', (s) => (s.encrypt as (...a: unknown[]) => Promise<unknown>)({ name: 'AES-GCM', iv: iv12 })],
+  // Names that are not WebCrypto's: the door's own algorithms carry a vendor prefix, so these stay unknown.
+  ...['AES-CMAC', 'AES-ECB', 'AES-KWP', 'AES-KW-PKCS5'].map((name): Case => [`generateKey: ${name}, which is not a WebCrypto algorithm`, (s) => s.generateKey({ name, length: 128 } as never, true, ['sign'])]),
+  ['importKey: JWK without kty', (s) => s.importKey('jwk', { k: 'AAAAAAAAAAAAAAAAAAAAAA' }, 'AES-GCM', true, ['encrypt'])],
+  ['importKey: JWK given as bytes', (s) => s.importKey('jwk', new Uint8Array(16) as never, 'AES-GCM', true, ['encrypt']), 'TypeError'],
+  ['importKey: JWK given as null', (s) => s.importKey('jwk', null as never, 'AES-GCM', true, ['encrypt'])],
+  ['importKey: JWK key_ops naming an operation twice', (s) => s.importKey('jwk', { kty: 'oct', k: 'AAAAAAAAAAAAAAAAAAAAAA', key_ops: ['encrypt', 'encrypt'] }, 'AES-GCM', true, ['encrypt'])],
+  ['importKey: ECDSA JWK whose alg names another curve', async (s, k) => s.importKey('jwk', { ...(await jwkOf(s, k.ecExtractable.privateKey)), alg: 'ES384' }, { name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign'])],
+  ['importKey: ECDSA JWK with another algorithm\'s alg', async (s, k) => s.importKey('jwk', { ...(await jwkOf(s, k.ecExtractable.privateKey)), alg: 'RS256' }, { name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign'])],
+  ['importKey: EC private JWK with the public point of another key', async (s, k) => s.importKey('jwk', { ...(await jwkOf(s, k.ecExtractable.privateKey)), x: (await jwkOf(s, k.ecExtractable2.publicKey)).x, y: (await jwkOf(s, k.ecExtractable2.publicKey)).y }, { name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign'])],
+  ['importKey: EC private JWK without x', async (s, k) => s.importKey('jwk', { ...(await jwkOf(s, k.ecExtractable.privateKey)), x: undefined }, { name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign'])],
+  ['importKey: Ed25519 private JWK with the x of another key', async (s, k) => s.importKey('jwk', { ...(await jwkOf(s, k.ed.privateKey)), x: (await jwkOf(s, k.ed2.publicKey)).x }, 'Ed25519', true, ['sign'])],
+  ['importKey: Ed25519 private JWK without x', async (s, k) => s.importKey('jwk', { ...(await jwkOf(s, k.ed.privateKey)), x: undefined }, 'Ed25519', true, ['sign'])],
+  ['importKey: Ed25519 JWK with an alg that is not EdDSA or Ed25519', async (s, k) => s.importKey('jwk', { ...(await jwkOf(s, k.ed.privateKey)), alg: 'ES256' }, 'Ed25519', true, ['sign'])],
+  ['importKey: X25519 private JWK with the x of another key', async (s, k) => s.importKey('jwk', { ...(await jwkOf(s, k.x25519Extractable.privateKey)), x: (await jwkOf(s, k.x25519.publicKey)).x }, 'X25519', true, ['deriveBits'])],
+  ['deriveBits: X25519 with a private key as public', (s, k) => s.deriveBits({ name: 'X25519', public: k.x25519.privateKey } as never, k.x25519.privateKey, 256)],
+  ['deriveBits: X25519 with an ECDH key as public', (s, k) => s.deriveBits({ name: 'X25519', public: k.ecdh.publicKey } as never, k.x25519.privateKey, 256)],
+  ['deriveBits: X25519 with a public that is not a CryptoKey', (s, k) => s.deriveBits({ name: 'X25519', public: {} } as never, k.x25519.privateKey, 256)],
+  ['deriveBits: ECDH with a public that is not a CryptoKey', (s, k) => s.deriveBits({ name: 'ECDH', public: { type: 'public' } } as never, k.ecdh.privateKey, 256)],
+  ['deriveBits: ECDH with a secret key as public', (s, k) => s.deriveBits({ name: 'ECDH', public: k.hmac }, k.ecdh.privateKey, 256)],
+  ['deriveBits: HKDF with the length left out', (s, k) => (s.deriveBits as (...a: unknown[]) => Promise<unknown>)({ name: 'HKDF', hash: 'SHA-256', salt: data, info: data }, k.hkdf)],
+  ['deriveBits: one argument', (s) => (s.deriveBits as (...a: unknown[]) => Promise<unknown>)({ name: 'HKDF', hash: 'SHA-256', salt: data, info: data })],
 ];
+
+const jwkOf = (s: SubtleCrypto, key: CryptoKey) => s.exportKey('jwk', key) as Promise<JsonWebKey>;
 
 /** What a call threw, or null when it succeeded. */
 async function thrown(call: () => Promise<unknown>): Promise<Error | null> {

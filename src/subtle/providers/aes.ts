@@ -1,6 +1,8 @@
 /**
  * AES at the door: the WebCrypto modes (AES-CBC, AES-CTR, AES-GCM, AES-KW) and the HSM's extras
- * (AES-ECB, AES-CMAC, and CloudHSM's two other key-wrap flavours as AES-KWP and AES-KW-PKCS5).
+ * under vendor-prefixed names, as Node names its own extensions (NODE-ED25519), so that a standard
+ * name the door lacks stays NotSupportedError as in a browser: CLOUDHSM-AES-ECB, CLOUDHSM-AES-CMAC,
+ * and CloudHSM's two other key-wrap flavours as CLOUDHSM-AES-KWP and CLOUDHSM-AES-KW-PKCS5.
  * One provider class, configured per mode by the table below; every key is an HSM `aes` key.
  *
  * @module
@@ -88,10 +90,10 @@ export const AES_MODES: Readonly<Record<string, AesMode>> = {
     },
   },
   'AES-KW': { usages: WRAP, cipher: false, mechanism: () => ({ name: 'aes-no-pad' }) },
-  'AES-KWP': { usages: WRAP, cipher: false, mechanism: () => ({ name: 'aes-zero-pad' }) },
-  'AES-KW-PKCS5': { usages: WRAP, cipher: false, mechanism: () => ({ name: 'aes-pkcs5-pad' }) },
-  'AES-ECB': { usages: CIPHER, cipher: true, mechanism: () => ({ name: 'aes-ecb' }) },
-  'AES-CMAC': { usages: ['sign', 'verify'], cipher: false },
+  'CLOUDHSM-AES-KWP': { usages: WRAP, cipher: false, mechanism: () => ({ name: 'aes-zero-pad' }) },
+  'CLOUDHSM-AES-KW-PKCS5': { usages: WRAP, cipher: false, mechanism: () => ({ name: 'aes-pkcs5-pad' }) },
+  'CLOUDHSM-AES-ECB': { usages: CIPHER, cipher: true, mechanism: () => ({ name: 'aes-ecb' }) },
+  'CLOUDHSM-AES-CMAC': { usages: ['sign', 'verify'], cipher: false },
 };
 
 function keyLengthBits(a: Record<string, unknown>): number {
@@ -187,7 +189,6 @@ export class HsmAesProvider extends doorProvider(AesProvider) implements WrapCap
     return this.#cipher('decrypt', algorithm, key, data);
   }
 
-  /** AES-CMAC: `length` (bits, 8–128, default 128) truncates the MAC. */
   unwrapRecipe(format: KeyFormat, _algorithm: Algorithm, _extractable: boolean, usages: KeyUsage[]): KeyRecipe {
     if (format !== 'raw' && format !== 'jwk') throw refusal('NotSupportedError', `format: AES keys are unwrapped from raw or jwk, not ${format}`);
     checkUsages(usages, this.usages, this.name);
@@ -201,16 +202,16 @@ export class HsmAesProvider extends doorProvider(AesProvider) implements WrapCap
   }
 }
 
-/** AES-CMAC: an AES key that signs and verifies (CloudHSM's CMAC; `length` in bits truncates the MAC). */
+/** CLOUDHSM-AES-CMAC: an AES key that signs and verifies (CloudHSM's CMAC; `length` in bits truncates the MAC). */
 export class HsmAesCmacProvider extends HsmAesProvider {
   constructor(door: Door) {
-    super(door, 'AES-CMAC');
+    super(door, 'CLOUDHSM-AES-CMAC');
   }
 
   #macLength(algorithm: Algorithm): number {
     const length = (algorithm as { length?: unknown }).length ?? 128;
     if (typeof length !== 'number' || length < 8 || length > 128 || length % 8) {
-      throw refusal('OperationError', `length: an AES-CMAC is 8 to 128 bits in whole bytes, got ${String(length)}`);
+      throw refusal('OperationError', `length: a CLOUDHSM-AES-CMAC is 8 to 128 bits in whole bytes, got ${String(length)}`);
     }
     return length / 8;
   }

@@ -6,7 +6,7 @@
  * @module
  */
 import {
-  OperationError as CoreOperationError,
+  CryptoKey as CryptoKeyClass,
   EcdhProvider,
   EcdsaProvider,
   Ed25519Provider,
@@ -249,6 +249,19 @@ export class HsmEcdsaProvider extends doorProvider(EcdsaProvider) implements Unw
 }
 
 /** The HSM mechanism of a key agreement with `public`, a key of this door. */
+/**
+ * The spec's checks of a key agreement's `public`, in its order: a value that is not a CryptoKey
+ * fails WebIDL's conversion (TypeError); a key that is not public, or of another algorithm, is an
+ * InvalidAccessError.
+ */
+function checkPeer(algorithm: Params, name: string): void {
+  if (!('public' in algorithm) || algorithm.public === undefined) throw new TypeError(`public: required, the peer's public ${name} key`);
+  const peer = algorithm.public;
+  if (!(peer instanceof CryptoKeyClass)) throw new TypeError(`public: expected a CryptoKey, got ${peer === null ? 'null' : typeof peer}`);
+  if (peer.type !== 'public') throw refusal('InvalidAccessError', `public: expected a public key, got a ${peer.type} key`);
+  if (peer.algorithm.name !== name) throw refusal('InvalidAccessError', `public: a ${peer.algorithm.name} key cannot agree with a ${name} key`);
+}
+
 function agreement(door: Door, algorithm: Params, baseKey: CryptoKey): DeriveMechanism {
   const peer = algorithm.public as CryptoKey;
   if (peer.algorithm.name !== baseKey.algorithm.name) {
@@ -279,13 +292,8 @@ export class HsmEcdhProvider extends doorProvider(EcdhProvider) implements Deriv
     checkCurve(a.namedCurve);
   }
 
-  /** A `public` that is not a public ECDH CryptoKey is the spec's InvalidAccessError (webcrypto-core: TypeError or its OperationError). */
   override checkAlgorithmParams(algorithm: EcdhKeyDeriveParams): void {
-    try {
-      super.checkAlgorithmParams(algorithm);
-    } catch (e) {
-      throw e instanceof TypeError || e instanceof CoreOperationError ? refusal('InvalidAccessError', e.message) : e;
-    }
+    checkPeer(algorithm as unknown as Params, this.name);
   }
 
   override checkDeriveBits(algorithm: Algorithm, baseKey: CryptoKey, _length: number, options: { keyUsage?: boolean } = {}): void {
@@ -363,6 +371,10 @@ export class HsmX25519Provider extends doorProvider(X25519Provider) implements D
     super();
     this.#door = door;
     this.#pairs = new KeyPairs(door, { name: 'X25519', family: 'x25519', privateUsages: ['deriveKey', 'deriveBits'], publicUsages: [], use: 'enc' });
+  }
+
+  override checkAlgorithmParams(algorithm: EcdhKeyDeriveParams): void {
+    checkPeer(algorithm as unknown as Params, this.name);
   }
 
   override checkDeriveBits(algorithm: Algorithm, baseKey: CryptoKey, _length: number, options: { keyUsage?: boolean } = {}): void {

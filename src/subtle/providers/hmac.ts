@@ -224,7 +224,7 @@ export class HsmPbkdf2Provider extends doorProvider(Pbkdf2Provider) implements D
   }
 }
 
-/** deriveBits through the HSM. `length` null means "all" (ECDH only); other lengths may be any number of bits. */
+/** deriveBits through the HSM. `length` null means "all" (key agreement only); 0 is an empty result (as in Node); other lengths may be any number of bits. */
 export async function deriveBits(door: Door, mechanism: DeriveMechanism, baseKey: CryptoKey, length: number | null, name: string): Promise<ArrayBuffer> {
   if (length === null || length === undefined) {
     if (mechanism.name !== 'ecdh') throw refusal('OperationError', `length: ${name} needs a length in bits`);
@@ -232,10 +232,7 @@ export async function deriveBits(door: Door, mechanism: DeriveMechanism, baseKey
     return arrayBuffer(bits);
   }
   if (typeof length !== 'number' || !Number.isInteger(length) || length < 0) throw new TypeError(`length: expected a whole number of bits, got ${String(length)}`);
-  if (length === 0) {
-    if (mechanism.name === 'ecdh') return new ArrayBuffer(0);
-    throw refusal('OperationError', `length: ${name} cannot derive 0 bits`);
-  }
+  if (length === 0) return new ArrayBuffer(0);
   const { bits } = await door.session.send({ op: 'deriveBits', baseHandle: door.handle(baseKey), mechanism, lengthBits: Math.ceil(length / 8) * 8 });
   const out = bits.slice();
   if (length % 8) out[out.length - 1]! &= 0xff << (8 - (length % 8));

@@ -8,6 +8,7 @@
 import type { KeyInfo, Template } from '../../hsm-core/face.js';
 import {
   CURVES,
+  ECDSA_JWK_ALG,
   arrayBuffer,
   checkJwk,
   checkUsages,
@@ -115,9 +116,16 @@ export class KeyPairs {
     return CURVES[named as NamedCurve];
   }
 
+  /** The JWK `alg` values a key of this algorithm accepts at import; undefined where the spec checks none (ECDH, X25519). */
+  #jwkAlgs(algorithm: Record<string, unknown>): string | readonly string[] | undefined {
+    if (this.spec.name === 'ECDSA') return ECDSA_JWK_ALG[String(algorithm.namedCurve)];
+    if (this.spec.name === 'Ed25519') return ['Ed25519', 'EdDSA'];
+    return jwkAlg({ name: this.spec.name, hash: algorithm.hash } as KeyAlgorithm);
+  }
+
   #jwkForHsm(jwk: JsonWebKey, algorithm: Record<string, unknown>, kind: 'private' | 'public', usages: KeyUsage[], extractable: boolean): JsonWebKey {
     const spec = this.spec;
-    checkJwk(jwk, { kty: JWK_KTY[spec.family], alg: jwkAlg({ name: spec.name, hash: algorithm.hash } as KeyAlgorithm), use: spec.use, usages, extractable });
+    checkJwk(jwk, { kty: JWK_KTY[spec.family], alg: this.#jwkAlgs(algorithm), use: spec.use, usages, extractable });
     if (spec.family === 'ec') {
       if (jwk.crv !== algorithm.namedCurve) throw refusal('DataError', `keyData.crv: expected ${String(algorithm.namedCurve)}, got ${JSON.stringify(jwk.crv)}`);
       // Node's JWK spelling of secp256k1.
