@@ -17,13 +17,13 @@ import { HsmError, withArticle } from './errors.js';
 export const KEY_CLASSES = ['secret-key', 'public-key', 'private-key'] as const;
 export type KeyClass = (typeof KEY_CLASSES)[number];
 
-export const KEY_TYPES = ['aes', 'generic-secret', 'rsa', 'ec', 'ed25519', 'x25519'] as const;
+export const KEY_TYPES = ['aes', 'generic-secret', 'rsa', 'ec', 'ed25519', 'x25519', 'ed448', 'x448'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
 
 /** Curves for `ec` keys, by CloudHSM's names. `prime256v1` is accepted as an alias of `secp256r1`. */
 export const EC_CURVES = ['secp224r1', 'secp256r1', 'secp384r1', 'secp521r1', 'secp256k1'] as const;
 export type EcCurve = (typeof EC_CURVES)[number];
-export type Curve = EcCurve | 'ed25519' | 'x25519';
+export type Curve = EcCurve | 'ed25519' | 'x25519' | 'ed448' | 'x448';
 
 export const USAGES = ['encrypt', 'decrypt', 'sign', 'verify', 'wrap', 'unwrap', 'derive'] as const;
 export type Usage = (typeof USAGES)[number];
@@ -36,6 +36,8 @@ const USAGE_MATRIX: Readonly<Record<KeyType, Partial<Record<KeyClass, readonly U
   ec: { 'public-key': ['verify'], 'private-key': ['sign', 'derive'] },
   ed25519: { 'public-key': ['verify'], 'private-key': ['sign'] },
   x25519: { 'public-key': [], 'private-key': ['derive'] },
+  ed448: { 'public-key': ['verify'], 'private-key': ['sign'] },
+  x448: { 'public-key': [], 'private-key': ['derive'] },
 };
 
 /** Whether a key of this class and type may ever carry `usage`. */

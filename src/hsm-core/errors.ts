@@ -123,4 +123,4 @@ export function keyRef(handle: number): string {
 }
 
 /** A role or kind of key with its article, for messages: "an admin", "a crypto-user", "an rsa private-key". */
-export const withArticle = (noun: string): string => `${/^(?:[aeiou]|rsa|x25519|hmac|hkdf)/i.test(noun) ? 'an' : 'a'} ${noun}`;
+export const withArticle = (noun: string): string => `${/^(?:[aeiou]|rsa|x25519|x448|hmac|hkdf)/i.test(noun) ? 'an' : 'a'} ${noun}`;

@@ -87,7 +87,7 @@ const UNLIMITED: Profile = {
     'hmac-sha384': Infinity,
     'hmac-sha512': Infinity,
   },
-  keyTypes: new Set<KeyType>(['aes', 'generic-secret', 'rsa', 'ec', 'ed25519', 'x25519']),
+  keyTypes: new Set<KeyType>(['aes', 'generic-secret', 'rsa', 'ec', 'ed25519', 'x25519', 'ed448', 'x448']),
   rsa: { minBits: 512, maxBits: 16384, stepBits: 8, minExponent: 3 },
   genericSecret: { minBytes: 0, maxBytes: 1024 * 1024 },
   maxKdfWork: 100_000_000,

@@ -133,6 +133,8 @@ export const signMechanismSchema = z.discriminatedUnion('name', [
     signatureFormat: z.enum(['p1363', 'der']).optional(),
   }),
   z.strictObject({ name: z.literal('ed25519') }),
+  /** Ed448 (RFC 8032, pure, empty context). */
+  z.strictObject({ name: z.literal('ed448') }),
 ]);
 export type SignMechanism = z.infer<typeof signMechanismSchema>;
 
@@ -257,7 +259,7 @@ export const requestSchemas = {
   generateKeyPair: z.strictObject({
     op: z.literal('generateKeyPair'),
     session,
-    keyType: z.enum(['rsa', 'ec', 'ed25519', 'x25519']),
+    keyType: z.enum(['rsa', 'ec', 'ed25519', 'x25519', 'ed448', 'x448']),
     /** RSA only. */
     modulusBits: z.int().min(0).max(65536).optional(),
     /** RSA only; 65537 when omitted. */

@@ -144,6 +144,8 @@ export function jwkAlg(a: KeyAlgorithm & { length?: number; hash?: AlgorithmIden
     }
     case 'Ed25519':
       return 'Ed25519';
+    case 'Ed448':
+      return 'Ed448';
     default:
       return undefined;
   }
@@ -209,7 +211,7 @@ export interface WrapCapable {
 /** What the HSM needs to create a key of a provider's algorithm from wrapped or derived bytes. */
 export interface KeyRecipe {
   keyClass: 'secret-key' | 'public-key' | 'private-key';
-  keyType: 'aes' | 'generic-secret' | 'rsa' | 'ec' | 'ed25519' | 'x25519';
+  keyType: 'aes' | 'generic-secret' | 'rsa' | 'ec' | 'ed25519' | 'x25519' | 'ed448' | 'x448';
   curve?: HsmCurve;
   kind: KeyKind;
   usages: KeyUsage[];

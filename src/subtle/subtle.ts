@@ -17,10 +17,12 @@ import {
   HsmEcdhProvider,
   HsmEcdsaProvider,
   HsmEd25519Provider,
+  HsmEd448Provider,
   HsmRsaOaepProvider,
   HsmRsaPssProvider,
   HsmRsaSsaProvider,
   HsmX25519Provider,
+  HsmX448Provider,
 } from './providers/asymmetric.js';
 import { HsmHkdfProvider, HsmHmacProvider, HsmPbkdf2Provider, HsmShaProvider } from './providers/hmac.js';
 import type { KeyUsage, KeyFormat, KeyType, CryptoKey, CryptoKeyPair, JsonWebKey, AlgorithmIdentifier, BufferSource, RsaHashedKeyGenParams, EcKeyGenParams, AesKeyGenParams, HmacKeyGenParams, Pbkdf2Params, HmacImportParams, RsaHashedImportParams, EcKeyImportParams } from './types.js';
@@ -33,7 +35,7 @@ const FORMAT_TYPES: Readonly<Record<string, readonly KeyType[]>> = {
   jwk: ['secret', 'private', 'public'],
 };
 
-const ASYMMETRIC = new Set(['RSASSA-PKCS1-V1_5', 'RSA-PSS', 'RSA-OAEP', 'ECDSA', 'ECDH', 'ED25519', 'X25519']);
+const ASYMMETRIC = new Set(['RSASSA-PKCS1-V1_5', 'RSA-PSS', 'RSA-OAEP', 'ECDSA', 'ECDH', 'ED25519', 'X25519', 'ED448', 'X448']);
 
 /** Whether an import makes a public key (which may have no usages). */
 function importsPublicKey(format: unknown, keyData: unknown, algorithmName: string): boolean {
@@ -61,6 +63,8 @@ const PROVIDERS: readonly { name: string; make: (door: Door) => ProviderCrypto }
   { name: 'ECDH', make: (door) => new HsmEcdhProvider(door) },
   { name: 'Ed25519', make: (door) => new HsmEd25519Provider(door) },
   { name: 'X25519', make: (door) => new HsmX25519Provider(door) },
+  { name: 'Ed448', make: (door) => new HsmEd448Provider(door) },
+  { name: 'X448', make: (door) => new HsmX448Provider(door) },
   ...['SHA-1', 'SHA-256', 'SHA-384', 'SHA-512'].map((name) => ({ name, make: (door: Door) => new HsmShaProvider(door, name) })),
 ];
 

@@ -65,14 +65,15 @@ describe('keystore: PKCS #12 files and openssl', function () {
   it('imports all or nothing: a key the HSM refuses takes back the keys imported before it', async () => {
     const { generateKeyPairSync } = await import('node:crypto');
     const { writePkcs12 } = await import('../../src/keystore/pkcs12.js');
-    const encrypted = (type: 'ec' | 'ed448') => {
-      const { privateKey } = type === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('ed448');
+    // DSA: a key type the HSM does not hold.
+    const encrypted = (type: 'ec' | 'dsa') => {
+      const { privateKey } = type === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('dsa', { modulusLength: 1024, divisorLength: 160 });
       return new Uint8Array(privateKey.export({ format: 'der', type: 'pkcs8', cipher: 'aes-256-cbc', passphrase: 'mixed-password' }));
     };
     const file = await writePkcs12(
       [
         { alias: 'accepted-first', kind: 'key', chain: [], encryptedKey: encrypted('ec') },
-        { alias: 'refused-second', kind: 'key', chain: [], encryptedKey: encrypted('ed448') },
+        { alias: 'refused-second', kind: 'key', chain: [], encryptedKey: encrypted('dsa') },
       ],
       'mixed-password',
     );

@@ -20,6 +20,9 @@ before(async () => {
 after(() => f.close());
 
 const hex = (b: ArrayBuffer) => buf(b).toString('hex');
+/** An export to compare: bytes as hex, a JWK's members sorted (the order is not part of the format). */
+const normalisedExport = (data: ArrayBuffer | JsonWebKey) =>
+  data instanceof ArrayBuffer ? hex(data) : Object.fromEntries(Object.entries(data).sort(([x], [y]) => x.localeCompare(y)));
 
 describe('subtle: parity with Node WebCrypto', function () {
   this.timeout(60_000);
@@ -93,6 +96,52 @@ describe('subtle: parity with Node WebCrypto', function () {
         }
       });
     }
+  });
+
+  describe('Ed448 and X448 (unlimited profile)', () => {
+    it('Ed448: the door signs what Node verifies and verifies what Node signs; keys move between them in every format', async () => {
+      const ours = (await door.generateKey({ name: 'Ed448' } as never, true, ['sign', 'verify'])) as CryptoKeyPair;
+      const nodes = (await native.generateKey({ name: 'Ed448' } as never, true, ['sign', 'verify'])) as CryptoKeyPair;
+      const message = text('a message for Ed448');
+      const signature = await door.sign('Ed448', ours.privateKey, message);
+      expect(signature.byteLength).to.equal(114);
+      const ourPublic = await native.importKey('raw', await door.exportKey('raw', ours.publicKey), 'Ed448' as never, true, ['verify']);
+      expect(await native.verify('Ed448', ourPublic, signature, message)).to.equal(true);
+      // Ed448 signatures are deterministic: the same key signs the same bytes at both.
+      const pkcs8 = await native.exportKey('pkcs8', nodes.privateKey);
+      const imported = await door.importKey('pkcs8', pkcs8, 'Ed448' as never, true, ['sign']);
+      expect(hex(await door.sign('Ed448', imported, message))).to.equal(hex(await native.sign('Ed448', nodes.privateKey, message)));
+      expect(normalisedExport(await door.exportKey('jwk', imported))).to.deep.equal(normalisedExport(await native.exportKey('jwk', nodes.privateKey)));
+      expect(hex(await door.exportKey('pkcs8', imported))).to.equal(hex(pkcs8));
+      const jwk = await native.exportKey('jwk', nodes.publicKey);
+      const fromJwk = await door.importKey('jwk', jwk, 'Ed448' as never, true, ['verify']);
+      expect(await door.verify('Ed448', fromJwk, await native.sign('Ed448', nodes.privateKey, message), message)).to.equal(true);
+      expect(hex(await door.exportKey('spki', fromJwk))).to.equal(hex(await native.exportKey('spki', nodes.publicKey)));
+    });
+
+    it('X448: the door and Node derive the same 56-byte secret from each other\'s public keys', async () => {
+      const ours = (await door.generateKey({ name: 'X448' } as never, true, ['deriveBits'])) as CryptoKeyPair;
+      const nodes = (await native.generateKey({ name: 'X448' } as never, true, ['deriveBits'])) as CryptoKeyPair;
+      const theirPublic = await door.importKey('raw', await native.exportKey('raw', nodes.publicKey), 'X448' as never, true, []);
+      const ourPublic = await native.importKey('spki', await door.exportKey('spki', ours.publicKey), 'X448' as never, true, []);
+      const a = await door.deriveBits({ name: 'X448', public: theirPublic } as never, ours.privateKey, 448);
+      const b = await native.deriveBits({ name: 'X448', public: ourPublic } as never, nodes.privateKey, 448);
+      expect(a.byteLength).to.equal(56);
+      expect(hex(a)).to.equal(hex(b));
+    });
+
+    it('under the cloudhsm profile Ed448 and X448 are NotSupportedError, as CloudHSM has neither', async () => {
+      const cloudhsm = await openDoor('cloudhsm');
+      try {
+        for (const [name, usages] of [['Ed448', ['sign', 'verify']], ['X448', ['deriveBits']]] as const) {
+          const e = await cloudhsm.subtle.generateKey({ name } as never, true, usages as never).then(() => null, (err: Error) => err);
+          expect(e?.name, name).to.equal('NotSupportedError');
+          expect(e?.message, name).to.contain(`${name.toLowerCase()} keys are not an hsm2m.medium key type`);
+        }
+      } finally {
+        await cloudhsm.close();
+      }
+    });
   });
 
   describe('wrapKey and unwrapKey', () => {

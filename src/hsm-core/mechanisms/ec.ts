@@ -23,11 +23,12 @@ export async function ecdsaVerify(publicKey: KeyObject, hash: HashName, format: 
   }
 }
 
-export function ed25519Sign(privateKey: KeyObject, data: Uint8Array): Promise<Buffer> {
+/** Ed25519 or Ed448 (pure EdDSA: the key says which). */
+export function eddsaSign(privateKey: KeyObject, data: Uint8Array): Promise<Buffer> {
   return signAsync(null, data, privateKey);
 }
 
-export async function ed25519Verify(publicKey: KeyObject, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
+export async function eddsaVerify(publicKey: KeyObject, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
   try {
     return await verifyAsync(null, data, publicKey, signature);
   } catch {

@@ -12,7 +12,7 @@ import { HsmError } from '../errors.js';
 import { checkDataLimit, type Profile } from '../profiles.js';
 import type { CipherMechanism, DeriveMechanism, SignMechanism, WrapMechanism } from '../protocol.js';
 import * as aes from './aes.js';
-import { agree, ecdsaSign, ecdsaVerify, ed25519Sign, ed25519Verify } from './ec.js';
+import { agree, ecdsaSign, ecdsaVerify, eddsaSign, eddsaVerify } from './ec.js';
 import { HASH_BYTES, hmac } from './hash.js';
 import { hkdf, pbkdf2, sp800108Counter, x963 } from './kdf.js';
 import * as rsa from './rsa.js';
@@ -195,8 +195,13 @@ export const SIGNERS: SignTable = table<SignTable>({
   },
   ed25519: {
     keyTypes: ['ed25519'],
-    sign: (key, _m, data) => ed25519Sign(key, data),
-    verify: (key, _m, data, signature) => ed25519Verify(key, data, signature),
+    sign: (key, _m, data) => eddsaSign(key, data),
+    verify: (key, _m, data, signature) => eddsaVerify(key, data, signature),
+  },
+  ed448: {
+    keyTypes: ['ed448'],
+    sign: (key, _m, data) => eddsaSign(key, data),
+    verify: (key, _m, data, signature) => eddsaVerify(key, data, signature),
   },
 });
 
@@ -215,7 +220,7 @@ type DeriveTable = { readonly [N in DeriveMechanism['name']]: DeriveEntry<Mechan
 
 export const DERIVERS: DeriveTable = table<DeriveTable>({
   ecdh: {
-    keyTypes: ['ec', 'x25519'],
+    keyTypes: ['ec', 'x25519', 'x448'],
     naturalLength: true,
     async derive(key, m, lengthBytes, peer) {
       const secret = agree(key, peer!);

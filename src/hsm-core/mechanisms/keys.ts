@@ -128,6 +128,8 @@ function computeFacts(cls: KeyClass, type: KeyType, key: KeyObject): MaterialFac
     }
     case 'ed25519':
     case 'x25519':
+    case 'ed448':
+    case 'x448':
       return { 'check-value': kcv, curve: type };
     default:
       throw new HsmError('INTERNAL_ERROR', `no facts for ${type} ${cls}`);
@@ -201,7 +203,7 @@ export function createSecretMaterial(type: 'aes' | 'generic-secret', bytes: Uint
 }
 
 export interface PairSpec {
-  type: 'rsa' | 'ec' | 'ed25519' | 'x25519';
+  type: 'rsa' | 'ec' | OkpType;
   modulusBits?: number;
   publicExponent?: number;
   curve?: EcCurve;
@@ -216,11 +218,8 @@ export async function generatePair(spec: PairSpec): Promise<{ publicKey: Materia
     case 'ec':
       pair = await generateKeyPairAsync('ec', { namedCurve: opensslCurve(spec.curve!) });
       break;
-    case 'ed25519':
-      pair = await generateKeyPairAsync('ed25519');
-      break;
-    case 'x25519':
-      pair = await generateKeyPairAsync('x25519');
+    default:
+      pair = await generateKeyPairAsync(spec.type as 'ed25519');
       break;
   }
   return {
@@ -232,23 +231,23 @@ export async function generatePair(spec: PairSpec): Promise<{ publicKey: Materia
 // ---- import -----------------------------------------------------------------------------------
 
 /** Node's asymmetricKeyType for each of our asymmetric key types. */
-const NODE_TYPE: Partial<Record<KeyType, string>> = { rsa: 'rsa', ec: 'ec', ed25519: 'ed25519', x25519: 'x25519' };
+const NODE_TYPE: Partial<Record<KeyType, string>> = { rsa: 'rsa', ec: 'ec', ed25519: 'ed25519', x25519: 'x25519', ed448: 'ed448', x448: 'x448' };
+
+/** The key types of RFC 8037's OKP family, and the length of their raw public keys. */
+type OkpType = 'ed25519' | 'x25519' | 'ed448' | 'x448';
+const OKP_PUBLIC_BYTES: Readonly<Record<OkpType, number>> = { ed25519: 32, x25519: 32, ed448: 57, x448: 56 };
+const isOkp = (type: KeyType): type is OkpType => type in OKP_PUBLIC_BYTES;
 
 const spkiPrefixes = new Map<string, Buffer>();
 
 /** The SPKI DER header for a raw public key of this type (and curve), learnt once from a sample key. */
-function spkiPrefix(type: 'ec' | 'ed25519' | 'x25519', curve: EcCurve | undefined): Buffer {
+function spkiPrefix(type: 'ec' | OkpType, curve: EcCurve | undefined): Buffer {
   const cacheKey = `${type}:${curve ?? ''}`;
   let prefix = spkiPrefixes.get(cacheKey);
   if (!prefix) {
-    const sample =
-      type === 'ec'
-        ? generateKeyPairSync('ec', { namedCurve: opensslCurve(curve!) }).publicKey
-        : type === 'ed25519'
-          ? generateKeyPairSync('ed25519').publicKey
-          : generateKeyPairSync('x25519').publicKey;
+    const sample = type === 'ec' ? generateKeyPairSync('ec', { namedCurve: opensslCurve(curve!) }).publicKey : generateKeyPairSync(type as 'ed25519').publicKey;
     const der = sample.export({ format: 'der', type: 'spki' });
-    const pointLength = type === 'ec' ? 1 + 2 * curveFieldBytes(curve!) : 32;
+    const pointLength = type === 'ec' ? 1 + 2 * curveFieldBytes(curve!) : OKP_PUBLIC_BYTES[type];
     prefix = Buffer.from(der.subarray(0, der.length - pointLength));
     spkiPrefixes.set(cacheKey, prefix);
   }
@@ -267,8 +266,8 @@ function rawPublicKey(type: KeyType, curve: EcCurve | undefined, data: Uint8Arra
     }
     return createPublicKey({ key: Buffer.concat([spkiPrefix('ec', curve), point]), format: 'der', type: 'spki' });
   }
-  if (type === 'ed25519' || type === 'x25519') {
-    if (data.length !== 32) throw keyDataError(`keyData: a raw ${type} public key is 32 bytes, not ${data.length}`);
+  if (isOkp(type)) {
+    if (data.length !== OKP_PUBLIC_BYTES[type]) throw keyDataError(`keyData: a raw ${type} public key is ${OKP_PUBLIC_BYTES[type]} bytes, not ${data.length}`);
     return createPublicKey({ key: Buffer.concat([spkiPrefix(type, undefined), data]), format: 'der', type: 'spki' });
   }
   throw keyDataError(`format: raw is not a format for ${type} public keys (use spki or jwk)`);
@@ -286,7 +285,7 @@ function jwkSecret(jwk: Jwk): Buffer {
 }
 
 /** Which JWK kty each asymmetric type uses. */
-const JWK_KTY: Partial<Record<KeyType, string>> = { rsa: 'RSA', ec: 'EC', ed25519: 'OKP', x25519: 'OKP' };
+const JWK_KTY: Partial<Record<KeyType, string>> = { rsa: 'RSA', ec: 'EC', ed25519: 'OKP', x25519: 'OKP', ed448: 'OKP', x448: 'OKP' };
 
 /**
  * Parses key material handed to the HSM (import, unwrap, masked objects), checking that it is
@@ -404,7 +403,7 @@ export function serialiseKey(m: { cls: KeyClass; type: KeyType; key: KeyObject; 
   if (format === 'spki') return key.export({ format: 'der', type: 'spki' });
   if (format === 'raw') {
     if (type === 'ec') return ecPointOf(key, m.facts.curve as EcCurve);
-    if (type === 'ed25519' || type === 'x25519') return spkiOf(key).subarray(-32);
+    if (isOkp(type)) return spkiOf(key).subarray(-OKP_PUBLIC_BYTES[type]);
   }
   return refuse();
 }

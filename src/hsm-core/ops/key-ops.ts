@@ -173,7 +173,7 @@ export const exportEncryptedKey: Handler<'exportEncryptedKey'> = async (m, calle
   return { encryptedPrivateKeyInfo: new Uint8Array(der) };
 };
 
-const ASYMMETRIC_TYPES: Record<string, KeyType | undefined> = { rsa: 'rsa', ec: 'ec', ed25519: 'ed25519', x25519: 'x25519' };
+const ASYMMETRIC_TYPES: Record<string, KeyType | undefined> = { rsa: 'rsa', ec: 'ec', ed25519: 'ed25519', x25519: 'x25519', ed448: 'ed448', x448: 'x448' };
 
 /** An EncryptedPrivateKeyInfo opened inside the member with its password, and stored as a new key. */
 export const importEncryptedKey: Handler<'importEncryptedKey'> = async (m, caller, req) => {

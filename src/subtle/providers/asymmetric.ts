@@ -1,26 +1,25 @@
 /**
- * The asymmetric algorithms: RSASSA-PKCS1-v1_5, RSA-PSS, RSA-OAEP, ECDSA, ECDH, Ed25519 and
- * X25519. Each provider says which HSM mechanism its operations become; key handling is
+ * The asymmetric algorithms: RSASSA-PKCS1-v1_5, RSA-PSS, RSA-OAEP, ECDSA, ECDH, Ed25519,
+ * X25519, Ed448 and X448. Each provider says which HSM mechanism its operations become; key handling is
  * {@link KeyPairs}.
  *
  * @module
  */
 import {
   CryptoKey as CryptoKeyClass,
+  ProviderCrypto,
   EcdhProvider,
   EcdsaProvider,
-  Ed25519Provider,
   RsaOaepProvider,
   RsaPssProvider,
   RsaSsaProvider,
-  X25519Provider,
 } from 'webcrypto-core';
 import type { CipherMechanism, DeriveMechanism, SignMechanism, WrapMechanism } from '../../hsm-core/face.js';
 import { CURVES, arrayBuffer, hsmHash, view, type DeriveCapable, type Door, type KeyRecipe, type UnwrapCapable, type WrapCapable } from '../common.js';
 import { refusal } from '../errors.js';
 import { deriveBits } from './hmac.js';
 import { KeyPairs } from './keypairs.js';
-import type { KeyUsage, KeyFormat, CryptoKey, CryptoKeyPair, JsonWebKey, Algorithm, AlgorithmIdentifier, RsaHashedKeyGenParams, RsaHashedImportParams, RsaHashedKeyAlgorithm, RsaPssParams, RsaOaepParams, EcKeyGenParams, EcKeyImportParams, EcKeyAlgorithm, EcdsaParams, EcdhKeyDeriveParams } from '../types.js';
+import type { KeyUsage, KeyFormat, CryptoKey, CryptoKeyPair, JsonWebKey, Algorithm, AlgorithmIdentifier, RsaHashedKeyGenParams, RsaHashedImportParams, RsaHashedKeyAlgorithm, RsaPssParams, RsaOaepParams, EcKeyGenParams, EcKeyImportParams, EcKeyAlgorithm, EcdsaParams, EcdhKeyDeriveParams, BufferSource } from '../types.js';
 import { doorProvider } from './base.js';
 
 type Params = Record<string, unknown>;
@@ -328,82 +327,105 @@ export class HsmEcdhProvider extends doorProvider(EcdhProvider) implements Deriv
   }
 }
 
-export class HsmEd25519Provider extends doorProvider(Ed25519Provider) implements UnwrapCapable {
-  readonly #door: Door;
-  readonly #pairs: KeyPairs;
+/** Ed25519 and Ed448: pure EdDSA, one HSM mechanism each. */
+function eddsaProvider(name: 'Ed25519' | 'Ed448', family: 'ed25519' | 'ed448') {
+  return class extends doorProvider(ProviderCrypto) implements UnwrapCapable {
+    readonly name = name;
+    readonly usages = { privateKey: ['sign'] as KeyUsage[], publicKey: ['verify'] as KeyUsage[] };
+    readonly #door: Door;
+    readonly #pairs: KeyPairs;
 
-  constructor(door: Door) {
-    super();
-    this.#door = door;
-    this.#pairs = new KeyPairs(door, { name: 'Ed25519', family: 'ed25519', privateUsages: ['sign'], publicUsages: ['verify'], use: 'sig' });
-  }
+    constructor(door: Door) {
+      super();
+      this.#door = door;
+      this.#pairs = new KeyPairs(door, { name, family, privateUsages: ['sign'], publicUsages: ['verify'], use: 'sig' });
+    }
 
-  override onGenerateKey(a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKeyPair> {
-    return this.#pairs.generate(a as unknown as Params, extractable, usages);
-  }
+    /** Ed448's optional context (RFC 8032): the HSM signs with the empty one only, as Node does. */
+    override checkAlgorithmParams(algorithm: Algorithm): void {
+      const context = (algorithm as { context?: BufferSource }).context;
+      if (context !== undefined && view(context).length > 0) throw refusal('NotSupportedError', `context: ${name} signs with an empty context only`);
+    }
 
-  override onImportKey(format: KeyFormat, data: JsonWebKey | ArrayBuffer, a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
-    return this.#pairs.import(format, data, a as unknown as Params, extractable, usages);
-  }
+    override onGenerateKey(a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKeyPair> {
+      return this.#pairs.generate(a as unknown as Params, extractable, usages);
+    }
 
-  override onExportKey(format: KeyFormat, key: CryptoKey): Promise<JsonWebKey | ArrayBuffer> {
-    return this.#pairs.export(format, key);
-  }
+    override onImportKey(format: KeyFormat, data: JsonWebKey | ArrayBuffer, a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
+      return this.#pairs.import(format, data, a as unknown as Params, extractable, usages);
+    }
 
-  onSign(_a: Algorithm, key: CryptoKey, data: ArrayBuffer): Promise<ArrayBuffer> {
-    return sign(this.#door, key, { name: 'ed25519' }, data);
-  }
+    override onExportKey(format: KeyFormat, key: CryptoKey): Promise<JsonWebKey | ArrayBuffer> {
+      return this.#pairs.export(format, key);
+    }
 
-  onVerify(_a: Algorithm, key: CryptoKey, signature: ArrayBuffer, data: ArrayBuffer): Promise<boolean> {
-    return verify(this.#door, key, { name: 'ed25519' }, signature, data);
-  }
+    override onSign(_a: Algorithm, key: CryptoKey, data: ArrayBuffer): Promise<ArrayBuffer> {
+      return sign(this.#door, key, { name: family }, data);
+    }
 
-  unwrapRecipe(format: KeyFormat, a: Algorithm, _e: boolean, usages: KeyUsage[]): KeyRecipe {
-    return this.#pairs.unwrapRecipe(format, a as unknown as Params, usages);
-  }
+    override onVerify(_a: Algorithm, key: CryptoKey, signature: ArrayBuffer, data: ArrayBuffer): Promise<boolean> {
+      return verify(this.#door, key, { name: family }, signature, data);
+    }
+
+    unwrapRecipe(format: KeyFormat, a: Algorithm, _e: boolean, usages: KeyUsage[]): KeyRecipe {
+      return this.#pairs.unwrapRecipe(format, a as unknown as Params, usages);
+    }
+  };
 }
 
-export class HsmX25519Provider extends doorProvider(X25519Provider) implements DeriveCapable, UnwrapCapable {
-  readonly #door: Door;
-  readonly #pairs: KeyPairs;
+/** X25519 and X448: key agreement through the HSM's ecdh mechanism. */
+function xdhProvider(name: 'X25519' | 'X448', family: 'x25519' | 'x448') {
+  return class extends doorProvider(ProviderCrypto) implements DeriveCapable, UnwrapCapable {
+    readonly name = name;
+    readonly usages = { privateKey: ['deriveKey', 'deriveBits'] as KeyUsage[], publicKey: [] as KeyUsage[] };
+    readonly #door: Door;
+    readonly #pairs: KeyPairs;
 
-  constructor(door: Door) {
-    super();
-    this.#door = door;
-    this.#pairs = new KeyPairs(door, { name: 'X25519', family: 'x25519', privateUsages: ['deriveKey', 'deriveBits'], publicUsages: [], use: 'enc' });
-  }
+    constructor(door: Door) {
+      super();
+      this.#door = door;
+      this.#pairs = new KeyPairs(door, { name, family, privateUsages: ['deriveKey', 'deriveBits'], publicUsages: [], use: 'enc' });
+    }
 
-  override checkAlgorithmParams(algorithm: EcdhKeyDeriveParams): void {
-    checkPeer(algorithm as unknown as Params, this.name);
-  }
+    override checkAlgorithmParams(algorithm: Algorithm): void {
+      checkPeer(algorithm as unknown as Params, name);
+    }
 
-  override checkDeriveBits(algorithm: Algorithm, baseKey: CryptoKey, _length: number, options: { keyUsage?: boolean } = {}): void {
-    this.checkAlgorithmName(algorithm);
-    this.checkAlgorithmParams(algorithm as EcdhKeyDeriveParams);
-    this.checkCryptoKey(baseKey, options.keyUsage ? 'deriveBits' : undefined);
-  }
+    override checkDeriveBits(algorithm: Algorithm, baseKey: CryptoKey, _length: number, options: { keyUsage?: boolean } = {}): void {
+      this.checkAlgorithmName(algorithm);
+      this.checkAlgorithmParams(algorithm);
+      this.checkCryptoKey(baseKey, options.keyUsage ? 'deriveBits' : undefined);
+    }
 
-  override onGenerateKey(a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKeyPair> {
-    return this.#pairs.generate(a as unknown as Params, extractable, usages);
-  }
+    override onGenerateKey(a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKeyPair> {
+      return this.#pairs.generate(a as unknown as Params, extractable, usages);
+    }
 
-  override onImportKey(format: KeyFormat, data: JsonWebKey | ArrayBuffer, a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
-    return this.#pairs.import(format, data, a as unknown as Params, extractable, usages);
-  }
+    override onImportKey(format: KeyFormat, data: JsonWebKey | ArrayBuffer, a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
+      return this.#pairs.import(format, data, a as unknown as Params, extractable, usages);
+    }
 
-  override onExportKey(format: KeyFormat, key: CryptoKey): Promise<JsonWebKey | ArrayBuffer> {
-    return this.#pairs.export(format, key);
-  }
+    override onExportKey(format: KeyFormat, key: CryptoKey): Promise<JsonWebKey | ArrayBuffer> {
+      return this.#pairs.export(format, key);
+    }
 
-  deriveMechanism(a: Algorithm, baseKey: CryptoKey): DeriveMechanism {
-    return agreement(this.#door, a as unknown as Params, baseKey);
-  }
+    deriveMechanism(a: Algorithm, baseKey: CryptoKey): DeriveMechanism {
+      return agreement(this.#door, a as unknown as Params, baseKey);
+    }
 
-  onDeriveBits(a: EcdhKeyDeriveParams, baseKey: CryptoKey, length: number): Promise<ArrayBuffer> {
-    return deriveBits(this.#door, this.deriveMechanism(a, baseKey), baseKey, length, 'X25519');
-  }
+    override onDeriveBits(a: Algorithm, baseKey: CryptoKey, length: number): Promise<ArrayBuffer> {
+      return deriveBits(this.#door, this.deriveMechanism(a, baseKey), baseKey, length, name);
+    }
 
-  unwrapRecipe(format: KeyFormat, a: Algorithm, _e: boolean, usages: KeyUsage[]): KeyRecipe {
-    return this.#pairs.unwrapRecipe(format, a as unknown as Params, usages);
-  }
+    unwrapRecipe(format: KeyFormat, a: Algorithm, _e: boolean, usages: KeyUsage[]): KeyRecipe {
+      return this.#pairs.unwrapRecipe(format, a as unknown as Params, usages);
+    }
+  };
 }
+
+// webcrypto-core's Ed25519 and X25519 providers carry only their names and usages (and it has no
+// Ed448 or X448): the door's four are made here on its ProviderCrypto.
+export const HsmEd25519Provider = eddsaProvider('Ed25519', 'ed25519');
+export const HsmEd448Provider = eddsaProvider('Ed448', 'ed448');
+export const HsmX25519Provider = xdhProvider('X25519', 'x25519');
+export const HsmX448Provider = xdhProvider('X448', 'x448');

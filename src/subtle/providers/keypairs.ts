@@ -31,7 +31,7 @@ import { refusal } from '../errors.js';
 import type { KeyKind } from '../key.js';
 import type { KeyUsage, KeyFormat, CryptoKey, CryptoKeyPair, JsonWebKey, AlgorithmIdentifier, KeyAlgorithm, RsaHashedKeyAlgorithm, EcKeyAlgorithm } from '../types.js';
 
-export type Family = 'rsa' | 'ec' | 'ed25519' | 'x25519';
+export type Family = 'rsa' | 'ec' | 'ed25519' | 'x25519' | 'ed448' | 'x448';
 
 export interface PairSpec {
   /** The algorithm name, e.g. `RSA-PSS`. */
@@ -43,8 +43,8 @@ export interface PairSpec {
   use: 'sig' | 'enc';
 }
 
-const JWK_KTY: Readonly<Record<Family, string>> = { rsa: 'RSA', ec: 'EC', ed25519: 'OKP', x25519: 'OKP' };
-const OKP_CRV: Readonly<Record<string, string>> = { ed25519: 'Ed25519', x25519: 'X25519' };
+const JWK_KTY: Readonly<Record<Family, string>> = { rsa: 'RSA', ec: 'EC', ed25519: 'OKP', x25519: 'OKP', ed448: 'OKP', x448: 'OKP' };
+const OKP_CRV: Readonly<Record<string, string>> = { ed25519: 'Ed25519', x25519: 'X25519', ed448: 'Ed448', x448: 'X448' };
 
 /** The class of key a list of usages implies, for JWKs unwrapped sight unseen: private if any usage is a private key's. */
 function kindFromUsages(spec: PairSpec, usages: readonly KeyUsage[]): 'private' | 'public' {
@@ -119,7 +119,7 @@ export class KeyPairs {
   /** The JWK `alg` values a key of this algorithm accepts at import; undefined where the spec checks none (ECDH, X25519). */
   #jwkAlgs(algorithm: Record<string, unknown>): string | readonly string[] | undefined {
     if (this.spec.name === 'ECDSA') return ECDSA_JWK_ALG[String(algorithm.namedCurve)];
-    if (this.spec.name === 'Ed25519') return ['Ed25519', 'EdDSA'];
+    if (this.spec.name === 'Ed25519' || this.spec.name === 'Ed448') return [this.spec.name, 'EdDSA'];
     return jwkAlg({ name: this.spec.name, hash: algorithm.hash } as KeyAlgorithm);
   }
 
@@ -131,7 +131,7 @@ export class KeyPairs {
       // Node's JWK spelling of secp256k1.
       if (jwk.crv === 'K-256') return { ...jwk, crv: 'secp256k1' };
     }
-    if ((spec.family === 'ed25519' || spec.family === 'x25519') && jwk.crv !== OKP_CRV[spec.family]) {
+    if (spec.family in OKP_CRV && jwk.crv !== OKP_CRV[spec.family]) {
       throw refusal('DataError', `keyData.crv: expected ${OKP_CRV[spec.family]}, got ${JSON.stringify(jwk.crv)}`);
     }
     if (kind === 'public' && 'd' in jwk) throw refusal('DataError', 'keyData.d: a public key must not carry d');
