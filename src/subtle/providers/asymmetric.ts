@@ -328,104 +328,114 @@ export class HsmEcdhProvider extends doorProvider(EcdhProvider) implements Deriv
 }
 
 /** Ed25519 and Ed448: pure EdDSA, one HSM mechanism each. */
-function eddsaProvider(name: 'Ed25519' | 'Ed448', family: 'ed25519' | 'ed448') {
-  return class extends doorProvider(ProviderCrypto) implements UnwrapCapable {
-    readonly name = name;
-    readonly usages = { privateKey: ['sign'] as KeyUsage[], publicKey: ['verify'] as KeyUsage[] };
-    readonly #door: Door;
-    readonly #pairs: KeyPairs;
+class EddsaProvider extends doorProvider(ProviderCrypto) implements UnwrapCapable {
+  readonly usages = { privateKey: ['sign'] as KeyUsage[], publicKey: ['verify'] as KeyUsage[] };
+  readonly #door: Door;
+  readonly #pairs: KeyPairs;
 
-    constructor(door: Door) {
-      super();
-      this.#door = door;
-      this.#pairs = new KeyPairs(door, { name, family, privateUsages: ['sign'], publicUsages: ['verify'], use: 'sig' });
-    }
+  constructor(door: Door, readonly name: 'Ed25519' | 'Ed448', private readonly family: 'ed25519' | 'ed448') {
+    super();
+    this.#door = door;
+    this.#pairs = new KeyPairs(door, { name, family, privateUsages: ['sign'], publicUsages: ['verify'], use: 'sig' });
+  }
 
-    /** Ed448's optional context (RFC 8032): the HSM signs with the empty one only, as Node does. */
-    override checkAlgorithmParams(algorithm: Algorithm): void {
-      const context = (algorithm as { context?: BufferSource }).context;
-      if (context !== undefined && view(context).length > 0) throw refusal('NotSupportedError', `context: ${name} signs with an empty context only`);
-    }
+  /** Ed448's optional context (RFC 8032): the HSM signs with the empty one only, as Node does. */
+  override checkAlgorithmParams(algorithm: Algorithm): void {
+    const context = (algorithm as { context?: BufferSource }).context;
+    if (context !== undefined && view(context).length > 0) throw refusal('NotSupportedError', `context: ${this.name} signs with an empty context only`);
+  }
 
-    override onGenerateKey(a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKeyPair> {
-      return this.#pairs.generate(a as unknown as Params, extractable, usages);
-    }
+  override onGenerateKey(a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKeyPair> {
+    return this.#pairs.generate(a as unknown as Params, extractable, usages);
+  }
 
-    override onImportKey(format: KeyFormat, data: JsonWebKey | ArrayBuffer, a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
-      return this.#pairs.import(format, data, a as unknown as Params, extractable, usages);
-    }
+  override onImportKey(format: KeyFormat, data: JsonWebKey | ArrayBuffer, a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
+    return this.#pairs.import(format, data, a as unknown as Params, extractable, usages);
+  }
 
-    override onExportKey(format: KeyFormat, key: CryptoKey): Promise<JsonWebKey | ArrayBuffer> {
-      return this.#pairs.export(format, key);
-    }
+  override onExportKey(format: KeyFormat, key: CryptoKey): Promise<JsonWebKey | ArrayBuffer> {
+    return this.#pairs.export(format, key);
+  }
 
-    override onSign(_a: Algorithm, key: CryptoKey, data: ArrayBuffer): Promise<ArrayBuffer> {
-      return sign(this.#door, key, { name: family }, data);
-    }
+  override onSign(_a: Algorithm, key: CryptoKey, data: ArrayBuffer): Promise<ArrayBuffer> {
+    return sign(this.#door, key, { name: this.family }, data);
+  }
 
-    override onVerify(_a: Algorithm, key: CryptoKey, signature: ArrayBuffer, data: ArrayBuffer): Promise<boolean> {
-      return verify(this.#door, key, { name: family }, signature, data);
-    }
+  override onVerify(_a: Algorithm, key: CryptoKey, signature: ArrayBuffer, data: ArrayBuffer): Promise<boolean> {
+    return verify(this.#door, key, { name: this.family }, signature, data);
+  }
 
-    unwrapRecipe(format: KeyFormat, a: Algorithm, _e: boolean, usages: KeyUsage[]): KeyRecipe {
-      return this.#pairs.unwrapRecipe(format, a as unknown as Params, usages);
-    }
-  };
+  unwrapRecipe(format: KeyFormat, a: Algorithm, _e: boolean, usages: KeyUsage[]): KeyRecipe {
+    return this.#pairs.unwrapRecipe(format, a as unknown as Params, usages);
+  }
 }
 
 /** X25519 and X448: key agreement through the HSM's ecdh mechanism. */
-function xdhProvider(name: 'X25519' | 'X448', family: 'x25519' | 'x448') {
-  return class extends doorProvider(ProviderCrypto) implements DeriveCapable, UnwrapCapable {
-    readonly name = name;
-    readonly usages = { privateKey: ['deriveKey', 'deriveBits'] as KeyUsage[], publicKey: [] as KeyUsage[] };
-    readonly #door: Door;
-    readonly #pairs: KeyPairs;
+class XdhProvider extends doorProvider(ProviderCrypto) implements DeriveCapable, UnwrapCapable {
+  readonly usages = { privateKey: ['deriveKey', 'deriveBits'] as KeyUsage[], publicKey: [] as KeyUsage[] };
+  readonly #door: Door;
+  readonly #pairs: KeyPairs;
 
-    constructor(door: Door) {
-      super();
-      this.#door = door;
-      this.#pairs = new KeyPairs(door, { name, family, privateUsages: ['deriveKey', 'deriveBits'], publicUsages: [], use: 'enc' });
-    }
+  constructor(door: Door, readonly name: 'X25519' | 'X448', family: 'x25519' | 'x448') {
+    super();
+    this.#door = door;
+    this.#pairs = new KeyPairs(door, { name, family, privateUsages: ['deriveKey', 'deriveBits'], publicUsages: [], use: 'enc' });
+  }
 
-    override checkAlgorithmParams(algorithm: Algorithm): void {
-      checkPeer(algorithm as unknown as Params, name);
-    }
+  override checkAlgorithmParams(algorithm: Algorithm): void {
+    checkPeer(algorithm as unknown as Params, this.name);
+  }
 
-    override checkDeriveBits(algorithm: Algorithm, baseKey: CryptoKey, _length: number, options: { keyUsage?: boolean } = {}): void {
-      this.checkAlgorithmName(algorithm);
-      this.checkAlgorithmParams(algorithm);
-      this.checkCryptoKey(baseKey, options.keyUsage ? 'deriveBits' : undefined);
-    }
+  override checkDeriveBits(algorithm: Algorithm, baseKey: CryptoKey, _length: number, options: { keyUsage?: boolean } = {}): void {
+    this.checkAlgorithmName(algorithm);
+    this.checkAlgorithmParams(algorithm);
+    this.checkCryptoKey(baseKey, options.keyUsage ? 'deriveBits' : undefined);
+  }
 
-    override onGenerateKey(a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKeyPair> {
-      return this.#pairs.generate(a as unknown as Params, extractable, usages);
-    }
+  override onGenerateKey(a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKeyPair> {
+    return this.#pairs.generate(a as unknown as Params, extractable, usages);
+  }
 
-    override onImportKey(format: KeyFormat, data: JsonWebKey | ArrayBuffer, a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
-      return this.#pairs.import(format, data, a as unknown as Params, extractable, usages);
-    }
+  override onImportKey(format: KeyFormat, data: JsonWebKey | ArrayBuffer, a: Algorithm, extractable: boolean, usages: KeyUsage[]): Promise<CryptoKey> {
+    return this.#pairs.import(format, data, a as unknown as Params, extractable, usages);
+  }
 
-    override onExportKey(format: KeyFormat, key: CryptoKey): Promise<JsonWebKey | ArrayBuffer> {
-      return this.#pairs.export(format, key);
-    }
+  override onExportKey(format: KeyFormat, key: CryptoKey): Promise<JsonWebKey | ArrayBuffer> {
+    return this.#pairs.export(format, key);
+  }
 
-    deriveMechanism(a: Algorithm, baseKey: CryptoKey): DeriveMechanism {
-      return agreement(this.#door, a as unknown as Params, baseKey);
-    }
+  deriveMechanism(a: Algorithm, baseKey: CryptoKey): DeriveMechanism {
+    return agreement(this.#door, a as unknown as Params, baseKey);
+  }
 
-    override onDeriveBits(a: Algorithm, baseKey: CryptoKey, length: number): Promise<ArrayBuffer> {
-      return deriveBits(this.#door, this.deriveMechanism(a, baseKey), baseKey, length, name);
-    }
+  override onDeriveBits(a: Algorithm, baseKey: CryptoKey, length: number): Promise<ArrayBuffer> {
+    return deriveBits(this.#door, this.deriveMechanism(a, baseKey), baseKey, length, this.name);
+  }
 
-    unwrapRecipe(format: KeyFormat, a: Algorithm, _e: boolean, usages: KeyUsage[]): KeyRecipe {
-      return this.#pairs.unwrapRecipe(format, a as unknown as Params, usages);
-    }
-  };
+  unwrapRecipe(format: KeyFormat, a: Algorithm, _e: boolean, usages: KeyUsage[]): KeyRecipe {
+    return this.#pairs.unwrapRecipe(format, a as unknown as Params, usages);
+  }
 }
 
 // webcrypto-core's Ed25519 and X25519 providers carry only their names and usages (and it has no
 // Ed448 or X448): the door's four are made here on its ProviderCrypto.
-export const HsmEd25519Provider = eddsaProvider('Ed25519', 'ed25519');
-export const HsmEd448Provider = eddsaProvider('Ed448', 'ed448');
-export const HsmX25519Provider = xdhProvider('X25519', 'x25519');
-export const HsmX448Provider = xdhProvider('X448', 'x448');
+export class HsmEd25519Provider extends EddsaProvider {
+  constructor(door: Door) {
+    super(door, 'Ed25519', 'ed25519');
+  }
+}
+export class HsmEd448Provider extends EddsaProvider {
+  constructor(door: Door) {
+    super(door, 'Ed448', 'ed448');
+  }
+}
+export class HsmX25519Provider extends XdhProvider {
+  constructor(door: Door) {
+    super(door, 'X25519', 'x25519');
+  }
+}
+export class HsmX448Provider extends XdhProvider {
+  constructor(door: Door) {
+    super(door, 'X448', 'x448');
+  }
+}
