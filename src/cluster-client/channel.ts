@@ -181,23 +181,64 @@ export class ClusterSessionChannel implements SessionChannel {
     return r.session;
   }
 
-  /** The member a request must go to because it names a session key, or undefined. */
-  #stickyMember(handles: number[]): MemberLink | undefined {
+  /**
+   * The member a request must go to because it names a session key, or undefined; `spread` when
+   * the session keys it names live on different members (see {@link #gather}).
+   */
+  #stickyMember(handles: number[]): MemberLink | 'spread' | undefined {
     let index: number | undefined;
+    let spread = false;
     for (const h of handles) {
       const where = this.#sessionKeys.get(h);
       if (where === undefined) continue;
-      if (index !== undefined && index !== where) {
-        throw new HsmError('KEY_NOT_FOUND', `session keys ${keyRef(h)} and the others named live on different members; session keys cannot be used together across members`);
-      }
-      index = where;
+      if (index === undefined) index = where;
+      else if (where !== index) spread = true;
     }
     if (index === undefined) return undefined;
-    const link = this.#cluster.links[index]!;
+    return spread ? 'spread' : this.#liveHome(handles.find((h) => this.#sessionKeys.get(h) === index)!);
+  }
+
+  /** The member a session key lives on, which must be up: session keys do not survive their member. */
+  #liveHome(handle: number): MemberLink {
+    const link = this.#cluster.links[this.#sessionKeys.get(handle)!]!;
     if (link.state !== 'up') {
-      throw new HsmError('MEMBER_UNAVAILABLE', `session key ${keyRef(handles.find((h) => this.#sessionKeys.get(h) === index)!)} lived on ${link.description}, which is ${link.state}; session keys do not survive their member`);
+      throw new HsmError('MEMBER_UNAVAILABLE', `session key ${keyRef(handle)} lived on ${link.description}, which is ${link.state}; session keys do not survive their member`);
     }
     return link;
+  }
+
+  /** Session keys being moved: handle → the move under way (a second caller waits for it). */
+  readonly #moving = new Map<number, Promise<void>>();
+
+  /**
+   * A call that combines session keys made on different members (a wrap, an unwrap, a key
+   * agreement) runs on the member of the first one; the others move there first: each is sealed
+   * as a masked object by its member (under the cluster's masking key, for this session's login
+   * only), taken in by this session's login on the target, and deleted where it was. From then on
+   * it lives on the target. Members of other clusters cannot open the blob, and it is never a
+   * token key.
+   */
+  async #gather(handles: number[]): Promise<MemberLink> {
+    const first = handles.find((h) => this.#sessionKeys.has(h))!;
+    const target = this.#liveHome(first);
+    for (const h of handles) {
+      const pending = this.#moving.get(h);
+      if (pending) await pending;
+      if (!this.#sessionKeys.has(h) || this.#sessionKeys.get(h) === target.index) continue;
+      const move = this.#move(h, target).finally(() => this.#moving.delete(h));
+      this.#moving.set(h, move);
+      await move;
+    }
+    return target;
+  }
+
+  async #move(handle: number, target: MemberLink): Promise<void> {
+    const from = this.#liveHome(handle);
+    const extracted = resultOf<'extractMaskedObject'>(await this.#cluster.sendRetrying(from, { op: 'extractMaskedObject', handle, session: await this.#tokenFor(from) }, 0));
+    resultOf(await this.#cluster.sendRetrying(target, { op: 'insertMaskedObject', maskedObject: extracted.maskedObject, session: await this.#tokenFor(target) }, 0));
+    this.#sessionKeys.set(handle, target.index);
+    // The copy left behind goes; requests sent to it earlier reach that member first.
+    void this.#cluster.sendTo(from, { op: 'deleteKey', handle, session: await this.#tokenFor(from) }).catch(() => undefined);
   }
 
   async #checkAvailability(handles: number[]): Promise<void> {
@@ -249,6 +290,7 @@ export class ClusterSessionChannel implements SessionChannel {
   #fast(req: Record<string, unknown> & { op: string }): Promise<unknown> | null {
     const handles = handlesOf(req);
     const sticky = this.#sessionKeys.size ? this.#stickyMember(handles) : undefined;
+    if (sticky === 'spread') return null;
     if (!sticky && this.#coverage.size && handles.some((h) => this.#coverage.has(h))) return null;
     const link = sticky ?? this.#cluster.pick();
     const known = link ? this.#tokens.get(link.index) : undefined;
@@ -278,7 +320,8 @@ export class ClusterSessionChannel implements SessionChannel {
       return { loggedOut: true };
     }
     const handles = handlesOf(req);
-    const sessionKeyMember = this.#sessionKeys.size ? this.#stickyMember(handles) : undefined;
+    const sticky = this.#sessionKeys.size ? this.#stickyMember(handles) : undefined;
+    const sessionKeyMember = sticky === 'spread' ? await this.#gather(handles) : sticky;
     const consumer = this.#consumerOf(req);
     if (consumer && sessionKeyMember && consumer !== sessionKeyMember) {
       throw new HsmError('QUORUM_TOKEN_INVALID', `approval: the token is used on ${consumer.description}, but the session key it names lives on ${sessionKeyMember.description}`);

@@ -23,6 +23,8 @@ import type { UserRecord } from './users.js';
 const MAGIC = Buffer.from('SRMO1');
 const AAD = Buffer.from('strongroom:masked-object:v1');
 const USER_AAD = Buffer.from('strongroom:masked-user:v1');
+/** A session key moving to its session's login on another member: never mistaken for a token key. */
+const SESSION_KEY_AAD = Buffer.from('strongroom:masked-session-key:v1');
 const SETTINGS_AAD = Buffer.from('strongroom:masked-settings:v1');
 
 export interface MaskedContent {
@@ -79,7 +81,7 @@ export function maskedUserOf(user: UserRecord): MaskedUser {
 }
 
 /** A token key record from its content (material parsed once, here). */
-export function keyFromContent(content: MaskedContent, shared: (username: string) => boolean = () => true): KeyRecord {
+export function keyFromContent(content: MaskedContent, shared: (username: string) => boolean = () => true, session: string | null = null): KeyRecord {
   return {
     handle: content.handle,
     gen: content.gen ?? 0,
@@ -87,8 +89,8 @@ export function keyFromContent(content: MaskedContent, shared: (username: string
     type: content.type,
     owner: content.owner,
     shared: new Set(content.shared.filter(shared)),
-    session: null,
-    attrs: { ...content.attrs, token: true },
+    session,
+    attrs: { ...content.attrs, token: session === null },
     material: parseKey(content.cls, content.type, defaultFormat(content.cls), Buffer.from(content.material, 'base64')),
   };
 }
@@ -126,6 +128,26 @@ export class Masking {
 
   seal(key: KeyRecord): Uint8Array {
     return this.#seal(contentOf(key), AAD);
+  }
+
+  /** A session key, to move to the same user's session on another member of the cluster. */
+  sealSessionKey(key: KeyRecord): Uint8Array {
+    return this.#seal(contentOf(key), SESSION_KEY_AAD);
+  }
+
+  /** A session key sealed by {@link sealSessionKey}, or null when the blob is not one (a token key's, or none). */
+  openSessionKey(blob: Uint8Array): MaskedContent | null {
+    let plain: Buffer;
+    try {
+      plain = this.#open(blob, SESSION_KEY_AAD, 'maskedObject');
+    } catch {
+      return null;
+    }
+    try {
+      return JSON.parse(plain.toString('utf8')) as MaskedContent;
+    } finally {
+      plain.fill(0);
+    }
   }
 
   /** A key's deletion, to travel like the key did. */

@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { type HsmSession, type LocalCluster } from '../../src/index.js';
 import { startTestCluster } from '../helpers/cluster.js';
+import { waitUntil } from '../helpers/wait.js';
 
 describe('cluster-client: requests that name session keys go to their member', function () {
   this.timeout(60_000);
@@ -42,5 +43,65 @@ describe('cluster-client: requests that name session keys go to their member', f
     await everyTime({ op: 'deriveBits', baseHandle: ours.privateHandle, mechanism: { name: 'ecdh', publicHandle: theirs.publicHandle } });
     const bits = await app.send({ op: 'deriveBits', baseHandle: ours.privateHandle, mechanism: { name: 'ecdh', publicHandle: theirs.publicHandle } });
     expect(bits.bits).to.have.length(32);
+  });
+});
+
+describe('cluster-client: session keys made on different members, used together', function () {
+  this.timeout(60_000);
+  let cluster: LocalCluster;
+  let app: HsmSession;
+  before(async () => {
+    cluster = await startTestCluster();
+    app = await cluster.login('app', 'app-password');
+  });
+  after(async () => cluster?.close());
+
+  const home = (handle: number) => handle % 32;
+  /** Session keys made at once until two of them are on different members: [first, second]. */
+  async function onTwoMembers(make: () => Promise<number>): Promise<[number, number]> {
+    for (let round = 0; round < 10; round++) {
+      const handles = await Promise.all(Array.from({ length: 6 }, make));
+      const other = handles.find((h) => home(h) !== home(handles[0]!));
+      if (other !== undefined) return [handles[0]!, other];
+    }
+    throw new Error('every key was made on one member');
+  }
+  const gone = async (member: number, handle: number) => {
+    const r = await app.sendToMember(member, { op: 'getAttributes', handle }).then(() => 'found', (e: { code: string }) => e.code);
+    return r === 'KEY_NOT_FOUND';
+  };
+
+  it('a wrap moves the payload to the wrapping key\'s member (masked, within the session); unwrapping gives the same key', async () => {
+    const [kek, payload] = await onTwoMembers(async () => (await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 32, attributes: { wrap: true, unwrap: true, extractable: true, sensitive: false } })).handle);
+    const payloadHome = home(payload);
+    const bytesOf = async (handle: number) => Buffer.from((await app.send({ op: 'exportKey', handle, format: 'raw' })).keyData as Uint8Array).toString('hex');
+    const original = await bytesOf(payload);
+    const { wrapped, iv } = await app.send({ op: 'wrapKey', mechanism: { name: 'aes-gcm' }, wrappingHandle: kek, payloadHandle: payload });
+    // The payload now lives beside the wrapping key, under the same handle, and left its member.
+    expect((await app.sendToMember(home(kek), { op: 'getAttributes', handle: payload })).attributes).to.include({ token: false, 'key-type': 'aes' });
+    await waitUntil(() => gone(payloadHome, payload), `the copy left on member ${payloadHome} to go`);
+    expect(await bytesOf(payload)).to.equal(original);
+    const { handle: back } = await app.send({ op: 'unwrapKey', mechanism: { name: 'aes-gcm', iv: iv! }, unwrappingHandle: kek, wrapped, keyClass: 'secret-key', keyType: 'aes', attributes: { extractable: true, sensitive: false } });
+    expect(await bytesOf(back)).to.equal(original);
+    // Nothing of it reached the other members: session keys are not replicated.
+    for (let i = 0; i < 3; i++) if (i !== home(kek)) expect(await gone(i, payload), `member ${i}`).to.equal(true);
+  });
+
+  it('an ECDH agreement with a peer key made on another member gives the same secret as from the peer\'s side', async () => {
+    const pair = () => app.send({ op: 'generateKeyPair', keyType: 'ec', curve: 'secp256r1', privateAttributes: { derive: true }, publicAttributes: {} });
+    const pairs = await Promise.all(Array.from({ length: 6 }, pair));
+    const a = pairs[0]!;
+    const b = pairs.find((p) => home(p.privateHandle) !== home(a.privateHandle));
+    expect(b, 'two pairs on different members').to.not.equal(undefined);
+    const ab = await app.send({ op: 'deriveBits', baseHandle: a.privateHandle, mechanism: { name: 'ecdh', publicHandle: b!.publicHandle } });
+    const ba = await app.send({ op: 'deriveBits', baseHandle: b!.privateHandle, mechanism: { name: 'ecdh', publicHandle: a.publicHandle } });
+    expect(Buffer.from(ab.bits).toString('hex')).to.equal(Buffer.from(ba.bits).toString('hex'));
+    expect(ab.bits).to.have.length(32);
+  });
+
+  it('the same key moved by many calls at once moves once, and every call succeeds', async () => {
+    const [kek, payload] = await onTwoMembers(async () => (await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: { wrap: true, unwrap: true, extractable: true } })).handle);
+    const results = await Promise.all(Array.from({ length: 8 }, () => app.send({ op: 'wrapKey', mechanism: { name: 'aes-no-pad' }, wrappingHandle: kek, payloadHandle: payload })));
+    expect(new Set(results.map((r) => Buffer.from(r.wrapped).toString('hex'))).size).to.equal(1);
   });
 });

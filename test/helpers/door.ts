@@ -23,10 +23,23 @@ export interface DoorFixture {
 
 export const USERS = { app: 'app-password', other: 'other-password' } as const;
 
+/**
+ * Where the door's cluster runs: one in-process member by default; `STRONGROOM_DOOR=worker` or
+ * `STRONGROOM_DOOR=tls` runs the same tests on two members of that transport
+ * (test/subtle/topologies.test.ts does, and compares the results).
+ */
+function topology(): { transport: 'in-process' | 'worker' | 'tls'; members: number } {
+  const door = process.env.STRONGROOM_DOOR ?? 'in-process';
+  if (door !== 'in-process' && door !== 'worker' && door !== 'tls') throw new Error(`STRONGROOM_DOOR: in-process, worker or tls, not ${door}`);
+  return { transport: door, members: door === 'in-process' ? 1 : 2 };
+}
+
 export async function openDoor(profile: ProfileName = 'unlimited'): Promise<DoorFixture> {
   const cluster = await startLocalCluster({
     adminPassword: 'admin-password',
     passwordCost: 10, // the door's tests are not about password hashing
+    syncIntervalMs: 0,
+    ...topology(),
     profile,
     users: [
       { username: 'app', password: USERS.app, role: 'crypto-user' },

@@ -228,10 +228,34 @@ describe('hsm-core: extraction rules for extractable keys', () => {
     }
   });
 
-  it('a session key never leaves its member, even masked', async () => {
-    const f = await activatedMember();
-    const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32 })).handle;
-    await refused(f, { op: 'extractMaskedObject', session: f.alice, handle }, 'ATTRIBUTE_FORBIDS_OPERATION');
+  it('a session key leaves its member only masked for its own session, and joins only that user\'s session on another member of the cluster', async () => {
+    const serviceKey = new Uint8Array(32).fill(6);
+    const f = await activatedMember({ serviceKey });
+    const g = await freshMember({ serviceKey, memberIndex: 1 });
+    await g.ok({ op: 'restoreBackup', backup: (await f.m.ok({ op: 'createBackup', session: f.admin })).backup });
+    const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { encrypt: true, decrypt: true } })).handle;
+    // Another session, even of the same user, does not see it, so cannot take it out.
+    const aliceAgain = await f.m.login('alice', PASSWORDS.alice);
+    await refused(f, { op: 'extractMaskedObject', session: aliceAgain, handle }, 'KEY_NOT_FOUND');
+    await refused(f, { op: 'extractMaskedObject', session: f.bob, handle }, 'KEY_NOT_FOUND');
+    const { maskedObject } = await f.m.ok({ op: 'extractMaskedObject', session: f.alice, handle });
+    // On the other member: not for another user, nor the appliance user.
+    const gBob = await g.login('bob', PASSWORDS.bob);
+    const gAppliance = await g.login('app_user', PASSWORDS.app_user);
+    expect((await g.fail({ op: 'insertMaskedObject', session: gBob, maskedObject }, 'PERMISSION_DENIED')).message).to.contain("belongs to alice's session");
+    await g.fail({ op: 'insertMaskedObject', session: gAppliance, maskedObject }, 'PERMISSION_DENIED');
+    // Alice's session there takes it, under its handle, as a session key that works the same.
+    const gAlice = await g.login('alice', PASSWORDS.alice);
+    expect(await g.ok({ op: 'insertMaskedObject', session: gAlice, maskedObject })).to.deep.equal({ handle, deleted: false, merged: 'applied' });
+    await g.fail({ op: 'insertMaskedObject', session: gAlice, maskedObject }, 'HANDLE_IN_USE');
+    expect((await g.ok({ op: 'getAttributes', session: gAlice, handle })).attributes).to.include({ token: false, encrypt: true });
+    const sealed = await f.m.ok({ op: 'encrypt', session: f.alice, handle, mechanism: { name: 'aes-gcm' }, data: bytes('0102') });
+    expect(hex((await g.ok({ op: 'decrypt', session: gAlice, handle, mechanism: { name: 'aes-gcm', iv: sealed.iv! }, data: sealed.data })).data)).to.equal('0102');
+    // It is no token key: the members' sync leaves it out, and it ends with the session.
+    expect((await g.ok({ op: 'getSyncStatus', session: gAppliance })).keys.map((k) => k.handle)).to.not.include(handle);
+    await g.ok({ op: 'logout', session: gAlice });
+    const gAlice2 = await g.login('alice', PASSWORDS.alice);
+    await g.fail({ op: 'getAttributes', session: gAlice2, handle }, 'KEY_NOT_FOUND');
   });
 
   it('a masked key arrives on another member with its handle, owner, shares and attributes, and never after its deletion', async () => {

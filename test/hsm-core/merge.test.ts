@@ -377,13 +377,19 @@ describe('hsm-core: merging versions from another member', () => {
 });
 
 describe('hsm-core: what travels between members', () => {
-  it('extractMaskedObject gives a live token key, refuses a session key and a key the caller cannot see', async () => {
+  it('extractMaskedObject gives a live token key, a session key only to its session (never as a token key), and refuses a key the caller cannot see', async () => {
     const f = await activatedMember({ serviceKey: SERVICE_KEY });
     const token = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
     const session = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16 })).handle;
     expect((await f.m.ok({ op: 'extractMaskedObject', session: f.alice, handle: token })).deleted).to.equal(false);
+    // A session key's blob is sealed apart: the sync path (the appliance user merging token keys) never takes it as a token key.
+    const sessionBlob = (await f.m.ok({ op: 'extractMaskedObject', session: f.alice, handle: session })).maskedObject;
+    const other = await freshMember({ serviceKey: SERVICE_KEY, memberIndex: 1 });
+    await other.ok({ op: 'restoreBackup', backup: (await f.m.ok({ op: 'createBackup', session: f.admin })).backup });
+    await other.fail({ op: 'insertMaskedObject', session: await other.login('app_user', PASSWORDS.app_user), maskedObject: sessionBlob }, 'PERMISSION_DENIED');
+    const aliceAgain = await f.m.login('alice', PASSWORDS.alice);
     const refusals = [
-      [await f.m.fail({ op: 'extractMaskedObject', session: f.alice, handle: session }, 'ATTRIBUTE_FORBIDS_OPERATION'), `key ${keyHex(session)} is a session key (token=false); session keys stay on the member that made them`],
+      [await f.m.fail({ op: 'extractMaskedObject', session: aliceAgain, handle: session }, 'KEY_NOT_FOUND'), `no key ${keyHex(session)} that alice can see`],
       [await f.m.fail({ op: 'extractMaskedObject', session: f.bob, handle: token }, 'KEY_NOT_FOUND'), `no key ${keyHex(token)} that bob can see`],
       [await f.m.fail({ op: 'extractMaskedObject', session: f.alice, handle: 999_999 }, 'KEY_NOT_FOUND'), `no key ${keyHex(999_999)} that alice can see`],
     ] as const;

@@ -1,7 +1,8 @@
 /**
  * Synchronisation between members of one cluster: token keys travel as masked objects (see
  * masking.ts), deletions as masked tombstones, and members compare sync digests, generations and
- * tombstones to find what differs. Session keys never travel. Whatever arrives is merged by
+ * tombstones to find what differs. A session key travels only to its own session's login on
+ * another member (sealed apart, so it can never become a token key). Whatever arrives is merged by
  * generation (merge.ts): an older copy of a key, or a copy of a deleted key, is refused as stale.
  *
  * @module
@@ -10,7 +11,10 @@ import { createHash } from 'node:crypto';
 import { canSee } from '../access.js';
 import { HsmError, keyRef } from '../errors.js';
 import { mergeKey, mergeKeyTombstone, settingsDigest } from '../merge.js';
-import { signedIn, type Handler } from '../state.js';
+import { checkKeyQuota, signedIn, type Handler, type MemberState } from '../state.js';
+import { keyFromContent, type MaskedContent } from '../masking.js';
+import type { Results } from '../protocol.js';
+import type { SessionRecord } from '../sessions.js';
 
 export const extractMaskedObject: Handler<'extractMaskedObject'> = (m, caller, req) => {
   const me = signedIn(caller);
@@ -21,13 +25,16 @@ export const extractMaskedObject: Handler<'extractMaskedObject'> = (m, caller, r
     if (!key && deletedAt !== undefined) return { maskedObject: m.masking.sealKeyTombstone(req.handle, deletedAt), deleted: true };
     throw new HsmError('KEY_NOT_FOUND', `no key ${keyRef(req.handle)} that ${me.username} can see`);
   }
-  if (key.session !== null) {
-    throw new HsmError('ATTRIBUTE_FORBIDS_OPERATION', `key ${keyRef(key.handle)} is a session key (token=false); session keys stay on the member that made them`);
-  }
+  // A session key (which only its own session sees) moves only within that session: to the same
+  // user's login on another member of the cluster (the cluster client does this when a call
+  // combines keys of two members).
+  if (key.session !== null) return { maskedObject: m.masking.sealSessionKey(key), deleted: false };
   return { maskedObject: m.masking.seal(key), deleted: false };
 };
 
-export const insertMaskedObject: Handler<'insertMaskedObject'> = (m, _caller, req) => {
+export const insertMaskedObject: Handler<'insertMaskedObject'> = (m, caller, req) => {
+  const moved = m.masking.openSessionKey(req.maskedObject);
+  if (moved) return insertSessionKey(m, signedIn(caller), moved);
   const content = m.masking.open(req.maskedObject);
   if ('deleted' in content) {
     const merged = mergeKeyTombstone(m, content.handle, content.gen);
@@ -59,3 +66,15 @@ export const getSyncStatus: Handler<'getSyncStatus'> = (m, caller, req) => {
   const summary = createHash('sha256').update(JSON.stringify(status)).digest('hex');
   return req.summaryOnly ? { summary, keys: [], users: [], settings: status.settings, settingsGen: status.settingsGen, deletedKeys: [], deletedUsers: [] } : { ...status, summary };
 };
+
+/** A session key arriving from its session's login on another member: it joins the caller's session here, under its handle. */
+function insertSessionKey(m: MemberState, me: SessionRecord, content: MaskedContent): Results['insertMaskedObject'] {
+  if (me.username !== content.owner) {
+    throw new HsmError('PERMISSION_DENIED', `maskedObject: session key ${keyRef(content.handle)} belongs to ${content.owner}'s session; only that user's session takes it`);
+  }
+  if (m.keys.get(content.handle)) throw new HsmError('HANDLE_IN_USE', `key handle ${keyRef(content.handle)} is already in use on this member`);
+  const key = keyFromContent(content, (u) => m.users.get(u)?.role === 'crypto-user', me.token);
+  checkKeyQuota(m, 1, key.cls === 'secret-key' ? 0 : 1);
+  m.keys.add(key);
+  return { handle: key.handle, deleted: false, merged: 'applied' };
+}
