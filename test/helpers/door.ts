@@ -34,18 +34,35 @@ function topology(): { transport: 'in-process' | 'worker' | 'tls'; members: numb
   return { transport: door, members: door === 'in-process' ? 1 : 2 };
 }
 
+/**
+ * One cluster per profile for the whole test process (starting two TLS members for every test
+ * file is most of what the door's tests would cost on them): each fixture logs its two users in
+ * anew, and its close() logs them out, which ends their session keys. The cluster itself lives
+ * until the process ends.
+ */
+const clusters = new Map<ProfileName, Promise<LocalCluster>>();
+
+function sharedCluster(profile: ProfileName): Promise<LocalCluster> {
+  let cluster = clusters.get(profile);
+  if (!cluster) {
+    cluster = startLocalCluster({
+      adminPassword: 'admin-password',
+      passwordCost: 10, // the door's tests are not about password hashing
+      syncIntervalMs: 0,
+      ...topology(),
+      profile,
+      users: [
+        { username: 'app', password: USERS.app, role: 'crypto-user' },
+        { username: 'other', password: USERS.other, role: 'crypto-user' },
+      ],
+    });
+    clusters.set(profile, cluster);
+  }
+  return cluster;
+}
+
 export async function openDoor(profile: ProfileName = 'unlimited'): Promise<DoorFixture> {
-  const cluster = await startLocalCluster({
-    adminPassword: 'admin-password',
-    passwordCost: 10, // the door's tests are not about password hashing
-    syncIntervalMs: 0,
-    ...topology(),
-    profile,
-    users: [
-      { username: 'app', password: USERS.app, role: 'crypto-user' },
-      { username: 'other', password: USERS.other, role: 'crypto-user' },
-    ],
-  });
+  const cluster = await sharedCluster(profile);
   const session = await cluster.login('app', USERS.app);
   const other = await cluster.login('other', USERS.other);
   return {
@@ -54,7 +71,10 @@ export async function openDoor(profile: ProfileName = 'unlimited'): Promise<Door
     other,
     crypto: session.crypto,
     subtle: session.crypto.subtle as unknown as SubtleCrypto,
-    close: () => cluster.close(),
+    close: async () => {
+      await session.logout();
+      await other.logout();
+    },
   };
 }
 

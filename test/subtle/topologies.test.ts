@@ -24,7 +24,8 @@ interface Report {
 
 /** Mocha's JSON report of the door's test files, on the door `door` names (or its dry run: every test's title). */
 async function report(door: string, dryRun = false): Promise<Report> {
-  const args = [MOCHA, '--no-parallel', '--reporter', 'json', ...(dryRun ? ['--dry-run'] : []), ...FILES];
+  // --exit: the door's clusters live as long as the process (test/helpers/door.ts).
+  const args = [MOCHA, '--no-parallel', '--exit', '--reporter', 'json', ...(dryRun ? ['--dry-run'] : []), ...FILES];
   // Wycheproof takes every 6th vector of each file here (all of them run on one member).
   const env = { ...process.env, STRONGROOM_DOOR: door, STRONGROOM_WYCHEPROOF_STRIDE: '6' };
   const { stdout } = await run(process.execPath, args, { cwd: ROOT, env, maxBuffer: 64 << 20 }).catch((e: { stdout?: string; message: string }) => {
