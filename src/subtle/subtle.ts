@@ -298,7 +298,14 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
       provider.checkCryptoKey(baseKey, 'deriveKey');
       const target = this.prepareAlgorithm(derivedKeyType);
       const targetProvider = this.getProvider(target.name);
-      if (!has(targetProvider, 'derivedRecipe')) throw refusal('NotSupportedError', `${targetProvider.name} keys cannot be derived (AES and HMAC keys can)`);
+      if (!has(targetProvider, 'derivedRecipe')) {
+        // HKDF and PBKDF2 keys have no length of their own (the spec's "get key length" is null),
+        // which HKDF and PBKDF2 cannot derive: the spec's OperationError, as in Node.
+        if (['HKDF', 'PBKDF2'].includes(targetProvider.name) && ['HKDF', 'PBKDF2'].includes(provider.name)) {
+          throw refusal('OperationError', `length: ${provider.name} cannot derive a ${targetProvider.name} key, which has no length of its own`);
+        }
+        throw refusal('NotSupportedError', `${targetProvider.name} keys cannot be derived (AES and HMAC keys can)`);
+      }
       const recipe = (targetProvider as unknown as DeriveTarget).derivedRecipe({ ...target, name: targetProvider.name }, [...keyUsages]);
       if (recipe.usages.length === 0) throw refusal('SyntaxError', 'keyUsages: a derived key needs at least one usage');
       const mechanism = (provider as unknown as DeriveCapable).deriveMechanism(normalised, baseKey);

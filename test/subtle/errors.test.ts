@@ -27,6 +27,7 @@ interface Keys {
   ecdh: CryptoKeyPair;
   x25519: CryptoKeyPair;
   hkdf: CryptoKey;
+  hkdfDerive: CryptoKey;
 }
 
 async function keysOf(s: SubtleCrypto): Promise<Keys> {
@@ -44,6 +45,7 @@ async function keysOf(s: SubtleCrypto): Promise<Keys> {
     ecdh: (await s.generateKey({ name: 'ECDH', namedCurve: 'P-384' }, false, ['deriveBits'])) as CryptoKeyPair,
     x25519: (await s.generateKey({ name: 'X25519' }, false, ['deriveBits'])) as CryptoKeyPair,
     hkdf: await s.importKey('raw', text('input keying material'), 'HKDF', false, ['deriveBits']),
+    hkdfDerive: await s.importKey('raw', text('input keying material'), 'HKDF', false, ['deriveKey']),
   };
 }
 
@@ -119,6 +121,8 @@ const CASES: Case[] = [
   ['deriveBits: ECDH with a public that is not a CryptoKey', (s, k) => s.deriveBits({ name: 'ECDH', public: { type: 'public' } } as never, k.ecdh.privateKey, 256)],
   ['deriveBits: ECDH with a secret key as public', (s, k) => s.deriveBits({ name: 'ECDH', public: k.hmac }, k.ecdh.privateKey, 256)],
   ['deriveBits: HKDF with the length left out', (s, k) => (s.deriveBits as (...a: unknown[]) => Promise<unknown>)({ name: 'HKDF', hash: 'SHA-256', salt: data, info: data }, k.hkdf)],
+  ['deriveKey: HKDF into an HKDF key, which has no length', (s, k) => s.deriveKey({ name: 'HKDF', hash: 'SHA-256', salt: data, info: data }, k.hkdfDerive, 'HKDF', false, ['deriveBits'])],
+  ['deriveKey: HKDF into an ECDH key', (s, k) => s.deriveKey({ name: 'HKDF', hash: 'SHA-256', salt: data, info: data }, k.hkdfDerive, { name: 'ECDH', namedCurve: 'P-256' } as never, true, ['deriveBits'])],
   ['deriveBits: one argument', (s) => (s.deriveBits as (...a: unknown[]) => Promise<unknown>)({ name: 'HKDF', hash: 'SHA-256', salt: data, info: data })],
 ];
 
