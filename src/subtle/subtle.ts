@@ -10,7 +10,7 @@
 import { SubtleCrypto as CoreSubtleCrypto, type ProviderCrypto } from 'webcrypto-core';
 import type { ClusterSession } from '../cluster-client/session.js';
 import { withArticle } from '../hsm-core/face.js';
-import { Door, has, jwkAlg, usagesFromAttributes, webCurve, templateFor, view, arrayBuffer, type DeriveCapable, type DeriveTarget, type UnwrapCapable, type WrapCapable } from './common.js';
+import { Door, checkUsages, has, jwkAlg, normaliseUsages, usagesFromAttributes, webCurve, templateFor, view, arrayBuffer, type DeriveCapable, type DeriveTarget, type UnwrapCapable, type WrapCapable } from './common.js';
 import { refusal, webCryptoError, type Method } from './errors.js';
 import { AES_MODES, HsmAesCmacProvider, HsmAesProvider } from './providers/aes.js';
 import {
@@ -298,15 +298,21 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
       provider.checkCryptoKey(baseKey, 'deriveKey');
       const target = this.prepareAlgorithm(derivedKeyType);
       const targetProvider = this.getProvider(target.name);
-      if (!has(targetProvider, 'derivedRecipe')) {
-        // HKDF and PBKDF2 keys have no length of their own (the spec's "get key length" is null),
-        // which HKDF and PBKDF2 cannot derive: the spec's OperationError, as in Node.
-        if (['HKDF', 'PBKDF2'].includes(targetProvider.name) && ['HKDF', 'PBKDF2'].includes(provider.name)) {
-          throw refusal('OperationError', `length: ${provider.name} cannot derive a ${targetProvider.name} key, which has no length of its own`);
-        }
-        throw refusal('NotSupportedError', `${targetProvider.name} keys cannot be derived (AES and HMAC keys can)`);
+      let recipe: ReturnType<DeriveTarget['derivedRecipe']>;
+      if (KDF_KEYS.includes(targetProvider.name)) {
+        // HKDF and PBKDF2 keys have no length of their own (the spec's "get key length" is null):
+        // a key agreement gives its whole secret; HKDF and PBKDF2 cannot derive without a length
+        // (the spec's OperationError). As Node answers both.
+        if (KDF_KEYS.includes(provider.name)) throw refusal('OperationError', `length: ${provider.name} cannot derive a ${targetProvider.name} key, which has no length of its own`);
+        if (extractable) throw refusal('SyntaxError', `extractable: ${targetProvider.name} keys are never extractable; derive with extractable=false`);
+        checkUsages(keyUsages, ['deriveKey', 'deriveBits'], `${targetProvider.name} keys`);
+        const name = targetProvider.name;
+        recipe = { keyClass: 'secret-key', keyType: 'generic-secret', kind: 'secret', usages: normaliseUsages(keyUsages), lengthBytes: agreementBytes(baseKey), algorithm: () => ({ name }) };
+      } else if (has(targetProvider, 'derivedRecipe')) {
+        recipe = (targetProvider as unknown as DeriveTarget).derivedRecipe({ ...target, name: targetProvider.name }, [...keyUsages]);
+      } else {
+        throw refusal('NotSupportedError', `${targetProvider.name} keys cannot be derived (AES, HMAC, HKDF and PBKDF2 keys can)`);
       }
-      const recipe = (targetProvider as unknown as DeriveTarget).derivedRecipe({ ...target, name: targetProvider.name }, [...keyUsages]);
       if (recipe.usages.length === 0) throw refusal('SyntaxError', 'keyUsages: a derived key needs at least one usage');
       const mechanism = (provider as unknown as DeriveCapable).deriveMechanism(normalised, baseKey);
       const r = await this.#door.session.send({
@@ -320,6 +326,16 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
       return this.#door.key(r.handle, 'secret', recipe.algorithm(undefined as never), extractable, recipe.usages);
     });
   }
+}
+
+/** The algorithms whose keys are key-derivation inputs with no length of their own. */
+const KDF_KEYS = ['HKDF', 'PBKDF2'];
+
+/** The size of a key agreement's shared secret, from its base key's curve. */
+function agreementBytes(baseKey: CryptoKey): number {
+  const algorithm = baseKey.algorithm as { name: string; namedCurve?: string };
+  const bytes: Readonly<Record<string, number>> = { 'P-256': 32, 'P-384': 48, 'P-521': 66, 'K-256': 32, X25519: 32, X448: 56 };
+  return bytes[algorithm.namedCurve ?? algorithm.name]!;
 }
 
 /** The WebCrypto algorithm names the door implements (what a relay lists as its capabilities). */

@@ -58,6 +58,22 @@ describe('subtle: parity with Node WebCrypto', function () {
     });
   });
 
+  describe('deriveKey', () => {
+    it('a key agreement derives an HKDF or PBKDF2 key from its whole secret, which then derives the bits Node derives', async () => {
+      for (const [generate, kdf] of [[{ name: 'ECDH', namedCurve: 'P-521' }, 'HKDF'], [{ name: 'X25519' }, 'PBKDF2']] as const) {
+        const mine = (await native.generateKey(generate as never, true, ['deriveKey'])) as CryptoKeyPair;
+        const theirs = (await native.generateKey(generate as never, true, ['deriveKey'])) as CryptoKeyPair;
+        const privateKey = await door.importKey('pkcs8', await native.exportKey('pkcs8', mine.privateKey), generate as never, false, ['deriveKey']);
+        const publicKey = await door.importKey('spki', await native.exportKey('spki', theirs.publicKey), generate as never, true, []);
+        const params = kdf === 'HKDF' ? { name: 'HKDF', hash: 'SHA-384', salt: text('salt'), info: text('info') } : { name: 'PBKDF2', hash: 'SHA-256', salt: text('salt'), iterations: 10 };
+        const ours = await door.deriveKey({ ...generate, public: publicKey } as never, privateKey, kdf, false, ['deriveBits']);
+        expect(ours.algorithm, kdf).to.deep.equal({ name: kdf });
+        const nodes = await native.deriveKey({ ...generate, public: theirs.publicKey } as never, mine.privateKey, kdf, false, ['deriveBits']);
+        expect(hex(await door.deriveBits(params as never, ours, 256)), kdf).to.equal(hex(await native.deriveBits(params as never, nodes, 256)));
+      }
+    });
+  });
+
   describe('importKey', () => {
     it("an Ed25519 JWK with alg EdDSA (RFC 8037's spelling) imports and signs; Node verifies", async () => {
       const pair = (await native.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])) as CryptoKeyPair;
