@@ -7,6 +7,8 @@ import { expect } from 'chai';
 import { Command, CommanderError } from 'commander';
 import { CliContext } from '../../src/cli/cli-context.js';
 import { addCloudHsmCommands } from '../../src/cli/cloudhsm/index.js';
+import { parseFilter } from '../../src/cli/cloudhsm/shared.js';
+import { HsmError } from '../../src/hsm-core/face.js';
 import { complete, splitWords } from '../../src/cli/interactive.js';
 
 function leaves(cmd: Command, path: string[] = []): string[][] {
@@ -77,5 +79,31 @@ describe('cli: every CloudHSM command refuses missing arguments clearly', () => 
     expect(complete(root, 'quorum token-sign ')[0]).to.include.members(['generate', 'list', 'set-quorum-value']);
     expect(complete(root, 'login --role ')).to.deep.equal([['admin', 'crypto-user'], '']);
     expect(complete(root, 'quorum token-sign generate --service key-')[0]).to.deep.equal(['key-management', 'key-usage']);
+  });
+});
+
+describe('cli: key references in filters (issue 19, item 1)', () => {
+  const refusal = (words: string[]) => {
+    try {
+      parseFilter(words, '--key-filter');
+    } catch (e) {
+      expect(e).to.be.instanceOf(HsmError);
+      return (e as HsmError).message;
+    }
+    return expect.fail(`${words.join(' ')} was accepted`);
+  };
+
+  it('takes the form every output prints (0x and 16 hex digits), shorter hex, and decimal', () => {
+    expect(parseFilter(['key-reference=0x0000000000040da2'])).to.deep.equal({ handle: 0x40da2 });
+    expect(parseFilter(['key-reference=0x40DA2'])).to.deep.equal({ handle: 0x40da2 });
+    expect(parseFilter(['key-reference=265634'])).to.deep.equal({ handle: 0x40da2 });
+    expect(parseFilter(['key-reference=0x0000000000000021', 'attr.label=k'])).to.deep.equal({ handle: 0x21, attributes: { label: 'k' } });
+  });
+
+  it('refuses what is not a key reference, naming the forms it takes', () => {
+    expect(refusal(['key-reference=0x00000000000000021'])).to.equal('--key-filter: key-reference is 0x and up to 16 hex digits as key list prints it (0x0000000000000021), or a decimal number; got "0x00000000000000021"');
+    expect(refusal(['key-reference=0xZZ'])).to.contain('got "0xZZ"');
+    expect(refusal(['key-reference=-5'])).to.contain('got "-5"');
+    expect(refusal(['key-reference=0xffffffffffffffff'])).to.equal('--key-filter: key-reference 0xffffffffffffffff is larger than any key reference');
   });
 });

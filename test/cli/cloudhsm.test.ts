@@ -203,6 +203,10 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
       const listed = await repl.run('key list --filter attr.label=ec-priv --verbose');
       expect(listed.data.matched_keys).to.have.length(1);
       expect(listed.data.matched_keys[0]['key-info']).to.deep.include({ 'key-owners': [{ username: 'alice', 'key-coverage': 'full' }], 'cluster-coverage': 'full' });
+      // The key reference as printed (0x and 16 hex digits) selects the key, as in AWS's examples.
+      const printed = listed.data.matched_keys[0]['key-reference'] as string;
+      expect(printed).to.match(/^0x[0-9a-f]{16}$/);
+      expect((await repl.run(`key list --filter key-reference=${printed}`)).data.matched_keys.map((k: { 'key-reference': string }) => k['key-reference'])).to.deep.equal([printed]);
       const page = await repl.run('key list --max-items 1');
       expect(page.data.matched_keys).to.have.length(1);
       expect(page.data).to.include({ returned_key_count: 1, total_key_count: 3 });

@@ -83,6 +83,18 @@ export function parseValue(v: string): unknown {
   return v;
 }
 
+/**
+ * A key reference as the CLI prints it (`0x` and 16 hex digits, `0x0000000000040da2`), or shorter
+ * hex, or decimal (`265634`), as CloudHSM CLI takes them.
+ */
+export function keyReference(value: string, flag: string): number {
+  const digits = /^0x([0-9a-fA-F]{1,16})$/.exec(value)?.[1];
+  const n = digits !== undefined ? BigInt(`0x${digits}`) : /^\d{1,20}$/.test(value) ? BigInt(value) : null;
+  if (n === null) bad(`${flag}: key-reference is 0x and up to 16 hex digits as key list prints it (0x0000000000000021), or a decimal number; got ${JSON.stringify(value)}`);
+  if (n! > BigInt(Number.MAX_SAFE_INTEGER)) bad(`${flag}: key-reference ${value} is larger than any key reference`);
+  return Number(n);
+}
+
 /** A CloudHSM filter: `key-reference=0x…` and `attr.<name>=<value>` terms. */
 export function parseFilter(words: string[] | undefined, flag = '--filter'): { handle?: number; attributes?: AttributeFilter } {
   const attributes: Record<string, unknown> = {};
@@ -93,8 +105,7 @@ export function parseFilter(words: string[] | undefined, flag = '--filter'): { h
     const name = w.slice(0, at);
     const value = w.slice(at + 1);
     if (name === 'key-reference') {
-      if (!/^0x[0-9a-fA-F]{1,14}$/.test(value)) bad(`${flag}: key-reference is hex such as 0x0000000000000021, got ${JSON.stringify(value)}`);
-      handle = parseInt(value.slice(2), 16);
+      handle = keyReference(value, flag);
     } else if (name.startsWith('attr.') && name.length > 5) {
       attributes[name.slice(5)] = parseValue(value);
     } else {
