@@ -217,6 +217,8 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
       const data = Buffer.from('pay 100 to bob').toString('base64');
       const signed = await cli(['crypto', 'sign', 'ecdsa', '--key-filter', 'attr.label=ec-priv', '--hash-function', 'sha256', '--data', data], as('bob', 'crypto-user'));
       expect(signed.error_code).to.equal(0);
+      // r‖s, as AWS documents: 32 + 32 bytes on P-256 (DER would be about 70).
+      expect(Buffer.from(signed.data.signature as string, 'base64')).to.have.length(64);
       expect((await repl.run(`crypto verify ecdsa --key-filter attr.label=ec-pub --hash-function sha256 --data ${data} --signature ${signed.data.signature as string}`)).data).to.equal('Signature verified successfully');
       const forged = await repl.run(`crypto verify ecdsa --key-filter attr.label=ec-pub --hash-function sha256 --data ${Buffer.from('pay 900 to bob').toString('base64')} --signature ${signed.data.signature as string}`);
       expect(forged).to.deep.equal({ error_code: 1, data: 'Signature verification failed' });

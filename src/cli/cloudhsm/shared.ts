@@ -246,7 +246,8 @@ export function signMechanism(mech: 'ecdsa' | 'ed25519' | 'rsa-pkcs' | 'rsa-pkcs
   const hash = o.hashFunction as HashName;
   switch (mech) {
     case 'ecdsa':
-      return { name: 'ecdsa', hash, signatureFormat: 'der' };
+      // r‖s (64 bytes on P-256), as AWS documents cloudhsm-cli's ECDSA signatures.
+      return { name: 'ecdsa', hash, signatureFormat: 'p1363' };
     case 'ed25519':
       return { name: 'ed25519' };
     case 'rsa-pkcs':
