@@ -207,12 +207,17 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
       const printed = listed.data.matched_keys[0]['key-reference'] as string;
       expect(printed).to.match(/^0x[0-9a-f]{16}$/);
       expect((await repl.run(`key list --filter key-reference=${printed}`)).data.matched_keys.map((k: { 'key-reference': string }) => k['key-reference'])).to.deep.equal([printed]);
+      // Paging as CloudHSM CLI's: next_token is an offset, and the total counts every match on every page.
       const page = await repl.run('key list --max-items 1');
       expect(page.data.matched_keys).to.have.length(1);
-      expect(page.data).to.include({ returned_key_count: 1, total_key_count: 3 });
-      expect(page.data.next_token).to.be.a('string');
+      expect(page.data).to.include({ returned_key_count: 1, total_key_count: 3, next_token: '1' });
       const next = await repl.run(`key list --max-items 1 --starting-token ${page.data.next_token as string}`);
+      expect(next.data).to.include({ returned_key_count: 1, total_key_count: 3, next_token: '2' });
       expect(next.data.matched_keys[0]['key-reference']).to.not.equal(page.data.matched_keys[0]['key-reference']);
+      const last = await repl.run('key list --max-items 2 --starting-token 2');
+      expect(last.data).to.deep.include({ returned_key_count: 1, total_key_count: 3 });
+      expect(last.data).to.not.have.property('next_token');
+      expect((await repl.run('key list --starting-token abc')).data).to.contain('--starting-token: the next_token of the previous page (a number), got "abc"');
 
       const data = Buffer.from('pay 100 to bob').toString('base64');
       const signed = await cli(['crypto', 'sign', 'ecdsa', '--key-filter', 'attr.label=ec-priv', '--hash-function', 'sha256', '--data', data], as('bob', 'crypto-user'));

@@ -117,21 +117,25 @@ export function addKeyCommands(root: Command, kit: Kit): void {
     .action(run(async (o, session) => {
       const max = Number(o.maxItems);
       if (!Number.isInteger(max) || max < 1 || max > 10_000) bad(`--max-items: 1 to 10000, got ${JSON.stringify(o.maxItems)}`);
+      // As CloudHSM CLI: the token is an offset into the matches, and the total counts every match.
+      const token = o.startingToken as string | undefined;
+      if (token !== undefined && !/^\d{1,9}$/.test(token)) bad(`--starting-token: the next_token of the previous page (a number), got ${JSON.stringify(token)}`);
+      const offset = token === undefined ? 0 : Number(token);
       const s = await session();
       const filter = parseFilter(o.filter as string[]);
-      const page = await s.listKeys({ filter, maxItems: max, ...(typeof o.startingToken === 'string' ? { startingToken: o.startingToken } : {}) });
-      // CloudHSM's total counts every match from this page on, not only the page.
-      let total = page.keys.length;
-      for (let token = page.nextToken; token !== null; ) {
-        const rest = await s.send({ op: 'findKeys', filter, maxItems: 10_000, startingToken: token });
-        total += rest.keys.length;
-        token = rest.nextToken;
+      const all = await s.listKeys({ filter, maxItems: 10_000 });
+      const matches = [...all.keys];
+      for (let next = all.nextToken; next !== null; ) {
+        const rest = await s.listKeys({ filter, maxItems: 10_000, startingToken: next });
+        matches.push(...rest.keys);
+        next = rest.nextToken;
       }
+      const page = matches.slice(offset, offset + max);
       return {
-        matched_keys: page.keys.map((k) => describeKey(k, o.verbose === true)),
-        ...(page.nextToken !== null ? { next_token: page.nextToken } : {}),
-        total_key_count: total,
-        returned_key_count: page.keys.length,
+        matched_keys: page.map((k) => describeKey(k, o.verbose === true)),
+        ...(offset + max < matches.length ? { next_token: String(offset + max) } : {}),
+        total_key_count: matches.length,
+        returned_key_count: page.length,
       };
     }));
   leaf(key.command('set-attribute').description("set one attribute of a key (owner; admin: trusted)"))
