@@ -336,6 +336,9 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
       await repl.run('login --username admin --role admin --password admin-password');
       expect((await repl.run('quorum token-sign list-quorum-values')).data).to.deep.equal({ user: 1, quorum: 1 });
       expect((await repl.run('quorum token-sign list-timeouts')).data).to.deep.equal({ generated: 600, approved: 600 });
+      // AWS's answer to set-timeout (issue 19, item 7).
+      expect((await repl.run('quorum token-sign set-timeout --generated 900'))).to.deep.equal({ error_code: 0, data: 'Set token timeout successful' });
+      expect((await repl.run('quorum token-sign list-timeouts')).data).to.deep.equal({ generated: 900, approved: 600 });
       expect((await repl.run('quorum token-sign set-quorum-value --service user --value 2')).data).to.equal('Set quorum value successful');
       expect(await repl.run('user create --username carol --role crypto-user --password carol-password')).to.deep.equal({
         error_code: 1,

@@ -81,11 +81,12 @@ export function addQuorumCommands(root: Command, kit: Kit): void {
         return n;
       };
       if (o.generated === undefined && o.approved === undefined) bad('give --generated and/or --approved');
-      return (await session()).send({
+      await (await session()).send({
         op: 'setQuorumTimeouts',
         ...(o.generated !== undefined ? { generated: seconds('--generated', o.generated) } : {}),
         ...(o.approved !== undefined ? { approved: seconds('--approved', o.approved) } : {}),
       });
+      return 'Set token timeout successful';
     }));
   leaf(qts.command('delete').description('delete quorum tokens (your own; an admin: anyone\'s)'))
     .option('--username <name>', "only this user's tokens")
