@@ -16,13 +16,11 @@ import { AES_MODES, HsmAesCmacProvider, HsmAesProvider } from './providers/aes.j
 import {
   HsmEcdhProvider,
   HsmEcdsaProvider,
-  HsmEd25519Provider,
-  HsmEd448Provider,
+  EddsaProvider,
   HsmRsaOaepProvider,
   HsmRsaPssProvider,
   HsmRsaSsaProvider,
-  HsmX25519Provider,
-  HsmX448Provider,
+  XdhProvider,
 } from './providers/asymmetric.js';
 import { HsmHkdfProvider, HsmHmacProvider, HsmPbkdf2Provider, HsmShaProvider } from './providers/hmac.js';
 import type { KeyUsage, KeyFormat, KeyType, CryptoKey, CryptoKeyPair, JsonWebKey, AlgorithmIdentifier, BufferSource, RsaHashedKeyGenParams, EcKeyGenParams, AesKeyGenParams, HmacKeyGenParams, Pbkdf2Params, HmacImportParams, RsaHashedImportParams, EcKeyImportParams } from './types.js';
@@ -61,10 +59,10 @@ const PROVIDERS: readonly { name: string; make: (door: Door) => ProviderCrypto }
   { name: 'RSA-OAEP', make: (door) => new HsmRsaOaepProvider(door) },
   { name: 'ECDSA', make: (door) => new HsmEcdsaProvider(door) },
   { name: 'ECDH', make: (door) => new HsmEcdhProvider(door) },
-  { name: 'Ed25519', make: (door) => new HsmEd25519Provider(door) },
-  { name: 'X25519', make: (door) => new HsmX25519Provider(door) },
-  { name: 'Ed448', make: (door) => new HsmEd448Provider(door) },
-  { name: 'X448', make: (door) => new HsmX448Provider(door) },
+  { name: 'Ed25519', make: (door) => new EddsaProvider(door, 'Ed25519', 'ed25519') },
+  { name: 'X25519', make: (door) => new XdhProvider(door, 'X25519', 'x25519') },
+  { name: 'Ed448', make: (door) => new EddsaProvider(door, 'Ed448', 'ed448') },
+  { name: 'X448', make: (door) => new XdhProvider(door, 'X448', 'x448') },
   ...['SHA-1', 'SHA-256', 'SHA-384', 'SHA-512'].map((name) => ({ name, make: (door: Door) => new HsmShaProvider(door, name) })),
 ];
 

@@ -355,20 +355,22 @@ function matchingPublicPart(key: KeyObject, jwk: Jwk): KeyObject {
   if (key.asymmetricKeyType === 'rsa') return key;
   // OKP: node:crypto makes the public part from d. EC: it keeps the x and y it was given, so
   // the point is computed from d here.
-  let derived: { x?: string; y?: string } = createPublicKey(key).export({ format: 'jwk' });
-  if (key.asymmetricKeyType === 'ec') {
-    const ecdh = createECDH(CURVE_INFO[curveOf(key)].openssl);
-    ecdh.setPrivateKey(Buffer.from(String(jwk.d), 'base64url'));
-    const point = ecdh.getPublicKey();
-    const size = (point.length - 1) / 2;
-    derived = { x: point.subarray(1, 1 + size).toString('base64url'), y: point.subarray(1 + size).toString('base64url') };
-  }
+  const derived: { x?: string; y?: string } = key.asymmetricKeyType === 'ec' ? ecPointFromPrivate(key, jwk) : createPublicKey(key).export({ format: 'jwk' });
   for (const member of ['x', 'y'] as const) {
     if (derived[member] === undefined) continue;
     if (jwk[member] === undefined) throw keyDataError(`keyData.${member}: a private key's JWK needs its public ${member}`);
     if (jwk[member] !== derived[member]) throw keyDataError(`keyData.${member}: not the public point of keyData.d (the JWK mixes two keys)`);
   }
   return key;
+}
+
+/** The public point of an EC JWK's d, as JWK x and y. */
+function ecPointFromPrivate(key: KeyObject, jwk: Jwk): { x: string; y: string } {
+  const ecdh = createECDH(CURVE_INFO[curveOf(key)].openssl);
+  ecdh.setPrivateKey(Buffer.from(String(jwk.d), 'base64url'));
+  const point = ecdh.getPublicKey();
+  const size = (point.length - 1) / 2;
+  return { x: point.subarray(1, 1 + size).toString('base64url'), y: point.subarray(1 + size).toString('base64url') };
 }
 
 function checkJwkKty(type: KeyType, jwk: Jwk): Jwk {

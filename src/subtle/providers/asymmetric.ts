@@ -262,10 +262,8 @@ function checkPeer(algorithm: Params, name: string): void {
 }
 
 function agreement(door: Door, algorithm: Params, baseKey: CryptoKey): DeriveMechanism {
+  // checkPeer has checked the peer's algorithm, and checkCryptoKey the base key's: both are the provider's.
   const peer = algorithm.public as CryptoKey;
-  if (peer.algorithm.name !== baseKey.algorithm.name) {
-    throw refusal('InvalidAccessError', `public: a ${peer.algorithm.name} key cannot agree with a ${baseKey.algorithm.name} key`);
-  }
   const peerCurve = (peer.algorithm as EcKeyAlgorithm).namedCurve;
   if (peerCurve !== (baseKey.algorithm as EcKeyAlgorithm).namedCurve) {
     throw refusal('InvalidAccessError', `public: the keys are on different curves (${String(peerCurve)} and ${String((baseKey.algorithm as EcKeyAlgorithm).namedCurve)})`);
@@ -327,8 +325,12 @@ export class HsmEcdhProvider extends doorProvider(EcdhProvider) implements Deriv
   }
 }
 
+// webcrypto-core's Ed25519 and X25519 providers carry only their names and usages (and it has no
+// Ed448 or X448): the door's four are these two classes on its ProviderCrypto, one per curve
+// (subtle.ts's provider table names the curve).
+
 /** Ed25519 and Ed448: pure EdDSA, one HSM mechanism each. */
-class EddsaProvider extends doorProvider(ProviderCrypto) implements UnwrapCapable {
+export class EddsaProvider extends doorProvider(ProviderCrypto) implements UnwrapCapable {
   readonly usages = { privateKey: ['sign'] as KeyUsage[], publicKey: ['verify'] as KeyUsage[] };
   readonly #door: Door;
   readonly #pairs: KeyPairs;
@@ -371,7 +373,7 @@ class EddsaProvider extends doorProvider(ProviderCrypto) implements UnwrapCapabl
 }
 
 /** X25519 and X448: key agreement through the HSM's ecdh mechanism. */
-class XdhProvider extends doorProvider(ProviderCrypto) implements DeriveCapable, UnwrapCapable {
+export class XdhProvider extends doorProvider(ProviderCrypto) implements DeriveCapable, UnwrapCapable {
   readonly usages = { privateKey: ['deriveKey', 'deriveBits'] as KeyUsage[], publicKey: [] as KeyUsage[] };
   readonly #door: Door;
   readonly #pairs: KeyPairs;
@@ -414,28 +416,5 @@ class XdhProvider extends doorProvider(ProviderCrypto) implements DeriveCapable,
 
   unwrapRecipe(format: KeyFormat, a: Algorithm, _e: boolean, usages: KeyUsage[]): KeyRecipe {
     return this.#pairs.unwrapRecipe(format, a as unknown as Params, usages);
-  }
-}
-
-// webcrypto-core's Ed25519 and X25519 providers carry only their names and usages (and it has no
-// Ed448 or X448): the door's four are made here on its ProviderCrypto.
-export class HsmEd25519Provider extends EddsaProvider {
-  constructor(door: Door) {
-    super(door, 'Ed25519', 'ed25519');
-  }
-}
-export class HsmEd448Provider extends EddsaProvider {
-  constructor(door: Door) {
-    super(door, 'Ed448', 'ed448');
-  }
-}
-export class HsmX25519Provider extends XdhProvider {
-  constructor(door: Door) {
-    super(door, 'X25519', 'x25519');
-  }
-}
-export class HsmX448Provider extends XdhProvider {
-  constructor(door: Door) {
-    super(door, 'X448', 'x448');
   }
 }
