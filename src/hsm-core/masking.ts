@@ -68,7 +68,8 @@ export interface UserTombstone {
 
 /** The cluster settings as they travel: quorum values and timeouts, and their generation. */
 export interface MaskedSettings {
-  values: { user: number; quorum: number };
+  /** `cluster` is absent from settings sealed before it existed (then 1). */
+  values: { user: number; quorum: number; cluster?: number };
   timeouts: { generated: number; approved: number };
   gen: number;
 }

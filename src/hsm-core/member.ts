@@ -26,6 +26,7 @@ import { Masking } from './masking.js';
 import { MemberStore, type CommitScope, type LoadedState } from './store.js';
 import { PROCESS_MANUFACTURER_KEY } from './ops/backup-ops.js';
 import { hashPassword, normaliseUsername } from './users.js';
+import { defaultQuorumSettings } from './quorum.js';
 import * as userOps from './ops/user-ops.js';
 import * as keyOps from './ops/key-ops.js';
 import * as cryptoOps from './ops/crypto-ops.js';
@@ -265,7 +266,7 @@ async function restore(loaded: LoadedState, options: MemberOptions, profileName:
   m.clusterId = meta.clusterId;
   m.addresses = [...meta.addresses];
   m.lastChange = meta.lastChange ?? null;
-  if (meta.quorum) m.quorum = structuredClone(meta.quorum);
+  if (meta.quorum) m.quorum = { values: { ...defaultQuorumSettings().values, ...meta.quorum.values }, timeouts: { ...meta.quorum.timeouts } };
   m.quorumGen = meta.quorumGen ?? 0;
   m.clock = meta.clock ?? 0;
   for (const [handle, gen] of loaded.deletedKeys) m.keyTombstones.set(handle, gen);

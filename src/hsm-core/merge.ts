@@ -22,6 +22,7 @@ import { HsmError, keyRef } from './errors.js';
 import { contentOf, keyFromContent, type MaskedContent, type MaskedSettings, type MaskedUser } from './masking.js';
 import { checkKeyQuota, type MemberState } from './state.js';
 import { APPLIANCE_USERNAME } from './protocol.js';
+import { defaultQuorumSettings } from './quorum.js';
 
 /** What a version did when it arrived: replaced or added (`applied`), was already here (`same`), or was older (`stale`). */
 export type Merged = 'applied' | 'same' | 'stale';
@@ -142,14 +143,16 @@ export function mergeSettings(m: MemberState, incoming: MaskedSettings, field = 
     const theirs = settingsDigest(incoming);
     if (mine >= theirs) return mine === theirs ? 'same' : 'stale';
   }
-  m.quorum = { values: { ...incoming.values }, timeouts: { ...incoming.timeouts } };
+  m.quorum = { values: { ...defaultQuorumSettings().values, ...incoming.values }, timeouts: { ...incoming.timeouts } };
   m.quorumGen = incoming.gen;
   return 'applied';
 }
 
 /** SHA-256 of the settings that travel (quorum values and timeouts): what sync status compares. */
-export function settingsDigest(q: { values: { user: number; quorum: number }; timeouts: { generated: number; approved: number } }): string {
-  return createHash('sha256').update(JSON.stringify([q.values.user, q.values.quorum, q.timeouts.generated, q.timeouts.approved])).digest('hex');
+export function settingsDigest(q: { values: { user: number; quorum: number; cluster?: number }; timeouts: { generated: number; approved: number } }): string {
+  // The cluster value joins the digest only when set, so settings from before it digest as they did.
+  const cluster = (q.values.cluster ?? 1) === 1 ? [] : [q.values.cluster];
+  return createHash('sha256').update(JSON.stringify([q.values.user, q.values.quorum, q.timeouts.generated, q.timeouts.approved, ...cluster])).digest('hex');
 }
 
 /** Runs a merge, counting a stale version as nothing done (for restores, which take what is newer). */

@@ -24,10 +24,13 @@ import {
 import type { WireError } from './errors.js';
 
 /** CloudHSM's quorum services: what a quorum token approves. */
-export const QUORUM_SERVICES = ['user', 'quorum', 'registration', 'key-management', 'key-usage'] as const;
+export const QUORUM_SERVICES = ['user', 'quorum', 'cluster', 'registration', 'key-management', 'key-usage'] as const;
 export type QuorumService = (typeof QUORUM_SERVICES)[number];
-/** The services whose quorum value is a member setting (key services take theirs from the key). */
-export const ADMIN_SERVICES = ['user', 'quorum'] as const;
+/**
+ * The services whose quorum value is a member setting (key services take theirs from the key).
+ * `cluster` (hsm2m) approves the mutual-TLS trust anchor and enforcement changes.
+ */
+export const ADMIN_SERVICES = ['user', 'quorum', 'cluster'] as const;
 export type AdminService = (typeof ADMIN_SERVICES)[number];
 
 // A byte string is checked by the view's own internal slot (ArrayBuffer.isView), not by its
@@ -173,6 +176,12 @@ const approval = z
     signatures: z.array(z.strictObject({ username: z.string().max(64), signature: bytes })).max(32),
   })
   .optional();
+/**
+ * Crypto users a new secret or private key is shared with as it is made, in the same step (so a
+ * key whose quorum values need them is never left without them). CloudHSM allows seven besides
+ * the owner.
+ */
+const shareWith = z.array(z.string().max(64)).max(7).optional();
 /** A registration token signed by the key being registered. */
 const registration = z.strictObject({ approvalData: bytes, signature: bytes });
 
@@ -255,7 +264,7 @@ export const requestSchemas = {
     approved: z.int().min(1).max(86_400).optional(),
   }),
 
-  generateKey: z.strictObject({ op: z.literal('generateKey'), session, ...newSecret, attributes: templateSchema.optional() }),
+  generateKey: z.strictObject({ op: z.literal('generateKey'), session, ...newSecret, attributes: templateSchema.optional(), shareWith }),
   generateKeyPair: z.strictObject({
     op: z.literal('generateKeyPair'),
     session,
@@ -268,6 +277,8 @@ export const requestSchemas = {
     curve: curve.optional(),
     publicAttributes: templateSchema.optional(),
     privateAttributes: templateSchema.optional(),
+    /** Crypto users the private key is shared with as it is made. */
+    shareWith,
   }),
   importKey: z.strictObject({
     op: z.literal('importKey'),
@@ -280,6 +291,7 @@ export const requestSchemas = {
     /** Required for raw EC public keys. */
     curve: curve.optional(),
     attributes: templateSchema.optional(),
+    shareWith,
   }),
   exportKey: z.strictObject({
     op: z.literal('exportKey'),
@@ -346,6 +358,7 @@ export const requestSchemas = {
     keyType: z.enum(KEY_TYPES),
     curve: curve.optional(),
     attributes: templateSchema.optional(),
+    shareWith,
     approval,
   }),
   deriveKey: z.strictObject({

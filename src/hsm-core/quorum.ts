@@ -37,7 +37,7 @@ export interface QuorumSettings {
 }
 
 export function defaultQuorumSettings(): QuorumSettings {
-  return { values: { user: 1, quorum: 1 }, timeouts: { generated: 600, approved: 600 } };
+  return { values: { user: 1, quorum: 1, cluster: 1 }, timeouts: { generated: 600, approved: 600 } };
 }
 
 /** A user's registered token-sign key (SPKI DER, base64) and what it is registered for. */

@@ -144,7 +144,7 @@ export function checkKeyQuota(m: MemberState, total: number, asymmetric: number)
  * Refused if the session ended while the key was being made (key pair generation and derivation
  * wait on the thread pool), so no key outlives the session that asked for it unseen.
  */
-export function addKey(m: MemberState, caller: SessionRecord, material: Material, attrs: KeyAttributes): KeyRecord {
+export function addKey(m: MemberState, caller: SessionRecord, material: Material, attrs: KeyAttributes, shared: Set<string> = new Set()): KeyRecord {
   if (m.sessions.get(caller.token) !== caller) {
     throw new HsmError('NOT_LOGGED_IN', `the session of ${caller.username} ended before the key was stored; nothing was created`);
   }
@@ -154,7 +154,7 @@ export function addKey(m: MemberState, caller: SessionRecord, material: Material
     cls: material.cls,
     type: material.type,
     owner: caller.username,
-    shared: new Set(),
+    shared,
     session: attrs.token ? null : caller.token,
     attrs,
     material,

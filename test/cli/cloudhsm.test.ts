@@ -195,7 +195,7 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
       const pair = await repl.run('key generate-asymmetric-pair ec --curve prime256v1 --public-label ec-pub --private-label ec-priv --share-crypto-users bob');
       expect(pair.data.private_key.attributes).to.include({ sign: false, token: true, curve: 'secp256r1' });
       expect(pair.data.private_key['key-info']['shared-users']).to.deep.equal([{ username: 'bob', 'key-coverage': 'full' }]);
-      expect((await repl.run('key set-attribute --filter attr.label=ec-priv --name sign --value true')).data).to.equal('Attribute set successfully');
+      expect((await repl.run('key set-attribute --filter attr.label=ec-priv --name sign --value true')).data).to.deep.equal({ message: 'Attribute set successfully' });
       expect((await repl.run('key set-attribute --filter attr.label=ec-pub --name verify --value true')).error_code).to.equal(0);
       // Shared users may use but not manage.
       expect((await cli(['key', 'set-attribute', '--filter', 'attr.label=ec-priv', '--name', 'label', '--value', 'mine'], as('bob', 'crypto-user'))).data).to.contain('only the owner');
@@ -224,7 +224,7 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
       expect(signed.error_code).to.equal(0);
       // r‖s, as AWS documents: 32 + 32 bytes on P-256 (DER would be about 70).
       expect(Buffer.from(signed.data.signature as string, 'base64')).to.have.length(64);
-      expect((await repl.run(`crypto verify ecdsa --key-filter attr.label=ec-pub --hash-function sha256 --data ${data} --signature ${signed.data.signature as string}`)).data).to.equal('Signature verified successfully');
+      expect((await repl.run(`crypto verify ecdsa --key-filter attr.label=ec-pub --hash-function sha256 --data ${data} --signature ${signed.data.signature as string}`)).data).to.deep.equal({ message: 'Signature verified successfully' });
       const forged = await repl.run(`crypto verify ecdsa --key-filter attr.label=ec-pub --hash-function sha256 --data ${Buffer.from('pay 900 to bob').toString('base64')} --signature ${signed.data.signature as string}`);
       expect(forged).to.deep.equal({ error_code: 1, data: 'Signature verification failed' });
 
@@ -288,7 +288,8 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
         const wrapped = await repl.run(`key wrap ${mech} --payload-filter attr.label=payload --wrapping-filter ${wrapping} ${extra}`);
         expect(wrapped.error_code, `${mech}: ${JSON.stringify(wrapped.data)}`).to.equal(0);
         const unwrapping = wrapping === 'attr.label=wrapper' ? wrapping : 'attr.label=rsa-unwrap';
-        const unwrapped = await repl.run(`key unwrap ${mech} --filter ${unwrapping} --key-type-class aes --label back-${mech} --session --data ${wrapped.data.wrapped_key_data} ${extra}`);
+        const iv = mech === 'aes-gcm' ? `--iv ${wrapped.data.iv as string}` : '';
+        const unwrapped = await repl.run(`key unwrap ${mech} --filter ${unwrapping} --key-type-class aes --label back-${mech} --session --data ${wrapped.data.wrapped_key_data} ${extra} ${iv}`);
         expect(unwrapped.error_code, `${mech}: ${JSON.stringify(unwrapped.data)}`).to.equal(0);
         expect(unwrapped.data.key.attributes).to.include({ local: false, 'check-value': payloadCheck, token: false });
       }
@@ -306,18 +307,18 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
       ] as const) {
         const sig = await repl.run(`crypto sign ${mech} --key-filter attr.label=${signer} --data ${data} ${extra}`);
         expect(sig.error_code, `${mech}: ${JSON.stringify(sig.data)}`).to.equal(0);
-        expect((await repl.run(`crypto verify ${mech} --key-filter attr.label=${verifier} --data ${data} --signature ${sig.data.signature} ${extra}`)).data, mech).to.equal('Signature verified successfully');
+        expect((await repl.run(`crypto verify ${mech} --key-filter attr.label=${verifier} --data ${data} --signature ${sig.data.signature} ${extra}`)).data, mech).to.deep.equal({ message: 'Signature verified successfully' });
       }
-      expect((await repl.run('key share --filter attr.label=payload --username bob --role crypto-user')).data).to.equal('Key shared successfully');
+      expect((await repl.run('key share --filter attr.label=payload --username bob --role crypto-user')).data).to.deep.equal({ message: 'Key shared successfully' });
       expect((await repl.run('key list --filter attr.label=payload --verbose')).data.matched_keys[0]['key-info']['shared-users']).to.deep.equal([{ username: 'bob', 'key-coverage': 'full' }]);
-      expect((await repl.run('key unshare --filter attr.label=payload --username bob --role crypto-user')).data).to.equal('Key unshared successfully');
+      expect((await repl.run('key unshare --filter attr.label=payload --username bob --role crypto-user')).data).to.deep.equal({ message: 'Key unshared successfully' });
       const pem = join(dir, 'partner.pem');
       execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', join(dir, 'partner.key')]);
       execFileSync('openssl', ['pkey', '-in', join(dir, 'partner.key'), '-pubout', '-out', pem]);
       const imported = await repl.run(`key import pem --path ${pem} --label partner --key-type-class ec-public --attributes verify=true`);
       expect(imported.data.key.attributes).to.include({ class: 'public-key', 'key-type': 'ec', curve: 'secp256r1', local: false, verify: true, token: true });
       expect((await repl.run(`key import pem --path ${join(dir, 'partner.key')} --label partner2 --key-type-class ec-public`)).data).to.contain('holds no PEM public key');
-      expect((await repl.run('key delete --filter attr.label=partner')).data).to.equal('Key deleted successfully');
+      expect((await repl.run('key delete --filter attr.label=partner')).data).to.deep.equal({ message: 'Key deleted successfully' });
       expect((await repl.run('key list --filter attr.label=partner')).data.matched_keys).to.deep.equal([]);
       expect((await repl.run('logout')).data).to.equal('Logout successful');
 
@@ -334,7 +335,7 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
         await repl.run('logout');
       }
       await repl.run('login --username admin --role admin --password admin-password');
-      expect((await repl.run('quorum token-sign list-quorum-values')).data).to.deep.equal({ user: 1, quorum: 1 });
+      expect((await repl.run('quorum token-sign list-quorum-values')).data).to.deep.equal({ user: 1, quorum: 1, cluster: 1 });
       expect((await repl.run('quorum token-sign list-timeouts')).data).to.deep.equal({ generated: 600, approved: 600 });
       // AWS's answer to set-timeout (issue 19, item 7).
       expect((await repl.run('quorum token-sign set-timeout --generated 900'))).to.deep.equal({ error_code: 0, data: 'Set token timeout successful' });

@@ -25,7 +25,7 @@ describe('cluster-client: quorum and MFA', function () {
     const users = await cluster.listUsers();
     expect(users.find((u) => u.username === 'admin2')).to.include({ quorum: true, mfa: false, clusterCoverage: 'full' });
     const settings = await admins.admin!.send({ op: 'getQuorumSettings' });
-    expect(settings).to.deep.equal({ values: { user: 1, quorum: 1 }, timeouts: { generated: 600, approved: 600 } });
+    expect(settings).to.deep.equal({ values: { user: 1, quorum: 1, cluster: 1 }, timeouts: { generated: 600, approved: 600 } });
   });
 
   it('a registration signed by another key is refused and registers nothing', async () => {
@@ -91,7 +91,7 @@ describe('cluster-client: quorum and MFA', function () {
     await admin.send({ op: 'setQuorumValue', service: 'user', value: 1, approval: approve(approvalData, ['admin', 'admin2']) });
     const { approvalData: again } = await admin.send({ op: 'generateQuorumToken', service: 'quorum' });
     await admin.send({ op: 'setQuorumValue', service: 'quorum', value: 1, approval: approve(again, ['admin2', 'admin3']) });
-    for (let i = 0; i < 3; i++) expect((await admin.sendToMember(i, { op: 'getQuorumSettings' })).values).to.deep.equal({ user: 1, quorum: 1 });
+    for (let i = 0; i < 3; i++) expect((await admin.sendToMember(i, { op: 'getQuorumSettings' })).values).to.deep.equal({ user: 1, quorum: 1, cluster: 1 });
     expect((await refusal(admin.send({ op: 'setQuorumValue', service: 'user', value: 4 }))).code).to.equal('QUORUM_VALUE_INVALID');
   });
 

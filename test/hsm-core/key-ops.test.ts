@@ -57,6 +57,40 @@ describe('hsm-core: key management rules', () => {
     ]);
   });
 
+  it('shareWith shares a new key as it is made, so a manage quorum of 2 needs no approval it could never get; a bad name makes nothing', async () => {
+    const f = await activatedMember();
+    const managed = { token: true, sign: true, 'manage-key-quorum-value': 2, 'use-key-quorum-value': 2 } as const;
+    const { handle } = await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: managed, shareWith: ['Carol'] });
+    expect((await f.m.ok({ op: 'getAttributes', session: f.alice, handle })).sharedUsers).to.deep.equal(['carol']);
+    const pair = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1', privateAttributes: managed, publicAttributes: { token: true }, shareWith: ['bob', 'carol'] });
+    expect((await f.m.ok({ op: 'getAttributes', session: f.alice, handle: pair.privateHandle })).sharedUsers).to.deep.equal(['bob', 'carol']);
+    expect((await f.m.ok({ op: 'getAttributes', session: f.alice, handle: pair.publicHandle })).sharedUsers).to.deep.equal([]);
+    // Each refusal comes before anything is made.
+    await refusals(f, [
+      [{ op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: managed, shareWith: ['nobody'] }, 'USER_NOT_FOUND', 'shareWith: no user named nobody on this member'],
+      [{ op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: managed, shareWith: ['admin2'] }, 'KEY_NOT_SHAREABLE', 'shareWith: admin2 is an admin; keys are shared with crypto users only'],
+      [{ op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: managed, shareWith: ['alice'] }, 'KEY_NOT_SHAREABLE', "shareWith: alice is the key's owner"],
+      [{ op: 'generateKey', keyType: 'aes', lengthBytes: 16, shareWith: ['bob'] }, 'KEY_NOT_SHAREABLE', 'shareWith: a session key is not shared; make a token key (token=true) to share it'],
+      [{ op: 'generateKeyPair', keyType: 'ec', curve: 'secp256r1', privateAttributes: { token: true }, shareWith: ['nobody'] }, 'USER_NOT_FOUND', 'shareWith: no user named nobody on this member'],
+    ]);
+  });
+
+  it("asymmetric keys report CloudHSM's key-length-bytes: the point or twice the modulus when public, the PKCS #8 encoding when private", async () => {
+    const f = await activatedMember();
+    const sizes = async (req: Record<string, unknown>) => {
+      const pair = await f.m.ok({ op: 'generateKeyPair', session: f.alice, ...req } as never) as { publicHandle: number; privateHandle: number };
+      const of = async (handle: number) => (await f.m.ok({ op: 'getAttributes', session: f.alice, handle })).attributes['key-length-bytes'];
+      return [await of(pair.publicHandle), await of(pair.privateHandle)];
+    };
+    // AWS's examples: 57 and 122 on secp224r1, 512 and about 1217 for RSA-2048.
+    expect(await sizes({ keyType: 'ec', curve: 'secp224r1' })).to.deep.equal([57, 122]);
+    expect(await sizes({ keyType: 'ec', curve: 'secp384r1' })).to.deep.equal([97, 185]);
+    const [rsaPublic, rsaPrivate] = await sizes({ keyType: 'rsa', modulusBits: 2048 });
+    expect(rsaPublic).to.equal(512);
+    expect(rsaPrivate).to.be.within(1215, 1219);
+    expect(await sizes({ keyType: 'ed25519' })).to.deep.equal([32, 48]);
+  });
+
   it('shares come back sorted; unsharing someone who never had it needs no spare approver', async () => {
     const f = await activatedMember();
     const key = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, 'use-key-quorum-value': 2 } })).handle;

@@ -147,7 +147,7 @@ describe('hsm-core: quorum tokens', function () {
     expect(await refused({ op: 'setQuorumValue', session: f.admin, service: 'user', value: 3 }, 'QUORUM_VALUE_INVALID')).to.equal(
       'value: 3 approvals would need 3 admins, and the cluster has 2; create more admins first (best practice: M+1)',
     );
-    expect((await f.m.ok({ op: 'getQuorumSettings', session: f.admin })).values).to.deep.equal({ user: 2, quorum: 1 });
+    expect((await f.m.ok({ op: 'getQuorumSettings', session: f.admin })).values).to.deep.equal({ user: 2, quorum: 1, cluster: 1 });
   });
 
   it('a registration takes an RSA 2048 public key as PEM or DER, signed over its token, and nothing else', async () => {
@@ -237,7 +237,7 @@ describe('hsm-core: quorum tokens', function () {
 
       m = new TestMember(await createMember({ dataDir: dir, passwordCost: TEST_PASSWORD_COST, serviceKey }));
       admin = await m.login('admin', PASSWORDS.admin);
-      expect(await m.ok({ op: 'getQuorumSettings' })).to.deep.equal({ values: { user: 2, quorum: 1 }, timeouts: { generated: 600, approved: 120 } });
+      expect(await m.ok({ op: 'getQuorumSettings' })).to.deep.equal({ values: { user: 2, quorum: 1, cluster: 1 }, timeouts: { generated: 600, approved: 120 } });
       expect((await m.ok({ op: 'listUsers' })).users.find((u) => u.username === 'admin')).to.include({ quorum: true });
       expect((await m.ok({ op: 'listQuorumTokens' })).tokens).to.deep.equal([]);
       await m.member.close();

@@ -43,15 +43,28 @@ export function addClusterCommands(root: Command, kit: Kit): void {
     const infos = await (await ctx.connection(o.clusterId)).hsmInfo();
     return {
       hsms: infos.map((i) => ({
+        // CloudHSM CLI's fields, then Strongroom's.
         vendor: 'Strongroom (emulated)',
         model: i.model,
         'serial-number': i.serialNumber,
+        'hardware-version-major': HARDWARE[0],
+        'hardware-version-minor': HARDWARE[1],
+        'firmware-version-major': FIRMWARE[0],
+        'firmware-version-minor': FIRMWARE[1],
+        'firmware-build-number': FIRMWARE[2],
+        'firmware-id': `STRONGROOM-FW-${FIRMWARE[0]}.${FIRMWARE[1].padStart(2, '0')}-${FIRMWARE[2]}`,
+        'fips-state': i.mode === 'fips' ? '2 [FIPS mode with single factor authentication]' : '0 [non-FIPS mode with single factor authentication]',
         'firmware-version': i.firmware,
         'cluster-id': i.clusterId,
         state: i.state,
         mode: i.mode,
+        profile: i.profile,
         'member-index': i.memberIndex,
       })),
     };
   }));
 }
+
+/** The emulated hardware and firmware versions hsm-info reports (strings, as CloudHSM CLI prints them). */
+const HARDWARE = ['1', '0'] as const;
+const FIRMWARE = ['1', '0', '0'] as const;

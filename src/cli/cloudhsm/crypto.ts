@@ -5,7 +5,7 @@
  */
 import { Option, type Command } from 'commander';
 import { HASHES, HsmError } from '../../hsm-core/index.js';
-import { MGF1_CHOICES, b64, bad, dataOf, oneKey, readBytes, signMechanism, unb64, type Kit } from './shared.js';
+import { MGF1_CHOICES, b64, bad, message, dataOf, oneKey, readBytes, signMechanism, unb64, type Kit } from './shared.js';
 
 export function addCryptoCommands(root: Command, kit: Kit): void {
   const { leaf, run, approvalOf } = kit;
@@ -43,7 +43,7 @@ export function addCryptoCommands(root: Command, kit: Kit): void {
         const k = await oneKey(s, o.keyFilter as string[], '--key-filter');
         const { valid } = await s.send({ op: 'verify', handle: k.handle, mechanism: signMechanism(mech, o), data: dataOf(o), signature });
         if (!valid) throw new HsmError('DATA_INVALID', 'Signature verification failed');
-        return 'Signature verified successfully';
+        return message('Signature verified successfully');
       }));
   }
 }

@@ -6,8 +6,7 @@
 import { writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { EC_CURVES, type Results, type WrapMechanism } from '../../hsm-core/index.js';
-import type { HsmSession } from '../../app/index.js';
-import { WRAP_MECHANISMS, bad, describeKey, keyData, mechanismOptions, oneKey, optionKey, parseFilter, parseValue, readApproval, readBytes, readText, unb64, wrapMechanism, parseAttributes, type Flags, type Kit } from './shared.js';
+import { WRAP_MECHANISMS, allMatches, bad, message, unhex, describeKey, keyData, mechanismOptions, oneKey, optionKey, parseFilter, parseValue, readApproval, readBytes, readText, unb64, wrapMechanism, parseAttributes, type Flags, type Kit } from './shared.js';
 
 export function addKeyCommands(root: Command, kit: Kit): void {
   const { leaf, run, approvalOf } = kit;
@@ -29,9 +28,7 @@ export function addKeyCommands(root: Command, kit: Kit): void {
     }
     return { share, quorum: { ...(manage !== undefined ? { 'manage-key-quorum-value': manage } : {}), ...(use !== undefined ? { 'use-key-quorum-value': use } : {}) } };
   };
-  const shareAll = async (s: HsmSession, handle: number, users: string[]) => {
-    for (const u of users) await s.send({ op: 'shareKey', handle, username: u });
-  };
+  const shareWith = (users: string[]) => (users.length ? { shareWith: users } : {});
   const genSym = key.command('generate-symmetric').description('generate a secret key');
   for (const [name, min, max] of [['aes', 16, 32], ['generic-secret', 1, 800]] as const) {
     leaf(genSym.command(name).description(`generate ${name === 'aes' ? 'an AES' : 'a generic secret'} key (a token key unless --session)`))
@@ -50,8 +47,9 @@ export function addKeyCommands(root: Command, kit: Kit): void {
         const { share, quorum } = creationExtras(o, '--manage-key-quorum-value', '--use-key-quorum-value');
         const s = await session();
         const attributes = { sign: true, verify: true, ...parseAttributes(o.attributes as string[], '--attributes'), label: o.label as string, token: !o.session, ...quorum };
-        const { handle } = await s.send({ op: 'generateKey', keyType: name, lengthBytes: length, attributes });
-        await shareAll(s, handle, share);
+        // Shared in the same step as it is made: a key whose quorum values count on these users is
+        // never left without them.
+        const { handle } = await s.send({ op: 'generateKey', keyType: name, lengthBytes: length, attributes, ...shareWith(share) });
         return { key: await keyData(s, handle) };
       }));
   }
@@ -84,8 +82,7 @@ export function addKeyCommands(root: Command, kit: Kit): void {
         shape = o.curve === 'ed25519' ? { keyType: 'ed25519' } : { keyType: 'ec', curve: o.curve as string };
       }
       const s = await session();
-      const r = await s.send({ op: 'generateKeyPair', ...shape, publicAttributes, privateAttributes } as never) as Results['generateKeyPair'];
-      await shareAll(s, r.privateHandle, share);
+      const r = await s.send({ op: 'generateKeyPair', ...shape, publicAttributes, privateAttributes, ...shareWith(share) } as never) as Results['generateKeyPair'];
       return { public_key: await keyData(s, r.publicHandle), private_key: await keyData(s, r.privateHandle) };
     }));
   }
@@ -107,7 +104,7 @@ export function addKeyCommands(root: Command, kit: Kit): void {
         keyData: unb64(m![1]!.replace(/\s+/g, ''), '--path'),
         attributes: { ...parseAttributes(o.attributes as string[], '--attributes'), label: o.label as string, token: true },
       });
-      return { key: await keyData(s, r.handle) };
+      return message('Successfully imported key', { key: await keyData(s, r.handle) });
     }));
   leaf(key.command('list').description('keys you own or share, and all public keys'))
     .option('--filter <terms...>', 'key-reference=0x… or attr.NAME=VALUE')
@@ -122,14 +119,7 @@ export function addKeyCommands(root: Command, kit: Kit): void {
       if (token !== undefined && !/^\d{1,9}$/.test(token)) bad(`--starting-token: the next_token of the previous page (a number), got ${JSON.stringify(token)}`);
       const offset = token === undefined ? 0 : Number(token);
       const s = await session();
-      const filter = parseFilter(o.filter as string[]);
-      const all = await s.listKeys({ filter, maxItems: 10_000 });
-      const matches = [...all.keys];
-      for (let next = all.nextToken; next !== null; ) {
-        const rest = await s.listKeys({ filter, maxItems: 10_000, startingToken: next });
-        matches.push(...rest.keys);
-        next = rest.nextToken;
-      }
+      const matches = await allMatches(s, parseFilter(o.filter as string[]));
       const page = matches.slice(offset, offset + max);
       return {
         matched_keys: page.map((k) => describeKey(k, o.verbose === true)),
@@ -147,7 +137,7 @@ export function addKeyCommands(root: Command, kit: Kit): void {
       const s = await session();
       const k = await oneKey(s, o.filter as string[], '--filter');
       await s.send({ op: 'setAttributes', handle: k.handle, attributes: { [o.name as string]: parseValue(o.value as string) }, ...approvalOf(o.approval) });
-      return 'Attribute set successfully';
+      return message('Attribute set successfully');
     }));
   for (const verb of ['share', 'unshare'] as const) {
     leaf(key.command(verb).description(`${verb} a key with a crypto user (owner)`))
@@ -159,7 +149,7 @@ export function addKeyCommands(root: Command, kit: Kit): void {
         const s = await session();
         const k = await oneKey(s, o.filter as string[], '--filter');
         await s.send({ op: verb === 'share' ? 'shareKey' : 'unshareKey', handle: k.handle, username: o.username as string, ...approvalOf(o.approval) });
-        return `Key ${verb}d successfully`;
+        return message(`Key ${verb}d successfully`);
       }));
   }
   leaf(key.command('delete').description('delete a key (owner)'))
@@ -168,7 +158,7 @@ export function addKeyCommands(root: Command, kit: Kit): void {
       const s = await session();
       const k = await oneKey(s, o.filter as string[], '--filter');
       await s.send({ op: 'deleteKey', handle: k.handle });
-      return 'Key deleted successfully';
+      return message('Key deleted successfully');
     }));
 
   const wrap = key.command('wrap').description('wrap a key (the owner of the payload key)');
@@ -188,6 +178,9 @@ export function addKeyCommands(root: Command, kit: Kit): void {
       .option('--data <base64>', 'the wrapped key, base64')
       .option('--session', 'a session key instead of a token key')
       .option('--attributes <k=v...>', 'attributes of the new key')
+      .option('--share-crypto-users <users...>', 'share the new key with these crypto users')
+      .option('--manage-key-quorum-value <n>', 'approvals to manage the new key, 0–8')
+      .option('--use-key-quorum-value <n>', 'approvals to use the new key, 0–8')
       .option('--approval <file>', 'a quorum token for the unwrapping key');
     mechanismOptions(mech, w, 'wrap');
     mechanismOptions(mech, u, 'unwrap');
@@ -203,25 +196,26 @@ export function addKeyCommands(root: Command, kit: Kit): void {
         ...(typeof o.wrappingApproval === 'string' ? { approval: readApproval(o.wrappingApproval, '--wrapping-approval') } : {}),
         ...(typeof o.payloadApproval === 'string' ? { payloadApproval: readApproval(o.payloadApproval, '--payload-approval') } : {}),
       });
-      // aes-gcm: the HSM chose the IV; it travels in front of the wrapped key, as cloudhsm-aes-gcm does.
-      const wrapped = r.iv ? Buffer.concat([r.iv, r.wrapped]) : Buffer.from(r.wrapped);
+      // aes-gcm: the HSM chose the IV, printed apart in hex as CloudHSM CLI does (key unwrap aes-gcm --iv).
+      const wrapped = Buffer.from(r.wrapped);
       if (typeof o.path === 'string') writeFileSync(o.path, wrapped);
       return {
         payload_key_reference: payload.keyReference,
         wrapping_key_reference: wrapping.keyReference,
+        ...(r.iv ? { iv: `0x${Buffer.from(r.iv).toString('hex')}` } : {}),
         ...(typeof o.path === 'string' ? { path: o.path } : { wrapped_key_data: wrapped.toString('base64') }),
       };
     }));
     u.action(run(async (o, session) => {
       if ((typeof o.dataPath === 'string') === (typeof o.data === 'string')) bad('give exactly one of --data-path and --data');
-      let data = typeof o.dataPath === 'string' ? readBytes(o.dataPath, '--data-path') : unb64(o.data as string, '--data');
+      const data = typeof o.dataPath === 'string' ? readBytes(o.dataPath, '--data-path') : unb64(o.data as string, '--data');
       const mechanism = wrapMechanism(mech, o) as WrapMechanism & { iv?: Uint8Array };
       if (mech === 'aes-gcm') {
-        if (data.length < 13) bad('--data: too short for an aes-gcm wrapped key (12-byte IV in front)');
-        mechanism.iv = data.slice(0, 12);
-        data = data.slice(12);
+        mechanism.iv = unhex(o.iv as string, '--iv');
+        if (mechanism.iv.length !== 12) bad(`--iv: 12 bytes (0x and 24 hex digits) as key wrap aes-gcm prints it, got ${mechanism.iv.length}`);
       }
       const [keyClass, keyType] = ({ aes: ['secret-key', 'aes'], 'generic-secret': ['secret-key', 'generic-secret'], 'rsa-private': ['private-key', 'rsa'], 'ec-private': ['private-key', 'ec'] } as const)[o.keyTypeClass as 'aes'];
+      const { share, quorum } = creationExtras(o, '--manage-key-quorum-value', '--use-key-quorum-value');
       const s = await session();
       const k = await oneKey(s, o.filter as string[], '--filter');
       const r = await s.send({
@@ -231,7 +225,8 @@ export function addKeyCommands(root: Command, kit: Kit): void {
         wrapped: data,
         keyClass,
         keyType,
-        attributes: { ...parseAttributes(o.attributes as string[], '--attributes'), label: o.label as string, token: !o.session },
+        attributes: { ...parseAttributes(o.attributes as string[], '--attributes'), label: o.label as string, token: !o.session, ...quorum },
+        ...shareWith(share),
         ...approvalOf(o.approval),
       });
       return { key: await keyData(s, r.handle) };

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Option, type Command } from 'commander';
-import { ADMIN_SERVICES, QUORUM_SERVICES, type QuorumService, type Results } from '../../hsm-core/index.js';
+import { ADMIN_SERVICES, QUORUM_SERVICES, type AdminService, type QuorumService, type Results } from '../../hsm-core/index.js';
 import { b64, bad, oneKey, registrationFile, write, type Kit } from './shared.js';
 
 export function addQuorumCommands(root: Command, kit: Kit): void {
@@ -68,7 +68,7 @@ export function addQuorumCommands(root: Command, kit: Kit): void {
     .action(run(async (o, session) => {
       const value = Number(o.value);
       if (!Number.isInteger(value) || value < 1 || value > 8) bad(`--value: 1 to 8, got ${JSON.stringify(o.value)}`);
-      await (await session()).send({ op: 'setQuorumValue', service: o.service as 'user' | 'quorum', value, ...approvalOf(o.approval) });
+      await (await session()).send({ op: 'setQuorumValue', service: o.service as AdminService, value, ...approvalOf(o.approval) });
       return 'Set quorum value successful';
     }));
   leaf(qts.command('set-timeout').description('set token timeouts, seconds (admin)'))
@@ -88,15 +88,12 @@ export function addQuorumCommands(root: Command, kit: Kit): void {
       });
       return 'Set token timeout successful';
     }));
-  leaf(qts.command('delete').description('delete quorum tokens (your own; an admin: anyone\'s)'))
-    .option('--username <name>', "only this user's tokens")
-    .addOption(new Option('--service <service>', 'only tokens for this service').choices(QUORUM_SERVICES))
+  leaf(qts.command('delete').description('delete quorum tokens: your own (--scope user) or every one on the HSMs (--scope all, admins)'))
+    .addOption(new Option('--scope <scope>', 'user: the tokens of the user logged in; all: every token on the HSMs').choices(['user', 'all']).makeOptionMandatory())
     .action(run(async (o, session) => {
-      const { deleted } = await (await session()).send({
-        op: 'deleteQuorumTokens',
-        ...(typeof o.username === 'string' ? { username: o.username } : {}),
-        ...(typeof o.service === 'string' ? { service: o.service as QuorumService } : {}),
-      });
-      return `Deleted ${deleted} token segment${deleted === 1 ? '' : 's'}`;
+      const s = await session();
+      if (o.scope === 'all' && s.role !== 'admin') bad('--scope all: only an admin deletes every token; use --scope user for your own');
+      await s.send({ op: 'deleteQuorumTokens', ...(o.scope === 'user' ? { username: s.username } : {}) });
+      return 'Deletion of quorum token(s) successful';
     }));
 }

@@ -21,6 +21,12 @@ export const unb64 = (text: string, what: string): Uint8Array => {
   if (typeof text !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(text.trim())) throw new HsmError('BAD_REQUEST', `${what}: not base64`);
   return new Uint8Array(Buffer.from(text.trim(), 'base64'));
 };
+/** Hex as CloudHSM CLI takes it (`0x10`, or without 0x), whole bytes. */
+export const unhex = (text: string, what: string): Uint8Array => {
+  const digits = typeof text === 'string' ? text.trim().replace(/^0x/i, '') : '';
+  if (!/^([0-9a-fA-F]{2})*$/.test(digits)) throw new HsmError('BAD_REQUEST', `${what}: hex such as 0x10 (whole bytes), got ${JSON.stringify(text)}`);
+  return new Uint8Array(Buffer.from(digits, 'hex'));
+};
 export const bad = (message: string): never => {
   throw new HsmError('BAD_REQUEST', message);
 };
@@ -95,6 +101,61 @@ export function keyReference(value: string, flag: string): number {
   return Number(n);
 }
 
+// ---- attributes as CloudHSM CLI prints them --------------------------------------------------
+
+/** The order CloudHSM CLI prints a key's attributes in; Strongroom's others follow. */
+const ATTRIBUTE_ORDER = [
+  'key-type', 'label', 'id', 'check-value', 'class', 'encrypt', 'decrypt', 'token', 'always-sensitive', 'derive',
+  'destroyable', 'extractable', 'local', 'modifiable', 'never-extractable', 'private', 'sensitive', 'sign', 'trusted',
+  'unwrap', 'verify', 'wrap', 'wrap-with-trusted', 'key-length-bytes', 'public-exponent', 'modulus', 'modulus-size-bits',
+  'ec-point', 'curve',
+];
+
+/** A DER OCTET STRING's content (the member keeps ec-point DER-wrapped, as PKCS #11's CKA_EC_POINT). */
+function octetStringContent(hex: string): string {
+  const der = Buffer.from(hex.replace(/^0x/, ''), 'hex');
+  const long = der[1]! & 0x80 ? der[1]! & 0x7f : 0;
+  return `0x${der.subarray(2 + long).toString('hex')}`;
+}
+
+function octetString(hexPoint: string): string {
+  const point = Buffer.from(hexPoint.replace(/^0x/, ''), 'hex');
+  const len = point.length;
+  const header = len < 0x80 ? [0x04, len] : len < 0x100 ? [0x04, 0x81, len] : [0x04, 0x82, len >> 8, len & 0xff];
+  return `0x${Buffer.concat([Buffer.from(header), point]).toString('hex')}`;
+}
+
+/** An integer as CloudHSM CLI prints it: 0x and whole bytes (65537 → 0x010001). */
+function hexInteger(n: number): string {
+  const hex = n.toString(16);
+  return `0x${hex.length % 2 ? `0${hex}` : hex}`;
+}
+
+/** A key's attributes in CloudHSM CLI's order and forms: id `0x` when empty, public-exponent and ec-point as hex. */
+export function cliAttributes(attributes: Record<string, unknown>): Record<string, unknown> {
+  const shown = (name: string, value: unknown): unknown => {
+    if (name === 'id' && value === '') return '0x';
+    if (name === 'public-exponent' && typeof value === 'number') return hexInteger(value);
+    if (name === 'ec-point' && typeof value === 'string') return octetStringContent(value);
+    return value;
+  };
+  const out: Record<string, unknown> = {};
+  for (const name of ATTRIBUTE_ORDER) if (name in attributes) out[name] = shown(name, attributes[name]);
+  for (const [name, value] of Object.entries(attributes)) if (!(name in out)) out[name] = value;
+  return out;
+}
+
+/** A filter value in CloudHSM CLI's form, as the member keeps it. */
+function memberValue(name: string, text: string, flag: string): unknown {
+  if (name === 'id' && text === '0x') return '';
+  if (name === 'public-exponent' && /^0x[0-9a-fA-F]{1,13}$/.test(text)) return Number.parseInt(text.slice(2), 16);
+  if (name === 'ec-point') {
+    if (!/^0x04([0-9a-fA-F]{2})+$/.test(text)) bad(`${flag}: attr.ec-point is the point as key list prints it (0x04…), got ${JSON.stringify(text)}`);
+    return octetString(text);
+  }
+  return parseValue(text);
+}
+
 /** A CloudHSM filter: `key-reference=0x…` and `attr.<name>=<value>` terms. */
 export function parseFilter(words: string[] | undefined, flag = '--filter'): { handle?: number; attributes?: AttributeFilter } {
   const attributes: Record<string, unknown> = {};
@@ -107,7 +168,7 @@ export function parseFilter(words: string[] | undefined, flag = '--filter'): { h
     if (name === 'key-reference') {
       handle = keyReference(value, flag);
     } else if (name.startsWith('attr.') && name.length > 5) {
-      attributes[name.slice(5)] = parseValue(value);
+      attributes[name.slice(5)] = memberValue(name.slice(5), value, flag);
     } else {
       bad(`${flag}: unknown filter term ${JSON.stringify(name)}; use key-reference=0x… or attr.NAME=VALUE`);
     }
@@ -119,18 +180,32 @@ export function parseFilter(words: string[] | undefined, flag = '--filter'): { h
 export async function oneKey(session: HsmSession, words: string[] | undefined, flag: string): Promise<KeyInfo> {
   if (!words?.length) bad(`${flag}: required, e.g. ${flag} attr.label=my-key or key-reference=0x…`);
   const filter = parseFilter(words, flag);
-  const { keys } = await session.send({ op: 'findKeys', filter, maxItems: 2 });
-  if (keys.length === 0) throw new HsmError('KEY_NOT_FOUND', `${flag}: no key matches ${words!.join(' ')}`);
-  if (keys.length > 1) bad(`${flag}: more than one key matches ${words!.join(' ')}; narrow the filter (e.g. key-reference=0x…)`);
-  return keys[0]!;
+  const { keys, nextToken } = await session.send({ op: 'findKeys', filter, maxItems: 2 });
+  if (keys.length === 1) return keys[0]!;
+  // CloudHSM CLI's words, which scripts match: "Key selection criteria matched N keys. Refine …".
+  const matched = keys.length < 2 ? 0 : nextToken === null ? 2 : (await allMatches(session, filter)).length;
+  throw new HsmError(matched === 0 ? 'KEY_NOT_FOUND' : 'BAD_REQUEST', `Key selection criteria matched ${matched} keys. Refine selection criteria to select a single key. (${flag} ${words!.join(' ')})`);
+}
+
+/** Every key a filter matches, page after page. */
+export async function allMatches(session: HsmSession, filter: ReturnType<typeof parseFilter>): Promise<KeyInfo[]> {
+  const first = await session.listKeys({ filter, maxItems: 10_000 });
+  const matches = [...first.keys];
+  for (let next = first.nextToken; next !== null; ) {
+    const rest = await session.listKeys({ filter, maxItems: 10_000, startingToken: next });
+    matches.push(...rest.keys);
+    next = rest.nextToken;
+  }
+  return matches;
 }
 
 export const ROLE_NAMES: Record<string, string> = { appliance: 'internal(APPLIANCE_USER)' };
 
 /** A key as `key list --verbose` shows it. */
 export function describeKey(k: KeyInfo & { clusterCoverage?: string }, verbose: boolean): Data {
-  const { 'manage-key-quorum-value': manage, 'use-key-quorum-value': use, ...attributes } = k.attributes;
+  const { 'manage-key-quorum-value': manage, 'use-key-quorum-value': use, ...rest } = k.attributes;
   if (!verbose) return { 'key-reference': k.keyReference, attributes: { label: k.attributes.label } };
+  const attributes = cliAttributes(rest);
   const coverage = k.clusterCoverage ?? 'full';
   return {
     'key-reference': k.keyReference,
@@ -148,6 +223,9 @@ export async function keyData(session: HsmSession, handle: number): Promise<Data
   const { keys } = await session.listKeys({ filter: { handle } });
   return describeKey(keys[0] ?? (await session.send({ op: 'getAttributes', handle })), true);
 }
+
+/** A success answer as CloudHSM CLI gives it: `"data": {"message": "…"}`. */
+export const message = (text: string, more: Record<string, unknown> = {}) => ({ ...more, message: text });
 
 export function write(path: string, text: string): void {
   writeFileSync(path, text, { mode: 0o600 });
@@ -208,11 +286,12 @@ export const WRAP_MECHANISMS = ['aes-gcm', 'aes-no-pad', 'aes-pkcs5-pad', 'aes-z
 export const MGF1_CHOICES = HASHES.map((h) => `mgf1-${h}`);
 export type WrapName = (typeof WRAP_MECHANISMS)[number];
 
-export function mechanismOptions(mech: WrapName, cmd: Command, _side: 'wrap' | 'unwrap'): void {
+export function mechanismOptions(mech: WrapName, cmd: Command, side: 'wrap' | 'unwrap'): void {
   if (mech === 'aes-gcm' || mech === 'cloudhsm-aes-gcm') {
     cmd.addOption(new Option('--tag-length-bits <n>', 'the GCM tag').choices(['32', '64', '96', '104', '112', '120', '128']).makeOptionMandatory());
-    cmd.option('--aad <base64>', 'additional authenticated data');
+    cmd.option('--aad <hex>', 'additional authenticated data, in hex (0x10)');
   }
+  if (mech === 'aes-gcm' && side === 'unwrap') cmd.requiredOption('--iv <hex>', 'the IV key wrap aes-gcm printed (0x and 24 hex digits)');
   if (mech === 'rsa-oaep' || mech === 'rsa-aes') {
     cmd.addOption(new Option('--hash-function <hash>', 'OAEP hash').choices(HASHES).makeOptionMandatory());
     cmd.addOption(new Option('--mgf <mgf>', 'MGF1 with the same hash').choices(MGF1_CHOICES).makeOptionMandatory());
@@ -227,7 +306,7 @@ export function checkMgf(o: Record<string, unknown>): HashName {
 }
 
 export function wrapMechanism(mech: WrapName, o: Record<string, unknown>): WrapMechanism {
-  const aad = typeof o.aad === 'string' ? { aad: unb64(o.aad, '--aad') } : {};
+  const aad = typeof o.aad === 'string' ? { aad: unhex(o.aad, '--aad') } : {};
   switch (mech) {
     case 'aes-gcm':
       return { name: 'aes-gcm', tagLengthBits: Number(o.tagLengthBits), ...aad };

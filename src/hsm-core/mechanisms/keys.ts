@@ -86,6 +86,17 @@ function ecPointOf(key: KeyObject, curve: EcCurve): Buffer {
   return spki.subarray(spki.length - (1 + 2 * curveFieldBytes(curve)));
 }
 
+/** An OKP key's SubjectPublicKeyInfo is a 12-byte header and the raw public key. */
+const OKP_SPKI_PREFIX_BYTES = 12;
+
+/** The length of a private key's PKCS #8 encoding (the bytes are wiped at once). */
+function pkcs8Length(key: KeyObject): number {
+  const der = key.export({ format: 'der', type: 'pkcs8' });
+  const length = der.length;
+  der.fill(0);
+  return length;
+}
+
 /** DER OCTET STRING around `content` (CloudHSM reports ec-point this way). */
 function derOctetString(content: Uint8Array): Buffer {
   const len = content.length;
@@ -115,22 +126,31 @@ function computeFacts(cls: KeyClass, type: KeyType, key: KeyObject): MaterialFac
     case 'rsa': {
       const details = key.asymmetricKeyDetails!;
       const jwk = (key.type === 'private' ? createPublicKey(key) : key).export({ format: 'jwk' });
+      const modulus = Buffer.from(jwk.n!, 'base64url');
       return {
         'check-value': kcv,
-        modulus: hexOf(Buffer.from(jwk.n!, 'base64url')),
+        // CloudHSM's sizes: twice the modulus for a public key (512 for RSA-2048), the PKCS #8
+        // encoding for a private one (about 1217).
+        'key-length-bytes': key.type === 'private' ? pkcs8Length(key) : 2 * modulus.length,
+        modulus: hexOf(modulus),
         'modulus-size-bits': details.modulusLength!,
         'public-exponent': Number(details.publicExponent!),
       };
     }
     case 'ec': {
       const curve = curveOf(key);
-      return { 'check-value': kcv, curve, 'ec-point': hexOf(derOctetString(ecPointOf(key, curve))) };
+      const point = ecPointOf(key, curve);
+      // CloudHSM's sizes: the point for a public key (57 on secp224r1), PKCS #8 for a private one (122).
+      return { 'check-value': kcv, 'key-length-bytes': key.type === 'private' ? pkcs8Length(key) : point.length, curve, 'ec-point': hexOf(derOctetString(point)) };
     }
     case 'ed25519':
     case 'x25519':
     case 'ed448':
-    case 'x448':
-      return { 'check-value': kcv, curve: type };
+    case 'x448': {
+      const raw = spkiOf(key);
+      const publicBytes = raw.length - OKP_SPKI_PREFIX_BYTES;
+      return { 'check-value': kcv, 'key-length-bytes': key.type === 'private' ? pkcs8Length(key) : publicBytes, curve: type };
+    }
     default:
       throw new HsmError('INTERNAL_ERROR', `no facts for ${type} ${cls}`);
   }

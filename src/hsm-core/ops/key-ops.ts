@@ -63,9 +63,10 @@ export const generateKey: Handler<'generateKey'> = (m, caller, req) => {
     throw new HsmError('KEY_SIZE_INVALID', 'lengthBytes: a generated generic secret has at least 1 byte');
   }
   checkCreationTemplate('secret-key', req.keyType, template);
+  const shared = sharesAtCreation(m, me, 'secret-key', template, req.shareWith);
   checkKeyQuota(m, 1, 0);
   const material = generateSecret(req.keyType, req.lengthBytes);
-  const key = addKey(m, me, material, attributesForNewKey('secret-key', req.keyType, template, { kind: 'generated' }, material.facts));
+  const key = addKey(m, me, material, attributesForNewKey('secret-key', req.keyType, template, { kind: 'generated' }, material.facts), shared);
   return { handle: key.handle };
 };
 
@@ -94,6 +95,7 @@ export const generateKeyPair: Handler<'generateKeyPair'> = async (m, caller, req
   const privateTemplate = req.privateAttributes ?? {};
   checkCreationTemplate('public-key', type, publicTemplate);
   checkCreationTemplate('private-key', type, privateTemplate);
+  const shared = sharesAtCreation(m, me, 'private-key', privateTemplate, req.shareWith);
   checkKeyQuota(m, 2, 2);
   const pair = await generatePair({
     type,
@@ -103,7 +105,7 @@ export const generateKeyPair: Handler<'generateKeyPair'> = async (m, caller, req
   checkKeyQuota(m, 2, 2);
   const publicAttrs = attributesForNewKey('public-key', type, publicTemplate, { kind: 'generated' }, pair.publicKey.facts);
   const privateAttrs = attributesForNewKey('private-key', type, privateTemplate, { kind: 'generated' }, pair.privateKey.facts);
-  const privateKey = addKey(m, me, pair.privateKey, privateAttrs);
+  const privateKey = addKey(m, me, pair.privateKey, privateAttrs, shared);
   const publicKey = addKey(m, me, pair.publicKey, publicAttrs);
   return { publicHandle: publicKey.handle, privateHandle: privateKey.handle };
 };
@@ -112,10 +114,11 @@ export const importKey: Handler<'importKey'> = (m, caller, req) => {
   const me = signedIn(caller);
   const template = req.attributes ?? {};
   checkCreationTemplate(req.keyClass, req.keyType, template);
+  const shared = sharesAtCreation(m, me, req.keyClass, template, req.shareWith);
   const material = parseKey(req.keyClass, req.keyType, req.format, req.keyData, req.curve);
   checkKeyAllowed(m.profile, req.keyType, material.facts);
   checkKeyQuota(m, 1, req.keyClass === 'secret-key' ? 0 : 1);
-  const key = addKey(m, me, material, attributesForNewKey(req.keyClass, req.keyType, template, { kind: 'imported' }, material.facts));
+  const key = addKey(m, me, material, attributesForNewKey(req.keyClass, req.keyType, template, { kind: 'imported' }, material.facts), shared);
   return { handle: key.handle, key: keyInfo(key) };
 };
 
@@ -242,6 +245,26 @@ function shareTarget(m: MemberState, key: KeyRecord, name: string): string {
   if (user.role !== 'crypto-user') throw new HsmError('KEY_NOT_SHAREABLE', `${username} is ${withArticle(user.role)}; keys are shared with crypto users only`);
   if (username === key.owner) throw new HsmError('KEY_NOT_SHAREABLE', `${username} owns key ${keyRef(key.handle)} already`);
   return username;
+}
+
+/**
+ * The crypto users a new key is shared with as it is made (`shareWith`), every one checked before
+ * anything is made: a secret or private token key, existing crypto users other than the owner.
+ */
+function sharesAtCreation(m: MemberState, me: SessionRecord, cls: KeyClass, template: { token?: boolean }, names: readonly string[] | undefined): Set<string> {
+  const shared = new Set<string>();
+  if (!names?.length) return shared;
+  if (cls === 'public-key') throw new HsmError('KEY_NOT_SHAREABLE', 'shareWith: a public key is not shared; every crypto user can already use it');
+  if (template.token !== true) throw new HsmError('KEY_NOT_SHAREABLE', 'shareWith: a session key is not shared; make a token key (token=true) to share it');
+  for (const name of names) {
+    const username = normaliseUsername(name);
+    const user = m.users.get(username);
+    if (!user) throw new HsmError('USER_NOT_FOUND', `shareWith: no user named ${username} on this member`);
+    if (user.role !== 'crypto-user') throw new HsmError('KEY_NOT_SHAREABLE', `shareWith: ${username} is ${withArticle(user.role)}; keys are shared with crypto users only`);
+    if (username === me.username) throw new HsmError('KEY_NOT_SHAREABLE', `shareWith: ${username} is the key's owner`);
+    shared.add(username);
+  }
+  return shared;
 }
 
 function shareableKey(m: MemberState, caller: SessionRecord, handle: number, action: string): KeyRecord {
@@ -404,6 +427,7 @@ export const unwrapKey: Handler<'unwrapKey'> = (m, caller, req) => {
   checkMechanismKey(entry.keyType, unwrapping, req.mechanism.name);
   const template = uniteUnwrapTemplate(req.attributes ?? {}, unwrapping.attrs['unwrap-template'], req.keyClass, req.keyType);
   checkCreationTemplate(req.keyClass, req.keyType, template);
+  const shared = sharesAtCreation(m, me, req.keyClass, template, req.shareWith);
   const approve = keyApproval(m, me, unwrapping, 'manage', req.approval);
   let material: Material;
   try {
@@ -429,7 +453,7 @@ export const unwrapKey: Handler<'unwrapKey'> = (m, caller, req) => {
   }
   checkKeyAllowed(m.profile, req.keyType, material.facts);
   checkKeyQuota(m, 1, req.keyClass === 'secret-key' ? 0 : 1);
-  const key = addKey(m, me, material, attributesForNewKey(req.keyClass, req.keyType, template, { kind: 'unwrapped' }, material.facts));
+  const key = addKey(m, me, material, attributesForNewKey(req.keyClass, req.keyType, template, { kind: 'unwrapped' }, material.facts), shared);
   approve();
   return { handle: key.handle, key: keyInfo(key) };
 };

@@ -114,7 +114,7 @@ export const generateQuorumToken: Handler<'generateQuorumToken'> = (m, caller, r
     if (!key || (key.owner !== me.username && !key.shared.has(me.username))) throw new HsmError('KEY_NOT_FOUND', `no key ${keyRef(req.handle)} that ${me.username} owns or shares`);
   } else {
     if (req.handle !== undefined) throw new HsmError('BAD_REQUEST', `handle: only key-management and key-usage tokens name a key`);
-    if ((req.service === 'user' || req.service === 'quorum') && me.role !== 'admin') {
+    if ((req.service === 'user' || req.service === 'quorum' || req.service === 'cluster') && me.role !== 'admin') {
       throw new HsmError('PERMISSION_DENIED', `a ${req.service} token is for admins`);
     }
     if (req.service === 'quorum' && m.quorum.values.quorum <= 1) {
@@ -130,7 +130,7 @@ export const listQuorumTokens: Handler<'listQuorumTokens'> = (m) => ({
     username: t.username,
     service: t.service,
     handle: t.handle,
-    approvalsRequired: t.service === 'user' || t.service === 'quorum' ? m.quorum.values[t.service] : t.handle === null ? 1 : requiredForKey(m, t.service, t.handle),
+    approvalsRequired: t.service === 'user' || t.service === 'quorum' || t.service === 'cluster' ? m.quorum.values[t.service] : t.handle === null ? 1 : requiredForKey(m, t.service, t.handle),
     approvals: 0,
     secondsLeft: t.secondsLeft,
   })),
