@@ -124,18 +124,27 @@ const rsaAes = z.strictObject({
 export const wrapMechanismSchema = z.discriminatedUnion('name', [...ciphers, aesNoPad, aesPkcs5Pad, aesZeroPad, rsaAes]);
 export type WrapMechanism = z.infer<typeof wrapMechanismSchema>;
 
+/**
+ * The data is the digest of `hash` the caller computed (exactly its length), not the message:
+ * CloudHSM CLI's `--data-type digest`, PKCS #11's single-part CKM_ECDSA / CKM_RSA_PKCS(_PSS).
+ */
+const prehashed = z.boolean().optional();
+
 export const signMechanismSchema = z.discriminatedUnion('name', [
   z.strictObject({ name: z.literal('hmac'), hash }),
   z.strictObject({ name: z.literal('cmac') }),
-  z.strictObject({ name: z.literal('rsa-pkcs'), hash }),
-  z.strictObject({ name: z.literal('rsa-pkcs-pss'), hash, saltLength: z.int().min(0).max(1024) }),
+  z.strictObject({ name: z.literal('rsa-pkcs'), hash, prehashed }),
+  z.strictObject({ name: z.literal('rsa-pkcs-pss'), hash, saltLength: z.int().min(0).max(1024), prehashed }),
   z.strictObject({
     name: z.literal('ecdsa'),
     hash,
     /** `p1363` (r‖s, as WebCrypto and PKCS#11 use; the default) or `der` (as X.509 and OpenSSL use). */
     signatureFormat: z.enum(['p1363', 'der']).optional(),
+    prehashed,
   }),
   z.strictObject({ name: z.literal('ed25519') }),
+  /** Ed25519ph (RFC 8032 HashEdDSA: SHA-512 of the message, empty context). */
+  z.strictObject({ name: z.literal('ed25519ph'), prehashed }),
   /** Ed448 (RFC 8032, pure, empty context). */
   z.strictObject({ name: z.literal('ed448') }),
 ]);

@@ -5,83 +5,14 @@
  * with approvals signed by the openssl command, MFA login, audit; then interactive mode on a
  * pseudo-terminal (tmux): prompt, completion, history, errors.
  */
-import { execFile, execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { expect } from 'chai';
 import { startLocalCluster, type LocalCluster } from '../../src/index.js';
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const exec = promisify(execFile);
-
-interface Answer {
-  error_code: number;
-  data: any; // eslint-disable-line @typescript-eslint/no-explicit-any
-}
-
-/** The JSON answer in a command's output. */
-function answerIn(text: string): Answer {
-  const start = text.indexOf('{');
-  const end = text.lastIndexOf('}');
-  if (start < 0 || end < start) throw new Error(`no JSON answer in: ${text}`);
-  return JSON.parse(text.slice(start, end + 1)) as Answer;
-}
-
-/** Interactive mode on pipes: one line in, the answer out when the prompt comes back. */
-class Repl {
-  readonly proc: ChildProcessWithoutNullStreams;
-  out = '';
-
-  constructor(env: NodeJS.ProcessEnv) {
-    this.proc = spawn(process.execPath, [BIN], { env, cwd: ROOT });
-    this.proc.stdout.on('data', (d: Buffer) => (this.out += d.toString()));
-    this.proc.stderr.on('data', (d: Buffer) => (this.out += d.toString()));
-  }
-
-  async until(what: string, from: number, timeoutMs = 30_000): Promise<number> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const at = this.out.indexOf(what, from);
-      if (at >= 0) return at;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${JSON.stringify(what)}; output so far:\n${this.out.slice(from)}`);
-      await new Promise((r) => setTimeout(r, 15));
-    }
-  }
-
-  async ready(): Promise<void> {
-    await this.until('strongroom > ', 0);
-  }
-
-  /** Sends a line; answers prompts with `onPrompt`; resolves with the command's answer. */
-  async run(line: string, onPrompt?: (prompt: string) => Promise<string>): Promise<Answer> {
-    const start = this.out.length;
-    this.proc.stdin.write(`${line}\n`);
-    if (onPrompt) {
-      const at = await this.until('Enter ', start);
-      const end = await this.until(':', at);
-      this.proc.stdin.write(`${await onPrompt(this.out.slice(at, end + 1))}\n`);
-      if (line.includes('change-mfa')) {
-        const at2 = await this.until('Enter public key', end);
-        const end2 = await this.until(':', at2);
-        this.proc.stdin.write(`${await onPrompt(this.out.slice(at2, end2 + 1))}\n`);
-      }
-    }
-    const prompt = await this.until('strongroom > ', start);
-    const text = this.out.slice(start, prompt);
-    // An argument error is commander's line of text, as CloudHSM CLI's are clap's.
-    return text.includes('{') ? answerIn(text) : { error_code: -1, data: text };
-  }
-
-  async close(): Promise<void> {
-    this.proc.stdin.end('quit\n');
-    await new Promise((r) => this.proc.once('exit', r));
-  }
-}
+import { BIN, Repl, runCli } from '../helpers/cloudhsm-cli.js';
 
 describe('cli: CloudHSM CLI commands (strongroom …)', function () {
   this.timeout(180_000);
@@ -91,15 +22,7 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
   const keys: Record<string, string> = {};
 
   /** One single-command run: the answer, the exit code and stderr. */
-  async function cli(args: string[], extraEnv: Record<string, string> = {}): Promise<Answer & { code: number }> {
-    try {
-      const { stdout } = await exec(process.execPath, [BIN, ...args], { env: { ...env, ...extraEnv }, cwd: ROOT });
-      return { ...answerIn(stdout), code: 0 };
-    } catch (e) {
-      const err = e as { code: number; stdout: string; stderr: string };
-      return { ...(err.stdout.includes('{') ? answerIn(err.stdout) : { error_code: -1, data: err.stderr }), code: err.code };
-    }
-  }
+  const cli = (args: string[], extraEnv: Record<string, string> = {}) => runCli({ ...env, ...extraEnv }, args);
   const as = (user: string, role: 'admin' | 'crypto-user') => ({ CLOUDHSM_ROLE: role, CLOUDHSM_PIN: `${user}:${user}-password` });
 
   /** The docs' recipe: base64 -d the token, openssl pkeyutl -sign -pkeyopt digest:sha256, base64. */

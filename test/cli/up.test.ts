@@ -3,7 +3,7 @@
  * a data folder, the quick-start sample, connection details, serving until Ctrl-C.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -94,6 +94,18 @@ describe('cli: strongroom up', function () {
       expect(answers.every((a) => a === '"error_code": 0')).to.equal(true);
       expect(cli.stdout).to.include('Signature verified successfully');
       expect(cli.stdout).to.include('"label": "cli-demo"');
+
+      // A runbook written for AWS's cloudhsm-cli (bash, jq, openssl), unchanged, with the package's
+      // cloudhsm-cli command first on the PATH: paging, printed key references, ECDSA r‖s checked
+      // by openssl, AES-GCM with the printed IV, a reference PEM.
+      const bin = join(dir, 'bin');
+      mkdirSync(bin);
+      writeFileSync(join(bin, 'cloudhsm-cli'), `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} "$@"\n`, { mode: 0o755 });
+      const runbook = await run('bash', [join(ROOT, 'samples', 'cloudhsm-cli-runbook.sh')], {
+        cwd: dir,
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH!}`, STRONGROOM_CLUSTER: join(dir, 'cluster.json'), CLOUDHSM_ROLE: 'crypto-user', CLOUDHSM_PIN: 'app:strongroom-app' },
+      });
+      expect(runbook.stdout).to.match(/^runbook: ok \(\d+ keys listed, signature verified by openssl, AES-GCM round trip, reference PEM\)\n$/);
 
       child.kill('SIGINT');
       expect(await exited).to.equal(0);

@@ -2,6 +2,7 @@
  * The cryptographic operations' own checks (crypto-ops.ts): a mechanism takes only its key type,
  * random bytes stop at the profile's limit, and derived bits come in the length asked for.
  */
+import { createHash, createPublicKey, verify } from 'node:crypto';
 import { expect } from 'chai';
 import { activatedMember, bytes } from '../helpers/member.js';
 
@@ -22,6 +23,42 @@ describe('hsm-core: cryptographic operations', () => {
     for (const [request, message] of cases) {
       expect((await f.m.fail({ ...request, session: f.alice }, 'KEY_TYPE_INCONSISTENT')).message, String(request.op)).to.equal(message);
     }
+  });
+
+  it('signing a digest the caller computed (prehashed) makes what signing the message makes, on every curve; the digest must be the hash\'s length', async () => {
+    const f = await activatedMember();
+    const message = Buffer.from('pay 100 to bob');
+    for (const curve of ['secp224r1', 'secp256r1', 'secp384r1', 'secp521r1', 'secp256k1'] as const) {
+      const pair = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve, privateAttributes: { sign: true }, publicAttributes: { verify: true } });
+      const digest = createHash('sha384').update(message).digest();
+      const signed = await f.m.ok({ op: 'sign', session: f.alice, handle: pair.privateHandle, mechanism: { name: 'ecdsa', hash: 'sha384', prehashed: true }, data: digest });
+      // node:crypto's verification of the message accepts the signature of its digest, and the other way round.
+      const spki = (await f.m.ok({ op: 'exportKey', session: f.alice, handle: pair.publicHandle, format: 'spki' })).keyData as Uint8Array;
+      const publicKey = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+      expect(verify('sha384', message, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signed.signature), curve).to.equal(true);
+      const ofMessage = await f.m.ok({ op: 'sign', session: f.alice, handle: pair.privateHandle, mechanism: { name: 'ecdsa', hash: 'sha384' }, data: message });
+      expect((await f.m.ok({ op: 'verify', session: f.alice, handle: pair.publicHandle, mechanism: { name: 'ecdsa', hash: 'sha384', prehashed: true }, data: digest, signature: ofMessage.signature })).valid, curve).to.equal(true);
+    }
+    const ec = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1', privateAttributes: { sign: true } });
+    const e = await f.m.fail({ op: 'sign', session: f.alice, handle: ec.privateHandle, mechanism: { name: 'ecdsa', hash: 'sha256', prehashed: true }, data: message }, 'DATA_INVALID');
+    expect(e.message).to.equal('data: a sha256 digest is 32 bytes, not 14 (give the digest, not the data, with prehashed)');
+  });
+
+  it('Ed25519ph (RFC 8032 §7.3 "abc"): of the message or of its SHA-512, the same signature; Ed25519 verification refuses it', async () => {
+    const f = await activatedMember();
+    const seed = bytes('833fe62409237b9d62ec77587520911e9a759cec1d19755b7da901b96dca3d42');
+    const x = bytes('ec172b93ad5e563bf4932c70e1245034c35467ef2efd4d64ebf819683467e2bf');
+    const jwk = { kty: 'OKP', crv: 'Ed25519', d: Buffer.from(seed).toString('base64url'), x: Buffer.from(x).toString('base64url') };
+    const { handle } = await f.m.ok({ op: 'importKey', session: f.alice, keyClass: 'private-key', keyType: 'ed25519', format: 'jwk', keyData: jwk, attributes: { sign: true } });
+    const pub = await f.m.ok({ op: 'importKey', session: f.alice, keyClass: 'public-key', keyType: 'ed25519', format: 'raw', keyData: x, attributes: { verify: true } });
+    const expected = '98a70222f0b8121aa9d30f813d683f809e462b469c7ff87639499bb94e6dae4131f85042463c2a355a2003d062adf5aaa10b8c61e636062aaad11c2a26083406';
+    const abc = Buffer.from('abc');
+    const signed = await f.m.ok({ op: 'sign', session: f.alice, handle, mechanism: { name: 'ed25519ph' }, data: abc });
+    expect(Buffer.from(signed.signature).toString('hex')).to.equal(expected);
+    const digest = createHash('sha512').update(abc).digest();
+    expect(Buffer.from((await f.m.ok({ op: 'sign', session: f.alice, handle, mechanism: { name: 'ed25519ph', prehashed: true }, data: digest })).signature).toString('hex')).to.equal(expected);
+    expect((await f.m.ok({ op: 'verify', session: f.alice, handle: pub.handle, mechanism: { name: 'ed25519ph', prehashed: true }, data: digest, signature: signed.signature })).valid).to.equal(true);
+    expect((await f.m.ok({ op: 'verify', session: f.alice, handle: pub.handle, mechanism: { name: 'ed25519' }, data: abc, signature: signed.signature })).valid).to.equal(false);
   });
 
   it('random bytes: up to the profile\'s limit per call, and a refusal that names it', async () => {

@@ -5,6 +5,7 @@
  * produce a different output, `acceptable` may go either way; no vector may make the member fail
  * unexpectedly (INTERNAL_ERROR). Vectors that the HSM cannot express are skipped by name below.
  */
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -281,6 +282,43 @@ describe('hsm-core: Wycheproof vectors', function () {
           if (skipReason(group, test)) continue;
           ran += 1;
           const outcome = await run(group, test);
+          if (test.result === 'valid' && outcome !== 'pass') failures.push(`tcId ${test.tcId} (valid): ${outcome}`);
+          if (test.result === 'invalid' && outcome === 'pass') failures.push(`tcId ${test.tcId} (invalid): accepted`);
+        }
+      }
+      expect(ran, 'no vector ran').to.be.greaterThan(0);
+      expect(failures, failures.slice(0, 10).join('; ')).to.deep.equal([]);
+    });
+  }
+});
+
+/**
+ * The signature vectors again with the digest in place of the message (`prehashed`: CloudHSM CLI's
+ * `--data-type digest`, PKCS #11's CKM_ECDSA and CKM_RSA_PKCS over a DigestInfo), so signing a
+ * digest the caller computed accepts and refuses exactly what signing the message does.
+ */
+describe('hsm-core: Wycheproof signature vectors as digests (prehashed)', function () {
+  this.timeout(120_000);
+  const PREHASHED: Record<string, (g: Group) => { keyType: 'ec' | 'rsa'; mechanism: Record<string, unknown> }> = {
+    'ecdsa_p1363_verify_schema_v1.json': (g) => ({ keyType: 'ec', mechanism: { name: 'ecdsa', hash: HASH[g.sha!]!, prehashed: true } }),
+    'rsassa_pkcs1_verify_schema_v1.json': (g) => ({ keyType: 'rsa', mechanism: { name: 'rsa-pkcs', hash: HASH[g.sha!]!, prehashed: true } }),
+    'rsassa_pss_verify_schema_v1.json': (g) => ({ keyType: 'rsa', mechanism: { name: 'rsa-pkcs-pss', hash: HASH[g.sha!]!, saltLength: g.sLen!, prehashed: true } }),
+  };
+  // One file per kind keeps the run short; the message form above runs them all.
+  const files = ['ecdsa_secp256r1_sha256_p1363_test.json', 'ecdsa_secp521r1_sha512_p1363_test.json', 'rsa_signature_2048_sha256_test.json', 'rsa_pss_2048_sha256_mgf1_32_test.json', 'rsa_pss_misc_test.json'];
+  for (const name of files) {
+    it(name, async () => {
+      const file = JSON.parse(readFileSync(join(DIR, name), 'utf8')) as { schema: string; testGroups: Group[] };
+      const shape = PREHASHED[file.schema]!;
+      const failures: string[] = [];
+      let ran = 0;
+      for (const group of file.testGroups) {
+        for (const test of group.tests) {
+          if (skipReason(group, test)) continue;
+          ran += 1;
+          const { keyType, mechanism } = shape(group);
+          const digest = createHash(mechanism.hash as HashName).update(bytes(test.msg as string)).digest();
+          const outcome = await verifyWith(group, keyType, mechanism, { ...test, msg: hex(digest) });
           if (test.result === 'valid' && outcome !== 'pass') failures.push(`tcId ${test.tcId} (valid): ${outcome}`);
           if (test.result === 'invalid' && outcome === 'pass') failures.push(`tcId ${test.tcId} (invalid): accepted`);
         }

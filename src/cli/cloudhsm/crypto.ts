@@ -13,14 +13,18 @@ export function addCryptoCommands(root: Command, kit: Kit): void {
   const crypto = root.command('crypto').description('sign and verify (crypto users)');
   const signCmd = crypto.command('sign').description('sign data with a private key');
   const verifyCmd = crypto.command('verify').description('verify a signature with a public key');
-  for (const mech of ['ecdsa', 'ed25519', 'rsa-pkcs', 'rsa-pkcs-pss'] as const) {
+  for (const mech of ['ecdsa', 'ed25519', 'ed25519ph', 'rsa-pkcs', 'rsa-pkcs-pss'] as const) {
     const common = (cmd: Command) => {
       leaf(cmd)
         .requiredOption('--key-filter <terms...>', 'the key')
         .option('--data-path <file>', 'the data, binary')
-        .option('--data <base64>', 'the data, base64')
-        .addOption(new Option('--data-type <type>', 'raw data (hashed by the HSM)').choices(['raw']).default('raw'));
-      if (mech !== 'ed25519') cmd.addOption(new Option('--hash-function <hash>', 'the hash').choices(HASHES).makeOptionMandatory());
+        .option('--data <base64>', 'the data, base64');
+      if (mech !== 'ed25519') {
+        // raw: the HSM hashes the data; digest: the data is the hash the caller computed.
+        const dataType = new Option('--data-type <type>', 'raw (the HSM hashes the data) or digest (the data is its hash)').choices(['raw', 'digest']);
+        cmd.addOption(mech === 'ed25519ph' ? dataType.makeOptionMandatory() : dataType.default('raw'));
+        cmd.addOption(new Option('--hash-function <hash>', 'the hash').choices(mech === 'ed25519ph' ? ['sha512'] : HASHES).makeOptionMandatory());
+      }
       if (mech === 'rsa-pkcs-pss') {
         cmd.addOption(new Option('--mgf <mgf>', 'the mask generation function (its hash must be the hash function)').choices(MGF1_CHOICES).makeOptionMandatory());
         cmd.requiredOption('--salt-length <n>', 'salt bytes');

@@ -5,6 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
+import { referencePem } from '../../cluster-client/reference-pem.js';
 import { EC_CURVES, type Results, type WrapMechanism } from '../../hsm-core/index.js';
 import { WRAP_MECHANISMS, allMatches, bad, message, unhex, describeKey, keyData, mechanismOptions, oneKey, optionKey, parseFilter, parseValue, readApproval, readBytes, readText, unb64, wrapMechanism, parseAttributes, type Flags, type Kit } from './shared.js';
 
@@ -105,6 +106,24 @@ export function addKeyCommands(root: Command, kit: Kit): void {
         attributes: { ...parseAttributes(o.attributes as string[], '--attributes'), label: o.label as string, token: true },
       });
       return message('Successfully imported key', { key: await keyData(s, r.handle) });
+    }));
+  leaf(key.command('generate-file').description('write a key file: a public key as PEM, or a reference PEM for a private key (no key material leaves the HSM)'))
+    .addOption(new Option('--encoding <encoding>', 'reference-pem: a PEM that references a private key; pem: a public key').choices(['reference-pem', 'pem']).makeOptionMandatory())
+    .requiredOption('--path <file>', 'where the key file is written')
+    .requiredOption('--filter <terms...>', 'the key')
+    .action(run(async (o, session) => {
+      const s = await session();
+      const k = await oneKey(s, o.filter as string[], '--filter');
+      let text: string;
+      if (o.encoding === 'reference-pem') {
+        text = referencePem(k);
+      } else {
+        if (k.attributes.class !== 'public-key') bad(`--encoding pem: key ${k.keyReference} is a ${k.attributes.class}; pem writes public keys (use --encoding reference-pem for a private key)`);
+        const { keyData } = await s.send({ op: 'exportKey', handle: k.handle, format: 'spki' });
+        text = `-----BEGIN PUBLIC KEY-----\n${Buffer.from(keyData as Uint8Array).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END PUBLIC KEY-----\n`;
+      }
+      writeFileSync(o.path as string, text, { mode: 0o600 });
+      return message('Successfully generated key file');
     }));
   leaf(key.command('list').description('keys you own or share, and all public keys'))
     .option('--filter <terms...>', 'key-reference=0x… or attr.NAME=VALUE')

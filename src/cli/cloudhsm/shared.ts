@@ -288,7 +288,8 @@ export type WrapName = (typeof WRAP_MECHANISMS)[number];
 
 export function mechanismOptions(mech: WrapName, cmd: Command, side: 'wrap' | 'unwrap'): void {
   if (mech === 'aes-gcm' || mech === 'cloudhsm-aes-gcm') {
-    cmd.addOption(new Option('--tag-length-bits <n>', 'the GCM tag').choices(['32', '64', '96', '104', '112', '120', '128']).makeOptionMandatory());
+    // 96 bits and more: the member refuses shorter tags (forged too easily), which AWS allows.
+    cmd.addOption(new Option('--tag-length-bits <n>', 'the GCM tag').choices(['96', '104', '112', '120', '128']).makeOptionMandatory());
     cmd.option('--aad <hex>', 'additional authenticated data, in hex (0x10)');
   }
   if (mech === 'aes-gcm' && side === 'unwrap') cmd.requiredOption('--iv <hex>', 'the IV key wrap aes-gcm printed (0x and 24 hex digits)');
@@ -321,21 +322,25 @@ export function wrapMechanism(mech: WrapName, o: Record<string, unknown>): WrapM
   }
 }
 
-export function signMechanism(mech: 'ecdsa' | 'ed25519' | 'rsa-pkcs' | 'rsa-pkcs-pss', o: Record<string, unknown>): SignMechanism {
+export function signMechanism(mech: 'ecdsa' | 'ed25519' | 'ed25519ph' | 'rsa-pkcs' | 'rsa-pkcs-pss', o: Record<string, unknown>): SignMechanism {
   const hash = o.hashFunction as HashName;
+  // --data-type digest: the data is the digest the caller computed (exactly the hash's length).
+  const prehashed = o.dataType === 'digest' ? { prehashed: true } : {};
   switch (mech) {
     case 'ecdsa':
       // r‖s (64 bytes on P-256), as AWS documents cloudhsm-cli's ECDSA signatures.
-      return { name: 'ecdsa', hash, signatureFormat: 'p1363' };
+      return { name: 'ecdsa', hash, signatureFormat: 'p1363', ...prehashed };
     case 'ed25519':
       return { name: 'ed25519' };
+    case 'ed25519ph':
+      return { name: 'ed25519ph', ...prehashed };
     case 'rsa-pkcs':
-      return { name: 'rsa-pkcs', hash };
+      return { name: 'rsa-pkcs', hash, ...prehashed };
     case 'rsa-pkcs-pss': {
       checkMgf(o);
       const salt = Number(o.saltLength);
       if (!Number.isInteger(salt) || salt < 0 || salt > 1024) bad(`--salt-length: 0 to 1024, got ${JSON.stringify(o.saltLength)}`);
-      return { name: 'rsa-pkcs-pss', hash, saltLength: salt };
+      return { name: 'rsa-pkcs-pss', hash, saltLength: salt, ...prehashed };
     }
   }
 }

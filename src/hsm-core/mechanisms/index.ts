@@ -16,6 +16,8 @@ import { agree, ecdsaSign, ecdsaVerify, eddsaSign, eddsaVerify } from './ec.js';
 import { HASH_BYTES, hmac } from './hash.js';
 import { hkdf, pbkdf2, sp800108Counter, x963 } from './kdf.js';
 import * as rsa from './rsa.js';
+import * as prehashed from './prehashed.js';
+import { curveOf as curveOfKey } from './keys.js';
 
 type MechanismOf<U extends { name: string }, N extends U['name']> = Extract<U, { name: N }>;
 
@@ -180,23 +182,33 @@ export const SIGNERS: SignTable = table<SignTable>({
   },
   'rsa-pkcs': {
     keyTypes: ['rsa'],
-    sign: (key, m, data) => rsa.pkcs1Sign(key, m.hash, data),
-    verify: (key, m, data, signature) => rsa.pkcs1Verify(key, m.hash, data, signature),
+    sign: (key, m, data) => (m.prehashed ? prehashed.pkcs1SignDigest(key, m.hash, data) : rsa.pkcs1Sign(key, m.hash, data)),
+    verify: (key, m, data, signature) => (m.prehashed ? prehashed.pkcs1VerifyDigest(key, m.hash, data, signature) : rsa.pkcs1Verify(key, m.hash, data, signature)),
   },
   'rsa-pkcs-pss': {
     keyTypes: ['rsa'],
-    sign: (key, m, data) => rsa.pssSign(key, m.hash, m.saltLength, data),
-    verify: (key, m, data, signature) => rsa.pssVerify(key, m.hash, m.saltLength, data, signature),
+    sign: (key, m, data) => (m.prehashed ? prehashed.pssSignDigest(key, m.hash, m.saltLength, data) : rsa.pssSign(key, m.hash, m.saltLength, data)),
+    verify: (key, m, data, signature) =>
+      m.prehashed ? prehashed.pssVerifyDigest(key, m.hash, m.saltLength, data, signature) : rsa.pssVerify(key, m.hash, m.saltLength, data, signature),
   },
   ecdsa: {
     keyTypes: ['ec'],
-    sign: (key, m, data) => ecdsaSign(key, m.hash, m.signatureFormat ?? 'p1363', data),
-    verify: (key, m, data, signature) => ecdsaVerify(key, m.hash, m.signatureFormat ?? 'p1363', data, signature),
+    sign: (key, m, data) =>
+      m.prehashed ? prehashed.ecdsaSignDigest(key, curveOfKey(key), m.hash, m.signatureFormat ?? 'p1363', data) : ecdsaSign(key, m.hash, m.signatureFormat ?? 'p1363', data),
+    verify: (key, m, data, signature) =>
+      m.prehashed
+        ? prehashed.ecdsaVerifyDigest(key, curveOfKey(key), m.hash, m.signatureFormat ?? 'p1363', data, signature)
+        : ecdsaVerify(key, m.hash, m.signatureFormat ?? 'p1363', data, signature),
   },
   ed25519: {
     keyTypes: ['ed25519'],
     sign: (key, _m, data) => eddsaSign(key, data),
     verify: (key, _m, data, signature) => eddsaVerify(key, data, signature),
+  },
+  ed25519ph: {
+    keyTypes: ['ed25519'],
+    sign: (key, m, data) => prehashed.ed25519phSign(key, data, m.prehashed === true),
+    verify: (key, m, data, signature) => prehashed.ed25519phVerify(key, data, m.prehashed === true, signature),
   },
   ed448: {
     keyTypes: ['ed448'],

@@ -81,7 +81,7 @@ function spkiOf(key: KeyObject): Buffer {
 }
 
 /** The uncompressed EC point (04‖x‖y) of an EC key: the tail of its SPKI. */
-function ecPointOf(key: KeyObject, curve: EcCurve): Buffer {
+export function ecPointOf(key: KeyObject, curve: EcCurve): Buffer {
   const spki = spkiOf(key);
   return spki.subarray(spki.length - (1 + 2 * curveFieldBytes(curve)));
 }
@@ -105,7 +105,7 @@ function derOctetString(content: Uint8Array): Buffer {
   return Buffer.concat([header, content]);
 }
 
-function curveOf(key: KeyObject): EcCurve {
+export function curveOf(key: KeyObject): EcCurve {
   const name = key.asymmetricKeyDetails?.namedCurve;
   const curve = name === undefined ? undefined : CURVE_BY_OPENSSL.get(name);
   if (!curve) throw keyDataError(`the EC key is on curve ${String(name)}, which the HSM does not support (supported: ${EC_CURVES.join(', ')})`);
