@@ -77,7 +77,8 @@ export function configure(path: string, entry: { id: string; cluster: string; ca
 
 export class CliContext {
   readonly #connections = new Map<string, Promise<RemoteCluster>>();
-  #session: HsmSession | null = null;
+  /** Logins by cluster: the default's under '' (key replicate and user replicate log in to two). */
+  readonly #sessions = new Map<string, HsmSession>();
   /** The cluster id given when interactive mode started (`--cluster-id`), the default for its commands. */
   defaultClusterId: string | undefined;
 
@@ -88,11 +89,25 @@ export class CliContext {
   ) {}
 
   get session(): HsmSession | null {
-    return this.#session;
+    return this.sessionFor(undefined);
   }
 
   set session(s: HsmSession | null) {
-    this.#session = s;
+    this.setSession(undefined, s);
+  }
+
+  #key(clusterId: string | undefined): string {
+    return clusterId ?? this.defaultClusterId ?? '';
+  }
+
+  /** The login to a cluster (interactive `login --cluster-id`), if any. */
+  sessionFor(clusterId: string | undefined): HsmSession | null {
+    return this.#sessions.get(this.#key(clusterId)) ?? null;
+  }
+
+  setSession(clusterId: string | undefined, s: HsmSession | null): void {
+    if (s) this.#sessions.set(this.#key(clusterId), s);
+    else this.#sessions.delete(this.#key(clusterId));
   }
 
   /** The cluster a command runs against. */
@@ -142,26 +157,30 @@ export class CliContext {
    * The session for a command that needs one. Interactive mode: the one `login` made. Single-command
    * mode: a login from CLOUDHSM_ROLE and CLOUDHSM_PIN, ended after the command.
    */
-  async requireSession(clusterId?: string): Promise<HsmSession> {
-    if (this.#session) return this.#session;
-    if (this.mode === 'interactive') throw new HsmError('NOT_LOGGED_IN', 'not logged in: run login --username NAME --role crypto-user|admin first');
-    const pin = this.env.CLOUDHSM_PIN;
-    const role = this.env.CLOUDHSM_ROLE;
+  async requireSession(clusterId?: string, prefix: '' | 'DESTINATION_' = ''): Promise<HsmSession> {
+    const existing = this.sessionFor(clusterId);
+    if (existing) return existing;
+    const cluster = clusterId === undefined ? '' : ` --cluster-id ${clusterId}`;
+    if (this.mode === 'interactive') throw new HsmError('NOT_LOGGED_IN', `not logged in: run login${cluster} --username NAME --role crypto-user|admin first`);
+    const pinVar = `${prefix}CLOUDHSM_PIN`;
+    const roleVar = `${prefix}CLOUDHSM_ROLE`;
+    const pin = this.env[pinVar];
+    const role = this.env[roleVar];
     if (!pin || !role) {
-      throw new HsmError('NOT_LOGGED_IN', 'this command needs a login: set CLOUDHSM_ROLE (admin or crypto-user) and CLOUDHSM_PIN (user:password), or run it in interactive mode after login');
+      throw new HsmError('NOT_LOGGED_IN', `this command needs a login: set ${roleVar} (admin or crypto-user) and ${pinVar} (user:password), or run it in interactive mode after login${cluster}`);
     }
-    if (role !== 'admin' && role !== 'crypto-user') throw new HsmError('BAD_REQUEST', `CLOUDHSM_ROLE: admin or crypto-user, got ${JSON.stringify(role)}`);
+    if (role !== 'admin' && role !== 'crypto-user') throw new HsmError('BAD_REQUEST', `${roleVar}: admin or crypto-user, got ${JSON.stringify(role)}`);
     const at = pin.indexOf(':');
-    if (at < 1) throw new HsmError('BAD_REQUEST', 'CLOUDHSM_PIN: username:password');
-    const cluster = await this.connection(clusterId);
-    this.#session = await cluster.login(pin.slice(0, at), pin.slice(at + 1), { role });
-    return this.#session;
+    if (at < 1) throw new HsmError('BAD_REQUEST', `${pinVar}: username:password`);
+    const session = await (await this.connection(clusterId)).login(pin.slice(0, at), pin.slice(at + 1), { role });
+    this.setSession(clusterId, session);
+    return session;
   }
 
   async close(): Promise<void> {
-    const session = this.#session;
-    this.#session = null;
-    if (session) await session.logout().catch(() => undefined);
+    const sessions = [...this.#sessions.values()];
+    this.#sessions.clear();
+    await Promise.all(sessions.map((session) => session.logout().catch(() => undefined)));
     const connections = [...this.#connections.values()];
     this.#connections.clear();
     await Promise.all(connections.map((c) => c.then((x) => x.close(), () => undefined)));

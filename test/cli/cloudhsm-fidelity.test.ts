@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -200,5 +200,60 @@ describe('cli: CloudHSM CLI fidelity (AWS reference pages)', function () {
     expect((await run(`crypto verify ed25519 --key-filter attr.label=ed25519-public --data YWJj --signature ${raw.data.signature as string}`)).data).to.equal('Signature verification failed');
     expect((await run('crypto sign ed25519ph --key-filter attr.label=ed25519-private --data-type raw --hash-function sha256 --data YWJj')).data).to.contain("option '--hash-function <hash>' argument 'sha256' is invalid. Allowed choices are sha512.");
     expect((await run('crypto sign ed25519ph --key-filter attr.label=ed25519-private --hash-function sha512 --data YWJj')).data).to.contain("required option '--data-type <type>' not specified");
+  });
+  it('key replicate and user replicate copy to a clone (same lineage), keep the key reference, and refuse a cluster of another lineage', async () => {
+    const users = ['cu1', 'cu2', 'cu3'].map((username) => ({ username, password: `${username}-password`, role: 'crypto-user' as const }));
+    const backup = await cluster.takeBackup();
+    // The same installation (its service and manufacturer keys), as a clone in one AWS region.
+    mkdirSync(join(dir, 'clone'));
+    for (const file of ['service.key', 'manufacturer.key']) copyFileSync(join(dir, 'cluster', file), join(dir, 'clone', file));
+    const clone = await startLocalCluster({ transport: 'tls', members: 1, passwordCost: 10, dataDir: join(dir, 'clone'), fromBackup: { dir: cluster.backupStore!.dir, backupId: backup.backupId } });
+    const other = await startLocalCluster({ transport: 'tls', members: 1, passwordCost: 10, dataDir: join(dir, 'other'), adminPassword: 'admin-password', users });
+    const two = new Repl(env);
+    try {
+      for (const [id, c, folder] of [['clone', clone, 'clone'], ['other', other, 'other']] as const) {
+        expect((await runCli(env, ['configure', '--cluster-id', id, '--cluster', c.tls!.addresses[0]!, '--ca', join(dir, folder, 'customerCA.crt')])).error_code).to.equal(0);
+      }
+      await two.ready();
+      for (const id of ['default', 'clone', 'other']) expect((await two.run(`login --cluster-id ${id} --username cu1 --role crypto-user --password cu1-password`)).error_code, id).to.equal(0);
+      const made = await two.run('key generate-symmetric aes --cluster-id default --label example-key --key-length-bytes 16 --share-crypto-users cu2');
+      const ref = made.data.key['key-reference'] as string;
+      const copied = await two.run('key replicate --filter attr.label=example-key --source-cluster-id default --destination-cluster-id clone');
+      expect(copied.data.message, JSON.stringify(copied.data)).to.equal('Successfully replicated key');
+      expect(copied.data.key).to.deep.include({ 'key-reference': ref });
+      expect(copied.data.key['key-info']['shared-users']).to.deep.equal([{ username: 'cu2', 'key-coverage': 'full' }]);
+      expect(copied.data.key.attributes['check-value']).to.equal(made.data.key.attributes['check-value']);
+      expect((await two.run(`key list --cluster-id clone --filter key-reference=${ref}`)).data.total_key_count).to.equal(1);
+      expect((await two.run('key replicate --filter attr.label=example-key --source-cluster-id default --destination-cluster-id other')).data).to.equal(
+        '--destination-cluster-id: other is not a clone of default (made from a backup of it, or both from one backup); keys and users replicate only between clones',
+      );
+      expect((await two.run('key list --cluster-id other --filter attr.label=example-key')).data.total_key_count).to.equal(0);
+
+      // Single-command mode: the destination's login comes from DESTINATION_CLOUDHSM_PIN and _ROLE.
+      await two.run('key generate-symmetric aes --cluster-id default --label example-key-2 --key-length-bytes 32');
+      const pins = { CLOUDHSM_ROLE: 'crypto-user', CLOUDHSM_PIN: 'cu1:cu1-password' };
+      expect((await runCli({ ...env, ...pins }, ['key', 'replicate', '--filter', 'attr.label=example-key-2', '--source-cluster-id', 'default', '--destination-cluster-id', 'clone'])).data).to.equal(
+        'this command needs a login: set DESTINATION_CLOUDHSM_ROLE (admin or crypto-user) and DESTINATION_CLOUDHSM_PIN (user:password), or run it in interactive mode after login --cluster-id clone',
+      );
+      const single = await runCli({ ...env, ...pins, DESTINATION_CLOUDHSM_ROLE: 'crypto-user', DESTINATION_CLOUDHSM_PIN: 'cu1:cu1-password' }, ['key', 'replicate', '--filter', 'attr.label=example-key-2', '--source-cluster-id', 'default', '--destination-cluster-id', 'clone']);
+      expect(single).to.deep.include({ error_code: 0, code: 0 });
+
+      // A user made after the backup, replicated by an admin.
+      for (const id of ['default', 'clone']) {
+        expect((await two.run(`logout --cluster-id ${id}`)).data).to.equal('Logout successful');
+        expect((await two.run(`login --cluster-id ${id} --username admin --role admin --password admin-password`)).data).to.deep.equal({ username: 'admin', role: 'admin' });
+      }
+      expect((await two.run('user create --cluster-id default --username example_admin --role admin --password example-password')).data).to.deep.equal({ username: 'example_admin', role: 'admin' });
+      const user = await two.run('user replicate --username example_admin --role admin --source-cluster-id default --destination-cluster-id clone');
+      expect(user).to.deep.equal({
+        error_code: 0,
+        data: { user: { username: 'example_admin', role: 'admin', locked: 'false', mfa: [], quorum: [], 'cluster-coverage': 'full' }, message: 'Successfully replicated user' },
+      });
+      expect((await two.run('user replicate --username example_admin --role crypto-user --source-cluster-id default --destination-cluster-id clone')).data).to.equal('--role: example_admin is admin on default, not crypto-user');
+    } finally {
+      await two.close();
+      await clone.close();
+      await other.close();
+    }
   });
 });

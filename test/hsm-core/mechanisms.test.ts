@@ -3,7 +3,7 @@
  * a separate code path from the member's node:crypto calls), published known-answer vectors
  * (RFC 4493, RFC 3394, RFC 5649), or a direct computation in the test where neither exists.
  */
-import { constants, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt, sign as nodeSign, verify as nodeVerify, webcrypto } from 'node:crypto';
+import { ECDH, constants, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, privateDecrypt, publicEncrypt, sign as nodeSign, verify as nodeVerify, webcrypto } from 'node:crypto';
 import { expect } from 'chai';
 import type { HashName } from '../../src/hsm-core/index.js';
 import { rsaPkcs8 } from '../helpers/keys.js';
@@ -542,6 +542,25 @@ describe('hsm-core: mechanisms', () => {
       expect(hex((await out(fromCompressed, 'raw')) as Uint8Array)).to.equal(hex(raw));
       const fromJwk = (await f.m.ok({ op: 'importKey', session: f.alice, keyClass: 'private-key', keyType: 'ec', format: 'jwk', keyData: jwk as never, attributes: { sign: true, sensitive: false } })).handle;
       expect(hex((await out(fromJwk, 'pkcs8')) as Uint8Array)).to.equal(hex(pkcs8));
+    });
+
+    it('EC public keys on every curve (secp224r1 too, which JWK does not name) import from SPKI, compressed or not, and export uncompressed', async () => {
+      const tlv = (tag: number, body: Buffer) =>
+        Buffer.concat([Buffer.from([tag]), Buffer.from(body.length < 0x80 ? [body.length] : body.length < 0x100 ? [0x81, body.length] : [0x82, body.length >> 8, body.length & 0xff]), body]);
+      for (const curve of ['secp224r1', 'secp256k1', 'secp521r1'] as const) {
+        const { publicKey } = generateKeyPairSync('ec', { namedCurve: curve });
+        const spki = publicKey.export({ format: 'der', type: 'spki' });
+        const algAt = spki[1]! & 0x80 ? 2 + (spki[1]! & 0x7f) : 2;
+        const algorithm = spki.subarray(algAt, algAt + 2 + spki[algAt + 1]!);
+        const uncompressed = spki.subarray(algAt + algorithm.length + 3 + (spki[algAt + algorithm.length + 1]! & 0x80 ? spki[algAt + algorithm.length + 1]! & 0x7f : 0));
+        const point = ECDH.convertKey(uncompressed, curve, undefined, undefined, 'compressed') as Buffer;
+        const compressedSpki = tlv(0x30, Buffer.concat([algorithm, tlv(0x03, Buffer.concat([Buffer.from([0]), point]))]));
+        for (const keyData of [spki, compressedSpki]) {
+          const { handle } = await f.m.ok({ op: 'importKey', session: f.alice, keyClass: 'public-key', keyType: 'ec', format: 'spki', keyData: new Uint8Array(keyData) });
+          const out = (await f.m.ok({ op: 'exportKey', session: f.alice, handle, format: 'spki' })).keyData as Uint8Array;
+          expect(hex(out), curve).to.equal(hex(spki));
+        }
+      }
     });
 
     it('refuses key data that is not the declared type, class or curve', async () => {

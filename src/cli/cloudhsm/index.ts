@@ -2,7 +2,8 @@
  * CloudHSM CLI's commands ([CloudHSM CLI reference](https://docs.aws.amazon.com/cloudhsm/latest/userguide/cloudhsm_cli-reference.html)),
  * the same in single-command and interactive mode, one file per family: `configure` and
  * `cluster activate | hsm-info` (cluster.ts), `login [mfa-token-sign]` and `logout` (login.ts),
- * `user …`, `quorum token-sign …`, `key …`, `crypto sign | verify`, `audit show | verify`.
+ * `user …`, `quorum token-sign …`, `key …`, `key replicate` and `user replicate` (replicate.ts),
+ * `crypto sign | verify`, `audit show | verify`.
  *
  * Every command prints CloudHSM's shape on stdout, `{"error_code":0,"data":…}`, or
  * `{"error_code":1,"data":"<what was wrong>"}` with a non-zero exit status in single-command mode.
@@ -19,6 +20,7 @@ import { addCryptoCommands } from './crypto.js';
 import { addKeyCommands } from './key.js';
 import { addLoginCommands } from './login.js';
 import { addQuorumCommands } from './quorum.js';
+import { addReplicateCommands } from './replicate.js';
 import { commandKit } from './shared.js';
 import { addUserCommands } from './user.js';
 
@@ -35,6 +37,7 @@ export function addCloudHsmCommands(root: Command, ctx: CliContext): void {
   addUserCommands(root, kit);
   addQuorumCommands(root, kit);
   addKeyCommands(root, kit);
+  addReplicateCommands(root, kit);
   addCryptoCommands(root, kit);
   addAuditCommands(root, kit);
 }

@@ -19,7 +19,8 @@ export function addLoginCommands(root: Command, kit: Kit): void {
       if (strategy !== undefined && strategy !== 'mfa-token-sign') bad(`unknown login strategy ${JSON.stringify(strategy)}; the only one is mfa-token-sign`);
       if (strategy && typeof o.token !== 'string') bad('mfa-token-sign: --token <file> is required');
       if (!strategy && o.token !== undefined) bad('--token goes with mfa-token-sign');
-      if (ctx.session) bad(`already logged in as ${ctx.session.username}; log out first`);
+      const current = ctx.sessionFor(o.clusterId);
+      if (current) bad(`already logged in as ${current.username}; log out first`);
       const pw = await password(o.password, false);
       const conn = await ctx.connection(o.clusterId);
       const tokenFile = o.token as string | undefined;
@@ -41,13 +42,14 @@ export function addLoginCommands(root: Command, kit: Kit): void {
             }
           : {}),
       });
-      ctx.session = session;
+      ctx.setSession(o.clusterId, session);
       return { username: session.username, role: session.role };
     }));
-  leaf(root.command('logout').description('log out of every HSM')).action(run(async () => {
-    if (!ctx.session) bad('not logged in');
-    await ctx.session!.logout();
-    ctx.session = null;
+  leaf(root.command('logout').description('log out of every HSM')).action(run(async (o) => {
+    const current = ctx.sessionFor(o.clusterId);
+    if (!current) bad('not logged in');
+    await current!.logout();
+    ctx.setSession(o.clusterId, null);
     return 'Logout successful';
   }));
 

@@ -293,6 +293,26 @@ function rawPublicKey(type: KeyType, curve: EcCurve | undefined, data: Uint8Arra
   throw keyDataError(`format: raw is not a format for ${type} public keys (use spki or jwk)`);
 }
 
+/** The point in an EC SubjectPublicKeyInfo (its BIT STRING, compressed or not). */
+function spkiPoint(spki: Buffer): Buffer {
+  let at = 0;
+  const length = (): number => {
+    const first = spki[at++]!;
+    if (!(first & 0x80)) return first;
+    let n = 0;
+    for (let i = 0; i < (first & 0x7f); i++) n = (n << 8) | spki[at++]!;
+    return n;
+  };
+  at++; // SEQUENCE
+  length();
+  at++; // the algorithm's SEQUENCE
+  const algorithm = length();
+  at += algorithm;
+  at++; // BIT STRING
+  const bits = length();
+  return spki.subarray(at + 1, at + bits); // after the unused-bits byte
+}
+
 /** A Buffer over the same memory (no copy, so no copy of key bytes lands in Node's Buffer pool). */
 function view(data: Uint8Array): Buffer {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
@@ -362,7 +382,7 @@ export function parseKey(
       throw new HsmError('KEY_TYPE_INCONSISTENT', `keyData holds a key on ${actualCurve}, but curve says ${curve}`);
     }
     // A point given compressed is kept uncompressed, the form every export (spki, raw, ec-point) uses.
-    if (cls === 'public-key') key = createPublicKey({ key: key.export({ format: 'jwk' }), format: 'jwk' });
+    if (cls === 'public-key') key = rawPublicKey('ec', actualCurve, spkiPoint(key.export({ format: 'der', type: 'spki' })));
   }
   return material(cls, type, key);
 }
