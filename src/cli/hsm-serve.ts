@@ -10,7 +10,9 @@
  * supervisor that joins and repairs members; without it nobody can log in as the appliance user);
  * STRONGROOM_MASTER_PASSPHRASE, protecting the storage key of the data folder;
  * STRONGROOM_SERVICE_KEY and STRONGROOM_MANUFACTURER_KEY (64 hex characters each), the backup
- * keys (AKBK and MKBK; without a service key the member makes no backups).
+ * keys (AKBK and MKBK; without a service key the member makes no backups);
+ * STRONGROOM_APPLIANCE_CERT_SHA256, the fingerprint of the supervisor's client certificate, which
+ * mTLS enforcement (`cluster mtls set-enforcement`) never refuses.
  *
  * @module
  */
@@ -66,7 +68,14 @@ export async function hsmServe(options: ServeCommand): Promise<{ close(): Promis
     ...(options.queueLimit !== undefined ? { queueLimit: options.queueLimit } : {}),
     ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),
   });
-  const served = await serveMember({ member, dataDir: options.dataDir, host, port: Number(m[2]), log: (line) => options.log(`strongroom hsm: ${line}`) });
+  const served = await serveMember({
+    member,
+    dataDir: options.dataDir,
+    host,
+    port: Number(m[2]),
+    ...(process.env.STRONGROOM_APPLIANCE_CERT_SHA256 ? { applianceCertificate: process.env.STRONGROOM_APPLIANCE_CERT_SHA256 } : {}),
+    log: (line) => options.log(`strongroom hsm: ${line}`),
+  });
   const shown = host.includes(':') ? `[${host}]` : host;
   options.log(`strongroom hsm: member ${options.memberIndex} listening on ${shown}:${served.port} (mutual TLS 1.3)`);
   return {

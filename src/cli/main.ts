@@ -7,7 +7,7 @@
  * @module
  */
 import { dirname, join, resolve } from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { HsmError, PROFILE_NAMES } from '../hsm-core/index.js';
 import type { LocalCluster } from '../app/index.js';
 import type { Relay } from '../relay/index.js';
@@ -25,10 +25,12 @@ const backups = () => import('./backup-commands.js');
 const relayModule = () => import('../relay/index.js');
 const upModule = () => import('./up.js');
 
+// Usage errors exit 2, as CloudHSM CLI's (clap's) do; a refused command exits 1.
 const program = new CliCommand()
   .name('strongroom')
   .description('An emulated AWS CloudHSM cluster for development and CI')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .exitOverride();
 
 const int = (name: string, min: number, max: number) => (value: string) => {
   const n = Number(value);
@@ -323,6 +325,11 @@ program
 
 const parsing = process.argv.length <= 2 ? runInteractive() : program.parseAsync(process.argv);
 parsing.catch((e: unknown) => {
+  if (e instanceof CommanderError) {
+    // Commander has said what was wrong (or shown the help asked for).
+    process.exitCode = e.exitCode === 0 ? 0 : 2;
+    return;
+  }
   console.error(`strongroom: ${e instanceof Error ? e.message : String(e)}`);
   process.exitCode = 1;
 });

@@ -10,6 +10,7 @@
  * @module
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -20,14 +21,20 @@ import type { Transport } from './transport.js';
 import { entryPoint } from './entry-point.js';
 
 /** Makes (or reuses) the trust anchor, the client's credentials and each member's certificate. */
-export async function prepareTlsCluster(dir: string, members: number): Promise<TlsCredentials & { anchor: TrustAnchor }> {
+export async function prepareTlsCluster(dir: string, members: number): Promise<TlsCredentials & { anchor: TrustAnchor; appliance: TlsCredentials }> {
   const anchor = await TrustAnchor.openOrCreate(dir);
-  const certFile = join(dir, 'client.crt');
-  const keyFile = join(dir, 'client.key');
-  if (!existsSync(certFile) || !existsSync(keyFile)) {
-    const client = await anchor.issueClient('strongroom local client');
-    writeFileSync(keyFile, client.key, { mode: 0o600 });
-    writeFileSync(certFile, client.cert);
+  // The clients' certificate (cluster.json, the CLI, applications) and the supervisor's own
+  // (`appliance`): members pin the latter, so mTLS enforcement never locks the supervisor out.
+  const issued: Record<string, { cert: string; key: string }> = {};
+  for (const [name, subject] of [['client', 'strongroom local client'], ['appliance', 'strongroom appliance']] as const) {
+    const certFile = join(dir, `${name}.crt`);
+    const keyFile = join(dir, `${name}.key`);
+    if (!existsSync(certFile) || !existsSync(keyFile)) {
+      const made = await anchor.issueClient(subject);
+      writeFileSync(keyFile, made.key, { mode: 0o600 });
+      writeFileSync(certFile, made.cert);
+    }
+    issued[name] = { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') };
   }
   for (let i = 0; i < members; i++) {
     const memberDir = join(dir, `member-${i}`);
@@ -35,7 +42,7 @@ export async function prepareTlsCluster(dir: string, members: number): Promise<T
     if (!existsSync(join(memberDir, MEMBER_FILES.cert))) writeFileSync(join(memberDir, MEMBER_FILES.cert), await anchor.signClusterCsr(csr));
     writeFileSync(join(memberDir, MEMBER_FILES.ca), anchor.pem);
   }
-  return { anchor, ca: anchor.pem, cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') };
+  return { anchor, ca: anchor.pem, ...issued.client!, appliance: { ca: anchor.pem, ...issued.appliance! } };
 }
 
 /** How to run the `strongroom` command: compiled, or its source under tsx (see entry-point.ts). */
@@ -74,7 +81,9 @@ export class ProcessMemberTransport implements Transport {
   }
 
   /** Starts `strongroom hsm serve` for the member and connects to it. */
-  static async start(options: MemberProcessOptions, credentials: TlsCredentials): Promise<ProcessMemberTransport> {
+  static async start(options: MemberProcessOptions, given: TlsCredentials & { appliance?: TlsCredentials }): Promise<ProcessMemberTransport> {
+    // The supervisor connects as the cluster's service, with the certificate the member pins.
+    const credentials = given.appliance ?? given;
     const args = [
       ...cliCommand(),
       'hsm', 'serve',
@@ -91,6 +100,7 @@ export class ProcessMemberTransport implements Transport {
       env: {
         ...process.env,
         STRONGROOM_APPLIANCE_PASSWORD: options.appliancePassword,
+        ...(given.appliance ? { STRONGROOM_APPLIANCE_CERT_SHA256: new X509Certificate(given.appliance.cert).fingerprint256 } : {}),
         ...(options.passphrase !== undefined ? { STRONGROOM_MASTER_PASSPHRASE: options.passphrase } : {}),
         ...(options.serviceKey !== undefined ? { STRONGROOM_SERVICE_KEY: Buffer.from(options.serviceKey).toString('hex') } : {}),
         ...(options.manufacturerKey !== undefined ? { STRONGROOM_MANUFACTURER_KEY: Buffer.from(options.manufacturerKey).toString('hex') } : {}),

@@ -16,6 +16,7 @@
 import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import type { KeyAttributes, KeyClass, KeyType } from './attributes.js';
 import { HsmError } from './errors.js';
+import type { MtlsSettings } from './quorum.js';
 import type { KeyRecord } from './key-store.js';
 import { defaultFormat, parseKey, serialiseKey } from './mechanisms/keys.js';
 import type { UserRecord } from './users.js';
@@ -71,6 +72,7 @@ export interface MaskedSettings {
   /** `cluster` is absent from settings sealed before it existed (then 1). */
   values: { user: number; quorum: number; cluster?: number };
   timeouts: { generated: number; approved: number };
+  mtls?: MtlsSettings;
   gen: number;
 }
 

@@ -34,6 +34,7 @@ import * as syncOps from './ops/sync-ops.js';
 import * as clusterOps from './ops/cluster-ops.js';
 import * as backupOps from './ops/backup-ops.js';
 import * as quorumOps from './ops/quorum-ops.js';
+import * as mtlsOps from './ops/mtls-ops.js';
 
 export interface MemberOptions {
   /** `cloudhsm` (default): CloudHSM's limits and key types. `unlimited`: the same rules without limits. */
@@ -101,6 +102,10 @@ const HANDLERS: { readonly [O in Op]: Handler<O> } = {
   getQuorumSettings: quorumOps.getQuorumSettings,
   setQuorumValue: quorumOps.setQuorumValue,
   setQuorumTimeouts: quorumOps.setQuorumTimeouts,
+  registerTrustAnchor: mtlsOps.registerTrustAnchor,
+  deregisterTrustAnchor: mtlsOps.deregisterTrustAnchor,
+  getMtlsSettings: mtlsOps.getMtlsSettings,
+  setMtlsEnforcement: mtlsOps.setMtlsEnforcement,
   logout: userOps.logout,
   closeSession: userOps.closeSession,
   listUsers: userOps.listUsers,
@@ -266,7 +271,7 @@ async function restore(loaded: LoadedState, options: MemberOptions, profileName:
   m.clusterId = meta.clusterId;
   m.addresses = [...meta.addresses];
   m.lastChange = meta.lastChange ?? null;
-  if (meta.quorum) m.quorum = { values: { ...defaultQuorumSettings().values, ...meta.quorum.values }, timeouts: { ...meta.quorum.timeouts } };
+  if (meta.quorum) m.quorum = { ...structuredClone(meta.quorum), values: { ...defaultQuorumSettings().values, ...meta.quorum.values } };
   m.quorumGen = meta.quorumGen ?? 0;
   m.clock = meta.clock ?? 0;
   for (const [handle, gen] of loaded.deletedKeys) m.keyTombstones.set(handle, gen);

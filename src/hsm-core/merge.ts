@@ -22,7 +22,7 @@ import { HsmError, keyRef } from './errors.js';
 import { contentOf, keyFromContent, type MaskedContent, type MaskedSettings, type MaskedUser } from './masking.js';
 import { checkKeyQuota, type MemberState } from './state.js';
 import { APPLIANCE_USERNAME } from './protocol.js';
-import { defaultQuorumSettings } from './quorum.js';
+import { defaultQuorumSettings, type MtlsSettings } from './quorum.js';
 
 /** What a version did when it arrived: replaced or added (`applied`), was already here (`same`), or was older (`stale`). */
 export type Merged = 'applied' | 'same' | 'stale';
@@ -143,16 +143,17 @@ export function mergeSettings(m: MemberState, incoming: MaskedSettings, field = 
     const theirs = settingsDigest(incoming);
     if (mine >= theirs) return mine === theirs ? 'same' : 'stale';
   }
-  m.quorum = { values: { ...defaultQuorumSettings().values, ...incoming.values }, timeouts: { ...incoming.timeouts } };
+  m.quorum = { values: { ...defaultQuorumSettings().values, ...incoming.values }, timeouts: { ...incoming.timeouts }, ...(incoming.mtls ? { mtls: structuredClone(incoming.mtls) } : {}) };
   m.quorumGen = incoming.gen;
   return 'applied';
 }
 
 /** SHA-256 of the settings that travel (quorum values and timeouts): what sync status compares. */
-export function settingsDigest(q: { values: { user: number; quorum: number; cluster?: number }; timeouts: { generated: number; approved: number } }): string {
-  // The cluster value joins the digest only when set, so settings from before it digest as they did.
+export function settingsDigest(q: { values: { user: number; quorum: number; cluster?: number }; timeouts: { generated: number; approved: number }; mtls?: MtlsSettings }): string {
+  // The cluster value and mTLS join the digest only when set, so settings from before them digest as they did.
   const cluster = (q.values.cluster ?? 1) === 1 ? [] : [q.values.cluster];
-  return createHash('sha256').update(JSON.stringify([q.values.user, q.values.quorum, q.timeouts.generated, q.timeouts.approved, ...cluster])).digest('hex');
+  const mtls = q.mtls && (q.mtls.anchors.length > 0 || q.mtls.enforcement !== 'none') ? [q.mtls] : [];
+  return createHash('sha256').update(JSON.stringify([q.values.user, q.values.quorum, q.timeouts.generated, q.timeouts.approved, ...cluster, ...mtls])).digest('hex');
 }
 
 /** Runs a merge, counting a stale version as nothing done (for restores, which take what is newer). */

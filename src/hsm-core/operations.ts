@@ -120,6 +120,12 @@ export const OPERATIONS: { readonly [O in Op]: OperationFacts<O> } = {
   setQuorumValue: { who: ['admin'], handles: [], cluster: 'changes-setting', relay: false, durable: 'change', audit: { opcode: 'CN_SET_M_VALUE' } },
   setQuorumTimeouts: { who: ['admin'], handles: [], cluster: 'changes-setting', relay: false, durable: 'change', audit: { opcode: 'SR_SET_QUORUM_TIMEOUTS' } },
 
+  // ---- mutual TLS (hsm2m)
+  registerTrustAnchor: { who: ['admin'], handles: [], cluster: 'changes-setting', relay: false, durable: 'change', audit: { opcode: 'CN_REGISTER_TRUST_ANCHOR' } },
+  deregisterTrustAnchor: { who: ['admin'], handles: [], cluster: 'changes-setting', relay: false, durable: 'change', audit: { opcode: 'CN_DEREGISTER_TRUST_ANCHOR' } },
+  getMtlsSettings: { who: 'anyone', handles: [], cluster: 'one-member', relay: false, durable: false },
+  setMtlsEnforcement: { who: ['admin'], handles: [], cluster: 'changes-setting', relay: false, durable: 'change', audit: { opcode: 'CN_SET_MTLS_ENFORCEMENT' } },
+
   // ---- keys
   generateKey: { who: CU, handles: [], cluster: 'creates-key', relay: true, durable: 'change', audit: { opcode: 'CN_GENERATE_KEY', keys: (_r, res) => [res?.handle] } },
   generateKeyPair: {

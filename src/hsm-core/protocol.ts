@@ -273,6 +273,14 @@ export const requestSchemas = {
     approved: z.int().min(1).max(86_400).optional(),
   }),
 
+  /** Mutual TLS (hsm2m): a CA certificate (PEM, or a chain in hierarchical order) whose client certificates the members accept. */
+  registerTrustAnchor: z.strictObject({ op: z.literal('registerTrustAnchor'), session, certificate: z.string().max(6980), approval }),
+  deregisterTrustAnchor: z.strictObject({ op: z.literal('deregisterTrustAnchor'), session, reference: z.int().min(1).max(255), approval }),
+  /** The anchors and the enforcement level: public, so the TLS host reads them unauthenticated. */
+  getMtlsSettings: z.strictObject({ op: z.literal('getMtlsSettings'), session: session.optional() }),
+  /** `cluster`: only client certificates under a registered anchor connect. */
+  setMtlsEnforcement: z.strictObject({ op: z.literal('setMtlsEnforcement'), session, level: z.enum(['none', 'cluster']), approval }),
+
   generateKey: z.strictObject({ op: z.literal('generateKey'), session, ...newSecret, attributes: templateSchema.optional(), shareWith }),
   generateKeyPair: z.strictObject({
     op: z.literal('generateKeyPair'),
@@ -543,6 +551,10 @@ export interface Results {
   getQuorumSettings: { values: Record<AdminService, number>; timeouts: { generated: number; approved: number } };
   setQuorumValue: { service: AdminService; value: number };
   setQuorumTimeouts: { generated: number; approved: number };
+  registerTrustAnchor: { reference: number; certificate: string };
+  deregisterTrustAnchor: { reference: number };
+  getMtlsSettings: { anchors: { reference: number; certificate: string }[]; enforcement: 'none' | 'cluster' };
+  setMtlsEnforcement: { level: 'none' | 'cluster' };
   logout: { loggedOut: true };
   closeSession: { loggedOut: true };
   listUsers: { users: UserInfo[] };

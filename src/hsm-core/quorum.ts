@@ -34,7 +34,21 @@ export interface QuorumSettings {
   values: Record<AdminService, number>;
   /** Seconds: how long a generated token stays valid, and how long an approved one would. */
   timeouts: { generated: number; approved: number };
+  /** Mutual TLS (hsm2m): absent until a trust anchor is first registered. */
+  mtls?: MtlsSettings;
 }
+
+/**
+ * Client certificates the TLS members accept besides the installation's own (customerCA), and
+ * whether only those are accepted (`cluster`). A cluster setting: it travels with the quorum
+ * values. AWS allows two trust anchors.
+ */
+export interface MtlsSettings {
+  anchors: { reference: number; certificate: string }[];
+  enforcement: 'none' | 'cluster';
+}
+
+export const MAX_TRUST_ANCHORS = 2;
 
 export function defaultQuorumSettings(): QuorumSettings {
   return { values: { user: 1, quorum: 1, cluster: 1 }, timeouts: { generated: 600, approved: 600 } };

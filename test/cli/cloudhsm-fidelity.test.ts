@@ -5,7 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -255,5 +255,49 @@ describe('cli: CloudHSM CLI fidelity (AWS reference pages)', function () {
       await clone.close();
       await other.close();
     }
+  });
+  it('cluster mtls: a registered trust anchor admits its clients; enforcement refuses every other client certificate on the TLS member, and none lifts it', async () => {
+    // A client CA of the team's own and a client certificate under it, as AWS's setup page makes them.
+    const ssl = (args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+    ssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'mtls_ca_root_1.key', '-out', 'mtls_ca_root_1.crt', '-days', '30', '-subj', '/CN=mtls root', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign']);
+    ssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ssl-client.key', '-out', 'ssl-client.csr', '-subj', '/CN=ssl client']);
+    ssl(['x509', '-req', '-in', 'ssl-client.csr', '-CA', 'mtls_ca_root_1.crt', '-CAkey', 'mtls_ca_root_1.key', '-CAcreateserial', '-days', '30', '-out', 'ssl-client.crt']);
+    writeFileSync(join(dir, 'ssl-client.pem'), readFileSync(join(dir, 'ssl-client.crt'), 'utf8') + readFileSync(join(dir, 'mtls_ca_root_1.crt'), 'utf8'));
+    const address = cluster.tls!.addresses[0]!;
+    const customerCa = join(dir, 'cluster', 'customerCA.crt');
+    expect((await runCli(env, ['configure', '--cluster-id', 'mtls', '--cluster', address, '--ca', customerCa, '--cert', join(dir, 'ssl-client.pem'), '--key', join(dir, 'ssl-client.key')])).error_code).to.equal(0);
+    const admin = { CLOUDHSM_ROLE: 'admin', CLOUDHSM_PIN: 'admin:admin-password' };
+    const single = (id: string, ...args: string[]) => runCli({ ...env, ...admin }, [...args, '--cluster-id', id]);
+
+    // Before registration the member does not know the new CA: its client cannot connect.
+    expect((await single('mtls', 'cluster', 'mtls', 'get-enforcement')).error_code).to.equal(1);
+    const registered = await single('default', 'cluster', 'mtls', 'register-trust-anchor', '--path', join(dir, 'mtls_ca_root_1.crt'));
+    expect(registered.data.trust_anchor).to.deep.include({ 'certificate-reference': '0x01', 'cluster-coverage': 'full' });
+    expect(registered.data.trust_anchor.certificate).to.contain('-----BEGIN CERTIFICATE-----');
+    expect((await single('default', 'cluster', 'mtls', 'register-trust-anchor', '--path', join(dir, 'mtls_ca_root_1.crt'))).data).to.equal('certificate: Invalid Certificate: Trust anchor already exists (0x01).');
+    expect((await single('default', 'cluster', 'mtls', 'register-trust-anchor', '--path', join(dir, 'ssl-client.crt'))).data).to.equal('certificate: Invalid Certificate: CN=ssl client is not a CA certificate (basicConstraints CA:TRUE), so it cannot anchor client certificates');
+    expect((await single('mtls', 'cluster', 'mtls', 'list-trust-anchors')).data.trust_anchors.map((a: { 'certificate-reference': string }) => a['certificate-reference'])).to.deep.equal(['0x01']);
+    expect((await single('mtls', 'cluster', 'mtls', 'get-enforcement')).data).to.deep.equal({ 'mtls-enforcement-level': 'none' });
+
+    // Enforced from the mTLS connection: from then on the installation's own client certificate is refused.
+    const mtlsSession = new Repl(env);
+    try {
+      await mtlsSession.ready();
+      expect((await mtlsSession.run('login --cluster-id mtls --username admin --role admin --password admin-password')).error_code).to.equal(0);
+      expect((await mtlsSession.run('cluster mtls set-enforcement --cluster-id mtls --level cluster')).data).to.deep.equal({ message: 'Mtls enforcement level set to Cluster successfully' });
+      const refused = await single('default', 'cluster', 'mtls', 'get-enforcement');
+      expect(refused.error_code).to.equal(1);
+      expect(refused.data).to.match(/^no member of the cluster answered at /);
+      expect((await mtlsSession.run('cluster mtls get-enforcement --cluster-id mtls')).data).to.deep.equal({ 'mtls-enforcement-level': 'cluster' });
+      expect((await mtlsSession.run('cluster mtls deregister-trust-anchor --cluster-id mtls --certificate-reference 0x01')).data).to.equal(
+        'reference: 0x01 is the last trust anchor and mTLS is enforced; set the enforcement to none first, or no client could connect',
+      );
+      expect((await mtlsSession.run('cluster mtls set-enforcement --cluster-id mtls --level none')).data).to.deep.equal({ message: 'Mtls enforcement level set to None successfully' });
+    } finally {
+      await mtlsSession.close();
+    }
+    expect((await single('default', 'cluster', 'mtls', 'get-enforcement')).data).to.deep.equal({ 'mtls-enforcement-level': 'none' });
+    expect((await single('default', 'cluster', 'mtls', 'deregister-trust-anchor', '--certificate-reference', '0x01')).data).to.deep.equal({ message: 'Trust anchor with reference 0x01 deregistered successfully' });
+    expect((await single('mtls', 'cluster', 'mtls', 'get-enforcement')).error_code).to.equal(1);
   });
 });

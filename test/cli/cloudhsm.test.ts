@@ -97,7 +97,8 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
     expect(refused[1]!.data).to.contain('CLOUDHSM_PIN');
     expect(refused[2]!.data).to.contain('alice is a crypto-user, not an admin');
     const commander = await cli(['user', 'create', '--username', 'erin'], admin);
-    expect(commander.code).to.not.equal(0);
+    // A usage error exits 2, as CloudHSM CLI's (clap's) do; a refused command exits 1.
+    expect(commander.code).to.equal(2);
     const users = (await cli(['user', 'list'])).data.users as { username: string; 'cluster-coverage': string; locked: string; mfa: unknown[] }[];
     expect(users.map((u) => u.username).sort()).to.deep.equal(['admin', 'admin2', 'admin3', 'alice', 'app_user', 'bob', 'dave']);
     expect(users.every((u) => u['cluster-coverage'] === 'full' && u.locked === 'false' && Array.isArray(u.mfa))).to.equal(true);

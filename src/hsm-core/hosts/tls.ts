@@ -19,12 +19,13 @@
  * @module
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { KeyObject, webcrypto } from 'node:crypto';
+import { KeyObject, X509Certificate, webcrypto } from 'node:crypto';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
 import type * as X509 from '@peculiar/x509';
 import { HsmError } from '../errors.js';
 import type { Member } from '../member.js';
+import type { Results } from '../protocol.js';
 import { FrameReader, MAX_FRAME_BYTES, encodeFrame } from '../wire.js';
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
@@ -72,6 +73,12 @@ export interface ServeOptions {
   maxFrameBytes?: number;
   /** Connections at once; more are closed at once. Default 256. */
   maxConnections?: number;
+  /**
+   * The SHA-256 fingerprint (as X509Certificate.fingerprint256 prints it) of the client certificate
+   * of the cluster's own service (the local supervisor: CloudHSM's side of the cluster), which mTLS
+   * enforcement never refuses. Customers' clients use other certificates.
+   */
+  applianceCertificate?: string;
   /** Called with one line per notable event (connections refused, bad frames); never with secrets. */
   log?: (line: string) => void;
 }
@@ -96,11 +103,29 @@ export async function serveMember(options: ServeOptions): Promise<Served> {
   const maxFrame = options.maxFrameBytes ?? MAX_FRAME_BYTES;
   const log = options.log ?? (() => undefined);
   const sockets = new Set<TLSSocket>();
-  const server = createServer({ key, cert, ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' }, (socket) => {
+  // Client certificates: the installation's (customerCA), and those under a registered trust
+  // anchor; with enforcement `cluster`, only the latter (see MtlsGate).
+  const gate = new MtlsGate(member, log, options.applianceCertificate);
+  await gate.refresh();
+  const contextOptions = () => ({ key, cert, ca: [ca, ...gate.anchorPems], requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.3' as const });
+  const server = createServer(contextOptions(), (socket) => {
+    if (!gate.admits(socket)) {
+      log('refused a connection: mTLS is enforced and its client certificate is not issued under a registered trust anchor');
+      socket.destroy();
+      return;
+    }
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
-    serveConnection(socket, member, maxFrame, log);
+    serveConnection(socket, member, maxFrame, log, async () => {
+      if (!(await gate.refresh())) return;
+      server.setSecureContext(contextOptions());
+      // Enforcement drops the connections it no longer admits, as CloudHSM does (once the answer
+      // that turned it on has been written).
+      setImmediate(() => {
+        for (const s of sockets) if (!gate.admits(s)) s.destroy();
+      });
+    });
   });
   server.maxConnections = options.maxConnections ?? 256;
   server.on('tlsClientError', (e) => log(`refused a connection during the TLS handshake: ${e.message}`));
@@ -124,6 +149,53 @@ export async function serveMember(options: ServeOptions): Promise<Served> {
   };
 }
 
+/** The ops after which the member's mTLS settings may have changed. */
+const SETTINGS_OPS: ReadonlySet<unknown> = new Set(['registerTrustAnchor', 'deregisterTrustAnchor', 'setMtlsEnforcement', 'insertMaskedSettings', 'restoreBackup']);
+
+/** The member's mTLS settings as the host applies them: the anchors' certificates and the enforcement. */
+class MtlsGate {
+  anchorPems: string[] = [];
+  #anchors: X509Certificate[] = [];
+  #enforced = false;
+  #seen = '';
+
+  constructor(
+    private readonly member: Member,
+    private readonly log: (line: string) => void,
+    private readonly appliance: string | undefined,
+  ) {}
+
+  /** Reads the settings again; true when they changed. */
+  async refresh(): Promise<boolean> {
+    const response = await this.member.handle({ op: 'getMtlsSettings' });
+    if (!response.ok) return false;
+    const settings = response.result as Results['getMtlsSettings'];
+    const seen = JSON.stringify(settings);
+    if (seen === this.#seen) return false;
+    this.#seen = seen;
+    this.anchorPems = settings.anchors.map((a) => a.certificate);
+    this.#anchors = this.anchorPems.flatMap((pem) => (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((b) => new X509Certificate(b)));
+    this.#enforced = settings.enforcement === 'cluster';
+    this.log(`mTLS: ${settings.anchors.length} trust anchor(s), enforcement ${settings.enforcement}`);
+    return true;
+  }
+
+  /** Whether a connection may stay: always without enforcement; with it, a chain under an anchor. */
+  admits(socket: TLSSocket): boolean {
+    if (!this.#enforced) return true;
+    if (this.appliance !== undefined && socket.getPeerX509Certificate()?.fingerprint256 === this.appliance) return true;
+    let peer = socket.getPeerCertificate(true) as (ReturnType<TLSSocket['getPeerCertificate']> & { issuerCertificate?: { raw: Buffer } & object }) | null;
+    for (let depth = 0; peer && peer.raw && depth < 8; depth++) {
+      const cert = new X509Certificate(peer.raw);
+      if (this.#anchors.some((anchor) => cert.fingerprint256 === anchor.fingerprint256 || (cert.checkIssued(anchor) && cert.verify(anchor.publicKey)))) return true;
+      const next = peer.issuerCertificate as typeof peer | undefined;
+      if (!next || next === peer) break;
+      peer = next;
+    }
+    return false;
+  }
+}
+
 /** Requests of one connection the member works on at once; more wait unread (see below). */
 const CONNECTION_IN_FLIGHT = 256;
 
@@ -136,7 +208,7 @@ const CONNECTION_IN_FLIGHT = 256;
  * drain; so a client that never reads its answers holds at most a few of them in the member's
  * memory, however much it sends.
  */
-function serveConnection(socket: TLSSocket, member: Member, maxFrame: number, log: (line: string) => void): void {
+function serveConnection(socket: TLSSocket, member: Member, maxFrame: number, log: (line: string) => void, settingsChanged: () => Promise<void>): void {
   const reader = new FrameReader(maxFrame);
   let corked = false;
   let closed = false;
@@ -185,6 +257,8 @@ function serveConnection(socket: TLSSocket, member: Member, maxFrame: number, lo
         else sessions.add(session);
       } else if (response.ok && op === 'logout') {
         sessions.delete((body as { session: string }).session);
+      } else if (response.ok && SETTINGS_OPS.has(op)) {
+        void settingsChanged();
       }
       write(encodeFrame(id, response));
       flow();

@@ -218,7 +218,7 @@ export const restoreBackup: Handler<'restoreBackup'> = (m, caller, req) => {
   }
   for (const [handle, gen] of content.deletedKeys ?? []) m.keyTombstones.set(handle, gen);
   for (const [username, gen] of content.deletedUsers ?? []) m.userTombstones.set(username, gen);
-  m.quorum = content.quorum ? structuredClone(content.quorum) : defaultQuorumSettings();
+  m.quorum = content.quorum ? { ...structuredClone(content.quorum), values: { ...defaultQuorumSettings().values, ...content.quorum.values } } : defaultQuorumSettings();
   m.quorumGen = content.quorumGen ?? 0;
   m.clock = Math.max(m.clock, content.clock ?? 0);
   m.quorumTokens.delete(() => true);

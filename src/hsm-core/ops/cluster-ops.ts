@@ -47,7 +47,7 @@ export const insertMaskedUser: Handler<'insertMaskedUser'> = (m, caller, req) =>
 
 /** The cluster settings (quorum values and token timeouts), sealed for the other members. */
 export const extractMaskedSettings: Handler<'extractMaskedSettings'> = (m) => ({
-  maskedSettings: m.masking.sealSettings({ values: { ...m.quorum.values }, timeouts: { ...m.quorum.timeouts }, gen: m.quorumGen }),
+  maskedSettings: m.masking.sealSettings({ values: { ...m.quorum.values }, timeouts: { ...m.quorum.timeouts }, ...(m.quorum.mtls ? { mtls: structuredClone(m.quorum.mtls) } : {}), gen: m.quorumGen }),
 });
 
 export const insertMaskedSettings: Handler<'insertMaskedSettings'> = (m, _caller, req) => ({
