@@ -152,7 +152,8 @@ export function mergeSettings(m: MemberState, incoming: MaskedSettings, field = 
 export function settingsDigest(q: { values: { user: number; quorum: number; cluster?: number }; timeouts: { generated: number; approved: number }; mtls?: MtlsSettings }): string {
   // The cluster value and mTLS join the digest only when set, so settings from before them digest as they did.
   const cluster = (q.values.cluster ?? 1) === 1 ? [] : [q.values.cluster];
-  const mtls = q.mtls && (q.mtls.anchors.length > 0 || q.mtls.enforcement !== 'none') ? [q.mtls] : [];
+  // In a fixed shape: the settings come back from a masked object with their keys reordered.
+  const mtls = q.mtls && (q.mtls.anchors.length > 0 || q.mtls.enforcement !== 'none') ? [[q.mtls.enforcement, q.mtls.anchors.map((a) => [a.reference, a.certificate])]] : [];
   return createHash('sha256').update(JSON.stringify([q.values.user, q.values.quorum, q.timeouts.generated, q.timeouts.approved, ...cluster, ...mtls])).digest('hex');
 }
 
