@@ -68,10 +68,11 @@ const WRAP_FLAVOURS = new Set(['aes-no-pad', 'aes-pkcs5-pad', 'aes-zero-pad']);
  * | Operation                                                | none | PRECO | admin | CU | AU |
  * |----------------------------------------------------------|------|-------|-------|----|----|
  * | getHsmInfo, listUsers, login, getMfaToken, activate,    |  Y   |   Y   |   Y   | Y  | Y  |
- * |   listQuorumTokens, getQuorumSettings                    |      |       |       |    |    |
+ * |   listQuorumTokens, getQuorumSettings, getMtlsSettings   |      |       |       |    |    |
  * | generate/delete quorum tokens, registerQuorumKey,        |  -   |   -   |   Y   | Y  | -  |
  * |   changeMfa (CU: itself only)                            |      |       |       |    |    |
- * | setQuorumValue, setQuorumTimeouts                        |  -   |   -   |   Y   | -  | -  |
+ * | setQuorumValue, setQuorumTimeouts, register/deregister  |  -   |   -   |   Y   | -  | -  |
+ * |   TrustAnchor, setMtlsEnforcement (the admin `admin`)    |      |       |       |    |    |
  * | logout, closeSession, changePassword (own; admin:       |  -   |   Y   |   Y   | Y  | Y  |
  * |   anyone's), generateRandom                              |      |       |       |    |    |
  * | createUser, deleteUser                                   |  -   |   -   |   Y   | -  | -  |

@@ -63,7 +63,8 @@ describe('cli: strongroom backup and cluster', function () {
     expect(bad.code).to.equal(1);
     expect(bad.stderr).to.match(/--days: an integer from 7 to 379, got "6"/);
     const misspelt = await cli('backup', 'set-retention', '--cluster-id', b!.clusterId, '--dyas', '30', '--data-dir', d);
-    expect(misspelt.code).to.equal(1);
+    // A usage error exits 2 (a refused command, 1).
+    expect(misspelt.code).to.equal(2);
     expect(misspelt.stderr).to.include("required option '--days <n>' not specified (you typed --dyas; did you mean --days?)");
     expect((await json('backup', 'set-retention', '--cluster-id', b!.clusterId, '--days', '30', '--data-dir', d)).retentionDays).to.equal(30);
 

@@ -92,6 +92,11 @@ const ROWS: Row[] = [
   { name: 'deleteQuorumTokens', op: 'deleteQuorumTokens', allowed: ADMIN_CU, request: (c) => ({ op: 'deleteQuorumTokens', ...s(c) }) },
   { name: 'setQuorumValue', op: 'setQuorumValue', allowed: ADMIN, request: (c) => ({ op: 'setQuorumValue', ...s(c), service: 'user', value: 1 }) },
   { name: 'setQuorumTimeouts', op: 'setQuorumTimeouts', allowed: ADMIN, request: (c) => ({ op: 'setQuorumTimeouts', ...s(c), generated: 300 }) },
+  // mTLS (hsm2m): admins change it; anyone reads it (the TLS host does, unauthenticated).
+  { name: 'registerTrustAnchor', op: 'registerTrustAnchor', allowed: ADMIN, allowedAnswer: () => 'BAD_REQUEST', request: (c) => ({ op: 'registerTrustAnchor', ...s(c), certificate: 'not a certificate' }) },
+  { name: 'deregisterTrustAnchor', op: 'deregisterTrustAnchor', allowed: ADMIN, allowedAnswer: () => 'BAD_REQUEST', request: (c) => ({ op: 'deregisterTrustAnchor', ...s(c), reference: 1 }) },
+  { name: 'getMtlsSettings', op: 'getMtlsSettings', allowed: ALL, request: (c) => ({ op: 'getMtlsSettings', ...s(c) }) },
+  { name: 'setMtlsEnforcement', op: 'setMtlsEnforcement', allowed: ADMIN, request: (c) => ({ op: 'setMtlsEnforcement', ...s(c), level: 'none' }) },
   {
     name: 'registerQuorumKey',
     op: 'registerQuorumKey',

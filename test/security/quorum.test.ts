@@ -51,7 +51,7 @@ describe('security: quorum against one insider', function () {
     expect(lower.code).to.equal('QUORUM_TOKEN_INVALID');
     await attacker.send({ op: 'deleteQuorumTokens', service: 'quorum' });
     expect((await cluster.listUsers()).map((u) => u.username)).not.to.include('evil');
-    for (let i = 0; i < 3; i++) expect((await attacker.sendToMember(i, { op: 'getQuorumSettings' })).values).to.deep.equal({ user: 2, quorum: 2 });
+    for (let i = 0; i < 3; i++) expect((await attacker.sendToMember(i, { op: 'getQuorumSettings' })).values).to.deep.equal({ user: 2, quorum: 2, cluster: 1 });
 
     // With the user service's approval (two real admins), an admin may set another user's key.
     const { approvalData: reg2 } = await attacker.send({ op: 'generateQuorumToken', service: 'registration' });
