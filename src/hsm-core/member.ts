@@ -301,7 +301,7 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
   }
   const cost = options.passwordCost ?? 15;
   if (!Number.isInteger(cost) || cost < 10 || cost > 20) throw new HsmError('BAD_REQUEST', `passwordCost: 10–20, got ${cost}`);
-  const store = options.dataDir !== undefined ? MemberStore.open(options.dataDir, options.passphrase ?? process.env.STRONGROOM_MASTER_PASSPHRASE) : null;
+  const store = options.dataDir !== undefined ? await MemberStore.open(options.dataDir, options.passphrase ?? process.env.STRONGROOM_MASTER_PASSPHRASE) : null;
   let m: MemberState;
   try {
     const loaded = store?.load() ?? null;

@@ -32,7 +32,7 @@
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { open, type RootDatabase } from 'lmdb';
+import type { RootDatabase } from 'lmdb';
 import type { AuditRecord } from './protocol.js';
 import { HsmError } from './errors.js';
 import { lockFolder, type FolderLock } from './folder-lock.js';
@@ -172,7 +172,9 @@ export class MemberStore {
    * Opens (or creates) the store in `dir`, taking the folder's lock first: a folder another
    * process has open is refused with FOLDER_IN_USE (folder-lock.ts).
    */
-  static open(dir: string, passphrase?: string): MemberStore {
+  static async open(dir: string, passphrase?: string): Promise<MemberStore> {
+    // Loaded when a member opens a folder: a process that only talks to members (the CLI) never loads it.
+    const { open } = await import('lmdb');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const lock = lockFolder(dir, 'data folder');
     if (lock.tookOver) process.emitWarning(`data folder ${dir}: took over the lock of ${lock.tookOver}, which is no longer running`, 'StrongroomWarning');

@@ -5,7 +5,6 @@
  */
 import { writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { referencePem } from '../../cluster-client/reference-pem.js';
 import { EC_CURVES, type Results, type WrapMechanism } from '../../hsm-core/index.js';
 import { WRAP_MECHANISMS, allMatches, bad, message, unhex, describeKey, keyData, mechanismOptions, oneKey, optionKey, parseFilter, parseValue, readApproval, readBytes, readText, unb64, wrapMechanism, parseAttributes, type Flags, type Kit } from './shared.js';
 
@@ -116,6 +115,8 @@ export function addKeyCommands(root: Command, kit: Kit): void {
       const k = await oneKey(s, o.filter as string[], '--filter');
       let text: string;
       if (o.encoding === 'reference-pem') {
+        // Loaded when used: the ASN.1 library is not what other key commands need.
+        const { referencePem } = await import('../../cluster-client/reference-pem.js');
         text = referencePem(k);
       } else {
         if (k.attributes.class !== 'public-key') bad(`--encoding pem: key ${k.keyReference} is a ${k.attributes.class}; pem writes public keys (use --encoding reference-pem for a private key)`);

@@ -11,12 +11,6 @@
  * @module
  */
 import { constants, createHash, privateEncrypt, publicDecrypt, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { ed25519, ed25519ph } from '@noble/curves/ed25519.js';
-import { eddsa } from '@noble/curves/abstract/edwards.js';
-import { ecdsa, weierstrass } from '@noble/curves/abstract/weierstrass.js';
-import { p256, p384, p521 } from '@noble/curves/nist.js';
-import { secp256k1 } from '@noble/curves/secp256k1.js';
-import { sha224, sha512 } from '@noble/hashes/sha2.js';
 import { HsmError } from '../errors.js';
 import type { EcCurve } from '../attributes.js';
 import type { HashName } from '../protocol.js';
@@ -133,21 +127,47 @@ export function pssVerifyDigest(publicKey: KeyObject, hash: HashName, saltLength
 
 // ---- ECDSA over a digest ---------------------------------------------------------------------
 
-/** secp224r1 (SEC 2 §2.5.2 / NIST P-224), which @noble/curves builds from its parameters. */
-const p224 = ecdsa(
-  weierstrass({
-    p: BigInt('0xffffffffffffffffffffffffffffffff000000000000000000000001'),
-    n: BigInt('0xffffffffffffffffffffffffffff16a2e0b8f03e13dd29455c5c2a3d'),
-    h: BigInt(1),
-    a: BigInt('0xfffffffffffffffffffffffffffffffefffffffffffffffffffffffe'),
-    b: BigInt('0xb4050a850c04b3abf54132565044b0b7d7bfd8ba270b39432355ffb4'),
-    Gx: BigInt('0xb70e0cbd6bb4bf7f321390b94a03c1d356c21122343280d6115c1d21'),
-    Gy: BigInt('0xbd376388b5f723fb4c22dfe6cd4375a05a07476444d5819985007e34'),
-  }),
-  sha224,
-);
-
-const NOBLE_CURVES = { secp224r1: p224, secp256r1: p256, secp384r1: p384, secp521r1: p521, secp256k1 } as const satisfies Record<EcCurve, unknown>;
+/**
+ * @noble/curves, loaded at the first digest signature (most members and every CLI command never
+ * need it): the member's curves, secp224r1 built from its SEC 2 parameters, and Ed25519ph over a
+ * digest (RFC 8032's dom2 with the prehash flag, and PH the identity on the SHA-512 given).
+ */
+let noble: ReturnType<typeof loadNoble> | null = null;
+async function loadNoble() {
+  const [{ ed25519, ed25519ph }, { eddsa }, { ecdsa, weierstrass }, { p256, p384, p521 }, { secp256k1 }, { sha224, sha512 }] = await Promise.all([
+    import('@noble/curves/ed25519.js'),
+    import('@noble/curves/abstract/edwards.js'),
+    import('@noble/curves/abstract/weierstrass.js'),
+    import('@noble/curves/nist.js'),
+    import('@noble/curves/secp256k1.js'),
+    import('@noble/hashes/sha2.js'),
+  ]);
+  const p224 = ecdsa(
+    weierstrass({
+      p: BigInt('0xffffffffffffffffffffffffffffffff000000000000000000000001'),
+      n: BigInt('0xffffffffffffffffffffffffffff16a2e0b8f03e13dd29455c5c2a3d'),
+      h: BigInt(1),
+      a: BigInt('0xfffffffffffffffffffffffffffffffefffffffffffffffffffffffe'),
+      b: BigInt('0xb4050a850c04b3abf54132565044b0b7d7bfd8ba270b39432355ffb4'),
+      Gx: BigInt('0xb70e0cbd6bb4bf7f321390b94a03c1d356c21122343280d6115c1d21'),
+      Gy: BigInt('0xbd376388b5f723fb4c22dfe6cd4375a05a07476444d5819985007e34'),
+    }),
+    sha224,
+  );
+  const ed25519phOfDigest = eddsa(ed25519.Point, sha512, {
+    domain: dom2,
+    prehash: (digest: Uint8Array) => digest,
+    adjustScalarBytes: (bytes: Uint8Array) => {
+      bytes[0]! &= 248;
+      bytes[31]! &= 127;
+      bytes[31]! |= 64;
+      return bytes;
+    },
+  });
+  const curves = { secp224r1: p224, secp256r1: p256, secp384r1: p384, secp521r1: p521, secp256k1 } as const satisfies Record<EcCurve, unknown>;
+  return { curves, ed25519ph, ed25519phOfDigest };
+}
+const nobleLib = () => (noble ??= loadNoble());
 
 const fromB64url = (s: string) => new Uint8Array(Buffer.from(s, 'base64url'));
 
@@ -166,20 +186,22 @@ function ecPrivateScalar(key: KeyObject): Uint8Array {
   }
 }
 
-export function ecdsaSignDigest(privateKey: KeyObject, curve: EcCurve, hash: HashName, format: 'p1363' | 'der', digest: Uint8Array): Buffer {
+export async function ecdsaSignDigest(privateKey: KeyObject, curve: EcCurve, hash: HashName, format: 'p1363' | 'der', digest: Uint8Array): Promise<Buffer> {
   checkDigest(hash, digest);
+  const { curves } = await nobleLib();
   const scalar = ecPrivateScalar(privateKey);
   try {
-    return Buffer.from(NOBLE_CURVES[curve].sign(digest, scalar, { prehash: false, format: format === 'der' ? 'der' : 'compact' }));
+    return Buffer.from(curves[curve].sign(digest, scalar, { prehash: false, format: format === 'der' ? 'der' : 'compact' }));
   } finally {
     scalar.fill(0);
   }
 }
 
-export function ecdsaVerifyDigest(publicKey: KeyObject, curve: EcCurve, hash: HashName, format: 'p1363' | 'der', digest: Uint8Array, signature: Uint8Array): boolean {
+export async function ecdsaVerifyDigest(publicKey: KeyObject, curve: EcCurve, hash: HashName, format: 'p1363' | 'der', digest: Uint8Array, signature: Uint8Array): Promise<boolean> {
   checkDigest(hash, digest);
+  const { curves } = await nobleLib();
   try {
-    return NOBLE_CURVES[curve].verify(signature, digest, ecPointOf(publicKey, curve), { prehash: false, format: format === 'der' ? 'der' : 'compact', lowS: false });
+    return curves[curve].verify(signature, digest, ecPointOf(publicKey, curve), { prehash: false, format: format === 'der' ? 'der' : 'compact', lowS: false });
   } catch {
     return false; // a malformed signature is an invalid one
   }
@@ -192,25 +214,14 @@ function dom2(data: Uint8Array, context: Uint8Array, phflag: boolean): Uint8Arra
   return new Uint8Array(Buffer.concat([Buffer.from('SigEd25519 no Ed25519 collisions'), Buffer.from([phflag ? 1 : 0, context.length]), context, data]));
 }
 
-/** Ed25519ph whose input is already PH(M) = SHA-512(M). */
-const ed25519phOfDigest = eddsa(ed25519.Point, sha512, {
-  domain: dom2,
-  prehash: (digest: Uint8Array) => digest,
-  adjustScalarBytes: (bytes: Uint8Array) => {
-    bytes[0]! &= 248;
-    bytes[31]! &= 127;
-    bytes[31]! |= 64;
-    return bytes;
-  },
-});
-
 function okpSeed(key: KeyObject): Uint8Array {
   return fromB64url(key.export({ format: 'jwk' }).d!);
 }
 
 /** Ed25519ph of `data` (the message, or with `prehashed` its SHA-512). */
-export function ed25519phSign(privateKey: KeyObject, data: Uint8Array, prehashed: boolean): Buffer {
+export async function ed25519phSign(privateKey: KeyObject, data: Uint8Array, prehashed: boolean): Promise<Buffer> {
   if (prehashed) checkDigest('sha512', data);
+  const { ed25519ph, ed25519phOfDigest } = await nobleLib();
   const seed = okpSeed(privateKey);
   try {
     return Buffer.from(prehashed ? ed25519phOfDigest.sign(data, seed) : ed25519ph.sign(data, seed));
@@ -219,8 +230,9 @@ export function ed25519phSign(privateKey: KeyObject, data: Uint8Array, prehashed
   }
 }
 
-export function ed25519phVerify(publicKey: KeyObject, data: Uint8Array, prehashed: boolean, signature: Uint8Array): boolean {
+export async function ed25519phVerify(publicKey: KeyObject, data: Uint8Array, prehashed: boolean, signature: Uint8Array): Promise<boolean> {
   if (prehashed) checkDigest('sha512', data);
+  const { ed25519ph, ed25519phOfDigest } = await nobleLib();
   const point = fromB64url(publicKey.export({ format: 'jwk' }).x!);
   try {
     return (prehashed ? ed25519phOfDigest : ed25519ph).verify(signature, data, point, { zip215: false });
