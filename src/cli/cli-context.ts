@@ -10,7 +10,9 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import type { HsmSession, RemoteCluster } from '../app/index.js';
+import type { RemoteCluster } from '../app/index.js';
+import type { LoginOptions } from '../cluster-client/index.js';
+import { ClusterSession as HsmSession } from '../cluster-client/session.js';
 import { parseAddress } from '../cluster-client/address.js';
 import { HsmError } from '../hsm-core/face.js';
 import { defaultDataDir } from './data-dir.js';
@@ -172,7 +174,7 @@ export class CliContext {
     if (role !== 'admin' && role !== 'crypto-user') throw new HsmError('BAD_REQUEST', `${roleVar}: admin or crypto-user, got ${JSON.stringify(role)}`);
     const at = pin.indexOf(':');
     if (at < 1) throw new HsmError('BAD_REQUEST', `${pinVar}: username:password`);
-    const session = await (await this.connection(clusterId)).login(pin.slice(0, at), pin.slice(at + 1), { role });
+    const session = await loginTo(await this.connection(clusterId), pin.slice(0, at), pin.slice(at + 1), { role });
     this.setSession(clusterId, session);
     return session;
   }
@@ -185,4 +187,12 @@ export class CliContext {
     this.#connections.clear();
     await Promise.all(connections.map((c) => c.then((x) => x.close(), () => undefined)));
   }
+}
+
+/**
+ * Logs in to a cluster for the CLI: a plain cluster session (the CLI sends CloudHSM's requests and
+ * never uses the WebCrypto door, so it does not load it).
+ */
+export async function loginTo(cluster: RemoteCluster, username: string, password: string, options: LoginOptions): Promise<HsmSession> {
+  return new HsmSession(await cluster.cluster.login(username, password, options));
 }

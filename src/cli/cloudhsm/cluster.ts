@@ -4,7 +4,7 @@
  * @module
  */
 import { Option, type Command } from 'commander';
-import type { HsmSession } from '../../app/index.js';
+import type { ClusterSession as HsmSession } from '../../cluster-client/index.js';
 import { configPath, configure } from '../cli-context.js';
 import { bad, message, readText, type Kit } from './shared.js';
 

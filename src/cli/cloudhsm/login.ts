@@ -4,6 +4,7 @@
  * @module
  */
 import type { Command } from 'commander';
+import { loginTo } from '../cli-context.js';
 import { b64, bad, readJson, unb64, write, type Kit } from './shared.js';
 
 export function addLoginCommands(root: Command, kit: Kit): void {
@@ -24,7 +25,7 @@ export function addLoginCommands(root: Command, kit: Kit): void {
       const pw = await password(o.password, false);
       const conn = await ctx.connection(o.clusterId);
       const tokenFile = o.token as string | undefined;
-      const session = await conn.login(o.username as string, pw, {
+      const session = await loginTo(conn, o.username as string, pw, {
         role: o.role as 'admin' | 'crypto-user',
         ...(tokenFile
           ? {

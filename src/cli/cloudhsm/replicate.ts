@@ -11,7 +11,7 @@
  */
 import type { Command } from 'commander';
 import { HsmError, type Request } from '../../hsm-core/index.js';
-import type { HsmSession } from '../../app/index.js';
+import type { ClusterSession as HsmSession } from '../../cluster-client/index.js';
 import { ROLE_NAMES, bad, keyData, message, oneKey, type Flags, type Kit } from './shared.js';
 
 export function addReplicateCommands(root: Command, kit: Kit): void {
