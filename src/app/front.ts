@@ -7,7 +7,7 @@
  */
 import type { Cluster, LoginOptions, MemberStatus } from '../cluster-client/index.js';
 import type { HsmInfo, Results, UserInfo } from '../hsm-core/face.js';
-import type { HsmSession } from './session.js';
+import { HsmSession } from './session.js';
 
 export abstract class ClusterFront {
   readonly #cluster: Cluster;
@@ -18,8 +18,6 @@ export abstract class ClusterFront {
 
   /** Logs in (on every member) and returns the session. `role`, when given, must be the user's role. */
   async login(username: string, password: string, options: LoginOptions = {}): Promise<HsmSession> {
-    // Loaded at the first login: a process that only talks to the cluster (the CLI) never loads the WebCrypto door.
-    const { HsmSession } = await import('./session.js');
     return new HsmSession(await this.#cluster.login(username, password, options));
   }
 

@@ -4,17 +4,11 @@
  *
  * @module
  */
-import { createSecureContext } from 'node:tls';
-import { HsmError } from '../hsm-core/face.js';
-import { Cluster, type ClusterOptions } from '../cluster-client/cluster.js';
-import { SocketTransport, type TlsCredentials } from '../cluster-client/tls.js';
-import { parseAddress } from '../cluster-client/address.js';
+import { connectCluster, type ConnectOptions } from '../cluster-client/connect.js';
+import type { Cluster } from '../cluster-client/cluster.js';
 import { ClusterFront } from './front.js';
 
-export interface ConnectOptions extends TlsCredentials, ClusterOptions {
-  /** `host:port` of one or more members; the others are discovered. */
-  members: string[];
-}
+export type { ConnectOptions };
 
 /** A cluster of network members, reached over mutual TLS. */
 export class RemoteCluster extends ClusterFront {
@@ -34,44 +28,5 @@ export class RemoteCluster extends ClusterFront {
  * ```
  */
 export async function connect(options: ConnectOptions): Promise<RemoteCluster> {
-  if (!options || !Array.isArray(options.members) || options.members.length === 0) {
-    throw new HsmError('BAD_REQUEST', 'members: at least one member address (host:port) is required');
-  }
-  for (const field of ['ca', 'cert', 'key'] as const) {
-    if (typeof options[field] !== 'string' && !Buffer.isBuffer(options[field])) {
-      throw new HsmError('BAD_REQUEST', `${field}: required, PEM text or bytes (mutual TLS: the trust anchor, this client's certificate and its key)`);
-    }
-  }
-  const given = options.members.map((a) => {
-    parseAddress(a);
-    return a;
-  });
-  try {
-    createSecureContext({ ca: options.ca, cert: options.cert, key: options.key });
-  } catch (e) {
-    throw new HsmError('BAD_REQUEST', `ca, cert, key: not a usable trust anchor, certificate and key (${e instanceof Error ? e.message : String(e)})`);
-  }
-
-  // Discovery: ask the first member that answers where the others are.
-  let addresses: string[] = given;
-  const errors: string[] = [];
-  for (const address of given) {
-    try {
-      const t = await SocketTransport.connect(address, options);
-      const info = await t.send({ op: 'getHsmInfo' });
-      await t.close();
-      if (info.ok && (info.result as { clusterAddresses: string[] }).clusterAddresses.length) {
-        addresses = [...new Set([...(info.result as { clusterAddresses: string[] }).clusterAddresses, ...given])];
-      }
-      break;
-    } catch (e) {
-      errors.push(e instanceof Error ? e.message : String(e));
-    }
-  }
-  if (errors.length === given.length) throw new HsmError('MEMBER_UNAVAILABLE', `no member answered: ${errors.join('; ')}`);
-  const cluster = await Cluster.open(
-    addresses.map((address) => ({ description: `tls member ${address}`, start: () => SocketTransport.connect(address, options) })),
-    options,
-  );
-  return new RemoteCluster(cluster);
+  return new RemoteCluster(await connectCluster(options));
 }

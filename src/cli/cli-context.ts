@@ -10,7 +10,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import type { RemoteCluster } from '../app/index.js';
+import type { Cluster } from '../cluster-client/cluster.js';
 import type { LoginOptions } from '../cluster-client/index.js';
 import { ClusterSession as HsmSession } from '../cluster-client/session.js';
 import { parseAddress } from '../cluster-client/address.js';
@@ -78,7 +78,7 @@ export function configure(path: string, entry: { id: string; cluster: string; ca
 }
 
 export class CliContext {
-  readonly #connections = new Map<string, Promise<RemoteCluster>>();
+  readonly #connections = new Map<string, Promise<Cluster>>();
   /** Logins by cluster: the default's under '' (key replicate and user replicate log in to two). */
   readonly #sessions = new Map<string, HsmSession>();
   /** The cluster id given when interactive mode started (`--cluster-id`), the default for its commands. */
@@ -113,7 +113,7 @@ export class CliContext {
   }
 
   /** The cluster a command runs against. */
-  connection(clusterId?: string): Promise<RemoteCluster> {
+  connection(clusterId?: string): Promise<Cluster> {
     const id = clusterId ?? this.defaultClusterId;
     const key = id ?? '';
     let pending = this.#connections.get(key);
@@ -125,9 +125,13 @@ export class CliContext {
     return pending;
   }
 
-  async #open(id: string | undefined): Promise<RemoteCluster> {
+  async #open(id: string | undefined): Promise<Cluster> {
     // Loaded when a command first connects: commands that never do (configure, help, hsm serve) start faster.
-    const { connectFromEnvironment, connectOrExplain } = await import('../app/from-env.js');
+    const { connectCluster, explained, fromEnvironment } = await import('../cluster-client/connect.js');
+    const connectFromEnvironment = (env: NodeJS.ProcessEnv) => {
+      const { options, source } = fromEnvironment(env);
+      return explained(connectCluster, options, source);
+    };
     if (this.env.STRONGROOM_CLUSTER && id === undefined) return connectFromEnvironment(this.env);
     const path = configPath(this.env);
     const config = readConfig(path);
@@ -152,7 +156,7 @@ export class CliContext {
         throw new HsmError('BAD_REQUEST', `cannot read ${file}, named in ${path}; run strongroom configure again`);
       }
     };
-    return connectOrExplain({ members: entry!.members, ca: read(entry!.ca), cert: read(entry!.cert), key: read(entry!.key), retry: 'standard' }, path);
+    return explained(connectCluster, { members: entry!.members, ca: read(entry!.ca), cert: read(entry!.cert), key: read(entry!.key), retry: 'standard' }, path);
   }
 
   /**
@@ -193,6 +197,6 @@ export class CliContext {
  * Logs in to a cluster for the CLI: a plain cluster session (the CLI sends CloudHSM's requests and
  * never uses the WebCrypto door, so it does not load it).
  */
-export async function loginTo(cluster: RemoteCluster, username: string, password: string, options: LoginOptions): Promise<HsmSession> {
-  return new HsmSession(await cluster.cluster.login(username, password, options));
+export async function loginTo(cluster: Cluster, username: string, password: string, options: LoginOptions): Promise<HsmSession> {
+  return new HsmSession(await cluster.login(username, password, options));
 }
