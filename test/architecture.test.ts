@@ -27,7 +27,9 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   relay: ['keystore', 'app', 'subtle', 'cluster-client', 'hsm-core', 'certificates'],
   // The page's client speaks the relay's wire protocol (a module with no imports of its own).
   browser: ['relay/protocol.ts', 'app', 'subtle', 'cluster-client', 'hsm-core'],
-  cli: ['relay', 'keystore', 'app', 'cluster-client', 'hsm-core', 'certificates'],
+  // The PKCS #11 door: p11-kit's protocol over a cluster session.
+  pkcs11: ['cluster-client', 'hsm-core'],
+  cli: ['relay', 'keystore', 'pkcs11', 'app', 'cluster-client', 'hsm-core', 'certificates'],
   '.': ['app', 'subtle', 'cluster-client', 'hsm-core'],
 };
 

@@ -287,6 +287,29 @@ program
   );
 
 program
+  .command('pkcs11')
+  .description('the PKCS #11 door: applications load p11-kit-client.so and reach the cluster through this socket')
+  .command('serve')
+  .description('serve p11-kit\'s RPC protocol on a Unix socket (in a 0700 folder); the PIN is <crypto user>:<password>')
+  .requiredOption('--socket <path>', 'the socket to listen on, e.g. .strongroom/pkcs11/pkcs11.sock')
+  .option('--cluster <cluster>', 'a cluster.json (strongroom up writes one) or host:port addresses (with --ca, --cert, --key)', '.strongroom/cluster.json')
+  .option('--ca <file>', "the trust anchor's certificate, with addresses")
+  .option('--cert <file>', 'the client certificate, with addresses')
+  .option('--key <file>', "the client certificate's key, with addresses")
+  .action(
+    act<{ socket: string; cluster: string; ca?: string; cert?: string; key?: string }>(async (opts) => {
+      const { connectFromEnvironment } = await import('../app/from-env.js');
+      const { servePkcs11, moduleLines } = await import('../pkcs11/index.js');
+      const cluster = await connectFromEnvironment({ STRONGROOM_CLUSTER: opts.cluster, STRONGROOM_CA: opts.ca, STRONGROOM_CERT: opts.cert, STRONGROOM_KEY: opts.key });
+      const door = await servePkcs11({ cluster, socket: resolve(opts.socket), log: (line) => console.error(`strongroom pkcs11: ${line}`) });
+      for (const line of moduleLines(door.socket)) console.log(line);
+      const stop = () => void door.close().then(() => cluster.close()).then(() => process.exit(0));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    }),
+  );
+
+program
   .command('keytool')
   .description("Java's keytool against a CloudHSM store: -genkeypair (in the HSM), -certreq, -gencert, -importcert, -importkeystore, -exportcert, -list, -delete")
   .allowUnknownOption()

@@ -1,0 +1,130 @@
+/**
+ * The PKCS #11 door: p11-kit's RPC protocol served on a Unix socket, so that Debian's
+ * `p11-kit-client.so` (`P11_KIT_SERVER_ADDRESS=unix:path=…`) makes Strongroom a PKCS #11 module
+ * for any application. The protocol has no authentication: the socket goes in a folder only its
+ * owner can enter (0700), and each connection logs in with its own PIN.
+ *
+ * Each connection: one version byte each way (the client's says its p11-kit generation, and so
+ * the dialect of mechanism parameters), then frames. Requests are answered as they complete, so
+ * one application's threads pipeline (a slow signature does not hold another thread's lookup);
+ * a frame that does not decode closes that connection only.
+ *
+ * @module
+ */
+import { chmodSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { callById, ERROR_CALL } from './calls.js';
+import { FrameReader, ProtocolError, encodeFrame, readMessage, writeMessage, type Dialect } from './codec.js';
+import { Ckr } from './objects.js';
+import { Token, type Pkcs11Cluster } from './token.js';
+
+export interface Pkcs11ServeOptions {
+  cluster: Pkcs11Cluster;
+  /** The socket's path; its folder is made 0700 (an existing folder must not be open to others). */
+  socket: string;
+  /** The token's label (32 characters at most). */
+  label?: string;
+  serial?: string;
+  log?: (line: string) => void;
+}
+
+export interface Pkcs11Door {
+  readonly socket: string;
+  /** Connections now open. */
+  readonly connections: number;
+  close(): Promise<void>;
+}
+
+export async function servePkcs11(options: Pkcs11ServeOptions): Promise<Pkcs11Door> {
+  const folder = dirname(options.socket);
+  mkdirSync(folder, { recursive: true, mode: 0o700 });
+  if ((statSync(folder).mode & 0o077) !== 0) chmodSync(folder, 0o700);
+  if (existsSync(options.socket)) rmSync(options.socket);
+  const log = options.log ?? (() => undefined);
+  const open = new Set<Socket>();
+  const server: Server = createServer((socket) => {
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
+    serveConnection(socket, new Token(options.cluster, options.label ?? 'Strongroom', options.serial ?? 'strongroom'), log);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.socket, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  chmodSync(options.socket, 0o600);
+  return {
+    socket: options.socket,
+    get connections() {
+      return open.size;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of open) s.destroy();
+        server.close(() => {
+          rmSync(options.socket, { force: true });
+          resolve();
+        });
+      }),
+  };
+}
+
+function serveConnection(socket: Socket, token: Token, log: (line: string) => void): void {
+  let dialect: Dialect | null = null;
+  const reader = new FrameReader();
+  let closed = false;
+  socket.on('error', () => undefined);
+  socket.on('close', () => {
+    closed = true;
+    void token.close();
+  });
+  const fail = (why: string) => {
+    log(`closed a PKCS #11 connection: ${why}`);
+    closed = true;
+    socket.destroy();
+  };
+  socket.on('data', (chunk: Buffer) => {
+    if (closed) return;
+    let data = chunk;
+    if (dialect === null) {
+      // The version byte: the highest protocol version the client speaks. Version 0 is answered.
+      dialect = data[0]! >= 1 ? 'p11-kit-0.25' : 'p11-kit-0.24';
+      socket.write(Buffer.from([0]));
+      data = data.subarray(1);
+      if (data.length === 0) return;
+    }
+    let frames;
+    try {
+      frames = reader.push(data);
+    } catch (e) {
+      fail((e as Error).message);
+      return;
+    }
+    for (const frame of frames) void answer(frame.code, frame.body);
+  });
+
+  async function answer(code: number, body: Buffer): Promise<void> {
+    let message;
+    try {
+      message = readMessage(body, (id) => callById(id)?.request, dialect!);
+    } catch (e) {
+      // A message the table does not describe: the connection ends (as p11-kit's own server does).
+      fail(e instanceof ProtocolError ? e.message : String(e));
+      return;
+    }
+    const call = callById(message.call)!;
+    let reply: Buffer;
+    try {
+      const values = await token.call(call.name, message.args);
+      reply = writeMessage(message.call, call.response, values);
+    } catch (e) {
+      const rv = e instanceof Ckr ? e.rv : 0x5;
+      reply = writeMessage(ERROR_CALL, 'u', [BigInt(rv)]);
+      log(`${call.name}: CKR 0x${rv.toString(16)} (${e instanceof Error ? e.message : String(e)})`);
+    }
+    if (!closed) socket.write(encodeFrame(code, reply));
+  }
+}

@@ -1,0 +1,131 @@
+/**
+ * The PKCS #11 door with real applications nobody here wrote: opensc's pkcs11-tool through
+ * Debian's p11-kit-client.so, checked by openssl. Outside CI a missing tool skips these tests
+ * with a message; in CI (.ci/run installs p11-kit-modules and opensc) it fails them.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { expect } from 'chai';
+import { startLocalCluster, type LocalCluster } from '../../src/index.js';
+import { P11_KIT_CLIENT, servePkcs11, type Pkcs11Door } from '../../src/pkcs11/index.js';
+
+const run = promisify(execFile);
+const PIN = 'cu1:cu1-password';
+
+describe('pkcs11: pkcs11-tool and openssl through p11-kit-client.so', function () {
+  this.timeout(60_000);
+  let dir: string;
+  let cluster: LocalCluster;
+  let door: Pkcs11Door;
+  let env: NodeJS.ProcessEnv;
+  const tool = async (...args: string[]) => {
+    try {
+      const { stdout, stderr } = await run('pkcs11-tool', ['--module', P11_KIT_CLIENT, ...args], { env, encoding: 'buffer' });
+      return { code: 0, out: stdout.toString('latin1'), err: stderr.toString() };
+    } catch (e) {
+      const err = e as { code: number; stdout: Buffer; stderr: Buffer };
+      return { code: err.code, out: err.stdout.toString('latin1'), err: err.stderr.toString() };
+    }
+  };
+
+  before(async function () {
+    const missing = [existsSync(P11_KIT_CLIENT) ? null : `${P11_KIT_CLIENT} (p11-kit-modules)`, existsSync('/usr/bin/pkcs11-tool') ? null : 'pkcs11-tool (opensc)'].filter(Boolean);
+    if (missing.length) {
+      if (process.env.CI) throw new Error(`the PKCS #11 tests need ${missing.join(' and ')}; .ci/run installs them`);
+      console.log(`      (skipped: install ${missing.join(' and ')} to run the PKCS #11 application tests)`);
+      this.skip();
+    }
+    dir = mkdtempSync(join(tmpdir(), 'strongroom-p11-'));
+    cluster = await startLocalCluster({ adminPassword: 'admin-password', passwordCost: 10, users: [{ username: 'cu1', password: 'cu1-password', role: 'crypto-user' }] });
+    door = await servePkcs11({ cluster, socket: join(dir, 'run', 'pkcs11.sock') });
+    env = { ...process.env, P11_KIT_SERVER_ADDRESS: `unix:path=${door.socket}` };
+  });
+  after(async () => {
+    await door?.close();
+    await cluster?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lists the slot, the token and the mechanisms, in a folder only its owner enters', async () => {
+    const slots = await tool('-L');
+    expect(slots.out).to.contain('token label        : Strongroom');
+    expect(slots.out).to.contain('login required');
+    const mechanisms = (await tool('-M')).out;
+    for (const m of ['RSA-PKCS-KEY-PAIR-GEN', 'ECDSA-KEY-PAIR-GEN', 'ECDSA,', 'RSA-PKCS-PSS', 'SHA256-RSA-PKCS', 'SHA256, digest']) expect(mechanisms).to.contain(m);
+    const { statSync } = await import('node:fs');
+    expect(statSync(join(dir, 'run')).mode & 0o777).to.equal(0o700);
+  });
+
+  it('refuses a wrong PIN and a PIN that is not user:password, by CK_RV', async () => {
+    expect((await tool('--login', '--pin', 'cu1:wrong-password', '-O')).err).to.contain('CKR_PIN_INCORRECT');
+    expect((await tool('--login', '--pin', '1234', '-O')).err).to.contain('CKR_PIN_INCORRECT');
+  });
+
+  it('generates EC P-256 and RSA-2048 pairs in the HSM and signs (ECDSA over a hash, SHA256-RSA-PKCS, RSA-PSS); openssl verifies with the public key read back', async () => {
+    const data = join(dir, 'data.txt');
+    writeFileSync(data, 'pay 100 to bob');
+    const { createHash, createPublicKey, verify, constants } = await import('node:crypto');
+    const digest = join(dir, 'data.sha256');
+    writeFileSync(digest, createHash('sha256').update(readFileSync(data)).digest());
+    expect((await tool('--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:prime256v1', '--label', 'p11-ec', '--id', '01')).code).to.equal(0);
+    expect((await tool('--login', '--pin', PIN, '--keypairgen', '--key-type', 'rsa:2048', '--label', 'p11-rsa', '--id', '02')).code).to.equal(0);
+    const publicOf = async (id: string) => {
+      const file = join(dir, `pub-${id}.der`);
+      expect((await tool('--login', '--pin', PIN, '--read-object', '--type', 'pubkey', '--id', id, '-o', file)).code).to.equal(0);
+      return createPublicKey({ key: readFileSync(file), format: 'der', type: 'spki' });
+    };
+    const sign = async (id: string, mechanism: string, input: string, ...extra: string[]) => {
+      const out = join(dir, `${id}-${mechanism}.sig`);
+      const r = await tool('--login', '--pin', PIN, '--sign', '-m', mechanism, '--id', id, '-i', input, '-o', out, ...extra);
+      expect(r.code, r.err).to.equal(0);
+      return readFileSync(out);
+    };
+    const ec = await publicOf('01');
+    expect(verify('sha256', readFileSync(data), { key: ec, dsaEncoding: 'der' }, await sign('01', 'ECDSA', digest, '--signature-format', 'openssl'))).to.equal(true);
+    const rsa = await publicOf('02');
+    expect(verify('sha256', readFileSync(data), rsa, await sign('02', 'SHA256-RSA-PKCS', data))).to.equal(true);
+    const pss = await sign('02', 'RSA-PKCS-PSS', digest, '--hash-algorithm', 'SHA256', '--mgf', 'MGF1-SHA256');
+    expect(verify('sha256', readFileSync(data), { key: rsa, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, pss)).to.equal(true);
+    // The private keys never left: their values are sensitive.
+    const objects = (await tool('--login', '--pin', PIN, '-O')).out;
+    expect(objects).to.contain('Private Key Object; EC').and.to.contain('label:      p11-ec').and.to.contain('sensitive');
+  });
+
+  it('a key made through the cluster (as session.crypto or the CLI make them) is an object for PKCS #11, and random bytes come from the HSM', async () => {
+    const session = await cluster.login('cu1', 'cu1-password');
+    try {
+      await session.send({ op: 'generateKeyPair', keyType: 'ec', curve: 'secp384r1', publicAttributes: { token: true, label: 'made-elsewhere' }, privateAttributes: { token: true, sign: true, label: 'made-elsewhere' } });
+    } finally {
+      await session.logout();
+    }
+    const listed = (await tool('--login', '--pin', PIN, '-O')).out;
+    expect(listed).to.contain('label:      made-elsewhere');
+    const random = await tool('--generate-random', '32');
+    expect(random.code).to.equal(0);
+    expect(Buffer.from(random.out, 'latin1')).to.have.length(32);
+  });
+
+  it('a connection that sends what is not the protocol is closed; the door and the HSM go on', async () => {
+    const before = (await cluster.hsmInfo())[0]!.keys;
+    await new Promise<void>((resolve) => {
+      const s = createConnection(door.socket, () => {
+        s.write(Buffer.from([0]));
+        // A frame claiming call 99 with a signature of its own.
+        const body = Buffer.from('00000063000000017500000000000000', 'hex');
+        const header = Buffer.alloc(12);
+        header.writeUInt32BE(0x10, 0);
+        header.writeUInt32BE(body.length, 8);
+        s.write(Buffer.concat([header, body]));
+      });
+      s.resume(); // read the version byte, so the close is seen
+      s.on('close', () => resolve());
+      s.on('error', () => resolve());
+    });
+    expect((await tool('-L')).out).to.contain('token label        : Strongroom');
+    expect((await cluster.hsmInfo())[0]!.keys).to.equal(before);
+  });
+});
