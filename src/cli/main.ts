@@ -61,13 +61,14 @@ function act<O extends object>(fn: (opts: O, ...args: string[]) => unknown | Pro
 const outputOption = () => new Option('--output <format>', 'text, or json for machines').choices(['text', 'json']).default('text');
 
 /** Serves a started cluster (and its relay) until SIGINT/SIGTERM, with its control socket for `strongroom cluster …`. */
-async function serve(cluster: LocalCluster, dataDir: string, relay: Relay | null = null): Promise<void> {
+async function serve(cluster: LocalCluster, dataDir: string, relay: Relay | null = null, pkcs11: { close(): Promise<void> } | null = null): Promise<void> {
   const { serveControl } = await import('./control.js');
   const control = await serveControl(cluster, dataDir);
   console.log(`Serving. Press Ctrl-C to stop. (Members: npx strongroom cluster status --data-dir ${dataDir})`);
   const stop = () => {
     control.close();
     void (relay?.close() ?? Promise.resolve())
+      .then(() => pkcs11?.close())
       .then(() => cluster.close())
       .then(() => {
         console.log('Strongroom: stopped.');
@@ -83,8 +84,8 @@ type UpFlags = { profile: 'cloudhsm' | 'unlimited'; members: number; transport: 
 async function runUp(opts: UpFlags, extra: Partial<UpOptions> = {}): Promise<void> {
   const { relay: listen, ...rest } = opts;
   const { up } = await upModule();
-  const { cluster, relay } = await up({ ...rest, once: opts.once === true, relay: listen === false ? null : (listen ?? '127.0.0.1:8787'), log: (line) => console.log(line), ...extra });
-  if (!opts.once) await serve(cluster, resolve(opts.dataDir), relay);
+  const { cluster, relay, pkcs11 } = await up({ ...rest, once: opts.once === true, relay: listen === false ? null : (listen ?? '127.0.0.1:8787'), log: (line) => console.log(line), ...extra });
+  if (!opts.once) await serve(cluster, resolve(opts.dataDir), relay, pkcs11);
 }
 
 const clusterOptions = (command: Command) =>

@@ -14,6 +14,7 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startLocalCluster, type LocalCluster, type LocalTransport } from '../app/index.js';
 import { demoSite, openDemoCa, startRelay, type Relay } from '../relay/index.js';
+import type { Pkcs11Door } from '../pkcs11/index.js';
 import { HsmError, type ProfileName } from '../hsm-core/index.js';
 
 /** Development credentials: printed, never meant for anything but a local cluster. */
@@ -50,6 +51,8 @@ export interface Up {
   cluster: LocalCluster;
   /** The relay and demo pages, when serving. */
   relay: Relay | null;
+  /** The PKCS #11 door (`<data folder>/pkcs11/pkcs11.sock`), when serving. */
+  pkcs11: Pkcs11Door | null;
 }
 
 export async function up(options: UpOptions): Promise<Up> {
@@ -112,7 +115,7 @@ export async function up(options: UpOptions): Promise<Up> {
   if (options.once) {
     await cluster.close();
     log('Stopped (--once).');
-    return { cluster, relay: null };
+    return { cluster, relay: null, pkcs11: null };
   }
   let relay: Relay | null = null;
   if (options.relay !== null && !options.fromBackup) {
@@ -124,7 +127,13 @@ export async function up(options: UpOptions): Promise<Up> {
     }
     log(`Demo pages: ${relay.url}/  (log in as ${DEV_USER.username} / ${DEV_USER.password}; ${DEV_ADMIN.username} / ${DEV_ADMIN.password} as admin for the audit log)`);
   }
-  return { cluster, relay };
+  // The PKCS #11 door, in a folder only this user enters (the protocol has no authentication).
+  const { servePkcs11, moduleLines } = await import('../pkcs11/index.js');
+  const pkcs11 = await servePkcs11({ cluster, socket: join(dataDir, 'pkcs11', 'pkcs11.sock') });
+  const [address, module] = moduleLines(pkcs11.socket);
+  log(`PKCS #11 applications: ${address}  (${module}; PIN ${DEV_USER.username}:${DEV_USER.password})`);
+  log(`  p11-kit module file: echo 'remote: unix:path=${pkcs11.socket}' > ~/.config/pkcs11/modules/strongroom.module`);
+  return { cluster, relay, pkcs11 };
 }
 
 /** Where a server listens, from `host:port` or `[v6]:port` (port 0: any free port). */

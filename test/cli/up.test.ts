@@ -7,10 +7,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
+import { connect as netConnect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { connect } from '../../src/index.js';
+import { FrameReader, encodeFrame, writeMessage } from '../../src/pkcs11/codec.js';
 import { markedBlock } from '../helpers/docs.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -94,6 +96,31 @@ describe('cli: strongroom up', function () {
       expect(answers.every((a) => a === '"error_code": 0')).to.equal(true);
       expect(cli.stdout).to.include('Signature verified successfully');
       expect(cli.stdout).to.include('"label": "cli-demo"');
+
+      // The PKCS #11 door, at the address printed, in a folder only its owner enters: a client's
+      // C_Initialize and C_GetInfo (as p11-kit-client.so would send them) are answered.
+      const p11 = /P11_KIT_SERVER_ADDRESS=unix:path=(\S+)/.exec(out);
+      expect(p11, out).to.not.equal(null);
+      expect(statSync(dirname(p11![1]!)).mode & 0o777).to.equal(0o700);
+      const info = await new Promise<Buffer>((resolve, reject) => {
+        const s = netConnect(p11![1]!, () => {
+          const init = writeMessage(1, 'ayyay', [{ data: Buffer.from('PRIVATE-GNOME-KEYRING-PKCS11-PROTOCOL-V-1'), length: 41 }, 0, { data: Buffer.from([0]), length: 1 }]);
+          s.write(Buffer.concat([Buffer.from([0]), encodeFrame(0x10, init), encodeFrame(0x11, writeMessage(3, '', []))]));
+        });
+        const reader = new FrameReader();
+        let versionSeen = false;
+        s.on('data', (d: Buffer) => {
+          const frames = reader.push(versionSeen ? d : d.subarray(1));
+          versionSeen = true;
+          const answer = frames.find((f) => f.code === 0x11);
+          if (answer) {
+            s.end();
+            resolve(answer.body);
+          }
+        });
+        s.on('error', reject);
+      });
+      expect(info.toString('latin1')).to.contain('Strongroom');
 
       // A runbook written for AWS's cloudhsm-cli (bash, jq, openssl), unchanged, with the package's
       // cloudhsm-cli command first on the PATH: paging, printed key references, ECDSA r‖s checked
