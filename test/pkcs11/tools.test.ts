@@ -3,7 +3,7 @@
  * Debian's p11-kit-client.so, checked by openssl. Outside CI a missing tool skips these tests
  * with a message; in CI (.ci/run installs p11-kit-modules and opensc) it fails them.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,8 @@ import { P11_KIT_CLIENT, servePkcs11, type Pkcs11Door } from '../../src/pkcs11/i
 
 const run = promisify(execFile);
 const PIN = 'cu1:cu1-password';
+/** libp11's OpenSSL engine (libengine-pkcs11-openssl). */
+const ENGINE = ['/usr/lib/x86_64-linux-gnu/engines-3/pkcs11.so', '/usr/lib/aarch64-linux-gnu/engines-3/pkcs11.so'].some((p) => existsSync(p));
 
 describe('pkcs11: pkcs11-tool and openssl through p11-kit-client.so', function () {
   this.timeout(60_000);
@@ -93,6 +95,46 @@ describe('pkcs11: pkcs11-tool and openssl through p11-kit-client.so', function (
     // The private keys never left: their values are sensitive.
     const objects = (await tool('--login', '--pin', PIN, '-O')).out;
     expect(objects).to.contain('Private Key Object; EC').and.to.contain('label:      p11-ec').and.to.contain('sensitive');
+  });
+
+  it('OpenSSL with libp11\'s engine: a self-signed certificate by each HSM key verifies, and s_server offloads TLS 1.3 and 1.2 to the HSM (RSA-PSS and ECDSA)', async function () {
+    if (!ENGINE) {
+      if (process.env.CI) throw new Error('the OpenSSL test needs libengine-pkcs11-openssl; .ci/run installs it');
+      console.log('      (skipped: install libengine-pkcs11-openssl for the OpenSSL engine and TLS offload test)');
+      this.skip();
+    }
+    const sslEnv = { ...env, PKCS11_MODULE_PATH: P11_KIT_CLIENT };
+    for (const [label, signature] of [['p11-ec', 'ECDSA'], ['p11-rsa', 'RSA-PSS']] as const) {
+      const uri = `pkcs11:token=Strongroom;object=${label};type=private;pin-value=${PIN}`;
+      const cert = join(dir, `${label}.pem`);
+      await run('openssl', ['req', '-new', '-x509', '-engine', 'pkcs11', '-keyform', 'engine', '-key', uri, '-subj', `/CN=${label}`, '-days', '2', '-out', cert], { env: sslEnv });
+      expect((await run('openssl', ['verify', '-CAfile', cert, cert])).stdout).to.equal(`${cert}: OK\n`);
+      for (const version of ['-tls1_3', '-tls1_2']) {
+        const server = spawn('openssl', ['s_server', '-engine', 'pkcs11', '-keyform', 'engine', '-key', uri, '-cert', cert, '-accept', '127.0.0.1:0', '-naccept', '1', '-www'], { env: sslEnv });
+        try {
+          const port = await new Promise<string>((resolve, reject) => {
+            let text = '';
+            server.stdout.on('data', (d: Buffer) => {
+              text += d.toString();
+              const m = /ACCEPT (?:0\.0\.0\.0|127\.0\.0\.1|\[::\]):(\d+)/.exec(text);
+              if (m) resolve(m[1]!);
+            });
+            server.once('exit', () => reject(new Error(`s_server exited: ${text}`)));
+          });
+          const client = await new Promise<string>((resolve) => {
+            const c = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, version, '-CAfile', cert, '-verify_return_error'], { env: sslEnv });
+            let text = '';
+            c.stdout.on('data', (d: Buffer) => (text += d.toString()));
+            c.stderr.on('data', (d: Buffer) => (text += d.toString()));
+            c.once('exit', () => resolve(text));
+            c.stdin.end('GET / HTTP/1.0\r\n\r\n');
+          });
+          expect(client, `${label} ${version}`).to.contain('Verification: OK').and.to.contain(`Peer signature type: ${signature}`).and.to.contain(`Protocol  : TLSv1.${version === '-tls1_3' ? 3 : 2}`);
+        } finally {
+          server.kill();
+        }
+      }
+    }
   });
 
   it('a key made through the cluster (as session.crypto or the CLI make them) is an object for PKCS #11, and random bytes come from the HSM', async () => {
