@@ -137,6 +137,18 @@ describe('pkcs11: pkcs11-tool and openssl through p11-kit-client.so', function (
     }
   });
 
+  it('GnuTLS: p11tool --test-sign signs with each HSM key and verifies against the public key in the token', async function () {
+    if (!existsSync('/usr/bin/p11tool')) {
+      if (process.env.CI) throw new Error('the GnuTLS test needs p11tool (gnutls-bin); .ci/run installs it');
+      console.log('      (skipped: install gnutls-bin for the p11tool test)');
+      this.skip();
+    }
+    for (const [label, algorithm] of [['p11-ec', 'ECDSA-SHA256'], ['p11-rsa', 'RSA-SHA256']] as const) {
+      const { stdout } = await run('p11tool', ['--provider', P11_KIT_CLIENT, '--login', '--test-sign', `pkcs11:token=Strongroom;object=${label};type=private`], { env: { ...env, GNUTLS_PIN: PIN } });
+      expect(stdout).to.contain(`Signing using ${algorithm}... ok`).and.to.contain('Verifying against public key in the token... ok');
+    }
+  });
+
   it('a key made through the cluster (as session.crypto or the CLI make them) is an object for PKCS #11, and random bytes come from the HSM', async () => {
     const session = await cluster.login('cu1', 'cu1-password');
     try {

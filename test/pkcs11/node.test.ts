@@ -1,0 +1,55 @@
+/**
+ * The PKCS #11 door from a Node application using graphene-pk11 (pkcs11js) and Debian's
+ * p11-kit-client.so (test/pkcs11/fixtures/graphene-sign.mjs, its own process): a session key pair
+ * made in the HSM signs, and Node's crypto here verifies with the public point it read back.
+ * Outside CI a missing p11-kit-client.so skips it with a message; in CI it fails.
+ */
+import { execFile } from 'node:child_process';
+import { createPublicKey, verify } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { expect } from 'chai';
+import { startLocalCluster, type LocalCluster } from '../../src/index.js';
+import { P11_KIT_CLIENT, servePkcs11, type Pkcs11Door } from '../../src/pkcs11/index.js';
+
+const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'graphene-sign.mjs');
+
+describe('pkcs11: a Node application with graphene-pk11 through p11-kit-client.so', function () {
+  this.timeout(30_000);
+  let dir: string;
+  let cluster: LocalCluster;
+  let door: Pkcs11Door;
+
+  before(async function () {
+    if (!existsSync(P11_KIT_CLIENT)) {
+      if (process.env.CI) throw new Error(`the PKCS #11 tests need ${P11_KIT_CLIENT} (p11-kit-modules); .ci/run installs it`);
+      console.log('      (skipped: install p11-kit-modules to run the graphene-pk11 test)');
+      this.skip();
+    }
+    dir = mkdtempSync(join(tmpdir(), 'strongroom-graphene-'));
+    cluster = await startLocalCluster({ adminPassword: 'admin-password', passwordCost: 10, users: [{ username: 'cu1', password: 'cu1-password', role: 'crypto-user' }] });
+    door = await servePkcs11({ cluster, socket: join(dir, 'run', 'pkcs11.sock') });
+  });
+  after(async () => {
+    await door?.close();
+    await cluster?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('initialises with CKF_OS_LOCKING_OK, logs in, makes a P-384 pair in the HSM and signs a digest; the signature verifies and the private value stays sensitive', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, [SCRIPT, P11_KIT_CLIENT, 'cu1:cu1-password'], { env: { ...process.env, P11_KIT_SERVER_ADDRESS: `unix:path=${door.socket}` } });
+    const out = JSON.parse(stdout) as { label: string; signature: string; point: string; refused: string };
+    expect(out.label).to.equal('Strongroom');
+    expect(out.refused).to.contain('CKR_ATTRIBUTE_SENSITIVE');
+    // CKA_EC_POINT is a DER OCTET STRING around the point: the point, behind a P-384 SPKI header.
+    const point = Buffer.from(out.point, 'hex');
+    const spki = Buffer.concat([Buffer.from('3076301006072a8648ce3d020106052b81040022036200', 'hex'), point.subarray(2)]);
+    const publicKey = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+    const signature = Buffer.from(out.signature, 'hex');
+    expect(signature).to.have.length(96);
+    expect(verify('sha384', Buffer.from('the quarterly numbers'), { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature)).to.equal(true);
+  });
+});
