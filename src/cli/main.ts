@@ -297,12 +297,15 @@ program
   .option('--ca <file>', "the trust anchor's certificate, with addresses")
   .option('--cert <file>', 'the client certificate, with addresses')
   .option('--key <file>', "the client certificate's key, with addresses")
+  .option('--objects <dir>', 'where token certificates and data objects are kept (default: objects beside the socket)')
   .action(
-    act<{ socket: string; cluster: string; ca?: string; cert?: string; key?: string }>(async (opts) => {
+    act<{ socket: string; cluster: string; ca?: string; cert?: string; key?: string; objects?: string }>(async (opts) => {
       const { connectFromEnvironment } = await import('../app/from-env.js');
       const { servePkcs11, moduleLines } = await import('../pkcs11/index.js');
       const cluster = await connectFromEnvironment({ STRONGROOM_CLUSTER: opts.cluster, STRONGROOM_CA: opts.ca, STRONGROOM_CERT: opts.cert, STRONGROOM_KEY: opts.key });
-      const door = await servePkcs11({ cluster, socket: resolve(opts.socket), log: (line) => console.error(`strongroom pkcs11: ${line}`) });
+      const socket = resolve(opts.socket);
+      const clusterId = (await cluster.hsmInfo())[0]?.clusterId ?? 'cluster';
+      const door = await servePkcs11({ cluster, socket, objectsFolder: resolve(opts.objects ?? join(dirname(socket), 'objects')), clusterId, log: (line) => console.error(`strongroom pkcs11: ${line}`) });
       for (const line of moduleLines(door.socket)) console.log(line);
       const stop = () => void door.close().then(() => cluster.close()).then(() => process.exit(0));
       process.once('SIGINT', stop);

@@ -129,7 +129,8 @@ export async function up(options: UpOptions): Promise<Up> {
   }
   // The PKCS #11 door, in a folder only this user enters (the protocol has no authentication).
   const { servePkcs11, moduleLines } = await import('../pkcs11/index.js');
-  const pkcs11 = await servePkcs11({ cluster, socket: join(dataDir, 'pkcs11', 'pkcs11.sock') });
+  const clusterId = (await cluster.hsmInfo())[0]?.clusterId ?? 'cluster';
+  const pkcs11 = await servePkcs11({ cluster, socket: join(dataDir, 'pkcs11', 'pkcs11.sock'), objectsFolder: join(dataDir, 'pkcs11', 'objects'), clusterId });
   const [address, module] = moduleLines(pkcs11.socket);
   log(`PKCS #11 applications: ${address}  (${module}; PIN ${DEV_USER.username}:${DEV_USER.password})`);
   log(`  p11-kit module file: echo 'remote: unix:path=${pkcs11.socket}' > ~/.config/pkcs11/modules/strongroom.module`);

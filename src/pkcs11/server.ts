@@ -25,6 +25,10 @@ export interface Pkcs11ServeOptions {
   socket: string;
   /** The token's label (32 characters at most). */
   label?: string;
+  /** Where token certificates and data objects are kept (one file per cluster and user); null keeps them in memory. */
+  objectsFolder?: string | null;
+  /** The cluster those files are for. */
+  clusterId?: string;
   serial?: string;
   log?: (line: string) => void;
 }
@@ -46,7 +50,8 @@ export async function servePkcs11(options: Pkcs11ServeOptions): Promise<Pkcs11Do
   const server: Server = createServer((socket) => {
     open.add(socket);
     socket.on('close', () => open.delete(socket));
-    serveConnection(socket, new Token(options.cluster, options.label ?? 'Strongroom', options.serial ?? 'strongroom'), log);
+    const token = new Token(options.cluster, options.label ?? 'Strongroom', options.serial ?? 'strongroom', { folder: options.objectsFolder ?? null, clusterId: options.clusterId ?? 'cluster' });
+    serveConnection(socket, token, log);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -14,6 +14,8 @@ import type { HashName, KeyInfo, SignMechanism } from '../hsm-core/index.js';
 import type { Attribute, ByteArray, Mechanism, Ulong, Value } from './codec.js';
 import { CKA, CKF, CKG, CKK, CKM, CKO, CKR, CKS, CKU } from './constants.js';
 import { CURVE_BY_PARAMS, Ckr, getAttributes, matches, rvOf, templateAttributes } from './objects.js';
+import { FIRST_SIDE_HANDLE, SideStore, completeObject, type SideObject } from './side-store.js';
+import { attributeClass } from './attributes.js';
 
 /** What the door needs of a cluster: a login (LocalCluster, RemoteCluster, or a test's own). */
 export interface Pkcs11Cluster {
@@ -147,18 +149,33 @@ export class Token {
   readonly #sessions = new Map<bigint, P11Session>();
   #nextSession = 1n;
 
+  /** The logged-in user's certificates and data objects: token ones (a file) and this connection's session ones. */
+  #store: SideStore | null = null;
+  #sessionObjects: SideObject[] = [];
+
   constructor(
     private readonly cluster: Pkcs11Cluster,
     private readonly label: string,
     private readonly serial: string,
+    /** Where token certificates and data objects are kept (null: in memory only), and for which cluster. */
+    private readonly objects: { folder: string | null; clusterId: string } = { folder: null, clusterId: 'cluster' },
   ) {}
 
   /** Ends the connection: logs out, every session and its objects go. */
   async close(): Promise<void> {
     this.#sessions.clear();
+    this.#sessionObjects = [];
+    this.#store = null;
     const hsm = this.#hsm;
     this.#hsm = null;
     if (hsm) await hsm.logout().catch(() => undefined);
+  }
+
+  #sideObjects(): SideObject[] {
+    return [...(this.#store?.objects ?? []), ...this.#sessionObjects];
+  }
+  #sideObject(handle: Ulong): SideObject | undefined {
+    return handle >= BigInt(FIRST_SIDE_HANDLE) ? this.#sideObjects().find((o) => BigInt(o.handle) === handle) : undefined;
   }
 
   #session(handle: Ulong): P11Session {
@@ -273,6 +290,8 @@ export class Token {
         if (!this.#hsm) throw new Ckr(CKR.USER_NOT_LOGGED_IN);
         const hsm = this.#hsm;
         this.#hsm = null;
+        this.#store = null;
+        this.#sessionObjects = [];
         await hsm.logout();
         return [];
       }
@@ -290,12 +309,33 @@ export class Token {
         return [];
       case 'C_GetAttributeValue': {
         this.#session(a[0] as Ulong);
+        const side = this.#sideObject(a[1] as Ulong);
+        if (side) {
+          const { attributes, rv } = sideAttributes(side, a[2] as { type: number; length: number }[]);
+          return [attributes, BigInt(rv)];
+        }
         const key = await this.#key(a[1] as Ulong);
         const { attributes, rv } = getAttributes(key, a[2] as { type: number; length: number }[]);
         return [attributes, BigInt(rv)];
       }
+      case 'C_CreateObject': {
+        this.#session(a[0] as Ulong);
+        this.#hsmSession();
+        const made = completeObject(a[1] as Attribute[]);
+        const handle = this.#store!.nextHandle(this.#sessionObjects.map((o) => o.handle));
+        const object = { handle, token: made.token, attributes: made.attributes };
+        if (made.token) this.#store!.add(object);
+        else this.#sessionObjects.push(object);
+        return [BigInt(handle)];
+      }
       case 'C_DestroyObject': {
         this.#session(a[0] as Ulong);
+        const side = this.#sideObject(a[1] as Ulong);
+        if (side) {
+          if (side.token) this.#store!.remove(side.handle);
+          else this.#sessionObjects = this.#sessionObjects.filter((o) => o !== side);
+          return [];
+        }
         await this.#hsmSession().send({ op: 'deleteKey', handle: Number(a[1] as Ulong) });
         return [];
       }
@@ -378,6 +418,7 @@ export class Token {
     if (at < 1) throw new Ckr(CKR.PIN_INCORRECT, 'the PIN is <crypto user>:<password>, as CloudHSM\'s PKCS #11 library takes it');
     const pending = (async () => {
       this.#hsm = await this.cluster.login(text.slice(0, at), text.slice(at + 1), { role: 'crypto-user' });
+      this.#store = new SideStore(this.objects.folder, this.objects.clusterId, this.#hsm.username);
     })();
     this.#loginPending = pending;
     try {
@@ -419,6 +460,7 @@ export class Token {
         for (const key of page.keys) if (matches(key, template)) found.push(key.handle);
         token = page.nextToken;
       }
+      for (const o of this.#sideObjects()) if (sideMatches(o, template)) found.push(o.handle);
     }
     s.ops.set('find', { kind: 'find', chunks: [], found });
     return [];
@@ -491,4 +533,39 @@ export class Token {
 /** A ulong array answer: the values if the caller has room, else only their count. */
 function ulongs(values: Ulong[], room: number): { valid: boolean; values: Ulong[]; count: number } {
   return room >= values.length && room > 0 ? { valid: true, values, count: values.length } : { valid: false, values: [], count: values.length };
+}
+
+/** A stored object's attributes for GetAttributeValue (as a module answers: size queries, too small, unknown). */
+function sideAttributes(o: SideObject, wanted: { type: number; length: number }[]): { attributes: Attribute[]; rv: number } {
+  let rv: number = CKR.OK;
+  const attributes = wanted.map(({ type, length: room }): Attribute => {
+    const found = o.attributes.find((a) => a.type === type);
+    if (!found || found.value === null) {
+      if (rv === CKR.OK) rv = CKR.ATTRIBUTE_TYPE_INVALID;
+      return { type, value: null, length: -1 };
+    }
+    if (room === 0) {
+      const cls = attributeClass(type);
+      return { type, value: cls === 'byte' ? { byte: 0 } : cls === 'ulong' ? { ulong: 0n } : cls === 'date' ? { date: Buffer.alloc(0) } : { bytes: null }, length: found.length };
+    }
+    if (room < found.length) {
+      if (rv === CKR.OK) rv = CKR.BUFFER_TOO_SMALL;
+      return { type, value: null, length: -1 };
+    }
+    return found;
+  });
+  return { attributes, rv };
+}
+
+/** Whether a stored object matches a FindObjects template. */
+function sideMatches(o: SideObject, template: Attribute[]): boolean {
+  return template.every((t) => {
+    const have = o.attributes.find((a) => a.type === t.type)?.value;
+    const want = t.value;
+    if (!have || !want) return false;
+    if ('byte' in want) return 'byte' in have && (have.byte !== 0) === (want.byte !== 0);
+    if ('ulong' in want) return 'ulong' in have && have.ulong === want.ulong;
+    if ('bytes' in want) return 'bytes' in have && (have.bytes ?? Buffer.alloc(0)).equals(want.bytes ?? Buffer.alloc(0));
+    return false;
+  });
 }

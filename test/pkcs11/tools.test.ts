@@ -7,7 +7,8 @@ import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { startLocalCluster, type LocalCluster } from '../../src/index.js';
@@ -43,7 +44,7 @@ describe('pkcs11: pkcs11-tool and openssl through p11-kit-client.so', function (
     }
     dir = mkdtempSync(join(tmpdir(), 'strongroom-p11-'));
     cluster = await startLocalCluster({ adminPassword: 'admin-password', passwordCost: 10, users: [{ username: 'cu1', password: 'cu1-password', role: 'crypto-user' }] });
-    door = await servePkcs11({ cluster, socket: join(dir, 'run', 'pkcs11.sock') });
+    door = await servePkcs11({ cluster, socket: join(dir, 'run', 'pkcs11.sock'), objectsFolder: join(dir, 'run', 'objects'), clusterId: 'test' });
     env = { ...process.env, P11_KIT_SERVER_ADDRESS: `unix:path=${door.socket}` };
   });
   after(async () => {
@@ -147,6 +148,29 @@ describe('pkcs11: pkcs11-tool and openssl through p11-kit-client.so', function (
       const { stdout, stderr } = await run('p11tool', ['--provider', P11_KIT_CLIENT, '--login', '--test-sign', `pkcs11:token=Strongroom;object=${label};type=private`], { env: { ...env, GNUTLS_PIN: PIN } });
       expect(stdout + stderr).to.contain(`Signing using ${algorithm}... ok`).and.to.contain('Verifying against public key in the token... ok');
     }
+  });
+
+  it('Java 17 (SunPKCS11): with a certificate written beside the key (pkcs11-tool --write-object), keytool lists the key entry, and 8 threads sign at once; the certificate outlives the door', async function () {
+    if (!ENGINE || !existsSync('/usr/bin/java')) {
+      if (process.env.CI) throw new Error('the Java test needs openjdk-17-jdk-headless and libengine-pkcs11-openssl; .ci/run installs them');
+      console.log('      (skipped: install openjdk-17-jdk-headless and libengine-pkcs11-openssl for the Java test)');
+      this.skip();
+    }
+    // The certificate the OpenSSL test made with the HSM key, as DER, written beside the key (same CKA_ID).
+    const der = join(dir, 'p11-ec.der');
+    await run('openssl', ['x509', '-in', join(dir, 'p11-ec.pem'), '-outform', 'DER', '-out', der]);
+    const written = await tool('--login', '--pin', PIN, '--write-object', der, '--type', 'cert', '--id', '01', '--label', 'p11-ec');
+    expect(written.code, written.err).to.equal(0);
+    const config = join(dir, 'java.cfg');
+    writeFileSync(config, `name = strongroom\nlibrary = ${P11_KIT_CLIENT}\nslot = 1\n`);
+    const listed = await run('keytool', ['-list', '-keystore', 'NONE', '-storetype', 'PKCS11', '-providerClass', 'sun.security.pkcs11.SunPKCS11', '-providerArg', config, '-storepass', PIN], { env });
+    expect(listed.stdout).to.match(/^p11-ec, PrivateKeyEntry,/m);
+    const signer = await run('java', [join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'Signer.java'), config, PIN, 'p11-ec'], { env });
+    expect(signer.stdout).to.equal('signed 40 of 40 with SHA256withECDSA\n');
+    // A new door on the same folder still has the certificate (a token object, kept in a file only its owner reads).
+    await door.close();
+    door = await servePkcs11({ cluster, socket: join(dir, 'run', 'pkcs11.sock'), objectsFolder: join(dir, 'run', 'objects'), clusterId: 'test' });
+    expect((await tool('--login', '--pin', PIN, '-O', '--type', 'cert')).out).to.contain('Certificate Object; type = X.509 cert').and.to.contain('label:      p11-ec');
   });
 
   it('a key made through the cluster (as session.crypto or the CLI make them) is an object for PKCS #11, and random bytes come from the HSM', async () => {
