@@ -21,6 +21,7 @@ export {
   KEY_CLASSES,
   KEY_TYPES,
   USAGES,
+  usageAllowed,
   COMPUTED_ATTRIBUTES,
   type AttributeFilter,
   type Curve,

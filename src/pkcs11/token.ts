@@ -10,7 +10,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { ClusterSession, LoginOptions } from '../cluster-client/index.js';
-import type { HashName, KeyInfo, SignMechanism } from '../hsm-core/index.js';
+import { USAGES, usageAllowed, type HashName, type KeyClass, type KeyInfo, type KeyType, type SignMechanism } from '../hsm-core/index.js';
 import type { Attribute, ByteArray, Mechanism, Ulong, Value } from './codec.js';
 import { CKA, CKF, CKG, CKK, CKM, CKO, CKR, CKS, CKU } from './constants.js';
 import { CURVE_BY_PARAMS, Ckr, getAttributes, matches, rvOf, templateAttributes } from './objects.js';
@@ -50,7 +50,23 @@ const MECHANISMS: ReadonlyMap<number, { min: number; max: number; flags: number 
   [CKM.SHA256, { min: 0, max: 0, flags: CKF.DIGEST }],
   [CKM.SHA384, { min: 0, max: 0, flags: CKF.DIGEST }],
   [CKM.SHA512, { min: 0, max: 0, flags: CKF.DIGEST }],
+  [CKM.GENERIC_SECRET_KEY_GEN, { min: 1, max: 800, flags: CKF.HW | CKF.GENERATE }],
+  [CKM.AES_KEY_GEN, { min: 16, max: 32, flags: CKF.HW | CKF.GENERATE }],
+  [CKM.SHA_1_HMAC, { min: 1, max: 800, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
+  [CKM.SHA224_HMAC, { min: 1, max: 800, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
+  [CKM.SHA256_HMAC, { min: 1, max: 800, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
+  [CKM.SHA384_HMAC, { min: 1, max: 800, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
+  [CKM.SHA512_HMAC, { min: 1, max: 800, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
 ]);
+
+/** The hash of each HMAC mechanism. */
+const HMAC_HASH: Readonly<Record<number, HashName>> = {
+  [CKM.SHA_1_HMAC]: 'sha1',
+  [CKM.SHA224_HMAC]: 'sha224',
+  [CKM.SHA256_HMAC]: 'sha256',
+  [CKM.SHA384_HMAC]: 'sha384',
+  [CKM.SHA512_HMAC]: 'sha512',
+};
 
 const HASH_OF_MECHANISM: Readonly<Record<number, HashName>> = {
   [CKM.SHA_1]: 'sha1',
@@ -86,6 +102,12 @@ function signMechanism(m: Mechanism): SignMechanism {
       return { name: 'rsa-pkcs', hash: 'sha384' };
     case CKM.SHA512_RSA_PKCS:
       return { name: 'rsa-pkcs', hash: 'sha512' };
+    case CKM.SHA_1_HMAC:
+    case CKM.SHA224_HMAC:
+    case CKM.SHA256_HMAC:
+    case CKM.SHA384_HMAC:
+    case CKM.SHA512_HMAC:
+      return { name: 'hmac', hash: HMAC_HASH[m.type]! };
     case CKM.RSA_PKCS_PSS: {
       const p = m.param;
       if (!p || p.kind !== 'pss') throw new Ckr(CKR.MECHANISM_PARAM_INVALID, 'CKM_RSA_PKCS_PSS needs its parameters');
@@ -339,6 +361,16 @@ export class Token {
         await this.#hsmSession().send({ op: 'deleteKey', handle: Number(a[1] as Ulong) });
         return [];
       }
+      case 'C_GenerateKey':
+        return this.#generateKey(a[0] as Ulong, a[1] as Mechanism, a[2] as Attribute[]);
+      case 'C_SetAttributeValue': {
+        this.#session(a[0] as Ulong);
+        if (this.#sideObject(a[1] as Ulong)) throw new Ckr(CKR.ACTION_PROHIBITED, 'certificates and data objects are not changed in place here; destroy and create');
+        const { attributes, facts } = templateAttributes(a[2] as Attribute[]);
+        if (facts.size) throw new Ckr(CKR.ATTRIBUTE_READ_ONLY, `attribute 0x${[...facts.keys()][0]!.toString(16)} cannot be changed`);
+        await this.#hsmSession().send({ op: 'setAttributes', handle: Number(a[1] as Ulong), attributes });
+        return [];
+      }
       case 'C_GenerateKeyPair':
         return this.#generateKeyPair(a[0] as Ulong, a[1] as Mechanism, a[2] as Attribute[], a[3] as Attribute[]);
       case 'C_SignInit':
@@ -493,6 +525,23 @@ export class Token {
     return [];
   }
 
+  async #generateKey(handle: Ulong, mechanism: Mechanism, template: Attribute[]): Promise<Value[]> {
+    this.#session(handle);
+    const hsm = this.#hsmSession();
+    const { attributes, facts } = templateAttributes(template);
+    const keyType = mechanism.type === CKM.AES_KEY_GEN ? 'aes' : mechanism.type === CKM.GENERIC_SECRET_KEY_GEN ? 'generic-secret' : null;
+    if (!keyType) throw new Ckr(CKR.MECHANISM_INVALID, `mechanism 0x${mechanism.type.toString(16)} makes no secret key here`);
+    const length = facts.get(CKA.VALUE_LEN);
+    if (typeof length !== 'number') throw new Ckr(CKR.TEMPLATE_INCOMPLETE, 'CKA_VALUE_LEN is required');
+    const cls = facts.get(CKA.CLASS);
+    if (cls !== undefined && cls !== CKO.SECRET_KEY) throw new Ckr(CKR.TEMPLATE_INCONSISTENT, 'CKA_CLASS: a secret key');
+    const type = facts.get(CKA.KEY_TYPE);
+    if (type !== undefined && type !== (keyType === 'aes' ? CKK.AES : CKK.GENERIC_SECRET)) throw new Ckr(CKR.TEMPLATE_INCONSISTENT, 'CKA_KEY_TYPE does not match the mechanism');
+    // CloudHSM's PKCS #11 default: a session object unless CKA_TOKEN.
+    const made = await hsm.send({ op: 'generateKey', keyType, lengthBytes: length, attributes: withoutImpossibleUsages({ token: false, ...attributes }, 'secret-key', keyType) }).then((r) => r.handle);
+    return [BigInt(made)];
+  }
+
   async #generateKeyPair(handle: Ulong, mechanism: Mechanism, publicTemplate: Attribute[], privateTemplate: Attribute[]): Promise<Value[]> {
     this.#session(handle);
     const hsm = this.#hsmSession();
@@ -522,9 +571,9 @@ export class Token {
         throw new Ckr(CKR.TEMPLATE_INCONSISTENT, 'CKA_KEY_TYPE does not match the mechanism');
       }
     }
-    // pkcs11-tool and others ask CKA_DERIVE of an EC public key too; agreement is the private
-    // key's, so the public half takes it as unset (the member refuses a usage a key cannot have).
-    if (shape.keyType !== 'rsa') delete (publicAttributes as Record<string, unknown>).derive;
+    const type = shape.keyType as KeyType;
+    withoutImpossibleUsages(publicAttributes, 'public-key', type);
+    withoutImpossibleUsages(privateAttributes, 'private-key', type);
     const r = await hsm.send({ op: 'generateKeyPair', ...shape, publicAttributes, privateAttributes } as never) as { publicHandle: number; privateHandle: number };
     return [BigInt(r.publicHandle), BigInt(r.privateHandle)];
   }
@@ -568,4 +617,14 @@ function sideMatches(o: SideObject, template: Attribute[]): boolean {
     if ('bytes' in want) return 'bytes' in have && (have.bytes ?? Buffer.alloc(0)).equals(want.bytes ?? Buffer.alloc(0));
     return false;
   });
+}
+
+/**
+ * A template's usages without those the key type cannot have: applications ask them generously
+ * (pkcs11-tool asks CKA_ENCRYPT of an HMAC key and CKA_DERIVE of an EC public key), PKCS #11 modules
+ * ignore them, and the member refuses them; so the door leaves them unset.
+ */
+function withoutImpossibleUsages<T extends Record<string, unknown>>(attributes: T, cls: KeyClass, type: KeyType): T {
+  for (const usage of USAGES) if (attributes[usage] === true && !usageAllowed(cls, type, usage)) delete attributes[usage];
+  return attributes;
 }

@@ -98,6 +98,25 @@ describe('pkcs11: pkcs11-tool and openssl through p11-kit-client.so', function (
     expect(objects).to.contain('Private Key Object; EC').and.to.contain('label:      p11-ec').and.to.contain('sensitive');
   });
 
+  it('a generic secret made in the HSM MACs with SHA256-HMAC (the tool verifies it), and C_SetAttributeValue changes its CKA_ID', async () => {
+    // CloudHSM's PKCS #11 defaults give a new key no usages: the template asks for signing.
+    const made = await tool('--login', '--pin', PIN, '--keygen', '--key-type', 'GENERIC:32', '--usage-sign', '--label', 'p11-mac', '--id', '03');
+    expect(made.code, made.err).to.equal(0);
+    expect(made.out).to.contain('Secret Key Object; Generic secret length 32');
+    const data = join(dir, 'mac-data.txt');
+    writeFileSync(data, 'pay 100 to bob');
+    const mac = join(dir, 'mac.bin');
+    const signed = await tool('--login', '--pin', PIN, '--sign', '-m', 'SHA256-HMAC', '--id', '03', '-i', data, '-o', mac);
+    expect(signed.code, signed.err).to.equal(0);
+    expect(readFileSync(mac)).to.have.length(32);
+    const verified = await tool('--login', '--pin', PIN, '--verify', '-m', 'SHA256-HMAC', '--id', '03', '-i', data, '--signature-file', mac);
+    expect(verified.out).to.contain('Signature is valid');
+    writeFileSync(data, 'pay 900 to bob');
+    expect((await tool('--login', '--pin', PIN, '--verify', '-m', 'SHA256-HMAC', '--id', '03', '-i', data, '--signature-file', mac)).out).to.contain('Invalid signature');
+    expect((await tool('--login', '--pin', PIN, '--set-id', '0a', '--id', '03', '--type', 'secrkey')).code).to.equal(0);
+    expect((await tool('--login', '--pin', PIN, '-O', '--type', 'secrkey')).out).to.contain('label:      p11-mac').and.to.contain('ID:         0a');
+  });
+
   it('OpenSSL with libp11\'s engine: a self-signed certificate by each HSM key verifies, and s_server offloads TLS 1.3 and 1.2 to the HSM (RSA-PSS and ECDSA)', async function () {
     if (!ENGINE) {
       if (process.env.CI) throw new Error('the OpenSSL test needs libengine-pkcs11-openssl; .ci/run installs it');
