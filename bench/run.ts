@@ -18,7 +18,8 @@
  * `session.crypto` and native WebCrypto.
  *
  * Environment: BENCH_SECONDS (default 1) per measurement, BENCH_ROUNDS (default 3),
- * BENCH_ONLY=door|cluster|relay to run one table.
+ * BENCH_ONLY=door|cluster|relay|pkcs11 to run one table. The PKCS #11 table (bench/pkcs11.ts)
+ * compares the PKCS #11 door with SoftHSM behind p11-kit's server.
  */
 import { webcrypto } from 'node:crypto';
 import { cpus } from 'node:os';
@@ -27,6 +28,7 @@ import WebSocket from 'ws';
 import { startLocalCluster, type HsmSession, type LocalCluster } from '../src/index.js';
 import { startRelay } from '../src/relay/index.js';
 import { connectRelay } from '../src/browser/index.js';
+import { benchPkcs11 } from './pkcs11.js';
 
 type Subtle = webcrypto.SubtleCrypto;
 type Pair = webcrypto.CryptoKeyPair;
@@ -196,6 +198,11 @@ async function benchRelay(): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  if (process.env.BENCH_ONLY === 'pkcs11') {
+    console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
+    await benchPkcs11(SECONDS, ROUNDS, table);
+    return;
+  }
   if (process.env.BENCH_ONLY === 'relay') {
     console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
     await benchRelay();
@@ -261,6 +268,7 @@ async function main(): Promise<void> {
   await cluster.close();
   if (process.env.BENCH_ONLY !== 'door') await benchCluster();
   if (process.env.BENCH_ONLY !== 'door') await benchRelay();
+  if (process.env.BENCH_ONLY !== 'door') await benchPkcs11(SECONDS, ROUNDS, table);
 }
 
 await main();

@@ -5,12 +5,12 @@
  *
  * node:crypto hashes whatever it signs, so: RSA runs the private-key operation of node:crypto on
  * the encoded message (PKCS #1 v1.5 type-1 padding by OpenSSL; the EMSA-PSS encoding of RFC 8017
- * §9.1 here, on node's hashes); ECDSA over a digest and Ed25519ph come from @noble/curves (audited,
- * RFC 6979 nonces), whose curves are the member's own.
+ * §9.1 here, on node's hashes); ECDSA over a digest takes its k·G from OpenSSL (ECDH) and does the
+ * few operations modulo n here; its verification and Ed25519ph come from @noble/curves (audited).
  *
  * @module
  */
-import { constants, createHash, privateEncrypt, publicDecrypt, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { constants, createECDH, createHash, privateEncrypt, publicDecrypt, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { HsmError } from '../errors.js';
 import type { EcCurve } from '../attributes.js';
 import type { HashName } from '../protocol.js';
@@ -186,16 +186,78 @@ function ecPrivateScalar(key: KeyObject): Uint8Array {
   }
 }
 
+/** The group orders n of the curves, and their sizes in bits. */
+const ORDER: Readonly<Record<EcCurve, bigint>> = {
+  secp224r1: BigInt('0xffffffffffffffffffffffffffff16a2e0b8f03e13dd29455c5c2a3d'),
+  secp256r1: BigInt('0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551'),
+  secp384r1: BigInt('0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973'),
+  secp521r1: BigInt('0x1fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409'),
+  secp256k1: BigInt('0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141'),
+};
+
+const toBig = (b: Uint8Array) => BigInt(`0x${Buffer.from(b).toString('hex') || '0'}`);
+const fromBig = (x: bigint, bytes: number) => Buffer.from(x.toString(16).padStart(bytes * 2, '0'), 'hex');
+
+/** a⁻¹ mod m (m prime), by the extended Euclidean algorithm. */
+function invert(a: bigint, m: bigint): bigint {
+  let [r0, r1, t0, t1] = [m, a % m, 0n, 1n];
+  while (r1 !== 0n) {
+    const q = r0 / r1;
+    [r0, r1] = [r1, r0 - q * r1];
+    [t0, t1] = [t1, t0 - q * t1];
+  }
+  return ((t0 % m) + m) % m;
+}
+
+/** DER SEQUENCE { INTEGER r, INTEGER s }. */
+function derSignature(r: Buffer, s: Buffer): Buffer {
+  const int = (v: Buffer) => {
+    let i = 0;
+    while (i < v.length - 1 && v[i] === 0) i++;
+    const body = v[i]! & 0x80 ? Buffer.concat([Buffer.from([0]), v.subarray(i)]) : v.subarray(i);
+    return Buffer.concat([Buffer.from([0x02, body.length]), body]);
+  };
+  const body = Buffer.concat([int(r), int(s)]);
+  return Buffer.concat([Buffer.from(body.length < 0x80 ? [0x30, body.length] : [0x30, 0x81, body.length]), body]);
+}
+
+/**
+ * ECDSA over a digest the caller computed (SEC 1 §4.1.3). The costly part, k·G, is OpenSSL's (an
+ * ECDH key from the nonce k); the rest is a handful of operations modulo n. The nonce is fresh and
+ * uniform (rejection sampling), never reused.
+ */
 export async function ecdsaSignDigest(privateKey: KeyObject, curve: EcCurve, hash: HashName, format: 'p1363' | 'der', digest: Uint8Array): Promise<Buffer> {
   checkDigest(hash, digest);
-  const { curves } = await nobleLib();
+  const n = ORDER[curve];
+  const bits = n.toString(2).length;
+  const bytes = Math.ceil(bits / 8);
   const scalar = ecPrivateScalar(privateKey);
   try {
-    return Buffer.from(curves[curve].sign(digest, scalar, { prehash: false, format: format === 'der' ? 'der' : 'compact' }));
+    const d = toBig(scalar);
+    // e: the leftmost bits of the digest, as many as n has.
+    const e = toBig(digest) >> BigInt(Math.max(0, digest.length * 8 - bits));
+    for (;;) {
+      const kBytes = randomBytes(bytes);
+      if (bits % 8) kBytes[0]! &= 0xff >> (8 - (bits % 8));
+      const k = toBig(kBytes);
+      if (k === 0n || k >= n) continue;
+      const ecdh = createECDH(OPENSSL_CURVE[curve]);
+      ecdh.setPrivateKey(kBytes);
+      const point = ecdh.getPublicKey();
+      kBytes.fill(0);
+      const r = toBig(point.subarray(1, 1 + (point.length - 1) / 2)) % n;
+      if (r === 0n) continue;
+      const s = (invert(k, n) * ((e + r * d) % n)) % n;
+      if (s === 0n) continue;
+      const rs = [fromBig(r, bytes), fromBig(s, bytes)] as const;
+      return format === 'der' ? derSignature(...rs) : Buffer.concat(rs);
+    }
   } finally {
     scalar.fill(0);
   }
 }
+
+const OPENSSL_CURVE: Readonly<Record<EcCurve, string>> = { secp224r1: 'secp224r1', secp256r1: 'prime256v1', secp384r1: 'secp384r1', secp521r1: 'secp521r1', secp256k1: 'secp256k1' };
 
 export async function ecdsaVerifyDigest(publicKey: KeyObject, curve: EcCurve, hash: HashName, format: 'p1363' | 'der', digest: Uint8Array, signature: Uint8Array): Promise<boolean> {
   checkDigest(hash, digest);

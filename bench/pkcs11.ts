@@ -1,0 +1,163 @@
+/**
+ * The PKCS #11 table: ECDSA P-256 and RSA-2048 signatures per second through Strongroom's PKCS #11
+ * door and through SoftHSM behind p11-kit's own server (`p11-kit server` + softhsm2), as one
+ * application reaches them through p11-kit-client.so: one connection, its sessions' requests
+ * pipelined on it (1 and 8 in flight). The client is the project's codec speaking the same RPC
+ * protocol as p11-kit-client.so to both servers; each signature is C_SignInit then C_Sign of a
+ * SHA-256 digest (CKM_ECDSA, CKM_RSA_PKCS over a DigestInfo), as OpenSSL's engine and Java do.
+ * Needs p11-kit, softhsm2 and opensc (pkcs11-tool) from Debian; without them it says so and skips.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startLocalCluster } from '../src/index.js';
+import { callById } from '../src/pkcs11/calls.js';
+import { CKA, CKM, CKO } from '../src/pkcs11/constants.js';
+import { FrameReader, encodeFrame, readMessage, writeMessage, type Attribute, type Value } from '../src/pkcs11/codec.js';
+import { servePkcs11 } from '../src/pkcs11/index.js';
+
+const SOFTHSM = ['/usr/lib/softhsm/libsofthsm2.so'].find((p) => existsSync(p));
+
+/** A minimal RPC client: calls by name, answered out of order by code. */
+class RpcClient {
+  #code = 0x10;
+  readonly #waiting = new Map<number, (body: Buffer) => void>();
+  private constructor(private readonly socket: Socket) {
+    const reader = new FrameReader();
+    let first = true;
+    socket.on('data', (d: Buffer) => {
+      for (const f of reader.push(first ? d.subarray(1) : d)) this.#waiting.get(f.code)?.(f.body);
+      first = false;
+    });
+  }
+
+  static async open(path: string): Promise<RpcClient> {
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s = createConnection(path, () => resolve(s));
+      s.once('error', reject);
+    });
+    socket.write(Buffer.from([0]));
+    const client = new RpcClient(socket);
+    await client.call(1, [{ data: Buffer.from('PRIVATE-GNOME-KEYRING-PKCS11-PROTOCOL-V-1'), length: 41 }, 0, { data: Buffer.from([0]), length: 1 }]);
+    return client;
+  }
+
+  async call(id: number, args: Value[]): Promise<Value[]> {
+    const call = callById(id)!;
+    const code = this.#code++;
+    const body = await new Promise<Buffer>((resolve) => {
+      this.#waiting.set(code, resolve);
+      this.socket.write(encodeFrame(code, writeMessage(id, call.request, args)));
+    });
+    this.#waiting.delete(code);
+    const message = readMessage(body, (n) => (n === 0 ? 'u' : callById(n)?.response), 'p11-kit-0.24');
+    if (message.call === 0) throw new Error(`${call.name}: CKR 0x${(message.args[0] as bigint).toString(16)}`);
+    return message.args;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+const bytesAttr = (type: number, b: Buffer): Attribute => ({ type, value: { bytes: b }, length: b.length });
+const ulongAttr = (type: number, v: number): Attribute => ({ type, value: { ulong: BigInt(v) }, length: 8 });
+
+/** Opens `sessions` sessions on one connection, logs in, finds the private key labelled `label`. */
+async function prepare(path: string, pin: string, label: string, sessions: number): Promise<{ client: RpcClient; handles: bigint[]; key: bigint; slot: bigint }> {
+  const client = await RpcClient.open(path);
+  const [slots] = (await client.call(4, [1, 8])) as unknown as [{ values: bigint[] }];
+  const slot = slots.values[0]!;
+  const handles: bigint[] = [];
+  for (let i = 0; i < sessions; i++) handles.push((await client.call(10, [slot, 6n]))[0] as bigint);
+  await client.call(18, [handles[0]!, 1n, { data: Buffer.from(pin), length: pin.length }]);
+  await client.call(26, [handles[0]!, [ulongAttr(CKA.CLASS, CKO.PRIVATE_KEY), bytesAttr(CKA.LABEL, Buffer.from(label))]]);
+  const [found] = (await client.call(27, [handles[0]!, 4])) as unknown as [{ values: bigint[] }];
+  await client.call(28, [handles[0]!]);
+  if (!found.values.length) throw new Error(`no private key labelled ${label}`);
+  return { client, handles, key: found.values[0]!, slot };
+}
+
+const DIGEST = createHash('sha256').update('bench').digest();
+const DIGEST_INFO = Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), DIGEST]);
+
+/** Signatures per second on one connection with `inFlight` sessions signing at once. */
+async function rate(path: string, pin: string, label: string, mechanism: number, inFlight: number, seconds: number): Promise<number> {
+  const { client, handles, key } = await prepare(path, pin, label, inFlight);
+  const data = mechanism === CKM.ECDSA ? DIGEST : DIGEST_INFO;
+  const sign = async (session: bigint) => {
+    await client.call(42, [session, { type: mechanism, param: null }, key]);
+    await client.call(43, [session, { data, length: data.length }, 512]);
+  };
+  for (const h of handles) await sign(h);
+  let count = 0;
+  const deadline = performance.now() + seconds * 1000;
+  const start = performance.now();
+  await Promise.all(
+    handles.map(async (h) => {
+      while (performance.now() < deadline) {
+        await sign(h);
+        count++;
+      }
+    }),
+  );
+  const perSecond = count / ((performance.now() - start) / 1000);
+  client.close();
+  return perSecond;
+}
+
+export async function benchPkcs11(seconds: number, rounds: number, table: (header: string[], rows: string[][]) => void): Promise<void> {
+  const missing = [SOFTHSM ? null : 'softhsm2', existsSync('/usr/bin/p11-kit') ? null : 'p11-kit', existsSync('/usr/bin/pkcs11-tool') ? null : 'opensc'].filter(Boolean);
+  if (missing.length) {
+    console.log(`\nPKCS #11 table skipped: install ${missing.join(', ')} (Debian) to compare with SoftHSM.`);
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'strongroom-bench-p11-'));
+  // SoftHSM: a token with the same two keys, served by p11-kit's own server.
+  const tokens = join(dir, 'softhsm-tokens');
+  mkdirSync(tokens);
+  const conf = join(dir, 'softhsm2.conf');
+  writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\n`);
+  const env = { ...process.env, SOFTHSM2_CONF: conf };
+  execFileSync('softhsm2-util', ['--init-token', '--free', '--label', 'bench', '--so-pin', '12345678', '--pin', '1234'], { env, stdio: 'ignore' });
+  for (const [type, label] of [['EC:prime256v1', 'ec'], ['rsa:2048', 'rsa']]) {
+    execFileSync('pkcs11-tool', ['--module', SOFTHSM!, '--login', '--pin', '1234', '--keypairgen', '--key-type', type!, '--label', label!], { env, stdio: 'ignore' });
+  }
+  const softSocket = join(dir, 'softhsm.sock');
+  const server = spawn('p11-kit', ['server', '-f', '--provider', SOFTHSM!, '-n', softSocket, 'pkcs11:'], { env, stdio: 'ignore' });
+  for (let i = 0; i < 100 && !existsSync(softSocket); i++) await new Promise((r) => setTimeout(r, 50));
+  // Strongroom: one in-process member behind the door, the same two keys.
+  const cluster = await startLocalCluster({ adminPassword: 'bench-admin-pw', users: [{ username: 'bench', password: 'bench-password', role: 'crypto-user' }] });
+  const s = await cluster.login('bench', 'bench-password');
+  await s.send({ op: 'generateKeyPair', keyType: 'ec', curve: 'secp256r1', privateAttributes: { token: true, sign: true, label: 'ec' }, publicAttributes: { token: true, label: 'ec' } });
+  await s.send({ op: 'generateKeyPair', keyType: 'rsa', modulusBits: 2048, privateAttributes: { token: true, sign: true, label: 'rsa' }, publicAttributes: { token: true, label: 'rsa' } });
+  await s.logout();
+  const door = await servePkcs11({ cluster, socket: join(dir, 'run', 'door.sock') });
+  try {
+    const rows: string[][] = [];
+    for (const [name, label, mechanism] of [['ECDSA P-256 sign (CKM_ECDSA)', 'ec', CKM.ECDSA], ['RSA-2048 sign (CKM_RSA_PKCS)', 'rsa', CKM.RSA_PKCS]] as const) {
+      for (const inFlight of [1, 8]) {
+        const ours: number[] = [];
+        const theirs: number[] = [];
+        for (let round = 0; round < rounds; round++) {
+          ours.push(await rate(door.socket, 'bench:bench-password', label, mechanism, inFlight, seconds));
+          theirs.push(await rate(softSocket, '1234', label, mechanism, inFlight, seconds));
+        }
+        const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
+        const ratio = median(ours.map((v, i) => v / theirs[i]!));
+        rows.push([name, String(inFlight), median(theirs).toFixed(0), median(ours).toFixed(0), ratio.toFixed(2)]);
+      }
+    }
+    console.log('\nPKCS #11: one application, one connection (as p11-kit-client.so makes), its sessions pipelined.');
+    console.log('SoftHSM = softhsm2 behind `p11-kit server`; door = Strongroom\'s PKCS #11 door over one in-process member.');
+    table(['operation', 'in flight', 'SoftHSM via p11-kit sigs/s', 'door sigs/s', 'door / SoftHSM'], rows);
+  } finally {
+    await door.close();
+    await cluster.close();
+    server.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
