@@ -85,6 +85,10 @@ const DIGEST = createHash('sha256').update('bench').digest();
 const DIGEST_INFO = Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), DIGEST]);
 
 /** Signatures per second on one connection with `inFlight` sessions signing at once. */
+export async function rateForProfile(path: string, pin: string, label: string, mechanism: number, inFlight: number, seconds: number): Promise<number> {
+  return rate(path, pin, label, mechanism, inFlight, seconds);
+}
+
 async function rate(path: string, pin: string, label: string, mechanism: number, inFlight: number, seconds: number): Promise<number> {
   const { client, handles, key } = await prepare(path, pin, label, inFlight);
   const data = mechanism === CKM.ECDSA ? DIGEST : DIGEST_INFO;

@@ -81,6 +81,7 @@ function serveConnection(socket: Socket, token: Token, log: (line: string) => vo
   let dialect: Dialect | null = null;
   const reader = new FrameReader();
   let closed = false;
+  let corked = false;
   socket.on('error', () => undefined);
   socket.on('close', () => {
     closed = true;
@@ -130,6 +131,16 @@ function serveConnection(socket: Socket, token: Token, log: (line: string) => vo
       reply = writeMessage(ERROR_CALL, 'u', [BigInt(rv)]);
       log(`${call.name}: CKR 0x${rv.toString(16)} (${e instanceof Error ? e.message : String(e)})`);
     }
-    if (!closed) socket.write(encodeFrame(code, reply));
+    if (closed) return;
+    // Answers finished in one tick go out in one write.
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        corked = false;
+        socket.uncork();
+      });
+    }
+    socket.write(encodeFrame(code, reply));
   }
 }

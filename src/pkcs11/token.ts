@@ -225,8 +225,23 @@ export class Token {
     }
   }
 
+  /**
+   * The key an operation starts with. C_SignInit and C_VerifyInit come before every signature, so
+   * what the member said of the key is kept for a second (and forgotten at this connection's own
+   * changes); the member itself checks the key and its usages again at the signature.
+   */
+  async #keyForOperation(handle: Ulong): Promise<KeyInfo> {
+    const cached = this.#keys.get(handle);
+    if (cached && performance.now() - cached.at < 1000) return cached.key;
+    const key = await this.#key(handle);
+    this.#keys.set(handle, { key, at: performance.now() });
+    return key;
+  }
+  readonly #keys = new Map<Ulong, { key: KeyInfo; at: number }>();
+
   /** Runs one call; its answer's values in the response signature's order. */
   async call(name: string, args: Value[]): Promise<Value[]> {
+    if (CHANGES.has(name)) this.#keys.clear();
     try {
       return await this.#call(name, args);
     } catch (e) {
@@ -379,7 +394,7 @@ export class Token {
         const kind = name === 'C_SignInit' ? 'sign' : 'verify';
         if (s.ops.has(kind)) throw new Ckr(CKR.OPERATION_ACTIVE);
         const mechanism = signMechanism(a[1] as Mechanism);
-        const key = await this.#key(a[2] as Ulong);
+        const key = await this.#keyForOperation(a[2] as Ulong);
         s.ops.set(kind, { kind, key, mechanism, chunks: [] });
         return [];
       }
@@ -578,6 +593,9 @@ export class Token {
     return [BigInt(r.publicHandle), BigInt(r.privateHandle)];
   }
 }
+
+/** Calls after which what this connection knows of its keys may be out of date. */
+const CHANGES: ReadonlySet<string> = new Set(['C_SetAttributeValue', 'C_DestroyObject', 'C_Logout', 'C_Login', 'C_CloseAllSessions', 'C_Finalize']);
 
 /** A ulong array answer: the values if the caller has room, else only their count. */
 function ulongs(values: Ulong[], room: number): { valid: boolean; values: Ulong[]; count: number } {

@@ -231,13 +231,12 @@ export async function ecdsaSignDigest(privateKey: KeyObject, curve: EcCurve, has
   const n = ORDER[curve];
   const bits = n.toString(2).length;
   const bytes = Math.ceil(bits / 8);
-  const scalar = ecPrivateScalar(privateKey);
-  try {
-    const d = toBig(scalar);
+  {
+    const d = scalarOf(privateKey);
     // e: the leftmost bits of the digest, as many as n has.
     const e = toBig(digest) >> BigInt(Math.max(0, digest.length * 8 - bits));
     for (;;) {
-      const kBytes = randomBytes(bytes);
+      const kBytes = nonceBytes(bytes);
       if (bits % 8) kBytes[0]! &= 0xff >> (8 - (bits % 8));
       const k = toBig(kBytes);
       if (k === 0n || k >= n) continue;
@@ -252,9 +251,30 @@ export async function ecdsaSignDigest(privateKey: KeyObject, curve: EcCurve, has
       const rs = [fromBig(r, bytes), fromBig(s, bytes)] as const;
       return format === 'der' ? derSignature(...rs) : Buffer.concat(rs);
     }
-  } finally {
-    scalar.fill(0);
   }
+}
+
+/** Each private key's scalar, read once (the member holds its keys; this is one more form of one). */
+const SCALARS = new WeakMap<KeyObject, bigint>();
+function scalarOf(key: KeyObject): bigint {
+  let d = SCALARS.get(key);
+  if (d === undefined) {
+    const bytes = ecPrivateScalar(key);
+    d = toBig(bytes);
+    bytes.fill(0);
+    SCALARS.set(key, d);
+  }
+  return d;
+}
+
+/** Nonce bytes from a pool filled 4 KiB at a time (one call to the CSPRNG per hundred signatures); each byte used once. */
+let pool = Buffer.alloc(0);
+function nonceBytes(n: number): Buffer {
+  if (pool.length < n) pool = randomBytes(4096);
+  const out = Buffer.from(pool.subarray(0, n));
+  pool.fill(0, 0, n);
+  pool = pool.subarray(n);
+  return out;
 }
 
 const OPENSSL_CURVE: Readonly<Record<EcCurve, string>> = { secp224r1: 'secp224r1', secp256r1: 'prime256v1', secp384r1: 'secp384r1', secp521r1: 'secp521r1', secp256k1: 'secp256k1' };
