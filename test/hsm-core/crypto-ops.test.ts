@@ -40,6 +40,17 @@ describe('hsm-core: cryptographic operations', () => {
       expect((await f.m.ok({ op: 'verify', session: f.alice, handle: pair.publicHandle, mechanism: { name: 'ecdsa', hash: 'sha384', prehashed: true }, data: digest, signature: ofMessage.signature })).valid, curve).to.equal(true);
     }
     const ec = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1', privateAttributes: { sign: true } });
+    // Nonces are made 64 at a time: 150 signatures run through three batches, each signature valid and each r new.
+    const spki = (await f.m.ok({ op: 'exportKey', session: f.alice, handle: ec.publicHandle, format: 'spki' })).keyData as Uint8Array;
+    const publicKey = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+    const rs = new Set<string>();
+    for (let i = 0; i < 150; i++) {
+      const m = Buffer.from(`message ${i}`);
+      const { signature } = await f.m.ok({ op: 'sign', session: f.alice, handle: ec.privateHandle, mechanism: { name: 'ecdsa', hash: 'sha256', prehashed: true }, data: createHash('sha256').update(m).digest() });
+      expect(verify('sha256', m, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature), `signature ${i}`).to.equal(true);
+      rs.add(Buffer.from(signature).subarray(0, 32).toString('hex'));
+    }
+    expect(rs.size).to.equal(150);
     const e = await f.m.fail({ op: 'sign', session: f.alice, handle: ec.privateHandle, mechanism: { name: 'ecdsa', hash: 'sha256', prehashed: true }, data: message }, 'DATA_INVALID');
     expect(e.message).to.equal('data: a sha256 digest is 32 bytes, not 14 (give the digest, not the data, with prehashed)');
   });

@@ -223,35 +223,69 @@ function derSignature(r: Buffer, s: Buffer): Buffer {
 
 /**
  * ECDSA over a digest the caller computed (SEC 1 §4.1.3). The costly part, k·G, is OpenSSL's (an
- * ECDH key from the nonce k); the rest is a handful of operations modulo n. The nonce is fresh and
- * uniform (rejection sampling), never reused.
+ * ECDH key from the nonce k); nonces are made 64 at a time with one modular inversion for all of
+ * them (Montgomery's trick), each uniform (rejection sampling) and used once.
  */
 export async function ecdsaSignDigest(privateKey: KeyObject, curve: EcCurve, hash: HashName, format: 'p1363' | 'der', digest: Uint8Array): Promise<Buffer> {
   checkDigest(hash, digest);
   const n = ORDER[curve];
   const bits = n.toString(2).length;
   const bytes = Math.ceil(bits / 8);
-  {
-    const d = scalarOf(privateKey);
-    // e: the leftmost bits of the digest, as many as n has.
-    const e = toBig(digest) >> BigInt(Math.max(0, digest.length * 8 - bits));
-    for (;;) {
-      const kBytes = nonceBytes(bytes);
-      if (bits % 8) kBytes[0]! &= 0xff >> (8 - (bits % 8));
-      const k = toBig(kBytes);
-      if (k === 0n || k >= n) continue;
-      const ecdh = createECDH(OPENSSL_CURVE[curve]);
-      ecdh.setPrivateKey(kBytes);
-      const point = ecdh.getPublicKey();
-      kBytes.fill(0);
-      const r = toBig(point.subarray(1, 1 + (point.length - 1) / 2)) % n;
-      if (r === 0n) continue;
-      const s = (invert(k, n) * ((e + r * d) % n)) % n;
-      if (s === 0n) continue;
-      const rs = [fromBig(r, bytes), fromBig(s, bytes)] as const;
-      return format === 'der' ? derSignature(...rs) : Buffer.concat(rs);
-    }
+  const d = scalarOf(privateKey);
+  // e: the leftmost bits of the digest, as many as n has.
+  const e = toBig(digest) >> BigInt(Math.max(0, digest.length * 8 - bits));
+  for (;;) {
+    const { r, kInverse } = nonce(curve);
+    const s = (kInverse * ((e + r * d) % n)) % n;
+    if (s === 0n) continue;
+    const rs = [fromBig(r, bytes), fromBig(s, bytes)] as const;
+    return format === 'der' ? derSignature(...rs) : Buffer.concat(rs);
   }
+}
+
+/** Nonces ready for each curve: r = (k·G).x mod n and k⁻¹ mod n. */
+const NONCES = new Map<EcCurve, { r: bigint; kInverse: bigint }[]>();
+
+function nonce(curve: EcCurve): { r: bigint; kInverse: bigint } {
+  let ready = NONCES.get(curve);
+  if (!ready?.length) {
+    ready = makeNonces(curve, 64);
+    NONCES.set(curve, ready);
+  }
+  return ready.pop()!;
+}
+
+function makeNonces(curve: EcCurve, count: number): { r: bigint; kInverse: bigint }[] {
+  const n = ORDER[curve];
+  const bits = n.toString(2).length;
+  const bytes = Math.ceil(bits / 8);
+  const ks: bigint[] = [];
+  const rs: bigint[] = [];
+  while (ks.length < count) {
+    const kBytes = nonceBytes(bytes);
+    if (bits % 8) kBytes[0]! &= 0xff >> (8 - (bits % 8));
+    const k = toBig(kBytes);
+    if (k === 0n || k >= n) continue;
+    const ecdh = createECDH(OPENSSL_CURVE[curve]);
+    ecdh.setPrivateKey(kBytes);
+    kBytes.fill(0);
+    const point = ecdh.getPublicKey();
+    const r = toBig(point.subarray(1, 1 + (point.length - 1) / 2)) % n;
+    if (r === 0n) continue;
+    ks.push(k);
+    rs.push(r);
+  }
+  // One inversion for all: prefix products, the inverse of the last, then back down.
+  const prefix: bigint[] = [];
+  let acc = 1n;
+  for (const k of ks) prefix.push((acc = (acc * k) % n));
+  let inverse = invert(acc, n);
+  const out: { r: bigint; kInverse: bigint }[] = new Array(count);
+  for (let i = count - 1; i >= 0; i--) {
+    out[i] = { r: rs[i]!, kInverse: i === 0 ? inverse : (inverse * prefix[i - 1]!) % n };
+    inverse = (inverse * ks[i]!) % n;
+  }
+  return out;
 }
 
 /** Each private key's scalar, read once (the member holds its keys; this is one more form of one). */
