@@ -10,7 +10,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { ClusterSession, LoginOptions } from '../cluster-client/index.js';
-import { USAGES, usageAllowed, type HashName, type KeyClass, type KeyInfo, type KeyType, type SignMechanism } from '../hsm-core/index.js';
+import { USAGES, usageAllowed, type CipherMechanism, type HashName, type KeyClass, type KeyInfo, type KeyType, type SignMechanism } from '../hsm-core/index.js';
 import type { Attribute, ByteArray, Mechanism, Ulong, Value } from './codec.js';
 import { CKA, CKF, CKG, CKK, CKM, CKO, CKR, CKS, CKU } from './constants.js';
 import { CURVE_BY_PARAMS, Ckr, getAttributes, matches, rvOf, templateAttributes } from './objects.js';
@@ -31,7 +31,7 @@ const FIRMWARE = { major: 1, minor: 0 };
 /** The mechanisms of the door (CloudHSM's PKCS #11 list, as far as the member does them): flags and key sizes. */
 const MECHANISMS: ReadonlyMap<number, { min: number; max: number; flags: number }> = new Map([
   [CKM.RSA_PKCS_KEY_PAIR_GEN, { min: 2048, max: 4096, flags: CKF.HW | CKF.GENERATE_KEY_PAIR }],
-  [CKM.RSA_PKCS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
+  [CKM.RSA_PKCS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY | CKF.ENCRYPT | CKF.DECRYPT }],
   [CKM.RSA_PKCS_PSS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
   [CKM.SHA1_RSA_PKCS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
   [CKM.SHA256_RSA_PKCS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
@@ -50,6 +50,12 @@ const MECHANISMS: ReadonlyMap<number, { min: number; max: number; flags: number 
   [CKM.SHA256, { min: 0, max: 0, flags: CKF.DIGEST }],
   [CKM.SHA384, { min: 0, max: 0, flags: CKF.DIGEST }],
   [CKM.SHA512, { min: 0, max: 0, flags: CKF.DIGEST }],
+  [CKM.RSA_PKCS_OAEP, { min: 2048, max: 4096, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT }],
+  [CKM.AES_ECB, { min: 16, max: 32, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT }],
+  [CKM.AES_CBC, { min: 16, max: 32, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT }],
+  [CKM.AES_CBC_PAD, { min: 16, max: 32, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT }],
+  [CKM.AES_CTR, { min: 16, max: 32, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT }],
+  [CKM.AES_GCM, { min: 16, max: 32, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT }],
   [CKM.GENERIC_SECRET_KEY_GEN, { min: 1, max: 800, flags: CKF.HW | CKF.GENERATE }],
   [CKM.AES_KEY_GEN, { min: 16, max: 32, flags: CKF.HW | CKF.GENERATE }],
   [CKM.SHA_1_HMAC, { min: 1, max: 800, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
@@ -120,6 +126,39 @@ function signMechanism(m: Mechanism): SignMechanism {
   }
 }
 
+/** A PKCS #11 cipher mechanism as the member's. */
+function cipherMechanism(m: Mechanism): CipherMechanism {
+  const p = m.param;
+  switch (m.type) {
+    case CKM.RSA_PKCS:
+      return { name: 'rsa-pkcs' };
+    case CKM.RSA_PKCS_OAEP: {
+      if (!p || p.kind !== 'oaep') throw new Ckr(CKR.MECHANISM_PARAM_INVALID, 'CKM_RSA_PKCS_OAEP needs its parameters');
+      const hash = HASH_OF_MECHANISM[Number(p.hash)];
+      if (!hash || MGF_HASH[Number(p.mgf)] !== hash) throw new Ckr(CKR.MECHANISM_PARAM_INVALID, 'CKM_RSA_PKCS_OAEP: MGF1 with the same hash');
+      return { name: 'rsa-oaep', hash, ...(p.sourceData && p.sourceData.length ? { label: p.sourceData } : {}) };
+    }
+    case CKM.AES_ECB:
+      return { name: 'aes-ecb' };
+    case CKM.AES_CBC:
+    case CKM.AES_CBC_PAD: {
+      const iv = p?.kind === 'iv' ? p.iv : p?.kind === 'bytes' ? p.data : null;
+      if (!iv || iv.length !== 16) throw new Ckr(CKR.MECHANISM_PARAM_INVALID, 'AES-CBC needs a 16-byte IV');
+      return { name: m.type === CKM.AES_CBC ? 'aes-cbc' : 'aes-cbc-pad', iv };
+    }
+    case CKM.AES_CTR: {
+      if (p?.kind !== 'ctr') throw new Ckr(CKR.MECHANISM_PARAM_INVALID, 'AES-CTR needs its counter block');
+      return { name: 'aes-ctr', counter: p.counterBlock, counterBits: Number(p.counterBits) };
+    }
+    case CKM.AES_GCM: {
+      if (p?.kind !== 'gcm' || !p.iv) throw new Ckr(CKR.MECHANISM_PARAM_INVALID, 'AES-GCM needs its IV');
+      return { name: 'aes-gcm', iv: p.iv, ...(p.aad && p.aad.length ? { aad: p.aad } : {}), tagLengthBits: Number(p.tagBits) as never };
+    }
+    default:
+      throw new Ckr(CKR.MECHANISM_INVALID, `mechanism 0x${m.type.toString(16)} does not encrypt here`);
+  }
+}
+
 /** DigestInfo prefixes: CKM_RSA_PKCS signs a DigestInfo the caller built; the member takes the digest and its hash. */
 const DIGEST_INFO: ReadonlyArray<[HashName, string]> = [
   ['sha1', '3021300906052b0e03021a05000414'],
@@ -147,10 +186,13 @@ function prehashedInput(mech: SignMechanism, data: Buffer): { mechanism: SignMec
   return { mechanism: mech, data };
 }
 
+type OpKind = 'sign' | 'verify' | 'digest' | 'find' | 'encrypt' | 'decrypt';
+
 interface Operation {
-  kind: 'sign' | 'verify' | 'digest' | 'find';
+  kind: OpKind;
   key?: KeyInfo;
   mechanism?: SignMechanism;
+  cipher?: CipherMechanism;
   chunks: Buffer[];
   /** A result computed for a size query, kept for the call that fetches it. */
   result?: Buffer;
@@ -160,7 +202,7 @@ interface Operation {
 
 interface P11Session {
   rw: boolean;
-  ops: Map<'sign' | 'verify' | 'digest' | 'find', Operation>;
+  ops: Map<OpKind, Operation>;
 }
 
 /** One connection's PKCS #11 state. */
@@ -412,6 +454,28 @@ export class Token {
         return [];
       case 'C_VerifyFinal':
         return this.#verify(a[0] as Ulong, null, (a[1] as ByteArray).data ?? Buffer.alloc(0));
+      case 'C_EncryptInit':
+      case 'C_DecryptInit': {
+        const s = this.#session(a[0] as Ulong);
+        const kind = name === 'C_EncryptInit' ? 'encrypt' : 'decrypt';
+        if (s.ops.has(kind)) throw new Ckr(CKR.OPERATION_ACTIVE);
+        const cipher = cipherMechanism(a[1] as Mechanism);
+        const key = await this.#keyForOperation(a[2] as Ulong);
+        s.ops.set(kind, { kind, key, cipher, chunks: [] });
+        return [];
+      }
+      case 'C_Encrypt':
+      case 'C_Decrypt':
+        return this.#crypt(a[0] as Ulong, name === 'C_Encrypt' ? 'encrypt' : 'decrypt', (a[1] as ByteArray).data ?? Buffer.alloc(0), a[2] as number);
+      case 'C_EncryptUpdate':
+      case 'C_DecryptUpdate': {
+        // Data is gathered and the result comes at the final call (an empty valid answer now).
+        this.#op(a[0] as Ulong, name === 'C_EncryptUpdate' ? 'encrypt' : 'decrypt').chunks.push((a[1] as ByteArray).data ?? Buffer.alloc(0));
+        return [{ data: Buffer.alloc(0), length: 0 }];
+      }
+      case 'C_EncryptFinal':
+      case 'C_DecryptFinal':
+        return this.#crypt(a[0] as Ulong, name === 'C_EncryptFinal' ? 'encrypt' : 'decrypt', null, a[1] as number);
       case 'C_DigestInit': {
         const s = this.#session(a[0] as Ulong);
         if (s.ops.has('digest')) throw new Ckr(CKR.OPERATION_ACTIVE);
@@ -476,14 +540,14 @@ export class Token {
     return [];
   }
 
-  #op(handle: Ulong, kind: 'sign' | 'verify' | 'digest' | 'find'): Operation {
+  #op(handle: Ulong, kind: OpKind): Operation {
     const op = this.#session(handle).ops.get(kind);
     if (!op) throw new Ckr(CKR.OPERATION_NOT_INITIALIZED);
     return op;
   }
 
   /** An output byte array: the result if it fits, else its length (a size query keeps the operation and its result). */
-  #output(handle: Ulong, kind: 'sign' | 'digest', result: Buffer, room: number): Value[] {
+  #output(handle: Ulong, kind: OpKind, result: Buffer, room: number): Value[] {
     if (room === 0 || room < result.length) {
       // p11-kit 0.24 sends 0 for an empty buffer too: an empty result always goes as valid (PKCS11-RPC.md P3).
       if (result.length === 0) {
@@ -528,6 +592,21 @@ export class Token {
       }
     }
     return this.#output(handle, 'sign', op.result, room);
+  }
+
+  async #crypt(handle: Ulong, kind: 'encrypt' | 'decrypt', data: Buffer | null, room: number): Promise<Value[]> {
+    const op = this.#op(handle, kind);
+    if (data) op.chunks.push(data);
+    if (!op.result) {
+      try {
+        const r = await this.#hsmSession().send({ op: kind, handle: op.key!.handle, mechanism: op.cipher!, data: Buffer.concat(op.chunks) } as never) as { data: Uint8Array };
+        op.result = Buffer.from(r.data);
+      } catch (e) {
+        this.#session(handle).ops.delete(kind);
+        throw e;
+      }
+    }
+    return this.#output(handle, kind, op.result, room);
   }
 
   async #verify(handle: Ulong, data: Buffer[] | null, signature: Buffer): Promise<Value[]> {

@@ -98,6 +98,26 @@ describe('pkcs11: pkcs11-tool and openssl through p11-kit-client.so', function (
     expect(objects).to.contain('Private Key Object; EC').and.to.contain('label:      p11-ec').and.to.contain('sensitive');
   });
 
+  it('RSA decryption in the HSM: what openssl encrypts with the public key (OAEP with SHA-256, and PKCS #1 v1.5) decrypts through the door', async () => {
+    const made = await tool('--login', '--pin', PIN, '--keypairgen', '--key-type', 'rsa:2048', '--usage-decrypt', '--label', 'p11-enc', '--id', '05');
+    expect(made.code, made.err).to.equal(0);
+    const pub = join(dir, 'enc.pub.der');
+    expect((await tool('--login', '--pin', PIN, '--read-object', '--type', 'pubkey', '--id', '05', '-o', pub)).code).to.equal(0);
+    const { createPublicKey, publicEncrypt, constants } = await import('node:crypto');
+    const key = createPublicKey({ key: readFileSync(pub), format: 'der', type: 'spki' });
+    const secret = Buffer.from('the vault code is 4711');
+    for (const [mechanism, padding, extra] of [
+      ['RSA-PKCS-OAEP', constants.RSA_PKCS1_OAEP_PADDING, ['--hash-algorithm', 'SHA256', '--mgf', 'MGF1-SHA256']],
+      ['RSA-PKCS', constants.RSA_PKCS1_PADDING, []],
+    ] as const) {
+      const ciphertext = join(dir, `ct-${mechanism}.bin`);
+      writeFileSync(ciphertext, publicEncrypt({ key, padding, oaepHash: 'sha256' }, secret));
+      const out = await tool('--login', '--pin', PIN, '--decrypt', '-m', mechanism, '--id', '05', '-i', ciphertext, ...extra);
+      expect(out.code, out.err).to.equal(0);
+      expect(Buffer.from(out.out, 'latin1').subarray(-secret.length).toString(), mechanism).to.equal(secret.toString());
+    }
+  });
+
   it('a generic secret made in the HSM MACs with SHA256-HMAC (the tool verifies it), and C_SetAttributeValue changes its CKA_ID', async () => {
     // CloudHSM's PKCS #11 defaults give a new key no usages: the template asks for signing.
     const made = await tool('--login', '--pin', PIN, '--keygen', '--key-type', 'GENERIC:32', '--usage-sign', '--label', 'p11-mac', '--id', '03');
