@@ -15,9 +15,10 @@ import { expect } from 'chai';
 import { startLocalCluster, type LocalCluster } from '../../src/index.js';
 import { P11_KIT_CLIENT, servePkcs11, type Pkcs11Door } from '../../src/pkcs11/index.js';
 
-const SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'graphene-sign.mjs');
+const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
+const SCRIPT = join(FIXTURES, 'graphene-sign.mjs');
 
-describe('pkcs11: a Node application with graphene-pk11 through p11-kit-client.so', function () {
+describe('pkcs11: Node applications (graphene-pk11, node-webcrypto-p11) through p11-kit-client.so', function () {
   this.timeout(30_000);
   let dir: string;
   let cluster: LocalCluster;
@@ -51,5 +52,14 @@ describe('pkcs11: a Node application with graphene-pk11 through p11-kit-client.s
     const signature = Buffer.from(out.signature, 'hex');
     expect(signature).to.have.length(96);
     expect(verify('sha384', Buffer.from('the quarterly numbers'), { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature)).to.equal(true);
+  });
+
+  it('node-webcrypto-p11 (WebCrypto over PKCS #11) signs with ECDSA and encrypts and decrypts with RSA-OAEP, the keys made in the HSM; Node verifies the signature', async () => {
+    const { stdout } = await promisify(execFile)(process.execPath, [join(FIXTURES, 'webcrypto-p11.mjs'), P11_KIT_CLIENT, 'cu1:cu1-password'], { env: { ...process.env, P11_KIT_SERVER_ADDRESS: `unix:path=${door.socket}` } });
+    const out = JSON.parse(stdout) as { signature: string; verified: boolean; plaintext: string; spki: string };
+    expect(out.verified).to.equal(true);
+    expect(out.plaintext).to.equal('the quarterly numbers');
+    const publicKey = createPublicKey({ key: Buffer.from(out.spki, 'hex'), format: 'der', type: 'spki' });
+    expect(verify('sha256', Buffer.from('the quarterly numbers'), { key: publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(out.signature, 'hex'))).to.equal(true);
   });
 });
