@@ -271,33 +271,38 @@ describe('cli: CloudHSM CLI fidelity (AWS reference pages)', function () {
 
     // Before registration the member does not know the new CA: its client cannot connect.
     expect((await single('mtls', 'cluster', 'mtls', 'get-enforcement')).error_code).to.equal(1);
-    const registered = await single('default', 'cluster', 'mtls', 'register-trust-anchor', '--path', join(dir, 'mtls_ca_root_1.crt'));
-    expect(registered.data.trust_anchor).to.deep.include({ 'certificate-reference': '0x01', 'cluster-coverage': 'full' });
-    expect(registered.data.trust_anchor.certificate).to.contain('-----BEGIN CERTIFICATE-----');
-    expect((await single('default', 'cluster', 'mtls', 'register-trust-anchor', '--path', join(dir, 'mtls_ca_root_1.crt'))).data).to.equal('certificate: Invalid Certificate: Trust anchor already exists (0x01).');
-    expect((await single('default', 'cluster', 'mtls', 'register-trust-anchor', '--path', join(dir, 'ssl-client.crt'))).data).to.equal('certificate: Invalid Certificate: CN=ssl client is not a CA certificate (basicConstraints CA:TRUE), so it cannot anchor client certificates');
-    expect((await single('mtls', 'cluster', 'mtls', 'list-trust-anchors')).data.trust_anchors.map((a: { 'certificate-reference': string }) => a['certificate-reference'])).to.deep.equal(['0x01']);
-    expect((await single('mtls', 'cluster', 'mtls', 'get-enforcement')).data).to.deep.equal({ 'mtls-enforcement-level': 'none' });
-
-    // Enforced from the mTLS connection: from then on the installation's own client certificate is refused.
-    const mtlsSession = new Repl(env);
+    const viaDefault = new Repl(env);
+    const viaMtls = new Repl(env);
     try {
-      await mtlsSession.ready();
-      expect((await mtlsSession.run('login --cluster-id mtls --username admin --role admin --password admin-password')).error_code).to.equal(0);
-      expect((await mtlsSession.run('cluster mtls set-enforcement --cluster-id mtls --level cluster')).data).to.deep.equal({ message: 'Mtls enforcement level set to Cluster successfully' });
+      await viaDefault.ready();
+      expect((await viaDefault.run('login --cluster-id default --username admin --role admin --password admin-password')).error_code).to.equal(0);
+      const registered = await viaDefault.run(`cluster mtls register-trust-anchor --cluster-id default --path ${join(dir, 'mtls_ca_root_1.crt')}`);
+      expect(registered.data.trust_anchor).to.deep.include({ 'certificate-reference': '0x01', 'cluster-coverage': 'full' });
+      expect(registered.data.trust_anchor.certificate).to.contain('-----BEGIN CERTIFICATE-----');
+      expect((await viaDefault.run(`cluster mtls register-trust-anchor --cluster-id default --path ${join(dir, 'mtls_ca_root_1.crt')}`)).data).to.equal('certificate: Invalid Certificate: Trust anchor already exists (0x01).');
+      expect((await viaDefault.run(`cluster mtls register-trust-anchor --cluster-id default --path ${join(dir, 'ssl-client.crt')}`)).data).to.equal('certificate: Invalid Certificate: CN=ssl client is not a CA certificate (basicConstraints CA:TRUE), so it cannot anchor client certificates');
+
+      // Its client connects now; enforced from that mTLS connection, the installation's own client certificate is refused.
+      await viaMtls.ready();
+      expect((await viaMtls.run('login --cluster-id mtls --username admin --role admin --password admin-password')).error_code).to.equal(0);
+      expect((await viaMtls.run('cluster mtls list-trust-anchors --cluster-id mtls')).data.trust_anchors.map((a: { 'certificate-reference': string }) => a['certificate-reference'])).to.deep.equal(['0x01']);
+      expect((await viaMtls.run('cluster mtls get-enforcement --cluster-id mtls')).data).to.deep.equal({ 'mtls-enforcement-level': 'none' });
+      expect((await viaMtls.run('cluster mtls set-enforcement --cluster-id mtls --level cluster')).data).to.deep.equal({ message: 'Mtls enforcement level set to Cluster successfully' });
       const refused = await single('default', 'cluster', 'mtls', 'get-enforcement');
       expect(refused.error_code).to.equal(1);
       expect(refused.data).to.match(/^no member of the cluster answered at /);
-      expect((await mtlsSession.run('cluster mtls get-enforcement --cluster-id mtls')).data).to.deep.equal({ 'mtls-enforcement-level': 'cluster' });
-      expect((await mtlsSession.run('cluster mtls deregister-trust-anchor --cluster-id mtls --certificate-reference 0x01')).data).to.equal(
+      expect((await viaMtls.run('cluster mtls get-enforcement --cluster-id mtls')).data).to.deep.equal({ 'mtls-enforcement-level': 'cluster' });
+      expect((await viaMtls.run('cluster mtls deregister-trust-anchor --cluster-id mtls --certificate-reference 0x01')).data).to.equal(
         'reference: 0x01 is the last trust anchor and mTLS is enforced; set the enforcement to none first, or no client could connect',
       );
-      expect((await mtlsSession.run('cluster mtls set-enforcement --cluster-id mtls --level none')).data).to.deep.equal({ message: 'Mtls enforcement level set to None successfully' });
+      expect((await viaMtls.run('cluster mtls set-enforcement --cluster-id mtls --level none')).data).to.deep.equal({ message: 'Mtls enforcement level set to None successfully' });
+      expect((await viaMtls.run('cluster mtls deregister-trust-anchor --cluster-id mtls --certificate-reference 0x01')).data).to.deep.equal({ message: 'Trust anchor with reference 0x01 deregistered successfully' });
     } finally {
-      await mtlsSession.close();
+      await viaDefault.close();
+      await viaMtls.close();
     }
+    // The installation's certificate connects again; the deregistered CA's does not.
     expect((await single('default', 'cluster', 'mtls', 'get-enforcement')).data).to.deep.equal({ 'mtls-enforcement-level': 'none' });
-    expect((await single('default', 'cluster', 'mtls', 'deregister-trust-anchor', '--certificate-reference', '0x01')).data).to.deep.equal({ message: 'Trust anchor with reference 0x01 deregistered successfully' });
     expect((await single('mtls', 'cluster', 'mtls', 'get-enforcement')).error_code).to.equal(1);
   });
 });

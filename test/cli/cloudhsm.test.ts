@@ -181,7 +181,16 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
   });
 
   it('lockout after 5 wrong passwords on every HSM, and an admin unlocks by resetting the password', async () => {
-    for (let i = 0; i < 5; i++) expect((await cli(['key', 'list'], { CLOUDHSM_ROLE: 'crypto-user', CLOUDHSM_PIN: 'dave:wrong-password' })).error_code).to.equal(1);
+    // One wrong password in single-command mode, four in an interactive session: five in all.
+    expect((await cli(['key', 'list'], { CLOUDHSM_ROLE: 'crypto-user', CLOUDHSM_PIN: 'dave:wrong-password' })).error_code).to.equal(1);
+    const repl = new Repl(env);
+    try {
+      await repl.ready();
+      for (let i = 0; i < 4; i++) expect((await repl.run('login --username dave --role crypto-user --password wrong-password')).error_code).to.equal(1);
+      expect((await repl.run('login --username dave --role crypto-user --password dave-password')).data).to.contain('locked');
+    } finally {
+      await repl.close();
+    }
     const locked = await cli(['key', 'list'], as('dave', 'crypto-user'));
     expect(locked.data).to.contain('locked');
     expect((await cli(['user', 'list'])).data.users.find((u: { username: string }) => u.username === 'dave').locked).to.equal('true');
