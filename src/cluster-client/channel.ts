@@ -57,6 +57,8 @@ function createdKeys(req: Record<string, unknown>, result: Record<string, unknow
       { handle: result.publicHandle as number, token: token(req.publicAttributes) },
     ];
   }
+  // A copy is a token key when its original was, unless the request changes that.
+  if (req.op === 'copyKey') return [{ handle: result.handle as number, token: token((result.key as { attributes?: unknown } | undefined)?.attributes) }];
   return [{ handle: result.handle as number, token: token(req.attributes) }];
 }
 

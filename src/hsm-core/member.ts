@@ -117,6 +117,7 @@ const HANDLERS: { readonly [O in Op]: Handler<O> } = {
   generateKey: keyOps.generateKey,
   generateKeyPair: keyOps.generateKeyPair,
   importKey: keyOps.importKey,
+  copyKey: keyOps.copyKey,
   exportKey: keyOps.exportKey,
   exportEncryptedKey: keyOps.exportEncryptedKey,
   importEncryptedKey: keyOps.importEncryptedKey,

@@ -85,8 +85,8 @@ const WRAP_FLAVOURS = new Set(['aes-no-pad', 'aes-pkcs5-pad', 'aes-zero-pad']);
  * | setClusterAddresses                                      |  -   |   -   |   Y   | -  | Y  |
  * | createBackup                                             |  -   |   -   |   Y   | -  | Y  |
  * | restoreBackup (in a cluster: admin with approval, AU)    |  Y   |   Y   |   Y   | Y  | Y  |
- * | generate, import, export, unwrap, wrap, derive, delete,  |  -   |   -   |   -   | Y  | -  |
- * |   share, unshare (owner rules: access.ts)                |      |       |       |    |    |
+ * | generate, import, copy, export, unwrap, wrap, derive,    |  -   |   -   |   -   | Y  | -  |
+ * |   delete, share, unshare (owner rules: access.ts)        |      |       |       |    |    |
  * | encrypt, decrypt, sign, verify, digest, deriveBits       |  -   |   -   |   -   | Y  | -  |
  */
 export const OPERATIONS: { readonly [O in Op]: OperationFacts<O> } = {
@@ -138,6 +138,7 @@ export const OPERATIONS: { readonly [O in Op]: OperationFacts<O> } = {
     audit: { opcode: 'CN_GENERATE_KEY_PAIR', keys: (_r, res) => [res?.privateHandle, res?.publicHandle] },
   },
   importKey: { who: CU, handles: [], cluster: 'creates-key', relay: true, durable: 'change', audit: { opcode: 'CN_CREATE_OBJECT', keys: (_r, res) => [res?.handle] } },
+  copyKey: { who: CU, handles: ['handle'], cluster: 'creates-key', relay: false, durable: 'change', audit: { opcode: 'CN_COPY_OBJECT', keys: (r, res) => [res?.handle, r.handle] } },
   exportKey: { who: CU, handles: ['handle'], cluster: 'one-member', relay: true, durable: 'audit', audit: { opcode: 'SR_EXPORT_KEY', keys: (r) => [r.handle] } },
   exportEncryptedKey: { who: CU, handles: ['handle'], cluster: 'one-member', relay: false, durable: 'audit', audit: { opcode: 'SR_EXPORT_ENCRYPTED_KEY', keys: (r) => [r.handle] } },
   importEncryptedKey: { who: CU, handles: [], cluster: 'creates-key', relay: false, durable: 'change', audit: { opcode: 'CN_CREATE_OBJECT', keys: (_r, res) => [res?.handle] } },

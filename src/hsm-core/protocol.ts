@@ -318,6 +318,8 @@ export const requestSchemas = {
     /** Approval for the key (its manage-key-quorum-value), as for a wrap. */
     approval,
   }),
+  /** A new key with the material of `handle` (PKCS #11's C_CopyObject): the attributes as a change of the original's would make them. */
+  copyKey: z.strictObject({ op: z.literal('copyKey'), session, handle, attributes: templateSchema.optional(), approval }),
   getAttributes: z.strictObject({ op: z.literal('getAttributes'), session, handle }),
   setAttributes: z.strictObject({ op: z.literal('setAttributes'), session, handle, attributes: templateSchema, approval }),
   findKeys: z.strictObject({
@@ -565,6 +567,7 @@ export interface Results {
   generateKeyPair: { publicHandle: number; privateHandle: number };
   /** `key`: what the new key looks like (class, type, size, curve), so a caller need not ask. */
   importKey: { handle: number; key: KeyInfo };
+  copyKey: { handle: number; key: KeyInfo };
   exportKey: { keyData: Uint8Array | Jwk };
   getAttributes: KeyInfo;
   setAttributes: KeyInfo;

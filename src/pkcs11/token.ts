@@ -407,6 +407,26 @@ export class Token {
         else this.#sessionObjects.push(object);
         return [BigInt(handle)];
       }
+      case 'C_CopyObject': {
+        this.#session(a[0] as Ulong);
+        const template = a[2] as Attribute[];
+        const side = this.#sideObject(a[1] as Ulong);
+        if (side) {
+          // A certificate or data object: the copy takes the template's values over the original's.
+          const made = completeObject([...side.attributes.filter((x) => !template.some((t) => t.type === x.type)), ...template]);
+          const handle = this.#store!.nextHandle(this.#sessionObjects.map((o) => o.handle));
+          const object = { handle, token: made.token, attributes: made.attributes };
+          if (made.token) this.#store!.add(object);
+          else this.#sessionObjects.push(object);
+          return [BigInt(handle)];
+        }
+        // A key: the HSM makes a second key of the same material (Java's KeyStore stores a generated
+        // session key this way, with CKA_TOKEN and its alias as CKA_ID).
+        const { attributes, facts } = templateAttributes(template);
+        if (facts.size) throw new Ckr(CKR.ATTRIBUTE_READ_ONLY, `attribute 0x${[...facts.keys()][0]!.toString(16)} cannot be changed in a copy`);
+        const made = await this.#hsmSession().send({ op: 'copyKey', handle: Number(a[1] as Ulong), attributes });
+        return [BigInt(made.handle)];
+      }
       case 'C_DestroyObject': {
         this.#session(a[0] as Ulong);
         const side = this.#sideObject(a[1] as Ulong);

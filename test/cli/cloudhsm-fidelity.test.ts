@@ -158,7 +158,7 @@ describe('cli: CloudHSM CLI fidelity (AWS reference pages)', function () {
     expect((await run('key delete --filter attr.label=nothing-like-it')).data).to.equal('Key selection criteria matched 0 keys. Refine selection criteria to select a single key. (--filter attr.label=nothing-like-it)');
   });
 
-  it('key generate-file: pem for a public key, reference-pem for a private key that openssl reads as the same public key', async () => {
+  it('key generate-file: pem for a public key, reference-pem for a private key that openssl reads as the same public key; key pkcs11-uri names its key for the PKCS #11 door', async () => {
     await run('key generate-asymmetric-pair rsa --modulus-size-bits 2048 --public-label file-rsa-pub --private-label file-rsa-priv --private-attributes sign=true');
     await run('key generate-asymmetric-pair ec --curve secp384r1 --public-label file-ec-pub --private-label file-ec-priv --private-attributes sign=true');
     for (const kind of ['rsa', 'ec']) {
@@ -169,6 +169,16 @@ describe('cli: CloudHSM CLI fidelity (AWS reference pages)', function () {
       expect(readFileSync(ref, 'utf8')).to.match(new RegExp(`^-----BEGIN ${kind.toUpperCase()} PRIVATE KEY-----\\n`));
       expect(execFileSync('openssl', ['pkey', '-in', ref, '-pubout'], { encoding: 'utf8' }), kind).to.equal(readFileSync(pub, 'utf8'));
     }
+    // The PKCS #11 URI that OpenSSL's engine and nginx load the key by (test/pkcs11 loads one).
+    const ref = join(dir, 'ec.ref.pem');
+    const uri = await run(`key pkcs11-uri --path ${ref}`);
+    expect(uri.data).to.deep.equal({ 'key-reference': (await run('key list --filter attr.label=file-ec-priv')).data.matched_keys![0]!['key-reference'], uri: 'pkcs11:object=file-ec-priv;type=private' });
+    expect((await run(`key pkcs11-uri --path ${join(dir, 'ec.pub.pem')}`)).data).to.match(/^--path: .*ec\.pub\.pem is not a reference PEM \(key generate-file --encoding reference-pem writes them\)$/);
+    await run('key generate-asymmetric-pair ec --curve prime256v1 --public-label x --private-label file-ec-priv');
+    expect((await run(`key pkcs11-uri --path ${ref}`)).data).to.match(/^key 0x[0-9a-f]{16} shares its label with 1 other private key\(s\) \(0x[0-9a-f]{16}\), so a URI would name the first of them; give it an id of its own/);
+    const keyRef = uri.data['key-reference'] as string;
+    await run(`key set-attribute --filter key-reference=${keyRef} --name id --value 0x0a2f`);
+    expect((await run(`key pkcs11-uri --filter key-reference=${keyRef}`)).data.uri).to.equal('pkcs11:object=file-ec-priv;id=%0a%2f;type=private');
     expect((await run(`key generate-file --encoding pem --path ${join(dir, 'x.pem')} --filter attr.label=file-rsa-priv`)).data).to.match(/^--encoding pem: key 0x[0-9a-f]{16} is a private-key; pem writes public keys \(use --encoding reference-pem for a private key\)$/);
     expect((await run(`key generate-file --encoding reference-pem --path ${join(dir, 'x.pem')} --filter attr.label=file-rsa-pub`)).data).to.match(/a reference PEM stands for a private key/);
   });

@@ -140,7 +140,7 @@ for (const transport of ['in-process', 'worker', 'tls'] as const) {
       for (let i = 0; i < 3; i++) expect((await refusal(app.sendToMember(i, { op: 'getAttributes', handle }))).code).to.equal('KEY_NOT_FOUND');
     });
 
-    it('a session key stays on the member that made it, and every request using it goes there', async () => {
+    it('a session key stays on the member that made it, and every request using it goes there; its token copy reaches every member', async () => {
       const { handle } = await app.send({ op: 'generateKey', keyType: 'generic-secret', lengthBytes: 32, attributes: { sign: true } });
       const home = handle % 32;
       const before = cluster.status().map((s) => s.counters.requests);
@@ -151,6 +151,14 @@ for (const transport of ['in-process', 'worker', 'tls'] as const) {
       for (let i = 0; i < 3; i++) {
         if (i === home) continue;
         expect((await refusal(app.sendToMember(i, { op: 'getAttributes', handle }))).code).to.equal('KEY_NOT_FOUND');
+      }
+      // Its copy as a token key (C_CopyObject) is made on that member and reaches every member; so does a copy of that copy.
+      const copy = await app.send({ op: 'copyKey', handle, attributes: { token: true, label: 'copied' } });
+      const second = await app.send({ op: 'copyKey', handle: copy.handle, attributes: { label: 'copied again' } });
+      expect(copy.handle % 32).to.equal(home);
+      for (let i = 0; i < 3; i++) {
+        expect((await app.sendToMember(i, { op: 'getAttributes', handle: copy.handle })).attributes.label, `member ${i}`).to.equal('copied');
+        expect((await app.sendToMember(i, { op: 'getAttributes', handle: second.handle })).attributes.label, `member ${i}`).to.equal('copied again');
       }
     });
 

@@ -137,6 +137,28 @@ describe('hsm-core: key management rules', () => {
     await f.m.fail({ op: 'getAttributes', session: await f.m.login('alice', PASSWORDS.alice), handle: other }, 'KEY_NOT_FOUND');
   });
 
+  it('copyKey (C_CopyObject): the copy signs as the original; a session key copied as a token key outlives the logout; changes as setAttributes allows them, by the owner only', async () => {
+    const f = await activatedMember();
+    const pair = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1', privateAttributes: { sign: true, extractable: true }, publicAttributes: { verify: true } });
+    const copy = await f.m.ok({ op: 'copyKey', session: f.alice, handle: pair.privateHandle, attributes: { token: true, id: '0x01', label: 'kept' } });
+    expect(copy.handle).to.not.equal(pair.privateHandle);
+    expect(copy.key.sessionKey).to.equal(false);
+    expect(copy.key.attributes).to.include({ token: true, id: '0x01', label: 'kept', extractable: true, sign: true, sensitive: true });
+    const data = new Uint8Array([1, 2, 3]);
+    const { signature } = await f.m.ok({ op: 'sign', session: f.alice, handle: copy.handle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data });
+    expect((await f.m.ok({ op: 'verify', session: f.alice, handle: pair.publicHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data, signature })).valid).to.equal(true);
+    await refusals(f, [
+      [{ op: 'copyKey', handle: copy.handle, attributes: { extractable: false } }, 'ATTRIBUTE_READ_ONLY', 'attribute extractable can never change after the key is created'],
+      [{ op: 'copyKey', handle: copy.handle, attributes: { token: false } }, 'ATTRIBUTE_READ_ONLY', 'attribute token can only change from false to true'],
+    ]);
+    await f.m.ok({ op: 'shareKey', session: f.alice, handle: copy.handle, username: 'bob' });
+    await refusals(f, [[{ op: 'copyKey', session: f.bob, handle: copy.handle }, 'NOT_KEY_OWNER', `only the owner of key ${ref(copy.handle)} (alice) can copy it`]]);
+    await f.m.ok({ op: 'logout', session: f.alice });
+    const again = await f.m.login('alice', PASSWORDS.alice);
+    await f.m.fail({ op: 'getAttributes', session: again, handle: pair.privateHandle }, 'KEY_NOT_FOUND');
+    expect((await f.m.ok({ op: 'getAttributes', session: again, handle: copy.handle })).attributes.label).to.equal('kept');
+  });
+
   it('export: only private keys as encrypted PKCS #8; a public key needs no approvals to leave', async () => {
     const f = await activatedMember();
     const aes = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16 })).handle;

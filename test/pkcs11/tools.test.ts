@@ -4,8 +4,8 @@
  * with a message; in CI (.ci/run installs p11-kit-modules and opensc) it fails them.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +13,8 @@ import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { startLocalCluster, type LocalCluster } from '../../src/index.js';
 import { P11_KIT_CLIENT, servePkcs11, type Pkcs11Door } from '../../src/pkcs11/index.js';
+import { pkcs11Uri } from '../../src/pkcs11/uri.js';
+import { parseReferencePem, referencePem } from '../../src/cluster-client/reference-pem.js';
 
 const run = promisify(execFile);
 const PIN = 'cu1:cu1-password';
@@ -68,7 +70,7 @@ describe('pkcs11: pkcs11-tool and openssl through p11-kit-client.so', function (
     expect((await tool('--login', '--pin', '1234', '-O')).err).to.contain('CKR_PIN_INCORRECT');
   });
 
-  it('generates EC P-256 and RSA-2048 pairs in the HSM and signs (ECDSA over a hash, SHA256-RSA-PKCS, RSA-PSS); openssl verifies with the public key read back', async () => {
+  it('generates EC P-256, P-384 and RSA-2048 pairs in the HSM and signs (ECDSA over a hash, SHA256-RSA-PKCS, RSA-PSS); openssl verifies with the public key read back', async () => {
     const data = join(dir, 'data.txt');
     writeFileSync(data, 'pay 100 to bob');
     const { createHash, createPublicKey, verify, constants } = await import('node:crypto');
@@ -89,6 +91,14 @@ describe('pkcs11: pkcs11-tool and openssl through p11-kit-client.so', function (
     };
     const ec = await publicOf('01');
     expect(verify('sha256', readFileSync(data), { key: ec, dsaEncoding: 'der' }, await sign('01', 'ECDSA', digest, '--signature-format', 'openssl'))).to.equal(true);
+    expect((await tool('--login', '--pin', PIN, '--keypairgen', '--key-type', 'EC:secp384r1', '--label', 'p11-p384', '--id', '03')).code).to.equal(0);
+    const digest384 = join(dir, 'data.sha384');
+    writeFileSync(digest384, createHash('sha384').update(readFileSync(data)).digest());
+    // pkcs11-tool 0.23 cannot read a P-384 public key back ("cannot create EVP_PKEY"): the cluster gives it.
+    const session = await cluster.login('cu1', 'cu1-password');
+    const p384 = await session.listKeys({ filter: { attributes: { label: 'p11-p384', class: 'public-key' } } }).then(({ keys }) => session.send({ op: 'exportKey', handle: keys[0]!.handle, format: 'spki' })).finally(() => session.logout());
+    const p384Key = createPublicKey({ key: Buffer.from(p384.keyData as Uint8Array), format: 'der', type: 'spki' });
+    expect(verify('sha384', readFileSync(data), { key: p384Key, dsaEncoding: 'der' }, await sign('03', 'ECDSA', digest384, '--signature-format', 'openssl'))).to.equal(true);
     const rsa = await publicOf('02');
     expect(verify('sha256', readFileSync(data), rsa, await sign('02', 'SHA256-RSA-PKCS', data))).to.equal(true);
     const pss = await sign('02', 'RSA-PKCS-PSS', digest, '--hash-algorithm', 'SHA256', '--mgf', 'MGF1-SHA256');
@@ -177,6 +187,68 @@ describe('pkcs11: pkcs11-tool and openssl through p11-kit-client.so', function (
     }
   });
 
+  it('nginx (master_process off) offloads TLS 1.3 and 1.2 to the ECDSA and RSA keys in the HSM, loading them by the URIs `key pkcs11-uri` makes of their reference PEMs', async function () {
+    if (!ENGINE || !existsSync('/usr/sbin/nginx')) {
+      if (process.env.CI) throw new Error('the nginx test needs nginx and libengine-pkcs11-openssl; .ci/run installs them');
+      console.log('      (skipped: install nginx and libengine-pkcs11-openssl for the nginx TLS offload test)');
+      this.skip();
+    }
+    // The keys by reference PEM (key generate-file --encoding reference-pem), as a migration runbook hands them over.
+    const session = await cluster.login('cu1', 'cu1-password');
+    let uris: string[];
+    try {
+      const visible = (await session.listKeys({ maxItems: 10_000 })).keys;
+      uris = ['p11-ec', 'p11-rsa'].map((label) => {
+        const pem = referencePem(visible.find((k) => k.attributes.label === label && k.attributes.class === 'private-key')!);
+        return pkcs11Uri(visible.find((k) => k.handle === parseReferencePem(pem)!.keyReference)!, visible);
+      });
+    } finally {
+      await session.logout();
+    }
+    expect(uris).to.deep.equal(['pkcs11:object=p11-ec;id=%01;type=private', 'pkcs11:object=p11-rsa;id=%02;type=private']);
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address() as AddressInfo;
+        probe.close(() => resolve(port));
+      });
+    });
+    const root = join(dir, 'nginx');
+    mkdirSync(join(root, 'logs'), { recursive: true });
+    // The engine must be initialised by OpenSSL's configuration, or nginx finds it "not initialised".
+    writeFileSync(join(root, 'openssl.cnf'), `openssl_conf = init\n[init]\nengines = engines\n[engines]\npkcs11 = pkcs11\n[pkcs11]\nengine_id = pkcs11\nMODULE_PATH = ${P11_KIT_CLIENT}\ninit = 1\n`);
+    const keys = uris.map((uri, i) => `    ssl_certificate ${join(dir, i ? 'p11-rsa.pem' : 'p11-ec.pem')};\n    ssl_certificate_key "engine:pkcs11:${uri};pin-value=${PIN}";\n`).join('');
+    writeFileSync(
+      join(root, 'nginx.conf'),
+      `daemon off;\nmaster_process off;\npid ${root}/nginx.pid;\nevents {}\nhttp {\n  access_log off;\n  client_body_temp_path ${root}/body;\n  server {\n    listen 127.0.0.1:${port} ssl;\n    ssl_protocols TLSv1.2 TLSv1.3;\n${keys}    location / { return 200 "served with a key in the HSM\\n"; }\n  }\n}\n`,
+    );
+    const nginx = spawn('nginx', ['-p', root, '-e', join(root, 'logs', 'error.log'), '-c', join(root, 'nginx.conf')], { env: { ...env, OPENSSL_CONF: join(root, 'openssl.cnf') } });
+    try {
+      let exited = false;
+      nginx.once('exit', () => (exited = true));
+      for (;;) {
+        const up = await new Promise<boolean>((resolve) => createConnection(port, '127.0.0.1').once('connect', function (this: Socket) { this.destroy(); resolve(true); }).once('error', () => resolve(false)));
+        if (up) break;
+        if (exited) throw new Error(`nginx exited: ${readFileSync(join(root, 'logs', 'error.log'), 'utf8')}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      for (const [cert, sigalgs, signature] of [['p11-ec.pem', 'ECDSA+SHA256', 'ECDSA'], ['p11-rsa.pem', 'RSA-PSS+SHA256', 'RSA-PSS']] as const) {
+        for (const version of ['-tls1_3', '-tls1_2']) {
+          const client = await new Promise<string>((resolve) => {
+            const c = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, version, '-sigalgs', sigalgs, '-CAfile', join(dir, cert), '-verify_return_error', '-ign_eof'], { env });
+            let text = '';
+            c.stdout.on('data', (d: Buffer) => (text += d.toString()));
+            c.stderr.on('data', (d: Buffer) => (text += d.toString()));
+            c.once('exit', () => resolve(text));
+            c.stdin.end('GET / HTTP/1.0\r\n\r\n');
+          });
+          expect(client, `${signature} ${version}: ${client} ${readFileSync(join(root, "logs", "error.log"), "utf8")}`).to.contain('Verification: OK').and.to.contain(`Peer signature type: ${signature}`).and.to.contain('served with a key in the HSM');
+        }
+      }
+    } finally {
+      nginx.kill();
+    }
+  });
+
   it('GnuTLS: p11tool --test-sign signs with each HSM key and verifies against the public key in the token', async function () {
     if (!existsSync('/usr/bin/p11tool')) {
       if (process.env.CI) throw new Error('the GnuTLS test needs p11tool (gnutls-bin); .ci/run installs it');
@@ -189,7 +261,7 @@ describe('pkcs11: pkcs11-tool and openssl through p11-kit-client.so', function (
     }
   });
 
-  it('Java 17 (SunPKCS11): with a certificate written beside the key (pkcs11-tool --write-object), keytool lists the key entry, and 8 threads sign at once; the certificate outlives the door', async function () {
+  it('Java 17 (SunPKCS11): with a certificate written beside the key (pkcs11-tool --write-object), keytool lists the key entries with their chains, keytool -genkeypair makes a key in the HSM that jarsigner signs a jar with, and 8 threads sign at once; the certificate outlives the door', async function () {
     if (!ENGINE || !existsSync('/usr/bin/java')) {
       if (process.env.CI) throw new Error('the Java test needs openjdk-17-jdk-headless and libengine-pkcs11-openssl; .ci/run installs them');
       console.log('      (skipped: install openjdk-17-jdk-headless and libengine-pkcs11-openssl for the Java test)');
@@ -201,9 +273,21 @@ describe('pkcs11: pkcs11-tool and openssl through p11-kit-client.so', function (
     const written = await tool('--login', '--pin', PIN, '--write-object', der, '--type', 'cert', '--id', '01', '--label', 'p11-ec');
     expect(written.code, written.err).to.equal(0);
     const config = join(dir, 'java.cfg');
-    writeFileSync(config, `name = strongroom\nlibrary = ${P11_KIT_CLIENT}\nslot = 1\n`);
-    const listed = await run('keytool', ['-list', '-keystore', 'NONE', '-storetype', 'PKCS11', '-providerClass', 'sun.security.pkcs11.SunPKCS11', '-providerArg', config, '-storepass', PIN], { env });
-    expect(listed.stdout).to.match(/^p11-ec, PrivateKeyEntry,/m);
+    // CloudHSM's PKCS #11 defaults give a new private key no usage: Java asks for CKA_SIGN, as it must with CloudHSM.
+    writeFileSync(config, `name = strongroom\nlibrary = ${P11_KIT_CLIENT}\nslot = 1\nattributes(generate, CKO_PRIVATE_KEY, *) = {\n  CKA_SIGN = true\n}\n`);
+    const store = ['-keystore', 'NONE', '-storetype', 'PKCS11', '-providerClass', 'sun.security.pkcs11.SunPKCS11', '-providerArg', config, '-storepass', PIN];
+    // keytool makes a key pair in the HSM (a session key, copied to a token key by C_CopyObject with the alias as CKA_ID) and its certificate.
+    await run('keytool', ['-genkeypair', '-alias', 'java-made', '-keyalg', 'EC', '-groupname', 'secp256r1', '-dname', 'CN=java-made', ...store], { env });
+    const listed = await run('keytool', ['-list', '-v', ...store], { env });
+    for (const alias of ['p11-ec', 'java-made']) expect(listed.stdout).to.match(new RegExp(`^Alias name: ${alias}\nEntry type: PrivateKeyEntry\nCertificate chain length: 1\nCertificate\\[1\\]:\nOwner: CN=${alias}\n`, 'm'));
+    // jarsigner signs a jar with the HSM key; jarsigner -verify (no HSM) accepts it.
+    mkdirSync(join(dir, 'jar'));
+    writeFileSync(join(dir, 'jar', 'hello.txt'), 'signed in the HSM\n');
+    const jar = join(dir, 'app.jar');
+    await run('jar', ['--create', '--file', jar, '-C', join(dir, 'jar'), '.']);
+    await run('jarsigner', [...store, jar, 'java-made'], { env });
+    const verified = await run('jarsigner', ['-verify', '-verbose', '-certs', jar]);
+    expect(verified.stdout).to.match(/^sm\s+\d+ .* hello\.txt$/m).and.to.contain('- Signed by "CN=java-made"').and.to.contain('jar verified.');
     const signer = await run('java', [join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'Signer.java'), config, PIN, 'p11-ec'], { env });
     expect(signer.stdout).to.equal('signed 40 of 40 with SHA256withECDSA\n');
     // A new door on the same folder still has the certificate (a token object, kept in a file only its owner reads).

@@ -126,6 +126,23 @@ export function addKeyCommands(root: Command, kit: Kit): void {
       writeFileSync(o.path as string, text, { mode: 0o600 });
       return message('Successfully generated key file');
     }));
+  leaf(key.command('pkcs11-uri').description("Strongroom: the PKCS #11 URI by which OpenSSL's engine, nginx and pkcs11-tool load a private key through the PKCS #11 door"))
+    .option('--path <file>', 'a reference PEM (key generate-file --encoding reference-pem)')
+    .option('--filter <terms...>', 'the key, instead of --path')
+    .action(run(async (o, session) => {
+      if ((o.path === undefined) === (o.filter === undefined)) bad('give the key by --path <reference PEM> or by --filter, one of the two');
+      // Loaded when used, as generate-file's: the ASN.1 library and the door's attribute table.
+      const [{ parseReferencePem }, { pkcs11Uri }] = await Promise.all([import('../../cluster-client/reference-pem.js'), import('../../pkcs11/uri.js')]);
+      let filter = o.filter as string[] | undefined;
+      if (o.path !== undefined) {
+        const ref = parseReferencePem(readText(o.path as string, '--path'));
+        if (!ref) bad(`--path: ${String(o.path)} is not a reference PEM (key generate-file --encoding reference-pem writes them)`);
+        filter = [`key-reference=0x${ref!.keyReference.toString(16).padStart(16, '0')}`];
+      }
+      const s = await session();
+      const k = await oneKey(s, filter, o.path !== undefined ? '--path' : '--filter');
+      return { 'key-reference': k.keyReference, uri: pkcs11Uri(k, await allMatches(s, {})) };
+    }));
   leaf(key.command('list').description('keys you own or share, and all public keys'))
     .option('--filter <terms...>', 'key-reference=0x… or attr.NAME=VALUE')
     .option('--max-items <n>', 'keys per page', '10')

@@ -122,6 +122,25 @@ export const importKey: Handler<'importKey'> = (m, caller, req) => {
   return { handle: key.handle, key: keyInfo(key) };
 };
 
+/**
+ * C_CopyObject: the owner makes a second key of the same material. The copy's attributes are the
+ * original's changed as `setAttributes` would change them (label, id, usages, session→token,
+ * sensitive→true, extractable→false; nothing on a key with modifiable=false), so a copy never has
+ * what the original could not be given. It keeps the original's shares, and needs the manage
+ * approval the original's quorum value asks for.
+ */
+export const copyKey: Handler<'copyKey'> = (m, caller, req) => {
+  const me = signedIn(caller);
+  const key = ownedKey(m.keys, me, req.handle, 'copy');
+  const changes = Object.entries(req.attributes ?? {}).filter(([, v]) => v !== undefined);
+  const attrs = changes.length ? changeAttributes(key.attrs, Object.fromEntries(changes) as Template, 'owner') : { ...key.attrs };
+  const approve = keyApproval(m, me, key, 'manage', req.approval);
+  checkKeyQuota(m, 1, key.cls === 'secret-key' ? 0 : 1);
+  approve();
+  const copy = addKey(m, me, key.material, attrs, new Set(key.shared));
+  return { handle: copy.handle, key: keyInfo(copy) };
+};
+
 // ---- export -----------------------------------------------------------------------------------
 
 /** The extraction rules for secret and private keys: the owner only, and extractable=true. */
