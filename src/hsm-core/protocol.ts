@@ -104,8 +104,10 @@ const aesCtr = z.strictObject({
 const aesEcb = z.strictObject({ name: z.literal('aes-ecb') });
 const rsaOaep = z.strictObject({ name: z.literal('rsa-oaep'), hash, label: bytes.optional() });
 const rsaPkcsCipher = z.strictObject({ name: z.literal('rsa-pkcs') });
+/** Raw RSA (PKCS #11's CKM_RSA_X_509): the data as a number below the modulus, no padding; the output is modulus-long. Encrypt and decrypt only: it never wraps. */
+const rsaX509 = z.strictObject({ name: z.literal('rsa-x-509') });
 
-const ciphers = [aesGcm, cloudhsmAesGcm, aesCbc, aesCbcPad, aesCtr, aesEcb, rsaOaep, rsaPkcsCipher] as const;
+const ciphers = [aesGcm, cloudhsmAesGcm, aesCbc, aesCbcPad, aesCtr, aesEcb, rsaOaep, rsaPkcsCipher, rsaX509] as const;
 export const cipherMechanismSchema = z.discriminatedUnion('name', ciphers);
 export type CipherMechanism = z.infer<typeof cipherMechanismSchema>;
 
@@ -135,6 +137,10 @@ export const signMechanismSchema = z.discriminatedUnion('name', [
   z.strictObject({ name: z.literal('cmac') }),
   z.strictObject({ name: z.literal('rsa-pkcs'), hash, prehashed }),
   z.strictObject({ name: z.literal('rsa-pkcs-pss'), hash, saltLength: z.int().min(0).max(1024), prehashed }),
+  /** PKCS #1 v1.5 signature padding (block type 1) over the caller's bytes as they are, at most the modulus less 11: PKCS #11's CKM_RSA_PKCS over data that is not a DigestInfo. */
+  z.strictObject({ name: z.literal('rsa-pkcs-raw') }),
+  /** Raw RSA with the private key (CKM_RSA_X_509): the caller pads. */
+  rsaX509,
   z.strictObject({
     name: z.literal('ecdsa'),
     hash,

@@ -214,7 +214,15 @@ export const CKM = {
   AES_CMAC: 0x108a,
   AES_KEY_WRAP: 0x2109,
   AES_KEY_WRAP_PAD: 0x210a,
+  // CloudHSM's vendor-defined mechanisms (cloudhsm_pkcs11_vendor_defs.h)
+  CLOUDHSM_AES_GCM: 0x80001087,
+  CLOUDHSM_AES_KEY_WRAP_NO_PAD: 0x80002109,
+  CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD: 0x8000210a,
+  CLOUDHSM_AES_KEY_WRAP_ZERO_PAD: 0x8000216f,
 } as const;
+
+/** Key derivation functions of CKM_ECDH1_DERIVE (CK_EC_KDF_TYPE): none, and ANSI X9.63 with each hash. */
+export const CKD = { NULL: 1, SHA1_KDF: 2, SHA224_KDF: 5, SHA256_KDF: 6, SHA384_KDF: 7, SHA512_KDF: 8 } as const;
 
 /** MGF1 with each hash (CK_RSA_PKCS_MGF_TYPE). */
 export const CKG = { MGF1_SHA1: 1, MGF1_SHA256: 2, MGF1_SHA384: 3, MGF1_SHA512: 4, MGF1_SHA224: 5 } as const;

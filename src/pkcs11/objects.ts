@@ -113,7 +113,7 @@ export function attributeOf(key: KeyInfo, type: number): { value: AttributeValue
     case CKA.VALUE_LEN:
       return cls === 'secret-key' ? ulong(a['key-length-bytes'] as number) : undefined;
     case CKA.VALUE:
-      // Key material never comes out this way: secret and private keys are sensitive here.
+      // Key material comes out this way only when the member exports it (getAttributes' `value`).
       return cls === 'public-key' ? undefined : 'sensitive';
     case CKA.PRIVATE_EXPONENT:
     case CKA.PRIME_1:
@@ -131,10 +131,11 @@ export function attributeOf(key: KeyInfo, type: number): { value: AttributeValue
 }
 
 /** One GetAttributeValue answer: the attributes asked for, and the CK_RV a module would give. */
-export function getAttributes(key: KeyInfo, wanted: { type: number; length: number }[]): { attributes: Attribute[]; rv: number } {
+export function getAttributes(key: KeyInfo, wanted: { type: number; length: number }[], value?: Buffer): { attributes: Attribute[]; rv: number } {
   let rv: number = CKR.OK;
   const attributes = wanted.map(({ type, length: room }): Attribute => {
-    const found = attributeOf(key, type);
+    // CKA_VALUE of a secret key the member let out (neither sensitive nor unextractable).
+    const found = type === CKA.VALUE && value ? { value: { bytes: value }, length: value.length } : attributeOf(key, type);
     if (found === undefined || found === 'sensitive') {
       // Sensitive outranks an unknown type, as modules order them.
       if (found === 'sensitive') rv = CKR.ATTRIBUTE_SENSITIVE;

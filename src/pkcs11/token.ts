@@ -10,12 +10,14 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type { ClusterSession, LoginOptions } from '../cluster-client/index.js';
-import { USAGES, usageAllowed, type CipherMechanism, type HashName, type KeyClass, type KeyInfo, type KeyType, type SignMechanism } from '../hsm-core/index.js';
+import { HsmError, USAGES, usageAllowed, type CipherMechanism, type HashName, type KeyClass, type KeyInfo, type KeyType, type SignMechanism } from '../hsm-core/index.js';
 import type { Attribute, ByteArray, Mechanism, Ulong, Value } from './codec.js';
-import { CKA, CKF, CKG, CKK, CKM, CKO, CKR, CKS, CKU } from './constants.js';
-import { CURVE_BY_PARAMS, Ckr, getAttributes, matches, rvOf, templateAttributes } from './objects.js';
+import { CKA, CKF, CKK, CKM, CKO, CKR, CKS, CKU } from './constants.js';
+import { CURVE_BY_PARAMS, Ckr, EC_PARAMS, getAttributes, matches, rvOf, templateAttributes } from './objects.js';
 import { FIRST_SIDE_HANDLE, SideStore, completeObject, type SideObject } from './side-store.js';
 import { attributeClass } from './attributes.js';
+import { HASH_OF_MECHANISM, MECHANISMS, SINGLE_PART, cipherMechanism, deriveMechanism, prehashedInput, signMechanism, wrapMechanism } from './mechanisms.js';
+import { importOf, keyKind } from './keys.js';
 
 /** What the door needs of a cluster: a login (LocalCluster, RemoteCluster, or a test's own). */
 export interface Pkcs11Cluster {
@@ -28,168 +30,12 @@ const pad = (text: string, size: number) => Buffer.from(text.padEnd(size, ' ').s
 const VERSION = { major: 2, minor: 40 };
 const FIRMWARE = { major: 1, minor: 0 };
 
-/** The mechanisms of the door (CloudHSM's PKCS #11 list, as far as the member does them): flags and key sizes. */
-const MECHANISMS: ReadonlyMap<number, { min: number; max: number; flags: number }> = new Map([
-  [CKM.RSA_PKCS_KEY_PAIR_GEN, { min: 2048, max: 4096, flags: CKF.HW | CKF.GENERATE_KEY_PAIR }],
-  [CKM.RSA_PKCS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY | CKF.ENCRYPT | CKF.DECRYPT }],
-  [CKM.RSA_PKCS_PSS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA1_RSA_PKCS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA256_RSA_PKCS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA384_RSA_PKCS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA512_RSA_PKCS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA224_RSA_PKCS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.EC_KEY_PAIR_GEN, { min: 224, max: 521, flags: CKF.HW | CKF.GENERATE_KEY_PAIR | CKF.EC_F_P | CKF.EC_NAMEDCURVE | CKF.EC_UNCOMPRESS }],
-  [CKM.ECDSA, { min: 224, max: 521, flags: CKF.HW | CKF.SIGN | CKF.VERIFY | CKF.EC_F_P | CKF.EC_NAMEDCURVE | CKF.EC_UNCOMPRESS }],
-  [CKM.ECDSA_SHA1, { min: 224, max: 521, flags: CKF.HW | CKF.SIGN | CKF.VERIFY | CKF.EC_F_P | CKF.EC_NAMEDCURVE | CKF.EC_UNCOMPRESS }],
-  [CKM.ECDSA_SHA224, { min: 224, max: 521, flags: CKF.HW | CKF.SIGN | CKF.VERIFY | CKF.EC_F_P | CKF.EC_NAMEDCURVE | CKF.EC_UNCOMPRESS }],
-  [CKM.ECDSA_SHA256, { min: 224, max: 521, flags: CKF.HW | CKF.SIGN | CKF.VERIFY | CKF.EC_F_P | CKF.EC_NAMEDCURVE | CKF.EC_UNCOMPRESS }],
-  [CKM.ECDSA_SHA384, { min: 224, max: 521, flags: CKF.HW | CKF.SIGN | CKF.VERIFY | CKF.EC_F_P | CKF.EC_NAMEDCURVE | CKF.EC_UNCOMPRESS }],
-  [CKM.ECDSA_SHA512, { min: 224, max: 521, flags: CKF.HW | CKF.SIGN | CKF.VERIFY | CKF.EC_F_P | CKF.EC_NAMEDCURVE | CKF.EC_UNCOMPRESS }],
-  [CKM.SHA_1, { min: 0, max: 0, flags: CKF.DIGEST }],
-  [CKM.SHA224, { min: 0, max: 0, flags: CKF.DIGEST }],
-  [CKM.SHA256, { min: 0, max: 0, flags: CKF.DIGEST }],
-  [CKM.SHA384, { min: 0, max: 0, flags: CKF.DIGEST }],
-  [CKM.SHA512, { min: 0, max: 0, flags: CKF.DIGEST }],
-  [CKM.RSA_PKCS_OAEP, { min: 2048, max: 4096, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT }],
-  [CKM.AES_ECB, { min: 16, max: 32, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT }],
-  [CKM.AES_CBC, { min: 16, max: 32, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT }],
-  [CKM.AES_CBC_PAD, { min: 16, max: 32, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT }],
-  [CKM.AES_CTR, { min: 16, max: 32, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT }],
-  [CKM.AES_GCM, { min: 16, max: 32, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT }],
-  [CKM.GENERIC_SECRET_KEY_GEN, { min: 1, max: 800, flags: CKF.HW | CKF.GENERATE }],
-  [CKM.AES_KEY_GEN, { min: 16, max: 32, flags: CKF.HW | CKF.GENERATE }],
-  [CKM.SHA_1_HMAC, { min: 1, max: 800, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA224_HMAC, { min: 1, max: 800, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA256_HMAC, { min: 1, max: 800, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA384_HMAC, { min: 1, max: 800, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA512_HMAC, { min: 1, max: 800, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-]);
-
-/** The hash of each HMAC mechanism. */
-const HMAC_HASH: Readonly<Record<number, HashName>> = {
-  [CKM.SHA_1_HMAC]: 'sha1',
-  [CKM.SHA224_HMAC]: 'sha224',
-  [CKM.SHA256_HMAC]: 'sha256',
-  [CKM.SHA384_HMAC]: 'sha384',
-  [CKM.SHA512_HMAC]: 'sha512',
-};
-
-const HASH_OF_MECHANISM: Readonly<Record<number, HashName>> = {
-  [CKM.SHA_1]: 'sha1',
-  [CKM.SHA224]: 'sha224',
-  [CKM.SHA256]: 'sha256',
-  [CKM.SHA384]: 'sha384',
-  [CKM.SHA512]: 'sha512',
-};
-const MGF_HASH: Readonly<Record<number, HashName>> = { [CKG.MGF1_SHA1]: 'sha1', [CKG.MGF1_SHA224]: 'sha224', [CKG.MGF1_SHA256]: 'sha256', [CKG.MGF1_SHA384]: 'sha384', [CKG.MGF1_SHA512]: 'sha512' };
-
-/** A PKCS #11 mechanism as the member's sign mechanism (digest-signing ones `prehashed`). */
-function signMechanism(m: Mechanism): SignMechanism {
-  switch (m.type) {
-    case CKM.ECDSA:
-      return { name: 'ecdsa', hash: 'sha256', signatureFormat: 'p1363', prehashed: true };
-    case CKM.ECDSA_SHA1:
-    case CKM.ECDSA_SHA224:
-    case CKM.ECDSA_SHA256:
-    case CKM.ECDSA_SHA384:
-    case CKM.ECDSA_SHA512: {
-      const hash = (['sha1', 'sha224', 'sha256', 'sha384', 'sha512'] as const)[m.type - CKM.ECDSA_SHA1]!;
-      return { name: 'ecdsa', hash, signatureFormat: 'p1363' };
-    }
-    case CKM.RSA_PKCS:
-      return { name: 'rsa-pkcs', hash: 'sha256', prehashed: true };
-    case CKM.SHA1_RSA_PKCS:
-      return { name: 'rsa-pkcs', hash: 'sha1' };
-    case CKM.SHA224_RSA_PKCS:
-      return { name: 'rsa-pkcs', hash: 'sha224' };
-    case CKM.SHA256_RSA_PKCS:
-      return { name: 'rsa-pkcs', hash: 'sha256' };
-    case CKM.SHA384_RSA_PKCS:
-      return { name: 'rsa-pkcs', hash: 'sha384' };
-    case CKM.SHA512_RSA_PKCS:
-      return { name: 'rsa-pkcs', hash: 'sha512' };
-    case CKM.SHA_1_HMAC:
-    case CKM.SHA224_HMAC:
-    case CKM.SHA256_HMAC:
-    case CKM.SHA384_HMAC:
-    case CKM.SHA512_HMAC:
-      return { name: 'hmac', hash: HMAC_HASH[m.type]! };
-    case CKM.RSA_PKCS_PSS: {
-      const p = m.param;
-      if (!p || p.kind !== 'pss') throw new Ckr(CKR.MECHANISM_PARAM_INVALID, 'CKM_RSA_PKCS_PSS needs its parameters');
-      const hash = HASH_OF_MECHANISM[Number(p.hash)];
-      if (!hash || MGF_HASH[Number(p.mgf)] !== hash) throw new Ckr(CKR.MECHANISM_PARAM_INVALID, 'CKM_RSA_PKCS_PSS: MGF1 with the same hash as the message');
-      return { name: 'rsa-pkcs-pss', hash, saltLength: Number(p.saltLength), prehashed: true };
-    }
-    default:
-      throw new Ckr(CKR.MECHANISM_INVALID, `mechanism 0x${m.type.toString(16)} does not sign here`);
-  }
-}
-
-/** A PKCS #11 cipher mechanism as the member's. */
-function cipherMechanism(m: Mechanism): CipherMechanism {
-  const p = m.param;
-  switch (m.type) {
-    case CKM.RSA_PKCS:
-      return { name: 'rsa-pkcs' };
-    case CKM.RSA_PKCS_OAEP: {
-      if (!p || p.kind !== 'oaep') throw new Ckr(CKR.MECHANISM_PARAM_INVALID, 'CKM_RSA_PKCS_OAEP needs its parameters');
-      const hash = HASH_OF_MECHANISM[Number(p.hash)];
-      if (!hash || MGF_HASH[Number(p.mgf)] !== hash) throw new Ckr(CKR.MECHANISM_PARAM_INVALID, 'CKM_RSA_PKCS_OAEP: MGF1 with the same hash');
-      return { name: 'rsa-oaep', hash, ...(p.sourceData && p.sourceData.length ? { label: p.sourceData } : {}) };
-    }
-    case CKM.AES_ECB:
-      return { name: 'aes-ecb' };
-    case CKM.AES_CBC:
-    case CKM.AES_CBC_PAD: {
-      const iv = p?.kind === 'iv' ? p.iv : p?.kind === 'bytes' ? p.data : null;
-      if (!iv || iv.length !== 16) throw new Ckr(CKR.MECHANISM_PARAM_INVALID, 'AES-CBC needs a 16-byte IV');
-      return { name: m.type === CKM.AES_CBC ? 'aes-cbc' : 'aes-cbc-pad', iv };
-    }
-    case CKM.AES_CTR: {
-      if (p?.kind !== 'ctr') throw new Ckr(CKR.MECHANISM_PARAM_INVALID, 'AES-CTR needs its counter block');
-      return { name: 'aes-ctr', counter: p.counterBlock, counterBits: Number(p.counterBits) };
-    }
-    case CKM.AES_GCM: {
-      if (p?.kind !== 'gcm' || !p.iv) throw new Ckr(CKR.MECHANISM_PARAM_INVALID, 'AES-GCM needs its IV');
-      return { name: 'aes-gcm', iv: p.iv, ...(p.aad && p.aad.length ? { aad: p.aad } : {}), tagLengthBits: Number(p.tagBits) as never };
-    }
-    default:
-      throw new Ckr(CKR.MECHANISM_INVALID, `mechanism 0x${m.type.toString(16)} does not encrypt here`);
-  }
-}
-
-/** DigestInfo prefixes: CKM_RSA_PKCS signs a DigestInfo the caller built; the member takes the digest and its hash. */
-const DIGEST_INFO: ReadonlyArray<[HashName, string]> = [
-  ['sha1', '3021300906052b0e03021a05000414'],
-  ['sha224', '302d300d06096086480165030402040500041c'],
-  ['sha256', '3031300d060960864801650304020105000420'],
-  ['sha384', '3041300d060960864801650304020205000430'],
-  ['sha512', '3051300d060960864801650304020305000440'],
-];
-
-/** What the member signs for a raw-input mechanism: the hash the data's length says (ECDSA, PSS) or the DigestInfo names (RSA PKCS #1). */
-function prehashedInput(mech: SignMechanism, data: Buffer): { mechanism: SignMechanism; data: Buffer } {
-  if (!('prehashed' in mech) || !mech.prehashed) return { mechanism: mech, data };
-  if (mech.name === 'rsa-pkcs') {
-    for (const [hash, prefix] of DIGEST_INFO) {
-      const p = Buffer.from(prefix, 'hex');
-      if (data.length === p.length + p[p.length - 1]! && data.subarray(0, p.length).equals(p)) return { mechanism: { ...mech, hash }, data: data.subarray(p.length) };
-    }
-    throw new Ckr(CKR.DATA_INVALID, 'CKM_RSA_PKCS signs a DigestInfo (SHA-1 or SHA-2) here');
-  }
-  if (mech.name === 'ecdsa') {
-    const hash = ({ 20: 'sha1', 28: 'sha224', 32: 'sha256', 48: 'sha384', 64: 'sha512' } as Record<number, HashName>)[data.length];
-    if (!hash) throw new Ckr(CKR.DATA_LEN_RANGE, `CKM_ECDSA signs a hash (20 to 64 bytes), not ${data.length} bytes`);
-    return { mechanism: { ...mech, hash }, data };
-  }
-  return { mechanism: mech, data };
-}
-
 type OpKind = 'sign' | 'verify' | 'digest' | 'find' | 'encrypt' | 'decrypt';
 
 interface Operation {
   kind: OpKind;
+  /** The PKCS #11 mechanism (CloudHSM runs some in one part only). */
+  type?: number;
   key?: KeyInfo;
   mechanism?: SignMechanism;
   cipher?: CipherMechanism;
@@ -394,12 +240,33 @@ export class Token {
           return [attributes, BigInt(rv)];
         }
         const key = await this.#key(a[1] as Ulong);
-        const { attributes, rv } = getAttributes(key, a[2] as { type: number; length: number }[]);
+        const wanted = a[2] as { type: number; length: number }[];
+        let value: Buffer | undefined;
+        if (key.attributes.class === 'secret-key' && !key.attributes.sensitive && key.attributes.extractable && wanted.some((w) => w.type === CKA.VALUE)) {
+          // PKCS #11's CKA_VALUE of a key that is neither sensitive nor unextractable: the member's audited export.
+          // A user the key is shared with is not its owner: for them the value stays sensitive.
+          value = await this.#hsmSession()
+            .send({ op: 'exportKey', handle: key.handle, format: 'raw' })
+            .then((r) => Buffer.from(r.keyData as Uint8Array))
+            .catch((e: unknown) => {
+              if (e instanceof HsmError && (e.code === 'NOT_KEY_OWNER' || e.code === 'KEY_NOT_EXTRACTABLE' || e.code === 'QUORUM_APPROVAL_REQUIRED')) return undefined;
+              throw e;
+            });
+        }
+        const { attributes, rv } = getAttributes(key, wanted, value);
         return [attributes, BigInt(rv)];
       }
       case 'C_CreateObject': {
-        this.#session(a[0] as Ulong);
-        this.#hsmSession();
+        const s = this.#session(a[0] as Ulong);
+        const hsm = this.#hsmSession();
+        const { attributes, facts } = templateAttributes(a[1] as Attribute[]);
+        this.#writable(s, attributes.token === true);
+        if (facts.get(CKA.CLASS) === CKO.SECRET_KEY || facts.get(CKA.CLASS) === CKO.PUBLIC_KEY || facts.get(CKA.CLASS) === CKO.PRIVATE_KEY) {
+          // Key import: the material goes to the HSM, which makes the key (a session key unless CKA_TOKEN, as generated ones).
+          const material = importOf(facts);
+          const made = await hsm.send({ op: 'importKey', ...material, attributes: withoutImpossibleUsages({ token: false, ...attributes }, material.keyClass, material.keyType) } as never) as { handle: number };
+          return [BigInt(made.handle)];
+        }
         const made = completeObject(a[1] as Attribute[]);
         const handle = this.#store!.nextHandle(this.#sessionObjects.map((o) => o.handle));
         const object = { handle, token: made.token, attributes: made.attributes };
@@ -408,8 +275,12 @@ export class Token {
         return [BigInt(handle)];
       }
       case 'C_CopyObject': {
-        this.#session(a[0] as Ulong);
+        const s = this.#session(a[0] as Ulong);
         const template = a[2] as Attribute[];
+        if (!s.rw) {
+          const token = templateAttributes(template).attributes.token;
+          this.#writable(s, token === undefined ? await this.#isTokenObject(a[1] as Ulong) : token === true);
+        }
         const side = this.#sideObject(a[1] as Ulong);
         if (side) {
           // A certificate or data object: the copy takes the template's values over the original's.
@@ -427,8 +298,15 @@ export class Token {
         const made = await this.#hsmSession().send({ op: 'copyKey', handle: Number(a[1] as Ulong), attributes });
         return [BigInt(made.handle)];
       }
+      case 'C_WrapKey':
+        return this.#wrap(a[0] as Ulong, a[1] as Mechanism, a[2] as Ulong, a[3] as Ulong, a[4] as number);
+      case 'C_UnwrapKey':
+        return this.#unwrap(a[0] as Ulong, a[1] as Mechanism, a[2] as Ulong, (a[3] as ByteArray).data ?? Buffer.alloc(0), a[4] as Attribute[]);
+      case 'C_DeriveKey':
+        return this.#derive(a[0] as Ulong, a[1] as Mechanism, a[2] as Ulong, a[3] as Attribute[]);
       case 'C_DestroyObject': {
-        this.#session(a[0] as Ulong);
+        const s = this.#session(a[0] as Ulong);
+        if (!s.rw) this.#writable(s, await this.#isTokenObject(a[1] as Ulong));
         const side = this.#sideObject(a[1] as Ulong);
         if (side) {
           if (side.token) this.#store!.remove(side.handle);
@@ -441,7 +319,8 @@ export class Token {
       case 'C_GenerateKey':
         return this.#generateKey(a[0] as Ulong, a[1] as Mechanism, a[2] as Attribute[]);
       case 'C_SetAttributeValue': {
-        this.#session(a[0] as Ulong);
+        const s = this.#session(a[0] as Ulong);
+        if (!s.rw) this.#writable(s, (await this.#isTokenObject(a[1] as Ulong)) || templateAttributes(a[2] as Attribute[]).attributes.token === true);
         if (this.#sideObject(a[1] as Ulong)) throw new Ckr(CKR.ACTION_PROHIBITED, 'certificates and data objects are not changed in place here; destroy and create');
         const { attributes, facts } = templateAttributes(a[2] as Attribute[]);
         if (facts.size) throw new Ckr(CKR.ATTRIBUTE_READ_ONLY, `attribute 0x${[...facts.keys()][0]!.toString(16)} cannot be changed`);
@@ -457,20 +336,20 @@ export class Token {
         if (s.ops.has(kind)) throw new Ckr(CKR.OPERATION_ACTIVE);
         const mechanism = signMechanism(a[1] as Mechanism);
         const key = await this.#keyForOperation(a[2] as Ulong);
-        s.ops.set(kind, { kind, key, mechanism, chunks: [] });
+        s.ops.set(kind, { kind, type: (a[1] as Mechanism).type, key, mechanism, chunks: [] });
         return [];
       }
       case 'C_Sign':
         return this.#sign(a[0] as Ulong, [(a[1] as ByteArray).data ?? Buffer.alloc(0)], a[2] as number);
       case 'C_SignUpdate':
-        this.#op(a[0] as Ulong, 'sign').chunks.push((a[1] as ByteArray).data ?? Buffer.alloc(0));
+        this.#multiPart(a[0] as Ulong, 'sign').chunks.push((a[1] as ByteArray).data ?? Buffer.alloc(0));
         return [];
       case 'C_SignFinal':
         return this.#sign(a[0] as Ulong, null, a[1] as number);
       case 'C_Verify':
         return this.#verify(a[0] as Ulong, [(a[1] as ByteArray).data ?? Buffer.alloc(0)], (a[2] as ByteArray).data ?? Buffer.alloc(0));
       case 'C_VerifyUpdate':
-        this.#op(a[0] as Ulong, 'verify').chunks.push((a[1] as ByteArray).data ?? Buffer.alloc(0));
+        this.#multiPart(a[0] as Ulong, 'verify').chunks.push((a[1] as ByteArray).data ?? Buffer.alloc(0));
         return [];
       case 'C_VerifyFinal':
         return this.#verify(a[0] as Ulong, null, (a[1] as ByteArray).data ?? Buffer.alloc(0));
@@ -481,7 +360,7 @@ export class Token {
         if (s.ops.has(kind)) throw new Ckr(CKR.OPERATION_ACTIVE);
         const cipher = cipherMechanism(a[1] as Mechanism);
         const key = await this.#keyForOperation(a[2] as Ulong);
-        s.ops.set(kind, { kind, key, cipher, chunks: [] });
+        s.ops.set(kind, { kind, type: (a[1] as Mechanism).type, key, cipher, chunks: [] });
         return [];
       }
       case 'C_Encrypt':
@@ -490,7 +369,7 @@ export class Token {
       case 'C_EncryptUpdate':
       case 'C_DecryptUpdate': {
         // Data is gathered and the result comes at the final call (an empty valid answer now).
-        this.#op(a[0] as Ulong, name === 'C_EncryptUpdate' ? 'encrypt' : 'decrypt').chunks.push((a[1] as ByteArray).data ?? Buffer.alloc(0));
+        this.#multiPart(a[0] as Ulong, name === 'C_EncryptUpdate' ? 'encrypt' : 'decrypt').chunks.push((a[1] as ByteArray).data ?? Buffer.alloc(0));
         return [{ data: Buffer.alloc(0), length: 0 }];
       }
       case 'C_EncryptFinal':
@@ -558,6 +437,27 @@ export class Token {
       this.#loginPending = null;
     }
     return [];
+  }
+
+  /** An operation continued by C_*Update: CloudHSM refuses it for single-part mechanisms, and the operation ends. */
+  #multiPart(handle: Ulong, kind: OpKind): Operation {
+    const op = this.#op(handle, kind);
+    if (op.type !== undefined && SINGLE_PART.has(op.type)) {
+      this.#session(handle).ops.delete(kind);
+      throw new Ckr(CKR.FUNCTION_NOT_SUPPORTED, `mechanism 0x${op.type.toString(16)} runs in one part (C_${kind === 'sign' ? 'Sign' : kind === 'verify' ? 'Verify' : kind === 'encrypt' ? 'Encrypt' : 'Decrypt'}), as CloudHSM's library runs it`);
+    }
+    return op;
+  }
+
+  /** A read-only session neither makes, changes nor destroys token objects (PKCS #11's CKR_SESSION_READ_ONLY). */
+  #writable(s: P11Session, token: boolean): void {
+    if (token && !s.rw) throw new Ckr(CKR.SESSION_READ_ONLY, 'a read-only session cannot make, change or destroy token objects; open the session with CKF_RW_SESSION');
+  }
+
+  /** Whether an object is a token object: a side object's flag, or the HSM's word for a key. */
+  async #isTokenObject(handle: Ulong): Promise<boolean> {
+    const side = this.#sideObject(handle);
+    return side ? side.token : !(await this.#key(handle)).sessionKey;
   }
 
   #op(handle: Ulong, kind: OpKind): Operation {
@@ -639,10 +539,58 @@ export class Token {
     return [];
   }
 
-  async #generateKey(handle: Ulong, mechanism: Mechanism, template: Attribute[]): Promise<Value[]> {
+  async #wrap(handle: Ulong, mechanism: Mechanism, wrappingKey: Ulong, key: Ulong, room: number): Promise<Value[]> {
     this.#session(handle);
     const hsm = this.#hsmSession();
+    const wrapping = wrapMechanism(mechanism);
+    const r = await hsm.send({ op: 'wrapKey', mechanism: wrapping, wrappingHandle: handleOf(wrappingKey, CKR.WRAPPING_KEY_HANDLE_INVALID), payloadHandle: handleOf(key, CKR.KEY_HANDLE_INVALID) });
+    const wrapped = Buffer.from(r.wrapped);
+    // A size query gets the length (each wrap is audited, and AES-GCM's IV is new each time; the length is not).
+    return [room === 0 || room < wrapped.length ? { data: null, length: wrapped.length } : { data: wrapped, length: wrapped.length }];
+  }
+
+  async #unwrap(handle: Ulong, mechanism: Mechanism, unwrappingKey: Ulong, wrapped: Buffer, template: Attribute[]): Promise<Value[]> {
+    const s = this.#session(handle);
+    const hsm = this.#hsmSession();
+    const unwrapping = wrapMechanism(mechanism);
     const { attributes, facts } = templateAttributes(template);
+    this.#writable(s, attributes.token === true);
+    const { keyClass, keyType } = keyKind(facts, 'C_UnwrapKey');
+    if (keyClass === 'public-key') throw new Ckr(CKR.TEMPLATE_INCONSISTENT, 'C_UnwrapKey makes secret and private keys');
+    const r = await hsm.send({
+      op: 'unwrapKey',
+      mechanism: unwrapping,
+      unwrappingHandle: handleOf(unwrappingKey, CKR.UNWRAPPING_KEY_HANDLE_INVALID),
+      wrapped,
+      keyClass,
+      keyType,
+      attributes: withoutImpossibleUsages({ token: false, ...attributes }, keyClass, keyType),
+    });
+    return [BigInt(r.handle)];
+  }
+
+  async #derive(handle: Ulong, mechanism: Mechanism, baseKey: Ulong, template: Attribute[]): Promise<Value[]> {
+    const s = this.#session(handle);
+    const hsm = this.#hsmSession();
+    const { attributes, facts } = templateAttributes(template);
+    this.#writable(s, attributes.token === true);
+    const base = await this.#key(baseKey);
+    const curve = base.attributes.curve;
+    if (base.attributes['key-type'] !== 'ec' || !curve) throw new Ckr(CKR.KEY_TYPE_INCONSISTENT, 'CKM_ECDH1_DERIVE derives from an EC private key');
+    const derive = deriveMechanism(mechanism, Buffer.from(EC_PARAMS[curve]!, 'hex'));
+    const { keyClass, keyType } = keyKind(new Map([[CKA.CLASS, CKO.SECRET_KEY], ...facts]), 'C_DeriveKey');
+    if (keyClass !== 'secret-key') throw new Ckr(CKR.TEMPLATE_INCONSISTENT, 'C_DeriveKey makes a secret key');
+    const length = facts.get(CKA.VALUE_LEN);
+    if (typeof length !== 'number') throw new Ckr(CKR.TEMPLATE_INCOMPLETE, 'C_DeriveKey: CKA_VALUE_LEN is required');
+    const r = await hsm.send({ op: 'deriveKey', mechanism: derive, baseHandle: base.handle, keyType: keyType as 'aes' | 'generic-secret', lengthBytes: length, attributes: withoutImpossibleUsages({ token: false, ...attributes }, 'secret-key', keyType) });
+    return [BigInt(r.handle)];
+  }
+
+  async #generateKey(handle: Ulong, mechanism: Mechanism, template: Attribute[]): Promise<Value[]> {
+    const s = this.#session(handle);
+    const hsm = this.#hsmSession();
+    const { attributes, facts } = templateAttributes(template);
+    this.#writable(s, attributes.token === true);
     const keyType = mechanism.type === CKM.AES_KEY_GEN ? 'aes' : mechanism.type === CKM.GENERIC_SECRET_KEY_GEN ? 'generic-secret' : null;
     if (!keyType) throw new Ckr(CKR.MECHANISM_INVALID, `mechanism 0x${mechanism.type.toString(16)} makes no secret key here`);
     const length = facts.get(CKA.VALUE_LEN);
@@ -661,6 +609,7 @@ export class Token {
     const hsm = this.#hsmSession();
     const pub = templateAttributes(publicTemplate);
     const priv = templateAttributes(privateTemplate);
+    this.#writable(this.#session(handle), pub.attributes.token === true || priv.attributes.token === true);
     // CloudHSM's PKCS #11 defaults: session objects unless CKA_TOKEN, no usages unless the template says so.
     const publicAttributes = { token: false, ...pub.attributes };
     const privateAttributes = { token: false, ...priv.attributes };
@@ -694,7 +643,7 @@ export class Token {
 }
 
 /** Calls after which what this connection knows of its keys may be out of date. */
-const CHANGES: ReadonlySet<string> = new Set(['C_SetAttributeValue', 'C_DestroyObject', 'C_Logout', 'C_Login', 'C_CloseAllSessions', 'C_Finalize']);
+const CHANGES: ReadonlySet<string> = new Set(['C_SetAttributeValue', 'C_DestroyObject', 'C_Logout', 'C_Login', 'C_CloseAllSessions', 'C_Finalize', 'C_CloseSession']);
 
 /** A ulong array answer: the values if the caller has room, else only their count. */
 function ulongs(values: Ulong[], room: number): { valid: boolean; values: Ulong[]; count: number } {
@@ -744,4 +693,10 @@ function sideMatches(o: SideObject, template: Attribute[]): boolean {
 function withoutImpossibleUsages<T extends Record<string, unknown>>(attributes: T, cls: KeyClass, type: KeyType): T {
   for (const usage of USAGES) if (attributes[usage] === true && !usageAllowed(cls, type, usage)) delete attributes[usage];
   return attributes;
+}
+
+/** A handle the member can take (a number it could have made), else the call's own CK_RV for a bad handle. */
+function handleOf(handle: Ulong, rv: number): number {
+  if (handle > BigInt(Number.MAX_SAFE_INTEGER)) throw new Ckr(rv);
+  return Number(handle);
 }

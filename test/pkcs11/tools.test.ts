@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import { startLocalCluster, type LocalCluster } from '../../src/index.js';
 import { P11_KIT_CLIENT, servePkcs11, type Pkcs11Door } from '../../src/pkcs11/index.js';
@@ -126,6 +127,43 @@ describe('pkcs11: pkcs11-tool and openssl through p11-kit-client.so', function (
       expect(out.code, out.err).to.equal(0);
       expect(Buffer.from(out.out, 'latin1').subarray(-secret.length).toString(), mechanism).to.equal(secret.toString());
     }
+  });
+
+  it('imports an openssl RSA key (--write-object) that signs raw bytes (RSA-PKCS, RSA-X-509) openssl recovers; an AES key wrapped with RSA-PKCS unwraps to a key that decrypts what it encrypted', async () => {
+    const pem = join(dir, 'imported.pem');
+    await run('openssl', ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:2048', '-out', pem]);
+    await run('openssl', ['pkey', '-in', pem, '-outform', 'DER', '-out', join(dir, 'imported.der')]);
+    const imported = await tool('--login', '--pin', PIN, '--write-object', join(dir, 'imported.der'), '--type', 'privkey', '--id', '10', '--label', 'imported', '--usage-sign');
+    expect(imported.code, imported.err).to.equal(0);
+    expect(imported.out).to.contain('Private Key Object; RSA').and.to.contain('sensitive');
+    // TLS 1.0's MD5 ‖ SHA-1 is no DigestInfo: CKM_RSA_PKCS pads it as it is.
+    const raw = join(dir, 'md5sha1.bin');
+    writeFileSync(raw, Buffer.concat([createHash('md5').update('hello').digest(), createHash('sha1').update('hello').digest()]));
+    for (const [mechanism, mode] of [['RSA-PKCS', 'pkcs1'], ['RSA-X-509', 'none']] as const) {
+      const input = mode === 'none' ? join(dir, 'block.bin') : raw;
+      if (mode === 'none') writeFileSync(input, Buffer.concat([Buffer.from([0, 1]), Buffer.alloc(254, 0x5a)]));
+      const signature = join(dir, `imported-${mode}.sig`);
+      const signed = await tool('--login', '--pin', PIN, '--sign', '-m', mechanism, '--id', '10', '-i', input, '-o', signature);
+      expect(signed.code, signed.err).to.equal(0);
+      const recovered = await run('openssl', ['pkeyutl', '-verifyrecover', '-inkey', pem, '-in', signature, '-pkeyopt', `rsa_padding_mode:${mode}`], { encoding: 'buffer' });
+      expect(recovered.stdout, mechanism).to.deep.equal(readFileSync(input));
+    }
+    // Wrap and unwrap through the tool (RSA PKCS #1 v1.5, which Debian 12's client carries).
+    expect((await tool('--login', '--pin', PIN, '--keypairgen', '--key-type', 'rsa:2048', '--label', 'p11-wrap', '--id', '11', '--usage-wrap')).code).to.equal(0);
+    expect((await tool('--login', '--pin', PIN, '--keygen', '--key-type', 'AES:32', '--label', 'p11-aes', '--id', '12', '--extractable')).code).to.equal(0);
+    const wrapped = join(dir, 'aes.wrapped');
+    const w = await tool('--login', '--pin', PIN, '--wrap', '-m', 'RSA-PKCS', '--id', '11', '--application-id', '12', '-o', wrapped);
+    expect(w.code, w.err).to.equal(0);
+    expect(readFileSync(wrapped)).to.have.length(256);
+    const u = await tool('--login', '--pin', PIN, '--unwrap', '-m', 'RSA-PKCS', '--id', '11', '-i', wrapped, '--key-type', 'AES:', '--application-id', '13', '--application-label', 'p11-aes-unwrapped');
+    expect(u.code, u.err).to.equal(0);
+    const block = join(dir, 'block16');
+    writeFileSync(block, 'sixteen bytes!!!');
+    const encrypted = join(dir, 'block16.enc');
+    expect((await tool('--login', '--pin', PIN, '--encrypt', '-m', 'AES-ECB', '--id', '12', '-i', block, '-o', encrypted)).code).to.equal(0);
+    const decrypted = join(dir, 'block16.dec');
+    expect((await tool('--login', '--pin', PIN, '--decrypt', '-m', 'AES-ECB', '--id', '13', '-i', encrypted, '-o', decrypted)).code).to.equal(0);
+    expect(readFileSync(decrypted, 'utf8')).to.equal('sixteen bytes!!!');
   });
 
   it('a generic secret made in the HSM MACs with SHA256-HMAC (the tool verifies it), and C_SetAttributeValue changes its CKA_ID', async () => {

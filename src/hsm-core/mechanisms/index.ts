@@ -120,6 +120,11 @@ export const CIPHERS: CipherTable = table<CipherTable>({
     encrypt: (key, _m, data) => ({ data: rsa.pkcs1Encrypt(key, data) }),
     decrypt: (key, _m, data) => rsa.pkcs1Decrypt(key, data),
   },
+  'rsa-x-509': {
+    keyType: 'rsa',
+    encrypt: (key, _m, data) => ({ data: rsa.rawPublic(key, data) }),
+    decrypt: (key, _m, data) => rsa.rawPrivate(key, data),
+  },
   'aes-no-pad': {
     keyType: 'aes',
     encrypt: (key, m, data) => ({ data: aes.kwNoPadWrap(key, data, m.iv) }),
@@ -184,6 +189,16 @@ export const SIGNERS: SignTable = table<SignTable>({
     keyTypes: ['rsa'],
     sign: (key, m, data) => (m.prehashed ? prehashed.pkcs1SignDigest(key, m.hash, data) : rsa.pkcs1Sign(key, m.hash, data)),
     verify: (key, m, data, signature) => (m.prehashed ? prehashed.pkcs1VerifyDigest(key, m.hash, data, signature) : rsa.pkcs1Verify(key, m.hash, data, signature)),
+  },
+  'rsa-pkcs-raw': {
+    keyTypes: ['rsa'],
+    sign: (key, _m, data) => rsa.pkcs1SignRaw(key, data),
+    verify: (key, _m, data, signature) => rsa.pkcs1VerifyRaw(key, data, signature),
+  },
+  'rsa-x-509': {
+    keyTypes: ['rsa'],
+    sign: (key, _m, data) => rsa.rawPrivate(key, data),
+    verify: (key, _m, data, signature) => rsa.rawVerify(key, data, signature),
   },
   'rsa-pkcs-pss': {
     keyTypes: ['rsa'],

@@ -15,8 +15,11 @@ import {
   constants,
   createSecretKey,
   privateDecrypt,
+  privateEncrypt,
+  publicDecrypt,
   publicEncrypt,
   randomBytes,
+  timingSafeEqual,
   type KeyObject,
 } from 'node:crypto';
 import { HsmError } from '../errors.js';
@@ -93,6 +96,64 @@ export function pkcs1Sign(privateKey: KeyObject, hash: HashName, data: Uint8Arra
 
 export function pkcs1Verify(publicKey: KeyObject, hash: HashName, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
   return verifyAsync(NODE_HASH[hash], data, { key: publicKey, padding: constants.RSA_PKCS1_PADDING }, signature);
+}
+
+/** The block raw RSA works on: the data as a big-endian number, zeros before it up to the modulus length. */
+function rawBlock(key: KeyObject, data: Uint8Array, what: string): Buffer {
+  const k = modulusBytes(key);
+  if (data.length > k) throw new HsmError('DATA_INVALID', `data: ${what} takes at most ${k} bytes with this key, not ${data.length}`);
+  const block = Buffer.alloc(k);
+  block.set(data, k - data.length);
+  return block;
+}
+
+/** Raw RSA with the private key (CKM_RSA_X_509 decryption and signature): block^d mod n. */
+export function rawPrivate(privateKey: KeyObject, data: Uint8Array): Buffer {
+  const block = rawBlock(privateKey, data, 'raw RSA (rsa-x-509)');
+  try {
+    return privateDecrypt({ key: privateKey, padding: constants.RSA_NO_PADDING }, block);
+  } catch {
+    throw new HsmError('DATA_INVALID', 'data: raw RSA (rsa-x-509) takes a number below the modulus');
+  }
+}
+
+/** Raw RSA with the public key (CKM_RSA_X_509 encryption, and the check of its signatures): block^e mod n. */
+export function rawPublic(publicKey: KeyObject, data: Uint8Array): Buffer {
+  const block = rawBlock(publicKey, data, 'raw RSA (rsa-x-509)');
+  try {
+    return publicEncrypt({ key: publicKey, padding: constants.RSA_NO_PADDING }, block);
+  } catch {
+    throw new HsmError('DATA_INVALID', 'data: raw RSA (rsa-x-509) takes a number below the modulus');
+  }
+}
+
+export function rawVerify(publicKey: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
+  const k = modulusBytes(publicKey);
+  if (signature.length !== k || data.length > k) return false;
+  let recovered: Buffer;
+  try {
+    recovered = publicEncrypt({ key: publicKey, padding: constants.RSA_NO_PADDING }, signature);
+  } catch {
+    return false; // not below the modulus: no signature of this key
+  }
+  return timingSafeEqual(recovered, rawBlock(publicKey, data, 'raw RSA (rsa-x-509)'));
+}
+
+/** PKCS #1 v1.5 block type 1 over the caller's bytes (no DigestInfo added): at most k − 11 bytes. */
+export function pkcs1SignRaw(privateKey: KeyObject, data: Uint8Array): Buffer {
+  const max = modulusBytes(privateKey) - 11;
+  if (data.length > max) throw new HsmError('DATA_INVALID', `data: an RSA PKCS #1 v1.5 signature of raw bytes (rsa-pkcs-raw) takes at most ${max} bytes with this key, not ${data.length}`);
+  return privateEncrypt({ key: privateKey, padding: constants.RSA_PKCS1_PADDING }, data);
+}
+
+export function pkcs1VerifyRaw(publicKey: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
+  let recovered: Buffer;
+  try {
+    recovered = publicDecrypt({ key: publicKey, padding: constants.RSA_PKCS1_PADDING }, signature);
+  } catch {
+    return false;
+  }
+  return recovered.length === data.length && timingSafeEqual(recovered, data);
 }
 
 function checkSaltLength(key: KeyObject, hash: HashName, saltLength: number): void {
