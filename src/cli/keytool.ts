@@ -11,12 +11,15 @@
  */
 import { webcrypto } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { loadX509 } from '../certificates/index.js';
 import { HsmError } from '../hsm-core/index.js';
 import { connectFromEnvironment, type HsmSession, type RemoteCluster } from '../app/index.js';
 import { IssuingCa, KeyStore, type CaKeyAlgorithm } from '../keystore/index.js';
 import { defaultDataDir } from './data-dir.js';
+import { CKA, CKO } from '../pkcs11/constants.js';
+import { idOf } from '../pkcs11/objects.js';
+import { SideStore, type SideObject } from '../pkcs11/side-store.js';
 
 const COMMANDS: Record<string, { options: string[]; flags?: string[] }> = {
   '-genkeypair': { options: ['-alias', '-keyalg', '-keysize', '-dname', '-validity', '-ext'] },
@@ -87,7 +90,11 @@ export async function keytool(args: string[], io: KeytoolIo): Promise<number> {
     const store = KeyStore.getInstance('CloudHSM', session);
     // A keystore file that does not exist yet is created (as Java's keytool does).
     await (existsSync(storeFile) ? store.loadFile(storeFile, storepass) : store.load(null, null));
-    const changed = await run(command, options, flags, store, session, io);
+    // The PKCS #11 door's token certificates of this user, kept beside the cluster.json the door serves with.
+    const cfg = env.STRONGROOM_CLUSTER!;
+    const objects = io.env.STRONGROOM_PKCS11_OBJECTS ?? (cfg.endsWith('.json') ? join(dirname(cfg), 'pkcs11', 'objects') : null);
+    const door = objects ? { store: new SideStore(objects, (await cluster.hsmInfo())[0]?.clusterId ?? 'cluster', user), folder: objects } : null;
+    const changed = await run(command, options, flags, store, session, io, door);
     if (changed) await store.storeFile(storeFile, storepass);
     await session.logout();
     return 0;
@@ -99,7 +106,7 @@ export async function keytool(args: string[], io: KeytoolIo): Promise<number> {
   }
 }
 
-async function run(command: string, options: Map<string, string>, flags: Set<string>, store: KeyStore, session: HsmSession, io: KeytoolIo): Promise<boolean> {
+async function run(command: string, options: Map<string, string>, flags: Set<string>, store: KeyStore, session: HsmSession, io: KeytoolIo, door: { store: SideStore; folder: string } | null): Promise<boolean> {
   const x509 = await loadX509();
   const alias = () => need(options, '-alias', command);
   const pemOrDer = (cert: { toString(f: 'pem'): string; rawData: ArrayBuffer }) => (flags.has('-rfc') ? cert.toString('pem') + '\n' : Buffer.from(cert.rawData));
@@ -196,6 +203,7 @@ async function run(command: string, options: Map<string, string>, flags: Set<str
         io.out(`${a}, ${kind}${fingerprint ? `,\nCertificate fingerprint (SHA-256): ${fingerprint}` : ', (key in the HSM, no certificate)'}`);
         if (flags.has('-v')) for (const [i, c] of (store.getCertificateChain(a) ?? (cert ? [cert] : [])).entries()) io.out(`  [${i + 1}] Owner: ${c.subject}\n      Issuer: ${c.issuer}\n      Valid until: ${c.notAfter.toISOString()}`);
       }
+      if (door && !options.has('-alias')) await listDoorCertificates(door, session, io, flags.has('-v'), x509);
       return false;
     }
     case '-delete': {
@@ -204,5 +212,33 @@ async function run(command: string, options: Map<string, string>, flags: Set<str
     }
     default:
       return false;
+  }
+}
+
+/**
+ * The certificates PKCS #11 applications wrote beside their keys through the door (CKO_CERTIFICATE
+ * token objects, e.g. by Java's SunPKCS11 or pkcs11-tool --write-object): by label, with the HSM key
+ * whose CKA_ID they share, as Java's keytool -storetype PKCS11 pairs them.
+ */
+async function listDoorCertificates(door: { store: SideStore; folder: string }, session: HsmSession, io: KeytoolIo, verbose: boolean, x509: Awaited<ReturnType<typeof loadX509>>): Promise<void> {
+  const bytesOf = (o: SideObject, type: number): Buffer | null => {
+    const v = o.attributes.find((a) => a.type === type)?.value;
+    return v && 'bytes' in v && v.bytes ? v.bytes : null;
+  };
+  const certificates = door.store.objects.filter((o) => o.attributes.some((a) => a.type === CKA.CLASS && a.value && 'ulong' in a.value && a.value.ulong === BigInt(CKO.CERTIFICATE)));
+  if (certificates.length === 0) return;
+  io.out(`\nPKCS #11 door (${door.folder}): ${certificates.length} certificate${certificates.length === 1 ? '' : 's'}\n`);
+  for (const o of certificates) {
+    const der = bytesOf(o, CKA.VALUE)!;
+    const label = bytesOf(o, CKA.LABEL)?.toString('utf8') ?? '';
+    const id = bytesOf(o, CKA.ID) ?? Buffer.alloc(0);
+    const keys = id.length ? (await session.listKeys({ filter: { attributes: { id: idOf(id), class: 'private-key' } }, maxItems: 2 })).keys : [];
+    const entry = keys.length ? `PrivateKeyEntry (CKA_ID ${idOf(id)}, key ${keys[0]!.keyReference} in the HSM)` : `trustedCertEntry (CKA_ID ${idOf(id) || 'none'}, no key in the HSM has it)`;
+    const fingerprint = Buffer.from(await webcrypto.subtle.digest('SHA-256', der)).toString('hex').toUpperCase().match(/../g)!.join(':');
+    io.out(`${label || '(no label)'}, ${entry},\nCertificate fingerprint (SHA-256): ${fingerprint}`);
+    if (verbose) {
+      const c = new x509.X509Certificate(der);
+      io.out(`  [1] Owner: ${c.subject}\n      Issuer: ${c.issuer}\n      Valid until: ${c.notAfter.toISOString()}`);
+    }
   }
 }

@@ -1,7 +1,8 @@
 /**
  * `strongroom keytool` against a running three-member TLS cluster (`strongroom up`), from the
  * built package: a CA and a server key made in the HSM, a CSR, a certificate issued and
- * installed as the reply, export, an openssl-made PKCS #12 imported, list and delete, and errors.
+ * installed as the reply, export, an openssl-made PKCS #12 imported, list (with the PKCS #11
+ * door's certificates) and delete, and errors.
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -10,6 +11,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
+import { CKA, CKF, CKM, CKO } from '../../src/pkcs11/constants.js';
+import { RpcClient, attr } from '../helpers/p11-rpc.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -71,6 +74,26 @@ describe('cli: strongroom keytool', function () {
     const list = await ok('-list', '-v');
     expect(list.stdout).to.match(/Your keystore contains 2 entries/);
     expect(list.stdout).to.match(/server, PrivateKeyEntry,\nCertificate fingerprint \(SHA-256\): [0-9A-F:]{95}\n {2}\[1\] Owner: CN=localhost\n {6}Issuer: CN=Keytool CA, O=Example/);
+  });
+
+  it('lists the certificates PKCS #11 applications wrote through the door beside their keys (CKA_ID pairs them), after the store\'s own entries', async () => {
+    // As pkcs11-tool --write-object or Java's SunPKCS11 would: a token key pair and a certificate with its CKA_ID.
+    const c = await RpcClient.connect(join(dir, 'cluster', 'pkcs11', 'pkcs11.sock'), 'p11-kit-0.24');
+    try {
+      const bytes = (b: Buffer) => ({ data: b, length: b.length });
+      await c.call('C_Initialize', [bytes(Buffer.from('PRIVATE-GNOME-KEYRING-PKCS11-PROTOCOL-V-1')), 0, bytes(Buffer.from([0]))]);
+      const [rw] = (await c.call('C_OpenSession', [1n, BigInt(CKF.SERIAL_SESSION | CKF.RW_SESSION)])) as [bigint];
+      await c.call('C_Login', [rw, 1n, bytes(Buffer.from('app:strongroom-app'))]);
+      const id = attr.bytes(CKA.ID, Buffer.from([0x0a]));
+      await c.call('C_GenerateKeyPair', [rw, { type: CKM.EC_KEY_PAIR_GEN, param: null }, [attr.bytes(CKA.EC_PARAMS, Buffer.from('06082a8648ce3d030107', 'hex')), attr.bool(CKA.TOKEN, true), id], [attr.bool(CKA.TOKEN, true), attr.bool(CKA.SIGN, true), id]]);
+      const der = Buffer.from(readFileSync(join(dir, 'server.crt'), 'utf8').replace(/-----[^-]+-----|\s/g, ''), 'base64');
+      await c.call('C_CreateObject', [rw, [attr.ulong(CKA.CLASS, CKO.CERTIFICATE), attr.bool(CKA.TOKEN, true), attr.label('door-cert'), id, attr.bytes(CKA.VALUE, der)]]);
+    } finally {
+      c.close();
+    }
+    const fingerprint = execFileSync('openssl', ['x509', '-in', 'server.crt', '-noout', '-fingerprint', '-sha256'], { cwd: dir, encoding: 'utf8' }).trim().split('=')[1];
+    const list = await ok('-list', '-v');
+    expect(list.stdout).to.match(new RegExp(`\\nPKCS #11 door \\(.*pkcs11/objects\\): 1 certificate\\n\\ndoor-cert, PrivateKeyEntry \\(CKA_ID 0x0a, key 0x[0-9a-f]{16} in the HSM\\),\\nCertificate fingerprint \\(SHA-256\\): ${fingerprint}\\n {2}\\[1\\] Owner: CN=localhost\\n`));
   });
 
   it('imports an openssl PKCS #12 (key into the HSM), deletes local entries only, and reports errors', async () => {

@@ -334,10 +334,17 @@ describe('pkcs11: pkcs11-tool and openssl through p11-kit-client.so', function (
     expect((await tool('--login', '--pin', PIN, '-O', '--type', 'cert')).out).to.contain('Certificate Object; type = X.509 cert').and.to.contain('label:      p11-ec');
   });
 
-  it('a key made through the cluster (as session.crypto or the CLI make them) is an object for PKCS #11, and random bytes come from the HSM', async () => {
+  it('a key made through the cluster (as session.crypto or the CLI make them) is an object for PKCS #11 and a PKCS #11 key signs through the cluster; random bytes come from the HSM', async () => {
     const session = await cluster.login('cu1', 'cu1-password');
     try {
       await session.send({ op: 'generateKeyPair', keyType: 'ec', curve: 'secp384r1', publicAttributes: { token: true, label: 'made-elsewhere' }, privateAttributes: { token: true, sign: true, label: 'made-elsewhere' } });
+      // And the other way: the pair pkcs11-tool made signs through the cluster (as session.crypto or the CLI would use it).
+      const { keys } = await session.listKeys({ filter: { attributes: { label: 'p11-ec' } } });
+      const priv = keys.find((k) => k.attributes.class === 'private-key')!;
+      const pub = keys.find((k) => k.attributes.class === 'public-key')!;
+      const data = new TextEncoder().encode('made by pkcs11-tool, used by the cluster');
+      const { signature } = await session.send({ op: 'sign', handle: priv.handle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data });
+      expect((await session.send({ op: 'verify', handle: pub.handle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data, signature })).valid).to.equal(true);
     } finally {
       await session.logout();
     }
