@@ -5,6 +5,7 @@
  * pipelined on it (1 and 8 in flight). The client is the project's codec speaking the same RPC
  * protocol as p11-kit-client.so to both servers; each signature is C_SignInit then C_Sign of a
  * SHA-256 digest (CKM_ECDSA, CKM_RSA_PKCS over a DigestInfo), as OpenSSL's engine and Java do.
+ * SoftHSM also runs loaded into the process (pkcs11js), with no RPC at all, for scale.
  * Needs p11-kit, softhsm2 and opensc (pkcs11-tool) from Debian; without them it says so and skips.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -113,6 +114,57 @@ async function rate(path: string, pin: string, label: string, mechanism: number,
   return perSecond;
 }
 
+/**
+ * The same signatures with SoftHSM loaded into this process (pkcs11js), no RPC in between: one
+ * session signing in a loop (1), or 8 sessions whose C_Sign run on libuv's worker threads (8).
+ */
+async function rateDirect(tokenConf: string, label: string, mechanism: number, inFlight: number, seconds: number): Promise<number> {
+  const { PKCS11 } = await import('pkcs11js');
+  const previous = process.env.SOFTHSM2_CONF;
+  process.env.SOFTHSM2_CONF = tokenConf;
+  const p11 = new PKCS11();
+  p11.load(SOFTHSM!);
+  p11.C_Initialize({ flags: 2 /* CKF_OS_LOCKING_OK */ });
+  try {
+    const slot = p11.C_GetSlotList(true)[0]!;
+    const sessions = Array.from({ length: inFlight }, () => p11.C_OpenSession(slot, 6 /* CKF_SERIAL_SESSION | CKF_RW_SESSION */));
+    p11.C_Login(sessions[0]!, 1, '1234');
+    p11.C_FindObjectsInit(sessions[0]!, [{ type: CKA.CLASS, value: CKO.PRIVATE_KEY }, { type: CKA.LABEL, value: label }]);
+    const key = p11.C_FindObjects(sessions[0]!);
+    p11.C_FindObjectsFinal(sessions[0]!);
+    if (!key) throw new Error(`no private key labelled ${label} in SoftHSM`);
+    const data = mechanism === CKM.ECDSA ? DIGEST : DIGEST_INFO;
+    let count = 0;
+    const deadline = performance.now() + seconds * 1000;
+    const start = performance.now();
+    if (inFlight === 1) {
+      const out = Buffer.alloc(512);
+      while (performance.now() < deadline) {
+        p11.C_SignInit(sessions[0]!, { mechanism }, key);
+        p11.C_Sign(sessions[0]!, data, out);
+        count++;
+      }
+    } else {
+      await Promise.all(
+        sessions.map(async (session) => {
+          const out = Buffer.alloc(512);
+          while (performance.now() < deadline) {
+            p11.C_SignInit(session, { mechanism }, key);
+            await p11.C_SignAsync(session, data, out);
+            count++;
+          }
+        }),
+      );
+    }
+    return count / ((performance.now() - start) / 1000);
+  } finally {
+    p11.C_Finalize();
+    p11.close();
+    if (previous === undefined) delete process.env.SOFTHSM2_CONF;
+    else process.env.SOFTHSM2_CONF = previous;
+  }
+}
+
 export async function benchPkcs11(seconds: number, rounds: number, table: (header: string[], rows: string[][]) => void): Promise<void> {
   const missing = [SOFTHSM ? null : 'softhsm2', existsSync('/usr/bin/p11-kit') ? null : 'p11-kit', existsSync('/usr/bin/pkcs11-tool') ? null : 'opensc'].filter(Boolean);
   if (missing.length) {
@@ -146,18 +198,22 @@ export async function benchPkcs11(seconds: number, rounds: number, table: (heade
       for (const inFlight of [1, 8]) {
         const ours: number[] = [];
         const theirs: number[] = [];
+        const direct: number[] = [];
         for (let round = 0; round < rounds; round++) {
           ours.push(await rate(door.socket, 'bench:bench-password', label, mechanism, inFlight, seconds));
           theirs.push(await rate(softSocket, '1234', label, mechanism, inFlight, seconds));
+          direct.push(await rateDirect(conf, label, mechanism, inFlight, seconds));
         }
         const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
         const ratio = median(ours.map((v, i) => v / theirs[i]!));
-        rows.push([name, String(inFlight), median(theirs).toFixed(0), median(ours).toFixed(0), ratio.toFixed(2)]);
+        const ratioDirect = median(ours.map((v, i) => v / direct[i]!));
+        rows.push([name, String(inFlight), median(direct).toFixed(0), median(theirs).toFixed(0), median(ours).toFixed(0), ratio.toFixed(2), ratioDirect.toFixed(2)]);
       }
     }
     console.log('\nPKCS #11: one application, one connection (as p11-kit-client.so makes), its sessions pipelined.');
-    console.log('SoftHSM = softhsm2 behind `p11-kit server`; door = Strongroom\'s PKCS #11 door over one in-process member.');
-    table(['operation', 'in flight', 'SoftHSM via p11-kit sigs/s', 'door sigs/s', 'door / SoftHSM'], rows);
+    console.log('SoftHSM via p11-kit = softhsm2 behind `p11-kit server`; SoftHSM direct = libsofthsm2.so loaded in this process (pkcs11js);');
+    console.log('door = Strongroom\'s PKCS #11 door over one in-process member.');
+    table(['operation', 'in flight', 'SoftHSM direct sigs/s', 'SoftHSM via p11-kit sigs/s', 'door sigs/s', 'door / SoftHSM via p11-kit', 'door / SoftHSM direct'], rows);
   } finally {
     await door.close();
     await cluster.close();
