@@ -220,6 +220,7 @@ const ROWS: Row[] = [
     allowed: CU,
     request: (c) => ({ op: 'importKey', ...s(c), keyClass: 'secret-key', keyType: 'aes', format: 'raw', keyData: new Uint8Array(16) }),
   },
+  { name: 'copyKey', op: 'copyKey', allowed: CU, request: (c) => ({ op: 'copyKey', ...s(c), handle: c.keys.payload, attributes: { label: 'copy' } }) },
   {
     name: 'exportEncryptedKey',
     op: 'exportEncryptedKey',
