@@ -226,9 +226,9 @@ export const SINGLE_PART: ReadonlySet<number> = new Set([CKM.RSA_PKCS, CKM.RSA_X
 
 /**
  * A PKCS #11 wrapping mechanism as the member's. CloudHSM's AES key wraps are vendor-defined
- * (CKM_CLOUDHSM_AES_KEY_WRAP_*), which no p11-kit client forwards; the standard CKM_AES_KEY_WRAP
- * (RFC 3394) and CKM_AES_KEY_WRAP_PAD (RFC 5649, as SoftHSM reads it) are taken too, so that an
- * application behind p11-kit 0.25 can wrap with AES.
+ * (CKM_CLOUDHSM_AES_KEY_WRAP_*); the standard CKM_AES_KEY_WRAP (RFC 3394) and CKM_AES_KEY_WRAP_PAD
+ * (RFC 5649, as SoftHSM reads it) are taken too. No p11-kit client forwards any of them (it has no
+ * encoding for their IV): behind p11-kit, RSA-OAEP, RSA PKCS #1 and AES-GCM wrap.
  */
 export function wrapMechanism(m: Mechanism): WrapMechanism {
   const p = m.param;
