@@ -1,0 +1,618 @@
+/**
+ * The CloudHSM V2 API's resources, driving real members: a cluster is a folder and, once it has
+ * an HSM, a running local cluster of `strongroom hsm serve` members behind mutual TLS; an HSM is
+ * one of its members; backups are the members' own (the cluster's backup store). The records are
+ * kept in `control-plane.json` (written whole and renamed into place), so the API's state survives
+ * a restart.
+ *
+ * States change in the background, as AWS's do: a call answers with the `…_IN_PROGRESS` state,
+ * and DescribeClusters shows the next one when the work is done. The lifecycle is the getting-started
+ * guide's: CreateCluster → UNINITIALIZED; the first CreateHsm starts a member, whose cluster CSR
+ * DescribeClusters returns; InitializeCluster takes the certificate your trust anchor signed over it
+ * → INITIALIZED; `cluster activate` through the CLI (or `session`) → ACTIVE; further HSMs join the
+ * activated cluster.
+ *
+ * @module
+ */
+import { X509Certificate, createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Pkcs10CertificateRequest } from '@peculiar/x509';
+import { startLocalCluster, type LocalCluster } from '../app/index.js';
+import { HsmError } from '../hsm-core/index.js';
+import { ApiError, invalid, notFound } from './errors.js';
+import type { Caller } from './sigv4.js';
+
+export const HSM_TYPES = ['hsm2m.medium'] as const;
+export const MODES = ['FIPS', 'NON_FIPS'] as const;
+
+export interface Tag {
+  Key: string;
+  Value: string;
+}
+
+interface HsmRecord {
+  HsmId: string;
+  AvailabilityZone: string;
+  SubnetId: string;
+  EniId: string;
+  EniIp: string;
+  State: 'CREATE_IN_PROGRESS' | 'ACTIVE' | 'DEGRADED' | 'DELETE_IN_PROGRESS' | 'DELETED';
+  StateMessage: string;
+  /** Its member's index in the local cluster, once started. */
+  member: number | null;
+}
+
+interface ClusterRecord {
+  ClusterId: string;
+  Region: string;
+  HsmType: string;
+  Mode: (typeof MODES)[number];
+  State: string;
+  StateMessage: string;
+  CreateTimestamp: number;
+  SubnetMapping: Record<string, string>;
+  VpcId: string;
+  SecurityGroup: string;
+  NetworkType: string;
+  BackupRetentionPolicy: { Type: 'DAYS'; Value: string };
+  TagList: Tag[];
+  Certificates: { ClusterCsr?: string; ClusterCertificate?: string };
+  Hsms: HsmRecord[];
+}
+
+interface Records {
+  v: 1;
+  clusters: ClusterRecord[];
+}
+
+export interface ControlPlaneOptions {
+  /** Where the API keeps its records and each cluster's folder. */
+  dataDir: string;
+  /** The account in ARNs (default 111122223333, AWS's example account). */
+  accountId?: string;
+  /** log2 of scrypt's N for the members' password hashes (tests lower it). */
+  passwordCost?: number;
+  log?: (line: string) => void;
+}
+
+const ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
+/** An id as AWS makes them: a prefix and 11 characters of base32 (`cluster-igklspoyj5v`). */
+export function newId(prefix: 'cluster' | 'hsm'): string {
+  return `${prefix}-${[...randomBytes(11)].map((b) => ID_ALPHABET[b & 31]).join('')}`;
+}
+
+const PATTERNS = {
+  clusterId: /^cluster-[2-7a-zA-Z]{11,16}$/,
+  hsmId: /^hsm-[2-7a-zA-Z]{11,16}$/,
+  subnetId: /^subnet-[0-9a-fA-F]{8,17}$/,
+  az: /^[a-z]{2}(-(gov))?-(east|west|north|south|central){1,2}-\d[a-z]$/,
+  ip: /^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/,
+  eniId: /^eni-[0-9a-fA-F]{8,17}$/,
+  tagKey: /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u,
+  tagValue: /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{0,256}$/u,
+};
+
+const hexOf = (text: string, n: number) => createHash('sha256').update(text).digest('hex').slice(0, n);
+
+/** A string member, or undefined; anything else is the caller's mistake, named. */
+function str(body: Record<string, unknown>, name: string, required: true): string;
+function str(body: Record<string, unknown>, name: string, required?: false): string | undefined;
+function str(body: Record<string, unknown>, name: string, required = false): string | undefined {
+  const v = body[name];
+  if (v === undefined || v === null) {
+    if (required) throw invalid(`${name}: required`);
+    return undefined;
+  }
+  if (typeof v !== 'string') throw invalid(`${name}: a string, not ${JSON.stringify(v)}`);
+  return v;
+}
+
+function matching(value: string, pattern: RegExp, name: string): string {
+  if (!pattern.test(value)) throw invalid(`${name}: ${JSON.stringify(value)} is not a valid ${name} (${pattern.source})`);
+  return value;
+}
+
+function tagsOf(body: Record<string, unknown>, name: string): Tag[] {
+  const v = body[name];
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length < 1 || v.length > 50) throw invalid(`${name}: a list of 1 to 50 tags`);
+  return v.map((t, i) => {
+    const tag = t as { Key?: unknown; Value?: unknown };
+    if (typeof tag?.Key !== 'string' || typeof tag.Value !== 'string') throw invalid(`${name}[${i}]: a tag is {"Key": string, "Value": string}`);
+    if (!PATTERNS.tagKey.test(tag.Key) || !PATTERNS.tagValue.test(tag.Value)) throw new ApiError('CloudHsmTagException', `${name}[${i}]: tag keys are 1–128 and values 0–256 letters, digits, spaces and _.:/=+-@`);
+    if (tag.Key.toLowerCase().startsWith('aws:')) throw new ApiError('CloudHsmTagException', `${name}[${i}]: the aws: prefix is reserved for AWS's own tags`);
+    return { Key: tag.Key, Value: tag.Value };
+  });
+}
+
+function retentionOf(v: unknown): { Type: 'DAYS'; Value: string } {
+  const p = v as { Type?: unknown; Value?: unknown };
+  if (typeof p !== 'object' || p === null || p.Type !== 'DAYS' || typeof p.Value !== 'string' || !/^\d{1,3}$/.test(p.Value) || Number(p.Value) < 7 || Number(p.Value) > 379) {
+    throw invalid('BackupRetentionPolicy: {"Type": "DAYS", "Value": "7"} to "379" days');
+  }
+  return { Type: 'DAYS', Value: String(Number(p.Value)) };
+}
+
+/** NextToken: an opaque position in a listing (the index of the next item). */
+function page<T>(items: T[], body: Record<string, unknown>, max: number, name: string): { items: T[]; next: string | undefined } {
+  const limit = body.MaxResults;
+  if (limit !== undefined && (!Number.isInteger(limit) || (limit as number) < 1 || (limit as number) > max)) throw invalid(`MaxResults: 1 to ${max} ${name}`);
+  const size = (limit as number | undefined) ?? max;
+  let start = 0;
+  const token = str(body, 'NextToken');
+  if (token !== undefined) {
+    const decoded = /^[A-Za-z0-9_-]+$/.test(token) ? Buffer.from(token, 'base64url').toString() : '';
+    if (!/^at:\d{1,9}$/.test(decoded)) throw invalid('NextToken: pass the NextToken of the previous page unchanged');
+    start = Number(decoded.slice(3));
+  }
+  const slice = items.slice(start, start + size);
+  return { items: slice, next: start + size < items.length ? Buffer.from(`at:${start + size}`).toString('base64url') : undefined };
+}
+
+export class ControlPlane {
+  readonly #file: string;
+  readonly #records: Records;
+  readonly #live = new Map<string, LocalCluster>();
+  readonly #work = new Set<Promise<unknown>>();
+  readonly accountId: string;
+
+  constructor(private readonly options: ControlPlaneOptions) {
+    mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+    this.#file = join(options.dataDir, 'control-plane.json');
+    this.accountId = options.accountId ?? '111122223333';
+    this.#records = existsSync(this.#file) ? (JSON.parse(readFileSync(this.#file, 'utf8')) as Records) : { v: 1, clusters: [] };
+  }
+
+  /** The folder of a cluster's members, trust anchor, cluster.json and backups. */
+  clusterDir(clusterId: string): string {
+    return join(this.options.dataDir, 'clusters', clusterId);
+  }
+
+  /** The running local cluster of an API cluster (for the CLI, tests and metrics). */
+  live(clusterId: string): LocalCluster | undefined {
+    return this.#live.get(clusterId);
+  }
+
+  /** Brings back the members of clusters that had HSMs when the API last stopped. */
+  async resume(): Promise<void> {
+    for (const c of this.#records.clusters) {
+      const hsms = c.Hsms.filter((h) => h.State === 'ACTIVE' || h.State === 'CREATE_IN_PROGRESS');
+      if (!hsms.length || c.State === 'DELETED') continue;
+      const activated = c.State === 'ACTIVE';
+      const live = await startLocalCluster({
+        transport: 'tls',
+        dataDir: this.clusterDir(c.ClusterId),
+        members: activated ? Math.max(...hsms.map((h) => h.member ?? 0)) + 1 : 1,
+        activate: false,
+        mode: c.Mode === 'FIPS' ? 'fips' : 'non-fips',
+        ...(this.options.passwordCost !== undefined ? { passwordCost: this.options.passwordCost } : {}),
+      });
+      this.#live.set(c.ClusterId, live);
+      for (const h of hsms) h.State = 'ACTIVE';
+    }
+    this.#save();
+  }
+
+  /** Waits for the background work in flight (state changes), then stops every member. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.#work]);
+    await Promise.all([...this.#live.values()].map((c) => c.close()));
+    this.#live.clear();
+  }
+
+  #save(): void {
+    const temp = `${this.#file}.${process.pid}.tmp`;
+    writeFileSync(temp, JSON.stringify(this.#records, null, 1), { mode: 0o600 });
+    renameSync(temp, this.#file);
+  }
+
+  /** Work that moves a resource to its next state; its failure is the resource's state message. */
+  #background(what: string, work: () => Promise<void>, failed: (message: string) => void): void {
+    const p = work()
+      .catch((e: unknown) => {
+        const message = e instanceof Error ? e.message : String(e);
+        this.options.log?.(`control plane: ${what} failed: ${message}`);
+        failed(message);
+      })
+      .finally(() => {
+        this.#save();
+        this.#work.delete(p);
+      });
+    this.#work.add(p);
+  }
+
+  #cluster(caller: Caller, body: Record<string, unknown>): ClusterRecord {
+    const id = matching(str(body, 'ClusterId', true), PATTERNS.clusterId, 'ClusterId');
+    const c = this.#records.clusters.find((x) => x.ClusterId === id && x.Region === caller.region);
+    if (!c || c.State === 'DELETED') throw notFound(`ClusterId: no cluster ${id} in ${caller.region}`);
+    return c;
+  }
+
+  arn(region: string, kind: 'cluster' | 'backup' | 'hsm', id: string): string {
+    return `arn:aws:cloudhsm:${region}:${this.accountId}:${kind}/${id}`;
+  }
+
+  /** A cluster as the API shows it (the ACTIVE state follows the members' own activation). */
+  async #view(c: ClusterRecord): Promise<Record<string, unknown>> {
+    const live = this.#live.get(c.ClusterId);
+    if (live && c.State === 'INITIALIZED') {
+      const info = await live.hsmInfo().catch(() => []);
+      if (info[0]?.state === 'active') {
+        c.State = 'ACTIVE';
+        c.StateMessage = 'The cluster is active.';
+        this.#save();
+      }
+    }
+    const certificates: Record<string, string> = {};
+    if (c.State === 'UNINITIALIZED' && c.Certificates.ClusterCsr) certificates.ClusterCsr = c.Certificates.ClusterCsr;
+    if (c.Certificates.ClusterCertificate) certificates.ClusterCertificate = c.Certificates.ClusterCertificate;
+    return {
+      BackupPolicy: 'DEFAULT',
+      BackupRetentionPolicy: c.BackupRetentionPolicy,
+      ClusterId: c.ClusterId,
+      CreateTimestamp: c.CreateTimestamp,
+      Hsms: c.Hsms.filter((h) => h.State !== 'DELETED').map((h) => ({
+        AvailabilityZone: h.AvailabilityZone,
+        ClusterId: c.ClusterId,
+        SubnetId: h.SubnetId,
+        EniId: h.EniId,
+        EniIp: h.EniIp,
+        HsmId: h.HsmId,
+        HsmType: c.HsmType,
+        State: h.State,
+        StateMessage: h.StateMessage,
+      })),
+      HsmType: c.HsmType,
+      SecurityGroup: c.SecurityGroup,
+      State: c.State,
+      StateMessage: c.StateMessage,
+      SubnetMapping: c.SubnetMapping,
+      VpcId: c.VpcId,
+      NetworkType: c.NetworkType,
+      Certificates: certificates,
+      TagList: c.TagList,
+      Mode: c.Mode,
+    };
+  }
+
+  // ---- operations --------------------------------------------------------------------------
+
+  async CreateCluster(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const hsmType = str(body, 'HsmType', true);
+    if (hsmType === 'hsm1.medium') throw invalid('HsmType: hsm1.medium clusters are not emulated yet; use hsm2m.medium');
+    if (!(HSM_TYPES as readonly string[]).includes(hsmType)) throw invalid(`HsmType: hsm1.medium or hsm2m.medium, not ${JSON.stringify(hsmType)}`);
+    const mode = (str(body, 'Mode') ?? 'FIPS') as ClusterRecord['Mode'];
+    if (!MODES.includes(mode)) throw invalid(`Mode: FIPS or NON_FIPS, not ${JSON.stringify(mode)}`);
+    if (str(body, 'SourceBackupId') !== undefined) throw invalid('SourceBackupId: restoring a cluster from a backup through the API is not emulated yet (strongroom up --from-backup does it)');
+    const subnets = body.SubnetIds;
+    if (!Array.isArray(subnets) || subnets.length < 1 || subnets.length > 10) throw invalid('SubnetIds: a list of 1 to 10 subnet ids');
+    const networkType = str(body, 'NetworkType') ?? 'IPV4';
+    if (networkType !== 'IPV4' && networkType !== 'DUALSTACK') throw invalid(`NetworkType: IPV4 or DUALSTACK, not ${JSON.stringify(networkType)}`);
+    const mapping: Record<string, string> = {};
+    subnets.forEach((s, i) => {
+      if (typeof s !== 'string') throw invalid(`SubnetIds[${i}]: a string`);
+      matching(s, PATTERNS.subnetId, 'SubnetId');
+      // Each subnet stands for its own Availability Zone of the region (a, b, c, …).
+      const az = `${caller.region}${'abcdefghij'[i]}`;
+      if (Object.values(mapping).includes(s)) throw invalid(`SubnetIds: ${s} is given twice`);
+      mapping[az] = s;
+    });
+    const record: ClusterRecord = {
+      ClusterId: newId('cluster'),
+      Region: caller.region,
+      HsmType: hsmType,
+      Mode: mode,
+      State: 'CREATE_IN_PROGRESS',
+      StateMessage: 'The cluster is being created.',
+      CreateTimestamp: Date.now() / 1000,
+      SubnetMapping: mapping,
+      VpcId: `vpc-${hexOf(subnets.join(','), 8)}`,
+      SecurityGroup: `sg-${hexOf(`${subnets.join(',')}/sg`, 17)}`,
+      NetworkType: networkType,
+      BackupRetentionPolicy: body.BackupRetentionPolicy === undefined ? { Type: 'DAYS', Value: '90' } : retentionOf(body.BackupRetentionPolicy),
+      TagList: tagsOf(body, 'TagList'),
+      Certificates: {},
+      Hsms: [],
+    };
+    this.#records.clusters.push(record);
+    this.#save();
+    const view = await this.#view(record);
+    this.#background(
+      `creating ${record.ClusterId}`,
+      async () => {
+        mkdirSync(this.clusterDir(record.ClusterId), { recursive: true, mode: 0o700 });
+        record.State = 'UNINITIALIZED';
+        record.StateMessage = 'The cluster has no HSM yet: create one, then sign its cluster CSR.';
+      },
+      (m) => ((record.State = 'DEGRADED'), (record.StateMessage = m)),
+    );
+    return { Cluster: view };
+  }
+
+  async DescribeClusters(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const filters = (body.Filters ?? {}) as Record<string, unknown>;
+    if (typeof filters !== 'object' || filters === null || Array.isArray(filters)) throw invalid('Filters: a map of filter names to lists of values');
+    for (const [name, values] of Object.entries(filters)) {
+      if (!['clusterIds', 'states', 'vpcIds'].includes(name)) throw invalid(`Filters: ${name} is not a filter of DescribeClusters (clusterIds, states, vpcIds)`);
+      if (!Array.isArray(values) || values.some((v) => typeof v !== 'string')) throw invalid(`Filters.${name}: a list of strings`);
+    }
+    const want = filters as Record<string, string[]>;
+    const clusters = this.#records.clusters
+      .filter((c) => c.Region === caller.region)
+      .filter((c) => !want.clusterIds || want.clusterIds.includes(c.ClusterId))
+      .filter((c) => !want.vpcIds || want.vpcIds.includes(c.VpcId));
+    const views = await Promise.all(clusters.map((c) => this.#view(c)));
+    const shown = views.filter((v) => !want.states || want.states.includes(v.State as string));
+    const { items, next } = page(shown, body, 25, 'clusters');
+    return { Clusters: items, ...(next ? { NextToken: next } : {}) };
+  }
+
+  async CreateHsm(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const c = this.#cluster(caller, body);
+    const az = matching(str(body, 'AvailabilityZone', true), PATTERNS.az, 'AvailabilityZone');
+    const subnet = c.SubnetMapping[az];
+    if (!subnet) throw invalid(`AvailabilityZone: the cluster ${c.ClusterId} has subnets in ${Object.keys(c.SubnetMapping).join(', ')}, not ${az}`);
+    const ip = str(body, 'IpAddress');
+    if (ip !== undefined) matching(ip, PATTERNS.ip, 'IpAddress');
+    if (!['UNINITIALIZED', 'INITIALIZED', 'ACTIVE', 'DEGRADED'].includes(c.State)) throw invalid(`ClusterId: the cluster ${c.ClusterId} is ${c.State}; HSMs are created in a cluster that is not being created or deleted`);
+    const running = c.Hsms.filter((h) => h.State === 'ACTIVE' || h.State === 'CREATE_IN_PROGRESS');
+    const first = running.length === 0;
+    if (!first && c.State !== 'ACTIVE') throw invalid(`ClusterId: the cluster ${c.ClusterId} is ${c.State}; further HSMs join it once it is activated (initialize it, then cluster activate)`);
+    if (running.some((h) => h.State === 'CREATE_IN_PROGRESS')) throw invalid(`ClusterId: an HSM of ${c.ClusterId} is being created; create the next when it is ACTIVE`);
+    const n = c.Hsms.length;
+    const hsm: HsmRecord = {
+      HsmId: newId('hsm'),
+      AvailabilityZone: az,
+      SubnetId: subnet,
+      EniId: `eni-${hexOf(`${c.ClusterId}/${n}`, 17)}`,
+      EniIp: ip ?? `10.0.${Object.keys(c.SubnetMapping).indexOf(az)}.${10 + n}`,
+      State: 'CREATE_IN_PROGRESS',
+      StateMessage: 'The HSM is being created.',
+      member: null,
+    };
+    c.Hsms.push(hsm);
+    this.#save();
+    this.#background(
+      `creating ${hsm.HsmId}`,
+      async () => {
+        const dir = this.clusterDir(c.ClusterId);
+        let live = this.#live.get(c.ClusterId);
+        if (!live) {
+          // The first HSM: a member whose cluster CSR the customer signs (CloudHSM's initialisation).
+          live = await startLocalCluster({
+            transport: 'tls',
+            dataDir: dir,
+            members: 1,
+            activate: false,
+            mode: c.Mode === 'FIPS' ? 'fips' : 'non-fips',
+            ...(this.options.passwordCost !== undefined ? { passwordCost: this.options.passwordCost } : {}),
+          });
+          this.#live.set(c.ClusterId, live);
+          hsm.member = 0;
+          if (c.State === 'UNINITIALIZED') c.Certificates.ClusterCsr = readFileSync(join(dir, 'member-0', 'member.csr'), 'utf8');
+        } else {
+          hsm.member = await live.addMember();
+        }
+        this.#writeClusterFile(c.ClusterId, live);
+        hsm.State = 'ACTIVE';
+        hsm.StateMessage = 'The HSM is active.';
+      },
+      (m) => ((hsm.State = 'DEGRADED'), (hsm.StateMessage = m)),
+    );
+    return { Hsm: { AvailabilityZone: az, ClusterId: c.ClusterId, SubnetId: subnet, EniId: hsm.EniId, EniIp: hsm.EniIp, HsmId: hsm.HsmId, HsmType: c.HsmType, State: hsm.State, StateMessage: hsm.StateMessage } };
+  }
+
+  /** cluster.json in the cluster's folder: what the CLI and applications connect with (STRONGROOM_CLUSTER). */
+  #writeClusterFile(clusterId: string, live: LocalCluster): void {
+    const dir = this.clusterDir(clusterId);
+    const file = { members: live.tls!.addresses, ca: join(dir, 'customerCA.crt'), cert: join(dir, 'client.crt'), key: join(dir, 'client.key') };
+    writeFileSync(join(dir, 'cluster.json'), JSON.stringify(file, null, 2) + '\n');
+  }
+
+  async DeleteHsm(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const c = this.#cluster(caller, body);
+    const hsmId = str(body, 'HsmId');
+    const eniId = str(body, 'EniId');
+    const eniIp = str(body, 'EniIp');
+    if ([hsmId, eniId, eniIp].filter((v) => v !== undefined).length !== 1) throw invalid('name the HSM by one of HsmId, EniId or EniIp');
+    if (hsmId !== undefined) matching(hsmId, PATTERNS.hsmId, 'HsmId');
+    if (eniId !== undefined) matching(eniId, PATTERNS.eniId, 'EniId');
+    const hsm = c.Hsms.find((h) => h.State !== 'DELETED' && (h.HsmId === hsmId || h.EniId === eniId || h.EniIp === eniIp));
+    if (!hsm) throw notFound(`no HSM ${hsmId ?? eniId ?? eniIp} in the cluster ${c.ClusterId}`);
+    if (hsm.State !== 'ACTIVE' && hsm.State !== 'DEGRADED') throw invalid(`HsmId: the HSM ${hsm.HsmId} is ${hsm.State}`);
+    hsm.State = 'DELETE_IN_PROGRESS';
+    hsm.StateMessage = 'The HSM is being deleted.';
+    this.#save();
+    this.#background(
+      `deleting ${hsm.HsmId}`,
+      async () => {
+        const live = this.#live.get(c.ClusterId);
+        const others = c.Hsms.filter((h) => h !== hsm && h.State === 'ACTIVE');
+        if (live && hsm.member !== null) {
+          if (others.length) {
+            await live.removeMember(hsm.member);
+            this.#writeClusterFile(c.ClusterId, live);
+          } else {
+            // The last HSM: the members stop; the cluster's folder keeps its state for the next HSM.
+            if (live.backupStore && c.State === 'ACTIVE') await live.takeBackup('member-removed');
+            await live.close();
+            this.#live.delete(c.ClusterId);
+          }
+        }
+        hsm.State = 'DELETED';
+        hsm.StateMessage = 'The HSM was deleted.';
+      },
+      (m) => ((hsm.State = 'DEGRADED'), (hsm.StateMessage = m)),
+    );
+    return { HsmId: hsm.HsmId };
+  }
+
+  async InitializeCluster(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const c = this.#cluster(caller, body);
+    const signedPem = str(body, 'SignedCert', true);
+    const anchorPem = str(body, 'TrustAnchor', true);
+    if (c.State !== 'UNINITIALIZED' || !c.Certificates.ClusterCsr) throw invalid(`ClusterId: the cluster ${c.ClusterId} is ${c.State}${c.Certificates.ClusterCsr ? '' : ' and has no cluster CSR yet (create an HSM first)'}; only an UNINITIALIZED cluster with an HSM is initialized`);
+    if (signedPem.length > 5000 || anchorPem.length > 5000) throw invalid('SignedCert and TrustAnchor: PEM certificates of at most 5000 characters');
+    const parse = (pem: string, name: string) => {
+      try {
+        return new X509Certificate(pem);
+      } catch {
+        throw invalid(`${name}: not a PEM X.509 certificate`);
+      }
+    };
+    const signed = parse(signedPem, 'SignedCert');
+    const anchor = parse(anchorPem, 'TrustAnchor');
+    if (anchor.issuer !== anchor.subject || !anchor.verify(anchor.publicKey)) throw invalid('TrustAnchor: the issuing CA\'s own certificate, self-signed');
+    if (!signed.verify(anchor.publicKey) || signed.issuer !== anchor.subject) throw invalid('SignedCert: not issued by the TrustAnchor given (sign the cluster CSR with that CA)');
+    const csr = new Pkcs10CertificateRequest(c.Certificates.ClusterCsr);
+    const csrKey = Buffer.from(csr.publicKey.rawData);
+    if (!csrKey.equals(signed.publicKey.export({ type: 'spki', format: 'der' }))) throw invalid('SignedCert: its public key is not the cluster CSR\'s; sign the CSR DescribeClusters returns for this cluster');
+    const now = new Date();
+    if (new Date(signed.validFrom) > now || new Date(signed.validTo) < now) throw invalid(`SignedCert: valid from ${signed.validFrom} to ${signed.validTo}, not now`);
+    c.State = 'INITIALIZE_IN_PROGRESS';
+    c.StateMessage = 'The cluster is being initialized.';
+    this.#save();
+    this.#background(
+      `initializing ${c.ClusterId}`,
+      async () => {
+        const dir = this.clusterDir(c.ClusterId);
+        writeFileSync(join(dir, 'clusterCertificate.crt'), signedPem.endsWith('\n') ? signedPem : `${signedPem}\n`);
+        writeFileSync(join(dir, 'trustAnchor.crt'), anchorPem.endsWith('\n') ? anchorPem : `${anchorPem}\n`);
+        c.Certificates = { ClusterCertificate: signedPem };
+        c.State = 'INITIALIZED';
+        c.StateMessage = 'The cluster is initialized: activate it (cluster activate), as its admin.';
+      },
+      (m) => ((c.State = 'UNINITIALIZED'), (c.StateMessage = m)),
+    );
+    return { State: 'INITIALIZE_IN_PROGRESS', StateMessage: c.StateMessage };
+  }
+
+  async DeleteCluster(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const c = this.#cluster(caller, body);
+    const hsms = c.Hsms.filter((h) => h.State !== 'DELETED');
+    if (hsms.length) throw invalid(`ClusterId: the cluster ${c.ClusterId} still has ${hsms.length} HSM(s); delete them first (DeleteHsm)`);
+    if (c.State.endsWith('_IN_PROGRESS')) throw invalid(`ClusterId: the cluster ${c.ClusterId} is ${c.State}`);
+    c.State = 'DELETE_IN_PROGRESS';
+    c.StateMessage = 'The cluster is being deleted.';
+    this.#save();
+    const view = await this.#view(c);
+    this.#background(
+      `deleting ${c.ClusterId}`,
+      async () => {
+        c.State = 'DELETED';
+        c.StateMessage = 'The cluster was deleted; its backups remain.';
+      },
+      (m) => (c.StateMessage = m),
+    );
+    return { Cluster: view };
+  }
+
+  async ModifyCluster(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const c = this.#cluster(caller, body);
+    if (body.HsmType !== undefined && body.HsmType !== c.HsmType) throw invalid('HsmType: migrating a cluster to another HSM type is not emulated');
+    if (body.BackupRetentionPolicy === undefined && body.HsmType === undefined) throw invalid('BackupRetentionPolicy: required (the change to make)');
+    if (body.BackupRetentionPolicy !== undefined) c.BackupRetentionPolicy = retentionOf(body.BackupRetentionPolicy);
+    this.#save();
+    return { Cluster: await this.#view(c) };
+  }
+
+  #taggable(caller: Caller, body: Record<string, unknown>): ClusterRecord {
+    const id = str(body, 'ResourceId', true);
+    if (!/^(cluster|backup)-[2-7a-zA-Z]{11,16}$/.test(id)) throw invalid(`ResourceId: a cluster or backup id, not ${JSON.stringify(id)}`);
+    if (id.startsWith('backup-')) throw invalid('ResourceId: tags on backups through the API are not emulated yet');
+    return this.#cluster(caller, { ClusterId: id });
+  }
+
+  async TagResource(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const c = this.#taggable(caller, body);
+    const tags = tagsOf(body, 'TagList');
+    if (!tags.length) throw invalid('TagList: required');
+    const merged = new Map(c.TagList.map((t) => [t.Key, t.Value]));
+    for (const t of tags) merged.set(t.Key, t.Value);
+    if (merged.size > 50) throw new ApiError('CloudHsmResourceLimitExceededException', `a resource has at most 50 tags; ${c.ClusterId} would have ${merged.size}`);
+    c.TagList = [...merged].map(([Key, Value]) => ({ Key, Value }));
+    this.#save();
+    return {};
+  }
+
+  async UntagResource(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const c = this.#taggable(caller, body);
+    const keys = body.TagKeyList;
+    if (!Array.isArray(keys) || keys.length < 1 || keys.length > 50 || keys.some((k) => typeof k !== 'string')) throw invalid('TagKeyList: a list of 1 to 50 tag keys');
+    c.TagList = c.TagList.filter((t) => !(keys as string[]).includes(t.Key));
+    this.#save();
+    return {};
+  }
+
+  async ListTags(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const c = this.#taggable(caller, body);
+    const { items, next } = page(c.TagList, body, 100, 'tags');
+    return { TagList: items, ...(next ? { NextToken: next } : {}) };
+  }
+
+  async DescribeBackups(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const filters = (body.Filters ?? {}) as Record<string, string[]>;
+    for (const name of Object.keys(filters)) {
+      if (!['backupIds', 'sourceBackupIds', 'clusterIds', 'states', 'neverExpires'].includes(name)) throw invalid(`Filters: ${name} is not a filter of DescribeBackups (backupIds, sourceBackupIds, clusterIds, states, neverExpires)`);
+    }
+    const backups: Record<string, unknown>[] = [];
+    for (const c of this.#records.clusters.filter((x) => x.Region === caller.region)) {
+      const store = this.#live.get(c.ClusterId)?.backupStore;
+      if (!store) continue;
+      for (const b of store.list()) {
+        backups.push({
+          BackupId: b.backupId,
+          BackupArn: this.arn(caller.region, 'backup', b.backupId),
+          BackupState: b.state,
+          ClusterId: c.ClusterId,
+          CreateTimestamp: Date.parse(b.createTimestamp) / 1000,
+          NeverExpires: b.neverExpires,
+          HsmType: c.HsmType,
+          Mode: c.Mode,
+          TagList: Object.entries(b.tags).map(([Key, Value]) => ({ Key, Value })),
+          ...(b.deleteTimestamp ? { DeleteTimestamp: Date.parse(b.deleteTimestamp) / 1000 } : {}),
+        });
+      }
+    }
+    const has = (name: string, value: string) => !filters[name] || filters[name]!.includes(value);
+    const shown = backups
+      .filter((b) => has('backupIds', b.BackupId as string) && has('clusterIds', b.ClusterId as string) && has('states', b.BackupState as string) && has('neverExpires', String(b.NeverExpires)))
+      .sort((a, b) => ((a.CreateTimestamp as number) - (b.CreateTimestamp as number)) * (body.SortAscending === false ? -1 : 1));
+    const { items, next } = page(shown, body, 50, 'backups');
+    return { Backups: items, ...(next ? { NextToken: next } : {}) };
+  }
+
+  /** Every operation of the service, by name; those not emulated yet say so. */
+  async call(operation: string, caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    switch (operation) {
+      case 'CreateCluster':
+      case 'DescribeClusters':
+      case 'DeleteCluster':
+      case 'ModifyCluster':
+      case 'InitializeCluster':
+      case 'CreateHsm':
+      case 'DeleteHsm':
+      case 'DescribeBackups':
+      case 'TagResource':
+      case 'UntagResource':
+      case 'ListTags':
+        try {
+          return await this[operation](caller, body);
+        } catch (e) {
+          if (e instanceof HsmError) throw invalid(e.message);
+          throw e;
+        }
+      case 'DeleteBackup':
+      case 'RestoreBackup':
+      case 'ModifyBackupAttributes':
+      case 'CopyBackupToRegion':
+      case 'GetResourcePolicy':
+      case 'PutResourcePolicy':
+      case 'DeleteResourcePolicy':
+        throw new ApiError('CloudHsmServiceException', `${operation} is not emulated by this version of Strongroom yet`);
+      default:
+        throw new ApiError('UnknownOperationException', `${operation} is not an operation of CloudHSM V2 (BaldrApiService)`);
+    }
+  }
+}

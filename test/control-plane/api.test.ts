@@ -1,0 +1,244 @@
+/**
+ * The CloudHSM V2 API driven by AWS's own SDK (@aws-sdk/client-cloudhsm-v2), through CloudHSM's
+ * getting-started story on real members: a cluster, its first HSM and cluster CSR, the CSR signed
+ * with openssl under a trust anchor made here, InitializeCluster, `cluster activate` through the
+ * strongroom CLI, more HSMs, keys made over TLS, an HSM deleted under a signing load, backups,
+ * tags and pages; each refusal by its type. Requests are SigV4-signed and checked.
+ */
+import { execFileSync } from 'node:child_process';
+import type { webcrypto } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  CloudHSMV2Client,
+  CreateClusterCommand,
+  CreateHsmCommand,
+  DeleteClusterCommand,
+  DeleteHsmCommand,
+  DescribeBackupsCommand,
+  DescribeClustersCommand,
+  InitializeClusterCommand,
+  ListTagsCommand,
+  ModifyClusterCommand,
+  TagResourceCommand,
+  UntagResourceCommand,
+  type Cluster,
+} from '@aws-sdk/client-cloudhsm-v2';
+import { expect } from 'chai';
+import { connectFromEnvironment } from '../../src/app/index.js';
+import { ControlPlane, serveControlPlane, type ControlPlaneServer } from '../../src/control-plane/index.js';
+import { runCli } from '../helpers/cloudhsm-cli.js';
+
+const CREDENTIALS = { accessKeyId: 'AKIASTRONGROOMTEST01', secretAccessKey: 'strongroom-test-secret-access-key-0001' };
+const SUBNETS = ['subnet-0a1b2c3d4e5f60718', 'subnet-0f1e2d3c4b5a69788'];
+
+/** The refusal a call ends in: its exception name and message. */
+async function refusal(p: Promise<unknown>): Promise<{ name: string; message: string; status: number | undefined }> {
+  try {
+    await p;
+  } catch (e) {
+    const err = e as { name: string; message: string; $metadata?: { httpStatusCode?: number } };
+    return { name: err.name, message: err.message, status: err.$metadata?.httpStatusCode };
+  }
+  throw new Error('the call was answered; a refusal was expected');
+}
+
+describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members', function () {
+  this.timeout(180_000);
+  let dir: string;
+  let plane: ControlPlane;
+  let server: ControlPlaneServer;
+  let client: CloudHSMV2Client;
+
+  /** The cluster as DescribeClusters shows it, once `ready` says so (states change in the background, as AWS's). */
+  async function until(clusterId: string, ready: (c: Cluster) => boolean): Promise<Cluster> {
+    for (;;) {
+      const { Clusters } = await client.send(new DescribeClustersCommand({ Filters: { clusterIds: [clusterId] } }));
+      const c = Clusters![0]!;
+      if (ready(c)) return c;
+      expect(c.State, c.StateMessage).to.not.equal('DEGRADED');
+      for (const h of c.Hsms ?? []) expect(h.State, h.StateMessage).to.not.equal('DEGRADED');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'strongroom-control-plane-'));
+    plane = new ControlPlane({ dataDir: join(dir, 'plane'), passwordCost: 10 });
+    server = await serveControlPlane(plane, { credentials: [CREDENTIALS] });
+    client = new CloudHSMV2Client({ endpoint: server.url, region: 'us-east-1', credentials: CREDENTIALS });
+  });
+  after(async () => {
+    client?.destroy();
+    await server?.close();
+    await plane?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the getting-started story: create, CSR, initialize with an openssl-signed certificate, activate by the CLI, HSMs, keys, an HSM deleted under load', async () => {
+    const created = await client.send(new CreateClusterCommand({ HsmType: 'hsm2m.medium', SubnetIds: SUBNETS, TagList: [{ Key: 'team', Value: 'payments' }] }));
+    const id = created.Cluster!.ClusterId!;
+    expect(id).to.match(/^cluster-[2-7a-z]{11}$/);
+    expect(created.Cluster!.State).to.equal('CREATE_IN_PROGRESS');
+    expect(created.Cluster!.CreateTimestamp).to.be.instanceOf(Date);
+    let c = await until(id, (x) => x.State === 'UNINITIALIZED');
+    expect(c.SubnetMapping).to.deep.equal({ 'us-east-1a': SUBNETS[0], 'us-east-1b': SUBNETS[1] });
+    expect(c.HsmType).to.equal('hsm2m.medium');
+    expect(c.BackupRetentionPolicy).to.deep.equal({ Type: 'DAYS', Value: '90' });
+    expect(c.VpcId).to.match(/^vpc-[0-9a-f]{8}$/);
+
+    // The first HSM: a member starts, and the cluster's CSR appears.
+    const hsm = await client.send(new CreateHsmCommand({ ClusterId: id, AvailabilityZone: 'us-east-1a' }));
+    expect(hsm.Hsm!.HsmId).to.match(/^hsm-[2-7a-z]{11}$/);
+    expect(hsm.Hsm!.State).to.equal('CREATE_IN_PROGRESS');
+    c = await until(id, (x) => x.Hsms?.[0]?.State === 'ACTIVE' && x.Certificates?.ClusterCsr !== undefined);
+    expect(c.Hsms![0]).to.include({ AvailabilityZone: 'us-east-1a', SubnetId: SUBNETS[0], ClusterId: id });
+    expect(c.Hsms![0]!.EniIp).to.match(/^10\.0\.0\.\d+$/);
+
+    // As the guide: a trust anchor of our own signs the CSR with openssl.
+    writeFileSync(join(dir, 'cluster.csr'), c.Certificates!.ClusterCsr!);
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'customerCA.key', '-out', 'customerCA.crt', '-subj', '/CN=Example customer CA', '-days', '3652'], { cwd: dir, stdio: 'ignore' });
+    execFileSync('openssl', ['x509', '-req', '-days', '3652', '-in', 'cluster.csr', '-CA', 'customerCA.crt', '-CAkey', 'customerCA.key', '-CAcreateserial', '-out', 'cluster.crt'], { cwd: dir, stdio: 'ignore' });
+    const signed = readFileSync(join(dir, 'cluster.crt'), 'utf8');
+    const anchor = readFileSync(join(dir, 'customerCA.crt'), 'utf8');
+    // A certificate that is not over the CSR's key is refused, and nothing changes.
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'other.key', '-out', 'other.crt', '-subj', '/CN=other', '-days', '2'], { cwd: dir, stdio: 'ignore' });
+    const wrongAnchor = await refusal(client.send(new InitializeClusterCommand({ ClusterId: id, SignedCert: signed, TrustAnchor: readFileSync(join(dir, 'other.crt'), 'utf8') })));
+    expect(wrongAnchor).to.deep.equal({ name: 'CloudHsmInvalidRequestException', message: 'SignedCert: not issued by the TrustAnchor given (sign the cluster CSR with that CA)', status: 400 });
+    expect((await until(id, () => true)).State).to.equal('UNINITIALIZED');
+    const init = await client.send(new InitializeClusterCommand({ ClusterId: id, SignedCert: signed, TrustAnchor: anchor }));
+    expect(init.State).to.equal('INITIALIZE_IN_PROGRESS');
+    c = await until(id, (x) => x.State === 'INITIALIZED');
+    expect(c.Certificates).to.deep.equal({ ClusterCertificate: signed });
+
+    // Activation is the admin's, through the CLI, against the cluster's own cluster.json.
+    const cli = { ...process.env, STRONGROOM_CLUSTER: join(plane.clusterDir(id), 'cluster.json'), STRONGROOM_CLI_CONFIG: join(dir, 'cli.json') };
+    expect((await runCli(cli, ['cluster', 'activate', '--password', 'admin-password-1'])).error_code).to.equal(0);
+    c = await until(id, (x) => x.State === 'ACTIVE');
+
+    // Two more HSMs join the activated cluster, one after the other.
+    for (const az of ['us-east-1b', 'us-east-1a']) {
+      const more = await client.send(new CreateHsmCommand({ ClusterId: id, AvailabilityZone: az }));
+      c = await until(id, (x) => x.Hsms!.find((h) => h.HsmId === more.Hsm!.HsmId)?.State === 'ACTIVE');
+    }
+    expect(c.Hsms!.map((h) => h.State)).to.deep.equal(['ACTIVE', 'ACTIVE', 'ACTIVE']);
+
+    // An application connects over TLS with cluster.json, as any other, and makes keys.
+    const remote = await connectFromEnvironment({ STRONGROOM_CLUSTER: cli.STRONGROOM_CLUSTER });
+    try {
+      const admin = await remote.login('admin', 'admin-password-1');
+      await admin.send({ op: 'createUser', username: 'app', password: 'app-password-1', role: 'crypto-user' });
+      await admin.logout();
+      const app = await remote.login('app', 'app-password-1');
+      const pair = (await app.crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+      const data = new TextEncoder().encode('signed while an HSM goes away');
+      // DeleteHsm under a signing load: every signature succeeds and verifies.
+      let stop = false;
+      let signatures = 0;
+      const load = Promise.all(
+        Array.from({ length: 4 }, async () => {
+          while (!stop) {
+            const sig = await app.crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, pair.privateKey, data);
+            expect(await app.crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, pair.publicKey, sig, data)).to.equal(true);
+            signatures++;
+          }
+        }),
+      );
+      const victim = c.Hsms![1]!.HsmId!;
+      expect(await client.send(new DeleteHsmCommand({ ClusterId: id, HsmId: victim }))).to.include({ HsmId: victim });
+      c = await until(id, (x) => !x.Hsms!.some((h) => h.HsmId === victim));
+      stop = true;
+      await load;
+      expect(signatures).to.be.greaterThan(0);
+      expect(c.Hsms).to.have.length(2);
+      await app.logout();
+    } finally {
+      await remote.close();
+    }
+
+    // The members' own backups: at least the one taken when a member was removed.
+    const { Backups } = await client.send(new DescribeBackupsCommand({ Filters: { clusterIds: [id] } }));
+    expect(Backups!.length).to.be.greaterThan(0);
+    for (const b of Backups!) {
+      // (HsmType and Mode are newer than this SDK, which leaves them out, as it should.)
+      expect(b).to.include({ ClusterId: id, BackupState: 'READY' });
+      expect(b.BackupId).to.match(/^backup-[2-7a-z]+$/);
+      expect(b.CreateTimestamp).to.be.instanceOf(Date);
+    }
+  });
+
+  it('tags, retention, pages, deletion and every refusal by its type; the request signature is checked', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await client.send(new CreateClusterCommand({ HsmType: 'hsm2m.medium', SubnetIds: [SUBNETS[0]!], Mode: 'NON_FIPS' } as never))).Cluster!.ClusterId!);
+    for (const id of ids) await until(id, (x) => x.State === 'UNINITIALIZED');
+    // Pages of one: every cluster exactly once.
+    const seen: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await client.send(new DescribeClustersCommand({ MaxResults: 1, ...(token ? { NextToken: token } : {}) }));
+      seen.push(...page.Clusters!.map((x) => x.ClusterId!));
+      token = page.NextToken;
+    } while (token);
+    expect(new Set(seen).size).to.equal(seen.length);
+    expect(seen).to.include.members(ids);
+    // Another region is another set of clusters.
+    const west = new CloudHSMV2Client({ endpoint: server.url, region: 'eu-west-1', credentials: CREDENTIALS });
+    expect((await west.send(new DescribeClustersCommand({}))).Clusters).to.deep.equal([]);
+    expect((await west.send(new DescribeClustersCommand({ Filters: { clusterIds: [ids[0]!] } }))).Clusters).to.deep.equal([]);
+    expect((await refusal(west.send(new ListTagsCommand({ ResourceId: ids[0]! })))).name).to.equal('CloudHsmResourceNotFoundException');
+    west.destroy();
+
+    const id = ids[0]!;
+    await client.send(new TagResourceCommand({ ResourceId: id, TagList: [{ Key: 'env', Value: 'dev' }, { Key: 'owner', Value: 'team-a' }] }));
+    await client.send(new UntagResourceCommand({ ResourceId: id, TagKeyList: ['owner'] }));
+    expect((await client.send(new ListTagsCommand({ ResourceId: id }))).TagList).to.deep.equal([{ Key: 'env', Value: 'dev' }]);
+    expect((await client.send(new ModifyClusterCommand({ ClusterId: id, BackupRetentionPolicy: { Type: 'DAYS', Value: '30' } }))).Cluster!.BackupRetentionPolicy).to.deep.equal({ Type: 'DAYS', Value: '30' });
+
+    // Refusals, by type; none changes anything.
+    expect(await refusal(client.send(new CreateClusterCommand({ HsmType: 'hsm9.tiny', SubnetIds: SUBNETS })))).to.deep.equal({ name: 'CloudHsmInvalidRequestException', message: 'HsmType: hsm1.medium or hsm2m.medium, not "hsm9.tiny"', status: 400 });
+    expect(await refusal(client.send(new CreateHsmCommand({ ClusterId: 'cluster-aaaaaaaaaaa', AvailabilityZone: 'us-east-1a' })))).to.deep.equal({ name: 'CloudHsmResourceNotFoundException', message: 'ClusterId: no cluster cluster-aaaaaaaaaaa in us-east-1', status: 400 });
+    expect(await refusal(client.send(new CreateHsmCommand({ ClusterId: id, AvailabilityZone: 'us-east-1c' })))).to.deep.equal({ name: 'CloudHsmInvalidRequestException', message: `AvailabilityZone: the cluster ${id} has subnets in us-east-1a, not us-east-1c`, status: 400 });
+    expect(await refusal(client.send(new TagResourceCommand({ ResourceId: id, TagList: [{ Key: 'aws:reserved', Value: 'x' }] })))).to.deep.equal({ name: 'CloudHsmTagException', message: 'TagList[0]: the aws: prefix is reserved for AWS\'s own tags', status: 400 });
+    expect(await refusal(client.send(new TagResourceCommand({ ResourceId: id, TagList: Array.from({ length: 50 }, (_, i) => ({ Key: `k${i}`, Value: 'v' })) })))).to.deep.equal({ name: 'CloudHsmResourceLimitExceededException', message: `a resource has at most 50 tags; ${id} would have 51`, status: 400 });
+    expect(await refusal(client.send(new InitializeClusterCommand({ ClusterId: id, SignedCert: 'x', TrustAnchor: 'y' })))).to.include({ name: 'CloudHsmInvalidRequestException' });
+    expect((await client.send(new ListTagsCommand({ ResourceId: id }))).TagList).to.deep.equal([{ Key: 'env', Value: 'dev' }]);
+
+    // Deletion: DELETE_IN_PROGRESS, then DELETED; then it is not found.
+    expect((await client.send(new DeleteClusterCommand({ ClusterId: ids[2]! }))).Cluster!.State).to.equal('DELETE_IN_PROGRESS');
+    await until(ids[2]!, (x) => x.State === 'DELETED');
+    expect((await refusal(client.send(new DeleteClusterCommand({ ClusterId: ids[2]! })))).name).to.equal('CloudHsmResourceNotFoundException');
+
+    // The signature: a wrong secret, and an unknown key.
+    const forged = new CloudHSMV2Client({ endpoint: server.url, region: 'us-east-1', credentials: { ...CREDENTIALS, secretAccessKey: 'not-the-secret' } });
+    expect(await refusal(forged.send(new DescribeClustersCommand({})))).to.deep.equal({ name: 'InvalidSignatureException', message: 'the request signature does not match the one computed with the secret key of its access key', status: 403 });
+    forged.destroy();
+    const stranger = new CloudHSMV2Client({ endpoint: server.url, region: 'us-east-1', credentials: { accessKeyId: 'AKIAUNKNOWN000000000', secretAccessKey: 'x' } });
+    expect((await refusal(stranger.send(new DescribeClustersCommand({})))).name).to.equal('UnrecognizedClientException');
+    stranger.destroy();
+
+    // Not the protocol: unsigned, an unknown operation, not JSON, another content type.
+    const raw = (headers: Record<string, string>, body: string) => fetch(server.url, { method: 'POST', headers, body }).then(async (r) => ({ status: r.status, body: (await r.json()) as { __type: string; Message: string } }));
+    expect(await raw({ 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'BaldrApiService.DescribeClusters' }, '{}')).to.deep.equal({
+      status: 403,
+      body: { __type: 'MissingAuthenticationTokenException', Message: 'the request is not signed: sign it with AWS Signature Version 4 (the AWS SDKs and CLI do)' },
+    });
+    expect((await raw({ 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'BaldrApiService.LaunchRockets' }, '{}')).body.__type).to.equal('MissingAuthenticationTokenException');
+    expect(await raw({ 'content-type': 'text/plain', 'x-amz-target': 'BaldrApiService.DescribeClusters' }, '{}')).to.deep.equal({ status: 400, body: { __type: 'UnknownOperationException', Message: 'Content-Type: application/x-amz-json-1.1, not "text/plain"' } });
+  });
+
+  it('signed raw requests: an unknown operation and a body that is not JSON are refused by the protocol\'s own types', async () => {
+    const { SignatureV4 } = await import('@smithy/signature-v4');
+    const { Sha256 } = await import('../../src/control-plane/sigv4.js');
+    const signer = new SignatureV4({ service: 'cloudhsm', region: 'us-east-1', credentials: CREDENTIALS, sha256: Sha256 });
+    const url = new URL(server.url);
+    const call = async (target: string, body: string) => {
+      const signed = await signer.sign({ method: 'POST', protocol: 'http:', hostname: url.hostname, port: Number(url.port), path: '/', query: {}, headers: { host: url.host, 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': target }, body });
+      const r = await fetch(server.url, { method: 'POST', headers: signed.headers as Record<string, string>, body });
+      return { status: r.status, body: (await r.json()) as unknown };
+    };
+    expect(await call('BaldrApiService.LaunchRockets', '{}')).to.deep.equal({ status: 400, body: { __type: 'UnknownOperationException', Message: 'LaunchRockets is not an operation of CloudHSM V2 (BaldrApiService)' } });
+    expect(await call('BaldrApiService.DescribeClusters', '{not json')).to.deep.equal({ status: 400, body: { __type: 'SerializationException', Message: 'the request body is not JSON' } });
+    expect(await call('BaldrApiService.DescribeClusters', '{"Filters": {"colours": ["blue"]}}')).to.deep.equal({ status: 400, body: { __type: 'CloudHsmInvalidRequestException', Message: 'Filters: colours is not a filter of DescribeClusters (clusterIds, states, vpcIds)' } });
+  });
+});
