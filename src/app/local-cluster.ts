@@ -104,7 +104,7 @@ export class LocalCluster extends ClusterFront {
       const services: ClusterServices = resolveServices(options.services ?? clusterContainer());
       const credentials = transport === 'tls' ? await prepareTlsCluster(dataDir!, members) : null;
       const source = options.fromBackup ? services.backupStore(options.fromBackup.dir, { create: false }).read(options.fromBackup.backupId) : null;
-      const keys = installationKeys(dataDir, options.passphrase ?? (process.env.STRONGROOM_MASTER_PASSPHRASE || undefined));
+      const keys = options.installationKeys ?? installationKeys(dataDir, options.passphrase ?? (process.env.STRONGROOM_MASTER_PASSPHRASE || undefined));
       const supervisor = new Supervisor(options, transport, profile, dataDir, credentials, keys, services);
       const backupDir = options.backups?.dir ?? (dataDir !== null ? join(dataDir, 'backups') : null);
       const store = backupDir !== null ? services.backupStore(backupDir, options.backups?.region !== undefined ? { region: options.backups.region } : {}) : null;

@@ -58,6 +58,12 @@ export interface LocalClusterOptions extends Pick<ClusterOptions, 'retry' | 'key
   /** MKBK: the emulated manufacturer's key, 32 bytes (default: the installation's, made at its first start; see installation.ts). */
   manufacturerKey?: Uint8Array;
   /**
+   * The installation's backup keys, when the caller keeps them for many clusters (the control
+   * plane: one emulated service whose backups restore into any of its clusters). Default: the
+   * cluster folder's own (installation.ts).
+   */
+  installationKeys?: InstallationKeys;
+  /**
    * Backups: where they are kept (default `<dataDir>/backups`, or none without a data folder)
    * and how often one is taken besides activation and membership changes (default 24 h).
    */

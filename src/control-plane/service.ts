@@ -15,10 +15,11 @@
  * @module
  */
 import { X509Certificate, createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Pkcs10CertificateRequest } from '@peculiar/x509';
 import { startLocalCluster, type LocalCluster } from '../app/index.js';
+import { BackupStore, installationKeys, type BackupInfo, type InstallationKeys } from '../cluster-client/index.js';
 import { HsmError } from '../hsm-core/index.js';
 import { ApiError, invalid, notFound } from './errors.js';
 import type { Caller } from './sigv4.js';
@@ -59,11 +60,17 @@ interface ClusterRecord {
   TagList: Tag[];
   Certificates: { ClusterCsr?: string; ClusterCertificate?: string };
   Hsms: HsmRecord[];
+  /** The backup it was made from (CreateCluster with SourceBackupId). */
+  SourceBackupId?: string;
+  /** The members' own cluster id, which their backups carry (known once activated). */
+  MemberClusterId?: string;
 }
 
 interface Records {
   v: 1;
   clusters: ClusterRecord[];
+  /** Resource policies of backups, by backup ARN. */
+  policies?: Record<string, string>;
 }
 
 export interface ControlPlaneOptions {
@@ -73,6 +80,8 @@ export interface ControlPlaneOptions {
   accountId?: string;
   /** log2 of scrypt's N for the members' password hashes (tests lower it). */
   passwordCost?: number;
+  /** Protects the service's backup keys in its folder (default STRONGROOM_MASTER_PASSPHRASE; see installation.ts). */
+  passphrase?: string;
   log?: (line: string) => void;
 }
 
@@ -155,6 +164,9 @@ export class ControlPlane {
   readonly #records: Records;
   readonly #live = new Map<string, LocalCluster>();
   readonly #work = new Set<Promise<unknown>>();
+  readonly #stores = new Map<string, BackupStore>();
+  /** One emulated service: its backup keys (AKBK, MKBK) are every cluster's, so a backup restores into any of them. */
+  readonly #keys: InstallationKeys;
   readonly accountId: string;
 
   constructor(private readonly options: ControlPlaneOptions) {
@@ -162,6 +174,7 @@ export class ControlPlane {
     this.#file = join(options.dataDir, 'control-plane.json');
     this.accountId = options.accountId ?? '111122223333';
     this.#records = existsSync(this.#file) ? (JSON.parse(readFileSync(this.#file, 'utf8')) as Records) : { v: 1, clusters: [] };
+    this.#keys = installationKeys(options.dataDir, options.passphrase ?? (process.env.STRONGROOM_MASTER_PASSPHRASE || undefined));
   }
 
   /** The folder of a cluster's members, trust anchor, cluster.json and backups. */
@@ -169,26 +182,55 @@ export class ControlPlane {
     return join(this.options.dataDir, 'clusters', clusterId);
   }
 
+  /** A region's backups: one store per region, which every cluster of the region backs up into. */
+  #store(region: string): BackupStore {
+    let store = this.#stores.get(region);
+    if (!store) this.#stores.set(region, (store = new BackupStore(join(this.options.dataDir, 'backups', region), { region })));
+    return store;
+  }
+
+  #memberOptions(c: ClusterRecord) {
+    return {
+      transport: 'tls' as const,
+      dataDir: this.clusterDir(c.ClusterId),
+      mode: c.Mode === 'FIPS' ? ('fips' as const) : ('non-fips' as const),
+      backups: { dir: this.#store(c.Region).dir, region: c.Region },
+      installationKeys: this.#keys,
+      ...(this.options.passwordCost !== undefined ? { passwordCost: this.options.passwordCost } : {}),
+    };
+  }
+
   /** The running local cluster of an API cluster (for the CLI, tests and metrics). */
   live(clusterId: string): LocalCluster | undefined {
     return this.#live.get(clusterId);
   }
 
-  /** Brings back the members of clusters that had HSMs when the API last stopped. */
+  /**
+   * Brings back the members of clusters that had HSMs when the API last stopped: the first HSM's
+   * member from its folder, the others as new members joining it (restored from its backup).
+   */
   async resume(): Promise<void> {
     for (const c of this.#records.clusters) {
-      const hsms = c.Hsms.filter((h) => h.State === 'ACTIVE' || h.State === 'CREATE_IN_PROGRESS');
-      if (!hsms.length || c.State === 'DELETED') continue;
-      const activated = c.State === 'ACTIVE';
-      const live = await startLocalCluster({
-        transport: 'tls',
-        dataDir: this.clusterDir(c.ClusterId),
-        members: activated ? Math.max(...hsms.map((h) => h.member ?? 0)) + 1 : 1,
-        activate: false,
-        mode: c.Mode === 'FIPS' ? 'fips' : 'non-fips',
-        ...(this.options.passwordCost !== undefined ? { passwordCost: this.options.passwordCost } : {}),
+      const hsms = c.Hsms.filter((h) => (h.State === 'ACTIVE' || h.State === 'DEGRADED') && h.member !== null).sort((a, b) => a.member! - b.member!);
+      c.Hsms.filter((h) => h.State === 'CREATE_IN_PROGRESS' || h.State === 'DELETE_IN_PROGRESS').forEach((h) => {
+        // Work the last run did not finish: the HSM is reported as it is, for the caller to delete.
+        h.State = 'DEGRADED';
+        h.StateMessage = 'The control plane stopped while this HSM was changing; delete it and create another.';
       });
+      if (!hsms.length || c.State === 'DELETED') continue;
+      // The first HSM's member comes back from its folder (as member 0); the others join it as new
+      // members do, restored from a backup of it.
+      const dir = this.clusterDir(c.ClusterId);
+      const [first, ...rest] = hsms;
+      if (first!.member !== 0) {
+        rmSync(join(dir, 'member-0'), { recursive: true, force: true });
+        renameSync(join(dir, `member-${first!.member}`), join(dir, 'member-0'));
+      }
+      first!.member = 0;
+      const live = await startLocalCluster({ ...this.#memberOptions(c), members: 1, activate: false });
       this.#live.set(c.ClusterId, live);
+      for (const h of rest) h.member = await live.addMember();
+      this.#writeClusterFile(c.ClusterId, live);
       for (const h of hsms) h.State = 'ACTIVE';
     }
     this.#save();
@@ -241,6 +283,7 @@ export class ControlPlane {
       if (info[0]?.state === 'active') {
         c.State = 'ACTIVE';
         c.StateMessage = 'The cluster is active.';
+        if (info[0].clusterId) c.MemberClusterId = info[0].clusterId;
         this.#save();
       }
     }
@@ -265,6 +308,7 @@ export class ControlPlane {
       })),
       HsmType: c.HsmType,
       SecurityGroup: c.SecurityGroup,
+      ...(c.SourceBackupId ? { SourceBackupId: c.SourceBackupId } : {}),
       State: c.State,
       StateMessage: c.StateMessage,
       SubnetMapping: c.SubnetMapping,
@@ -284,7 +328,14 @@ export class ControlPlane {
     if (!(HSM_TYPES as readonly string[]).includes(hsmType)) throw invalid(`HsmType: hsm1.medium or hsm2m.medium, not ${JSON.stringify(hsmType)}`);
     const mode = (str(body, 'Mode') ?? 'FIPS') as ClusterRecord['Mode'];
     if (!MODES.includes(mode)) throw invalid(`Mode: FIPS or NON_FIPS, not ${JSON.stringify(mode)}`);
-    if (str(body, 'SourceBackupId') !== undefined) throw invalid('SourceBackupId: restoring a cluster from a backup through the API is not emulated yet (strongroom up --from-backup does it)');
+    const sourceId = str(body, 'SourceBackupId');
+    let source: BackupInfo | undefined;
+    if (sourceId !== undefined) {
+      source = this.#backup(caller, sourceId.replace(/^arn:aws:cloudhsm:[a-z0-9-]+:\d{12}:backup\//, ''), 'SourceBackupId');
+      if (source.state !== 'READY') throw invalid(`SourceBackupId: the backup ${source.backupId} is ${source.state}, not READY`);
+      const backupMode = source.mode === 'fips' ? 'FIPS' : 'NON_FIPS';
+      if (backupMode !== mode) throw invalid(`SourceBackupId: the backup ${source.backupId} is of a ${backupMode} cluster; it restores only into a ${backupMode} cluster (Mode)`);
+    }
     const subnets = body.SubnetIds;
     if (!Array.isArray(subnets) || subnets.length < 1 || subnets.length > 10) throw invalid('SubnetIds: a list of 1 to 10 subnet ids');
     const networkType = str(body, 'NetworkType') ?? 'IPV4';
@@ -314,6 +365,7 @@ export class ControlPlane {
       TagList: tagsOf(body, 'TagList'),
       Certificates: {},
       Hsms: [],
+      ...(source ? { SourceBackupId: source.backupId } : {}),
     };
     this.#records.clusters.push(record);
     this.#save();
@@ -323,7 +375,7 @@ export class ControlPlane {
       async () => {
         mkdirSync(this.clusterDir(record.ClusterId), { recursive: true, mode: 0o700 });
         record.State = 'UNINITIALIZED';
-        record.StateMessage = 'The cluster has no HSM yet: create one, then sign its cluster CSR.';
+        record.StateMessage = source ? `The cluster is made from ${source.backupId}: create an HSM and it is restored.` : 'The cluster has no HSM yet: create one, then sign its cluster CSR.';
       },
       (m) => ((record.State = 'DEGRADED'), (record.StateMessage = m)),
     );
@@ -380,14 +432,16 @@ export class ControlPlane {
         let live = this.#live.get(c.ClusterId);
         if (!live) {
           // The first HSM: a member whose cluster CSR the customer signs (CloudHSM's initialisation).
-          live = await startLocalCluster({
-            transport: 'tls',
-            dataDir: dir,
-            members: 1,
-            activate: false,
-            mode: c.Mode === 'FIPS' ? 'fips' : 'non-fips',
-            ...(this.options.passwordCost !== undefined ? { passwordCost: this.options.passwordCost } : {}),
-          });
+          if (c.SourceBackupId && c.State === 'UNINITIALIZED') {
+            // A cluster made from a backup: its first member is restored from it, initialized and active.
+            live = await startLocalCluster({ ...this.#memberOptions(c), members: 1, fromBackup: { dir: this.#store(c.Region).dir, backupId: c.SourceBackupId } });
+            c.State = 'ACTIVE';
+            c.StateMessage = `The cluster was restored from ${c.SourceBackupId}.`;
+            const info = await live.hsmInfo();
+            if (info[0]?.clusterId) c.MemberClusterId = info[0].clusterId;
+          } else {
+            live = await startLocalCluster({ ...this.#memberOptions(c), members: 1, activate: false });
+          }
           this.#live.set(c.ClusterId, live);
           hsm.member = 0;
           if (c.State === 'UNINITIALIZED') c.Certificates.ClusterCsr = readFileSync(join(dir, 'member-0', 'member.csr'), 'utf8');
@@ -512,78 +566,189 @@ export class ControlPlane {
     const c = this.#cluster(caller, body);
     if (body.HsmType !== undefined && body.HsmType !== c.HsmType) throw invalid('HsmType: migrating a cluster to another HSM type is not emulated');
     if (body.BackupRetentionPolicy === undefined && body.HsmType === undefined) throw invalid('BackupRetentionPolicy: required (the change to make)');
-    if (body.BackupRetentionPolicy !== undefined) c.BackupRetentionPolicy = retentionOf(body.BackupRetentionPolicy);
+    if (body.BackupRetentionPolicy !== undefined) {
+      c.BackupRetentionPolicy = retentionOf(body.BackupRetentionPolicy);
+      if (c.MemberClusterId) this.#store(c.Region).setRetention(c.MemberClusterId, Number(c.BackupRetentionPolicy.Value));
+    }
     this.#save();
     return { Cluster: await this.#view(c) };
   }
 
-  #taggable(caller: Caller, body: Record<string, unknown>): ClusterRecord {
+  /** A tagged resource: a cluster (tags in its record) or a backup (tags in the store). */
+  #taggable(caller: Caller, body: Record<string, unknown>): { tags: () => Tag[]; set: (tags: Tag[]) => void; id: string } {
     const id = str(body, 'ResourceId', true);
     if (!/^(cluster|backup)-[2-7a-zA-Z]{11,16}$/.test(id)) throw invalid(`ResourceId: a cluster or backup id, not ${JSON.stringify(id)}`);
-    if (id.startsWith('backup-')) throw invalid('ResourceId: tags on backups through the API are not emulated yet');
-    return this.#cluster(caller, { ClusterId: id });
+    if (id.startsWith('backup-')) {
+      const b = this.#backup(caller, id, 'ResourceId');
+      const store = this.#store(caller.region);
+      return {
+        id,
+        tags: () => Object.entries(store.get(b.backupId).tags).map(([Key, Value]) => ({ Key, Value })),
+        set: (tags) => {
+          const before = Object.keys(store.get(b.backupId).tags);
+          store.modify(b.backupId, { untag: before, tags: Object.fromEntries(tags.map((t) => [t.Key, t.Value])) });
+        },
+      };
+    }
+    const c = this.#cluster(caller, { ClusterId: id });
+    return {
+      id,
+      tags: () => c.TagList,
+      set: (tags) => {
+        c.TagList = tags;
+        this.#save();
+      },
+    };
   }
 
   async TagResource(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
-    const c = this.#taggable(caller, body);
+    const r = this.#taggable(caller, body);
     const tags = tagsOf(body, 'TagList');
     if (!tags.length) throw invalid('TagList: required');
-    const merged = new Map(c.TagList.map((t) => [t.Key, t.Value]));
+    const merged = new Map(r.tags().map((t) => [t.Key, t.Value]));
     for (const t of tags) merged.set(t.Key, t.Value);
-    if (merged.size > 50) throw new ApiError('CloudHsmResourceLimitExceededException', `a resource has at most 50 tags; ${c.ClusterId} would have ${merged.size}`);
-    c.TagList = [...merged].map(([Key, Value]) => ({ Key, Value }));
-    this.#save();
+    if (merged.size > 50) throw new ApiError('CloudHsmResourceLimitExceededException', `a resource has at most 50 tags; ${r.id} would have ${merged.size}`);
+    r.set([...merged].map(([Key, Value]) => ({ Key, Value })));
     return {};
   }
 
   async UntagResource(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
-    const c = this.#taggable(caller, body);
+    const r = this.#taggable(caller, body);
     const keys = body.TagKeyList;
     if (!Array.isArray(keys) || keys.length < 1 || keys.length > 50 || keys.some((k) => typeof k !== 'string')) throw invalid('TagKeyList: a list of 1 to 50 tag keys');
-    c.TagList = c.TagList.filter((t) => !(keys as string[]).includes(t.Key));
-    this.#save();
+    r.set(r.tags().filter((t) => !(keys as string[]).includes(t.Key)));
     return {};
   }
 
   async ListTags(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
-    const c = this.#taggable(caller, body);
-    const { items, next } = page(c.TagList, body, 100, 'tags');
+    const r = this.#taggable(caller, body);
+    const { items, next } = page(r.tags(), body, 100, 'tags');
     return { TagList: items, ...(next ? { NextToken: next } : {}) };
+  }
+
+
+  /** The API's cluster id of a member cluster id (backups carry the members' own). */
+  #apiClusterId(region: string, memberClusterId: string | null): string | undefined {
+    if (!memberClusterId) return undefined;
+    return this.#records.clusters.find((c) => c.Region === region && c.MemberClusterId === memberClusterId)?.ClusterId;
+  }
+
+  #backupView(region: string, b: BackupInfo): Record<string, unknown> {
+    const cluster = this.#apiClusterId(region, b.clusterId);
+    const source = b.sourceBackupId ? this.#apiClusterId(b.sourceRegion ?? region, b.sourceClusterId) : undefined;
+    return {
+      BackupId: b.backupId,
+      BackupArn: this.arn(region, 'backup', b.backupId),
+      BackupState: b.state,
+      ...(cluster ? { ClusterId: cluster } : {}),
+      CreateTimestamp: Date.parse(b.createTimestamp) / 1000,
+      ...(b.sourceBackupId ? { CopyTimestamp: Date.parse(b.createTimestamp) / 1000, SourceBackup: b.sourceBackupId, SourceRegion: b.sourceRegion, ...(source ? { SourceCluster: source } : {}) } : {}),
+      NeverExpires: b.neverExpires,
+      ...(b.deleteTimestamp ? { DeleteTimestamp: Date.parse(b.deleteTimestamp) / 1000 } : {}),
+      TagList: Object.entries(b.tags).map(([Key, Value]) => ({ Key, Value })),
+      HsmType: 'hsm2m.medium',
+      Mode: b.mode === 'fips' ? 'FIPS' : 'NON_FIPS',
+    };
+  }
+
+  /** A backup of the caller's region, by id. */
+  #backup(caller: Caller, id: string, name = 'BackupId'): BackupInfo {
+    if (!/^backup-[2-7a-zA-Z]{11,16}$/.test(id)) throw invalid(`${name}: ${JSON.stringify(id)} is not a backup id (backup-…)`);
+    const found = this.#store(caller.region).list().find((b) => b.backupId === id);
+    if (!found || found.state === 'DELETED') throw notFound(`${name}: no backup ${id} in ${caller.region}`);
+    return found;
   }
 
   async DescribeBackups(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
     const filters = (body.Filters ?? {}) as Record<string, string[]>;
-    for (const name of Object.keys(filters)) {
+    if (typeof filters !== 'object' || filters === null || Array.isArray(filters)) throw invalid('Filters: a map of filter names to lists of values');
+    for (const [name, values] of Object.entries(filters)) {
       if (!['backupIds', 'sourceBackupIds', 'clusterIds', 'states', 'neverExpires'].includes(name)) throw invalid(`Filters: ${name} is not a filter of DescribeBackups (backupIds, sourceBackupIds, clusterIds, states, neverExpires)`);
+      if (!Array.isArray(values) || values.some((v) => typeof v !== 'string')) throw invalid(`Filters.${name}: a list of strings`);
     }
-    const backups: Record<string, unknown>[] = [];
-    for (const c of this.#records.clusters.filter((x) => x.Region === caller.region)) {
-      const store = this.#live.get(c.ClusterId)?.backupStore;
-      if (!store) continue;
-      for (const b of store.list()) {
-        backups.push({
-          BackupId: b.backupId,
-          BackupArn: this.arn(caller.region, 'backup', b.backupId),
-          BackupState: b.state,
-          ClusterId: c.ClusterId,
-          CreateTimestamp: Date.parse(b.createTimestamp) / 1000,
-          NeverExpires: b.neverExpires,
-          HsmType: c.HsmType,
-          Mode: c.Mode,
-          TagList: Object.entries(b.tags).map(([Key, Value]) => ({ Key, Value })),
-          ...(b.deleteTimestamp ? { DeleteTimestamp: Date.parse(b.deleteTimestamp) / 1000 } : {}),
-        });
-      }
-    }
-    const has = (name: string, value: string) => !filters[name] || filters[name]!.includes(value);
-    const shown = backups
-      .filter((b) => has('backupIds', b.BackupId as string) && has('clusterIds', b.ClusterId as string) && has('states', b.BackupState as string) && has('neverExpires', String(b.NeverExpires)))
+    const has = (name: string, value: unknown) => !filters[name] || filters[name]!.includes(String(value));
+    const shown = this.#store(caller.region)
+      .list()
+      .filter((b) => b.state !== 'DELETED')
+      .map((b) => this.#backupView(caller.region, b))
+      .filter((b) => has('backupIds', b.BackupId) && has('clusterIds', b.ClusterId) && has('states', b.BackupState) && has('neverExpires', b.NeverExpires) && has('sourceBackupIds', b.SourceBackup))
       .sort((a, b) => ((a.CreateTimestamp as number) - (b.CreateTimestamp as number)) * (body.SortAscending === false ? -1 : 1));
     const { items, next } = page(shown, body, 50, 'backups');
     return { Backups: items, ...(next ? { NextToken: next } : {}) };
   }
 
-  /** Every operation of the service, by name; those not emulated yet say so. */
+  async DeleteBackup(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const b = this.#backup(caller, str(body, 'BackupId', true));
+    if (b.state !== 'READY') throw invalid(`BackupId: the backup ${b.backupId} is ${b.state}, not READY`);
+    return { Backup: this.#backupView(caller.region, this.#store(caller.region).delete(b.backupId)) };
+  }
+
+  async RestoreBackup(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const b = this.#backup(caller, str(body, 'BackupId', true));
+    if (b.state !== 'PENDING_DELETION') throw invalid(`BackupId: the backup ${b.backupId} is ${b.state}; only a backup pending deletion is restored`);
+    return { Backup: this.#backupView(caller.region, this.#store(caller.region).restore(b.backupId)) };
+  }
+
+  async ModifyBackupAttributes(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const b = this.#backup(caller, str(body, 'BackupId', true));
+    if (typeof body.NeverExpires !== 'boolean') throw invalid('NeverExpires: required, true or false');
+    return { Backup: this.#backupView(caller.region, this.#store(caller.region).modify(b.backupId, { neverExpires: body.NeverExpires })) };
+  }
+
+  async CopyBackupToRegion(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const destination = matching(str(body, 'DestinationRegion', true), /^[a-z]{2}(-(gov))?-(east|west|north|south|central){1,2}-\d$/, 'DestinationRegion');
+    const b = this.#backup(caller, str(body, 'BackupId', true));
+    if (destination === caller.region) throw invalid(`DestinationRegion: the backup ${b.backupId} is in ${destination} already`);
+    if (b.state !== 'READY') throw invalid(`BackupId: the backup ${b.backupId} is ${b.state}, not READY`);
+    const tags = tagsOf(body, 'TagList');
+    let copy = this.#store(caller.region).copyTo(b.backupId, this.#store(destination));
+    if (tags.length) copy = this.#store(destination).modify(copy.backupId, { tags: Object.fromEntries(tags.map((t) => [t.Key, t.Value])) });
+    const cluster = this.#apiClusterId(caller.region, b.clusterId);
+    return { DestinationBackup: { CreateTimestamp: Date.parse(copy.createTimestamp) / 1000, SourceRegion: caller.region, SourceBackup: b.backupId, ...(cluster ? { SourceCluster: cluster } : {}) } };
+  }
+
+  /** The backup a resource policy is on (policies are on backups: sharing them with other accounts). */
+  #policyTarget(caller: Caller, body: Record<string, unknown>): { arn: string; backup: BackupInfo } {
+    const arn = str(body, 'ResourceArn', true);
+    const m = /^arn:aws:cloudhsm:([a-z0-9-]+):(\d{12}):backup\/(backup-[2-7a-zA-Z]{11,16})$/.exec(arn);
+    if (!m) throw invalid(`ResourceArn: a backup's ARN (arn:aws:cloudhsm:REGION:ACCOUNT:backup/backup-…), not ${JSON.stringify(arn)}`);
+    if (m[1] !== caller.region || m[2] !== this.accountId) throw notFound(`ResourceArn: ${arn} is not a backup of account ${this.accountId} in ${caller.region}`);
+    return { arn, backup: this.#backup(caller, m[3]!, 'ResourceArn') };
+  }
+
+  async GetResourcePolicy(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const { arn } = this.#policyTarget(caller, body);
+    const policy = this.#records.policies?.[arn];
+    return policy === undefined ? {} : { Policy: policy };
+  }
+
+  async PutResourcePolicy(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const { arn } = this.#policyTarget(caller, body);
+    const policy = str(body, 'Policy', true);
+    if (policy.length < 1 || policy.length > 20000) throw invalid('Policy: 1 to 20000 characters');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(policy);
+    } catch {
+      throw invalid('Policy: not a JSON policy document');
+    }
+    if (typeof parsed !== 'object' || parsed === null || !Array.isArray((parsed as { Statement?: unknown }).Statement)) throw invalid('Policy: a policy document with a Statement list');
+    this.#records.policies = { ...(this.#records.policies ?? {}), [arn]: policy };
+    this.#save();
+    return { ResourceArn: arn, Policy: policy };
+  }
+
+  async DeleteResourcePolicy(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    const { arn } = this.#policyTarget(caller, body);
+    const previous = this.#records.policies?.[arn];
+    if (previous !== undefined) {
+      delete this.#records.policies![arn];
+      this.#save();
+    }
+    return { ResourceArn: arn, ...(previous !== undefined ? { Policy: previous } : {}) };
+  }
+
+  /** Every operation of the service, by name. */
   async call(operation: string, caller: Caller, body: Record<string, unknown>): Promise<unknown> {
     switch (operation) {
       case 'CreateCluster':
@@ -597,12 +762,6 @@ export class ControlPlane {
       case 'TagResource':
       case 'UntagResource':
       case 'ListTags':
-        try {
-          return await this[operation](caller, body);
-        } catch (e) {
-          if (e instanceof HsmError) throw invalid(e.message);
-          throw e;
-        }
       case 'DeleteBackup':
       case 'RestoreBackup':
       case 'ModifyBackupAttributes':
@@ -610,7 +769,12 @@ export class ControlPlane {
       case 'GetResourcePolicy':
       case 'PutResourcePolicy':
       case 'DeleteResourcePolicy':
-        throw new ApiError('CloudHsmServiceException', `${operation} is not emulated by this version of Strongroom yet`);
+        try {
+          return await this[operation](caller, body);
+        } catch (e) {
+          if (e instanceof HsmError) throw invalid(e.message);
+          throw e;
+        }
       default:
         throw new ApiError('UnknownOperationException', `${operation} is not an operation of CloudHSM V2 (BaldrApiService)`);
     }

@@ -12,15 +12,19 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   CloudHSMV2Client,
+  CopyBackupToRegionCommand,
   CreateClusterCommand,
   CreateHsmCommand,
+  DeleteBackupCommand,
   DeleteClusterCommand,
   DeleteHsmCommand,
   DescribeBackupsCommand,
   DescribeClustersCommand,
   InitializeClusterCommand,
   ListTagsCommand,
+  ModifyBackupAttributesCommand,
   ModifyClusterCommand,
+  RestoreBackupCommand,
   TagResourceCommand,
   UntagResourceCommand,
   type Cluster,
@@ -50,6 +54,8 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
   let plane: ControlPlane;
   let server: ControlPlaneServer;
   let client: CloudHSMV2Client;
+  /** The story's cluster, which the restart test brings back. */
+  let story: string;
 
   /** The cluster as DescribeClusters shows it, once `ready` says so (states change in the background, as AWS's). */
   async function until(clusterId: string, ready: (c: Cluster) => boolean): Promise<Cluster> {
@@ -65,7 +71,7 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'strongroom-control-plane-'));
-    plane = new ControlPlane({ dataDir: join(dir, 'plane'), passwordCost: 10 });
+    plane = new ControlPlane({ dataDir: join(dir, 'plane'), passwordCost: 10, log: (l) => console.error(l) });
     server = await serveControlPlane(plane, { credentials: [CREDENTIALS] });
     client = new CloudHSMV2Client({ endpoint: server.url, region: 'us-east-1', credentials: CREDENTIALS });
   });
@@ -79,6 +85,7 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
   it('the getting-started story: create, CSR, initialize with an openssl-signed certificate, activate by the CLI, HSMs, keys, an HSM deleted under load', async () => {
     const created = await client.send(new CreateClusterCommand({ HsmType: 'hsm2m.medium', SubnetIds: SUBNETS, TagList: [{ Key: 'team', Value: 'payments' }] }));
     const id = created.Cluster!.ClusterId!;
+    story = id;
     expect(id).to.match(/^cluster-[2-7a-z]{11}$/);
     expect(created.Cluster!.State).to.equal('CREATE_IN_PROGRESS');
     expect(created.Cluster!.CreateTimestamp).to.be.instanceOf(Date);
@@ -157,14 +164,62 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
       await remote.close();
     }
 
-    // The members' own backups: at least the one taken when a member was removed.
+    // The members' own backups: at least those taken when members were added and removed.
     const { Backups } = await client.send(new DescribeBackupsCommand({ Filters: { clusterIds: [id] } }));
-    expect(Backups!.length).to.be.greaterThan(0);
+    expect(Backups!.length).to.be.greaterThan(1);
     for (const b of Backups!) {
       // (HsmType and Mode are newer than this SDK, which leaves them out, as it should.)
-      expect(b).to.include({ ClusterId: id, BackupState: 'READY' });
+      expect(b).to.include({ ClusterId: id, BackupState: 'READY', NeverExpires: false });
       expect(b.BackupId).to.match(/^backup-[2-7a-z]+$/);
       expect(b.CreateTimestamp).to.be.instanceOf(Date);
+    }
+    const newest = Backups!.at(-1)!.BackupId!;
+    expect((await client.send(new ModifyBackupAttributesCommand({ BackupId: newest, NeverExpires: true }))).Backup).to.include({ BackupId: newest, NeverExpires: true });
+    // Marked for deletion, then brought back.
+    const older = Backups![0]!.BackupId!;
+    expect((await client.send(new DeleteBackupCommand({ BackupId: older }))).Backup).to.include({ BackupState: 'PENDING_DELETION' });
+    expect((await client.send(new RestoreBackupCommand({ BackupId: older }))).Backup).to.include({ BackupState: 'READY' });
+
+    // Copied to another region, where a new cluster is made from it: its users come back.
+    const copied = await client.send(new CopyBackupToRegionCommand({ BackupId: newest, DestinationRegion: 'eu-west-1', TagList: [{ Key: 'copy', Value: 'dr' }] }));
+    expect(copied.DestinationBackup).to.include({ SourceRegion: 'us-east-1', SourceBackup: newest, SourceCluster: id });
+    const west = new CloudHSMV2Client({ endpoint: server.url, region: 'eu-west-1', credentials: CREDENTIALS });
+    try {
+      const there = (await west.send(new DescribeBackupsCommand({ Filters: { sourceBackupIds: [newest] } }))).Backups!;
+      expect(there).to.have.length(1);
+      expect(there[0]).to.include({ SourceBackup: newest, SourceRegion: 'us-east-1', BackupState: 'READY' });
+      expect((await west.send(new ListTagsCommand({ ResourceId: there[0]!.BackupId! }))).TagList).to.deep.equal([{ Key: 'copy', Value: 'dr' }]);
+      expect(await refusal(west.send(new CreateClusterCommand({ HsmType: 'hsm2m.medium', SubnetIds: [SUBNETS[0]!], SourceBackupId: there[0]!.BackupId!, Mode: 'NON_FIPS' } as never)))).to.deep.equal({
+        name: 'CloudHsmInvalidRequestException',
+        message: `SourceBackupId: the backup ${there[0]!.BackupId!} is of a FIPS cluster; it restores only into a FIPS cluster (Mode)`,
+        status: 400,
+      });
+      const restored = (await west.send(new CreateClusterCommand({ HsmType: 'hsm2m.medium', SubnetIds: [SUBNETS[0]!], SourceBackupId: there[0]!.BackupId! }))).Cluster!.ClusterId!;
+      const westUntil = async (ready: (x: Cluster) => boolean) => {
+        for (;;) {
+          const x = (await west.send(new DescribeClustersCommand({ Filters: { clusterIds: [restored] } }))).Clusters![0]!;
+          if (ready(x)) return x;
+          for (const h of x.Hsms ?? []) expect(h.State, h.StateMessage).to.not.equal('DEGRADED');
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      };
+      await westUntil((x) => x.State === 'UNINITIALIZED');
+      await west.send(new CreateHsmCommand({ ClusterId: restored, AvailabilityZone: 'eu-west-1a' }));
+      const r = await westUntil((x) => x.Hsms?.[0]?.State === 'ACTIVE');
+      expect(r.State).to.equal('ACTIVE');
+      expect(r.SourceBackupId).to.equal(there[0]!.BackupId);
+      const restoredRemote = await connectFromEnvironment({ STRONGROOM_CLUSTER: join(plane.clusterDir(restored), 'cluster.json') });
+      try {
+        const app = await restoredRemote.login('app', 'app-password-1');
+        expect(app.username).to.equal('app');
+        await app.logout();
+      } finally {
+        await restoredRemote.close();
+      }
+      await west.send(new DeleteHsmCommand({ ClusterId: restored, HsmId: r.Hsms![0]!.HsmId! }));
+      await westUntil((x) => x.Hsms!.length === 0);
+    } finally {
+      west.destroy();
     }
   });
 
@@ -183,7 +238,7 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
     expect(new Set(seen).size).to.equal(seen.length);
     expect(seen).to.include.members(ids);
     // Another region is another set of clusters.
-    const west = new CloudHSMV2Client({ endpoint: server.url, region: 'eu-west-1', credentials: CREDENTIALS });
+    const west = new CloudHSMV2Client({ endpoint: server.url, region: 'ap-south-1', credentials: CREDENTIALS });
     expect((await west.send(new DescribeClustersCommand({}))).Clusters).to.deep.equal([]);
     expect((await west.send(new DescribeClustersCommand({ Filters: { clusterIds: [ids[0]!] } }))).Clusters).to.deep.equal([]);
     expect((await refusal(west.send(new ListTagsCommand({ ResourceId: ids[0]! })))).name).to.equal('CloudHsmResourceNotFoundException');
@@ -240,5 +295,40 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
     expect(await call('BaldrApiService.LaunchRockets', '{}')).to.deep.equal({ status: 400, body: { __type: 'UnknownOperationException', Message: 'LaunchRockets is not an operation of CloudHSM V2 (BaldrApiService)' } });
     expect(await call('BaldrApiService.DescribeClusters', '{not json')).to.deep.equal({ status: 400, body: { __type: 'SerializationException', Message: 'the request body is not JSON' } });
     expect(await call('BaldrApiService.DescribeClusters', '{"Filters": {"colours": ["blue"]}}')).to.deep.equal({ status: 400, body: { __type: 'CloudHsmInvalidRequestException', Message: 'Filters: colours is not a filter of DescribeClusters (clusterIds, states, vpcIds)' } });
+    // Newer than the SDK here: Mode on clusters, and resource policies on backups.
+    const clusters = (await call('BaldrApiService.DescribeClusters', '{"Filters": {"states": ["UNINITIALIZED"]}}')).body as { Clusters: { Mode: string }[] };
+    expect(clusters.Clusters.map((c) => c.Mode)).to.include('NON_FIPS');
+    const backups = (await call('BaldrApiService.DescribeBackups', '{}')).body as { Backups: { BackupArn: string; Mode: string; HsmType: string }[] };
+    const arn = backups.Backups[0]!.BackupArn;
+    expect(arn).to.match(/^arn:aws:cloudhsm:us-east-1:111122223333:backup\/backup-[2-7a-z]{11}$/);
+    expect(backups.Backups[0]).to.include({ Mode: 'FIPS', HsmType: 'hsm2m.medium' });
+    const policy = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::444455556666:root' }, Action: ['cloudhsm:CreateCluster', 'cloudhsm:DescribeBackups'], Resource: arn }] });
+    expect(await call('BaldrApiService.GetResourcePolicy', JSON.stringify({ ResourceArn: arn }))).to.deep.equal({ status: 200, body: {} });
+    expect(await call('BaldrApiService.PutResourcePolicy', JSON.stringify({ ResourceArn: arn, Policy: policy }))).to.deep.equal({ status: 200, body: { ResourceArn: arn, Policy: policy } });
+    expect(await call('BaldrApiService.GetResourcePolicy', JSON.stringify({ ResourceArn: arn }))).to.deep.equal({ status: 200, body: { Policy: policy } });
+    expect((await call('BaldrApiService.PutResourcePolicy', JSON.stringify({ ResourceArn: arn, Policy: 'allow everyone' }))).body).to.deep.equal({ __type: 'CloudHsmInvalidRequestException', Message: 'Policy: not a JSON policy document' });
+    expect(await call('BaldrApiService.DeleteResourcePolicy', JSON.stringify({ ResourceArn: arn }))).to.deep.equal({ status: 200, body: { ResourceArn: arn, Policy: policy } });
+    expect((await call('BaldrApiService.GetResourcePolicy', JSON.stringify({ ResourceArn: arn.replace('us-east-1', 'eu-north-1') }))).body).to.include({ __type: 'CloudHsmResourceNotFoundException' });
+  });
+
+  it('the API\'s state survives a restart: the active cluster comes back with its HSMs, and serves its users', async () => {
+    client.destroy();
+    await server.close();
+    await plane.close();
+    plane = new ControlPlane({ dataDir: join(dir, 'plane'), passwordCost: 10 });
+    await plane.resume();
+    server = await serveControlPlane(plane, { credentials: [CREDENTIALS] });
+    client = new CloudHSMV2Client({ endpoint: server.url, region: 'us-east-1', credentials: CREDENTIALS });
+    const c = await until(story, () => true);
+    expect(c.State).to.equal('ACTIVE');
+    expect(c.Hsms!.map((h) => h.State)).to.deep.equal(['ACTIVE', 'ACTIVE']);
+    expect(plane.live(story)!.status().filter((m) => m.state === 'up')).to.have.length(2);
+    const remote = await connectFromEnvironment({ STRONGROOM_CLUSTER: join(plane.clusterDir(story), 'cluster.json') });
+    try {
+      const app = await remote.login('app', 'app-password-1');
+      await app.logout();
+    } finally {
+      await remote.close();
+    }
   });
 });
