@@ -61,7 +61,7 @@ function act<O extends object>(fn: (opts: O, ...args: string[]) => unknown | Pro
 const outputOption = () => new Option('--output <format>', 'text, or json for machines').choices(['text', 'json']).default('text');
 
 /** Serves a started cluster (and its relay) until SIGINT/SIGTERM, with its control socket for `strongroom cluster …`. */
-async function serve(cluster: LocalCluster, dataDir: string, relay: Relay | null = null, pkcs11: { close(): Promise<void> } | null = null): Promise<void> {
+async function serve(cluster: LocalCluster, dataDir: string, relay: Relay | null = null, pkcs11: { close(): Promise<void> } | null = null, controlPlane: { close(): Promise<void> } | null = null): Promise<void> {
   const { serveControl } = await import('./control.js');
   const control = await serveControl(cluster, dataDir);
   console.log(`Serving. Press Ctrl-C to stop. (Members: npx strongroom cluster status --data-dir ${dataDir})`);
@@ -69,6 +69,7 @@ async function serve(cluster: LocalCluster, dataDir: string, relay: Relay | null
     control.close();
     void (relay?.close() ?? Promise.resolve())
       .then(() => pkcs11?.close())
+      .then(() => controlPlane?.close())
       .then(() => cluster.close())
       .then(() => {
         console.log('Strongroom: stopped.');
@@ -79,13 +80,20 @@ async function serve(cluster: LocalCluster, dataDir: string, relay: Relay | null
   process.once('SIGTERM', stop);
 }
 
-type UpFlags = { profile: 'cloudhsm' | 'unlimited'; members: number; transport: 'tls' | 'worker' | 'in-process'; dataDir: string; once?: boolean; relay?: string | false; passwordCost?: number };
+type UpFlags = { profile: 'cloudhsm' | 'unlimited'; members: number; transport: 'tls' | 'worker' | 'in-process'; dataDir: string; once?: boolean; relay?: string | false; controlPlane?: string | false; passwordCost?: number };
 
 async function runUp(opts: UpFlags, extra: Partial<UpOptions> = {}): Promise<void> {
-  const { relay: listen, ...rest } = opts;
+  const { relay: listen, controlPlane: api, ...rest } = opts;
   const { up } = await upModule();
-  const { cluster, relay, pkcs11 } = await up({ ...rest, once: opts.once === true, relay: listen === false ? null : (listen ?? '127.0.0.1:8787'), log: (line) => console.log(line), ...extra });
-  if (!opts.once) await serve(cluster, resolve(opts.dataDir), relay, pkcs11);
+  const { cluster, relay, pkcs11, controlPlane } = await up({
+    ...rest,
+    once: opts.once === true,
+    relay: listen === false ? null : (listen ?? '127.0.0.1:8787'),
+    controlPlane: api === false ? null : (api ?? '127.0.0.1:0'),
+    log: (line) => console.log(line),
+    ...extra,
+  });
+  if (!opts.once) await serve(cluster, resolve(opts.dataDir), relay, pkcs11, controlPlane);
 }
 
 const clusterOptions = (command: Command) =>
@@ -96,6 +104,8 @@ const clusterOptions = (command: Command) =>
     .option('--once', 'stop after starting instead of serving')
     .option('--relay <host:port>', 'where the relay and demo pages listen while serving (port 0: any free port)', '127.0.0.1:8787')
     .option('--no-relay', 'serve without the relay and demo pages')
+    .option('--control-plane <host:port>', 'where the AWS CloudHSM V2 API listens while serving (port 0: any free port)', '127.0.0.1:0')
+    .option('--no-control-plane', 'serve without the CloudHSM V2 API')
     .option('--password-cost <n>', "log2 of scrypt's N for new password hashes (10–20, default 15); lower it only for tests", int('--password-cost', 10, 20));
 
 clusterOptions(
@@ -308,6 +318,30 @@ program
       const door = await servePkcs11({ cluster, socket, objectsFolder: resolve(opts.objects ?? join(dirname(socket), 'objects')), clusterId, log: (line) => console.error(`strongroom pkcs11: ${line}`) });
       for (const line of moduleLines(door.socket)) console.log(line);
       const stop = () => void door.close().then(() => cluster.close()).then(() => process.exit(0));
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    }),
+  );
+
+program
+  .command('control-plane')
+  .description('the AWS management plane: the CloudHSM V2 API (aws cloudhsmv2, @aws-sdk/client-cloudhsm-v2) over clusters of real members')
+  .command('serve')
+  .description('serve the CloudHSM V2 API on loopback; its clusters, HSMs and backups live in --data-dir')
+  .option('--data-dir <dir>', 'where its records, clusters and backups are kept', '.strongroom/control-plane')
+  .option('--listen <host:port>', 'loopback address (port 0: any free port)', '127.0.0.1:8788')
+  .option('--any-credentials', 'development mode: accept any SigV4 signature, whatever its key')
+  .option('--password-cost <n>', "log2 of scrypt's N for the members' password hashes (10–20); lower it only for tests", int('--password-cost', 10, 20))
+  .action(
+    act<{ dataDir: string; listen: string; anyCredentials?: boolean; passwordCost?: number }>(async (opts) => {
+      const { ControlPlane, serveControlPlane, developmentCredentials, endpointLines } = await import('../control-plane/index.js');
+      const dir = resolve(opts.dataDir);
+      const plane = new ControlPlane({ dataDir: dir, ...(opts.passwordCost !== undefined ? { passwordCost: opts.passwordCost } : {}) });
+      await plane.resume();
+      const credentials = opts.anyCredentials ? null : developmentCredentials(dir);
+      const server = await serveControlPlane(plane, { listen: opts.listen, credentials: credentials ? [credentials] : null, log: (line) => console.error(line) });
+      for (const line of endpointLines(server.url, credentials)) console.log(line);
+      const stop = () => void server.close().then(() => plane.close()).then(() => process.exit(0));
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     }),

@@ -36,6 +36,8 @@ export interface UpOptions {
   fromBackup?: { dir: string; backupId: string };
   /** log2 of scrypt's N for new password hashes (default 15); lower it only for tests. */
   passwordCost?: number;
+  /** Where the CloudHSM V2 API listens while serving (`host:port`, port 0 for any); null for none. Default 127.0.0.1:0. */
+  controlPlane?: string | null;
   log: (line: string) => void;
 }
 
@@ -53,6 +55,8 @@ export interface Up {
   relay: Relay | null;
   /** The PKCS #11 door (`<data folder>/pkcs11/pkcs11.sock`), when serving. */
   pkcs11: Pkcs11Door | null;
+  /** The CloudHSM V2 API (its clusters in `<data folder>/control-plane/`), when serving. */
+  controlPlane: { url: string; close(): Promise<void> } | null;
 }
 
 export async function up(options: UpOptions): Promise<Up> {
@@ -115,7 +119,7 @@ export async function up(options: UpOptions): Promise<Up> {
   if (options.once) {
     await cluster.close();
     log('Stopped (--once).');
-    return { cluster, relay: null, pkcs11: null };
+    return { cluster, relay: null, pkcs11: null, controlPlane: null };
   }
   let relay: Relay | null = null;
   if (options.relay !== null && !options.fromBackup) {
@@ -134,7 +138,19 @@ export async function up(options: UpOptions): Promise<Up> {
   const [address, module] = moduleLines(pkcs11.socket);
   log(`PKCS #11 applications: ${address}  (${module}; PIN ${DEV_USER.username}:${DEV_USER.password})`);
   log(`  p11-kit module file: echo 'remote: unix:path=${pkcs11.socket}' > ~/.config/pkcs11/modules/strongroom.module`);
-  return { cluster, relay, pkcs11 };
+  let controlPlane: Up['controlPlane'] = null;
+  if (options.controlPlane !== null) {
+    // The AWS management plane: its own clusters (CreateCluster, CreateHsm, …), beside this one.
+    const { ControlPlane, serveControlPlane, developmentCredentials, endpointLines } = await import('../control-plane/index.js');
+    const folder = join(dataDir, 'control-plane');
+    const plane = new ControlPlane({ dataDir: folder, ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}) });
+    await plane.resume();
+    const credentials = developmentCredentials(folder);
+    const server = await serveControlPlane(plane, { listen: options.controlPlane ?? '127.0.0.1:0', credentials: [credentials], log });
+    controlPlane = { url: server.url, close: () => server.close().then(() => plane.close()) };
+    log(`AWS CloudHSM V2 API (aws cloudhsmv2 …, @aws-sdk/client-cloudhsm-v2): ${endpointLines(server.url, credentials).join(' ')}`);
+  }
+  return { cluster, relay, pkcs11, controlPlane };
 }
 
 /** Where a server listens, from `host:port` or `[v6]:port` (port 0: any free port). */

@@ -7,4 +7,13 @@
 export { ControlPlane, type ControlPlaneOptions } from './service.js';
 export { serveControlPlane, type ControlPlaneServer } from './server.js';
 export { ApiError, type ApiErrorType } from './errors.js';
-export type { Credentials } from './sigv4.js';
+export { developmentCredentials, type Credentials } from './sigv4.js';
+
+/** The lines an application needs: the endpoint, region and credentials, as environment variables. */
+export function endpointLines(url: string, credentials: { accessKeyId: string; secretAccessKey: string } | null, region = 'us-east-1'): string[] {
+  return [
+    `AWS_ENDPOINT_URL_CLOUDHSM_V2=${url}`,
+    `AWS_REGION=${region}`,
+    ...(credentials ? [`AWS_ACCESS_KEY_ID=${credentials.accessKeyId}`, `AWS_SECRET_ACCESS_KEY=${credentials.secretAccessKey}`] : ['(development mode: any AWS credentials are accepted)']),
+  ];
+}

@@ -17,8 +17,8 @@
 import { X509Certificate, createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Pkcs10CertificateRequest } from '@peculiar/x509';
 import { startLocalCluster, type LocalCluster } from '../app/index.js';
+import { loadX509 } from '../certificates/index.js';
 import { BackupStore, installationKeys, type BackupInfo, type InstallationKeys } from '../cluster-client/index.js';
 import { HsmError } from '../hsm-core/index.js';
 import { ApiError, invalid, notFound } from './errors.js';
@@ -251,7 +251,9 @@ export class ControlPlane {
 
   /** Work that moves a resource to its next state; its failure is the resource's state message. */
   #background(what: string, work: () => Promise<void>, failed: (message: string) => void): void {
-    const p = work()
+    // On a later turn, as AWS's: the call answers with the state it started.
+    const p = new Promise((resolve) => setImmediate(resolve))
+      .then(work)
       .catch((e: unknown) => {
         const message = e instanceof Error ? e.message : String(e);
         this.options.log?.(`control plane: ${what} failed: ${message}`);
@@ -519,7 +521,7 @@ export class ControlPlane {
     const anchor = parse(anchorPem, 'TrustAnchor');
     if (anchor.issuer !== anchor.subject || !anchor.verify(anchor.publicKey)) throw invalid('TrustAnchor: the issuing CA\'s own certificate, self-signed');
     if (!signed.verify(anchor.publicKey) || signed.issuer !== anchor.subject) throw invalid('SignedCert: not issued by the TrustAnchor given (sign the cluster CSR with that CA)');
-    const csr = new Pkcs10CertificateRequest(c.Certificates.ClusterCsr);
+    const csr = new (await loadX509()).Pkcs10CertificateRequest(c.Certificates.ClusterCsr);
     const csrKey = Buffer.from(csr.publicKey.rawData);
     if (!csrKey.equals(signed.publicKey.export({ type: 'spki', format: 'der' }))) throw invalid('SignedCert: its public key is not the cluster CSR\'s; sign the CSR DescribeClusters returns for this cluster');
     const now = new Date();

@@ -5,7 +5,9 @@
  *
  * @module
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { ApiError } from './errors.js';
 
@@ -71,7 +73,7 @@ export async function verifySignature(
     headers[name] = Array.isArray(value) ? value.join(',') : value;
   }
   const [hostname, port] = request.host.split(/:(?=\d+$)/);
-  const signer = new SignatureV4({ service: 'cloudhsm', region, credentials: { accessKeyId, secretAccessKey: known.secretAccessKey, ...(typeof request.headers['x-amz-security-token'] === 'string' ? { sessionToken: request.headers['x-amz-security-token'] } : {}) }, sha256: Sha256 });
+  const signer = new SignatureV4({ service: 'cloudhsm', region, credentials: { accessKeyId, secretAccessKey: known.secretAccessKey, ...(typeof request.headers['x-amz-security-token'] === 'string' ? { sessionToken: request.headers['x-amz-security-token'] } : {}) }, sha256: Sha256, applyChecksum: false });
   const expected = await signer.sign(
     { method: request.method, protocol: 'http:', hostname: hostname!, ...(port ? { port: Number(port) } : {}), path: request.path, query: {}, headers, body: request.body },
     { signingDate, signableHeaders: new Set(signed), unsignableHeaders: new Set() },
@@ -82,4 +84,20 @@ export async function verifySignature(
     throw new ApiError('InvalidSignatureException', 'the request signature does not match the one computed with the secret key of its access key');
   }
   return { accessKeyId, region };
+}
+
+/**
+ * The development credentials of a data folder (`credentials.json`, 0600, made at the first
+ * start): the access key and secret `strongroom up` prints for the AWS CLI and SDKs.
+ */
+export function developmentCredentials(dir: string): Credentials {
+  const file = join(dir, 'credentials.json');
+  if (existsSync(file)) {
+    const c = JSON.parse(readFileSync(file, 'utf8')) as Credentials;
+    if (typeof c.accessKeyId === 'string' && typeof c.secretAccessKey === 'string') return c;
+  }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const made = { accessKeyId: `AKIASTRONGROOM${randomBytes(3).toString('hex').toUpperCase()}`, secretAccessKey: randomBytes(30).toString('base64url') };
+  writeFileSync(file, JSON.stringify(made, null, 2) + '\n', { mode: 0o600 });
+  return made;
 }

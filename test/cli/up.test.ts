@@ -122,6 +122,15 @@ describe('cli: strongroom up', function () {
       });
       expect(info.toString('latin1')).to.contain('Strongroom');
 
+      // The CloudHSM V2 API, with the endpoint and credentials printed, through AWS's SDK.
+      const api = /AWS_ENDPOINT_URL_CLOUDHSM_V2=(\S+) AWS_REGION=(\S+) AWS_ACCESS_KEY_ID=(\S+) AWS_SECRET_ACCESS_KEY=(\S+)/.exec(out);
+      expect(api, out).to.not.equal(null);
+      const { CloudHSMV2Client, DescribeClustersCommand } = await import('@aws-sdk/client-cloudhsm-v2');
+      const sdk = new CloudHSMV2Client({ endpoint: api![1]!, region: api![2]!, credentials: { accessKeyId: api![3]!, secretAccessKey: api![4]! } });
+      expect((await sdk.send(new DescribeClustersCommand({}))).Clusters).to.deep.equal([]);
+      sdk.destroy();
+      expect(statSync(join(dir, 'control-plane', 'credentials.json')).mode & 0o777).to.equal(0o600);
+
       // A runbook written for AWS's cloudhsm-cli (bash, jq, openssl), unchanged, with the package's
       // cloudhsm-cli command first on the PATH: paging, printed key references, ECDSA r‖s checked
       // by openssl, AES-GCM with the printed IV, a reference PEM.
