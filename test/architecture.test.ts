@@ -29,7 +29,9 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
   browser: ['relay/protocol.ts', 'app', 'subtle', 'cluster-client', 'hsm-core'],
   // The PKCS #11 door: p11-kit's protocol over a cluster session.
   pkcs11: ['cluster-client', 'hsm-core'],
-  cli: ['relay', 'keystore', 'pkcs11', 'app', 'cluster-client', 'hsm-core', 'certificates'],
+  // The CloudHSM V2 API: clusters of local members, their backups and certificates.
+  'control-plane': ['app', 'cluster-client', 'hsm-core', 'certificates'],
+  cli: ['relay', 'keystore', 'pkcs11', 'control-plane', 'app', 'cluster-client', 'hsm-core', 'certificates'],
   '.': ['app', 'subtle', 'cluster-client', 'hsm-core'],
 };
 

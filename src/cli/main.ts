@@ -80,7 +80,7 @@ async function serve(cluster: LocalCluster, dataDir: string, relay: Relay | null
   process.once('SIGTERM', stop);
 }
 
-type UpFlags = { profile: 'cloudhsm' | 'unlimited'; members: number; transport: 'tls' | 'worker' | 'in-process'; dataDir: string; once?: boolean; relay?: string | false; controlPlane?: string | false; passwordCost?: number };
+type UpFlags = { profile: 'cloudhsm' | 'unlimited'; mode: 'fips' | 'non-fips'; members: number; transport: 'tls' | 'worker' | 'in-process'; dataDir: string; once?: boolean; relay?: string | false; controlPlane?: string | false; passwordCost?: number };
 
 async function runUp(opts: UpFlags, extra: Partial<UpOptions> = {}): Promise<void> {
   const { relay: listen, controlPlane: api, ...rest } = opts;
@@ -101,6 +101,7 @@ const clusterOptions = (command: Command) =>
     .addOption(new Option('--profile <profile>', 'limits to enforce').choices([...PROFILE_NAMES]).default('cloudhsm'))
     .option('--members <n>', 'how many members', int('--members', 1, 32), 3)
     .addOption(new Option('--transport <transport>', 'where members run').choices(['tls', 'worker', 'in-process']).default('tls'))
+    .addOption(new Option('--mode <mode>', "CloudHSM's cluster mode: fips refuses Ed25519 and RSA PKCS #1 v1.5 encryption and wrapping (cloudhsm profile)").choices(['fips', 'non-fips']).default('non-fips'))
     .option('--once', 'stop after starting instead of serving')
     .option('--relay <host:port>', 'where the relay and demo pages listen while serving (port 0: any free port)', '127.0.0.1:8787')
     .option('--no-relay', 'serve without the relay and demo pages')

@@ -25,6 +25,8 @@ export const DEV_CA_USER = { username: 'demo_ca', password: 'strongroom-demo-ca'
 
 export interface UpOptions {
   profile: ProfileName;
+  /** CloudHSM's cluster mode (default non-fips: every hsm2m.medium mechanism). */
+  mode?: 'fips' | 'non-fips';
   members: number;
   transport: LocalTransport;
   dataDir: string;
@@ -65,6 +67,7 @@ export async function up(options: UpOptions): Promise<Up> {
   const cluster = await startLocalCluster({
     adminPassword: DEV_ADMIN.password,
     profile: options.profile,
+    ...(options.mode ? { mode: options.mode } : {}),
     members: options.members,
     transport: options.transport,
     dataDir,

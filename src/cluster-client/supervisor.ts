@@ -53,7 +53,12 @@ export interface LocalClusterOptions extends Pick<ClusterOptions, 'retry' | 'key
   queueLimit?: number;
   /** log2 of scrypt's N for password hashes (10–20, default 15). Lower it only in tests. */
   passwordCost?: number;
-  /** The members' mode, `fips` (default) or `non-fips`: backups restore only into the same mode. */
+  /**
+   * The members' mode, as CloudHSM's clusters: `non-fips` (the default here, every hsm2m.medium
+   * mechanism, Ed25519 and RSA PKCS #1 v1.5 encryption included) or `fips` (the cloudhsm profile then
+   * refuses what CloudHSM's FIPS mode refuses). Backups restore only into the same mode. The
+   * CloudHSM V2 API's CreateCluster defaults to FIPS, as AWS's.
+   */
   mode?: 'fips' | 'non-fips';
   /** MKBK: the emulated manufacturer's key, 32 bytes (default: the installation's, made at its first start; see installation.ts). */
   manufacturerKey?: Uint8Array;
@@ -169,7 +174,7 @@ export class Supervisor {
       appliancePassword: this.appliancePassword,
       serviceKey: this.keys.serviceKey,
       manufacturerKey: options.manufacturerKey ?? this.keys.manufacturerKey,
-      ...(options.mode !== undefined ? { mode: options.mode } : {}),
+      mode: options.mode ?? 'non-fips',
       ...(options.queueLimit !== undefined ? { queueLimit: options.queueLimit } : {}),
       ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),
       ...(dir !== null ? { dataDir: dir } : {}),

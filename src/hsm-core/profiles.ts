@@ -115,3 +115,20 @@ export function checkDataLimit(profile: Profile, limit: DataLimitName, length: n
     );
   }
 }
+
+/**
+ * What CloudHSM's FIPS mode refuses that its non-FIPS mode allows (CLOUDHSM.md §3): Ed25519 keys
+ * (hsm2m.medium in non-FIPS mode only) and RSA PKCS #1 v1.5 encryption and wrapping (deprecated for
+ * FIPS clusters after 2023; decryption and unwrapping of what exists stay). Only the `cloudhsm`
+ * profile follows the mode; `unlimited` keeps every mechanism.
+ */
+export function checkModeAllows(profile: Profile, mode: 'fips' | 'non-fips', what: { keyType: KeyType } | { mechanism: string; use: 'encrypt' | 'wrap' }): void {
+  if (profile.name !== 'cloudhsm' || mode !== 'fips') return;
+  if ('keyType' in what) {
+    if (what.keyType === 'ed25519') throw new HsmError('NOT_SUPPORTED_BY_PROFILE', 'ed25519 keys are for clusters in non-FIPS mode; this cluster is in FIPS mode (create it with mode non-fips, Mode NON_FIPS in the CloudHSM V2 API)');
+    return;
+  }
+  if (what.mechanism === 'rsa-pkcs') {
+    throw new HsmError('NOT_SUPPORTED_BY_PROFILE', `rsa-pkcs (PKCS #1 v1.5) ${what.use === 'wrap' ? 'wrapping' : 'encryption'} is not allowed in FIPS mode since 2024; use rsa-oaep, or a cluster in non-FIPS mode`);
+  }
+}

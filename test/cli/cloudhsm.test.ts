@@ -43,7 +43,8 @@ describe('cli: CloudHSM CLI commands (strongroom …)', function () {
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'strongroom-cli-'));
-    cluster = await startLocalCluster({ transport: 'tls', members: 1, activate: false, passwordCost: 10, dataDir: join(dir, 'cluster') });
+    // Non-FIPS: every wrap mechanism is tried, RSA PKCS #1 v1.5 too (which FIPS mode refuses).
+    cluster = await startLocalCluster({ mode: 'non-fips', transport: 'tls', members: 1, activate: false, passwordCost: 10, dataDir: join(dir, 'cluster') });
     env = { ...process.env, STRONGROOM_CLI_CONFIG: join(dir, 'cli.json'), STRONGROOM_CLI_HISTORY: join(dir, 'history') };
     delete env.STRONGROOM_CLUSTER;
     delete env.CLOUDHSM_PIN;

@@ -8,6 +8,9 @@ import type { HsmErrorCode, WrapMechanism } from '../../src/hsm-core/index.js';
 import { rsaPkcs8 } from '../helpers/keys.js';
 import { PASSWORDS, activatedMember, bytes, freshMember, hex, snapshot, type Fixture } from '../helpers/member.js';
 
+/** Every wrap mechanism is tried, RSA PKCS #1 v1.5 too, which FIPS mode refuses (profiles.test.ts): non-FIPS members. */
+const NON_FIPS = { mode: 'non-fips' as const };
+
 /** Every wrap mechanism, with the wrapping key type it needs (CTR, ECB and CBC without padding do not wrap: test/security). */
 const MECHANISMS: { mechanism: WrapMechanism; kek: 'aes' | 'rsa' }[] = [
   { mechanism: { name: 'aes-gcm' }, kek: 'aes' },
@@ -66,7 +69,7 @@ describe('hsm-core: extraction attacks on a non-extractable key', () => {
   for (const kind of payloads) {
     describe(`a non-extractable ${kind} key`, () => {
       it('cannot be exported in any format', async () => {
-        const f = await activatedMember();
+        const f = await activatedMember(NON_FIPS);
         const handle = await victim(f, kind);
         for (const format of ['raw', 'pkcs8', 'jwk', 'spki']) {
           const message = await refused(f, { op: 'exportKey', session: f.alice, handle, format }, 'KEY_NOT_EXTRACTABLE');
@@ -75,7 +78,7 @@ describe('hsm-core: extraction attacks on a non-extractable key', () => {
       });
 
       it('cannot be wrapped under any mechanism', async () => {
-        const f = await activatedMember();
+        const f = await activatedMember(NON_FIPS);
         const handle = await victim(f, kind);
         const k = await keks(f);
         for (const { mechanism, kek } of MECHANISMS) {
@@ -90,7 +93,7 @@ describe('hsm-core: extraction attacks on a non-extractable key', () => {
       });
 
       it('cannot be made extractable again', async () => {
-        const f = await activatedMember();
+        const f = await activatedMember(NON_FIPS);
         const handle = await victim(f, kind);
         await refused(f, { op: 'setAttributes', session: f.alice, handle, attributes: { extractable: true } }, 'ATTRIBUTE_READ_ONLY');
         await refused(f, { op: 'setAttributes', session: f.admin, handle, attributes: { extractable: true } }, 'PERMISSION_DENIED');
@@ -99,7 +102,7 @@ describe('hsm-core: extraction attacks on a non-extractable key', () => {
   }
 
   it('an admin can neither export nor wrap any key', async () => {
-    const f = await activatedMember();
+    const f = await activatedMember(NON_FIPS);
     const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { token: true, wrap: true } })).handle;
     await refused(f, { op: 'exportKey', session: f.admin, handle, format: 'raw' }, 'PERMISSION_DENIED');
     await refused(f, { op: 'wrapKey', session: f.admin, mechanism: { name: 'aes-no-pad' }, wrappingHandle: handle, payloadHandle: handle }, 'PERMISSION_DENIED');
@@ -108,7 +111,7 @@ describe('hsm-core: extraction attacks on a non-extractable key', () => {
 
 describe('hsm-core: extraction rules for extractable keys', () => {
   it('a shared user can use a key but not wrap or export it, under their own wrapping key either', async () => {
-    const f = await activatedMember();
+    const f = await activatedMember(NON_FIPS);
     const secret = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { token: true, encrypt: true } })).handle;
     await f.m.ok({ op: 'shareKey', session: f.alice, handle: secret, username: 'bob' });
     const bobs = await keks(f, f.bob);
@@ -121,7 +124,7 @@ describe('hsm-core: extraction rules for extractable keys', () => {
   });
 
   it('another crypto user cannot even see the key', async () => {
-    const f = await activatedMember();
+    const f = await activatedMember(NON_FIPS);
     const secret = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { token: true } })).handle;
     const carols = await keks(f, f.carol);
     await refused(f, { op: 'wrapKey', session: f.carol, mechanism: { name: 'aes-zero-pad' }, wrappingHandle: carols.aes, payloadHandle: secret }, 'KEY_NOT_FOUND');
@@ -129,7 +132,7 @@ describe('hsm-core: extraction rules for extractable keys', () => {
   });
 
   it('a sensitive key is never exported in plaintext, even when extractable; it still wraps', async () => {
-    const f = await activatedMember();
+    const f = await activatedMember(NON_FIPS);
     const kek = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { wrap: true } })).handle;
     const secret = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { sensitive: false } })).handle;
     await f.m.ok({ op: 'exportKey', session: f.alice, handle: secret, format: 'raw' });
@@ -141,7 +144,7 @@ describe('hsm-core: extraction rules for extractable keys', () => {
   });
 
   it('a wrapping key needs wrap=true', async () => {
-    const f = await activatedMember();
+    const f = await activatedMember(NON_FIPS);
     const kek = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { encrypt: true } })).handle;
     const payload = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32 })).handle;
     await refused(f, { op: 'wrapKey', session: f.alice, mechanism: { name: 'aes-gcm' }, wrappingHandle: kek, payloadHandle: payload }, 'ATTRIBUTE_FORBIDS_OPERATION');
@@ -149,7 +152,7 @@ describe('hsm-core: extraction rules for extractable keys', () => {
 
   describe('wrap-with-trusted', () => {
     it('is wrapped only under a trusted key, for every mechanism', async () => {
-      const f = await activatedMember();
+      const f = await activatedMember(NON_FIPS);
       const payload = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { 'wrap-with-trusted': true } })).handle;
       const untrusted = await keks(f);
       const trusted = await keks(f, f.alice, { trusted: true });
@@ -161,7 +164,7 @@ describe('hsm-core: extraction rules for extractable keys', () => {
     });
 
     it('is never exported in plaintext, even when not sensitive, nor under a password', async () => {
-      const f = await activatedMember();
+      const f = await activatedMember(NON_FIPS);
       const payload = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { 'wrap-with-trusted': true, sensitive: false } })).handle;
       const message = await refused(f, { op: 'exportKey', session: f.alice, handle: payload, format: 'raw' }, 'KEY_NOT_EXTRACTABLE');
       expect(message).to.include('wrap-with-trusted=true');
@@ -178,14 +181,14 @@ describe('hsm-core: extraction rules for extractable keys', () => {
     });
 
     it('cannot be switched off', async () => {
-      const f = await activatedMember();
+      const f = await activatedMember(NON_FIPS);
       const payload = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 32, attributes: { 'wrap-with-trusted': true } })).handle;
       await refused(f, { op: 'setAttributes', session: f.alice, handle: payload, attributes: { 'wrap-with-trusted': false } }, 'ATTRIBUTE_READ_ONLY');
     });
   });
 
   it('a masked object carries no key bytes in the clear and opens only on a member of the same cluster', async () => {
-    const f = await activatedMember();
+    const f = await activatedMember(NON_FIPS);
     const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'generic-secret', lengthBytes: 64, attributes: { token: true, sensitive: false } })).handle;
     const raw = (await f.m.ok({ op: 'exportKey', session: f.alice, handle, format: 'raw' })).keyData as Uint8Array;
     const { maskedObject } = await f.m.ok({ op: 'extractMaskedObject', session: f.alice, handle });
@@ -193,7 +196,7 @@ describe('hsm-core: extraction rules for extractable keys', () => {
     for (const form of [Buffer.from(raw), Buffer.from(Buffer.from(raw).toString('base64')), Buffer.from(hex(raw))]) {
       expect(blob.includes(form.subarray(0, 16))).to.equal(false);
     }
-    const other = await activatedMember();
+    const other = await activatedMember(NON_FIPS);
     await other.m.fail({ op: 'insertMaskedObject', session: other.alice, maskedObject }, 'MASKED_OBJECT_INVALID');
     const flipped = Buffer.from(maskedObject);
     flipped[flipped.length - 20]! ^= 1;
@@ -201,7 +204,7 @@ describe('hsm-core: extraction rules for extractable keys', () => {
   });
 
   it('no answer shares memory with anything else, so no key bytes are reachable through a result’s .buffer', async () => {
-    const f = await activatedMember();
+    const f = await activatedMember(NON_FIPS);
     const secret = bytes('5a'.repeat(32));
     const payload = (await f.m.ok({ op: 'importKey', session: f.alice, keyClass: 'secret-key', keyType: 'aes', format: 'raw', keyData: secret, attributes: { token: true, encrypt: true, sign: true } })).handle;
     const k = await keks(f);

@@ -2,7 +2,7 @@
  * Profiles (CLOUDHSM.md §3.2 data limits, §8 quotas, §3.1 key types): `cloudhsm` refuses what
  * CloudHSM refuses, naming the limit and the option that lifts it; `unlimited` does not.
  */
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { constants, createPublicKey, generateKeyPairSync, publicEncrypt } from 'node:crypto';
 import { expect } from 'chai';
 import type { HashName } from '../../src/hsm-core/index.js';
 import { rsaPkcs8 } from '../helpers/keys.js';
@@ -99,13 +99,41 @@ describe('hsm-core: profiles', () => {
       await u.m.ok({ op: 'generateKey', session: u.alice, keyType: 'generic-secret', lengthBytes: 4096 });
     });
 
-    it('every supported curve, including secp224r1 and secp256k1, and Ed25519', async () => {
-      const f = await activatedMember();
+    it('every supported curve, including secp224r1 and secp256k1, and Ed25519 in non-FIPS mode', async () => {
+      const f = await activatedMember({ mode: 'non-fips' });
       for (const curve of ['secp224r1', 'secp256r1', 'prime256v1', 'secp384r1', 'secp521r1', 'secp256k1'] as const) {
         const pair = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve });
         expect((await f.m.ok({ op: 'getAttributes', session: f.alice, handle: pair.publicHandle })).attributes.curve).to.equal(curve === 'prime256v1' ? 'secp256r1' : curve);
       }
       await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ed25519' });
+    });
+  });
+
+  describe('modes (CloudHSM\'s FIPS and non-FIPS clusters)', function () {
+    it('FIPS mode refuses Ed25519 keys and RSA PKCS #1 v1.5 encryption and wrapping, naming the mode; decryption and unwrapping stay; non-FIPS mode and the unlimited profile allow them', async () => {
+      const fips = await activatedMember();
+      const ed = "ed25519 keys are for clusters in non-FIPS mode; this cluster is in FIPS mode (create it with mode non-fips, Mode NON_FIPS in the CloudHSM V2 API)";
+      expect((await fips.m.fail({ op: 'generateKeyPair', session: fips.alice, keyType: 'ed25519' }, 'NOT_SUPPORTED_BY_PROFILE')).message).to.equal(ed);
+      const edSpki = createPublicKey(generateKeyPairSync('ed25519').privateKey).export({ format: 'der', type: 'spki' });
+      expect((await fips.m.fail({ op: 'importKey', session: fips.alice, keyClass: 'public-key', keyType: 'ed25519', format: 'spki', keyData: edSpki }, 'NOT_SUPPORTED_BY_PROFILE')).message).to.equal(ed);
+      // RSA PKCS #1 v1.5: what a non-FIPS member encrypted and wrapped, a FIPS member still decrypts and unwraps (the same key, restored).
+      const pair = await fips.m.ok({ op: 'generateKeyPair', session: fips.alice, keyType: 'rsa', modulusBits: 2048, publicAttributes: { encrypt: true, wrap: true }, privateAttributes: { decrypt: true, unwrap: true, token: true } });
+      const payload = (await fips.m.ok({ op: 'generateKey', session: fips.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, extractable: true } })).handle;
+      expect((await fips.m.fail({ op: 'encrypt', session: fips.alice, handle: pair.publicHandle, mechanism: { name: 'rsa-pkcs' }, data: new Uint8Array(16) }, 'NOT_SUPPORTED_BY_PROFILE')).message).to.equal(
+        'rsa-pkcs (PKCS #1 v1.5) encryption is not allowed in FIPS mode since 2024; use rsa-oaep, or a cluster in non-FIPS mode',
+      );
+      expect((await fips.m.fail({ op: 'wrapKey', session: fips.alice, mechanism: { name: 'rsa-pkcs' }, wrappingHandle: pair.publicHandle, payloadHandle: payload }, 'NOT_SUPPORTED_BY_PROFILE')).message).to.equal(
+        'rsa-pkcs (PKCS #1 v1.5) wrapping is not allowed in FIPS mode since 2024; use rsa-oaep, or a cluster in non-FIPS mode',
+      );
+      const { keyData } = await fips.m.ok({ op: 'exportKey', session: fips.alice, handle: pair.publicHandle, format: 'spki' });
+      const ciphertext = publicEncrypt({ key: createPublicKey({ key: Buffer.from(keyData as Uint8Array), format: 'der', type: 'spki' }), padding: constants.RSA_PKCS1_PADDING }, Buffer.from('made elsewhere'));
+      expect(Buffer.from((await fips.m.ok({ op: 'decrypt', session: fips.alice, handle: pair.privateHandle, mechanism: { name: 'rsa-pkcs' }, data: ciphertext })).data).toString()).to.equal('made elsewhere');
+      for (const options of [{ mode: 'non-fips' as const }, { profile: 'unlimited' as const }]) {
+        const f = await activatedMember(options);
+        await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ed25519' });
+        const rsa = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'rsa', modulusBits: 2048, publicAttributes: { encrypt: true } });
+        await f.m.ok({ op: 'encrypt', session: f.alice, handle: rsa.publicHandle, mechanism: { name: 'rsa-pkcs' }, data: new Uint8Array(16) });
+      }
     });
   });
 
@@ -130,7 +158,7 @@ describe('hsm-core: profiles', () => {
       for (let i = 0; i < 3_333; i++) {
         await f.m.ok({ op: 'importKey', session: f.alice, keyClass: 'public-key', keyType: 'ec', format: 'spki', keyData: spki });
       }
-      const e = await f.m.fail({ op: 'generateKeyPair', session: f.alice, keyType: 'ed25519' }, 'QUOTA_EXCEEDED');
+      const e = await f.m.fail({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1' }, 'QUOTA_EXCEEDED');
       expect(e.message).to.equal(`the member holds 3333 public and private keys; the cloudhsm profile allows 3333 ${HINT}`);
       await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16 });
     });

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { checkModeAllows } from '../profiles.js';
 import { randomBytes } from 'node:crypto';
 import { usableKey } from '../access.js';
 import { keyApproval } from './quorum-ops.js';
@@ -25,6 +26,7 @@ export const encrypt: Handler<'encrypt'> = (m, caller, req) => {
   const me = signedIn(caller);
   const key = usableKey(m.keys, me, req.handle, 'encrypt');
   checkChosenIv(me, key, req.mechanism);
+  checkModeAllows(m.profile, m.backupKeys.mode, { mechanism: req.mechanism.name, use: 'encrypt' });
   const entry = cipherFor(req.mechanism);
   if (entry.keyType !== key.type) throw keyTypeError(req.mechanism.name, entry.keyType, key);
   const out = entry.encrypt(key.material.key, req.mechanism, req.data, m.profile);

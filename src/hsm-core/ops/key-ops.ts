@@ -51,7 +51,7 @@ import type { DeriveMechanism, Jwk, KeyFormat, KeyInfo, Results, WrapMechanism }
 import type { SessionRecord } from '../sessions.js';
 import { normaliseUsername } from '../users.js';
 import { addKey, checkKeyQuota, keyInfo, signedIn, type Handler, type MemberState } from '../state.js';
-import { liftHint } from '../profiles.js';
+import { checkModeAllows, liftHint } from '../profiles.js';
 
 // ---- creation ---------------------------------------------------------------------------------
 
@@ -59,6 +59,7 @@ export const generateKey: Handler<'generateKey'> = (m, caller, req) => {
   const me = signedIn(caller);
   const template = req.attributes ?? {};
   checkKeyAllowed(m.profile, req.keyType, { 'check-value': null, 'key-length-bytes': req.lengthBytes });
+  checkModeAllows(m.profile, m.backupKeys.mode, { keyType: req.keyType });
   if (req.keyType === 'generic-secret' && req.lengthBytes === 0) {
     throw new HsmError('KEY_SIZE_INVALID', 'lengthBytes: a generated generic secret has at least 1 byte');
   }
@@ -91,6 +92,7 @@ export const generateKeyPair: Handler<'generateKeyPair'> = async (m, caller, req
     } else if (req.curve !== undefined) refuseParam('curve');
   }
   checkKeyAllowed(m.profile, type, facts);
+  checkModeAllows(m.profile, m.backupKeys.mode, { keyType: type });
   const publicTemplate = req.publicAttributes ?? {};
   const privateTemplate = req.privateAttributes ?? {};
   checkCreationTemplate('public-key', type, publicTemplate);
@@ -117,6 +119,7 @@ export const importKey: Handler<'importKey'> = (m, caller, req) => {
   const shared = sharesAtCreation(m, me, req.keyClass, template, req.shareWith);
   const material = parseKey(req.keyClass, req.keyType, req.format, req.keyData, req.curve);
   checkKeyAllowed(m.profile, req.keyType, material.facts);
+  checkModeAllows(m.profile, m.backupKeys.mode, { keyType: req.keyType });
   checkKeyQuota(m, 1, req.keyClass === 'secret-key' ? 0 : 1);
   const key = addKey(m, me, material, attributesForNewKey(req.keyClass, req.keyType, template, { kind: 'imported' }, material.facts), shared);
   return { handle: key.handle, key: keyInfo(key) };
@@ -358,7 +361,8 @@ export function checkChosenIv(me: SessionRecord, key: KeyRecord, mechanism: Wrap
   }
 }
 
-function checkWrapMechanism(m: MemberState, mechanism: WrapMechanism, wrapping: KeyRecord): void {
+function checkWrapMechanism(m: MemberState, mechanism: WrapMechanism, wrapping: KeyRecord, use: 'wrap' | 'unwrap'): void {
+  if (use === 'wrap') checkModeAllows(m.profile, m.backupKeys.mode, { mechanism: mechanism.name, use: 'wrap' });
   if (WRAP_MECHANISMS.has(mechanism.name)) return;
   if (mechanism.name === 'aes-ctr' && m.profile.ctrKeyWrap) {
     if (wrapping.attrs.encrypt === true) {
@@ -375,7 +379,7 @@ function checkWrapMechanism(m: MemberState, mechanism: WrapMechanism, wrapping: 
 export const wrapKey: Handler<'wrapKey'> = (m, caller, req) => {
   const me = signedIn(caller);
   const wrapping = usableKey(m.keys, me, req.wrappingHandle, 'wrap');
-  checkWrapMechanism(m, req.mechanism, wrapping);
+  checkWrapMechanism(m, req.mechanism, wrapping, 'wrap');
   checkChosenIv(me, wrapping, req.mechanism);
   const entry = cipherFor(req.mechanism);
   checkMechanismKey(entry.keyType, wrapping, req.mechanism.name);
@@ -441,7 +445,7 @@ function checkJwkPermits(jwk: Jwk, template: Template): void {
 export const unwrapKey: Handler<'unwrapKey'> = (m, caller, req) => {
   const me = signedIn(caller);
   const unwrapping = usableKey(m.keys, me, req.unwrappingHandle, 'unwrap');
-  checkWrapMechanism(m, req.mechanism, unwrapping);
+  checkWrapMechanism(m, req.mechanism, unwrapping, 'unwrap');
   const entry = cipherFor(req.mechanism);
   checkMechanismKey(entry.keyType, unwrapping, req.mechanism.name);
   const template = uniteUnwrapTemplate(req.attributes ?? {}, unwrapping.attrs['unwrap-template'], req.keyClass, req.keyType);
@@ -471,6 +475,7 @@ export const unwrapKey: Handler<'unwrapKey'> = (m, caller, req) => {
     throw e;
   }
   checkKeyAllowed(m.profile, req.keyType, material.facts);
+  checkModeAllows(m.profile, m.backupKeys.mode, { keyType: req.keyType });
   checkKeyQuota(m, 1, req.keyClass === 'secret-key' ? 0 : 1);
   const key = addKey(m, me, material, attributesForNewKey(req.keyClass, req.keyType, template, { kind: 'unwrapped' }, material.facts), shared);
   approve();
@@ -520,6 +525,7 @@ export const deriveKey: Handler<'deriveKey'> = async (m, caller, req) => {
   const template: Template = req.attributes ?? {};
   const cls: KeyClass = 'secret-key';
   checkKeyAllowed(m.profile, req.keyType, { 'check-value': null, 'key-length-bytes': req.lengthBytes });
+  checkModeAllows(m.profile, m.backupKeys.mode, { keyType: req.keyType });
   checkCreationTemplate(cls, req.keyType, template);
   checkKeyQuota(m, 1, 0);
   // Every deriver gives exactly lengthBytes, or refuses (ECDH when its shared secret is shorter).
