@@ -3,6 +3,7 @@
  * application/x-amz-json-1.1`, `X-Amz-Target: BaldrApiService.<Operation>`), SigV4 with the
  * signing name `cloudhsm`, errors as `{"__type": …, "Message": …}` with the `x-amzn-ErrorType`
  * header. Loopback only. A request that is not the protocol is refused before any operation runs.
+ * `GET /metrics` gives CloudHSM's CloudWatch metrics of the running clusters for Prometheus.
  *
  * @module
  */
@@ -10,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApiError } from './errors.js';
+import { metricsRegistry } from './metrics.js';
 import type { ControlPlane } from './service.js';
 import { verifySignature, type Credentials } from './sigv4.js';
 
@@ -58,9 +60,17 @@ function send(res: ServerResponse, status: number, body: unknown, requestId: str
 export async function serveControlPlane(plane: ControlPlane, options: { listen?: string; credentials: readonly Credentials[] | null; log?: (line: string) => void }): Promise<ControlPlaneServer> {
   const [host, port] = (options.listen ?? '127.0.0.1:0').split(/:(?=\d+$)/);
   if (host !== '127.0.0.1' && host !== '::1' && host !== 'localhost') throw new Error(`--listen: the control plane listens on loopback only (127.0.0.1 or ::1), not ${host}`);
+  const metrics = metricsRegistry({ clusters: () => plane.runningClusters() });
   const server: Server = createServer((req, res) => {
     const requestId = randomUUID();
     void (async () => {
+      if (req.method === 'GET' && req.url === '/metrics') {
+        // CloudHSM's CloudWatch metrics of the running clusters, for Prometheus (loopback, no signature).
+        const text = await metrics.metrics();
+        res.writeHead(200, { 'content-type': metrics.contentType });
+        res.end(text);
+        return;
+      }
       try {
         if (req.method !== 'POST' || (req.url ?? '/') !== '/') throw new ApiError('UnknownOperationException', `CloudHSM V2 takes POST / requests, not ${req.method} ${req.url}`);
         const body = await readBody(req);

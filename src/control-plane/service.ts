@@ -200,6 +200,15 @@ export class ControlPlane {
     };
   }
 
+  /** Each running cluster, with its HSMs' ids by member index (for the metrics). */
+  runningClusters(): { clusterId: string; hsmIds: Map<number, string>; live: LocalCluster }[] {
+    return this.#records.clusters.flatMap((c) => {
+      const live = this.#live.get(c.ClusterId);
+      if (!live) return [];
+      return [{ clusterId: c.ClusterId, hsmIds: new Map(c.Hsms.filter((h) => h.member !== null && h.State !== 'DELETED').map((h) => [h.member!, h.HsmId])), live }];
+    });
+  }
+
   /** The running local cluster of an API cluster (for the CLI, tests and metrics). */
   live(clusterId: string): LocalCluster | undefined {
     return this.#live.get(clusterId);

@@ -513,7 +513,11 @@ export interface HsmInfo {
   profile: string;
   memberIndex: number;
   keys: number;
+  /** Of `keys`, the session keys (CloudWatch's HsmKeysSessionOccupied; the rest are token keys). */
+  sessionKeys: number;
   users: number;
+  /** The profile's user limit (null: none). */
+  maxUsers: number | null;
   sessions: number;
   auditHead: { sequence: number; hash: string };
   /** When its keys, users or cluster settings last changed (logins and reads do not count), or null. */

@@ -59,7 +59,9 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
 
   /** The cluster as DescribeClusters shows it, once `ready` says so (states change in the background, as AWS's). */
   async function until(clusterId: string, ready: (c: Cluster) => boolean): Promise<Cluster> {
+    const deadline = Date.now() + 60_000;
     for (;;) {
+      if (Date.now() > deadline) throw new Error(`cluster ${clusterId} did not reach the state awaited in 60 s: ${JSON.stringify((await client.send(new DescribeClustersCommand({ Filters: { clusterIds: [clusterId] } }))).Clusters)}`);
       const { Clusters } = await client.send(new DescribeClustersCommand({ Filters: { clusterIds: [clusterId] } }));
       const c = Clusters![0]!;
       if (ready(c)) return c;
@@ -137,8 +139,20 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
       const admin = await remote.login('admin', 'admin-password-1');
       await admin.send({ op: 'createUser', username: 'app', password: 'app-password-1', role: 'crypto-user' });
       await admin.logout();
+      // Prometheus sees the sessions and keys move (CloudWatch's names, ClusterId and HsmId as labels).
+      let text = '';
+      const scrape = async (name: string) => {
+        text = await (await fetch(`${server.url}/metrics`)).text();
+        return [...text.matchAll(new RegExp(`^${name}\\{ClusterId="${id}",HsmId="(hsm-[a-z2-7]+)"\\} (\\d+)$`, 'gm'))].reduce((sum, m) => sum + Number(m[2]), 0);
+      };
+      const sessionsBefore = await scrape('HsmSessionCount');
+      expect(await scrape('HsmKeysSessionOccupied')).to.equal(0);
+      expect(await scrape('HsmUsersMax'), text).to.equal(3 * 1024);
       const app = await remote.login('app', 'app-password-1');
       const pair = (await app.crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+      expect(await scrape('HsmSessionCount')).to.be.greaterThan(sessionsBefore);
+      expect(await scrape('HsmKeysSessionOccupied')).to.equal(2);
+      expect(await scrape('HsmUnhealthy')).to.equal(0);
       const data = new TextEncoder().encode('signed while an HSM goes away');
       // DeleteHsm under a signing load: every signature succeeds and verifies.
       let stop = false;

@@ -34,12 +34,21 @@ describe('control plane: the AWS CLI v2 (aws cloudhsmv2)', function () {
     }
   };
   const cluster = async (id: string) => ((await aws('describe-clusters', '--filters', `clusterIds=${id}`)).json!.Clusters as Record<string, unknown>[])[0]!;
+  /** Waits (asking through the SDK, which answers in milliseconds where the CLI takes a second) until the cluster is ready, then shows it through the CLI. */
   const until = async (id: string, ready: (c: Record<string, unknown>) => boolean) => {
-    for (;;) {
-      const c = await cluster(id);
-      if (ready(c)) return c;
-      await new Promise((r) => setTimeout(r, 100));
+    const sdk = new CloudHSMV2Client({ endpoint: server.url, region: 'us-east-1', credentials: CREDENTIALS });
+    try {
+      for (;;) {
+        const seen = JSON.parse(JSON.stringify((await sdk.send(new DescribeClustersCommand({ Filters: { clusterIds: [id] } }))).Clusters![0]!)) as Record<string, unknown>;
+        if (ready(seen)) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      sdk.destroy();
     }
+    const c = await cluster(id);
+    expect(ready(c), JSON.stringify(c)).to.equal(true);
+    return c;
   };
 
   before(async function () {
