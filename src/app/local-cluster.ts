@@ -7,13 +7,13 @@
  *
  * @module
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HsmError, PROFILE_NAMES, lockFolder, type FolderLock, type HsmInfo } from '../hsm-core/index.js';
+import { HsmError, MEMBER_FILES, PROFILE_NAMES, lockFolder, type FolderLock, type HsmInfo, type Results } from '../hsm-core/index.js';
 import { Cluster, resultOf, type SyncState } from '../cluster-client/index.js';
 import { BackupStore, type BackupInfo, type BackupTrigger } from '../cluster-client/backups.js';
-import { prepareTlsCluster } from '../cluster-client/local-tls.js';
+import { CLUSTER_CERTIFICATE_FILES, memberTrust, prepareTlsCluster } from '../cluster-client/local-tls.js';
 import { installationKeys, type InstallationKeys } from '../cluster-client/installation.js';
 import { Supervisor, TRANSPORTS, type LocalClusterOptions as MemberSetOptions, type LocalTlsInfo, type LocalTransport } from '../cluster-client/supervisor.js';
 import { clusterContainer, resolveServices, type ClusterServices, type ServiceContainer } from './container.js';
@@ -197,10 +197,11 @@ export class LocalCluster extends ClusterFront {
     }, 'all');
   }
 
-  /** Runs `work` with appliance sessions on one healthy member, or on every member that is up. */
-  async #asAppliance(work: (send: (request: Record<string, unknown>) => Promise<Record<string, unknown>>) => Promise<void>, where: 'one' | 'all'): Promise<void> {
-    const links = where === 'all' ? this.cluster.upMembers() : [this.cluster.pick()].filter((l) => l !== undefined);
-    if (!links.length) throw new HsmError('MEMBER_UNAVAILABLE', 'no member of the cluster is up');
+  /** Runs `work` with appliance sessions on one healthy member, on every member that is up, or on member `where`. */
+  async #asAppliance(work: (send: (request: Record<string, unknown>) => Promise<Record<string, unknown>>) => Promise<void>, where: 'one' | 'all' | number): Promise<void> {
+    const links =
+      where === 'all' ? this.cluster.upMembers() : where === 'one' ? [this.cluster.pick()].filter((l) => l !== undefined) : this.cluster.upMembers().filter((l) => l === this.cluster.links[where]);
+    if (!links.length) throw new HsmError('MEMBER_UNAVAILABLE', typeof where === 'number' ? `member ${where} is not up` : 'no member of the cluster is up');
     for (const link of links) {
       const { session } = resultOf<'login'>(await this.cluster.sendTo(link, { op: 'login', username: 'app_user', password: this.#supervisor.appliancePassword }));
       try {
@@ -221,6 +222,40 @@ export class LocalCluster extends ClusterFront {
     const store = this.backupStore;
     if (!store) throw new HsmError('BAD_REQUEST', 'this cluster has no backup store: start it with a dataDir or backups.dir');
     return store.add(await this.#backupBytes(), { trigger });
+  }
+
+  /**
+   * Installs the cluster certificate, as CloudHSM's InitializeCluster does: `certificate` is signed
+   * by the customer's `trustAnchor` over the cluster CSR of member 0 (`member-0/member.csr`), the
+   * cluster's only member. Member 0 restarts presenting it; members added later present it too
+   * (see local-tls.ts), and clients verify members against the trust anchor (`trustAnchor.crt` in
+   * the cluster folder). The caller checks the certificate against the CSR first.
+   */
+  async installClusterCertificate(certificate: string, trustAnchor: string): Promise<void> {
+    const dir = this.#supervisor.dataDir;
+    if (this.transport !== 'tls' || dir === null) throw new HsmError('BAD_REQUEST', 'only a cluster of TLS members presents a cluster certificate');
+    if (this.cluster.size !== 1) throw new HsmError('BAD_REQUEST', `a cluster certificate is installed on a cluster of one member (this one has ${this.cluster.size})`);
+    const pem = (text: string) => (text.endsWith('\n') ? text : `${text}\n`);
+    writeFileSync(join(dir, CLUSTER_CERTIFICATE_FILES.anchor), pem(trustAnchor));
+    writeFileSync(join(dir, CLUSTER_CERTIFICATE_FILES.cert), pem(certificate));
+    writeFileSync(join(dir, 'member-0', MEMBER_FILES.cert), pem(certificate));
+    this.#supervisor.trustMembersUnder(memberTrust(dir, readFileSync(join(dir, 'customerCA.crt'), 'utf8')));
+    // The member reads its certificate when it starts: a restart, which the supervisor does at once.
+    this.killMember(0);
+    await this.cluster.whenAllUp();
+  }
+
+  /**
+   * A page of member `index`'s audit log, read as the appliance user (CloudHSM's side of the
+   * cluster, which ships the logs to CloudWatch): records from `fromSequence`, at most `maxItems`.
+   * The appliance's own login and logout are recorded in the log like any other.
+   */
+  async readAuditLog(index: number, fromSequence: number, maxItems = 10_000): Promise<Results['getAuditLog']> {
+    let page: Results['getAuditLog'] | undefined;
+    await this.#asAppliance(async (send) => {
+      page = (await send({ op: 'getAuditLog', fromSequence, maxItems })) as unknown as Results['getAuditLog'];
+    }, index);
+    return page!;
   }
 
   async #backupBytes(): Promise<Uint8Array> {

@@ -8,7 +8,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { HsmError, PROFILE_NAMES } from '../hsm-core/index.js';
+import { HsmError, PROFILE_NAMES, type ProfileName } from '../hsm-core/index.js';
 import type { LocalCluster } from '../app/index.js';
 import type { Relay } from '../relay/index.js';
 import type { UpOptions } from './up.js';
@@ -80,7 +80,7 @@ async function serve(cluster: LocalCluster, dataDir: string, relay: Relay | null
   process.once('SIGTERM', stop);
 }
 
-type UpFlags = { profile: 'cloudhsm' | 'unlimited'; mode: 'fips' | 'non-fips'; members: number; transport: 'tls' | 'worker' | 'in-process'; dataDir: string; once?: boolean; relay?: string | false; controlPlane?: string | false; passwordCost?: number };
+type UpFlags = { profile: ProfileName; mode?: 'fips' | 'non-fips'; members: number; transport: 'tls' | 'worker' | 'in-process'; dataDir: string; once?: boolean; relay?: string | false; controlPlane?: string | false; passwordCost?: number };
 
 async function runUp(opts: UpFlags, extra: Partial<UpOptions> = {}): Promise<void> {
   const { relay: listen, controlPlane: api, ...rest } = opts;
@@ -98,10 +98,10 @@ async function runUp(opts: UpFlags, extra: Partial<UpOptions> = {}): Promise<voi
 
 const clusterOptions = (command: Command) =>
   command
-    .addOption(new Option('--profile <profile>', 'limits to enforce').choices([...PROFILE_NAMES]).default('cloudhsm'))
+    .addOption(new Option('--profile <profile>', 'limits to enforce: cloudhsm (hsm2m.medium), cloudhsm-hsm1 (hsm1.medium) or unlimited').choices([...PROFILE_NAMES]).default('cloudhsm'))
     .option('--members <n>', 'how many members', int('--members', 1, 32), 3)
     .addOption(new Option('--transport <transport>', 'where members run').choices(['tls', 'worker', 'in-process']).default('tls'))
-    .addOption(new Option('--mode <mode>', "CloudHSM's cluster mode: fips refuses Ed25519 and RSA PKCS #1 v1.5 encryption and wrapping (cloudhsm profile)").choices(['fips', 'non-fips']).default('non-fips'))
+    .addOption(new Option('--mode <mode>', "CloudHSM's cluster mode: fips refuses Ed25519 and RSA PKCS #1 v1.5 encryption and wrapping (default: non-fips; fips for cloudhsm-hsm1, which has no other)").choices(['fips', 'non-fips']))
     .option('--once', 'stop after starting instead of serving')
     .option('--relay <host:port>', 'where the relay and demo pages listen while serving (port 0: any free port)', '127.0.0.1:8787')
     .option('--no-relay', 'serve without the relay and demo pages')
@@ -225,12 +225,12 @@ program
   .requiredOption('--listen <host:port>', 'where to listen, e.g. 127.0.0.1:2223 (port 0: any free port)')
   .requiredOption('--data-dir <dir>', "the member's folder: its key, CSR, certificate and the trust anchor's certificate")
   .option('--member-index <n>', "the member's number in its cluster, 0–31", int('--member-index', 0, 31), 0)
-  .addOption(new Option('--profile <profile>', 'limits to enforce').choices([...PROFILE_NAMES]).default('cloudhsm'))
+  .addOption(new Option('--profile <profile>', 'limits to enforce: cloudhsm (hsm2m.medium), cloudhsm-hsm1 (hsm1.medium) or unlimited').choices([...PROFILE_NAMES]).default('cloudhsm'))
   .option('--queue-limit <n>', 'requests worked on at once before answering busy', int('--queue-limit', 1, 1_000_000))
   .option('--password-cost <n>', "log2 of scrypt's N for password hashes (tests only below 15)", int('--password-cost', 10, 20))
   .option('--exit-with-stdin', 'stop when standard input closes (for a supervisor that may die)')
   .addOption(new Option('--mode <mode>', 'cluster mode: backups restore only into the same mode').choices(['fips', 'non-fips']).default('fips'))
-  .action(async (opts: { listen: string; dataDir: string; memberIndex: number; profile: 'cloudhsm' | 'unlimited'; queueLimit?: number; passwordCost?: number; exitWithStdin?: boolean; mode: 'fips' | 'non-fips' }) => {
+  .action(async (opts: { listen: string; dataDir: string; memberIndex: number; profile: ProfileName; queueLimit?: number; passwordCost?: number; exitWithStdin?: boolean; mode: 'fips' | 'non-fips' }) => {
     const { hsmServe } = await import('./hsm-serve.js');
     let served: Awaited<ReturnType<typeof hsmServe>>;
     try {
@@ -333,11 +333,17 @@ program
   .option('--listen <host:port>', 'loopback address (port 0: any free port)', '127.0.0.1:8788')
   .option('--any-credentials', 'development mode: accept any SigV4 signature, whatever its key')
   .option('--password-cost <n>', "log2 of scrypt's N for the members' password hashes (10–20); lower it only for tests", int('--password-cost', 10, 20))
+  .option('--audit-log-dir <dir>', "where the members' audit logs are written as CloudWatch Logs streams (default: cloudwatch-logs in --data-dir)")
   .action(
-    act<{ dataDir: string; listen: string; anyCredentials?: boolean; passwordCost?: number }>(async (opts) => {
+    act<{ dataDir: string; listen: string; anyCredentials?: boolean; passwordCost?: number; auditLogDir?: string }>(async (opts) => {
       const { ControlPlane, serveControlPlane, developmentCredentials, endpointLines } = await import('../control-plane/index.js');
       const dir = resolve(opts.dataDir);
-      const plane = new ControlPlane({ dataDir: dir, ...(opts.passwordCost !== undefined ? { passwordCost: opts.passwordCost } : {}) });
+      const plane = new ControlPlane({
+        dataDir: dir,
+        log: (line) => console.error(line),
+        ...(opts.passwordCost !== undefined ? { passwordCost: opts.passwordCost } : {}),
+        ...(opts.auditLogDir !== undefined ? { auditLogDir: resolve(opts.auditLogDir) } : {}),
+      });
       await plane.resume();
       const credentials = opts.anyCredentials ? null : developmentCredentials(dir);
       const server = await serveControlPlane(plane, { listen: opts.listen, credentials: credentials ? [credentials] : null, log: (line) => console.error(line) });

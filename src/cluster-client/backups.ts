@@ -38,6 +38,8 @@ export interface BackupInfo {
   tags: Record<string, string>;
   trigger: BackupTrigger;
   mode: MemberMode;
+  /** The profile of the members it was taken from (absent for backups made before profiles were recorded: cloudhsm). */
+  profile?: string;
   sizeBytes: number;
   /** For a copy: where it came from. */
   sourceBackupId: string | null;
@@ -107,6 +109,7 @@ export class BackupStore {
       tags: { ...(options.tags ?? {}) },
       trigger: options.trigger,
       mode: header.mode,
+      ...(header.profile !== undefined ? { profile: header.profile } : {}),
       sizeBytes: backup.length,
       sourceBackupId: null,
       sourceRegion: null,

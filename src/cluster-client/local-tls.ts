@@ -11,7 +11,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -19,6 +19,32 @@ import { HsmError, MEMBER_FILES, ensureClusterCsr, type ProfileName, type Respon
 import { SocketTransport, TrustAnchor, type TlsCredentials } from './tls.js';
 import type { Transport } from './transport.js';
 import { entryPoint } from './entry-point.js';
+
+/**
+ * The cluster certificate a customer installed (CloudHSM's InitializeCluster): signed by their own
+ * trust anchor over the first member's cluster CSR. Once it is in the cluster folder, every member
+ * presents it — later members are clones holding the same identity, as CloudHSM's HSMs of one
+ * cluster all present the cluster certificate — and clients verify members against that anchor.
+ */
+export const CLUSTER_CERTIFICATE_FILES = { cert: 'clusterCertificate.crt', anchor: 'trustAnchor.crt' } as const;
+
+/** What a client of the cluster trusts members under: the folder's anchor, and the customer's once installed. */
+export function memberTrust(dir: string, anchorPem: string): string {
+  const customer = join(dir, CLUSTER_CERTIFICATE_FILES.anchor);
+  return existsSync(customer) ? `${anchorPem.trimEnd()}\n${readFileSync(customer, 'utf8')}` : anchorPem;
+}
+
+/** The folder of a member that presents the installed cluster certificate, if one does. */
+function clusterIdentityHolder(dir: string): string | null {
+  const file = join(dir, CLUSTER_CERTIFICATE_FILES.cert);
+  if (!existsSync(file)) return null;
+  const cert = readFileSync(file, 'utf8').trim();
+  const holder = readdirSync(dir)
+    .filter((d) => /^member-\d+$/.test(d))
+    .map((d) => join(dir, d))
+    .find((d) => existsSync(join(d, MEMBER_FILES.cert)) && existsSync(join(d, MEMBER_FILES.key)) && readFileSync(join(d, MEMBER_FILES.cert), 'utf8').trim() === cert);
+  return holder ?? null;
+}
 
 /** Makes (or reuses) the trust anchor, the client's credentials and each member's certificate. */
 export async function prepareTlsCluster(dir: string, members: number): Promise<TlsCredentials & { anchor: TrustAnchor; appliance: TlsCredentials }> {
@@ -36,13 +62,21 @@ export async function prepareTlsCluster(dir: string, members: number): Promise<T
     }
     issued[name] = { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') };
   }
+  const identity = clusterIdentityHolder(dir);
   for (let i = 0; i < members; i++) {
     const memberDir = join(dir, `member-${i}`);
+    if (identity !== null && identity !== memberDir && !existsSync(join(memberDir, MEMBER_FILES.cert))) {
+      // A new member of an initialized cluster: a clone presenting the cluster certificate.
+      mkdirSync(memberDir, { recursive: true, mode: 0o700 });
+      for (const f of [MEMBER_FILES.key, MEMBER_FILES.csr, MEMBER_FILES.cert]) copyFileSync(join(identity, f), join(memberDir, f));
+      chmodSync(join(memberDir, MEMBER_FILES.key), 0o600);
+    }
     const csr = await ensureClusterCsr(memberDir, `strongroom member ${i}`);
     if (!existsSync(join(memberDir, MEMBER_FILES.cert))) writeFileSync(join(memberDir, MEMBER_FILES.cert), await anchor.signClusterCsr(csr));
     writeFileSync(join(memberDir, MEMBER_FILES.ca), anchor.pem);
   }
-  return { anchor, ca: anchor.pem, ...issued.client!, appliance: { ca: anchor.pem, ...issued.appliance! } };
+  const trust = memberTrust(dir, anchor.pem);
+  return { anchor, ca: trust, ...issued.client!, appliance: { ca: trust, ...issued.appliance! } };
 }
 
 /** How to run the `strongroom` command: compiled, or its source under tsx (see entry-point.ts). */

@@ -161,6 +161,14 @@ export class Supervisor {
     this.passphrase = options.passphrase ?? (process.env.STRONGROOM_MASTER_PASSPHRASE || undefined);
   }
 
+  /** Connections from now on trust members under `ca` (PEM, one or more certificates). */
+  trustMembersUnder(ca: string): void {
+    const credentials = this.credentials as (TlsCredentials & { appliance?: TlsCredentials }) | null;
+    if (!credentials) return;
+    credentials.ca = ca;
+    if (credentials.appliance) credentials.appliance.ca = ca;
+  }
+
   memberDir(index: number): string | null {
     return this.dataDir === null ? null : join(this.dataDir, `member-${index}`);
   }
@@ -174,7 +182,8 @@ export class Supervisor {
       appliancePassword: this.appliancePassword,
       serviceKey: this.keys.serviceKey,
       manufacturerKey: options.manufacturerKey ?? this.keys.manufacturerKey,
-      mode: options.mode ?? 'non-fips',
+      // hsm1.medium has FIPS mode only; the others default to non-FIPS (every mechanism).
+      mode: options.mode ?? (profile === 'cloudhsm-hsm1' ? 'fips' : 'non-fips'),
       ...(options.queueLimit !== undefined ? { queueLimit: options.queueLimit } : {}),
       ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}),
       ...(dir !== null ? { dataDir: dir } : {}),

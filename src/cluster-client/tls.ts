@@ -78,7 +78,10 @@ export class SocketTransport extends PendingTransport {
     const { host, port } = parseAddress(address);
     const description = options.description ?? `tls member ${address}`;
     return new Promise((resolve, reject) => {
-      const socket = tlsConnect({ host, port, ca: credentials.ca, cert: credentials.cert, key: credentials.key, minVersion: 'TLSv1.3', servername: /^[\d.:]+$/.test(host) ? undefined : host });
+      // The member's certificate must chain to the cluster's trust anchor; its names are not
+      // checked against the address, as CloudHSM's client checks the cluster certificate against
+      // customerCA.crt only (the certificate a customer signs over the cluster CSR names no host).
+      const socket = tlsConnect({ host, port, ca: credentials.ca, cert: credentials.cert, key: credentials.key, minVersion: 'TLSv1.3', servername: /^[\d.:]+$/.test(host) ? undefined : host, checkServerIdentity: () => undefined });
       const timer = setTimeout(() => {
         socket.destroy();
         reject(new HsmError('MEMBER_UNAVAILABLE', `${description}: no TLS handshake within ${options.timeoutMs ?? 5000} ms`));

@@ -20,11 +20,12 @@ import { join } from 'node:path';
 import { startLocalCluster, type LocalCluster } from '../app/index.js';
 import { loadX509 } from '../certificates/index.js';
 import { BackupStore, installationKeys, type BackupInfo, type InstallationKeys } from '../cluster-client/index.js';
-import { HsmError } from '../hsm-core/index.js';
+import { HSM_TYPE_PROFILES, HsmError, type HsmType } from '../hsm-core/index.js';
+import { AuditLogExporter } from './audit-logs.js';
 import { ApiError, invalid, notFound } from './errors.js';
 import type { Caller } from './sigv4.js';
 
-export const HSM_TYPES = ['hsm2m.medium'] as const;
+export const HSM_TYPES = Object.keys(HSM_TYPE_PROFILES) as HsmType[];
 export const MODES = ['FIPS', 'NON_FIPS'] as const;
 
 export interface Tag {
@@ -47,7 +48,7 @@ interface HsmRecord {
 interface ClusterRecord {
   ClusterId: string;
   Region: string;
-  HsmType: string;
+  HsmType: HsmType;
   Mode: (typeof MODES)[number];
   State: string;
   StateMessage: string;
@@ -82,6 +83,13 @@ export interface ControlPlaneOptions {
   passwordCost?: number;
   /** Protects the service's backup keys in its folder (default STRONGROOM_MASTER_PASSPHRASE; see installation.ts). */
   passphrase?: string;
+  /**
+   * Where the members' audit logs are written in CloudWatch Logs' shape (see audit-logs.ts);
+   * default `<dataDir>/cloudwatch-logs`. As CloudHSM's, the logs are always written.
+   */
+  auditLogDir?: string;
+  /** How often new audit records are exported (milliseconds, default 1000). */
+  auditLogIntervalMs?: number;
   log?: (line: string) => void;
 }
 
@@ -143,6 +151,11 @@ function retentionOf(v: unknown): { Type: 'DAYS'; Value: string } {
   return { Type: 'DAYS', Value: String(Number(p.Value)) };
 }
 
+/** The HSM type of the members a backup was taken from (from the profile its header names). */
+function hsmTypeOf(b: BackupInfo): HsmType {
+  return b.profile === HSM_TYPE_PROFILES['hsm1.medium'] ? 'hsm1.medium' : 'hsm2m.medium';
+}
+
 /** NextToken: an opaque position in a listing (the index of the next item). */
 function page<T>(items: T[], body: Record<string, unknown>, max: number, name: string): { items: T[]; next: string | undefined } {
   const limit = body.MaxResults;
@@ -168,6 +181,8 @@ export class ControlPlane {
   /** One emulated service: its backup keys (AKBK, MKBK) are every cluster's, so a backup restores into any of them. */
   readonly #keys: InstallationKeys;
   readonly accountId: string;
+  readonly auditLogs: AuditLogExporter;
+  readonly #auditTimer: NodeJS.Timeout;
 
   constructor(private readonly options: ControlPlaneOptions) {
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
@@ -175,6 +190,17 @@ export class ControlPlane {
     this.accountId = options.accountId ?? '111122223333';
     this.#records = existsSync(this.#file) ? (JSON.parse(readFileSync(this.#file, 'utf8')) as Records) : { v: 1, clusters: [] };
     this.#keys = installationKeys(options.dataDir, options.passphrase ?? (process.env.STRONGROOM_MASTER_PASSPHRASE || undefined));
+    this.auditLogs = new AuditLogExporter(options.auditLogDir ?? join(options.dataDir, 'cloudwatch-logs'));
+    this.#auditTimer = setInterval(() => {
+      this.exportAuditLogs().catch((e: unknown) => options.log?.(`control plane: exporting audit logs failed: ${e instanceof Error ? e.message : String(e)}`));
+    }, options.auditLogIntervalMs ?? 1000);
+    this.#auditTimer.unref();
+  }
+
+  /** Writes every running HSM's new audit records to its CloudWatch-shaped stream (the timer does it every second). */
+  async exportAuditLogs(): Promise<void> {
+    const streams = this.runningClusters().flatMap(({ clusterId, hsmIds, live }) => [...hsmIds].map(([member, hsmId]) => ({ clusterId, hsmId, member, live })));
+    await this.auditLogs.export(streams);
   }
 
   /** The folder of a cluster's members, trust anchor, cluster.json and backups. */
@@ -192,6 +218,7 @@ export class ControlPlane {
   #memberOptions(c: ClusterRecord) {
     return {
       transport: 'tls' as const,
+      profile: HSM_TYPE_PROFILES[c.HsmType],
       dataDir: this.clusterDir(c.ClusterId),
       mode: c.Mode === 'FIPS' ? ('fips' as const) : ('non-fips' as const),
       backups: { dir: this.#store(c.Region).dir, region: c.Region },
@@ -247,7 +274,10 @@ export class ControlPlane {
 
   /** Waits for the background work in flight (state changes), then stops every member. */
   async close(): Promise<void> {
+    clearInterval(this.#auditTimer);
     await Promise.allSettled([...this.#work]);
+    // What the members logged last reaches the streams before they stop.
+    await this.exportAuditLogs().catch((e: unknown) => this.options.log?.(`control plane: exporting audit logs failed: ${e instanceof Error ? e.message : String(e)}`));
     await Promise.all([...this.#live.values()].map((c) => c.close()));
     this.#live.clear();
   }
@@ -334,17 +364,19 @@ export class ControlPlane {
   // ---- operations --------------------------------------------------------------------------
 
   async CreateCluster(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
-    const hsmType = str(body, 'HsmType', true);
-    if (hsmType === 'hsm1.medium') throw invalid('HsmType: hsm1.medium clusters are not emulated yet; use hsm2m.medium');
-    if (!(HSM_TYPES as readonly string[]).includes(hsmType)) throw invalid(`HsmType: hsm1.medium or hsm2m.medium, not ${JSON.stringify(hsmType)}`);
+    const hsmType = str(body, 'HsmType', true) as HsmType;
+    if (!HSM_TYPES.includes(hsmType)) throw invalid(`HsmType: hsm1.medium or hsm2m.medium, not ${JSON.stringify(hsmType)}`);
     const mode = (str(body, 'Mode') ?? 'FIPS') as ClusterRecord['Mode'];
     if (!MODES.includes(mode)) throw invalid(`Mode: FIPS or NON_FIPS, not ${JSON.stringify(mode)}`);
+    if (hsmType === 'hsm1.medium' && mode !== 'FIPS') throw invalid('Mode: hsm1.medium clusters run in FIPS mode only; NON_FIPS is for hsm2m.medium');
     const sourceId = str(body, 'SourceBackupId');
     let source: BackupInfo | undefined;
     if (sourceId !== undefined) {
       source = this.#backup(caller, sourceId.replace(/^arn:aws:cloudhsm:[a-z0-9-]+:\d{12}:backup\//, ''), 'SourceBackupId');
       if (source.state !== 'READY') throw invalid(`SourceBackupId: the backup ${source.backupId} is ${source.state}, not READY`);
       const backupMode = source.mode === 'fips' ? 'FIPS' : 'NON_FIPS';
+      const backupType = hsmTypeOf(source);
+      if (backupType !== hsmType) throw invalid(`SourceBackupId: the backup ${source.backupId} is of an ${backupType} cluster; it restores only into an ${backupType} cluster (HsmType)`);
       if (backupMode !== mode) throw invalid(`SourceBackupId: the backup ${source.backupId} is of a ${backupMode} cluster; it restores only into a ${backupMode} cluster (Mode)`);
     }
     const subnets = body.SubnetIds;
@@ -471,7 +503,9 @@ export class ControlPlane {
   /** cluster.json in the cluster's folder: what the CLI and applications connect with (STRONGROOM_CLUSTER). */
   #writeClusterFile(clusterId: string, live: LocalCluster): void {
     const dir = this.clusterDir(clusterId);
-    const file = { members: live.tls!.addresses, ca: join(dir, 'customerCA.crt'), cert: join(dir, 'client.crt'), key: join(dir, 'client.key') };
+    // Once initialized, members present the customer's cluster certificate: clients trust its anchor.
+    const anchor = join(dir, 'trustAnchor.crt');
+    const file = { members: live.tls!.addresses, ca: existsSync(anchor) ? anchor : join(dir, 'customerCA.crt'), cert: join(dir, 'client.crt'), key: join(dir, 'client.key') };
     writeFileSync(join(dir, 'cluster.json'), JSON.stringify(file, null, 2) + '\n');
   }
 
@@ -496,13 +530,18 @@ export class ControlPlane {
         const others = c.Hsms.filter((h) => h !== hsm && h.State === 'ACTIVE');
         if (live && hsm.member !== null) {
           if (others.length) {
+            // Its stream gets what it logged before it goes.
+            await this.exportAuditLogs();
             await live.removeMember(hsm.member);
             this.#writeClusterFile(c.ClusterId, live);
           } else {
             // The last HSM: the members stop; the cluster's folder keeps its state for the next HSM.
             if (live.backupStore && c.State === 'ACTIVE') await live.takeBackup('member-removed');
-            await live.close();
+            await this.exportAuditLogs();
             this.#live.delete(c.ClusterId);
+            // An export under way finishes before its cluster closes.
+            await this.auditLogs.export([]);
+            await live.close();
           }
         }
         hsm.State = 'DELETED';
@@ -541,9 +580,11 @@ export class ControlPlane {
     this.#background(
       `initializing ${c.ClusterId}`,
       async () => {
-        const dir = this.clusterDir(c.ClusterId);
-        writeFileSync(join(dir, 'clusterCertificate.crt'), signedPem.endsWith('\n') ? signedPem : `${signedPem}\n`);
-        writeFileSync(join(dir, 'trustAnchor.crt'), anchorPem.endsWith('\n') ? anchorPem : `${anchorPem}\n`);
+        // The HSM presents the certificate from now on; clients verify it against the trust anchor.
+        const live = this.#live.get(c.ClusterId);
+        if (!live) throw new Error(`the cluster ${c.ClusterId} has no running HSM`);
+        await live.installClusterCertificate(signedPem, anchorPem);
+        this.#writeClusterFile(c.ClusterId, live);
         c.Certificates = { ClusterCertificate: signedPem };
         c.State = 'INITIALIZED';
         c.StateMessage = 'The cluster is initialized: activate it (cluster activate), as its admin.';
@@ -657,7 +698,7 @@ export class ControlPlane {
       NeverExpires: b.neverExpires,
       ...(b.deleteTimestamp ? { DeleteTimestamp: Date.parse(b.deleteTimestamp) / 1000 } : {}),
       TagList: Object.entries(b.tags).map(([Key, Value]) => ({ Key, Value })),
-      HsmType: 'hsm2m.medium',
+      HsmType: hsmTypeOf(b),
       Mode: b.mode === 'fips' ? 'FIPS' : 'NON_FIPS',
     };
   }

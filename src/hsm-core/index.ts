@@ -14,7 +14,7 @@ export { serveMember, ensureClusterCsr, MEMBER_FILES, type ServeOptions, type Se
 export { HsmError, HSM_ERROR_CODES, keyRef, withArticle, type HsmErrorCode, type WireError } from './errors.js';
 export { verifyAuditChain, GENESIS_HASH, type AuditVerdict } from './audit.js';
 export { lockFolder, LOCK_FILE, type FolderLock } from './folder-lock.js';
-export { PROFILE_NAMES, type ProfileName } from './profiles.js';
+export { HSM_TYPE_PROFILES, PROFILE_NAMES, type HsmType, type ProfileName } from './profiles.js';
 export { OPERATIONS, handlesOf, type OperationFacts, type ClusterRule, type HandleField } from './operations.js';
 export {
   EC_CURVES,

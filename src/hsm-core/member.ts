@@ -17,7 +17,7 @@ import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import { checkRole, type Caller } from './access.js';
 import { HsmError, type WireError } from './errors.js';
-import { PROFILE_NAMES, getProfile, type ProfileName } from './profiles.js';
+import { PROFILE_NAMES, checkProfileMode, getProfile, type ProfileName } from './profiles.js';
 import { APPLIANCE_USERNAME, PRECO_INITIAL_PASSWORD, PRECO_USERNAME, requestSchemas, type Op, type RequestOf, type Response, type Results, type UserRole } from './protocol.js';
 import { OPERATIONS, type AuditSpec, type OperationFacts } from './operations.js';
 import { MEMBER_MODES, MemberState, type BackupKeys, type Handler } from './state.js';
@@ -300,6 +300,7 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
   if (!PROFILE_NAMES.includes(profileName)) {
     throw new HsmError('BAD_REQUEST', `profile: expected ${PROFILE_NAMES.join(' or ')}, got ${JSON.stringify(profileName)}`);
   }
+  if (options.mode !== undefined && MEMBER_MODES.includes(options.mode)) checkProfileMode(getProfile(profileName), options.mode);
   const cost = options.passwordCost ?? 15;
   if (!Number.isInteger(cost) || cost < 10 || cost > 20) throw new HsmError('BAD_REQUEST', `passwordCost: 10–20, got ${cost}`);
   const store = options.dataDir !== undefined ? await MemberStore.open(options.dataDir, options.passphrase ?? process.env.STRONGROOM_MASTER_PASSPHRASE) : null;

@@ -76,7 +76,7 @@ const WRAP_FLAVOURS = new Set(['aes-no-pad', 'aes-pkcs5-pad', 'aes-zero-pad']);
  * | logout, closeSession, changePassword (own; admin:       |  -   |   Y   |   Y   | Y  | Y  |
  * |   anyone's), generateRandom                              |      |       |       |    |    |
  * | createUser, deleteUser                                   |  -   |   -   |   Y   | -  | -  |
- * | getAuditLog                                              |  -   |   -   |   Y   | -  | -  |
+ * | getAuditLog                                              |  -   |   -   |   Y   | -  | Y  |
  * | findKeys, getAttributes                                  |  -   |   -   |   Y   | Y  | -  |
  * | setAttributes (admin: `trusted` only; CU: owner only)    |  -   |   -   |   Y   | Y  | -  |
  * | extract/insert masked objects, getSyncStatus             |  -   |   -   |   Y   | Y  | Y  |
@@ -110,7 +110,8 @@ export const OPERATIONS: { readonly [O in Op]: OperationFacts<O> } = {
   deleteUser: { who: ['admin'], handles: [], cluster: 'changes-user', relay: false, durable: 'change', audit: { opcode: 'CN_DELETE_USER', target: (r) => r.username } },
   changePassword: { who: ANY_SESSION, handles: [], cluster: 'changes-user', relay: false, durable: 'change', audit: { opcode: 'CN_CHANGE_PSWD', target: (r) => r.username } },
   changeMfa: { who: ['admin', 'crypto-user'], handles: [], cluster: 'changes-user', relay: false, durable: 'change', audit: { opcode: 'SR_CHANGE_MFA', target: (r) => r.username } },
-  getAuditLog: { who: ['admin'], handles: [], cluster: 'one-member', relay: true, durable: false },
+  // The appliance user reads it too: CloudHSM's side of the cluster sends the logs to CloudWatch Logs.
+  getAuditLog: { who: ['admin', 'appliance'], handles: [], cluster: 'one-member', relay: true, durable: false },
 
   // ---- quorum
   registerQuorumKey: { who: ['admin', 'crypto-user'], handles: [], cluster: 'changes-user', relay: false, durable: 'change', audit: { opcode: 'SR_REGISTER_QUORUM_KEY' } },

@@ -1,16 +1,21 @@
 /**
  * Profiles: the capacity rules a member enforces. `cloudhsm` reproduces CloudHSM's published
- * per-call data limits, quotas and the hsm2m.medium key types; `unlimited` keeps every rule of
- * access and attributes but lifts sizes and counts, for tests and for workloads that CloudHSM
- * would refuse (small RSA keys, X25519, large HMAC inputs).
+ * per-call data limits, quotas and key types of an hsm2m.medium cluster, `cloudhsm-hsm1` those of
+ * an hsm1.medium cluster (CLOUDHSM.md §3.1, §8: 3,300 keys, 250 users, no Ed25519, FIPS mode
+ * only); `unlimited` keeps every rule of access and attributes but lifts sizes and counts, for
+ * tests and for workloads that CloudHSM would refuse (small RSA keys, X25519, large HMAC inputs).
  *
  * @module
  */
 import { HsmError } from './errors.js';
 import type { KeyType } from './attributes.js';
 
-export type ProfileName = 'cloudhsm' | 'unlimited';
-export const PROFILE_NAMES: readonly ProfileName[] = ['cloudhsm', 'unlimited'];
+export type ProfileName = 'cloudhsm' | 'cloudhsm-hsm1' | 'unlimited';
+export const PROFILE_NAMES: readonly ProfileName[] = ['cloudhsm', 'cloudhsm-hsm1', 'unlimited'];
+
+/** CloudHSM's HSM types, and the profile that reproduces each. */
+export const HSM_TYPE_PROFILES = { 'hsm2m.medium': 'cloudhsm', 'hsm1.medium': 'cloudhsm-hsm1' } as const satisfies Record<string, ProfileName>;
+export type HsmType = keyof typeof HSM_TYPE_PROFILES;
 
 /** Mechanisms whose input is capped per call in CloudHSM (pkcs11-mechanisms.md, "Maximum data size"). */
 export type DataLimitName =
@@ -24,6 +29,10 @@ export type DataLimitName =
 
 export interface Profile {
   readonly name: ProfileName;
+  /** The CloudHSM HSM type it reproduces (null: none, `unlimited`). */
+  readonly hsmType: HsmType | null;
+  /** The cluster modes it may run in (hsm1.medium: FIPS only). */
+  readonly modes: readonly ('fips' | 'non-fips')[];
   /** Keys per member (CloudHSM: keys per cluster). */
   readonly maxKeys: number;
   /** Of which public and private key objects. */
@@ -49,6 +58,8 @@ export interface Profile {
 
 const CLOUDHSM: Profile = {
   name: 'cloudhsm',
+  hsmType: 'hsm2m.medium',
+  modes: ['fips', 'non-fips'],
   maxKeys: 16_666,
   maxAsymmetricKeys: 3_333,
   maxUsers: 1_024,
@@ -71,8 +82,22 @@ const CLOUDHSM: Profile = {
   ctrKeyWrap: false,
 };
 
+/** hsm1.medium: 3,300 keys of any class, 250 users (the current quota table), no Ed25519, FIPS only. */
+const CLOUDHSM_HSM1: Profile = {
+  ...CLOUDHSM,
+  name: 'cloudhsm-hsm1',
+  hsmType: 'hsm1.medium',
+  modes: ['fips'],
+  maxKeys: 3_300,
+  maxAsymmetricKeys: 3_300,
+  maxUsers: 250,
+  keyTypes: new Set<KeyType>(['aes', 'generic-secret', 'rsa', 'ec']),
+};
+
 const UNLIMITED: Profile = {
   name: 'unlimited',
+  hsmType: null,
+  modes: ['fips', 'non-fips'],
   maxKeys: Infinity,
   maxAsymmetricKeys: Infinity,
   maxUsers: Infinity,
@@ -96,13 +121,21 @@ const UNLIMITED: Profile = {
 
 export function getProfile(name: ProfileName): Profile {
   if (name === 'cloudhsm') return CLOUDHSM;
+  if (name === 'cloudhsm-hsm1') return CLOUDHSM_HSM1;
   if (name === 'unlimited') return UNLIMITED;
-  throw new HsmError('BAD_REQUEST', `profile: expected 'cloudhsm' or 'unlimited', got ${JSON.stringify(name)}`);
+  throw new HsmError('BAD_REQUEST', `profile: expected ${PROFILE_NAMES.join(', ')}, got ${JSON.stringify(name)}`);
+}
+
+/** Refuses a mode the profile's HSM type does not have (NON_FIPS is hsm2m.medium's only). */
+export function checkProfileMode(profile: Profile, mode: 'fips' | 'non-fips'): void {
+  if (!profile.modes.includes(mode)) {
+    throw new HsmError('BAD_REQUEST', `mode: ${profile.hsmType} clusters run in FIPS mode only (the ${profile.name} profile); non-fips is for hsm2m.medium (the cloudhsm profile)`);
+  }
 }
 
 /** The advice appended to every profile refusal, so the reader knows which switch lifts it. */
 export function liftHint(profile: Profile): string {
-  return profile.name === 'cloudhsm' ? " (CloudHSM's limit; start the cluster with profile: 'unlimited' to lift it)" : '';
+  return profile.hsmType !== null ? " (CloudHSM's limit; start the cluster with profile: 'unlimited' to lift it)" : '';
 }
 
 /** Refuses `length` bytes of input to a mechanism capped by the profile. */
@@ -123,7 +156,7 @@ export function checkDataLimit(profile: Profile, limit: DataLimitName, length: n
  * profile follows the mode; `unlimited` keeps every mechanism.
  */
 export function checkModeAllows(profile: Profile, mode: 'fips' | 'non-fips', what: { keyType: KeyType } | { mechanism: string; use: 'encrypt' | 'wrap' }): void {
-  if (profile.name !== 'cloudhsm' || mode !== 'fips') return;
+  if (profile.hsmType === null || mode !== 'fips') return;
   if ('keyType' in what) {
     if (what.keyType === 'ed25519') throw new HsmError('NOT_SUPPORTED_BY_PROFILE', 'ed25519 keys are for clusters in non-FIPS mode; this cluster is in FIPS mode (create it with mode non-fips, Mode NON_FIPS in the CloudHSM V2 API)');
     return;

@@ -6,8 +6,9 @@
  * tags and pages; each refusal by its type. Requests are SigV4-signed and checked.
  */
 import { execFileSync } from 'node:child_process';
-import type { webcrypto } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate, type webcrypto } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -36,6 +37,18 @@ import { runCli } from '../helpers/cloudhsm-cli.js';
 
 const CREDENTIALS = { accessKeyId: 'AKIASTRONGROOMTEST01', secretAccessKey: 'strongroom-test-secret-access-key-0001' };
 const SUBNETS = ['subnet-0a1b2c3d4e5f60718', 'subnet-0f1e2d3c4b5a69788'];
+
+/** The SHA-256 fingerprint of the certificate the member at `address` presents to a client trusting only `anchor`. */
+function presented(address: string, anchor: string, client: { cert: string; key: string }): Promise<string> {
+  const [host, port] = address.split(':');
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({ host: host!, port: Number(port), ca: anchor, cert: readFileSync(client.cert), key: readFileSync(client.key), checkServerIdentity: () => undefined }, () => {
+      resolve(socket.getPeerX509Certificate()!.fingerprint256);
+      socket.destroy();
+    });
+    socket.on('error', reject);
+  });
+}
 
 /** The refusal a call ends in: its exception name and message. */
 async function refusal(p: Promise<unknown>): Promise<{ name: string; message: string; status: number | undefined }> {
@@ -120,6 +133,10 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
     expect(init.State).to.equal('INITIALIZE_IN_PROGRESS');
     c = await until(id, (x) => x.State === 'INITIALIZED');
     expect(c.Certificates).to.deep.equal({ ClusterCertificate: signed });
+    // The HSM now presents the certificate we signed; a client that trusts only our anchor connects.
+    const clusterFile = JSON.parse(readFileSync(join(plane.clusterDir(id), 'cluster.json'), 'utf8')) as { members: string[]; ca: string; cert: string; key: string };
+    expect(readFileSync(clusterFile.ca, 'utf8')).to.equal(anchor.endsWith('\n') ? anchor : `${anchor}\n`);
+    expect(await presented(clusterFile.members[0]!, anchor, clusterFile)).to.equal(new X509Certificate(signed).fingerprint256);
 
     // Activation is the admin's, through the CLI, against the cluster's own cluster.json.
     const cli = { ...process.env, STRONGROOM_CLUSTER: join(plane.clusterDir(id), 'cluster.json'), STRONGROOM_CLI_CONFIG: join(dir, 'cli.json') };
@@ -132,8 +149,13 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
       c = await until(id, (x) => x.Hsms!.find((h) => h.HsmId === more.Hsm!.HsmId)?.State === 'ACTIVE');
     }
     expect(c.Hsms!.map((h) => h.State)).to.deep.equal(['ACTIVE', 'ACTIVE', 'ACTIVE']);
+    // Every HSM of the cluster presents the cluster certificate, as CloudHSM's do.
+    const joined = JSON.parse(readFileSync(join(plane.clusterDir(id), 'cluster.json'), 'utf8')) as { members: string[]; ca: string; cert: string; key: string };
+    expect(joined.members).to.have.length(3);
+    for (const address of joined.members) expect(await presented(address, anchor, joined)).to.equal(new X509Certificate(signed).fingerprint256);
 
     // An application connects over TLS with cluster.json, as any other, and makes keys.
+    let victim = '';
     const remote = await connectFromEnvironment({ STRONGROOM_CLUSTER: cli.STRONGROOM_CLUSTER });
     try {
       const admin = await remote.login('admin', 'admin-password-1');
@@ -166,7 +188,7 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
           }
         }),
       );
-      const victim = c.Hsms![1]!.HsmId!;
+      victim = c.Hsms![1]!.HsmId!;
       expect(await client.send(new DeleteHsmCommand({ ClusterId: id, HsmId: victim }))).to.include({ HsmId: victim });
       c = await until(id, (x) => !x.Hsms!.some((h) => h.HsmId === victim));
       stop = true;
@@ -177,6 +199,25 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
     } finally {
       await remote.close();
     }
+
+    // The audit logs as CloudHSM sends them to CloudWatch Logs: a stream per HSM, gapless from 0,
+    // each event in CloudHSM's text shape; the deleted HSM's stream stays.
+    await plane.exportAuditLogs();
+    const streams = readdirSync(join(dir, 'plane', 'cloudwatch-logs', 'aws', 'cloudhsm', id)).sort();
+    expect(streams).to.deep.equal([...c.Hsms!.map((h) => h.HsmId!), victim].map((h) => `${h}.jsonl`).sort());
+    const first = join(dir, 'plane', 'cloudwatch-logs', 'aws', 'cloudhsm', id, `${c.Hsms![0]!.HsmId}.jsonl`);
+    const events = readFileSync(first, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { timestamp: number; message: string });
+    expect(events.map((e) => Number(/^Sequence No : (0x[0-9a-f]+)$/m.exec(e.message)![1]))).to.deep.equal(events.map((_, i) => i));
+    expect(events[0]!.message).to.match(/^Time: \d\d\/\d\d\/\d\d \d\d:\d\d:\d\d\.\d{6}, usecs:\d{16}\nSequence No : 0x0\nReboot counter : 0x0\nCommand Type\(hex\) : CN_MGMT_CMD \(0x0\)\nOpcode : CN_INIT_TOKEN \(0x1\)\nSession Handle : 0x0\nResponse : 0:HSM Return: SUCCESS\nLog type : MINIMAL_LOG_ENTRY \(0\)$/);
+    expect(events[0]!.timestamp).to.be.closeTo(Date.now(), 600_000);
+    const appLogin = events.find((e) => e.message.includes('Opcode : CN_LOGIN (0xd)') && e.message.includes('User Name : app\n'));
+    expect(appLogin?.message).to.match(/Response : 0:HSM Return: SUCCESS\nLog type : MGMT_USER_DETAILS_LOG \(2\)\nUser Name : app\nUser Type : CN_CRYPTO_USER \(1\)$/);
+    const activation = events.find((e) => e.message.includes('Opcode : CN_CHANGE_PSWD (0x9)'));
+    expect(activation?.message).to.match(/User Name : admin\nUser Type : CN_CRYPTO_PRE_OFFICER \(6\)$/);
+    // Exporting again with nothing new changes nothing (the exporter's own reading is not news).
+    await plane.exportAuditLogs();
+    await plane.exportAuditLogs();
+    expect(readFileSync(first, 'utf8').trimEnd().split('\n')).to.have.length(events.length);
 
     // The members' own backups: at least those taken when members were added and removed.
     const { Backups } = await client.send(new DescribeBackupsCommand({ Filters: { clusterIds: [id] } }));
@@ -241,6 +282,15 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await client.send(new CreateClusterCommand({ HsmType: 'hsm2m.medium', SubnetIds: [SUBNETS[0]!], Mode: 'NON_FIPS' } as never))).Cluster!.ClusterId!);
     for (const id of ids) await until(id, (x) => x.State === 'UNINITIALIZED');
+    // An hsm1.medium cluster (FIPS, its own limits): its HSM is a member of the cloudhsm-hsm1 profile.
+    const hsm1 = (await client.send(new CreateClusterCommand({ HsmType: 'hsm1.medium', SubnetIds: [SUBNETS[0]!] }))).Cluster!.ClusterId!;
+    await until(hsm1, (x) => x.State === 'UNINITIALIZED');
+    await client.send(new CreateHsmCommand({ ClusterId: hsm1, AvailabilityZone: 'us-east-1a' }));
+    const small = await until(hsm1, (x) => x.Hsms?.[0]?.State === 'ACTIVE');
+    expect(small).to.include({ HsmType: 'hsm1.medium', State: 'UNINITIALIZED' });
+    expect((await plane.live(hsm1)!.hsmInfo())[0]).to.include({ profile: 'cloudhsm-hsm1', mode: 'fips', maxUsers: 250 });
+    await client.send(new DeleteHsmCommand({ ClusterId: hsm1, HsmId: small.Hsms![0]!.HsmId! }));
+    await until(hsm1, (x) => x.Hsms!.length === 0);
     // Pages of one: every cluster exactly once.
     const seen: string[] = [];
     let token: string | undefined;
@@ -266,6 +316,13 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
 
     // Refusals, by type; none changes anything.
     expect(await refusal(client.send(new CreateClusterCommand({ HsmType: 'hsm9.tiny', SubnetIds: SUBNETS })))).to.deep.equal({ name: 'CloudHsmInvalidRequestException', message: 'HsmType: hsm1.medium or hsm2m.medium, not "hsm9.tiny"', status: 400 });
+    expect(await refusal(client.send(new CreateClusterCommand({ HsmType: 'hsm1.medium', SubnetIds: SUBNETS, Mode: 'NON_FIPS' } as never)))).to.deep.equal({ name: 'CloudHsmInvalidRequestException', message: 'Mode: hsm1.medium clusters run in FIPS mode only; NON_FIPS is for hsm2m.medium', status: 400 });
+    const hsm2mBackup = (await client.send(new DescribeBackupsCommand({ Filters: { clusterIds: [story] } }))).Backups![0]!.BackupId!;
+    expect(await refusal(client.send(new CreateClusterCommand({ HsmType: 'hsm1.medium', SubnetIds: SUBNETS, SourceBackupId: hsm2mBackup })))).to.deep.equal({
+      name: 'CloudHsmInvalidRequestException',
+      message: `SourceBackupId: the backup ${hsm2mBackup} is of an hsm2m.medium cluster; it restores only into an hsm2m.medium cluster (HsmType)`,
+      status: 400,
+    });
     expect(await refusal(client.send(new CreateHsmCommand({ ClusterId: 'cluster-aaaaaaaaaaa', AvailabilityZone: 'us-east-1a' })))).to.deep.equal({ name: 'CloudHsmResourceNotFoundException', message: 'ClusterId: no cluster cluster-aaaaaaaaaaa in us-east-1', status: 400 });
     expect(await refusal(client.send(new CreateHsmCommand({ ClusterId: id, AvailabilityZone: 'us-east-1c' })))).to.deep.equal({ name: 'CloudHsmInvalidRequestException', message: `AvailabilityZone: the cluster ${id} has subnets in us-east-1a, not us-east-1c`, status: 400 });
     expect(await refusal(client.send(new TagResourceCommand({ ResourceId: id, TagList: [{ Key: 'aws:reserved', Value: 'x' }] })))).to.deep.equal({ name: 'CloudHsmTagException', message: 'TagList[0]: the aws: prefix is reserved for AWS\'s own tags', status: 400 });

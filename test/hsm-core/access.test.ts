@@ -129,7 +129,8 @@ const ROWS: Row[] = [
     request: (c) => ({ op: 'createUser', ...s(c), username: 'erin', password: 'erin-password', role: 'crypto-user' }),
   },
   { name: 'deleteUser', op: 'deleteUser', allowed: ADMIN, request: (c) => ({ op: 'deleteUser', ...s(c), username: 'dave' }) },
-  { name: 'getAuditLog', op: 'getAuditLog', allowed: ADMIN, request: (c) => ({ op: 'getAuditLog', ...s(c) }) },
+  // The appliance user reads it for CloudHSM's side, which sends it to CloudWatch Logs.
+  { name: 'getAuditLog', op: 'getAuditLog', allowed: ['admin', 'appliance'], request: (c) => ({ op: 'getAuditLog', ...s(c) }) },
   // Key listing: admins and crypto users.
   { name: 'findKeys', op: 'findKeys', allowed: ADMIN_CU, request: (c) => ({ op: 'findKeys', ...s(c) }) },
   { name: 'getAttributes', op: 'getAttributes', allowed: ADMIN_CU, request: (c) => ({ op: 'getAttributes', ...s(c), handle: c.keys.aes }) },

@@ -129,6 +129,11 @@ describe('hsm-core: backups', () => {
     const { backup } = await backedUp();
     const unlimited = await freshMember({ serviceKey: SERVICE, profile: 'unlimited' });
     expect((await unlimited.fail({ op: 'restoreBackup', backup }, 'BACKUP_INVALID')).message).to.equal('backup: it comes from a cloudhsm member and this one runs the unlimited profile');
+    // An hsm2m.medium backup does not restore onto an hsm1.medium HSM (the type is in its clear header).
+    expect(readBackupHeader(backup).header.profile).to.equal('cloudhsm');
+    const hsm1 = await freshMember({ serviceKey: SERVICE, profile: 'cloudhsm-hsm1' });
+    expect((await hsm1.fail({ op: 'restoreBackup', backup }, 'BACKUP_INVALID')).message).to.equal('backup: it comes from a cloudhsm member and this one runs the cloudhsm-hsm1 profile');
+    for (const m of [unlimited, hsm1]) expect((await m.ok({ op: 'getHsmInfo' })).clusterId).to.equal(null);
     const fresh = await freshMember({ serviceKey: SERVICE });
     const appliance = await fresh.login('app_user', PASSWORDS.app_user);
     expect((await fresh.fail({ op: 'createBackup', session: appliance }, 'CLUSTER_NOT_ACTIVE')).message).to.equal('only a member of an active cluster can be backed up');

@@ -6,7 +6,20 @@ import { constants, createPublicKey, generateKeyPairSync, publicEncrypt } from '
 import { expect } from 'chai';
 import type { HashName } from '../../src/hsm-core/index.js';
 import { rsaPkcs8 } from '../helpers/keys.js';
-import { activatedMember, type Fixture } from '../helpers/member.js';
+import { HsmError } from '../../src/hsm-core/index.js';
+import { activatedMember, freshMember, type Fixture } from '../helpers/member.js';
+
+/** The error a member's creation ends in. */
+async function refusedMember(options: Parameters<typeof freshMember>[0]): Promise<HsmError> {
+  try {
+    await freshMember(options);
+  } catch (e) {
+    expect(e).to.be.instanceOf(HsmError);
+    expect((e as HsmError).code).to.equal('BAD_REQUEST');
+    return e as HsmError;
+  }
+  throw new Error('the member was created; a refusal was expected');
+}
 
 const HINT = "(CloudHSM's limit; start the cluster with profile: 'unlimited' to lift it)";
 
@@ -134,6 +147,28 @@ describe('hsm-core: profiles', () => {
         const rsa = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'rsa', modulusBits: 2048, publicAttributes: { encrypt: true } });
         await f.m.ok({ op: 'encrypt', session: f.alice, handle: rsa.publicHandle, mechanism: { name: 'rsa-pkcs' }, data: new Uint8Array(16) });
       }
+    });
+  });
+
+  describe('hsm1.medium (the cloudhsm-hsm1 profile)', function () {
+    this.timeout(60_000);
+
+    it('3,300 keys of any class, no Ed25519, FIPS mode only; 250 users', async () => {
+      expect((await refusedMember({ profile: 'cloudhsm-hsm1', mode: 'non-fips' })).message).to.equal(
+        'mode: hsm1.medium clusters run in FIPS mode only (the cloudhsm-hsm1 profile); non-fips is for hsm2m.medium (the cloudhsm profile)',
+      );
+      const f = await activatedMember({ profile: 'cloudhsm-hsm1' });
+      expect((await f.m.ok({ op: 'getHsmInfo' })).mode).to.equal('fips');
+      expect((await f.m.fail({ op: 'generateKeyPair', session: f.alice, keyType: 'ed25519' }, 'NOT_SUPPORTED_BY_PROFILE')).message).to.equal(`ed25519 keys are not an hsm1.medium key type, so the cloudhsm-hsm1 profile refuses them ${HINT}`);
+      // 3,300 keys of any class fill the HSM.
+      const held = (await f.m.ok({ op: 'getHsmInfo' })).keys;
+      for (let i = held; i < 3_300; i++) await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16 });
+      for (const request of [{ op: 'generateKey', keyType: 'aes', lengthBytes: 16 }, { op: 'generateKeyPair', keyType: 'ec', curve: 'secp256r1' }] as const) {
+        expect((await f.m.fail({ ...request, session: f.alice }, 'QUOTA_EXCEEDED')).message).to.equal(`the member holds 3300 keys; the cloudhsm-hsm1 profile allows 3300 ${HINT}`);
+      }
+      const start = (await f.m.ok({ op: 'listUsers' })).users.length;
+      for (let i = start; i < 250; i++) await f.m.ok({ op: 'createUser', session: f.admin, username: `user${i}`, password: 'user-password', role: 'crypto-user' });
+      expect((await f.m.fail({ op: 'createUser', session: f.admin, username: 'one_too_many', password: 'user-password', role: 'crypto-user' }, 'QUOTA_EXCEEDED')).message).to.equal(`the member has 250 users; the cloudhsm-hsm1 profile allows 250 ${HINT}`);
     });
   });
 

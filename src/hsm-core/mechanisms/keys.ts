@@ -121,7 +121,8 @@ function computeFacts(cls: KeyClass, type: KeyType, key: KeyObject): MaterialFac
   }
   // Asymmetric: the KCV is the first 3 bytes of SHA-1 over the public key (SPKI DER), so the two
   // halves of a pair report the same value.
-  const kcv = hexOf(createHash('sha1').update(spkiOf(key)).digest().subarray(0, 3));
+  const spki = spkiOf(key);
+  const kcv = hexOf(createHash('sha1').update(spki).digest().subarray(0, 3));
   switch (type) {
     case 'rsa': {
       const details = key.asymmetricKeyDetails!;
@@ -139,7 +140,7 @@ function computeFacts(cls: KeyClass, type: KeyType, key: KeyObject): MaterialFac
     }
     case 'ec': {
       const curve = curveOf(key);
-      const point = ecPointOf(key, curve);
+      const point = spki.subarray(spki.length - (1 + 2 * curveFieldBytes(curve)));
       // CloudHSM's sizes: the point for a public key (57 on secp224r1), PKCS #8 for a private one (122).
       return { 'check-value': kcv, 'key-length-bytes': key.type === 'private' ? pkcs8Length(key) : point.length, curve, 'ec-point': hexOf(derOctetString(point)) };
     }
@@ -147,8 +148,7 @@ function computeFacts(cls: KeyClass, type: KeyType, key: KeyObject): MaterialFac
     case 'x25519':
     case 'ed448':
     case 'x448': {
-      const raw = spkiOf(key);
-      const publicBytes = raw.length - OKP_SPKI_PREFIX_BYTES;
+      const publicBytes = spki.length - OKP_SPKI_PREFIX_BYTES;
       return { 'check-value': kcv, 'key-length-bytes': key.type === 'private' ? pkcs8Length(key) : publicBytes, curve: type };
     }
     default:
@@ -170,7 +170,7 @@ export function checkKeyAllowed(profile: Profile, type: KeyType, facts: Material
   if (!profile.keyTypes.has(type)) {
     throw new HsmError(
       'NOT_SUPPORTED_BY_PROFILE',
-      `${type} keys are not an hsm2m.medium key type, so the ${profile.name} profile refuses them${liftHint(profile)}`,
+      `${type} keys are not an ${profile.hsmType ?? 'unlimited'} key type, so the ${profile.name} profile refuses them${liftHint(profile)}`,
     );
   }
   if (type === 'aes') {
@@ -381,8 +381,12 @@ export function parseKey(
     if (curve !== undefined && curve !== actualCurve) {
       throw new HsmError('KEY_TYPE_INCONSISTENT', `keyData holds a key on ${actualCurve}, but curve says ${curve}`);
     }
-    // A point given compressed is kept uncompressed, the form every export (spki, raw, ec-point) uses.
-    if (cls === 'public-key') key = rawPublicKey('ec', actualCurve, spkiPoint(key.export({ format: 'der', type: 'spki' })));
+    // A point given compressed (only an SPKI can hold one: JWK and raw imports are made
+    // uncompressed) is kept uncompressed, the form every export (spki, raw, ec-point) uses.
+    if (cls === 'public-key' && format === 'spki') {
+      const point = spkiPoint(view(data as Uint8Array));
+      if (point[0] !== 0x04) key = rawPublicKey('ec', actualCurve, point);
+    }
   }
   return material(cls, type, key);
 }

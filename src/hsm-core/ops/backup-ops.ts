@@ -47,6 +47,8 @@ export interface BackupHeader {
   manufacturer: string;
   sourceSerial: string;
   createdAt: string;
+  /** The profile of the member it was taken from, hence its HSM type (absent in older backups: cloudhsm). */
+  profile?: string;
 }
 
 interface BackupContent {
@@ -88,6 +90,7 @@ export const createBackup: Handler<'createBackup'> = (m, caller) => {
     manufacturer: manufacturerFingerprint(keys.manufacturerKey),
     sourceSerial: m.serialNumber,
     createdAt: new Date().toISOString(),
+    profile: m.profile.name,
   };
   const headerBytes = Buffer.from(JSON.stringify(header));
   const secret = m.masking.exportSecret();

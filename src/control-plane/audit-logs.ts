@@ -1,0 +1,183 @@
+/**
+ * The members' audit logs in the shape CloudHSM sends them to CloudWatch Logs (CLOUDHSM.md §6):
+ * log group `/aws/cloudhsm/<cluster id>`, one stream per HSM named by its HSM id (a replaced HSM
+ * gets a new stream), each event a text block of `Name : value` lines — Time, Sequence No, Reboot
+ * counter, Command Type, Opcode, Session Handle, Response, Log type, then User Name and User Type
+ * or the key handles. Teams point their audit parsers and alarms at the folder.
+ *
+ * On disk: `<folder>/aws/cloudhsm/<cluster id>/<hsm id>.jsonl`, one event per line as CloudWatch
+ * Logs' GetLogEvents gives them (`{"timestamp": ms, "message": "…"}`). The exporter reads each
+ * member's log as the appliance user (CloudHSM's side of the cluster; its login and logout are in
+ * the log too) whenever the member's audit head has moved past what was exported.
+ *
+ * Where Strongroom differs: opcodes CloudHSM does not have are named `SR_…` with no number; an
+ * error response is `<n>:HSM Error: <name>` only for the errors whose CloudHSM number is
+ * documented (a failed login), otherwise `255:HSM Error: <Strongroom's code>`.
+ *
+ * @module
+ */
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LocalCluster } from '../app/index.js';
+import type { AuditRecord } from '../hsm-core/index.js';
+
+/** Opcode numbers CloudHSM's audit log reference documents. */
+const OPCODES: Record<string, number> = {
+  CN_INIT_TOKEN: 0x1,
+  CN_CREATE_USER: 0x3,
+  CN_CREATE_CO: 0x4,
+  CN_CHANGE_PSWD: 0x9,
+  CN_LOGIN: 0xd,
+  CN_LOGOUT: 0xe,
+  CN_DESTROY_OBJECT: 0x11,
+  CN_SHARE_OBJECT: 0x12,
+  CN_GENERATE_KEY: 0x17,
+  CN_GENERATE_KEY_PAIR: 0x19,
+  CN_WRAP_KEY: 0x1a,
+  CN_UNWRAP_KEY: 0x1b,
+  CN_GEN_PSWD_ENC_KEY: 0x1d,
+  CN_NIST_AES_WRAP: 0x1e,
+  CN_INIT_DONE: 0x95,
+  CN_DELETE_USER: 0xa1,
+  CN_EXTRACT_MASKED_OBJECT_USER: 0xf0,
+  CN_INSERT_MASKED_OBJECT_USER: 0xf1,
+  CN_CREATE_APPLIANCE_USER: 0xfc,
+};
+
+const USER_TYPES: Record<string, string> = {
+  'crypto-user': 'CN_CRYPTO_USER (1)',
+  admin: 'CN_CRYPTO_OFFICER (2)',
+  appliance: 'CN_APPLIANCE_USER (5)',
+  'unactivated-admin': 'CN_CRYPTO_PRE_OFFICER (6)',
+};
+
+const RESPONSES: Record<string, string> = {
+  SUCCESS: '0:HSM Return: SUCCESS',
+  LOGIN_FAILED: '163:HSM Error: RET_USER_LOGIN_FAILURE',
+  INVALID_PASSWORD: '163:HSM Error: RET_USER_LOGIN_FAILURE',
+};
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+const two = (n: number) => String(n).padStart(2, '0');
+
+/** CloudHSM's time line: `Time: 12/19/17 21:01:17.140812, usecs:1513717277140812` (UTC). */
+function timeLine(iso: string): { line: string; ms: number } {
+  const d = new Date(iso);
+  const ms = d.getTime();
+  const micros = `${String(d.getUTCMilliseconds()).padStart(3, '0')}000`;
+  const when = `${two(d.getUTCMonth() + 1)}/${two(d.getUTCDate())}/${two(d.getUTCFullYear() % 100)} ${two(d.getUTCHours())}:${two(d.getUTCMinutes())}:${two(d.getUTCSeconds())}.${micros}`;
+  return { line: `Time: ${when}, usecs:${ms}000`, ms };
+}
+
+/** One audit record as the message of a CloudWatch Logs event. */
+export function cloudWatchMessage(r: AuditRecord): { timestamp: number; message: string } {
+  const { line, ms } = timeLine(r.time);
+  const code = OPCODES[r.opcode];
+  const lines = [
+    line,
+    `Sequence No : ${hex(r.sequence)}`,
+    `Reboot counter : ${hex(r.rebootCounter)}`,
+    'Command Type(hex) : CN_MGMT_CMD (0x0)',
+    `Opcode : ${r.opcode}${code !== undefined ? ` (${hex(code)})` : ''}`,
+    `Session Handle : ${r.sessionHandle === null ? '0x0' : hex(r.sessionHandle)}`,
+    `Response : ${RESPONSES[r.response] ?? `255:HSM Error: ${r.response}`}`,
+  ];
+  const name = r.targetUser ?? r.user;
+  if (r.keyHandles.length) {
+    // A pair's private key first, then its public key (CloudHSM's two handle lines).
+    lines.push('Log type : MGMT_KEY_DETAILS_LOG (1)', `Priv/Secret Key Handle : ${r.keyHandles[0]}`);
+    if (r.keyHandles.length > 1) lines.push(`Public Key Handle : ${r.keyHandles[1]}`);
+  } else if (name !== null) {
+    lines.push('Log type : MGMT_USER_DETAILS_LOG (2)', `User Name : ${name}`);
+    // The type is known for the user who acted; a user acted on is named without it.
+    if (r.userType !== null && name === r.user) lines.push(`User Type : ${USER_TYPES[r.userType] ?? r.userType}`);
+  } else {
+    lines.push('Log type : MINIMAL_LOG_ENTRY (0)');
+  }
+  return { timestamp: ms, message: lines.join('\n') };
+}
+
+export interface AuditStream {
+  clusterId: string;
+  hsmId: string;
+  member: number;
+  live: LocalCluster;
+}
+
+/** Writes each HSM's new audit records to its stream file. */
+export class AuditLogExporter {
+  /** Per stream file: the next sequence to write, and the head seen after the last export. */
+  readonly #positions = new Map<string, { next: number; seenHead: number }>();
+  #running: Promise<void> | null = null;
+
+  constructor(readonly folder: string) {}
+
+  /** The file of an HSM's stream. */
+  streamFile(clusterId: string, hsmId: string): string {
+    return join(this.folder, 'aws', 'cloudhsm', clusterId, `${hsmId}.jsonl`);
+  }
+
+  /** Exports what is new on every stream (one pass at a time; a caller during a pass waits for the next). */
+  async export(streams: AuditStream[]): Promise<void> {
+    while (this.#running) await this.#running;
+    const run = this.#exportAll(streams);
+    this.#running = run;
+    try {
+      await run;
+    } finally {
+      this.#running = null;
+    }
+  }
+
+  async #exportAll(streams: AuditStream[]): Promise<void> {
+    const heads = new Map<LocalCluster, Map<number, number>>();
+    // A stream that fails (its member went away mid-read) does not hold up the others; the first failure is reported after.
+    const failures: unknown[] = [];
+    for (const s of streams) {
+      await this.#exportOne(s, heads).catch((e: unknown) => failures.push(e));
+    }
+    if (failures.length) throw failures[0];
+  }
+
+  async #exportOne(s: AuditStream, heads: Map<LocalCluster, Map<number, number>>): Promise<void> {
+    let byMember = heads.get(s.live);
+    if (!byMember) {
+      const infos = await s.live.hsmInfo().catch(() => []);
+      heads.set(s.live, (byMember = new Map(infos.map((i) => [i.memberIndex, i.auditHead.sequence]))));
+    }
+    const head = byMember.get(s.member);
+    if (head === undefined) return; // the member is not answering: its records wait for the next pass
+    const file = this.streamFile(s.clusterId, s.hsmId);
+    const position = this.#positions.get(file) ?? { next: nextSequence(file), seenHead: -1 };
+    this.#positions.set(file, position);
+    // Nothing new but the exporter's own logout (or nothing at all): no login, so no new record.
+    if (head < position.next || head === position.seenHead) return;
+    await this.#exportStream(s, file, position);
+  }
+
+  async #exportStream(s: AuditStream, file: string, position: { next: number; seenHead: number }): Promise<void> {
+    mkdirSync(join(this.folder, 'aws', 'cloudhsm', s.clusterId), { recursive: true, mode: 0o700 });
+    for (;;) {
+      const page = await s.live.readAuditLog(s.member, position.next);
+      if (page.records.length) {
+        appendFileSync(file, page.records.map((r) => JSON.stringify(cloudWatchMessage(r))).join('\n') + '\n', { mode: 0o600 });
+        position.next = page.records.at(-1)!.sequence + 1;
+      }
+      if (page.records.length === 0 || position.next > page.head.sequence) {
+        // The reading session's logout comes next: the head it leaves needs no new pass.
+        position.seenHead = page.head.sequence + 1;
+        return;
+      }
+    }
+  }
+}
+
+/** The sequence after the last event already in a stream file (0 for a new stream). */
+function nextSequence(file: string): number {
+  if (!existsSync(file)) return 0;
+  const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+  const last = lines.at(-1);
+  if (!last) return 0;
+  const m = /Sequence No : 0x([0-9a-f]+)/.exec((JSON.parse(last) as { message: string }).message);
+  return m ? parseInt(m[1]!, 16) + 1 : 0;
+}
