@@ -18,8 +18,9 @@
  * `session.crypto` and native WebCrypto.
  *
  * Environment: BENCH_SECONDS (default 1) per measurement, BENCH_ROUNDS (default 3),
- * BENCH_ONLY=door|cluster|relay|pkcs11 to run one table. The PKCS #11 table (bench/pkcs11.ts)
- * compares the PKCS #11 door with SoftHSM behind p11-kit's server.
+ * BENCH_ONLY=door|cluster|relay|pkcs11|control-plane to run one table. The PKCS #11 table
+ * (bench/pkcs11.ts) compares the PKCS #11 door with SoftHSM behind p11-kit's server; the control
+ * plane's (bench/control-plane.ts) measures the CloudHSM V2 API.
  */
 import { webcrypto } from 'node:crypto';
 import { cpus } from 'node:os';
@@ -29,6 +30,7 @@ import { startLocalCluster, type HsmSession, type LocalCluster } from '../src/in
 import { startRelay } from '../src/relay/index.js';
 import { connectRelay } from '../src/browser/index.js';
 import { benchPkcs11 } from './pkcs11.js';
+import { benchControlPlane } from './control-plane.js';
 
 type Subtle = webcrypto.SubtleCrypto;
 type Pair = webcrypto.CryptoKeyPair;
@@ -203,6 +205,11 @@ async function main(): Promise<void> {
     await benchPkcs11(SECONDS, ROUNDS, table);
     return;
   }
+  if (process.env.BENCH_ONLY === 'control-plane') {
+    console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
+    await benchControlPlane(SECONDS, ROUNDS, table);
+    return;
+  }
   if (process.env.BENCH_ONLY === 'relay') {
     console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
     await benchRelay();
@@ -269,6 +276,7 @@ async function main(): Promise<void> {
   if (process.env.BENCH_ONLY !== 'door') await benchCluster();
   if (process.env.BENCH_ONLY !== 'door') await benchRelay();
   if (process.env.BENCH_ONLY !== 'door') await benchPkcs11(SECONDS, ROUNDS, table);
+  if (process.env.BENCH_ONLY !== 'door') await benchControlPlane(SECONDS, ROUNDS, table);
 }
 
 await main();

@@ -336,7 +336,7 @@ program
   .option('--audit-log-dir <dir>', "where the members' audit logs are written as CloudWatch Logs streams (default: cloudwatch-logs in --data-dir)")
   .action(
     act<{ dataDir: string; listen: string; anyCredentials?: boolean; passwordCost?: number; auditLogDir?: string }>(async (opts) => {
-      const { ControlPlane, serveControlPlane, developmentCredentials, endpointLines } = await import('../control-plane/index.js');
+      const { ControlPlane, serveControlPlane, folderCredentials, endpointLines } = await import('../control-plane/index.js');
       const dir = resolve(opts.dataDir);
       const plane = new ControlPlane({
         dataDir: dir,
@@ -345,9 +345,9 @@ program
         ...(opts.auditLogDir !== undefined ? { auditLogDir: resolve(opts.auditLogDir) } : {}),
       });
       await plane.resume();
-      const credentials = opts.anyCredentials ? null : developmentCredentials(dir);
-      const server = await serveControlPlane(plane, { listen: opts.listen, credentials: credentials ? [credentials] : null, log: (line) => console.error(line) });
-      for (const line of endpointLines(server.url, credentials)) console.log(line);
+      const keys = opts.anyCredentials ? null : folderCredentials(dir);
+      const server = await serveControlPlane(plane, { listen: opts.listen, credentials: keys, log: (line) => console.error(line) });
+      for (const line of endpointLines(server.url, keys?.[0] ?? null)) console.log(line);
       const stop = () => void server.close().then(() => plane.close()).then(() => process.exit(0));
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);

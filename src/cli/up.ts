@@ -144,12 +144,13 @@ export async function up(options: UpOptions): Promise<Up> {
   let controlPlane: Up['controlPlane'] = null;
   if (options.controlPlane !== null) {
     // The AWS management plane: its own clusters (CreateCluster, CreateHsm, …), beside this one.
-    const { ControlPlane, serveControlPlane, developmentCredentials, endpointLines } = await import('../control-plane/index.js');
+    const { ControlPlane, serveControlPlane, folderCredentials, endpointLines } = await import('../control-plane/index.js');
     const folder = join(dataDir, 'control-plane');
     const plane = new ControlPlane({ dataDir: folder, log, ...(options.passwordCost !== undefined ? { passwordCost: options.passwordCost } : {}) });
     await plane.resume();
-    const credentials = developmentCredentials(folder);
-    const server = await serveControlPlane(plane, { listen: options.controlPlane ?? '127.0.0.1:0', credentials: [credentials], log });
+    const keys = folderCredentials(folder);
+    const credentials = keys[0]!;
+    const server = await serveControlPlane(plane, { listen: options.controlPlane ?? '127.0.0.1:0', credentials: keys, log });
     controlPlane = { url: server.url, close: () => server.close().then(() => plane.close()) };
     log(`AWS CloudHSM V2 API (aws cloudhsmv2 …, @aws-sdk/client-cloudhsm-v2): ${endpointLines(server.url, credentials).join(' ')}`);
     log(`  its clusters' audit logs, as CloudWatch Logs streams: ${join(plane.auditLogs.folder, 'aws', 'cloudhsm', '<cluster id>', '<hsm id>.jsonl')}`);

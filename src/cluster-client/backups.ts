@@ -17,7 +17,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { HsmError, readBackupHeader, type MemberMode } from '../hsm-core/index.js';
 
@@ -122,11 +122,31 @@ export class BackupStore {
 
   /** Backups, newest first; optionally of one cluster, in one region and in some states. */
   list(filter: { clusterId?: string; region?: string; states?: BackupState[] } = {}): BackupInfo[] {
-    return readdirSync(this.dir)
+    return this.#all()
+      .filter((b) => (filter.clusterId === undefined || b.clusterId === filter.clusterId) && (filter.region === undefined || b.region === filter.region) && (!filter.states || filter.states.includes(b.state)))
+      .map((b) => ({ ...b, tags: { ...b.tags } }));
+  }
+
+  /** Every record, newest first, as last read (see #all). */
+  #cache: { changed: bigint; records: BackupInfo[] } | null = null;
+
+  /**
+   * Every record, newest first. Reading 10,000 records takes a quarter of a second, so they are
+   * kept until the folder changes: every change (this store's or another process's, such as the
+   * CLI's) replaces a file by renaming, which moves the folder's modification time. A folder
+   * changed in the last 100 ms is read again each time, as a second change within the same
+   * timestamp would not show.
+   */
+  #all(): BackupInfo[] {
+    const changed = statSync(this.dir, { bigint: true }).mtimeNs;
+    const settled = BigInt(Date.now()) * 1_000_000n - changed > 100_000_000n;
+    if (this.#cache && this.#cache.changed === changed && settled) return this.#cache.records;
+    const records = readdirSync(this.dir)
       .filter((f) => /^backup-[a-z2-7]{11}\.json$/.test(f))
       .map((f) => this.#withRegion(JSON.parse(readFileSync(join(this.dir, f), 'utf8')) as BackupInfo))
-      .filter((b) => (filter.clusterId === undefined || b.clusterId === filter.clusterId) && (filter.region === undefined || b.region === filter.region) && (!filter.states || filter.states.includes(b.state)))
       .sort((a, b) => (a.createTimestamp < b.createTimestamp ? 1 : a.createTimestamp > b.createTimestamp ? -1 : a.backupId < b.backupId ? 1 : -1));
+    this.#cache = { changed, records };
+    return records;
   }
 
   get(id: string): BackupInfo {
@@ -248,6 +268,7 @@ export class BackupStore {
   }
 
   #save(info: BackupInfo): BackupInfo {
+    this.#cache = null;
     writeAtomically(join(this.dir, `${info.backupId}.json`), JSON.stringify(info, null, 2) + '\n');
     return info;
   }

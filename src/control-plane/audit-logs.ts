@@ -19,7 +19,7 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalCluster } from '../app/index.js';
-import type { AuditRecord } from '../hsm-core/index.js';
+import { HsmError, type AuditRecord } from '../hsm-core/index.js';
 
 /** Opcode numbers CloudHSM's audit log reference documents. */
 const OPCODES: Record<string, number> = {
@@ -117,10 +117,13 @@ export class AuditLogExporter {
     return join(this.folder, 'aws', 'cloudhsm', clusterId, `${hsmId}.jsonl`);
   }
 
-  /** Exports what is new on every stream (one pass at a time; a caller during a pass waits for the next). */
-  async export(streams: AuditStream[]): Promise<void> {
+  /**
+   * Exports what is new on every stream `streams()` lists when the pass starts (one pass at a
+   * time; a caller during a pass waits for it, then runs its own).
+   */
+  async export(streams: () => AuditStream[]): Promise<void> {
     while (this.#running) await this.#running;
-    const run = this.#exportAll(streams);
+    const run = this.#exportAll(streams());
     this.#running = run;
     try {
       await run;
@@ -131,10 +134,13 @@ export class AuditLogExporter {
 
   async #exportAll(streams: AuditStream[]): Promise<void> {
     const heads = new Map<LocalCluster, Map<number, number>>();
-    // A stream that fails (its member went away mid-read) does not hold up the others; the first failure is reported after.
+    // A stream that fails does not hold up the others; the first failure is reported after. A
+    // member that went away mid-read (restarted, removed) is not a failure: its records wait for the next pass.
     const failures: unknown[] = [];
     for (const s of streams) {
-      await this.#exportOne(s, heads).catch((e: unknown) => failures.push(e));
+      await this.#exportOne(s, heads).catch((e: unknown) => {
+        if (!(e instanceof HsmError && e.code === 'MEMBER_UNAVAILABLE')) failures.push(e);
+      });
     }
     if (failures.length) throw failures[0];
   }

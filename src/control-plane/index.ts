@@ -7,7 +7,7 @@
 export { ControlPlane, type ControlPlaneOptions } from './service.js';
 export { serveControlPlane, type ControlPlaneServer } from './server.js';
 export { ApiError, type ApiErrorType } from './errors.js';
-export { developmentCredentials, type Credentials } from './sigv4.js';
+export { developmentCredentials, folderCredentials, type Credentials } from './sigv4.js';
 
 /** The lines an application needs: the endpoint, region and credentials, as environment variables. */
 export function endpointLines(url: string, credentials: { accessKeyId: string; secretAccessKey: string } | null, region = 'us-east-1'): string[] {

@@ -23,7 +23,7 @@ import { BackupStore, installationKeys, type BackupInfo, type InstallationKeys }
 import { HSM_TYPE_PROFILES, HsmError, type HsmType } from '../hsm-core/index.js';
 import { AuditLogExporter } from './audit-logs.js';
 import { ApiError, invalid, notFound } from './errors.js';
-import type { Caller } from './sigv4.js';
+import { actionMatches, type Caller } from './sigv4.js';
 
 export const HSM_TYPES = Object.keys(HSM_TYPE_PROFILES) as HsmType[];
 export const MODES = ['FIPS', 'NON_FIPS'] as const;
@@ -199,9 +199,13 @@ export class ControlPlane {
 
   /** Writes every running HSM's new audit records to its CloudWatch-shaped stream (the timer does it every second). */
   async exportAuditLogs(): Promise<void> {
-    const streams = this.runningClusters().flatMap(({ clusterId, hsmIds, live }) => [...hsmIds].map(([member, hsmId]) => ({ clusterId, hsmId, member, live })));
-    await this.auditLogs.export(streams);
+    await this.auditLogs.export(() =>
+      this.runningClusters().flatMap(({ clusterId, hsmIds, live }) => [...hsmIds].filter(([, hsmId]) => !this.#retired.has(hsmId)).map(([member, hsmId]) => ({ clusterId, hsmId, member, live }))),
+    );
   }
+
+  /** HSMs being deleted whose streams are complete: no pass reads them again. */
+  readonly #retired = new Set<string>();
 
   /** The folder of a cluster's members, trust anchor, cluster.json and backups. */
   clusterDir(clusterId: string): string {
@@ -532,6 +536,7 @@ export class ControlPlane {
           if (others.length) {
             // Its stream gets what it logged before it goes.
             await this.exportAuditLogs();
+            this.#retired.add(hsm.HsmId);
             await live.removeMember(hsm.member);
             this.#writeClusterFile(c.ClusterId, live);
           } else {
@@ -540,7 +545,7 @@ export class ControlPlane {
             await this.exportAuditLogs();
             this.#live.delete(c.ClusterId);
             // An export under way finishes before its cluster closes.
-            await this.auditLogs.export([]);
+            await this.auditLogs.export(() => []);
             await live.close();
           }
         }
@@ -557,6 +562,7 @@ export class ControlPlane {
     const signedPem = str(body, 'SignedCert', true);
     const anchorPem = str(body, 'TrustAnchor', true);
     if (c.State !== 'UNINITIALIZED' || !c.Certificates.ClusterCsr) throw invalid(`ClusterId: the cluster ${c.ClusterId} is ${c.State}${c.Certificates.ClusterCsr ? '' : ' and has no cluster CSR yet (create an HSM first)'}; only an UNINITIALIZED cluster with an HSM is initialized`);
+    if (this.#live.get(c.ClusterId)?.status()[0]?.state !== 'up') throw new ApiError('CloudHsmServiceException', `the HSM of ${c.ClusterId} is not answering; try again when it is`);
     if (signedPem.length > 5000 || anchorPem.length > 5000) throw invalid('SignedCert and TrustAnchor: PEM certificates of at most 5000 characters');
     const parse = (pem: string, name: string) => {
       try {
@@ -719,14 +725,15 @@ export class ControlPlane {
       if (!Array.isArray(values) || values.some((v) => typeof v !== 'string')) throw invalid(`Filters.${name}: a list of strings`);
     }
     const has = (name: string, value: unknown) => !filters[name] || filters[name]!.includes(String(value));
-    const shown = this.#store(caller.region)
-      .list()
-      .filter((b) => b.state !== 'DELETED')
-      .map((b) => this.#backupView(caller.region, b))
-      .filter((b) => has('backupIds', b.BackupId) && has('clusterIds', b.ClusterId) && has('states', b.BackupState) && has('neverExpires', b.NeverExpires) && has('sourceBackupIds', b.SourceBackup))
-      .sort((a, b) => ((a.CreateTimestamp as number) - (b.CreateTimestamp as number)) * (body.SortAscending === false ? -1 : 1));
+    // Filtered on the store's records, and only the page shown made into the API's shape: a
+    // region may hold thousands of backups.
+    const apiIds = new Map(this.#records.clusters.filter((c) => c.Region === caller.region && c.MemberClusterId).map((c) => [c.MemberClusterId!, c.ClusterId]));
+    const newestFirst = this.#store(caller.region)
+      .list({ states: ['READY', 'PENDING_DELETION'] })
+      .filter((b) => has('backupIds', b.backupId) && has('clusterIds', b.clusterId === null ? undefined : apiIds.get(b.clusterId)) && has('states', b.state) && has('neverExpires', b.neverExpires) && has('sourceBackupIds', b.sourceBackupId ?? undefined));
+    const shown = body.SortAscending === false ? newestFirst : newestFirst.reverse();
     const { items, next } = page(shown, body, 50, 'backups');
-    return { Backups: items, ...(next ? { NextToken: next } : {}) };
+    return { Backups: items.map((b) => this.#backupView(caller.region, b)), ...(next ? { NextToken: next } : {}) };
   }
 
   async DeleteBackup(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
@@ -821,10 +828,14 @@ export class ControlPlane {
       case 'GetResourcePolicy':
       case 'PutResourcePolicy':
       case 'DeleteResourcePolicy':
+        if (caller.actions && !caller.actions.some((pattern) => actionMatches(pattern, `cloudhsm:${operation}`))) {
+          throw new ApiError('CloudHsmAccessDeniedException', `the access key ${caller.accessKeyId} may not call cloudhsm:${operation}; its actions are ${caller.actions.join(', ') || 'none'}`);
+        }
         try {
           return await this[operation](caller, body);
         } catch (e) {
-          if (e instanceof HsmError) throw invalid(e.message);
+          // An HSM that does not answer is the service's failure; any other refusal is the request's.
+          if (e instanceof HsmError) throw e.code === 'MEMBER_UNAVAILABLE' ? new ApiError('CloudHsmServiceException', e.message) : invalid(e.message);
           throw e;
         }
       default:

@@ -31,12 +31,24 @@ export class Sha256 {
 export interface Credentials {
   accessKeyId: string;
   secretAccessKey: string;
+  /**
+   * The actions this key may call, as IAM writes them (`cloudhsm:DescribeClusters`,
+   * `cloudhsm:Describe*`, `cloudhsm:*`); absent: every action. Others are CloudHsmAccessDeniedException.
+   */
+  actions?: readonly string[];
 }
 
-/** What a verified request says of itself: its key and its region. */
+/** What a verified request says of itself: its key, its region and what the key may call. */
 export interface Caller {
   accessKeyId: string;
   region: string;
+  actions?: readonly string[];
+}
+
+/** Whether an IAM action pattern (`*` and `?` wildcards, any case) covers `action`. */
+export function actionMatches(pattern: string, action: string): boolean {
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*').replaceAll('?', '.')}$`, 'i');
+  return re.test(action);
 }
 
 const AUTH = /^AWS4-HMAC-SHA256 Credential=([^/\s]+)\/(\d{8})\/([a-z0-9-]+)\/([a-z0-9-]+)\/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$/;
@@ -83,7 +95,7 @@ export async function verifySignature(
   if (ours.length !== 64 || !timingSafeEqual(Buffer.from(ours, 'hex'), theirs)) {
     throw new ApiError('InvalidSignatureException', 'the request signature does not match the one computed with the secret key of its access key');
   }
-  return { accessKeyId, region };
+  return { accessKeyId, region, ...(known.actions ? { actions: known.actions } : {}) };
 }
 
 /**
@@ -91,13 +103,27 @@ export async function verifySignature(
  * start): the access key and secret `strongroom up` prints for the AWS CLI and SDKs.
  */
 export function developmentCredentials(dir: string): Credentials {
+  return folderCredentials(dir)[0]!;
+}
+
+/**
+ * Every key of a data folder's `credentials.json`: one object, or a list of them, each
+ * `{accessKeyId, secretAccessKey, actions?}` (see {@link Credentials.actions}); the first is the one
+ * `strongroom up` prints. Made with one full-access key at the first start.
+ */
+export function folderCredentials(dir: string): Credentials[] {
   const file = join(dir, 'credentials.json');
   if (existsSync(file)) {
-    const c = JSON.parse(readFileSync(file, 'utf8')) as Credentials;
-    if (typeof c.accessKeyId === 'string' && typeof c.secretAccessKey === 'string') return c;
+    const parsed = JSON.parse(readFileSync(file, 'utf8')) as unknown;
+    const list = (Array.isArray(parsed) ? parsed : [parsed]) as Credentials[];
+    list.forEach((c, i) => {
+      const ok = typeof c?.accessKeyId === 'string' && typeof c.secretAccessKey === 'string' && (c.actions === undefined || (Array.isArray(c.actions) && c.actions.every((a) => typeof a === 'string')));
+      if (!ok) throw new Error(`${file}: entry ${i} is not {"accessKeyId": string, "secretAccessKey": string, "actions"?: [string, …]}`);
+    });
+    if (list.length) return list;
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const made = { accessKeyId: `AKIASTRONGROOM${randomBytes(3).toString('hex').toUpperCase()}`, secretAccessKey: randomBytes(30).toString('base64url') };
   writeFileSync(file, JSON.stringify(made, null, 2) + '\n', { mode: 0o600 });
-  return made;
+  return [made];
 }

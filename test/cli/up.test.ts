@@ -169,7 +169,7 @@ describe('cli: strongroom up', function () {
     } catch (e) {
       const err = e as { code: number; stderr: string };
       expect(err.code).to.not.equal(0);
-      expect(err.stderr).to.include("option '--profile <profile>' argument 'fast' is invalid. Allowed choices are cloudhsm, unlimited.");
+      expect(err.stderr).to.include("option '--profile <profile>' argument 'fast' is invalid. Allowed choices are cloudhsm, cloudhsm-hsm1, unlimited.");
     }
   });
 });

@@ -3,7 +3,7 @@
  * controllable clock, copies to another region, backups taken by the cluster, adding and removing
  * members under load, and a new cluster made from a backup.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
@@ -93,6 +93,29 @@ describe('cluster-client: backups and membership', function () {
     now += 1000 * DAY;
     region.add(bytes(), { trigger: 'periodic' });
     expect(region.sweep().markedForDeletion).to.deep.equal([]);
+  });
+
+  it('the store\'s listing follows changes another process makes to the folder (the CLI beside the control plane)', async () => {
+    const folder = dir('listing');
+    const source = await start({ dataDir: dir('listing-source'), members: 1 });
+    try {
+      const bytes = source.backupStore!.read(source.backupStore!.list()[0]!.backupId);
+      const api = new BackupStore(folder);
+      const cli = new BackupStore(folder);
+      const made = [api.add(bytes, { trigger: 'periodic' }), api.add(bytes, { trigger: 'periodic' })];
+      // Listed once the folder has settled, so the listing is kept; then the other store changes one and adds one.
+      await waitUntil(() => Date.now() - statSync(folder).mtimeMs > 150, 'the folder to settle');
+      expect(api.list().map((b) => b.neverExpires)).to.deep.equal([false, false]);
+      cli.modify(made[0]!.backupId, { neverExpires: true });
+      const third = cli.add(bytes, { trigger: 'periodic' });
+      expect(api.list().find((b) => b.backupId === made[0]!.backupId)!.neverExpires).to.equal(true);
+      expect(api.list().map((b) => b.backupId)).to.include(third.backupId);
+      // What a caller does to a listed record stays with the caller.
+      api.list()[0]!.tags.mine = 'yes';
+      expect(api.list()[0]!.tags).to.deep.equal({});
+    } finally {
+      await source.close();
+    }
   });
 
   it('takes a backup periodically, at the configured interval', async () => {

@@ -36,6 +36,8 @@ import { ControlPlane, serveControlPlane, type ControlPlaneServer } from '../../
 import { runCli } from '../helpers/cloudhsm-cli.js';
 
 const CREDENTIALS = { accessKeyId: 'AKIASTRONGROOMTEST01', secretAccessKey: 'strongroom-test-secret-access-key-0001' };
+/** A key whose policy allows reading only (IAM action patterns). */
+const READ_ONLY = { accessKeyId: 'AKIASTRONGROOMREAD01', secretAccessKey: 'strongroom-test-secret-access-key-read', actions: ['cloudhsm:Describe*', 'cloudhsm:ListTags'] };
 const SUBNETS = ['subnet-0a1b2c3d4e5f60718', 'subnet-0f1e2d3c4b5a69788'];
 
 /** The SHA-256 fingerprint of the certificate the member at `address` presents to a client trusting only `anchor`. */
@@ -87,7 +89,7 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'strongroom-control-plane-'));
     plane = new ControlPlane({ dataDir: join(dir, 'plane'), passwordCost: 10, log: (l) => console.error(l) });
-    server = await serveControlPlane(plane, { credentials: [CREDENTIALS] });
+    server = await serveControlPlane(plane, { credentials: [CREDENTIALS, READ_ONLY] });
     client = new CloudHSMV2Client({ endpoint: server.url, region: 'us-east-1', credentials: CREDENTIALS });
   });
   after(async () => {
@@ -289,6 +291,11 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
     const small = await until(hsm1, (x) => x.Hsms?.[0]?.State === 'ACTIVE');
     expect(small).to.include({ HsmType: 'hsm1.medium', State: 'UNINITIALIZED' });
     expect((await plane.live(hsm1)!.hsmInfo())[0]).to.include({ profile: 'cloudhsm-hsm1', mode: 'fips', maxUsers: 250 });
+    // An HSM that does not answer is the service's failure, not the request's; nothing changes.
+    plane.live(hsm1)!.killMember(0, { restart: false });
+    expect(await refusal(client.send(new InitializeClusterCommand({ ClusterId: hsm1, SignedCert: 'x', TrustAnchor: 'y' })))).to.deep.equal({ name: 'CloudHsmServiceException', message: `the HSM of ${hsm1} is not answering; try again when it is`, status: 400 });
+    expect((await until(hsm1, () => true)).State).to.equal('UNINITIALIZED');
+    plane.live(hsm1)!.restartMember(0);
     await client.send(new DeleteHsmCommand({ ClusterId: hsm1, HsmId: small.Hsms![0]!.HsmId! }));
     await until(hsm1, (x) => x.Hsms!.length === 0);
     // Pages of one: every cluster exactly once.
@@ -334,6 +341,20 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
     expect((await client.send(new DeleteClusterCommand({ ClusterId: ids[2]! }))).Cluster!.State).to.equal('DELETE_IN_PROGRESS');
     await until(ids[2]!, (x) => x.State === 'DELETED');
     expect((await refusal(client.send(new DeleteClusterCommand({ ClusterId: ids[2]! })))).name).to.equal('CloudHsmResourceNotFoundException');
+
+    // A key whose policy allows reading: it reads, and anything else is CloudHsmAccessDeniedException.
+    const reader = new CloudHSMV2Client({ endpoint: server.url, region: 'us-east-1', credentials: READ_ONLY });
+    expect((await reader.send(new ListTagsCommand({ ResourceId: id }))).TagList).to.deep.equal([{ Key: 'env', Value: 'dev' }]);
+    expect((await reader.send(new DescribeClustersCommand({ Filters: { clusterIds: [id] } }))).Clusters).to.have.length(1);
+    expect(await refusal(reader.send(new TagResourceCommand({ ResourceId: id, TagList: [{ Key: 'env', Value: 'prod' }] })))).to.deep.equal({
+      name: 'CloudHsmAccessDeniedException',
+      message: 'the access key AKIASTRONGROOMREAD01 may not call cloudhsm:TagResource; its actions are cloudhsm:Describe*, cloudhsm:ListTags',
+      status: 400,
+    });
+    expect((await refusal(reader.send(new DeleteClusterCommand({ ClusterId: id })))).name).to.equal('CloudHsmAccessDeniedException');
+    reader.destroy();
+    expect((await client.send(new ListTagsCommand({ ResourceId: id }))).TagList).to.deep.equal([{ Key: 'env', Value: 'dev' }]);
+    expect((await until(id, () => true)).State).to.equal('UNINITIALIZED');
 
     // The signature: a wrong secret, and an unknown key.
     const forged = new CloudHSMV2Client({ endpoint: server.url, region: 'us-east-1', credentials: { ...CREDENTIALS, secretAccessKey: 'not-the-secret' } });
@@ -388,7 +409,7 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
     await plane.close();
     plane = new ControlPlane({ dataDir: join(dir, 'plane'), passwordCost: 10 });
     await plane.resume();
-    server = await serveControlPlane(plane, { credentials: [CREDENTIALS] });
+    server = await serveControlPlane(plane, { credentials: [CREDENTIALS, READ_ONLY] });
     client = new CloudHSMV2Client({ endpoint: server.url, region: 'us-east-1', credentials: CREDENTIALS });
     const c = await until(story, () => true);
     expect(c.State).to.equal('ACTIVE');
