@@ -69,6 +69,8 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
   let plane: ControlPlane;
   let server: ControlPlaneServer;
   let client: CloudHSMV2Client;
+  /** What the server logged. */
+  const logged: string[] = [];
   /** The story's cluster, which the restart test brings back. */
   let story: string;
 
@@ -89,7 +91,7 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'strongroom-control-plane-'));
     plane = new ControlPlane({ dataDir: join(dir, 'plane'), passwordCost: 10, log: (l) => console.error(l) });
-    server = await serveControlPlane(plane, { credentials: [CREDENTIALS, READ_ONLY] });
+    server = await serveControlPlane(plane, { credentials: [CREDENTIALS, READ_ONLY], log: (l) => logged.push(l) });
     client = new CloudHSMV2Client({ endpoint: server.url, region: 'us-east-1', credentials: CREDENTIALS });
   });
   after(async () => {
@@ -401,6 +403,17 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
     expect((await call('BaldrApiService.PutResourcePolicy', JSON.stringify({ ResourceArn: arn, Policy: 'allow everyone' }))).body).to.deep.equal({ __type: 'CloudHsmInvalidRequestException', Message: 'Policy: not a JSON policy document' });
     expect(await call('BaldrApiService.DeleteResourcePolicy', JSON.stringify({ ResourceArn: arn }))).to.deep.equal({ status: 200, body: { ResourceArn: arn, Policy: policy } });
     expect((await call('BaldrApiService.GetResourcePolicy', JSON.stringify({ ResourceArn: arn.replace('us-east-1', 'eu-north-1') }))).body).to.include({ __type: 'CloudHsmResourceNotFoundException' });
+    // A failure inside the service (here a backup record damaged on disk) is CloudHsmInternalFailureException,
+    // with no detail in the answer; the cause goes to the log.
+    const damaged = join(dir, 'plane', 'backups', 'us-east-1', 'backup-aaaaaaaaaaa.json');
+    writeFileSync(damaged, '{ not a record');
+    try {
+      expect(await call('BaldrApiService.DescribeBackups', '{}')).to.deep.equal({ status: 500, body: { __type: 'CloudHsmInternalFailureException', Message: 'the request failed inside the service; it is logged' } });
+      expect(logged.some((l) => l.includes('SyntaxError') && l.includes('JSON'))).to.equal(true);
+    } finally {
+      rmSync(damaged);
+    }
+    expect((await call('BaldrApiService.DescribeBackups', '{}')).status).to.equal(200);
   });
 
   it('the API\'s state survives a restart: the active cluster comes back with its HSMs, and serves its users', async () => {
