@@ -31,6 +31,7 @@ import { startRelay } from '../src/relay/index.js';
 import { connectRelay } from '../src/browser/index.js';
 import { benchPkcs11 } from './pkcs11.js';
 import { benchControlPlane } from './control-plane.js';
+import { progress, saveChart, table } from './report.js';
 
 type Subtle = webcrypto.SubtleCrypto;
 type Pair = webcrypto.CryptoKeyPair;
@@ -101,14 +102,6 @@ async function compare(impls: (() => Promise<unknown>)[], inFlight: number): Pro
   };
 }
 
-function table(header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  console.log(line(header));
-  console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
-  for (const row of rows) console.log(line(row));
-}
-
 const CLUSTER_USER = { username: 'bench', password: 'bench-password', role: 'crypto-user' as const };
 
 async function benchCluster(): Promise<void> {
@@ -143,7 +136,15 @@ async function benchCluster(): Promise<void> {
     const { rates, ratios } = await compare([native[pick], ...ops.map((o) => o[pick])], IN_FLIGHT);
     rows.push([name, ...rates.map((r) => r.toFixed(0)), ...ratios.slice(1).map((r) => r.toFixed(2)), (rates[2]! / rates[1]!).toFixed(2)]);
   }
-  table(['operation', 'native ops/s', ...clusters.map(([n]) => `${n} ops/s`), ...clusters.map(([n]) => `${n} ×`), '2 workers / 1 worker'], rows);
+  table(['operation', 'native ops/s', ...clusters.map(([n]) => `${n} ops/s`), ...clusters.map(([n]) => `${n} ×`), '2 workers / 1 worker'], rows, { id: 'cluster', title: 'Clusters of worker and TLS members against native WebCrypto' });
+  saveChart({
+    id: 'cluster',
+    title: `Token-key signatures per second ÷ native, ${IN_FLIGHT} in flight`,
+    categories: rows.map((r) => r[0]!),
+    series: clusters.map(([n], i) => ({ name: n, values: rows.map((r) => Number(r[1 + clusters.length + 1 + i])) })),
+    unit: '× native',
+    reference: { value: 1, label: 'native' },
+  });
 
   // Per-request cost of a TLS member, pipelined: a request that costs the member almost nothing
   // (SHA-256 of 32 bytes), 64 in flight, one TLS member against one in-process member.
@@ -161,6 +162,7 @@ async function benchCluster(): Promise<void> {
       [String(IN_FLIGHT), us(piped.rates[0]!).toFixed(1), us(piped.rates[1]!).toFixed(1), (us(piped.rates[1]!) - us(piped.rates[0]!)).toFixed(1)],
       ['1', us(single.rates[0]!).toFixed(1), us(single.rates[1]!).toFixed(1), (us(single.rates[1]!) - us(single.rates[0]!)).toFixed(1)],
     ],
+    { id: 'tls-overhead', title: 'Per-request cost of a TLS member' },
   );
   for (const s of [...sessions, ...oneSessions]) await s.logout();
   for (const c of [...clusters.map(([, c]) => c), ...one]) await c.close();
@@ -192,7 +194,18 @@ async function benchRelay(): Promise<void> {
     const { rates, ratios } = await compare(impls.map((c) => c[name]), IN_FLIGHT);
     rows.push([name, ...rates.map((r) => r.toFixed(0)), ratios[1]!.toFixed(2), ratios[2]!.toFixed(2), (rates[2]! / rates[1]!).toFixed(2)]);
   }
-  table(['operation', 'native ops/s', 'session.crypto ops/s', 'relay ops/s', 'session.crypto ×', 'relay ×', 'relay / session.crypto'], rows);
+  table(['operation', 'native ops/s', 'session.crypto ops/s', 'relay ops/s', 'session.crypto ×', 'relay ×', 'relay / session.crypto'], rows, { id: 'relay', title: 'The relay against session.crypto and native WebCrypto' });
+  saveChart({
+    id: 'relay',
+    title: `The relay: operations per second ÷ native, ${IN_FLIGHT} in flight`,
+    categories: rows.map((r) => r[0]!),
+    series: [
+      { name: 'session.crypto', values: rows.map((r) => Number(r[4])) },
+      { name: 'relay (WebSocket)', values: rows.map((r) => Number(r[5])) },
+    ],
+    unit: '× native',
+    reference: { value: 1, label: 'native' },
+  });
   await page.logout();
   await session.logout();
   await relay.close();
@@ -202,12 +215,12 @@ async function benchRelay(): Promise<void> {
 async function main(): Promise<void> {
   if (process.env.BENCH_ONLY === 'pkcs11') {
     console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
-    await benchPkcs11(SECONDS, ROUNDS, table);
+    await benchPkcs11(SECONDS, ROUNDS);
     return;
   }
   if (process.env.BENCH_ONLY === 'control-plane') {
     console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
-    await benchControlPlane(SECONDS, ROUNDS, table);
+    await benchControlPlane(SECONDS, ROUNDS);
     return;
   }
   if (process.env.BENCH_ONLY === 'relay') {
@@ -254,6 +267,7 @@ async function main(): Promise<void> {
   const rows: string[][] = [];
   for (const name of Object.keys(native)) {
     for (const inFlight of [1, CONCURRENCY]) {
+      progress('door', `${name}, ${inFlight} in flight`);
       const impls = [native[name]!, peculiar[name]!, door[name]!, raw[name]!];
       const rates: number[][] = [[], [], [], []];
       for (let round = 0; round < ROUNDS; round++) {
@@ -266,17 +280,26 @@ async function main(): Promise<void> {
       rows.push([name, String(inFlight), ...rates.map((r) => median(r).toFixed(0)), ...ratios.map((v) => v.toFixed(2))]);
     }
   }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  console.log(line(header));
-  console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
-  for (const row of rows) console.log(line(row));
+  table(header, rows, { id: 'door', title: 'The WebCrypto door against native WebCrypto' });
+  const at = (inFlight: number, column: number) => rows.filter((r) => r[1] === String(inFlight)).map((r) => Number(r[column]));
+  saveChart({
+    id: 'door',
+    title: 'Operations per second ÷ native crypto.webcrypto (one in-process member)',
+    categories: rows.filter((r) => r[1] === '1').map((r) => r[0]!),
+    series: [
+      { name: `door, ${CONCURRENCY} in flight`, values: at(CONCURRENCY, 7) },
+      { name: 'door, 1 at a time', values: at(1, 7) },
+      { name: `@peculiar/webcrypto, ${CONCURRENCY} in flight`, values: at(CONCURRENCY, 6) },
+    ],
+    unit: '× native',
+    reference: { value: 1, label: 'native' },
+  });
   await s.logout();
   await cluster.close();
   if (process.env.BENCH_ONLY !== 'door') await benchCluster();
   if (process.env.BENCH_ONLY !== 'door') await benchRelay();
-  if (process.env.BENCH_ONLY !== 'door') await benchPkcs11(SECONDS, ROUNDS, table);
-  if (process.env.BENCH_ONLY !== 'door') await benchControlPlane(SECONDS, ROUNDS, table);
+  if (process.env.BENCH_ONLY !== 'door') await benchPkcs11(SECONDS, ROUNDS);
+  if (process.env.BENCH_ONLY !== 'door') await benchControlPlane(SECONDS, ROUNDS);
 }
 
 await main();

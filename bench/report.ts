@@ -1,0 +1,97 @@
+/**
+ * What a benchmark run leaves behind: each table printed, and kept as `bench/results/<id>.json`
+ * (the machine, the date, the settings, the header and rows), and each chart drawn as
+ * `bench/results/<id>.svg` by Apache ECharts' server-side SVG renderer (no browser, no DOM).
+ *
+ * @module
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as echarts from 'echarts';
+
+export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
+
+/** The machine and run a figure belongs to, printed under each chart's title. */
+export function machine(): string {
+  return `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}`;
+}
+
+export interface ChartSpec {
+  /** File name (without .svg) in bench/results. */
+  id: string;
+  title: string;
+  /** The categories along the x axis (operations, or key counts for a curve). */
+  categories: string[];
+  series: { name: string; values: (number | null)[] }[];
+  /** The y axis's name. */
+  unit: string;
+  /** A horizontal line drawn across (1.0 for ratios to native: the target). */
+  reference?: { value: number; label: string };
+  kind?: 'bar' | 'line';
+  /** A logarithmic y axis (cost curves over four orders of magnitude). */
+  logY?: boolean;
+}
+
+/** An SVG chart, drawn by ECharts on the server. */
+export function drawChart(spec: ChartSpec): string {
+  const slot = Math.max(120, 36 * spec.series.length + 40);
+  const width = Math.max(720, slot * spec.categories.length + 140);
+  const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width, height: 420 });
+  chart.setOption({
+    animation: false,
+    backgroundColor: '#ffffff',
+    title: { text: spec.title, subtext: machine(), left: 'center', textStyle: { fontSize: 14 } },
+    legend: { top: 62, data: spec.series.map((s) => s.name) },
+    grid: { left: 70, right: 30, top: 110, bottom: 70 },
+    xAxis: { type: 'category', data: spec.categories, axisLabel: { interval: 0, width: slot - 12, overflow: 'break', fontSize: 11 } },
+    yAxis: { type: spec.logY ? 'log' : 'value', name: spec.unit, nameTextStyle: { align: 'left' } },
+    series: spec.series.map((s, i) => ({
+      type: spec.kind ?? 'bar',
+      name: s.name,
+      data: s.values,
+      label: spec.kind === 'line' ? undefined : { show: true, position: 'top', fontSize: 9, formatter: (p: { value: number }) => (p.value >= 100 ? p.value.toFixed(0) : p.value.toFixed(2)) },
+      ...(i === 0 && spec.reference
+        ? { markLine: { symbol: 'none', silent: true, lineStyle: { type: 'dashed', color: '#c23531' }, label: { formatter: spec.reference.label }, data: [{ yAxis: spec.reference.value }] } }
+        : {}),
+    })),
+  });
+  const svg = chart.renderToSVGString();
+  chart.dispose();
+  return svg;
+}
+
+export interface TableMeta {
+  id: string;
+  title: string;
+}
+
+/** Prints a table as Markdown and keeps it (with the run's settings) as bench/results/<id>.json. */
+export function table(header: string[], rows: string[][], meta?: TableMeta): void {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  console.log(line(header));
+  console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
+  for (const row of rows) console.log(line(row));
+  if (meta) saveJson(meta.id, { title: meta.title, header, rows });
+}
+
+/** Writes bench/results/<id>.json with the machine and the run's settings. */
+export function saveJson(id: string, content: Record<string, unknown>): void {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const run = { machine: machine(), date: new Date().toISOString(), seconds: Number(process.env.BENCH_SECONDS ?? 1), rounds: Number(process.env.BENCH_ROUNDS ?? 3) };
+  writeFileSync(join(RESULTS_DIR, `${id}.json`), JSON.stringify({ ...run, ...content }, null, 2) + '\n');
+}
+
+/** Draws a chart into bench/results/<id>.svg and says where. */
+export function saveChart(spec: ChartSpec): void {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  writeFileSync(join(RESULTS_DIR, `${spec.id}.svg`), drawChart(spec));
+  process.stderr.write(`chart: bench/results/${spec.id}.svg\n`);
+}
+
+/** Says on stderr which table and step a long run is at. */
+export function progress(table: string, step: string): void {
+  process.stderr.write(`[${table}] ${step}\n`);
+}
