@@ -18,7 +18,8 @@
  * `session.crypto` and native WebCrypto.
  *
  * Environment: BENCH_SECONDS (default 1) per measurement, BENCH_ROUNDS (default 3),
- * BENCH_ONLY=door|cluster|relay|pkcs11|control-plane to run one table. The PKCS #11 table
+ * BENCH_ONLY=door|cluster|relay|pkcs11|control-plane|curves to run one table (curves: how cost
+ * grows with token keys, bench/curves.ts; BENCH_CURVE_MAX lowers its largest size). The PKCS #11 table
  * (bench/pkcs11.ts) compares the PKCS #11 door with SoftHSM behind p11-kit's server; the control
  * plane's (bench/control-plane.ts) measures the CloudHSM V2 API.
  */
@@ -31,6 +32,7 @@ import { startRelay } from '../src/relay/index.js';
 import { connectRelay } from '../src/browser/index.js';
 import { benchPkcs11 } from './pkcs11.js';
 import { benchControlPlane } from './control-plane.js';
+import { benchCurves } from './curves.js';
 import { progress, saveChart, table } from './report.js';
 
 type Subtle = webcrypto.SubtleCrypto;
@@ -218,6 +220,11 @@ async function main(): Promise<void> {
     await benchPkcs11(SECONDS, ROUNDS);
     return;
   }
+  if (process.env.BENCH_ONLY === 'curves') {
+    console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`);
+    await benchCurves();
+    return;
+  }
   if (process.env.BENCH_ONLY === 'control-plane') {
     console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
     await benchControlPlane(SECONDS, ROUNDS);
@@ -300,6 +307,7 @@ async function main(): Promise<void> {
   if (process.env.BENCH_ONLY !== 'door') await benchRelay();
   if (process.env.BENCH_ONLY !== 'door') await benchPkcs11(SECONDS, ROUNDS);
   if (process.env.BENCH_ONLY !== 'door') await benchControlPlane(SECONDS, ROUNDS);
+  if (process.env.BENCH_ONLY !== 'door') await benchCurves();
 }
 
 await main();

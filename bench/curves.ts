@@ -1,0 +1,236 @@
+/**
+ * How cost grows with the number of token keys (10, 100, 1,000, 10,000, 100,000; BENCH_CURVE_MAX
+ * lowers the last), on one durable in-process member of the `unlimited` profile (past CloudHSM's
+ * quotas): memory per key (member and client share the process here), findKeys with a filter,
+ * login, starting the member again from its folder, taking a backup and making a cluster from it,
+ * a new member joining, and the audit log's size and verification. Then latency percentiles of
+ * ECDSA P-256 signatures as concurrent callers rise from 1 to 1,024.
+ *
+ * Each figure is one measurement at each size (the median of several where a call is short);
+ * anything growing faster than the key count is a bug to fix or a limit to document.
+ */
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { startLocalCluster, type HsmSession, type LocalCluster } from '../src/index.js';
+import { verifyAuditChain, type AuditRecord } from '../src/hsm-core/index.js';
+import { installationKeys } from '../src/cluster-client/index.js';
+import { progress, saveChart, table } from './report.js';
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+const ADMIN = { password: 'bench-admin-password' };
+const USER = { username: 'bench', password: 'bench-password', role: 'crypto-user' as const };
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1]!;
+}
+
+async function timed(work: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await work();
+  return performance.now() - t;
+}
+
+/** The heap in use after a full collection (twice: weak references die in the first). */
+function heapUsed(): number {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+function folderBytes(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    total += entry.isDirectory() ? folderBytes(path) : statSync(path).size;
+  }
+  return total;
+}
+
+async function auditRecords(session: HsmSession): Promise<AuditRecord[]> {
+  const records: AuditRecord[] = [];
+  for (;;) {
+    const page = await session.send({ op: 'getAuditLog', fromSequence: records.length, maxItems: 10_000 });
+    records.push(...page.records);
+    if (page.records.length === 0 || records.length > page.head.sequence) return records;
+  }
+}
+
+export async function benchCurves(): Promise<void> {
+  const max = Number(process.env.BENCH_CURVE_MAX ?? 100_000);
+  const sizes = [10, 100, 1_000, 10_000, 100_000].filter((n) => n <= max);
+  const root = mkdtempSync(join(tmpdir(), 'strongroom-bench-curves-'));
+  const dataDir = join(root, 'cluster');
+  const start = () => startLocalCluster({ dataDir, adminPassword: ADMIN.password, profile: 'unlimited', passwordCost: 10, users: [USER] });
+  let cluster: LocalCluster = await start();
+  let user = await cluster.login(USER.username, USER.password);
+  const baseline = heapUsed();
+  let made = 0;
+  const rows: string[][] = [];
+  const curve: Record<string, number[]> = { memory: [], find: [], login: [], start: [], backup: [], restore: [], join: [], audit: [], verify: [] };
+  try {
+    for (const size of sizes) {
+      progress('curves', `${size} token keys: making them`);
+      // 64 in flight; labels key-<n>, so a filter finds exactly one.
+      let next = made;
+      await Promise.all(
+        Array.from({ length: 64 }, async () => {
+          while (next < size) {
+            const n = next++;
+            await user.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: `key-${n}`, encrypt: true } });
+          }
+        }),
+      );
+      made = size;
+      progress('curves', `${size} token keys: measuring`);
+      const bytesPerKey = (heapUsed() - baseline) / size;
+      const find = median(await Promise.all(Array.from({ length: 9 }, (_, i) => timed(() => user.send({ op: 'findKeys', filter: { attributes: { label: `key-${(i * 7919) % size}` } } })))));
+      const login = median(await sequential(5, () => timed(async () => (await cluster.login(USER.username, USER.password)).logout())));
+      // Start again from the folder: every key read and checked.
+      await user.logout();
+      await cluster.close();
+      const startMs = await timed(async () => (cluster = await start()));
+      user = await cluster.login(USER.username, USER.password);
+      let backupId = '';
+      const backupMs = await timed(async () => (backupId = (await cluster.takeBackup()).backupId));
+      const restoreDir = join(root, `restored-${size}`);
+      const restoreMs = await timed(async () => {
+        // Another cluster of the same installation (its backup keys), as the control plane makes one.
+        const restored = await startLocalCluster({ dataDir: restoreDir, fromBackup: { dir: cluster.backupStore!.dir, backupId }, installationKeys: installationKeys(dataDir, undefined), profile: 'unlimited', passwordCost: 10 });
+        await restored.close();
+      });
+      rmSync(restoreDir, { recursive: true, force: true });
+      const joinMs = await timed(() => cluster.addMember());
+      await cluster.removeMember(cluster.cluster.size - 1);
+      const admin = await cluster.login('admin', ADMIN.password);
+      let records: AuditRecord[] = [];
+      const verifyMs = await timed(async () => {
+        records = await auditRecords(admin);
+        const verdict = verifyAuditChain(records);
+        if (!verdict.ok) throw new Error(`audit chain broken at ${verdict.sequence}: ${verdict.reason}`);
+      });
+      await admin.logout();
+      const auditBytes = Buffer.byteLength(JSON.stringify(records));
+      const folder = folderBytes(join(dataDir, 'member-0'));
+      rows.push([
+        String(size),
+        bytesPerKey.toFixed(0),
+        (folder / size).toFixed(0),
+        find.toFixed(2),
+        login.toFixed(1),
+        startMs.toFixed(0),
+        backupMs.toFixed(0),
+        restoreMs.toFixed(0),
+        joinMs.toFixed(0),
+        String(records.length),
+        (auditBytes / 1024).toFixed(0),
+        verifyMs.toFixed(0),
+      ]);
+      curve.memory!.push(bytesPerKey);
+      curve.find!.push(find);
+      curve.login!.push(login);
+      curve.start!.push(startMs);
+      curve.backup!.push(backupMs);
+      curve.restore!.push(restoreMs);
+      curve.join!.push(joinMs);
+      curve.audit!.push(auditBytes / 1024);
+      curve.verify!.push(verifyMs);
+    }
+    console.log('\nHow cost grows with token keys (one durable in-process member, unlimited profile; AES keys made 64 at a time):\n');
+    table(
+      ['token keys', 'heap bytes/key', 'folder bytes/key', 'findKeys by label ms', 'login ms', 'start from folder ms', 'backup ms', 'cluster from backup ms', 'member join ms', 'audit records', 'audit KiB', 'audit read + verify ms'],
+      rows,
+      { id: 'curves', title: 'How cost grows with the number of token keys' },
+    );
+    const categories = sizes.map((n) => n.toLocaleString('en-US'));
+    saveChart({
+      id: 'curves-time',
+      title: 'Time against token keys (log scale)',
+      categories,
+      kind: 'line',
+      logY: true,
+      unit: 'ms',
+      series: [
+        { name: 'start from folder', values: curve.start! },
+        { name: 'backup', values: curve.backup! },
+        { name: 'cluster from backup', values: curve.restore! },
+        { name: 'member join', values: curve.join! },
+        { name: 'audit read + verify', values: curve.verify! },
+        { name: 'findKeys by label', values: curve.find! },
+        { name: 'login', values: curve.login! },
+      ],
+    });
+    saveChart({
+      id: 'curves-memory',
+      title: 'Heap bytes per token key (member and client in one process)',
+      categories,
+      unit: 'bytes/key',
+      series: [{ name: 'heap bytes per key', values: curve.memory! }],
+    });
+    await user.logout();
+    await cluster.close();
+    await latencies();
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+async function sequential(n: number, work: () => Promise<number>): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(await work());
+  return out;
+}
+
+/** p50 and p99 of ECDSA P-256 signing latency as concurrent callers rise. */
+async function latencies(): Promise<void> {
+  const cluster = await startLocalCluster({ adminPassword: ADMIN.password, passwordCost: 10, users: [USER] });
+  const user = await cluster.login(USER.username, USER.password);
+  const { privateHandle } = await user.send({ op: 'generateKeyPair', keyType: 'ec', curve: 'secp256r1', privateAttributes: { sign: true } });
+  const data = new Uint8Array(1024);
+  const rows: string[][] = [];
+  const p50: number[] = [];
+  const p99: number[] = [];
+  const levels = [1, 4, 16, 64, 256, 1024];
+  for (const callers of levels) {
+    progress('curves', `sign latency, ${callers} concurrent callers`);
+    const samples: number[] = [];
+    const perCaller = Math.max(4, Math.ceil(4096 / callers));
+    const t = performance.now();
+    await Promise.all(
+      Array.from({ length: callers }, async () => {
+        for (let i = 0; i < perCaller; i++) {
+          const s = performance.now();
+          await user.send({ op: 'sign', handle: privateHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data });
+          samples.push(performance.now() - s);
+        }
+      }),
+    );
+    const rate = samples.length / ((performance.now() - t) / 1000);
+    samples.sort((a, b) => a - b);
+    const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!;
+    p50.push(at(0.5));
+    p99.push(at(0.99));
+    rows.push([String(callers), String(samples.length), at(0.5).toFixed(2), at(0.99).toFixed(2), rate.toFixed(0)]);
+  }
+  console.log('\nECDSA P-256 sign latency under concurrent callers (one in-process member, session requests):\n');
+  table(['callers', 'signatures', 'p50 ms', 'p99 ms', 'signatures/s'], rows, { id: 'latency', title: 'Sign latency under concurrent callers' });
+  saveChart({
+    id: 'latency',
+    title: 'ECDSA P-256 sign latency against concurrent callers (log scale)',
+    categories: levels.map(String),
+    kind: 'line',
+    logY: true,
+    unit: 'ms',
+    series: [
+      { name: 'p50', values: p50 },
+      { name: 'p99', values: p99 },
+    ],
+  });
+  await user.logout();
+  await cluster.close();
+}
