@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { CloudHSMV2Client, CreateClusterCommand, CreateHsmCommand, DescribeBackupsCommand, DescribeClustersCommand, InitializeClusterCommand, type Cluster } from '@aws-sdk/client-cloudhsm-v2';
 import { BackupStore } from '../src/cluster-client/index.js';
 import { ControlPlane, serveControlPlane } from '../src/control-plane/index.js';
-import { progress as report, saveChart, saveJson, table } from './report.js';
+import { progress as report, saveJson, table } from './report.js';
 
 const CREDENTIALS = { accessKeyId: 'AKIASTRONGROOMBENCH1', secretAccessKey: 'strongroom-bench-secret-access-key' };
 const SUBNETS = ['subnet-0a1b2c3d4e5f60718', 'subnet-0f1e2d3c4b5a69788'];
@@ -117,13 +117,6 @@ export async function benchControlPlane(seconds: number, rounds: number): Promis
     console.log('\nThe CloudHSM V2 API through @aws-sdk/client-cloudhsm-v2 (SigV4 signed and checked, loopback HTTP):\n');
     table(['request', 'in flight', 'requests/s', 'ms each'], rows, { id: 'control-plane', title: 'The CloudHSM V2 API through the AWS SDK' });
     saveJson('control-plane-hsms', { title: 'CreateHsm to serving', firstHsmToCsrMs: firstHsmMs, furtherHsmToFirstSignatureMs: joinTimes });
-    saveChart({
-      id: 'control-plane',
-      title: 'The CloudHSM V2 API: requests per second (100 clusters, 10,000 backups)',
-      categories: cases.map(([name]) => name),
-      series: [1, 8].map((inFlight) => ({ name: `${inFlight} in flight`, values: rows.filter((r) => r[1] === String(inFlight)).map((r) => Number(r[2])) })),
-      unit: 'requests/s',
-    });
     console.log(`\nCreateHsm → the first HSM's cluster CSR in DescribeClusters: ${firstHsmMs.toFixed(0)} ms (a member process starts and makes its key and CSR)`);
     console.log(`CreateHsm → a further HSM of an active cluster ACTIVE and serving its first signature: ${joinTimes.map((ms) => `${ms.toFixed(0)} ms`).join(', ')} (backup, restore, start, catch up)`);
     client.destroy();

@@ -17,7 +17,7 @@ import { runInNewContext } from 'node:vm';
 import { startLocalCluster, type HsmSession, type LocalCluster } from '../src/index.js';
 import { verifyAuditChain, type AuditRecord } from '../src/hsm-core/index.js';
 import { installationKeys } from '../src/cluster-client/index.js';
-import { progress, saveChart, table } from './report.js';
+import { progress, table } from './report.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -72,7 +72,6 @@ export async function benchCurves(): Promise<void> {
   const baseline = heapUsed();
   let made = 0;
   const rows: string[][] = [];
-  const curve: Record<string, number[]> = { memory: [], find: [], login: [], start: [], backup: [], restore: [], join: [], audit: [], verify: [] };
   try {
     for (const size of sizes) {
       progress('curves', `${size} token keys: making them`);
@@ -131,15 +130,6 @@ export async function benchCurves(): Promise<void> {
         (auditBytes / 1024).toFixed(0),
         verifyMs.toFixed(0),
       ]);
-      curve.memory!.push(bytesPerKey);
-      curve.find!.push(find);
-      curve.login!.push(login);
-      curve.start!.push(startMs);
-      curve.backup!.push(backupMs);
-      curve.restore!.push(restoreMs);
-      curve.join!.push(joinMs);
-      curve.audit!.push(auditBytes / 1024);
-      curve.verify!.push(verifyMs);
     }
     console.log('\nHow cost grows with token keys (one durable in-process member, unlimited profile; AES keys made 64 at a time):\n');
     table(
@@ -147,31 +137,6 @@ export async function benchCurves(): Promise<void> {
       rows,
       { id: 'curves', title: 'How cost grows with the number of token keys' },
     );
-    const categories = sizes.map((n) => n.toLocaleString('en-US'));
-    saveChart({
-      id: 'curves-time',
-      title: 'Time against token keys (log scale)',
-      categories,
-      kind: 'line',
-      logY: true,
-      unit: 'ms',
-      series: [
-        { name: 'start from folder', values: curve.start! },
-        { name: 'backup', values: curve.backup! },
-        { name: 'cluster from backup', values: curve.restore! },
-        { name: 'member join', values: curve.join! },
-        { name: 'audit read + verify', values: curve.verify! },
-        { name: 'findKeys by label', values: curve.find! },
-        { name: 'login', values: curve.login! },
-      ],
-    });
-    saveChart({
-      id: 'curves-memory',
-      title: 'Heap bytes per token key (member and client in one process)',
-      categories,
-      unit: 'bytes/key',
-      series: [{ name: 'heap bytes per key', values: curve.memory! }],
-    });
     await user.logout();
     await cluster.close();
     await latencies();
@@ -193,8 +158,6 @@ async function latencies(): Promise<void> {
   const { privateHandle } = await user.send({ op: 'generateKeyPair', keyType: 'ec', curve: 'secp256r1', privateAttributes: { sign: true } });
   const data = new Uint8Array(1024);
   const rows: string[][] = [];
-  const p50: number[] = [];
-  const p99: number[] = [];
   const levels = [1, 4, 16, 64, 256, 1024];
   for (const callers of levels) {
     progress('curves', `sign latency, ${callers} concurrent callers`);
@@ -213,24 +176,10 @@ async function latencies(): Promise<void> {
     const rate = samples.length / ((performance.now() - t) / 1000);
     samples.sort((a, b) => a - b);
     const at = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))]!;
-    p50.push(at(0.5));
-    p99.push(at(0.99));
     rows.push([String(callers), String(samples.length), at(0.5).toFixed(2), at(0.99).toFixed(2), rate.toFixed(0)]);
   }
   console.log('\nECDSA P-256 sign latency under concurrent callers (one in-process member, session requests):\n');
   table(['callers', 'signatures', 'p50 ms', 'p99 ms', 'signatures/s'], rows, { id: 'latency', title: 'Sign latency under concurrent callers' });
-  saveChart({
-    id: 'latency',
-    title: 'ECDSA P-256 sign latency against concurrent callers (log scale)',
-    categories: levels.map(String),
-    kind: 'line',
-    logY: true,
-    unit: 'ms',
-    series: [
-      { name: 'p50', values: p50 },
-      { name: 'p99', values: p99 },
-    ],
-  });
   await user.logout();
   await cluster.close();
 }

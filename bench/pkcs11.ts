@@ -19,7 +19,7 @@ import { callById } from '../src/pkcs11/calls.js';
 import { CKA, CKM, CKO } from '../src/pkcs11/constants.js';
 import { FrameReader, encodeFrame, readMessage, writeMessage, type Attribute, type Value } from '../src/pkcs11/codec.js';
 import { servePkcs11 } from '../src/pkcs11/index.js';
-import { saveChart, table } from './report.js';
+import { table } from './report.js';
 
 const SOFTHSM = ['/usr/lib/softhsm/libsofthsm2.so'].find((p) => existsSync(p));
 
@@ -215,17 +215,6 @@ export async function benchPkcs11(seconds: number, rounds: number): Promise<void
     console.log('SoftHSM via p11-kit = softhsm2 behind `p11-kit server`; SoftHSM direct = libsofthsm2.so loaded in this process (pkcs11js);');
     console.log('door = Strongroom\'s PKCS #11 door over one in-process member.');
     table(['operation', 'in flight', 'SoftHSM direct sigs/s', 'SoftHSM via p11-kit sigs/s', 'door sigs/s', 'door / SoftHSM via p11-kit', 'door / SoftHSM direct'], rows, { id: 'pkcs11', title: 'The PKCS #11 door against SoftHSM' });
-    saveChart({
-      id: 'pkcs11',
-      title: 'PKCS #11 signatures per second',
-      categories: rows.map((r) => `${r[0]!.replace(/ \(.*\)$/, '')}, ${r[1]} in flight`),
-      series: [
-        { name: 'SoftHSM direct (in process)', values: rows.map((r) => Number(r[2])) },
-        { name: 'SoftHSM via p11-kit', values: rows.map((r) => Number(r[3])) },
-        { name: 'Strongroom PKCS #11 door', values: rows.map((r) => Number(r[4])) },
-      ],
-      unit: 'signatures/s',
-    });
   } finally {
     await door.close();
     await cluster.close();

@@ -1,7 +1,7 @@
 /**
  * What a benchmark run leaves behind: each table printed, and kept as `bench/results/<id>.json`
- * (the machine, the date, the settings, the header and rows), and each chart drawn as
- * `bench/results/<id>.svg` by Apache ECharts' server-side SVG renderer (no browser, no DOM).
+ * (the machine, the date, the settings, the header and rows), from which charts.ts draws
+ * `bench/results/<id>.svg` with Apache ECharts' server-side SVG renderer (no browser, no DOM).
  *
  * @module
  */
@@ -34,17 +34,17 @@ export interface ChartSpec {
   logY?: boolean;
 }
 
-/** An SVG chart, drawn by ECharts on the server. */
-export function drawChart(spec: ChartSpec): string {
-  const slot = Math.max(120, 36 * spec.series.length + 40);
+/** An SVG chart, drawn by ECharts on the server; `measured` names the machine and date under the title. */
+export function drawChart(spec: ChartSpec, measured: string): string {
+  const slot = spec.kind === 'line' ? 150 : Math.max(120, 36 * spec.series.length + 40);
   const width = Math.max(720, slot * spec.categories.length + 140);
   const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width, height: 420 });
   chart.setOption({
     animation: false,
     backgroundColor: '#ffffff',
-    title: { text: spec.title, subtext: machine(), left: 'center', textStyle: { fontSize: 14 } },
+    title: { text: spec.title, subtext: measured, left: 'center', textStyle: { fontSize: 14 } },
     legend: { top: 62, data: spec.series.map((s) => s.name) },
-    grid: { left: 70, right: 30, top: 110, bottom: 70 },
+    grid: { left: 70, right: 70, top: 110, bottom: 70 },
     xAxis: { type: 'category', data: spec.categories, axisLabel: { interval: 0, width: slot - 12, overflow: 'break', fontSize: 11 } },
     yAxis: { type: spec.logY ? 'log' : 'value', name: spec.unit, nameTextStyle: { align: 'left' } },
     series: spec.series.map((s, i) => ({
@@ -82,13 +82,6 @@ export function saveJson(id: string, content: Record<string, unknown>): void {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const run = { machine: machine(), date: new Date().toISOString(), seconds: Number(process.env.BENCH_SECONDS ?? 1), rounds: Number(process.env.BENCH_ROUNDS ?? 3) };
   writeFileSync(join(RESULTS_DIR, `${id}.json`), JSON.stringify({ ...run, ...content }, null, 2) + '\n');
-}
-
-/** Draws a chart into bench/results/<id>.svg and says where. */
-export function saveChart(spec: ChartSpec): void {
-  mkdirSync(RESULTS_DIR, { recursive: true });
-  writeFileSync(join(RESULTS_DIR, `${spec.id}.svg`), drawChart(spec));
-  process.stderr.write(`chart: bench/results/${spec.id}.svg\n`);
 }
 
 /** Says on stderr which table and step a long run is at. */

@@ -18,7 +18,7 @@
  * `session.crypto` and native WebCrypto.
  *
  * Environment: BENCH_SECONDS (default 1) per measurement, BENCH_ROUNDS (default 3),
- * BENCH_ONLY=door|cluster|relay|pkcs11|control-plane|curves to run one table (curves: how cost
+ * BENCH_ONLY=door|peers|cluster|relay|pkcs11|control-plane|curves to run one table (curves: how cost
  * grows with token keys, bench/curves.ts; BENCH_CURVE_MAX lowers its largest size). The PKCS #11 table
  * (bench/pkcs11.ts) compares the PKCS #11 door with SoftHSM behind p11-kit's server; the control
  * plane's (bench/control-plane.ts) measures the CloudHSM V2 API.
@@ -33,7 +33,9 @@ import { connectRelay } from '../src/browser/index.js';
 import { benchPkcs11 } from './pkcs11.js';
 import { benchControlPlane } from './control-plane.js';
 import { benchCurves } from './curves.js';
-import { progress, saveChart, table } from './report.js';
+import { benchPeers } from './peers.js';
+import { progress, table } from './report.js';
+import { drawCharts } from './charts.js';
 
 type Subtle = webcrypto.SubtleCrypto;
 type Pair = webcrypto.CryptoKeyPair;
@@ -139,14 +141,6 @@ async function benchCluster(): Promise<void> {
     rows.push([name, ...rates.map((r) => r.toFixed(0)), ...ratios.slice(1).map((r) => r.toFixed(2)), (rates[2]! / rates[1]!).toFixed(2)]);
   }
   table(['operation', 'native ops/s', ...clusters.map(([n]) => `${n} ops/s`), ...clusters.map(([n]) => `${n} ×`), '2 workers / 1 worker'], rows, { id: 'cluster', title: 'Clusters of worker and TLS members against native WebCrypto' });
-  saveChart({
-    id: 'cluster',
-    title: `Token-key signatures per second ÷ native, ${IN_FLIGHT} in flight`,
-    categories: rows.map((r) => r[0]!),
-    series: clusters.map(([n], i) => ({ name: n, values: rows.map((r) => Number(r[1 + clusters.length + 1 + i])) })),
-    unit: '× native',
-    reference: { value: 1, label: 'native' },
-  });
 
   // Per-request cost of a TLS member, pipelined: a request that costs the member almost nothing
   // (SHA-256 of 32 bytes), 64 in flight, one TLS member against one in-process member.
@@ -197,17 +191,6 @@ async function benchRelay(): Promise<void> {
     rows.push([name, ...rates.map((r) => r.toFixed(0)), ratios[1]!.toFixed(2), ratios[2]!.toFixed(2), (rates[2]! / rates[1]!).toFixed(2)]);
   }
   table(['operation', 'native ops/s', 'session.crypto ops/s', 'relay ops/s', 'session.crypto ×', 'relay ×', 'relay / session.crypto'], rows, { id: 'relay', title: 'The relay against session.crypto and native WebCrypto' });
-  saveChart({
-    id: 'relay',
-    title: `The relay: operations per second ÷ native, ${IN_FLIGHT} in flight`,
-    categories: rows.map((r) => r[0]!),
-    series: [
-      { name: 'session.crypto', values: rows.map((r) => Number(r[4])) },
-      { name: 'relay (WebSocket)', values: rows.map((r) => Number(r[5])) },
-    ],
-    unit: '× native',
-    reference: { value: 1, label: 'native' },
-  });
   await page.logout();
   await session.logout();
   await relay.close();
@@ -218,6 +201,11 @@ async function main(): Promise<void> {
   if (process.env.BENCH_ONLY === 'pkcs11') {
     console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
     await benchPkcs11(SECONDS, ROUNDS);
+    return;
+  }
+  if (process.env.BENCH_ONLY === 'peers') {
+    console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
+    await benchPeers(SECONDS, ROUNDS);
     return;
   }
   if (process.env.BENCH_ONLY === 'curves') {
@@ -288,21 +276,9 @@ async function main(): Promise<void> {
     }
   }
   table(header, rows, { id: 'door', title: 'The WebCrypto door against native WebCrypto' });
-  const at = (inFlight: number, column: number) => rows.filter((r) => r[1] === String(inFlight)).map((r) => Number(r[column]));
-  saveChart({
-    id: 'door',
-    title: 'Operations per second ÷ native crypto.webcrypto (one in-process member)',
-    categories: rows.filter((r) => r[1] === '1').map((r) => r[0]!),
-    series: [
-      { name: `door, ${CONCURRENCY} in flight`, values: at(CONCURRENCY, 7) },
-      { name: 'door, 1 at a time', values: at(1, 7) },
-      { name: `@peculiar/webcrypto, ${CONCURRENCY} in flight`, values: at(CONCURRENCY, 6) },
-    ],
-    unit: '× native',
-    reference: { value: 1, label: 'native' },
-  });
   await s.logout();
   await cluster.close();
+  if (process.env.BENCH_ONLY !== 'door') await benchPeers(SECONDS, ROUNDS);
   if (process.env.BENCH_ONLY !== 'door') await benchCluster();
   if (process.env.BENCH_ONLY !== 'door') await benchRelay();
   if (process.env.BENCH_ONLY !== 'door') await benchPkcs11(SECONDS, ROUNDS);
@@ -311,3 +287,4 @@ async function main(): Promise<void> {
 }
 
 await main();
+for (const file of drawCharts()) process.stderr.write(`chart: ${file}\n`);

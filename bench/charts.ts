@@ -1,0 +1,129 @@
+/**
+ * The charts, drawn from the tables a run kept in bench/results/*.json: `npm run bench` draws
+ * them at its end, and `npm run bench:charts` draws them again without measuring anything.
+ * Each chart names the machine and date of the table it shows.
+ *
+ * @module
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { RESULTS_DIR, drawChart, type ChartSpec } from './report.js';
+
+interface Saved {
+  machine: string;
+  date: string;
+  header: string[];
+  rows: string[][];
+}
+
+const num = (rows: string[][], column: number) => rows.map((r) => Number(r[column]));
+const NATIVE = { value: 1, label: 'native' };
+
+/** Each table's chart, by the table's id. */
+const CHARTS: Record<string, (t: Saved) => Omit<ChartSpec, 'id'>> = {
+  door: (t) => {
+    const at = (inFlight: string, column: number) => num(t.rows.filter((r) => r[1] === inFlight), column);
+    const many = t.rows.find((r) => r[1] !== '1')![1]!;
+    return {
+      title: 'Operations per second ÷ native crypto.webcrypto (one in-process member)',
+      categories: t.rows.filter((r) => r[1] === '1').map((r) => r[0]!),
+      series: [
+        { name: `door, ${many} in flight`, values: at(many, 7) },
+        { name: 'door, 1 at a time', values: at('1', 7) },
+        { name: `@peculiar/webcrypto, ${many} in flight`, values: at(many, 6) },
+      ],
+      unit: '× native',
+      reference: NATIVE,
+    };
+  },
+  peers: (t) => ({
+    title: 'Operations per second beside node-webcrypto-p11 on SoftHSM (log scale)',
+    categories: t.rows.map((r) => r[0]!),
+    logY: true,
+    unit: 'ops/s',
+    series: [
+      { name: 'native, 1 at a time', values: num(t.rows, 1) },
+      { name: 'door, 1 at a time', values: num(t.rows, 2) },
+      { name: 'door, 32 in flight', values: num(t.rows, 5) },
+      { name: 'node-webcrypto-p11 + SoftHSM', values: num(t.rows, 3) },
+      // CloudHSM's performance page: about 1,000 RSA-2048 and (hsm2m) 1,500 P-256 signatures/s per HSM.
+      { name: 'CloudHSM per HSM (published)', values: t.rows.map((r) => (r[0] === 'RSA-2048 sign' ? 1000 : r[0] === 'ECDSA P-256 sign' ? 1500 : null)) },
+    ],
+  }),
+  cluster: (t) => {
+    const names = t.header.filter((h) => h.endsWith(' ×'));
+    return {
+      title: 'Token-key signatures per second ÷ native (clusters, 64 in flight)',
+      categories: t.rows.map((r) => r[0]!),
+      series: names.map((h) => ({ name: h.slice(0, -2), values: num(t.rows, t.header.indexOf(h)) })),
+      unit: '× native',
+      reference: NATIVE,
+    };
+  },
+  relay: (t) => ({
+    title: 'The relay: operations per second ÷ native (64 in flight)',
+    categories: t.rows.map((r) => r[0]!),
+    series: [
+      { name: 'session.crypto', values: num(t.rows, 4) },
+      { name: 'relay (WebSocket)', values: num(t.rows, 5) },
+    ],
+    unit: '× native',
+    reference: NATIVE,
+  }),
+  pkcs11: (t) => ({
+    title: 'PKCS #11 signatures per second',
+    categories: t.rows.map((r) => `${r[0]!.replace(/ \(.*\)$/, '')}, ${r[1]} in flight`),
+    series: [
+      { name: 'SoftHSM direct (in process)', values: num(t.rows, 2) },
+      { name: 'SoftHSM via p11-kit', values: num(t.rows, 3) },
+      { name: 'Strongroom PKCS #11 door', values: num(t.rows, 4) },
+    ],
+    unit: 'signatures/s',
+  }),
+  'control-plane': (t) => ({
+    title: 'The CloudHSM V2 API: requests per second (100 clusters, 10,000 backups)',
+    categories: [...new Set(t.rows.map((r) => r[0]!))],
+    series: [...new Set(t.rows.map((r) => r[1]!))].map((inFlight) => ({ name: `${inFlight} in flight`, values: num(t.rows.filter((r) => r[1] === inFlight), 2) })),
+    unit: 'requests/s',
+  }),
+  curves: (t) => {
+    const column = (name: string) => num(t.rows, t.header.indexOf(name));
+    return {
+      title: 'Time against token keys (log scale)',
+      categories: t.rows.map((r) => Number(r[0]).toLocaleString('en-US')),
+      kind: 'line',
+      logY: true,
+      unit: 'ms',
+      series: ['start from folder ms', 'backup ms', 'cluster from backup ms', 'member join ms', 'audit read + verify ms', 'findKeys by label ms', 'login ms'].map((h) => ({ name: h.replace(/ ms$/, ''), values: column(h) })),
+    };
+  },
+  latency: (t) => ({
+    title: 'ECDSA P-256 sign latency against concurrent callers (log scale)',
+    categories: t.rows.map((r) => r[0]!),
+    kind: 'line',
+    logY: true,
+    unit: 'ms',
+    series: [
+      { name: 'p50', values: num(t.rows, 2) },
+      { name: 'p99', values: num(t.rows, 3) },
+    ],
+  }),
+};
+
+/** Draws every chart whose table is in bench/results; returns the files written. */
+export function drawCharts(): string[] {
+  const written: string[] = [];
+  for (const [id, make] of Object.entries(CHARTS)) {
+    const file = join(RESULTS_DIR, `${id}.json`);
+    if (!existsSync(file)) continue;
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as Saved;
+    writeFileSync(join(RESULTS_DIR, `${id}.svg`), drawChart({ id, ...make(saved) }, saved.machine));
+    written.push(`bench/results/${id}.svg`);
+  }
+  return written;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  for (const file of drawCharts()) console.log(file);
+}

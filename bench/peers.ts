@@ -1,0 +1,108 @@
+/**
+ * The WebCrypto-over-PKCS#11 peer: node-webcrypto-p11 (PeculiarVentures) on SoftHSM v2 (Debian's
+ * softhsm2, loaded into this process through pkcs11js), beside Strongroom's door over one
+ * in-process member and Node's native WebCrypto, the same operations one call at a time (the peer
+ * runs every call on one PKCS #11 session: a second call in flight is CKR_OPERATION_ACTIVE), and
+ * the door again with 32 in flight, as an application with many requests uses it.
+ * The target: the door at 3 × the peer or more on every operation the peer has. CloudHSM's
+ * published figures per HSM are printed beside, as the reference a user compares with.
+ */
+import { webcrypto } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startLocalCluster } from '../src/index.js';
+import { progress, table } from './report.js';
+
+type Subtle = webcrypto.SubtleCrypto;
+type Pair = webcrypto.CryptoKeyPair;
+type Key = webcrypto.CryptoKey;
+
+const SOFTHSM = ['/usr/lib/softhsm/libsofthsm2.so'].find((p) => existsSync(p));
+const IN_FLIGHT = 32;
+
+async function rate(seconds: number, op: () => Promise<unknown>, inFlight: number): Promise<number> {
+  for (let i = 0; i < 10; i++) await op();
+  const deadline = performance.now() + seconds * 1000;
+  let count = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (performance.now() < deadline) {
+        await op();
+        count++;
+      }
+    }),
+  );
+  return count / ((performance.now() - start) / 1000);
+}
+
+/** The operations, on keys each implementation makes itself (non-extractable, as in an HSM). */
+async function cases(subtle: Subtle): Promise<Record<string, () => Promise<unknown>>> {
+  const kib = new Uint8Array(1024).fill(7);
+  const iv = new Uint8Array(12).fill(1);
+  const rsa = (await subtle.generateKey({ name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' }, false, ['sign', 'verify'])) as Pair;
+  const ec = (await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as Pair;
+  const aes = (await subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt', 'decrypt'])) as Key;
+  const hmac = (await subtle.generateKey({ name: 'HMAC', hash: 'SHA-256', length: 256 }, false, ['sign', 'verify'])) as Key;
+  const ecSig = await subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, ec.privateKey, kib);
+  return {
+    'RSA-2048 sign': () => subtle.sign('RSASSA-PKCS1-v1_5', rsa.privateKey, kib),
+    'ECDSA P-256 sign': () => subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, ec.privateKey, kib),
+    'ECDSA P-256 verify': () => subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, ec.publicKey, ecSig, kib),
+    'AES-256-GCM encrypt 1 KiB': () => subtle.encrypt({ name: 'AES-GCM', iv }, aes, kib),
+    'HMAC-SHA256 1 KiB': () => subtle.sign('HMAC', hmac, kib),
+    'SHA-256 1 KiB': () => subtle.digest('SHA-256', kib),
+  };
+}
+
+export async function benchPeers(seconds: number, rounds: number): Promise<void> {
+  if (!SOFTHSM) {
+    console.log('\nPeer table skipped: install softhsm2 (Debian) to compare with node-webcrypto-p11 on SoftHSM.');
+    return;
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'strongroom-bench-peers-'));
+  const tokens = join(dir, 'tokens');
+  mkdirSync(tokens);
+  const conf = join(dir, 'softhsm2.conf');
+  writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\n`);
+  // SoftHSM reads its configuration when the library initialises, in this process.
+  process.env.SOFTHSM2_CONF = conf;
+  execFileSync('softhsm2-util', ['--init-token', '--slot', '0', '--label', 'peers', '--so-pin', '12345678', '--pin', '1234'], { stdio: 'ignore' });
+  const { Crypto: P11Crypto } = await import('node-webcrypto-p11');
+  const p11 = new P11Crypto({ library: SOFTHSM, slot: 0, readWrite: true, pin: '1234', name: 'SoftHSM' });
+  const cluster = await startLocalCluster({ adminPassword: 'bench-admin-pw', users: [{ username: 'bench', password: 'bench-password', role: 'crypto-user' }] });
+  const session = await cluster.login('bench', 'bench-password');
+  try {
+    progress('peers', 'making keys in SoftHSM, in the HSM and in Node');
+    const impls = [await cases(webcrypto.subtle), await cases(session.crypto.subtle as unknown as Subtle), await cases(p11.subtle as unknown as Subtle)];
+    const rows: string[][] = [];
+    for (const name of Object.keys(impls[0]!)) {
+      progress('peers', name);
+      // native, door and peer one at a time; the door with IN_FLIGHT.
+      const runs = [...impls.map((impl) => [impl[name]!, 1] as const), [impls[1]![name]!, IN_FLIGHT] as const];
+      const rates: number[][] = runs.map(() => []);
+      for (let round = 0; round < rounds; round++) {
+        for (let i = 0; i < runs.length; i++) {
+          const which = (i + round) % runs.length;
+          rates[which]!.push(await rate(seconds, runs[which]![0], runs[which]![1]));
+        }
+      }
+      const med = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
+      const over = (k: number) => med(rates[k]!.map((v, r) => v / rates[2]![r]!)).toFixed(2);
+      rows.push([name, ...rates.slice(0, 3).map((r) => med(r).toFixed(0)), over(1), med(rates[3]!).toFixed(0), over(3)]);
+    }
+    console.log(`\nPeers: the p11 peer is node-webcrypto-p11 on SoftHSM v2 in this process (one call at a time: it has one PKCS #11 session); the door is session.crypto over one in-process member.\n`);
+    table(
+      ['operation', 'native ops/s (1)', 'door ops/s (1)', 'node-webcrypto-p11 + SoftHSM ops/s (1)', 'door / peer (1)', `door ops/s (${IN_FLIGHT})`, `door (${IN_FLIGHT}) / peer`],
+      rows,
+      { id: 'peers', title: 'The door beside node-webcrypto-p11 on SoftHSM' },
+    );
+    console.log('\nCloudHSM publishes about 1,000 RSA-2048 and (hsm2m.medium) 1,500 ECDSA P-256 signatures per second per HSM (its performance page).');
+  } finally {
+    await session.logout();
+    await cluster.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
