@@ -6,7 +6,10 @@
  * or the key handles. Teams point their audit parsers and alarms at the folder.
  *
  * On disk: `<folder>/aws/cloudhsm/<cluster id>/<hsm id>.jsonl`, one event per line as CloudWatch
- * Logs' GetLogEvents gives them (`{"timestamp": ms, "message": "…"}`). The exporter reads each
+ * Logs' GetLogEvents gives them (`{"timestamp": ms, "message": "…"}`), and `<hsm id>.jsonl.position`
+ * beside it (the next sequence and the hash it must chain to). Records that do not continue the
+ * stream's hash chain come from a replaced HSM (a member re-added after a restart of the control
+ * plane): the old stream is moved aside as `<hsm id>.<time>.jsonl` and a new one starts at 0. The exporter reads each
  * member's log as the appliance user (CloudHSM's side of the cluster; its login and logout are in
  * the log too) whenever the member's audit head has moved past what was exported.
  *
@@ -16,7 +19,7 @@
  *
  * @module
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalCluster } from '../app/index.js';
 import { HsmError, type AuditRecord } from '../hsm-core/index.js';
@@ -106,8 +109,8 @@ export interface AuditStream {
 
 /** Writes each HSM's new audit records to its stream file. */
 export class AuditLogExporter {
-  /** Per stream file: the next sequence to write, and the head seen after the last export. */
-  readonly #positions = new Map<string, { next: number; seenHead: number }>();
+  /** Per stream file: where it stands. */
+  readonly #positions = new Map<string, Position>();
   #running: Promise<void> | null = null;
 
   constructor(readonly folder: string) {}
@@ -154,20 +157,37 @@ export class AuditLogExporter {
     const head = byMember.get(s.member);
     if (head === undefined) return; // the member is not answering: its records wait for the next pass
     const file = this.streamFile(s.clusterId, s.hsmId);
-    const position = this.#positions.get(file) ?? { next: nextSequence(file), seenHead: -1 };
+    const position = this.#positions.get(file) ?? { ...savedPosition(file), seenHead: -1 };
     this.#positions.set(file, position);
+    // A log shorter than what was exported is another log (the HSM was replaced): a new stream.
+    if (head < position.next - 1) this.#rotate(file, position);
     // Nothing new but the exporter's own logout (or nothing at all): no login, so no new record.
     if (head < position.next || head === position.seenHead) return;
     await this.#exportStream(s, file, position);
   }
 
-  async #exportStream(s: AuditStream, file: string, position: { next: number; seenHead: number }): Promise<void> {
+  /** Moves a stream whose HSM was replaced aside (`<hsm id>.<time>.jsonl`); the next records start a new one. */
+  #rotate(file: string, position: Position): void {
+    if (existsSync(file)) renameSync(file, file.replace(/\.jsonl$/, `.${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`));
+    rmSync(`${file}.position`, { force: true });
+    Object.assign(position, { next: 0, lastHash: null, seenHead: -1 });
+  }
+
+  async #exportStream(s: AuditStream, file: string, position: Position): Promise<void> {
     mkdirSync(join(this.folder, 'aws', 'cloudhsm', s.clusterId), { recursive: true, mode: 0o700 });
     for (;;) {
       const page = await s.live.readAuditLog(s.member, position.next);
+      const first = page.records[0];
+      if (first && position.next > 0 && position.lastHash !== null && first.previousHash !== position.lastHash) {
+        // The records do not continue the stream's chain: the HSM was replaced. Start its new stream from 0.
+        this.#rotate(file, position);
+        continue;
+      }
       if (page.records.length) {
         appendFileSync(file, page.records.map((r) => JSON.stringify(cloudWatchMessage(r))).join('\n') + '\n', { mode: 0o600 });
         position.next = page.records.at(-1)!.sequence + 1;
+        position.lastHash = page.records.at(-1)!.hash;
+        writeFileSync(`${file}.position`, JSON.stringify({ next: position.next, lastHash: position.lastHash }) + '\n', { mode: 0o600 });
       }
       if (page.records.length === 0 || position.next > page.head.sequence) {
         // The reading session's logout comes next: the head it leaves needs no new pass.
@@ -178,12 +198,23 @@ export class AuditLogExporter {
   }
 }
 
-/** The sequence after the last event already in a stream file (0 for a new stream). */
-function nextSequence(file: string): number {
-  if (!existsSync(file)) return 0;
-  const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
-  const last = lines.at(-1);
-  if (!last) return 0;
-  const m = /Sequence No : 0x([0-9a-f]+)/.exec((JSON.parse(last) as { message: string }).message);
-  return m ? parseInt(m[1]!, 16) + 1 : 0;
+interface Position {
+  /** The next sequence to write. */
+  next: number;
+  /** The hash of the last record written, which the next must chain to (null: not known). */
+  lastHash: string | null;
+  /** The audit head seen after the last export (the exporter's own logout). */
+  seenHead: number;
+}
+
+/**
+ * Where a stream stands, from its `.position` file beside it (written after each append), or
+ * from its last event when there is none.
+ */
+function savedPosition(file: string): Omit<Position, 'seenHead'> {
+  if (existsSync(`${file}.position`)) return JSON.parse(readFileSync(`${file}.position`, 'utf8')) as Omit<Position, 'seenHead'>;
+  if (!existsSync(file)) return { next: 0, lastHash: null };
+  const last = readFileSync(file, 'utf8').trimEnd().split('\n').at(-1);
+  const m = last ? /Sequence No : 0x([0-9a-f]+)/.exec((JSON.parse(last) as { message: string }).message) : null;
+  return { next: m ? parseInt(m[1]!, 16) + 1 : 0, lastHash: null };
 }

@@ -52,6 +52,11 @@ function presented(address: string, anchor: string, client: { cert: string; key:
   });
 }
 
+/** The events of a CloudWatch-shaped audit stream file. */
+function streamEvents(file: string): { timestamp: number; message: string }[] {
+  return readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { timestamp: number; message: string });
+}
+
 /** The refusal a call ends in: its exception name and message. */
 async function refusal(p: Promise<unknown>): Promise<{ name: string; message: string; status: number | undefined }> {
   try {
@@ -207,10 +212,10 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
     // The audit logs as CloudHSM sends them to CloudWatch Logs: a stream per HSM, gapless from 0,
     // each event in CloudHSM's text shape; the deleted HSM's stream stays.
     await plane.exportAuditLogs();
-    const streams = readdirSync(join(dir, 'plane', 'cloudwatch-logs', 'aws', 'cloudhsm', id)).sort();
+    const streams = readdirSync(join(dir, 'plane', 'cloudwatch-logs', 'aws', 'cloudhsm', id)).filter((f) => f.endsWith('.jsonl')).sort();
     expect(streams).to.deep.equal([...c.Hsms!.map((h) => h.HsmId!), victim].map((h) => `${h}.jsonl`).sort());
     const first = join(dir, 'plane', 'cloudwatch-logs', 'aws', 'cloudhsm', id, `${c.Hsms![0]!.HsmId}.jsonl`);
-    const events = readFileSync(first, 'utf8').trimEnd().split('\n').map((l) => JSON.parse(l) as { timestamp: number; message: string });
+    const events = streamEvents(first);
     expect(events.map((e) => Number(/^Sequence No : (0x[0-9a-f]+)$/m.exec(e.message)![1]))).to.deep.equal(events.map((_, i) => i));
     expect(events[0]!.message).to.match(/^Time: \d\d\/\d\d\/\d\d \d\d:\d\d:\d\d\.\d{6}, usecs:\d{16}\nSequence No : 0x0\nReboot counter : 0x0\nCommand Type\(hex\) : CN_MGMT_CMD \(0x0\)\nOpcode : CN_INIT_TOKEN \(0x1\)\nSession Handle : 0x0\nResponse : 0:HSM Return: SUCCESS\nLog type : MINIMAL_LOG_ENTRY \(0\)$/);
     expect(events[0]!.timestamp).to.be.closeTo(Date.now(), 600_000);
@@ -428,6 +433,17 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
     expect(c.State).to.equal('ACTIVE');
     expect(c.Hsms!.map((h) => h.State)).to.deep.equal(['ACTIVE', 'ACTIVE']);
     expect(plane.live(story)!.status().filter((m) => m.state === 'up')).to.have.length(2);
+    // The HSM that came back from its folder continues its stream; the one re-added (a new member,
+    // restored from a backup) starts a new stream from 0, the old one moved aside.
+    await plane.exportAuditLogs();
+    const folder = join(dir, 'plane', 'cloudwatch-logs', 'aws', 'cloudhsm', story);
+    const files = readdirSync(folder).filter((f) => f.endsWith('.jsonl'));
+    for (const h of c.Hsms!) {
+      const events = streamEvents(join(folder, `${h.HsmId}.jsonl`));
+      expect(events.map((e) => Number(/^Sequence No : (0x[0-9a-f]+)$/m.exec(e.message)![1])), h.HsmId).to.deep.equal(events.map((_, i) => i));
+    }
+    expect(files.filter((f) => f.startsWith(`${c.Hsms![1]!.HsmId}.`) && f !== `${c.Hsms![1]!.HsmId}.jsonl`)).to.have.length(1);
+    expect(files.filter((f) => f.startsWith(`${c.Hsms![0]!.HsmId}.`))).to.deep.equal([`${c.Hsms![0]!.HsmId}.jsonl`]);
     const remote = await connectFromEnvironment({ STRONGROOM_CLUSTER: join(plane.clusterDir(story), 'cluster.json') });
     try {
       const app = await remote.login('app', 'app-password-1');
