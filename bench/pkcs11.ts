@@ -19,7 +19,7 @@ import { callById } from '../src/pkcs11/calls.js';
 import { CKA, CKM, CKO } from '../src/pkcs11/constants.js';
 import { FrameReader, encodeFrame, readMessage, writeMessage, type Attribute, type Value } from '../src/pkcs11/codec.js';
 import { servePkcs11 } from '../src/pkcs11/index.js';
-import { table } from './report.js';
+import { progress, table } from './report.js';
 
 const SOFTHSM = ['/usr/lib/softhsm/libsofthsm2.so'].find((p) => existsSync(p));
 
@@ -197,6 +197,7 @@ export async function benchPkcs11(seconds: number, rounds: number): Promise<void
     const rows: string[][] = [];
     for (const [name, label, mechanism] of [['ECDSA P-256 sign (CKM_ECDSA)', 'ec', CKM.ECDSA], ['RSA-2048 sign (CKM_RSA_PKCS)', 'rsa', CKM.RSA_PKCS]] as const) {
       for (const inFlight of [1, 8]) {
+        progress('pkcs11', `${name}, ${inFlight} in flight`);
         const ours: number[] = [];
         const theirs: number[] = [];
         const direct: number[] = [];

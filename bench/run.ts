@@ -137,6 +137,7 @@ async function benchCluster(): Promise<void> {
   console.log(`\nClusters: token keys, ${IN_FLIGHT} calls in flight, session requests; ratios to native WebCrypto in the same run.\n`);
   const rows: string[][] = [];
   for (const [name, pick] of [['RSA-2048 sign', 'rsa'], ['ECDSA P-256 sign', 'ec']] as const) {
+    progress('clusters', name);
     const { rates, ratios } = await compare([native[pick], ...ops.map((o) => o[pick])], IN_FLIGHT);
     rows.push([name, ...rates.map((r) => r.toFixed(0)), ...ratios.slice(1).map((r) => r.toFixed(2)), (rates[2]! / rates[1]!).toFixed(2)]);
   }
@@ -148,6 +149,7 @@ async function benchCluster(): Promise<void> {
   const one = [await start(1, 'in-process'), await start(1, 'tls')];
   const oneSessions = await Promise.all(one.map((c) => c.login(CLUSTER_USER.username, CLUSTER_USER.password)));
   const digest = oneSessions.map((s) => () => s.send({ op: 'digest', hash: 'sha256', data: tiny }));
+  progress('clusters', 'per-request cost of a TLS member');
   const piped = await compare(digest, IN_FLIGHT);
   const single = await compare(digest, 1);
   const us = (rate: number) => 1e6 / rate;
@@ -187,6 +189,7 @@ async function benchRelay(): Promise<void> {
   console.log(`\nThe relay: one in-process member; a Node WebSocket client through the relay (strongroom/browser over ws), ${IN_FLIGHT} calls in flight; ratios to native.\n`);
   const rows: string[][] = [];
   for (const name of ['ECDSA P-256 sign', 'AES-256-GCM encrypt 1 KiB'] as const) {
+    progress('relay', name);
     const { rates, ratios } = await compare(impls.map((c) => c[name]), IN_FLIGHT);
     rows.push([name, ...rates.map((r) => r.toFixed(0)), ratios[1]!.toFixed(2), ratios[2]!.toFixed(2), (rates[2]! / rates[1]!).toFixed(2)]);
   }
