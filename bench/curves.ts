@@ -88,7 +88,8 @@ export async function benchCurves(): Promise<void> {
       made = size;
       progress('curves', `${size} token keys: measuring`);
       const bytesPerKey = (heapUsed() - baseline) / size;
-      const find = median(await Promise.all(Array.from({ length: 9 }, (_, i) => timed(() => user.send({ op: 'findKeys', filter: { attributes: { label: `key-${(i * 7919) % size}` } } })))));
+      let probe = 0;
+      const find = median(await sequential(9, () => timed(() => user.send({ op: 'findKeys', filter: { attributes: { label: `key-${(probe++ * 7919) % size}` } } }))));
       const login = median(await sequential(5, () => timed(async () => (await cluster.login(USER.username, USER.password)).logout())));
       // Start again from the folder: every key read and checked.
       await user.logout();

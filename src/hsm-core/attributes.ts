@@ -362,17 +362,31 @@ export function changeAttributes(current: KeyAttributes, changes: Template, acto
 
 /** Whether `attrs` has every value that `filter` names. Hex strings compare case-insensitively. */
 export function matchesFilter(attrs: KeyAttributes, filter: AttributeFilter): boolean {
-  for (const [name, want] of Object.entries(filter)) {
-    if (want === undefined) continue;
-    const have = (attrs as unknown as Record<string, unknown>)[name];
-    if (name === 'curve' && typeof want === 'string' && normaliseCurveName(want) === have) continue;
-    if (typeof want === 'string' && typeof have === 'string' && /^0x/i.test(want)) {
-      if (want.toLowerCase() !== have.toLowerCase()) return false;
-      continue;
-    }
-    if (have !== want) return false;
-  }
-  return true;
+  return filterPredicate(filter)(attrs);
+}
+
+/**
+ * {@link matchesFilter} for one filter over many keys: the filter's entries, its curve name and
+ * its hex values are prepared once (findKeys over 100,000 keys).
+ */
+export function filterPredicate(filter: AttributeFilter): (attrs: KeyAttributes) => boolean {
+  const tests = Object.entries(filter)
+    .filter(([, want]) => want !== undefined)
+    .map(([name, want]): ((have: unknown) => boolean) => {
+      const curve = name === 'curve' && typeof want === 'string' ? normaliseCurveName(want) : undefined;
+      const hex = typeof want === 'string' && /^0x/i.test(want) ? want.toLowerCase() : undefined;
+      return (have) => {
+        if (curve !== undefined && curve === have) return true;
+        if (hex !== undefined && typeof have === 'string') return hex === have.toLowerCase();
+        return have === want;
+      };
+    });
+  const names = Object.keys(filter).filter((name) => filter[name as keyof AttributeFilter] !== undefined);
+  return (attrs) => {
+    const record = attrs as unknown as Record<string, unknown>;
+    for (let i = 0; i < tests.length; i++) if (!tests[i]!(record[names[i]!])) return false;
+    return true;
+  };
 }
 
 /**

@@ -20,6 +20,7 @@ import {
   attributesForNewKey,
   checkCreationTemplate,
   changeAttributes,
+  filterPredicate,
   matchesFilter,
   normaliseCurveName,
   uniteUnwrapTemplate,
@@ -237,11 +238,12 @@ export const findKeys: Handler<'findKeys'> = (m, caller, req) => {
     after = Number(req.startingToken);
   }
   const filter = req.filter ?? {};
+  const matchesAttributes = filter.attributes ? filterPredicate(filter.attributes) : () => true;
   const matches: KeyRecord[] = [];
   for (const key of m.keys.values()) {
     if (key.handle <= after) continue;
     if (filter.handle !== undefined && key.handle !== filter.handle) continue;
-    if (filter.attributes && !matchesFilter(key.attrs, filter.attributes)) continue;
+    if (!matchesAttributes(key.attrs)) continue;
     if (canSee(me, key)) matches.push(key);
   }
   matches.sort((a, b) => a.handle - b.handle);
