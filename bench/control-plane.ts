@@ -11,32 +11,11 @@ import { join } from 'node:path';
 import { CloudHSMV2Client, CreateClusterCommand, CreateHsmCommand, DescribeBackupsCommand, DescribeClustersCommand, InitializeClusterCommand, type Cluster } from '@aws-sdk/client-cloudhsm-v2';
 import { BackupStore } from '../src/cluster-client/index.js';
 import { ControlPlane, serveControlPlane } from '../src/control-plane/index.js';
+import { median, rate } from './measure.js';
 import { progress as report, saveJson, table } from './report.js';
 
 const CREDENTIALS = { accessKeyId: 'AKIASTRONGROOMBENCH1', secretAccessKey: 'strongroom-bench-secret-access-key' };
 const SUBNETS = ['subnet-0a1b2c3d4e5f60718', 'subnet-0f1e2d3c4b5a69788'];
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-async function rate(seconds: number, inFlight: number, op: () => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < 5; i++) await op();
-  const deadline = performance.now() + seconds * 1000;
-  let count = 0;
-  const start = performance.now();
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (performance.now() < deadline) {
-        await op();
-        count++;
-      }
-    }),
-  );
-  return count / ((performance.now() - start) / 1000);
-}
 
 export async function benchControlPlane(seconds: number, rounds: number): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'strongroom-bench-cp-'));
@@ -109,7 +88,7 @@ export async function benchControlPlane(seconds: number, rounds: number): Promis
       for (const inFlight of [1, 8]) {
         progress(`${name}, ${inFlight} in flight`);
         const rates: number[] = [];
-        for (let round = 0; round < rounds; round++) rates.push(await rate(seconds, inFlight, op));
+        for (let round = 0; round < rounds; round++) rates.push(await rate(op, inFlight, seconds, 5));
         const r = median(rates);
         rows.push([name, String(inFlight), r.toFixed(0), (1000 / r * inFlight).toFixed(2)]);
       }

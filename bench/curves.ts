@@ -17,6 +17,7 @@ import { runInNewContext } from 'node:vm';
 import { startLocalCluster, type HsmSession, type LocalCluster } from '../src/index.js';
 import { verifyAuditChain, type AuditRecord } from '../src/hsm-core/index.js';
 import { installationKeys } from '../src/cluster-client/index.js';
+import { median } from './measure.js';
 import { progress, table } from './report.js';
 
 setFlagsFromString('--expose-gc');
@@ -24,11 +25,6 @@ const gc = runInNewContext('gc') as () => void;
 
 const ADMIN = { password: 'bench-admin-password' };
 const USER = { username: 'bench', password: 'bench-password', role: 'crypto-user' as const };
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1]!;
-}
 
 async function timed(work: () => Promise<unknown>): Promise<number> {
   const t = performance.now();

@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalCluster } from '../src/index.js';
+import { median, rate } from './measure.js';
 import { progress, table } from './report.js';
 
 type Subtle = webcrypto.SubtleCrypto;
@@ -21,22 +22,6 @@ type Key = webcrypto.CryptoKey;
 
 const SOFTHSM = ['/usr/lib/softhsm/libsofthsm2.so'].find((p) => existsSync(p));
 const IN_FLIGHT = 32;
-
-async function rate(seconds: number, op: () => Promise<unknown>, inFlight: number): Promise<number> {
-  for (let i = 0; i < 10; i++) await op();
-  const deadline = performance.now() + seconds * 1000;
-  let count = 0;
-  const start = performance.now();
-  await Promise.all(
-    Array.from({ length: inFlight }, async () => {
-      while (performance.now() < deadline) {
-        await op();
-        count++;
-      }
-    }),
-  );
-  return count / ((performance.now() - start) / 1000);
-}
 
 /** The operations, on keys each implementation makes itself (non-extractable, as in an HSM). */
 async function cases(subtle: Subtle): Promise<Record<string, () => Promise<unknown>>> {
@@ -86,12 +71,11 @@ export async function benchPeers(seconds: number, rounds: number): Promise<void>
       for (let round = 0; round < rounds; round++) {
         for (let i = 0; i < runs.length; i++) {
           const which = (i + round) % runs.length;
-          rates[which]!.push(await rate(seconds, runs[which]![0], runs[which]![1]));
+          rates[which]!.push(await rate(runs[which]![0], runs[which]![1], seconds, 10));
         }
       }
-      const med = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
-      const over = (k: number) => med(rates[k]!.map((v, r) => v / rates[2]![r]!)).toFixed(2);
-      rows.push([name, ...rates.slice(0, 3).map((r) => med(r).toFixed(0)), over(1), med(rates[3]!).toFixed(0), over(3)]);
+      const over = (k: number) => median(rates[k]!.map((v, r) => v / rates[2]![r]!)).toFixed(2);
+      rows.push([name, ...rates.slice(0, 3).map((r) => median(r).toFixed(0)), over(1), median(rates[3]!).toFixed(0), over(3)]);
     }
     console.log(`\nPeers: the p11 peer is node-webcrypto-p11 on SoftHSM v2 in this process (one call at a time: it has one PKCS #11 session); the door is session.crypto over one in-process member.\n`);
     table(

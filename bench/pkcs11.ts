@@ -19,6 +19,7 @@ import { callById } from '../src/pkcs11/calls.js';
 import { CKA, CKM, CKO } from '../src/pkcs11/constants.js';
 import { FrameReader, encodeFrame, readMessage, writeMessage, type Attribute, type Value } from '../src/pkcs11/codec.js';
 import { servePkcs11 } from '../src/pkcs11/index.js';
+import { median } from './measure.js';
 import { progress, table } from './report.js';
 
 const SOFTHSM = ['/usr/lib/softhsm/libsofthsm2.so'].find((p) => existsSync(p));
@@ -206,7 +207,6 @@ export async function benchPkcs11(seconds: number, rounds: number): Promise<void
           theirs.push(await rate(softSocket, '1234', label, mechanism, inFlight, seconds));
           direct.push(await rateDirect(conf, label, mechanism, inFlight, seconds));
         }
-        const median = (v: number[]) => [...v].sort((a, b) => a - b)[v.length >> 1]!;
         const ratio = median(ours.map((v, i) => v / theirs[i]!));
         const ratioDirect = median(ours.map((v, i) => v / direct[i]!));
         rows.push([name, String(inFlight), median(direct).toFixed(0), median(theirs).toFixed(0), median(ours).toFixed(0), ratio.toFixed(2), ratioDirect.toFixed(2)]);

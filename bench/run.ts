@@ -36,6 +36,7 @@ import { benchCurves } from './curves.js';
 import { benchPeers } from './peers.js';
 import { progress, table } from './report.js';
 import { drawCharts } from './charts.js';
+import { median, rate } from './measure.js';
 
 type Subtle = webcrypto.SubtleCrypto;
 type Pair = webcrypto.CryptoKeyPair;
@@ -44,27 +45,9 @@ type Key = webcrypto.CryptoKey;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 1);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
 const CONCURRENCY = 32;
 
-async function measure(op: () => Promise<unknown>, inFlight: number): Promise<number> {
-  for (let i = 0; i < 20; i++) await op(); // warm up
-  const deadline = performance.now() + SECONDS * 1000;
-  let count = 0;
-  const worker = async () => {
-    while (performance.now() < deadline) {
-      await op();
-      count += 1;
-    }
-  };
-  const start = performance.now();
-  await Promise.all(Array.from({ length: inFlight }, worker));
-  return count / ((performance.now() - start) / 1000);
-}
+const measure = (op: () => Promise<unknown>, inFlight: number) => rate(op, inFlight, SECONDS);
 
 const kib = webcrypto.getRandomValues(new Uint8Array(1024));
 const iv = webcrypto.getRandomValues(new Uint8Array(12));
