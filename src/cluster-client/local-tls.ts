@@ -11,11 +11,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { HsmError, MEMBER_FILES, ensureClusterCsr, type ProfileName, type Response } from '../hsm-core/index.js';
+import { HsmError, MEMBER_FILES, cloneClusterIdentity, ensureClusterCsr, type ProfileName, type Response } from '../hsm-core/index.js';
 import { SocketTransport, TrustAnchor, type TlsCredentials } from './tls.js';
 import type { Transport } from './transport.js';
 import { entryPoint } from './entry-point.js';
@@ -65,12 +65,8 @@ export async function prepareTlsCluster(dir: string, members: number): Promise<T
   const identity = clusterIdentityHolder(dir);
   for (let i = 0; i < members; i++) {
     const memberDir = join(dir, `member-${i}`);
-    if (identity !== null && identity !== memberDir && !existsSync(join(memberDir, MEMBER_FILES.cert))) {
-      // A new member of an initialized cluster: a clone presenting the cluster certificate.
-      mkdirSync(memberDir, { recursive: true, mode: 0o700 });
-      for (const f of [MEMBER_FILES.key, MEMBER_FILES.csr, MEMBER_FILES.cert]) copyFileSync(join(identity, f), join(memberDir, f));
-      chmodSync(join(memberDir, MEMBER_FILES.key), 0o600);
-    }
+    // A new member of an initialized cluster: a clone presenting the cluster certificate.
+    if (identity !== null && identity !== memberDir && !existsSync(join(memberDir, MEMBER_FILES.cert))) cloneClusterIdentity(identity, memberDir);
     const csr = await ensureClusterCsr(memberDir, `strongroom member ${i}`);
     if (!existsSync(join(memberDir, MEMBER_FILES.cert))) writeFileSync(join(memberDir, MEMBER_FILES.cert), await anchor.signClusterCsr(csr));
     writeFileSync(join(memberDir, MEMBER_FILES.ca), anchor.pem);

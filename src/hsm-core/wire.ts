@@ -97,3 +97,24 @@ export class FrameReader {
     return out;
   }
 }
+
+/**
+ * A writer for a socket under which what is written within one tick leaves in one write: the
+ * first write of a tick corks the socket and the next tick uncorks it, so answers (or requests)
+ * finished together share a TLS record and a system call. Returns `write`'s own result (false:
+ * the socket's buffer is full; wait for 'drain').
+ */
+export function tickBatched(socket: { cork(): void; uncork(): void; write(chunk: Uint8Array): boolean }): (chunk: Uint8Array) => boolean {
+  let corked = false;
+  return (chunk) => {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      process.nextTick(() => {
+        corked = false;
+        socket.uncork();
+      });
+    }
+    return socket.write(chunk);
+  };
+}

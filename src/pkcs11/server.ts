@@ -16,6 +16,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { callById, ERROR_CALL } from './calls.js';
 import { FrameReader, ProtocolError, encodeFrame, readMessage, writeMessage, type Dialect } from './codec.js';
+import { tickBatched } from '../hsm-core/index.js';
 import { Ckr } from './objects.js';
 import { Token, type Pkcs11Cluster } from './token.js';
 
@@ -81,7 +82,7 @@ function serveConnection(socket: Socket, token: Token, log: (line: string) => vo
   let dialect: Dialect | null = null;
   const reader = new FrameReader();
   let closed = false;
-  let corked = false;
+  const send = tickBatched(socket);
   socket.on('error', () => undefined);
   socket.on('close', () => {
     closed = true;
@@ -133,14 +134,6 @@ function serveConnection(socket: Socket, token: Token, log: (line: string) => vo
     }
     if (closed) return;
     // Answers finished in one tick go out in one write.
-    if (!corked) {
-      corked = true;
-      socket.cork();
-      process.nextTick(() => {
-        corked = false;
-        socket.uncork();
-      });
-    }
-    socket.write(encodeFrame(code, reply));
+    send(encodeFrame(code, reply));
   }
 }

@@ -5,7 +5,8 @@
  * member makes a key pair and a certificate signing request (the "cluster CSR") in its data
  * folder; the operator signs the CSR with their trust anchor (customerCA) and puts the
  * certificate beside it; from then on the member presents it. The member's private key is made
- * and used here, inside hsm-core, and never leaves the data folder.
+ * and used here, inside hsm-core, and leaves its data folder only as a file copied to a new member
+ * of the same cluster folder ({@link cloneClusterIdentity}).
  *
  * Clients must present a certificate issued by the same trust anchor; one that does not (none,
  * another CA's, an expired one) is refused during the handshake, before any request is read.
@@ -18,7 +19,7 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { KeyObject, X509Certificate, webcrypto } from 'node:crypto';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { join } from 'node:path';
@@ -26,7 +27,7 @@ import type * as X509 from '@peculiar/x509';
 import { HsmError } from '../errors.js';
 import type { Member } from '../member.js';
 import type { Results } from '../protocol.js';
-import { FrameReader, MAX_FRAME_BYTES, encodeFrame } from '../wire.js';
+import { FrameReader, MAX_FRAME_BYTES, encodeFrame, tickBatched } from '../wire.js';
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
@@ -62,6 +63,18 @@ export async function ensureClusterCsr(dataDir: string, subject: string, hosts: 
   const text = csr.toString('pem');
   writeFileSync(csrFile, `${text}\n`);
   return text;
+}
+
+/**
+ * Gives a new member folder the cluster identity that the member in `fromDir` presents: its key,
+ * its CSR and the certificate signed over it. CloudHSM's HSMs of one cluster all present the
+ * cluster certificate the customer signed (InitializeCluster), so a member added after it is a
+ * clone of that identity. The key file is copied from folder to folder (0600), never read here.
+ */
+export function cloneClusterIdentity(fromDir: string, toDir: string): void {
+  mkdirSync(toDir, { recursive: true, mode: 0o700 });
+  for (const f of [MEMBER_FILES.key, MEMBER_FILES.csr, MEMBER_FILES.cert]) copyFileSync(join(fromDir, f), join(toDir, f));
+  chmodSync(join(toDir, MEMBER_FILES.key), 0o600);
 }
 
 export interface ServeOptions {
@@ -210,7 +223,6 @@ const CONNECTION_IN_FLIGHT = 256;
  */
 function serveConnection(socket: TLSSocket, member: Member, maxFrame: number, log: (line: string) => void, settingsChanged: () => Promise<void>): void {
   const reader = new FrameReader(maxFrame);
-  let corked = false;
   let closed = false;
   let writable = true;
   let inFlight = 0;
@@ -234,17 +246,10 @@ function serveConnection(socket: TLSSocket, member: Member, maxFrame: number, lo
     writable = true;
     flow();
   });
+  const send = tickBatched(socket);
   const write = (frame: Buffer) => {
     if (closed) return;
-    if (!corked) {
-      corked = true;
-      socket.cork();
-      process.nextTick(() => {
-        corked = false;
-        socket.uncork();
-      });
-    }
-    if (!socket.write(frame)) writable = false;
+    if (!send(frame)) writable = false;
   };
   const dispatch = ({ id, body }: { id: number; body: unknown }) => {
     inFlight += 1;
