@@ -3,7 +3,12 @@
  * either dialect (0.24, as Debian 12; 0.25 and later, whose mechanism parameters Debian 12's client
  * never sends). Each call answers its values or rejects with {@link RpcRefusal} carrying the CK_RV.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startLocalCluster, type LocalCluster } from '../../src/index.js';
+import { servePkcs11, type Pkcs11Door } from '../../src/pkcs11/index.js';
 import { CALLS, ERROR_CALL, callById, type CallName } from '../../src/pkcs11/calls.js';
 import { FrameReader, encodeFrame, readMessage, writeMessage, type Attribute, type Dialect, type Value } from '../../src/pkcs11/codec.js';
 import { CKA } from '../../src/pkcs11/constants.js';
@@ -80,3 +85,27 @@ export const attr = {
   bytes: (type: number, value: Buffer): Attribute => ({ type, value: { bytes: value }, length: value.length }),
   label: (text: string): Attribute => attr.bytes(CKA.LABEL, Buffer.from(text)),
 };
+
+/** A PKCS #11 door over a one-member cluster with the crypto user cu1 (PIN `cu1:cu1-password`), in a folder of its own. */
+export interface TestDoor {
+  dir: string;
+  cluster: LocalCluster;
+  door: Pkcs11Door;
+  close(): Promise<void>;
+}
+
+export async function openTestDoor(prefix: string): Promise<TestDoor> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const cluster = await startLocalCluster({ adminPassword: 'admin-password', passwordCost: 10, users: [{ username: 'cu1', password: 'cu1-password', role: 'crypto-user' }] });
+  const door = await servePkcs11({ cluster, socket: join(dir, 'run', 'pkcs11.sock') });
+  return {
+    dir,
+    cluster,
+    door,
+    async close() {
+      await door.close();
+      await cluster.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

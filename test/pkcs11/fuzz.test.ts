@@ -4,15 +4,14 @@
  * connection closed; the door keeps serving the others, and nothing in the HSM changes.
  */
 import { readFileSync } from 'node:fs';
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createConnection } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { startLocalCluster, type LocalCluster } from '../../src/index.js';
+import type { LocalCluster } from '../../src/index.js';
 import { FrameReader, encodeFrame, writeMessage } from '../../src/pkcs11/codec.js';
-import { servePkcs11, type Pkcs11Door } from '../../src/pkcs11/index.js';
+import type { Pkcs11Door } from '../../src/pkcs11/index.js';
+import { openTestDoor, type TestDoor } from '../helpers/p11-rpc.js';
 import { seeded, testSeed } from '../helpers/random.js';
 
 const CAPTURES = join(dirname(fileURLToPath(import.meta.url)), '..', 'vectors', 'pkcs11', 'mitm-keygen.txt');
@@ -60,19 +59,14 @@ function exchange(socket: string, frames: Buffer[], waitFor: number): Promise<{ 
 
 describe('pkcs11: the door under malformed frames', function () {
   this.timeout(60_000);
-  let dir: string;
+  let fixture: TestDoor | undefined;
   let cluster: LocalCluster;
   let door: Pkcs11Door;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'strongroom-p11-fuzz-'));
-    cluster = await startLocalCluster({ adminPassword: 'admin-password', passwordCost: 10, users: [{ username: 'cu1', password: 'cu1-password', role: 'crypto-user' }] });
-    door = await servePkcs11({ cluster, socket: join(dir, 'run', 'pkcs11.sock') });
+    fixture = await openTestDoor('strongroom-p11-fuzz-');
+    ({ cluster, door } = fixture);
   });
-  after(async () => {
-    await door?.close();
-    await cluster?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => fixture?.close());
 
   const seed = testSeed(20261202);
   it(`answers or closes every mutated frame and keeps serving; the HSM is unchanged (seed ${seed})`, async () => {

@@ -6,22 +6,20 @@
  */
 import { execFile } from 'node:child_process';
 import { createPublicKey, verify } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { startLocalCluster, type LocalCluster } from '../../src/index.js';
-import { P11_KIT_CLIENT, servePkcs11, type Pkcs11Door } from '../../src/pkcs11/index.js';
+import { P11_KIT_CLIENT, type Pkcs11Door } from '../../src/pkcs11/index.js';
+import { openTestDoor, type TestDoor } from '../helpers/p11-rpc.js';
 
 const FIXTURES = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 const SCRIPT = join(FIXTURES, 'graphene-sign.mjs');
 
 describe('pkcs11: Node applications (graphene-pk11, node-webcrypto-p11) through p11-kit-client.so', function () {
   this.timeout(30_000);
-  let dir: string;
-  let cluster: LocalCluster;
+  let fixture: TestDoor | undefined;
   let door: Pkcs11Door;
 
   before(async function () {
@@ -30,15 +28,10 @@ describe('pkcs11: Node applications (graphene-pk11, node-webcrypto-p11) through 
       console.log('      (skipped: install p11-kit-modules to run the graphene-pk11 test)');
       this.skip();
     }
-    dir = mkdtempSync(join(tmpdir(), 'strongroom-graphene-'));
-    cluster = await startLocalCluster({ adminPassword: 'admin-password', passwordCost: 10, users: [{ username: 'cu1', password: 'cu1-password', role: 'crypto-user' }] });
-    door = await servePkcs11({ cluster, socket: join(dir, 'run', 'pkcs11.sock') });
+    fixture = await openTestDoor('strongroom-graphene-');
+    ({ door } = fixture);
   });
-  after(async () => {
-    await door?.close();
-    await cluster?.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => fixture?.close());
 
   it('initialises with CKF_OS_LOCKING_OK, logs in, makes a P-384 pair in the HSM and signs a digest; the signature verifies and the private value stays sensitive', async () => {
     const { stdout } = await promisify(execFile)(process.execPath, [SCRIPT, P11_KIT_CLIENT, 'cu1:cu1-password'], { env: { ...process.env, P11_KIT_SERVER_ADDRESS: `unix:path=${door.socket}` } });

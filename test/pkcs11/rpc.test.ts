@@ -5,15 +5,12 @@
  * mechanisms). Checked against node:crypto.
  */
 import { constants, createCipheriv, createHash, createPublicKey, diffieHellman, generateKeyPairSync, publicDecrypt, publicEncrypt, verify } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { expect } from 'chai';
-import { startLocalCluster, type LocalCluster } from '../../src/index.js';
+import type { LocalCluster } from '../../src/index.js';
 import type { ByteArray, Dialect, Mechanism } from '../../src/pkcs11/codec.js';
 import { CKA, CKD, CKF, CKG, CKK, CKM, CKO, CKR } from '../../src/pkcs11/constants.js';
-import { servePkcs11, type Pkcs11Door } from '../../src/pkcs11/index.js';
-import { RpcClient, attr } from '../helpers/p11-rpc.js';
+import type { Pkcs11Door } from '../../src/pkcs11/index.js';
+import { RpcClient, attr, openTestDoor, type TestDoor } from '../helpers/p11-rpc.js';
 
 const PIN = 'cu1:cu1-password';
 const bytes = (b: Buffer): ByteArray => ({ data: b, length: b.length });
@@ -22,19 +19,14 @@ const out = (v: unknown): Buffer => (v as ByteArray).data!;
 
 describe('pkcs11: the door frame by frame (both p11-kit dialects)', function () {
   this.timeout(60_000);
-  let dir: string;
+  let fixture: TestDoor | undefined;
   let cluster: LocalCluster;
   let door: Pkcs11Door;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'strongroom-p11-rpc-'));
-    cluster = await startLocalCluster({ adminPassword: 'admin-password', passwordCost: 10, users: [{ username: 'cu1', password: 'cu1-password', role: 'crypto-user' }] });
-    door = await servePkcs11({ cluster, socket: join(dir, 'run', 'pkcs11.sock') });
+    fixture = await openTestDoor('strongroom-p11-rpc-');
+    ({ cluster, door } = fixture);
   });
-  after(async () => {
-    await door?.close();
-    await cluster?.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => fixture?.close());
 
   /** A logged-in connection and a read-write session. */
   async function open(dialect: Dialect): Promise<{ c: RpcClient; rw: bigint }> {
