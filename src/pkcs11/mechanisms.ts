@@ -11,55 +11,43 @@ import { CKD, CKF, CKG, CKM, CKR } from './constants.js';
 import { Ckr } from './objects.js';
 import { ecSpki } from './keys.js';
 
+/** Key sizes by family (bits for RSA and EC, bytes for AES and generic secrets), and common flags. */
+const RSA = { min: 2048, max: 4096 };
+const EC = { min: 224, max: 521 };
+const AES = { min: 16, max: 32 };
+const SECRET = { min: 1, max: 800 };
+const NO_KEY = { min: 0, max: 0 };
+const SIGN_VERIFY = CKF.HW | CKF.SIGN | CKF.VERIFY;
+const ENCRYPT_DECRYPT = CKF.HW | CKF.ENCRYPT | CKF.DECRYPT;
+const WRAP_UNWRAP = CKF.WRAP | CKF.UNWRAP;
+const EC_CAPS = CKF.EC_F_P | CKF.EC_NAMEDCURVE | CKF.EC_UNCOMPRESS;
+
+/** Rows of the table: each mechanism with the same sizes and flags. */
+const rows = (mechanisms: number[], sizes: { min: number; max: number }, flags: number) => mechanisms.map((m) => [m, { ...sizes, flags }] as const);
+
 /** The mechanisms of the door (CloudHSM's PKCS #11 list, as far as the member does them): flags and key sizes. */
 export const MECHANISMS: ReadonlyMap<number, { min: number; max: number; flags: number }> = new Map([
-  [CKM.RSA_PKCS_KEY_PAIR_GEN, { min: 2048, max: 4096, flags: CKF.HW | CKF.GENERATE_KEY_PAIR }],
-  [CKM.RSA_PKCS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY | CKF.ENCRYPT | CKF.DECRYPT | CKF.WRAP | CKF.UNWRAP }],
-  [CKM.RSA_X_509, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY | CKF.ENCRYPT | CKF.DECRYPT }],
-  [CKM.RSA_PKCS_PSS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA1_RSA_PKCS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA256_RSA_PKCS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA384_RSA_PKCS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA512_RSA_PKCS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA224_RSA_PKCS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA1_RSA_PKCS_PSS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA224_RSA_PKCS_PSS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA256_RSA_PKCS_PSS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA384_RSA_PKCS_PSS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA512_RSA_PKCS_PSS, { min: 2048, max: 4096, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.EC_KEY_PAIR_GEN, { min: 224, max: 521, flags: CKF.HW | CKF.GENERATE_KEY_PAIR | CKF.EC_F_P | CKF.EC_NAMEDCURVE | CKF.EC_UNCOMPRESS }],
-  [CKM.ECDSA, { min: 224, max: 521, flags: CKF.HW | CKF.SIGN | CKF.VERIFY | CKF.EC_F_P | CKF.EC_NAMEDCURVE | CKF.EC_UNCOMPRESS }],
-  [CKM.ECDSA_SHA1, { min: 224, max: 521, flags: CKF.HW | CKF.SIGN | CKF.VERIFY | CKF.EC_F_P | CKF.EC_NAMEDCURVE | CKF.EC_UNCOMPRESS }],
-  [CKM.ECDSA_SHA224, { min: 224, max: 521, flags: CKF.HW | CKF.SIGN | CKF.VERIFY | CKF.EC_F_P | CKF.EC_NAMEDCURVE | CKF.EC_UNCOMPRESS }],
-  [CKM.ECDSA_SHA256, { min: 224, max: 521, flags: CKF.HW | CKF.SIGN | CKF.VERIFY | CKF.EC_F_P | CKF.EC_NAMEDCURVE | CKF.EC_UNCOMPRESS }],
-  [CKM.ECDSA_SHA384, { min: 224, max: 521, flags: CKF.HW | CKF.SIGN | CKF.VERIFY | CKF.EC_F_P | CKF.EC_NAMEDCURVE | CKF.EC_UNCOMPRESS }],
-  [CKM.ECDSA_SHA512, { min: 224, max: 521, flags: CKF.HW | CKF.SIGN | CKF.VERIFY | CKF.EC_F_P | CKF.EC_NAMEDCURVE | CKF.EC_UNCOMPRESS }],
-  [CKM.SHA_1, { min: 0, max: 0, flags: CKF.DIGEST }],
-  [CKM.SHA224, { min: 0, max: 0, flags: CKF.DIGEST }],
-  [CKM.SHA256, { min: 0, max: 0, flags: CKF.DIGEST }],
-  [CKM.SHA384, { min: 0, max: 0, flags: CKF.DIGEST }],
-  [CKM.SHA512, { min: 0, max: 0, flags: CKF.DIGEST }],
-  [CKM.RSA_PKCS_OAEP, { min: 2048, max: 4096, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT | CKF.WRAP | CKF.UNWRAP }],
-  [CKM.AES_ECB, { min: 16, max: 32, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT }],
-  [CKM.AES_CBC, { min: 16, max: 32, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT }],
-  [CKM.AES_CBC_PAD, { min: 16, max: 32, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT }],
-  [CKM.AES_CTR, { min: 16, max: 32, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT }],
-  [CKM.AES_GCM, { min: 16, max: 32, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT | CKF.WRAP | CKF.UNWRAP }],
-  [CKM.CLOUDHSM_AES_GCM, { min: 16, max: 32, flags: CKF.HW | CKF.ENCRYPT | CKF.DECRYPT | CKF.WRAP | CKF.UNWRAP }],
-  [CKM.AES_CMAC, { min: 16, max: 32, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.AES_KEY_WRAP, { min: 16, max: 32, flags: CKF.HW | CKF.WRAP | CKF.UNWRAP }],
-  [CKM.AES_KEY_WRAP_PAD, { min: 16, max: 32, flags: CKF.HW | CKF.WRAP | CKF.UNWRAP }],
-  [CKM.CLOUDHSM_AES_KEY_WRAP_NO_PAD, { min: 16, max: 32, flags: CKF.HW | CKF.WRAP | CKF.UNWRAP }],
-  [CKM.CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD, { min: 16, max: 32, flags: CKF.HW | CKF.WRAP | CKF.UNWRAP }],
-  [CKM.CLOUDHSM_AES_KEY_WRAP_ZERO_PAD, { min: 16, max: 32, flags: CKF.HW | CKF.WRAP | CKF.UNWRAP }],
-  [CKM.ECDH1_DERIVE, { min: 224, max: 521, flags: CKF.HW | CKF.DERIVE | CKF.EC_F_P | CKF.EC_NAMEDCURVE | CKF.EC_UNCOMPRESS }],
-  [CKM.GENERIC_SECRET_KEY_GEN, { min: 1, max: 800, flags: CKF.HW | CKF.GENERATE }],
-  [CKM.AES_KEY_GEN, { min: 16, max: 32, flags: CKF.HW | CKF.GENERATE }],
-  [CKM.SHA_1_HMAC, { min: 1, max: 800, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA224_HMAC, { min: 1, max: 800, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA256_HMAC, { min: 1, max: 800, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA384_HMAC, { min: 1, max: 800, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
-  [CKM.SHA512_HMAC, { min: 1, max: 800, flags: CKF.HW | CKF.SIGN | CKF.VERIFY }],
+  ...rows([CKM.RSA_PKCS_KEY_PAIR_GEN], RSA, CKF.HW | CKF.GENERATE_KEY_PAIR),
+  ...rows([CKM.RSA_PKCS], RSA, SIGN_VERIFY | ENCRYPT_DECRYPT | WRAP_UNWRAP),
+  ...rows([CKM.RSA_X_509], RSA, SIGN_VERIFY | ENCRYPT_DECRYPT),
+  ...rows(
+    [CKM.RSA_PKCS_PSS, CKM.SHA1_RSA_PKCS, CKM.SHA256_RSA_PKCS, CKM.SHA384_RSA_PKCS, CKM.SHA512_RSA_PKCS, CKM.SHA224_RSA_PKCS,
+      CKM.SHA1_RSA_PKCS_PSS, CKM.SHA224_RSA_PKCS_PSS, CKM.SHA256_RSA_PKCS_PSS, CKM.SHA384_RSA_PKCS_PSS, CKM.SHA512_RSA_PKCS_PSS],
+    RSA,
+    SIGN_VERIFY,
+  ),
+  ...rows([CKM.EC_KEY_PAIR_GEN], EC, CKF.HW | CKF.GENERATE_KEY_PAIR | EC_CAPS),
+  ...rows([CKM.ECDSA, CKM.ECDSA_SHA1, CKM.ECDSA_SHA224, CKM.ECDSA_SHA256, CKM.ECDSA_SHA384, CKM.ECDSA_SHA512], EC, SIGN_VERIFY | EC_CAPS),
+  ...rows([CKM.SHA_1, CKM.SHA224, CKM.SHA256, CKM.SHA384, CKM.SHA512], NO_KEY, CKF.DIGEST),
+  ...rows([CKM.RSA_PKCS_OAEP], RSA, ENCRYPT_DECRYPT | WRAP_UNWRAP),
+  ...rows([CKM.AES_ECB, CKM.AES_CBC, CKM.AES_CBC_PAD, CKM.AES_CTR], AES, ENCRYPT_DECRYPT),
+  ...rows([CKM.AES_GCM, CKM.CLOUDHSM_AES_GCM], AES, ENCRYPT_DECRYPT | WRAP_UNWRAP),
+  ...rows([CKM.AES_CMAC], AES, SIGN_VERIFY),
+  ...rows([CKM.AES_KEY_WRAP, CKM.AES_KEY_WRAP_PAD, CKM.CLOUDHSM_AES_KEY_WRAP_NO_PAD, CKM.CLOUDHSM_AES_KEY_WRAP_PKCS5_PAD, CKM.CLOUDHSM_AES_KEY_WRAP_ZERO_PAD], AES, CKF.HW | WRAP_UNWRAP),
+  ...rows([CKM.ECDH1_DERIVE], EC, CKF.HW | CKF.DERIVE | EC_CAPS),
+  ...rows([CKM.GENERIC_SECRET_KEY_GEN], SECRET, CKF.HW | CKF.GENERATE),
+  ...rows([CKM.AES_KEY_GEN], AES, CKF.HW | CKF.GENERATE),
+  ...rows([CKM.SHA_1_HMAC, CKM.SHA224_HMAC, CKM.SHA256_HMAC, CKM.SHA384_HMAC, CKM.SHA512_HMAC], SECRET, SIGN_VERIFY),
 ]);
 
 /** The hash of each HMAC mechanism. */
