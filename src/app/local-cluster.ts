@@ -236,9 +236,10 @@ export class LocalCluster extends ClusterFront {
     if (this.transport !== 'tls' || dir === null) throw new HsmError('BAD_REQUEST', 'only a cluster of TLS members presents a cluster certificate');
     if (this.cluster.size !== 1) throw new HsmError('BAD_REQUEST', `a cluster certificate is installed on a cluster of one member (this one has ${this.cluster.size})`);
     const pem = (text: string) => (text.endsWith('\n') ? text : `${text}\n`);
+    // clusterCertificate.crt last: its presence says the installation is complete.
+    writeFileSync(join(dir, 'member-0', MEMBER_FILES.cert), pem(certificate));
     writeFileSync(join(dir, CLUSTER_CERTIFICATE_FILES.anchor), pem(trustAnchor));
     writeFileSync(join(dir, CLUSTER_CERTIFICATE_FILES.cert), pem(certificate));
-    writeFileSync(join(dir, 'member-0', MEMBER_FILES.cert), pem(certificate));
     this.#supervisor.trustMembersUnder(memberTrust(dir, readFileSync(join(dir, 'customerCA.crt'), 'utf8')));
     // The member reads its certificate when it starts: a restart, which the supervisor does at once.
     this.killMember(0);

@@ -257,6 +257,7 @@ export class ControlPlane {
         h.State = 'DEGRADED';
         h.StateMessage = 'The control plane stopped while this HSM was changing; delete it and create another.';
       });
+      this.#finishClusterChange(c);
       if (!hsms.length || c.State === 'DELETED') continue;
       // The first HSM's member comes back from its folder (as member 0); the others join it as new
       // members do, restored from a backup of it.
@@ -274,6 +275,35 @@ export class ControlPlane {
       for (const h of hsms) h.State = 'ACTIVE';
     }
     this.#save();
+  }
+
+  /**
+   * A cluster change the last run answered but did not finish (it stopped in between): creation
+   * and deletion are completed; an initialization counts as done if the certificate was installed
+   * in the cluster's folder (the HSM presents it when it starts), and otherwise is undone, for the
+   * caller to initialize again.
+   */
+  #finishClusterChange(c: ClusterRecord): void {
+    const dir = this.clusterDir(c.ClusterId);
+    if (c.State === 'CREATE_IN_PROGRESS') {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      c.State = 'UNINITIALIZED';
+      c.StateMessage = 'The cluster has no HSM yet: create one, then sign its cluster CSR.';
+    } else if (c.State === 'DELETE_IN_PROGRESS') {
+      c.State = 'DELETED';
+      c.StateMessage = 'The cluster was deleted; its backups remain.';
+    } else if (c.State === 'INITIALIZE_IN_PROGRESS') {
+      const installed = join(dir, 'clusterCertificate.crt');
+      if (existsSync(installed)) {
+        c.Certificates = { ClusterCertificate: readFileSync(installed, 'utf8') };
+        c.State = 'INITIALIZED';
+        c.StateMessage = 'The cluster is initialized: activate it (cluster activate), as its admin.';
+      } else {
+        rmSync(join(dir, 'trustAnchor.crt'), { force: true });
+        c.State = 'UNINITIALIZED';
+        c.StateMessage = 'The control plane stopped before the certificate was installed; call InitializeCluster again.';
+      }
+    }
   }
 
   /** Waits for the background work in flight (state changes), then stops every member. */

@@ -452,4 +452,27 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
       await remote.close();
     }
   });
+  it('a change the last run answered but did not finish is settled at the restart: an initialization never installed is undone', async () => {
+    const id = (await client.send(new CreateClusterCommand({ HsmType: 'hsm2m.medium', SubnetIds: [SUBNETS[0]!] }))).Cluster!.ClusterId!;
+    await until(id, (x) => x.State === 'UNINITIALIZED');
+    await client.send(new CreateHsmCommand({ ClusterId: id, AvailabilityZone: 'us-east-1a' }));
+    const csr = (await until(id, (x) => x.Certificates?.ClusterCsr !== undefined)).Certificates!.ClusterCsr!;
+    client.destroy();
+    await server.close();
+    await plane.close();
+    // As if the last run had stopped right after answering InitializeCluster.
+    const file = join(dir, 'plane', 'control-plane.json');
+    const records = JSON.parse(readFileSync(file, 'utf8')) as { clusters: { ClusterId: string; State: string }[] };
+    records.clusters.find((x) => x.ClusterId === id)!.State = 'INITIALIZE_IN_PROGRESS';
+    writeFileSync(file, JSON.stringify(records));
+    plane = new ControlPlane({ dataDir: join(dir, 'plane'), passwordCost: 10 });
+    await plane.resume();
+    server = await serveControlPlane(plane, { credentials: [CREDENTIALS] });
+    client = new CloudHSMV2Client({ endpoint: server.url, region: 'us-east-1', credentials: CREDENTIALS });
+    const c = await until(id, () => true);
+    expect(c).to.include({ State: 'UNINITIALIZED', StateMessage: 'The control plane stopped before the certificate was installed; call InitializeCluster again.' });
+    expect(c.Certificates).to.deep.equal({ ClusterCsr: csr });
+    await client.send(new DeleteHsmCommand({ ClusterId: id, HsmId: c.Hsms![0]!.HsmId! }));
+    await until(id, (x) => x.Hsms!.length === 0);
+  });
 });
