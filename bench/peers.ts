@@ -8,19 +8,18 @@
  * published figures per HSM are printed beside, as the reference a user compares with.
  */
 import { webcrypto } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalCluster } from '../src/index.js';
 import { median, rate } from './measure.js';
+import { SOFTHSM, softhsmToken } from './pkcs11.js';
 import { progress, table } from './report.js';
 
 type Subtle = webcrypto.SubtleCrypto;
 type Pair = webcrypto.CryptoKeyPair;
 type Key = webcrypto.CryptoKey;
 
-const SOFTHSM = ['/usr/lib/softhsm/libsofthsm2.so'].find((p) => existsSync(p));
 const IN_FLIGHT = 32;
 
 /** The operations, on keys each implementation makes itself (non-extractable, as in an HSM). */
@@ -48,13 +47,8 @@ export async function benchPeers(seconds: number, rounds: number): Promise<void>
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), 'strongroom-bench-peers-'));
-  const tokens = join(dir, 'tokens');
-  mkdirSync(tokens);
-  const conf = join(dir, 'softhsm2.conf');
-  writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\n`);
   // SoftHSM reads its configuration when the library initialises, in this process.
-  process.env.SOFTHSM2_CONF = conf;
-  execFileSync('softhsm2-util', ['--init-token', '--slot', '0', '--label', 'peers', '--so-pin', '12345678', '--pin', '1234'], { stdio: 'ignore' });
+  process.env.SOFTHSM2_CONF = softhsmToken(dir, 'peers');
   const { Crypto: P11Crypto } = await import('node-webcrypto-p11');
   const p11 = new P11Crypto({ library: SOFTHSM, slot: 0, readWrite: true, pin: '1234', name: 'SoftHSM' });
   const cluster = await startLocalCluster({ adminPassword: 'bench-admin-pw', users: [{ username: 'bench', password: 'bench-password', role: 'crypto-user' }] });

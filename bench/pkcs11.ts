@@ -22,7 +22,7 @@ import { servePkcs11 } from '../src/pkcs11/index.js';
 import { median } from './measure.js';
 import { progress, table } from './report.js';
 
-const SOFTHSM = ['/usr/lib/softhsm/libsofthsm2.so'].find((p) => existsSync(p));
+export const SOFTHSM = ['/usr/lib/softhsm/libsofthsm2.so'].find((p) => existsSync(p));
 
 /** A minimal RPC client: calls by name, answered out of order by code. */
 class RpcClient {
@@ -167,6 +167,19 @@ async function rateDirect(tokenConf: string, label: string, mechanism: number, i
   }
 }
 
+/**
+ * A SoftHSM v2 token (user PIN 1234) whose files live in `dir`; returns the configuration file to
+ * name in SOFTHSM2_CONF.
+ */
+export function softhsmToken(dir: string, label: string): string {
+  const tokens = join(dir, 'softhsm-tokens');
+  mkdirSync(tokens);
+  const conf = join(dir, 'softhsm2.conf');
+  writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\n`);
+  execFileSync('softhsm2-util', ['--init-token', '--free', '--label', label, '--so-pin', '12345678', '--pin', '1234'], { env: { ...process.env, SOFTHSM2_CONF: conf }, stdio: 'ignore' });
+  return conf;
+}
+
 export async function benchPkcs11(seconds: number, rounds: number): Promise<void> {
   const missing = [SOFTHSM ? null : 'softhsm2', existsSync('/usr/bin/p11-kit') ? null : 'p11-kit', existsSync('/usr/bin/pkcs11-tool') ? null : 'opensc'].filter(Boolean);
   if (missing.length) {
@@ -175,12 +188,8 @@ export async function benchPkcs11(seconds: number, rounds: number): Promise<void
   }
   const dir = mkdtempSync(join(tmpdir(), 'strongroom-bench-p11-'));
   // SoftHSM: a token with the same two keys, served by p11-kit's own server.
-  const tokens = join(dir, 'softhsm-tokens');
-  mkdirSync(tokens);
-  const conf = join(dir, 'softhsm2.conf');
-  writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\n`);
+  const conf = softhsmToken(dir, 'bench');
   const env = { ...process.env, SOFTHSM2_CONF: conf };
-  execFileSync('softhsm2-util', ['--init-token', '--free', '--label', 'bench', '--so-pin', '12345678', '--pin', '1234'], { env, stdio: 'ignore' });
   for (const [type, label] of [['EC:prime256v1', 'ec'], ['rsa:2048', 'rsa']]) {
     execFileSync('pkcs11-tool', ['--module', SOFTHSM!, '--login', '--pin', '1234', '--keypairgen', '--key-type', type!, '--label', label!], { env, stdio: 'ignore' });
   }
