@@ -100,7 +100,9 @@ describe('cli: CloudHSM CLI fidelity (AWS reference pages)', function () {
     const rsaPriv = rsa.data.private_key.attributes;
     expect(Object.keys(rsaPriv)).to.deep.equal([...AWS_ORDER, 'public-exponent', 'modulus', 'modulus-size-bits']);
     expect(rsaPriv).to.include({ 'public-exponent': '0x010001', 'modulus-size-bits': 2048 });
-    expect(rsaPriv['key-length-bytes']).to.be.within(1215, 1219);
+    // The PKCS #8 length of a private key (CloudHSM's key-length-bytes, about 1217 for RSA-2048):
+    // d, the exponents and the coefficient are shorter by a byte now and then, so it varies a little.
+    expect(rsaPriv['key-length-bytes']).to.be.within(1210, 1220);
     expect(rsa.data.public_key.attributes['key-length-bytes']).to.equal(512);
     expect(rsaPriv.modulus).to.match(/^0x[0-9a-f]{512}$/);
     const byExponent = await run('key list --filter attr.public-exponent=0x010001 attr.label=rsa-attr-priv');
