@@ -16,12 +16,12 @@
  *
  * @module
  */
-import { decode, encode } from '@msgpack/msgpack';
+import { Decoder, Encoder } from '@msgpack/msgpack';
 import { HsmError, type KeyInfo, type Results, type UserRole } from '../hsm-core/face.js';
 import { HsmSession } from '../app/session.js';
 import type { SessionChannel } from '../cluster-client/channel.js';
 import type { HsmCrypto } from '../subtle/crypto.js';
-import { RELAY_PROTOCOL_VERSIONS, type RelayAnswer, type RelayCapabilities } from '../relay/protocol.js';
+import { RELAY_BATCH_VERSION, RELAY_PROTOCOL_VERSIONS, type RelayAnswer, type RelayCapabilities } from '../relay/protocol.js';
 
 /** The WebSocket constructor to use: the browser's, or (in Node) the `ws` package's. */
 export type WebSocketConstructor = new (url: string) => WebSocket;
@@ -37,28 +37,43 @@ export interface RelayOptions {
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: unknown) => void };
 
+const encoder = new Encoder();
+const decoder = new Decoder();
+
+/**
+ * Runs `fn` in a later turn of the event loop, after the current one's promise jobs: Node's
+ * setImmediate, or in a page a MessageChannel message (setTimeout would wait a clamped delay).
+ */
+function nextTurn(fn: () => void): () => void {
+  if (typeof setImmediate === 'function') return () => void setImmediate(fn);
+  const channel = new MessageChannel();
+  (channel.port1 as unknown as { onmessage: () => void }).onmessage = fn;
+  return () => channel.port2.postMessage(null);
+}
+
 /** One WebSocket to the relay: request ids, answers, and a clear error when it closes. */
 class RelayLink {
   readonly #ws: WebSocket;
   readonly #pending = new Map<number, Pending>();
   #next = 1;
   #closedWith: HsmError | null = null;
+  /** Under protocol version 2, the messages made in one turn, sent together when it ends. */
+  #batch: Record<string, unknown>[] | null = null;
+  #batching = false;
+  #maxMessageBytes = Infinity;
+  readonly #flushLater = nextTurn(() => this.#flush());
 
   constructor(ws: WebSocket) {
     this.#ws = ws;
     ws.binaryType = 'arraybuffer';
     ws.addEventListener('message', (event: MessageEvent) => {
-      let answer: RelayAnswer;
+      let decoded: unknown;
       try {
-        answer = decode(new Uint8Array(event.data as ArrayBuffer)) as RelayAnswer;
+        decoded = decoder.decode(new Uint8Array(event.data as ArrayBuffer));
       } catch {
         return;
       }
-      const waiter = this.#pending.get(answer.id);
-      if (!waiter) return;
-      this.#pending.delete(answer.id);
-      if (answer.ok) waiter.resolve(answer.result);
-      else waiter.reject(new HsmError(answer.error.code as never, answer.error.message));
+      for (const answer of (Array.isArray(decoded) ? decoded : [decoded]) as RelayAnswer[]) this.#settle(answer);
     });
     ws.addEventListener('close', (event: { code: number; reason: string }) => {
       this.#closedWith = new HsmError('MEMBER_UNAVAILABLE', `the relay connection closed${event.reason ? `: ${event.reason}` : ` (code ${event.code})`}`);
@@ -67,17 +82,50 @@ class RelayLink {
     });
   }
 
+  /** Sends later messages in batches of at most `maxMessageBytes` when the relay agreed on a version that takes them. */
+  useVersion(version: number, maxMessageBytes: number): void {
+    this.#batching = version >= RELAY_BATCH_VERSION;
+    this.#maxMessageBytes = maxMessageBytes;
+  }
+
   call(message: Record<string, unknown>): Promise<unknown> {
     if (this.#closedWith) return Promise.reject(this.#closedWith);
     const id = this.#next++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      this.#ws.send(encode({ ...message, id }));
+      const full = { ...message, id };
+      if (!this.#batching) return this.#ws.send(encoder.encode(full));
+      if (this.#batch) return void this.#batch.push(full);
+      this.#batch = [full];
+      this.#flushLater();
     });
   }
 
   close(): void {
     this.#ws.close(1000, 'logout');
+  }
+
+  #flush(): void {
+    const batch = this.#batch!;
+    this.#batch = null;
+    if (!this.#closedWith) this.#send(batch);
+  }
+
+  /** Sends a batch, halved until each part fits the relay's message limit (a lone message goes as it is). */
+  #send(batch: Record<string, unknown>[]): void {
+    const bytes = encoder.encode(batch.length === 1 ? batch[0] : batch);
+    if (bytes.byteLength <= this.#maxMessageBytes || batch.length === 1) return this.#ws.send(bytes);
+    const half = batch.length >> 1;
+    this.#send(batch.slice(0, half));
+    this.#send(batch.slice(half));
+  }
+
+  #settle(answer: RelayAnswer): void {
+    const waiter = this.#pending.get(answer?.id);
+    if (!waiter) return;
+    this.#pending.delete(answer.id);
+    if (answer.ok) waiter.resolve(answer.result);
+    else waiter.reject(new HsmError(answer.error.code as never, answer.error.message));
   }
 }
 
@@ -171,6 +219,7 @@ export async function connectRelay(url: string, credentials: { username: string;
   try {
     const hello = (await link.call({ type: 'hello', versions: options.versions ?? [...RELAY_PROTOCOL_VERSIONS] })) as { version: number };
     const capabilities = (await link.call({ type: 'capabilities' })) as RelayCapabilities;
+    link.useVersion(hello.version, capabilities.limits.maxMessageBytes);
     const who = (await link.call({ type: 'login', username: credentials.username, password: credentials.password, role: options.role ?? 'crypto-user' })) as { username: string; role: UserRole };
     const session = new HsmSession(new RelayChannel(link, who.username, who.role));
     return new RelayConnection(session, link, capabilities, hello.version);

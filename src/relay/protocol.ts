@@ -13,13 +13,24 @@
  * Relay → page: `{ id, ok: true, result }` or `{ id, ok: false, error: { code, message } }`.
  * A message that cannot be read closes the connection with a close reason that says why.
  *
+ * Version 2 adds batches: once hello has agreed on version 2, a WebSocket message may also be a
+ * MessagePack array of such maps — the page sends the requests it made in one turn of its event
+ * loop together, and the relay the answers it finished in one turn of its own — so that many
+ * requests in flight cost one frame and one system call each way rather than one per request.
+ * Each element is handled exactly as the same map sent alone; an empty batch, or one with an
+ * element that is not a map with a positive integer id, closes the connection before any of its
+ * elements is handled. A version 1 page never receives a batch.
+ *
  * This module imports nothing with side effects, so the browser bundle can include it.
  *
  * @module
  */
 
 /** Protocol versions this build speaks, newest last. */
-export const RELAY_PROTOCOL_VERSIONS = [1] as const;
+export const RELAY_PROTOCOL_VERSIONS = [1, 2] as const;
+
+/** The first version in which messages may be batches (arrays of messages). */
+export const RELAY_BATCH_VERSION = 2;
 
 export interface RelayCapabilities {
   protocolVersion: number;

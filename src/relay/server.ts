@@ -16,14 +16,14 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { readFile, stat } from 'node:fs/promises';
 import { extname, join, resolve, sep } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { decode, encode } from '@msgpack/msgpack';
+import { Decoder, Encoder } from '@msgpack/msgpack';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { HsmError, OPERATIONS, OPS, type Op } from '../hsm-core/index.js';
 import type { HsmSession } from '../app/index.js';
 import type { LoginOptions } from '../cluster-client/index.js';
 import { doorAlgorithms } from '../subtle/subtle.js';
 import type { IssuingCa } from '../keystore/index.js';
-import { CLOSE, RELAY_PROTOCOL_VERSIONS, type RelayAnswer, type RelayCapabilities } from './protocol.js';
+import { CLOSE, RELAY_BATCH_VERSION, RELAY_PROTOCOL_VERSIONS, type RelayAnswer, type RelayCapabilities } from './protocol.js';
 
 /** What the relay needs of a cluster: a way to log in (LocalCluster and RemoteCluster both fit). */
 export interface RelayCluster {
@@ -91,6 +91,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     if (!Number.isInteger(v) || v < 1) throw new HsmError('BAD_REQUEST', `${name}: a positive integer, got ${String(v)}`);
   }
   let algorithms: string[] | null = null;
+  // One encoder and decoder for every connection: each call is synchronous, and a new one per
+  // message would cost an allocation and a warm-up each time.
+  const encoder = new Encoder();
+  const decoder = new Decoder({ maxStrLength: maxMessageBytes, maxBinLength: maxMessageBytes, maxArrayLength: 10_000, maxMapLength: 10_000 });
 
   const http = createServer((req, res) => void serveFile(req, res, options));
   const wss = new WebSocketServer({ noServer: true, maxPayload: maxMessageBytes });
@@ -115,20 +119,27 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     let loggingIn = false;
     let inFlight = 0;
     let closed = false;
-    let idle: NodeJS.Timeout;
-    const touch = () => {
-      clearTimeout(idle);
-      idle = setTimeout(() => close(CLOSE.goingAway, `idle for ${Math.round(idleTimeoutMs / 1000)} s; reconnect`), idleTimeoutMs);
-    };
-    touch();
+    const idle = setTimeout(() => close(CLOSE.goingAway, `idle for ${Math.round(idleTimeoutMs / 1000)} s; reconnect`), idleTimeoutMs);
     const close = (code: number, reason: string) => {
       if (closed) return;
       closed = true;
       log(`closed a connection from ${origin}: ${reason}`);
       ws.close(code, reason.slice(0, 120));
     };
+    // Under version 2 the answers finished in one turn of the event loop leave as one batch (an
+    // answer alone leaves as a map, as in version 1).
+    let batch: RelayAnswer[] | null = null;
+    const flush = () => {
+      const answers = batch!;
+      batch = null;
+      if (ws.readyState === ws.OPEN) ws.send(encoder.encode(answers.length === 1 ? answers[0] : answers));
+    };
     const send = (answer: RelayAnswer) => {
-      if (ws.readyState === ws.OPEN) ws.send(encode(answer));
+      if (ws.readyState !== ws.OPEN) return;
+      if (version < RELAY_BATCH_VERSION) return ws.send(encoder.encode(answer));
+      if (batch) return void batch.push(answer);
+      batch = [answer];
+      setImmediate(flush);
     };
     const fail = (id: number, code: string, message: string) => send({ id, ok: false, error: { code, message } });
     ws.on('close', () => {
@@ -141,18 +152,32 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     });
     ws.on('error', () => undefined);
     ws.on('message', (data: RawData, isBinary: boolean) => {
-      touch();
+      idle.refresh();
       if (!isBinary) return close(CLOSE.unsupportedData, 'binary MessagePack messages only');
-      let msg: Record<string, unknown>;
+      let decoded: unknown;
       try {
-        const decoded = decode(Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]), { maxStrLength: maxMessageBytes, maxBinLength: maxMessageBytes, maxArrayLength: 10_000, maxMapLength: 10_000 });
-        if (!decoded || typeof decoded !== 'object' || Array.isArray(decoded)) throw new Error('not a map');
-        msg = decoded as Record<string, unknown>;
+        decoded = decoder.decode(Buffer.isBuffer(data) ? data : Buffer.concat(data as Buffer[]));
       } catch {
         return close(CLOSE.invalidPayload, 'a message that is not a MessagePack map');
       }
-      const id = msg.id;
-      if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) return close(CLOSE.protocolError, 'a message without a positive integer id');
+      const isMap = (m: unknown): m is Record<string, unknown> => !!m && typeof m === 'object' && !Array.isArray(m) && !(m instanceof Uint8Array);
+      let messages: Record<string, unknown>[];
+      if (Array.isArray(decoded) && version >= RELAY_BATCH_VERSION) {
+        if (!decoded.length) return close(CLOSE.invalidPayload, 'an empty batch');
+        if (!decoded.every(isMap)) return close(CLOSE.invalidPayload, 'a batch with an element that is not a MessagePack map');
+        messages = decoded;
+      } else if (isMap(decoded)) {
+        messages = [decoded];
+      } else {
+        return close(CLOSE.invalidPayload, Array.isArray(decoded) ? 'a batch before protocol version 2 was agreed (send each message alone)' : 'a message that is not a MessagePack map');
+      }
+      if (!messages.every((m) => typeof m.id === 'number' && Number.isSafeInteger(m.id) && m.id >= 1)) {
+        return close(CLOSE.protocolError, 'a message without a positive integer id');
+      }
+      for (const msg of messages) accept(msg, msg.id as number);
+    });
+
+    function accept(msg: Record<string, unknown>, id: number): void {
       if (inFlight >= maxInFlight) return fail(id, 'RELAY_BUSY', `this connection has ${maxInFlight} requests in flight, its limit; wait for answers`);
       inFlight += 1;
       void handle(msg)
@@ -167,7 +192,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         .finally(() => {
           inFlight -= 1;
         });
-    });
+    }
 
     async function handle(msg: Record<string, unknown>): Promise<unknown> {
       const type = msg.type;
@@ -183,7 +208,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         return { version, server: 'strongroom-relay', versions: [...RELAY_PROTOCOL_VERSIONS] };
       }
       if (!version) throw new HsmError('BAD_REQUEST', 'send hello with the protocol versions the page speaks first');
-      if (type === 'capabilities') return capabilities();
+      if (type === 'capabilities') return capabilities(version);
       if (type === 'login') {
         if (session || loggingIn) throw new HsmError('BAD_REQUEST', 'this connection is already logged in; one login per connection');
         const { username, password, role } = msg;
@@ -245,9 +270,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     }
   }
 
-  function capabilities(): RelayCapabilities {
+  function capabilities(version: number): RelayCapabilities {
     algorithms ??= doorAlgorithms();
-    return { protocolVersion: 1, algorithms, operations: [...RELAY_OPERATIONS], limits: { maxMessageBytes, maxInFlight, idleTimeoutMs } };
+    return { protocolVersion: version, algorithms, operations: [...RELAY_OPERATIONS], limits: { maxMessageBytes, maxInFlight, idleTimeoutMs } };
   }
 
   await new Promise<void>((resolveListen, reject) => {

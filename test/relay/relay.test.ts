@@ -5,7 +5,7 @@
  * flood, fuzzed and oversized frames, idle connections. In each case the relay keeps serving a
  * good client.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { decode, encode } from '@msgpack/msgpack';
 import WebSocket from 'ws';
@@ -75,7 +75,8 @@ describe('relay: pages reach the HSM over WebSocket', function () {
   }
 
   it('says what it offers and signs, verifies, encrypts and refuses exports like the Node door', async () => {
-    expect(good.protocolVersion).to.equal(1);
+    expect(good.protocolVersion).to.equal(2);
+    expect(good.capabilities.protocolVersion).to.equal(2);
     expect(good.capabilities.algorithms).to.include.members(['ECDSA', 'AES-GCM', 'RSA-PSS', 'Ed25519', 'HMAC']);
     expect(good.capabilities.operations).to.include('sign');
     const subtle = good.crypto.subtle;
@@ -100,8 +101,66 @@ describe('relay: pages reach the HSM over WebSocket', function () {
   });
 
   it('refuses a page that speaks another protocol version, naming both sides\' versions', async () => {
-    const e = await rejection(connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: Socket, versions: [2, 3] }));
-    expect(e.message).to.contain('this relay speaks protocol version 1; the page speaks 2, 3');
+    const e = await rejection(connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: Socket, versions: [3, 4] }));
+    expect(e.message).to.contain('this relay speaks protocol version 1, 2; the page speaks 3, 4');
+    await stillServes();
+  });
+
+  it('a version 1 page is served one message at a time and never receives a batch', async () => {
+    const sockets: WebSocket[] = [];
+    const Capturing = class extends WebSocket {
+      constructor(url: string) {
+        super(url, { origin: relay.url });
+        sockets.push(this);
+      }
+    } as unknown as new (url: string) => globalThis.WebSocket;
+    const old = await connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: Capturing, versions: [1] });
+    const received: unknown[] = [];
+    sockets[0]!.on('message', (d: Buffer) => received.push(decode(d)));
+    expect([old.protocolVersion, old.capabilities.protocolVersion]).to.deep.equal([1, 1]);
+    const digests = await Promise.all(Array.from({ length: 20 }, (_, i) => old.crypto.subtle.digest('SHA-256', new Uint8Array([i]))));
+    expect(digests.map((d) => Buffer.from(d).toString('hex'))).to.deep.equal(Array.from({ length: 20 }, (_, i) => createHash('sha256').update(new Uint8Array([i])).digest('hex')));
+    // The 20 answers (and that of the session's first request, for its pool of random bytes), one by one.
+    expect(received).to.have.length(21);
+    expect(received.filter(Array.isArray)).to.deep.equal([]);
+    await old.logout();
+  });
+
+  it('version 2 carries batches: requests sent together are each answered, and answers come back together', async () => {
+    const answers: unknown[] = [];
+    const ws = new WebSocket(wsUrl, { origin: relay.url });
+    const next = () => new Promise<unknown>((resolve) => ws.once('message', (d: Buffer) => resolve(decode(d))));
+    await new Promise((resolve) => ws.once('open', resolve));
+    ws.send(encode({ id: 1, type: 'hello', versions: [1, 2] }));
+    expect(await next()).to.deep.include({ id: 1, ok: true, result: { version: 2, server: 'strongroom-relay', versions: [1, 2] } });
+    ws.send(encode([{ id: 2, type: 'capabilities' }, { id: 3, type: 'login', username: 'app', password: 'app-password' }]));
+    while (answers.length < 2) answers.push(...[await next()].flat());
+    expect(answers.map((a) => (a as { id: number; ok: boolean }).ok)).to.deep.equal([true, true]);
+    const inputs = Array.from({ length: 10 }, (_, i) => new Uint8Array([i, i]));
+    ws.send(encode([...inputs.map((data, i) => ({ id: 10 + i, type: 'request', request: { op: 'digest', hash: 'sha256', data } })), { id: 20, type: 'request', request: { op: 'extractMaskedObject', handle: 1 } }]));
+    const batch = await next();
+    // Every request's answer, and all of them finished in one turn: one message back.
+    expect(batch).to.be.an('array').with.length(11);
+    const byId = new Map((batch as { id: number; ok: boolean; result?: { digest: Uint8Array }; error?: { message: string } }[]).map((a) => [a.id, a]));
+    for (const [i, data] of inputs.entries()) expect(Buffer.from(byId.get(10 + i)!.result!.digest).toString('hex')).to.equal(createHash('sha256').update(data).digest('hex'));
+    expect(byId.get(20)!.error!.message).to.contain('not offered through the relay');
+    ws.close();
+  });
+
+  it('a bad batch closes the connection before any of its requests is handled', async () => {
+    const origin = relay.url;
+    const keysBefore = (await cluster.hsmInfo())[0]!.keys;
+    const afterLogin = (tail: unknown) => (ws: WebSocket) => {
+      ws.send(encode({ id: 1, type: 'hello', versions: [2] }));
+      ws.send(encode({ id: 2, type: 'login', username: 'app', password: 'app-password' }));
+      ws.once('message', () => ws.once('message', () => ws.send(encode(tail))));
+    };
+    const generate = { id: 3, type: 'request', request: { op: 'generateKey', keyType: 'aes', lengthBytes: 32, attributes: { encrypt: true } } };
+    expect(await rawClose(wsUrl, origin, afterLogin([generate, 7]))).to.deep.equal({ code: 1007, reason: 'a batch with an element that is not a MessagePack map' });
+    expect(await rawClose(wsUrl, origin, afterLogin([generate, { type: 'capabilities' }]))).to.deep.equal({ code: 1002, reason: 'a message without a positive integer id' });
+    expect(await rawClose(wsUrl, origin, afterLogin([]))).to.deep.equal({ code: 1007, reason: 'an empty batch' });
+    expect(await rawClose(wsUrl, origin, (ws) => ws.send(encode([{ id: 1, type: 'hello', versions: [2] }])))).to.deep.equal({ code: 1007, reason: 'a batch before protocol version 2 was agreed (send each message alone)' });
+    expect((await cluster.hsmInfo())[0]!.keys).to.equal(keysBefore);
     await stillServes();
   });
 
@@ -152,6 +211,7 @@ describe('relay: pages reach the HSM over WebSocket', function () {
 
   it('a flood beyond the in-flight limit is answered RELAY_BUSY; the flooder and others carry on', async () => {
     const flooder = await connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: Socket });
+    // 200 requests of 512 bytes made at once: 100 KiB, sent as batches within the relay's 64 KiB message limit.
     const results = await Promise.allSettled(Array.from({ length: 200 }, () => flooder.crypto.subtle.digest('SHA-256', randomBytes(512))));
     const busy = results.filter((r) => r.status === 'rejected');
     expect(busy.length).to.be.greaterThan(0);
