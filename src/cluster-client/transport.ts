@@ -193,7 +193,9 @@ export class WorkerTransport extends PendingTransport {
     super();
     this.#worker = worker;
     this.description = `worker member ${index}`;
-    worker.on('message', (m: { id: number; response: Response }) => this.answer(m.id, m.response));
+    worker.on('message', (answers: { id: number; response: Response }[]) => {
+      for (const a of answers) this.answer(a.id, a.response);
+    });
     worker.on('error', (e) => this.down(`the worker failed: ${e.message}`));
     worker.on('exit', (code) => this.down(`the worker exited (code ${code})`));
     worker.unref();
@@ -219,8 +221,17 @@ export class WorkerTransport extends PendingTransport {
     });
   }
 
+  /** Requests made in this tick, posted together when it ends: one message (one copy, one wake-up of the worker) for them all. */
+  #batch: { id: number; request: unknown }[] | null = null;
+
   protected post(id: number, request: unknown): void {
-    this.#worker.postMessage({ id, request });
+    if (this.#batch) return void this.#batch.push({ id, request });
+    this.#batch = [{ id, request }];
+    process.nextTick(() => {
+      const batch = this.#batch!;
+      this.#batch = null;
+      this.#worker.postMessage(batch);
+    });
   }
 
   #terminated: Promise<unknown> | undefined;

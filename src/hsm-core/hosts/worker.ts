@@ -1,8 +1,8 @@
 /**
  * A member in a `worker_threads` worker: one member per worker, its keys in the worker's heap
- * only. The parent posts `{ id, request }`; the worker answers `{ id, response }` (structured
- * clone: byte arrays are copied, never shared). It posts `{ ready: true }` once the member
- * exists.
+ * only. The parent posts arrays of `{ id, request }` (the requests of one tick); the worker
+ * answers with arrays of `{ id, response }` (those finished in one tick) — structured clone: byte
+ * arrays are copied, never shared. It posts `{ ready: true }` once the member exists.
  *
  * Started by the cluster client's WorkerTransport with the member's options as workerData.
  *
@@ -17,7 +17,17 @@ if (!parentPort) throw new Error('hsm-core/hosts/worker.js runs only as a worker
 useThreadPool(false);
 const port = parentPort;
 const member = await createMember(workerData as MemberOptions);
-port.on('message', (message: { id: number; request: unknown }) => {
-  void member.handle(message.request).then((response) => port.postMessage({ id: message.id, response }));
+let answers: { id: number; response: unknown }[] | null = null;
+const answer = (id: number, response: unknown) => {
+  if (answers) return void answers.push({ id, response });
+  answers = [{ id, response }];
+  process.nextTick(() => {
+    const batch = answers!;
+    answers = null;
+    port.postMessage(batch);
+  });
+};
+port.on('message', (batch: { id: number; request: unknown }[]) => {
+  for (const { id, request } of batch) void member.handle(request).then((response) => answer(id, response));
 });
 port.postMessage({ ready: true });
