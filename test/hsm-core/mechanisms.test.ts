@@ -376,6 +376,28 @@ describe('hsm-core: mechanisms', () => {
       });
     }
 
+    it('signatures awaited one after another let timers and I/O run between them; many at once all verify too', async () => {
+      const pair = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1', privateAttributes: { sign: true }, publicAttributes: { verify: true } });
+      const spki = (await f.m.ok({ op: 'exportKey', session: f.alice, handle: pair.publicHandle, format: 'spki' })).keyData as Uint8Array;
+      const key = { key: createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }), dsaEncoding: 'ieee-p1363' } as const;
+      const data = rand(32);
+      const sign = () => f.m.ok({ op: 'sign', session: f.alice, handle: pair.privateHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data });
+      // Counts turns of the event loop while 20 signatures are awaited one by one (each is made
+      // on the member's thread, not the pool, but answered in a later turn).
+      let turns = 0;
+      let spinning = true;
+      const spin = () => {
+        turns += 1;
+        if (spinning) setImmediate(spin);
+      };
+      setImmediate(spin);
+      for (let i = 0; i < 20; i++) expect(nodeVerify('sha256', data, key, (await sign()).signature)).to.equal(true);
+      spinning = false;
+      expect(turns).to.be.at.least(20);
+      const many = await Promise.all(Array.from({ length: 16 }, sign));
+      for (const { signature } of many) expect(nodeVerify('sha256', data, key, signature)).to.equal(true);
+    });
+
     it('Ed25519: byte-identical to WebCrypto, verified both ways', async () => {
       const theirs = (await subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
       const pkcs8 = u8(await subtle.exportKey('pkcs8', theirs.privateKey));

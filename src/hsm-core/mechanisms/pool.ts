@@ -3,6 +3,15 @@
  * so that one member uses every core under concurrent load, as Node's own WebCrypto does. Fast
  * symmetric operations stay synchronous: a hop to the pool would cost more than they do.
  *
+ * One at a time, the hop is most of the cost: handing a 40 µs signature to another thread and
+ * being woken for its answer takes longer than the signature (on a virtual machine whose idle
+ * cores sleep, several times longer). So an operation that is cheap (anything but an RSA
+ * private-key operation) runs here at once when this thread has nothing on the pool and has not
+ * already run one this turn of the event loop; its answer is given in the next turn
+ * (setImmediate), so that a caller awaiting one operation after another still lets timers and I/O
+ * run between them, as with the pool. Under concurrent load the pool is never empty, and
+ * everything goes there.
+ *
  * A member that has a thread of its own (a worker, or a `strongroom hsm serve` process) signs on
  * that thread instead: the thread pool is shared by the whole process, so members that all used
  * it would share its cores rather than each bring one. `useThreadPool(false)` says so; it applies
@@ -10,21 +19,59 @@
  *
  * @module
  */
-import { sign, verify, type KeyObject, type SignKeyObjectInput, type VerifyKeyObjectInput } from 'node:crypto';
+import { KeyObject, sign, verify, type SignKeyObjectInput, type VerifyKeyObjectInput } from 'node:crypto';
 
 let threadPool = true;
+/** This thread's operations on the pool, not yet answered. */
+let onPool = 0;
+/** Whether this turn of the event loop may still run a cheap operation here (see above). */
+let inlineFree = true;
 
 /** Whether this thread's members sign and verify on libuv's thread pool (default) or on this thread. */
 export function useThreadPool(on: boolean): void {
   threadPool = on;
 }
 
+type KeyInput = KeyObject | SignKeyObjectInput | VerifyKeyObjectInput;
+
+function isRsaPrivate(key: KeyInput): boolean {
+  const object = key instanceof KeyObject ? key : key.key;
+  return object.type === 'private' && (object.asymmetricKeyType === 'rsa' || object.asymmetricKeyType === 'rsa-pss');
+}
+
+/** Runs `compute` on this thread or on the pool (`start`), as described above. */
+function run<T>(key: KeyInput, compute: () => T, start: (done: (err: Error | null, value: T) => void) => void): Promise<T> {
+  if (!threadPool) return new Promise((resolve) => resolve(compute()));
+  if (onPool === 0 && inlineFree && !isRsaPrivate(key)) {
+    inlineFree = false;
+    return new Promise((resolve, reject) => {
+      let settle: () => void;
+      try {
+        const value = compute();
+        settle = () => resolve(value);
+      } catch (e) {
+        settle = () => reject(e);
+      }
+      setImmediate(() => {
+        inlineFree = true;
+        settle();
+      });
+    });
+  }
+  onPool += 1;
+  return new Promise((resolve, reject) =>
+    start((err, value) => {
+      onPool -= 1;
+      if (err) reject(err);
+      else resolve(value);
+    }),
+  );
+}
+
 export function signAsync(algorithm: string | null, data: Uint8Array, key: KeyObject | SignKeyObjectInput): Promise<Buffer> {
-  if (!threadPool) return new Promise((resolve) => resolve(sign(algorithm, data, key)));
-  return new Promise((resolve, reject) => sign(algorithm, data, key, (err, signature) => (err ? reject(err) : resolve(signature))));
+  return run(key, () => sign(algorithm, data, key), (done) => sign(algorithm, data, key, done));
 }
 
 export function verifyAsync(algorithm: string | null, data: Uint8Array, key: KeyObject | VerifyKeyObjectInput, signature: Uint8Array): Promise<boolean> {
-  if (!threadPool) return new Promise((resolve) => resolve(verify(algorithm, data, key, signature)));
-  return new Promise((resolve, reject) => verify(algorithm, data, key, signature, (err, valid) => (err ? reject(err) : resolve(valid))));
+  return run(key, () => verify(algorithm, data, key, signature), (done) => verify(algorithm, data, key, signature, done));
 }
