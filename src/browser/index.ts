@@ -17,7 +17,7 @@
  * @module
  */
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import { HsmError, type KeyInfo, type Results, type UserRole } from '../hsm-core/face.js';
+import { HsmError, perTurn, type KeyInfo, type Results, type UserRole } from '../hsm-core/face.js';
 import { HsmSession } from '../app/session.js';
 import type { SessionChannel } from '../cluster-client/channel.js';
 import type { HsmCrypto } from '../subtle/crypto.js';
@@ -41,14 +41,19 @@ const encoder = new Encoder();
 const decoder = new Decoder();
 
 /**
- * Runs `fn` in a later turn of the event loop, after the current one's promise jobs: Node's
- * setImmediate, or in a page a MessageChannel message (setTimeout would wait a clamped delay).
+ * Schedules a function in a later turn of the event loop, after the current one's promise jobs:
+ * Node's setImmediate, or in a page a MessageChannel message (setTimeout would wait a clamped
+ * delay). One at a time, as {@link perTurn} asks.
  */
-function nextTurn(fn: () => void): () => void {
-  if (typeof setImmediate === 'function') return () => void setImmediate(fn);
+function nextTurn(): (end: () => void) => void {
+  if (typeof setImmediate === 'function') return (end) => void setImmediate(end);
   const channel = new MessageChannel();
-  (channel.port1 as unknown as { onmessage: () => void }).onmessage = fn;
-  return () => channel.port2.postMessage(null);
+  let waiting: (() => void) | null = null;
+  (channel.port1 as unknown as { onmessage: () => void }).onmessage = () => waiting!();
+  return (end) => {
+    waiting = end;
+    channel.port2.postMessage(null);
+  };
 }
 
 /** One WebSocket to the relay: request ids, answers, and a clear error when it closes. */
@@ -58,10 +63,11 @@ class RelayLink {
   #next = 1;
   #closedWith: HsmError | null = null;
   /** Under protocol version 2, the messages made in one turn, sent together when it ends. */
-  #batch: Record<string, unknown>[] | null = null;
+  readonly #sendBatched = perTurn<Record<string, unknown>>((batch) => {
+    if (!this.#closedWith) this.#send(batch);
+  }, nextTurn());
   #batching = false;
   #maxMessageBytes = Infinity;
-  readonly #flushLater = nextTurn(() => this.#flush());
 
   constructor(ws: WebSocket) {
     this.#ws = ws;
@@ -94,21 +100,13 @@ class RelayLink {
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       const full = { ...message, id };
-      if (!this.#batching) return this.#ws.send(encoder.encode(full));
-      if (this.#batch) return void this.#batch.push(full);
-      this.#batch = [full];
-      this.#flushLater();
+      if (this.#batching) this.#sendBatched(full);
+      else this.#ws.send(encoder.encode(full));
     });
   }
 
   close(): void {
     this.#ws.close(1000, 'logout');
-  }
-
-  #flush(): void {
-    const batch = this.#batch!;
-    this.#batch = null;
-    if (!this.#closedWith) this.#send(batch);
   }
 
   /** Sends a batch, halved until each part fits the relay's message limit (a lone message goes as it is). */

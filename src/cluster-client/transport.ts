@@ -16,7 +16,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { entryPoint } from './entry-point.js';
-import { createMember, type Member, type MemberOptions, type Response } from '../hsm-core/index.js';
+import { createMember, perTurn, type Member, type MemberOptions, type Response } from '../hsm-core/index.js';
 
 export interface Transport {
   /** A short description for messages and observability, e.g. `worker member 1`. */
@@ -222,16 +222,10 @@ export class WorkerTransport extends PendingTransport {
   }
 
   /** Requests made in this tick, posted together when it ends: one message (one copy, one wake-up of the worker) for them all. */
-  #batch: { id: number; request: unknown }[] | null = null;
+  readonly #post = perTurn<{ id: number; request: unknown }>((batch) => this.#worker.postMessage(batch));
 
   protected post(id: number, request: unknown): void {
-    if (this.#batch) return void this.#batch.push({ id, request });
-    this.#batch = [{ id, request }];
-    process.nextTick(() => {
-      const batch = this.#batch!;
-      this.#batch = null;
-      this.#worker.postMessage(batch);
-    });
+    this.#post({ id, request });
   }
 
   #terminated: Promise<unknown> | undefined;

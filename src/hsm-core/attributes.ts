@@ -372,19 +372,19 @@ export function matchesFilter(attrs: KeyAttributes, filter: AttributeFilter): bo
 export function filterPredicate(filter: AttributeFilter): (attrs: KeyAttributes) => boolean {
   const tests = Object.entries(filter)
     .filter(([, want]) => want !== undefined)
-    .map(([name, want]): ((have: unknown) => boolean) => {
+    .map(([name, want]) => {
       const curve = name === 'curve' && typeof want === 'string' ? normaliseCurveName(want) : undefined;
       const hex = typeof want === 'string' && /^0x/i.test(want) ? want.toLowerCase() : undefined;
-      return (have) => {
+      const test = (have: unknown) => {
         if (curve !== undefined && curve === have) return true;
         if (hex !== undefined && typeof have === 'string') return hex === have.toLowerCase();
         return have === want;
       };
+      return { name, test };
     });
-  const names = Object.keys(filter).filter((name) => filter[name as keyof AttributeFilter] !== undefined);
   return (attrs) => {
     const record = attrs as unknown as Record<string, unknown>;
-    for (let i = 0; i < tests.length; i++) if (!tests[i]!(record[names[i]!])) return false;
+    for (const { name, test } of tests) if (!test(record[name])) return false;
     return true;
   };
 }

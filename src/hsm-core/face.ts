@@ -1,7 +1,8 @@
 /**
- * hsm-core's browser-safe face: `HsmError` and its codes, and the protocol's types. It holds no
- * member, no store and no `node:` import, so what runs in a page (the WebCrypto door, the relay
- * client, the session) imports this and the browser bundle comes straight from the import graph.
+ * hsm-core's browser-safe face: `HsmError` and its codes, the protocol's types, and
+ * {@link perTurn}, with which both ends of a link batch their messages. It holds no member, no
+ * store and no `node:` import, so what runs in a page (the WebCrypto door, the relay client, the
+ * session) imports this and the browser bundle comes straight from the import graph.
  *
  * @module
  */
@@ -27,3 +28,23 @@ export type {
   UserRole,
   WrapMechanism,
 } from './protocol.js';
+
+/**
+ * Collects the items given within one turn and hands them to `flush` together when it ends, so
+ * that many requests (or answers) in flight cost one message rather than one each: a worker's
+ * port, a WebSocket. `later` schedules the end of the turn (default: `process.nextTick`, after
+ * this tick's promise jobs); it is called once per batch, never while one is waiting.
+ */
+export function perTurn<T>(flush: (items: T[]) => void, later: (end: () => void) => void = (end) => process.nextTick(end)): (item: T) => void {
+  let items: T[] | null = null;
+  const end = () => {
+    const batch = items!;
+    items = null;
+    flush(batch);
+  };
+  return (item) => {
+    if (items) return void items.push(item);
+    items = [item];
+    later(end);
+  };
+}

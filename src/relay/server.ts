@@ -18,7 +18,7 @@ import { extname, join, resolve, sep } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { HsmError, OPERATIONS, OPS, type Op } from '../hsm-core/index.js';
+import { HsmError, OPERATIONS, OPS, perTurn, type Op } from '../hsm-core/index.js';
 import type { HsmSession } from '../app/index.js';
 import type { LoginOptions } from '../cluster-client/index.js';
 import { doorAlgorithms } from '../subtle/subtle.js';
@@ -128,18 +128,16 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     };
     // Under version 2 the answers finished in one turn of the event loop leave as one batch (an
     // answer alone leaves as a map, as in version 1).
-    let batch: RelayAnswer[] | null = null;
-    const flush = () => {
-      const answers = batch!;
-      batch = null;
-      if (ws.readyState === ws.OPEN) ws.send(encoder.encode(answers.length === 1 ? answers[0] : answers));
-    };
+    const sendBatched = perTurn<RelayAnswer>(
+      (answers) => {
+        if (ws.readyState === ws.OPEN) ws.send(encoder.encode(answers.length === 1 ? answers[0] : answers));
+      },
+      (end) => setImmediate(end),
+    );
     const send = (answer: RelayAnswer) => {
       if (ws.readyState !== ws.OPEN) return;
       if (version < RELAY_BATCH_VERSION) return ws.send(encoder.encode(answer));
-      if (batch) return void batch.push(answer);
-      batch = [answer];
-      setImmediate(flush);
+      sendBatched(answer);
     };
     const fail = (id: number, code: string, message: string) => send({ id, ok: false, error: { code, message } });
     ws.on('close', () => {

@@ -11,23 +11,15 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createMember, type MemberOptions } from '../member.js';
 import { useThreadPool } from '../mechanisms/pool.js';
+import { perTurn } from '../face.js';
 
 if (!parentPort) throw new Error('hsm-core/hosts/worker.js runs only as a worker thread');
 // This worker is the member's core: sign here rather than on the process's shared thread pool.
 useThreadPool(false);
 const port = parentPort;
 const member = await createMember(workerData as MemberOptions);
-let answers: { id: number; response: unknown }[] | null = null;
-const answer = (id: number, response: unknown) => {
-  if (answers) return void answers.push({ id, response });
-  answers = [{ id, response }];
-  process.nextTick(() => {
-    const batch = answers!;
-    answers = null;
-    port.postMessage(batch);
-  });
-};
+const answer = perTurn<{ id: number; response: unknown }>((answers) => port.postMessage(answers));
 port.on('message', (batch: { id: number; request: unknown }[]) => {
-  for (const { id, request } of batch) void member.handle(request).then((response) => answer(id, response));
+  for (const { id, request } of batch) void member.handle(request).then((response) => answer({ id, response }));
 });
 port.postMessage({ ready: true });
