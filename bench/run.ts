@@ -191,35 +191,22 @@ async function benchRelay(): Promise<void> {
   await cluster.close();
 }
 
+/** The tables after the door's, in the order a whole run measures them; `BENCH_ONLY` picks one. */
+const ONLY: Record<string, { run: () => Promise<void>; timed: boolean }> = {
+  peers: { run: () => benchPeers(SECONDS, ROUNDS), timed: true },
+  cluster: { run: benchCluster, timed: true },
+  relay: { run: benchRelay, timed: true },
+  pkcs11: { run: () => benchPkcs11(SECONDS, ROUNDS), timed: true },
+  'control-plane': { run: () => benchControlPlane(SECONDS, ROUNDS), timed: true },
+  curves: { run: benchCurves, timed: false },
+};
+
 async function main(): Promise<void> {
-  if (process.env.BENCH_ONLY === 'pkcs11') {
-    console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
-    await benchPkcs11(SECONDS, ROUNDS);
-    return;
-  }
-  if (process.env.BENCH_ONLY === 'peers') {
-    console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
-    await benchPeers(SECONDS, ROUNDS);
-    return;
-  }
-  if (process.env.BENCH_ONLY === 'curves') {
-    console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}`);
-    await benchCurves();
-    return;
-  }
-  if (process.env.BENCH_ONLY === 'control-plane') {
-    console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
-    await benchControlPlane(SECONDS, ROUNDS);
-    return;
-  }
-  if (process.env.BENCH_ONLY === 'relay') {
-    console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
-    await benchRelay();
-    return;
-  }
-  if (process.env.BENCH_ONLY === 'cluster') {
-    console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
-    await benchCluster();
+  const only = ONLY[process.env.BENCH_ONLY ?? ''];
+  if (only) {
+    const settings = only.timed ? `, ${SECONDS} s per measurement, median of ${ROUNDS} rounds` : '';
+    console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}${settings}`);
+    await only.run();
     return;
   }
   const cluster = await startLocalCluster({
@@ -272,12 +259,8 @@ async function main(): Promise<void> {
   table(header, rows, { id: 'door', title: 'The WebCrypto door against native WebCrypto' });
   await s.logout();
   await cluster.close();
-  if (process.env.BENCH_ONLY !== 'door') await benchPeers(SECONDS, ROUNDS);
-  if (process.env.BENCH_ONLY !== 'door') await benchCluster();
-  if (process.env.BENCH_ONLY !== 'door') await benchRelay();
-  if (process.env.BENCH_ONLY !== 'door') await benchPkcs11(SECONDS, ROUNDS);
-  if (process.env.BENCH_ONLY !== 'door') await benchControlPlane(SECONDS, ROUNDS);
-  if (process.env.BENCH_ONLY !== 'door') await benchCurves();
+  if (process.env.BENCH_ONLY === 'door') return;
+  for (const next of Object.values(ONLY)) await next.run();
 }
 
 await main();

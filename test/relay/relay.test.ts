@@ -28,6 +28,17 @@ function socketFrom(origin: string) {
   } as unknown as new (url: string) => globalThis.WebSocket;
 }
 
+/** {@link socketFrom}, keeping each socket it opens (to watch or cut the connection underneath). */
+function capturingFrom(origin: string) {
+  const sockets: WebSocket[] = [];
+  const Socket = class extends WebSocket {
+    constructor(url: string) {
+      super(url, { origin });
+      sockets.push(this);
+    }
+  } as unknown as new (url: string) => globalThis.WebSocket;
+  return { Socket, sockets };
+}
 
 /** A raw connection: sends `data`, resolves with how the relay closed it. */
 function rawClose(url: string, origin: string, send: (ws: WebSocket) => void): Promise<{ code: number; reason: string }> {
@@ -107,13 +118,7 @@ describe('relay: pages reach the HSM over WebSocket', function () {
   });
 
   it('a version 1 page is served one message at a time and never receives a batch', async () => {
-    const sockets: WebSocket[] = [];
-    const Capturing = class extends WebSocket {
-      constructor(url: string) {
-        super(url, { origin: relay.url });
-        sockets.push(this);
-      }
-    } as unknown as new (url: string) => globalThis.WebSocket;
+    const { Socket: Capturing, sockets } = capturingFrom(relay.url);
     const old = await connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: Capturing, versions: [1] });
     const received: unknown[] = [];
     sockets[0]!.on('message', (d: Buffer) => received.push(decode(d)));
@@ -265,13 +270,7 @@ describe('relay: pages reach the HSM over WebSocket', function () {
   });
 
   it('a connection that drops without logging out ends its HSM session, and its session keys go', async () => {
-    const sockets: WebSocket[] = [];
-    const Capturing = class extends WebSocket {
-      constructor(url: string) {
-        super(url, { origin: relay.url });
-        sockets.push(this);
-      }
-    } as unknown as new (url: string) => globalThis.WebSocket;
+    const { Socket: Capturing, sockets } = capturingFrom(relay.url);
     const [before] = await cluster.hsmInfo();
     const page = await connectRelay(wsUrl, { username: 'app', password: 'app-password' }, { WebSocket: Capturing });
     await page.crypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
