@@ -160,6 +160,37 @@ describe('subtle: parity with Node WebCrypto', function () {
     });
   });
 
+  describe('the event loop', () => {
+    // Node's WebCrypto answers from its thread pool, so a caller awaiting one call after another
+    // still lets timers and I/O run. An in-process member answers AES, HMAC and digests at once;
+    // the door must not keep the loop from its timers for as long as such a loop lasts.
+    it('a caller awaiting one AES-GCM, HMAC or digest call after another lets a due timer fire, as with Node', async () => {
+      const data = new Uint8Array(1024);
+      const iv = new Uint8Array(12);
+      for (const s of [door, native]) {
+        const aes = await s.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt']);
+        const hmac = await s.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+        const calls: [string, () => Promise<unknown>][] = [
+          ['encrypt', () => s.encrypt({ name: 'AES-GCM', iv }, aes as CryptoKey, data)],
+          ['sign', () => s.sign('HMAC', hmac as CryptoKey, data)],
+          ['digest', () => s.digest('SHA-256', data)],
+          ['session digest', () => f.session.send({ op: 'digest', hash: 'sha256', data })],
+        ];
+        for (const [name, call] of calls) {
+          let fired = false;
+          setTimeout(() => (fired = true), 1);
+          let made = 0;
+          // Bounded, so that a loop that never yields fails here instead of hanging the suite.
+          while (!fired && made < 50_000) {
+            await call();
+            made += 1;
+          }
+          expect(fired, `${name}: the timer had not fired after ${made} calls`).to.equal(true);
+        }
+      }
+    });
+  });
+
   describe('wrapKey and unwrapKey', () => {
     const rsaOaep = { name: 'RSA-OAEP', hash: 'SHA-256' };
     /** Wrapping algorithms: how to make the wrapping key pair (or key) on one side, and the wrap parameters. */
