@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { HsmError, keyRef, type Response, type Results, type UserRole } from '../hsm-core/face.js';
+import { HsmError, keyRef, type Response, type Results, type UserRole, type WireError } from '../hsm-core/face.js';
 import { OPERATIONS, handlesOf, type ClusterRule } from '../hsm-core/index.js';
 import { retriesBusy, waitToRetry, type RetryMode } from './busy.js';
 import { resultOf, type MemberLink } from './member-link.js';
@@ -297,21 +297,24 @@ export class ClusterSessionChannel implements SessionChannel {
     const link = sticky ?? this.#cluster.pick();
     const known = link ? this.#tokens.get(link.index) : undefined;
     if (!link || !known || known.epoch !== link.epoch) return null;
-    return this.#cluster.sendTo(link, { ...req, session: known.token }).then(async (response) => {
-      if (response.ok) return response.result;
-      const code = response.error.code;
-      if (code === 'MEMBER_BUSY') {
-        if (!retriesBusy(this.#cluster.retryMode, 0)) throw HsmError.fromWire(response.error);
-        await waitToRetry(link, 1);
-        return this.#sendFull(req, 1);
-      }
-      if (code === 'MEMBER_UNAVAILABLE') {
-        if (!sticky) link.counters.failovers += 1; // the full path goes to another member
-        return this.#sendFull(req, 0);
-      }
-      if (code === 'NOT_LOGGED_IN') return this.#sendFull(req, 0);
-      throw HsmError.fromWire(response.error);
-    });
+    // The answer handler is not async: a success is passed on with no promise of its own.
+    return this.#cluster.sendTo(link, { ...req, session: known.token }).then((response) => (response.ok ? response.result : this.#fastRefused(req, link, !sticky, response.error)));
+  }
+
+  /** After a refusal on the fast path: busy, gone and logged-out continue on the full path; anything else is the caller's error. */
+  async #fastRefused(req: Record<string, unknown> & { op: string }, link: MemberLink, balanced: boolean, error: WireError): Promise<unknown> {
+    const code = error.code;
+    if (code === 'MEMBER_BUSY') {
+      if (!retriesBusy(this.#cluster.retryMode, 0)) throw HsmError.fromWire(error);
+      await waitToRetry(link, 1);
+      return this.#sendFull(req, 1);
+    }
+    if (code === 'MEMBER_UNAVAILABLE') {
+      if (balanced) link.counters.failovers += 1; // the full path goes to another member
+      return this.#sendFull(req, 0);
+    }
+    if (code === 'NOT_LOGGED_IN') return this.#sendFull(req, 0);
+    throw HsmError.fromWire(error);
   }
 
   async #sendFull(req: Record<string, unknown> & { op: string }, busyRetriesUsed: number): Promise<unknown> {
