@@ -21,6 +21,7 @@ import { PROFILE_NAMES, checkProfileMode, getProfile, type ProfileName } from '.
 import { APPLIANCE_USERNAME, PRECO_INITIAL_PASSWORD, PRECO_USERNAME, requestSchemas, type Op, type RequestOf, type Response, type Results, type UserRole } from './protocol.js';
 import { OPERATIONS, type AuditSpec, type OperationFacts } from './operations.js';
 import { MEMBER_MODES, MemberState, type BackupKeys, type Handler } from './state.js';
+import { readHotRequest } from './hot-requests.js';
 import { AuditLog } from './audit.js';
 import { Masking } from './masking.js';
 import { MemberStore, type CommitScope, type LoadedState } from './store.js';
@@ -435,7 +436,8 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
         }
         let parsed: ReturnType<(typeof requestSchemas)[Op]['safeParse']>;
         try {
-          parsed = requestSchemas[op as Op].safeParse(raw);
+          const hot = readHotRequest(op, raw);
+          parsed = hot ? ({ success: true, data: hot } as typeof parsed) : requestSchemas[op as Op].safeParse(raw);
         } catch (e) {
           // A getter that throws, a proxy: whatever it was, it is not a request.
           throw new HsmError('BAD_REQUEST', `${op}: the request could not be read (${e instanceof Error ? e.message.split('\n')[0] : 'it threw'}); send plain data`);

@@ -36,14 +36,12 @@ export type AdminService = (typeof ADMIN_SERVICES)[number];
 // A byte string is checked by the view's own internal slot (ArrayBuffer.isView), not by its
 // prototype chain alone (an object made with Object.create(Uint8Array.prototype) is not one), and
 // must be a plain Uint8Array or Buffer: a subclass could bring methods of its own into the member.
-const bytes = z.custom<Uint8Array>(
-  (v) => {
-    if (!ArrayBuffer.isView(v)) return false;
-    const proto = Object.getPrototypeOf(v) as object;
-    return proto === Uint8Array.prototype || proto === Buffer.prototype;
-  },
-  { message: 'expected bytes (a Uint8Array)' },
-);
+export function isBytes(v: unknown): v is Uint8Array {
+  if (!ArrayBuffer.isView(v)) return false;
+  const proto = Object.getPrototypeOf(v) as object;
+  return proto === Uint8Array.prototype || proto === Buffer.prototype;
+}
+const bytes = z.custom<Uint8Array>(isBytes, { message: 'expected bytes (a Uint8Array)' });
 const handle = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
 /** Every operation but login, activation and getHsmInfo names its session; a missing one is refused as NOT_LOGGED_IN. */
 const session = z.string().min(1).max(128).optional();
