@@ -11,16 +11,19 @@
  *
  * @module
  */
-import { HASHES, isBytes } from './protocol.js';
+import { GCM_TAG_BITS, HASHES, SIGNATURE_FORMATS, isBytes } from './protocol.js';
 
 type Check = (v: unknown) => boolean;
-/** A strict object: the fields it must have and those it may have, each with its check. */
+/** A field's rule: a check of its value, or (a mechanism) the shapes it may have, by its name. */
+type Rule = Check | Union;
+type Union = Map<unknown, Shape>;
+/** A strict object: the fields it must have and those it may have, each with its rule. */
 interface Shape {
-  required: Map<string, Check>;
-  optional: Map<string, Check>;
+  required: Map<string, Rule>;
+  optional: Map<string, Rule>;
 }
 
-const shape = (required: Record<string, Check>, optional: Record<string, Check> = {}): Shape => ({
+const shape = (required: Record<string, Rule>, optional: Record<string, Rule> = {}): Shape => ({
   required: new Map(Object.entries(required)),
   optional: new Map(Object.entries(optional)),
 });
@@ -38,7 +41,7 @@ const oneOf = (values: readonly unknown[]): Check => {
 const boolean: Check = (v) => typeof v === 'boolean';
 
 /** The fields of `raw` as `s` allows them, copied into a new object; undefined at the first doubt. */
-function read(raw: unknown, s: Shape, mechanisms?: Map<unknown, Shape>): Record<string, unknown> | undefined {
+function read(raw: unknown, s: Shape): Record<string, unknown> | undefined {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
   const out: Record<string, unknown> = {};
   let required = 0;
@@ -46,51 +49,54 @@ function read(raw: unknown, s: Shape, mechanisms?: Map<unknown, Shape>): Record<
   for (const k in raw) {
     if (!Object.hasOwn(raw, k)) return undefined;
     const v = (raw as Record<string, unknown>)[k];
-    if (k === 'mechanism' && mechanisms) {
-      const name = v !== null && typeof v === 'object' ? (v as { name?: unknown }).name : undefined;
-      const m = mechanisms.get(name);
-      const copy = m && read(v, m);
+    const isRequired = s.required.get(k);
+    const rule = isRequired ?? s.optional.get(k);
+    if (!rule) return undefined;
+    if (rule instanceof Map) {
+      const copy = readUnion(v, rule);
       if (!copy) return undefined;
       out[k] = copy;
-      required += 1;
-      continue;
+    } else {
+      if (!rule(v)) return undefined;
+      out[k] = v;
     }
-    const isRequired = s.required.get(k);
-    const check = isRequired ?? s.optional.get(k);
-    if (!check || !check(v)) return undefined;
     if (isRequired) required += 1;
-    out[k] = v;
   }
   return required === s.required.size ? out : undefined;
 }
 
+/** A mechanism: read by the shape its `name` picks. */
+function readUnion(v: unknown, union: Union): Record<string, unknown> | undefined {
+  const shapeOf = v !== null && typeof v === 'object' ? union.get((v as { name?: unknown }).name) : undefined;
+  return shapeOf && read(v, shapeOf);
+}
+
 const prehashed = { prehashed: boolean };
-const SIGN_MECHANISMS = new Map<unknown, Shape>([
+const SIGN_MECHANISMS: Union = new Map<unknown, Shape>([
   ['hmac', shape({ name: literal('hmac'), hash })],
-  ['ecdsa', shape({ name: literal('ecdsa'), hash }, { signatureFormat: oneOf(['p1363', 'der']), ...prehashed })],
+  ['ecdsa', shape({ name: literal('ecdsa'), hash }, { signatureFormat: oneOf(SIGNATURE_FORMATS), ...prehashed })],
   ['ed25519', shape({ name: literal('ed25519') })],
   ['rsa-pkcs', shape({ name: literal('rsa-pkcs'), hash }, prehashed)],
   ['rsa-pkcs-pss', shape({ name: literal('rsa-pkcs-pss'), hash, saltLength: intIn(0, 1024) }, prehashed)],
 ]);
-const CIPHER_MECHANISMS = new Map<unknown, Shape>([
-  ['aes-gcm', shape({ name: literal('aes-gcm') }, { iv: isBytes, aad: isBytes, tagLengthBits: oneOf([32, 64, 96, 104, 112, 120, 128]), webcrypto: literal(true) })],
+const CIPHER_MECHANISMS: Union = new Map<unknown, Shape>([
+  ['aes-gcm', shape({ name: literal('aes-gcm') }, { iv: isBytes, aad: isBytes, tagLengthBits: oneOf(GCM_TAG_BITS), webcrypto: literal(true) })],
   ['aes-cbc', shape({ name: literal('aes-cbc'), iv: isBytes })],
   ['aes-cbc-pad', shape({ name: literal('aes-cbc-pad'), iv: isBytes })],
   ['aes-ctr', shape({ name: literal('aes-ctr'), counter: isBytes }, { counterBits: intIn(1, 128) })],
   ['rsa-oaep', shape({ name: literal('rsa-oaep'), hash }, { label: isBytes })],
 ]);
 
-const mechanism: Check = () => true; // read() checks it against the op's mechanisms
-const REQUESTS = new Map<string, [Shape, Map<unknown, Shape> | undefined]>([
-  ['sign', [shape({ op: literal('sign'), handle, mechanism, data: isBytes }, { session }), SIGN_MECHANISMS]],
-  ['verify', [shape({ op: literal('verify'), handle, mechanism, data: isBytes, signature: isBytes }, { session }), SIGN_MECHANISMS]],
-  ['encrypt', [shape({ op: literal('encrypt'), handle, mechanism, data: isBytes }, { session }), CIPHER_MECHANISMS]],
-  ['decrypt', [shape({ op: literal('decrypt'), handle, mechanism, data: isBytes }, { session }), CIPHER_MECHANISMS]],
-  ['digest', [shape({ op: literal('digest'), hash, data: isBytes }, { session }), undefined]],
+const REQUESTS = new Map<string, Shape>([
+  ['sign', shape({ op: literal('sign'), handle, mechanism: SIGN_MECHANISMS, data: isBytes }, { session })],
+  ['verify', shape({ op: literal('verify'), handle, mechanism: SIGN_MECHANISMS, data: isBytes, signature: isBytes }, { session })],
+  ['encrypt', shape({ op: literal('encrypt'), handle, mechanism: CIPHER_MECHANISMS, data: isBytes }, { session })],
+  ['decrypt', shape({ op: literal('decrypt'), handle, mechanism: CIPHER_MECHANISMS, data: isBytes }, { session })],
+  ['digest', shape({ op: literal('digest'), hash, data: isBytes }, { session })],
 ]);
 
 /** `raw` read as request `op` if it is one of the common ones and certainly valid; otherwise undefined (use the schema). */
 export function readHotRequest(op: string, raw: unknown): Record<string, unknown> | undefined {
-  const entry = REQUESTS.get(op);
-  return entry && read(raw, entry[0], entry[1]);
+  const requestShape = REQUESTS.get(op);
+  return requestShape && read(raw, requestShape);
 }

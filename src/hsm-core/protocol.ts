@@ -68,7 +68,9 @@ const jwk = z.looseObject({ kty: z.string() });
 export type Jwk = z.infer<typeof jwk>;
 
 const curve = z.enum([...EC_CURVES, 'prime256v1']);
-const gcmTag = z.union([32, 64, 96, 104, 112, 120, 128].map((n) => z.literal(n)) as [z.ZodLiteral<number>, ...z.ZodLiteral<number>[]]);
+/** The AES-GCM tag lengths a member takes, in bits. */
+export const GCM_TAG_BITS = [32, 64, 96, 104, 112, 120, 128] as const;
+const gcmTag = z.union(GCM_TAG_BITS.map((n) => z.literal(n)) as [z.ZodLiteral<number>, ...z.ZodLiteral<number>[]]);
 
 // ---- mechanisms -------------------------------------------------------------------------------
 
@@ -130,6 +132,9 @@ export type WrapMechanism = z.infer<typeof wrapMechanismSchema>;
  */
 const prehashed = z.boolean().optional();
 
+/** How an ECDSA signature is encoded: r‖s (`p1363`) or an ASN.1 sequence (`der`). */
+export const SIGNATURE_FORMATS = ['p1363', 'der'] as const;
+
 export const signMechanismSchema = z.discriminatedUnion('name', [
   z.strictObject({ name: z.literal('hmac'), hash }),
   z.strictObject({ name: z.literal('cmac') }),
@@ -143,7 +148,7 @@ export const signMechanismSchema = z.discriminatedUnion('name', [
     name: z.literal('ecdsa'),
     hash,
     /** `p1363` (r‖s, as WebCrypto and PKCS#11 use; the default) or `der` (as X.509 and OpenSSL use). */
-    signatureFormat: z.enum(['p1363', 'der']).optional(),
+    signatureFormat: z.enum(SIGNATURE_FORMATS).optional(),
     prehashed,
   }),
   z.strictObject({ name: z.literal('ed25519') }),

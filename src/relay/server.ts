@@ -25,6 +25,11 @@ import { doorAlgorithms } from '../subtle/subtle.js';
 import type { IssuingCa } from '../keystore/index.js';
 import { CLOSE, RELAY_BATCH_VERSION, RELAY_PROTOCOL_VERSIONS, type RelayAnswer, type RelayCapabilities } from './protocol.js';
 
+/** A decoded MessagePack map (not an array, not bytes). */
+function isMap(m: unknown): m is Record<string, unknown> {
+  return !!m && typeof m === 'object' && !Array.isArray(m) && !(m instanceof Uint8Array);
+}
+
 /** What the relay needs of a cluster: a way to log in (LocalCluster and RemoteCluster both fit). */
 export interface RelayCluster {
   login(username: string, password: string, options?: LoginOptions): Promise<HsmSession>;
@@ -158,7 +163,6 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       } catch {
         return close(CLOSE.invalidPayload, 'a message that is not a MessagePack map');
       }
-      const isMap = (m: unknown): m is Record<string, unknown> => !!m && typeof m === 'object' && !Array.isArray(m) && !(m instanceof Uint8Array);
       let messages: Record<string, unknown>[];
       if (Array.isArray(decoded) && version >= RELAY_BATCH_VERSION) {
         if (!decoded.length) return close(CLOSE.invalidPayload, 'an empty batch');

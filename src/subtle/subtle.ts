@@ -77,12 +77,17 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
     for (const { make } of PROVIDERS) this.providers.set(make(door));
   }
 
-  async #run<T>(method: Method, body: () => Promise<T>): Promise<T> {
+  /** `body`'s answer, with any refusal (thrown at once or rejected later) as WebCrypto's DOMException. */
+  #run<T>(method: Method, body: () => Promise<T>): Promise<T> {
+    let answer: Promise<T>;
     try {
-      return await body();
+      answer = body();
     } catch (e) {
-      throw webCryptoError(e, method);
+      return Promise.reject(webCryptoError(e, method));
     }
+    return answer.then(undefined, (e: unknown) => {
+      throw webCryptoError(e, method);
+    });
   }
 
   /**
@@ -94,15 +99,7 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
    * promise and three turns of the microtask queue on every call).
    */
   #data<T>(method: 'digest' | 'sign' | 'verify' | 'encrypt' | 'decrypt', args: unknown[], count: number): Promise<T> {
-    let answer: Promise<unknown>;
-    try {
-      answer = this.#start(method, args, count);
-    } catch (e) {
-      return Promise.reject(webCryptoError(e, method));
-    }
-    return answer.then(undefined, (e: unknown) => {
-      throw webCryptoError(e, method);
-    }) as Promise<T>;
+    return this.#run(method, () => this.#start(method, args, count) as Promise<T>);
   }
 
   #start(method: 'digest' | 'sign' | 'verify' | 'encrypt' | 'decrypt', args: unknown[], count: number): Promise<unknown> {
