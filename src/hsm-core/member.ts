@@ -309,7 +309,9 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
   try {
     const loaded = store?.load() ?? null;
     m = loaded ? await restore(loaded, options, profileName, cost) : await initialise(options, profileName, cost);
-    if (store) await store.commit(m, { keys: 'all', masking: true });
+    // A new member writes everything; a restarted one, its start (meta, users, the audit records
+    // of the reboot): its keys and masking key are in the folder as they were read.
+    if (store) await store.commit(m, loaded ? { keys: [], masking: false } : { keys: 'all', masking: true });
   } catch (e) {
     await store?.close();
     throw e;

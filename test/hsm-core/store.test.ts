@@ -100,6 +100,31 @@ describe('hsm-core: durable members', function () {
     await third.member.close();
   });
 
+  it('a restart writes its own record (meta, with the reboot counter), not every key and the masking key again', async () => {
+    const d = dir();
+    const { m } = await populated(d);
+    await m.member.close();
+    // Each sealing draws a new IV, so a record written again would not read back the same bytes.
+    const sealed = async () => {
+      const out = new Map<string, string>();
+      await editStore(d, async (db) => {
+        for (const { key, value } of db.getRange({ start: 'key/', end: 'key0' })) out.set(String(key), Buffer.from(value as Uint8Array).toString('hex'));
+        out.set('masking', Buffer.from(db.get('masking') as Uint8Array).toString('hex'));
+        out.set('reboots', String((db.get('meta') as { rebootCounter: number }).rebootCounter));
+      });
+      return out;
+    };
+    const before = await sealed();
+    expect([...before.keys()].filter((k) => k.startsWith('key/'))).to.have.length(1);
+    const again = await durable(d);
+    await again.member.close();
+    const after = await sealed();
+    expect(Number(after.get('reboots'))).to.equal(Number(before.get('reboots')) + 1);
+    after.delete('reboots');
+    before.delete('reboots');
+    expect(after).to.deep.equal(before);
+  });
+
   it('gives the same sync digests after a restart (shares added out of order, every attribute kept)', async () => {
     const d = dir();
     const { m, admin, alice, token } = await populated(d);
