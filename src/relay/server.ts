@@ -182,18 +182,45 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     function accept(msg: Record<string, unknown>, id: number): void {
       if (inFlight >= maxInFlight) return fail(id, 'RELAY_BUSY', `this connection has ${maxInFlight} requests in flight, its limit; wait for answers`);
       inFlight += 1;
-      void handle(msg)
-        .then((result) => send({ id, ok: true, result }))
-        .catch((e: unknown) => {
+      let answer: Promise<unknown>;
+      try {
+        // A member request of a logged-in page, the commonest message, is checked and sent at
+        // once; every other message goes through handle.
+        answer = msg.type === 'request' && session ? request(session, msg) : handle(msg);
+      } catch (e) {
+        answer = Promise.reject(e);
+      }
+      answer.then(
+        (result) => {
+          inFlight -= 1;
+          send({ id, ok: true, result });
+        },
+        (e: unknown) => {
+          inFlight -= 1;
           // A page learns the HSM's refusals; anything else is the relay's own failure, told in
           // a fixed sentence (its details go to the relay's log, not to the page).
           if (!(e instanceof HsmError)) log(`request ${id} from ${origin} failed in the relay: ${e instanceof Error ? e.message : String(e)}`);
           const err = e instanceof HsmError ? e.toWire() : { code: 'INTERNAL_ERROR', message: 'the relay failed to handle this request; it is in the relay\'s log' };
           send({ id, ok: false, error: err });
-        })
-        .finally(() => {
-          inFlight -= 1;
-        });
+        },
+      );
+    }
+
+    /** A member request (`type: 'request'`) of the logged-in `s`; throws when it is not one the relay passes on. */
+    function request(s: HsmSession, msg: Record<string, unknown>): Promise<unknown> {
+      const request = msg.request as Record<string, unknown> | undefined;
+      if (!request || typeof request !== 'object' || Array.isArray(request) || typeof request.op !== 'string') {
+        throw new HsmError('BAD_REQUEST', 'request: a map with op');
+      }
+      if (!ALLOWED.has(request.op)) throw new HsmError('PERMISSION_DENIED', `op ${request.op} is not offered through the relay (it offers ${RELAY_OPERATIONS.join(', ')})`);
+      if ('session' in request) throw new HsmError('BAD_REQUEST', 'request: no session field; the relay adds the connection\'s own');
+      if (request.op === 'getAuditLog') {
+        // Audit logs are per member: the page names one (default 0).
+        const { member = 0, ...rest } = request as { member?: unknown };
+        if (typeof member !== 'number' || !Number.isInteger(member) || member < 0) throw new HsmError('BAD_REQUEST', 'getAuditLog: member is a member number');
+        return s.sendToMember(member, rest as never);
+      }
+      return s.send(request as never);
     }
 
     async function handle(msg: Record<string, unknown>): Promise<unknown> {
@@ -253,21 +280,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         }
         return session.listKeys(request as never);
       }
-      if (type === 'request') {
-        const request = msg.request as Record<string, unknown> | undefined;
-        if (!request || typeof request !== 'object' || Array.isArray(request) || typeof request.op !== 'string') {
-          throw new HsmError('BAD_REQUEST', 'request: a map with op');
-        }
-        if (!ALLOWED.has(request.op)) throw new HsmError('PERMISSION_DENIED', `op ${request.op} is not offered through the relay (it offers ${RELAY_OPERATIONS.join(', ')})`);
-        if ('session' in request) throw new HsmError('BAD_REQUEST', 'request: no session field; the relay adds the connection\'s own');
-        if (request.op === 'getAuditLog') {
-          // Audit logs are per member: the page names one (default 0).
-          const { member = 0, ...rest } = request as { member?: unknown };
-          if (typeof member !== 'number' || !Number.isInteger(member) || member < 0) throw new HsmError('BAD_REQUEST', 'getAuditLog: member is a member number');
-          return session.sendToMember(member, rest as never);
-        }
-        return session.send(request as never);
-      }
+      if (type === 'request') return request(session, msg);
       throw new HsmError('BAD_REQUEST', `unknown message type ${JSON.stringify(type)}`);
     }
   }
