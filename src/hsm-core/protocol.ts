@@ -625,7 +625,7 @@ export interface Results {
   /** `backup`: the encrypted backup; `header`: its clear header (cluster, mode, manufacturer, time). */
   exportEncryptedKey: { encryptedPrivateKeyInfo: Uint8Array };
   importEncryptedKey: { handle: number; key: KeyInfo };
-  createBackup: { backup: Uint8Array; header: { v: 1; clusterId: string; mode: 'fips' | 'non-fips'; manufacturer: string; sourceSerial: string; createdAt: string; profile?: string } };
+  createBackup: { backup: Uint8Array; header: { v: 1 | 2; clusterId: string; mode: 'fips' | 'non-fips'; manufacturer: string; sourceSerial: string; createdAt: string; profile?: string } };
   /** `merged`: the member was active, and the backup's newer versions were merged in (nothing older replaced anything). */
   restoreBackup: { clusterId: string; users: number; keys: number; merged: boolean };
   getAuditLog: { records: AuditRecord[]; head: { sequence: number; hash: string } };

@@ -1,6 +1,7 @@
 /**
  * Backups inside the member: EBK under PBK (MKBK + AKBK + mode), restore rules and tampering.
  */
+import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { readBackupHeader } from '../../src/hsm-core/index.js';
 import { activatedMember, freshMember, PASSWORDS, type Fixture } from '../helpers/member.js';
@@ -40,6 +41,46 @@ describe('hsm-core: backups', () => {
     expect((await target.ok({ op: 'insertMaskedObject', session: alice, maskedObject: masked })).handle).to.equal(token);
   });
 
+  it('a restored key has every attribute, share and generation it had, for each class and type', async () => {
+    const f = await activatedMember({ serviceKey: SERVICE });
+    const handles = [
+      (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 24, attributes: { token: true, wrap: true, unwrap: true, label: 'kek', id: 'k-1', 'wrap-template': { extractable: false }, 'unwrap-template': { decrypt: true, 'key-type': 'aes' } } })).handle,
+      (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'generic-secret', lengthBytes: 40, attributes: { token: true, sign: true, verify: true, extractable: false } })).handle,
+      ...Object.values(await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp384r1', privateAttributes: { token: true, sign: true, label: 'ec' }, publicAttributes: { token: true, verify: true, label: 'ec' } })),
+      ...Object.values(await f.m.ok({ op: 'generateKeyPair', session: f.bob, keyType: 'rsa', modulusBits: 2048, privateAttributes: { token: true, decrypt: true, sensitive: true }, publicAttributes: { token: true, encrypt: true } })),
+    ] as number[];
+    await f.m.ok({ op: 'shareKey', session: f.alice, handle: handles[0]!, username: 'carol' });
+    await f.m.ok({ op: 'setAttributes', session: f.alice, handle: handles[0]!, attributes: { label: 'kek, renamed' } });
+    const described = async (m: typeof f.m, alice: string, bob: string) =>
+      Promise.all(handles.map((handle, i) => m.ok({ op: 'getAttributes', session: i < 4 ? alice : bob, handle })));
+    const before = await described(f.m, f.alice, f.bob);
+    const { backup } = await f.m.ok({ op: 'createBackup', session: f.appliance });
+    const target = await freshMember({ serviceKey: SERVICE, memberIndex: 1 });
+    expect((await target.ok({ op: 'restoreBackup', backup })).keys).to.equal(handles.length);
+    expect(await described(target, await target.login('alice', PASSWORDS.alice), await target.login('bob', PASSWORDS.bob))).to.deep.equal(before);
+    expect(before[0]!.attributes.label).to.equal('kek, renamed');
+    expect(before[0]!.sharedUsers).to.deep.equal(['carol']);
+    // The same sync digests: the cluster's repair finds nothing to copy between the two.
+    const digests = async (m: typeof f.m) => m.ok({ op: 'getSyncStatus', session: await m.login('app_user', PASSWORDS.app_user) });
+    expect(await digests(target)).to.deep.equal(await digests(f.m));
+  });
+
+  it('restores a format 1 backup (JSON content), made by an earlier version', async () => {
+    const fixture = JSON.parse(readFileSync(new URL('../fixtures/backup-format-1.json', import.meta.url), 'utf8')) as { aesHandle: number; ecPrivateHandle: number; ecPublicHandle: number; plaintext: string; iv: string; ciphertext: string };
+    const backup = new Uint8Array(readFileSync(new URL('../fixtures/backup-format-1.backup', import.meta.url)));
+    expect(readBackupHeader(backup).header.v).to.equal(1);
+    const target = await freshMember({ serviceKey: SERVICE, manufacturerKey: new Uint8Array(32).fill(9), profile: 'unlimited' });
+    expect(await target.ok({ op: 'restoreBackup', backup })).to.deep.include({ users: 5, keys: 3, merged: false });
+    const bob = await target.login('bob', PASSWORDS.bob);
+    const plain = await target.ok({ op: 'decrypt', session: bob, handle: fixture.aesHandle, mechanism: { name: 'aes-gcm', iv: Buffer.from(fixture.iv, 'hex') }, data: Buffer.from(fixture.ciphertext, 'hex') });
+    expect(Buffer.from(plain.data).toString()).to.equal(fixture.plaintext);
+    const alice = await target.login('alice', PASSWORDS.alice);
+    expect((await target.ok({ op: 'getAttributes', session: alice, handle: fixture.aesHandle })).attributes.label).to.equal('v1-aes');
+    const data = new Uint8Array(8);
+    const { signature } = await target.ok({ op: 'sign', session: alice, handle: fixture.ecPrivateHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data });
+    expect((await target.ok({ op: 'verify', session: alice, handle: fixture.ecPublicHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data, signature })).valid).to.equal(true);
+  });
+
   it('refuses a member of another manufacturer, another mode or another installation', async () => {
     const { backup } = await backedUp();
     const manufacturer = await freshMember({ serviceKey: SERVICE, manufacturerKey: OTHER_MANUFACTURER });
@@ -70,7 +111,7 @@ describe('hsm-core: backups', () => {
       expect((await target.fail({ op: 'restoreBackup', backup: altered }, 'BACKUP_INVALID')).message, `byte ${at}`).to.equal(message);
     }
     expect((await target.ok({ op: 'getHsmInfo' })).clusterId).to.equal(null);
-    expect(readBackupHeader(backup).header.v).to.equal(1);
+    expect(readBackupHeader(backup).header.v).to.equal(2);
     await target.ok({ op: 'restoreBackup', backup });
   });
 
@@ -112,7 +153,7 @@ describe('hsm-core: backups', () => {
       ['no room for the wrapped backup key and content', new Uint8Array(data.subarray(0, 9 + headerLength + 55)), 'backup: it is truncated'],
       ['a header longer than 4 KiB', withHeader(Buffer.alloc(4097, 0x20)), 'backup: it is truncated'],
       ['a header that is not JSON', withHeader(Buffer.from('{"v":1,')), 'backup: its header is damaged'],
-      ['a newer format', withHeader(Buffer.from(JSON.stringify({ ...header, v: 2 }))), 'backup: it has format 2; this member reads 1'],
+      ['a newer format', withHeader(Buffer.from(JSON.stringify({ ...header, v: 3 }))), 'backup: it has format 3; this member reads 1 and 2'],
       ['a header changed after the backup was made', withHeader(Buffer.from(JSON.stringify({ ...header, createdAt: '2020-01-01T00:00:00.000Z' }))), 'backup: its header was altered'],
     ];
     for (const [what, blob, message] of cases) {

@@ -4,7 +4,10 @@
  * - The member makes an ephemeral backup key (EBK, AES-256) and wraps the backup's content —
  *   users with their password hashes, token keys with attributes and shares, the masking key, the
  *   cluster id and addresses — with it, using AES key wrap with padding (SP 800-38F KWP,
- *   RFC 5649).
+ *   RFC 5649). Format 2 (this version's) encodes the content in MessagePack, each token key a row
+ *   of values against a table of attribute-name lists; format 1 (still read) encoded it in JSON,
+ *   every attribute named in every key: three to six times the bytes, and key wrap, which runs
+ *   six AES operations per 8 bytes one after another, took most of a large backup's time.
  * - The EBK is wrapped (SP 800-38F KW, RFC 3394) by the persistent backup key (PBK), derived with
  *   the SP 800-108 counter KDF (HMAC-SHA256) from the manufacturer key (MKBK, the "hardware"
  *   secret, made per installation) and the service key (AKBK, one per installation), with the
@@ -18,6 +21,7 @@
  * @module
  */
 import { createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
+import { Decoder, Encoder } from '@msgpack/msgpack';
 import { HsmError } from '../errors.js';
 import { Masking, contentOf, keyFromContent, maskedUserOf, type MaskedContent, type MaskedUser } from '../masking.js';
 import { defaultQuorumSettings, type QuorumSettings } from '../quorum.js';
@@ -39,8 +43,11 @@ const MAGIC = Buffer.from('SRBK1');
  */
 export const PROCESS_MANUFACTURER_KEY = randomBytes(32);
 
+/** The formats this version reads; it writes the last. */
+const FORMATS = [1, 2] as const;
+
 export interface BackupHeader {
-  v: 1;
+  v: (typeof FORMATS)[number];
   clusterId: string;
   mode: MemberMode;
   /** A short fingerprint of the manufacturer key (not the key). */
@@ -69,6 +76,43 @@ interface BackupContent {
   deletedUsers?: [string, number][];
 }
 
+/** A token key in format 2: its fields in order, its attribute values in the order of a name list. */
+type KeyRow = [handle: number, gen: number, cls: MaskedContent['cls'], type: MaskedContent['type'], owner: string, shared: string[], names: number, values: unknown[], material: Uint8Array];
+
+/** Format 2's content: the keys as rows, and the attribute-name lists they index. */
+type PackedContent = Omit<BackupContent, 'keys'> & { keyNames: string[][]; keyRows: KeyRow[] };
+
+function packContent(content: BackupContent): PackedContent {
+  const { keys, ...rest } = content;
+  const lists = new Map<string, number>();
+  const keyNames: string[][] = [];
+  const keyRows = keys.map((k): KeyRow => {
+    const attrs = k.attrs as unknown as Record<string, unknown>;
+    // As JSON did, an attribute whose value is undefined is left out.
+    const names = Object.keys(attrs).filter((n) => attrs[n] !== undefined);
+    const id = names.join(',');
+    let list = lists.get(id);
+    if (list === undefined) {
+      list = keyNames.push(names) - 1;
+      lists.set(id, list);
+    }
+    return [k.handle, k.gen ?? 0, k.cls, k.type, k.owner, k.shared, list, names.map((n) => attrs[n]), Buffer.from(k.material, 'base64')];
+  });
+  return { ...rest, keyNames, keyRows };
+}
+
+function unpackContent(packed: PackedContent): BackupContent {
+  const { keyNames, keyRows, ...rest } = packed;
+  const keys = keyRows.map(([handle, gen, cls, type, owner, shared, list, values, material]): MaskedContent => {
+    const names = keyNames[list];
+    if (!names || names.length !== values.length) throw new HsmError('BACKUP_INVALID', `backup: key ${handle} does not match its attribute list`);
+    const attrs: Record<string, unknown> = {};
+    names.forEach((n, i) => (attrs[n] = values[i]));
+    return { handle, gen, cls, type, owner, shared, attrs: attrs as unknown as MaskedContent['attrs'], material: Buffer.from(material).toString('base64') };
+  });
+  return { ...rest, keys };
+}
+
 export function manufacturerFingerprint(key: Buffer): string {
   return createHash('sha256').update('mkbk:').update(key).digest('hex').slice(0, 16);
 }
@@ -84,7 +128,7 @@ export const createBackup: Handler<'createBackup'> = (m, caller) => {
   if (m.lifecycle !== 'active' || m.clusterId === null) throw new HsmError('CLUSTER_NOT_ACTIVE', 'only a member of an active cluster can be backed up');
   const keys = m.backupKeys;
   const header: BackupHeader = {
-    v: 1,
+    v: 2,
     clusterId: m.clusterId,
     mode: keys.mode,
     manufacturer: manufacturerFingerprint(keys.manufacturerKey),
@@ -110,7 +154,7 @@ export const createBackup: Handler<'createBackup'> = (m, caller) => {
     keys: [...m.keys.values()].filter((k) => k.session === null).map(contentOf),
   };
   secret.fill(0);
-  const plain = Buffer.from(JSON.stringify(content));
+  const plain = new Encoder().encode(packContent(content));
   content.masking = '';
   const ebkBytes = randomBytes(32);
   const ebk = createSecretKey(ebkBytes);
@@ -139,7 +183,7 @@ export function readBackupHeader(blob: Uint8Array): { header: BackupHeader; head
   } catch {
     return bad('its header is damaged');
   }
-  if (header.v !== 1) bad(`it has format ${String(header.v)}; this member reads 1`);
+  if (!(FORMATS as readonly unknown[]).includes(header.v)) bad(`it has format ${String(header.v)}; this member reads ${FORMATS.join(' and ')}`);
   return { header, headerBytes, rest: data.subarray(MAGIC.length + 4 + length) };
 }
 
@@ -169,7 +213,7 @@ function openBackup(m: MemberState, blob: Uint8Array): BackupContent {
   }
   let content: BackupContent;
   try {
-    content = JSON.parse(plain.toString('utf8')) as BackupContent;
+    content = header.v === 1 ? (JSON.parse(plain.toString('utf8')) as BackupContent) : unpackContent(new Decoder().decode(plain) as PackedContent);
   } finally {
     plain.fill(0);
   }
