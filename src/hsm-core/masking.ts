@@ -94,7 +94,8 @@ export function keyFromContent(content: MaskedContent, shared: (username: string
     shared: new Set(content.shared.filter(shared)),
     session,
     attrs: { ...content.attrs, token: session === null },
-    material: parseKey(content.cls, content.type, defaultFormat(content.cls), Buffer.from(content.material, 'base64')),
+    // Its facts are among its attributes already: computed only if something asks the material.
+    material: parseKey(content.cls, content.type, defaultFormat(content.cls), Buffer.from(content.material, 'base64'), undefined, true),
   };
 }
 

@@ -156,11 +156,25 @@ function computeFacts(cls: KeyClass, type: KeyType, key: KeyObject): MaterialFac
   }
 }
 
-function material(cls: KeyClass, type: KeyType, key: KeyObject): Material {
+/**
+ * The material and its facts. With `lazyFacts`, the facts are computed when first read: a key
+ * read back from a member's folder or a backup has them among its stored attributes already,
+ * and computing them for every key (an AES check value, an RSA modulus) was a fifth of a start.
+ */
+function material(cls: KeyClass, type: KeyType, key: KeyObject, lazyFacts = false): Material {
   if (type === 'aes' && ![16, 24, 32].includes(key.symmetricKeySize!)) {
     throw new HsmError('KEY_SIZE_INVALID', `an AES key is 16, 24 or 32 bytes, not ${key.symmetricKeySize}`);
   }
-  return { cls, type, key, facts: computeFacts(cls, type, key) };
+  if (!lazyFacts) return { cls, type, key, facts: computeFacts(cls, type, key) };
+  let facts: MaterialFacts | undefined;
+  return {
+    cls,
+    type,
+    key,
+    get facts() {
+      return (facts ??= computeFacts(cls, type, key));
+    },
+  };
 }
 
 // ---- profile rules ----------------------------------------------------------------------------
@@ -329,7 +343,8 @@ const JWK_KTY: Partial<Record<KeyType, string>> = { rsa: 'RSA', ec: 'EC', ed2551
 
 /**
  * Parses key material handed to the HSM (import, unwrap, masked objects), checking that it is
- * the class and type the caller declared.
+ * the class and type the caller declared. `lazyFacts`: for material stored with its attributes
+ * (see material()).
  */
 export function parseKey(
   cls: KeyClass,
@@ -337,6 +352,7 @@ export function parseKey(
   format: KeyFormat,
   data: Uint8Array | Jwk,
   curveName?: string,
+  lazyFacts = false,
 ): Material {
   const curve = curveName === undefined ? undefined : (normaliseCurveName(curveName) as EcCurve);
   const isBytes = data instanceof Uint8Array;
@@ -349,7 +365,7 @@ export function parseKey(
     }
     if (format !== 'raw' && format !== 'jwk') throw keyDataError(`format: a secret key is imported as raw or jwk, not ${format}`);
     const bytes = format === 'raw' ? (data as Uint8Array) : jwkSecret(data as Jwk);
-    return material(cls, type, createSecretKey(bytes));
+    return material(cls, type, createSecretKey(bytes), lazyFacts);
   }
   if (type === 'aes' || type === 'generic-secret') {
     throw new HsmError('KEY_TYPE_INCONSISTENT', `keyClass: ${type} keys are secret keys, not ${cls}s`);
@@ -388,7 +404,7 @@ export function parseKey(
       if (point[0] !== 0x04) key = rawPublicKey('ec', actualCurve, point);
     }
   }
-  return material(cls, type, key);
+  return material(cls, type, key, lazyFacts);
 }
 
 /**
