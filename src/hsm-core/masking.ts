@@ -46,10 +46,25 @@ export interface MaskedContent {
  * set in (members of different versions may build a key's attributes in different orders).
  */
 export function canonicalJson(value: unknown): string {
-  // Member names within an object are unique, so two are never equal.
-  return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
-  );
+  // A copy with sorted members, then JSON.stringify without a replacer: a replacer turns off V8's
+  // fast serializer and is called for every value (this took a fifth of a member's join).
+  return JSON.stringify(sortedCopy(value));
+}
+
+/** `value` as JSON.stringify sees it (after toJSON), with every object's members in sorted order. */
+function sortedCopy(value: unknown): unknown {
+  let v = value as { toJSON?: () => unknown } | null;
+  if (v !== null && typeof v === 'object' && typeof v.toJSON === 'function') v = v.toJSON() as typeof v;
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map(sortedCopy);
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(v).sort()) {
+    const member = sortedCopy((v as Record<string, unknown>)[k]);
+    // A member named __proto__ stays a member (an assignment would set the prototype).
+    if (k === '__proto__') Object.defineProperty(out, k, { value: member, enumerable: true, writable: true, configurable: true });
+    else out[k] = member;
+  }
+  return out;
 }
 
 /** A user as it travels between members: the password only as its hash. */
