@@ -90,7 +90,7 @@ function packContent(content: BackupContent): PackedContent {
     const attrs = k.attrs as unknown as Record<string, unknown>;
     // As JSON did, an attribute whose value is undefined is left out.
     const names = Object.keys(attrs).filter((n) => attrs[n] !== undefined);
-    const id = names.join(',');
+    const id = JSON.stringify(names);
     let list = lists.get(id);
     if (list === undefined) {
       list = keyNames.push(names) - 1;
@@ -108,7 +108,8 @@ function unpackContent(packed: PackedContent): BackupContent {
     if (!names || names.length !== values.length) throw new HsmError('BACKUP_INVALID', `backup: key ${handle} does not match its attribute list`);
     const attrs: Record<string, unknown> = {};
     names.forEach((n, i) => (attrs[n] = values[i]));
-    return { handle, gen, cls, type, owner, shared, attrs: attrs as unknown as MaskedContent['attrs'], material: Buffer.from(material).toString('base64') };
+    // The material is read where it lies in the decoded content, which is zeroed once read.
+    return { handle, gen, cls, type, owner, shared, attrs: attrs as unknown as MaskedContent['attrs'], material: Buffer.from(material.buffer, material.byteOffset, material.byteLength).toString('base64') };
   });
   return { ...rest, keys };
 }
@@ -154,7 +155,9 @@ export const createBackup: Handler<'createBackup'> = (m, caller) => {
     keys: [...m.keys.values()].filter((k) => k.session === null).map(contentOf),
   };
   secret.fill(0);
-  const plain = new Encoder().encode(packContent(content));
+  const packed = packContent(content);
+  const plain = new Encoder().encode(packed);
+  for (const row of packed.keyRows) row[8].fill(0);
   content.masking = '';
   const ebkBytes = randomBytes(32);
   const ebk = createSecretKey(ebkBytes);
