@@ -36,13 +36,37 @@ export function hashRecord(r: Omit<AuditRecord, 'hash'>): string {
   return createHash('sha256').update(canonical).digest('hex');
 }
 
+/**
+ * The first `count` records of a log, kept elsewhere: a durable member's folder. `last` is the
+ * last of them (null when there are none); `read` gives records from there as new objects.
+ */
+export interface AuditArchive {
+  count: number;
+  last: AuditRecord | null;
+  read(from: number, max: number): AuditRecord[];
+}
+
 export class AuditLog {
+  /** The records from #base on; those before are in the archive. */
   readonly #records: AuditRecord[] = [];
+  #base = 0;
+  readonly #archive: AuditArchive | null = null;
+  #lastArchived: AuditRecord | null = null;
   readonly #rebootCounter: number;
 
-  constructor(rebootCounter = 0, records: readonly AuditRecord[] = []) {
+  /**
+   * A log that goes on from `past`: records (kept in memory), or an archive, which then keeps
+   * every record that {@link archived} says it holds, so that memory holds only the newest.
+   */
+  constructor(rebootCounter = 0, past: readonly AuditRecord[] | AuditArchive = []) {
     this.#rebootCounter = rebootCounter;
-    for (const r of records) this.#records.push(Object.freeze({ ...r, keyHandles: [...r.keyHandles] }) as AuditRecord);
+    if (Array.isArray(past)) {
+      for (const r of past as readonly AuditRecord[]) this.#records.push(Object.freeze({ ...r, keyHandles: [...r.keyHandles] }) as AuditRecord);
+    } else {
+      this.#archive = past as AuditArchive;
+      this.#base = this.#archive.count;
+      this.#lastArchived = this.#archive.last;
+    }
   }
 
   /** How many times the member had started before this run (0 for the first run). */
@@ -50,10 +74,14 @@ export class AuditLog {
     return this.#rebootCounter;
   }
 
+  #last(): AuditRecord | null {
+    return this.#records.at(-1) ?? this.#lastArchived;
+  }
+
   append(event: AuditEvent): AuditRecord {
-    const previous = this.#records.at(-1);
+    const previous = this.#last();
     const unsigned = {
-      sequence: this.#records.length,
+      sequence: this.#base + this.#records.length,
       time: new Date().toISOString(),
       rebootCounter: this.#rebootCounter,
       opcode: event.opcode,
@@ -72,11 +100,23 @@ export class AuditLog {
 
   /** Records from `from`, at most `max`, as copies. */
   read(from: number, max: number): AuditRecord[] {
-    return this.#records.slice(from, from + max).map((r) => ({ ...r, keyHandles: [...r.keyHandles] }));
+    const out = from < this.#base ? this.#archive!.read(from, Math.min(max, this.#base - from)) : [];
+    const start = Math.max(from, this.#base) - this.#base;
+    for (const r of this.#records.slice(start, start + max - out.length)) out.push({ ...r, keyHandles: [...r.keyHandles] });
+    return out;
+  }
+
+  /** The archive holds the records before `count` now: they leave memory. (A log without an archive keeps them.) */
+  archived(count: number): void {
+    if (!this.#archive || count <= this.#base) return;
+    const leaving = this.#records.splice(0, Math.min(count - this.#base, this.#records.length));
+    if (!leaving.length) return;
+    this.#lastArchived = leaving.at(-1)!;
+    this.#base += leaving.length;
   }
 
   get head(): { sequence: number; hash: string } {
-    const last = this.#records.at(-1);
+    const last = this.#last();
     return last ? { sequence: last.sequence, hash: last.hash } : { sequence: -1, hash: GENESIS_HASH };
   }
 }

@@ -311,7 +311,11 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
     m = loaded ? await restore(loaded, options, profileName, cost) : await initialise(options, profileName, cost);
     // A new member writes everything; a restarted one, its start (meta, users, the audit records
     // of the reboot): its keys and masking key are in the folder as they were read.
-    if (store) await store.commit(m, loaded ? { keys: [], masking: false } : { keys: 'all', masking: true });
+    if (store) {
+      await store.commit(m, loaded ? { keys: [], masking: false } : { keys: 'all', masking: true });
+      // A new member's first records are in its folder now: from here its log keeps only new ones in memory.
+      if (!loaded) m.audit = new AuditLog(m.audit.rebootCounter, store.auditArchive());
+    }
   } catch (e) {
     await store?.close();
     throw e;

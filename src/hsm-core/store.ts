@@ -34,6 +34,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { join } from 'node:path';
 import type { RootDatabase } from 'lmdb';
 import type { AuditRecord } from './protocol.js';
+import type { AuditArchive } from './audit.js';
 import { HsmError } from './errors.js';
 import { lockFolder, type FolderLock } from './folder-lock.js';
 import type { KeyRecord } from './key-store.js';
@@ -71,6 +72,11 @@ export interface CommitScope {
 }
 
 const KEY_AAD = 'strongroom:storage-key:v1';
+
+/** The record key of audit record `sequence`: zero-padded, so that keys sort as numbers do. */
+function auditKey(sequence: number): string {
+  return `audit/${String(sequence).padStart(12, '0')}`;
+}
 
 function refuse(dir: string, why: string): never {
   throw new HsmError('BAD_REQUEST', `data folder ${dir}: ${why}; nothing was changed`);
@@ -142,7 +148,8 @@ export interface LoadedState {
   users: UserRecord[];
   keys: KeyRecord[];
   masking: Buffer | null;
-  audit: AuditRecord[];
+  /** The audit log in the folder, read when asked (a long log is not held in memory). */
+  audit: AuditArchive;
   deletedKeys: Map<number, number>;
   deletedUsers: Map<string, number>;
 }
@@ -204,9 +211,7 @@ export class MemberStore {
     if (!meta) return null;
     const users: UserRecord[] = [];
     const keys: KeyRecord[] = [];
-    const audit: AuditRecord[] = [];
     let masking: Buffer | null = null;
-    for (const { value } of this.#db.getRange({ start: 'audit/', end: 'audit0' })) audit.push(value as AuditRecord);
     for (const { key, value } of this.#db.getRange({ start: 'key/', end: 'key0' })) {
       const plain = unseal(this.#key, String(key), Buffer.from(value as Uint8Array));
       if (!plain) refuse(this.dir, `record ${String(key)} is corrupted (it does not authenticate under the storage key)`);
@@ -236,10 +241,30 @@ export class MemberStore {
       masking = unseal(this.#key, 'masking', Buffer.from(sealed));
       if (!masking) refuse(this.dir, 'record masking is corrupted (it does not authenticate under the storage key)');
     }
-    // lmdb returns them in key order, and the keys are zero-padded sequence numbers.
-    if (audit.some((r, i) => r.sequence !== i)) refuse(this.dir, 'the audit log has a gap');
-    this.#auditWritten = audit.length;
-    return { meta, users, keys, masking, audit, deletedKeys, deletedUsers };
+    // lmdb gives the keys in order, and they are zero-padded sequence numbers: 0, 1, 2, ...
+    let count = 0;
+    for (const key of this.#db.getKeys({ start: 'audit/', end: 'audit0' })) {
+      if (key !== auditKey(count)) refuse(this.dir, 'the audit log has a gap');
+      count += 1;
+    }
+    this.#auditWritten = count;
+    return { meta, users, keys, masking, audit: this.auditArchive(), deletedKeys, deletedUsers };
+  }
+
+  /** The audit records written so far, as an archive for the member's log (audit.ts). */
+  auditArchive(): AuditArchive {
+    const db = this.#db;
+    const count = this.#auditWritten;
+    return {
+      count,
+      last: count ? (db.get(auditKey(count - 1)) as AuditRecord) : null,
+      read(from, max) {
+        // The log asks only for records it has been told are written.
+        const out: AuditRecord[] = [];
+        for (const { value } of db.getRange({ start: auditKey(from), end: auditKey(from + max) })) out.push(value as AuditRecord);
+        return out;
+      },
+    };
   }
 
   /** Writes what `scope` names plus meta, users and new audit records, in one transaction, and waits until it is on disk. */
@@ -297,7 +322,7 @@ export class MemberStore {
       puts.push(['masking', seal(key, 'masking', secret, iv())]);
       secret.fill(0);
     }
-    for (const r of records) puts.push([`audit/${String(r.sequence).padStart(12, '0')}`, r]);
+    for (const r of records) puts.push([auditKey(r.sequence), r]);
     const tombstones = new Map<string, number>();
     for (const [handle, gen] of m.keyTombstones) tombstones.set(`deleted/key/${handle}`, gen);
     for (const [name, gen] of m.userTombstones) tombstones.set(`deleted/user/${name}`, gen);
@@ -318,6 +343,8 @@ export class MemberStore {
       for (const k of removes) void db.remove(k);
     });
     await db.flushed;
+    // On disk now: the log need not hold them in memory (it reads them from here, see load).
+    m.audit.archived(written + records.length);
   }
 
   async close(): Promise<void> {

@@ -167,6 +167,42 @@ describe('hsm-core: audit log', () => {
     expect(verifyAuditChain(rebased.slice(0, 1))).to.deep.equal({ ok: false, sequence: 0, reason: 'it does not link to the record before it' });
   });
 
+  it('a log over an archive (a durable member\'s folder) reads across it and memory, chains on from its last record, and lets archived records leave memory', async () => {
+    const { AuditLog } = await import('../../src/hsm-core/audit.js');
+    const event = (n: number) => ({ opcode: 'CN_LOGIN', sessionHandle: n, user: 'alice', userType: 'crypto-user' as const, targetUser: null, keyHandles: [n], response: 'success' as const });
+    const first = new AuditLog(0);
+    for (let i = 0; i < 6; i++) first.append(event(i));
+    const disk = first.read(0, 100);
+    const reads: [number, number][] = [];
+    // The archive holds what has been written to disk; the log asks it only for that.
+    let written = 6;
+    const archive = { count: 6, last: disk[5]!, read: (from: number, max: number) => (reads.push([from, max]), disk.slice(from, Math.min(from + max, written)).map((r) => ({ ...r }))) };
+    const log = new AuditLog(1, archive);
+    expect(log.head).to.deep.equal({ sequence: 5, hash: disk[5]!.hash });
+    for (let i = 6; i < 10; i++) disk.push(log.append(event(i)));
+    expect(disk.slice(6).map((r) => r.previousHash)).to.deep.equal(disk.slice(5, 9).map((r) => r.hash));
+    expect(verifyAuditChain(log.read(0, 100))).to.deep.equal({ ok: true, records: 10 });
+    expect(log.read(4, 4).map((r) => r.sequence)).to.deep.equal([4, 5, 6, 7]);
+    expect(reads.at(-1)).to.deep.equal([4, 2]);
+    // Records 6 and 7 are written: the archive serves them from now on, memory only 8 and 9.
+    written = 8;
+    log.archived(8);
+    reads.length = 0;
+    expect(log.read(7, 2).map((r) => r.sequence)).to.deep.equal([7, 8]);
+    expect(reads).to.deep.equal([[7, 1]]);
+    expect(log.read(8, 100).map((r) => r.sequence)).to.deep.equal([8, 9]);
+    expect(reads).to.have.length(1);
+    // Appending goes on from the newest record, whether it is in memory or archived.
+    log.archived(10);
+    written = 10;
+    const next = log.append(event(10));
+    expect(next).to.include({ sequence: 10, previousHash: disk[9]!.hash });
+    expect(verifyAuditChain(log.read(0, 100))).to.deep.equal({ ok: true, records: 11 });
+    // A log with no archive keeps its records.
+    first.archived(6);
+    expect(first.read(0, 100)).to.have.length(6);
+  });
+
   it('admins read it, and the appliance user (CloudHSM\'s side, which sends it to CloudWatch Logs); crypto users do not', async () => {
     const f = await activatedMember();
     await f.m.fail({ op: 'getAuditLog', session: f.alice }, 'PERMISSION_DENIED');

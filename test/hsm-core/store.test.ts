@@ -125,6 +125,27 @@ describe('hsm-core: durable members', function () {
     expect(after).to.deep.equal(before);
   });
 
+  it('reads its audit log from the folder: the same records before and after a restart, in pages of any size', async () => {
+    const d = dir();
+    const { m, admin } = await populated(d);
+    const before = (await m.ok({ op: 'getAuditLog', session: admin, maxItems: 10_000 })).records;
+    await m.member.close();
+    const again = await durable(d);
+    const admin2 = await again.login('admin', PASSWORDS.admin);
+    for (let i = 0; i < 5; i++) await again.login('alice', PASSWORDS.alice);
+    const { records: all, head } = await again.ok({ op: 'getAuditLog', session: admin2, maxItems: 10_000 });
+    expect(all.slice(0, before.length)).to.deep.equal(before);
+    expect(all.length).to.be.greaterThan(before.length + 5);
+    expect(head).to.deep.equal({ sequence: all.length - 1, hash: all.at(-1)!.hash });
+    expect(verifyAuditChain(all)).to.deep.equal({ ok: true, records: all.length });
+    for (const size of [1, 5, before.length]) {
+      const paged = [];
+      for (let from = 0; from < all.length; from += size) paged.push(...(await again.ok({ op: 'getAuditLog', session: admin2, fromSequence: from, maxItems: size })).records);
+      expect(paged, `pages of ${size}`).to.deep.equal(all);
+    }
+    await again.member.close();
+  });
+
   it('gives the same sync digests after a restart (shares added out of order, every attribute kept)', async () => {
     const d = dir();
     const { m, admin, alice, token } = await populated(d);
