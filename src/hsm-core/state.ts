@@ -31,6 +31,37 @@ export interface BackupKeys {
   serviceKey: Buffer | null;
 }
 
+/**
+ * A map that remembers which of its entries were set or deleted since it was last asked, so that
+ * a durable member writes only those (store.ts): a commit that compared every entry cost time in
+ * proportion to every key ever deleted.
+ */
+export class TrackedMap<K, V> extends Map<K, V> {
+  readonly #changed = new Set<K>();
+
+  override set(key: K, value: V): this {
+    this.#changed.add(key);
+    return super.set(key, value);
+  }
+
+  override delete(key: K): boolean {
+    this.#changed.add(key);
+    return super.delete(key);
+  }
+
+  override clear(): void {
+    for (const key of super.keys()) this.#changed.add(key);
+    super.clear();
+  }
+
+  /** The keys set or deleted since the last call. */
+  takeChanges(): K[] {
+    const changed = [...this.#changed];
+    this.#changed.clear();
+    return changed;
+  }
+}
+
 export class MemberState {
   lifecycle: 'initialized' | 'active' = 'initialized';
   /** Set at activation and carried by clones: members with the same id form one cluster. */
@@ -61,12 +92,12 @@ export class MemberState {
    * Deleted token keys: handle → the generation of the deletion. Handles are never reused, so a
    * deleted key never comes back, whatever copy of it arrives later (a masked object, a backup).
    */
-  readonly keyTombstones = new Map<number, number>();
+  readonly keyTombstones = new TrackedMap<number, number>();
   /**
    * Deleted users: name → the generation of the deletion. A copy of the user made before it
    * (a masked user, a backup) is refused; a user created again later is newer and wins.
    */
-  readonly userTombstones = new Map<string, number>();
+  readonly userTombstones = new TrackedMap<string, number>();
   /** The logical clock behind generations: the highest counter made or seen here. */
   clock = 0;
 

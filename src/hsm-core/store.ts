@@ -323,11 +323,18 @@ export class MemberStore {
       secret.fill(0);
     }
     for (const r of records) puts.push([auditKey(r.sequence), r]);
-    const tombstones = new Map<string, number>();
-    for (const [handle, gen] of m.keyTombstones) tombstones.set(`deleted/key/${handle}`, gen);
-    for (const [name, gen] of m.userTombstones) tombstones.set(`deleted/user/${name}`, gen);
-    for (const [name, gen] of tombstones) if (this.#tombstones.get(name) !== gen) puts.push([name, gen]);
-    for (const name of this.#tombstones.keys()) if (!tombstones.has(name)) removes.push(name);
+    // Tombstones: those set or deleted since the last commit (the others are on disk as they are).
+    const known = this.#tombstones;
+    const tombstone = (name: string, gen: number | undefined) => {
+      if (gen === undefined) {
+        if (known.delete(name)) removes.push(name);
+      } else if (known.get(name) !== gen) {
+        puts.push([name, gen]);
+        known.set(name, gen);
+      }
+    };
+    for (const handle of m.keyTombstones.takeChanges()) tombstone(`deleted/key/${handle}`, m.keyTombstones.get(handle));
+    for (const name of m.userTombstones.takeChanges()) tombstone(`deleted/user/${name}`, m.userTombstones.get(name));
     // Transactions commit in the order they are queued, so what is known can move on now.
     for (const h of handles) {
       if (keyPuts.has(h)) knownKeys.add(h);
@@ -336,8 +343,6 @@ export class MemberStore {
     for (const name of knownUsers) if (!users.has(name)) knownUsers.delete(name);
     for (const name of users) knownUsers.add(name);
     this.#auditWritten = Math.max(this.#auditWritten, written + records.length);
-    this.#tombstones.clear();
-    for (const [name, gen] of tombstones) this.#tombstones.set(name, gen);
     await db.transaction(() => {
       for (const [k, v] of puts) void db.put(k, v);
       for (const k of removes) void db.remove(k);

@@ -446,3 +446,21 @@ describe('hsm-core: durable members', function () {
     await last.member.close();
   });
 });
+
+describe('hsm-core: the tombstone maps a commit reads changes from', () => {
+  it('tell the keys set, deleted or cleared since they were last asked, each once', async () => {
+    const { TrackedMap } = await import('../../src/hsm-core/state.js');
+    const map = new TrackedMap<string, number>();
+    map.set('a', 1);
+    map.set('b', 2);
+    map.set('a', 3);
+    expect(map.takeChanges()).to.deep.equal(['a', 'b']);
+    expect(map.takeChanges()).to.deep.equal([]);
+    map.delete('b');
+    map.set('c', 4);
+    expect(map.takeChanges()).to.deep.equal(['b', 'c']);
+    map.clear();
+    expect(map.takeChanges().sort()).to.deep.equal(['a', 'c']);
+    expect([...map]).to.deep.equal([]);
+  });
+});
