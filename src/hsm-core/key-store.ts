@@ -32,6 +32,12 @@ export interface KeyRecord {
 
 export class KeyStore {
   readonly #keys = new Map<number, KeyRecord>();
+  /**
+   * Session keys by the session that made them, so that a logout does not look at every key. A
+   * key made a token key (setAttributes) keeps its entry until its session ends; dropSession
+   * checks each key's session before deleting it.
+   */
+  readonly #bySession = new Map<string, Set<number>>();
   readonly #memberIndex: number;
   #counter = 0;
   #asymmetric = 0;
@@ -61,6 +67,11 @@ export class KeyStore {
     if (this.#keys.has(record.handle)) throw new HsmError('HANDLE_IN_USE', `key handle ${record.handle} is already in use`);
     this.#keys.set(record.handle, record);
     if (record.cls !== 'secret-key') this.#asymmetric += 1;
+    if (record.session !== null) {
+      const handles = this.#bySession.get(record.session);
+      if (handles) handles.add(record.handle);
+      else this.#bySession.set(record.session, new Set([record.handle]));
+    }
     // A key arriving from another member keeps its handle; never hand that number out here.
     this.#counter = Math.max(this.#counter, Math.floor(record.handle / MAX_MEMBERS));
   }
@@ -74,6 +85,7 @@ export class KeyStore {
     if (!record) return;
     this.#keys.delete(handle);
     if (record.cls !== 'secret-key') this.#asymmetric -= 1;
+    if (record.session !== null) this.#bySession.get(record.session)?.delete(handle);
   }
 
   values(): IterableIterator<KeyRecord> {
@@ -98,17 +110,19 @@ export class KeyStore {
   /** Deletes every session key of the session `token`; returns their handles. */
   dropSession(token: string): number[] {
     const dropped: number[] = [];
-    for (const k of [...this.#keys.values()]) {
-      if (k.session === token) {
-        this.delete(k.handle);
-        dropped.push(k.handle);
+    for (const handle of this.#bySession.get(token) ?? []) {
+      if (this.#keys.get(handle)?.session === token) {
+        this.delete(handle);
+        dropped.push(handle);
       }
     }
+    this.#bySession.delete(token);
     return dropped;
   }
 
   clear(): void {
     this.#keys.clear();
+    this.#bySession.clear();
     this.#asymmetric = 0;
   }
 }

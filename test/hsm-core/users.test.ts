@@ -311,6 +311,21 @@ describe('hsm-core: users and sessions', () => {
       await f.m.fail({ op: 'getAttributes', session: await f.m.login('bob', PASSWORDS.bob), handle }, 'KEY_NOT_FOUND');
     });
 
+    it('a logout takes its own session keys only: not those of the same user\'s other session, not token keys, not one made a token key', async () => {
+      const f = await activatedMember();
+      const gen = (session: string, attributes = {}) => f.m.ok({ op: 'generateKey', session, keyType: 'aes', lengthBytes: 16, attributes }).then((r) => r.handle);
+      const second = await f.m.login('bob', PASSWORDS.bob);
+      const [gone, gone2, promoted, token, other] = [await gen(f.bob), await gen(f.bob), await gen(f.bob), await gen(f.bob, { token: true }), await gen(second)];
+      await f.m.ok({ op: 'setAttributes', session: f.bob, handle: promoted, attributes: { token: true } });
+      await f.m.ok({ op: 'deleteKey', session: f.bob, handle: gone2 });
+      await f.m.ok({ op: 'logout', session: f.bob });
+      for (const handle of [gone, gone2]) await f.m.fail({ op: 'getAttributes', session: second, handle }, 'KEY_NOT_FOUND');
+      for (const handle of [promoted, token, other]) await f.m.ok({ op: 'getAttributes', session: second, handle });
+      expect((await f.m.ok({ op: 'getHsmInfo' })).keys).to.equal(3);
+      await f.m.ok({ op: 'logout', session: second });
+      expect((await f.m.ok({ op: 'getHsmInfo' })).keys).to.equal(2);
+    });
+
     it('a made-up or ended session is not logged in', async () => {
       const f = await activatedMember();
       const e = await f.m.fail({ op: 'findKeys', session: 'not-a-session' }, 'NOT_LOGGED_IN');
