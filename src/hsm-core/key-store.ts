@@ -14,6 +14,17 @@ import type { Material } from './mechanisms/keys.js';
 
 export const MAX_MEMBERS = 32;
 
+function indexAdd<K>(index: Map<K, Set<number>>, key: K, handle: number): void {
+  const handles = index.get(key);
+  if (handles) handles.add(handle);
+  else index.set(key, new Set([handle]));
+}
+
+function indexDelete<K>(index: Map<K, Set<number>>, key: K, handle: number): void {
+  const handles = index.get(key);
+  if (handles?.delete(handle) && handles.size === 0) index.delete(key);
+}
+
 export interface KeyRecord {
   readonly handle: number;
   readonly cls: KeyClass;
@@ -26,7 +37,8 @@ export interface KeyRecord {
   gen: number;
   /** The token of the session a session key belongs to; null for token keys. */
   session: string | null;
-  attrs: KeyAttributes;
+  /** Changed only through KeyStore.setAttributes, which keeps the label index. */
+  readonly attrs: KeyAttributes;
   readonly material: Material;
 }
 
@@ -38,6 +50,8 @@ export class KeyStore {
    * checks each key's session before deleting it.
    */
   readonly #bySession = new Map<string, Set<number>>();
+  /** Keys by their label: findKeys with a label looks at those only. */
+  readonly #byLabel = new Map<string, Set<number>>();
   readonly #memberIndex: number;
   #counter = 0;
   #asymmetric = 0;
@@ -67,11 +81,8 @@ export class KeyStore {
     if (this.#keys.has(record.handle)) throw new HsmError('HANDLE_IN_USE', `key handle ${record.handle} is already in use`);
     this.#keys.set(record.handle, record);
     if (record.cls !== 'secret-key') this.#asymmetric += 1;
-    if (record.session !== null) {
-      const handles = this.#bySession.get(record.session);
-      if (handles) handles.add(record.handle);
-      else this.#bySession.set(record.session, new Set([record.handle]));
-    }
+    if (record.session !== null) indexAdd(this.#bySession, record.session, record.handle);
+    indexAdd(this.#byLabel, record.attrs.label, record.handle);
     // A key arriving from another member keeps its handle; never hand that number out here.
     this.#counter = Math.max(this.#counter, Math.floor(record.handle / MAX_MEMBERS));
   }
@@ -86,6 +97,19 @@ export class KeyStore {
     this.#keys.delete(handle);
     if (record.cls !== 'secret-key') this.#asymmetric -= 1;
     if (record.session !== null) this.#bySession.get(record.session)?.delete(handle);
+    indexDelete(this.#byLabel, record.attrs.label, handle);
+  }
+
+  /** Gives a key of this store new attributes. */
+  setAttributes(record: KeyRecord, attrs: KeyAttributes): void {
+    indexDelete(this.#byLabel, record.attrs.label, record.handle);
+    (record as { attrs: KeyAttributes }).attrs = attrs;
+    if (this.#keys.get(record.handle) === record) indexAdd(this.#byLabel, attrs.label, record.handle);
+  }
+
+  /** The keys labelled `label`, exactly. */
+  withLabel(label: string): KeyRecord[] {
+    return [...(this.#byLabel.get(label) ?? [])].map((handle) => this.#keys.get(handle)!);
   }
 
   values(): IterableIterator<KeyRecord> {
@@ -123,6 +147,7 @@ export class KeyStore {
   clear(): void {
     this.#keys.clear();
     this.#bySession.clear();
+    this.#byLabel.clear();
     this.#asymmetric = 0;
   }
 }

@@ -5,7 +5,11 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { expect } from 'chai';
+import { filterPredicate } from '../../src/hsm-core/attributes.js';
 import { activatedMember, freshMember, PASSWORDS, snapshot, type Fixture } from '../helpers/member.js';
+import { seeded, testSeed } from '../helpers/random.js';
+
+const FIND_SEED = testSeed(2025);
 
 const ref = (handle: number) => `0x${handle.toString(16).padStart(16, '0')}`;
 
@@ -123,6 +127,68 @@ describe('hsm-core: key management rules', () => {
     for (const token of ['abc', '-1', '12345678901234567', '1.5']) {
       expect((await g.fail({ op: 'findKeys', session: gAlice, startingToken: token }, 'BAD_REQUEST')).message, token).to.equal('startingToken: pass the nextToken of the previous page unchanged');
     }
+  });
+
+  it(`findKeys by label or handle finds what a look at every key finds, through creations, relabels, deletions, logouts and masked copies (seed ${FIND_SEED})`, async () => {
+    const r = seeded(FIND_SEED);
+    const f = await activatedMember();
+    const LABELS = ['a', 'b', '', '0xAB', '0xab', 'A'];
+    const pick = () => LABELS[r.below(LABELS.length)]!;
+    let sessions = [f.alice, f.bob, await f.m.login('alice', PASSWORDS.alice)];
+    const handles: number[] = [];
+    const owner = new Map<number, string>();
+    const token = new Set<number>();
+    for (let step = 0; step < 160; step++) {
+      const session = sessions[r.below(sessions.length)]!;
+      const what = r.below(10);
+      const mine = handles.filter((h) => owner.get(h) === session);
+      if (what < 5 || !mine.length) {
+        const isToken = r.below(2) === 0;
+        const { handle } = await f.m.ok({ op: 'generateKey', session, keyType: 'aes', lengthBytes: 16, attributes: { token: isToken, label: pick() } });
+        handles.push(handle);
+        owner.set(handle, session);
+        if (isToken) token.add(handle);
+      } else if (what < 7) {
+        const handle = mine[r.below(mine.length)]!;
+        const makeToken = r.below(4) === 0;
+        await f.m.ok({ op: 'setAttributes', session, handle, attributes: { label: pick(), ...(makeToken ? { token: true } : {}) } });
+        if (makeToken) token.add(handle);
+      } else if (what < 9) {
+        const handle = mine[r.below(mine.length)]!;
+        await f.m.ok({ op: 'deleteKey', session, handle });
+        owner.delete(handle);
+      } else if (session !== f.bob) {
+        // A logout: this session's session keys go; its token keys stay, now the other alice session's to manage.
+        await f.m.ok({ op: 'logout', session });
+        const again = await f.m.login('alice', PASSWORDS.alice);
+        sessions = sessions.map((s) => (s === session ? again : s));
+        for (const [h, s] of owner) {
+          if (s === session && token.has(h)) owner.set(h, again);
+          else if (s === session) owner.delete(h);
+        }
+      }
+      if (step % 20 !== 19) continue;
+      for (const viewer of [sessions[0]!, f.bob, f.admin]) {
+        const all = (await f.m.ok({ op: 'findKeys', session: viewer, maxItems: 10_000 })).keys;
+        for (const label of [...LABELS, '0XaB', 'none']) {
+          const want = all.filter((k) => filterPredicate({ label })(k.attributes)).map((k) => k.handle);
+          const found = (await f.m.ok({ op: 'findKeys', session: viewer, filter: { attributes: { label } }, maxItems: 10_000 })).keys.map((k) => k.handle);
+          expect(found, `step ${step}, label ${JSON.stringify(label)}`).to.deep.equal(want);
+        }
+        for (const key of all.slice(0, 3)) {
+          expect((await f.m.ok({ op: 'findKeys', session: viewer, filter: { handle: key.handle, attributes: { label: key.attributes.label } } })).keys.map((k) => k.handle)).to.deep.equal([key.handle]);
+        }
+      }
+    }
+    // A masked copy of a token key arriving on another member is found there by its label.
+    const serviceKey = new Uint8Array(32).fill(6);
+    const source = await activatedMember({ serviceKey });
+    const target = await freshMember({ serviceKey, memberIndex: 1 });
+    await target.ok({ op: 'restoreBackup', backup: (await source.m.ok({ op: 'createBackup', session: source.admin })).backup });
+    const made = (await source.m.ok({ op: 'generateKey', session: source.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: 'copied' } })).handle;
+    await target.ok({ op: 'insertMaskedObject', session: await target.login('app_user', PASSWORDS.app_user), maskedObject: (await source.m.ok({ op: 'extractMaskedObject', session: source.appliance, handle: made })).maskedObject });
+    const targetAlice = await target.login('alice', PASSWORDS.alice);
+    expect((await target.ok({ op: 'findKeys', session: targetAlice, filter: { attributes: { label: 'copied' } } })).keys.map((k) => k.handle)).to.deep.equal([made]);
   });
 
   it('changing a session key\'s label keeps it a session key; deleting it leaves no tombstone', async () => {

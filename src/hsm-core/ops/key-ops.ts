@@ -224,7 +224,7 @@ export const setAttributes: Handler<'setAttributes'> = (m, caller, req) => {
   const key = me.role === 'admin' ? visibleKey(m.keys, me, req.handle) : ownedKey(m.keys, me, req.handle, 'change the attributes of');
   const next = changeAttributes(key.attrs, req.attributes, me.role === 'admin' ? 'admin' : 'owner');
   if (me.role !== 'admin') keyApproval(m, me, key, 'manage', req.approval)();
-  key.attrs = next;
+  m.keys.setAttributes(key, next);
   if (next.token) key.session = null;
   key.gen = m.stamp();
   return keyInfo(key);
@@ -240,7 +240,12 @@ export const findKeys: Handler<'findKeys'> = (m, caller, req) => {
   const filter = req.filter ?? {};
   const matchesAttributes = filter.attributes ? filterPredicate(filter.attributes) : () => true;
   const matches: KeyRecord[] = [];
-  for (const key of m.keys.values()) {
+  // A label (not one written as 0x… hex, which matches in any case) or a handle narrows the keys
+  // looked at; every test below still runs on each.
+  const label = filter.attributes?.label;
+  const candidates: Iterable<KeyRecord> =
+    filter.handle !== undefined ? [m.keys.get(filter.handle)].filter((k) => k !== undefined) : typeof label === 'string' && !/^0x/i.test(label) ? m.keys.withLabel(label) : m.keys.values();
+  for (const key of candidates) {
     if (key.handle <= after) continue;
     if (filter.handle !== undefined && key.handle !== filter.handle) continue;
     if (!matchesAttributes(key.attrs)) continue;
