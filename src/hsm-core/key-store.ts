@@ -109,7 +109,12 @@ export class KeyStore {
 
   /** The keys labelled `label`, exactly. */
   withLabel(label: string): KeyRecord[] {
-    return [...(this.#byLabel.get(label) ?? [])].map((handle) => this.#keys.get(handle)!);
+    const out: KeyRecord[] = [];
+    for (const handle of this.#byLabel.get(label) ?? []) {
+      const record = this.#keys.get(handle);
+      if (record) out.push(record);
+    }
+    return out;
   }
 
   values(): IterableIterator<KeyRecord> {

@@ -309,8 +309,8 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
   try {
     const loaded = store?.load() ?? null;
     m = loaded ? await restore(loaded, options, profileName, cost) : await initialise(options, profileName, cost);
-    // A new member writes everything; a restarted one, its start (meta, users, the audit records
-    // of the reboot): its keys and masking key are in the folder as they were read.
+    // A new member writes everything; a restarted one, its own record (meta, with the reboot
+    // counter) and its users: its keys and masking key are in the folder as they were read.
     if (store) {
       await store.commit(m, loaded ? { keys: [], masking: false } : { keys: 'all', masking: true });
       // A new member's first records are in its folder now: from here its log keeps only new ones in memory.
