@@ -3,6 +3,7 @@
  * start from, and a crash test with SIGKILL at random moments.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { constants, createHash, generateKeyPairSync, privateEncrypt } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,6 +145,45 @@ describe('hsm-core: durable members', function () {
       expect(paged, `pages of ${size}`).to.deep.equal(all);
     }
     await again.member.close();
+  });
+
+  it('keeps every change to a user across a restart: failed logins and a lock, a new password, a quorum key, a deletion and a re-creation', async () => {
+    const d = dir();
+    const { m, admin, alice } = await populated(d);
+    await m.ok({ op: 'createUser', session: admin, username: 'carl', password: 'carl-password', role: 'crypto-user' });
+    await m.ok({ op: 'createUser', session: admin, username: 'dora', password: 'dora-password', role: 'crypto-user' });
+    await m.ok({ op: 'createUser', session: admin, username: 'erin', password: 'erin-password', role: 'crypto-user' });
+    for (let i = 0; i < 2; i++) await m.fail({ op: 'login', username: 'bob', password: 'not-bobs-password' }, 'LOGIN_FAILED');
+    for (let i = 0; i < 5; i++) await m.fail({ op: 'login', username: 'carl', password: 'not-carls-password' }, 'LOGIN_FAILED');
+    await m.ok({ op: 'changePassword', session: admin, username: 'erin', password: 'erin-second-password' });
+    const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const { approvalData } = await m.ok({ op: 'generateQuorumToken', session: alice, service: 'registration' });
+    const signature = privateEncrypt({ key: pair.privateKey, padding: constants.RSA_PKCS1_PADDING }, Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), createHash('sha256').update(approvalData).digest()]));
+    const publicKey = new TextEncoder().encode(pair.publicKey.export({ type: 'spki', format: 'pem' }) as string);
+    await m.ok({ op: 'registerQuorumKey', session: alice, publicKey, registration: { approvalData, signature } });
+    await m.ok({ op: 'deleteUser', session: admin, username: 'dora' });
+    const before = await m.ok({ op: 'listUsers', session: admin });
+    expect(before.users.find((u) => u.username === 'bob')).to.include({ failedLogins: 2, locked: false });
+    expect(before.users.find((u) => u.username === 'carl')).to.include({ locked: true });
+    expect(before.users.find((u) => u.username === 'alice')).to.include({ quorum: true });
+    await m.member.close();
+
+    const again = await durable(d);
+    const admin2 = await again.login('admin', PASSWORDS.admin);
+    expect(await again.ok({ op: 'listUsers', session: admin2 })).to.deep.equal(before);
+    await again.fail({ op: 'login', username: 'erin', password: 'erin-password' }, 'LOGIN_FAILED');
+    await again.login('erin', 'erin-second-password');
+    await again.fail({ op: 'login', username: 'carl', password: 'carl-password' }, 'USER_LOCKED');
+    // Bob's count went back to 0 with his login; dora comes back as a new user.
+    await again.login('bob', PASSWORDS.bob);
+    await again.ok({ op: 'createUser', session: admin2, username: 'dora', password: 'dora-second-password', role: 'crypto-user' });
+    const changed = await again.ok({ op: 'listUsers', session: admin2 });
+    await again.member.close();
+    const third = await durable(d);
+    expect(await third.ok({ op: 'listUsers', session: await third.login('admin', PASSWORDS.admin) })).to.deep.equal(changed);
+    expect(changed.users.find((u) => u.username === 'bob')).to.include({ failedLogins: 0 });
+    await third.login('dora', 'dora-second-password');
+    await third.member.close();
   });
 
   it('gives the same sync digests after a restart (shares added out of order, every attribute kept)', async () => {
