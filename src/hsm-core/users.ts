@@ -27,6 +27,11 @@ export interface PasswordHash {
   hash: string;
 }
 
+/**
+ * A user as a member holds it. Change a field by assigning it a new value (a new password hash, a
+ * new token-sign object); never change a nested value inside: a durable member's store writes the
+ * users whose fields differ from what it wrote, compared by value (store.ts).
+ */
 export interface UserRecord {
   username: string;
   role: UserRole;
