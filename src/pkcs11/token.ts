@@ -486,8 +486,14 @@ export class Token {
     const found: number[] = [];
     // Public objects need no login in PKCS #11, but every Strongroom key is a private object.
     if (this.#hsm) {
+      // A CKA_LABEL in the template goes to the member, which finds keys by label from an index;
+      // every attribute of the template is still matched here, byte for byte. (A label longer
+      // than a member's 127 characters matches no key; it is left to the match here.)
+      const value = template.find((t) => t.type === CKA.LABEL)?.value;
+      const label = value && 'bytes' in value ? (value.bytes ?? Buffer.alloc(0)).toString('utf8') : undefined;
+      const filter = label !== undefined && label.length <= 127 ? { filter: { attributes: { label } } } : {};
       for (let token: string | null | undefined; token !== null; ) {
-        const page = await this.#hsm.listKeys({ maxItems: 10_000, ...(token ? { startingToken: token } : {}) });
+        const page = await this.#hsm.send({ op: 'findKeys', ...filter, maxItems: 10_000, ...(token ? { startingToken: token } : {}) });
         for (const key of page.keys) if (matches(key, template)) found.push(key.handle);
         token = page.nextToken;
       }

@@ -53,6 +53,30 @@ describe('pkcs11: the door frame by frame (both p11-kit dialects)', function () 
     return rv === 0n ? attributes[0]!.value!.bytes : Number(rv);
   };
 
+  it('C_FindObjects by CKA_LABEL finds the keys labelled so, byte for byte, with the rest of the template; a label no key can have finds none', async () => {
+    const { c, rw } = await open('p11-kit-0.24');
+    const find = async (...template: ReturnType<typeof attr.bool>[]) => {
+      await c.call('C_FindObjectsInit', [rw, template]);
+      const [found] = (await c.call('C_FindObjects', [rw, 100])) as unknown as [{ values: bigint[] }];
+      await c.call('C_FindObjectsFinal', [rw]);
+      return found.values;
+    };
+    const same = [await aesKey(c, rw, attr.label('find-same'), attr.bool(CKA.TOKEN, true)), await aesKey(c, rw, attr.label('find-same'), attr.bool(CKA.ENCRYPT, true))];
+    const upper = await aesKey(c, rw, attr.label('0xAB'));
+    const lower = await aesKey(c, rw, attr.label('0xab'));
+    expect(await find(attr.label('find-same'))).to.have.members(same);
+    expect(await find(attr.label('find-same'), attr.bool(CKA.TOKEN, true))).to.deep.equal([same[0]]);
+    expect(await find(attr.label('find-same'), attr.ulong(CKA.CLASS, CKO.PRIVATE_KEY))).to.deep.equal([]);
+    // The member matches a 0x… label in any case; PKCS #11 matches bytes.
+    expect(await find(attr.label('0xAB'))).to.deep.equal([upper]);
+    expect(await find(attr.label('0xab'))).to.deep.equal([lower]);
+    expect(await find(attr.label('find-'))).to.deep.equal([]);
+    expect(await find(attr.label('x'.repeat(200)))).to.deep.equal([]);
+    expect(await find(attr.bytes(CKA.LABEL, Buffer.from([0xff, 0xfe])))).to.deep.equal([]);
+    expect(await find(attr.bytes(CKA.LABEL, Buffer.alloc(0)))).to.not.include.members(same);
+    c.close();
+  });
+
   it('a read-only session makes session keys but no token objects, and destroys none (CKR_SESSION_READ_ONLY); nothing changes in the HSM', async () => {
     const { c, rw } = await open('p11-kit-0.24');
     const [ro] = (await c.call('C_OpenSession', [1n, BigInt(CKF.SERIAL_SESSION)])) as [bigint];
