@@ -96,7 +96,7 @@ export class KeyStore {
     if (!record) return;
     this.#keys.delete(handle);
     if (record.cls !== 'secret-key') this.#asymmetric -= 1;
-    if (record.session !== null) this.#bySession.get(record.session)?.delete(handle);
+    if (record.session !== null) indexDelete(this.#bySession, record.session, handle);
     indexDelete(this.#byLabel, record.attrs.label, handle);
   }
 

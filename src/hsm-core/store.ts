@@ -366,15 +366,17 @@ export class MemberStore {
       if (keyPuts.has(h)) knownKeys.add(h);
       else knownKeys.delete(h);
     }
-    for (const name of usersRemoved) knownUsers.delete(name);
-    for (const [name, copy] of usersWritten) knownUsers.set(name, copy);
     this.#auditWritten = Math.max(this.#auditWritten, written + records.length);
     await db.transaction(() => {
       for (const [k, v] of puts) void db.put(k, v);
       for (const k of removes) void db.remove(k);
     });
     await db.flushed;
-    // On disk now: the log need not hold them in memory (it reads them from here, see load).
+    // On disk now. Users are known as written only from here, so that a commit that failed is
+    // written again by the next one (as when every user was written each time).
+    for (const name of usersRemoved) knownUsers.delete(name);
+    for (const [name, copy] of usersWritten) knownUsers.set(name, copy);
+    // The log need not hold these records in memory (it reads them from here, see load).
     m.audit.archived(written + records.length);
   }
 
