@@ -128,6 +128,9 @@ export async function serveMember(options: ServeOptions): Promise<Served> {
       return;
     }
     sockets.add(socket);
+    // Answers leave as they are written (wire.ts batches them): Nagle's algorithm would hold a
+    // batch back until the client acknowledged the one before.
+    socket.setNoDelay(true);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
     serveConnection(socket, member, maxFrame, log, async () => {
