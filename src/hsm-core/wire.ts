@@ -31,7 +31,8 @@ function decoderFor(maxBytes: number): Decoder {
 
 /** One frame: `[length][id][body]`. */
 export function encodeFrame(id: number, body: unknown): Buffer {
-  const payload = encoder.encode(body);
+  // A view of the encoder's own buffer, copied once, into the frame, before the next encode.
+  const payload = encoder.encodeSharedRef(body);
   const frame = Buffer.allocUnsafe(8 + payload.byteLength);
   frame.writeUInt32BE(4 + payload.byteLength, 0);
   frame.writeUInt32BE(id >>> 0, 4);
