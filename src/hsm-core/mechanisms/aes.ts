@@ -13,6 +13,26 @@ function algorithm(key: KeyObject, mode: string): string {
   return `aes-${key.symmetricKeySize! * 8}-${mode}`;
 }
 
+/**
+ * The parts of an output, joined in memory of its own. Buffer.concat would place a small output
+ * in Node's shared 8 KiB pool, and the member copies any such view once more before answering
+ * (member.ts, detachBytes); this is the one copy. A single part is returned as it is: node:crypto
+ * gives each output memory of its own.
+ */
+function joined(parts: Buffer[]): Buffer {
+  const filled = parts.filter((p) => p.length > 0);
+  if (filled.length === 1 && filled[0]!.byteOffset === 0 && filled[0]!.length === filled[0]!.buffer.byteLength) return filled[0]!;
+  let total = 0;
+  for (const p of filled) total += p.length;
+  const out = Buffer.allocUnsafeSlow(total);
+  let at = 0;
+  for (const p of filled) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 function paramError(message: string): HsmError {
   return new HsmError('MECHANISM_PARAM_INVALID', message);
 }
@@ -38,7 +58,7 @@ export function gcmEncrypt(key: KeyObject, iv: Uint8Array, data: Uint8Array, aad
   checkGcmIv(iv);
   const cipher = createCipheriv(algorithm(key, 'gcm') as 'aes-256-gcm', key, iv, { authTagLength: tagBytes });
   if (aad) cipher.setAAD(aad);
-  return Buffer.concat([cipher.update(data), cipher.final(), cipher.getAuthTag()]);
+  return joined([cipher.update(data), cipher.final(), cipher.getAuthTag()]);
 }
 
 export function gcmDecrypt(key: KeyObject, iv: Uint8Array, data: Uint8Array, aad: Uint8Array | undefined, tagBytes: number): Buffer {
@@ -50,7 +70,7 @@ export function gcmDecrypt(key: KeyObject, iv: Uint8Array, data: Uint8Array, aad
   if (aad) decipher.setAAD(aad);
   decipher.setAuthTag(data.subarray(data.length - tagBytes));
   try {
-    return Buffer.concat([decipher.update(data.subarray(0, data.length - tagBytes)), decipher.final()]);
+    return joined([decipher.update(data.subarray(0, data.length - tagBytes)), decipher.final()]);
   } catch {
     throw decryptionFailed('AES-GCM');
   }
@@ -78,7 +98,7 @@ export function cbcEncrypt(key: KeyObject, iv: Uint8Array, data: Uint8Array, pad
   if (!pad) checkBlocks(data, 'aes-cbc');
   const cipher = createCipheriv(algorithm(key, 'cbc'), key, iv);
   cipher.setAutoPadding(pad);
-  return Buffer.concat([cipher.update(data), cipher.final()]);
+  return joined([cipher.update(data), cipher.final()]);
 }
 
 export function cbcDecrypt(key: KeyObject, iv: Uint8Array, data: Uint8Array, pad: boolean): Buffer {
@@ -88,7 +108,7 @@ export function cbcDecrypt(key: KeyObject, iv: Uint8Array, data: Uint8Array, pad
   const decipher = createDecipheriv(algorithm(key, 'cbc'), key, iv);
   decipher.setAutoPadding(pad);
   try {
-    return Buffer.concat([decipher.update(data), decipher.final()]);
+    return joined([decipher.update(data), decipher.final()]);
   } catch {
     throw decryptionFailed('AES-CBC-PAD (the padding is wrong)');
   }
@@ -98,14 +118,14 @@ export function ecb(key: KeyObject, data: Uint8Array, encrypt: boolean): Buffer 
   checkBlocks(data, 'aes-ecb');
   const c = encrypt ? createCipheriv(algorithm(key, 'ecb'), key, null) : createDecipheriv(algorithm(key, 'ecb'), key, null);
   c.setAutoPadding(false);
-  return Buffer.concat([c.update(data), c.final()]);
+  return joined([c.update(data), c.final()]);
 }
 
 // ---- CTR --------------------------------------------------------------------------------------
 
 function ctrRun(key: KeyObject, counter: Uint8Array, data: Uint8Array): Buffer {
   const c = createCipheriv(algorithm(key, 'ctr'), key, counter);
-  return Buffer.concat([c.update(data), c.final()]);
+  return joined([c.update(data), c.final()]);
 }
 
 /**
@@ -127,7 +147,7 @@ export function ctr(key: KeyObject, counter: Uint8Array, counterBits: number, da
   if (blocks <= untilWrap) return ctrRun(key, counter, data);
   const firstBytes = Number(untilWrap) * 16;
   const wrapped = Buffer.from((value & ~mask & ((1n << 128n) - 1n)).toString(16).padStart(32, '0'), 'hex');
-  return Buffer.concat([ctrRun(key, counter, data.subarray(0, firstBytes)), ctrRun(key, wrapped, data.subarray(firstBytes))]);
+  return joined([ctrRun(key, counter, data.subarray(0, firstBytes)), ctrRun(key, wrapped, data.subarray(firstBytes))]);
 }
 
 // ---- CMAC (RFC 4493) --------------------------------------------------------------------------
@@ -177,7 +197,7 @@ function kw(key: KeyObject, data: Uint8Array, encrypt: boolean, pad: boolean): B
   const name = `id-aes${key.symmetricKeySize! * 8}-wrap${pad ? '-pad' : ''}`;
   const iv = pad ? KWP_IV : KW_DEFAULT_IV;
   const c = encrypt ? createCipheriv(name, key, iv) : createDecipheriv(name, key, iv);
-  return Buffer.concat([c.update(data), c.final()]);
+  return joined([c.update(data), c.final()]);
 }
 
 /** RFC 3394: the payload is whole 8-byte blocks, at least two. */
