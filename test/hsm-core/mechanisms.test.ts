@@ -6,6 +6,7 @@
 import { ECDH, constants, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, privateDecrypt, publicEncrypt, sign as nodeSign, verify as nodeVerify, webcrypto } from 'node:crypto';
 import { expect } from 'chai';
 import type { HashName } from '../../src/hsm-core/index.js';
+import { poolUse } from '../../src/hsm-core/mechanisms/pool.js';
 import { rsaPkcs8 } from '../helpers/keys.js';
 import { activatedMember, bytes, hex, type Fixture } from '../helpers/member.js';
 
@@ -396,6 +397,37 @@ describe('hsm-core: mechanisms', () => {
       expect(turns).to.be.at.least(20);
       const many = await Promise.all(Array.from({ length: 16 }, sign));
       for (const { signature } of many) expect(nodeVerify('sha256', data, key, signature)).to.equal(true);
+    });
+
+    it('with several callers, one signature a turn is made on the member\'s thread and the rest on the pool, never more', async () => {
+      const pair = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1', privateAttributes: { sign: true }, publicAttributes: { verify: true } });
+      const spki = (await f.m.ok({ op: 'exportKey', session: f.alice, handle: pair.publicHandle, format: 'spki' })).keyData as Uint8Array;
+      const key = { key: createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' }), dsaEncoding: 'ieee-p1363' } as const;
+      const data = rand(32);
+      const sign = () => f.m.ok({ op: 'sign', session: f.alice, handle: pair.privateHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data });
+      let turns = 0;
+      let spinning = true;
+      const spin = () => {
+        turns += 1;
+        if (spinning) setImmediate(spin);
+      };
+      const before = poolUse();
+      setImmediate(spin);
+      const signatures = (await Promise.all(Array.from({ length: 8 }, async () => {
+        const mine: Uint8Array[] = [];
+        for (let i = 0; i < 12; i++) mine.push((await sign()).signature);
+        return mine;
+      }))).flat();
+      spinning = false;
+      const after = poolUse();
+      for (const signature of signatures) expect(nodeVerify('sha256', data, key, signature)).to.equal(true);
+      const here = after.here - before.here;
+      expect(here + after.pool - before.pool).to.equal(96);
+      // This thread signs beside the pool (it used to leave everything to the pool as soon as one
+      // signature was there), and at most once a turn of the event loop.
+      expect(here).to.be.at.least(12);
+      expect(after.pool - before.pool).to.be.at.least(12);
+      expect(here).to.be.at.most(turns + 1);
     });
 
     it('Ed25519: byte-identical to WebCrypto, verified both ways', async () => {
