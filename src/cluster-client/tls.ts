@@ -2,7 +2,7 @@
  * Network members: the client side of mutual TLS, the operator's trust anchor, and `connect`.
  *
  * - `SocketTransport`: one TLS 1.3 connection to a member, many requests in flight, frames
- *   written together once per tick (wire.ts).
+ *   written together once per tick, or every 16 frames (wire.ts).
  * - `TrustAnchor`: the operator's own CA (CloudHSM's customerCA): it signs each member's cluster
  *   CSR and the client certificates. Its key is the operator's credential, kept in the cluster's
  *   data folder (0600); it is not an HSM key and never enters a member.
@@ -38,7 +38,7 @@ export interface TlsCredentials {
 export class SocketTransport extends PendingTransport {
   readonly description: string;
   readonly #socket: TLSSocket;
-  /** Requests posted within one tick leave in one write. */
+  /** Requests posted within one tick leave together (in writes of up to 16 frames). */
   readonly #send: (frame: Uint8Array) => boolean;
 
   private constructor(socket: TLSSocket, description: string) {

@@ -216,7 +216,7 @@ class MtlsGate {
 const CONNECTION_IN_FLIGHT = 256;
 
 /**
- * One client connection: frames in, answers out, written together once per tick.
+ * One client connection: frames in, answers out, written together once per tick (wire.ts).
  *
  * Backpressure: requests are taken from the connection only while the client reads its answers.
  * When the socket's write buffer is full, or the connection has {@link CONNECTION_IN_FLIGHT}
