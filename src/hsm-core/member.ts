@@ -367,7 +367,12 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
       checkRole(op, caller);
       return handler(m, caller, req);
     }
-    return runAudited(op, req, caller, facts, handler);
+    // Whatever it changes is in the sync summary: the one kept goes when the operation begins, and
+    // again when it ends (one made while it awaited may not show all it did).
+    m.syncSummary = undefined;
+    return runAudited(op, req, caller, facts, handler).finally(() => {
+      m.syncSummary = undefined;
+    });
   }
 
   async function runAudited<O extends Op>(op: O, req: RequestOf<O>, caller: Caller, facts: Extract<OperationFacts<O>, { durable: 'change' | 'audit' }>, handler: Handler<O>): Promise<Results[O]> {

@@ -70,6 +70,13 @@ export class MemberState {
   addresses: string[] = [];
   /** When its keys, users or cluster settings last changed (ISO time), or null. */
   lastChange: string | null = null;
+  /**
+   * The summary of the last getSyncStatus (a hash over every token key's digest, every user's, the
+   * settings and the tombstones), kept until an operation that may change any of them begins or
+   * ends (member.ts drops it around every operation that is not read-only). A cluster asks each
+   * member for it every few seconds, and making it reads every key.
+   */
+  syncSummary: string | undefined = undefined;
   /** Requests the member works on at once before answering MEMBER_BUSY. */
   queueLimit = 1024;
   /** Mode, manufacturer key and service key: what its backups depend on. */

@@ -443,4 +443,38 @@ describe('hsm-core: what travels between members', () => {
     }
     expect(await g.ok({ op: 'getSyncStatus', session: gAppliance })).to.deep.equal(before);
   });
+  it('the sync summary a member keeps between calls follows every change: keys, shares, users, settings, deletions, merges', async () => {
+    const { f, g, gAppliance } = await pair();
+    const summary = async () => (await f.m.ok({ op: 'getSyncStatus', session: f.appliance, summaryOnly: true })).summary;
+    const recomputed = async () => (await f.m.ok({ op: 'getSyncStatus', session: f.appliance })).summary;
+    const seen = new Set<string>([await recomputed()]);
+    const step = async (what: string, change: () => Promise<unknown>) => {
+      const before = await summary();
+      expect(await summary(), what).to.equal(before);
+      await change();
+      const after = await summary();
+      expect(seen.has(after), what).to.equal(false);
+      expect(await recomputed(), what).to.equal(after);
+      seen.add(after);
+    };
+    let handle = 0;
+    await step('a token key made', async () => (handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: 'a' } })).handle));
+    await step('its label changed', () => f.m.ok({ op: 'setAttributes', session: f.alice, handle, attributes: { label: 'b' } }));
+    await step('shared with bob', () => f.m.ok({ op: 'shareKey', session: f.alice, handle, username: 'bob' }));
+    await step('a user made', () => f.m.ok({ op: 'createUser', session: f.admin, username: 'erin', password: 'erin-password', role: 'crypto-user' }));
+    await step('her password changed', () => f.m.ok({ op: 'changePassword', session: f.admin, username: 'erin', password: 'erin-password-2' }));
+    await step('the key deleted', () => f.m.ok({ op: 'deleteKey', session: f.alice, handle }));
+    await step('a user deleted', () => f.m.ok({ op: 'deleteUser', session: f.admin, username: 'erin' }));
+    await step('a key merged from the other member', async () => {
+      const gAlice = await g.login('alice', PASSWORDS.alice);
+      const theirs = (await g.ok({ op: 'generateKey', session: gAlice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;
+      const copy = (await g.ok({ op: 'extractMaskedObject', session: gAppliance, handle: theirs })).maskedObject;
+      await f.m.ok({ op: 'insertMaskedObject', session: f.appliance, maskedObject: copy });
+    });
+    await step('a quorum value set', () => f.m.ok({ op: 'setQuorumValue', session: f.admin, service: 'user', value: 2 }));
+    // A session key is no member's to sync: the summary is made again, and is the same.
+    const before = await summary();
+    await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { label: 'session' } });
+    expect(await summary()).to.equal(before);
+  });
 });
