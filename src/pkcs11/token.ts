@@ -487,11 +487,13 @@ export class Token {
     // Public objects need no login in PKCS #11, but every Strongroom key is a private object.
     if (this.#hsm) {
       // A CKA_LABEL in the template goes to the member, which finds keys by label from an index;
-      // every attribute of the template is still matched here, byte for byte. (A label longer
-      // than a member's 127 characters matches no key; it is left to the match here.)
+      // every attribute of the template is still matched here, byte for byte. Left to the match
+      // here: a label longer than a member's 127 characters (it matches no key), and one with
+      // U+FFFD, which is also what a member's label with a lone surrogate reads as in UTF-8, so
+      // the member's exact comparison would miss it.
       const value = template.find((t) => t.type === CKA.LABEL)?.value;
       const label = value && 'bytes' in value ? (value.bytes ?? Buffer.alloc(0)).toString('utf8') : undefined;
-      const filter = label !== undefined && label.length <= 127 ? { filter: { attributes: { label } } } : {};
+      const filter = label !== undefined && label.length <= 127 && !label.includes('\uFFFD') ? { filter: { attributes: { label } } } : {};
       for (let token: string | null | undefined; token !== null; ) {
         const page = await this.#hsm.send({ op: 'findKeys', ...filter, maxItems: 10_000, ...(token ? { startingToken: token } : {}) });
         for (const key of page.keys) if (matches(key, template)) found.push(key.handle);

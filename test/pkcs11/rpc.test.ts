@@ -77,6 +77,18 @@ describe('pkcs11: the door frame by frame (both p11-kit dialects)', function () 
     c.close();
   });
 
+  it('C_FindObjects by CKA_LABEL finds a key whose label has a lone surrogate (U+FFFD in UTF-8), as a full match would', async () => {
+    const user = await cluster.login('cu1', 'cu1-password');
+    const { handle } = await user.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: '\uD800find' } });
+    await user.logout();
+    const { c, rw } = await open('p11-kit-0.24');
+    await c.call('C_FindObjectsInit', [rw, [attr.bytes(CKA.LABEL, Buffer.from('\uD800find', 'utf8'))]]);
+    const [found] = (await c.call('C_FindObjects', [rw, 100])) as unknown as [{ values: bigint[] }];
+    await c.call('C_FindObjectsFinal', [rw]);
+    expect(found.values).to.deep.equal([BigInt(handle)]);
+    c.close();
+  });
+
   it('a read-only session makes session keys but no token objects, and destroys none (CKR_SESSION_READ_ONLY); nothing changes in the HSM', async () => {
     const { c, rw } = await open('p11-kit-0.24');
     const [ro] = (await c.call('C_OpenSession', [1n, BigInt(CKF.SERIAL_SESSION)])) as [bigint];
