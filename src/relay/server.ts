@@ -182,15 +182,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     function accept(msg: Record<string, unknown>, id: number): void {
       if (inFlight >= maxInFlight) return fail(id, 'RELAY_BUSY', `this connection has ${maxInFlight} requests in flight, its limit; wait for answers`);
       inFlight += 1;
-      let answer: Promise<unknown>;
-      try {
-        // A member request of a logged-in page, the commonest message, is checked and sent at
-        // once; every other message goes through handle.
-        answer = msg.type === 'request' && session ? request(session, msg) : handle(msg);
-      } catch (e) {
-        answer = Promise.reject(e);
-      }
-      answer.then(
+      handle(msg).then(
         (result) => {
           inFlight -= 1;
           send({ id, ok: true, result });
