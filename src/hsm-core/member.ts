@@ -411,7 +411,7 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
     try {
       await persist(op, req, result, audit);
     } catch (e) {
-      throw new HsmError('INTERNAL_ERROR', `the change was made in memory but could not be written to the data folder (${e instanceof Error ? e.message : String(e)}); treat it as not done`);
+      throw new HsmError('INTERNAL_ERROR', `the change was made in memory but could not be written to the data folder (${e instanceof Error ? e.message : String(e)}); the member's next change writes it again, and until then a restart loses it: check the folder's disk`);
     }
     return result;
   }

@@ -25,7 +25,9 @@
  * password hashes, attributes and the audit log are stored in the clear (they are not secret).
  *
  * Durability: a change is committed and flushed to disk before the member answers the request
- * that made it.
+ * that made it. A commit is all or nothing; when one fails (a full disk), its request is refused
+ * and the next commit writes what it held again, and a commit queued before the failure fails
+ * too, so the folder never holds a later change without an earlier one (the audit log no gap).
  *
  * @module
  */
@@ -62,6 +64,16 @@ export interface StoredMeta {
   /** The generation of the quorum settings and the logical clock (absent before generations: 0). */
   quorumGen?: number;
   clock?: number;
+}
+
+let injectedFailures = 0;
+
+/**
+ * For tests: the next `count` commits of any store in this process fail as a disk that refuses a
+ * write would, writing nothing.
+ */
+export function injectStoreFailures(count: number): void {
+  injectedFailures = count;
 }
 
 /** What a commit must write besides meta, users and new audit records. */
@@ -180,6 +192,11 @@ export class MemberStore {
   readonly #tombstones = new Map<string, number>();
   #auditWritten = 0;
   #closed = false;
+  /**
+   * What commits that failed were to write, which the next commit writes again (with what memory
+   * holds then): token keys (written or removed), tombstones, the masking key.
+   */
+  readonly #retry = { keys: new Set<number>(), keyTombstones: new Set<number>(), userTombstones: new Set<string>(), masking: false };
 
   readonly #lock: FolderLock;
 
@@ -324,7 +341,12 @@ export class MemberStore {
     const usersRemoved: string[] = [];
     for (const name of knownUsers.keys()) if (!m.users.has(name)) usersRemoved.push(name);
     for (const name of usersRemoved) removes.push(`user/${name}`);
+    const retry = this.#retry;
     const handles = scope.keys === 'all' ? new Set([...knownKeys, ...[...m.keys.values()].map((k) => k.handle)]) : new Set(scope.keys);
+    for (const h of retry.keys) handles.add(h);
+    retry.keys.clear();
+    const masking = scope.masking || retry.masking;
+    retry.masking = false;
     const keyPuts = new Set<number>();
     // The IVs of this commit's sealed records, drawn at once (a draw per record took a tenth of a
     // restore's time): random, so as unlikely to repeat as separate draws.
@@ -343,7 +365,7 @@ export class MemberStore {
         removes.push(name);
       }
     }
-    if (scope.masking) {
+    if (masking) {
       const secret = m.masking.exportSecret();
       puts.push(['masking', seal(key, 'masking', secret, iv())]);
       secret.fill(0);
@@ -359,19 +381,54 @@ export class MemberStore {
         known.set(name, gen);
       }
     };
-    for (const handle of m.keyTombstones.takeChanges()) tombstone(`deleted/key/${handle}`, m.keyTombstones.get(handle));
-    for (const name of m.userTombstones.takeChanges()) tombstone(`deleted/user/${name}`, m.userTombstones.get(name));
+    const keyTombstones = new Set([...m.keyTombstones.takeChanges(), ...retry.keyTombstones]);
+    const userTombstones = new Set([...m.userTombstones.takeChanges(), ...retry.userTombstones]);
+    retry.keyTombstones.clear();
+    retry.userTombstones.clear();
+    for (const handle of keyTombstones) tombstone(`deleted/key/${handle}`, m.keyTombstones.get(handle));
+    for (const name of userTombstones) tombstone(`deleted/user/${name}`, m.userTombstones.get(name));
     // Transactions commit in the order they are queued, so what is known can move on now.
     for (const h of handles) {
       if (keyPuts.has(h)) knownKeys.add(h);
       else knownKeys.delete(h);
     }
     this.#auditWritten = Math.max(this.#auditWritten, written + records.length);
-    await db.transaction(() => {
-      for (const [k, v] of puts) void db.put(k, v);
-      for (const k of removes) void db.remove(k);
-    });
-    await db.flushed;
+    // A child transaction, so that a write that throws takes back every write of this commit (in a
+    // plain one, lmdb keeps those made before the throw). Its audit records follow the last one
+    // on disk, or it writes nothing: when a commit before it failed (its records are not there),
+    // this one fails too, and the next writes both again.
+    try {
+      await db.childTransaction(() => {
+        if (written > 0 && db.get(auditKey(written - 1)) === undefined) {
+          throw new HsmError('INTERNAL_ERROR', 'a write to the data folder queued before this one failed');
+        }
+        if (injectedFailures > 0) {
+          injectedFailures -= 1;
+          throw new HsmError('INTERNAL_ERROR', 'the data folder refused a write (injected by a test)');
+        }
+        for (const [k, v] of puts) void db.put(k, v);
+        for (const k of removes) void db.remove(k);
+      });
+      await db.flushed;
+    } catch (e) {
+      // Nothing of this commit is on disk: the next commit writes all of it again. Every key named
+      // here counts as maybe on disk, so that the next commit removes it if memory no longer has it.
+      for (const h of handles) {
+        knownKeys.add(h);
+        retry.keys.add(h);
+      }
+      for (const h of keyTombstones) {
+        known.set(`deleted/key/${h}`, NaN);
+        retry.keyTombstones.add(h);
+      }
+      for (const name of userTombstones) {
+        known.set(`deleted/user/${name}`, NaN);
+        retry.userTombstones.add(name);
+      }
+      if (masking) retry.masking = true;
+      this.#auditWritten = Math.min(this.#auditWritten, written);
+      throw e;
+    }
     // On disk now. Users are known as written only from here, so that a commit that failed is
     // written again by the next one (as when every user was written each time).
     for (const name of usersRemoved) knownUsers.delete(name);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { open } from 'lmdb';
 import { createMember, verifyAuditChain, type Member, type MemberOptions, type Response } from '../../src/hsm-core/index.js';
+import { injectStoreFailures } from '../../src/hsm-core/store.js';
 import { PASSWORDS, TestMember } from '../helpers/member.js';
 import { seeded, testSeed } from '../helpers/random.js';
 
@@ -243,6 +244,89 @@ describe('hsm-core: durable members', function () {
     await m.member.close();
     await editStore(d, (db) => db.remove(`audit/${String(3).padStart(12, '0')}`));
     expect(await refusedStart(d)).to.equal(`data folder ${d}: the audit log has a gap; nothing was changed`);
+  });
+
+  /** What a restart must give back: the token keys (with their digests), users and tombstones, and the audit log up to now. */
+  async function kept(m: TestMember, admin: string) {
+    const sync = await m.ok({ op: 'getSyncStatus', session: admin });
+    const audit = await m.ok({ op: 'getAuditLog', session: admin, maxItems: 10_000 });
+    return { sync: { ...sync, summary: undefined }, audit: audit.records };
+  }
+
+  async function afterRestart(d: string, before: Awaited<ReturnType<typeof kept>>, options: MemberOptions = {}) {
+    const again = await durable(d, options);
+    const after = await kept(again, await again.login('admin', PASSWORDS.admin));
+    await again.member.close();
+    expect(verifyAuditChain(after.audit)).to.deep.equal({ ok: true, records: after.audit.length });
+    expect(after.audit.slice(0, before.audit.length)).to.deep.equal(before.audit);
+    return after;
+  }
+
+  const failedWrite = /^the change was made in memory but could not be written to the data folder \(the data folder refused a write \(injected by a test\)\); the member's next change writes it again/;
+
+  it('a change whose write the folder refused is written by the next change: after a restart nothing is missing, nothing deleted is back, and the audit log has no gap', async () => {
+    const d = dir();
+    const { m, admin, alice, token } = await populated(d);
+    injectStoreFailures(4);
+    // A token key made, one deleted, a user made and one deleted (which takes bob off every share): each refused.
+    for (const request of [
+      { op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: 'made-while-refused' } },
+      { op: 'deleteKey', session: alice, handle: token },
+      { op: 'createUser', session: admin, username: 'carol', password: PASSWORDS.carol, role: 'crypto-user' },
+      { op: 'deleteUser', session: admin, username: 'bob' },
+    ]) {
+      expect((await m.fail(request, 'INTERNAL_ERROR')).message).to.match(failedWrite);
+    }
+    await m.ok({ op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: 'made-after' } });
+    const before = await kept(m, admin);
+    await m.member.close();
+    const after = await afterRestart(d, before);
+    expect(after.sync.keys).to.deep.equal(before.sync.keys);
+    expect(after.sync.users).to.deep.equal(before.sync.users);
+    expect(after.sync.deletedKeys).to.deep.equal(before.sync.deletedKeys);
+    expect(after.sync.deletedUsers).to.deep.equal(before.sync.deletedUsers);
+    expect(after.sync.deletedKeys.map((k) => k.handle)).to.deep.equal([token]);
+    expect(after.sync.deletedUsers.map((u) => u.username)).to.deep.equal(['bob']);
+    expect(after.sync.users.map((u) => u.username)).to.include('carol');
+    expect(after.sync.keys).to.have.length(2);
+  });
+
+  it('a change queued behind one whose write failed fails too, and the change after both writes all three', async () => {
+    const d = dir();
+    const { m, alice } = await populated(d);
+    injectStoreFailures(1);
+    const make = (label: string) => m.raw({ op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, label } });
+    const [first, second] = await Promise.all([make('first'), make('second')]);
+    expect(first.ok || first.error.message).to.match(failedWrite);
+    expect(second.ok || second.error.message).to.match(/could not be written to the data folder \(a write to the data folder queued before this one failed\)/);
+    await m.ok({ op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: 'third' } });
+    const admin = await m.login('admin', PASSWORDS.admin);
+    const before = await kept(m, admin);
+    await m.member.close();
+    const after = await afterRestart(d, before);
+    expect(after.sync.keys).to.deep.equal(before.sync.keys);
+  });
+
+  it('a restore whose write failed is written by the next change: the member starts again with the backup\'s keys and masking key', async () => {
+    const serviceKey = new Uint8Array(32).fill(7);
+    const { m: source, alice, token } = await populated(dir(), { serviceKey });
+    const { backup } = await source.ok({ op: 'createBackup', session: await source.login('app_user', PASSWORDS.app_user) });
+    const { maskedObject } = await source.ok({ op: 'extractMaskedObject', session: alice, handle: token });
+    const d = dir();
+    const m = await durable(d, { memberIndex: 1, serviceKey });
+    injectStoreFailures(1);
+    expect((await m.fail({ op: 'restoreBackup', backup }, 'INTERNAL_ERROR')).message).to.match(failedWrite);
+    const admin = await m.login('admin', PASSWORDS.admin);
+    const before = await kept(m, admin);
+    await m.member.close();
+    const after = await afterRestart(d, before, { serviceKey });
+    expect(after.sync.keys.map((k) => k.handle)).to.deep.equal([token]);
+    // The backup's masking key came back: the member opens an object the source cluster masked.
+    const again = await durable(d, { serviceKey });
+    expect((await again.ok({ op: 'getHsmInfo' })).state).to.equal('active');
+    expect(await again.ok({ op: 'insertMaskedObject', session: await again.login('alice', PASSWORDS.alice), maskedObject })).to.deep.include({ handle: token, merged: 'same' });
+    await again.member.close();
+    await source.member.close();
   });
 
   it('a key or user deleted after a restart leaves the folder; a user\'s deletion takes their shares off every stored key', async () => {
