@@ -21,7 +21,7 @@ import { HsmError, perTurn, type KeyInfo, type Results, type UserRole } from '..
 import { HsmSession } from '../app/session.js';
 import type { SessionChannel } from '../cluster-client/channel.js';
 import type { HsmCrypto } from '../subtle/crypto.js';
-import { RELAY_BATCH_VERSION, RELAY_PROTOCOL_VERSIONS, type RelayAnswer, type RelayCapabilities } from '../relay/protocol.js';
+import { RELAY_BATCH_MAX, RELAY_BATCH_VERSION, RELAY_PROTOCOL_VERSIONS, type RelayAnswer, type RelayCapabilities } from '../relay/protocol.js';
 
 /** The WebSocket constructor to use: the browser's, or (in Node) the `ws` package's. */
 export type WebSocketConstructor = new (url: string) => WebSocket;
@@ -65,7 +65,7 @@ class RelayLink {
   /** Under protocol version 2, the messages made in one turn, sent together when it ends. */
   readonly #sendBatched = perTurn<Record<string, unknown>>((batch) => {
     if (!this.#closedWith) this.#send(batch);
-  }, nextTurn());
+  }, nextTurn(), RELAY_BATCH_MAX);
   #batching = false;
   #maxMessageBytes = Infinity;
 

@@ -33,18 +33,30 @@ export type {
  * Collects the items given within one turn and hands them to `flush` together when it ends, so
  * that many requests (or answers) in flight cost one message rather than one each: a worker's
  * port, a WebSocket. `later` schedules the end of the turn (default: `process.nextTick`, after
- * this tick's promise jobs); it is called once per batch, never while one is waiting.
+ * this tick's promise jobs); it is called once per batch, never while one is waiting. With `max`,
+ * a batch leaves as soon as it holds that many items (the rest of the turn's go in the next), so
+ * that the other end starts on the first while this one makes the rest.
  */
-export function perTurn<T>(flush: (items: T[]) => void, later: (end: () => void) => void = (end) => process.nextTick(end)): (item: T) => void {
+export function perTurn<T>(flush: (items: T[]) => void, later: (end: () => void) => void = (end) => process.nextTick(end), max = Infinity): (item: T) => void {
   let items: T[] | null = null;
+  let waiting = false;
   const end = () => {
-    const batch = items!;
+    waiting = false;
+    const batch = items;
     items = null;
-    flush(batch);
+    if (batch) flush(batch);
   };
   return (item) => {
-    if (items) return void items.push(item);
-    items = [item];
-    later(end);
+    if (items) items.push(item);
+    else items = [item];
+    if (items.length >= max) {
+      const batch = items;
+      items = null;
+      flush(batch);
+    }
+    if (!waiting) {
+      waiting = true;
+      later(end);
+    }
   };
 }

@@ -23,7 +23,7 @@ import type { HsmSession } from '../app/index.js';
 import type { LoginOptions } from '../cluster-client/index.js';
 import { doorAlgorithms } from '../subtle/subtle.js';
 import type { IssuingCa } from '../keystore/index.js';
-import { CLOSE, RELAY_BATCH_VERSION, RELAY_PROTOCOL_VERSIONS, type RelayAnswer, type RelayCapabilities } from './protocol.js';
+import { CLOSE, RELAY_BATCH_MAX, RELAY_BATCH_VERSION, RELAY_PROTOCOL_VERSIONS, type RelayAnswer, type RelayCapabilities } from './protocol.js';
 
 /** A decoded MessagePack map (not an array, not bytes). */
 function isMap(m: unknown): m is Record<string, unknown> {
@@ -138,6 +138,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         if (ws.readyState === ws.OPEN) ws.send(encoder.encode(answers.length === 1 ? answers[0] : answers));
       },
       (end) => setImmediate(end),
+      RELAY_BATCH_MAX,
     );
     const send = (answer: RelayAnswer) => {
       if (ws.readyState !== ws.OPEN) return;

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { createServer, connect, type Socket } from 'node:net';
 import { BATCH_LIMIT, FrameReader, encodeFrame, tickBatched } from '../../src/hsm-core/wire.js';
+import { perTurn } from '../../src/hsm-core/face.js';
 
 /** A socket that records what leaves together: writes made while corked leave at the last uncork. */
 class CorkRecorder {
@@ -82,5 +83,30 @@ describe('hsm-core: wire batching', () => {
     expect(received).to.deep.equal(Array.from({ length: count }, (_, i) => i + 1));
     client.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+});
+
+describe('hsm-core: perTurn (batches of a worker port, a relay connection)', () => {
+  it('hands a turn\'s items over together; with a maximum, a full batch leaves at once and the rest when the turn ends, with one end of turn scheduled', () => {
+    const batches: number[][] = [];
+    const ends: (() => void)[] = [];
+    const push = perTurn<number>((items) => batches.push(items), (end) => ends.push(end), 3);
+    for (let i = 1; i <= 7; i++) push(i);
+    expect(batches).to.deep.equal([[1, 2, 3], [4, 5, 6]]);
+    expect(ends).to.have.length(1);
+    ends[0]!();
+    expect(batches).to.deep.equal([[1, 2, 3], [4, 5, 6], [7]]);
+    // Exactly a full batch: it leaves at once, and the end of the turn has nothing left to send.
+    for (let i = 8; i <= 10; i++) push(i);
+    expect(ends).to.have.length(2);
+    ends[1]!();
+    expect(batches.slice(3)).to.deep.equal([[8, 9, 10]]);
+    const unlimited: number[][] = [];
+    const later: (() => void)[] = [];
+    const all = perTurn<number>((items) => unlimited.push(items), (end) => later.push(end));
+    for (let i = 0; i < 100; i++) all(i);
+    later[0]!();
+    expect(unlimited.map((b) => b.length)).to.deep.equal([100]);
+    expect(later).to.have.length(1);
   });
 });

@@ -11,6 +11,7 @@ import { decode, encode } from '@msgpack/msgpack';
 import WebSocket from 'ws';
 import { startLocalCluster, type LocalCluster } from '../../src/index.js';
 import { startRelay, type Relay } from '../../src/relay/index.js';
+import { RELAY_BATCH_MAX } from '../../src/relay/protocol.js';
 import { connectRelay, type RelayConnection } from '../../src/browser/index.js';
 import { HsmError } from '../../src/hsm-core/index.js';
 import type { CryptoKeyPair } from '../../src/subtle/types.js';
@@ -150,6 +151,48 @@ describe('relay: pages reach the HSM over WebSocket', function () {
     for (const [i, data] of inputs.entries()) expect(Buffer.from(byId.get(10 + i)!.result!.digest).toString('hex')).to.equal(createHash('sha256').update(data).digest('hex'));
     expect(byId.get(20)!.error!.message).to.contain('not offered through the relay');
     ws.close();
+  });
+
+  it(`a turn's answers, and a page's requests, leave in batches of at most ${RELAY_BATCH_MAX}`, async () => {
+    // A relay that takes them all in flight (this suite's takes 16).
+    const wide = await startRelay({ cluster, port: 0, maxInFlight: 64 });
+    const url = `${wide.url.replace('http', 'ws')}/ws`;
+    const ws = new WebSocket(url, { origin: wide.url });
+    const messages: unknown[] = [];
+    ws.on('message', (d: Buffer) => messages.push(decode(d)));
+    await new Promise((resolve) => ws.once('open', resolve));
+    ws.send(encode({ id: 1, type: 'hello', versions: [2] }));
+    ws.send(encode({ id: 2, type: 'login', username: 'app', password: 'app-password' }));
+    await waitUntil(() => messages.length === 2, 'hello and login answered');
+    const count = RELAY_BATCH_MAX + 8;
+    ws.send(encode(Array.from({ length: count }, (_, i) => ({ id: 10 + i, type: 'request', request: { op: 'digest', hash: 'sha256', data: new Uint8Array([i]) } }))));
+    await waitUntil(() => messages.slice(2).flat().length === count, 'every digest answered');
+    // All finished in one turn: the first batch leaves when it is full, the rest when the turn ends.
+    expect(messages.slice(2).map((m) => (m as unknown[]).length)).to.deep.equal([RELAY_BATCH_MAX, 8]);
+    expect(messages.slice(2).flat().map((a) => (a as { id: number }).id)).to.have.members(Array.from({ length: count }, (_, i) => 10 + i));
+    ws.close();
+
+    const { Socket: Capturing, sockets } = capturingFrom(wide.url);
+    const page = await connectRelay(url, { username: 'app', password: 'app-password' }, { WebSocket: Capturing });
+    await page.crypto.subtle.digest('SHA-256', new Uint8Array(1));
+    // What the page sends: each message's requests, by op.
+    const sent: string[][] = [];
+    const send = sockets[0]!.send.bind(sockets[0]!);
+    sockets[0]!.send = ((data: Uint8Array) => {
+      type Sent = { type: string; request?: { op: string } };
+      const m = decode(data) as Sent | Sent[];
+      sent.push((Array.isArray(m) ? m : [m]).map((r) => r.request?.op ?? r.type));
+      send(data);
+    }) as typeof send;
+    const digests = await Promise.all(Array.from({ length: count }, (_, i) => page.crypto.subtle.digest('SHA-256', new Uint8Array([i]))));
+    expect(digests.map((d) => Buffer.from(d).toString('hex'))).to.deep.equal(Array.from({ length: count }, (_, i) => createHash('sha256').update(new Uint8Array([i])).digest('hex')));
+    // The 40 digests (and the door's request for its pool of random bytes, when it refills it) in a full batch and the rest.
+    expect(sent.map((b) => b.length)).to.have.length(2);
+    expect(sent[0]).to.have.length(RELAY_BATCH_MAX);
+    expect(sent.flat().filter((op) => op === 'digest')).to.have.length(count);
+    sockets[0]!.send = send;
+    await page.logout();
+    await wide.close();
   });
 
   it('a bad batch closes the connection before any of its requests is handled', async () => {
