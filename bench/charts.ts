@@ -66,7 +66,9 @@ const CHARTS: Record<string, (t: Saved) => Omit<ChartSpec, 'id'>> = {
     categories: t.rows.map((r) => r[0]!),
     series: [
       { name: 'session.crypto', values: num(t.rows, 4) },
-      { name: 'relay (WebSocket)', values: num(t.rows, 5) },
+      { name: 'relay (WebSocket, client in the same process)', values: num(t.rows, 5) },
+      // Tables from before the Chromium page have no such column.
+      ...(t.header.includes('from Chromium ×') ? [{ name: 'relay from a Chromium page', values: num(t.rows, t.header.indexOf('from Chromium ×')) }] : []),
     ],
     unit: '× native',
     reference: NATIVE,

@@ -14,8 +14,9 @@
  * the per-request cost of a TLS member when pipelined.
  *
  * A third table measures the relay: ECDSA P-256 sign and AES-GCM 1 KiB from a Node WebSocket
- * client (strongroom/browser over the ws package), 64 in flight, beside the same through
- * `session.crypto` and native WebCrypto.
+ * client (strongroom/browser over the ws package) in the relay's own process, and from a page in
+ * headless Chromium (bench/page/, when Chromium is installed), 64 in flight, beside the same
+ * through `session.crypto` and native WebCrypto.
  *
  * Environment: BENCH_SECONDS (default 1) per measurement, BENCH_ROUNDS (default 3),
  * BENCH_ONLY=door|peers|cluster|relay|pkcs11|control-plane|curves to run one table (curves: how cost
@@ -24,11 +25,15 @@
  * plane's (bench/control-plane.ts) measures the CloudHSM V2 API.
  */
 import { webcrypto } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
 import { Crypto as PeculiarCrypto } from '@peculiar/webcrypto';
 import WebSocket from 'ws';
 import { startLocalCluster, type HsmSession, type LocalCluster } from '../src/index.js';
-import { startRelay } from '../src/relay/index.js';
+import { demoSite, startRelay } from '../src/relay/index.js';
 import { connectRelay } from '../src/browser/index.js';
 import { benchPkcs11 } from './pkcs11.js';
 import { benchControlPlane } from './control-plane.js';
@@ -43,6 +48,7 @@ type Subtle = webcrypto.SubtleCrypto;
 type Pair = webcrypto.CryptoKeyPair;
 type Key = webcrypto.CryptoKey;
 
+const BENCH_DIR = dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 1);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
@@ -76,18 +82,23 @@ async function webCryptoCases(subtle: Subtle): Promise<Record<string, () => Prom
 }
 
 /** Median rates of several implementations, measured in rotating order, and ratios to the first. */
-async function compare(impls: (() => Promise<unknown>)[], inFlight: number): Promise<{ rates: number[]; ratios: number[] }> {
-  const rates: number[][] = impls.map(() => []);
+/** Rounds of measurements (each gives a rate), the order turning each round; medians of rates and of ratios to the first. */
+async function compareRates(measurers: (() => Promise<number>)[]): Promise<{ rates: number[]; ratios: number[] }> {
+  const rates: number[][] = measurers.map(() => []);
   for (let round = 0; round < ROUNDS; round++) {
-    for (let i = 0; i < impls.length; i++) {
-      const which = (i + round) % impls.length;
-      rates[which]!.push(await measure(impls[which]!, inFlight));
+    for (let i = 0; i < measurers.length; i++) {
+      const which = (i + round) % measurers.length;
+      rates[which]!.push(await measurers[which]!());
     }
   }
   return {
     rates: rates.map(median),
     ratios: rates.map((r) => median(r.map((v, round) => v / rates[0]![round]!))),
   };
+}
+
+function compare(impls: (() => Promise<unknown>)[], inFlight: number): Promise<{ rates: number[]; ratios: number[] }> {
+  return compareRates(impls.map((op) => () => measure(op, inFlight)));
 }
 
 const CLUSTER_USER = { username: 'bench', password: 'bench-password', role: 'crypto-user' as const };
@@ -157,10 +168,30 @@ async function benchCluster(): Promise<void> {
   for (const c of one) await c.close();
 }
 
+/** The relay benchmark's page in Chromium (bench/page/relay.js), or null without Chromium. */
+async function relayPage(relayUrl: string): Promise<{ rate: (impl: 'relay' | 'native', name: string) => Promise<number>; close: () => Promise<void> } | null> {
+  const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  if (!existsSync(executablePath)) return null;
+  const browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+  const page = await browser.newPage();
+  await page.goto(`${relayUrl}/bench/relay.html`);
+  await page.waitForFunction(() => (globalThis as { benchReady?: boolean }).benchReady === true);
+  type PageApi = { benchSetUp(u: string, p: string): Promise<void>; benchRate(impl: string, name: string, seconds: number, inFlight: number): Promise<number>; benchLogout(): Promise<void> };
+  await page.evaluate(([u, p]) => (globalThis as unknown as PageApi).benchSetUp(u!, p!), [CLUSTER_USER.username, CLUSTER_USER.password]);
+  return {
+    rate: (impl, name) => page.evaluate(([i, n, s, f]) => (globalThis as unknown as PageApi).benchRate(i as string, n as string, s as number, f as number), [impl, name, SECONDS, 64] as const),
+    close: async () => {
+      await page.evaluate(() => (globalThis as unknown as PageApi).benchLogout());
+      await browser.close();
+    },
+  };
+}
+
 async function benchRelay(): Promise<void> {
   const IN_FLIGHT = 64;
   const cluster = await startLocalCluster({ adminPassword: 'bench-admin-pw', users: [CLUSTER_USER] });
-  const relay = await startRelay({ cluster, port: 0, maxInFlight: 1024 });
+  const site = demoSite();
+  const relay = await startRelay({ cluster, port: 0, maxInFlight: 1024, files: site.files, folders: { '/bench/': join(BENCH_DIR, 'page') } });
   const Socket = class extends WebSocket {
     constructor(url: string) {
       super(url, { origin: relay.url });
@@ -177,14 +208,26 @@ async function benchRelay(): Promise<void> {
     };
   };
   const impls = [await cases(webcrypto.subtle), await cases(session.crypto.subtle as unknown as Subtle), await cases(page.crypto.subtle as unknown as Subtle)];
-  console.log(`\nThe relay: one in-process member; a Node WebSocket client through the relay (strongroom/browser over ws), ${IN_FLIGHT} calls in flight; ratios to native.\n`);
+  progress('relay', 'starting Chromium');
+  const browser = await relayPage(relay.url);
+  console.log(
+    `\nThe relay: one in-process member; ${IN_FLIGHT} calls in flight; ratios to native. "relay" is a Node WebSocket client (strongroom/browser over ws) in the relay's own process, so page and relay share its thread; "from Chromium" is a page in headless Chromium (another process, as a browser is), with Chromium's own WebCrypto beside it.${browser ? '' : ' Chromium is missing (CHROMIUM_PATH, default /usr/bin/chromium): its columns are empty.'}\n`,
+  );
   const rows: string[][] = [];
   for (const name of ['ECDSA P-256 sign', 'AES-256-GCM encrypt 1 KiB'] as const) {
     progress('relay', name);
-    const { rates, ratios } = await compare(impls.map((c) => c[name]), IN_FLIGHT);
-    rows.push([name, ...rates.map((r) => r.toFixed(0)), ratios[1]!.toFixed(2), ratios[2]!.toFixed(2), (rates[2]! / rates[1]!).toFixed(2)]);
+    const measurers = impls.map((c) => () => measure(c[name], IN_FLIGHT));
+    if (browser) measurers.push(() => browser.rate('relay', name), () => browser.rate('native', name));
+    const { rates, ratios } = await compareRates(measurers);
+    const fromChromium = browser ? [rates[3]!.toFixed(0), rates[4]!.toFixed(0), ratios[3]!.toFixed(2), (rates[3]! / rates[1]!).toFixed(2)] : ['–', '–', '–', '–'];
+    rows.push([name, ...rates.slice(0, 3).map((r) => r.toFixed(0)), ratios[1]!.toFixed(2), ratios[2]!.toFixed(2), (rates[2]! / rates[1]!).toFixed(2), ...fromChromium]);
   }
-  table(['operation', 'native ops/s', 'session.crypto ops/s', 'relay ops/s', 'session.crypto ×', 'relay ×', 'relay / session.crypto'], rows, { id: 'relay', title: 'The relay against session.crypto and native WebCrypto' });
+  table(
+    ['operation', 'native ops/s', 'session.crypto ops/s', 'relay ops/s', 'session.crypto ×', 'relay ×', 'relay / session.crypto', 'from Chromium ops/s', 'Chromium native ops/s', 'from Chromium ×', 'from Chromium / session.crypto'],
+    rows,
+    { id: 'relay', title: 'The relay against session.crypto and native WebCrypto' },
+  );
+  await browser?.close();
   await page.logout();
   await session.logout();
   await relay.close();
