@@ -3,118 +3,24 @@
  * door and through SoftHSM behind p11-kit's own server (`p11-kit server` + softhsm2), as one
  * application reaches them through p11-kit-client.so: one connection, its sessions' requests
  * pipelined on it (1 and 8 in flight). The client is the project's codec speaking the same RPC
- * protocol as p11-kit-client.so to both servers; each signature is C_SignInit then C_Sign of a
+ * protocol as p11-kit-client.so to both servers, in a worker thread of its own as an application
+ * is a process of its own (bench/pkcs11-client.ts); each signature is C_SignInit then C_Sign of a
  * SHA-256 digest (CKM_ECDSA, CKM_RSA_PKCS over a DigestInfo), as OpenSSL's engine and Java do.
  * SoftHSM also runs loaded into the process (pkcs11js), with no RPC at all, for scale.
  * Needs p11-kit, softhsm2 and opensc (pkcs11-tool) from Debian; without them it says so and skips.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalCluster } from '../src/index.js';
-import { callById } from '../src/pkcs11/calls.js';
 import { CKA, CKM, CKO } from '../src/pkcs11/constants.js';
-import { FrameReader, encodeFrame, readMessage, writeMessage, type Attribute, type Value } from '../src/pkcs11/codec.js';
 import { servePkcs11 } from '../src/pkcs11/index.js';
+import { DIGEST, DIGEST_INFO, rateInWorker } from './pkcs11-client.js';
 import { median } from './measure.js';
 import { progress, table } from './report.js';
 
 export const SOFTHSM = ['/usr/lib/softhsm/libsofthsm2.so'].find((p) => existsSync(p));
-
-/** A minimal RPC client: calls by name, answered out of order by code. */
-class RpcClient {
-  #code = 0x10;
-  readonly #waiting = new Map<number, (body: Buffer) => void>();
-  private constructor(private readonly socket: Socket) {
-    const reader = new FrameReader();
-    let first = true;
-    socket.on('data', (d: Buffer) => {
-      for (const f of reader.push(first ? d.subarray(1) : d)) this.#waiting.get(f.code)?.(f.body);
-      first = false;
-    });
-  }
-
-  static async open(path: string): Promise<RpcClient> {
-    const socket = await new Promise<Socket>((resolve, reject) => {
-      const s = createConnection(path, () => resolve(s));
-      s.once('error', reject);
-    });
-    socket.write(Buffer.from([0]));
-    const client = new RpcClient(socket);
-    await client.call(1, [{ data: Buffer.from('PRIVATE-GNOME-KEYRING-PKCS11-PROTOCOL-V-1'), length: 41 }, 0, { data: Buffer.from([0]), length: 1 }]);
-    return client;
-  }
-
-  async call(id: number, args: Value[]): Promise<Value[]> {
-    const call = callById(id)!;
-    const code = this.#code++;
-    const body = await new Promise<Buffer>((resolve) => {
-      this.#waiting.set(code, resolve);
-      this.socket.write(encodeFrame(code, writeMessage(id, call.request, args)));
-    });
-    this.#waiting.delete(code);
-    const message = readMessage(body, (n) => (n === 0 ? 'u' : callById(n)?.response), 'p11-kit-0.24');
-    if (message.call === 0) throw new Error(`${call.name}: CKR 0x${(message.args[0] as bigint).toString(16)}`);
-    return message.args;
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-}
-
-const bytesAttr = (type: number, b: Buffer): Attribute => ({ type, value: { bytes: b }, length: b.length });
-const ulongAttr = (type: number, v: number): Attribute => ({ type, value: { ulong: BigInt(v) }, length: 8 });
-
-/** Opens `sessions` sessions on one connection, logs in, finds the private key labelled `label`. */
-async function prepare(path: string, pin: string, label: string, sessions: number): Promise<{ client: RpcClient; handles: bigint[]; key: bigint; slot: bigint }> {
-  const client = await RpcClient.open(path);
-  const [slots] = (await client.call(4, [1, 8])) as unknown as [{ values: bigint[] }];
-  const slot = slots.values[0]!;
-  const handles: bigint[] = [];
-  for (let i = 0; i < sessions; i++) handles.push((await client.call(10, [slot, 6n]))[0] as bigint);
-  await client.call(18, [handles[0]!, 1n, { data: Buffer.from(pin), length: pin.length }]);
-  await client.call(26, [handles[0]!, [ulongAttr(CKA.CLASS, CKO.PRIVATE_KEY), bytesAttr(CKA.LABEL, Buffer.from(label))]]);
-  const [found] = (await client.call(27, [handles[0]!, 4])) as unknown as [{ values: bigint[] }];
-  await client.call(28, [handles[0]!]);
-  if (!found.values.length) throw new Error(`no private key labelled ${label}`);
-  return { client, handles, key: found.values[0]!, slot };
-}
-
-const DIGEST = createHash('sha256').update('bench').digest();
-const DIGEST_INFO = Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), DIGEST]);
-
-/** Signatures per second on one connection with `inFlight` sessions signing at once. */
-export async function rateForProfile(path: string, pin: string, label: string, mechanism: number, inFlight: number, seconds: number): Promise<number> {
-  return rate(path, pin, label, mechanism, inFlight, seconds);
-}
-
-async function rate(path: string, pin: string, label: string, mechanism: number, inFlight: number, seconds: number): Promise<number> {
-  const { client, handles, key } = await prepare(path, pin, label, inFlight);
-  const data = mechanism === CKM.ECDSA ? DIGEST : DIGEST_INFO;
-  const sign = async (session: bigint) => {
-    await client.call(42, [session, { type: mechanism, param: null }, key]);
-    await client.call(43, [session, { data, length: data.length }, 512]);
-  };
-  for (const h of handles) await sign(h);
-  let count = 0;
-  const deadline = performance.now() + seconds * 1000;
-  const start = performance.now();
-  await Promise.all(
-    handles.map(async (h) => {
-      while (performance.now() < deadline) {
-        await sign(h);
-        count++;
-      }
-    }),
-  );
-  const perSecond = count / ((performance.now() - start) / 1000);
-  client.close();
-  return perSecond;
-}
 
 /**
  * The same signatures with SoftHSM loaded into this process (pkcs11js), no RPC in between: one
@@ -212,8 +118,8 @@ export async function benchPkcs11(seconds: number, rounds: number): Promise<void
         const theirs: number[] = [];
         const direct: number[] = [];
         for (let round = 0; round < rounds; round++) {
-          ours.push(await rate(door.socket, 'bench:bench-password', label, mechanism, inFlight, seconds));
-          theirs.push(await rate(softSocket, '1234', label, mechanism, inFlight, seconds));
+          ours.push(await rateInWorker({ path: door.socket, pin: 'bench:bench-password', label, mechanism, inFlight, seconds }));
+          theirs.push(await rateInWorker({ path: softSocket, pin: '1234', label, mechanism, inFlight, seconds }));
           direct.push(await rateDirect(conf, label, mechanism, inFlight, seconds));
         }
         const ratio = median(ours.map((v, i) => v / theirs[i]!));
@@ -221,7 +127,7 @@ export async function benchPkcs11(seconds: number, rounds: number): Promise<void
         rows.push([name, String(inFlight), median(direct).toFixed(0), median(theirs).toFixed(0), median(ours).toFixed(0), ratio.toFixed(2), ratioDirect.toFixed(2)]);
       }
     }
-    console.log('\nPKCS #11: one application, one connection (as p11-kit-client.so makes), its sessions pipelined.');
+    console.log('\nPKCS #11: one application (a thread of its own), one connection (as p11-kit-client.so makes), its sessions pipelined.');
     console.log('SoftHSM via p11-kit = softhsm2 behind `p11-kit server`; SoftHSM direct = libsofthsm2.so loaded in this process (pkcs11js);');
     console.log('door = Strongroom\'s PKCS #11 door over one in-process member.');
     table(['operation', 'in flight', 'SoftHSM direct sigs/s', 'SoftHSM via p11-kit sigs/s', 'door sigs/s', 'door / SoftHSM via p11-kit', 'door / SoftHSM direct'], rows, { id: 'pkcs11', title: 'The PKCS #11 door against SoftHSM' });
