@@ -25,11 +25,9 @@
  * plane's (bench/control-plane.ts) measures the CloudHSM V2 API.
  */
 import { webcrypto } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { Crypto as PeculiarCrypto } from '@peculiar/webcrypto';
 import WebSocket from 'ws';
 import { startLocalCluster, type HsmSession, type LocalCluster } from '../src/index.js';
@@ -40,6 +38,7 @@ import { benchControlPlane } from './control-plane.js';
 import { benchCurves } from './curves.js';
 import { benchPeers } from './peers.js';
 import { startEcho } from './echo.js';
+import { CHROMIUM, openChromiumPage } from './chromium.js';
 import { progress, table } from './report.js';
 import { drawCharts } from './charts.js';
 import { median, rate } from './measure.js';
@@ -168,21 +167,17 @@ async function benchCluster(): Promise<void> {
   for (const c of one) await c.close();
 }
 
-/** The relay benchmark's page in Chromium (bench/page/relay.js), or null without Chromium. */
+/** The relay benchmark's page in Chromium (bench/page/relay.js), logged in, or null without Chromium. */
 async function relayPage(relayUrl: string): Promise<{ rate: (impl: 'relay' | 'native', name: string) => Promise<number>; close: () => Promise<void> } | null> {
-  const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-  if (!existsSync(executablePath)) return null;
-  const browser = await chromium.launch({ executablePath, headless: true, args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-  const page = await browser.newPage();
-  await page.goto(`${relayUrl}/bench/relay.html`);
-  await page.waitForFunction(() => (globalThis as { benchReady?: boolean }).benchReady === true);
-  type PageApi = { benchSetUp(u: string, p: string): Promise<void>; benchRate(impl: string, name: string, seconds: number, inFlight: number): Promise<number>; benchLogout(): Promise<void> };
-  await page.evaluate(([u, p]) => (globalThis as unknown as PageApi).benchSetUp(u!, p!), [CLUSTER_USER.username, CLUSTER_USER.password]);
+  const page = await openChromiumPage(`${relayUrl}/bench/relay.html`);
+  if (!page) return null;
+  for (let i = 0; i < 100 && !(await page.evaluate<boolean>('globalThis.benchReady === true')); i++) await new Promise((r) => setTimeout(r, 50));
+  await page.evaluate(`benchSetUp(${JSON.stringify(CLUSTER_USER.username)}, ${JSON.stringify(CLUSTER_USER.password)})`);
   return {
-    rate: (impl, name) => page.evaluate(([i, n, s, f]) => (globalThis as unknown as PageApi).benchRate(i as string, n as string, s as number, f as number), [impl, name, SECONDS, 64] as const),
+    rate: (impl, name) => page.evaluate<number>(`benchRate(${JSON.stringify(impl)}, ${JSON.stringify(name)}, ${SECONDS}, 64)`),
     close: async () => {
-      await page.evaluate(() => (globalThis as unknown as PageApi).benchLogout());
-      await browser.close();
+      await page.evaluate('benchLogout()');
+      await page.close();
     },
   };
 }
@@ -211,7 +206,7 @@ async function benchRelay(): Promise<void> {
   progress('relay', 'starting Chromium');
   const browser = await relayPage(relay.url);
   console.log(
-    `\nThe relay: one in-process member; ${IN_FLIGHT} calls in flight; ratios to native. "relay" is a Node WebSocket client (strongroom/browser over ws) in the relay's own process, so page and relay share its thread; "from Chromium" is a page in headless Chromium (another process, as a browser is), with Chromium's own WebCrypto beside it.${browser ? '' : ' Chromium is missing (CHROMIUM_PATH, default /usr/bin/chromium): its columns are empty.'}\n`,
+    `\nThe relay: one in-process member; ${IN_FLIGHT} calls in flight; ratios to native. "relay" is a Node WebSocket client (strongroom/browser over ws) in the relay's own process, so page and relay share its thread; "from Chromium" is a page in headless Chromium (another process, as a browser is), with Chromium's own WebCrypto beside it.${browser ? '' : ` Chromium is missing (${CHROMIUM}; set CHROMIUM_PATH): its columns are empty.`}\n`,
   );
   const rows: string[][] = [];
   for (const name of ['ECDSA P-256 sign', 'AES-256-GCM encrypt 1 KiB'] as const) {
