@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as netConnect } from 'node:net';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { encodeFrame, FrameReader, HsmError } from '../../src/hsm-core/index.js';
@@ -14,6 +15,7 @@ import { startMember, type Fixture } from '../helpers/tls-member.js';
 import { connect } from '../../src/app/index.js';
 import { SocketTransport, TrustAnchor } from '../../src/cluster-client/index.js';
 import { seeded, testSeed } from '../helpers/random.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 const CLI = ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/main.ts')];
@@ -233,6 +235,21 @@ describe('cluster-client: mutual TLS', function () {
     await bad({ members: [], ca: 'x', cert: 'x', key: 'x' }, /members: at least one/);
     await bad({ members: ['no-port'], ca: 'x', cert: 'x', key: 'x' }, /expected host:port/);
     await bad({ members: [f.address], cert: 'x', key: 'x' }, /^ca: required/);
+  });
+
+  it('closing a member ends the connections still in their TLS handshake, so a stalled client does not hold it open', async function () {
+    this.timeout(15_000);
+    const g = await startMember();
+    const raw = netConnect(g.served.port, '127.0.0.1');
+    raw.on('error', () => undefined);
+    const ended = new Promise((resolve) => raw.once('close', resolve));
+    // The member has taken the connection, which sends nothing: no ClientHello.
+    await waitUntil(() => new Promise<boolean>((resolve) => g.served.server.getConnections((_e, n) => resolve(n === 1))), 'the member to take the connection');
+    await g.served.close();
+    await ended;
+    expect(raw.destroyed).to.equal(true);
+    await g.member.close();
+    rmSync(g.dir, { recursive: true, force: true });
   });
 });
 

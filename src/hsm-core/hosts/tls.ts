@@ -22,6 +22,7 @@
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { KeyObject, X509Certificate, webcrypto } from 'node:crypto';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type * as X509 from '@peculiar/x509';
 import { HsmError } from '../errors.js';
@@ -116,6 +117,9 @@ export async function serveMember(options: ServeOptions): Promise<Served> {
   const maxFrame = options.maxFrameBytes ?? MAX_FRAME_BYTES;
   const log = options.log ?? (() => undefined);
   const sockets = new Set<TLSSocket>();
+  // Every connection from its first byte, handshake or not: one still in its TLS handshake (a
+  // client that stalled, a port scanner) would hold close() open until the handshake timed out.
+  const connections = new Set<Socket>();
   // Client certificates: the installation's (customerCA), and those under a registered trust
   // anchor; with enforcement `cluster`, only the latter (see MtlsGate).
   const gate = new MtlsGate(member, log, options.applianceCertificate);
@@ -145,6 +149,10 @@ export async function serveMember(options: ServeOptions): Promise<Served> {
   });
   server.maxConnections = options.maxConnections ?? 256;
   server.on('tlsClientError', (e) => log(`refused a connection during the TLS handshake: ${e.message}`));
+  server.on('connection', (connection: Socket) => {
+    connections.add(connection);
+    connection.once('close', () => connections.delete(connection));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host, () => {
@@ -159,8 +167,9 @@ export async function serveMember(options: ServeOptions): Promise<Served> {
     port,
     close: () =>
       new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy();
         server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+        for (const c of connections) c.destroy();
       }),
   };
 }
