@@ -105,6 +105,12 @@ export async function serveControlPlane(plane: ControlPlane, options: { listen?:
   const address = server.address() as AddressInfo;
   return {
     url: `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    // Every connection goes, idle, mid-request or silent: one that never finished its request
+    // would hold close() open until the request timed out (minutes).
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }

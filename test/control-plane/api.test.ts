@@ -8,6 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { X509Certificate, type webcrypto } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -474,5 +475,29 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
     expect(c.Certificates).to.deep.equal({ ClusterCsr: csr });
     await client.send(new DeleteHsmCommand({ ClusterId: id, HsmId: c.Hsms![0]!.HsmId! }));
     await until(id, (x) => x.Hsms!.length === 0);
+  });
+});
+
+describe('control plane: its HTTP server', () => {
+  it('closes with connections open that never finished a request (silent, or a request cut short)', async function () {
+    this.timeout(15_000);
+    const dir = mkdtempSync(join(tmpdir(), 'strongroom-control-plane-close-'));
+    const plane = new ControlPlane({ dataDir: join(dir, 'plane'), passwordCost: 10 });
+    const server = await serveControlPlane(plane, { credentials: [CREDENTIALS] });
+    const { hostname, port } = new URL(server.url);
+    const open = await Promise.all(
+      ['', 'POST / HTTP/1.1\r\nHost: cloudhsmv2.us-east-1.amazonaws.com\r\n'].map(async (partial) => {
+        const raw = netConnect(Number(port), hostname);
+        raw.on('error', () => undefined);
+        const ended = new Promise((resolve) => raw.once('close', resolve));
+        await new Promise((resolve) => raw.once('connect', resolve));
+        raw.write(partial);
+        return { ended };
+      }),
+    );
+    await server.close();
+    await Promise.all(open.map((c) => c.ended));
+    await plane.close();
+    rmSync(dir, { recursive: true, force: true });
   });
 });
