@@ -169,7 +169,13 @@ async function benchCluster(): Promise<void> {
 
 /** The relay benchmark's page in Chromium (bench/page/relay.js), logged in, or null without Chromium. */
 async function relayPage(relayUrl: string): Promise<{ rate: (impl: 'relay' | 'native', name: string) => Promise<number>; close: () => Promise<void> } | null> {
-  const page = await openChromiumPage(`${relayUrl}/bench/relay.html`);
+  let page;
+  try {
+    page = await openChromiumPage(`${relayUrl}/bench/relay.html`);
+  } catch (e) {
+    console.error(`Chromium did not start, so the relay table has no Chromium columns: ${e instanceof Error ? e.message : String(e)}`);
+    return null;
+  }
   if (!page) return null;
   for (let i = 0; i < 100 && !(await page.evaluate<boolean>('globalThis.benchReady === true')); i++) await new Promise((r) => setTimeout(r, 50));
   await page.evaluate(`benchSetUp(${JSON.stringify(CLUSTER_USER.username)}, ${JSON.stringify(CLUSTER_USER.password)})`);
@@ -206,7 +212,7 @@ async function benchRelay(): Promise<void> {
   progress('relay', 'starting Chromium');
   const browser = await relayPage(relay.url);
   console.log(
-    `\nThe relay: one in-process member; ${IN_FLIGHT} calls in flight; ratios to native. "relay" is a Node WebSocket client (strongroom/browser over ws) in the relay's own process, so page and relay share its thread; "from Chromium" is a page in headless Chromium (another process, as a browser is), with Chromium's own WebCrypto beside it.${browser ? '' : ` Chromium is missing (${CHROMIUM}; set CHROMIUM_PATH): its columns are empty.`}\n`,
+    `\nThe relay: one in-process member; ${IN_FLIGHT} calls in flight; ratios to native. "relay" is a Node WebSocket client (strongroom/browser over ws) in the relay's own process, so page and relay share its thread; "from Chromium" is a page in headless Chromium (another process, as a browser is), with Chromium's own WebCrypto beside it.${browser ? '' : ` No Chromium page (${CHROMIUM}, or set CHROMIUM_PATH): its columns are empty.`}\n`,
   );
   const rows: string[][] = [];
   for (const name of ['ECDSA P-256 sign', 'AES-256-GCM encrypt 1 KiB'] as const) {
