@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalCluster } from '../src/index.js';
-import { median, rate } from './measure.js';
+import { interleaved, median } from './measure.js';
 import { SOFTHSM, softhsmToken } from './pkcs11.js';
 import { progress, table } from './report.js';
 
@@ -63,10 +63,8 @@ export async function benchPeers(seconds: number, rounds: number): Promise<void>
       const runs = [...impls.map((impl) => [impl[name]!, 1] as const), [impls[1]![name]!, IN_FLIGHT] as const];
       const rates: number[][] = runs.map(() => []);
       for (let round = 0; round < rounds; round++) {
-        for (let i = 0; i < runs.length; i++) {
-          const which = (i + round) % runs.length;
-          rates[which]!.push(await rate(runs[which]![0], runs[which]![1], seconds, 10));
-        }
+        const measured = await interleaved(runs.map(([op, inFlight]) => ({ op, inFlight })), seconds, 8, 10);
+        measured.forEach((r, k) => rates[k]!.push(r));
       }
       const over = (k: number) => median(rates[k]!.map((v, r) => v / rates[2]![r]!)).toFixed(2);
       rows.push([name, ...rates.slice(0, 3).map((r) => median(r).toFixed(0)), over(1), median(rates[3]!).toFixed(0), over(3)]);

@@ -6,8 +6,9 @@
  * native. Run with `npm run bench`.
  *
  * Each figure is the median of BENCH_ROUNDS rounds (default 3); in every round the four are
- * measured back to back, in rotating order, and a ratio is the median of the per-round ratios, so
- * that the drift of a shared machine affects both sides of a ratio alike.
+ * measured for BENCH_SECONDS each, in 8 slices that take turns (bench/measure.ts), and a ratio is
+ * the median of the per-round ratios, so that the drift of a shared machine affects both sides of
+ * a ratio alike.
  *
  * A second table measures clusters: RSA-2048 and ECDSA P-256 signatures with token keys, 64
  * calls in flight, on 1 and 2 worker members and on 2 TLS members, against native WebCrypto; and
@@ -41,7 +42,7 @@ import { startEcho } from './echo.js';
 import { CHROMIUM, openChromiumPage } from './chromium.js';
 import { progress, table } from './report.js';
 import { drawCharts } from './charts.js';
-import { median, rate } from './measure.js';
+import { interleaved, median, rate } from './measure.js';
 
 type Subtle = webcrypto.SubtleCrypto;
 type Pair = webcrypto.CryptoKeyPair;
@@ -53,7 +54,6 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
 const CONCURRENCY = 32;
 
-const measure = (op: () => Promise<unknown>, inFlight: number) => rate(op, inFlight, SECONDS);
 
 const kib = webcrypto.getRandomValues(new Uint8Array(1024));
 const iv = webcrypto.getRandomValues(new Uint8Array(12));
@@ -80,15 +80,22 @@ async function webCryptoCases(subtle: Subtle): Promise<Record<string, () => Prom
   };
 }
 
-/** Median rates of several implementations, measured in rotating order, and ratios to the first. */
-/** Rounds of measurements (each gives a rate), the order turning each round; medians of rates and of ratios to the first. */
-async function compareRates(measurers: (() => Promise<number>)[]): Promise<{ rates: number[]; ratios: number[] }> {
+/**
+ * Rounds of rates from measurers that each measure for the seconds they are given (a page in
+ * another process among them), taking turns in 8 slices a round as {@link interleaved} does;
+ * medians of rates and of ratios to the first.
+ */
+async function compareRates(measurers: ((seconds: number) => Promise<number>)[], slices = 8): Promise<{ rates: number[]; ratios: number[] }> {
   const rates: number[][] = measurers.map(() => []);
   for (let round = 0; round < ROUNDS; round++) {
-    for (let i = 0; i < measurers.length; i++) {
-      const which = (i + round) % measurers.length;
-      rates[which]!.push(await measurers[which]!());
+    const sums = measurers.map(() => 0);
+    for (let slice = 0; slice < slices; slice++) {
+      for (let i = 0; i < measurers.length; i++) {
+        const which = (i + slice) % measurers.length;
+        sums[which]! += await measurers[which]!(SECONDS / slices);
+      }
     }
+    sums.forEach((sum, k) => rates[k]!.push(sum / slices));
   }
   return {
     rates: rates.map(median),
@@ -96,8 +103,17 @@ async function compareRates(measurers: (() => Promise<number>)[]): Promise<{ rat
   };
 }
 
-function compare(impls: (() => Promise<unknown>)[], inFlight: number): Promise<{ rates: number[]; ratios: number[] }> {
-  return compareRates(impls.map((op) => () => measure(op, inFlight)));
+/** Rounds of {@link interleaved} rates of `impls`; medians of rates and of ratios to the first. */
+async function compare(impls: (() => Promise<unknown>)[], inFlight: number): Promise<{ rates: number[]; ratios: number[] }> {
+  const rates: number[][] = impls.map(() => []);
+  for (let round = 0; round < ROUNDS; round++) {
+    const measured = await interleaved(impls.map((op) => ({ op, inFlight })), SECONDS);
+    measured.forEach((r, k) => rates[k]!.push(r));
+  }
+  return {
+    rates: rates.map(median),
+    ratios: rates.map((r) => median(r.map((v, round) => v / rates[0]![round]!))),
+  };
 }
 
 const CLUSTER_USER = { username: 'bench', password: 'bench-password', role: 'crypto-user' as const };
@@ -168,7 +184,7 @@ async function benchCluster(): Promise<void> {
 }
 
 /** The relay benchmark's page in Chromium (bench/page/relay.js), logged in, or null without Chromium. */
-async function relayPage(relayUrl: string): Promise<{ rate: (impl: 'relay' | 'native', name: string) => Promise<number>; close: () => Promise<void> } | null> {
+async function relayPage(relayUrl: string): Promise<{ rate: (impl: 'relay' | 'native', name: string, seconds: number) => Promise<number>; close: () => Promise<void> } | null> {
   let page;
   try {
     page = await openChromiumPage(`${relayUrl}/bench/relay.html`);
@@ -180,7 +196,7 @@ async function relayPage(relayUrl: string): Promise<{ rate: (impl: 'relay' | 'na
   for (let i = 0; i < 100 && !(await page.evaluate<boolean>('globalThis.benchReady === true')); i++) await new Promise((r) => setTimeout(r, 50));
   await page.evaluate(`benchSetUp(${JSON.stringify(CLUSTER_USER.username)}, ${JSON.stringify(CLUSTER_USER.password)})`);
   return {
-    rate: (impl, name) => page.evaluate<number>(`benchRate(${JSON.stringify(impl)}, ${JSON.stringify(name)}, ${SECONDS}, 64)`),
+    rate: (impl, name, seconds) => page.evaluate<number>(`benchRate(${JSON.stringify(impl)}, ${JSON.stringify(name)}, ${seconds}, 64)`),
     close: async () => {
       await page.evaluate('benchLogout()');
       await page.close();
@@ -217,8 +233,8 @@ async function benchRelay(): Promise<void> {
   const rows: string[][] = [];
   for (const name of ['ECDSA P-256 sign', 'AES-256-GCM encrypt 1 KiB'] as const) {
     progress('relay', name);
-    const measurers = impls.map((c) => () => measure(c[name], IN_FLIGHT));
-    if (browser) measurers.push(() => browser.rate('relay', name), () => browser.rate('native', name));
+    const measurers = impls.map((c) => (seconds: number) => rate(c[name], IN_FLIGHT, seconds, 2));
+    if (browser) measurers.push((seconds) => browser.rate('relay', name, seconds), (seconds) => browser.rate('native', name, seconds));
     const { rates, ratios } = await compareRates(measurers);
     const fromChromium = browser ? [rates[3]!.toFixed(0), rates[4]!.toFixed(0), ratios[3]!.toFixed(2), (rates[3]! / rates[1]!).toFixed(2)] : ['–', '–', '–', '–'];
     rows.push([name, ...rates.slice(0, 3).map((r) => r.toFixed(0)), ratios[1]!.toFixed(2), ratios[2]!.toFixed(2), (rates[2]! / rates[1]!).toFixed(2), ...fromChromium]);
@@ -291,10 +307,8 @@ async function main(): Promise<void> {
       const impls = [native[name]!, peculiar[name]!, door[name]!, raw[name]!];
       const rates: number[][] = [[], [], [], []];
       for (let round = 0; round < ROUNDS; round++) {
-        for (let i = 0; i < impls.length; i++) {
-          const which = (i + round) % impls.length;
-          rates[which]!.push(await measure(impls[which]!, inFlight));
-        }
+        const measured = await interleaved(impls.map((op) => ({ op, inFlight })), SECONDS);
+        measured.forEach((r, k) => rates[k]!.push(r));
       }
       const ratios = [1, 2, 3].map((k) => median(rates[k]!.map((v, round) => v / rates[0]![round]!)));
       rows.push([name, String(inFlight), ...rates.map((r) => median(r).toFixed(0)), ...ratios.map((v) => v.toFixed(2))]);
