@@ -13,7 +13,7 @@ export function median(values: number[]): number {
 }
 
 /** One stretch of `op` with `inFlight` callers for `ms` milliseconds: the calls made and the time taken. */
-async function stretch(op: () => Promise<unknown>, inFlight: number, ms: number): Promise<{ count: number; ms: number }> {
+async function stretch(op: () => Promise<unknown>, inFlight: number, ms: number): Promise<Stretch> {
   const start = performance.now();
   const deadline = start + ms;
   let count = 0;
@@ -35,25 +35,39 @@ export async function rate(op: () => Promise<unknown>, inFlight: number, seconds
   return count / (ms / 1000);
 }
 
+/** What a stretch of measuring gave: calls made and the time they took. */
+export interface Stretch {
+  count: number;
+  ms: number;
+}
+
 /**
- * Calls per second of several runs (an operation and its callers in flight), each measured for
- * `seconds` in all but in `slices` stretches that take turns with the others' (each slice in
- * another order), so that the drift of a shared machine touches them alike. On the 2-core VM
- * these figures come from, the spread of a door ÷ native ratio between rounds (ECDSA P-256 sign,
- * 32 in flight, standard deviation of 10 rounds) was 0.17 measuring each for 1 s in turn, and
- * 0.06 in 8 slices of 125 ms.
+ * Calls per second of several measurers, each given `seconds` in all but in `slices` stretches
+ * that take turns with the others' (each slice in another order), so that the drift of a shared
+ * machine touches them alike. On the 2-core VM these figures come from, the spread of a door ÷
+ * native ratio between rounds (ECDSA P-256 sign, 32 in flight, standard deviation of 10 rounds)
+ * was 0.17 measuring each for 1 s in turn, and 0.06 in 8 slices of 125 ms.
  */
-export async function interleaved(runs: readonly { op: () => Promise<unknown>; inFlight: number }[], seconds: number, slices = 8, warmup = 20): Promise<number[]> {
-  for (const { op } of runs) for (let i = 0; i < warmup; i++) await op();
-  const counts = runs.map(() => 0);
-  const times = runs.map(() => 0);
+export async function takingTurns(measurers: readonly ((ms: number) => Promise<Stretch>)[], seconds: number, slices = 8): Promise<number[]> {
+  const counts = measurers.map(() => 0);
+  const times = measurers.map(() => 0);
   for (let slice = 0; slice < slices; slice++) {
-    for (let i = 0; i < runs.length; i++) {
-      const which = (i + slice) % runs.length;
-      const { count, ms } = await stretch(runs[which]!.op, runs[which]!.inFlight, (seconds * 1000) / slices);
+    for (let i = 0; i < measurers.length; i++) {
+      const which = (i + slice) % measurers.length;
+      const { count, ms } = await measurers[which]!((seconds * 1000) / slices);
       counts[which]! += count;
       times[which]! += ms;
     }
   }
   return counts.map((count, k) => count / (times[k]! / 1000));
+}
+
+/** {@link takingTurns} of runs (an operation and its callers in flight), after `warmup` calls of each one by one. */
+export async function interleaved(runs: readonly { op: () => Promise<unknown>; inFlight: number }[], seconds: number, slices = 8, warmup = 20): Promise<number[]> {
+  for (const { op } of runs) for (let i = 0; i < warmup; i++) await op();
+  return takingTurns(
+    runs.map(({ op, inFlight }) => (ms: number) => stretch(op, inFlight, ms)),
+    seconds,
+    slices,
+  );
 }

@@ -42,7 +42,7 @@ import { startEcho } from './echo.js';
 import { CHROMIUM, openChromiumPage } from './chromium.js';
 import { progress, table } from './report.js';
 import { drawCharts } from './charts.js';
-import { interleaved, median, rate } from './measure.js';
+import { interleaved, median, rate, takingTurns } from './measure.js';
 
 type Subtle = webcrypto.SubtleCrypto;
 type Pair = webcrypto.CryptoKeyPair;
@@ -80,40 +80,28 @@ async function webCryptoCases(subtle: Subtle): Promise<Record<string, () => Prom
   };
 }
 
-/**
- * Rounds of rates from measurers that each measure for the seconds they are given (a page in
- * another process among them), taking turns in 8 slices a round as {@link interleaved} does;
- * medians of rates and of ratios to the first.
- */
-async function compareRates(measurers: ((seconds: number) => Promise<number>)[], slices = 8): Promise<{ rates: number[]; ratios: number[] }> {
-  const rates: number[][] = measurers.map(() => []);
-  for (let round = 0; round < ROUNDS; round++) {
-    const sums = measurers.map(() => 0);
-    for (let slice = 0; slice < slices; slice++) {
-      for (let i = 0; i < measurers.length; i++) {
-        const which = (i + slice) % measurers.length;
-        sums[which]! += await measurers[which]!(SECONDS / slices);
-      }
-    }
-    sums.forEach((sum, k) => rates[k]!.push(sum / slices));
-  }
+/** `ROUNDS` rounds of `measure` (a rate for each contender): medians of the rates and of the per-round ratios to the first. */
+async function rounds(measure: () => Promise<number[]>): Promise<{ rates: number[]; ratios: number[] }> {
+  const rates: number[][] = [];
+  for (let round = 0; round < ROUNDS; round++) (await measure()).forEach((r, k) => (rates[k] ??= []).push(r));
   return {
     rates: rates.map(median),
     ratios: rates.map((r) => median(r.map((v, round) => v / rates[0]![round]!))),
   };
 }
 
-/** Rounds of {@link interleaved} rates of `impls`; medians of rates and of ratios to the first. */
-async function compare(impls: (() => Promise<unknown>)[], inFlight: number): Promise<{ rates: number[]; ratios: number[] }> {
-  const rates: number[][] = impls.map(() => []);
-  for (let round = 0; round < ROUNDS; round++) {
-    const measured = await interleaved(impls.map((op) => ({ op, inFlight })), SECONDS);
-    measured.forEach((r, k) => rates[k]!.push(r));
-  }
-  return {
-    rates: rates.map(median),
-    ratios: rates.map((r) => median(r.map((v, round) => v / rates[0]![round]!))),
-  };
+/** Rounds of {@link interleaved} rates of `impls`, each with `inFlight` callers. */
+function compare(impls: (() => Promise<unknown>)[], inFlight: number): Promise<{ rates: number[]; ratios: number[] }> {
+  return rounds(() => interleaved(impls.map((op) => ({ op, inFlight })), SECONDS));
+}
+
+/**
+ * Rounds of rates from measurers that each measure for the seconds they are given (a page in
+ * another process among them), taking turns in slices ({@link takingTurns}).
+ */
+function compareRates(measurers: ((seconds: number) => Promise<number>)[]): Promise<{ rates: number[]; ratios: number[] }> {
+  const stretches = measurers.map((measure) => async (ms: number) => ({ count: (await measure(ms / 1000)) * (ms / 1000), ms }));
+  return rounds(() => takingTurns(stretches, SECONDS));
 }
 
 const CLUSTER_USER = { username: 'bench', password: 'bench-password', role: 'crypto-user' as const };
@@ -304,14 +292,8 @@ async function main(): Promise<void> {
   for (const name of Object.keys(native)) {
     for (const inFlight of [1, CONCURRENCY]) {
       progress('door', `${name}, ${inFlight} in flight`);
-      const impls = [native[name]!, peculiar[name]!, door[name]!, raw[name]!];
-      const rates: number[][] = [[], [], [], []];
-      for (let round = 0; round < ROUNDS; round++) {
-        const measured = await interleaved(impls.map((op) => ({ op, inFlight })), SECONDS);
-        measured.forEach((r, k) => rates[k]!.push(r));
-      }
-      const ratios = [1, 2, 3].map((k) => median(rates[k]!.map((v, round) => v / rates[0]![round]!)));
-      rows.push([name, String(inFlight), ...rates.map((r) => median(r).toFixed(0)), ...ratios.map((v) => v.toFixed(2))]);
+      const { rates, ratios } = await compare([native[name]!, peculiar[name]!, door[name]!, raw[name]!], inFlight);
+      rows.push([name, String(inFlight), ...rates.map((r) => r.toFixed(0)), ...ratios.slice(1).map((v) => v.toFixed(2))]);
     }
   }
   table(header, rows, { id: 'door', title: 'The WebCrypto door against native WebCrypto' });
