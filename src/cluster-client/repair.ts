@@ -218,8 +218,11 @@ export class Repairs {
         settings: left.some((d) => d.settings),
       };
     } catch (e) {
-      // A session that ended (a member restarted behind the same transport) is made again next time.
+      // Every session is made again next time (one may have ended: a member restarted behind the
+      // same transport). Those still open are logged out, so members do not collect one per failure.
+      const kept = [...this.#reconcileSessions.values()];
       this.#reconcileSessions.clear();
+      await Promise.allSettled(kept.map((k) => k.transport.send({ op: 'logout', session: k.session })));
       throw e;
     }
   }

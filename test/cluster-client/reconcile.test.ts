@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import { type HsmSession, type LocalCluster } from '../../src/index.js';
 import { startTestCluster } from '../helpers/cluster.js';
 import { Cluster, InProcessTransport } from '../../src/cluster-client/index.js';
+import { unavailable } from '../../src/cluster-client/transport.js';
 import { createMember } from '../../src/hsm-core/index.js';
 import { refusal } from '../helpers/refusal.js';
 
@@ -116,6 +117,27 @@ describe('cluster-client: reconciling members that differ', function () {
       await app.sendToMember(i, { op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: { token: true } });
       expect((await cluster.sync()).inSync).to.equal(true);
     }
+    expect(await sessions()).to.deep.equal(first);
+  });
+
+  it('a comparison that fails part-way logs its appliance sessions out: members do not collect one per failure', async () => {
+    const sessions = async () => onEvery(async (i) => {
+      const answer = await cluster.cluster.links[i]!.transport!.send({ op: 'getHsmInfo' });
+      return answer.ok ? (answer.result as { sessions: number }).sessions : -1;
+    });
+    await cluster.sync();
+    const first = await sessions();
+    // Member 2 stops answering comparisons (as a member being removed does mid-run); then it answers again.
+    const transport = cluster.cluster.links[2]!.transport!;
+    const send = transport.send.bind(transport);
+    transport.send = (request: unknown) => ((request as { op?: string }).op === 'getSyncStatus' ? Promise.resolve(unavailable(transport.description, 'going away')) : send(request));
+    try {
+      const e = await refusal(cluster.sync());
+      expect([e.code, e.message]).to.deep.equal(['MEMBER_UNAVAILABLE', `${transport.description}: going away`]);
+    } finally {
+      transport.send = send;
+    }
+    expect((await cluster.sync()).inSync).to.equal(true);
     expect(await sessions()).to.deep.equal(first);
   });
 
