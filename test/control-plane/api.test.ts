@@ -211,7 +211,10 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
     }
 
     // The audit logs as CloudHSM sends them to CloudWatch Logs: a stream per HSM, gapless from 0,
-    // each event in CloudHSM's text shape; the deleted HSM's stream stays.
+    // each event in CloudHSM's text shape; the deleted HSM's stream stays. First a comparison of
+    // the members, so that the supervisor's appliance sessions exist on both (its next runs log
+    // nothing new: below, nothing but the exporter reads the members).
+    await plane.runningClusters().find((r) => r.clusterId === id)!.live.sync();
     await plane.exportAuditLogs();
     const streams = readdirSync(join(dir, 'plane', 'cloudwatch-logs', 'aws', 'cloudhsm', id)).filter((f) => f.endsWith('.jsonl')).sort();
     expect(streams).to.deep.equal([...c.Hsms!.map((h) => h.HsmId!), victim].map((h) => `${h}.jsonl`).sort());
