@@ -16,7 +16,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { entryPoint } from './entry-point.js';
-import { createMember, perTurn, type Member, type MemberOptions, type Response } from '../hsm-core/index.js';
+import { BATCH_LIMIT, createMember, perTurn, type Member, type MemberOptions, type Response } from '../hsm-core/index.js';
 
 export interface Transport {
   /** A short description for messages and observability, e.g. `worker member 1`. */
@@ -248,8 +248,16 @@ export class WorkerTransport extends PendingTransport {
     });
   }
 
-  /** Requests made in this tick, posted together when it ends: one message (one copy, one wake-up of the worker) for them all. */
-  readonly #post = perTurn<{ id: number; request: unknown }>((batch) => this.#worker.postMessage(batch));
+  /**
+   * Requests made in this tick, posted together when it ends: one message (one copy, one wake-up
+   * of the worker) for them all, or for each {@link BATCH_LIMIT}`.frames` of them, so that the
+   * worker starts on the first while this thread makes the rest. With the worker's answers in
+   * groups of the same size, the two threads work at the same time rather than in turns (the
+   * worker was idle 30 % of the time): 2 worker members, 64 ECDSA P-256 signatures in flight, went
+   * from 0.85-0.90 to 0.96-1.04 of native WebCrypto's rate, RSA-2048 from 0.95-0.96 to 1.00-1.02
+   * (geometric means of two runs of 6 rounds, old and new alternating in one process).
+   */
+  readonly #post = perTurn<{ id: number; request: unknown }>((batch) => this.#worker.postMessage(batch), undefined, BATCH_LIMIT.frames);
 
   protected post(id: number, request: unknown): void {
     this.#post({ id, request });

@@ -9,7 +9,7 @@ export { createMember, type Member, type MemberOptions } from './member.js';
 export { useThreadPool } from './mechanisms/pool.js';
 export { readBackupHeader, type BackupHeader } from './ops/backup-ops.js';
 export { MEMBER_MODES, type MemberMode } from './state.js';
-export { FrameReader, encodeFrame, tickBatched, MAX_FRAME_BYTES, type Frame } from './wire.js';
+export { FrameReader, encodeFrame, tickBatched, BATCH_LIMIT, MAX_FRAME_BYTES, type Frame } from './wire.js';
 export { perTurn } from './face.js';
 export { serveMember, ensureClusterCsr, cloneClusterIdentity, MEMBER_FILES, type ServeOptions, type Served } from './hosts/tls.js';
 export { HsmError, HSM_ERROR_CODES, keyRef, withArticle, type HsmErrorCode, type WireError } from './errors.js';

@@ -2,12 +2,13 @@
  * Multi-member clusters (CLOUDHSM.md §4): the same behaviour whatever carries the requests — in
  * this process, in worker threads (and, in tls.test.ts, over mutual TLS).
  */
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { HsmError, startLocalCluster, type HsmSession, type LocalCluster, type LocalTransport } from '../../src/index.js';
-import { createMember, keyRef, type Member, type Response } from '../../src/hsm-core/index.js';
+import { BATCH_LIMIT, createMember, keyRef, type Member, type Response } from '../../src/hsm-core/index.js';
 import { Cluster, InProcessTransport } from '../../src/cluster-client/index.js';
 import { BUSY_RETRIES } from '../../src/cluster-client/busy.js';
 import { PendingTransport } from '../../src/cluster-client/transport.js';
@@ -405,5 +406,37 @@ describe('cluster-client: key availability, busy members and retries', function 
     const e = await refusal(start('in-process', 1, { retry: 'sometimes' as never }));
     expect(e.code).to.equal('BAD_REQUEST');
     expect(e.message).to.match(/retry/);
+  });
+});
+
+describe('cluster-client: a worker member under a burst of requests', function () {
+  this.timeout(60_000);
+
+  it(`takes a burst in groups of at most ${BATCH_LIMIT.frames} and answers each group as it is done, so the application starts on the first answers while the member makes the rest`, async () => {
+    const cluster = await start('worker', 1);
+    try {
+      const app = await cluster.login('app', 'app-password');
+      // Answers that arrive in one message settle in one run of the promise jobs; a tick queued by
+      // the first of them runs after the last, before the next message is taken.
+      const groups: number[] = [0];
+      let ticking = false;
+      const burst = 2 * BATCH_LIMIT.frames + 8;
+      const answers = Array.from({ length: burst }, (_, i) =>
+        app.sendToMember(0, { op: 'digest', hash: 'sha256', data: new Uint8Array([i]) }).then((r) => {
+          groups[groups.length - 1]! += 1;
+          if (!ticking) {
+            ticking = true;
+            process.nextTick(() => ((ticking = false), groups.push(0)));
+          }
+          return r.digest;
+        }),
+      );
+      const digests = await Promise.all(answers);
+      expect(digests.map((d) => Buffer.from(d).toString('hex'))).to.deep.equal(Array.from({ length: burst }, (_, i) => createHash('sha256').update(new Uint8Array([i])).digest('hex')));
+      expect(groups.slice(0, 3)).to.deep.equal([BATCH_LIMIT.frames, BATCH_LIMIT.frames, 8]);
+      await app.logout();
+    } finally {
+      await cluster.close();
+    }
   });
 });
