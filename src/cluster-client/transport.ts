@@ -253,9 +253,9 @@ export class WorkerTransport extends PendingTransport {
    * of the worker) for them all, or for each {@link BATCH_LIMIT}`.frames` of them, so that the
    * worker starts on the first while this thread makes the rest. With the worker's answers in
    * groups of the same size, the two threads work at the same time rather than in turns (the
-   * worker was idle 30 % of the time): 2 worker members, 64 ECDSA P-256 signatures in flight, went
-   * from 0.85-0.90 to 0.96-1.04 of native WebCrypto's rate, RSA-2048 from 0.95-0.96 to 1.00-1.02
-   * (geometric means of two runs of 6 rounds, old and new alternating in one process).
+   * worker was idle 30 % of the time): 2 worker members, 64 signatures in flight, old and new
+   * alternating in one process, 6 rounds each of three runs: ECDSA P-256 from 0.86-0.90 to
+   * 0.90-1.04 of native WebCrypto's rate, RSA-2048 from 0.92-0.96 to 0.97-1.02.
    */
   readonly #post = perTurn<{ id: number; request: unknown }>((batch) => this.#worker.postMessage(batch), undefined, BATCH_LIMIT.frames);
 
