@@ -254,7 +254,7 @@ export class WorkerTransport extends PendingTransport {
    * worker starts on the first while this thread makes the rest. With the worker's answers in
    * groups of the same size, the two threads work at the same time rather than in turns (the
    * worker was idle 30 % of the time): 2 worker members, 64 signatures in flight, old and new
-   * alternating in one process, 6 rounds each of three runs: ECDSA P-256 from 0.86-0.90 to
+   * alternating in one process, 6 rounds each of three runs: ECDSA P-256 from 0.85-0.90 to
    * 0.90-1.04 of native WebCrypto's rate, RSA-2048 from 0.92-0.96 to 0.97-1.02.
    */
   readonly #post = perTurn<{ id: number; request: unknown }>((batch) => this.#worker.postMessage(batch), undefined, BATCH_LIMIT.frames);
