@@ -3,7 +3,7 @@
  * a separate code path from the member's node:crypto calls), published known-answer vectors
  * (RFC 4493, RFC 3394, RFC 5649), or a direct computation in the test where neither exists.
  */
-import { ECDH, constants, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, privateDecrypt, publicEncrypt, sign as nodeSign, verify as nodeVerify, webcrypto } from 'node:crypto';
+import { ECDH, constants, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, privateDecrypt, publicDecrypt, publicEncrypt, sign as nodeSign, verify as nodeVerify, webcrypto } from 'node:crypto';
 import { expect } from 'chai';
 import type { HashName } from '../../src/hsm-core/index.js';
 import { poolUse } from '../../src/hsm-core/mechanisms/pool.js';
@@ -432,6 +432,27 @@ describe('hsm-core: mechanisms', () => {
       expect(here).to.be.at.least(12);
       expect(after.pool - before.pool).to.be.at.least(12);
       expect(here).to.be.at.most(counter.turns() + 1);
+    });
+
+    it('RSA over a digest the caller made (PKCS #1 v1.5, PSS) and raw PKCS #1 v1.5, several at once: signed off the member\'s thread, each verifying', async () => {
+      const pair = await importPair(rsaPkcs8(2048), 'rsa');
+      const key = createPublicKey({ key: Buffer.from(pair.spki), format: 'der', type: 'spki' });
+      const message = rand(100);
+      const digest = createHash('sha256').update(message).digest();
+      const before = poolUse();
+      // Issued together: on the member's thread they would be made one after another in this turn.
+      const [pkcs1, pss, raw] = await Promise.all(
+        [{ name: 'rsa-pkcs', hash: 'sha256', prehashed: true }, { name: 'rsa-pkcs-pss', hash: 'sha256', saltLength: 32, prehashed: true }, { name: 'rsa-pkcs-raw' }].map(
+          async (mechanism) => (await f.m.ok({ op: 'sign', session: f.alice, handle: pair.privateHandle, mechanism: mechanism as never, data: mechanism.name === 'rsa-pkcs-raw' ? message : digest })).signature,
+        ),
+      );
+      const after = poolUse();
+      // At most the first is made on the member's thread (one a turn, none while others are out).
+      expect(after.here - before.here + after.pool - before.pool).to.equal(3);
+      expect(after.pool - before.pool).to.be.at.least(2);
+      expect(nodeVerify('sha256', message, { key, padding: constants.RSA_PKCS1_PADDING }, pkcs1!)).to.equal(true);
+      expect(nodeVerify('sha256', message, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, pss!)).to.equal(true);
+      expect(Buffer.from(publicDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, raw!))).to.deep.equal(Buffer.from(message));
     });
 
     it('Ed25519: byte-identical to WebCrypto, verified both ways', async () => {

@@ -10,12 +10,13 @@
  *
  * @module
  */
-import { constants, createECDH, createHash, privateEncrypt, publicDecrypt, randomBytes, timingSafeEqual, type ECDH, type KeyObject } from 'node:crypto';
+import { constants, createECDH, createHash, publicDecrypt, randomBytes, timingSafeEqual, type ECDH, type KeyObject } from 'node:crypto';
 import { HsmError } from '../errors.js';
 import type { EcCurve } from '../attributes.js';
 import type { HashName } from '../protocol.js';
 import { HASH_BYTES, NODE_HASH } from './hash.js';
 import { ecPointOf } from './keys.js';
+import { privateEncryptAsync } from './pool.js';
 
 /** The digest a `prehashed` mechanism is given must be exactly the hash's length. */
 export function checkDigest(hash: HashName, data: Uint8Array): void {
@@ -37,9 +38,9 @@ const DIGEST_INFO_PREFIX: Readonly<Record<HashName, string>> = {
 
 const digestInfo = (hash: HashName, digest: Uint8Array) => Buffer.concat([Buffer.from(DIGEST_INFO_PREFIX[hash], 'hex'), digest]);
 
-export function pkcs1SignDigest(privateKey: KeyObject, hash: HashName, digest: Uint8Array): Buffer {
+export function pkcs1SignDigest(privateKey: KeyObject, hash: HashName, digest: Uint8Array): Promise<Buffer> {
   checkDigest(hash, digest);
-  return privateEncrypt({ key: privateKey, padding: constants.RSA_PKCS1_PADDING }, digestInfo(hash, digest));
+  return privateEncryptAsync(privateKey, constants.RSA_PKCS1_PADDING, digestInfo(hash, digest));
 }
 
 export function pkcs1VerifyDigest(publicKey: KeyObject, hash: HashName, digest: Uint8Array, signature: Uint8Array): boolean {
@@ -77,7 +78,7 @@ function modulusBits(key: KeyObject): number {
   return key.asymmetricKeyDetails!.modulusLength!;
 }
 
-export function pssSignDigest(privateKey: KeyObject, hash: HashName, saltLength: number, digest: Uint8Array): Buffer {
+export function pssSignDigest(privateKey: KeyObject, hash: HashName, saltLength: number, digest: Uint8Array): Promise<Buffer> {
   checkDigest(hash, digest);
   const emBits = modulusBits(privateKey) - 1;
   const emLen = Math.ceil(emBits / 8);
@@ -94,7 +95,7 @@ export function pssSignDigest(privateKey: KeyObject, hash: HashName, saltLength:
   const em = Buffer.concat([db, h, Buffer.from([0xbc])]);
   // The private-key operation needs the modulus's length: a zero byte in front when emLen is one less.
   const k = Math.ceil(modulusBits(privateKey) / 8);
-  return privateEncrypt({ key: privateKey, padding: constants.RSA_NO_PADDING }, Buffer.concat([Buffer.alloc(k - emLen), em]));
+  return privateEncryptAsync(privateKey, constants.RSA_NO_PADDING, Buffer.concat([Buffer.alloc(k - emLen), em]));
 }
 
 export function pssVerifyDigest(publicKey: KeyObject, hash: HashName, saltLength: number, digest: Uint8Array, signature: Uint8Array): boolean {

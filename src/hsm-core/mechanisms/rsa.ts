@@ -15,7 +15,6 @@ import {
   constants,
   createSecretKey,
   privateDecrypt,
-  privateEncrypt,
   publicDecrypt,
   publicEncrypt,
   randomBytes,
@@ -26,7 +25,7 @@ import { HsmError } from '../errors.js';
 import type { HashName } from '../protocol.js';
 import { kwZeroPadUnwrap, kwZeroPadWrap } from './aes.js';
 import { HASH_BYTES, NODE_HASH } from './hash.js';
-import { signAsync, verifyAsync } from './pool.js';
+import { privateEncryptAsync, signAsync, verifyAsync } from './pool.js';
 
 function modulusBytes(key: KeyObject): number {
   return Math.ceil(key.asymmetricKeyDetails!.modulusLength! / 8);
@@ -140,10 +139,10 @@ export function rawVerify(publicKey: KeyObject, data: Uint8Array, signature: Uin
 }
 
 /** PKCS #1 v1.5 block type 1 over the caller's bytes (no DigestInfo added): at most k − 11 bytes. */
-export function pkcs1SignRaw(privateKey: KeyObject, data: Uint8Array): Buffer {
+export function pkcs1SignRaw(privateKey: KeyObject, data: Uint8Array): Promise<Buffer> {
   const max = modulusBytes(privateKey) - 11;
   if (data.length > max) throw new HsmError('DATA_INVALID', `data: an RSA PKCS #1 v1.5 signature of raw bytes (rsa-pkcs-raw) takes at most ${max} bytes with this key, not ${data.length}`);
-  return privateEncrypt({ key: privateKey, padding: constants.RSA_PKCS1_PADDING }, data);
+  return privateEncryptAsync(privateKey, constants.RSA_PKCS1_PADDING, data);
 }
 
 export function pkcs1VerifyRaw(publicKey: KeyObject, data: Uint8Array, signature: Uint8Array): boolean {

@@ -1,0 +1,83 @@
+/**
+ * Threads of this module's own for RSA's private-key operation over bytes already padded
+ * (`privateEncrypt`: a signature over a digest the caller made, PKCS #11's CKM_RSA_PKCS and
+ * CKM_RSA_PKCS_PSS, raw PKCS #1 v1.5). node:crypto has it only in a synchronous form, so on the
+ * member's thread each such signature held the event loop for half a millisecond (RSA-2048; 4 ms
+ * for RSA-4096) and a member made them one at a time on one core, whatever the machine had. Here
+ * each goes to the least busy of up to four threads (one per core), as signatures over data go to
+ * libuv's pool; pool.ts decides which go here (several at once) and which stay on the member's
+ * thread (one alone, for which the hop costs more than it saves).
+ *
+ * A job carries the KeyObject, which node:crypto clones to the thread as a handle to the same
+ * native key: its bytes never enter JavaScript. A thread keeps nothing between jobs. The threads
+ * start on first use and never keep the process alive while idle.
+ *
+ * @module
+ */
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { KeyObject } from 'node:crypto';
+
+/** A thread's code: plain CommonJS, so that it runs alike under tsx and from dist. */
+const SOURCE = `
+const { parentPort } = require('node:worker_threads');
+const { privateEncrypt } = require('node:crypto');
+parentPort.on('message', ({ key, padding, data }) => {
+  let answer;
+  try {
+    answer = { ok: true, value: privateEncrypt({ key, padding }, data) };
+  } catch (e) {
+    answer = { ok: false, message: String((e && e.message) || e), code: e && e.code };
+  }
+  parentPort.postMessage(answer);
+});
+`;
+
+type Answer = { ok: true; value: Uint8Array } | { ok: false; message: string; code?: string };
+
+class RsaThread {
+  readonly #worker = new Worker(SOURCE, { eval: true });
+  /** Jobs sent and not answered, oldest first: a thread answers in order. */
+  readonly #waiting: { resolve: (b: Buffer) => void; reject: (e: Error) => void }[] = [];
+  failed = false;
+
+  constructor() {
+    this.#worker.unref();
+    this.#worker.on('message', (a: Answer) => {
+      const waiter = this.#waiting.shift()!;
+      if (this.#waiting.length === 0) this.#worker.unref();
+      if (a.ok) waiter.resolve(Buffer.from(a.value.buffer, a.value.byteOffset, a.value.byteLength));
+      else waiter.reject(Object.assign(new Error(a.message), a.code ? { code: a.code } : {}));
+    });
+    const stop = (why: string) => {
+      this.failed = true;
+      const e = new Error(`an RSA thread stopped (${why}); try again`);
+      for (const w of this.#waiting.splice(0)) w.reject(e);
+    };
+    this.#worker.on('error', (e) => stop(e.message));
+    this.#worker.on('exit', (code) => stop(`exit code ${code}`));
+  }
+
+  get load(): number {
+    return this.#waiting.length;
+  }
+
+  run(key: KeyObject, padding: number, data: Uint8Array): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      if (this.#waiting.length === 0) this.#worker.ref();
+      this.#waiting.push({ resolve, reject });
+      this.#worker.postMessage({ key, padding, data });
+    });
+  }
+}
+
+const threads: RsaThread[] = [];
+const COUNT = Math.max(1, Math.min(4, availableParallelism()));
+
+/** `privateEncrypt({ key, padding }, data)` on the least busy RSA thread (a failed one is replaced). */
+export function privateEncryptOnThread(key: KeyObject, padding: number, data: Uint8Array): Promise<Buffer> {
+  for (let i = 0; i < COUNT; i++) if (!threads[i] || threads[i]!.failed) threads[i] = new RsaThread();
+  let best = threads[0]!;
+  for (const t of threads) if (t.load < best.load) best = t;
+  return best.run(key, padding, data);
+}
