@@ -455,6 +455,24 @@ describe('hsm-core: mechanisms', () => {
       expect(Buffer.from(publicDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, raw!))).to.deep.equal(Buffer.from(message));
     });
 
+    it('RSA decryption (RSA-OAEP, PKCS #1 v1.5), several at once: made off the member\'s thread, each right, a forged one refused as on the thread', async () => {
+      const pair = await importPair(rsaPkcs8(2048), 'rsa');
+      const key = createPublicKey({ key: Buffer.from(pair.spki), format: 'der', type: 'spki' });
+      const label = rand(8);
+      const plain = Array.from({ length: 4 }, () => rand(32));
+      const oaep = { name: 'rsa-oaep', hash: 'sha256', label } as const;
+      const sealed = plain.map((p, i) => (i % 2 ? publicEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, p) : publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256', oaepLabel: label }, p)));
+      const before = poolUse();
+      const opened = await Promise.all(sealed.map(async (data, i) => (await f.m.ok({ op: 'decrypt', session: f.alice, handle: pair.privateHandle, mechanism: i % 2 ? { name: 'rsa-pkcs' } : oaep, data })).data));
+      const after = poolUse();
+      expect(after.here - before.here + after.pool - before.pool).to.equal(4);
+      expect(after.pool - before.pool).to.be.at.least(3);
+      expect(opened.map(hex)).to.deep.equal(plain.map(hex));
+      // Refusals read as they do on the member's thread, several at once too.
+      const refused = await Promise.all([oaep, { name: 'rsa-pkcs' } as const].map((mechanism) => f.m.fail({ op: 'decrypt', session: f.alice, handle: pair.privateHandle, mechanism, data: rand(256) }, 'DECRYPTION_FAILED')));
+      expect(refused.map((e) => e.message)).to.deep.equal(['RSA-OAEP: the ciphertext was not made with this key and these parameters', 'RSA PKCS #1 v1.5: the ciphertext was not made with this key and these parameters']);
+    });
+
     it('Ed25519: byte-identical to WebCrypto, verified both ways', async () => {
       const theirs = (await subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
       const pkcs8 = u8(await subtle.exportKey('pkcs8', theirs.privateKey));

@@ -26,6 +26,12 @@ export interface CipherEntry<M extends WrapMechanism = WrapMechanism> {
   readonly keyType: KeyType;
   encrypt(key: KeyObject, mechanism: M, data: Uint8Array, profile: Profile): { data: Buffer; iv?: Buffer };
   decrypt(key: KeyObject, mechanism: M, data: Uint8Array, profile: Profile): Buffer;
+  /**
+   * The decrypt operation's form, where it differs: RSA's, which runs on an RSA thread when several
+   * are in flight (pool.ts). Unwrapping always uses `decrypt`, so that no unwrapped key is made off
+   * the member's thread.
+   */
+  decryptAsync?(key: KeyObject, mechanism: M, data: Uint8Array, profile: Profile): Promise<Buffer>;
 }
 
 function tagBytes(m: { tagLengthBits?: number | undefined }): number {
@@ -114,11 +120,13 @@ export const CIPHERS: CipherTable = table<CipherTable>({
     keyType: 'rsa',
     encrypt: (key, m, data) => ({ data: rsa.oaepEncrypt(key, m.hash, m.label, data) }),
     decrypt: (key, m, data) => rsa.oaepDecrypt(key, m.hash, m.label, data),
+    decryptAsync: (key, m, data) => rsa.oaepDecryptAsync(key, m.hash, m.label, data),
   },
   'rsa-pkcs': {
     keyType: 'rsa',
     encrypt: (key, _m, data) => ({ data: rsa.pkcs1Encrypt(key, data) }),
     decrypt: (key, _m, data) => rsa.pkcs1Decrypt(key, data),
+    decryptAsync: (key, _m, data) => rsa.pkcs1DecryptAsync(key, data),
   },
   'rsa-x-509': {
     keyType: 'rsa',

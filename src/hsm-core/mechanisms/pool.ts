@@ -17,9 +17,9 @@
  * second (from 4 callers up the two rules are within this VM's noise of each other).
  *
  * RSA's private-key operation over bytes already padded (a signature over the caller's digest,
- * PKCS #11's CKM_RSA_PKCS) has no callback form in node:crypto: several at once go to threads of
- * this module's own instead of the pool (rsa-threads.ts), one alone runs here (see
- * {@link privateEncryptAsync}).
+ * PKCS #11's CKM_RSA_PKCS) and RSA decryption have no callback form in node:crypto: several at
+ * once go to threads of this module's own instead of the pool (rsa-threads.ts), one alone runs
+ * here (see {@link privateEncryptAsync}).
  *
  * A member that has a thread of its own (a worker, or a `strongroom hsm serve` process) signs on
  * that thread instead: the thread pool is shared by the whole process, so members that all used
@@ -28,8 +28,8 @@
  *
  * @module
  */
-import { KeyObject, privateEncrypt, sign, verify, type SignKeyObjectInput, type VerifyKeyObjectInput } from 'node:crypto';
-import { privateEncryptOnThread } from './rsa-threads.js';
+import { KeyObject, privateDecrypt, privateEncrypt, sign, verify, type SignKeyObjectInput, type VerifyKeyObjectInput } from 'node:crypto';
+import { onRsaThread, type RsaOptions } from './rsa-threads.js';
 
 let threadPool = true;
 /** Whether this turn of the event loop may still run a cheap operation here (see above). */
@@ -107,12 +107,21 @@ let onRsaThreads = 0;
  * a member process), it is made here always.
  */
 export function privateEncryptAsync(key: KeyObject, padding: number, data: Uint8Array): Promise<Buffer> {
-  const compute = () => privateEncrypt({ key, padding }, data);
+  return rsaPrivate(false, key, { padding }, data);
+}
+
+/** RSA decryption (`privateDecrypt`) as {@link privateEncryptAsync} places it. Not for key unwrapping: see rsa-threads.ts. */
+export function privateDecryptAsync(key: KeyObject, options: RsaOptions, data: Uint8Array): Promise<Buffer> {
+  return rsaPrivate(true, key, options, data);
+}
+
+function rsaPrivate(decrypt: boolean, key: KeyObject, options: RsaOptions, data: Uint8Array): Promise<Buffer> {
+  const compute = () => (decrypt ? privateDecrypt : privateEncrypt)({ ...options, key }, data);
   if (!threadPool) return new Promise((resolve) => resolve(compute()));
   if (inlineFree && onRsaThreads === 0) return here(compute);
   use.pool += 1;
   onRsaThreads += 1;
-  const done = privateEncryptOnThread(key, padding, data);
+  const done = onRsaThread(decrypt, key, options, data);
   void done.then(
     () => (onRsaThreads -= 1),
     () => (onRsaThreads -= 1),

@@ -1,9 +1,11 @@
 /**
- * Threads of this module's own for RSA's private-key operation over bytes already padded
- * (`privateEncrypt`: a signature over a digest the caller made, PKCS #11's CKM_RSA_PKCS and
- * CKM_RSA_PKCS_PSS, raw PKCS #1 v1.5). node:crypto has it only in a synchronous form, so on the
- * member's thread each such signature held the event loop for half a millisecond (RSA-2048; 4 ms
- * for RSA-4096) and a member made them one at a time on one core, whatever the machine had. Here
+ * Threads of this module's own for RSA's private-key operations that node:crypto has only in a
+ * synchronous form: `privateEncrypt` over bytes already padded (a signature over a digest the
+ * caller made, PKCS #11's CKM_RSA_PKCS and CKM_RSA_PKCS_PSS, raw PKCS #1 v1.5) and
+ * `privateDecrypt` (the decrypt operation's RSA-OAEP and PKCS #1 v1.5; key unwrapping stays on the
+ * member's thread, so that no unwrapped key is ever in another thread's memory). On the member's
+ * thread each held the event loop for half a millisecond (RSA-2048; 4 ms for RSA-4096) and a member
+ * made them one at a time on one core, whatever the machine had. Here
  * each goes to the least busy of up to four threads (one per core), as signatures over data go to
  * libuv's pool; pool.ts decides which go here (several at once) and which stay on the member's
  * thread (one alone, for which the hop costs more than it saves).
@@ -16,20 +18,25 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import type { KeyObject } from 'node:crypto';
+import type { KeyObject, RsaPrivateKey } from 'node:crypto';
+
+/** The options of privateEncrypt / privateDecrypt but the key. */
+export type RsaOptions = Omit<RsaPrivateKey, 'key' | 'passphrase'>;
 
 /** A thread's code: plain CommonJS, so that it runs alike under tsx and from dist. */
 const SOURCE = `
 const { parentPort } = require('node:worker_threads');
-const { privateEncrypt } = require('node:crypto');
-parentPort.on('message', ({ key, padding, data }) => {
+const { privateDecrypt, privateEncrypt } = require('node:crypto');
+parentPort.on('message', ({ decrypt, key, options, data }) => {
   let answer;
   try {
-    answer = { ok: true, value: privateEncrypt({ key, padding }, data) };
+    answer = { ok: true, value: (decrypt ? privateDecrypt : privateEncrypt)({ ...options, key }, data) };
   } catch (e) {
     answer = { ok: false, message: String((e && e.message) || e), code: e && e.code };
   }
   parentPort.postMessage(answer);
+  // What was decrypted is the caller's now (the message holds a copy): none is left here.
+  if (answer.ok && decrypt) answer.value.fill(0);
 });
 `;
 
@@ -62,11 +69,11 @@ class RsaThread {
     return this.#waiting.length;
   }
 
-  run(key: KeyObject, padding: number, data: Uint8Array): Promise<Buffer> {
+  run(decrypt: boolean, key: KeyObject, options: RsaOptions, data: Uint8Array): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       if (this.#waiting.length === 0) this.#worker.ref();
       this.#waiting.push({ resolve, reject });
-      this.#worker.postMessage({ key, padding, data });
+      this.#worker.postMessage({ decrypt, key, options, data });
     });
   }
 }
@@ -74,10 +81,10 @@ class RsaThread {
 const threads: RsaThread[] = [];
 const COUNT = Math.max(1, Math.min(4, availableParallelism()));
 
-/** `privateEncrypt({ key, padding }, data)` on the least busy RSA thread (a failed one is replaced). */
-export function privateEncryptOnThread(key: KeyObject, padding: number, data: Uint8Array): Promise<Buffer> {
+/** `privateDecrypt` (or `privateEncrypt`) of `{ ...options, key }` on the least busy RSA thread (a failed one is replaced). */
+export function onRsaThread(decrypt: boolean, key: KeyObject, options: RsaOptions, data: Uint8Array): Promise<Buffer> {
   for (let i = 0; i < COUNT; i++) if (!threads[i] || threads[i]!.failed) threads[i] = new RsaThread();
   let best = threads[0]!;
   for (const t of threads) if (t.load < best.load) best = t;
-  return best.run(key, padding, data);
+  return best.run(decrypt, key, options, data);
 }

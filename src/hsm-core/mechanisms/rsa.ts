@@ -25,7 +25,7 @@ import { HsmError } from '../errors.js';
 import type { HashName } from '../protocol.js';
 import { kwZeroPadUnwrap, kwZeroPadWrap } from './aes.js';
 import { HASH_BYTES, NODE_HASH } from './hash.js';
-import { privateEncryptAsync, signAsync, verifyAsync } from './pool.js';
+import { privateDecryptAsync, privateEncryptAsync, signAsync, verifyAsync } from './pool.js';
 
 function modulusBytes(key: KeyObject): number {
   return Math.ceil(key.asymmetricKeyDetails!.modulusLength! / 8);
@@ -43,12 +43,27 @@ export function oaepEncrypt(publicKey: KeyObject, hash: HashName, label: Uint8Ar
   return publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: NODE_HASH[hash], ...(label ? { oaepLabel: label } : {}) }, data);
 }
 
-export function oaepDecrypt(privateKey: KeyObject, hash: HashName, label: Uint8Array | undefined, data: Uint8Array): Buffer {
+function oaepOptions(privateKey: KeyObject, hash: HashName, label: Uint8Array | undefined, data: Uint8Array) {
   if (data.length !== modulusBytes(privateKey)) {
     throw new HsmError('DATA_INVALID', `data: an RSA-OAEP ciphertext for this key is ${modulusBytes(privateKey)} bytes, not ${data.length}`);
   }
+  return { padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: NODE_HASH[hash], ...(label ? { oaepLabel: label } : {}) };
+}
+
+export function oaepDecrypt(privateKey: KeyObject, hash: HashName, label: Uint8Array | undefined, data: Uint8Array): Buffer {
+  const options = oaepOptions(privateKey, hash, label, data);
   try {
-    return privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: NODE_HASH[hash], ...(label ? { oaepLabel: label } : {}) }, data);
+    return privateDecrypt({ ...options, key: privateKey }, data);
+  } catch {
+    throw decryptionFailed('RSA-OAEP');
+  }
+}
+
+/** {@link oaepDecrypt} for the decrypt operation: on an RSA thread when several are in flight (pool.ts). Not for unwrapping. */
+export async function oaepDecryptAsync(privateKey: KeyObject, hash: HashName, label: Uint8Array | undefined, data: Uint8Array): Promise<Buffer> {
+  const options = oaepOptions(privateKey, hash, label, data);
+  try {
+    return await privateDecryptAsync(privateKey, options, data);
   } catch {
     throw decryptionFailed('RSA-OAEP');
   }
@@ -60,15 +75,36 @@ export function pkcs1Encrypt(publicKey: KeyObject, data: Uint8Array): Buffer {
   return publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_PADDING }, data);
 }
 
-export function pkcs1Decrypt(privateKey: KeyObject, data: Uint8Array): Buffer {
+function checkPkcs1Ciphertext(privateKey: KeyObject, data: Uint8Array): void {
   const k = modulusBytes(privateKey);
   if (data.length !== k) throw new HsmError('DATA_INVALID', `data: an RSA ciphertext for this key is ${k} bytes, not ${data.length}`);
+}
+
+export function pkcs1Decrypt(privateKey: KeyObject, data: Uint8Array): Buffer {
+  checkPkcs1Ciphertext(privateKey, data);
   let em: Buffer;
   try {
     em = privateDecrypt({ key: privateKey, padding: constants.RSA_NO_PADDING }, data);
   } catch {
     throw decryptionFailed('RSA PKCS #1 v1.5');
   }
+  return pkcs1Unpad(em);
+}
+
+/** {@link pkcs1Decrypt} for the decrypt operation: on an RSA thread when several are in flight (pool.ts). Not for unwrapping. */
+export async function pkcs1DecryptAsync(privateKey: KeyObject, data: Uint8Array): Promise<Buffer> {
+  checkPkcs1Ciphertext(privateKey, data);
+  let em: Buffer;
+  try {
+    em = await privateDecryptAsync(privateKey, { padding: constants.RSA_NO_PADDING }, data);
+  } catch {
+    throw decryptionFailed('RSA PKCS #1 v1.5');
+  }
+  return pkcs1Unpad(em);
+}
+
+/** M from EM, checked in constant time. */
+function pkcs1Unpad(em: Buffer): Buffer {
   // EM = 0x00 ‖ 0x02 ‖ PS (≥ 8 non-zero bytes) ‖ 0x00 ‖ M. Every byte is looked at and the
   // verdict is one flag, so a bad padding and a short separator take the same path and answer
   // alike (the unwrap that uses this answers a bad length the same way too).

@@ -37,6 +37,7 @@ export const decrypt: Handler<'decrypt'> = (m, caller, req) => {
   const key = usableKey(m.keys, signedIn(caller), req.handle, 'decrypt');
   const entry = cipherFor(req.mechanism);
   if (entry.keyType !== key.type) throw keyTypeError(req.mechanism.name, entry.keyType, key);
+  if (entry.decryptAsync) return entry.decryptAsync(key.material.key, req.mechanism, req.data, m.profile).then((data) => ({ data }));
   return { data: entry.decrypt(key.material.key, req.mechanism, req.data, m.profile) };
 };
 
