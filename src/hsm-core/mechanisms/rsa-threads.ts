@@ -27,12 +27,12 @@ export type RsaOptions = Omit<RsaPrivateKey, 'key' | 'passphrase'>;
 const SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { privateDecrypt, privateEncrypt } = require('node:crypto');
-parentPort.on('message', ({ decrypt, key, options, data }) => {
+parentPort.on('message', ({ id, decrypt, key, options, data }) => {
   let answer;
   try {
-    answer = { ok: true, value: (decrypt ? privateDecrypt : privateEncrypt)({ ...options, key }, data) };
+    answer = { id, ok: true, value: (decrypt ? privateDecrypt : privateEncrypt)({ ...options, key }, data) };
   } catch (e) {
-    answer = { ok: false, message: String((e && e.message) || e), code: e && e.code };
+    answer = { id, ok: false, message: String((e && e.message) || e), code: e && e.code };
   }
   parentPort.postMessage(answer);
   // What was decrypted is the caller's now (the message holds a copy): none is left here.
@@ -40,40 +40,46 @@ parentPort.on('message', ({ decrypt, key, options, data }) => {
 });
 `;
 
-type Answer = { ok: true; value: Uint8Array } | { ok: false; message: string; code?: string };
+type Answer = { id: number; ok: true; value: Uint8Array } | { id: number; ok: false; message: string; code?: string };
 
 class RsaThread {
   readonly #worker = new Worker(SOURCE, { eval: true });
-  /** Jobs sent and not answered, oldest first: a thread answers in order. */
-  readonly #waiting: { resolve: (b: Buffer) => void; reject: (e: Error) => void }[] = [];
+  /** Jobs sent and not answered, by id: each answer goes to its own job's caller, whatever happens to another. */
+  readonly #waiting = new Map<number, { resolve: (b: Buffer) => void; reject: (e: Error) => void }>();
+  #next = 0;
   failed = false;
 
   constructor() {
     this.#worker.unref();
     this.#worker.on('message', (a: Answer) => {
-      const waiter = this.#waiting.shift()!;
-      if (this.#waiting.length === 0) this.#worker.unref();
+      const waiter = this.#waiting.get(a.id);
+      if (!waiter) return;
+      this.#waiting.delete(a.id);
+      if (this.#waiting.size === 0) this.#worker.unref();
       if (a.ok) waiter.resolve(Buffer.from(a.value.buffer, a.value.byteOffset, a.value.byteLength));
       else waiter.reject(Object.assign(new Error(a.message), a.code ? { code: a.code } : {}));
     });
     const stop = (why: string) => {
       this.failed = true;
       const e = new Error(`an RSA thread stopped (${why}); try again`);
-      for (const w of this.#waiting.splice(0)) w.reject(e);
+      for (const w of this.#waiting.values()) w.reject(e);
+      this.#waiting.clear();
     };
     this.#worker.on('error', (e) => stop(e.message));
     this.#worker.on('exit', (code) => stop(`exit code ${code}`));
   }
 
   get load(): number {
-    return this.#waiting.length;
+    return this.#waiting.size;
   }
 
   run(decrypt: boolean, key: KeyObject, options: RsaOptions, data: Uint8Array): Promise<Buffer> {
     return new Promise((resolve, reject) => {
-      if (this.#waiting.length === 0) this.#worker.ref();
-      this.#waiting.push({ resolve, reject });
-      this.#worker.postMessage({ decrypt, key, options, data });
+      const id = this.#next++;
+      // Posted first: a job that cannot be posted (it throws) leaves nothing waiting.
+      this.#worker.postMessage({ id, decrypt, key, options, data });
+      if (this.#waiting.size === 0) this.#worker.ref();
+      this.#waiting.set(id, { resolve, reject });
     });
   }
 }
