@@ -61,7 +61,11 @@ const RSA = { name: 'RSASSA-PKCS1-v1_5', modulusLength: 2048, publicExponent: ne
 const EC = { name: 'ECDSA', namedCurve: 'P-256' };
 const ECDSA = { name: 'ECDSA', hash: 'SHA-256' };
 
-/** The six operations of the issue, as WebCrypto calls on any SubtleCrypto. */
+/** A secret of 32 bytes to decrypt with RSA-OAEP (a wrapped AES key's size). */
+const secret = webcrypto.getRandomValues(new Uint8Array(32));
+const RSA_OAEP = { name: 'RSA-OAEP', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' };
+
+/** The operations of the issue, and RSA-OAEP decryption, as WebCrypto calls on any SubtleCrypto. */
 async function webCryptoCases(subtle: Subtle): Promise<Record<string, () => Promise<unknown>>> {
   const rsa = (await subtle.generateKey(RSA, false, ['sign', 'verify'])) as Pair;
   const ec = (await subtle.generateKey(EC, false, ['sign', 'verify'])) as Pair;
@@ -69,8 +73,11 @@ async function webCryptoCases(subtle: Subtle): Promise<Record<string, () => Prom
   const ed = (await subtle.generateKey({ name: 'Ed25519' }, false, ['sign', 'verify'])) as Pair;
   const aes = (await subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt'])) as Key;
   const hmac = (await subtle.generateKey({ name: 'HMAC', hash: 'SHA-256', length: 256 }, false, ['sign'])) as Key;
+  const oaep = (await subtle.generateKey(RSA_OAEP, false, ['encrypt', 'decrypt'])) as Pair;
+  const sealed = await subtle.encrypt('RSA-OAEP', oaep.publicKey, secret);
   return {
     'RSA-2048 sign (PKCS#1 v1.5, SHA-256)': () => subtle.sign('RSASSA-PKCS1-v1_5', rsa.privateKey, kib),
+    'RSA-2048 decrypt (OAEP, SHA-256)': () => subtle.decrypt('RSA-OAEP', oaep.privateKey, sealed),
     'ECDSA P-256 sign': () => subtle.sign(ECDSA, ec.privateKey, kib),
     'ECDSA P-256 verify': () => subtle.verify(ECDSA, ec.publicKey, ecSig, kib),
     'Ed25519 sign': () => subtle.sign('Ed25519', ed.privateKey, kib),
@@ -270,8 +277,11 @@ async function main(): Promise<void> {
   const ed = await s.send({ op: 'generateKeyPair', keyType: 'ed25519', privateAttributes: { sign: true } });
   const aes = await s.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 32, attributes: { encrypt: true } });
   const hmac = await s.send({ op: 'generateKey', keyType: 'generic-secret', lengthBytes: 32, attributes: { sign: true } });
+  const oaep = await s.send({ op: 'generateKeyPair', keyType: 'rsa', modulusBits: 2048, privateAttributes: { decrypt: true }, publicAttributes: { encrypt: true } });
+  const sealed = (await s.send({ op: 'encrypt', handle: oaep.publicHandle, mechanism: { name: 'rsa-oaep', hash: 'sha256' }, data: secret })).data;
   const raw: Record<string, () => Promise<unknown>> = {
     'RSA-2048 sign (PKCS#1 v1.5, SHA-256)': () => s.send({ op: 'sign', handle: rsa.privateHandle, mechanism: { name: 'rsa-pkcs', hash: 'sha256' }, data: kib }),
+    'RSA-2048 decrypt (OAEP, SHA-256)': () => s.send({ op: 'decrypt', handle: oaep.privateHandle, mechanism: { name: 'rsa-oaep', hash: 'sha256' }, data: sealed }),
     'ECDSA P-256 sign': () => s.send({ op: 'sign', handle: ec.privateHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data: kib }),
     'ECDSA P-256 verify': () => s.send({ op: 'verify', handle: ec.publicHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data: kib, signature: ecSig }),
     'Ed25519 sign': () => s.send({ op: 'sign', handle: ed.privateHandle, mechanism: { name: 'ed25519' }, data: kib }),
