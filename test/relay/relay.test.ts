@@ -124,10 +124,12 @@ describe('relay: pages reach the HSM over WebSocket', function () {
     const received: unknown[] = [];
     sockets[0]!.on('message', (d: Buffer) => received.push(decode(d)));
     expect([old.protocolVersion, old.capabilities.protocolVersion]).to.deep.equal([1, 1]);
-    const digests = await Promise.all(Array.from({ length: 20 }, (_, i) => old.crypto.subtle.digest('SHA-256', new Uint8Array([i]))));
-    expect(digests.map((d) => Buffer.from(d).toString('hex'))).to.deep.equal(Array.from({ length: 20 }, (_, i) => createHash('sha256').update(new Uint8Array([i])).digest('hex')));
-    // The 20 answers (and that of the session's first request, for its pool of random bytes), one by one.
-    expect(received).to.have.length(21);
+    // 12 at once, within this relay's 16 in flight (20 were refused RELAY_BUSY when their messages
+    // arrived in one read, before any was answered).
+    const digests = await Promise.all(Array.from({ length: 12 }, (_, i) => old.crypto.subtle.digest('SHA-256', new Uint8Array([i]))));
+    expect(digests.map((d) => Buffer.from(d).toString('hex'))).to.deep.equal(Array.from({ length: 12 }, (_, i) => createHash('sha256').update(new Uint8Array([i])).digest('hex')));
+    // The 12 answers (and that of the session's first request, for its pool of random bytes), one by one.
+    expect(received).to.have.length(13);
     expect(received.filter(Array.isArray)).to.deep.equal([]);
     await old.logout();
   });
