@@ -36,6 +36,7 @@ import * as clusterOps from './ops/cluster-ops.js';
 import * as backupOps from './ops/backup-ops.js';
 import * as quorumOps from './ops/quorum-ops.js';
 import * as mtlsOps from './ops/mtls-ops.js';
+import { detachBytes } from './detach.js';
 
 export interface MemberOptions {
   /** `cloudhsm` (default): CloudHSM's limits and key types. `unlimited`: the same rules without limits. */
@@ -171,26 +172,6 @@ function valueAt(raw: unknown, path: readonly PropertyKey[]): unknown {
   let v: unknown = raw;
   for (const p of path) v = v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[p] : undefined;
   return v;
-}
-
-/**
- * Gives every byte array of a result memory of its own. Node hands out small Buffers as views
- * into a shared 8 KiB pool; a caller given such a view could read the rest of the pool through
- * `.buffer`, including bytes the member used a moment earlier (key material on its way into a
- * wrap, say). A view is copied into an exactly-sized buffer; an array that already owns all of
- * its buffer is passed as it is.
- */
-function detachBytes<T>(value: T): T {
-  if (value instanceof Uint8Array) {
-    return (value.byteOffset === 0 && value.byteLength === value.buffer.byteLength ? value : new Uint8Array(value)) as T;
-  }
-  if (Array.isArray(value)) return value.map(detachBytes) as T;
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = detachBytes(v);
-    return out as T;
-  }
-  return value;
 }
 
 function validUsername(name: string): boolean {

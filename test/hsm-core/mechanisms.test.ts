@@ -4,6 +4,7 @@
  * (RFC 4493, RFC 3394, RFC 5649), or a direct computation in the test where neither exists.
  */
 import { ECDH, constants, createDecipheriv, createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, privateDecrypt, publicDecrypt, publicEncrypt, sign as nodeSign, verify as nodeVerify, webcrypto } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import { expect } from 'chai';
 import type { HashName } from '../../src/hsm-core/index.js';
 import { poolUse } from '../../src/hsm-core/mechanisms/pool.js';
@@ -453,6 +454,25 @@ describe('hsm-core: mechanisms', () => {
       expect(nodeVerify('sha256', message, { key, padding: constants.RSA_PKCS1_PADDING }, pkcs1!)).to.equal(true);
       expect(nodeVerify('sha256', message, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, pss!)).to.equal(true);
       expect(Buffer.from(publicDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, raw!))).to.deep.equal(Buffer.from(message));
+    });
+
+    it('what goes to an RSA thread carries only its own bytes, never the rest of a buffer it is a view of (Node\'s 8 KiB pool)', async () => {
+      const pair = await importPair(rsaPkcs8(2048), 'rsa');
+      const digest = createHash('sha256').update('pooled').digest();
+      const posted: { data: Uint8Array }[] = [];
+      const post = Worker.prototype.postMessage;
+      Worker.prototype.postMessage = function (this: Worker, message: unknown, ...rest: never[]) {
+        if (message && typeof message === 'object' && 'decrypt' in message) posted.push(message as unknown as { data: Uint8Array });
+        return post.call(this, message, ...rest);
+      };
+      try {
+        // The DigestInfo of a CKM_RSA_PKCS signature is a small Buffer.concat: a view into the pool.
+        await Promise.all(Array.from({ length: 3 }, () => f.m.ok({ op: 'sign', session: f.alice, handle: pair.privateHandle, mechanism: { name: 'rsa-pkcs', hash: 'sha256', prehashed: true }, data: digest })));
+      } finally {
+        Worker.prototype.postMessage = post;
+      }
+      expect(posted.length).to.be.at.least(2);
+      for (const { data } of posted) expect([data.byteLength, data.buffer.byteLength]).to.deep.equal([51, 51]);
     });
 
     it('RSA decryption (RSA-OAEP, PKCS #1 v1.5), several at once: made off the member\'s thread, each right, a forged one refused as on the thread', async () => {

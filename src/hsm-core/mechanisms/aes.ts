@@ -16,7 +16,7 @@ function algorithm(key: KeyObject, mode: string): string {
 /**
  * The parts of an output, joined in memory of its own. Buffer.concat would place a small output
  * in Node's shared 8 KiB pool, and the member copies any such view once more before answering
- * (member.ts, detachBytes); this is the one copy. A single part is returned as it is: node:crypto
+ * (detach.ts, detachBytes); this is the one copy. A single part is returned as it is: node:crypto
  * gives each output memory of its own.
  */
 function joined(parts: Buffer[]): Buffer {

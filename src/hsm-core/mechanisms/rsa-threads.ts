@@ -19,6 +19,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { KeyObject, RsaPrivateKey } from 'node:crypto';
+import { detachBytes } from '../detach.js';
 
 /** The options of privateEncrypt / privateDecrypt but the key. */
 export type RsaOptions = Omit<RsaPrivateKey, 'key' | 'passphrase'>;
@@ -76,8 +77,9 @@ class RsaThread {
   run(decrypt: boolean, key: KeyObject, options: RsaOptions, data: Uint8Array): Promise<Buffer> {
     return new Promise((resolve, reject) => {
       const id = this.#next++;
-      // Posted first: a job that cannot be posted (it throws) leaves nothing waiting.
-      this.#worker.postMessage({ id, decrypt, key, options, data });
+      // Posted first: a job that cannot be posted (it throws) leaves nothing waiting. The bytes go
+      // detached: a view would take all of its buffer (Node's 8 KiB pool, say) to the thread.
+      this.#worker.postMessage({ id, decrypt, key, options: detachBytes(options), data: detachBytes(data) });
       if (this.#waiting.size === 0) this.#worker.ref();
       this.#waiting.set(id, { resolve, reject });
     });
