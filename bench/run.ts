@@ -63,7 +63,7 @@ const ECDSA = { name: 'ECDSA', hash: 'SHA-256' };
 
 /** A secret of 32 bytes to decrypt with RSA-OAEP (a wrapped AES key's size). */
 const secret = webcrypto.getRandomValues(new Uint8Array(32));
-const RSA_OAEP = { name: 'RSA-OAEP', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]), hash: 'SHA-256' };
+const RSA_OAEP = { ...RSA, name: 'RSA-OAEP' };
 
 /** The operations of the issue, and RSA-OAEP decryption, as WebCrypto calls on any SubtleCrypto. */
 async function webCryptoCases(subtle: Subtle): Promise<Record<string, () => Promise<unknown>>> {
