@@ -36,11 +36,24 @@ export interface ChromiumPage {
 export async function openChromiumPage(url: string): Promise<ChromiumPage | null> {
   if (!existsSync(CHROMIUM)) return null;
   const profile = mkdtempSync(join(tmpdir(), 'strongroom-bench-chromium-'));
-  const proc: ChildProcess = spawn(CHROMIUM, ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--remote-debugging-port=0', `--user-data-dir=${profile}`, url], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc: ChildProcess = spawn(CHROMIUM, ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--remote-debugging-port=0', `--user-data-dir=${profile}`, url], { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  // Chromium's renderer and helper processes outlive the browser's own by a moment and keep writing
+  // to the profile, so the whole process group is stopped before the profile is removed.
+  // (A group of its own, so that a bench that dies leaves no Chromium behind: the hook below.)
+  const kill = () => {
+    try {
+      process.kill(-proc.pid!, 'SIGKILL');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ESRCH') throw e;
+    }
+  };
+  process.once('exit', kill);
   const close = async () => {
-    proc.kill();
-    await new Promise((resolve) => (proc.exitCode === null ? proc.once('exit', resolve) : resolve(null)));
-    rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
+    const exited = new Promise((resolve) => (proc.exitCode === null && proc.signalCode === null ? proc.once('exit', resolve) : resolve(null)));
+    kill();
+    process.off('exit', kill);
+    await exited;
+    rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
   };
   try {
     const port = await new Promise<number>((resolve, reject) => {
