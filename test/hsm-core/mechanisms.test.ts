@@ -456,6 +456,35 @@ describe('hsm-core: mechanisms', () => {
       expect(Buffer.from(publicDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, raw!))).to.deep.equal(Buffer.from(message));
     });
 
+    it('an RSA signature alone is made on the member\'s thread when its key has at most 2048 bits; a bigger key, or one while another is out, goes off it', async () => {
+      const small = await importPair(rsaPkcs8(2048), 'rsa');
+      const big = await importPair(rsaPkcs8(3072), 'rsa');
+      const message = rand(100);
+      const digest = createHash('sha256').update(message).digest();
+      const sign = async (pair: typeof small, mechanism: Record<string, unknown>, data: Uint8Array) => {
+        const before = poolUse();
+        const { signature } = await f.m.ok({ op: 'sign', session: f.alice, handle: pair.privateHandle, mechanism: mechanism as never, data });
+        const after = poolUse();
+        const key = createPublicKey({ key: Buffer.from(pair.spki), format: 'der', type: 'spki' });
+        expect(nodeVerify('sha256', message, { key, padding: constants.RSA_PKCS1_PADDING }, signature)).to.equal(true);
+        return [after.here - before.here, after.pool - before.pool];
+      };
+      const pkcs1 = { name: 'rsa-pkcs', hash: 'sha256' };
+      const overDigest = { name: 'rsa-pkcs', hash: 'sha256', prehashed: true };
+      // [made here, sent off the thread]
+      expect(await sign(small, pkcs1, message)).to.deep.equal([1, 0]);
+      expect(await sign(small, overDigest, digest)).to.deep.equal([1, 0]);
+      // RSA-3072 takes about 1.5 ms: more than this thread is ever held up for.
+      expect(await sign(big, pkcs1, message)).to.deep.equal([0, 1]);
+      expect(await sign(big, overDigest, digest)).to.deep.equal([0, 1]);
+      // While an RSA-3072 signature is out, an RSA-2048 one is not made here either.
+      const before = poolUse();
+      const both = await Promise.all([big, small].map((pair) => f.m.ok({ op: 'sign', session: f.alice, handle: pair.privateHandle, mechanism: pkcs1 as never, data: message })));
+      const after = poolUse();
+      expect([after.here - before.here, after.pool - before.pool]).to.deep.equal([0, 2]);
+      expect(both).to.have.length(2);
+    });
+
     it('what goes to an RSA thread carries only its own bytes, never the rest of a buffer it is a view of (Node\'s 8 KiB pool)', async () => {
       const pair = await importPair(rsaPkcs8(2048), 'rsa');
       const digest = createHash('sha256').update('pooled').digest();

@@ -16,10 +16,20 @@
  * the pool: ECDSA P-256 with 2 callers went from 7,500-10,800 to 14,300-21,900 signatures a
  * second (from 4 callers up the two rules are within this VM's noise of each other).
  *
+ * An RSA private-key operation costs far more (about 0.5 ms for RSA-2048 on the machines these
+ * figures come from, 1.5 for RSA-3072, 4 for RSA-4096), so it runs here only when it is alone: none
+ * of this thread's others is out, and the key has at most {@link HERE_RSA_MAX_BITS} bits, so that
+ * the loop is never held up longer than about half a millisecond. Every other one goes to the pool.
+ * Native WebCrypto hands even a lone one to the pool, and the hop there and back costs this VM
+ * 50-300 µs. RSA-2048 signatures through the door awaited one after another, both rules
+ * alternating in one process (three runs): 0.87-0.95 of native's rate always on the pool,
+ * 1.04-1.18 alone here. With 32 in flight the two rules are the same (one signature of 6,213 ran
+ * here).
+ *
  * RSA's private-key operation over bytes already padded (a signature over the caller's digest,
- * PKCS #11's CKM_RSA_PKCS) and RSA decryption have no callback form in node:crypto: several at
- * once go to threads of this module's own instead of the pool (rsa-threads.ts), one alone runs
- * here (see {@link privateEncryptAsync}).
+ * PKCS #11's CKM_RSA_PKCS) and RSA decryption have no callback form in node:crypto: when they
+ * cannot run here they go to threads of this module's own instead of the pool (rsa-threads.ts;
+ * see {@link privateEncryptAsync}).
  *
  * A member that has a thread of its own (a worker, or a `strongroom hsm serve` process) signs on
  * that thread instead: the thread pool is shared by the whole process, so members that all used
@@ -48,9 +58,35 @@ export function poolUse(): { here: number; pool: number } {
 
 type KeyInput = KeyObject | SignKeyObjectInput | VerifyKeyObjectInput;
 
-function isRsaPrivate(key: KeyInput): boolean {
-  const object = key instanceof KeyObject ? key : key.key;
-  return object.type === 'private' && (object.asymmetricKeyType === 'rsa' || object.asymmetricKeyType === 'rsa-pss');
+/** The largest RSA key whose private-key operation may run here, alone (see above). */
+export const HERE_RSA_MAX_BITS = 2048;
+
+/** This thread's RSA private-key operations on the pool or the RSA threads, not answered yet. */
+let rsaOut = 0;
+
+/** The modulus length of RSA private keys seen (a KeyObject's details are read from OpenSSL each time). */
+const modulusBits = new WeakMap<KeyObject, number>();
+
+/** The modulus length of `key` if it is an RSA private key, else 0. */
+function rsaPrivateBits(key: KeyInput): number {
+  const object = key instanceof KeyObject ? key : (key.key as KeyObject);
+  if (object.type !== 'private' || (object.asymmetricKeyType !== 'rsa' && object.asymmetricKeyType !== 'rsa-pss')) return 0;
+  let bits = modulusBits.get(object);
+  if (bits === undefined) modulusBits.set(object, (bits = object.asymmetricKeyDetails!.modulusLength!));
+  return bits;
+}
+
+/** Whether an operation with `key` runs here now (see above); for an RSA private key, `bits` is its size. */
+function mayRunHere(bits: number): boolean {
+  return inlineFree && (bits === 0 || (rsaOut === 0 && bits <= HERE_RSA_MAX_BITS));
+}
+
+/** Counts an RSA private-key operation out until `done` settles. */
+function rsaOutUntil<T>(done: Promise<T>): Promise<T> {
+  rsaOut += 1;
+  const back = () => (rsaOut -= 1);
+  void done.then(back, back);
+  return done;
 }
 
 /** Runs `compute` here, now, as this turn's one operation on this thread; answered in the next turn. */
@@ -75,14 +111,16 @@ function here<T>(compute: () => T): Promise<T> {
 /** Runs `compute` on this thread or on the pool (`start`), as described above. */
 function run<T>(key: KeyInput, compute: () => T, start: (done: (err: Error | null, value: T) => void) => void): Promise<T> {
   if (!threadPool) return new Promise((resolve) => resolve(compute()));
-  if (inlineFree && !isRsaPrivate(key)) return here(compute);
+  const bits = rsaPrivateBits(key);
+  if (mayRunHere(bits)) return here(compute);
   use.pool += 1;
-  return new Promise((resolve, reject) =>
+  const done = new Promise<T>((resolve, reject) =>
     start((err, value) => {
       if (err) reject(err);
       else resolve(value);
     }),
   );
+  return bits ? rsaOutUntil(done) : done;
 }
 
 export function signAsync(algorithm: string | null, data: Uint8Array, key: KeyObject | SignKeyObjectInput): Promise<Buffer> {
@@ -93,13 +131,11 @@ export function verifyAsync(algorithm: string | null, data: Uint8Array, key: Key
   return run(key, () => verify(algorithm, data, key, signature), (done) => verify(algorithm, data, key, signature, done));
 }
 
-/** This thread's operations on the RSA threads, not answered yet. */
-let onRsaThreads = 0;
-
 /**
  * RSA's private-key operation over bytes the caller padded, which node:crypto has only in a
  * synchronous form. Several at once go to the RSA threads (rsa-threads.ts), so that they use every
- * core; one alone is made here, as this turn's one operation on this thread, because handing it to
+ * core; one alone (of at most {@link HERE_RSA_MAX_BITS} bits) is made here, as this turn's one
+ * operation on this thread, because handing it to
  * another thread and being woken for its answer costs this VM about 300 µs on top of its 500.
  * RSA-2048 CKM_RSA_PKCS with 8 in flight, alternating in one process (two runs): 2,211-2,624 a
  * second all made here, 3,425-3,813 on the threads; one at a time, 1,981-2,561 here against
@@ -118,13 +154,7 @@ export function privateDecryptAsync(key: KeyObject, options: RsaOptions, data: U
 function rsaPrivate(decrypt: boolean, key: KeyObject, options: RsaOptions, data: Uint8Array): Promise<Buffer> {
   const compute = () => (decrypt ? privateDecrypt : privateEncrypt)({ ...options, key }, data);
   if (!threadPool) return new Promise((resolve) => resolve(compute()));
-  if (inlineFree && onRsaThreads === 0) return here(compute);
+  if (mayRunHere(rsaPrivateBits(key))) return here(compute);
   use.pool += 1;
-  onRsaThreads += 1;
-  const done = onRsaThread(decrypt, key, options, data);
-  void done.then(
-    () => (onRsaThreads -= 1),
-    () => (onRsaThreads -= 1),
-  );
-  return done;
+  return rsaOutUntil(onRsaThread(decrypt, key, options, data));
 }
