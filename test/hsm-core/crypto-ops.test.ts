@@ -5,6 +5,7 @@
 import { createHash, createPublicKey, verify } from 'node:crypto';
 import { expect } from 'chai';
 import { activatedMember, bytes } from '../helpers/member.js';
+import { nonceBatches } from '../../src/hsm-core/mechanisms/ecdsa-nonces.js';
 
 const ref = (handle: number) => `0x${handle.toString(16).padStart(16, '0')}`;
 
@@ -40,7 +41,7 @@ describe('hsm-core: cryptographic operations', () => {
       expect((await f.m.ok({ op: 'verify', session: f.alice, handle: pair.publicHandle, mechanism: { name: 'ecdsa', hash: 'sha384', prehashed: true }, data: digest, signature: ofMessage.signature })).valid, curve).to.equal(true);
     }
     const ec = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1', privateAttributes: { sign: true } });
-    // Nonces are made 64 at a time: 150 signatures run through three batches, each signature valid and each r new.
+    // Nonces come in batches (of 64 from their thread, 16 on the member's): 150 signatures run through several, each signature valid and each r new.
     const spki = (await f.m.ok({ op: 'exportKey', session: f.alice, handle: ec.publicHandle, format: 'spki' })).keyData as Uint8Array;
     const publicKey = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
     const rs = new Set<string>();
@@ -53,6 +54,37 @@ describe('hsm-core: cryptographic operations', () => {
     expect(rs.size).to.equal(150);
     const e = await f.m.fail({ op: 'sign', session: f.alice, handle: ec.privateHandle, mechanism: { name: 'ecdsa', hash: 'sha256', prehashed: true }, data: message }, 'DATA_INVALID');
     expect(e.message).to.equal('data: a sha256 digest is 32 bytes, not 14 (give the digest, not the data, with prehashed)');
+  });
+
+  it('ECDSA over a digest takes its nonces from their thread; a burst that empties the reserve makes a few on the member\'s thread; every r is new', async () => {
+    const f = await activatedMember();
+    const ec = await f.m.ok({ op: 'generateKeyPair', session: f.alice, keyType: 'ec', curve: 'secp256r1', privateAttributes: { sign: true } });
+    const spki = (await f.m.ok({ op: 'exportKey', session: f.alice, handle: ec.publicHandle, format: 'spki' })).keyData as Uint8Array;
+    const publicKey = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+    const rs = new Set<string>();
+    let signed = 0;
+    const sign = async () => {
+      const m = Buffer.from(`message ${signed++}`);
+      const { signature } = await f.m.ok({ op: 'sign', session: f.alice, handle: ec.privateHandle, mechanism: { name: 'ecdsa', hash: 'sha256', prehashed: true }, data: createHash('sha256').update(m).digest() });
+      expect(verify('sha256', m, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature), m.toString()).to.equal(true);
+      rs.add(Buffer.from(signature).subarray(0, 32).toString('hex'));
+    };
+    // 300 at once: more than the reserve ever holds, so the member's thread makes some.
+    const before = nonceBatches('prime256v1');
+    await Promise.all(Array.from({ length: 300 }, sign));
+    const afterBurst = nonceBatches('prime256v1');
+    expect(afterBurst.here).to.be.greaterThan(before.here);
+    // The batch asked of the thread during the burst arrives; from then on, signatures at one
+    // caller's pace all take theirs from the reserve.
+    const deadline = Date.now() + 10_000;
+    while (nonceBatches('prime256v1').thread === afterBurst.thread) {
+      expect(Date.now(), 'a batch from the nonce thread').to.be.below(deadline);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const refilled = nonceBatches('prime256v1');
+    for (let i = 0; i < 32; i++) await sign();
+    expect(nonceBatches('prime256v1').here).to.equal(refilled.here);
+    expect(rs.size).to.equal(332);
   });
 
   it('Ed25519ph (RFC 8032 §7.3 "abc"): of the message or of its SHA-512, the same signature; Ed25519 verification refuses it', async () => {

@@ -5,17 +5,19 @@
  *
  * node:crypto hashes whatever it signs, so: RSA runs the private-key operation of node:crypto on
  * the encoded message (PKCS #1 v1.5 type-1 padding by OpenSSL; the EMSA-PSS encoding of RFC 8017
- * §9.1 here, on node's hashes); ECDSA over a digest takes its k·G from OpenSSL (ECDH) and does the
- * few operations modulo n here; its verification and Ed25519ph come from @noble/curves (audited).
+ * §9.1 here, on node's hashes); ECDSA over a digest takes its k·G from OpenSSL (ECDH, on a thread of
+ * its own: ecdsa-nonces.ts) and does the few operations modulo n here; its verification and
+ * Ed25519ph come from @noble/curves (audited).
  *
  * @module
  */
-import { constants, createECDH, createHash, publicDecrypt, randomBytes, timingSafeEqual, type ECDH, type KeyObject } from 'node:crypto';
+import { constants, createHash, publicDecrypt, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { HsmError } from '../errors.js';
 import type { EcCurve } from '../attributes.js';
 import type { HashName } from '../protocol.js';
 import { HASH_BYTES, NODE_HASH } from './hash.js';
 import { ecPointOf } from './keys.js';
+import { nonce } from './ecdsa-nonces.js';
 import { privateEncryptAsync } from './pool.js';
 
 /** The digest a `prehashed` mechanism is given must be exactly the hash's length. */
@@ -199,17 +201,6 @@ const ORDER: Readonly<Record<EcCurve, bigint>> = {
 const toBig = (b: Uint8Array) => BigInt(`0x${Buffer.from(b).toString('hex') || '0'}`);
 const fromBig = (x: bigint, bytes: number) => Buffer.from(x.toString(16).padStart(bytes * 2, '0'), 'hex');
 
-/** a⁻¹ mod m (m prime), by the extended Euclidean algorithm. */
-function invert(a: bigint, m: bigint): bigint {
-  let [r0, r1, t0, t1] = [m, a % m, 0n, 1n];
-  while (r1 !== 0n) {
-    const q = r0 / r1;
-    [r0, r1] = [r1, r0 - q * r1];
-    [t0, t1] = [t1, t0 - q * t1];
-  }
-  return ((t0 % m) + m) % m;
-}
-
 /** DER SEQUENCE { INTEGER r, INTEGER s }. */
 function derSignature(r: Buffer, s: Buffer): Buffer {
   const int = (v: Buffer) => {
@@ -223,9 +214,8 @@ function derSignature(r: Buffer, s: Buffer): Buffer {
 }
 
 /**
- * ECDSA over a digest the caller computed (SEC 1 §4.1.3). The costly part, k·G, is OpenSSL's (an
- * ECDH key from the nonce k); nonces are made 64 at a time with one modular inversion for all of
- * them (Montgomery's trick), each uniform (rejection sampling) and used once.
+ * ECDSA over a digest the caller computed (SEC 1 §4.1.3): the nonce's r and k⁻¹ come from
+ * ecdsa-nonces.ts (k·G by OpenSSL, on a thread of its own); the rest is a few operations modulo n.
  */
 export async function ecdsaSignDigest(privateKey: KeyObject, curve: EcCurve, hash: HashName, format: 'p1363' | 'der', digest: Uint8Array): Promise<Buffer> {
   checkDigest(hash, digest);
@@ -236,68 +226,12 @@ export async function ecdsaSignDigest(privateKey: KeyObject, curve: EcCurve, has
   // e: the leftmost bits of the digest, as many as n has.
   const e = toBig(digest) >> BigInt(Math.max(0, digest.length * 8 - bits));
   for (;;) {
-    const { r, kInverse } = nonce(curve);
+    const { r, kInverse } = nonce(OPENSSL_CURVE[curve], n);
     const s = (kInverse * ((e + r * d) % n)) % n;
     if (s === 0n) continue;
     const rs = [fromBig(r, bytes), fromBig(s, bytes)] as const;
     return format === 'der' ? derSignature(...rs) : Buffer.concat(rs);
   }
-}
-
-/** Nonces ready for each curve: r = (k·G).x mod n and k⁻¹ mod n. */
-const NONCES = new Map<EcCurve, { r: bigint; kInverse: bigint }[]>();
-
-function nonce(curve: EcCurve): { r: bigint; kInverse: bigint } {
-  let ready = NONCES.get(curve);
-  if (!ready?.length) {
-    ready = makeNonces(curve, 64);
-    NONCES.set(curve, ready);
-  }
-  return ready.pop()!;
-}
-
-/**
- * One ECDH object per curve, given each nonce in turn: making one costs as much again as the k·G
- * (15-20 µs of 35 for P-256 here, OpenSSL building the curve's group each time).
- */
-const ECDHS = new Map<EcCurve, ECDH>();
-/** The scalar 1, right-aligned in as many bytes as the largest order (secp521r1's 66). */
-const SCALAR_ONE = Buffer.concat([Buffer.alloc(65), Buffer.from([1])]);
-
-function makeNonces(curve: EcCurve, count: number): { r: bigint; kInverse: bigint }[] {
-  const n = ORDER[curve];
-  const bits = n.toString(2).length;
-  const bytes = Math.ceil(bits / 8);
-  const ks: bigint[] = [];
-  const rs: bigint[] = [];
-  let ecdh = ECDHS.get(curve);
-  if (!ecdh) ECDHS.set(curve, (ecdh = createECDH(OPENSSL_CURVE[curve])));
-  while (ks.length < count) {
-    const kBytes = nonceBytes(bytes);
-    if (bits % 8) kBytes[0]! &= 0xff >> (8 - (bits % 8));
-    const k = toBig(kBytes);
-    if (k === 0n || k >= n) continue;
-    ecdh.setPrivateKey(kBytes);
-    kBytes.fill(0);
-    const point = ecdh.getPublicKey();
-    const r = toBig(point.subarray(1, 1 + (point.length - 1) / 2)) % n;
-    if (r === 0n) continue;
-    ks.push(k);
-    rs.push(r);
-  }
-  // The object keeps no nonce: its key is 1 until the next batch.
-  ecdh.setPrivateKey(SCALAR_ONE.subarray(SCALAR_ONE.length - bytes));
-  // One inversion for all: prefix products, the inverse of the last, then back down.
-  const prefix: bigint[] = [];
-  let acc = 1n;
-  for (const k of ks) prefix.push((acc = (acc * k) % n));
-  let inverse = invert(acc, n);
-  const out: { r: bigint; kInverse: bigint }[] = new Array(count);
-  for (let i = count - 1; i >= 0; i--) {
-    out[i] = { r: rs[i]!, kInverse: i === 0 ? inverse : (inverse * prefix[i - 1]!) % n };
-    inverse = (inverse * ks[i]!) % n;
-  }
-  return out;
 }
 
 /** Each private key's scalar, read once (the member holds its keys; this is one more form of one). */
@@ -311,16 +245,6 @@ function scalarOf(key: KeyObject): bigint {
     SCALARS.set(key, d);
   }
   return d;
-}
-
-/** Nonce bytes from a pool filled 4 KiB at a time (one call to the CSPRNG per hundred signatures); each byte used once. */
-let pool = Buffer.alloc(0);
-function nonceBytes(n: number): Buffer {
-  if (pool.length < n) pool = randomBytes(4096);
-  const out = Buffer.from(pool.subarray(0, n));
-  pool.fill(0, 0, n);
-  pool = pool.subarray(n);
-  return out;
 }
 
 const OPENSSL_CURVE: Readonly<Record<EcCurve, string>> = { secp224r1: 'secp224r1', secp256r1: 'prime256v1', secp384r1: 'secp384r1', secp521r1: 'secp521r1', secp256k1: 'secp256k1' };

@@ -17,14 +17,14 @@
  * @module
  */
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import type { KeyObject, RsaPrivateKey } from 'node:crypto';
 import { detachBytes } from '../detach.js';
+import { JobThread } from './threads.js';
 
 /** The options of privateEncrypt / privateDecrypt but the key. */
 export type RsaOptions = Omit<RsaPrivateKey, 'key' | 'passphrase'>;
 
-/** A thread's code: plain CommonJS, so that it runs alike under tsx and from dist. */
+/** A thread's code (threads.ts). */
 const SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { privateDecrypt, privateEncrypt } = require('node:crypto');
@@ -41,58 +41,15 @@ parentPort.on('message', ({ id, decrypt, key, options, data }) => {
 });
 `;
 
-type Answer = { id: number; ok: true; value: Uint8Array } | { id: number; ok: false; message: string; code?: string };
-
-class RsaThread {
-  readonly #worker = new Worker(SOURCE, { eval: true });
-  /** Jobs sent and not answered, by id: each answer goes to its own job's caller, whatever happens to another. */
-  readonly #waiting = new Map<number, { resolve: (b: Buffer) => void; reject: (e: Error) => void }>();
-  #next = 0;
-  failed = false;
-
-  constructor() {
-    this.#worker.unref();
-    this.#worker.on('message', (a: Answer) => {
-      const waiter = this.#waiting.get(a.id);
-      if (!waiter) return;
-      this.#waiting.delete(a.id);
-      if (this.#waiting.size === 0) this.#worker.unref();
-      if (a.ok) waiter.resolve(Buffer.from(a.value.buffer, a.value.byteOffset, a.value.byteLength));
-      else waiter.reject(Object.assign(new Error(a.message), a.code ? { code: a.code } : {}));
-    });
-    const stop = (why: string) => {
-      this.failed = true;
-      const e = new Error(`an RSA thread stopped (${why}); try again`);
-      for (const w of this.#waiting.values()) w.reject(e);
-      this.#waiting.clear();
-    };
-    this.#worker.on('error', (e) => stop(e.message));
-    this.#worker.on('exit', (code) => stop(`exit code ${code}`));
-  }
-
-  get load(): number {
-    return this.#waiting.size;
-  }
-
-  run(decrypt: boolean, key: KeyObject, options: RsaOptions, data: Uint8Array): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      const id = this.#next++;
-      // Posted first: a job that cannot be posted (it throws) leaves nothing waiting. The bytes go
-      // detached: a view would take all of its buffer (Node's 8 KiB pool, say) to the thread.
-      this.#worker.postMessage({ id, decrypt, key, options: detachBytes(options), data: detachBytes(data) });
-      if (this.#waiting.size === 0) this.#worker.ref();
-      this.#waiting.set(id, { resolve, reject });
-    });
-  }
-}
-
-const threads: RsaThread[] = [];
+const threads: JobThread<Uint8Array>[] = [];
 const COUNT = Math.max(1, Math.min(4, availableParallelism()));
 
 /** `privateDecrypt` (or `privateEncrypt`) of `{ ...options, key }` on the least busy RSA thread (a failed one is replaced). */
-export function onRsaThread(decrypt: boolean, key: KeyObject, options: RsaOptions, data: Uint8Array): Promise<Buffer> {
-  for (let i = 0; i < COUNT; i++) if (!threads[i] || threads[i]!.failed) threads[i] = new RsaThread();
+export async function onRsaThread(decrypt: boolean, key: KeyObject, options: RsaOptions, data: Uint8Array): Promise<Buffer> {
+  for (let i = 0; i < COUNT; i++) if (!threads[i] || threads[i]!.failed) threads[i] = new JobThread(SOURCE, 'an RSA thread');
   let best = threads[0]!;
   for (const t of threads) if (t.load < best.load) best = t;
-  return best.run(decrypt, key, options, data);
+  // The bytes go detached: a view would take all of its buffer (Node's 8 KiB pool, say) to the thread.
+  const value = await best.run({ decrypt, key, options: detachBytes(options), data: detachBytes(data) });
+  return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 }
