@@ -198,6 +198,9 @@ const ORDER: Readonly<Record<EcCurve, bigint>> = {
   secp256k1: BigInt('0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141'),
 };
 
+/** n's length in bits (n.toString(2).length, which costs a microsecond a signature). */
+const ORDER_BITS: Readonly<Record<EcCurve, number>> = { secp224r1: 224, secp256r1: 256, secp384r1: 384, secp521r1: 521, secp256k1: 256 };
+
 const toBig = (b: Uint8Array) => BigInt(`0x${Buffer.from(b).toString('hex') || '0'}`);
 const fromBig = (x: bigint, bytes: number) => Buffer.from(x.toString(16).padStart(bytes * 2, '0'), 'hex');
 
@@ -220,7 +223,7 @@ function derSignature(r: Buffer, s: Buffer): Buffer {
 export async function ecdsaSignDigest(privateKey: KeyObject, curve: EcCurve, hash: HashName, format: 'p1363' | 'der', digest: Uint8Array): Promise<Buffer> {
   checkDigest(hash, digest);
   const n = ORDER[curve];
-  const bits = n.toString(2).length;
+  const bits = ORDER_BITS[curve];
   const bytes = Math.ceil(bits / 8);
   const d = scalarOf(privateKey);
   // e: the leftmost bits of the digest, as many as n has.
