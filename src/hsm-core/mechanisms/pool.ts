@@ -76,7 +76,7 @@ function rsaPrivateBits(key: KeyInput): number {
   return bits;
 }
 
-/** Whether an operation with `key` runs here now (see above); for an RSA private key, `bits` is its size. */
+/** Whether an operation runs here now (see above): `bits` is its key's size if that is an RSA private key, else 0. */
 function mayRunHere(bits: number): boolean {
   return inlineFree && (bits === 0 || (rsaOut === 0 && bits <= HERE_RSA_MAX_BITS));
 }
@@ -135,8 +135,8 @@ export function verifyAsync(algorithm: string | null, data: Uint8Array, key: Key
  * RSA's private-key operation over bytes the caller padded, which node:crypto has only in a
  * synchronous form. Several at once go to the RSA threads (rsa-threads.ts), so that they use every
  * core; one alone (of at most {@link HERE_RSA_MAX_BITS} bits) is made here, as this turn's one
- * operation on this thread, because handing it to
- * another thread and being woken for its answer costs this VM about 300 µs on top of its 500.
+ * operation on this thread, because handing it to another thread and being woken for its answer
+ * costs this VM about 300 µs on top of its 500.
  * RSA-2048 CKM_RSA_PKCS with 8 in flight, alternating in one process (two runs): 2,211-2,624 a
  * second all made here, 3,425-3,813 on the threads; one at a time, 1,981-2,561 here against
  * 1,230-1,515 always on a thread. When this thread's members sign on their own thread (a worker,
