@@ -59,7 +59,7 @@ export function poolUse(): { here: number; pool: number } {
 type KeyInput = KeyObject | SignKeyObjectInput | VerifyKeyObjectInput;
 
 /** The largest RSA key whose private-key operation may run here, alone (see above). */
-export const HERE_RSA_MAX_BITS = 2048;
+const HERE_RSA_MAX_BITS = 2048;
 
 /** This thread's RSA private-key operations on the pool or the RSA threads, not answered yet. */
 let rsaOut = 0;
