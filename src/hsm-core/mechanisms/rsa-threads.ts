@@ -5,10 +5,10 @@
  * `privateDecrypt` (the decrypt operation's RSA-OAEP and PKCS #1 v1.5; key unwrapping stays on the
  * member's thread, so that no unwrapped key is ever in another thread's memory). On the member's
  * thread each held the event loop for half a millisecond (RSA-2048; 4 ms for RSA-4096) and a member
- * made them one at a time on one core, whatever the machine had. Here
- * each goes to the least busy of up to four threads (one per core), as signatures over data go to
- * libuv's pool; pool.ts decides which go here (several at once) and which stay on the member's
- * thread (one alone, for which the hop costs more than it saves).
+ * made them one at a time on one core, whatever the machine had. Here each goes to the least busy
+ * of up to four threads (one per core), as signatures over data go to libuv's pool; pool.ts
+ * decides which go here (several at once, or a key over 2048 bits) and which stay on the member's
+ * thread (one alone with a key of at most 2048 bits, for which the hop costs more than it saves).
  *
  * A job carries the KeyObject, which node:crypto clones to the thread as a handle to the same
  * native key: its bytes never enter JavaScript. A thread keeps nothing between jobs. The threads
