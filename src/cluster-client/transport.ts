@@ -197,8 +197,8 @@ export class InProcessTransport implements Transport {
   }
 }
 
-/** The worker's entry: compiled, or its source under tsx (see entry-point.ts). */
-function workerEntry(): { source: string | URL; eval: boolean } {
+/** The worker's entry: compiled, or its source under tsx (see entry-point.ts). Exported for tests. */
+export function workerEntry(): { source: string | URL; eval: boolean } {
   const { file, typescript } = entryPoint(import.meta.url, '../hsm-core/hosts/worker');
   const entry = pathToFileURL(file);
   if (!typescript) return { source: entry, eval: false };
@@ -220,11 +220,15 @@ export class WorkerTransport extends PendingTransport {
     super();
     this.#worker = worker;
     this.description = `worker member ${index}`;
-    worker.on('message', (answers: { id: number; response: Response }[]) => {
-      for (const a of answers) this.answer(a.id, a.response);
+    worker.on('message', (message: { id: number; response: Response }[] | { parked: true }) => {
+      if (!Array.isArray(message)) return void this.#worker.terminate(); // see #stop
+      for (const a of message) this.answer(a.id, a.response);
     });
     worker.on('error', (e) => this.down(`the worker failed: ${e.message}`));
-    worker.on('exit', (code) => this.down(`the worker exited (code ${code})`));
+    worker.on('exit', (code) => {
+      this.#exited = true;
+      this.down(`the worker exited (code ${code})`);
+    });
     worker.unref();
   }
 
@@ -263,21 +267,48 @@ export class WorkerTransport extends PendingTransport {
     this.#post({ id, request });
   }
 
-  #terminated: Promise<unknown> | undefined;
+  #exited = false;
+  #stopping: Promise<void> | undefined;
 
-  /** Resolves once the worker has stopped (its data folder, if any, released). */
-  get closed(): Promise<unknown> {
-    return this.#terminated ?? Promise.resolve();
+  /**
+   * Stops the worker: at once, as a crash would (`crash`), or once its member has closed its data
+   * folder (`close`). The worker is terminated only once it says it is parked (hosts/worker.ts:
+   * blocked in `Atomics.wait`, in no call of anyone's). `worker.terminate()` stops a thread
+   * wherever it is, and when that is inside a call of lmdb's (a commit it is starting, a
+   * transaction's callback), lmdb's native code cannot throw into the stopping thread and aborts
+   * the whole process ("FATAL ERROR: Error::ThrowAsJavaScriptException napi_throw": once in a few
+   * hundred kills of a worker member under writes, two such processes on two cores). The worker
+   * cannot simply exit either: `process.exit` runs lmdb's exit hook, which closes every store of
+   * the process, the other members' too (a segmentation fault at once). A worker that has not
+   * parked after `graceMs` (one task that runs that long) is terminated anyway.
+   */
+  #stop(how: 'crash' | 'close', graceMs: number): Promise<void> {
+    this.#stopping ??= new Promise<void>((resolve) => {
+      if (this.#exited) return resolve();
+      const timer = setTimeout(() => void this.#worker.terminate(), graceMs);
+      this.#worker.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      // Until it has stopped: a closing member finishes writing its folder before the process ends.
+      this.#worker.ref();
+      this.#worker.postMessage({ stop: how });
+    });
+    return this.#stopping;
   }
 
-  /** Terminates the worker as if the member had failed (chaos tests). */
+  /** Resolves once the worker has stopped (its data folder, if any, released). */
+  get closed(): Promise<void> {
+    return this.#stopping ?? Promise.resolve();
+  }
+
+  /** Stops the worker as if the member had failed (chaos tests): what it held only in memory is gone. */
   kill(): void {
-    this.#terminated ??= this.#worker.terminate();
+    void this.#stop('crash', 2_000);
   }
 
   async close(): Promise<void> {
     this.down('the cluster was closed');
-    this.#terminated ??= this.#worker.terminate();
-    await this.#terminated;
+    await this.#stop('close', 10_000);
   }
 }
