@@ -36,7 +36,7 @@ const ALLOWED: Readonly<Record<string, readonly string[]>> = {
 };
 
 /** A module's imports of this project's files: `[target, typeOnly]`, targets relative to src/. */
-export type Graph = Map<string, { target: string; typeOnly: boolean }[]>;
+export type Graph = Map<string, { target: string; typeOnly: boolean; dynamic?: boolean }[]>;
 
 const IMPORT = /(?:^|;|\n)\s*(import|export)\s+(type\s+)?(?:[^'";]*?\s+from\s+)?['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
 
@@ -45,25 +45,26 @@ function sourceFiles(dir: string): string[] {
 }
 
 /** src/'s import graph; bare and `node:` specifiers are listed separately per file. */
-export function readGraph(root = SRC): { graph: Graph; external: Map<string, { spec: string; typeOnly: boolean }[]> } {
+export function readGraph(root = SRC): { graph: Graph; external: Map<string, { spec: string; typeOnly: boolean; dynamic: boolean }[]> } {
   const graph: Graph = new Map();
-  const external = new Map<string, { spec: string; typeOnly: boolean }[]>();
+  const external = new Map<string, { spec: string; typeOnly: boolean; dynamic: boolean }[]>();
   const files = sourceFiles(root).map((f) => relative(root, f));
   const known = new Set(files);
   for (const file of files) {
     const text = readFileSync(join(root, file), 'utf8').replace(/\/\*[\s\S]*?\*\/|^\s*\/\/.*$/gm, '');
-    const edges: { target: string; typeOnly: boolean }[] = [];
-    const outside: { spec: string; typeOnly: boolean }[] = [];
+    const edges: { target: string; typeOnly: boolean; dynamic: boolean }[] = [];
+    const outside: { spec: string; typeOnly: boolean; dynamic: boolean }[] = [];
     for (const m of text.matchAll(IMPORT)) {
       const spec = m[3] ?? m[4]!;
       const typeOnly = m[2] !== undefined || /^\s*(?:import|export)\s+type\s*\{/.test(m[0].replace(/^[;\n]/, ''));
+      const dynamic = m[4] !== undefined;
       if (!spec.startsWith('.')) {
-        outside.push({ spec, typeOnly });
+        outside.push({ spec, typeOnly, dynamic });
         continue;
       }
       const target = normalize(join(dirname(file), spec)).replace(/\.js$/, '.ts');
       if (!known.has(target)) continue; // outside src/ (samples), checked by the compiler
-      edges.push({ target, typeOnly });
+      edges.push({ target, typeOnly, dynamic });
     }
     graph.set(file, edges);
     external.set(file, outside);
@@ -126,12 +127,13 @@ export function cycles(graph: Graph): string[][] {
 }
 
 /** The files `entry` loads at run time (type-only imports are erased), itself included. */
-export function runtimeClosure(graph: Graph, entry: string): Set<string> {
+export function runtimeClosure(graph: Graph, entry: string, options: { atStart?: boolean } = {}): Set<string> {
   const seen = new Set<string>([entry]);
   const todo = [entry];
   while (todo.length) {
-    for (const { target, typeOnly } of graph.get(todo.pop()!) ?? []) {
-      if (typeOnly || seen.has(target)) continue;
+    for (const { target, typeOnly, dynamic } of graph.get(todo.pop()!) ?? []) {
+      // atStart: what loading `entry` loads, without what it imports later (import()).
+      if (typeOnly || seen.has(target) || (options.atStart && dynamic)) continue;
       seen.add(target);
       todo.push(target);
     }
@@ -145,7 +147,7 @@ describe('architecture: layers that point one way', () => {
   it('reads the whole of src/ (the check is not vacuous)', () => {
     expect(graph.size).to.be.greaterThan(80);
     expect(graph.get('app/session.ts')!.map((e) => e.target)).to.include.members(['cluster-client/session.ts', 'subtle/crypto.ts']);
-    expect(graph.get('subtle/crypto.ts')!.find((e) => e.target === 'cluster-client/session.ts')).to.deep.equal({ target: 'cluster-client/session.ts', typeOnly: true });
+    expect(graph.get('subtle/crypto.ts')!.find((e) => e.target === 'cluster-client/session.ts')).to.deep.equal({ target: 'cluster-client/session.ts', typeOnly: true, dynamic: false });
   });
 
   it('has no import between folders other than the listed ones', () => {
@@ -172,11 +174,21 @@ describe('architecture: layers that point one way', () => {
     expect(offences).to.deep.equal([]);
   });
 
-  it('nothing outside hsm-core reaches past its index or its browser-safe face', () => {
+  it('nothing outside hsm-core reaches past its index, its browser-safe face or its client face', () => {
+    const faces = new Set(['hsm-core/index.ts', 'hsm-core/face.ts', 'hsm-core/client.ts']);
     const offences = [...graph].filter(([f]) => !f.startsWith('hsm-core/')).flatMap(([f, edges]) =>
-      edges.filter((e) => e.target.startsWith('hsm-core/') && e.target !== 'hsm-core/index.ts' && e.target !== 'hsm-core/face.ts').map((e) => `${f} imports ${e.target}`),
+      edges.filter((e) => e.target.startsWith('hsm-core/') && !faces.has(e.target)).map((e) => `${f} imports ${e.target}`),
     );
     expect(offences).to.deep.equal([]);
+  });
+
+  it('a CLI command starts without a member, a store or the protocol\'s schemas (they load only where a command runs a member)', () => {
+    for (const entry of ['cli/main.ts', 'hsm-core/client.ts', 'cluster-client/connect.ts']) {
+      const loaded = runtimeClosure(graph, entry, { atStart: true });
+      expect([...loaded].filter((f) => ['hsm-core/member.ts', 'hsm-core/store.ts', 'hsm-core/protocol.ts', 'hsm-core/attributes.ts'].includes(f)), entry).to.deep.equal([]);
+      const libraries = [...loaded].flatMap((f) => external.get(f)!.filter((x) => !x.typeOnly && !x.dynamic && !x.spec.startsWith('node:')).map((x) => x.spec));
+      expect(libraries, entry).to.not.include.members(['zod', 'lmdb', '@peculiar/x509']);
+    }
   });
 
   it('the package exports point at built files that exist after npm run build', () => {

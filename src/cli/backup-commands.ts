@@ -7,7 +7,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { HsmError, keyRef } from '../hsm-core/index.js';
+import { HsmError, keyRef } from '../hsm-core/client.js';
 import { BackupStore, type BackupInfo, type BackupState, type MemberStatus, type SyncState } from '../cluster-client/index.js';
 import { callControl } from './control.js';
 

@@ -9,7 +9,7 @@
 import { chmodSync, existsSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { HsmError } from '../hsm-core/index.js';
+import { HsmError } from '../hsm-core/client.js';
 import type { LocalCluster } from '../app/index.js';
 
 export type ControlRequest = { command: 'add-member' } | { command: 'remove-member'; member: number } | { command: 'status' };

@@ -8,7 +8,7 @@
  */
 import { dirname, join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { HsmError, PROFILE_NAMES, type ProfileName } from '../hsm-core/index.js';
+import { HsmError, PROFILE_NAMES, type ProfileName } from '../hsm-core/client.js';
 import type { LocalCluster } from '../app/index.js';
 import type { Relay } from '../relay/index.js';
 import type { UpOptions } from './up.js';

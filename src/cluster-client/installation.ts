@@ -18,7 +18,7 @@
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HsmError } from '../hsm-core/index.js';
+import { HsmError } from '../hsm-core/client.js';
 
 export interface InstallationKeys {
   serviceKey: Uint8Array;

@@ -16,7 +16,7 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { RSAPrivateKey } from '@peculiar/asn1-rsa';
 import { ECParameters, ECPrivateKey } from '@peculiar/asn1-ecc';
 import { OctetString } from '@peculiar/asn1-schema';
-import { HsmError, type KeyInfo } from '../hsm-core/index.js';
+import { HsmError, type KeyInfo } from '../hsm-core/client.js';
 
 const MAGIC = Buffer.from('SRKEYREF', 'ascii');
 

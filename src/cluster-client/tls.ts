@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type * as X509 from '@peculiar/x509';
 import { issueCertificate, loadX509, pem } from '../certificates/index.js';
-import { FrameReader, HsmError, encodeFrame, tickBatched, type Response } from '../hsm-core/index.js';
+import { FrameReader, HsmError, encodeFrame, tickBatched, type Response } from '../hsm-core/client.js';
 import { PendingTransport } from './transport.js';
 import { parseAddress } from './address.js';
 

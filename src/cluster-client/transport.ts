@@ -16,7 +16,8 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { entryPoint } from './entry-point.js';
-import { BATCH_LIMIT, createMember, perTurn, type Member, type MemberOptions, type Response } from '../hsm-core/index.js';
+import { BATCH_LIMIT, perTurn, type Response } from '../hsm-core/client.js';
+import type { Member, MemberOptions } from '../hsm-core/index.js';
 
 export interface Transport {
   /** A short description for messages and observability, e.g. `worker member 1`. */
@@ -160,6 +161,8 @@ export class InProcessTransport implements Transport {
   }
 
   static async start(options: MemberOptions, index: number): Promise<InProcessTransport> {
+    // Loaded here: a process that only connects to members (the CLI) never loads one.
+    const { createMember } = await import('../hsm-core/index.js');
     return new InProcessTransport(await createMember(options), index);
   }
 

@@ -13,6 +13,7 @@
  */
 import { z } from 'zod';
 import { HsmError, withArticle } from './errors.js';
+import { EC_CURVES } from './names.js';
 
 export const KEY_CLASSES = ['secret-key', 'public-key', 'private-key'] as const;
 export type KeyClass = (typeof KEY_CLASSES)[number];
@@ -20,8 +21,7 @@ export type KeyClass = (typeof KEY_CLASSES)[number];
 export const KEY_TYPES = ['aes', 'generic-secret', 'rsa', 'ec', 'ed25519', 'x25519', 'ed448', 'x448'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
 
-/** Curves for `ec` keys, by CloudHSM's names. `prime256v1` is accepted as an alias of `secp256r1`. */
-export const EC_CURVES = ['secp224r1', 'secp256r1', 'secp384r1', 'secp521r1', 'secp256k1'] as const;
+export { EC_CURVES };
 export type EcCurve = (typeof EC_CURVES)[number];
 export type Curve = EcCurve | 'ed25519' | 'x25519' | 'ed448' | 'x448';
 

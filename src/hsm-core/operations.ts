@@ -10,7 +10,8 @@
  *
  * @module
  */
-import { PRECO_USERNAME, type Op, type RequestOf, type Results, type UserRole } from './protocol.js';
+import { PRECO_USERNAME } from './names.js';
+import type { Op, RequestOf, Results, UserRole } from './protocol.js';
 
 /** The request fields that can name a key handle (`mechanism.publicHandle`: ECDH's peer key). */
 export type HandleField = 'handle' | 'wrappingHandle' | 'payloadHandle' | 'unwrappingHandle' | 'baseHandle' | 'mechanism.publicHandle';

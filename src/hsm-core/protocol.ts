@@ -22,15 +22,11 @@ import {
   type KeyType,
 } from './attributes.js';
 import type { WireError } from './errors.js';
+import { ADMIN_SERVICES, HASHES, PRECO_USERNAME, QUORUM_SERVICES } from './names.js';
 
-/** CloudHSM's quorum services: what a quorum token approves. */
-export const QUORUM_SERVICES = ['user', 'quorum', 'cluster', 'registration', 'key-management', 'key-usage'] as const;
+export { ADMIN_SERVICES, HASHES, PRECO_USERNAME, QUORUM_SERVICES };
 export type QuorumService = (typeof QUORUM_SERVICES)[number];
-/**
- * The services whose quorum value is a member setting (key services take theirs from the key).
- * `cluster` (hsm2m) approves the mutual-TLS trust anchor and enforcement changes.
- */
-export const ADMIN_SERVICES = ['user', 'quorum', 'cluster'] as const;
+/** See names.ts. */
 export type AdminService = (typeof ADMIN_SERVICES)[number];
 
 // A byte string is checked by the view's own internal slot (ArrayBuffer.isView), not by its
@@ -47,13 +43,11 @@ const handle = z.int().min(0).max(Number.MAX_SAFE_INTEGER);
 const session = z.string().min(1).max(128).optional();
 const text = z.string().max(256);
 
-/** The temporary admin of a never-activated member, and its published initial password. */
-export const PRECO_USERNAME = 'admin';
+/** The published initial password of the temporary admin (PRECO_USERNAME) of a never-activated member. */
 export const PRECO_INITIAL_PASSWORD = 'password';
 /** The appliance user that exists on every member. */
 export const APPLIANCE_USERNAME = 'app_user';
 
-export const HASHES = ['sha1', 'sha224', 'sha256', 'sha384', 'sha512'] as const;
 export type HashName = (typeof HASHES)[number];
 const hash = z.enum(HASHES);
 

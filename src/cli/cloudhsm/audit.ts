@@ -4,7 +4,7 @@
  * @module
  */
 import type { Command } from 'commander';
-import { HsmError, verifyAuditChain, type Results } from '../../hsm-core/index.js';
+import { HsmError, verifyAuditChain, type Results } from '../../hsm-core/client.js';
 import { bad, type Flags, type Kit } from './shared.js';
 
 export function addAuditCommands(root: Command, kit: Kit): void {

@@ -4,7 +4,7 @@
  * @module
  */
 import { Option, type Command } from 'commander';
-import { HASHES, HsmError } from '../../hsm-core/index.js';
+import { HASHES, HsmError } from '../../hsm-core/client.js';
 import { MGF1_CHOICES, b64, bad, message, dataOf, oneKey, readBytes, signMechanism, unb64, type Kit } from './shared.js';
 
 export function addCryptoCommands(root: Command, kit: Kit): void {

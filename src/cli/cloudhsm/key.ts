@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
-import { EC_CURVES, type Results, type WrapMechanism } from '../../hsm-core/index.js';
+import { EC_CURVES, type Results, type WrapMechanism } from '../../hsm-core/client.js';
 import { WRAP_MECHANISMS, allMatches, bad, message, unhex, describeKey, keyData, mechanismOptions, oneKey, optionKey, parseFilter, parseValue, readApproval, readBytes, readText, unb64, wrapMechanism, parseAttributes, type Flags, type Kit } from './shared.js';
 
 export function addKeyCommands(root: Command, kit: Kit): void {

@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Option, type Command } from 'commander';
-import { ADMIN_SERVICES, QUORUM_SERVICES, type AdminService, type QuorumService, type Results } from '../../hsm-core/index.js';
+import { ADMIN_SERVICES, QUORUM_SERVICES, type AdminService, type QuorumService, type Results } from '../../hsm-core/client.js';
 import { b64, bad, oneKey, registrationFile, write, type Kit } from './shared.js';
 
 export function addQuorumCommands(root: Command, kit: Kit): void {

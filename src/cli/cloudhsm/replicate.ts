@@ -10,7 +10,7 @@
  * @module
  */
 import type { Command } from 'commander';
-import { HsmError, type Request } from '../../hsm-core/index.js';
+import { HsmError, type Request } from '../../hsm-core/client.js';
 import type { ClusterSession as HsmSession } from '../../cluster-client/index.js';
 import { ROLE_NAMES, bad, keyData, message, oneKey, type Flags, type Kit } from './shared.js';
 

@@ -9,7 +9,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { Command, Option } from 'commander';
-import { HASHES, HsmError, type AttributeFilter, type HashName, type KeyInfo, type SignMechanism, type WrapMechanism } from '../../hsm-core/index.js';
+import { HASHES, HsmError, type AttributeFilter, type HashName, type KeyInfo, type SignMechanism, type WrapMechanism } from '../../hsm-core/client.js';
 import type { ClusterSession as HsmSession } from '../../cluster-client/index.js';
 import type { CliContext } from '../cli-context.js';
 

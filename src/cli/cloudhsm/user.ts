@@ -4,7 +4,7 @@
  * @module
  */
 import type { Command } from 'commander';
-import { withArticle, type Results } from '../../hsm-core/index.js';
+import { withArticle, type Results } from '../../hsm-core/client.js';
 import { ROLE_NAMES, bad, readJson, readRegistration, readText, registrationFile, unb64, write, type Kit } from './shared.js';
 
 export function addUserCommands(root: Command, kit: Kit): void {
