@@ -344,7 +344,8 @@ export class LocalCluster extends ClusterFront {
   }
 
   /**
-   * Makes member `index` fail, as a crash would: its worker is terminated, its process killed
+   * Makes member `index` fail, as a crash would: its worker stops at once (between two of its
+   * tasks, then terminated: see WorkerTransport), its process is killed
    * (or its in-process member stopped), and what it held only in memory is gone. The supervisor
    * starts it again and the cluster repairs it — unless `restart: false`, which keeps it down
    * until {@link restartMember}. For chaos tests and demonstrations.
