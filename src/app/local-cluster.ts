@@ -91,7 +91,7 @@ export class LocalCluster extends ClusterFront {
     }
     let dataDir: string | null = options.dataDir ?? null;
     let removeOnClose: string | null = null;
-    if (transport === 'tls') dataDir ??= removeOnClose = mkdtempSync(join(tmpdir(), 'strongroom-cluster-'));
+    if (transport === 'tls' && dataDir === null) dataDir = removeOnClose = throwawayFolder();
     // One supervisor per cluster folder: a second one is refused before anything in it changes.
     let lock: FolderLock | null = null;
     if (dataDir !== null) {
@@ -120,6 +120,7 @@ export class LocalCluster extends ClusterFront {
       local = new LocalCluster(cluster, supervisor, store, removeOnClose, lock, source);
     } catch (e) {
       lock?.release();
+      if (removeOnClose) removeThrowaway(removeOnClose);
       throw e;
     }
     const { source } = local.#start;
@@ -369,8 +370,30 @@ export class LocalCluster extends ClusterFront {
     clearInterval(this.#syncing);
     await super.close();
     this.#lock?.release();
-    if (this.#removeOnClose) rmSync(this.#removeOnClose, { recursive: true, force: true });
+    if (this.#removeOnClose) removeThrowaway(this.#removeOnClose);
   }
+}
+
+/**
+ * The folders of TLS clusters started without a data folder (their certificates, keys and
+ * members' stores, nothing meant to last): removed at close, or when the process exits without
+ * one (a script that ends, a test runner's `--exit`), rather than left in the temporary folder
+ * with the cluster's CA key in it.
+ */
+const throwaways = new Set<string>();
+function throwawayFolder(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'strongroom-cluster-'));
+  if (throwaways.size === 0) process.on('exit', removeThrowaways);
+  throwaways.add(dir);
+  return dir;
+}
+function removeThrowaway(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  throwaways.delete(dir);
+  if (throwaways.size === 0) process.off('exit', removeThrowaways);
+}
+function removeThrowaways(): void {
+  for (const dir of throwaways) rmSync(dir, { recursive: true, force: true });
 }
 
 /**

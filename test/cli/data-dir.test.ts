@@ -8,7 +8,9 @@ import { expect } from 'chai';
 import { defaultDataDir } from '../../src/cli/data-dir.js';
 
 describe('cli: the default cluster folder', () => {
-  const root = mkdtempSync(join(tmpdir(), 'strongroom-data-dir-'));
+  // Made when the tests run (not when mocha loads the file, as a dry run does).
+  let root: string;
+  before(() => (root = mkdtempSync(join(tmpdir(), 'strongroom-data-dir-'))));
   after(() => rmSync(root, { recursive: true, force: true }));
 
   it('is the nearest .strongroom at or above the current folder', () => {

@@ -1,12 +1,18 @@
 /**
  * startLocalCluster: activation, provisioned users, sessions, typed requests and errors.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { open } from 'lmdb';
 import { HsmError, startLocalCluster, type LocalCluster } from '../../src/index.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const run = promisify(execFile);
 
 async function rejects(promise: Promise<unknown>, code: string): Promise<HsmError> {
   try {
@@ -114,5 +120,20 @@ describe('cluster-client: startLocalCluster', () => {
     await cluster.close();
     await rejects(cluster.login('admin', 'admin-password'), 'MEMBER_CLOSED');
     await rejects(admin.send({ op: 'listUsers' }), 'MEMBER_CLOSED');
+  });
+
+  it('a TLS cluster without a data folder leaves no folder behind: at close, or when its process exits without closing it', async function () {
+    this.timeout(60_000);
+    const cluster = await startLocalCluster({ members: 1, transport: 'tls', passwordCost: 10, adminPassword: 'admin-password' });
+    const closedDir = cluster.tls!.dataDir;
+    expect(existsSync(join(closedDir, 'customerCA.key'))).to.equal(true);
+    await cluster.close();
+    expect(existsSync(closedDir)).to.equal(false);
+    // A script that ends without close: the folder goes with the process.
+    const script = "import { startLocalCluster } from './src/index.ts';\nconst c = await startLocalCluster({ members: 1, transport: 'tls', passwordCost: 10, adminPassword: 'admin-password' });\nconsole.log(c.tls.dataDir);\nprocess.exit(0);\n";
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT });
+    const leftDir = stdout.trim();
+    expect(leftDir.startsWith(join(tmpdir(), 'strongroom-cluster-')), stdout).to.equal(true);
+    expect(existsSync(leftDir)).to.equal(false);
   });
 });
