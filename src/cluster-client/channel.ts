@@ -15,8 +15,7 @@
  *
  * @module
  */
-import { HsmError, keyRef, type Response, type Results, type UserRole, type WireError } from '../hsm-core/face.js';
-import { OPERATIONS, handlesOf, type ClusterRule } from '../hsm-core/client.js';
+import { HsmError, OPERATIONS, handlesOf, keyRef, type ClusterRule, type Response, type Results, type UserRole, type WireError } from '../hsm-core/client.js';
 import { retriesBusy, waitToRetry, type RetryMode } from './busy.js';
 import { resultOf, type MemberLink } from './member-link.js';
 
