@@ -5,11 +5,12 @@ import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { open } from 'lmdb';
 import { HsmError, startLocalCluster, type LocalCluster } from '../../src/index.js';
+import { projectModule } from '../helpers/entry.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const run = promisify(execFile);
@@ -130,8 +131,9 @@ describe('cluster-client: startLocalCluster', () => {
     await cluster.close();
     expect(existsSync(closedDir)).to.equal(false);
     // A script that ends without close: the folder goes with the process.
-    const script = "import { startLocalCluster } from './src/index.ts';\nconst c = await startLocalCluster({ members: 1, transport: 'tls', passwordCost: 10, adminPassword: 'admin-password' });\nconsole.log(c.tls.dataDir);\nprocess.exit(0);\n";
-    const { stdout } = await run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT });
+    const { file, loader } = projectModule('index');
+    const script = `import { startLocalCluster } from ${JSON.stringify(pathToFileURL(file).href)};\nconst c = await startLocalCluster({ members: 1, transport: 'tls', passwordCost: 10, adminPassword: 'admin-password' });\nconsole.log(c.tls.dataDir);\nprocess.exit(0);\n`;
+    const { stdout } = await run(process.execPath, [...loader, '--input-type=module', '-e', script], { cwd: ROOT });
     const leftDir = stdout.trim();
     expect(leftDir.startsWith(join(tmpdir(), 'strongroom-cluster-')), stdout).to.equal(true);
     expect(existsSync(leftDir)).to.equal(false);

@@ -16,9 +16,11 @@ import { connect } from '../../src/app/index.js';
 import { SocketTransport, TrustAnchor } from '../../src/cluster-client/index.js';
 import { seeded, testSeed } from '../helpers/random.js';
 import { waitUntil } from '../helpers/wait.js';
+import { projectModule } from '../helpers/entry.js';
 
 const run = promisify(execFile);
-const CLI = ['--import', 'tsx', join(import.meta.dirname, '../../src/cli/main.ts')];
+const { file: cliFile, loader } = projectModule('cli/main');
+const CLI = [...loader, cliFile];
 
 /** A raw TLS connection; resolves with what happened to one request sent on it. */
 function rawAttempt(port: number, options: { ca: string; cert?: string; key?: string }): Promise<'answered' | string> {

@@ -2,7 +2,7 @@
  * Durable members: what survives a restart, what is encrypted at rest, what a member refuses to
  * start from, and a crash test with SIGKILL at random moments.
  */
-import { fork, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { constants, createHash, generateKeyPairSync, privateEncrypt } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { expect } from 'chai';
 import { open } from 'lmdb';
 import { createMember, verifyAuditChain, type Member, type MemberOptions, type Response } from '../../src/hsm-core/index.js';
 import { injectStoreFailures } from '../../src/hsm-core/store.js';
+import { startCrashMember } from '../helpers/crash-member.js';
 import { PASSWORDS, TestMember } from '../helpers/member.js';
 import { seeded, testSeed } from '../helpers/random.js';
 
@@ -482,7 +483,6 @@ describe('hsm-core: durable members', function () {
     const d = dir();
     const { m } = await populated(d);
     await m.member.close();
-    const script = join(import.meta.dirname, '../helpers/crash-member.ts');
     /** What the member acknowledged: handle → exists. */
     const acknowledged = new Map<number, boolean>();
     /** Deletions sent but not acknowledged when the member died: either outcome is allowed. */
@@ -490,7 +490,7 @@ describe('hsm-core: durable members', function () {
 
     const start = () =>
       new Promise<{ child: ChildProcess; send: (request: unknown) => Promise<Response> }>((resolve, reject) => {
-        const child = fork(script, [d], { execArgv: ['--import', 'tsx'], serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+        const child = startCrashMember(d);
         let err = '';
         child.stderr!.on('data', (c: Buffer) => (err += c.toString()));
         const pending = new Map<number, (r: Response) => void>();
