@@ -9,8 +9,9 @@
  * @module
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join, relative, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export interface EntryPoint {
   /** The file to run. */
@@ -50,4 +51,13 @@ function newestSource(dir: string): number {
   }
   newest.set(dir, time);
   return time;
+}
+
+/**
+ * The node arguments that come before `entry` in a new process: none for the compiled build; for a
+ * source, tsx's loader, named by its resolved URL so that the process's working folder does not
+ * matter.
+ */
+export function loaderArguments(entry: EntryPoint): string[] {
+  return entry.typescript ? ['--import', pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href] : [];
 }

@@ -12,13 +12,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { HsmError, MEMBER_FILES, cloneClusterIdentity, ensureClusterCsr, type ProfileName, type Response } from '../hsm-core/index.js';
 import { SocketTransport, TrustAnchor, type TlsCredentials } from './tls.js';
 import type { Transport } from './transport.js';
-import { entryPoint } from './entry-point.js';
+import { entryPoint, loaderArguments } from './entry-point.js';
 
 /**
  * The cluster certificate a customer installed (CloudHSM's InitializeCluster): signed by their own
@@ -77,10 +75,8 @@ export async function prepareTlsCluster(dir: string, members: number): Promise<T
 
 /** How to run the `strongroom` command: compiled, or its source under tsx (see entry-point.ts). */
 function cliCommand(): string[] {
-  const { file, typescript } = entryPoint(import.meta.url, '../cli/main');
-  if (!typescript) return [file];
-  const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
-  return ['--import', tsx, file];
+  const entry = entryPoint(import.meta.url, '../cli/main');
+  return [...loaderArguments(entry), entry.file];
 }
 
 export interface MemberProcessOptions {

@@ -6,12 +6,12 @@
  */
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { entryPoint } from '../../src/cluster-client/entry-point.js';
+import { entryPoint, loaderArguments } from '../../src/cluster-client/entry-point.js';
 
 const SRC = join(import.meta.dirname, '..', '..', 'src');
 
-/** `src/<path>.ts` (path without extension): the file to run or import, and the node arguments that load it (tsx first when it is the source). */
+/** `src/<path>.ts` (path without extension): the file to run or import, and the node arguments that load it (entry-point.ts's loaderArguments). */
 export function projectModule(path: string): { file: string; loader: string[] } {
-  const { file, typescript } = entryPoint(pathToFileURL(join(SRC, `${path}.ts`)).href, `./${path.split('/').at(-1)}`);
-  return { file, loader: typescript ? ['--import', 'tsx'] : [] };
+  const entry = entryPoint(pathToFileURL(join(SRC, `${path}.ts`)).href, `./${path.split('/').at(-1)}`);
+  return { file: entry.file, loader: loaderArguments(entry) };
 }
