@@ -3,6 +3,7 @@
  * request that names a session key — in any of the fields that name keys — goes to the member
  * that holds it, whatever member the balancing would have picked.
  */
+import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import { type HsmSession, type LocalCluster } from '../../src/index.js';
 import { startTestCluster } from '../helpers/cluster.js';
@@ -103,5 +104,30 @@ describe('cluster-client: session keys made on different members, used together'
     const [kek, payload] = await onTwoMembers(async () => (await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: { wrap: true, unwrap: true, extractable: true } })).handle);
     const results = await Promise.all(Array.from({ length: 8 }, () => app.send({ op: 'wrapKey', mechanism: { name: 'aes-no-pad' }, wrappingHandle: kek, payloadHandle: payload })));
     expect(new Set(results.map((r) => Buffer.from(r.wrapped).toString('hex'))).size).to.equal(1);
+  });
+});
+
+describe('cluster-client: a request names no session of its own', function () {
+  this.timeout(60_000);
+  let cluster: LocalCluster;
+  let app: HsmSession;
+  before(async () => {
+    cluster = await startTestCluster();
+    app = await cluster.login('app', 'app-password');
+  });
+  after(async () => cluster?.close());
+
+  it('a session field in the request is replaced by the session\'s own token, on the quick path and the full one, and the caller\'s object is left as it was', async () => {
+    const data = new TextEncoder().encode('whose session?');
+    // The quick path (one member, nothing replicated).
+    const digestRequest = { op: 'digest', hash: 'sha256', data, session: 'a-token-of-no-session' } as const;
+    const { digest } = await app.send(digestRequest as never as { op: 'digest'; hash: 'sha256'; data: Uint8Array });
+    expect(Buffer.from(digest).toString('hex')).to.equal(createHash('sha256').update(data).digest('hex'));
+    expect(digestRequest.session).to.equal('a-token-of-no-session');
+    // The full path (a token key, replicated): made as the session's user.
+    const { handle } = await app.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 32, attributes: { token: true, label: 'whose-session' }, session: 'a-token-of-no-session' } as never as { op: 'generateKey'; keyType: 'aes'; lengthBytes: 32 });
+    const info = await app.send({ op: 'getAttributes', handle });
+    expect(info.owner).to.equal('app');
+    expect(info.attributes).to.include({ label: 'whose-session' });
   });
 });
