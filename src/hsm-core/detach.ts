@@ -20,7 +20,8 @@ export function detachBytes<T>(value: T): T {
   if (Array.isArray(value)) return value.map(detachBytes) as T;
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) out[k] = detachBytes(v);
+    // Own enumerable fields, as Object.entries gives them, without its array of pairs.
+    for (const k in value) if (Object.hasOwn(value, k)) out[k] = detachBytes((value as Record<string, unknown>)[k]);
     return out as T;
   }
   return value;
