@@ -159,8 +159,8 @@ export class Cluster {
 
   /**
    * One request to one member, counted; a lost member answers MEMBER_UNAVAILABLE and is marked
-   * down. Not an async function: every request passes here, and its promise and continuation
-   * were a tenth of what a request allocated (transports never throw: they answer).
+   * down. Not an async function: every request passes here, and an async function's promise and
+   * continuation are allocated on each call (transports never throw: they answer).
    */
   sendTo(link: MemberLink, request: unknown): Promise<Response> {
     const transport = link.transport;

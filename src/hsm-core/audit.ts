@@ -94,7 +94,7 @@ export class AuditLog {
       previousHash: previous ? previous.hash : GENESIS_HASH,
     };
     // The hash added to this object rather than in a spread with it: `{ ...unsigned, hash }` gave
-    // every record a hidden class of its own (V8), about 320 bytes of the heap a record.
+    // every record a hidden class of its own (V8).
     const record: AuditRecord = Object.assign(unsigned, { hash: hashRecord(unsigned) });
     this.#records.push(Object.freeze(record) as AuditRecord);
     return record;

@@ -441,7 +441,7 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
       }
       inFlight += 1;
       // Not an async function: every request passes here, and an async function's promises and
-      // continuation were a third of what a request allocated in the member.
+      // continuation cost about 300 bytes a request (heap sampling, a raw digest).
       let answer: unknown;
       try {
         answer = run(...readRequest(raw));
