@@ -17,7 +17,7 @@
  * @module
  */
 import { Decoder, Encoder } from '@msgpack/msgpack';
-import { HsmError, perTurn, type KeyInfo, type Results, type UserRole } from '../hsm-core/face.js';
+import { HsmError, perTurn, withField, type KeyInfo, type Results, type UserRole } from '../hsm-core/face.js';
 import { HsmSession } from '../app/session.js';
 import type { SessionChannel } from '../cluster-client/channel.js';
 import type { HsmCrypto } from '../subtle/crypto.js';
@@ -99,10 +99,7 @@ class RelayLink {
     const id = this.#next++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
-      // The id first, then set again (a message's own id never wins): a spread followed by a field
-      // it lacks gives V8 a hidden class for each message.
-      const full = { id, ...message };
-      full.id = id;
+      const full = withField(message, 'id', id);
       if (this.#batching) this.#sendBatched(full);
       else this.#ws.send(encoder.encode(full));
     });

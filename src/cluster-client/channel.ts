@@ -15,9 +15,9 @@
  *
  * @module
  */
-import { HsmError, OPERATIONS, handlesOf, keyRef, type ClusterRule, type Response, type Results, type UserRole, type WireError } from '../hsm-core/client.js';
+import { HsmError, OPERATIONS, handlesOf, keyRef, withField, type ClusterRule, type Response, type Results, type UserRole, type WireError } from '../hsm-core/client.js';
 import { retriesBusy, waitToRetry, type RetryMode } from './busy.js';
-import { resultOf, withSession, type MemberLink } from './member-link.js';
+import { resultOf, type MemberLink } from './member-link.js';
 
 /**
  * Signs MFA login tokens: given one unsigned token (a SHA-256 digest) per member, returns one
@@ -254,7 +254,7 @@ export class ClusterSessionChannel implements SessionChannel {
 
   /** Sends to one member (the sticky one, or the best), with this session's token there. */
   async #sendOne(req: Record<string, unknown>, sticky: MemberLink | undefined, busyRetriesUsed = 0): Promise<{ response: Response; link: MemberLink }> {
-    const prepare = async (link: MemberLink) => withSession(req, await this.#tokenFor(link));
+    const prepare = async (link: MemberLink) => withField(req, 'session', await this.#tokenFor(link));
     if (sticky) {
       const response = await this.#cluster.sendRetrying(sticky, await prepare(sticky), busyRetriesUsed);
       return { response, link: sticky };
@@ -297,7 +297,7 @@ export class ClusterSessionChannel implements SessionChannel {
     const known = link ? this.#tokens.get(link.index) : undefined;
     if (!link || !known || known.epoch !== link.epoch) return null;
     // The answer handler is not async: a success is passed on with no promise of its own.
-    return this.#cluster.sendTo(link, withSession(req, known.token)).then((response) => (response.ok ? response.result : this.#fastRefused(req, link, !sticky, response.error)));
+    return this.#cluster.sendTo(link, withField(req, 'session', known.token)).then((response) => (response.ok ? response.result : this.#fastRefused(req, link, !sticky, response.error)));
   }
 
   /** After a refusal on the fast path: busy, gone and logged-out continue on the full path; anything else is the caller's error. */
@@ -338,7 +338,7 @@ export class ClusterSessionChannel implements SessionChannel {
       // member up, so that the tokens one request carries (an approval and a registration, or a
       // wrap's two approvals) are used on the same member.
       const ordered = this.#cluster.upMembers();
-      const parts = await Promise.all(ordered.map(async (l) => resultOf<'generateQuorumToken'>(await this.#cluster.sendTo(l, withSession(req, await this.#tokenFor(l))))));
+      const parts = await Promise.all(ordered.map(async (l) => resultOf<'generateQuorumToken'>(await this.#cluster.sendTo(l, withField(req, 'session', await this.#tokenFor(l))))));
       const approvalData = new Uint8Array(parts.reduce((n, p) => n + p.approvalData.length, 0));
       let at = 0;
       for (const p of parts) {
@@ -451,12 +451,12 @@ export class ClusterSessionChannel implements SessionChannel {
     const link = this.#cluster.links[index];
     if (!link) throw new HsmError('BAD_REQUEST', `member: no member ${index} (the cluster has ${this.#cluster.size})`);
     if (link.state !== 'up') throw new HsmError('MEMBER_UNAVAILABLE', `${link.description} is ${link.state}`);
-    return resultOf(await this.#cluster.sendTo(link, withSession(req, await this.#tokenFor(link))));
+    return resultOf(await this.#cluster.sendTo(link, withField(req, 'session', await this.#tokenFor(link))));
   }
 
   async everyMember(req: Record<string, unknown> & { op: string }): Promise<unknown[]> {
     const up = this.#cluster.upMembers();
-    return Promise.all(up.map(async (l) => resultOf(await this.#cluster.sendTo(l, withSession(req, await this.#tokenFor(l))))));
+    return Promise.all(up.map(async (l) => resultOf(await this.#cluster.sendTo(l, withField(req, 'session', await this.#tokenFor(l))))));
   }
 
   /** Copies the cluster settings from `from` to every other member that takes changes. */
@@ -483,7 +483,7 @@ export class ClusterSessionChannel implements SessionChannel {
     await Promise.all(others.map(async (l) => {
       const token = await this.#tokenFor(l).catch(() => null);
       if (token === null) return;
-      const r = await this.#cluster.sendTo(l, withSession(request, token));
+      const r = await this.#cluster.sendTo(l, withField(request, 'session', token));
       if (!r.ok && r.error.code !== 'MEMBER_UNAVAILABLE' && r.error.code !== 'MASKED_OBJECT_STALE') {
         throw new HsmError(r.error.code, `${l.description} did not take ${what}: ${r.error.message}`);
       }

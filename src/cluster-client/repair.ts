@@ -5,8 +5,8 @@
  *
  * @module
  */
-import { HsmError, type Results } from '../hsm-core/face.js';
-import { resultOf, withSession, type MemberLink } from './member-link.js';
+import { HsmError, withField, type Results } from '../hsm-core/face.js';
+import { resultOf, type MemberLink } from './member-link.js';
 import type { Transport } from './transport.js';
 
 /** Whether the members that are up agree, and if not, the keys and users (and settings) that still differ. */
@@ -66,7 +66,7 @@ export function differences(mine: Results['getSyncStatus'], theirs: Results['get
 async function copyAll(diff: Differences, from: { transport: Transport; session: string }, to: { transport: Transport; session: string }[]): Promise<void> {
   const send = async (request: Record<string, unknown>) => {
     await Promise.all(to.map(async (t) => {
-      const r = await t.transport.send(withSession(request, t.session));
+      const r = await t.transport.send(withField(request, 'session', t.session));
       if (!r.ok && r.error.code !== 'MASKED_OBJECT_STALE') throw HsmError.fromWire(r.error);
     }));
   };

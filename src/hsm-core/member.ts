@@ -411,8 +411,8 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
     await store.commit(m, scope);
   }
 
-  /** The operation, request and caller of a raw request, or the refusal thrown. */
-  function readRequest(raw: unknown): [Op, RequestOf<Op>, Caller] {
+  /** Reads a raw request and runs it: its answer, or the refusal thrown. */
+  function start(raw: unknown): Results[Op] | Promise<Results[Op]> {
     if (closed) throw new HsmError('MEMBER_CLOSED', 'this member has been closed');
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
       throw new HsmError('BAD_REQUEST', 'request: expected an object with an op');
@@ -431,7 +431,7 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
     }
     if (!parsed.success) throw new HsmError('BAD_REQUEST', describeSchemaError(op, parsed.error, raw));
     const req = parsed.data as RequestOf<Op>;
-    return [op as Op, req, resolveCaller(req as { session?: string })];
+    return run(op as Op, req, resolveCaller(req as { session?: string }));
   }
 
   return {
@@ -444,7 +444,7 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
       // continuation cost about 300 bytes a request (heap sampling, a raw digest).
       let answer: unknown;
       try {
-        answer = run(...readRequest(raw));
+        answer = start(raw);
       } catch (e) {
         inFlight -= 1;
         return Promise.resolve({ ok: false, error: toWire(e) });

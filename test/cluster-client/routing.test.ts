@@ -1,7 +1,8 @@
 /**
  * Where the cluster sends a request (cluster.ts: handlesOf and the session's sticky member): a
  * request that names a session key — in any of the fields that name keys — goes to the member
- * that holds it, whatever member the balancing would have picked.
+ * that holds it, whatever member the balancing would have picked. And a session field of the
+ * request's own never replaces the session's token.
  */
 import { createHash } from 'node:crypto';
 import { expect } from 'chai';
@@ -9,15 +10,20 @@ import { type HsmSession, type LocalCluster } from '../../src/index.js';
 import { startTestCluster } from '../helpers/cluster.js';
 import { waitUntil } from '../helpers/wait.js';
 
-describe('cluster-client: requests that name session keys go to their member', function () {
-  this.timeout(60_000);
-  let cluster: LocalCluster;
-  let app: HsmSession;
+/** A test cluster for the enclosing describe, started before its tests and closed after, with `app` logged in (given to `use`). */
+function withApp(use: (app: HsmSession) => void): void {
+  let cluster: LocalCluster | undefined;
   before(async () => {
     cluster = await startTestCluster();
-    app = await cluster.login('app', 'app-password');
+    use(await cluster.login('app', 'app-password'));
   });
   after(async () => cluster?.close());
+}
+
+describe('cluster-client: requests that name session keys go to their member', function () {
+  this.timeout(60_000);
+  let app: HsmSession;
+  withApp((session) => (app = session));
 
   /** Sends the same request four times: balancing alone would send some of them to another member. */
   const everyTime = async (request: Parameters<HsmSession['send']>[0]) => {
@@ -49,13 +55,8 @@ describe('cluster-client: requests that name session keys go to their member', f
 
 describe('cluster-client: session keys made on different members, used together', function () {
   this.timeout(60_000);
-  let cluster: LocalCluster;
   let app: HsmSession;
-  before(async () => {
-    cluster = await startTestCluster();
-    app = await cluster.login('app', 'app-password');
-  });
-  after(async () => cluster?.close());
+  withApp((session) => (app = session));
 
   const home = (handle: number) => handle % 32;
   /** Session keys made at once until two of them are on different members: [first, second]. */
@@ -109,13 +110,8 @@ describe('cluster-client: session keys made on different members, used together'
 
 describe('cluster-client: a request names no session of its own', function () {
   this.timeout(60_000);
-  let cluster: LocalCluster;
   let app: HsmSession;
-  before(async () => {
-    cluster = await startTestCluster();
-    app = await cluster.login('app', 'app-password');
-  });
-  after(async () => cluster?.close());
+  withApp((session) => (app = session));
 
   it('a session field in the request is replaced by the session\'s own token, on the quick path and the full one, and the caller\'s object is left as it was', async () => {
     const data = new TextEncoder().encode('whose session?');
