@@ -45,57 +45,72 @@ export interface Frame {
   body: unknown;
 }
 
-/** Reassembles frames from a byte stream. `push` throws an HsmError(BAD_REQUEST) on a bad frame. */
+const NO_FRAMES: readonly Frame[] = Object.freeze([]);
+
+/**
+ * Reassembles frames from a byte stream. `push` throws an HsmError(BAD_REQUEST) on a bad frame:
+ * a length out of bounds as soon as its 4 bytes are in, a body that does not decode once it is.
+ *
+ * Chunks are kept as they come until the frame they complete is whole (so a large frame in many
+ * chunks is copied once, not once a chunk); the frames whole by then are read where they lie in
+ * that one buffer, each body copied into memory of its own before it is decoded.
+ */
 export class FrameReader {
   readonly #max: number;
   readonly #decoder: Decoder;
   #chunks: Buffer[] = [];
   #buffered = 0;
+  /** Bytes needed before the next frame can be read: its header's 4, then its whole length. */
+  #needed = 4;
 
   constructor(maxFrameBytes = MAX_FRAME_BYTES) {
     this.#max = maxFrameBytes;
     this.#decoder = decoderFor(maxFrameBytes);
   }
 
-  push(chunk: Buffer): Frame[] {
+  push(chunk: Buffer): readonly Frame[] {
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
+    if (this.#buffered < this.#needed) return NO_FRAMES;
+    const all = this.#chunks.length === 1 ? chunk : Buffer.concat(this.#chunks, this.#buffered);
     const frames: Frame[] = [];
-    while (this.#buffered >= 4) {
-      const head = this.#peek(4);
-      const length = head.readUInt32BE(0);
-      if (length < 4) throw new HsmError('BAD_REQUEST', `frame: length ${length} is shorter than a request id`);
-      if (length > this.#max) {
-        throw new HsmError('BAD_REQUEST', `frame: ${length} bytes is over the ${this.#max}-byte limit`);
+    let at = 0;
+    for (;;) {
+      const left = all.length - at;
+      if (left < 4) {
+        this.#needed = 4;
+        break;
       }
-      if (this.#buffered < 4 + length) break;
-      const frame = this.#take(4 + length);
-      const id = frame.readUInt32BE(4);
-      let body: unknown;
+      const length = this.#length(all, at);
+      if (left < 4 + length) {
+        this.#needed = 4 + length;
+        break;
+      }
+      const id = all.readUInt32BE(at + 4);
+      // Decoded byte arrays are views of what they were decoded from: each body gets memory of
+      // its own, so that no answer can reach another answer's bytes through `.buffer`.
+      const body = new Uint8Array(all.buffer, all.byteOffset + at + 8, length - 4).slice();
+      at += 4 + length;
+      let decoded: unknown;
       try {
-        // Decoded byte arrays are views of what they were decoded from: give each frame memory of
-        // its own, so that no answer can reach another answer's bytes through `.buffer`.
-        body = this.#decoder.decode(new Uint8Array(frame.subarray(8)));
+        decoded = this.#decoder.decode(body);
       } catch (e) {
         throw new HsmError('BAD_REQUEST', `frame ${id}: the body is not valid MessagePack (${e instanceof Error ? e.message : String(e)})`);
       }
-      frames.push({ id, body });
+      frames.push({ id, body: decoded });
     }
+    const rest = at === all.length ? null : all.subarray(at);
+    this.#chunks = rest ? [rest] : [];
+    this.#buffered = rest ? rest.length : 0;
     return frames;
   }
 
-  #peek(n: number): Buffer {
-    if (this.#chunks[0]!.length < n) this.#chunks = [Buffer.concat(this.#chunks)];
-    return this.#chunks[0]!;
-  }
-
-  #take(n: number): Buffer {
-    let all = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks);
-    const out = all.subarray(0, n);
-    all = all.subarray(n);
-    this.#chunks = all.length ? [all] : [];
-    this.#buffered -= n;
-    return out;
+  /** The length in the header at `at`, checked. */
+  #length(bytes: Buffer, at: number): number {
+    const length = bytes.readUInt32BE(at);
+    if (length < 4) throw new HsmError('BAD_REQUEST', `frame: length ${length} is shorter than a request id`);
+    if (length > this.#max) throw new HsmError('BAD_REQUEST', `frame: ${length} bytes is over the ${this.#max}-byte limit`);
+    return length;
   }
 }
 

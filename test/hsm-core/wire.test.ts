@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { createServer, connect, type Socket } from 'node:net';
 import { BATCH_LIMIT, FrameReader, encodeFrame, tickBatched } from '../../src/hsm-core/wire.js';
-import { perTurn } from '../../src/hsm-core/face.js';
+import { HsmError, perTurn } from '../../src/hsm-core/face.js';
 
 /** A socket that records what leaves together: writes made while corked leave at the last uncork. */
 class CorkRecorder {
@@ -83,6 +83,71 @@ describe('hsm-core: wire batching', () => {
     expect(received).to.deep.equal(Array.from({ length: count }, (_, i) => i + 1));
     client.destroy();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+});
+
+describe('hsm-core: FrameReader', () => {
+  const two = () => [encodeFrame(1, { data: new Uint8Array([1, 2, 3]) }), encodeFrame(0xffff_fffe, { data: new Uint8Array(300).fill(7), op: 'x' })];
+
+  it('reads the same frames however the stream is cut: whole, at every byte, and one frame over three chunks', () => {
+    const stream = Buffer.concat(two());
+    const read = (chunks: Buffer[]) => {
+      const reader = new FrameReader();
+      return chunks.flatMap((c) => [...reader.push(c)]);
+    };
+    const whole = read([stream]);
+    expect(whole.map((f) => f.id)).to.deep.equal([1, 0xffff_fffe]);
+    expect((whole[1]!.body as { data: Uint8Array }).data).to.deep.equal(new Uint8Array(300).fill(7));
+    for (let cut = 1; cut < stream.length; cut++) expect(read([stream.subarray(0, cut), stream.subarray(cut)])).to.deep.equal(whole);
+    expect(read(Array.from(stream, (_, i) => stream.subarray(i, i + 1)))).to.deep.equal(whole);
+    const second = two()[1]!;
+    expect(read([stream.subarray(0, 20), stream.subarray(20, 200), stream.subarray(200)])).to.deep.equal(whole);
+    expect(read([second.subarray(0, 2), second.subarray(2, 9), second.subarray(9)]).map((f) => f.id)).to.deep.equal([0xffff_fffe]);
+  });
+
+  it('gives each frame\'s bytes memory of their own, apart from the stream and from the other frames', () => {
+    const stream = Buffer.concat(two());
+    const [a, b] = new FrameReader().push(stream) as readonly { body: { data: Uint8Array } }[];
+    expect(a!.body.data.buffer).to.not.equal(b!.body.data.buffer);
+    expect(a!.body.data.buffer).to.not.equal(stream.buffer);
+    // Only this frame's body is behind its bytes: nothing of the other frame can be read through .buffer.
+    expect(a!.body.data.buffer.byteLength).to.equal(two()[0]!.length - 8);
+    stream.fill(0);
+    expect(a!.body.data).to.deep.equal(new Uint8Array([1, 2, 3]));
+  });
+
+  it('copies a large frame that arrives in many chunks once, not once a chunk (a slow sender cannot make the reader work quadratically)', () => {
+    const frame = encodeFrame(5, { data: new Uint8Array(4 << 20).fill(1) });
+    const concat = Buffer.concat;
+    let copied = 0;
+    Buffer.concat = ((list: readonly Uint8Array[], total?: number) => {
+      const out = concat(list, total);
+      copied += out.length;
+      return out;
+    }) as typeof Buffer.concat;
+    let frames: readonly unknown[] = [];
+    try {
+      const reader = new FrameReader();
+      for (let at = 0; at < frame.length; at += 4096) frames = reader.push(frame.subarray(at, at + 4096));
+    } finally {
+      Buffer.concat = concat;
+    }
+    expect(frames).to.have.length(1);
+    expect(copied).to.be.at.most(frame.length);
+  });
+
+  it('refuses a length out of bounds as soon as its header is in, before any body arrives', () => {
+    const header = (n: number) => Buffer.from([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
+    expect(() => new FrameReader(1024).push(header(1025))).to.throw(HsmError, 'frame: 1025 bytes is over the 1024-byte limit');
+    expect(() => new FrameReader().push(header(3))).to.throw(HsmError, 'frame: length 3 is shorter than a request id');
+    const reader = new FrameReader(1024);
+    expect(reader.push(header(1025).subarray(0, 3))).to.deep.equal([]);
+    expect(() => reader.push(header(1025).subarray(3))).to.throw(HsmError, 'over the 1024-byte limit');
+  });
+
+  it('names the frame whose body is not MessagePack', () => {
+    const bad = Buffer.from([0, 0, 0, 5, 0, 0, 0, 9, 0xc1]);
+    expect(() => new FrameReader().push(bad)).to.throw(HsmError, /^frame 9: the body is not valid MessagePack/);
   });
 });
 
