@@ -9,7 +9,8 @@
  * @module
  */
 import type * as X509 from '@peculiar/x509';
-import { createHash, webcrypto } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual, webcrypto } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { loadX509 } from '../certificates/index.js';
@@ -21,10 +22,90 @@ const KEY_BAG_SHROUDED = '1.2.840.113549.1.12.10.1.2';
 const CERT_BAG = '1.2.840.113549.1.12.10.1.3';
 const X509_CERTIFICATE = '1.2.840.113549.1.9.22.1';
 
+/** A PKCS #12 MAC's hash: OpenSSL's name, its output length u and its block length v (RFC 7292 B.2). */
+const MAC_HASHES: Readonly<Record<string, { name: string; u: number; v: number }>> = {
+  'SHA-1': { name: 'sha1', u: 20, v: 64 },
+  'SHA-256': { name: 'sha256', u: 32, v: 64 },
+  'SHA-384': { name: 'sha384', u: 48, v: 128 },
+  'SHA-512': { name: 'sha512', u: 64, v: 128 },
+};
+
+/** Iterations of the MAC key's hash done in one turn of the event loop (about 4 ms here). */
+export const HASHES_PER_TURN = 2048;
+
+const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash;
+const hashOnce = (name: string, data: Uint8Array): Uint8Array => (oneShot ? oneShot(name, data, 'buffer') : createHash(name).update(data).digest());
+
+/**
+ * The password as RFC 7292 B.1 asks (a BMPString: UTF-16 big-endian, then two zero bytes), read
+ * from its UTF-8 bytes as pkijs reads them (bytes that are not UTF-8 are taken one character
+ * each), so that files of either open in the other.
+ */
+function bmpPassword(password: ArrayBuffer): Uint8Array {
+  const bytes = new Uint8Array(password);
+  let text = new TextDecoder().decode(bytes);
+  const again = new TextEncoder().encode(text);
+  if (again.length !== bytes.length || again.some((b, i) => b !== bytes[i])) text = String.fromCharCode(...bytes);
+  const out = new Uint8Array(text.length * 2 + 2);
+  for (let i = 0; i < text.length; i++) {
+    out[i * 2] = text.charCodeAt(i) >> 8;
+    out[i * 2 + 1] = text.charCodeAt(i) & 0xff;
+  }
+  return out;
+}
+
+/** `bytes` repeated to fill a multiple of `v` bytes (none for none). */
+function repeatTo(bytes: Uint8Array, v: number): Uint8Array {
+  const out = new Uint8Array(v * Math.ceil(bytes.length / v));
+  for (let i = 0; i < out.length; i++) out[i] = bytes[i % bytes.length]!;
+  return out;
+}
+
+/**
+ * The key of a PKCS #12 file's MAC (RFC 7292 appendix B.2, ID 3). pkijs derives it with a
+ * JavaScript SHA-256, all iterations at once: with OpenSSL's default of 100,000 (what `store`
+ * writes), every load and store of a keystore held the event loop for 270-310 ms. Here node:crypto
+ * hashes, {@link HASHES_PER_TURN} iterations a turn, so timers and I/O run between them.
+ */
+async function pkcs12MacKey(hashAlgorithm: string, password: ArrayBuffer, salt: ArrayBuffer, iterations: number): Promise<Uint8Array> {
+  const hash = MAC_HASHES[hashAlgorithm.toUpperCase()];
+  if (!hash) throw new HsmError('BAD_REQUEST', `PKCS #12 MAC: hash ${hashAlgorithm} is not one of ${Object.keys(MAC_HASHES).join(', ')}`);
+  const { name, u, v } = hash;
+  const I = new Uint8Array([...repeatTo(new Uint8Array(salt), v), ...repeatTo(bmpPassword(password), v)]);
+  // The key is as long as one hash output (u bytes), so one block A of B.2's step 6 gives it all.
+  let A: Uint8Array = new Uint8Array([...new Uint8Array(v).fill(3), ...I]);
+  for (let done = 0; done < iterations; ) {
+    const stop = Math.min(iterations, done + HASHES_PER_TURN);
+    for (; done < stop; done++) A = hashOnce(name, A);
+    if (done < iterations) await new Promise((resolve) => setImmediate(resolve));
+  }
+  return A.slice(0, u);
+}
+
+/** The MAC of `content` under `password`, as the PKCS #12 MacData holds it. */
+async function pkcs12Mac(hashAlgorithm: string, password: ArrayBuffer, salt: ArrayBuffer, iterations: number, content: ArrayBuffer): Promise<Buffer> {
+  const key = await pkcs12MacKey(hashAlgorithm, password, salt, iterations);
+  return createHmac(MAC_HASHES[hashAlgorithm.toUpperCase()]!.name, key).update(new Uint8Array(content)).digest();
+}
+
+/** pkijs's engine over node:crypto, with the MAC of PKCS #12 files made and checked by {@link pkcs12Mac}. Exported for tests. */
+export class NodeEngine extends pkijs.CryptoEngine {
+  override async stampDataWithPassword(p: pkijs.CryptoEngineStampDataWithPasswordParams): Promise<ArrayBuffer> {
+    const mac = await pkcs12Mac(p.hashAlgorithm, p.password, p.salt, p.iterationCount, p.contentToStamp);
+    return mac.buffer.slice(mac.byteOffset, mac.byteOffset + mac.byteLength) as ArrayBuffer;
+  }
+
+  override async verifyDataStampedWithPassword(p: pkijs.CryptoEngineVerifyDataStampedWithPasswordParams): Promise<boolean> {
+    const mac = await pkcs12Mac(p.hashAlgorithm, p.password, p.salt, p.iterationCount, p.contentToVerify);
+    const given = new Uint8Array(p.signatureToVerify);
+    return given.length === mac.length && timingSafeEqual(given, mac);
+  }
+}
+
 let engineSet = false;
 function useNodeEngine(): void {
   if (engineSet) return;
-  pkijs.setEngine('node', new pkijs.CryptoEngine({ name: 'node', crypto: webcrypto as never }));
+  pkijs.setEngine('node', new NodeEngine({ name: 'node', crypto: webcrypto as never }));
   engineSet = true;
 }
 
