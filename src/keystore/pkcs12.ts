@@ -33,6 +33,12 @@ const MAC_HASHES: Readonly<Record<string, { name: string; u: number; v: number }
 /** Iterations of the MAC key's hash done in one turn of the event loop (about 4 ms here). */
 export const HASHES_PER_TURN = 2048;
 
+/**
+ * The most MAC iterations a file may ask for: about 10 s of hashing here. OpenSSL writes 2,048 by
+ * default and this keystore 100,000; a file asking for more is refused, not worked through.
+ */
+export const MAX_MAC_ITERATIONS = 5_000_000;
+
 const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash;
 const hashOnce = (name: string, data: Uint8Array): Uint8Array => (oneShot ? oneShot(name, data, 'buffer') : createHash(name).update(data).digest());
 
@@ -70,6 +76,9 @@ function repeatTo(bytes: Uint8Array, v: number): Uint8Array {
 async function pkcs12MacKey(hashAlgorithm: string, password: ArrayBuffer, salt: ArrayBuffer, iterations: number): Promise<Uint8Array> {
   const hash = MAC_HASHES[hashAlgorithm.toUpperCase()];
   if (!hash) throw new HsmError('BAD_REQUEST', `PKCS #12 MAC: hash ${hashAlgorithm} is not one of ${Object.keys(MAC_HASHES).join(', ')}`);
+  if (!Number.isSafeInteger(iterations) || iterations < 1 || iterations > MAX_MAC_ITERATIONS) {
+    throw new HsmError('BAD_REQUEST', `PKCS #12 MAC: ${iterations} iterations is outside the 1 to ${MAX_MAC_ITERATIONS.toLocaleString('en-US')} this keystore reads`);
+  }
   const { name, u, v } = hash;
   const I = new Uint8Array([...repeatTo(new Uint8Array(salt), v), ...repeatTo(bmpPassword(password), v)]);
   // The key is as long as one hash output (u bytes), so one block A of B.2's step 6 gives it all.
@@ -164,7 +173,9 @@ export async function readPkcs12(data: Uint8Array, password: string): Promise<Pk
   }
   try {
     await pfx.parseInternalValues({ password: pw, checkIntegrity: true });
-  } catch {
+  } catch (e) {
+    // The MAC's own refusals (its hash, its iteration count) say what is wrong with the file.
+    if (e instanceof HsmError) throw e;
     if (await emptyWithValidMac(pfx, pw)) return [];
     throw new HsmError('LOGIN_FAILED', 'keystore: wrong password (the file\'s integrity check fails with it), or the file was altered');
   }

@@ -7,7 +7,9 @@
 import { webcrypto } from 'node:crypto';
 import { expect } from 'chai';
 import * as pkijs from 'pkijs';
-import { HASHES_PER_TURN, NodeEngine } from '../../src/keystore/pkcs12.js';
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { HASHES_PER_TURN, MAX_MAC_ITERATIONS, NodeEngine, readPkcs12, writePkcs12 } from '../../src/keystore/pkcs12.js';
 import { refusal } from '../helpers/refusal.js';
 
 const engines = () => ({
@@ -79,5 +81,18 @@ describe('keystore: the PKCS #12 MAC', () => {
     await ours.stampDataWithPassword(params);
     counting = false;
     expect(turns).to.be.at.least(turnsAtLeast);
+  });
+
+  it(`refuses a file whose MAC asks for more than ${MAX_MAC_ITERATIONS.toLocaleString('en-US')} iterations, saying so, without working through them`, async () => {
+    const keys = (await webcrypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({ name: 'CN=MAC test', keys, signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' }, notBefore: new Date(), notAfter: new Date(Date.now() + 86_400_000) }, webcrypto as never);
+    const file = await writePkcs12([{ alias: 'root', kind: 'certificate', chain: [cert] }], 'store-password');
+    expect((await readPkcs12(file, 'store-password')).map((e) => e.alias)).to.deep.equal(['root']);
+    const pfx = pkijs.PFX.fromBER(Buffer.from(file));
+    pfx.macData!.iterations = MAX_MAC_ITERATIONS + 1;
+    const tampered = new Uint8Array(pfx.toSchema().toBER(false));
+    const error = await refusal(readPkcs12(tampered, 'store-password'));
+    expect(error.code).to.equal('BAD_REQUEST');
+    expect(error.message).to.equal(`PKCS #12 MAC: ${MAX_MAC_ITERATIONS + 1} iterations is outside the 1 to 5,000,000 this keystore reads`);
   });
 });
