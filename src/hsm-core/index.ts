@@ -7,6 +7,7 @@
  */
 export { createMember, type Member, type MemberOptions } from './member.js';
 export { useThreadPool } from './mechanisms/pool.js';
+export { digest } from './mechanisms/hash.js';
 export { readBackupHeader, type BackupHeader } from './ops/backup-ops.js';
 export { MEMBER_MODES, type MemberMode } from './state.js';
 export { FrameReader, encodeFrame, tickBatched, BATCH_LIMIT, MAX_FRAME_BYTES, type Frame } from './wire.js';

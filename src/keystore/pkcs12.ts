@@ -9,12 +9,11 @@
  * @module
  */
 import type * as X509 from '@peculiar/x509';
-import * as nodeCrypto from 'node:crypto';
 import { createHash, createHmac, timingSafeEqual, webcrypto } from 'node:crypto';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { loadX509 } from '../certificates/index.js';
-import { HsmError } from '../hsm-core/index.js';
+import { HsmError, digest, type HashName } from '../hsm-core/index.js';
 
 const FRIENDLY_NAME = '1.2.840.113549.1.9.20';
 const LOCAL_KEY_ID = '1.2.840.113549.1.9.21';
@@ -22,8 +21,8 @@ const KEY_BAG_SHROUDED = '1.2.840.113549.1.12.10.1.2';
 const CERT_BAG = '1.2.840.113549.1.12.10.1.3';
 const X509_CERTIFICATE = '1.2.840.113549.1.9.22.1';
 
-/** A PKCS #12 MAC's hash: OpenSSL's name, its output length u and its block length v (RFC 7292 B.2). */
-const MAC_HASHES: Readonly<Record<string, { name: string; u: number; v: number }>> = {
+/** A PKCS #12 MAC's hash: its name, its output length u and its block length v (RFC 7292 B.2). */
+const MAC_HASHES: Readonly<Record<string, { name: HashName; u: number; v: number }>> = {
   'SHA-1': { name: 'sha1', u: 20, v: 64 },
   'SHA-256': { name: 'sha256', u: 32, v: 64 },
   'SHA-384': { name: 'sha384', u: 48, v: 128 },
@@ -38,9 +37,6 @@ export const HASHES_PER_TURN = 2048;
  * default and this keystore 100,000; a file asking for more is refused, not worked through.
  */
 export const MAX_MAC_ITERATIONS = 5_000_000;
-
-const oneShot = (nodeCrypto as { hash?: (algorithm: string, data: Uint8Array, encoding: 'buffer') => Buffer }).hash;
-const hashOnce = (name: string, data: Uint8Array): Uint8Array => (oneShot ? oneShot(name, data, 'buffer') : createHash(name).update(data).digest());
 
 /**
  * The password as RFC 7292 B.1 asks (a BMPString: UTF-16 big-endian, then two zero bytes), read
@@ -69,8 +65,8 @@ function repeatTo(bytes: Uint8Array, v: number): Uint8Array {
 
 /**
  * The key of a PKCS #12 file's MAC (RFC 7292 appendix B.2, ID 3). pkijs derives it with a
- * JavaScript SHA-256, all iterations at once: with OpenSSL's default of 100,000 (what `store`
- * writes), every load and store of a keystore held the event loop for 270-310 ms. Here node:crypto
+ * JavaScript SHA-256, all iterations at once: with the 100,000 that `store` writes, every load and
+ * store of a keystore held the event loop for 270-310 ms. Here hsm-core's `digest` (node:crypto)
  * hashes, {@link HASHES_PER_TURN} iterations a turn, so timers and I/O run between them.
  */
 async function pkcs12MacKey(hashAlgorithm: string, password: ArrayBuffer, salt: ArrayBuffer, iterations: number): Promise<Uint8Array> {
@@ -85,7 +81,7 @@ async function pkcs12MacKey(hashAlgorithm: string, password: ArrayBuffer, salt: 
   let A: Uint8Array = new Uint8Array([...new Uint8Array(v).fill(3), ...I]);
   for (let done = 0; done < iterations; ) {
     const stop = Math.min(iterations, done + HASHES_PER_TURN);
-    for (; done < stop; done++) A = hashOnce(name, A);
+    for (; done < stop; done++) A = digest(name, A);
     if (done < iterations) await new Promise((resolve) => setImmediate(resolve));
   }
   return A.slice(0, u);

@@ -10,6 +10,7 @@ import type { HashName } from '../../src/hsm-core/index.js';
 import { poolUse } from '../../src/hsm-core/mechanisms/pool.js';
 import { rsaPkcs8 } from '../helpers/keys.js';
 import { activatedMember, bytes, hex, type Fixture } from '../helpers/member.js';
+import { turnCounter } from '../helpers/turns.js';
 
 const subtle = webcrypto.subtle;
 const WEB_HASH: Record<HashName, string> = { sha1: 'SHA-1', sha224: 'SHA-224', sha256: 'SHA-256', sha384: 'SHA-384', sha512: 'SHA-512' };
@@ -388,18 +389,6 @@ describe('hsm-core: mechanisms', () => {
         sign: () => f.m.ok({ op: 'sign', session: f.alice, handle: pair.privateHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data }),
         verifies: (signature: Uint8Array) => nodeVerify('sha256', data, key, signature),
       };
-    }
-
-    /** Counts turns of the event loop from now until `stop` is called. */
-    function turnCounter(): { turns: () => number; stop: () => void } {
-      let turns = 0;
-      let spinning = true;
-      const spin = () => {
-        turns += 1;
-        if (spinning) setImmediate(spin);
-      };
-      setImmediate(spin);
-      return { turns: () => turns, stop: () => (spinning = false) };
     }
 
     it('signatures awaited one after another let timers and I/O run between them; many at once all verify too', async () => {

@@ -11,6 +11,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { HASHES_PER_TURN, MAX_MAC_ITERATIONS, NodeEngine, readPkcs12, writePkcs12 } from '../../src/keystore/pkcs12.js';
 import { refusal } from '../helpers/refusal.js';
+import { turnCounter } from '../helpers/turns.js';
 
 const engines = () => ({
   ours: new NodeEngine({ name: 'node', crypto: webcrypto as never }),
@@ -70,17 +71,10 @@ describe('keystore: the PKCS #12 MAC', () => {
     const { ours } = engines();
     const turnsAtLeast = 4;
     const params = { password: utf8('p'), hashAlgorithm: 'SHA-256', salt: buffer(new Uint8Array(8)), iterationCount: HASHES_PER_TURN * turnsAtLeast + 1, contentToStamp: utf8('x') };
-    // A callback that schedules itself for the next turn runs once in each turn the MAC leaves free.
-    let turns = 0;
-    let counting = true;
-    const tick = () => {
-      turns += 1;
-      if (counting) setImmediate(tick);
-    };
-    setImmediate(tick);
+    const counter = turnCounter();
     await ours.stampDataWithPassword(params);
-    counting = false;
-    expect(turns).to.be.at.least(turnsAtLeast);
+    counter.stop();
+    expect(counter.turns()).to.be.at.least(turnsAtLeast);
   });
 
   it(`refuses a file whose MAC asks for more than ${MAX_MAC_ITERATIONS.toLocaleString('en-US')} iterations, saying so, without working through them`, async () => {
