@@ -33,10 +33,19 @@ const MAC_HASHES: Readonly<Record<string, { name: HashName; u: number; v: number
 export const HASHES_PER_TURN = 2048;
 
 /**
- * The most MAC iterations a file may ask for: about 10 s of hashing here. OpenSSL writes 2,048 by
- * default and this keystore 100,000; a file asking for more is refused, not worked through.
+ * The most iterations a file may ask for, of its MAC's key or of a PBKDF2 that encrypts its
+ * content: Java's PKCS12 KeyStore refuses more too. About 10 s of the MAC's hashing here; OpenSSL
+ * writes 2,048 by default and this keystore 100,000. A file asking for more is refused, not worked
+ * through.
  */
-export const MAX_MAC_ITERATIONS = 5_000_000;
+export const MAX_ITERATIONS = 5_000_000;
+
+/** Refuses an iteration count outside 1 to {@link MAX_ITERATIONS}; `what` names whose count it is. */
+function checkIterations(what: string, iterations: unknown): void {
+  if (typeof iterations !== 'number' || !Number.isSafeInteger(iterations) || iterations < 1 || iterations > MAX_ITERATIONS) {
+    throw new HsmError('BAD_REQUEST', `PKCS #12 ${what}: ${String(iterations)} iterations is outside the 1 to ${MAX_ITERATIONS.toLocaleString('en-US')} this keystore reads`);
+  }
+}
 
 /**
  * The password as RFC 7292 B.1 asks (a BMPString: UTF-16 big-endian, then two zero bytes), read
@@ -72,9 +81,7 @@ function repeatTo(bytes: Uint8Array, v: number): Uint8Array {
 async function pkcs12MacKey(hashAlgorithm: string, password: ArrayBuffer, salt: ArrayBuffer, iterations: number): Promise<Uint8Array> {
   const hash = MAC_HASHES[hashAlgorithm.toUpperCase()];
   if (!hash) throw new HsmError('BAD_REQUEST', `PKCS #12 MAC: hash ${hashAlgorithm} is not one of ${Object.keys(MAC_HASHES).join(', ')}`);
-  if (!Number.isSafeInteger(iterations) || iterations < 1 || iterations > MAX_MAC_ITERATIONS) {
-    throw new HsmError('BAD_REQUEST', `PKCS #12 MAC: ${iterations} iterations is outside the 1 to ${MAX_MAC_ITERATIONS.toLocaleString('en-US')} this keystore reads`);
-  }
+  checkIterations('MAC', iterations);
   const { name, u, v } = hash;
   const I = new Uint8Array([...repeatTo(new Uint8Array(salt), v), ...repeatTo(bmpPassword(password), v)]);
   // The key is as long as one hash output (u bytes), so one block A of B.2's step 6 gives it all.
@@ -93,8 +100,23 @@ async function pkcs12Mac(hashAlgorithm: string, password: ArrayBuffer, salt: Arr
   return createHmac(MAC_HASHES[hashAlgorithm.toUpperCase()]!.name, key).update(new Uint8Array(content)).digest();
 }
 
-/** pkijs's engine over node:crypto, with the MAC of PKCS #12 files made and checked by {@link pkcs12Mac}. Exported for tests. */
+/**
+ * pkijs's engine over node:crypto, with the MAC of PKCS #12 files made and checked by
+ * {@link pkcs12Mac}, and no PBKDF2 of more than {@link MAX_ITERATIONS} iterations. Exported for tests.
+ */
 export class NodeEngine extends pkijs.CryptoEngine {
+  /**
+   * pkijs derives the key of an encrypted SafeContents (PBES2) here, with the iteration count the
+   * file gives. node:crypto would work through any count on a thread of libuv's pool, which the
+   * process's signatures share: at 0.3 s a million iterations here, a file asking for 2³² − 1 held
+   * a pool thread for over 20 minutes, and as long again for each further encrypted part.
+   */
+  override deriveKey(...args: Parameters<pkijs.CryptoEngine['deriveKey']>): ReturnType<pkijs.CryptoEngine['deriveKey']> {
+    const algorithm = args[0] as { name?: unknown; iterations?: unknown };
+    if (typeof algorithm === 'object' && String(algorithm.name).toUpperCase() === 'PBKDF2') checkIterations('encryption (PBKDF2)', algorithm.iterations);
+    return super.deriveKey(...args);
+  }
+
   override async stampDataWithPassword(p: pkijs.CryptoEngineStampDataWithPasswordParams): Promise<ArrayBuffer> {
     const mac = await pkcs12Mac(p.hashAlgorithm, p.password, p.salt, p.iterationCount, p.contentToStamp);
     return mac.buffer.slice(mac.byteOffset, mac.byteOffset + mac.byteLength) as ArrayBuffer;
@@ -180,6 +202,8 @@ export async function readPkcs12(data: Uint8Array, password: string): Promise<Pk
   try {
     await safe.parseInternalValues({ safeContents: safe.safeContents.map(() => ({ password: pw })) });
   } catch (e) {
+    // The engine's own refusals (an iteration count) say what is wrong with the file.
+    if (e instanceof HsmError) throw e;
     throw new HsmError('BAD_REQUEST', `keystore: the PKCS #12 content does not decrypt (${e instanceof Error ? e.message : String(e)}); legacy RC2/3DES files need re-exporting with AES`);
   }
   const keys: { name: string | null; id: string | null; encrypted: Uint8Array }[] = [];
