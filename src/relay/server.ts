@@ -6,7 +6,8 @@
  * Each WebSocket connection is one login (a crypto user, or an admin for the audit log) and can do
  * nothing else before it; its session keys die with the connection. Origins are checked against
  * an allow-list (default: the relay's own). Messages are capped in size, requests in flight per
- * connection and connections in number; an idle connection is closed. A malformed or oversized
+ * connection and connections in number, and a connection's answers waiting to be written (its
+ * requests are left unread meanwhile); an idle connection is closed. A malformed or oversized
  * message closes that connection with a reason; the relay and its other connections carry on.
  * Nothing secret is logged (no passwords, no payloads).
  *
@@ -43,7 +44,7 @@ export interface RelayOptions {
   port?: number;
   /** Origins allowed to open a WebSocket (`http://host:port`); default: the relay's own. */
   allowedOrigins?: string[];
-  /** Largest message accepted, bytes. Default 1 MiB. */
+  /** Largest message accepted, bytes, and the backlog of unwritten answers at which a connection's requests wait. Default 1 MiB. */
   maxMessageBytes?: number;
   /** Requests one connection may have in flight. Default 64. */
   maxInFlight?: number;
@@ -131,23 +132,53 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       log(`closed a connection from ${origin}: ${reason}`);
       ws.close(code, reason.slice(0, 120));
     };
+    // Backpressure. While more than maxMessageBytes of this connection's answers wait to be
+    // written (its page is not reading them), the relay reads none of its messages and takes none
+    // of those already read; once the backlog is down to half, it goes on. So a page that never
+    // reads holds at most that backlog and the answers to what it had in flight, however much it
+    // sends.
+    let held = false;
+    let toldHeld = false;
+    const waiting: Record<string, unknown>[] = [];
+    const flow = () => {
+      while (!held && !closed && waiting.length) {
+        const msg = waiting.shift()!;
+        accept(msg, msg.id as number);
+      }
+      if (!held && !closed) ws.resume();
+    };
+    const written = () => {
+      if (held && ws.bufferedAmount <= maxMessageBytes / 2) {
+        held = false;
+        flow();
+      }
+    };
+    const write = (bytes: Uint8Array) => {
+      ws.send(bytes, written);
+      if (held || ws.bufferedAmount <= maxMessageBytes) return;
+      held = true;
+      ws.pause();
+      if (!toldHeld) log(`a page from ${origin} is not reading its answers (${ws.bufferedAmount} bytes wait): its requests wait until it does`);
+      toldHeld = true;
+    };
     // Under version 2 the answers finished in one turn of the event loop leave as one batch (an
     // answer alone leaves as a map, as in version 1).
     const sendBatched = perTurn<RelayAnswer>(
       (answers) => {
-        if (ws.readyState === ws.OPEN) ws.send(encoder.encode(answers.length === 1 ? answers[0] : answers));
+        if (ws.readyState === ws.OPEN) write(encoder.encode(answers.length === 1 ? answers[0] : answers));
       },
       (end) => setImmediate(end),
       RELAY_BATCH_MAX,
     );
     const send = (answer: RelayAnswer) => {
       if (ws.readyState !== ws.OPEN) return;
-      if (version < RELAY_BATCH_VERSION) return ws.send(encoder.encode(answer));
+      if (version < RELAY_BATCH_VERSION) return write(encoder.encode(answer));
       sendBatched(answer);
     };
     const fail = (id: number, code: string, message: string) => send({ id, ok: false, error: { code, message } });
     ws.on('close', () => {
       closed = true;
+      waiting.length = 0;
       clearTimeout(idle);
       const s = session;
       session = null;
@@ -177,7 +208,10 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       if (!messages.every((m) => typeof m.id === 'number' && Number.isSafeInteger(m.id) && m.id >= 1)) {
         return close(CLOSE.protocolError, 'a message without a positive integer id');
       }
-      for (const msg of messages) accept(msg, msg.id as number);
+      for (const msg of messages) {
+        if (held || waiting.length) waiting.push(msg);
+        else accept(msg, msg.id as number);
+      }
     });
 
     function accept(msg: Record<string, unknown>, id: number): void {

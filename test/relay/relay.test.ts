@@ -2,7 +2,7 @@
  * The relay, from Node: the browser client (the same module the bundle is built from) over the
  * `ws` package. Round trips, capabilities, version skew, and the security cases: an origin not
  * allowed, a connection that never logs in, a wrong password (counted towards the lockout), a
- * flood, fuzzed and oversized frames, idle connections. In each case the relay keeps serving a
+ * flood, a page that stops reading, fuzzed and oversized frames, idle connections. In each case the relay keeps serving a
  * good client.
  */
 import { createHash, randomBytes } from 'node:crypto';
@@ -270,6 +270,61 @@ describe('relay: pages reach the HSM over WebSocket', function () {
     expect((await flooder.crypto.subtle.digest('SHA-256', new Uint8Array(1))).byteLength).to.equal(32);
     await stillServes();
     await flooder.logout();
+  });
+
+  it('a page that stops reading has its requests left unread while its answers back up, and all answered once it reads', async () => {
+    // The requests the relay takes, counted where it hands them to the HSM.
+    let taken = 0;
+    const counting = {
+      login: async (username: string, password: string, options?: Parameters<LocalCluster['login']>[2]) => {
+        const s = await cluster.login(username, password, options);
+        const send = s.send.bind(s);
+        s.send = ((request: never) => {
+          taken += 1;
+          return send(request);
+        }) as typeof s.send;
+        return s;
+      },
+    };
+    const told: string[] = [];
+    // In flight enough for the whole flood, so that nothing is refused RELAY_BUSY.
+    const slow = await startRelay({ cluster: counting, port: 0, maxInFlight: 4096, log: (l) => told.push(l) });
+    const ws = new WebSocket(`${slow.url.replace('http', 'ws')}/ws`, { origin: slow.url });
+    const answers = new Map<number, { ok: boolean; result?: { data: Uint8Array } }>();
+    ws.on('message', (d: Buffer) => {
+      for (const a of [decode(d)].flat() as { id: number; ok: boolean; result?: { data: Uint8Array } }[]) answers.set(a.id, a);
+    });
+    await new Promise((resolve) => ws.once('open', resolve));
+    ws.send(encode({ id: 1, type: 'hello', versions: [2] }));
+    ws.send(encode({ id: 2, type: 'login', username: 'app', password: 'app-password' }));
+    await waitUntil(() => answers.size === 2, 'hello and login answered');
+    taken = 0;
+    // 200 messages of 16 requests for 64 KiB each (200 MiB of answers), and the page stops reading.
+    const MESSAGES = 200;
+    const TOTAL = MESSAGES * 16;
+    const held = () => told.some((l) => l.includes('is not reading its answers'));
+    ws.pause();
+    for (let m = 0; m < MESSAGES; m++) {
+      const before = taken;
+      ws.send(encode(Array.from({ length: 16 }, (_, i) => ({ id: 10 + m * 16 + i, type: 'request', request: { op: 'generateRandom', length: 65_536 } }))));
+      // One message at a time while the relay takes them, so that they are not read all at once.
+      if (!held()) await waitUntil(() => taken === before + 16 || held(), `message ${m} taken, or the relay holding the page`);
+    }
+    // Wait until the relay takes no more: the count stays still for a while.
+    let last = -1;
+    for (let still = 0; still < 5; ) {
+      await new Promise((r) => setTimeout(r, 40));
+      still = taken === last ? still + 1 : 0;
+      last = taken;
+    }
+    expect(taken, `${taken} requests taken while the page did not read`).to.be.below(TOTAL / 3);
+    expect(held(), 'the relay logs that the page is not reading').to.equal(true);
+    ws.resume();
+    await waitUntil(() => answers.size === TOTAL + 2, 'every request answered', 60_000);
+    expect([...answers.values()].every((a) => a.ok)).to.equal(true);
+    expect(answers.get(10 + TOTAL - 1)!.result!.data.byteLength).to.equal(65_536);
+    ws.close();
+    await slow.close();
   });
 
   it('fuzzed, text and oversized frames close only that connection, with a reason', async () => {
