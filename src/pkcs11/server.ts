@@ -7,7 +7,8 @@
  * Each connection: one version byte each way (the client's says its p11-kit generation, and so
  * the dialect of mechanism parameters), then frames. Requests are answered as they complete, so
  * one application's threads pipeline (a slow signature does not hold another thread's lookup);
- * a frame that does not decode closes that connection only.
+ * a frame that does not decode closes that connection only. A connection that does not read its
+ * answers has its requests left unread until they drain (see serveConnection).
  *
  * @module
  */
@@ -78,15 +79,48 @@ export async function servePkcs11(options: Pkcs11ServeOptions): Promise<Pkcs11Do
   };
 }
 
+/** Requests of one connection the door works on at once; more wait unread (see below). */
+const CONNECTION_IN_FLIGHT = 256;
+
+/**
+ * One application's connection. Backpressure, as a TLS member host does it: requests are taken
+ * only while the application reads its answers. When the socket's write buffer is full, or
+ * {@link CONNECTION_IN_FLIGHT} requests are in the door, reading stops (frames already read wait
+ * their turn) until answers drain; so an application that never reads its answers holds at most
+ * a few of them in the door's memory, however much it sends, and the door's other applications
+ * carry on.
+ */
 function serveConnection(socket: Socket, token: Token, log: (line: string) => void): void {
   let dialect: Dialect | null = null;
   const reader = new FrameReader();
   let closed = false;
+  let writable = true;
+  let inFlight = 0;
+  const waiting: { code: number; body: Buffer }[] = [];
   const send = tickBatched(socket);
   socket.on('error', () => undefined);
   socket.on('close', () => {
     closed = true;
+    waiting.length = 0;
     void token.close();
+  });
+  const flow = () => {
+    while (!closed && writable && inFlight < CONNECTION_IN_FLIGHT && waiting.length) {
+      const { code, body } = waiting.shift()!;
+      inFlight += 1;
+      const done = () => {
+        inFlight -= 1;
+        flow();
+      };
+      void answer(code, body).then(done, done);
+    }
+    if (closed) return;
+    if (writable && inFlight < CONNECTION_IN_FLIGHT && waiting.length === 0) socket.resume();
+    else socket.pause();
+  };
+  socket.on('drain', () => {
+    writable = true;
+    flow();
   });
   const fail = (why: string) => {
     log(`closed a PKCS #11 connection: ${why}`);
@@ -110,7 +144,8 @@ function serveConnection(socket: Socket, token: Token, log: (line: string) => vo
       fail((e as Error).message);
       return;
     }
-    for (const frame of frames) void answer(frame.code, frame.body);
+    waiting.push(...frames);
+    flow();
   });
 
   async function answer(code: number, body: Buffer): Promise<void> {
@@ -134,6 +169,6 @@ function serveConnection(socket: Socket, token: Token, log: (line: string) => vo
     }
     if (closed) return;
     // Answers finished in one tick go out in one write.
-    send(encodeFrame(code, reply));
+    if (!send(encodeFrame(code, reply))) writable = false;
   }
 }
