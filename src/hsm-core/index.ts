@@ -10,7 +10,7 @@ export { useThreadPool } from './mechanisms/pool.js';
 export { digest } from './mechanisms/hash.js';
 export { readBackupHeader, type BackupHeader } from './ops/backup-ops.js';
 export { MEMBER_MODES, type MemberMode } from './state.js';
-export { FrameReader, encodeFrame, tickBatched, BATCH_LIMIT, MAX_FRAME_BYTES, type Frame } from './wire.js';
+export { FrameReader, RequestFlow, encodeFrame, tickBatched, BATCH_LIMIT, MAX_FRAME_BYTES, type Frame } from './wire.js';
 export { perTurn } from './face.js';
 export { serveMember, ensureClusterCsr, cloneClusterIdentity, MEMBER_FILES, type ServeOptions, type Served } from './hosts/tls.js';
 export { HsmError, HSM_ERROR_CODES, keyRef, withArticle, type HsmErrorCode, type WireError } from './errors.js';

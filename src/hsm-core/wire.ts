@@ -153,3 +153,70 @@ export function tickBatched(socket: { cork(): void; uncork(): void; write(chunk:
     return ok;
   };
 }
+
+/** What {@link RequestFlow} needs of a connection: to stop and start reading, and to say when its write buffer drained. */
+export interface Readable {
+  pause(): unknown;
+  resume(): unknown;
+  on(event: 'drain', listener: () => void): unknown;
+}
+
+/**
+ * Backpressure for one connection that answers requests as they complete: requests are taken only
+ * while the client reads its answers. When the last answer written did not fit the socket's
+ * buffer ({@link full}), or `limit` requests are being worked on, reading stops, and requests
+ * already read wait their turn, until answers drain. So a client that never reads its answers
+ * holds at most a few of them in this process's memory, however much it sends. A TLS member host
+ * and the PKCS #11 door serve their connections through one.
+ */
+export class RequestFlow<T> {
+  readonly #socket: Readable;
+  readonly #limit: number;
+  readonly #run: (request: T) => Promise<unknown>;
+  readonly #waiting: T[] = [];
+  #inFlight = 0;
+  #writable = true;
+  #closed = false;
+
+  /** `run` works on a request and writes its answer; its promise settles once it has. */
+  constructor(socket: Readable, limit: number, run: (request: T) => Promise<unknown>) {
+    this.#socket = socket;
+    this.#limit = limit;
+    this.#run = run;
+    socket.on('drain', () => {
+      this.#writable = true;
+      this.#flow();
+    });
+  }
+
+  /** Requests read from the connection, in order. */
+  push(requests: readonly T[]): void {
+    this.#waiting.push(...requests);
+    this.#flow();
+  }
+
+  /** An answer did not fit the socket's write buffer: take no more requests until it drains. */
+  full(): void {
+    this.#writable = false;
+  }
+
+  /** The connection is closing: the requests still waiting are dropped. */
+  close(): void {
+    this.#closed = true;
+    this.#waiting.length = 0;
+  }
+
+  #flow(): void {
+    while (!this.#closed && this.#writable && this.#inFlight < this.#limit && this.#waiting.length) {
+      this.#inFlight += 1;
+      const done = () => {
+        this.#inFlight -= 1;
+        this.#flow();
+      };
+      this.#run(this.#waiting.shift()!).then(done, done);
+    }
+    if (this.#closed) return;
+    if (this.#writable && this.#inFlight < this.#limit && this.#waiting.length === 0) this.#socket.resume();
+    else this.#socket.pause();
+  }
+}

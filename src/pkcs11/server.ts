@@ -17,7 +17,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { callById, ERROR_CALL } from './calls.js';
 import { FrameReader, ProtocolError, encodeFrame, readMessage, writeMessage, type Dialect } from './codec.js';
-import { tickBatched } from '../hsm-core/index.js';
+import { RequestFlow, tickBatched } from '../hsm-core/index.js';
 import { Ckr } from './objects.js';
 import { Token, type Pkcs11Cluster } from './token.js';
 
@@ -83,48 +83,26 @@ export async function servePkcs11(options: Pkcs11ServeOptions): Promise<Pkcs11Do
 const CONNECTION_IN_FLIGHT = 256;
 
 /**
- * One application's connection. Backpressure, as a TLS member host does it: requests are taken
- * only while the application reads its answers. When the socket's write buffer is full, or
- * {@link CONNECTION_IN_FLIGHT} requests are in the door, reading stops (frames already read wait
- * their turn) until answers drain; so an application that never reads its answers holds at most
- * a few of them in the door's memory, however much it sends, and the door's other applications
- * carry on.
+ * One application's connection, with backpressure as a TLS member host has it
+ * ({@link RequestFlow}): an application that never reads its answers holds at most a few of them
+ * in the door's memory, however much it sends, and the door's other applications carry on.
  */
 function serveConnection(socket: Socket, token: Token, log: (line: string) => void): void {
   let dialect: Dialect | null = null;
   const reader = new FrameReader();
   let closed = false;
-  let writable = true;
-  let inFlight = 0;
-  const waiting: { code: number; body: Buffer }[] = [];
   const send = tickBatched(socket);
+  const flow = new RequestFlow(socket, CONNECTION_IN_FLIGHT, (frame: { code: number; body: Buffer }) => answer(frame.code, frame.body));
   socket.on('error', () => undefined);
   socket.on('close', () => {
     closed = true;
-    waiting.length = 0;
+    flow.close();
     void token.close();
-  });
-  const flow = () => {
-    while (!closed && writable && inFlight < CONNECTION_IN_FLIGHT && waiting.length) {
-      const { code, body } = waiting.shift()!;
-      inFlight += 1;
-      const done = () => {
-        inFlight -= 1;
-        flow();
-      };
-      void answer(code, body).then(done, done);
-    }
-    if (closed) return;
-    if (writable && inFlight < CONNECTION_IN_FLIGHT && waiting.length === 0) socket.resume();
-    else socket.pause();
-  };
-  socket.on('drain', () => {
-    writable = true;
-    flow();
   });
   const fail = (why: string) => {
     log(`closed a PKCS #11 connection: ${why}`);
     closed = true;
+    flow.close();
     socket.destroy();
   };
   socket.on('data', (chunk: Buffer) => {
@@ -144,8 +122,7 @@ function serveConnection(socket: Socket, token: Token, log: (line: string) => vo
       fail((e as Error).message);
       return;
     }
-    waiting.push(...frames);
-    flow();
+    flow.push(frames);
   });
 
   async function answer(code: number, body: Buffer): Promise<void> {
@@ -169,6 +146,6 @@ function serveConnection(socket: Socket, token: Token, log: (line: string) => vo
     }
     if (closed) return;
     // Answers finished in one tick go out in one write.
-    if (!send(encodeFrame(code, reply))) writable = false;
+    if (!send(encodeFrame(code, reply))) flow.full();
   }
 }

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { createServer, connect, type Socket } from 'node:net';
-import { BATCH_LIMIT, FrameReader, encodeFrame, tickBatched } from '../../src/hsm-core/wire.js';
+import { EventEmitter } from 'node:events';
+import { BATCH_LIMIT, FrameReader, RequestFlow, encodeFrame, tickBatched } from '../../src/hsm-core/wire.js';
 import { HsmError, perTurn } from '../../src/hsm-core/face.js';
 
 /** A socket that records what leaves together: writes made while corked leave at the last uncork. */
@@ -173,5 +174,85 @@ describe('hsm-core: perTurn (batches of a worker port, a relay connection)', () 
     later[0]!();
     expect(unlimited.map((b) => b.length)).to.deep.equal([100]);
     expect(later).to.have.length(1);
+  });
+});
+
+/** A connection for RequestFlow: whether it reads, and a 'drain' to emit. */
+class FakeConnection extends EventEmitter {
+  reading = true;
+  pause(): void {
+    this.reading = false;
+  }
+  resume(): void {
+    this.reading = true;
+  }
+}
+
+describe('hsm-core: RequestFlow (backpressure of a connection)', () => {
+  /** A flow whose requests finish when the test says: `finish(n)` settles the n-th started. */
+  function flowOf(limit: number) {
+    const connection = new FakeConnection();
+    const started: number[] = [];
+    const finishers: (() => void)[] = [];
+    const flow = new RequestFlow<number>(connection, limit, (n) => {
+      started.push(n);
+      return new Promise<void>((resolve) => finishers.push(resolve));
+    });
+    const finish = async (k: number) => {
+      finishers[k]!();
+      await new Promise((r) => setImmediate(r));
+    };
+    return { connection, started, flow, finish };
+  }
+
+  it('works on at most its limit at once, in order; stops reading while at the limit and reads again once below it', async () => {
+    const { connection, started, flow, finish } = flowOf(2);
+    flow.push([1, 2, 3, 4, 5]);
+    expect(started).to.deep.equal([1, 2]);
+    expect(connection.reading).to.equal(false);
+    await finish(0);
+    expect(started).to.deep.equal([1, 2, 3]);
+    expect(connection.reading).to.equal(false);
+    await finish(1);
+    await finish(2);
+    expect(started).to.deep.equal([1, 2, 3, 4, 5]);
+    expect(connection.reading).to.equal(false);
+    await finish(3);
+    expect(connection.reading).to.equal(true);
+  });
+
+  it('takes nothing more once an answer did not fit the write buffer, until the buffer drains', async () => {
+    const { connection, started, flow, finish } = flowOf(10);
+    flow.push([1]);
+    flow.full();
+    await finish(0);
+    flow.push([2, 3]);
+    expect(started).to.deep.equal([1]);
+    expect(connection.reading).to.equal(false);
+    connection.emit('drain');
+    expect(started).to.deep.equal([1, 2, 3]);
+    expect(connection.reading).to.equal(true);
+  });
+
+  it('drops what waits when the connection closes, and starts nothing after', async () => {
+    const { started, flow, finish } = flowOf(1);
+    flow.push([1, 2, 3]);
+    flow.close();
+    await finish(0);
+    flow.push([4]);
+    expect(started).to.deep.equal([1]);
+  });
+
+  it('goes on when a request fails', async () => {
+    const connection = new FakeConnection();
+    const started: number[] = [];
+    const flow = new RequestFlow<number>(connection, 1, (n) => {
+      started.push(n);
+      return Promise.reject(new Error(`request ${n} failed`));
+    });
+    flow.push([1, 2]);
+    await new Promise((r) => setImmediate(r));
+    expect(started).to.deep.equal([1, 2]);
+    expect(connection.reading).to.equal(true);
   });
 });

@@ -28,7 +28,7 @@ import type * as X509 from '@peculiar/x509';
 import { HsmError } from '../errors.js';
 import type { Member } from '../member.js';
 import type { Results } from '../protocol.js';
-import { FrameReader, MAX_FRAME_BYTES, encodeFrame, tickBatched } from '../wire.js';
+import { FrameReader, MAX_FRAME_BYTES, RequestFlow, encodeFrame, tickBatched } from '../wire.js';
 
 const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
@@ -225,48 +225,30 @@ class MtlsGate {
 const CONNECTION_IN_FLIGHT = 256;
 
 /**
- * One client connection: frames in, answers out, written together once per tick (wire.ts).
- *
- * Backpressure: requests are taken from the connection only while the client reads its answers.
- * When the socket's write buffer is full, or the connection has {@link CONNECTION_IN_FLIGHT}
- * requests in the member, reading stops (frames already read wait their turn) until answers
- * drain; so a client that never reads its answers holds at most a few of them in the member's
- * memory, however much it sends.
+ * One client connection: frames in, answers out, written together once per tick (wire.ts), with
+ * backpressure ({@link RequestFlow}): a client that never reads its answers holds at most a few
+ * of them in the member's memory, however much it sends.
  */
 function serveConnection(socket: TLSSocket, member: Member, maxFrame: number, log: (line: string) => void, settingsChanged: () => Promise<void>): void {
   const reader = new FrameReader(maxFrame);
   let closed = false;
-  let writable = true;
-  let inFlight = 0;
-  const waiting: { id: number; body: unknown }[] = [];
   // Sessions logged in over this connection: when it ends, they end (session keys, quorum tokens).
   const sessions = new Set<string>();
   const closeSession = (session: string) => void member.handle({ op: 'closeSession', session });
+  const flow = new RequestFlow(socket, CONNECTION_IN_FLIGHT, (frame: { id: number; body: unknown }) => dispatch(frame));
   socket.on('close', () => {
     closed = true;
-    waiting.length = 0;
+    flow.close();
     for (const s of sessions) closeSession(s);
     sessions.clear();
-  });
-  const flow = () => {
-    while (!closed && writable && inFlight < CONNECTION_IN_FLIGHT && waiting.length) dispatch(waiting.shift()!);
-    if (closed) return;
-    if (writable && inFlight < CONNECTION_IN_FLIGHT && waiting.length === 0) socket.resume();
-    else socket.pause();
-  };
-  socket.on('drain', () => {
-    writable = true;
-    flow();
   });
   const send = tickBatched(socket);
   const write = (frame: Buffer) => {
     if (closed) return;
-    if (!send(frame)) writable = false;
+    if (!send(frame)) flow.full();
   };
-  const dispatch = ({ id, body }: { id: number; body: unknown }) => {
-    inFlight += 1;
-    void member.handle(body).then((response) => {
-      inFlight -= 1;
+  const dispatch = ({ id, body }: { id: number; body: unknown }) =>
+    member.handle(body).then((response) => {
       const op = (body as { op?: unknown } | null)?.op;
       if (response.ok && op === 'login') {
         const { session } = response.result as { session: string };
@@ -278,9 +260,7 @@ function serveConnection(socket: TLSSocket, member: Member, maxFrame: number, lo
         void settingsChanged();
       }
       write(encodeFrame(id, response));
-      flow();
     });
-  };
   socket.on('data', (chunk: Buffer) => {
     let frames;
     try {
@@ -290,10 +270,10 @@ function serveConnection(socket: TLSSocket, member: Member, maxFrame: number, lo
       log(`closed a connection: ${message}`);
       write(encodeFrame(0, { ok: false, error: { code: 'BAD_REQUEST', message: `${message}; closing this connection` } }));
       closed = true;
+      flow.close();
       socket.end();
       return;
     }
-    waiting.push(...frames);
-    flow();
+    flow.push(frames);
   });
 }
