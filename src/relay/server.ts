@@ -19,7 +19,7 @@ import { extname, join, resolve, sep } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { HsmError, OPERATIONS, OPS, perTurn, type Op } from '../hsm-core/index.js';
+import { HsmError, OPERATIONS, OPS, RequestFlow, perTurn, type Op } from '../hsm-core/index.js';
 import type { HsmSession } from '../app/index.js';
 import type { LoginOptions } from '../cluster-client/index.js';
 import { doorAlgorithms } from '../subtle/subtle.js';
@@ -129,35 +129,38 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     const close = (code: number, reason: string) => {
       if (closed) return;
       closed = true;
+      flow.close();
       log(`closed a connection from ${origin}: ${reason}`);
       ws.close(code, reason.slice(0, 120));
     };
-    // Backpressure. While more than maxMessageBytes of this connection's answers wait to be
-    // written (its page is not reading them), the relay reads none of its messages and takes none
-    // of those already read; once the backlog is down to half, it goes on. So a page that never
-    // reads holds at most that backlog and the answers to what it had in flight, however much it
-    // sends.
+    // Backpressure ({@link RequestFlow}, as a TLS member host and the PKCS #11 door have it). While
+    // more than maxMessageBytes of this connection's answers wait to be written (its page is not
+    // reading them), the relay reads none of its messages and takes none of those already read;
+    // once the backlog is down to half, it goes on. So a page that never reads holds at most that
+    // backlog and the answers to what it had in flight, however much it sends. (The in-flight
+    // limit is the relay's own: more are answered RELAY_BUSY.)
     let held = false;
     let toldHeld = false;
-    const waiting: Record<string, unknown>[] = [];
-    const flow = () => {
-      while (!held && !closed && waiting.length) {
-        const msg = waiting.shift()!;
+    let drained = () => undefined as void;
+    const flow = new RequestFlow<Record<string, unknown>>(
+      { pause: () => ws.pause(), resume: () => ws.resume(), on: (_drain, listener) => (drained = listener) },
+      Infinity,
+      (msg) => {
         accept(msg, msg.id as number);
-      }
-      if (!held && !closed) ws.resume();
-    };
+        return Promise.resolve();
+      },
+    );
     const written = () => {
       if (held && ws.bufferedAmount <= maxMessageBytes / 2) {
         held = false;
-        flow();
+        drained();
       }
     };
     const write = (bytes: Uint8Array) => {
       ws.send(bytes, written);
       if (held || ws.bufferedAmount <= maxMessageBytes) return;
       held = true;
-      ws.pause();
+      flow.full();
       if (!toldHeld) log(`a page from ${origin} is not reading its answers (${ws.bufferedAmount} bytes wait): its requests wait until it does`);
       toldHeld = true;
     };
@@ -178,7 +181,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     const fail = (id: number, code: string, message: string) => send({ id, ok: false, error: { code, message } });
     ws.on('close', () => {
       closed = true;
-      waiting.length = 0;
+      flow.close();
       clearTimeout(idle);
       const s = session;
       session = null;
@@ -208,10 +211,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       if (!messages.every((m) => typeof m.id === 'number' && Number.isSafeInteger(m.id) && m.id >= 1)) {
         return close(CLOSE.protocolError, 'a message without a positive integer id');
       }
-      for (const msg of messages) {
-        if (held || waiting.length) waiting.push(msg);
-        else accept(msg, msg.id as number);
-      }
+      flow.push(messages);
     });
 
     function accept(msg: Record<string, unknown>, id: number): void {
