@@ -154,39 +154,43 @@ export function tickBatched(socket: { cork(): void; uncork(): void; write(chunk:
   };
 }
 
-/** What {@link RequestFlow} needs of a connection: to stop and start reading, and to say when its write buffer drained. */
-export interface Readable {
+/** What {@link RequestFlow} needs of a connection: to stop and start reading it. */
+export interface Pausable {
   pause(): unknown;
   resume(): unknown;
-  on(event: 'drain', listener: () => void): unknown;
 }
+
+/** Requests of one connection worked on at once, by default; more wait unread. */
+export const CONNECTION_IN_FLIGHT = 256;
 
 /**
  * Backpressure for one connection that answers requests as they complete: requests are taken only
- * while the client reads its answers. When the last answer written did not fit the socket's
- * buffer ({@link full}), or `limit` requests are being worked on, reading stops, and requests
- * already read wait their turn, until answers drain. So a client that never reads its answers
- * holds at most a few of them in this process's memory, however much it sends. A TLS member host
- * and the PKCS #11 door serve their connections through one.
+ * while the client reads its answers. When the connection's answers back up ({@link full}, until
+ * {@link drained}), or `limit` requests are being worked on, reading stops, and requests already
+ * read wait their turn. So a client that never reads its answers holds at most a few of them in
+ * this process's memory, however much it sends. A TLS member host, the PKCS #11 door (full when a
+ * write does not fit the socket's buffer, drained on its 'drain') and the relay (by the bytes its
+ * WebSocket has yet to write) serve their connections through one.
  */
 export class RequestFlow<T> {
-  readonly #socket: Readable;
+  readonly #connection: Pausable;
   readonly #limit: number;
   readonly #run: (request: T) => Promise<unknown>;
   readonly #waiting: T[] = [];
   #inFlight = 0;
   #writable = true;
   #closed = false;
+  /** One request finished (one function for every request: this is on every request's path). */
+  readonly #done = () => {
+    this.#inFlight -= 1;
+    this.#flow();
+  };
 
   /** `run` works on a request and writes its answer; its promise settles once it has. */
-  constructor(socket: Readable, limit: number, run: (request: T) => Promise<unknown>) {
-    this.#socket = socket;
+  constructor(connection: Pausable, run: (request: T) => Promise<unknown>, limit = CONNECTION_IN_FLIGHT) {
+    this.#connection = connection;
     this.#limit = limit;
     this.#run = run;
-    socket.on('drain', () => {
-      this.#writable = true;
-      this.#flow();
-    });
   }
 
   /** Requests read from the connection, in order. */
@@ -195,9 +199,15 @@ export class RequestFlow<T> {
     this.#flow();
   }
 
-  /** An answer did not fit the socket's write buffer: take no more requests until it drains. */
+  /** The connection's answers are backing up: take no more requests until {@link drained}. */
   full(): void {
     this.#writable = false;
+  }
+
+  /** The answers that backed up are written: go on. */
+  drained(): void {
+    this.#writable = true;
+    this.#flow();
   }
 
   /** The connection is closing: the requests still waiting are dropped. */
@@ -209,14 +219,10 @@ export class RequestFlow<T> {
   #flow(): void {
     while (!this.#closed && this.#writable && this.#inFlight < this.#limit && this.#waiting.length) {
       this.#inFlight += 1;
-      const done = () => {
-        this.#inFlight -= 1;
-        this.#flow();
-      };
-      this.#run(this.#waiting.shift()!).then(done, done);
+      this.#run(this.#waiting.shift()!).then(this.#done, this.#done);
     }
     if (this.#closed) return;
-    if (this.#writable && this.#inFlight < this.#limit && this.#waiting.length === 0) this.#socket.resume();
-    else this.#socket.pause();
+    if (this.#writable && this.#inFlight < this.#limit && this.#waiting.length === 0) this.#connection.resume();
+    else this.#connection.pause();
   }
 }

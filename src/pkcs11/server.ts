@@ -79,9 +79,6 @@ export async function servePkcs11(options: Pkcs11ServeOptions): Promise<Pkcs11Do
   };
 }
 
-/** Requests of one connection the door works on at once; more wait unread (see below). */
-const CONNECTION_IN_FLIGHT = 256;
-
 /**
  * One application's connection, with backpressure as a TLS member host has it
  * ({@link RequestFlow}): an application that never reads its answers holds at most a few of them
@@ -92,7 +89,8 @@ function serveConnection(socket: Socket, token: Token, log: (line: string) => vo
   const reader = new FrameReader();
   let closed = false;
   const send = tickBatched(socket);
-  const flow = new RequestFlow(socket, CONNECTION_IN_FLIGHT, (frame: { code: number; body: Buffer }) => answer(frame.code, frame.body));
+  const flow = new RequestFlow(socket, (frame: { code: number; body: Buffer }) => answer(frame.code, frame.body));
+  socket.on('drain', () => flow.drained());
   socket.on('error', () => undefined);
   socket.on('close', () => {
     closed = true;

@@ -141,19 +141,18 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     // limit is the relay's own: more are answered RELAY_BUSY.)
     let held = false;
     let toldHeld = false;
-    let drained = () => undefined as void;
     const flow = new RequestFlow<Record<string, unknown>>(
-      { pause: () => ws.pause(), resume: () => ws.resume(), on: (_drain, listener) => (drained = listener) },
-      Infinity,
+      ws,
       (msg) => {
         accept(msg, msg.id as number);
         return Promise.resolve();
       },
+      Infinity,
     );
     const written = () => {
       if (held && ws.bufferedAmount <= maxMessageBytes / 2) {
         held = false;
-        drained();
+        flow.drained();
       }
     };
     const write = (bytes: Uint8Array) => {

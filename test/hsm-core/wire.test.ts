@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import { createServer, connect, type Socket } from 'node:net';
-import { EventEmitter } from 'node:events';
 import { BATCH_LIMIT, FrameReader, RequestFlow, encodeFrame, tickBatched } from '../../src/hsm-core/wire.js';
 import { HsmError, perTurn } from '../../src/hsm-core/face.js';
 
@@ -177,8 +176,8 @@ describe('hsm-core: perTurn (batches of a worker port, a relay connection)', () 
   });
 });
 
-/** A connection for RequestFlow: whether it reads, and a 'drain' to emit. */
-class FakeConnection extends EventEmitter {
+/** A connection for RequestFlow: whether it reads. */
+class FakeConnection {
   reading = true;
   pause(): void {
     this.reading = false;
@@ -194,10 +193,14 @@ describe('hsm-core: RequestFlow (backpressure of a connection)', () => {
     const connection = new FakeConnection();
     const started: number[] = [];
     const finishers: (() => void)[] = [];
-    const flow = new RequestFlow<number>(connection, limit, (n) => {
-      started.push(n);
-      return new Promise<void>((resolve) => finishers.push(resolve));
-    });
+    const flow = new RequestFlow<number>(
+      connection,
+      (n) => {
+        started.push(n);
+        return new Promise<void>((resolve) => finishers.push(resolve));
+      },
+      limit,
+    );
     const finish = async (k: number) => {
       finishers[k]!();
       await new Promise((r) => setImmediate(r));
@@ -221,7 +224,7 @@ describe('hsm-core: RequestFlow (backpressure of a connection)', () => {
     expect(connection.reading).to.equal(true);
   });
 
-  it('takes nothing more once an answer did not fit the write buffer, until the buffer drains', async () => {
+  it('takes nothing more once the answers back up, until they drain', async () => {
     const { connection, started, flow, finish } = flowOf(10);
     flow.push([1]);
     flow.full();
@@ -229,7 +232,7 @@ describe('hsm-core: RequestFlow (backpressure of a connection)', () => {
     flow.push([2, 3]);
     expect(started).to.deep.equal([1]);
     expect(connection.reading).to.equal(false);
-    connection.emit('drain');
+    flow.drained();
     expect(started).to.deep.equal([1, 2, 3]);
     expect(connection.reading).to.equal(true);
   });
@@ -246,10 +249,14 @@ describe('hsm-core: RequestFlow (backpressure of a connection)', () => {
   it('goes on when a request fails', async () => {
     const connection = new FakeConnection();
     const started: number[] = [];
-    const flow = new RequestFlow<number>(connection, 1, (n) => {
-      started.push(n);
-      return Promise.reject(new Error(`request ${n} failed`));
-    });
+    const flow = new RequestFlow<number>(
+      connection,
+      (n) => {
+        started.push(n);
+        return Promise.reject(new Error(`request ${n} failed`));
+      },
+      1,
+    );
     flow.push([1, 2]);
     await new Promise((r) => setImmediate(r));
     expect(started).to.deep.equal([1, 2]);

@@ -221,9 +221,6 @@ class MtlsGate {
   }
 }
 
-/** Requests of one connection the member works on at once; more wait unread (see below). */
-const CONNECTION_IN_FLIGHT = 256;
-
 /**
  * One client connection: frames in, answers out, written together once per tick (wire.ts), with
  * backpressure ({@link RequestFlow}): a client that never reads its answers holds at most a few
@@ -235,7 +232,8 @@ function serveConnection(socket: TLSSocket, member: Member, maxFrame: number, lo
   // Sessions logged in over this connection: when it ends, they end (session keys, quorum tokens).
   const sessions = new Set<string>();
   const closeSession = (session: string) => void member.handle({ op: 'closeSession', session });
-  const flow = new RequestFlow(socket, CONNECTION_IN_FLIGHT, (frame: { id: number; body: unknown }) => dispatch(frame));
+  const flow = new RequestFlow(socket, (frame: { id: number; body: unknown }) => dispatch(frame));
+  socket.on('drain', () => flow.drained());
   socket.on('close', () => {
     closed = true;
     flow.close();
