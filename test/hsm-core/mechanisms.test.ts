@@ -424,6 +424,27 @@ describe('hsm-core: mechanisms', () => {
       expect(here).to.be.at.most(counter.turns() + 1);
     });
 
+    it('while 16 of the thread\'s operations are out, a signature goes to the pool even when it is alone in its turn; once they are back, it is made here again', async () => {
+      const big = await importPair(rsaPkcs8(3072), 'rsa');
+      const { sign, verifies } = await ecdsaSigner();
+      const message = rand(100);
+      // 28 RSA-3072 signatures (about 1.5 ms each, four at a time on the pool) stay out for several milliseconds.
+      const rsa = Promise.all(Array.from({ length: 28 }, () => f.m.ok({ op: 'sign', session: f.alice, handle: big.privateHandle, mechanism: { name: 'rsa-pkcs', hash: 'sha256' }, data: message })));
+      await new Promise((resolve) => setImmediate(resolve));
+      const before = poolUse();
+      expect(before.out).to.be.at.least(16);
+      const busy = await sign();
+      const during = poolUse();
+      expect([during.here - before.here, during.pool - before.pool]).to.deep.equal([0, 1]);
+      expect(verifies(busy.signature)).to.equal(true);
+      expect(await rsa).to.have.length(28);
+      expect(poolUse().out).to.equal(0);
+      const alone = await sign();
+      const after = poolUse();
+      expect([after.here - during.here, after.pool - during.pool]).to.deep.equal([1, 0]);
+      expect(verifies(alone.signature)).to.equal(true);
+    });
+
     it('RSA over a digest the caller made (PKCS #1 v1.5, PSS) and raw PKCS #1 v1.5, several at once: signed off the member\'s thread, each verifying', async () => {
       const pair = await importPair(rsaPkcs8(2048), 'rsa');
       const key = createPublicKey({ key: Buffer.from(pair.spki), format: 'der', type: 'spki' });
