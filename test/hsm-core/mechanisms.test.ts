@@ -7,8 +7,9 @@ import { ECDH, constants, createDecipheriv, createHash, createHmac, createPrivat
 import { Worker } from 'node:worker_threads';
 import { expect } from 'chai';
 import type { HashName } from '../../src/hsm-core/index.js';
-import { poolUse } from '../../src/hsm-core/mechanisms/pool.js';
+import { poolUse, signAsync } from '../../src/hsm-core/mechanisms/pool.js';
 import { rsaPkcs8 } from '../helpers/keys.js';
+import { rejection } from '../helpers/refusal.js';
 import { activatedMember, bytes, hex, type Fixture } from '../helpers/member.js';
 import { turnCounter } from '../helpers/turns.js';
 
@@ -443,6 +444,17 @@ describe('hsm-core: mechanisms', () => {
       const after = poolUse();
       expect([after.here - during.here, after.pool - during.pool]).to.deep.equal([1, 0]);
       expect(verifies(alone.signature)).to.equal(true);
+    });
+
+    it('an operation node:crypto refuses before it reaches the pool is not counted as out afterwards', async () => {
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const data = rand(32);
+      // The first of a turn is made here; the second goes to the pool, where node:crypto refuses its digest at once.
+      const made = signAsync('sha256', data, privateKey);
+      const refused = signAsync('sha999', data, privateKey);
+      expect(poolUse().out).to.equal(0);
+      expect((await rejection(refused)) as Error & { code?: string }).to.have.property('code', 'ERR_CRYPTO_INVALID_DIGEST');
+      expect((await made).length).to.be.greaterThan(0);
     });
 
     it('RSA over a digest the caller made (PKCS #1 v1.5, PSS) and raw PKCS #1 v1.5, several at once: signed off the member\'s thread, each verifying', async () => {

@@ -140,13 +140,19 @@ function run<T>(key: KeyInput, compute: () => T, start: (done: (err: Error | nul
     return rsaOutUntil(new Promise<T>((resolve, reject) => start((err, value) => (err ? reject(err) : resolve(value)))));
   }
   out += 1;
-  return new Promise<T>((resolve, reject) =>
-    start((err, value) => {
+  return new Promise<T>((resolve, reject) => {
+    try {
+      start((err, value) => {
+        out -= 1;
+        if (err) reject(err);
+        else resolve(value);
+      });
+    } catch (e) {
+      // node:crypto refused it before it went (a key or signature it cannot take).
       out -= 1;
-      if (err) reject(err);
-      else resolve(value);
-    }),
-  );
+      throw e;
+    }
+  });
 }
 
 export function signAsync(algorithm: string | null, data: Uint8Array, key: KeyObject | SignKeyObjectInput): Promise<Buffer> {
