@@ -148,7 +148,7 @@ function run<T>(key: KeyInput, compute: () => T, start: (done: (err: Error | nul
         else resolve(value);
       });
     } catch (e) {
-      // node:crypto refused it before it went (a key or signature it cannot take).
+      // node:crypto refused it before it went (a digest or key it cannot take).
       out -= 1;
       throw e;
     }
