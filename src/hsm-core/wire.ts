@@ -175,19 +175,25 @@ export const CONNECTION_IN_FLIGHT = 256;
 export class RequestFlow<T> {
   readonly #connection: Pausable;
   readonly #limit: number;
-  readonly #run: (request: T) => Promise<unknown>;
+  readonly #run: (request: T) => Promise<unknown> | void;
   readonly #waiting: T[] = [];
   #inFlight = 0;
   #writable = true;
   #closed = false;
+  /** Whether the connection is being read: it is told to pause or resume only when this changes. */
+  #reading = true;
   /** One request finished (one function for every request: this is on every request's path). */
   readonly #done = () => {
     this.#inFlight -= 1;
     this.#flow();
   };
 
-  /** `run` works on a request and writes its answer; its promise settles once it has. */
-  constructor(connection: Pausable, run: (request: T) => Promise<unknown>, limit = CONNECTION_IN_FLIGHT) {
+  /**
+   * `run` works on a request and writes its answer; its promise settles once it has. A `run` that
+   * returns nothing is done with the request at once (the relay hands each on and answers later,
+   * within its own in-flight limit).
+   */
+  constructor(connection: Pausable, run: (request: T) => Promise<unknown> | void, limit = CONNECTION_IN_FLIGHT) {
     this.#connection = connection;
     this.#limit = limit;
     this.#run = run;
@@ -218,11 +224,17 @@ export class RequestFlow<T> {
 
   #flow(): void {
     while (!this.#closed && this.#writable && this.#inFlight < this.#limit && this.#waiting.length) {
-      this.#inFlight += 1;
-      this.#run(this.#waiting.shift()!).then(this.#done, this.#done);
+      const running = this.#run(this.#waiting.shift()!);
+      if (running) {
+        this.#inFlight += 1;
+        running.then(this.#done, this.#done);
+      }
     }
     if (this.#closed) return;
-    if (this.#writable && this.#inFlight < this.#limit && this.#waiting.length === 0) this.#connection.resume();
+    const read = this.#writable && this.#inFlight < this.#limit && this.#waiting.length === 0;
+    if (read === this.#reading) return;
+    this.#reading = read;
+    if (read) this.#connection.resume();
     else this.#connection.pause();
   }
 }

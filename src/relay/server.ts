@@ -141,14 +141,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     // limit is the relay's own: more are answered RELAY_BUSY.)
     let held = false;
     let toldHeld = false;
-    const flow = new RequestFlow<Record<string, unknown>>(
-      ws,
-      (msg) => {
-        accept(msg, msg.id as number);
-        return Promise.resolve();
-      },
-      Infinity,
-    );
+    const flow = new RequestFlow<Record<string, unknown>>(ws, (msg) => accept(msg, msg.id as number));
     const written = () => {
       if (held && ws.bufferedAmount <= maxMessageBytes / 2) {
         held = false;
