@@ -99,14 +99,19 @@ function mayRunHere(bits: number): boolean {
   return inlineFree && out < HERE_MAX_OUT && (bits === 0 || (rsaOut === 0 && bits <= HERE_RSA_MAX_BITS));
 }
 
+/** Counts an operation out (an RSA private-key one also as such); the function returned counts it back. */
+function countOut(rsa: boolean): () => void {
+  out += 1;
+  if (rsa) rsaOut += 1;
+  return () => {
+    out -= 1;
+    if (rsa) rsaOut -= 1;
+  };
+}
+
 /** Counts an RSA private-key operation out until `done` settles. */
 function rsaOutUntil<T>(done: Promise<T>): Promise<T> {
-  out += 1;
-  rsaOut += 1;
-  const back = () => {
-    out -= 1;
-    rsaOut -= 1;
-  };
+  const back = countOut(true);
   void done.then(back, back);
   return done;
 }
@@ -136,20 +141,17 @@ function run<T>(key: KeyInput, compute: () => T, start: (done: (err: Error | nul
   const bits = rsaPrivateBits(key);
   if (mayRunHere(bits)) return here(compute);
   use.pool += 1;
-  if (bits) {
-    return rsaOutUntil(new Promise<T>((resolve, reject) => start((err, value) => (err ? reject(err) : resolve(value)))));
-  }
-  out += 1;
+  const back = countOut(bits > 0);
   return new Promise<T>((resolve, reject) => {
     try {
       start((err, value) => {
-        out -= 1;
+        back();
         if (err) reject(err);
         else resolve(value);
       });
     } catch (e) {
       // node:crypto refused it before it went (a digest or key it cannot take).
-      out -= 1;
+      back();
       throw e;
     }
   });
