@@ -309,14 +309,16 @@ program
   .option('--cert <file>', 'the client certificate, with addresses')
   .option('--key <file>', "the client certificate's key, with addresses")
   .option('--objects <dir>', 'where token certificates and data objects are kept (default: objects beside the socket)')
+  .option('--max-connections <n>', 'the most applications connected at once; one more is turned away', int('--max-connections', 1, 65_536), 256)
+  .option('--max-sessions <n>', "the most sessions one connection may have open (C_OpenSession is then refused CKR_SESSION_COUNT)", int('--max-sessions', 1, 1_000_000), 1024)
   .action(
-    act<{ socket: string; cluster: string; ca?: string; cert?: string; key?: string; objects?: string }>(async (opts) => {
+    act<{ socket: string; cluster: string; ca?: string; cert?: string; key?: string; objects?: string; maxConnections: number; maxSessions: number }>(async (opts) => {
       const { connectFromEnvironment } = await import('../app/from-env.js');
       const { servePkcs11, moduleLines } = await import('../pkcs11/index.js');
       const cluster = await connectFromEnvironment({ STRONGROOM_CLUSTER: opts.cluster, STRONGROOM_CA: opts.ca, STRONGROOM_CERT: opts.cert, STRONGROOM_KEY: opts.key });
       const socket = resolve(opts.socket);
       const clusterId = (await cluster.hsmInfo())[0]?.clusterId ?? 'cluster';
-      const door = await servePkcs11({ cluster, socket, objectsFolder: resolve(opts.objects ?? join(dirname(socket), 'objects')), clusterId, log: (line) => console.error(`strongroom pkcs11: ${line}`) });
+      const door = await servePkcs11({ cluster, socket, objectsFolder: resolve(opts.objects ?? join(dirname(socket), 'objects')), clusterId, maxConnections: opts.maxConnections, maxSessions: opts.maxSessions, log: (line) => console.error(`strongroom pkcs11: ${line}`) });
       for (const line of moduleLines(door.socket)) console.log(line);
       const stop = () => void door.close().then(() => cluster.close()).then(() => process.exit(0));
       process.once('SIGINT', stop);

@@ -17,9 +17,9 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { callById, ERROR_CALL } from './calls.js';
 import { FrameReader, ProtocolError, encodeFrame, readMessage, writeMessage, type Dialect } from './codec.js';
-import { RequestFlow, tickBatched } from '../hsm-core/index.js';
+import { HsmError, RequestFlow, tickBatched } from '../hsm-core/index.js';
 import { Ckr } from './objects.js';
-import { Token, type Pkcs11Cluster } from './token.js';
+import { DEFAULT_MAX_SESSIONS, Token, type Pkcs11Cluster } from './token.js';
 
 export interface Pkcs11ServeOptions {
   cluster: Pkcs11Cluster;
@@ -32,6 +32,13 @@ export interface Pkcs11ServeOptions {
   /** The cluster those files are for. */
   clusterId?: string;
   serial?: string;
+  /**
+   * The most connections open at once (default 256, as a TLS member host): one more is closed at
+   * once, and the log says why. Each connection is an application's login and its sessions.
+   */
+  maxConnections?: number;
+  /** The most sessions one connection may have open at once (default 1,024): C_OpenSession is then refused CKR_SESSION_COUNT. */
+  maxSessions?: number;
   log?: (line: string) => void;
 }
 
@@ -43,6 +50,11 @@ export interface Pkcs11Door {
 }
 
 export async function servePkcs11(options: Pkcs11ServeOptions): Promise<Pkcs11Door> {
+  const maxConnections = options.maxConnections ?? 256;
+  const maxSessions = options.maxSessions ?? DEFAULT_MAX_SESSIONS;
+  for (const [name, v] of [['maxConnections', maxConnections], ['maxSessions', maxSessions]] as const) {
+    if (!Number.isSafeInteger(v) || v < 1) throw new HsmError('BAD_REQUEST', `${name}: a positive integer, got ${String(v)}`);
+  }
   const folder = dirname(options.socket);
   mkdirSync(folder, { recursive: true, mode: 0o700 });
   if ((statSync(folder).mode & 0o077) !== 0) chmodSync(folder, 0o700);
@@ -50,9 +62,15 @@ export async function servePkcs11(options: Pkcs11ServeOptions): Promise<Pkcs11Do
   const log = options.log ?? (() => undefined);
   const open = new Set<Socket>();
   const server: Server = createServer((socket) => {
+    if (open.size >= maxConnections) {
+      log(`refused a PKCS #11 connection: ${maxConnections} are open, the door's limit (maxConnections); an application must close one first`);
+      socket.destroy();
+      return;
+    }
     open.add(socket);
     socket.on('close', () => open.delete(socket));
-    const token = new Token(options.cluster, options.label ?? 'Strongroom', options.serial ?? 'strongroom', { folder: options.objectsFolder ?? null, clusterId: options.clusterId ?? 'cluster' });
+    const objects = { folder: options.objectsFolder ?? null, clusterId: options.clusterId ?? 'cluster' };
+    const token = new Token(options.cluster, options.label ?? 'Strongroom', options.serial ?? 'strongroom', objects, maxSessions);
     serveConnection(socket, token, log);
   });
   await new Promise<void>((resolve, reject) => {

@@ -51,6 +51,13 @@ interface P11Session {
   ops: Map<OpKind, Operation>;
 }
 
+/**
+ * The most sessions one connection may have open at once, unless the door says otherwise: each
+ * holds the state of its operations and searches, so an application that opens sessions in a loop
+ * would otherwise grow the door's memory without bound.
+ */
+export const DEFAULT_MAX_SESSIONS = 1024;
+
 /** One connection's PKCS #11 state. */
 export class Token {
   #initialized = false;
@@ -69,6 +76,8 @@ export class Token {
     private readonly serial: string,
     /** Where token certificates and data objects are kept (null: in memory only), and for which cluster. */
     private readonly objects: { folder: string | null; clusterId: string } = { folder: null, clusterId: 'cluster' },
+    /** The most sessions this connection may have open at once (C_OpenSession is then refused CKR_SESSION_COUNT). */
+    private readonly maxSessions = DEFAULT_MAX_SESSIONS,
   ) {}
 
   /** Ends the connection: logs out, every session and its objects go. */
@@ -163,9 +172,9 @@ export class Token {
           pad('hsm2m.medium', 16),
           pad(this.serial, 16),
           BigInt(CKF.RNG | CKF.LOGIN_REQUIRED | CKF.USER_PIN_INITIALIZED | CKF.TOKEN_INITIALIZED),
-          0xffffffffffffffffn, // max sessions: CK_EFFECTIVELY_INFINITE is 0; CloudHSM reports unavailable
+          BigInt(this.maxSessions), // max sessions, of which any may be read/write
           BigInt(this.#sessions.size),
-          0xffffffffffffffffn,
+          BigInt(this.maxSessions),
           BigInt([...this.#sessions.values()].filter((s) => s.rw).length),
           32n, // PIN length, max (user:password)
           7n, // min
@@ -190,6 +199,7 @@ export class Token {
         this.#slot(a[0] as Ulong);
         const flags = Number(a[1] as Ulong);
         if (!(flags & CKF.SERIAL_SESSION)) throw new Ckr(CKR.SESSION_PARALLEL_NOT_SUPPORTED);
+        if (this.#sessions.size >= this.maxSessions) throw new Ckr(CKR.SESSION_COUNT, `this connection has ${this.maxSessions} sessions open, the door's limit; close one first`);
         const handle = this.#nextSession++;
         this.#sessions.set(handle, { rw: (flags & CKF.RW_SESSION) !== 0, ops: new Map() });
         return [handle];
