@@ -74,6 +74,10 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
     super();
     this.#door = new Door(session);
     const door = this.#door;
+    // webcrypto-core keeps its providers in a plain object, where the algorithm names
+    // 'constructor' and '__proto__' found Object.prototype's own properties and failed with a
+    // TypeError instead of the spec's NotSupportedError: an object without a prototype finds none.
+    (this.providers as unknown as { items: Record<string, ProviderCrypto> }).items = Object.create(null) as Record<string, ProviderCrypto>;
     for (const { make } of PROVIDERS) this.providers.set(make(door));
   }
 

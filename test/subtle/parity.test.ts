@@ -9,6 +9,7 @@ import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { expect } from 'chai';
 import { rsaPkcs8 } from '../helpers/keys.js';
 import { buf, native, openDoor, text, type CryptoKey, type CryptoKeyPair, type DoorFixture, type SubtleCrypto } from '../helpers/door.js';
+import { rejection } from '../helpers/refusal.js';
 import type { JsonWebKey, KeyUsage } from '../../src/subtle/types.js';
 
 let f: DoorFixture;
@@ -156,6 +157,27 @@ describe('subtle: parity with Node WebCrypto', function () {
         }
       } finally {
         await cloudhsm.close();
+      }
+    });
+  });
+
+  describe('algorithm names', () => {
+    it("names of Object.prototype's own members are NotSupportedError in every method, as in Node", async () => {
+      const aes = await door.generateKey({ name: 'AES-GCM', length: 128 }, false, ['encrypt']);
+      const data = new Uint8Array(16);
+      for (const name of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+        const calls: [string, (s: SubtleCrypto, key: CryptoKey) => Promise<unknown>][] = [
+          ['digest', (s) => s.digest(name, data)],
+          ['generateKey', (s) => s.generateKey({ name } as never, false, ['sign'])],
+          ['importKey', (s) => s.importKey('raw', data, { name } as never, false, ['sign'])],
+          ['sign', (s, key) => s.sign(name, key, data)],
+          ['encrypt', (s, key) => s.encrypt({ name, iv: data } as never, key, data)],
+        ];
+        const nativeKey = await native.generateKey({ name: 'AES-GCM', length: 128 }, false, ['encrypt']);
+        for (const [method, call] of calls) {
+          const [ours, node] = [await rejection(call(door, aes)), await rejection(call(native, nativeKey))];
+          expect([ours.name, node.name], `${method} with ${name}`).to.deep.equal(['NotSupportedError', 'NotSupportedError']);
+        }
       }
     });
   });
