@@ -27,11 +27,13 @@ export class Door {
 // ---- names ------------------------------------------------------------------------------------
 
 const HASHES: Readonly<Record<string, HashName>> = { 'SHA-1': 'sha1', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' };
+const HASH_NAMES: ReadonlyMap<string, HashName> = new Map(Object.entries(HASHES));
 
 /** The HSM name of a WebCrypto hash (`'SHA-256'` or `{ name: 'SHA-256' }`, any case). */
 export function hsmHash(hash: AlgorithmIdentifier | undefined): HashName {
   const name = typeof hash === 'string' ? hash : hash?.name;
-  const found = typeof name === 'string' ? HASHES[name.toUpperCase()] : undefined;
+  // The spec's spelling is found without an upper-cased copy.
+  const found = typeof name === 'string' ? (HASH_NAMES.get(name) ?? HASH_NAMES.get(name.toUpperCase())) : undefined;
   if (!found) throw refusal('NotSupportedError', `hash: ${String(name)} is not one of ${Object.keys(HASHES).join(', ')}`);
   return found;
 }

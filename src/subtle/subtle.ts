@@ -23,7 +23,7 @@ import {
   XdhProvider,
 } from './providers/asymmetric.js';
 import { HsmHkdfProvider, HsmHmacProvider, HsmPbkdf2Provider, HsmShaProvider } from './providers/hmac.js';
-import type { KeyUsage, KeyFormat, KeyType, CryptoKey, CryptoKeyPair, JsonWebKey, AlgorithmIdentifier, BufferSource, RsaHashedKeyGenParams, EcKeyGenParams, AesKeyGenParams, HmacKeyGenParams, Pbkdf2Params, HmacImportParams, RsaHashedImportParams, EcKeyImportParams } from './types.js';
+import type { Algorithm, KeyUsage, KeyFormat, KeyType, CryptoKey, CryptoKeyPair, JsonWebKey, AlgorithmIdentifier, BufferSource, RsaHashedKeyGenParams, EcKeyGenParams, AesKeyGenParams, HmacKeyGenParams, Pbkdf2Params, HmacImportParams, RsaHashedImportParams, EcKeyImportParams } from './types.js';
 
 /** Which key types each export/wrap format carries (the spec's table). */
 const FORMAT_TYPES: Readonly<Record<string, readonly KeyType[]>> = {
@@ -68,6 +68,8 @@ const PROVIDERS: readonly { name: string; make: (door: Door) => ProviderCrypto }
 
 export class HsmSubtleCrypto extends CoreSubtleCrypto {
   readonly #door: Door;
+  /** The providers by their names as the spec spells them, looked up before webcrypto-core's case-folding storage. */
+  readonly #byName = new Map<string, ProviderCrypto>();
 
   /** @internal Use `session.crypto.subtle`. */
   constructor(session: ClusterSession) {
@@ -78,7 +80,16 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
     // 'constructor' and '__proto__' found Object.prototype's own properties and failed with a
     // TypeError instead of the spec's NotSupportedError: an object without a prototype finds none.
     (this.providers as unknown as { items: Record<string, ProviderCrypto> }).items = Object.create(null) as Record<string, ProviderCrypto>;
-    for (const { make } of PROVIDERS) this.providers.set(make(door));
+    for (const { make } of PROVIDERS) {
+      const provider = make(door);
+      this.providers.set(provider);
+      this.#byName.set(provider.name, provider);
+    }
+  }
+
+  /** The provider of an algorithm name, any case; the spec's spelling needs no case-folded copy. */
+  protected override getProvider(name: string): ProviderCrypto {
+    return this.#byName.get(name) ?? super.getProvider(name);
   }
 
   /** `body`'s answer, with any refusal (thrown at once or rejected later) as WebCrypto's DOMException. */
@@ -108,9 +119,18 @@ export class HsmSubtleCrypto extends CoreSubtleCrypto {
 
   #start(method: 'digest' | 'sign' | 'verify' | 'encrypt' | 'decrypt', args: unknown[], count: number): Promise<unknown> {
     this.checkRequiredArguments(args, count, method);
-    const prepared = this.prepareAlgorithm(args[0] as AlgorithmIdentifier);
-    const provider = this.getProvider(prepared.name);
-    const algorithm = { ...prepared, name: provider.name };
+    const given = args[0] as AlgorithmIdentifier;
+    let provider: ProviderCrypto;
+    let algorithm: Algorithm;
+    if (typeof given === 'string') {
+      // What prepareAlgorithm and the copy below make of a name, in one object.
+      provider = this.getProvider(given);
+      algorithm = { name: provider.name };
+    } else {
+      const prepared = this.prepareAlgorithm(given);
+      provider = this.getProvider(prepared.name);
+      algorithm = { ...prepared, name: provider.name };
+    }
     if (method === 'digest') {
       const data = bytesOf(args[1], 'data') as never;
       provider.checkDigest(algorithm, data);

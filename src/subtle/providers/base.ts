@@ -55,7 +55,13 @@ export function doorProvider<Base extends ProviderClass>(base: Base): Base & (ab
       this.checkKeyUsages(keyUsages, allowed);
     }
 
+    override checkAlgorithmName(algorithm: Algorithm): void {
+      // The name as the provider spells it (the usual case) needs no case-folded copies.
+      if (algorithm.name !== this.name) super.checkAlgorithmName(algorithm);
+    }
+
     override checkHashAlgorithm(algorithm: AlgorithmIdentifier, hashAlgorithms: string[]): void {
+      if (hashAlgorithms.includes((algorithm as Algorithm).name)) return;
       try {
         super.checkHashAlgorithm(algorithm as never, hashAlgorithms);
       } catch (e) {
@@ -64,7 +70,8 @@ export function doorProvider<Base extends ProviderClass>(base: Base): Base & (ab
     }
 
     override checkCryptoKey(key: CryptoKey, usage?: KeyUsage): void {
-      if (key.algorithm.name.toUpperCase() !== this.name.toUpperCase()) {
+      const name = key.algorithm.name;
+      if (name !== this.name && name.toUpperCase() !== this.name.toUpperCase()) {
         throw refusal('InvalidAccessError', `the key is ${withArticle(key.algorithm.name)} key, not ${this.name}`);
       }
       if (usage && !key.usages.includes(usage)) {
