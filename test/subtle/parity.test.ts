@@ -180,6 +180,20 @@ describe('subtle: parity with Node WebCrypto', function () {
         }
       }
     });
+
+    it("curve names of Object.prototype's own members are NotSupportedError in generateKey and importKey, as in Node", async () => {
+      const spki = await native.exportKey('spki', ((await native.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign'])) as CryptoKeyPair).publicKey);
+      for (const namedCurve of ['constructor', '__proto__']) {
+        for (const [name, usages] of [['ECDSA', ['sign']], ['ECDH', ['deriveBits']]] as const) {
+          for (const s of [door, native]) {
+            const made = await rejection(s.generateKey({ name, namedCurve } as never, false, usages as never));
+            expect(made.name, `generateKey ${name} ${namedCurve}`).to.equal('NotSupportedError');
+            const imported = await rejection(s.importKey('spki', spki, { name, namedCurve } as never, true, []));
+            expect(imported.name, `importKey ${name} ${namedCurve}`).to.equal('NotSupportedError');
+          }
+        }
+      }
+    });
   });
 
   describe('the event loop', () => {

@@ -194,7 +194,7 @@ export class HsmRsaOaepProvider extends doorProvider(RsaOaepProvider) implements
 // ---- elliptic curves ---------------------------------------------------------------------------
 
 function checkCurve(namedCurve: unknown): void {
-  if (typeof namedCurve !== 'string' || !(namedCurve in CURVES)) {
+  if (typeof namedCurve !== 'string' || !Object.hasOwn(CURVES, namedCurve)) {
     throw refusal('NotSupportedError', `namedCurve: expected one of ${Object.keys(CURVES).join(', ')}, got ${String(namedCurve)}`);
   }
 }

@@ -112,7 +112,7 @@ export class KeyPairs {
   #curve(algorithm: Record<string, unknown>): HsmCurve | undefined {
     if (this.spec.family !== 'ec') return undefined;
     const named = algorithm.namedCurve;
-    if (typeof named !== 'string' || !(named in CURVES)) throw refusal('NotSupportedError', `namedCurve: expected one of ${Object.keys(CURVES).join(', ')}, got ${String(named)}`);
+    if (typeof named !== 'string' || !Object.hasOwn(CURVES, named)) throw refusal('NotSupportedError', `namedCurve: expected one of ${Object.keys(CURVES).join(', ')}, got ${String(named)}`);
     return CURVES[named as NamedCurve];
   }
 
