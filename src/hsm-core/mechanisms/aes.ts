@@ -37,7 +37,7 @@ function paramError(message: string): HsmError {
   return new HsmError('MECHANISM_PARAM_INVALID', message);
 }
 
-function decryptionFailed(what: string): HsmError {
+export function decryptionFailed(what: string): HsmError {
   return new HsmError('DECRYPTION_FAILED', `${what}: the data is not authentic or was not encrypted with this key and these parameters`);
 }
 
@@ -185,7 +185,7 @@ export function cmac(key: KeyObject, data: Uint8Array): Buffer {
 
 /** RFC 3394's default IV, the only explicit IV CloudHSM accepts for no-pad and PKCS #5-pad. */
 export const KW_DEFAULT_IV = Buffer.from('a6a6a6a6a6a6a6a6', 'hex');
-const KWP_IV = Buffer.from('a65959a6', 'hex');
+export const KWP_IV = Buffer.from('a65959a6', 'hex');
 
 function checkKwIv(iv: Uint8Array | undefined, name: string): void {
   if (iv !== undefined && !KW_DEFAULT_IV.equals(iv)) {

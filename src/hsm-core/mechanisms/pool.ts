@@ -63,6 +63,11 @@ export function useThreadPool(on: boolean): void {
   threadPool = on;
 }
 
+/** Whether this thread's members hand work to other threads (false: they have a thread of their own). */
+export function usesThreadPool(): boolean {
+  return threadPool;
+}
+
 /** How many operations of this thread ran here and on the pool (or an RSA thread) so far, and how many of the latter are out now (diagnostics and tests). */
 export function poolUse(): { here: number; pool: number; out: number } {
   return { ...use, out };

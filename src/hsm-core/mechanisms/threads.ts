@@ -46,12 +46,12 @@ export class JobThread<V> {
     return this.#waiting.size;
   }
 
-  /** Posts `job` (with an id added); its answer's value. Bytes in `job` should be detached (detach.ts). */
-  run(job: Record<string, unknown>): Promise<V> {
+  /** Posts `job` (with an id added, and `transfer`'s buffers moved, not copied); its answer's value. Bytes in `job` should be detached (detach.ts). */
+  run(job: Record<string, unknown>, transfer: ArrayBuffer[] = []): Promise<V> {
     return new Promise((resolve, reject) => {
       const id = this.#next++;
       // Posted first: a job that cannot be posted (it throws) leaves nothing waiting.
-      this.#worker.postMessage(withField(job, 'id', id));
+      this.#worker.postMessage(withField(job, 'id', id), transfer);
       if (this.#waiting.size === 0) this.#worker.ref();
       this.#waiting.set(id, { resolve, reject });
     });

@@ -25,7 +25,8 @@ import { Decoder, Encoder } from '@msgpack/msgpack';
 import { HsmError } from '../errors.js';
 import { Masking, contentOf, keyFromContent, maskedUserOf, type MaskedContent, type MaskedUser } from '../masking.js';
 import { defaultQuorumSettings, type QuorumSettings } from '../quorum.js';
-import { kwNoPadUnwrap, kwNoPadWrap, kwZeroPadUnwrap, kwZeroPadWrap } from '../mechanisms/aes.js';
+import { kwNoPadUnwrap, kwNoPadWrap } from '../mechanisms/aes.js';
+import { kwZeroPadUnwrapAway, kwZeroPadWrapAway } from '../mechanisms/wrap-thread.js';
 import { sp800108Counter } from '../mechanisms/kdf.js';
 import { signedIn, type BackupKeys, type Handler, type MemberMode, type MemberState } from '../state.js';
 import { APPLIANCE_USERNAME } from '../protocol.js';
@@ -124,7 +125,7 @@ function pbk(keys: BackupKeys, where: string): KeyObject {
   return createSecretKey(sp800108Counter(mkbk, 'hmac-sha256', Buffer.from('strongroom PBK'), Buffer.concat([keys.serviceKey, Buffer.from(`:${keys.mode}`)]), 32));
 }
 
-export const createBackup: Handler<'createBackup'> = (m, caller) => {
+export const createBackup: Handler<'createBackup'> = async (m, caller) => {
   signedIn(caller);
   if (m.lifecycle !== 'active' || m.clusterId === null) throw new HsmError('CLUSTER_NOT_ACTIVE', 'only a member of an active cluster can be backed up');
   const keys = m.backupKeys;
@@ -161,10 +162,12 @@ export const createBackup: Handler<'createBackup'> = (m, caller) => {
   content.masking = '';
   const ebkBytes = randomBytes(32);
   const ebk = createSecretKey(ebkBytes);
-  const body = kwZeroPadWrap(ebk, plain);
-  plain.fill(0);
   const wrappedEbk = kwNoPadWrap(pbk(keys, 'createBackup'), ebkBytes);
   ebkBytes.fill(0);
+  // The content is as it was when the backup began (all of it is read above, in one turn); its
+  // wrap, most of a large backup's time, lets an in-process member's application go on meanwhile.
+  // `plain` is left empty or zeroed.
+  const body = await kwZeroPadWrapAway(ebk, plain);
   const length = Buffer.alloc(4);
   length.writeUInt32BE(headerBytes.length);
   return { backup: new Uint8Array(Buffer.concat([MAGIC, length, headerBytes, wrappedEbk, body])), header };
@@ -190,7 +193,7 @@ export function readBackupHeader(blob: Uint8Array): { header: BackupHeader; head
   return { header, headerBytes, rest: data.subarray(MAGIC.length + 4 + length) };
 }
 
-function openBackup(m: MemberState, blob: Uint8Array): BackupContent {
+async function openBackup(m: MemberState, blob: Uint8Array): Promise<BackupContent> {
   const { header, headerBytes, rest } = readBackupHeader(blob);
   const keys = m.backupKeys;
   if (header.mode !== keys.mode) {
@@ -208,8 +211,10 @@ function openBackup(m: MemberState, blob: Uint8Array): BackupContent {
   }
   let plain: Buffer;
   try {
-    plain = kwZeroPadUnwrap(createSecretKey(ebkBytes), rest.subarray(40));
-  } catch {
+    // Most of a large restore's time: an in-process member's application goes on meanwhile.
+    plain = await kwZeroPadUnwrapAway(createSecretKey(ebkBytes), rest.subarray(40));
+  } catch (e) {
+    if (e instanceof HsmError && e.code === 'INTERNAL_ERROR') throw e;
     throw new HsmError('BACKUP_INVALID', 'backup: its content fails the key-wrap integrity check (it was altered)');
   } finally {
     ebkBytes.fill(0);
@@ -234,11 +239,14 @@ function openBackup(m: MemberState, blob: Uint8Array): BackupContent {
  * member's own cluster, and is for the appliance user (the cluster's own repair) or for an admin
  * with the user service's approval.
  */
-export const restoreBackup: Handler<'restoreBackup'> = (m, caller, req) => {
+export const restoreBackup: Handler<'restoreBackup'> = async (m, caller, req) => {
+  // A restore into a member of a cluster: only its managers may (asked before the backup is
+  // opened, and again after: the member may have joined a cluster meanwhile).
+  if (m.clusterId !== null) requireManager(caller, 'restoreBackup');
+  const content = await openBackup(m, req.backup);
+  // From here to the end nothing waits: what is checked is what the restore changes.
   const active = m.clusterId !== null;
-  // A restore into a member of a cluster: only its managers may.
   if (active) requireManager(caller, 'restoreBackup');
-  const content = openBackup(m, req.backup);
   if (content.profile !== m.profile.name) {
     throw new HsmError('BACKUP_INVALID', `backup: it comes from a ${content.profile} member and this one runs the ${m.profile.name} profile`);
   }
