@@ -65,6 +65,23 @@ describe('hsm-core: backups', () => {
     expect(await digests(target)).to.deep.equal(await digests(f.m));
   });
 
+  it('a new member takes a backup of 1,200 keys (made a slice a turn) whole: outside a cluster until the restore ends, then with the source\'s sync digests', async () => {
+    const f = await activatedMember({ serviceKey: SERVICE });
+    for (let i = 0; i < 1200; i++) await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: `k${i}`, encrypt: true } });
+    const { backup } = await f.m.ok({ op: 'createBackup', session: f.appliance });
+    const target = await freshMember({ serviceKey: SERVICE, memberIndex: 1 });
+    const restoring = target.ok({ op: 'restoreBackup', backup });
+    // Asked while the restore runs: the member answers, and nothing of the backup is on it yet.
+    const during = await target.ok({ op: 'getHsmInfo' });
+    expect(await restoring).to.deep.include({ keys: 1200, merged: false });
+    const after = await target.ok({ op: 'getHsmInfo' });
+    expect([during.clusterId, after.clusterId]).to.deep.equal([null, (await f.m.ok({ op: 'getHsmInfo' })).clusterId]);
+    const digests = async (m: typeof f.m) => m.ok({ op: 'getSyncStatus', session: await m.login('app_user', PASSWORDS.app_user) });
+    const [mine, theirs] = [await digests(target), await digests(f.m)];
+    expect(mine.keys).to.have.length(1200);
+    expect(mine).to.deep.equal(theirs);
+  });
+
   it('restores a format 1 backup (JSON content), made by an earlier version', async () => {
     const fixture = JSON.parse(readFileSync(new URL('../fixtures/backup-format-1.json', import.meta.url), 'utf8')) as { aesHandle: number; ecPrivateHandle: number; ecPublicHandle: number; plaintext: string; iv: string; ciphertext: string };
     const backup = new Uint8Array(readFileSync(new URL('../fixtures/backup-format-1.backup', import.meta.url)));
