@@ -8,7 +8,7 @@ import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLocalCluster, type LocalCluster } from '../../src/index.js';
-import { servePkcs11, type Pkcs11Door } from '../../src/pkcs11/index.js';
+import { servePkcs11, type Pkcs11Door, type Pkcs11ServeOptions } from '../../src/pkcs11/index.js';
 import { CALLS, ERROR_CALL, callById, type CallName } from '../../src/pkcs11/calls.js';
 import { FrameReader, encodeFrame, readMessage, writeMessage, type Attribute, type Dialect, type Value } from '../../src/pkcs11/codec.js';
 import { CKA } from '../../src/pkcs11/constants.js';
@@ -94,10 +94,11 @@ export interface TestDoor {
   close(): Promise<void>;
 }
 
-export async function openTestDoor(prefix: string): Promise<TestDoor> {
+/** Opens a {@link TestDoor}; `options` (limits, a log) go to servePkcs11. */
+export async function openTestDoor(prefix: string, options: Omit<Pkcs11ServeOptions, 'cluster' | 'socket'> = {}): Promise<TestDoor> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   const cluster = await startLocalCluster({ adminPassword: 'admin-password', passwordCost: 10, users: [{ username: 'cu1', password: 'cu1-password', role: 'crypto-user' }] });
-  const door = await servePkcs11({ cluster, socket: join(dir, 'run', 'pkcs11.sock') });
+  const door = await servePkcs11({ cluster, socket: join(dir, 'run', 'pkcs11.sock'), ...options });
   return {
     dir,
     cluster,

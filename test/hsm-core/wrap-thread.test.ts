@@ -10,6 +10,7 @@ import { kwZeroPadUnwrap, kwZeroPadWrap } from '../../src/hsm-core/mechanisms/ae
 import { useThreadPool } from '../../src/hsm-core/mechanisms/pool.js';
 import { kwZeroPadUnwrapAway, kwZeroPadWrapAway, wrapThreadUse } from '../../src/hsm-core/mechanisms/wrap-thread.js';
 import { refusal, rejection } from '../helpers/refusal.js';
+import { turnCounter } from '../helpers/turns.js';
 import { startLocalCluster } from '../../src/index.js';
 
 /** Bytes that are the same in every run: SHAKE256 of a label. */
@@ -26,11 +27,10 @@ describe('hsm-core: a backup\'s key wrap on a thread of its own', function () {
     const data = payload();
     const expected = kwZeroPadWrap(key, payload());
     const before = wrapThreadUse();
-    let turned = false;
-    const wrapping = kwZeroPadWrapAway(key, data);
-    setImmediate(() => (turned = true));
-    const wrapped = await wrapping;
-    expect(turned, 'a turn of the event loop during the wrap').to.equal(true);
+    const counter = turnCounter();
+    const wrapped = await kwZeroPadWrapAway(key, data);
+    counter.stop();
+    expect(counter.turns(), 'turns of the event loop during the wrap').to.be.greaterThan(0);
     expect(wrapThreadUse()).to.deep.equal({ away: before.away + 1, here: before.here });
     expect(Buffer.compare(wrapped, expected)).to.equal(0);
     expect(Buffer.compare(kwZeroPadUnwrap(key, wrapped), Buffer.from(payload()))).to.equal(0);
@@ -41,11 +41,10 @@ describe('hsm-core: a backup\'s key wrap on a thread of its own', function () {
   it('unwraps there too, letting the event loop turn, and refuses an altered wrap as an unwrap in place does', async () => {
     const wrapped = kwZeroPadWrap(key, payload());
     const before = wrapThreadUse();
-    let turned = false;
-    const unwrapping = kwZeroPadUnwrapAway(key, wrapped);
-    setImmediate(() => (turned = true));
-    const plain = await unwrapping;
-    expect(turned, 'a turn of the event loop during the unwrap').to.equal(true);
+    const counter = turnCounter();
+    const plain = await kwZeroPadUnwrapAway(key, wrapped);
+    counter.stop();
+    expect(counter.turns(), 'turns of the event loop during the unwrap').to.be.greaterThan(0);
     expect(wrapThreadUse()).to.deep.equal({ away: before.away + 1, here: before.here });
     expect(Buffer.compare(plain, Buffer.from(payload()))).to.equal(0);
     // The answer is a buffer of its own, and the wrapped bytes given are left as they were.

@@ -6,17 +6,16 @@
  * open files) without bound.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { startLocalCluster, type LocalCluster } from '../../src/index.js';
+import type { LocalCluster } from '../../src/index.js';
 import { servePkcs11, type Pkcs11Door } from '../../src/pkcs11/index.js';
 import { CKF, CKR } from '../../src/pkcs11/constants.js';
-import { RpcClient } from '../helpers/p11-rpc.js';
+import { RpcClient, openTestDoor, type TestDoor } from '../helpers/p11-rpc.js';
 import { refusal, rejection } from '../helpers/refusal.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -26,25 +25,21 @@ const SERIAL = BigInt(CKF.SERIAL_SESSION);
 
 describe('security: the PKCS #11 door limits connections and sessions', function () {
   this.timeout(60_000);
-  let dir: string;
+  let fixture: TestDoor;
   let cluster: LocalCluster;
   let door: Pkcs11Door;
+  let dir: string;
   const logged: string[] = [];
   const clients: RpcClient[] = [];
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'strongroom-p11-limits-'));
-    cluster = await startLocalCluster({ adminPassword: 'admin-password', passwordCost: 10, users: [{ username: 'cu1', password: 'cu1-password', role: 'crypto-user' }] });
-    door = await servePkcs11({ cluster, socket: join(dir, 'run', 'pkcs11.sock'), maxConnections: 2, maxSessions: 3, log: (line) => logged.push(line) });
+    fixture = await openTestDoor('strongroom-p11-limits-', { maxConnections: 2, maxSessions: 3, log: (line) => logged.push(line) });
+    ({ cluster, door, dir } = fixture);
   });
   afterEach(() => {
     for (const c of clients.splice(0)) c.close();
   });
-  after(async () => {
-    await door.close();
-    await cluster.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => fixture.close());
 
   async function client(): Promise<RpcClient> {
     const c = await RpcClient.connect(door.socket, 'p11-kit-0.24');

@@ -185,7 +185,7 @@ export function cmac(key: KeyObject, data: Uint8Array): Buffer {
 
 /** RFC 3394's default IV, the only explicit IV CloudHSM accepts for no-pad and PKCS #5-pad. */
 export const KW_DEFAULT_IV = Buffer.from('a6a6a6a6a6a6a6a6', 'hex');
-export const KWP_IV = Buffer.from('a65959a6', 'hex');
+const KWP_IV = Buffer.from('a65959a6', 'hex');
 
 function checkKwIv(iv: Uint8Array | undefined, name: string): void {
   if (iv !== undefined && !KW_DEFAULT_IV.equals(iv)) {
@@ -193,9 +193,13 @@ function checkKwIv(iv: Uint8Array | undefined, name: string): void {
   }
 }
 
+/** node:crypto's cipher for key wrap with `key` (RFC 5649 with `pad`, else RFC 3394), and its IV. */
+export function kwCipher(key: KeyObject, pad: boolean): { name: string; iv: Buffer } {
+  return { name: `id-aes${key.symmetricKeySize! * 8}-wrap${pad ? '-pad' : ''}`, iv: pad ? KWP_IV : KW_DEFAULT_IV };
+}
+
 function kw(key: KeyObject, data: Uint8Array, encrypt: boolean, pad: boolean): Buffer {
-  const name = `id-aes${key.symmetricKeySize! * 8}-wrap${pad ? '-pad' : ''}`;
-  const iv = pad ? KWP_IV : KW_DEFAULT_IV;
+  const { name, iv } = kwCipher(key, pad);
   const c = encrypt ? createCipheriv(name, key, iv) : createDecipheriv(name, key, iv);
   return joined([c.update(data), c.final()]);
 }

@@ -18,7 +18,7 @@ import type { KeyObject } from 'node:crypto';
 import { HsmError } from '../errors.js';
 import { usesThreadPool } from './pool.js';
 import { JobThread } from './threads.js';
-import { KWP_IV, decryptionFailed, kwZeroPadUnwrap, kwZeroPadWrap } from './aes.js';
+import { decryptionFailed, kwCipher, kwZeroPadUnwrap, kwZeroPadWrap } from './aes.js';
 
 /** The thread's code (threads.ts). An unwrap that fails its integrity check is refused with code UNWRAP_FAILED. */
 const SOURCE = `
@@ -60,10 +60,10 @@ export function wrapThreadUse(): { away: number; here: number } {
 async function away(job: { unwrap: boolean; key: KeyObject; data: Uint8Array }): Promise<Buffer> {
   if (!thread || thread.failed) thread = new JobThread(SOURCE, 'the key-wrap thread');
   use.away += 1;
-  const cipher = `id-aes${job.key.symmetricKeySize! * 8}-wrap-pad`;
+  const { name: cipher, iv } = kwCipher(job.key, true);
   try {
     // The IV is copied into a buffer of its own: a view would take all of its buffer (Node's 8 KiB pool) along.
-    const value = await thread.run({ ...job, cipher, iv: new Uint8Array(KWP_IV) }, [job.data.buffer as ArrayBuffer]);
+    const value = await thread.run({ ...job, cipher, iv: new Uint8Array(iv) }, [job.data.buffer as ArrayBuffer]);
     return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   } catch (e) {
     if ((e as { code?: string }).code === 'UNWRAP_FAILED') throw decryptionFailed('aes-zero-pad unwrap');

@@ -251,7 +251,7 @@ export const restoreBackup: Handler<'restoreBackup'> = async (m, caller, req) =>
   }
   // A member outside a cluster takes everything: its keys are made first, a slice a turn on an
   // in-process member, and nothing of the member changes until all are made.
-  const made = m.clusterId === null ? await inTurns(keysOf(content)) : null;
+  const made = m.clusterId === null ? await keysOf(content) : null;
   // From here to the end nothing waits: what is checked is what the restore changes.
   const active = m.clusterId !== null;
   if (active) requireManager(caller, 'restoreBackup');
@@ -266,8 +266,8 @@ export const restoreBackup: Handler<'restoreBackup'> = async (m, caller, req) =>
     approve();
     return { clusterId: m.clusterId!, users: content.users.length, keys: content.keys.length, merged: true };
   }
-  // (Made now if the member left its cluster while the backup was opened.)
-  const { keys, masking } = made ?? atOnce(keysOf(content));
+  // Made above: the member was outside a cluster then, and nothing has waited since.
+  const { keys, masking } = made!;
   // A restore overwrites everything on the member (CLOUDHSM.md §5), but it keeps its own appliance user.
   const appliance = m.users.get(APPLIANCE_USERNAME);
   m.sessions.clear();
@@ -302,32 +302,20 @@ const KEYS_A_TURN = 500;
 
 /**
  * A backup's masking key and its keys, each with its sync digest made (the first comparison after
- * a join asks for every digest, which took 650 ms of a join of 20,000 keys in one turn): a step
- * for each {@link KEYS_A_TURN} keys.
+ * a join asks for every digest, which took 650 ms of a join of 20,000 keys in one turn):
+ * {@link KEYS_A_TURN} keys a turn of the event loop on a member that shares its thread with the
+ * application, all at once on one with a thread of its own.
  */
-function* keysOf(content: BackupContent): Generator<void, { masking: Masking; keys: KeyRecord[] }> {
+async function keysOf(content: BackupContent): Promise<{ masking: Masking; keys: KeyRecord[] }> {
   const masking = new Masking(Buffer.from(content.masking, 'base64'));
   const keys: KeyRecord[] = [];
   for (const k of content.keys) {
     const key = keyFromContent(k);
     masking.digest(key);
     keys.push(key);
-    if (keys.length % KEYS_A_TURN === 0) yield;
+    if (keys.length % KEYS_A_TURN === 0 && usesThreadPool()) await new Promise<void>((resolve) => setImmediate(resolve));
   }
   return { masking, keys };
-}
-
-/** Runs `work`'s steps one a turn of the event loop on a member that shares its thread with the application, else all at once. */
-async function inTurns<T>(work: Generator<void, T>): Promise<T> {
-  for (let step = work.next(); ; step = work.next()) {
-    if (step.done) return step.value;
-    if (usesThreadPool()) await new Promise<void>((resolve) => setImmediate(resolve));
-  }
-}
-
-/** Runs all of `work`'s steps now. */
-function atOnce<T>(work: Generator<void, T>): T {
-  for (let step = work.next(); ; step = work.next()) if (step.done) return step.value;
 }
 
 /** Takes from a backup of the member's own cluster whatever is newer than what the member holds. */
