@@ -53,6 +53,14 @@ export const CURVES = { 'P-256': 'secp256r1', 'P-384': 'secp384r1', 'P-521': 'se
 export type NamedCurve = keyof typeof CURVES;
 export type HsmCurve = (typeof CURVES)[NamedCurve];
 
+/** The HSM's name of a WebCrypto curve; NotSupportedError for a name the door does not know (an own property of CURVES, not an inherited one). */
+export function hsmCurve(namedCurve: unknown): HsmCurve {
+  if (typeof namedCurve !== 'string' || !Object.hasOwn(CURVES, namedCurve)) {
+    throw refusal('NotSupportedError', `namedCurve: expected one of ${Object.keys(CURVES).join(', ')}, got ${String(namedCurve)}`);
+  }
+  return CURVES[namedCurve as NamedCurve];
+}
+
 export function webCurve(hsmCurve: string | null | undefined): NamedCurve | undefined {
   return (Object.keys(CURVES) as NamedCurve[]).find((k) => CURVES[k] === hsmCurve);
 }

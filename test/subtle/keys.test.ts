@@ -10,6 +10,7 @@ import { createMember, type Request } from '../../src/hsm-core/index.js';
 import { HsmSession } from '../../src/app/index.js';
 import { Cluster, InProcessTransport, type Transport } from '../../src/cluster-client/index.js';
 import { buf, openDoor, text, type CryptoKey, type CryptoKeyPair, type DoorFixture, type SubtleCrypto } from '../helpers/door.js';
+import { rejection } from '../helpers/refusal.js';
 
 let f: DoorFixture;
 before(async () => {
@@ -235,6 +236,20 @@ describe('subtle: the HSM rules keep applying', () => {
     const notAes = await f.crypto.keyFromHandle(handle, { name: 'CLOUDHSM-AES-CMAC' }).then(() => null, (e: Error) => e);
     expect(notAes?.name).to.equal('InvalidAccessError');
     expect(notAes?.message).to.match(/^key 0x[0-9a-f]{16} is a generic-secret secret-key, not a CLOUDHSM-AES-CMAC key$/);
+  });
+
+  it('a key opened by handle on a curve the door does not know is NotSupportedError, and on another curve InvalidAccessError', async () => {
+    const ec = (await f.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify'])) as CryptoKeyPair;
+    const handle = f.crypto.handleOf(ec.privateKey)!;
+    for (const namedCurve of ['P-999', 'constructor']) {
+      const e = await rejection(f.crypto.keyFromHandle(handle, { name: 'ECDSA', namedCurve }));
+      expect(e.name).to.equal('NotSupportedError');
+      expect(e.message).to.match(new RegExp(`^namedCurve: expected one of P-256, P-384, P-521\\b.*, got ${namedCurve}$`));
+    }
+    const e = await rejection(f.crypto.keyFromHandle(handle, { name: 'ECDSA', namedCurve: 'P-384' }));
+    expect([e.name, e.message]).to.deep.equal(['InvalidAccessError', `key ${(await f.session.send({ op: 'getAttributes', handle })).keyReference} is an ec private-key on secp256r1, not an ECDSA key`]);
+    const opened = await f.crypto.keyFromHandle(handle, { name: 'ECDSA', namedCurve: 'P-256' });
+    expect(opened.algorithm).to.deep.equal({ name: 'ECDSA', namedCurve: 'P-256' });
   });
 
   it('the profile data limits become an OperationError that names the limit', async () => {

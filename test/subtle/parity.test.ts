@@ -325,6 +325,25 @@ describe('subtle: parity with Node WebCrypto', function () {
       });
     }
 
+    it("an unwrapped key's unknown curve or hash is NotSupportedError, as in Node", async () => {
+      const ecPkcs8 = await native.exportKey('pkcs8', ((await native.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign'])) as CryptoKeyPair).privateKey);
+      const iv = new Uint8Array(12);
+      const cases: [string, ArrayBuffer | Uint8Array, object, KeyUsage[]][] = [
+        ['ECDSA on P-999', ecPkcs8, { name: 'ECDSA', namedCurve: 'P-999' }, ['sign']],
+        ['ECDH on constructor', ecPkcs8, { name: 'ECDH', namedCurve: 'constructor' }, ['deriveBits']],
+        ['RSASSA-PKCS1-v1_5 with SHA-999', rsaPkcs8(2048), { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-999' }, ['sign']],
+        ['RSA-OAEP with SHA-999', rsaPkcs8(2048), { name: 'RSA-OAEP', hash: 'SHA-999' }, ['decrypt']],
+      ];
+      for (const s of [door, native]) {
+        const kek = await s.importKey('raw', new Uint8Array(16).fill(5), 'AES-GCM', false, ['encrypt', 'unwrapKey']);
+        for (const [what, pkcs8, algorithm, usages] of cases) {
+          const wrapped = await s.encrypt({ name: 'AES-GCM', iv }, kek, pkcs8);
+          const e = await rejection(s.unwrapKey('pkcs8', wrapped, kek, { name: 'AES-GCM', iv }, algorithm as never, false, usages));
+          expect(e.name, `${s === door ? 'the door' : 'Node'}: ${what}`).to.equal('NotSupportedError');
+        }
+      }
+    });
+
     it('a JWK wrapped with AES-KW is padded to whole blocks as Node pads it: each side unwraps the other', async () => {
       const raw = new Uint8Array(32).fill(9);
       const kekOurs = await door.importKey('raw', raw, 'AES-KW', false, ['wrapKey', 'unwrapKey']);

@@ -19,7 +19,7 @@ import type { Algorithm, AlgorithmIdentifier, CryptoKey, KeyFormat, KeyUsage } f
 
 // A mixin's base must accept any constructor arguments (TypeScript's rule for mixin classes).
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-type ProviderClass = abstract new (...args: any[]) => ProviderCrypto;
+export type ProviderClass = abstract new (...args: any[]) => ProviderCrypto;
 
 /** What {@link doorProvider} adds: the door's versions of webcrypto-core's checks. */
 export interface DoorChecks {

@@ -16,6 +16,7 @@ import {
   jwkAlg,
   exponentBytes,
   exponentNumber,
+  hsmCurve,
   normaliseUsages,
   templateFor,
   usagesFor,
@@ -111,9 +112,7 @@ export class KeyPairs {
   /** The curve parameter the HSM needs, checking the caller's namedCurve. */
   #curve(algorithm: Record<string, unknown>): HsmCurve | undefined {
     if (this.spec.family !== 'ec') return undefined;
-    const named = algorithm.namedCurve;
-    if (typeof named !== 'string' || !Object.hasOwn(CURVES, named)) throw refusal('NotSupportedError', `namedCurve: expected one of ${Object.keys(CURVES).join(', ')}, got ${String(named)}`);
-    return CURVES[named as NamedCurve];
+    return hsmCurve(algorithm.namedCurve);
   }
 
   /** The JWK `alg` values a key of this algorithm accepts at import; undefined where the spec checks none (ECDH, X25519). */
