@@ -118,6 +118,16 @@ export class HsmError extends Error {
 }
 
 /** Formats a key handle the way CloudHSM prints key references. */
+/**
+ * Each of `limits` (its name → its value) is a positive whole number, or BAD_REQUEST naming the
+ * first that is not: the limits a member, the relay and the PKCS #11 door are started with.
+ */
+export function checkPositiveIntegers(limits: Record<string, unknown>): void {
+  for (const [name, v] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(v) || (v as number) < 1) throw new HsmError('BAD_REQUEST', `${name}: a positive integer, got ${String(v)}`);
+  }
+}
+
 export function keyRef(handle: number): string {
   return `0x${handle.toString(16).padStart(16, '0')}`;
 }

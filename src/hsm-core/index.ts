@@ -13,7 +13,7 @@ export { MEMBER_MODES, type MemberMode } from './state.js';
 export { FrameReader, RequestFlow, encodeFrame, tickBatched, BATCH_LIMIT, MAX_FRAME_BYTES, type Frame } from './wire.js';
 export { perTurn } from './face.js';
 export { serveMember, ensureClusterCsr, cloneClusterIdentity, MEMBER_FILES, type ServeOptions, type Served } from './hosts/tls.js';
-export { HsmError, HSM_ERROR_CODES, keyRef, withArticle, type HsmErrorCode, type WireError } from './errors.js';
+export { HsmError, HSM_ERROR_CODES, checkPositiveIntegers, keyRef, withArticle, type HsmErrorCode, type WireError } from './errors.js';
 export { verifyAuditChain, GENESIS_HASH, type AuditVerdict } from './audit.js';
 export { lockFolder, LOCK_FILE, type FolderLock } from './folder-lock.js';
 export { HSM_TYPE_PROFILES, PROFILE_NAMES, type HsmType, type ProfileName } from './profiles.js';

@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import { checkRole, type Caller } from './access.js';
-import { HsmError, type WireError } from './errors.js';
+import { HsmError, checkPositiveIntegers, type WireError } from './errors.js';
 import { PROFILE_NAMES, checkProfileMode, getProfile, type ProfileName } from './profiles.js';
 import { APPLIANCE_USERNAME, PRECO_INITIAL_PASSWORD, PRECO_USERNAME, requestSchemas, type Op, type RequestOf, type Response, type Results, type UserRole } from './protocol.js';
 import { OPERATIONS, type AuditSpec, type OperationFacts } from './operations.js';
@@ -285,6 +285,10 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
   if (options.mode !== undefined && MEMBER_MODES.includes(options.mode)) checkProfileMode(getProfile(profileName), options.mode);
   const cost = options.passwordCost ?? 15;
   if (!Number.isInteger(cost) || cost < 10 || cost > 20) throw new HsmError('BAD_REQUEST', `passwordCost: 10–20, got ${cost}`);
+  // Every option is checked before the folder is opened: a refused option leaves it as it was.
+  const queueLimit = options.queueLimit ?? 1024;
+  checkPositiveIntegers({ queueLimit });
+  const backupKeys = backupKeysOf(options);
   const store = options.dataDir !== undefined ? await MemberStore.open(options.dataDir, options.passphrase ?? process.env.STRONGROOM_MASTER_PASSPHRASE) : null;
   let m: MemberState;
   try {
@@ -302,10 +306,8 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
     throw e;
   }
   let closed = false;
-  const queueLimit = options.queueLimit ?? 1024;
-  if (!Number.isInteger(queueLimit) || queueLimit < 1) throw new HsmError('BAD_REQUEST', `queueLimit: a positive integer, got ${queueLimit}`);
   m.queueLimit = queueLimit;
-  m.backupKeys = backupKeysOf(options);
+  m.backupKeys = backupKeys;
   let inFlight = 0;
 
   /**

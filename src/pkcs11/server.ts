@@ -17,7 +17,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { callById, ERROR_CALL } from './calls.js';
 import { FrameReader, ProtocolError, encodeFrame, readMessage, writeMessage, type Dialect } from './codec.js';
-import { HsmError, RequestFlow, tickBatched } from '../hsm-core/index.js';
+import { RequestFlow, checkPositiveIntegers, tickBatched } from '../hsm-core/index.js';
 import { Ckr } from './objects.js';
 import { DEFAULT_MAX_SESSIONS, Token, type Pkcs11Cluster } from './token.js';
 
@@ -52,9 +52,7 @@ export interface Pkcs11Door {
 export async function servePkcs11(options: Pkcs11ServeOptions): Promise<Pkcs11Door> {
   const maxConnections = options.maxConnections ?? 256;
   const maxSessions = options.maxSessions ?? DEFAULT_MAX_SESSIONS;
-  for (const [name, v] of [['maxConnections', maxConnections], ['maxSessions', maxSessions]] as const) {
-    if (!Number.isSafeInteger(v) || v < 1) throw new HsmError('BAD_REQUEST', `${name}: a positive integer, got ${String(v)}`);
-  }
+  checkPositiveIntegers({ maxConnections, maxSessions });
   const folder = dirname(options.socket);
   mkdirSync(folder, { recursive: true, mode: 0o700 });
   if ((statSync(folder).mode & 0o077) !== 0) chmodSync(folder, 0o700);

@@ -19,7 +19,7 @@ import { extname, join, resolve, sep } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { HsmError, OPERATIONS, OPS, RequestFlow, perTurn, type Op } from '../hsm-core/index.js';
+import { HsmError, OPERATIONS, OPS, RequestFlow, checkPositiveIntegers, perTurn, type Op } from '../hsm-core/index.js';
 import type { HsmSession } from '../app/index.js';
 import type { LoginOptions } from '../cluster-client/index.js';
 import { doorAlgorithms } from '../subtle/subtle.js';
@@ -93,9 +93,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const maxConnections = options.maxConnections ?? 64;
   const idleTimeoutMs = options.idleTimeoutMs ?? 300_000;
   const log = options.log ?? (() => undefined);
-  for (const [name, v] of [['maxMessageBytes', maxMessageBytes], ['maxInFlight', maxInFlight], ['maxConnections', maxConnections], ['idleTimeoutMs', idleTimeoutMs]] as const) {
-    if (!Number.isInteger(v) || v < 1) throw new HsmError('BAD_REQUEST', `${name}: a positive integer, got ${String(v)}`);
-  }
+  checkPositiveIntegers({ maxMessageBytes, maxInFlight, maxConnections, idleTimeoutMs });
   let algorithms: string[] | null = null;
   // One encoder and decoder for every connection: each call is synchronous, and a new one per
   // message would cost an allocation and a warm-up each time.

@@ -65,6 +65,24 @@ describe('hsm-core: durable members', function () {
   };
   after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
+  it('a refused option leaves the folder as it was: nothing written, nothing held open', async () => {
+    const d = dir();
+    for (const [extra, message] of [
+      [{ queueLimit: 0 }, 'queueLimit: a positive integer, got 0'],
+      [{ queueLimit: 2.5 }, 'queueLimit: a positive integer, got 2.5'],
+      [{ mode: 'lax' }, 'mode: expected fips or non-fips, got "lax"'],
+      [{ serviceKey: new Uint8Array(16) }, 'serviceKey: 32 bytes'],
+    ] as const) {
+      expect(await refusedStart(d, extra as MemberOptions)).to.equal(message);
+      expect(readdirSync(d), JSON.stringify(extra)).to.deep.equal([]);
+    }
+    // Nothing holds the folder: a member with good options starts on it.
+    const m = await durable(d);
+    expect(await m.login('app_user', PASSWORDS.app_user)).to.be.a('string');
+    await m.member.close();
+    expect(readdirSync(d)).to.not.deep.equal([]);
+  });
+
   it('keeps token keys, users, shares, cluster id and the audit log across a restart; session keys go', async () => {
     const d = dir();
     const { m, alice, token, session } = await populated(d);

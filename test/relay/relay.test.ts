@@ -15,7 +15,7 @@ import { RELAY_BATCH_MAX } from '../../src/relay/protocol.js';
 import { connectRelay, type RelayConnection } from '../../src/browser/index.js';
 import { HsmError } from '../../src/hsm-core/index.js';
 import type { CryptoKeyPair } from '../../src/subtle/types.js';
-import { rejection } from '../helpers/refusal.js';
+import { refusal, rejection } from '../helpers/refusal.js';
 import { waitUntil } from '../helpers/wait.js';
 
 const enc = new TextEncoder();
@@ -343,6 +343,18 @@ describe('relay: pages reach the HSM over WebSocket', function () {
     }
     await stillServes();
     expect(logs.join('\n')).to.not.contain('app-password');
+  });
+
+  it('refuses limits that are not positive integers, naming the option', async () => {
+    for (const [options, message] of [
+      [{ maxInFlight: 0 }, 'maxInFlight: a positive integer, got 0'],
+      [{ maxMessageBytes: 1.5 }, 'maxMessageBytes: a positive integer, got 1.5'],
+      [{ maxConnections: -1 }, 'maxConnections: a positive integer, got -1'],
+      [{ idleTimeoutMs: Number.NaN }, 'idleTimeoutMs: a positive integer, got NaN'],
+    ] as const) {
+      const e = await refusal(startRelay({ cluster, port: 0, ...options }));
+      expect([e.code, e.message]).to.deep.equal(['BAD_REQUEST', message]);
+    }
   });
 
   it('refuses connections beyond its limit, and takes new ones when others leave', async () => {
