@@ -10,12 +10,13 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { encodeFrame, FrameReader, HsmError } from '../../src/hsm-core/index.js';
+import { encodeFrame, FrameReader, HsmError, serveMember } from '../../src/hsm-core/index.js';
 import { startMember, type Fixture } from '../helpers/tls-member.js';
 import { connect } from '../../src/app/index.js';
 import { SocketTransport, TrustAnchor } from '../../src/cluster-client/index.js';
 import { seeded, testSeed } from '../helpers/random.js';
 import { waitUntil } from '../helpers/wait.js';
+import { refusal } from '../helpers/refusal.js';
 import { projectModule } from '../helpers/entry.js';
 
 const run = promisify(execFile);
@@ -48,6 +49,16 @@ describe('cluster-client: mutual TLS', function () {
   after(async () => {
     await f?.served.close();
     if (f) rmSync(f.dir, { recursive: true, force: true });
+  });
+
+  it('a member host refuses limits that are not positive integers, naming them, before it listens', async () => {
+    for (const [options, message] of [
+      [{ maxConnections: 0 }, 'maxConnections: a positive integer, got 0'],
+      [{ maxFrameBytes: 0.5 }, 'maxFrameBytes: a positive integer, got 0.5'],
+    ] as const) {
+      const e = await refusal(serveMember({ member: f.member, dataDir: join(f.dir, 'member-0'), host: '127.0.0.1', port: f.served.port, ...options }));
+      expect([e.code, e.message]).to.deep.equal(['BAD_REQUEST', message]);
+    }
   });
 
   it('a client with the trust anchor\'s certificate is served; discovery works from one address', async () => {

@@ -25,7 +25,7 @@ import { createServer, type Server, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type * as X509 from '@peculiar/x509';
-import { HsmError } from '../errors.js';
+import { HsmError, checkPositiveIntegers } from '../errors.js';
 import type { Member } from '../member.js';
 import type { Results } from '../protocol.js';
 import { FrameReader, MAX_FRAME_BYTES, RequestFlow, encodeFrame, tickBatched } from '../wire.js';
@@ -106,6 +106,9 @@ export interface Served {
 /** Serves `member` over mutual TLS 1.3 with the certificate in its data folder. */
 export async function serveMember(options: ServeOptions): Promise<Served> {
   const { member, dataDir } = options;
+  const maxFrame = options.maxFrameBytes ?? MAX_FRAME_BYTES;
+  const maxConnections = options.maxConnections ?? 256;
+  checkPositiveIntegers({ maxFrameBytes: maxFrame, maxConnections });
   const read = (name: string, what: string) => {
     const file = join(dataDir, name);
     if (!existsSync(file)) throw new HsmError('BAD_REQUEST', `${file}: missing; ${what}`);
@@ -114,7 +117,6 @@ export async function serveMember(options: ServeOptions): Promise<Served> {
   const key = read(MEMBER_FILES.key, 'the member makes it with its cluster CSR at first start');
   const cert = read(MEMBER_FILES.cert, 'sign member.csr with your trust anchor and save the certificate as member.crt');
   const ca = read(MEMBER_FILES.ca, 'copy your trust anchor certificate (customerCA.crt) here');
-  const maxFrame = options.maxFrameBytes ?? MAX_FRAME_BYTES;
   const log = options.log ?? (() => undefined);
   const sockets = new Set<TLSSocket>();
   // Every connection from its first byte, handshake or not: one still in its TLS handshake (a
@@ -147,7 +149,7 @@ export async function serveMember(options: ServeOptions): Promise<Served> {
       });
     });
   });
-  server.maxConnections = options.maxConnections ?? 256;
+  server.maxConnections = maxConnections;
   server.on('tlsClientError', (e) => log(`refused a connection during the TLS handshake: ${e.message}`));
   server.on('connection', (connection: Socket) => {
     connections.add(connection);
