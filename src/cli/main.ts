@@ -20,18 +20,18 @@ import { LineReader, interactive } from './interactive.js';
 import { CliCommand } from './command.js';
 import { defaultDataDir } from './data-dir.js';
 
-// Each command loads what it runs when it runs: a member process (`hsm serve`) or a single
-// CloudHSM command does not load the relay, the KeyStore or the local cluster's supervisor.
 // Every process of ours (the CLI, and the TLS members, PKCS #11 door and relay it starts) frees
 // the memory of dead ArrayBuffers on the thread that collected them, not on V8's background
 // thread: there each free takes malloc's lock while this thread allocates the next answer's
 // buffer, and on a small virtual machine the wait for that lock is a trip through the kernel.
-// Measured on the 2-vCPU VM of bench/README.md: a 1 KiB ArrayBuffer cost 1.5-2.5 µs to make
+// Measured on the 2-vCPU VM of bench/README.md: a 1 KiB ArrayBuffer cost 1.5-2.8 µs to make
 // with the background thread and 0.3 µs without; an in-process member's AES-GCM of 1 KiB, one at
 // a time, 12.4-12.8 µs and 6.5-7.2 µs. An application that embeds Strongroom decides for its
 // own process (docs/webcrypto.md, "Speed").
 setFlagsFromString('--no-concurrent-array-buffer-sweeping');
 
+// Each command loads what it runs when it runs: a member process (`hsm serve`) or a single
+// CloudHSM command does not load the relay, the KeyStore or the local cluster's supervisor.
 const backups = () => import('./backup-commands.js');
 const relayModule = () => import('../relay/index.js');
 const upModule = () => import('./up.js');

@@ -117,10 +117,10 @@ export class HsmError extends Error {
   }
 }
 
-/** Formats a key handle the way CloudHSM prints key references. */
 /**
  * Each of `limits` (its name → its value) is a positive whole number, or BAD_REQUEST naming the
- * first that is not: the limits a member, the relay and the PKCS #11 door are started with.
+ * first that is not: the limits a member, a TLS member host, the relay and the PKCS #11 door are
+ * started with.
  */
 export function checkPositiveIntegers(limits: Record<string, unknown>): void {
   for (const [name, v] of Object.entries(limits)) {
@@ -128,6 +128,7 @@ export function checkPositiveIntegers(limits: Record<string, unknown>): void {
   }
 }
 
+/** Formats a key handle the way CloudHSM prints key references. */
 export function keyRef(handle: number): string {
   return `0x${handle.toString(16).padStart(16, '0')}`;
 }

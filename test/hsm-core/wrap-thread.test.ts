@@ -20,18 +20,24 @@ const key = createSecretKey(seededBytes('wrap-thread key', 32));
 /** A payload of its own buffer: 1 MiB, about the content of a backup of 10,000 AES keys. */
 const payload = () => new Uint8Array(seededBytes('wrap-thread payload', 1 << 20));
 
+/** `call`'s answer, once checked that it went to the wrap thread and that the event loop turned meanwhile. */
+async function onTheThread<T>(what: string, call: () => Promise<T>): Promise<T> {
+  const before = wrapThreadUse();
+  const counter = turnCounter();
+  const value = await call();
+  counter.stop();
+  expect(counter.turns(), `turns of the event loop during the ${what}`).to.be.greaterThan(0);
+  expect(wrapThreadUse()).to.deep.equal({ away: before.away + 1, here: before.here });
+  return value;
+}
+
 describe('hsm-core: a backup\'s key wrap on a thread of its own', function () {
   this.timeout(60_000);
 
   it('lets the event loop turn while it wraps, gives RFC 5649\'s bytes, and leaves none of the payload here', async () => {
     const data = payload();
     const expected = kwZeroPadWrap(key, payload());
-    const before = wrapThreadUse();
-    const counter = turnCounter();
-    const wrapped = await kwZeroPadWrapAway(key, data);
-    counter.stop();
-    expect(counter.turns(), 'turns of the event loop during the wrap').to.be.greaterThan(0);
-    expect(wrapThreadUse()).to.deep.equal({ away: before.away + 1, here: before.here });
+    const wrapped = await onTheThread('wrap', () => kwZeroPadWrapAway(key, data));
     expect(Buffer.compare(wrapped, expected)).to.equal(0);
     expect(Buffer.compare(kwZeroPadUnwrap(key, wrapped), Buffer.from(payload()))).to.equal(0);
     // The payload's buffer went to the thread: nothing of it is readable here.
@@ -40,12 +46,7 @@ describe('hsm-core: a backup\'s key wrap on a thread of its own', function () {
 
   it('unwraps there too, letting the event loop turn, and refuses an altered wrap as an unwrap in place does', async () => {
     const wrapped = kwZeroPadWrap(key, payload());
-    const before = wrapThreadUse();
-    const counter = turnCounter();
-    const plain = await kwZeroPadUnwrapAway(key, wrapped);
-    counter.stop();
-    expect(counter.turns(), 'turns of the event loop during the unwrap').to.be.greaterThan(0);
-    expect(wrapThreadUse()).to.deep.equal({ away: before.away + 1, here: before.here });
+    const plain = await onTheThread('unwrap', () => kwZeroPadUnwrapAway(key, wrapped));
     expect(Buffer.compare(plain, Buffer.from(payload()))).to.equal(0);
     // The answer is a buffer of its own, and the wrapped bytes given are left as they were.
     expect(plain.byteLength).to.equal(plain.buffer.byteLength);
