@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { readBackupHeader } from '../../src/hsm-core/index.js';
+import { wrapThreadUse } from '../../src/hsm-core/mechanisms/wrap-thread.js';
 import { activatedMember, freshMember, PASSWORDS, type Fixture } from '../helpers/member.js';
 
 const SERVICE = new Uint8Array(32).fill(1);
@@ -80,6 +81,34 @@ describe('hsm-core: backups', () => {
     const [mine, theirs] = [await digests(target), await digests(f.m)];
     expect(mine.keys).to.have.length(1200);
     expect(mine).to.deep.equal(theirs);
+  });
+
+  it('packs a backup of 1,200 keys a slice a turn: changes asked meanwhile are answered before it is packed, and it holds every key as it was when it began', async () => {
+    const f = await activatedMember({ serviceKey: SERVICE });
+    const handles: number[] = [];
+    for (let i = 0; i < 1200; i++) handles.push((await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: `k${i}`, encrypt: true } })).handle);
+    // In the second and third slices: the first is packed as the backup begins.
+    const [renamed, shared, deleted] = [handles[700]!, handles[600]!, handles[1199]!];
+    const wraps = wrapThreadUse().away;
+    const backingUp = f.m.ok({ op: 'createBackup', session: f.appliance });
+    await Promise.all([
+      f.m.ok({ op: 'setAttributes', session: f.alice, handle: renamed, attributes: { label: 'renamed' } }),
+      f.m.ok({ op: 'shareKey', session: f.alice, handle: shared, username: 'bob' }),
+      f.m.ok({ op: 'deleteKey', session: f.alice, handle: deleted }),
+    ]);
+    // Its content goes to the wrap once it is packed: not yet.
+    expect(wrapThreadUse().away, 'backups wrapped when the changes were answered').to.equal(wraps);
+    const { backup } = await backingUp;
+    expect(wrapThreadUse().away).to.equal(wraps + 1);
+    const target = await freshMember({ serviceKey: SERVICE, memberIndex: 1 });
+    expect(await target.ok({ op: 'restoreBackup', backup })).to.deep.include({ keys: 1200, merged: false });
+    const alice = await target.login('alice', PASSWORDS.alice);
+    const described = await Promise.all([renamed, shared, deleted].map((handle) => target.ok({ op: 'getAttributes', session: alice, handle })));
+    expect(described.map((d) => [d.attributes.label, d.sharedUsers])).to.deep.equal([
+      ['k700', []],
+      ['k600', []],
+      ['k1199', []],
+    ]);
   });
 
   it('restores a format 1 backup (JSON content), made by an earlier version', async () => {

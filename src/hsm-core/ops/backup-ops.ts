@@ -23,11 +23,12 @@
 import { createHash, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { Decoder, Encoder } from '@msgpack/msgpack';
 import { HsmError } from '../errors.js';
-import { Masking, contentOf, keyFromContent, maskedUserOf, type MaskedContent, type MaskedUser } from '../masking.js';
+import { Masking, keyFromContent, maskedUserOf, type MaskedContent, type MaskedUser } from '../masking.js';
 import { defaultQuorumSettings, type QuorumSettings } from '../quorum.js';
 import { kwNoPadUnwrap, kwNoPadWrap } from '../mechanisms/aes.js';
 import { kwZeroPadUnwrapAway, kwZeroPadWrapAway } from '../mechanisms/wrap-thread.js';
 import { usesThreadPool } from '../mechanisms/pool.js';
+import { defaultFormat, serialiseKey } from '../mechanisms/keys.js';
 import type { KeyRecord } from '../key-store.js';
 import { sp800108Counter } from '../mechanisms/kdf.js';
 import { signedIn, type BackupKeys, type Handler, type MemberMode, type MemberState } from '../state.js';
@@ -85,23 +86,106 @@ type KeyRow = [handle: number, gen: number, cls: MaskedContent['cls'], type: Mas
 /** Format 2's content: the keys as rows, and the attribute-name lists they index. */
 type PackedContent = Omit<BackupContent, 'keys'> & { keyNames: string[][]; keyRows: KeyRow[] };
 
-function packContent(content: BackupContent): PackedContent {
-  const { keys, ...rest } = content;
+/**
+ * How many of a backup's keys a member that shares its thread with the application packs (at a
+ * backup) or makes (at a restore) in a turn of the event loop: about 5 and 20 ms.
+ */
+const KEYS_A_TURN = 500;
+
+/** A later turn of the event loop, where timers and I/O run first. */
+function nextTurn(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+/**
+ * A token key as it is when a backup begins. Its record's fields that change in place (its
+ * generation, its shares) are copied; its attributes object is replaced on a change, never
+ * changed, and its material never changes. So the backup holds each key as it was then, however
+ * long the packing takes.
+ */
+interface KeyAsItWas {
+  key: KeyRecord;
+  gen: number;
+  attrs: KeyRecord['attrs'];
+  shared: string[];
+}
+
+function tokenKeysNow(m: MemberState): KeyAsItWas[] {
+  const keys: KeyAsItWas[] = [];
+  for (const key of m.keys.values()) {
+    if (key.session === null) keys.push({ key, gen: key.gen, attrs: key.attrs, shared: key.shared.size ? [...key.shared].sort() : [] });
+  }
+  return keys;
+}
+
+/** The row of a key in format 2, its attribute names added to `keyNames` when they are a new list. */
+function rowOf({ key, gen, attrs, shared }: KeyAsItWas, lists: Map<string, number>, keyNames: string[][]): KeyRow {
+  const values = attrs as unknown as Record<string, unknown>;
+  // As JSON did, an attribute whose value is undefined is left out.
+  const names = Object.keys(values).filter((n) => values[n] !== undefined);
+  const id = JSON.stringify(names);
+  let list = lists.get(id);
+  if (list === undefined) {
+    list = keyNames.push(names) - 1;
+    lists.set(id, list);
+  }
+  return [key.handle, gen, key.cls, key.type, key.owner, shared, list, names.map((n) => values[n]), serialiseKey(key.material, defaultFormat(key.cls)) as Uint8Array];
+}
+
+/** The length of the MessagePack array header at the start of `bytes` (fixarray, array 16 or array 32). */
+function arrayHeaderLength(bytes: Uint8Array): number {
+  const first = bytes[0]!;
+  if ((first & 0xf0) === 0x90) return 1;
+  if (first === 0xdc) return 3;
+  if (first === 0xdd) return 5;
+  throw new HsmError('INTERNAL_ERROR', 'backup: a slice of key rows did not encode as an array');
+}
+
+/** A MessagePack array header for `count` elements, as the encoder writes it. */
+function arrayHeader(count: number): Buffer {
+  if (count < 16) return Buffer.from([0x90 | count]);
+  const header = Buffer.alloc(count < 0x10000 ? 3 : 5);
+  header[0] = count < 0x10000 ? 0xdc : 0xdd;
+  if (count < 0x10000) header.writeUInt16BE(count, 1);
+  else header.writeUInt32BE(count, 1);
+  return header;
+}
+
+/**
+ * Format 2's content in MessagePack: the same bytes as encoding `{ ...content, keyNames, keyRows }`
+ * at once, but its keys' rows are made and encoded {@link KEYS_A_TURN} a turn of the event loop on
+ * a member that shares its thread with the application (at 100,000 keys the packing held the loop
+ * for most of a second), all at once on one with a thread of its own. The answer owns its whole
+ * buffer, as the wrap asks; every other copy of key bytes made here is zeroed.
+ */
+async function encodeContent(content: Omit<BackupContent, 'keys'>, keys: KeyAsItWas[]): Promise<Buffer> {
+  const encoder = new Encoder();
   const lists = new Map<string, number>();
   const keyNames: string[][] = [];
-  const keyRows = keys.map((k): KeyRow => {
-    const attrs = k.attrs as unknown as Record<string, unknown>;
-    // As JSON did, an attribute whose value is undefined is left out.
-    const names = Object.keys(attrs).filter((n) => attrs[n] !== undefined);
-    const id = JSON.stringify(names);
-    let list = lists.get(id);
-    if (list === undefined) {
-      list = keyNames.push(names) - 1;
-      lists.set(id, list);
-    }
-    return [k.handle, k.gen ?? 0, k.cls, k.type, k.owner, k.shared, list, names.map((n) => attrs[n]), Buffer.from(k.material, 'base64')];
-  });
-  return { ...rest, keyNames, keyRows };
+  const pieces: Buffer[] = [];
+  for (let at = 0; at < keys.length; at += KEYS_A_TURN) {
+    if (at > 0 && usesThreadPool()) await nextTurn();
+    const rows = keys.slice(at, at + KEYS_A_TURN).map((k) => rowOf(k, lists, keyNames));
+    // The encoder's own buffer: its rows are copied out, and it is zeroed.
+    const encoded = encoder.encodeSharedRef(rows);
+    pieces.push(Buffer.from(encoded.subarray(arrayHeaderLength(encoded))));
+    encoded.fill(0);
+    for (const row of rows) row[8].fill(0);
+  }
+  // The head with no rows ends in their empty array (0x90), which the rows and their header
+  // replace. It holds the masking key: it too is copied out of the encoder's buffer and zeroed there.
+  const head = encoder.encodeSharedRef({ ...content, keyNames, keyRows: [] });
+  if (head[head.length - 1] !== 0x90) throw new HsmError('INTERNAL_ERROR', 'backup: the content\'s head did not end with its key rows');
+  const parts = [head.subarray(0, head.length - 1), arrayHeader(keys.length), ...pieces];
+  const plain = Buffer.alloc(parts.reduce((n, p) => n + p.length, 0));
+  let written = 0;
+  for (const part of parts) {
+    plain.set(part, written);
+    written += part.length;
+  }
+  head.fill(0);
+  for (const piece of pieces) piece.fill(0);
+  return plain;
 }
 
 function unpackContent(packed: PackedContent): BackupContent {
@@ -141,8 +225,10 @@ export const createBackup: Handler<'createBackup'> = async (m, caller) => {
     profile: m.profile.name,
   };
   const headerBytes = Buffer.from(JSON.stringify(header));
+  // Everything the backup holds is read in this turn; its keys' rows are packed afterwards, as
+  // they were now (see tokenKeysNow).
   const secret = m.masking.exportSecret();
-  const content: BackupContent = {
+  const head: Omit<BackupContent, 'keys'> = {
     headerDigest: createHash('sha256').update(headerBytes).digest('hex'),
     lifecycle: 'active',
     clusterId: m.clusterId,
@@ -155,20 +241,16 @@ export const createBackup: Handler<'createBackup'> = async (m, caller) => {
     clock: m.clock,
     deletedKeys: [...m.keyTombstones],
     deletedUsers: [...m.userTombstones],
-    keys: [...m.keys.values()].filter((k) => k.session === null).map(contentOf),
   };
   secret.fill(0);
-  const packed = packContent(content);
-  const plain = new Encoder().encode(packed);
-  for (const row of packed.keyRows) row[8].fill(0);
-  content.masking = '';
+  const plain = await encodeContent(head, tokenKeysNow(m));
+  head.masking = '';
   const ebkBytes = randomBytes(32);
   const ebk = createSecretKey(ebkBytes);
   const wrappedEbk = kwNoPadWrap(pbk(keys, 'createBackup'), ebkBytes);
   ebkBytes.fill(0);
-  // The content is as it was when the backup began (all of it is read above, in one turn); its
-  // wrap, most of a large backup's time, lets an in-process member's application go on meanwhile.
-  // `plain` is left empty or zeroed.
+  // The wrap, most of a large backup's time, lets an in-process member's application go on
+  // meanwhile. `plain` is left empty or zeroed.
   const body = await kwZeroPadWrapAway(ebk, plain);
   const length = Buffer.alloc(4);
   length.writeUInt32BE(headerBytes.length);
@@ -297,9 +379,6 @@ export const restoreBackup: Handler<'restoreBackup'> = async (m, caller, req) =>
   return { clusterId: m.clusterId, users: content.users.length, keys: keys.length, merged: false };
 };
 
-/** How many of a backup's keys an in-process member makes in a turn of the event loop (about 20 ms). */
-const KEYS_A_TURN = 500;
-
 /**
  * A backup's masking key and its keys, each with its sync digest made (the first comparison after
  * a join asks for every digest, which took 650 ms of a join of 20,000 keys in one turn):
@@ -313,7 +392,7 @@ async function keysOf(content: BackupContent): Promise<{ masking: Masking; keys:
     const key = keyFromContent(k);
     masking.digest(key);
     keys.push(key);
-    if (keys.length % KEYS_A_TURN === 0 && usesThreadPool()) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (keys.length % KEYS_A_TURN === 0 && usesThreadPool()) await nextTurn();
   }
   return { masking, keys };
 }
