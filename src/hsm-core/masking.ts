@@ -128,6 +128,14 @@ export function contentOf(key: KeyRecord): MaskedContent {
   };
 }
 
+/** A key's sync digest, and the version of the key it is of. */
+interface KeptDigest {
+  gen: number;
+  attrs: KeyAttributes;
+  shared: number;
+  digest: string;
+}
+
 export class Masking {
   readonly #key: KeyObject;
   readonly #digestKey: KeyObject;
@@ -236,13 +244,22 @@ export class Masking {
    */
   digest(key: KeyRecord): string {
     const cached = this.#digests.get(key);
-    if (cached && cached.gen === key.gen && cached.attrs === key.attrs && cached.shared === key.shared.size) return cached.digest;
+    if (this.#current(cached, key)) return cached.digest;
     const digest = createHmac('sha256', this.#digestKey).update(canonicalJson(contentOf(key))).digest('hex');
     this.#digests.set(key, { gen: key.gen, attrs: key.attrs, shared: key.shared.size, digest });
     return digest;
   }
 
-  readonly #digests = new WeakMap<KeyRecord, { gen: number; attrs: KeyAttributes; shared: number; digest: string }>();
+  readonly #digests = new WeakMap<KeyRecord, KeptDigest>();
+
+  /** Whether {@link digest} of `key` is made already (for this version of it). */
+  hasDigest(key: KeyRecord): boolean {
+    return this.#current(this.#digests.get(key), key);
+  }
+
+  #current(kept: KeptDigest | undefined, key: KeyRecord): kept is KeptDigest {
+    return kept !== undefined && kept.gen === key.gen && kept.attrs === key.attrs && kept.shared === key.shared.size;
+  }
 
   /** The sync digest of a user: name, role and password hash. */
   userDigest(user: UserRecord): string {

@@ -478,3 +478,21 @@ describe('hsm-core: what travels between members', () => {
     expect(await summary()).to.equal(before);
   });
 });
+
+describe('hsm-core: the sync status of a member that shares its thread with the application', () => {
+  it('makes the digests of 1,200 keys a slice a turn: a request asked meanwhile is answered first, and the status holds every key', async () => {
+    const f = await activatedMember({ serviceKey: SERVICE_KEY });
+    for (let i = 0; i < 1200; i++) await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: `k${i}`, encrypt: true } });
+    const answered: string[] = [];
+    const status = f.m.ok({ op: 'getSyncStatus', session: f.appliance }).then((s) => {
+      answered.push('status');
+      return s;
+    });
+    const info = f.m.ok({ op: 'getHsmInfo' }).then(() => answered.push('info'));
+    const [first] = await Promise.all([status, info]);
+    expect(answered).to.deep.equal(['info', 'status']);
+    expect(first.keys).to.have.length(1200);
+    // Asked again, from the digests kept: the same status.
+    expect(await f.m.ok({ op: 'getSyncStatus', session: f.appliance })).to.deep.equal(first);
+  });
+});

@@ -27,7 +27,7 @@ import { Masking, keyFromContent, maskedUserOf, type MaskedContent, type MaskedU
 import { defaultQuorumSettings, type QuorumSettings } from '../quorum.js';
 import { kwNoPadUnwrap, kwNoPadWrap } from '../mechanisms/aes.js';
 import { kwZeroPadUnwrapAway, kwZeroPadWrapAway } from '../mechanisms/wrap-thread.js';
-import { usesThreadPool } from '../mechanisms/pool.js';
+import { KEYS_A_TURN, nextTurn, usesThreadPool } from '../mechanisms/pool.js';
 import { defaultFormat, serialiseKey } from '../mechanisms/keys.js';
 import type { KeyRecord } from '../key-store.js';
 import { sp800108Counter } from '../mechanisms/kdf.js';
@@ -85,17 +85,6 @@ type KeyRow = [handle: number, gen: number, cls: MaskedContent['cls'], type: Mas
 
 /** Format 2's content: the keys as rows, and the attribute-name lists they index. */
 type PackedContent = Omit<BackupContent, 'keys'> & { keyNames: string[][]; keyRows: KeyRow[] };
-
-/**
- * How many of a backup's keys a member that shares its thread with the application packs (at a
- * backup) or makes (at a restore) in a turn of the event loop: about 5 and 20 ms.
- */
-const KEYS_A_TURN = 500;
-
-/** A later turn of the event loop, where timers and I/O run first. */
-function nextTurn(): Promise<void> {
-  return new Promise<void>((resolve) => setImmediate(resolve));
-}
 
 /**
  * A token key as it is when a backup begins. Its record's fields that change in place (its
