@@ -308,6 +308,7 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
   let closed = false;
   m.queueLimit = queueLimit;
   m.backupKeys = backupKeys;
+  if (store) m.prepareKeys = (keys) => store.sealAhead(keys);
   let inFlight = 0;
 
   /**

@@ -79,6 +79,11 @@ export class MemberState {
   syncSummary: string | undefined = undefined;
   /** Requests the member works on at once before answering MEMBER_BUSY. */
   queueLimit = 1024;
+  /**
+   * Readies keys that are about to come in (a restore's) for the member's data folder: a member
+   * with one seals their records ahead (MemberStore.sealAhead). Set by member.ts.
+   */
+  prepareKeys: (keys: readonly KeyRecord[]) => Promise<void> = () => Promise.resolve();
   /** Mode, manufacturer key and service key: what its backups depend on. */
   backupKeys: BackupKeys = { mode: 'fips', manufacturerKey: Buffer.alloc(32), serviceKey: null };
   readonly users = new Map<string, UserRecord>();

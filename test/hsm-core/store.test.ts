@@ -606,3 +606,43 @@ describe('hsm-core: the tombstone maps a commit reads changes from', () => {
     expect([...map]).to.deep.equal([]);
   });
 });
+
+describe('hsm-core: key records sealed ahead of the commit that writes them', () => {
+  it('are sealed a slice a turn, and a commit writes each key as it is then: one changed since is sealed again', async () => {
+    const [{ MemberStore }, { MemberState }, { keyFromContent }, { getProfile }, { turnCounter }] = await Promise.all([
+      import('../../src/hsm-core/store.js'),
+      import('../../src/hsm-core/state.js'),
+      import('../../src/hsm-core/masking.js'),
+      import('../../src/hsm-core/profiles.js'),
+      import('../helpers/turns.js'),
+    ]);
+    const d = tmp();
+    try {
+      const store = await MemberStore.open(d);
+      const m = new MemberState(getProfile('unlimited'), 0, 'sealed-ahead', 10);
+      const random = seeded(testSeed(0x5ea1ed));
+      const records = Array.from({ length: 1200 }, (_, i) =>
+        keyFromContent({ handle: i + 1, gen: 1, cls: 'secret-key', type: 'aes', owner: 'alice', shared: [], attrs: { label: `k${i}`, encrypt: true } as never, material: random.bytes(16).toString('base64') }),
+      );
+      const counter = turnCounter();
+      await store.sealAhead(records);
+      counter.stop();
+      expect(counter.turns(), 'turns of the event loop while 1,200 records were sealed').to.be.greaterThan(0);
+      // Changed after it was sealed, before it is the member's and written: a new version.
+      const changed = records[700]!;
+      m.keys.setAttributes(changed, { ...changed.attrs, label: 'changed' });
+      changed.gen = 2;
+      for (const r of records) m.keys.add(r);
+      await store.commit(m, { keys: 'all', masking: true });
+      await store.close();
+      const reopened = await MemberStore.open(d);
+      const loaded = new Map(reopened.load()!.keys.map((k) => [k.handle, k]));
+      await reopened.close();
+      expect(loaded.size).to.equal(1200);
+      expect([loaded.get(700)!.attrs.label, loaded.get(701)!.attrs.label, loaded.get(701)!.gen]).to.deep.equal(['k699', 'changed', 2]);
+      expect(Buffer.compare(loaded.get(1)!.material.key.export(), records[0]!.material.key.export())).to.equal(0);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});

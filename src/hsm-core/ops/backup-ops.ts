@@ -320,9 +320,11 @@ export const restoreBackup: Handler<'restoreBackup'> = async (m, caller, req) =>
   if (content.profile !== m.profile.name) {
     throw new HsmError('BACKUP_INVALID', `backup: it comes from a ${content.profile} member and this one runs the ${m.profile.name} profile`);
   }
-  // A member outside a cluster takes everything: its keys are made first, a slice a turn on an
-  // in-process member, and nothing of the member changes until all are made.
+  // A member outside a cluster takes everything: its keys are made first, and their records for
+  // its data folder sealed, a slice a turn on an in-process member, and nothing of the member
+  // changes until all are made.
   const made = m.clusterId === null ? await keysOf(content) : null;
+  if (made) await m.prepareKeys(made.keys);
   // From here to the end nothing waits: what is checked is what the restore changes.
   const active = m.clusterId !== null;
   if (active) requireManager(caller, 'restoreBackup');
