@@ -40,6 +40,9 @@ function newer(a: Version | undefined, b: Version | undefined, deletionWins: boo
 
 /** @internal What `mine` lacks of `theirs`: every key, user and setting where their version wins. */
 export function differences(mine: Results['getSyncStatus'], theirs: Results['getSyncStatus']): Differences {
+  // The same summary is the same status, entry for entry: nothing to compare (at 100,000 keys the
+  // comparison of a member that just joined took half a second of an in-process cluster's thread).
+  if (mine.summary === theirs.summary) return { keys: [], users: [], settings: false };
   const keysOf = (s: Results['getSyncStatus']) => {
     const out = new Map<number, Version>(s.keys.map((k) => [k.handle, { gen: k.gen, digest: k.digest }]));
     for (const d of s.deletedKeys) out.set(d.handle, { gen: d.gen, digest: null });

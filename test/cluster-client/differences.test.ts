@@ -4,21 +4,17 @@
  * same thing at the same generation still end up alike; a key's deletion always wins; a user's
  * deletion wins only when it is newer; what only one member holds goes to the other.
  */
+import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import { differences } from '../../src/cluster-client/repair.js';
 import type { Results } from '../../src/hsm-core/index.js';
 
 type Status = Results['getSyncStatus'];
-const status = (parts: Partial<Status> = {}): Status => ({
-  keys: [],
-  users: [],
-  settings: 'aa',
-  settingsGen: 1,
-  deletedKeys: [],
-  deletedUsers: [],
-  summary: 'not compared here',
-  ...parts,
-});
+/** A status with its summary made as a member makes it: a hash of all the rest, so two statuses have one summary only when they are the same. */
+const status = (parts: Omit<Partial<Status>, 'summary'> = {}): Status => {
+  const rest = { keys: [], users: [], settings: 'aa', settingsGen: 1, deletedKeys: [], deletedUsers: [], ...parts };
+  return { ...rest, summary: createHash('sha256').update(JSON.stringify(rest)).digest('hex') };
+};
 const key = (handle: number, gen: number, digest: string) => ({ handle, gen, digest });
 const user = (username: string, gen: number, digest: string) => ({ username, gen, digest });
 
@@ -26,6 +22,13 @@ describe('cluster-client: what one member takes from another', () => {
   it('nothing, when both hold the same versions', () => {
     const same = status({ keys: [key(1, 3, 'aa')], users: [user('alice', 2, 'bb')], deletedKeys: [{ handle: 9, gen: 4 }], deletedUsers: [{ username: 'old', gen: 5 }] });
     expect(differences(same, same)).to.deep.equal({ keys: [], users: [], settings: false });
+  });
+
+  it('nothing, when the summaries agree: one summary is one status, and the entries are not compared', () => {
+    const mine = status({ keys: [key(1, 1, 'aa')] });
+    const theirs = status({ keys: [key(2, 1, 'aa')] });
+    expect(differences(mine, theirs)).to.deep.equal({ keys: [2], users: [], settings: false });
+    expect(differences(mine, { ...theirs, summary: mine.summary })).to.deep.equal({ keys: [], users: [], settings: false });
   });
 
   it('what only the other holds, and not what only this one holds', () => {
