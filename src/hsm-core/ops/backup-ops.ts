@@ -177,16 +177,19 @@ async function encodeContent(content: Omit<BackupContent, 'keys'>, keys: KeyAsIt
   return plain;
 }
 
-function unpackContent(packed: PackedContent): BackupContent {
+/** Format 2's content as keys with their attributes named, {@link KEYS_A_TURN} keys a turn on a member that shares its thread. */
+async function unpackContent(packed: PackedContent): Promise<BackupContent> {
   const { keyNames, keyRows, ...rest } = packed;
-  const keys = keyRows.map(([handle, gen, cls, type, owner, shared, list, values, material]): MaskedContent => {
+  const keys: MaskedContent[] = [];
+  for (const [handle, gen, cls, type, owner, shared, list, values, material] of keyRows) {
+    if (keys.length > 0 && keys.length % KEYS_A_TURN === 0 && usesThreadPool()) await nextTurn();
     const names = keyNames[list];
     if (!names || names.length !== values.length) throw new HsmError('BACKUP_INVALID', `backup: key ${handle} does not match its attribute list`);
     const attrs: Record<string, unknown> = {};
     names.forEach((n, i) => (attrs[n] = values[i]));
     // The material is read where it lies in the decoded content, which is zeroed once read.
-    return { handle, gen, cls, type, owner, shared, attrs: attrs as unknown as MaskedContent['attrs'], material: Buffer.from(material.buffer, material.byteOffset, material.byteLength).toString('base64') };
-  });
+    keys.push({ handle, gen, cls, type, owner, shared, attrs: attrs as unknown as MaskedContent['attrs'], material: Buffer.from(material.buffer, material.byteOffset, material.byteLength).toString('base64') });
+  }
   return { ...rest, keys };
 }
 
@@ -294,7 +297,7 @@ async function openBackup(m: MemberState, blob: Uint8Array): Promise<BackupConte
   }
   let content: BackupContent;
   try {
-    content = header.v === 1 ? (JSON.parse(plain.toString('utf8')) as BackupContent) : unpackContent(new Decoder().decode(plain) as PackedContent);
+    content = header.v === 1 ? (JSON.parse(plain.toString('utf8')) as BackupContent) : await unpackContent(new Decoder().decode(plain) as PackedContent);
   } finally {
     plain.fill(0);
   }
