@@ -210,6 +210,24 @@ describe('hsm-core: merging versions from another member', () => {
     });
   });
 
+  it('a deletion alone tells two members apart: one that holds a key\'s or a user\'s tombstone and one that never heard of them give two summaries', async () => {
+    const { f, g, gAppliance } = await pair();
+    const { handle } = await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } });
+    await f.m.ok({ op: 'deleteKey', session: f.alice, handle });
+    const summary = async (m: TestMember, session: string) => (await m.ok({ op: 'getSyncStatus', session, summaryOnly: true })).summary;
+    expect(await summary(g, gAppliance)).to.not.equal(await summary(f.m, f.appliance));
+    const { maskedObject, deleted } = await f.m.ok({ op: 'extractMaskedObject', session: f.appliance, handle });
+    expect(deleted).to.equal(true);
+    await g.ok({ op: 'insertMaskedObject', session: gAppliance, maskedObject });
+    expect(await summary(g, gAppliance)).to.equal(await summary(f.m, f.appliance));
+    // The same for a user.
+    await f.m.ok({ op: 'createUser', session: f.admin, username: 'brief', password: 'brief-password', role: 'crypto-user' });
+    await f.m.ok({ op: 'deleteUser', session: f.admin, username: 'brief' });
+    expect(await summary(g, gAppliance)).to.not.equal(await summary(f.m, f.appliance));
+    await g.ok({ op: 'insertMaskedUser', session: gAppliance, maskedUser: (await f.m.ok({ op: 'extractMaskedUser', session: f.appliance, username: 'brief' })).maskedUser });
+    expect(await summary(g, gAppliance)).to.equal(await summary(f.m, f.appliance));
+  });
+
   it('two versions with one generation settle on the same one on both members (keys, users, settings)', async () => {
     const { f, g, gAppliance, gAlice } = await twins();
     const gAdmin = await g.login('admin', PASSWORDS.admin);

@@ -15,6 +15,8 @@ import { checkKeyQuota, signedIn, type Handler, type MemberState } from '../stat
 import { keyFromContent, type MaskedContent } from '../masking.js';
 import type { Results } from '../protocol.js';
 import type { SessionRecord } from '../sessions.js';
+import type { KeyRecord } from '../key-store.js';
+import type { UserRecord } from '../users.js';
 import { KEYS_A_TURN, nextTurn, usesThreadPool } from '../mechanisms/pool.js';
 
 export const extractMaskedObject: Handler<'extractMaskedObject'> = (m, caller, req) => {
@@ -68,29 +70,62 @@ async function digestsMade(m: MemberState): Promise<void> {
   }
 }
 
+/** The member's token keys in the order of their handles (mostly the order they came in: then not sorted again). */
+function tokenKeysInOrder(m: MemberState): KeyRecord[] {
+  const keys: KeyRecord[] = [];
+  let inOrder = true;
+  for (const key of m.keys.values()) {
+    if (key.session !== null) continue;
+    if (inOrder && keys.length > 0 && key.handle < keys[keys.length - 1]!.handle) inOrder = false;
+    keys.push(key);
+  }
+  return inOrder ? keys : keys.sort((a, b) => a.handle - b.handle);
+}
+
+/**
+ * One digest of a member's whole sync status: every token key's handle, generation and digest,
+ * every user's name, generation and digest, the settings and the tombstones, each in order, a line
+ * each, hashed in pieces of 64 KiB. Members that agree give the same one. A cluster asks for it
+ * every 2 s once anything changed: hashing the status as one JSON text of objects made for it took
+ * 170 ms at 100,000 keys.
+ */
+function summaryOf(m: MemberState, keys: readonly KeyRecord[], users: readonly UserRecord[], deletedKeys: readonly [number, number][], deletedUsers: readonly [string, number][]): string {
+  const hash = createHash('sha256');
+  let text = '';
+  const line = (next: string) => {
+    text += next;
+    if (text.length < 1 << 16) return;
+    hash.update(text);
+    text = '';
+  };
+  for (const k of keys) line(`k ${k.handle} ${k.gen} ${m.masking.digest(k)}\n`);
+  for (const u of users) line(`u ${JSON.stringify(u.username)} ${u.gen ?? 0} ${m.masking.userDigest(u)}\n`);
+  line(`s ${settingsDigest(m.quorum)} ${m.quorumGen}\n`);
+  for (const [handle, gen] of deletedKeys) line(`dk ${handle} ${gen}\n`);
+  for (const [username, gen] of deletedUsers) line(`du ${JSON.stringify(username)} ${gen}\n`);
+  return hash.update(text).digest('hex');
+}
+
 /** A member's sync status, all of it read in one turn (its digests made, or most of them: see digestsMade). */
 function syncStatus(m: MemberState, req: { summaryOnly?: boolean }): Results['getSyncStatus'] {
-  const keys = [...m.keys.values()]
-    .filter((k) => k.session === null)
-    .sort((a, b) => a.handle - b.handle)
-    .map((k) => ({ handle: k.handle, digest: m.masking.digest(k), gen: k.gen }));
-  const users = [...m.users.values()]
-    .filter((u) => u.role !== 'appliance')
-    .sort((a, b) => (a.username < b.username ? -1 : 1))
-    .map((u) => ({ username: u.username, digest: m.masking.userDigest(u), gen: u.gen ?? 0 }));
-  const status = {
-    keys,
-    users,
-    settings: settingsDigest(m.quorum),
-    settingsGen: m.quorumGen,
-    deletedKeys: [...m.keyTombstones].sort((a, b) => a[0] - b[0]).map(([handle, gen]) => ({ handle, gen })),
-    deletedUsers: [...m.userTombstones].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([username, gen]) => ({ username, gen })),
-  };
-  // One digest of all of it: members that agree give the same one.
-  const summary = createHash('sha256').update(JSON.stringify(status)).digest('hex');
+  const keys = tokenKeysInOrder(m);
+  const users = [...m.users.values()].filter((u) => u.role !== 'appliance').sort((a, b) => (a.username < b.username ? -1 : 1));
+  const deletedKeys = [...m.keyTombstones].sort((a, b) => a[0] - b[0]);
+  const deletedUsers = [...m.userTombstones].sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  const summary = summaryOf(m, keys, users, deletedKeys, deletedUsers);
   m.syncSummary = summary;
-  return req.summaryOnly ? { summary, keys: [], users: [], settings: status.settings, settingsGen: status.settingsGen, deletedKeys: [], deletedUsers: [] } : { ...status, summary };
-};
+  const settings = settingsDigest(m.quorum);
+  if (req.summaryOnly) return { summary, keys: [], users: [], settings, settingsGen: m.quorumGen, deletedKeys: [], deletedUsers: [] };
+  return {
+    keys: keys.map((k) => ({ handle: k.handle, digest: m.masking.digest(k), gen: k.gen })),
+    users: users.map((u) => ({ username: u.username, digest: m.masking.userDigest(u), gen: u.gen ?? 0 })),
+    settings,
+    settingsGen: m.quorumGen,
+    deletedKeys: deletedKeys.map(([handle, gen]) => ({ handle, gen })),
+    deletedUsers: deletedUsers.map(([username, gen]) => ({ username, gen })),
+    summary,
+  };
+}
 
 /** A session key arriving from its session's login on another member: it joins the caller's session here, under its handle. */
 function insertSessionKey(m: MemberState, me: SessionRecord, content: MaskedContent): Results['insertMaskedObject'] {
