@@ -127,6 +127,25 @@ describe('hsm-core: backups', () => {
     expect((await target.ok({ op: 'verify', session: alice, handle: fixture.ecPublicHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data, signature })).valid).to.equal(true);
   });
 
+  it('restores a format 2 backup (keys as rows in one MessagePack map), made by an earlier version: keys, shares and deletions', async () => {
+    const fixture = JSON.parse(readFileSync(new URL('../fixtures/backup-format-2.json', import.meta.url), 'utf8')) as { aesHandle: number; ecPrivateHandle: number; ecPublicHandle: number; deletedHandle: number; plaintext: string; iv: string; ciphertext: string };
+    const backup = new Uint8Array(readFileSync(new URL('../fixtures/backup-format-2.backup', import.meta.url)));
+    expect(readBackupHeader(backup).header.v).to.equal(2);
+    const target = await freshMember({ serviceKey: SERVICE, manufacturerKey: new Uint8Array(32).fill(9), profile: 'unlimited' });
+    expect(await target.ok({ op: 'restoreBackup', backup })).to.deep.include({ users: 5, keys: 3, merged: false });
+    // Shared with bob: he decrypts what alice encrypted.
+    const bob = await target.login('bob', PASSWORDS.bob);
+    const plain = await target.ok({ op: 'decrypt', session: bob, handle: fixture.aesHandle, mechanism: { name: 'aes-gcm', iv: Buffer.from(fixture.iv, 'hex') }, data: Buffer.from(fixture.ciphertext, 'hex') });
+    expect(Buffer.from(plain.data).toString()).to.equal(fixture.plaintext);
+    const alice = await target.login('alice', PASSWORDS.alice);
+    expect((await target.ok({ op: 'getAttributes', session: alice, handle: fixture.ecPrivateHandle })).attributes.label).to.equal('v2-ec');
+    const data = new Uint8Array(8);
+    const { signature } = await target.ok({ op: 'sign', session: alice, handle: fixture.ecPrivateHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data });
+    expect((await target.ok({ op: 'verify', session: alice, handle: fixture.ecPublicHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data, signature })).valid).to.equal(true);
+    const status = await target.ok({ op: 'getSyncStatus', session: await target.login('app_user', PASSWORDS.app_user) });
+    expect(status.deletedKeys.map((d) => d.handle)).to.deep.equal([fixture.deletedHandle]);
+  });
+
   it('refuses a member of another manufacturer, another mode or another installation', async () => {
     const { backup } = await backedUp();
     const manufacturer = await freshMember({ serviceKey: SERVICE, manufacturerKey: OTHER_MANUFACTURER });
