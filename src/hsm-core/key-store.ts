@@ -14,15 +14,28 @@ import type { Material } from './mechanisms/keys.js';
 
 export const MAX_MEMBERS = 32;
 
-function indexAdd<K>(index: Map<K, Set<number>>, key: K, handle: number): void {
-  const handles = index.get(key);
-  if (handles) handles.add(handle);
-  else index.set(key, new Set([handle]));
+/**
+ * Handles by a key's label (or its session): one handle as itself, more than one in a Set. Most
+ * labels name one key, and a Set for each cost about 100 bytes a key.
+ */
+type HandleIndex<K> = Map<K, number | Set<number>>;
+
+function indexAdd<K>(index: HandleIndex<K>, key: K, handle: number): void {
+  const held = index.get(key);
+  if (held === undefined) index.set(key, handle);
+  else if (typeof held !== 'number') held.add(handle);
+  else if (held !== handle) index.set(key, new Set([held, handle]));
 }
 
-function indexDelete<K>(index: Map<K, Set<number>>, key: K, handle: number): void {
-  const handles = index.get(key);
-  if (handles?.delete(handle) && handles.size === 0) index.delete(key);
+function indexDelete<K>(index: HandleIndex<K>, key: K, handle: number): void {
+  const held = index.get(key);
+  if (held === handle || (typeof held === 'object' && held.delete(handle) && held.size === 0)) index.delete(key);
+}
+
+/** The handles `index` holds under `key` (a copy: the index may change while they are read). */
+function indexed<K>(index: HandleIndex<K>, key: K): number[] {
+  const held = index.get(key);
+  return held === undefined ? [] : typeof held === 'number' ? [held] : [...held];
 }
 
 export interface KeyRecord {
@@ -49,9 +62,9 @@ export class KeyStore {
    * key made a token key (setAttributes) keeps its entry until its session ends; dropSession
    * checks each key's session before deleting it.
    */
-  readonly #bySession = new Map<string, Set<number>>();
+  readonly #bySession: HandleIndex<string> = new Map();
   /** Keys by their label: findKeys with a label looks at those only. */
-  readonly #byLabel = new Map<string, Set<number>>();
+  readonly #byLabel: HandleIndex<string> = new Map();
   readonly #memberIndex: number;
   #counter = 0;
   #asymmetric = 0;
@@ -110,7 +123,7 @@ export class KeyStore {
   /** The keys labelled `label`, exactly. */
   withLabel(label: string): KeyRecord[] {
     const out: KeyRecord[] = [];
-    for (const handle of this.#byLabel.get(label) ?? []) {
+    for (const handle of indexed(this.#byLabel, label)) {
       const record = this.#keys.get(handle);
       if (record) out.push(record);
     }
@@ -139,7 +152,7 @@ export class KeyStore {
   /** Deletes every session key of the session `token`; returns their handles. */
   dropSession(token: string): number[] {
     const dropped: number[] = [];
-    for (const handle of this.#bySession.get(token) ?? []) {
+    for (const handle of indexed(this.#bySession, token)) {
       if (this.#keys.get(handle)?.session === token) {
         this.delete(handle);
         dropped.push(handle);
