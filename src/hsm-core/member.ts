@@ -292,7 +292,7 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
   const store = options.dataDir !== undefined ? await MemberStore.open(options.dataDir, options.passphrase ?? process.env.STRONGROOM_MASTER_PASSPHRASE) : null;
   let m: MemberState;
   try {
-    const loaded = store?.load() ?? null;
+    const loaded = store ? await store.load() : null;
     m = loaded ? await restore(loaded, options, profileName, cost) : await initialise(options, profileName, cost);
     // A new member writes everything; a restarted one, its own record (meta, with the reboot
     // counter) and its users: its keys and masking key are in the folder as they were read.

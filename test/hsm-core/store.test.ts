@@ -607,6 +607,30 @@ describe('hsm-core: the tombstone maps a commit reads changes from', () => {
   });
 });
 
+describe('hsm-core: a durable member that shares its thread, starting', () => {
+  it('reads 1,200 token keys from its folder a slice a turn of the event loop, every one of them', async () => {
+    const [{ MemberStore }, { turnCounter }] = await Promise.all([import('../../src/hsm-core/store.js'), import('../helpers/turns.js')]);
+    const d = tmp();
+    try {
+      const { m, alice } = await populated(d);
+      const made = new Set<number>();
+      for (let i = 0; i < 1199; i++) made.add((await m.ok({ op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: `k${i}`, encrypt: true } })).handle);
+      await m.member.close();
+      const store = await MemberStore.open(d);
+      const counter = turnCounter();
+      const loaded = await store.load();
+      counter.stop();
+      await store.close();
+      expect(counter.turns(), 'turns of the event loop while 1,200 keys were read').to.be.greaterThan(0);
+      expect(loaded!.keys).to.have.length(1200);
+      const read = new Set(loaded!.keys.map((k) => k.handle));
+      expect([...made].filter((handle) => !read.has(handle)), 'keys made and not read').to.deep.equal([]);
+    } finally {
+      rmSync(d, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('hsm-core: key records sealed ahead of the commit that writes them', () => {
   it('are sealed a slice a turn, and a commit writes each key as it is then: one changed since is sealed again', async () => {
     const [{ MemberStore }, { MemberState }, { keyFromContent }, { getProfile }, { turnCounter }] = await Promise.all([
@@ -636,7 +660,7 @@ describe('hsm-core: key records sealed ahead of the commit that writes them', ()
       await store.commit(m, { keys: 'all', masking: true });
       await store.close();
       const reopened = await MemberStore.open(d);
-      const loaded = new Map(reopened.load()!.keys.map((k) => [k.handle, k]));
+      const loaded = new Map((await reopened.load())!.keys.map((k) => [k.handle, k]));
       await reopened.close();
       expect(loaded.size).to.equal(1200);
       expect([loaded.get(700)!.attrs.label, loaded.get(701)!.attrs.label, loaded.get(701)!.gen]).to.deep.equal(['k699', 'changed', 2]);
