@@ -513,4 +513,15 @@ describe('hsm-core: the sync status of a member that shares its thread with the 
     // Asked again, from the digests kept: the same status.
     expect(await f.m.ok({ op: 'getSyncStatus', session: f.appliance })).to.deep.equal(first);
   });
+
+  it('makes the statuses of two members asked at once in two turns of the event loop, one after the other', async () => {
+    const { turnCounter } = await import('../helpers/turns.js');
+    const { f, g, gAppliance } = await pair();
+    // Their digests are made: what is left is each status, in one piece.
+    await Promise.all([f.m.ok({ op: 'getSyncStatus', session: f.appliance }), g.ok({ op: 'getSyncStatus', session: gAppliance })]);
+    const counter = turnCounter();
+    const turns = await Promise.all([f.m.ok({ op: 'getSyncStatus', session: f.appliance }), g.ok({ op: 'getSyncStatus', session: gAppliance })].map((p) => p.then(() => counter.turns())));
+    counter.stop();
+    expect(turns[1], 'the turn of the second status').to.be.greaterThan(turns[0]!);
+  });
 });

@@ -80,6 +80,27 @@ export function nextTurn(): Promise<void> {
   return new Promise<void>((resolve) => setImmediate(resolve));
 }
 
+/** Who waits for a turn of their own (see {@link turnOfItsOwn}), in order. */
+const ownTurns: (() => void)[] = [];
+
+/**
+ * A later turn of the event loop that no other caller of this function gets: one a turn, in the
+ * order they asked. For work that cannot be cut up and takes long (a member's whole sync status),
+ * so that two such pieces, asked at once of two members that share this thread, hold up its timers
+ * and I/O one at a time instead of back to back.
+ */
+export function turnOfItsOwn(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (ownTurns.push(resolve) === 1) setImmediate(nextOwnTurn);
+  });
+}
+
+function nextOwnTurn(): void {
+  ownTurns.shift()!();
+  // Set from inside a setImmediate callback, the next runs in the next turn, after timers and I/O.
+  if (ownTurns.length > 0) setImmediate(nextOwnTurn);
+}
+
 /** How many operations of this thread ran here and on the pool (or an RSA thread) so far, and how many of the latter are out now (diagnostics and tests). */
 export function poolUse(): { here: number; pool: number; out: number } {
   return { ...use, out };

@@ -17,7 +17,7 @@ import type { Results } from '../protocol.js';
 import type { SessionRecord } from '../sessions.js';
 import type { KeyRecord } from '../key-store.js';
 import type { UserRecord } from '../users.js';
-import { KEYS_A_TURN, nextTurn, usesThreadPool } from '../mechanisms/pool.js';
+import { KEYS_A_TURN, nextTurn, turnOfItsOwn, usesThreadPool } from '../mechanisms/pool.js';
 
 export const extractMaskedObject: Handler<'extractMaskedObject'> = (m, caller, req) => {
   const me = signedIn(caller);
@@ -52,7 +52,8 @@ export const getSyncStatus: Handler<'getSyncStatus'> = (m, caller, req) => {
   if (req.summaryOnly && m.syncSummary !== undefined) {
     return { summary: m.syncSummary, keys: [], users: [], settings: settingsDigest(m.quorum), settingsGen: m.quorumGen, deletedKeys: [], deletedUsers: [] };
   }
-  return usesThreadPool() ? digestsMade(m).then(() => syncStatus(m, req)) : syncStatus(m, req);
+  // On a member that shares its thread, in a turn of its own: a cluster asks all its members at once.
+  return usesThreadPool() ? digestsMade(m).then(turnOfItsOwn).then(() => syncStatus(m, req)) : syncStatus(m, req);
 };
 
 /**
