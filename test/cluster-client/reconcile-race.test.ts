@@ -1,69 +1,97 @@
 /**
- * A change made on one member while the cluster compares its members (Cluster.reconcile): the
- * comparison reports what still differs instead of claiming agreement, and the next one settles it.
+ * Changes that meet the cluster's comparison of its members (Cluster.reconcile): one made while
+ * it compares is reported as still differing, and the next comparison settles it; one still on its
+ * way to a member when the summaries are asked costs no full comparison.
  */
 import { expect } from 'chai';
 import { Cluster, InProcessTransport } from '../../src/cluster-client/index.js';
 import { createMember, type Member, type Response } from '../../src/hsm-core/index.js';
 
-/** Runs `during` once, right after answering its second full (not summary-only) sync status. */
-class Interrupting extends InProcessTransport {
-  during: (() => Promise<void>) | null = null;
-  #full = 0;
+/** Counts the full (not summary-only) sync statuses it answers, and runs `afterStatus(full)` once, right after the status that asks for it. */
+class Watched extends InProcessTransport {
+  full = 0;
+  afterStatus: { full: boolean; n: number; run: () => Promise<void> } | null = null;
+  #seen = { full: 0, summary: 0 };
   constructor(member: Member, index: number) {
     super(member, index);
   }
   override async send(request: unknown): Promise<Response> {
     const answer = await super.send(request);
     const r = request as { op?: string; summaryOnly?: boolean };
-    if (r.op === 'getSyncStatus' && !r.summaryOnly && ++this.#full === 2 && this.during) {
-      const run = this.during;
-      this.during = null;
-      await run();
+    if (r.op !== 'getSyncStatus') return answer;
+    const full = !r.summaryOnly;
+    if (full) this.full += 1;
+    const seen = full ? ++this.#seen.full : ++this.#seen.summary;
+    const after = this.afterStatus;
+    if (after && after.full === full && after.n === seen) {
+      this.afterStatus = null;
+      await after.run();
     }
     return answer;
   }
 }
 
-describe('cluster-client: a change made during a comparison', function () {
+async function ask(m: Member, request: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const answer = await m.handle(request);
+  if (!answer.ok) throw new Error(`${String(request.op)}: ${answer.error.message}`);
+  return answer.result as Record<string, unknown>;
+}
+
+/** Two members of one cluster, alice's session on the first, and a cluster client over watched transports. */
+async function twoMembers() {
+  const serviceKey = new Uint8Array(32).fill(11);
+  const options = { passwordCost: 10, serviceKey, appliancePassword: 'appliance-password' };
+  const first = await createMember(options);
+  await first.handle({ op: 'activateCluster', password: 'admin-password' });
+  const admin = (await ask(first, { op: 'login', username: 'admin', password: 'admin-password' })).session as string;
+  await ask(first, { op: 'createUser', session: admin, username: 'alice', password: 'alice-password', role: 'crypto-user' });
+  const backup = (await ask(first, { op: 'createBackup', session: admin })).backup as Uint8Array;
+  const second = await createMember({ ...options, memberIndex: 1 });
+  await ask(second, { op: 'restoreBackup', backup });
+  const alice = (await ask(first, { op: 'login', username: 'alice', password: 'alice-password' })).session as string;
+  const transports = [new Watched(first, 0), new Watched(second, 1)] as const;
+  const raw = await Cluster.open(
+    transports.map((t, i) => ({ description: `member ${i}`, start: async () => t })),
+    { appliancePassword: 'appliance-password' },
+  );
+  return { first, second, alice, transports, raw };
+}
+
+describe('cluster-client: changes that meet a comparison', function () {
   this.timeout(30_000);
 
-  it('is reported as still differing, and the next comparison settles it', async () => {
-    const serviceKey = new Uint8Array(32).fill(11);
-    const options = { passwordCost: 10, serviceKey, appliancePassword: 'appliance-password' };
-    const first = await createMember(options);
-    await first.handle({ op: 'activateCluster', password: 'admin-password' });
-    const ask = async (m: Member, request: Record<string, unknown>) => {
-      const answer = await m.handle(request);
-      if (!answer.ok) throw new Error(`${String(request.op)}: ${answer.error.message}`);
-      return answer.result as Record<string, unknown>;
-    };
-    const admin = (await ask(first, { op: 'login', username: 'admin', password: 'admin-password' })).session as string;
-    await ask(first, { op: 'createUser', session: admin, username: 'alice', password: 'alice-password', role: 'crypto-user' });
-    const backup = (await ask(first, { op: 'createBackup', session: admin })).backup as Uint8Array;
-    const second = await createMember({ ...options, memberIndex: 1 });
-    await ask(second, { op: 'restoreBackup', backup });
-    const alice = (await ask(first, { op: 'login', username: 'alice', password: 'alice-password' })).session as string;
-    // Something to compare: a key on the first member only.
-    await ask(first, { op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } });
-
-    const t0 = new Interrupting(first, 0);
-    const raw = await Cluster.open(
-      [
-        { description: 'member 0', start: async () => t0 },
-        { description: 'member 1', start: async () => new InProcessTransport(second, 1) },
-      ],
-      { appliancePassword: 'appliance-password' },
-    );
+  it('a change made during one is reported as still differing, and the next comparison settles it', async () => {
+    const { first, alice, transports, raw } = await twoMembers();
     try {
+      // Something to compare: a key on the first member only.
+      await ask(first, { op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } });
       let late = 0;
-      t0.during = async () => {
+      transports[0].afterStatus = {
+        full: true,
+        n: 2,
         // Made on the hub just after the state to spread was read from it: too late for this comparison.
-        late = (await ask(first, { op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle as number;
+        run: async () => {
+          late = (await ask(first, { op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle as number;
+        },
       };
       const during = await raw.reconcile();
       expect(during).to.deep.equal({ inSync: false, keys: [late], users: [], settings: false });
       expect(await raw.reconcile()).to.deep.equal({ inSync: true, keys: [], users: [], settings: false });
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('a change on its way to a member when the summaries are asked makes them differ for a moment, and costs no full comparison', async () => {
+    const { first, second, alice, transports, raw } = await twoMembers();
+    try {
+      const { handle } = (await ask(first, { op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })) as { handle: number };
+      const { maskedObject } = await ask(first, { op: 'extractMaskedObject', session: alice, handle });
+      const appliance = (await ask(second, { op: 'login', username: 'app_user', password: 'appliance-password' })).session as string;
+      // The second member takes the key just after it answered the summary without it.
+      transports[1].afterStatus = { full: false, n: 1, run: async () => void (await ask(second, { op: 'insertMaskedObject', session: appliance, maskedObject })) };
+      expect(await raw.reconcile()).to.deep.equal({ inSync: true, keys: [], users: [], settings: false });
+      expect(transports.map((t) => t.full), 'full statuses asked').to.deep.equal([0, 0]);
     } finally {
       await raw.close();
     }
