@@ -39,24 +39,83 @@ function newer(a: Version | undefined, b: Version | undefined, deletionWins: boo
   return b.digest > a.digest;
 }
 
-/** @internal What `mine` lacks of `theirs`: every key, user and setting where their version wins. */
-export function differences(mine: Results['getSyncStatus'], theirs: Results['getSyncStatus']): Differences {
-  // The same summary is the same status, entry for entry: nothing to compare (at 100,000 keys the
-  // comparison of a member that just joined took half a second of an in-process cluster's thread).
-  if (mine.summary === theirs.summary) return { keys: [], users: [], settings: false };
+/** A status's key versions in handle order, as parallel arrays (a digest of null: a deletion). */
+interface KeyVersions {
+  handles: number[];
+  gens: number[];
+  digests: (string | null)[];
+}
+
+/**
+ * A status's keys and deletions merged in handle order, a deletion in place of a live entry with
+ * its handle; null when either list is not in strictly rising handle order (as members send them).
+ */
+function keyVersions(s: Results['getSyncStatus']): KeyVersions | null {
+  const { keys, deletedKeys } = s;
+  const out: KeyVersions = { handles: [], gens: [], digests: [] };
+  let i = 0;
+  let j = 0;
+  let last = -Infinity;
+  while (i < keys.length || j < deletedKeys.length) {
+    const live = keys[i];
+    const dead = deletedKeys[j];
+    const deletion = dead !== undefined && (live === undefined || dead.handle <= live.handle);
+    const handle = deletion ? dead.handle : live!.handle;
+    if (!(handle > last)) return null;
+    last = handle;
+    out.handles.push(handle);
+    out.gens.push(deletion ? dead.gen : live!.gen);
+    out.digests.push(deletion ? null : live!.digest);
+    if (deletion && live?.handle === handle) i += 1;
+    if (deletion) j += 1;
+    else i += 1;
+  }
+  return out;
+}
+
+/** The keys whose version in `theirs` wins over `mine`'s, by one walk of both in handle order. */
+function keysToTake(mine: KeyVersions, theirs: KeyVersions): number[] {
+  const out: number[] = [];
+  let j = 0;
+  for (let i = 0; i < theirs.handles.length; i++) {
+    const handle = theirs.handles[i]!;
+    while (j < mine.handles.length && mine.handles[j]! < handle) j += 1;
+    const mineHas = j < mine.handles.length && mine.handles[j] === handle;
+    if (newer(mineHas ? { gen: mine.gens[j]!, digest: mine.digests[j]! } : undefined, { gen: theirs.gens[i]!, digest: theirs.digests[i]! }, true)) out.push(handle);
+  }
+  return out;
+}
+
+/** The keys whose version in `theirs` wins over `mine`'s, through maps: for statuses whose lists are in another order. */
+function keysToTakeAnyOrder(mine: Results['getSyncStatus'], theirs: Results['getSyncStatus']): number[] {
   const keysOf = (s: Results['getSyncStatus']) => {
     const out = new Map<number, Version>(s.keys.map((k) => [k.handle, { gen: k.gen, digest: k.digest }]));
     for (const d of s.deletedKeys) out.set(d.handle, { gen: d.gen, digest: null });
     return out;
   };
+  const [myKeys, theirKeys] = [keysOf(mine), keysOf(theirs)];
+  return [...theirKeys].filter(([h, v]) => newer(myKeys.get(h), v, true)).map(([h]) => h);
+}
+
+/**
+ * @internal What `mine` lacks of `theirs`: every key (in handle order, when both list their keys in
+ * it, as members do), user and setting where their version wins.
+ */
+export function differences(mine: Results['getSyncStatus'], theirs: Results['getSyncStatus']): Differences {
+  // The same summary is the same status, entry for entry: nothing to compare (at 100,000 keys the
+  // comparison of a member that just joined took half a second of an in-process cluster's thread).
+  if (mine.summary === theirs.summary) return { keys: [], users: [], settings: false };
   const usersOf = (s: Results['getSyncStatus']) => {
     const out = new Map<string, Version>(s.users.map((u) => [u.username, { gen: u.gen, digest: u.digest }]));
     for (const d of s.deletedUsers) if (!out.has(d.username)) out.set(d.username, { gen: d.gen, digest: null });
     return out;
   };
-  const [myKeys, theirKeys, myUsers, theirUsers] = [keysOf(mine), keysOf(theirs), usersOf(mine), usersOf(theirs)];
+  // Keys by one walk of both lists in handle order: with 100,000 keys, maps of both took about
+  // 170 ms a comparison.
+  const [myVersions, theirVersions] = [keyVersions(mine), keyVersions(theirs)];
+  const [myUsers, theirUsers] = [usersOf(mine), usersOf(theirs)];
   return {
-    keys: [...theirKeys].filter(([h, v]) => newer(myKeys.get(h), v, true)).map(([h]) => h),
+    keys: myVersions && theirVersions ? keysToTake(myVersions, theirVersions) : keysToTakeAnyOrder(mine, theirs),
     users: [...theirUsers].filter(([u, v]) => newer(myUsers.get(u), v, false)).map(([u]) => u),
     settings: newer({ gen: mine.settingsGen, digest: mine.settings }, { gen: theirs.settingsGen, digest: theirs.settings }, false),
   };

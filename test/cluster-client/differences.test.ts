@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { expect } from 'chai';
 import { differences } from '../../src/cluster-client/repair.js';
 import type { Results } from '../../src/hsm-core/index.js';
+import { seeded, testSeed } from '../helpers/random.js';
 
 type Status = Results['getSyncStatus'];
 /** A status with its summary made as a member makes it: a hash of all the rest, so two statuses have one summary only when they are the same. */
@@ -76,5 +77,36 @@ describe('cluster-client: what one member takes from another', () => {
   it('a user listed both live and deleted on one member counts as live there', () => {
     const both = status({ users: [user('alice', 5, 'aa')], deletedUsers: [{ username: 'alice', gen: 9 }] });
     expect(differences(status({ users: [user('alice', 5, 'aa')] }), both).users).to.deep.equal([]);
+  });
+
+  const WALK_SEED = testSeed(0x0d1ff);
+  it(`keys in handle order (as members list them) give what the same lists in another order give (seed ${WALK_SEED})`, () => {
+    const r = seeded(WALK_SEED);
+    const digest = () => ['aa', 'bb', 'cc'][r.below(3)]!;
+    // Handles 1-60, each live, deleted, both (a deletion listed beside a live entry) or absent.
+    const randomStatus = () => {
+      const keys: ReturnType<typeof key>[] = [];
+      const deletedKeys: { handle: number; gen: number }[] = [];
+      for (let handle = 1; handle <= 60; handle++) {
+        const what = r.below(5);
+        if (what === 0 || what === 2) keys.push(key(handle, 1 + r.below(3), digest()));
+        if (what === 1 || what === 2) deletedKeys.push({ handle, gen: 1 + r.below(3) });
+      }
+      return status({ keys, deletedKeys });
+    };
+    const shuffled = (s: Status) => {
+      const mixed = <T>(list: T[]) => list.map((v) => [r.next(), v] as const).sort((a, b) => a[0] - b[0]).map(([, v]) => v);
+      return { ...s, keys: mixed(s.keys), deletedKeys: mixed(s.deletedKeys) };
+    };
+    let taken = 0;
+    for (let round = 0; round < 200; round++) {
+      const [mine, theirs] = [randomStatus(), randomStatus()];
+      const inOrder = differences(mine, theirs).keys;
+      const anyOrder = differences(shuffled(mine), shuffled(theirs)).keys;
+      expect(inOrder, `round ${round}`).to.deep.equal([...anyOrder].sort((a, b) => a - b));
+      taken += inOrder.length;
+    }
+    // The rounds had keys to take, and the walk found them.
+    expect(taken).to.be.greaterThan(1000);
   });
 });
