@@ -104,7 +104,7 @@ function keysToTakeAnyOrder(mine: Results['getSyncStatus'], theirs: Results['get
 export function differences(mine: Results['getSyncStatus'], theirs: Results['getSyncStatus']): Differences {
   // The same summary is the same status, entry for entry: nothing to compare (at 100,000 keys the
   // comparison of a member that just joined took half a second of an in-process cluster's thread).
-  if (mine.summary === theirs.summary) return { keys: [], users: [], settings: false };
+  if (typeof mine.summary === 'string' && mine.summary === theirs.summary) return { keys: [], users: [], settings: false };
   const usersOf = (s: Results['getSyncStatus']) => {
     const out = new Map<string, Version>(s.users.map((u) => [u.username, { gen: u.gen, digest: u.digest }]));
     for (const d of s.deletedUsers) if (!out.has(d.username)) out.set(d.username, { gen: d.gen, digest: null });
