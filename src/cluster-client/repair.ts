@@ -158,6 +158,11 @@ export interface RepairHost {
 }
 
 /** Repairs and comparisons of a cluster's members, with the appliance user (when the client has its password). */
+/** Whether every status carries the same summary (one that carries none agrees with nothing). */
+function sameSummaries(statuses: readonly Results['getSyncStatus'][]): boolean {
+  return statuses.every((x) => typeof x.summary === 'string' && x.summary === statuses[0]!.summary);
+}
+
 /** How long a comparison waits for changes on their way to members before it compares every key (see Repairs.reconcile). */
 const SETTLE_MS = 20;
 
@@ -265,7 +270,7 @@ export class Repairs {
         resultOf<'getSyncStatus'>(await o.transport.send({ op: 'getSyncStatus', session: o.session, ...(summaryOnly ? { summaryOnly } : {}) }));
       const agree = async () => {
         const summaries = await Promise.all(open.map((o) => status(o, true)));
-        return summaries.every((x) => x.summary === summaries[0]!.summary);
+        return sameSummaries(summaries);
       };
       if (await agree()) return { inSync: true, keys: [], users: [], settings: false };
       // A change on its way to every member (applied on one, not yet on another) makes their
@@ -284,7 +289,7 @@ export class Repairs {
       const after = await Promise.all(open.map((o) => status(o, false)));
       const left = after.slice(1).map((x) => differences(x, after[0]!));
       return {
-        inSync: after.every((x) => x.summary === after[0]!.summary),
+        inSync: sameSummaries(after),
         keys: [...new Set(left.flatMap((d) => d.keys))],
         users: [...new Set(left.flatMap((d) => d.users))],
         settings: left.some((d) => d.settings),

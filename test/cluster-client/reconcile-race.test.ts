@@ -10,15 +10,18 @@ import { createMember, type Member, type Response } from '../../src/hsm-core/ind
 /** Counts the full (not summary-only) sync statuses it answers, and runs `afterStatus(full)` once, right after the status that asks for it. */
 class Watched extends InProcessTransport {
   full = 0;
+  /** Sends sync statuses without their summary, as a member that sends none would. */
+  withoutSummary = false;
   afterStatus: { full: boolean; n: number; run: () => Promise<void> } | null = null;
   #seen = { full: 0, summary: 0 };
   constructor(member: Member, index: number) {
     super(member, index);
   }
   override async send(request: unknown): Promise<Response> {
-    const answer = await super.send(request);
+    const sent = await super.send(request);
     const r = request as { op?: string; summaryOnly?: boolean };
-    if (r.op !== 'getSyncStatus') return answer;
+    if (r.op !== 'getSyncStatus') return sent;
+    const answer = this.withoutSummary && sent.ok ? ({ ...sent, result: { ...(sent.result as object), summary: undefined } } as unknown as Response) : sent;
     const full = !r.summaryOnly;
     if (full) this.full += 1;
     const seen = full ? ++this.#seen.full : ++this.#seen.summary;
@@ -92,6 +95,21 @@ describe('cluster-client: changes that meet a comparison', function () {
       transports[1].afterStatus = { full: false, n: 1, run: async () => void (await ask(second, { op: 'insertMaskedObject', session: appliance, maskedObject })) };
       expect(await raw.reconcile()).to.deep.equal({ inSync: true, keys: [], users: [], settings: false });
       expect(transports.map((t) => t.full), 'full statuses asked').to.deep.equal([0, 0]);
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('members whose statuses carry no summary are compared key by key, not taken as agreeing', async () => {
+    const { first, second, alice, transports, raw } = await twoMembers();
+    try {
+      const { handle } = (await ask(first, { op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })) as { handle: number };
+      for (const t of transports) t.withoutSummary = true;
+      // Without summaries nothing says the members agree: the comparison copies the key, and says it cannot tell.
+      expect(await raw.reconcile()).to.deep.equal({ inSync: false, keys: [], users: [], settings: false });
+      const appliance = (await ask(second, { op: 'login', username: 'app_user', password: 'appliance-password' })).session as string;
+      const status = (await ask(second, { op: 'getSyncStatus', session: appliance })) as { keys: { handle: number }[] };
+      expect(status.keys.map((k) => k.handle)).to.include(handle);
     } finally {
       await raw.close();
     }
