@@ -55,6 +55,26 @@ export interface KeyRecord {
   readonly material: Material;
 }
 
+/**
+ * What a cache of something made from a key (its sync digest, its sealed record for the data
+ * folder) keeps to tell whether the key is still that version: its generation, its attributes
+ * object (replaced on a change, never changed in place) and how many users it is shared with (a
+ * user's deletion takes them off every key without a new generation). A cache writes these fields
+ * in an object literal of its own: kept digests made by spreading a version object
+ * (`{ ...version, digest }`) made a sync summary of 100,000 keys, mostly their look-ups, about three
+ * times slower (170 ms against 65).
+ */
+export interface KeyVersion {
+  gen: number;
+  attrs: KeyAttributes;
+  shared: number;
+}
+
+/** Whether `kept` is of `key` as it is now. */
+export function isVersionOf<V extends KeyVersion>(kept: V | undefined, key: KeyRecord): kept is V {
+  return kept !== undefined && kept.gen === key.gen && kept.attrs === key.attrs && kept.shared === key.shared.size;
+}
+
 export class KeyStore {
   readonly #keys = new Map<number, KeyRecord>();
   /**

@@ -17,7 +17,7 @@ import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hkdfSync
 import type { KeyAttributes, KeyClass, KeyType } from './attributes.js';
 import { HsmError } from './errors.js';
 import type { MtlsSettings } from './quorum.js';
-import type { KeyRecord } from './key-store.js';
+import { isVersionOf, type KeyRecord, type KeyVersion } from './key-store.js';
 import { defaultFormat, parseKey, serialiseKey } from './mechanisms/keys.js';
 import type { UserRecord } from './users.js';
 
@@ -129,12 +129,7 @@ export function contentOf(key: KeyRecord): MaskedContent {
 }
 
 /** A key's sync digest, and the version of the key it is of. */
-interface KeptDigest {
-  gen: number;
-  attrs: KeyAttributes;
-  shared: number;
-  digest: string;
-}
+type KeptDigest = KeyVersion & { digest: string };
 
 export class Masking {
   readonly #key: KeyObject;
@@ -244,7 +239,7 @@ export class Masking {
    */
   digest(key: KeyRecord): string {
     const cached = this.#digests.get(key);
-    if (this.#current(cached, key)) return cached.digest;
+    if (isVersionOf(cached, key)) return cached.digest;
     const digest = createHmac('sha256', this.#digestKey).update(canonicalJson(contentOf(key))).digest('hex');
     this.#digests.set(key, { gen: key.gen, attrs: key.attrs, shared: key.shared.size, digest });
     return digest;
@@ -254,11 +249,7 @@ export class Masking {
 
   /** Whether {@link digest} of `key` is made already (for this version of it). */
   hasDigest(key: KeyRecord): boolean {
-    return this.#current(this.#digests.get(key), key);
-  }
-
-  #current(kept: KeptDigest | undefined, key: KeyRecord): kept is KeptDigest {
-    return kept !== undefined && kept.gen === key.gen && kept.attrs === key.attrs && kept.shared === key.shared.size;
+    return isVersionOf(this.#digests.get(key), key);
   }
 
   /** The sync digest of a user: name, role and password hash. */

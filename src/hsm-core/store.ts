@@ -39,10 +39,9 @@ import type { AuditRecord } from './protocol.js';
 import type { AuditArchive } from './audit.js';
 import { HsmError } from './errors.js';
 import { lockFolder, type FolderLock } from './folder-lock.js';
-import type { KeyRecord } from './key-store.js';
+import { isVersionOf, type KeyRecord, type KeyVersion } from './key-store.js';
 import { contentOf, keyFromContent, type MaskedContent } from './masking.js';
 import { KEYS_A_TURN, nextTurn, usesThreadPool } from './mechanisms/pool.js';
-import type { KeyAttributes } from './attributes.js';
 import type { MemberState } from './state.js';
 import type { UserRecord } from './users.js';
 import type { QuorumSettings } from './quorum.js';
@@ -125,12 +124,7 @@ function sealKey(key: Buffer, record: KeyRecord, iv: Buffer): Buffer {
 }
 
 /** A key's record sealed before the commit that writes it (see MemberStore.sealAhead), and the version of the key it is of. */
-interface SealedAhead {
-  gen: number;
-  attrs: KeyAttributes;
-  shared: number;
-  sealed: Buffer;
-}
+type SealedAhead = KeyVersion & { sealed: Buffer };
 
 function unseal(key: Buffer, aad: string, blob: Buffer): Buffer | null {
   if (blob.length < 28) return null;
@@ -360,7 +354,7 @@ export class MemberStore {
     const ahead = this.#sealedAhead.get(record);
     if (!ahead) return undefined;
     this.#sealedAhead.delete(record);
-    return ahead.gen === record.gen && ahead.attrs === record.attrs && ahead.shared === record.shared.size ? ahead.sealed : undefined;
+    return isVersionOf(ahead, record) ? ahead.sealed : undefined;
   }
 
   /** Writes what `scope` names plus meta, users and new audit records, in one transaction, and waits until it is on disk. */
