@@ -40,8 +40,14 @@ async function ask(m: Member, request: Record<string, unknown>): Promise<Record<
   return answer.result as Record<string, unknown>;
 }
 
-/** Two members of one cluster, alice's session on the first, and a cluster client over watched transports. */
-async function twoMembers() {
+/**
+ * Runs `test` on two members of one cluster and a cluster client over watched transports, then
+ * closes the client. `newKey` makes a token key on the first member only (alice's); `appliance`
+ * logs in on the second as the appliance user.
+ */
+async function withTwoMembers(
+  test: (c: { first: Member; second: Member; alice: string; transports: readonly [Watched, Watched]; raw: Cluster; newKey: () => Promise<number>; appliance: () => Promise<string> }) => Promise<void>,
+): Promise<void> {
   const serviceKey = new Uint8Array(32).fill(11);
   const options = { passwordCost: 10, serviceKey, appliancePassword: 'appliance-password' };
   const first = await createMember(options);
@@ -57,61 +63,54 @@ async function twoMembers() {
     transports.map((t, i) => ({ description: `member ${i}`, start: async () => t })),
     { appliancePassword: 'appliance-password' },
   );
-  return { first, second, alice, transports, raw };
+  const newKey = async () => (await ask(first, { op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle as number;
+  const appliance = async () => (await ask(second, { op: 'login', username: 'app_user', password: 'appliance-password' })).session as string;
+  try {
+    await test({ first, second, alice, transports, raw, newKey, appliance });
+  } finally {
+    await raw.close();
+  }
 }
 
 describe('cluster-client: changes that meet a comparison', function () {
   this.timeout(30_000);
 
-  it('a change made during one is reported as still differing, and the next comparison settles it', async () => {
-    const { first, alice, transports, raw } = await twoMembers();
-    try {
+  it('a change made during one is reported as still differing, and the next comparison settles it', () =>
+    withTwoMembers(async ({ transports, raw, newKey }) => {
       // Something to compare: a key on the first member only.
-      await ask(first, { op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } });
+      await newKey();
       let late = 0;
       transports[0].afterStatus = {
         full: true,
         n: 2,
         // Made on the hub just after the state to spread was read from it: too late for this comparison.
         run: async () => {
-          late = (await ask(first, { op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle as number;
+          late = await newKey();
         },
       };
       const during = await raw.reconcile();
       expect(during).to.deep.equal({ inSync: false, keys: [late], users: [], settings: false });
       expect(await raw.reconcile()).to.deep.equal({ inSync: true, keys: [], users: [], settings: false });
-    } finally {
-      await raw.close();
-    }
-  });
+    }));
 
-  it('a change on its way to a member when the summaries are asked makes them differ for a moment, and costs no full comparison', async () => {
-    const { first, second, alice, transports, raw } = await twoMembers();
-    try {
-      const { handle } = (await ask(first, { op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })) as { handle: number };
+  it('a change on its way to a member when the summaries are asked makes them differ for a moment, and costs no full comparison', () =>
+    withTwoMembers(async ({ first, second, alice, transports, raw, newKey, appliance }) => {
+      const handle = await newKey();
       const { maskedObject } = await ask(first, { op: 'extractMaskedObject', session: alice, handle });
-      const appliance = (await ask(second, { op: 'login', username: 'app_user', password: 'appliance-password' })).session as string;
+      const session = await appliance();
       // The second member takes the key just after it answered the summary without it.
-      transports[1].afterStatus = { full: false, n: 1, run: async () => void (await ask(second, { op: 'insertMaskedObject', session: appliance, maskedObject })) };
+      transports[1].afterStatus = { full: false, n: 1, run: async () => void (await ask(second, { op: 'insertMaskedObject', session, maskedObject })) };
       expect(await raw.reconcile()).to.deep.equal({ inSync: true, keys: [], users: [], settings: false });
       expect(transports.map((t) => t.full), 'full statuses asked').to.deep.equal([0, 0]);
-    } finally {
-      await raw.close();
-    }
-  });
+    }));
 
-  it('members whose statuses carry no summary are compared key by key, not taken as agreeing', async () => {
-    const { first, second, alice, transports, raw } = await twoMembers();
-    try {
-      const { handle } = (await ask(first, { op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })) as { handle: number };
+  it('members whose statuses carry no summary are compared key by key, not taken as agreeing', () =>
+    withTwoMembers(async ({ second, transports, raw, newKey, appliance }) => {
+      const handle = await newKey();
       for (const t of transports) t.withoutSummary = true;
       // Without summaries nothing says the members agree: the comparison copies the key, and says it cannot tell.
       expect(await raw.reconcile()).to.deep.equal({ inSync: false, keys: [], users: [], settings: false });
-      const appliance = (await ask(second, { op: 'login', username: 'app_user', password: 'appliance-password' })).session as string;
-      const status = (await ask(second, { op: 'getSyncStatus', session: appliance })) as { keys: { handle: number }[] };
+      const status = (await ask(second, { op: 'getSyncStatus', session: await appliance() })) as { keys: { handle: number }[] };
       expect(status.keys.map((k) => k.handle)).to.include(handle);
-    } finally {
-      await raw.close();
-    }
-  });
+    }));
 });

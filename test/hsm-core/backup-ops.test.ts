@@ -22,6 +22,27 @@ async function backedUp(): Promise<{ f: Fixture; backup: Uint8Array; token: numb
   return { f, backup, token };
 }
 
+/**
+ * A backup of format `v` made by an earlier version (test/fixtures), restored onto a new member of
+ * its installation: its users and keys are there, bob decrypts what alice encrypted with the AES
+ * key (shared with him), and alice signs with the key pair. The fixture's JSON says what it holds.
+ */
+async function restoredFixture(v: 1 | 2) {
+  const fixture = JSON.parse(readFileSync(new URL(`../fixtures/backup-format-${v}.json`, import.meta.url), 'utf8')) as { aesHandle: number; ecPrivateHandle: number; ecPublicHandle: number; deletedHandle?: number; plaintext: string; iv: string; ciphertext: string };
+  const backup = new Uint8Array(readFileSync(new URL(`../fixtures/backup-format-${v}.backup`, import.meta.url)));
+  expect(readBackupHeader(backup).header.v).to.equal(v);
+  const target = await freshMember({ serviceKey: SERVICE, manufacturerKey: new Uint8Array(32).fill(9), profile: 'unlimited' });
+  expect(await target.ok({ op: 'restoreBackup', backup })).to.deep.include({ users: 5, keys: 3, merged: false });
+  const bob = await target.login('bob', PASSWORDS.bob);
+  const plain = await target.ok({ op: 'decrypt', session: bob, handle: fixture.aesHandle, mechanism: { name: 'aes-gcm', iv: Buffer.from(fixture.iv, 'hex') }, data: Buffer.from(fixture.ciphertext, 'hex') });
+  expect(Buffer.from(plain.data).toString()).to.equal(fixture.plaintext);
+  const alice = await target.login('alice', PASSWORDS.alice);
+  const data = new Uint8Array(8);
+  const { signature } = await target.ok({ op: 'sign', session: alice, handle: fixture.ecPrivateHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data });
+  expect((await target.ok({ op: 'verify', session: alice, handle: fixture.ecPublicHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data, signature })).valid).to.equal(true);
+  return { fixture, target, alice };
+}
+
 describe('hsm-core: backups', () => {
   it('restores users, token keys, shares and the cluster onto a new member of the same manufacturer; session keys are not in it', async () => {
     const { f, backup, token } = await backedUp();
@@ -112,36 +133,13 @@ describe('hsm-core: backups', () => {
   });
 
   it('restores a format 1 backup (JSON content), made by an earlier version', async () => {
-    const fixture = JSON.parse(readFileSync(new URL('../fixtures/backup-format-1.json', import.meta.url), 'utf8')) as { aesHandle: number; ecPrivateHandle: number; ecPublicHandle: number; plaintext: string; iv: string; ciphertext: string };
-    const backup = new Uint8Array(readFileSync(new URL('../fixtures/backup-format-1.backup', import.meta.url)));
-    expect(readBackupHeader(backup).header.v).to.equal(1);
-    const target = await freshMember({ serviceKey: SERVICE, manufacturerKey: new Uint8Array(32).fill(9), profile: 'unlimited' });
-    expect(await target.ok({ op: 'restoreBackup', backup })).to.deep.include({ users: 5, keys: 3, merged: false });
-    const bob = await target.login('bob', PASSWORDS.bob);
-    const plain = await target.ok({ op: 'decrypt', session: bob, handle: fixture.aesHandle, mechanism: { name: 'aes-gcm', iv: Buffer.from(fixture.iv, 'hex') }, data: Buffer.from(fixture.ciphertext, 'hex') });
-    expect(Buffer.from(plain.data).toString()).to.equal(fixture.plaintext);
-    const alice = await target.login('alice', PASSWORDS.alice);
+    const { fixture, target, alice } = await restoredFixture(1);
     expect((await target.ok({ op: 'getAttributes', session: alice, handle: fixture.aesHandle })).attributes.label).to.equal('v1-aes');
-    const data = new Uint8Array(8);
-    const { signature } = await target.ok({ op: 'sign', session: alice, handle: fixture.ecPrivateHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data });
-    expect((await target.ok({ op: 'verify', session: alice, handle: fixture.ecPublicHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data, signature })).valid).to.equal(true);
   });
 
   it('restores a format 2 backup (keys as rows in one MessagePack map), made by an earlier version: keys, shares and deletions', async () => {
-    const fixture = JSON.parse(readFileSync(new URL('../fixtures/backup-format-2.json', import.meta.url), 'utf8')) as { aesHandle: number; ecPrivateHandle: number; ecPublicHandle: number; deletedHandle: number; plaintext: string; iv: string; ciphertext: string };
-    const backup = new Uint8Array(readFileSync(new URL('../fixtures/backup-format-2.backup', import.meta.url)));
-    expect(readBackupHeader(backup).header.v).to.equal(2);
-    const target = await freshMember({ serviceKey: SERVICE, manufacturerKey: new Uint8Array(32).fill(9), profile: 'unlimited' });
-    expect(await target.ok({ op: 'restoreBackup', backup })).to.deep.include({ users: 5, keys: 3, merged: false });
-    // Shared with bob: he decrypts what alice encrypted.
-    const bob = await target.login('bob', PASSWORDS.bob);
-    const plain = await target.ok({ op: 'decrypt', session: bob, handle: fixture.aesHandle, mechanism: { name: 'aes-gcm', iv: Buffer.from(fixture.iv, 'hex') }, data: Buffer.from(fixture.ciphertext, 'hex') });
-    expect(Buffer.from(plain.data).toString()).to.equal(fixture.plaintext);
-    const alice = await target.login('alice', PASSWORDS.alice);
+    const { fixture, target, alice } = await restoredFixture(2);
     expect((await target.ok({ op: 'getAttributes', session: alice, handle: fixture.ecPrivateHandle })).attributes.label).to.equal('v2-ec');
-    const data = new Uint8Array(8);
-    const { signature } = await target.ok({ op: 'sign', session: alice, handle: fixture.ecPrivateHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data });
-    expect((await target.ok({ op: 'verify', session: alice, handle: fixture.ecPublicHandle, mechanism: { name: 'ecdsa', hash: 'sha256' }, data, signature })).valid).to.equal(true);
     const status = await target.ok({ op: 'getSyncStatus', session: await target.login('app_user', PASSWORDS.app_user) });
     expect(status.deletedKeys.map((d) => d.handle)).to.deep.equal([fixture.deletedHandle]);
   });
