@@ -24,7 +24,8 @@
  *
  * Environment: BENCH_SECONDS (default 1) per measurement, BENCH_ROUNDS (default 3),
  * BENCH_ONLY=door|peers|cluster|relay|pkcs11|control-plane|curves to run one table (curves: how cost
- * grows with token keys, bench/curves.ts; BENCH_CURVE_MAX lowers its largest size). The PKCS #11 table
+ * grows with token keys, bench/curves.ts; BENCH_CURVE_MAX lowers its largest size), BENCH_OPS=text
+ * to measure only the door's operations whose names hold it (BENCH_ONLY=door BENCH_OPS=Ed25519). The PKCS #11 table
  * (bench/pkcs11.ts) compares the PKCS #11 door with SoftHSM behind p11-kit's server; the control
  * plane's (bench/control-plane.ts) measures the CloudHSM V2 API.
  */
@@ -307,7 +308,8 @@ async function main(): Promise<void> {
   console.log('in-process member (profile cloudhsm); raw = the same operation as a session request. Ratios are to native.\n');
   const header = ['operation', 'in flight', 'native ops/s', 'peculiar ops/s', 'door ops/s', 'raw ops/s', 'peculiar ×', 'door ×', 'raw ×'];
   const rows: string[][] = [];
-  for (const name of Object.keys(native)) {
+  const ops = process.env.BENCH_OPS;
+  for (const name of Object.keys(native).filter((n) => !ops || n.includes(ops))) {
     for (const inFlight of [1, CONCURRENCY]) {
       progress('door', `${name}, ${inFlight} in flight`);
       const theirs = await compare([native[name]!, peculiar[name]!], inFlight);
