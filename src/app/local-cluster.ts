@@ -7,10 +7,10 @@
  *
  * @module
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HsmError, MEMBER_FILES, PROFILE_NAMES, lockFolder, type FolderLock, type HsmInfo, type Results } from '../hsm-core/index.js';
+import { HsmError, MEMBER_FILES, PROFILE_NAMES, lockFolder, writeFileDurably, type FolderLock, type HsmInfo, type Results } from '../hsm-core/index.js';
 import { Cluster, resultOf, type SyncState } from '../cluster-client/index.js';
 import { BackupStore, type BackupInfo, type BackupTrigger } from '../cluster-client/backups.js';
 import { CLUSTER_CERTIFICATE_FILES, memberTrust, prepareTlsCluster } from '../cluster-client/local-tls.js';
@@ -238,9 +238,9 @@ export class LocalCluster extends ClusterFront {
     if (this.cluster.size !== 1) throw new HsmError('BAD_REQUEST', `a cluster certificate is installed on a cluster of one member (this one has ${this.cluster.size})`);
     const pem = (text: string) => (text.endsWith('\n') ? text : `${text}\n`);
     // clusterCertificate.crt last: its presence says the installation is complete.
-    writeFileSync(join(dir, 'member-0', MEMBER_FILES.cert), pem(certificate));
-    writeFileSync(join(dir, CLUSTER_CERTIFICATE_FILES.anchor), pem(trustAnchor));
-    writeFileSync(join(dir, CLUSTER_CERTIFICATE_FILES.cert), pem(certificate));
+    writeFileDurably(join(dir, 'member-0', MEMBER_FILES.cert), pem(certificate), 0o644);
+    writeFileDurably(join(dir, CLUSTER_CERTIFICATE_FILES.anchor), pem(trustAnchor), 0o644);
+    writeFileDurably(join(dir, CLUSTER_CERTIFICATE_FILES.cert), pem(certificate), 0o644);
     this.#supervisor.trustMembersUnder(memberTrust(dir, readFileSync(join(dir, 'customerCA.crt'), 'utf8')));
     // The member reads its certificate when it starts: a restart, which the supervisor does at once.
     this.killMember(0);

@@ -7,14 +7,14 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Cluster } from '../cluster-client/cluster.js';
 import type { LoginOptions } from '../cluster-client/index.js';
 import { ClusterSession as HsmSession } from '../cluster-client/session.js';
 import { parseAddress } from '../cluster-client/address.js';
-import { HsmError } from '../hsm-core/face.js';
+import { HsmError, writeFileDurably } from '../hsm-core/client.js';
 import { defaultDataDir } from './data-dir.js';
 
 export interface ClusterEntry {
@@ -73,7 +73,7 @@ export function configure(path: string, entry: { id: string; cluster: string; ca
   const cluster: ClusterEntry = { id: entry.id, members, ca, cert, key };
   config.clusters = [...config.clusters.filter((c) => c.id !== entry.id), cluster];
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
+  writeFileDurably(path, JSON.stringify(config, null, 2) + '\n', 0o600);
   return cluster;
 }
 

@@ -10,12 +10,11 @@
  *
  * @module
  */
-import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startLocalCluster, type LocalCluster, type LocalTransport } from '../app/index.js';
 import { demoSite, openDemoCa, startRelay, type Relay } from '../relay/index.js';
 import type { Pkcs11Door } from '../pkcs11/index.js';
-import { HsmError, type ProfileName } from '../hsm-core/index.js';
+import { HsmError, writeFileDurably, type ProfileName } from '../hsm-core/index.js';
 
 /** Development credentials: printed, never meant for anything but a local cluster. */
 export const DEV_ADMIN = { username: 'admin', password: 'strongroom-admin' } as const;
@@ -94,7 +93,7 @@ export async function up(options: UpOptions): Promise<Up> {
         cert: join(dataDir, 'client.crt'),
         key: join(dataDir, 'client.key'),
       };
-      writeFileSync(join(dataDir, 'cluster.json'), JSON.stringify(file, null, 2) + '\n');
+      writeFileDurably(join(dataDir, 'cluster.json'), JSON.stringify(file, null, 2) + '\n', 0o644);
       log(`  data folder  ${dataDir}`);
       log(`  trust anchor ${file.ca}`);
       log(`  client cert  ${file.cert}`);

@@ -17,9 +17,9 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { HsmError, readBackupHeader, type MemberMode } from '../hsm-core/index.js';
+import { HsmError, readBackupHeader, writeFileDurably, type MemberMode } from '../hsm-core/index.js';
 
 export type BackupState = 'READY' | 'PENDING_DELETION' | 'DELETED';
 export type BackupTrigger = 'activation' | 'periodic' | 'member-added' | 'member-removed' | 'copy' | 'on-demand';
@@ -59,12 +59,6 @@ function backupId(random: (n: number) => Uint8Array): string {
   // CloudHSM's shape: backup- and eleven lowercase base-32 characters.
   const alphabet = 'abcdefghijklmnopqrstuvwxyz234567';
   return `backup-${[...random(11)].map((b) => alphabet[b % 32]).join('')}`;
-}
-
-function writeAtomically(file: string, data: string | Uint8Array): void {
-  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-  writeFileSync(tmp, data, { mode: 0o600 });
-  renameSync(tmp, file);
 }
 
 export interface BackupStoreOptions {
@@ -115,7 +109,7 @@ export class BackupStore {
       sourceRegion: null,
       region: this.region,
     };
-    writeAtomically(join(this.dir, `${info.backupId}.backup`), backup);
+    writeFileDurably(join(this.dir, `${info.backupId}.backup`), backup);
     this.#save(info);
     return info;
   }
@@ -204,7 +198,7 @@ export class BackupStore {
     if (!Number.isInteger(days) || days < RETENTION_MIN_DAYS || days > RETENTION_MAX_DAYS) {
       throw new HsmError('BAD_REQUEST', `retention: ${RETENTION_MIN_DAYS}–${RETENTION_MAX_DAYS} days, got ${String(days)}`);
     }
-    writeAtomically(join(this.dir, 'retention.json'), JSON.stringify({ ...this.#retentions(), [clusterId]: days }, null, 2) + '\n');
+    writeFileDurably(join(this.dir, 'retention.json'), JSON.stringify({ ...this.#retentions(), [clusterId]: days }, null, 2) + '\n');
   }
 
   /**
@@ -248,7 +242,7 @@ export class BackupStore {
       sourceRegion: source.region,
       region: destination.region,
     };
-    writeAtomically(join(destination.dir, `${info.backupId}.backup`), bytes);
+    writeFileDurably(join(destination.dir, `${info.backupId}.backup`), bytes);
     destination.#save(info);
     return info;
   }
@@ -269,7 +263,7 @@ export class BackupStore {
 
   #save(info: BackupInfo): BackupInfo {
     this.#cache = null;
-    writeAtomically(join(this.dir, `${info.backupId}.json`), JSON.stringify(info, null, 2) + '\n');
+    writeFileDurably(join(this.dir, `${info.backupId}.json`), JSON.stringify(info, null, 2) + '\n');
     return info;
   }
 }

@@ -32,8 +32,9 @@
  * @module
  */
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { syncFolder, writeFileDurably } from './durable.js';
+import { dirname, join, resolve } from 'node:path';
 import type { RootDatabase } from 'lmdb';
 import type { AuditRecord } from './protocol.js';
 import type { AuditArchive } from './audit.js';
@@ -169,15 +170,17 @@ function storageKey(dir: string, passphrase: string | undefined, fresh: boolean)
   if (!fresh) refuse(dir, 'the store exists but its storage key file is missing');
   const key = randomBytes(32);
   if (passphrase === undefined) {
-    writeFileSync(rawFile, key, { mode: 0o600 });
-    chmodSync(rawFile, 0o600);
+    writeFileDurably(rawFile, key, 0o600);
   } else {
     if (passphrase.length < 8) throw new HsmError('BAD_REQUEST', 'passphrase: at least 8 characters');
     const kdf = { log2N: 15, r: 8, p: 1, salt: randomBytes(16).toString('base64') };
     const kek = scryptSync(passphrase, Buffer.from(kdf.salt, 'base64'), 32, { N: 2 ** kdf.log2N, r: kdf.r, p: kdf.p, maxmem: 256 * 2 ** kdf.log2N * kdf.r });
-    writeFileSync(wrappedFile, JSON.stringify({ format: 1, kdf, wrapped: seal(kek, KEY_AAD, key).toString('base64') }, null, 2) + '\n', { mode: 0o600 });
+    writeFileDurably(wrappedFile, JSON.stringify({ format: 1, kdf, wrapped: seal(kek, KEY_AAD, key).toString('base64') }, null, 2) + '\n', 0o600);
     kek.fill(0);
   }
+  // The folder's own name, in the folder that holds it (its entries, the store's files and the
+  // key's, were flushed with the key).
+  syncFolder(dirname(resolve(dir)));
   return key;
 }
 

@@ -10,7 +10,8 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileDurably } from '../hsm-core/index.js';
 import { join } from 'node:path';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { Certificate } from '@peculiar/asn1-x509';
@@ -151,8 +152,6 @@ export class SideStore {
   #save(): void {
     if (!this.#file) return;
     mkdirSync(join(this.#file, '..'), { recursive: true, mode: 0o700 });
-    const temp = `${this.#file}.${process.pid}.tmp`;
-    writeFileSync(temp, JSON.stringify(this.#objects.map((o) => ({ handle: o.handle, attributes: toJson(o.attributes) }))), { mode: 0o600 });
-    renameSync(temp, this.#file);
+    writeFileDurably(this.#file, JSON.stringify(this.#objects.map((o) => ({ handle: o.handle, attributes: toJson(o.attributes) }))), 0o600);
   }
 }

@@ -19,7 +19,8 @@
  *
  * @module
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { copyFileDurably, writeFileDurably } from '../durable.js';
 import { KeyObject, X509Certificate, webcrypto } from 'node:crypto';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import type { Socket } from 'node:net';
@@ -60,9 +61,9 @@ export async function ensureClusterCsr(dataDir: string, subject: string, hosts: 
     signingAlgorithm: SIGN,
     extensions: [new x509.SubjectAlternativeNameExtension(names)],
   }, webcrypto as unknown as Parameters<typeof X509.Pkcs10CertificateRequestGenerator.create>[1]);
-  writeFileSync(keyFile, KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  writeFileDurably(keyFile, KeyObject.from(keys.privateKey).export({ type: 'pkcs8', format: 'pem' }), 0o600);
   const text = csr.toString('pem');
-  writeFileSync(csrFile, `${text}\n`);
+  writeFileDurably(csrFile, `${text}\n`, 0o644);
   return text;
 }
 
@@ -74,8 +75,8 @@ export async function ensureClusterCsr(dataDir: string, subject: string, hosts: 
  */
 export function cloneClusterIdentity(fromDir: string, toDir: string): void {
   mkdirSync(toDir, { recursive: true, mode: 0o700 });
-  for (const f of [MEMBER_FILES.key, MEMBER_FILES.csr, MEMBER_FILES.cert]) copyFileSync(join(fromDir, f), join(toDir, f));
-  chmodSync(join(toDir, MEMBER_FILES.key), 0o600);
+  copyFileDurably(join(fromDir, MEMBER_FILES.key), join(toDir, MEMBER_FILES.key), 0o600);
+  for (const f of [MEMBER_FILES.csr, MEMBER_FILES.cert]) copyFileDurably(join(fromDir, f), join(toDir, f), 0o644);
 }
 
 export interface ServeOptions {

@@ -1,0 +1,79 @@
+/**
+ * Files that must outlive a crash of the process or of the machine: a member's storage key, its
+ * TLS identity, backups and their records, the PKCS #11 door's objects, a cluster's settings.
+ *
+ * `writeFile` alone is not enough. A process killed while writing leaves half a file, and a machine
+ * that loses power can lose a file whose name the disk already holds: the kernel keeps the bytes
+ * in memory for a while, and ext4 may write the rename before them. A member's store (LMDB) flushes
+ * every commit before it answers; its storage key written that way could still be an empty file
+ * after a power cut, and every key in the store would be lost with it.
+ *
+ * So a file is written under a name of its own beside the final one, flushed to disk (fsync),
+ * renamed into place (atomic: a reader sees the old file or the new, never a mix), and then the
+ * folder itself is flushed, so that the new name is on disk too.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { chmodSync, closeSync, constants, copyFileSync, fsyncSync, openSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+/**
+ * Writes `data` to `file` so that, once this returns, `file` holds exactly `data` whatever
+ * crashes; until it returns, `file` is as it was. `mode` applies to a new file (default 0600: only
+ * the owner reads it).
+ */
+export function writeFileDurably(file: string, data: string | Uint8Array, mode = 0o600): void {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  const fd = openSync(temp, 'wx', mode);
+  try {
+    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+    fsyncSync(fd);
+    closeSync(fd);
+  } catch (e) {
+    closeSync(fd);
+    unlinkSync(temp);
+    throw e;
+  }
+  try {
+    renameSync(temp, file);
+  } catch (e) {
+    unlinkSync(temp);
+    throw e;
+  }
+  syncFolder(dirname(file));
+}
+
+/**
+ * Copies `from` to `to` as {@link writeFileDurably} writes (the bytes go from file to file: a key
+ * file is copied without being read into JavaScript).
+ */
+export function copyFileDurably(from: string, to: string, mode = 0o600): void {
+  const temp = `${to}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    copyFileSync(from, temp, constants.COPYFILE_EXCL);
+    chmodSync(temp, mode);
+    const fd = openSync(temp, 'r');
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, to);
+  } catch (e) {
+    rmSync(temp, { force: true });
+    throw e;
+  }
+  syncFolder(dirname(to));
+}
+
+/** Flushes a folder's entries (names made, renamed or removed in it) to disk. */
+export function syncFolder(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}

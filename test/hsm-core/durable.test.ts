@@ -1,0 +1,164 @@
+/**
+ * Files that must outlive a crash of the machine: each is written beside its place, flushed,
+ * renamed into place, and its folder flushed after (hsm-core/durable.ts). A power cut cannot be
+ * made here, so these tests watch the file system calls that make the difference: without the
+ * flushes, or with the file written in place, they fail.
+ */
+import fs, { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { expect } from 'chai';
+import { cloneClusterIdentity, createMember, ensureClusterCsr, writeFileDurably } from '../../src/hsm-core/index.js';
+import { startLocalCluster } from '../../src/index.js';
+import { SideStore, completeObject } from '../../src/pkcs11/side-store.js';
+import { CKA, CKO } from '../../src/pkcs11/constants.js';
+import { configure } from '../../src/cli/cli-context.js';
+import { PASSWORDS } from '../helpers/member.js';
+
+type Event = { call: 'fsync'; path: string } | { call: 'rename'; from: string; to: string };
+
+/** The fsyncs (by the path their descriptor was opened with) and renames that `work` makes. */
+async function watchFileSystem(work: () => unknown): Promise<Event[]> {
+  const events: Event[] = [];
+  const paths = new Map<number, string>();
+  const { openSync, fsyncSync, renameSync } = fs;
+  fs.openSync = ((path: fs.PathLike, ...rest: unknown[]) => {
+    const fd = (openSync as (...a: unknown[]) => number)(path, ...rest);
+    paths.set(fd, resolve(String(path)));
+    return fd;
+  }) as typeof fs.openSync;
+  fs.fsyncSync = (fd: number) => {
+    events.push({ call: 'fsync', path: paths.get(fd) ?? `fd ${fd}` });
+    fsyncSync(fd);
+  };
+  fs.renameSync = (from: fs.PathLike, to: fs.PathLike) => {
+    events.push({ call: 'rename', from: resolve(String(from)), to: resolve(String(to)) });
+    renameSync(from, to);
+  };
+  syncBuiltinESMExports();
+  try {
+    await work();
+  } finally {
+    Object.assign(fs, { openSync, fsyncSync, renameSync });
+    syncBuiltinESMExports();
+  }
+  return events;
+}
+
+/**
+ * Whether `file` was written durably among `events`: renamed into place from a file flushed before
+ * the rename, and its folder flushed after. Says what is missing otherwise.
+ */
+function howWritten(events: Event[], file: string): string {
+  const target = resolve(file);
+  const at = events.findIndex((e) => e.call === 'rename' && e.to === target);
+  if (at < 0) return `${file}: not renamed into place`;
+  const { from } = events[at] as { from: string };
+  if (!events.slice(0, at).some((e) => e.call === 'fsync' && e.path === from)) return `${file}: not flushed before its rename`;
+  if (!events.slice(at + 1).some((e) => e.call === 'fsync' && e.path === dirname(target))) return `${file}: its folder not flushed after the rename`;
+  return 'durably';
+}
+
+describe('hsm-core: files written durably', function () {
+  this.timeout(60_000);
+  const dirs: string[] = [];
+  const tmp = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'strongroom-durable-'));
+    dirs.push(dir);
+    return dir;
+  };
+  after(() => {
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('writes aside, flushes, renames into place and flushes the folder; a new file is 0600; nothing is left beside it', async () => {
+    const dir = tmp();
+    const file = join(dir, 'settings.json');
+    const events = await watchFileSystem(() => writeFileDurably(file, '{"a":1}\n'));
+    expect(howWritten(events, file)).to.equal('durably');
+    expect(readFileSync(file, 'utf8')).to.equal('{"a":1}\n');
+    expect(statSync(file).mode & 0o777).to.equal(0o600);
+    expect(readdirSync(dir)).to.deep.equal(['settings.json']);
+  });
+
+  it('leaves the file as it was, and nothing beside it, when the write fails', async () => {
+    const dir = tmp();
+    const file = join(dir, 'settings.json');
+    writeFileSync(file, 'old');
+    const { writeSync } = fs;
+    fs.writeSync = (() => {
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    }) as typeof fs.writeSync;
+    syncBuiltinESMExports();
+    try {
+      expect(() => writeFileDurably(file, 'new')).to.throw('ENOSPC');
+    } finally {
+      fs.writeSync = writeSync;
+      syncBuiltinESMExports();
+    }
+    expect(readFileSync(file, 'utf8')).to.equal('old');
+    expect(readdirSync(dir)).to.deep.equal(['settings.json']);
+  });
+
+  it("a new member's storage key, with or without a passphrase, and the member's folder in its parent", async () => {
+    for (const passphrase of [undefined, 'a long passphrase']) {
+      const dataDir = join(tmp(), 'member');
+      const events = await watchFileSystem(async () => {
+        const m = await createMember({ dataDir, passwordCost: 10, appliancePassword: PASSWORDS.app_user, ...(passphrase ? { passphrase } : {}) });
+        await m.close();
+      });
+      const keyFile = join(dataDir, passphrase ? 'storage-key.json' : 'storage-key');
+      expect(howWritten(events, keyFile)).to.equal('durably');
+      expect(events.some((e) => e.call === 'fsync' && e.path === dirname(resolve(dataDir)))).to.equal(true, 'the parent folder flushed');
+    }
+  });
+
+  it("a member's TLS key and CSR, made or cloned into another member's folder", async () => {
+    const first = join(tmp(), 'member-0');
+    const made = await watchFileSystem(() => ensureClusterCsr(first, 'member-0'));
+    expect(howWritten(made, join(first, 'member.key'))).to.equal('durably');
+    expect(howWritten(made, join(first, 'member.csr'))).to.equal('durably');
+    expect(statSync(join(first, 'member.key')).mode & 0o777).to.equal(0o600);
+    writeFileSync(join(first, 'member.crt'), 'certificate');
+    const second = join(tmp(), 'member-1');
+    const cloned = await watchFileSystem(() => cloneClusterIdentity(first, second));
+    for (const f of ['member.key', 'member.csr', 'member.crt']) {
+      expect(howWritten(cloned, join(second, f))).to.equal('durably');
+      expect(readFileSync(join(second, f))).to.deep.equal(readFileSync(join(first, f)));
+    }
+    expect(statSync(join(second, 'member.key')).mode & 0o777).to.equal(0o600);
+  });
+
+  it('a backup and its record', async () => {
+    const cluster = await startLocalCluster({ adminPassword: PASSWORDS.admin, passwordCost: 10, backups: { dir: tmp() } });
+    try {
+      let backupId = '';
+      const events = await watchFileSystem(async () => (backupId = (await cluster.takeBackup()).backupId));
+      const dir = cluster.backupStore!.dir;
+      expect(howWritten(events, join(dir, `${backupId}.backup`))).to.equal('durably');
+      expect(howWritten(events, join(dir, `${backupId}.json`))).to.equal('durably');
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it("the CLI's settings (strongroom configure)", async () => {
+    const dir = tmp();
+    const ca = join(dir, 'customerCA.crt');
+    for (const f of [ca, join(dir, 'client.crt'), join(dir, 'client.key')]) writeFileSync(f, 'pem');
+    const path = join(dir, 'config', 'strongroom.json');
+    const events = await watchFileSystem(() => configure(path, { id: 'cluster-1', cluster: '127.0.0.1:2223', ca }));
+    expect(howWritten(events, path)).to.equal('durably');
+    expect(JSON.parse(readFileSync(path, 'utf8')).clusters[0].id).to.equal('cluster-1');
+  });
+
+  it("the PKCS #11 door's objects beside the keys", async () => {
+    const folder = tmp();
+    const store = new SideStore(folder, 'cluster-1', 'alice');
+    const { attributes } = completeObject([{ type: CKA.CLASS, value: { ulong: BigInt(CKO.DATA) }, length: 8 }]);
+    const events = await watchFileSystem(() => store.add({ handle: store.nextHandle([]), token: true, attributes }));
+    expect(howWritten(events, join(folder, 'cluster-1--alice.json'))).to.equal('durably');
+    expect(new SideStore(folder, 'cluster-1', 'alice').objects).to.have.length(1);
+  });
+});
