@@ -44,8 +44,11 @@ export interface KeyRecord {
   readonly type: KeyType;
   /** The crypto user who created, imported, unwrapped or derived the key; never changes. */
   readonly owner: string;
-  /** Crypto users who may use (not manage) the key. */
-  readonly shared: Set<string>;
+  /**
+   * Crypto users who may use (not manage) the key. Never changed in place: a change puts another
+   * set here ({@link sharesOf}), so that every key shared with nobody holds the same empty one.
+   */
+  shared: ReadonlySet<string>;
   /** The generation of this version of the key: it grows with every change (see MemberState.stamp). */
   gen: number;
   /** The token of the session a session key belongs to; null for token keys. */
@@ -55,11 +58,26 @@ export interface KeyRecord {
   readonly material: Material;
 }
 
+/** The shares of a key shared with nobody: one set for all of them (each of their own took about 100 bytes a key). */
+export const NO_SHARES: ReadonlySet<string> = new Set();
+
+/** `names` as a key's shares: {@link NO_SHARES} when there are none. */
+export function sharesOf(names: Iterable<string>): ReadonlySet<string> {
+  const set = new Set(names);
+  return set.size === 0 ? NO_SHARES : set;
+}
+
+/** `shares` with `username` added or (`add` false) taken off: another set, or the same one when nothing changes. */
+export function withShare(shares: ReadonlySet<string>, username: string, add: boolean): ReadonlySet<string> {
+  if (shares.has(username) === add) return shares;
+  return sharesOf(add ? [...shares, username] : [...shares].filter((u) => u !== username));
+}
+
 /**
  * What a cache of something made from a key (its sync digest, its sealed record for the data
  * folder) keeps to tell whether the key is still that version: its generation, its attributes
- * object (replaced on a change, never changed in place) and how many users it is shared with (a
- * user's deletion takes them off every key without a new generation). A cache writes these fields
+ * object and its shares (both replaced on a change, never changed in place; a user's deletion
+ * takes them off every key without a new generation). A cache writes these fields
  * in an object literal of its own: kept digests made by spreading a version object
  * (`{ ...version, digest }`) made a sync summary of 100,000 keys, mostly their look-ups, about three
  * times slower (170 ms against 65).
@@ -67,12 +85,12 @@ export interface KeyRecord {
 export interface KeyVersion {
   gen: number;
   attrs: KeyAttributes;
-  shared: number;
+  shared: ReadonlySet<string>;
 }
 
 /** Whether `kept` is of `key` as it is now. */
 export function isVersionOf<V extends KeyVersion>(kept: V | undefined, key: KeyRecord): kept is V {
-  return kept !== undefined && kept.gen === key.gen && kept.attrs === key.attrs && kept.shared === key.shared.size;
+  return kept !== undefined && kept.gen === key.gen && kept.attrs === key.attrs && kept.shared === key.shared;
 }
 
 export class KeyStore {

@@ -17,7 +17,7 @@ import { createCipheriv, createDecipheriv, createHmac, createSecretKey, hkdfSync
 import type { KeyAttributes, KeyClass, KeyType } from './attributes.js';
 import { HsmError } from './errors.js';
 import type { MtlsSettings } from './quorum.js';
-import { isVersionOf, type KeyRecord, type KeyVersion } from './key-store.js';
+import { isVersionOf, sharesOf, type KeyRecord, type KeyVersion } from './key-store.js';
 import { defaultFormat, parseKey, serialiseKey } from './mechanisms/keys.js';
 import type { UserRecord } from './users.js';
 
@@ -106,7 +106,7 @@ export function keyFromContent(content: MaskedContent, shared: (username: string
     cls: content.cls,
     type: content.type,
     owner: content.owner,
-    shared: new Set(content.shared.filter(shared)),
+    shared: sharesOf(content.shared.filter(shared)),
     session,
     attrs: { ...content.attrs, token: session === null },
     // Its facts are among its attributes already: computed only if something asks the material.
@@ -241,7 +241,7 @@ export class Masking {
     const cached = this.#digests.get(key);
     if (isVersionOf(cached, key)) return cached.digest;
     const digest = createHmac('sha256', this.#digestKey).update(canonicalJson(contentOf(key))).digest('hex');
-    this.#digests.set(key, { gen: key.gen, attrs: key.attrs, shared: key.shared.size, digest });
+    this.#digests.set(key, { gen: key.gen, attrs: key.attrs, shared: key.shared, digest });
     return digest;
   }
 

@@ -23,6 +23,7 @@ import { contentOf, keyFromContent, type MaskedContent, type MaskedSettings, typ
 import { checkKeyQuota, type MemberState } from './state.js';
 import { APPLIANCE_USERNAME } from './protocol.js';
 import { defaultQuorumSettings, type MtlsSettings } from './quorum.js';
+import { withShare } from './key-store.js';
 
 /** What a version did when it arrived: replaced or added (`applied`), was already here (`same`), or was older (`stale`). */
 export type Merged = 'applied' | 'same' | 'stale';
@@ -128,7 +129,7 @@ export function mergeUserTombstone(m: MemberState, username: string, gen: number
       m.sessions.close(s.token);
     }
     m.users.delete(username);
-    for (const key of m.keys.values()) key.shared.delete(username);
+    for (const key of m.keys.values()) key.shared = withShare(key.shared, username, false);
   }
   m.userTombstones.set(username, gen);
   return 'applied';

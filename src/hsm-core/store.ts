@@ -347,7 +347,7 @@ export class MemberStore {
       slice.forEach((record, i) => {
         if (record.session !== null) return;
         const sealed = sealKey(this.#key, record, ivs.subarray(12 * i, 12 * i + 12));
-        this.#sealedAhead.set(record, { gen: record.gen, attrs: record.attrs, shared: record.shared.size, sealed });
+        this.#sealedAhead.set(record, { gen: record.gen, attrs: record.attrs, shared: record.shared, sealed });
       });
     }
   }

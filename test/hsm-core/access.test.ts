@@ -571,6 +571,33 @@ describe('hsm-core: key ownership and sharing (CLOUDHSM.md §1.3)', () => {
     expect(two.message).to.equal('extractMaskedSettings is not allowed for a crypto user; it needs an admin or the appliance user');
   });
 
+  it('sharing one key shares no other, through shares, unshares, copies and a user\'s deletion', async () => {
+    // Keys shared with nobody hold one empty set between them (key-store.ts's NO_SHARES): a change
+    // made to it in place would share every such key at once.
+    const f = await activatedMember();
+    const make = async (shareWith?: string[]) =>
+      (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true }, ...(shareWith ? { shareWith } : {}) })).handle;
+    const [a, b, c, d] = [await make(), await make(), await make(), await make(['bob'])];
+    const users = async (handle: number) => (await f.m.ok({ op: 'getAttributes', session: f.alice, handle })).sharedUsers;
+    expect((await f.m.ok({ op: 'shareKey', session: f.alice, handle: a, username: 'bob' })).sharedUsers).to.deep.equal(['bob']);
+    expect(await users(b)).to.deep.equal([]);
+    const copyOfA = (await f.m.ok({ op: 'copyKey', session: f.alice, handle: a })).handle;
+    const copyOfB = (await f.m.ok({ op: 'copyKey', session: f.alice, handle: b })).handle;
+    await f.m.ok({ op: 'shareKey', session: f.alice, handle: copyOfA, username: 'carol' });
+    expect(await users(a)).to.deep.equal(['bob']);
+    expect(await users(copyOfA)).to.deep.equal(['bob', 'carol']);
+    await f.m.ok({ op: 'unshareKey', session: f.alice, handle: d, username: 'bob' });
+    expect(await users(d)).to.deep.equal([]);
+    await f.m.ok({ op: 'shareKey', session: f.alice, handle: b, username: 'carol' });
+    await f.m.ok({ op: 'logout', session: f.carol });
+    await f.m.ok({ op: 'deleteUser', session: f.admin, username: 'carol' });
+    expect(await users(b)).to.deep.equal([]);
+    expect(await users(copyOfA)).to.deep.equal(['bob']);
+    for (const handle of [c, copyOfB]) expect(await users(handle)).to.deep.equal([]);
+    const bobSees = (await f.m.ok({ op: 'findKeys', session: f.bob })).keys.map((k) => k.handle);
+    expect(bobSees).to.have.members([a, copyOfA]);
+  });
+
   it('a shared user is told who owns the key when they try to manage it', async () => {
     const f = await activatedMember();
     const handle = (await f.m.ok({ op: 'generateKey', session: f.alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true } })).handle;

@@ -87,22 +87,21 @@ type KeyRow = [handle: number, gen: number, cls: MaskedContent['cls'], type: Mas
 type PackedContent = Omit<BackupContent, 'keys'> & { keyNames: string[][]; keyRows: KeyRow[] };
 
 /**
- * A token key as it is when a backup begins. Its record's fields that change in place (its
- * generation, its shares) are copied; its attributes object is replaced on a change, never
- * changed, and its material never changes. So the backup holds each key as it was then, however
- * long the packing takes.
+ * A token key as it is when a backup begins: its generation, its attributes object and its shares
+ * (both replaced on a change, never changed in place); its material never changes. So the backup
+ * holds each key as it was then, however long the packing takes.
  */
 interface KeyAsItWas {
   key: KeyRecord;
   gen: number;
   attrs: KeyRecord['attrs'];
-  shared: string[];
+  shared: ReadonlySet<string>;
 }
 
 function tokenKeysNow(m: MemberState): KeyAsItWas[] {
   const keys: KeyAsItWas[] = [];
   for (const key of m.keys.values()) {
-    if (key.session === null) keys.push({ key, gen: key.gen, attrs: key.attrs, shared: key.shared.size ? [...key.shared].sort() : [] });
+    if (key.session === null) keys.push({ key, gen: key.gen, attrs: key.attrs, shared: key.shared });
   }
   return keys;
 }
@@ -118,7 +117,7 @@ function rowOf({ key, gen, attrs, shared }: KeyAsItWas, lists: Map<string, numbe
     list = keyNames.push(names) - 1;
     lists.set(id, list);
   }
-  return [key.handle, gen, key.cls, key.type, key.owner, shared, list, names.map((n) => values[n]), serialiseKey(key.material, defaultFormat(key.cls)) as Uint8Array];
+  return [key.handle, gen, key.cls, key.type, key.owner, shared.size ? [...shared].sort() : [], list, names.map((n) => values[n]), serialiseKey(key.material, defaultFormat(key.cls)) as Uint8Array];
 }
 
 /** The length of the MessagePack array header at the start of `bytes` (fixarray, array 16 or array 32). */

@@ -33,7 +33,7 @@ import {
 import { HsmError, keyRef, withArticle } from '../errors.js';
 import { USAGE_ATTRIBUTE } from '../usages.js';
 import { keyApproval } from './quorum-ops.js';
-import type { KeyRecord } from '../key-store.js';
+import { NO_SHARES, withShare, type KeyRecord } from '../key-store.js';
 import { DERIVERS, WRAP_MECHANISMS, cipherFor, type DeriveEntry } from '../mechanisms/index.js';
 import { decryptPrivateKey, encryptPrivateKey } from '../mechanisms/pkcs8.js';
 import { checkKdfWork } from '../slow-work.js';
@@ -141,7 +141,7 @@ export const copyKey: Handler<'copyKey'> = (m, caller, req) => {
   const approve = keyApproval(m, me, key, 'manage', req.approval);
   checkKeyQuota(m, 1, key.cls === 'secret-key' ? 0 : 1);
   approve();
-  const copy = addKey(m, me, key.material, attrs, new Set(key.shared));
+  const copy = addKey(m, me, key.material, attrs, key.shared);
   return { handle: copy.handle, key: keyInfo(copy) };
 };
 
@@ -280,9 +280,9 @@ function shareTarget(m: MemberState, key: KeyRecord, name: string): string {
  * The crypto users a new key is shared with as it is made (`shareWith`), every one checked before
  * anything is made: a secret or private token key, existing crypto users other than the owner.
  */
-function sharesAtCreation(m: MemberState, me: SessionRecord, cls: KeyClass, template: { token?: boolean }, names: readonly string[] | undefined): Set<string> {
+function sharesAtCreation(m: MemberState, me: SessionRecord, cls: KeyClass, template: { token?: boolean }, names: readonly string[] | undefined): ReadonlySet<string> {
+  if (!names?.length) return NO_SHARES;
   const shared = new Set<string>();
-  if (!names?.length) return shared;
   if (cls === 'public-key') throw new HsmError('KEY_NOT_SHAREABLE', 'shareWith: a public key is not shared; every crypto user can already use it');
   if (template.token !== true) throw new HsmError('KEY_NOT_SHAREABLE', 'shareWith: a session key is not shared; make a token key (token=true) to share it');
   for (const name of names) {
@@ -308,7 +308,7 @@ export const shareKey: Handler<'shareKey'> = (m, caller, req) => {
   const key = shareableKey(m, me, req.handle, 'share');
   const target = shareTarget(m, key, req.username);
   keyApproval(m, me, key, 'manage', req.approval)();
-  key.shared.add(target);
+  key.shared = withShare(key.shared, target, true);
   key.gen = m.stamp();
   return { handle: key.handle, sharedUsers: [...key.shared].sort() };
 };
@@ -322,7 +322,7 @@ export const unshareKey: Handler<'unshareKey'> = (m, caller, req) => {
     throw new HsmError('QUORUM_VALUE_INVALID', `key ${keyRef(key.handle)} needs ${needed} approvers and would keep ${key.shared.size} (its owner and the users it is shared with); it cannot be unshared from ${target}`);
   }
   keyApproval(m, me, key, 'manage', req.approval)();
-  key.shared.delete(target);
+  key.shared = withShare(key.shared, target, false);
   key.gen = m.stamp();
   return { handle: key.handle, sharedUsers: [...key.shared].sort() };
 };

@@ -23,6 +23,7 @@ import {
 } from '../users.js';
 import { adminApproval, checkMfaAnswer, issueMfaChallenge } from './quorum-ops.js';
 import { APPLIANCE_USERNAME, type RequestOf } from '../protocol.js';
+import { withShare } from '../key-store.js';
 
 function findUser(m: MemberState, name: string): UserRecord {
   const username = normaliseUsername(name);
@@ -183,7 +184,7 @@ export const deleteUser: Handler<'deleteUser'> = (m, caller, req) => {
   adminApproval(m, signedIn(caller), 'user', req.approval)();
   m.users.delete(user.username);
   m.userTombstones.set(user.username, m.stamp());
-  for (const key of m.keys.values()) key.shared.delete(user.username);
+  for (const key of m.keys.values()) key.shared = withShare(key.shared, user.username, false);
   return { username: user.username };
 };
 
