@@ -310,6 +310,29 @@ describe('hsm-core: durable members', function () {
     expect(after.sync.keys).to.have.length(2);
   });
 
+  it('every record a commit seals has an IV of its own, across more records than one draw of IVs holds', async () => {
+    // 520 keys refused by the folder one by one, then written by the next change in one commit:
+    // each sealed there, with IVs drawn 500 at a time (store.ts). A repeated IV under the storage
+    // key would give away both records' plaintext.
+    const d = dir();
+    const { m, alice } = await populated(d);
+    injectStoreFailures(520);
+    for (let i = 0; i < 520; i++) {
+      expect((await m.fail({ op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: `held-${i}` } }, 'INTERNAL_ERROR')).message).to.match(failedWrite);
+    }
+    await m.ok({ op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: 'written-with-them' } });
+    await m.member.close();
+    const ivs: string[] = [];
+    await editStore(d, async (db) => {
+      for (const { key, value } of db.getRange({ start: 'key/', end: 'key0' })) {
+        expect(String(key)).to.match(/^key\/\d+$/);
+        ivs.push(Buffer.from(value as Uint8Array).subarray(0, 12).toString('hex'));
+      }
+    });
+    expect(ivs).to.have.length(520 + 2);
+    expect(new Set(ivs).size).to.equal(ivs.length);
+  });
+
   it('a change queued behind one whose write failed fails too, and the change after both writes all three', async () => {
     const d = dir();
     const { m, alice } = await populated(d);
