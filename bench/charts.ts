@@ -20,8 +20,11 @@ interface Saved {
 const num = (rows: string[][], column: number) => rows.map((r) => Number(r[column]));
 const NATIVE = { value: 1, label: 'native' };
 
+/** The charts of one table: each made from it, by the chart's id (the table's own id for its first). */
+type Chart = (t: Saved) => Omit<ChartSpec, 'id'>;
+
 /** Each table's chart, by the table's id. */
-const CHARTS: Record<string, (t: Saved) => Omit<ChartSpec, 'id'>> = {
+const CHARTS: Record<string, Chart> = {
   door: (t) => {
     const at = (inFlight: string, column: number) => num(t.rows.filter((r) => r[1] === inFlight), column);
     const many = t.rows.find((r) => r[1] !== '1')![1]!;
@@ -113,11 +116,43 @@ const CHARTS: Record<string, (t: Saved) => Omit<ChartSpec, 'id'>> = {
   }),
 };
 
+/** Further charts of a table that has one above: by the chart's id, the table's id and how it is made. */
+const MORE_CHARTS: Record<string, { table: string; make: Chart }> = {
+  memory: {
+    table: 'curves',
+    make: (t) => {
+      const columns = ['heap bytes/key', 'heap bytes/key after a start', 'folder bytes/key'].filter((h) => t.header.includes(h));
+      return {
+        title: 'Memory and disk a token key (log scale)',
+        categories: t.rows.map((r) => Number(r[0]).toLocaleString('en-US')),
+        kind: 'line',
+        logY: true,
+        unit: 'bytes/key',
+        series: columns.map((h) => ({ name: h.replace(/ bytes\/key/, '').replace(/^heap$/, 'heap, keys made'), values: num(t.rows, t.header.indexOf(h)) })),
+      };
+    },
+  },
+  holds: {
+    table: 'curves',
+    make: (t) => {
+      const columns = t.header.filter((h) => h.endsWith(': longest hold ms'));
+      return {
+        title: "Longest hold of the application's event loop, in-process member",
+        categories: t.rows.map((r) => Number(r[0]).toLocaleString('en-US')),
+        kind: 'line',
+        unit: 'ms',
+        series: columns.map((h) => ({ name: h.replace(/: longest hold ms$/, ''), values: num(t.rows, t.header.indexOf(h)) })),
+      };
+    },
+  },
+};
+
 /** Draws every chart whose table is in bench/results; returns the files written. */
 export function drawCharts(): string[] {
   const written: string[] = [];
-  for (const [id, make] of Object.entries(CHARTS)) {
-    const file = join(RESULTS_DIR, `${id}.json`);
+  const charts: [string, string, Chart][] = [...Object.entries(CHARTS).map(([id, make]): [string, string, Chart] => [id, id, make]), ...Object.entries(MORE_CHARTS).map(([id, c]): [string, string, Chart] => [id, c.table, c.make])];
+  for (const [id, table, make] of charts) {
+    const file = join(RESULTS_DIR, `${table}.json`);
     if (!existsSync(file)) continue;
     const saved = JSON.parse(readFileSync(file, 'utf8')) as Saved;
     writeFileSync(join(RESULTS_DIR, `${id}.svg`), drawChart({ id, ...make(saved) }, saved.machine));
