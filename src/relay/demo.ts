@@ -4,11 +4,11 @@
  *
  * @module
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadX509 } from '../certificates/index.js';
-import { HsmError } from '../hsm-core/index.js';
+import { HsmError, writeFileDurably } from '../hsm-core/index.js';
 import type { HsmSession } from '../app/index.js';
 import { IssuingCa } from '../keystore/index.js';
 
@@ -59,6 +59,6 @@ export async function openDemoCa(session: HsmSession, certFile: string): Promise
     }
   }
   const ca = await IssuingCa.createRoot(session, { ...DEMO_CA, algorithm: 'ECDSA-P256', days: 3650 });
-  writeFileSync(certFile, ca.certificate.toString('pem') + '\n');
+  writeFileDurably(certFile, ca.certificate.toString('pem') + '\n', 0o644);
   return ca;
 }

@@ -14,6 +14,7 @@ import { startLocalCluster } from '../../src/index.js';
 import { SideStore, completeObject } from '../../src/pkcs11/side-store.js';
 import { CKA, CKO } from '../../src/pkcs11/constants.js';
 import { configure } from '../../src/cli/cli-context.js';
+import { openDemoCa } from '../../src/relay/index.js';
 import { PASSWORDS } from '../helpers/member.js';
 
 type Event = { call: 'fsync'; path: string } | { call: 'rename'; from: string; to: string };
@@ -151,6 +152,20 @@ describe('hsm-core: files written durably', function () {
     const events = await watchFileSystem(() => configure(path, { id: 'cluster-1', cluster: '127.0.0.1:2223', ca }));
     expect(howWritten(events, path)).to.equal('durably');
     expect(JSON.parse(readFileSync(path, 'utf8')).clusters[0].id).to.equal('cluster-1');
+  });
+
+  it("the demo CA's certificate (strongroom up)", async () => {
+    const cluster = await startLocalCluster({ adminPassword: PASSWORDS.admin, passwordCost: 10, users: [{ username: 'demo_ca', password: PASSWORDS.alice, role: 'crypto-user' }] });
+    try {
+      const session = await cluster.login('demo_ca', PASSWORDS.alice);
+      const certFile = join(tmp(), 'demo-ca.crt');
+      const events = await watchFileSystem(() => openDemoCa(session, certFile));
+      expect(howWritten(events, certFile)).to.equal('durably');
+      expect(readFileSync(certFile, 'utf8')).to.match(/^-----BEGIN CERTIFICATE-----/);
+      await session.logout();
+    } finally {
+      await cluster.close();
+    }
   });
 
   it("the PKCS #11 door's objects beside the keys", async () => {
