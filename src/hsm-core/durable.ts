@@ -68,8 +68,12 @@ export function copyFileDurably(from: string, to: string, mode = 0o600): void {
   syncFolder(dirname(to));
 }
 
-/** Flushes a folder's entries (names made, renamed or removed in it) to disk. */
+/**
+ * Flushes a folder's entries (names made, renamed or removed in it) to disk. Windows cannot open a
+ * folder to flush it (its file system journals names itself): there, nothing is done.
+ */
 export function syncFolder(dir: string): void {
+  if (process.platform === 'win32') return;
   const fd = openSync(dir, 'r');
   try {
     fsyncSync(fd);
