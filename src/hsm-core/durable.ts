@@ -67,11 +67,19 @@ export function copyFileDurably(from: string, to: string, mode = 0o600): void {
 
 /**
  * Flushes a folder's entries (names made, renamed or removed in it) to disk. Windows cannot open a
- * folder to flush it (its file system journals names itself): there, nothing is done.
+ * folder to flush it (its file system journals names itself): there, nothing is done. Nor where
+ * this process may write in a folder but not read it (mode -wx): opening it is refused, and
+ * refusing the write for it would refuse a folder that worked before.
  */
 export function syncFolder(dir: string): void {
   if (process.platform === 'win32') return;
-  const fd = openSync(dir, 'r');
+  let fd: number;
+  try {
+    fd = openSync(dir, 'r');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EACCES') return;
+    throw e;
+  }
   try {
     fsyncSync(fd);
   } finally {
