@@ -16,9 +16,9 @@
  * @module
  */
 import { createCipheriv, createDecipheriv, randomBytes, scryptSync } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { HsmError } from '../hsm-core/client.js';
+import { HsmError, writeFileDurably } from '../hsm-core/client.js';
 
 export interface InstallationKeys {
   serviceKey: Uint8Array;
@@ -50,9 +50,7 @@ function readRaw(dir: string, name: string): Buffer {
 }
 
 function writeRaw(dir: string, name: string, key: Buffer): void {
-  const file = join(dir, name);
-  writeFileSync(file, key, { mode: 0o600 });
-  chmodSync(file, 0o600);
+  writeFileDurably(join(dir, name), key, 0o600);
 }
 
 /** The installation keys of `dataDir` (made at its first start), or keys for one run without a folder. */
@@ -111,6 +109,6 @@ export function installationKeys(dataDir: string | null, passphrase: string | un
   const wrapped = Buffer.concat([iv, cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
   plain.fill(0);
   key.fill(0);
-  writeFileSync(wrappedFile, JSON.stringify({ format: 1, kdf: { ...KDF, salt: salt.toString('base64') }, wrapped: wrapped.toString('base64') }, null, 2) + '\n', { mode: 0o600 });
+  writeFileDurably(wrappedFile, JSON.stringify({ format: 1, kdf: { ...KDF, salt: salt.toString('base64') }, wrapped: wrapped.toString('base64') }, null, 2) + '\n', 0o600);
   return { serviceKey, manufacturerKey, protection: 'passphrase' };
 }

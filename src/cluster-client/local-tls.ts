@@ -11,9 +11,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { HsmError, MEMBER_FILES, cloneClusterIdentity, ensureClusterCsr, type ProfileName, type Response } from '../hsm-core/index.js';
+import { HsmError, MEMBER_FILES, cloneClusterIdentity, ensureClusterCsr, writeFileDurably, type ProfileName, type Response } from '../hsm-core/index.js';
 import { SocketTransport, TrustAnchor, type TlsCredentials } from './tls.js';
 import type { Transport } from './transport.js';
 import { entryPoint, loaderArguments } from './entry-point.js';
@@ -55,8 +55,8 @@ export async function prepareTlsCluster(dir: string, members: number): Promise<T
     const keyFile = join(dir, `${name}.key`);
     if (!existsSync(certFile) || !existsSync(keyFile)) {
       const made = await anchor.issueClient(subject);
-      writeFileSync(keyFile, made.key, { mode: 0o600 });
-      writeFileSync(certFile, made.cert);
+      writeFileDurably(keyFile, made.key, 0o600);
+      writeFileDurably(certFile, made.cert, 0o644);
     }
     issued[name] = { cert: readFileSync(certFile, 'utf8'), key: readFileSync(keyFile, 'utf8') };
   }
@@ -66,8 +66,8 @@ export async function prepareTlsCluster(dir: string, members: number): Promise<T
     // A new member of an initialized cluster: a clone presenting the cluster certificate.
     if (identity !== null && identity !== memberDir && !existsSync(join(memberDir, MEMBER_FILES.cert))) cloneClusterIdentity(identity, memberDir);
     const csr = await ensureClusterCsr(memberDir, `strongroom member ${i}`);
-    if (!existsSync(join(memberDir, MEMBER_FILES.cert))) writeFileSync(join(memberDir, MEMBER_FILES.cert), await anchor.signClusterCsr(csr));
-    writeFileSync(join(memberDir, MEMBER_FILES.ca), anchor.pem);
+    if (!existsSync(join(memberDir, MEMBER_FILES.cert))) writeFileDurably(join(memberDir, MEMBER_FILES.cert), await anchor.signClusterCsr(csr), 0o644);
+    writeFileDurably(join(memberDir, MEMBER_FILES.ca), anchor.pem, 0o644);
   }
   const trust = memberTrust(dir, anchor.pem);
   return { anchor, ca: trust, ...issued.client!, appliance: { ca: trust, ...issued.appliance! } };

@@ -11,13 +11,13 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { webcrypto } from 'node:crypto';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import type * as X509 from '@peculiar/x509';
 import { issueCertificate, loadX509, pem } from '../certificates/index.js';
-import { FrameReader, HsmError, encodeFrame, tickBatched, type Response } from '../hsm-core/client.js';
+import { FrameReader, HsmError, encodeFrame, tickBatched, writeFileDurably, type Response } from '../hsm-core/client.js';
 import { PendingTransport } from './transport.js';
 import { parseAddress } from './address.js';
 
@@ -157,8 +157,8 @@ export class TrustAnchor {
       days: 3650,
       extensions: [new x509.BasicConstraintsExtension(true, 1, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
     });
-    writeFileSync(keyFile, pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)), { mode: 0o600 });
-    writeFileSync(certFile, certificate.toString('pem') + '\n');
+    writeFileDurably(keyFile, pem('PRIVATE KEY', await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)), 0o600);
+    writeFileDurably(certFile, certificate.toString('pem') + '\n', 0o644);
     return new TrustAnchor(x509, certificate, keys.privateKey);
   }
 

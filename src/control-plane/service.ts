@@ -15,12 +15,12 @@
  * @module
  */
 import { X509Certificate, createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { startLocalCluster, type LocalCluster } from '../app/index.js';
 import { loadX509 } from '../certificates/index.js';
 import { BackupStore, installationKeys, type BackupInfo, type InstallationKeys } from '../cluster-client/index.js';
-import { HSM_TYPE_PROFILES, HsmError, type HsmType } from '../hsm-core/index.js';
+import { HSM_TYPE_PROFILES, HsmError, writeFileDurably, type HsmType } from '../hsm-core/index.js';
 import { AuditLogExporter } from './audit-logs.js';
 import { ApiError, invalid, notFound } from './errors.js';
 import { actionMatches, type Caller } from './sigv4.js';
@@ -317,9 +317,7 @@ export class ControlPlane {
   }
 
   #save(): void {
-    const temp = `${this.#file}.${process.pid}.tmp`;
-    writeFileSync(temp, JSON.stringify(this.#records, null, 1), { mode: 0o600 });
-    renameSync(temp, this.#file);
+    writeFileDurably(this.#file, JSON.stringify(this.#records, null, 1), 0o600);
   }
 
   /** Work that moves a resource to its next state; its failure is the resource's state message. */
@@ -540,7 +538,7 @@ export class ControlPlane {
     // Once initialized, members present the customer's cluster certificate: clients trust its anchor.
     const anchor = join(dir, 'trustAnchor.crt');
     const file = { members: live.tls!.addresses, ca: existsSync(anchor) ? anchor : join(dir, 'customerCA.crt'), cert: join(dir, 'client.crt'), key: join(dir, 'client.key') };
-    writeFileSync(join(dir, 'cluster.json'), JSON.stringify(file, null, 2) + '\n');
+    writeFileDurably(join(dir, 'cluster.json'), JSON.stringify(file, null, 2) + '\n', 0o644);
   }
 
   async DeleteHsm(caller: Caller, body: Record<string, unknown>): Promise<unknown> {

@@ -6,7 +6,8 @@
  * @module
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { writeFileDurably } from '../hsm-core/client.js';
 import { join } from 'node:path';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { ApiError } from './errors.js';
@@ -124,6 +125,6 @@ export function folderCredentials(dir: string): Credentials[] {
   }
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const made = { accessKeyId: `AKIASTRONGROOM${randomBytes(3).toString('hex').toUpperCase()}`, secretAccessKey: randomBytes(30).toString('base64url') };
-  writeFileSync(file, JSON.stringify(made, null, 2) + '\n', { mode: 0o600 });
+  writeFileDurably(file, JSON.stringify(made, null, 2) + '\n', 0o600);
   return [made];
 }

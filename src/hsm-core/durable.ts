@@ -1,6 +1,7 @@
 /**
  * Files that must outlive a crash of the process or of the machine: a member's storage key, its
- * TLS identity, backups and their records, the PKCS #11 door's objects, a cluster's settings.
+ * TLS identity, a cluster's installation keys and trust anchor, backups and their records, the
+ * PKCS #11 door's objects, the control plane's records, a cluster's settings.
  *
  * `writeFile` alone is not enough. A process killed while writing leaves half a file, and a machine
  * that loses power can lose a file whose name the disk already holds: the kernel keeps the bytes

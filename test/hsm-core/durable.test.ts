@@ -15,6 +15,10 @@ import { SideStore, completeObject } from '../../src/pkcs11/side-store.js';
 import { CKA, CKO } from '../../src/pkcs11/constants.js';
 import { configure } from '../../src/cli/cli-context.js';
 import { openDemoCa } from '../../src/relay/index.js';
+import { installationKeys } from '../../src/cluster-client/installation.js';
+import { prepareTlsCluster } from '../../src/cluster-client/local-tls.js';
+import { ControlPlane } from '../../src/control-plane/service.js';
+import { folderCredentials } from '../../src/control-plane/sigv4.js';
 import { PASSWORDS } from '../helpers/member.js';
 
 type Event = { call: 'fsync'; path: string } | { call: 'rename'; from: string; to: string };
@@ -165,6 +169,39 @@ describe('hsm-core: files written durably', function () {
       await session.logout();
     } finally {
       await cluster.close();
+    }
+  });
+
+  it("a cluster folder's installation keys (the backups' keys), with or without a passphrase", async () => {
+    const plain = tmp();
+    const made = await watchFileSystem(() => installationKeys(plain, undefined));
+    for (const f of ['service.key', 'manufacturer.key']) expect(howWritten(made, join(plain, f))).to.equal('durably');
+    const wrapped = tmp();
+    const madeWrapped = await watchFileSystem(() => installationKeys(wrapped, 'a long passphrase'));
+    expect(howWritten(madeWrapped, join(wrapped, 'installation-keys.json'))).to.equal('durably');
+  });
+
+  it("a local TLS cluster's trust anchor, client certificates and members' certificates", async () => {
+    const dir = tmp();
+    const events = await watchFileSystem(() => prepareTlsCluster(dir, 1));
+    for (const f of ['customerCA.key', 'customerCA.crt', 'client.key', 'client.crt', 'appliance.key', 'appliance.crt', 'member-0/member.crt', 'member-0/customerCA.crt']) {
+      expect(howWritten(events, join(dir, f))).to.equal('durably');
+    }
+  });
+
+  it("the control plane's records and development credentials", async () => {
+    const dataDir = join(tmp(), 'plane');
+    let plane: ControlPlane | undefined;
+    const made = await watchFileSystem(() => {
+      plane = new ControlPlane({ dataDir, passwordCost: 10 });
+      folderCredentials(dataDir);
+    });
+    expect(howWritten(made, join(dataDir, 'credentials.json'))).to.equal('durably');
+    try {
+      const created = await watchFileSystem(() => plane!.CreateCluster({ accessKeyId: 'AKIATEST', region: 'us-east-1' }, { HsmType: 'hsm2m.medium', SubnetIds: ['subnet-0a1b2c3d4e5f60718'] }));
+      expect(howWritten(created, join(dataDir, 'control-plane.json'))).to.equal('durably');
+    } finally {
+      await plane!.close();
     }
   });
 
