@@ -19,10 +19,10 @@
  *
  * @module
  */
-import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalCluster } from '../app/index.js';
-import { HsmError, type AuditRecord } from '../hsm-core/index.js';
+import { HsmError, appendFileDurably, writeFileDurably, type AuditRecord } from '../hsm-core/index.js';
 
 /** Opcode numbers CloudHSM's audit log reference documents. */
 const OPCODES: Record<string, number> = {
@@ -184,10 +184,11 @@ export class AuditLogExporter {
         continue;
       }
       if (page.records.length) {
-        appendFileSync(file, page.records.map((r) => JSON.stringify(cloudWatchMessage(r))).join('\n') + '\n', { mode: 0o600 });
+        // The events are on disk before the position that says so.
+        appendFileDurably(file, page.records.map((r) => JSON.stringify(cloudWatchMessage(r))).join('\n') + '\n', 0o600);
         position.next = page.records.at(-1)!.sequence + 1;
         position.lastHash = page.records.at(-1)!.hash;
-        writeFileSync(`${file}.position`, JSON.stringify({ next: position.next, lastHash: position.lastHash }) + '\n', { mode: 0o600 });
+        writeFileDurably(`${file}.position`, JSON.stringify({ next: position.next, lastHash: position.lastHash }) + '\n', 0o600);
       }
       if (page.records.length === 0 || position.next > page.head.sequence) {
         // The reading session's logout comes next: the head it leaves needs no new pass.
@@ -208,13 +209,26 @@ interface Position {
 }
 
 /**
- * Where a stream stands, from its `.position` file beside it (written after each append), or
- * from its last event when there is none.
+ * Where a stream stands, from its `.position` file beside it (written after each append, whole or
+ * not at all), or from its last event when there is none or it does not read (one written in place
+ * by an earlier version and cut short by a crash).
  */
 function savedPosition(file: string): Omit<Position, 'seenHead'> {
-  if (existsSync(`${file}.position`)) return JSON.parse(readFileSync(`${file}.position`, 'utf8')) as Omit<Position, 'seenHead'>;
+  const saved = readPosition(`${file}.position`);
+  if (saved) return saved;
   if (!existsSync(file)) return { next: 0, lastHash: null };
   const last = readFileSync(file, 'utf8').trimEnd().split('\n').at(-1);
   const m = last ? /Sequence No : 0x([0-9a-f]+)/.exec((JSON.parse(last) as { message: string }).message) : null;
   return { next: m ? parseInt(m[1]!, 16) + 1 : 0, lastHash: null };
+}
+
+/** A `.position` file's content, or null when there is none or it is not one. */
+function readPosition(path: string): Omit<Position, 'seenHead'> | null {
+  if (!existsSync(path)) return null;
+  try {
+    const p = JSON.parse(readFileSync(path, 'utf8')) as Partial<Position>;
+    return Number.isSafeInteger(p.next) && (p.lastHash === null || typeof p.lastHash === 'string') ? { next: p.next!, lastHash: p.lastHash } : null;
+  } catch {
+    return null;
+  }
 }

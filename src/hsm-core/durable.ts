@@ -16,7 +16,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, constants, copyFileSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, copyFileSync, existsSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /**
@@ -41,6 +41,24 @@ export function writeFileDurably(file: string, data: string | Uint8Array, mode =
     throw e;
   }
   syncFolder(dirname(file));
+}
+
+/**
+ * Appends `data` to `file` (made with `mode` if it is not there) and flushes it before returning,
+ * with its folder when the file is new. A crash during the append can leave part of `data` at the
+ * file's end; once this returns, all of it is on disk.
+ */
+export function appendFileDurably(file: string, data: string | Uint8Array, mode = 0o600): void {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  const isNew = !existsSync(file);
+  const fd = openSync(file, 'a', mode);
+  try {
+    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  if (isNew) syncFolder(dirname(file));
 }
 
 /**

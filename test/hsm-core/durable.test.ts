@@ -19,6 +19,7 @@ import { installationKeys } from '../../src/cluster-client/installation.js';
 import { prepareTlsCluster } from '../../src/cluster-client/local-tls.js';
 import { ControlPlane } from '../../src/control-plane/service.js';
 import { folderCredentials } from '../../src/control-plane/sigv4.js';
+import { AuditLogExporter } from '../../src/control-plane/audit-logs.js';
 import { PASSWORDS } from '../helpers/member.js';
 
 type Event = { call: 'fsync'; path: string } | { call: 'rename'; from: string; to: string };
@@ -202,6 +203,35 @@ describe('hsm-core: files written durably', function () {
       expect(howWritten(created, join(dataDir, 'control-plane.json'))).to.equal('durably');
     } finally {
       await plane!.close();
+    }
+  });
+
+  it('the audit export: events flushed before the position that counts them; a position cut short by a crash is read past, not refused', async () => {
+    const cluster = await startLocalCluster({ adminPassword: PASSWORDS.admin, passwordCost: 10 });
+    try {
+      const folder = tmp();
+      const streams = () => [{ clusterId: 'cluster-1', hsmId: 'hsm-1', member: 0, live: cluster }];
+      const exporter = new AuditLogExporter(folder);
+      const file = exporter.streamFile('cluster-1', 'hsm-1');
+      const events = await watchFileSystem(() => exporter.export(streams));
+      const flushed = events.findIndex((e) => e.call === 'fsync' && e.path === file);
+      const position = events.findIndex((e) => e.call === 'rename' && e.to === `${file}.position`);
+      expect(flushed).to.be.at.least(0);
+      expect(position).to.be.above(flushed);
+      expect(howWritten(events, `${file}.position`)).to.equal('durably');
+      const sequences = () => readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => /Sequence No : (0x[0-9a-f]+)/.exec(JSON.parse(l).message)![1]);
+      const first = sequences();
+      // An earlier version wrote the position in place: a crash could leave it empty.
+      writeFileSync(`${file}.position`, '');
+      const admin = await cluster.login('admin', PASSWORDS.admin);
+      await admin.logout();
+      await new AuditLogExporter(folder).export(streams);
+      const after = sequences();
+      expect(after.slice(0, first.length)).to.deep.equal(first);
+      expect(after.length).to.be.above(first.length);
+      expect(new Set(after).size).to.equal(after.length);
+    } finally {
+      await cluster.close();
     }
   });
 
