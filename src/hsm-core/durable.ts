@@ -19,18 +19,23 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, constants, copyFileSync, existsSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
+/** Writes all of `data` at the descriptor's position (a write may take less than it is given). */
+function writeAll(fd: number, data: string | Uint8Array): void {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+}
+
 /**
  * Writes `data` to `file` so that, once this returns, `file` holds exactly `data` whatever
  * crashes; until it returns, `file` is as it was. `mode` applies to a new file (default 0600: only
  * the owner reads it).
  */
 export function writeFileDurably(file: string, data: string | Uint8Array, mode = 0o600): void {
-  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
   const fd = openSync(temp, 'wx', mode);
   try {
     try {
-      for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+      writeAll(fd, data);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -49,11 +54,10 @@ export function writeFileDurably(file: string, data: string | Uint8Array, mode =
  * file's end; once this returns, all of it is on disk.
  */
 export function appendFileDurably(file: string, data: string | Uint8Array, mode = 0o600): void {
-  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   const isNew = !existsSync(file);
   const fd = openSync(file, 'a', mode);
   try {
-    for (let at = 0; at < bytes.length; ) at += writeSync(fd, bytes, at, bytes.length - at);
+    writeAll(fd, data);
     fsyncSync(fd);
   } finally {
     closeSync(fd);
