@@ -234,7 +234,7 @@ export class Masking {
   }
 
   /**
-   * The sync digest of a token key. Kept per version (generation, attributes, share count), so
+   * The sync digest of a token key. Kept per version (generation, attributes, shares), so
    * comparing thousands of keys again and again costs a lookup each, not a serialisation.
    */
   digest(key: KeyRecord): string {

@@ -334,7 +334,7 @@ export class MemberStore {
    * Seals the records of keys that a coming commit will write (a restore's, before they are the
    * member's), {@link KEYS_A_TURN} a turn of the event loop on a member that shares its thread with
    * the application: the commit, which makes its whole picture in one turn, then takes each as it
-   * is, if the key is still that version (its generation, attributes and share count, as the sync
+   * is, if the key is still that version (its generation, attributes and shares, as the sync
    * digests are kept), and seals it again if not. A restore of 100,000 keys into an in-process
    * member held the thread about 3 s in its commit, most of it sealing.
    */
