@@ -17,6 +17,7 @@ import { configure } from '../../src/cli/cli-context.js';
 import { openDemoCa } from '../../src/relay/index.js';
 import { installationKeys } from '../../src/cluster-client/installation.js';
 import { prepareTlsCluster } from '../../src/cluster-client/local-tls.js';
+import { TrustAnchor } from '../../src/cluster-client/tls.js';
 import { ControlPlane } from '../../src/control-plane/service.js';
 import { folderCredentials } from '../../src/control-plane/sigv4.js';
 import { AuditLogExporter } from '../../src/control-plane/audit-logs.js';
@@ -187,6 +188,19 @@ describe('hsm-core: files written durably', function () {
     const events = await watchFileSystem(() => prepareTlsCluster(dir, 1));
     for (const f of ['customerCA.key', 'customerCA.crt', 'client.key', 'client.crt', 'appliance.key', 'appliance.crt', 'member-0/member.crt', 'member-0/customerCA.crt']) {
       expect(howWritten(events, join(dir, f))).to.equal('durably');
+    }
+  });
+
+  it("a cluster certificate installed on a local TLS cluster (InitializeCluster)", async () => {
+    const dataDir = tmp();
+    const cluster = await startLocalCluster({ dataDir, transport: 'tls', members: 1, adminPassword: PASSWORDS.admin, passwordCost: 10 });
+    try {
+      const customer = await TrustAnchor.openOrCreate(tmp(), 'a customer trust anchor');
+      const certificate = await customer.signClusterCsr(readFileSync(join(dataDir, 'member-0', 'member.csr'), 'utf8'));
+      const events = await watchFileSystem(() => cluster.installClusterCertificate(certificate, customer.pem));
+      for (const f of ['member-0/member.crt', 'trustAnchor.crt', 'clusterCertificate.crt']) expect(howWritten(events, join(dataDir, f))).to.equal('durably');
+    } finally {
+      await cluster.close();
     }
   });
 
