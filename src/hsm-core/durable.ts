@@ -31,21 +31,14 @@ function writeAll(fd: number, data: string | Uint8Array): void {
  * the owner reads it).
  */
 export function writeFileDurably(file: string, data: string | Uint8Array, mode = 0o600): void {
-  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
-  const fd = openSync(temp, 'wx', mode);
-  try {
+  intoPlace(file, (temp) => {
+    const fd = openSync(temp, 'wx', mode);
     try {
       writeAll(fd, data);
-      fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
-    renameSync(temp, file);
-  } catch (e) {
-    rmSync(temp, { force: true });
-    throw e;
-  }
-  syncFolder(dirname(file));
+  });
 }
 
 /**
@@ -70,22 +63,33 @@ export function appendFileDurably(file: string, data: string | Uint8Array, mode 
  * file is copied without being read into JavaScript).
  */
 export function copyFileDurably(from: string, to: string, mode = 0o600): void {
-  const temp = `${to}.${randomBytes(6).toString('hex')}.tmp`;
-  try {
+  intoPlace(to, (temp) => {
     copyFileSync(from, temp, constants.COPYFILE_EXCL);
     chmodSync(temp, mode);
+  });
+}
+
+/**
+ * Puts the file `make` writes at a new name beside `file` in its place: flushed, renamed over
+ * `file`, and the folder flushed. If anything fails before the rename, the file beside is removed
+ * and `file` is as it was.
+ */
+function intoPlace(file: string, make: (temp: string) => void): void {
+  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    make(temp);
     const fd = openSync(temp, 'r');
     try {
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
-    renameSync(temp, to);
+    renameSync(temp, file);
   } catch (e) {
     rmSync(temp, { force: true });
     throw e;
   }
-  syncFolder(dirname(to));
+  syncFolder(dirname(file));
 }
 
 /**
