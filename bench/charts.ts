@@ -20,6 +20,19 @@ interface Saved {
 const num = (rows: string[][], column: number) => rows.map((r) => Number(r[column]));
 const NATIVE = { value: 1, label: 'native' };
 
+/**
+ * A line chart of the cost curves' table: the columns named in `columns` (those the table has)
+ * against its token-key counts, each series named by `name` from its column's header.
+ */
+function curveLines(t: Saved, spec: { title: string; unit: string; logY: boolean }, columns: string[], name: (header: string) => string): Omit<ChartSpec, 'id'> {
+  return {
+    ...spec,
+    categories: t.rows.map((r) => Number(r[0]).toLocaleString('en-US')),
+    kind: 'line',
+    series: columns.filter((h) => t.header.includes(h)).map((h) => ({ name: name(h), values: num(t.rows, t.header.indexOf(h)) })),
+  };
+}
+
 /** The charts of one table: each made from it, by the chart's id (the table's own id for its first). */
 type Chart = (t: Saved) => Omit<ChartSpec, 'id'>;
 
@@ -92,17 +105,13 @@ const CHARTS: Record<string, Chart> = {
     series: [...new Set(t.rows.map((r) => r[1]!))].map((inFlight) => ({ name: `${inFlight} in flight`, values: num(t.rows.filter((r) => r[1] === inFlight), 2) })),
     unit: 'requests/s',
   }),
-  curves: (t) => {
-    const column = (name: string) => num(t.rows, t.header.indexOf(name));
-    return {
-      title: 'Time against token keys (log scale)',
-      categories: t.rows.map((r) => Number(r[0]).toLocaleString('en-US')),
-      kind: 'line',
-      logY: true,
-      unit: 'ms',
-      series: ['start from folder ms', 'backup ms', 'cluster from backup ms', 'member join ms', 'audit read + verify ms', 'findKeys by label ms', 'login ms'].map((h) => ({ name: h.replace(/ ms$/, ''), values: column(h) })),
-    };
-  },
+  curves: (t) =>
+    curveLines(
+      t,
+      { title: 'Time against token keys (log scale)', unit: 'ms', logY: true },
+      ['start from folder ms', 'backup ms', 'cluster from backup ms', 'member join ms', 'audit read + verify ms', 'findKeys by label ms', 'login ms'],
+      (h) => h.replace(/ ms$/, ''),
+    ),
   latency: (t) => ({
     title: 'ECDSA P-256 sign latency against concurrent callers (log scale)',
     categories: t.rows.map((r) => r[0]!),
@@ -120,30 +129,23 @@ const CHARTS: Record<string, Chart> = {
 const MORE_CHARTS: Record<string, { table: string; make: Chart }> = {
   memory: {
     table: 'curves',
-    make: (t) => {
-      const columns = ['heap bytes/key', 'heap bytes/key after a start', 'folder bytes/key'].filter((h) => t.header.includes(h));
-      return {
-        title: 'Memory and disk a token key (log scale)',
-        categories: t.rows.map((r) => Number(r[0]).toLocaleString('en-US')),
-        kind: 'line',
-        logY: true,
-        unit: 'bytes/key',
-        series: columns.map((h) => ({ name: h.replace(/ bytes\/key/, '').replace(/^heap$/, 'heap, keys made'), values: num(t.rows, t.header.indexOf(h)) })),
-      };
-    },
+    make: (t) =>
+      curveLines(
+        t,
+        { title: 'Memory and disk a token key (log scale)', unit: 'bytes/key', logY: true },
+        ['heap bytes/key', 'heap bytes/key after a start', 'folder bytes/key'],
+        (h) => h.replace(/ bytes\/key/, '').replace(/^heap$/, 'heap, keys made'),
+      ),
   },
   holds: {
     table: 'curves',
-    make: (t) => {
-      const columns = t.header.filter((h) => h.endsWith(': longest hold ms'));
-      return {
-        title: "Longest hold of the application's event loop, in-process member",
-        categories: t.rows.map((r) => Number(r[0]).toLocaleString('en-US')),
-        kind: 'line',
-        unit: 'ms',
-        series: columns.map((h) => ({ name: h.replace(/: longest hold ms$/, ''), values: num(t.rows, t.header.indexOf(h)) })),
-      };
-    },
+    make: (t) =>
+      curveLines(
+        t,
+        { title: "Longest hold of the application's event loop, in-process member", unit: 'ms', logY: false },
+        t.header.filter((h) => h.endsWith(': longest hold ms')),
+        (h) => h.replace(/: longest hold ms$/, ''),
+      ),
   },
 };
 
