@@ -7,7 +7,7 @@
  *
  * On disk: `<folder>/aws/cloudhsm/<cluster id>/<hsm id>.jsonl`, one event per line as CloudWatch
  * Logs' GetLogEvents gives them (`{"timestamp": ms, "message": "…"}`), and `<hsm id>.jsonl.position`
- * beside it (the next sequence and the hash it must chain to). Records that do not continue the
+ * beside it (the next sequence, the hash it must chain to, and the stream's length through them). Records that do not continue the
  * stream's hash chain come from a replaced HSM (a member re-added after a restart of the control
  * plane): the old stream is moved aside as `<hsm id>.<time>.jsonl` and a new one starts at 0. The exporter reads each
  * member's log as the appliance user (CloudHSM's side of the cluster; its login and logout are in
@@ -19,10 +19,10 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalCluster } from '../app/index.js';
-import { HsmError, appendFileDurably, writeFileDurably, type AuditRecord } from '../hsm-core/index.js';
+import { HsmError, appendFileDurably, truncateFileDurably, writeFileDurably, type AuditRecord } from '../hsm-core/index.js';
 
 /** Opcode numbers CloudHSM's audit log reference documents. */
 const OPCODES: Record<string, number> = {
@@ -170,7 +170,7 @@ export class AuditLogExporter {
   #rotate(file: string, position: Position): void {
     if (existsSync(file)) renameSync(file, file.replace(/\.jsonl$/, `.${new Date().toISOString().replace(/[:.]/g, '-')}.jsonl`));
     rmSync(`${file}.position`, { force: true });
-    Object.assign(position, { next: 0, lastHash: null, seenHead: -1 });
+    Object.assign(position, { next: 0, lastHash: null, bytes: 0, seenHead: -1 });
   }
 
   async #exportStream(s: AuditStream, file: string, position: Position): Promise<void> {
@@ -188,7 +188,8 @@ export class AuditLogExporter {
         appendFileDurably(file, page.records.map((r) => JSON.stringify(cloudWatchMessage(r))).join('\n') + '\n', 0o600);
         position.next = page.records.at(-1)!.sequence + 1;
         position.lastHash = page.records.at(-1)!.hash;
-        writeFileDurably(`${file}.position`, JSON.stringify({ next: position.next, lastHash: position.lastHash }) + '\n', 0o600);
+        position.bytes = statSync(file).size;
+        writeFileDurably(`${file}.position`, JSON.stringify({ next: position.next, lastHash: position.lastHash, bytes: position.bytes }) + '\n', 0o600);
       }
       if (page.records.length === 0 || position.next > page.head.sequence) {
         // The reading session's logout comes next: the head it leaves needs no new pass.
@@ -204,30 +205,61 @@ interface Position {
   next: number;
   /** The hash of the last record written, which the next must chain to (null: not known). */
   lastHash: string | null;
+  /** The stream's length in bytes through the last record written. */
+  bytes: number;
   /** The audit head seen after the last export (the exporter's own logout). */
   seenHead: number;
 }
 
 /**
- * Where a stream stands, from its `.position` file beside it (written after each append, whole or
- * not at all), or from its last event when there is none or it does not read (one written in place
- * by an earlier version and cut short by a crash).
+ * Where a stream stands, with the stream cut to match. The `.position` file beside it (written
+ * whole or not at all, after each append is on disk) counts the events exported and the bytes they
+ * take. A crash after an append but before its position, or during an append, leaves events past
+ * that length, whole or cut short: they are cut off here and exported again, so that no event is
+ * in the stream twice and no line is half an event. A position without a length (from an earlier
+ * version) keeps the events before the sequence it names; with no position, or one that does not
+ * read (written in place by an earlier version and cut short by a crash), the stream's last whole
+ * event says where it stands. With no stream, the export starts again from the first record.
  */
 function savedPosition(file: string): Omit<Position, 'seenHead'> {
+  if (!existsSync(file)) return { next: 0, lastHash: null, bytes: 0 };
   const saved = readPosition(`${file}.position`);
-  if (saved) return saved;
-  if (!existsSync(file)) return { next: 0, lastHash: null };
-  const last = readFileSync(file, 'utf8').trimEnd().split('\n').at(-1);
-  const m = last ? /Sequence No : 0x([0-9a-f]+)/.exec((JSON.parse(last) as { message: string }).message) : null;
-  return { next: m ? parseInt(m[1]!, 16) + 1 : 0, lastHash: null };
+  const size = statSync(file).size;
+  if (saved?.bytes !== undefined && saved.bytes <= size) {
+    if (saved.bytes < size) truncateFileDurably(file, saved.bytes);
+    return { next: saved.next, lastHash: saved.lastHash, bytes: saved.bytes };
+  }
+  const text = readFileSync(file);
+  let kept = 0;
+  let last: number | null = null;
+  for (let at = 0, end = text.indexOf(0x0a); end >= 0; at = end + 1, end = text.indexOf(0x0a, at)) {
+    const sequence = sequenceOf(text.toString('utf8', at, end));
+    if (saved && sequence !== null && sequence >= saved.next) break;
+    if (sequence !== null) last = sequence;
+    kept = end + 1;
+  }
+  if (kept < size) truncateFileDurably(file, kept);
+  const next = last === null ? 0 : last + 1;
+  return { next, lastHash: saved && saved.next === next ? saved.lastHash : null, bytes: kept };
+}
+
+/** The sequence number of an exported event (a line of a stream), or null when the line is not one. */
+function sequenceOf(line: string): number | null {
+  try {
+    const m = /Sequence No : 0x([0-9a-f]+)/.exec((JSON.parse(line) as { message?: unknown }).message as string);
+    return m ? parseInt(m[1]!, 16) : null;
+  } catch {
+    return null;
+  }
 }
 
 /** A `.position` file's content, or null when there is none or it is not one. */
-function readPosition(path: string): Omit<Position, 'seenHead'> | null {
+function readPosition(path: string): (Omit<Position, 'seenHead' | 'bytes'> & { bytes?: number }) | null {
   if (!existsSync(path)) return null;
   try {
     const p = JSON.parse(readFileSync(path, 'utf8')) as Partial<Position>;
-    return Number.isSafeInteger(p.next) && (p.lastHash === null || typeof p.lastHash === 'string') ? { next: p.next!, lastHash: p.lastHash } : null;
+    if (!Number.isSafeInteger(p.next) || p.next! < 0 || !(p.lastHash === null || typeof p.lastHash === 'string')) return null;
+    return { next: p.next!, lastHash: p.lastHash, ...(Number.isSafeInteger(p.bytes) && p.bytes! >= 0 ? { bytes: p.bytes } : {}) };
   } catch {
     return null;
   }

@@ -16,7 +16,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, constants, copyFileSync, existsSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, copyFileSync, existsSync, fsyncSync, ftruncateSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** Writes all of `data` at the descriptor's position (a write may take less than it is given). */
@@ -56,6 +56,20 @@ export function appendFileDurably(file: string, data: string | Uint8Array, mode 
     closeSync(fd);
   }
   if (isNew) syncFolder(dirname(file));
+}
+
+/**
+ * Cuts `file` to its first `length` bytes and flushes it before returning: what a crash during an
+ * {@link appendFileDurably} left past the last whole record, dropped.
+ */
+export function truncateFileDurably(file: string, length: number): void {
+  const fd = openSync(file, 'r+');
+  try {
+    ftruncateSync(fd, length);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

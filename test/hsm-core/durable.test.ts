@@ -249,6 +249,48 @@ describe('hsm-core: files written durably', function () {
     }
   });
 
+  it('the audit export after a crash during an append, or between an append and its position: no event twice, no half event', async () => {
+    const cluster = await startLocalCluster({ adminPassword: PASSWORDS.admin, passwordCost: 10 });
+    try {
+      const folder = tmp();
+      const streams = () => [{ clusterId: 'cluster-1', hsmId: 'hsm-1', member: 0, live: cluster }];
+      const file = new AuditLogExporter(folder).streamFile('cluster-1', 'hsm-1');
+      /** Exports with a new exporter (a restarted control plane); the stream's sequence numbers after. */
+      const exportAfterRestart = async () => {
+        const admin = await cluster.login('admin', PASSWORDS.admin);
+        await admin.logout();
+        await new AuditLogExporter(folder).export(streams);
+        return readFileSync(file, 'utf8').trimEnd().split('\n').map((l) => parseInt(/Sequence No : 0x([0-9a-f]+)/.exec(JSON.parse(l).message)![1]!, 16));
+      };
+      const whole = (sequences: number[]) => expect(sequences).to.deep.equal(sequences.map((_, i) => i));
+      whole(await exportAfterRestart());
+      const firstPosition = readFileSync(`${file}.position`, 'utf8');
+      const firstLength = statSync(file).size;
+      whole(await exportAfterRestart());
+
+      // The second pass's events reached the disk, its position did not.
+      writeFileSync(`${file}.position`, firstPosition);
+      expect(statSync(file).size).to.be.above(firstLength);
+      whole(await exportAfterRestart());
+
+      // The machine stopped in the middle of an append.
+      const lastLine = readFileSync(file, 'utf8').trimEnd().split('\n').at(-1)!;
+      fs.appendFileSync(file, lastLine.slice(0, lastLine.length >> 1));
+      whole(await exportAfterRestart());
+
+      // The same with a position from an earlier version (no length), and with none at all.
+      const { next, lastHash } = JSON.parse(firstPosition) as { next: number; lastHash: string };
+      writeFileSync(`${file}.position`, JSON.stringify({ next, lastHash }));
+      fs.appendFileSync(file, lastLine.slice(0, 20));
+      whole(await exportAfterRestart());
+      rmSync(`${file}.position`);
+      fs.appendFileSync(file, lastLine.slice(0, 20));
+      whole(await exportAfterRestart());
+    } finally {
+      await cluster.close();
+    }
+  });
+
   it("the PKCS #11 door's objects beside the keys", async () => {
     const folder = tmp();
     const store = new SideStore(folder, 'cluster-1', 'alice');
