@@ -14,6 +14,7 @@ import { startLocalCluster } from '../../src/index.js';
 import { SideStore, completeObject } from '../../src/pkcs11/side-store.js';
 import { CKA, CKO } from '../../src/pkcs11/constants.js';
 import { configure } from '../../src/cli/cli-context.js';
+import { up } from '../../src/cli/up.js';
 import { openDemoCa } from '../../src/relay/index.js';
 import { installationKeys } from '../../src/cluster-client/installation.js';
 import { prepareTlsCluster } from '../../src/cluster-client/local-tls.js';
@@ -150,6 +151,27 @@ describe('hsm-core: files written durably', function () {
     }
   });
 
+  it("strongroom up's cluster.json (here made from a backup, which runs no sample)", async () => {
+    const source = join(tmp(), 'source');
+    const cluster = await startLocalCluster({ adminPassword: PASSWORDS.admin, passwordCost: 10, dataDir: source });
+    let backupId: string;
+    const dir = cluster.backupStore!.dir;
+    try {
+      backupId = (await cluster.takeBackup()).backupId;
+    } finally {
+      await cluster.close();
+    }
+    // The same installation (its service and manufacturer keys), as CloudHSM restores only onto its own HSMs.
+    const dataDir = join(tmp(), 'up');
+    fs.mkdirSync(dataDir);
+    for (const file of ['service.key', 'manufacturer.key']) fs.copyFileSync(join(source, file), join(dataDir, file));
+    const lines: string[] = [];
+    const events = await watchFileSystem(() => up({ profile: 'cloudhsm', members: 1, transport: 'tls', dataDir, once: true, fromBackup: { dir, backupId }, passwordCost: 10, log: (l) => lines.push(l) }));
+    expect(lines).to.include('Stopped (--once).');
+    expect(howWritten(events, join(dataDir, 'cluster.json'))).to.equal('durably');
+    expect(JSON.parse(readFileSync(join(dataDir, 'cluster.json'), 'utf8')).members).to.have.length(1);
+  });
+
   it("the CLI's settings (strongroom configure)", async () => {
     const dir = tmp();
     const ca = join(dir, 'customerCA.crt');
@@ -204,7 +226,7 @@ describe('hsm-core: files written durably', function () {
     }
   });
 
-  it("the control plane's records and development credentials", async () => {
+  it("the control plane's records, development credentials and a cluster's cluster.json", async () => {
     const dataDir = join(tmp(), 'plane');
     let plane: ControlPlane | undefined;
     const made = await watchFileSystem(() => {
@@ -213,8 +235,22 @@ describe('hsm-core: files written durably', function () {
     });
     expect(howWritten(made, join(dataDir, 'credentials.json'))).to.equal('durably');
     try {
-      const created = await watchFileSystem(() => plane!.CreateCluster({ accessKeyId: 'AKIATEST', region: 'us-east-1' }, { HsmType: 'hsm2m.medium', SubnetIds: ['subnet-0a1b2c3d4e5f60718'] }));
+      const caller = { accessKeyId: 'AKIATEST', region: 'us-east-1' };
+      let cluster: { ClusterId: string; SubnetMapping: Record<string, string> } | undefined;
+      const created = await watchFileSystem(async () => ({ Cluster: cluster } = (await plane!.CreateCluster(caller, { HsmType: 'hsm2m.medium', SubnetIds: ['subnet-0a1b2c3d4e5f60718'] })) as { Cluster: typeof cluster }));
       expect(howWritten(created, join(dataDir, 'control-plane.json'))).to.equal('durably');
+      const id = cluster!.ClusterId;
+      type Described = { State: string; Hsms: { State: string }[] };
+      const until = async (done: (c: Described) => boolean) => {
+        const now = async () => ((await plane!.DescribeClusters(caller, {})) as { Clusters: (Described & { ClusterId: string })[] }).Clusters.find((c) => c.ClusterId === id)!;
+        while (!done(await now())) await new Promise((r) => setTimeout(r, 20));
+      };
+      await until((c) => c.State === 'UNINITIALIZED');
+      const hsmMade = await watchFileSystem(async () => {
+        await plane!.CreateHsm(caller, { ClusterId: id, AvailabilityZone: Object.keys(cluster!.SubnetMapping)[0] });
+        await until((c) => c.Hsms[0]?.State === 'ACTIVE');
+      });
+      expect(howWritten(hsmMade, join(plane!.clusterDir(id), 'cluster.json'))).to.equal('durably');
     } finally {
       await plane!.close();
     }
