@@ -133,8 +133,8 @@ const MORE_CHARTS: Record<string, { table: string; make: Chart }> = {
       curveLines(
         t,
         { title: 'Memory and disk a token key (log scale)', unit: 'bytes/key', logY: true },
-        ['heap bytes/key', 'heap bytes/key after a start', 'folder bytes/key'],
-        (h) => h.replace(/ bytes\/key/, '').replace(/^heap$/, 'heap, keys made'),
+        ['heap bytes/key', 'heap bytes/key after a start', 'client heap bytes/CryptoKey', 'folder bytes/key'],
+        (h) => h.replace(/ bytes\/key/, '').replace(/^heap$/, 'heap, keys made').replace(/^client heap bytes\/CryptoKey$/, "a client's heap, a CryptoKey held"),
       ),
   },
   holds: {

@@ -2,7 +2,8 @@
  * How cost grows with the number of token keys (10, 100, 1,000, 10,000, 100,000; BENCH_CURVE_MAX
  * lowers the last), on one durable in-process member of the `unlimited` profile (past CloudHSM's
  * quotas): memory per key (what the keys made since the size before add to the heap; member and
- * client share the process here), findKeys with a filter, login, starting the member again from
+ * client share the process here, and the client holds nothing for a token key it has no CryptoKey
+ * of), what a client holds for each key it keeps a CryptoKey of, findKeys with a filter, login, starting the member again from
  * its folder, taking a backup and making a cluster from it, a new member joining, and the audit
  * log's size and verification; for the start, the backup and the join, also the longest the event
  * loop was held meanwhile (an in-process member shares the application's thread). Then latency
@@ -76,6 +77,28 @@ async function auditRecords(session: HsmSession): Promise<AuditRecord[]> {
   }
 }
 
+/**
+ * What a client's heap holds for each key it keeps a CryptoKey of: a CryptoKey opened by handle
+ * (`keyFromHandle`, 64 in flight) for every key in `handles`, all held at once, and the array
+ * that holds them.
+ */
+async function heldCryptoKeyBytes(user: HsmSession, handles: Float64Array): Promise<number> {
+  const before = heapUsed();
+  const keys: unknown[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (next < handles.length) {
+        const i = next++;
+        keys[i] = await user.crypto.keyFromHandle(handles[i]!, { name: 'AES-GCM' });
+      }
+    }),
+  );
+  const bytes = (heapUsed() - before) / handles.length;
+  if (keys.length !== handles.length) throw new Error(`${keys.length} CryptoKeys for ${handles.length} keys`);
+  return bytes;
+}
+
 export async function benchCurves(): Promise<void> {
   const max = Number(process.env.BENCH_CURVE_MAX ?? 100_000);
   const sizes = [10, 100, 1_000, 10_000, 100_000].filter((n) => n <= max);
@@ -84,6 +107,8 @@ export async function benchCurves(): Promise<void> {
   const start = () => startLocalCluster({ dataDir, adminPassword: ADMIN.password, profile: 'unlimited', passwordCost: 10, users: [USER] });
   let cluster: LocalCluster = await start();
   let user = await cluster.login(USER.username, USER.password);
+  // The keys' handles, outside the heap (a typed array's bytes are not in it), so as not to count them as the member's.
+  const handles = new Float64Array(max);
   // The heap with a member of no token keys, logged in to: what a member started from a folder
   // of N keys holds beyond it is what its keys take, as a long-running member restarted holds them.
   const empty = heapUsed();
@@ -102,7 +127,7 @@ export async function benchCurves(): Promise<void> {
         Array.from({ length: 64 }, async () => {
           while (next < size) {
             const n = next++;
-            await user.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: `key-${n}`, encrypt: true } });
+            handles[n] = (await user.send({ op: 'generateKey', keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: `key-${n}`, encrypt: true } })).handle;
           }
         }),
       );
@@ -112,6 +137,8 @@ export async function benchCurves(): Promise<void> {
       let probe = 0;
       const find = median(await sequential(9, () => timed(() => user.send({ op: 'findKeys', filter: { attributes: { label: `key-${(probe++ * 7919) % size}` } } }))));
       const login = median(await sequential(5, () => timed(async () => (await cluster.login(USER.username, USER.password)).logout())));
+      progress('curves', `${size} token keys: a CryptoKey of each`);
+      const cryptoKeyBytes = await heldCryptoKeyBytes(user, handles.subarray(0, size));
       // Start again from the folder: every key read and checked. The closed cluster's keys are
       // collected first, as a process starting afresh has none to collect meanwhile.
       await user.logout();
@@ -145,6 +172,7 @@ export async function benchCurves(): Promise<void> {
         String(size),
         bytesPerKey.toFixed(0),
         startedBytesPerKey.toFixed(0),
+        cryptoKeyBytes.toFixed(0),
         (folder / size).toFixed(0),
         find.toFixed(2),
         login.toFixed(1),
@@ -162,7 +190,7 @@ export async function benchCurves(): Promise<void> {
     }
     console.log('\nHow cost grows with token keys (one durable in-process member, unlimited profile; AES keys made 64 at a time):\n');
     table(
-      ['token keys', 'heap bytes/key', 'heap bytes/key after a start', 'folder bytes/key', 'findKeys by label ms', 'login ms', 'start from folder ms', 'start: longest hold ms', 'backup ms', 'backup: longest hold ms', 'cluster from backup ms', 'member join ms', 'join: longest hold ms', 'audit records', 'audit KiB', 'audit read + verify ms'],
+      ['token keys', 'heap bytes/key', 'heap bytes/key after a start', 'client heap bytes/CryptoKey', 'folder bytes/key', 'findKeys by label ms', 'login ms', 'start from folder ms', 'start: longest hold ms', 'backup ms', 'backup: longest hold ms', 'cluster from backup ms', 'member join ms', 'join: longest hold ms', 'audit records', 'audit KiB', 'audit read + verify ms'],
       rows,
       { id: 'curves', title: 'How cost grows with the number of token keys' },
     );
