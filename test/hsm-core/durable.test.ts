@@ -9,7 +9,7 @@ import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { expect } from 'chai';
-import { cloneClusterIdentity, createMember, ensureClusterCsr, writeFileDurably } from '../../src/hsm-core/index.js';
+import { cloneClusterIdentity, createMember, ensureClusterCsr, truncateFileDurably, writeFileDurably } from '../../src/hsm-core/index.js';
 import { startLocalCluster } from '../../src/index.js';
 import { SideStore, completeObject } from '../../src/pkcs11/side-store.js';
 import { CKA, CKO } from '../../src/pkcs11/constants.js';
@@ -24,13 +24,13 @@ import { folderCredentials } from '../../src/control-plane/sigv4.js';
 import { AuditLogExporter } from '../../src/control-plane/audit-logs.js';
 import { PASSWORDS } from '../helpers/member.js';
 
-type Event = { call: 'fsync'; path: string } | { call: 'rename'; from: string; to: string };
+type Event = { call: 'fsync'; path: string } | { call: 'rename'; from: string; to: string } | { call: 'truncate'; path: string; length: number };
 
-/** The fsyncs (by the path their descriptor was opened with) and renames that `work` makes. */
+/** The fsyncs and truncations (by the path their descriptor was opened with) and renames that `work` makes. */
 async function watchFileSystem(work: () => unknown): Promise<Event[]> {
   const events: Event[] = [];
   const paths = new Map<number, string>();
-  const { openSync, fsyncSync, renameSync } = fs;
+  const { openSync, fsyncSync, renameSync, ftruncateSync } = fs;
   fs.openSync = ((path: fs.PathLike, ...rest: unknown[]) => {
     const fd = (openSync as (...a: unknown[]) => number)(path, ...rest);
     paths.set(fd, resolve(String(path)));
@@ -40,6 +40,10 @@ async function watchFileSystem(work: () => unknown): Promise<Event[]> {
     events.push({ call: 'fsync', path: paths.get(fd) ?? `fd ${fd}` });
     fsyncSync(fd);
   };
+  fs.ftruncateSync = (fd: number, length?: number) => {
+    events.push({ call: 'truncate', path: paths.get(fd) ?? `fd ${fd}`, length: length ?? 0 });
+    ftruncateSync(fd, length);
+  };
   fs.renameSync = (from: fs.PathLike, to: fs.PathLike) => {
     events.push({ call: 'rename', from: resolve(String(from)), to: resolve(String(to)) });
     renameSync(from, to);
@@ -48,7 +52,7 @@ async function watchFileSystem(work: () => unknown): Promise<Event[]> {
   try {
     await work();
   } finally {
-    Object.assign(fs, { openSync, fsyncSync, renameSync });
+    Object.assign(fs, { openSync, fsyncSync, renameSync, ftruncateSync });
     syncBuiltinESMExports();
   }
   return events;
@@ -88,6 +92,17 @@ describe('hsm-core: files written durably', function () {
     expect(readFileSync(file, 'utf8')).to.equal('{"a":1}\n');
     expect(statSync(file).mode & 0o777).to.equal(0o600);
     expect(readdirSync(dir)).to.deep.equal(['settings.json']);
+  });
+
+  it('cuts a file to a length and flushes it before returning', async () => {
+    const file = join(tmp(), 'stream.jsonl');
+    writeFileSync(file, '{"a":1}\n{"a":');
+    const events = await watchFileSystem(() => truncateFileDurably(file, 8));
+    expect(events).to.deep.equal([
+      { call: 'truncate', path: resolve(file), length: 8 },
+      { call: 'fsync', path: resolve(file) },
+    ]);
+    expect(readFileSync(file, 'utf8')).to.equal('{"a":1}\n');
   });
 
   it('leaves the file as it was, and nothing beside it, when the write fails', async () => {
