@@ -18,7 +18,7 @@ import type { KeyAttributes, KeyClass, KeyType } from './attributes.js';
 import { HsmError } from './errors.js';
 import type { MtlsSettings } from './quorum.js';
 import { isVersionOf, sharesOf, type KeyRecord, type KeyVersion } from './key-store.js';
-import { defaultFormat, parseKey, serialiseKey } from './mechanisms/keys.js';
+import { defaultFormat, parseHeldKey, serialiseKey } from './mechanisms/keys.js';
 import type { UserRecord } from './users.js';
 
 const MAGIC = Buffer.from('SRMO1');
@@ -109,8 +109,7 @@ export function keyFromContent(content: MaskedContent, shared: (username: string
     shared: sharesOf(content.shared.filter(shared)),
     session,
     attrs: { ...content.attrs, token: session === null },
-    // Its facts are among its attributes already: computed only if something asks the material.
-    material: parseKey(content.cls, content.type, defaultFormat(content.cls), Buffer.from(content.material, 'base64'), undefined, true),
+    material: parseHeldKey(content.cls, content.type, defaultFormat(content.cls), Buffer.from(content.material, 'base64')),
   };
 }
 

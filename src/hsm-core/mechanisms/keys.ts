@@ -49,12 +49,20 @@ export function opensslCurve(curve: EcCurve): string {
   return CURVE_INFO[curve].openssl;
 }
 
-/** A parsed key: its class, type and material, with the facts computed once. */
-export interface Material {
-  cls: KeyClass;
-  type: KeyType;
-  key: KeyObject;
-  facts: MaterialFacts;
+/** What a key holds of its material: its class, type and the parsed key. */
+export interface KeyMaterial {
+  readonly cls: KeyClass;
+  readonly type: KeyType;
+  readonly key: KeyObject;
+}
+
+/**
+ * A key just made or parsed, with its facts (sizes, curve, modulus, KCV) for the checks and the
+ * attributes of its creation. A key keeps only its {@link KeyMaterial} ({@link heldMaterial}):
+ * the facts are among its attributes from then on.
+ */
+export interface Material extends KeyMaterial {
+  readonly facts: MaterialFacts;
 }
 
 function keyDataError(message: string, cause?: unknown): HsmError {
@@ -157,35 +165,33 @@ function computeFacts(cls: KeyClass, type: KeyType, key: KeyObject): MaterialFac
 }
 
 /**
- * Material whose facts are computed when first read. A class, so that every such key shares one
- * shape and one getter: an object literal with a getter closing over its own variables took a
- * closure, its context, an accessor pair and a hidden class of its own a key, about 300 bytes.
+ * The material a key keeps: a class, so that every key shares one shape. Before, a key made here
+ * kept the object it was made with and its facts (about 90 bytes more a key), and a key read back
+ * from a folder or a backup a class with a getter that computed the facts if asked.
  */
-class LazyMaterial implements Material {
-  #facts: MaterialFacts | undefined;
-
+class HeldMaterial implements KeyMaterial {
   constructor(
     readonly cls: KeyClass,
     readonly type: KeyType,
     readonly key: KeyObject,
   ) {}
-
-  get facts(): MaterialFacts {
-    return (this.#facts ??= computeFacts(this.cls, this.type, this.key));
-  }
 }
 
-/**
- * The material and its facts. With `lazyFacts`, the facts are computed when first read: a key
- * read back from a member's folder or a backup has them among its stored attributes already,
- * and computing them for every key (an AES check value, an RSA modulus) was a fifth of a start.
- */
-function material(cls: KeyClass, type: KeyType, key: KeyObject, lazyFacts = false): Material {
+/** What a key keeps of `m` (see {@link HeldMaterial}). */
+export function heldMaterial(m: KeyMaterial): KeyMaterial {
+  return m instanceof HeldMaterial ? m : new HeldMaterial(m.cls, m.type, m.key);
+}
+
+/** The material and its facts, with the size of an AES key checked. */
+function material(cls: KeyClass, type: KeyType, key: KeyObject): Material {
+  checkAesSize(type, key);
+  return { cls, type, key, facts: computeFacts(cls, type, key) };
+}
+
+function checkAesSize(type: KeyType, key: KeyObject): void {
   if (type === 'aes' && ![16, 24, 32].includes(key.symmetricKeySize!)) {
     throw new HsmError('KEY_SIZE_INVALID', `an AES key is 16, 24 or 32 bytes, not ${key.symmetricKeySize}`);
   }
-  if (!lazyFacts) return { cls, type, key, facts: computeFacts(cls, type, key) };
-  return new LazyMaterial(cls, type, key);
 }
 
 // ---- profile rules ----------------------------------------------------------------------------
@@ -353,18 +359,25 @@ function jwkSecret(jwk: Jwk): Buffer {
 const JWK_KTY: Partial<Record<KeyType, string>> = { rsa: 'RSA', ec: 'EC', ed25519: 'OKP', x25519: 'OKP', ed448: 'OKP', x448: 'OKP' };
 
 /**
- * Parses key material handed to the HSM (import, unwrap, masked objects), checking that it is
- * the class and type the caller declared. `lazyFacts`: for material stored with its attributes
- * (see material()).
+ * Parses key material handed to the HSM (import, unwrap), checking that it is the class and type
+ * the caller declared, with its facts.
  */
-export function parseKey(
-  cls: KeyClass,
-  type: KeyType,
-  format: KeyFormat,
-  data: Uint8Array | Jwk,
-  curveName?: string,
-  lazyFacts = false,
-): Material {
+export function parseKey(cls: KeyClass, type: KeyType, format: KeyFormat, data: Uint8Array | Jwk, curveName?: string): Material {
+  const key = parseKeyObject(cls, type, format, data, curveName);
+  return { cls, type, key, facts: computeFacts(cls, type, key) };
+}
+
+/**
+ * Parses material stored with its attributes (a key read back from a member's folder, a backup
+ * or a masked object), checked as {@link parseKey} checks it, without computing its facts: they
+ * are among its attributes already, and computing them for every key (an AES check value, an RSA
+ * modulus) was a fifth of a start.
+ */
+export function parseHeldKey(cls: KeyClass, type: KeyType, format: KeyFormat, data: Uint8Array): KeyMaterial {
+  return new HeldMaterial(cls, type, parseKeyObject(cls, type, format, data));
+}
+
+function parseKeyObject(cls: KeyClass, type: KeyType, format: KeyFormat, data: Uint8Array | Jwk, curveName?: string): KeyObject {
   const curve = curveName === undefined ? undefined : (normaliseCurveName(curveName) as EcCurve);
   const isBytes = data instanceof Uint8Array;
   if (format === 'jwk' ? isBytes : !isBytes) {
@@ -376,7 +389,9 @@ export function parseKey(
     }
     if (format !== 'raw' && format !== 'jwk') throw keyDataError(`format: a secret key is imported as raw or jwk, not ${format}`);
     const bytes = format === 'raw' ? (data as Uint8Array) : jwkSecret(data as Jwk);
-    return material(cls, type, createSecretKey(bytes), lazyFacts);
+    const secret = createSecretKey(bytes);
+    checkAesSize(type, secret);
+    return secret;
   }
   if (type === 'aes' || type === 'generic-secret') {
     throw new HsmError('KEY_TYPE_INCONSISTENT', `keyClass: ${type} keys are secret keys, not ${cls}s`);
@@ -415,7 +430,7 @@ export function parseKey(
       if (point[0] !== 0x04) key = rawPublicKey('ec', actualCurve, point);
     }
   }
-  return material(cls, type, key, lazyFacts);
+  return key;
 }
 
 /**
@@ -458,7 +473,7 @@ export function defaultFormat(cls: KeyClass): KeyFormat {
 }
 
 /** Serialises key material. Only the member calls this, after its extraction rules said yes. */
-export function serialiseKey(m: { cls: KeyClass; type: KeyType; key: KeyObject; facts: MaterialFacts }, format: KeyFormat): Uint8Array | Jwk {
+export function serialiseKey(m: KeyMaterial, format: KeyFormat): Uint8Array | Jwk {
   const { cls, type, key } = m;
   const refuse = (): never => {
     throw new HsmError('KEY_DATA_INVALID', `format: a ${type} ${cls} cannot be exported as ${format}`);
@@ -469,13 +484,13 @@ export function serialiseKey(m: { cls: KeyClass; type: KeyType; key: KeyObject; 
     return refuse();
   }
   if (format === 'jwk') {
-    if (type === 'ec' && CURVE_INFO[m.facts.curve as EcCurve].jwk === null) return refuse();
+    if (type === 'ec' && CURVE_INFO[curveOf(key)].jwk === null) return refuse();
     return key.export({ format: 'jwk' }) as Jwk;
   }
   if (cls === 'private-key') return format === 'pkcs8' ? key.export({ format: 'der', type: 'pkcs8' }) : refuse();
   if (format === 'spki') return key.export({ format: 'der', type: 'spki' });
   if (format === 'raw') {
-    if (type === 'ec') return ecPointOf(key, m.facts.curve as EcCurve);
+    if (type === 'ec') return ecPointOf(key, curveOf(key));
     if (isOkp(type)) return spkiOf(key).subarray(-OKP_PUBLIC_BYTES[type]);
   }
   return refuse();
