@@ -10,7 +10,7 @@
  */
 import type { KeyAttributes, KeyClass, KeyType } from './attributes.js';
 import { HsmError } from './errors.js';
-import type { KeyMaterial } from './mechanisms/keys.js';
+import type { KeyObject } from 'node:crypto';
 
 export const MAX_MEMBERS = 32;
 
@@ -55,7 +55,8 @@ export interface KeyRecord {
   session: string | null;
   /** Changed only through KeyStore.setAttributes, which keeps the label index. */
   readonly attrs: KeyAttributes;
-  readonly material: KeyMaterial;
+  /** The key's material, parsed (its facts are among its attributes). */
+  readonly material: KeyObject;
 }
 
 /** The shares of a key shared with nobody: one set for all of them (each of their own took about 100 bytes a key). */

@@ -114,7 +114,7 @@ export function keyFromContent(content: MaskedContent, shared: (username: string
 }
 
 export function contentOf(key: KeyRecord): MaskedContent {
-  const bytes = serialiseKey(key.material, defaultFormat(key.cls)) as Uint8Array;
+  const bytes = serialiseKey(key, defaultFormat(key.cls)) as Uint8Array;
   return {
     handle: key.handle,
     gen: key.gen,

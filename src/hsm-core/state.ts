@@ -11,7 +11,7 @@ import { AuditLog } from './audit.js';
 import { HsmError, keyRef } from './errors.js';
 import { KeyStore, NO_SHARES, type KeyRecord } from './key-store.js';
 import { Masking } from './masking.js';
-import { heldMaterial, type KeyMaterial } from './mechanisms/keys.js';
+import type { Material } from './mechanisms/keys.js';
 import { liftHint, type Profile } from './profiles.js';
 import type { KeyInfo, Op, RequestOf, Results } from './protocol.js';
 import { SessionTable, type SessionRecord } from './sessions.js';
@@ -187,7 +187,7 @@ export function checkKeyQuota(m: MemberState, total: number, asymmetric: number)
  * Refused if the session ended while the key was being made (key pair generation and derivation
  * wait on the thread pool), so no key outlives the session that asked for it unseen.
  */
-export function addKey(m: MemberState, caller: SessionRecord, material: KeyMaterial, attrs: KeyAttributes, shared: ReadonlySet<string> = NO_SHARES): KeyRecord {
+export function addKey(m: MemberState, caller: SessionRecord, material: Pick<Material, 'cls' | 'type' | 'key'>, attrs: KeyAttributes, shared: ReadonlySet<string> = NO_SHARES): KeyRecord {
   if (m.sessions.get(caller.token) !== caller) {
     throw new HsmError('NOT_LOGGED_IN', `the session of ${caller.username} ended before the key was stored; nothing was created`);
   }
@@ -200,7 +200,7 @@ export function addKey(m: MemberState, caller: SessionRecord, material: KeyMater
     shared,
     session: attrs.token ? null : caller.token,
     attrs,
-    material: heldMaterial(material),
+    material: material.key,
   };
   m.keys.add(key);
   return key;

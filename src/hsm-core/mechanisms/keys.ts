@@ -49,19 +49,17 @@ export function opensslCurve(curve: EcCurve): string {
   return CURVE_INFO[curve].openssl;
 }
 
-/** What a key holds of its material: its class, type and the parsed key. */
-export interface KeyMaterial {
+/**
+ * A key just made or parsed: its class, type and parsed key, with its facts (sizes, curve,
+ * modulus, KCV) for the checks and the attributes of its creation. A key record keeps only the
+ * parsed key (its class and type are the record's own; the facts are among its attributes). It
+ * used to keep this whole object, and one with the facts computed on demand for a key read back:
+ * about 100 and 60 bytes a key.
+ */
+export interface Material {
   readonly cls: KeyClass;
   readonly type: KeyType;
   readonly key: KeyObject;
-}
-
-/**
- * A key just made or parsed, with its facts (sizes, curve, modulus, KCV) for the checks and the
- * attributes of its creation. A key keeps only its {@link KeyMaterial} ({@link heldMaterial}):
- * the facts are among its attributes from then on.
- */
-export interface Material extends KeyMaterial {
   readonly facts: MaterialFacts;
 }
 
@@ -162,24 +160,6 @@ function computeFacts(cls: KeyClass, type: KeyType, key: KeyObject): MaterialFac
     default:
       throw new HsmError('INTERNAL_ERROR', `no facts for ${type} ${cls}`);
   }
-}
-
-/**
- * The material a key keeps: a class, so that every key shares one shape. Before, a key made here
- * kept the object it was made with and its facts (about 90 bytes more a key), and a key read back
- * from a folder or a backup a class with a getter that computed the facts if asked.
- */
-class HeldMaterial implements KeyMaterial {
-  constructor(
-    readonly cls: KeyClass,
-    readonly type: KeyType,
-    readonly key: KeyObject,
-  ) {}
-}
-
-/** What a key keeps of `m` (see {@link HeldMaterial}). */
-export function heldMaterial(m: KeyMaterial): KeyMaterial {
-  return m instanceof HeldMaterial ? m : new HeldMaterial(m.cls, m.type, m.key);
 }
 
 /** The material and its facts, with the size of an AES key checked. */
@@ -373,8 +353,8 @@ export function parseKey(cls: KeyClass, type: KeyType, format: KeyFormat, data: 
  * are among its attributes already, and computing them for every key (an AES check value, an RSA
  * modulus) was a fifth of a start.
  */
-export function parseHeldKey(cls: KeyClass, type: KeyType, format: KeyFormat, data: Uint8Array): KeyMaterial {
-  return new HeldMaterial(cls, type, parseKeyObject(cls, type, format, data));
+export function parseHeldKey(cls: KeyClass, type: KeyType, format: KeyFormat, data: Uint8Array): KeyObject {
+  return parseKeyObject(cls, type, format, data);
 }
 
 function parseKeyObject(cls: KeyClass, type: KeyType, format: KeyFormat, data: Uint8Array | Jwk, curveName?: string): KeyObject {
@@ -472,9 +452,8 @@ export function defaultFormat(cls: KeyClass): KeyFormat {
   return cls === 'secret-key' ? 'raw' : cls === 'private-key' ? 'pkcs8' : 'spki';
 }
 
-/** Serialises key material. Only the member calls this, after its extraction rules said yes. */
-export function serialiseKey(m: KeyMaterial, format: KeyFormat): Uint8Array | Jwk {
-  const { cls, type, key } = m;
+/** Serialises a key's material (`material`, its parsed key). Only the member calls this, after its extraction rules said yes. */
+export function serialiseKey({ cls, type, material: key }: { cls: KeyClass; type: KeyType; material: KeyObject }, format: KeyFormat): Uint8Array | Jwk {
   const refuse = (): never => {
     throw new HsmError('KEY_DATA_INVALID', `format: a ${type} ${cls} cannot be exported as ${format}`);
   };

@@ -117,7 +117,7 @@ function rowOf({ key, gen, attrs, shared }: KeyAsItWas, lists: Map<string, numbe
     list = keyNames.push(names) - 1;
     lists.set(id, list);
   }
-  return [key.handle, gen, key.cls, key.type, key.owner, shared.size ? [...shared].sort() : [], list, names.map((n) => values[n]), serialiseKey(key.material, defaultFormat(key.cls)) as Uint8Array];
+  return [key.handle, gen, key.cls, key.type, key.owner, shared.size ? [...shared].sort() : [], list, names.map((n) => values[n]), serialiseKey(key, defaultFormat(key.cls)) as Uint8Array];
 }
 
 /** The length of the MessagePack array header at the start of `bytes` (fixarray, array 16 or array 32). */

@@ -29,7 +29,7 @@ export const encrypt: Handler<'encrypt'> = (m, caller, req) => {
   checkModeAllows(m.profile, m.backupKeys.mode, { mechanism: req.mechanism.name, use: 'encrypt' });
   const entry = cipherFor(req.mechanism);
   if (entry.keyType !== key.type) throw keyTypeError(req.mechanism.name, entry.keyType, key);
-  const out = entry.encrypt(key.material.key, req.mechanism, req.data, m.profile);
+  const out = entry.encrypt(key.material, req.mechanism, req.data, m.profile);
   return out.iv ? { data: out.data, iv: out.iv } : { data: out.data };
 };
 
@@ -37,8 +37,8 @@ export const decrypt: Handler<'decrypt'> = (m, caller, req) => {
   const key = usableKey(m.keys, signedIn(caller), req.handle, 'decrypt');
   const entry = cipherFor(req.mechanism);
   if (entry.keyType !== key.type) throw keyTypeError(req.mechanism.name, entry.keyType, key);
-  if (entry.decryptAsync) return entry.decryptAsync(key.material.key, req.mechanism, req.data, m.profile).then((data) => ({ data }));
-  return { data: entry.decrypt(key.material.key, req.mechanism, req.data, m.profile) };
+  if (entry.decryptAsync) return entry.decryptAsync(key.material, req.mechanism, req.data, m.profile).then((data) => ({ data }));
+  return { data: entry.decrypt(key.material, req.mechanism, req.data, m.profile) };
 };
 
 export const sign: Handler<'sign'> = async (m, caller, req) => {
@@ -47,7 +47,7 @@ export const sign: Handler<'sign'> = async (m, caller, req) => {
   const entry = SIGNERS[req.mechanism.name];
   if (!entry.keyTypes.includes(key.type)) throw keyTypeError(req.mechanism.name, entry.keyTypes.join(' or '), key);
   const approve = keyApproval(m, me, key, 'use', req.approval);
-  const signature = await entry.sign(key.material.key, req.mechanism as never, req.data, m.profile);
+  const signature = await entry.sign(key.material, req.mechanism as never, req.data, m.profile);
   approve();
   return { signature };
 };
@@ -56,7 +56,7 @@ export const verify: Handler<'verify'> = async (m, caller, req) => {
   const key = usableKey(m.keys, signedIn(caller), req.handle, 'verify');
   const entry = SIGNERS[req.mechanism.name];
   if (!entry.keyTypes.includes(key.type)) throw keyTypeError(req.mechanism.name, entry.keyTypes.join(' or '), key);
-  return { valid: await entry.verify(key.material.key, req.mechanism as never, req.data, req.signature, m.profile) };
+  return { valid: await entry.verify(key.material, req.mechanism as never, req.data, req.signature, m.profile) };
 };
 
 export const digest: Handler<'digest'> = (_m, _caller, req) => ({ digest: hashDigest(req.hash, req.data) });

@@ -141,7 +141,7 @@ export const copyKey: Handler<'copyKey'> = (m, caller, req) => {
   const approve = keyApproval(m, me, key, 'manage', req.approval);
   checkKeyQuota(m, 1, key.cls === 'secret-key' ? 0 : 1);
   approve();
-  const copy = addKey(m, me, key.material, attrs, key.shared);
+  const copy = addKey(m, me, { cls: key.cls, type: key.type, key: key.material }, attrs, key.shared);
   return { handle: copy.handle, key: keyInfo(copy) };
 };
 
@@ -178,7 +178,7 @@ export const exportKey: Handler<'exportKey'> = (m, caller, req) => {
   refuseIfWrapOnly(key);
   // Every way out checks the key's manage-key-quorum-value, as a wrap does.
   if (key.cls !== 'public-key') keyApproval(m, me, key, 'manage', req.approval)();
-  return { keyData: serialiseKey(key.material, req.format) };
+  return { keyData: serialiseKey(key, req.format) };
 };
 
 /**
@@ -194,7 +194,7 @@ export const exportEncryptedKey: Handler<'exportEncryptedKey'> = async (m, calle
   checkExtractable(me, key, 'export');
   refuseIfWrapOnly(key);
   const approve = keyApproval(m, me, key, 'manage', req.approval);
-  const der = await m.slowWork.run(me.token, () => encryptPrivateKey(key.material.key, req.password));
+  const der = await m.slowWork.run(me.token, () => encryptPrivateKey(key.material, req.password));
   approve();
   return { encryptedPrivateKeyInfo: new Uint8Array(der) };
 };
@@ -338,7 +338,7 @@ function checkMechanismKey(expected: string | readonly string[], key: KeyRecord,
 
 /** The bytes a wrap carries: the payload in the chosen format (JWK as UTF-8 JSON), in memory of its own. */
 function payloadBytes(key: KeyRecord, format: KeyFormat, extras: Record<string, unknown> | undefined, mechanism: WrapMechanism): Uint8Array {
-  const data = serialiseKey(key.material, format);
+  const data = serialiseKey(key, format);
   if (data instanceof Uint8Array) return data;
   // Members in the order WebCrypto implementations write them: key_ops, ext, the key, then alg and use.
   const { key_ops, ext, alg, use } = extras ?? {};
@@ -408,7 +408,7 @@ export const wrapKey: Handler<'wrapKey'> = (m, caller, req) => {
   const approvePayload = keyApproval(m, me, payload, 'manage', req.payloadApproval);
   const bytes = payloadBytes(payload, format, req.jwkExtras, req.mechanism);
   try {
-    const out = entry.encrypt(wrapping.material.key, req.mechanism, bytes, m.profile);
+    const out = entry.encrypt(wrapping.material, req.mechanism, bytes, m.profile);
     approveWrapping();
     approvePayload();
     return out.iv ? { wrapped: out.data, iv: out.iv } : { wrapped: out.data };
@@ -461,7 +461,7 @@ export const unwrapKey: Handler<'unwrapKey'> = (m, caller, req) => {
   const approve = keyApproval(m, me, unwrapping, 'manage', req.approval);
   let material: Material;
   try {
-    const bytes = entry.decrypt(unwrapping.material.key, req.mechanism, req.wrapped, m.profile);
+    const bytes = entry.decrypt(unwrapping.material, req.mechanism, req.wrapped, m.profile);
     try {
       const format = req.format ?? defaultFormat(req.keyClass);
       let data: Uint8Array | Jwk = bytes;
@@ -510,7 +510,7 @@ export function derivationInputs(
     if (publicHandle !== undefined) {
       const other = visibleKey(m.keys, me, publicHandle);
       if (other.cls !== 'public-key') throw new HsmError('KEY_TYPE_INCONSISTENT', `mechanism.publicHandle: key ${keyRef(publicHandle)} is not a public key`);
-      peer = other.material.key;
+      peer = other.material;
     } else {
       peer = parsePeerPublicKey(publicKey!);
     }
@@ -520,7 +520,7 @@ export function derivationInputs(
 
 /** Runs a derivation. PBKDF2 is bounded per call and queued fairly with other sessions' (slow-work.ts). */
 export function runDerivation(m: MemberState, me: SessionRecord, entry: DeriveEntry, base: KeyRecord, mechanism: DeriveMechanism, lengthBytes: number | null, peer: KeyObject | null): Promise<Buffer> {
-  const run = () => entry.derive(base.material.key, mechanism as never, lengthBytes, peer, base.type);
+  const run = () => entry.derive(base.material, mechanism as never, lengthBytes, peer, base.type);
   if (mechanism.name !== 'pbkdf2') return run();
   checkKdfWork(m.profile, mechanism.hash, mechanism.iterations, lengthBytes ?? 0);
   return m.slowWork.run(me.token, run);
