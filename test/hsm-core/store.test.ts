@@ -257,6 +257,29 @@ describe('hsm-core: durable members', function () {
     await third.member.close();
   });
 
+  it('refuses a folder whose audit log lost a record past the first 10,000 (a start checks them a piece a turn)', async () => {
+    const d = dir();
+    const { m } = await populated(d);
+    await m.member.close();
+    const name = (n: number) => `audit/${String(n).padStart(12, '0')}`;
+    // Records up to 10,002 (those past the member's own hold only a sequence: the check reads names).
+    await editStore(d, async (db) => {
+      const count = [...db.getKeys({ start: 'audit/', end: 'audit0' })].length;
+      await db.transaction(() => {
+        for (let n = count; n <= 10_002; n++) void db.put(name(n), { sequence: n });
+      });
+    });
+    for (const missing of [9_999, 10_000, 10_001]) {
+      await editStore(d, async (db) => {
+        await db.transaction(() => {
+          for (let n = 9_999; n <= 10_002; n++) void db.put(name(n), { sequence: n });
+          void db.remove(name(missing));
+        });
+      });
+      expect(await refusedStart(d)).to.equal(`data folder ${d}: the audit log has a gap; nothing was changed`);
+    }
+  });
+
   it('refuses a folder whose audit log lost a record', async () => {
     const d = dir();
     const { m } = await populated(d);
@@ -331,6 +354,27 @@ describe('hsm-core: durable members', function () {
     });
     expect(ivs).to.have.length(520 + 2);
     expect(new Set(ivs).size).to.equal(ivs.length);
+  });
+
+  it('a member started from a folder of more keys than it takes in a turn has every one of them', async () => {
+    // More than two pieces of KEYS_A_TURN (500), read and taken in turns.
+    const d = dir();
+    const { m, alice } = await populated(d);
+    for (let i = 0; i <= 1_100; i += 100) {
+      await Promise.all(Array.from({ length: Math.min(100, 1_101 - i) }, (_, j) => m.ok({ op: 'generateKey', session: alice, keyType: 'aes', lengthBytes: 16, attributes: { token: true, label: `key-${i + j}` } })));
+    }
+    await m.member.close();
+    const again = await durable(d);
+    const session = await again.login('alice', PASSWORDS.alice);
+    const labels: string[] = [];
+    for (let startingToken: string | undefined; ; ) {
+      const page = await again.ok({ op: 'findKeys', session, maxItems: 10_000, ...(startingToken ? { startingToken } : {}) });
+      labels.push(...page.keys.map((k) => String(k.attributes.label)));
+      if (!page.nextToken) break;
+      startingToken = page.nextToken;
+    }
+    for (let i = 0; i <= 1_100; i++) expect(labels, `key-${i}`).to.include(`key-${i}`);
+    await again.member.close();
   });
 
   it('a change queued behind one whose write failed fails too, and the change after both writes all three', async () => {
