@@ -74,7 +74,7 @@ export async function benchControlPlane(seconds: number, rounds: number): Promis
     const store = new BackupStore(join(dir, 'plane', 'backups', 'us-east-1'), { region: 'us-east-1' });
     const backup = store.read((await live.takeBackup()).backupId);
     const existing = store.list().length;
-    for (let i = existing; i < 10_000; i++) store.add(backup, { trigger: 'periodic' });
+    for (let i = existing; i < 10_000; i++) await store.add(backup, { trigger: 'periodic' });
     const one = store.list()[5_000]!.backupId;
 
     const cases: [string, () => Promise<unknown>][] = [

@@ -19,7 +19,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { HsmError, readBackupHeader, writeFileDurably, type MemberMode } from '../hsm-core/index.js';
+import { HsmError, readBackupHeader, writeFileDurably, writeFileDurablyAsync, type MemberMode } from '../hsm-core/index.js';
 
 export type BackupState = 'READY' | 'PENDING_DELETION' | 'DELETED';
 export type BackupTrigger = 'activation' | 'periodic' | 'member-added' | 'member-removed' | 'copy' | 'on-demand';
@@ -89,8 +89,11 @@ export class BackupStore {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   }
 
-  /** Adds a backup a member made; its cluster and mode come from its clear header. */
-  add(backup: Uint8Array, options: { trigger: BackupTrigger; tags?: Record<string, string> }): BackupInfo {
+  /**
+   * Adds a backup a member made; its cluster and mode come from its clear header. The backup is
+   * written and flushed off the event loop (see writeFileDurablyAsync), then its record.
+   */
+  async add(backup: Uint8Array, options: { trigger: BackupTrigger; tags?: Record<string, string> }): Promise<BackupInfo> {
     const { header } = readBackupHeader(backup);
     const info: BackupInfo = {
       backupId: backupId(this.#random),
@@ -109,7 +112,7 @@ export class BackupStore {
       sourceRegion: null,
       region: this.region,
     };
-    writeFileDurably(join(this.dir, `${info.backupId}.backup`), backup);
+    await writeFileDurablyAsync(join(this.dir, `${info.backupId}.backup`), backup);
     this.#save(info);
     return info;
   }

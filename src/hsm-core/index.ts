@@ -16,7 +16,7 @@ export { serveMember, ensureClusterCsr, cloneClusterIdentity, MEMBER_FILES, type
 export { HsmError, HSM_ERROR_CODES, checkPositiveIntegers, keyRef, withArticle, type HsmErrorCode, type WireError } from './errors.js';
 export { verifyAuditChain, GENESIS_HASH, type AuditVerdict } from './audit.js';
 export { lockFolder, LOCK_FILE, type FolderLock } from './folder-lock.js';
-export { appendFileDurably, copyFileDurably, syncFolder, truncateFileDurably, writeFileDurably } from './durable.js';
+export { appendFileDurably, copyFileDurably, syncFolder, truncateFileDurably, writeFileDurably, writeFileDurablyAsync } from './durable.js';
 export { HSM_TYPE_PROFILES, PROFILE_NAMES, type HsmType, type ProfileName } from './profiles.js';
 export { OPERATIONS, handlesOf, type OperationFacts, type ClusterRule, type HandleField } from './operations.js';
 export {

@@ -56,11 +56,11 @@ describe('cluster-client: backups and membership', function () {
     const original = store.read(first.backupId);
     const bytes = () => original;
     now += 5 * DAY;
-    const second = store.add(bytes(), { trigger: 'periodic' });
-    const keep = store.add(bytes(), { trigger: 'periodic' });
+    const second = await store.add(bytes(), { trigger: 'periodic' });
+    const keep = await store.add(bytes(), { trigger: 'periodic' });
     store.modify(keep.backupId, { neverExpires: true, tags: { purpose: 'audit' } });
     now += 11 * DAY; // the first is 16 days old, the second 11
-    const newest = store.add(bytes(), { trigger: 'periodic' });
+    const newest = await store.add(bytes(), { trigger: 'periodic' });
     const swept = store.sweep();
     expect(swept.markedForDeletion.sort()).to.deep.equal([first.backupId, second.backupId].sort());
     expect(store.get(keep.backupId).state).to.equal('READY');
@@ -76,7 +76,7 @@ describe('cluster-client: backups and membership', function () {
 
     // The cluster's last READY backup is never deleted, however old.
     const solo = new BackupStore(dir('solo'), { clock: () => new Date(now) });
-    const only = solo.add(bytes(), { trigger: 'periodic' });
+    const only = await solo.add(bytes(), { trigger: 'periodic' });
     now += 400 * DAY;
     expect(solo.sweep()).to.deep.equal({ markedForDeletion: [], deleted: [] });
     expect(solo.get(only.backupId).state).to.equal('READY');
@@ -91,7 +91,7 @@ describe('cluster-client: backups and membership', function () {
     const copy = store.copyTo(keep.backupId, region);
     expect(copy).to.include({ clusterId: null, sourceBackupId: keep.backupId, sourceRegion: 'local', state: 'READY', trigger: 'copy' });
     now += 1000 * DAY;
-    region.add(bytes(), { trigger: 'periodic' });
+    await region.add(bytes(), { trigger: 'periodic' });
     expect(region.sweep().markedForDeletion).to.deep.equal([]);
   });
 
@@ -102,12 +102,12 @@ describe('cluster-client: backups and membership', function () {
       const bytes = source.backupStore!.read(source.backupStore!.list()[0]!.backupId);
       const api = new BackupStore(folder);
       const cli = new BackupStore(folder);
-      const made = [api.add(bytes, { trigger: 'periodic' }), api.add(bytes, { trigger: 'periodic' })];
+      const made = [await api.add(bytes, { trigger: 'periodic' }), await api.add(bytes, { trigger: 'periodic' })];
       // Listed once the folder has settled, so the listing is kept; then the other store changes one and adds one.
       await waitUntil(() => Date.now() - statSync(folder).mtimeMs > 150, 'the folder to settle');
       expect(api.list().map((b) => b.neverExpires)).to.deep.equal([false, false]);
       cli.modify(made[0]!.backupId, { neverExpires: true });
-      const third = cli.add(bytes, { trigger: 'periodic' });
+      const third = await cli.add(bytes, { trigger: 'periodic' });
       expect(api.list().find((b) => b.backupId === made[0]!.backupId)!.neverExpires).to.equal(true);
       expect(api.list().map((b) => b.backupId)).to.include(third.backupId);
       // What a caller does to a listed record stays with the caller.

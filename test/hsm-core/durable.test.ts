@@ -9,7 +9,7 @@ import { syncBuiltinESMExports } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { expect } from 'chai';
-import { cloneClusterIdentity, createMember, ensureClusterCsr, truncateFileDurably, writeFileDurably } from '../../src/hsm-core/index.js';
+import { cloneClusterIdentity, createMember, ensureClusterCsr, truncateFileDurably, writeFileDurably, writeFileDurablyAsync } from '../../src/hsm-core/index.js';
 import { startLocalCluster } from '../../src/index.js';
 import { SideStore, completeObject } from '../../src/pkcs11/side-store.js';
 import { CKA, CKO } from '../../src/pkcs11/constants.js';
@@ -23,14 +23,32 @@ import { ControlPlane } from '../../src/control-plane/service.js';
 import { folderCredentials } from '../../src/control-plane/sigv4.js';
 import { AuditLogExporter } from '../../src/control-plane/audit-logs.js';
 import { PASSWORDS } from '../helpers/member.js';
+import { rejection } from '../helpers/refusal.js';
 
 type Event = { call: 'fsync'; path: string } | { call: 'rename'; from: string; to: string } | { call: 'truncate'; path: string; length: number };
 
-/** The fsyncs and truncations (by the path their descriptor was opened with) and renames that `work` makes. */
+/**
+ * The fsyncs and truncations (by the path their descriptor or file handle was opened with) and
+ * renames that `work` makes, through node:fs and node:fs/promises.
+ */
 async function watchFileSystem(work: () => unknown): Promise<Event[]> {
   const events: Event[] = [];
   const paths = new Map<number, string>();
   const { openSync, fsyncSync, renameSync, ftruncateSync } = fs;
+  const { open, rename } = fs.promises;
+  fs.promises.open = (async (path: fs.PathLike, ...rest: unknown[]) => {
+    const handle = await (open as (...a: unknown[]) => Promise<fs.promises.FileHandle>)(path, ...rest);
+    const sync = handle.sync.bind(handle);
+    handle.sync = () => {
+      events.push({ call: 'fsync', path: resolve(String(path)) });
+      return sync();
+    };
+    return handle;
+  }) as typeof fs.promises.open;
+  fs.promises.rename = (from: fs.PathLike, to: fs.PathLike) => {
+    events.push({ call: 'rename', from: resolve(String(from)), to: resolve(String(to)) });
+    return rename(from, to);
+  };
   fs.openSync = ((path: fs.PathLike, ...rest: unknown[]) => {
     const fd = (openSync as (...a: unknown[]) => number)(path, ...rest);
     paths.set(fd, resolve(String(path)));
@@ -53,6 +71,7 @@ async function watchFileSystem(work: () => unknown): Promise<Event[]> {
     await work();
   } finally {
     Object.assign(fs, { openSync, fsyncSync, renameSync, ftruncateSync });
+    Object.assign(fs.promises, { open, rename });
     syncBuiltinESMExports();
   }
   return events;
@@ -122,6 +141,24 @@ describe('hsm-core: files written durably', function () {
     }
     expect(readFileSync(file, 'utf8')).to.equal('old');
     expect(readdirSync(dir)).to.deep.equal(['settings.json']);
+  });
+
+  it('writes off the event loop the same way (writeFileDurablyAsync), and leaves the file as it was when that fails', async () => {
+    const dir = tmp();
+    const file = join(dir, 'big.backup');
+    const events = await watchFileSystem(() => writeFileDurablyAsync(file, Buffer.from('new')));
+    expect(howWritten(events, file)).to.equal('durably');
+    expect(statSync(file).mode & 0o777).to.equal(0o600);
+    writeFileSync(file, 'old');
+    const { rename } = fs.promises;
+    fs.promises.rename = () => Promise.reject(Object.assign(new Error('EIO: i/o error, rename'), { code: 'EIO' }));
+    try {
+      expect(((await rejection(writeFileDurablyAsync(file, Buffer.from('newer')))) as NodeJS.ErrnoException).code).to.equal('EIO');
+    } finally {
+      fs.promises.rename = rename;
+    }
+    expect(readFileSync(file, 'utf8')).to.equal('old');
+    expect(readdirSync(dir)).to.deep.equal(['big.backup']);
   });
 
   it("a new member's storage key, with or without a passphrase, and the member's folder in its parent", async () => {
