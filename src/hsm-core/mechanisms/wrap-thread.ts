@@ -24,17 +24,20 @@ import { decryptionFailed, kwCipher, kwZeroPadUnwrap, kwZeroPadWrap } from './ae
 const SOURCE = `
 const { parentPort } = require('node:worker_threads');
 const { createCipheriv, createDecipheriv } = require('node:crypto');
-parentPort.on('message', ({ id, unwrap, key, cipher, iv, data }) => {
+parentPort.on('message', ({ id, unwrap, key, cipher, iv, data, prefix }) => {
   let answer;
   let value = null;
   try {
     const c = (unwrap ? createDecipheriv : createCipheriv)(cipher, key, iv);
     const body = c.update(data);
     const last = c.final();
-    // A buffer of its own (Buffer.concat could give a view into this thread's pool).
-    value = new Uint8Array(body.length + last.length);
-    value.set(body);
-    value.set(last, body.length);
+    // A buffer of its own (Buffer.concat could give a view into this thread's pool), after the
+    // bytes the caller puts before the wrapped ones.
+    const before = prefix ? prefix.length : 0;
+    value = new Uint8Array(before + body.length + last.length);
+    if (prefix) value.set(prefix);
+    value.set(body, before);
+    value.set(last, before + body.length);
     body.fill(0);
     last.fill(0);
     answer = { id, ok: true, value };
@@ -42,9 +45,9 @@ parentPort.on('message', ({ id, unwrap, key, cipher, iv, data }) => {
     answer = unwrap ? { id, ok: false, message: 'the key-wrap integrity check failed', code: 'UNWRAP_FAILED' } : { id, ok: false, message: String((e && e.message) || e), code: e && e.code };
   }
   data.fill(0);
-  parentPort.postMessage(answer);
-  // The caller has its copy: what was unwrapped is not left here.
-  if (value) value.fill(0);
+  // Moved to the caller, not copied: nothing of what was unwrapped is left here, and the caller's
+  // thread is not held up copying it (40 MB for a backup of 100,000 keys, about 30 ms).
+  parentPort.postMessage(answer, value ? [value.buffer] : []);
 });
 `;
 
@@ -57,7 +60,7 @@ export function wrapThreadUse(): { away: number; here: number } {
 }
 
 /** Runs a job on the thread (made again if it stopped); a thread that stops is the member's INTERNAL_ERROR. */
-async function away(job: { unwrap: boolean; key: KeyObject; data: Uint8Array }): Promise<Buffer> {
+async function away(job: { unwrap: boolean; key: KeyObject; data: Uint8Array; prefix?: Uint8Array }): Promise<Buffer> {
   if (!thread || thread.failed) thread = new JobThread(SOURCE, 'the key-wrap thread');
   use.away += 1;
   const { name: cipher, iv } = kwCipher(job.key, true);
@@ -77,22 +80,23 @@ function ownsBuffer(bytes: Uint8Array): boolean {
 }
 
 /**
- * `kwZeroPadWrap(key, payload)`, on the wrap thread when this thread's members share it with the
- * application. `payload` must own its whole buffer: it is moved there (left empty here) or, when
- * wrapped in place, zeroed afterwards.
+ * `prefix` followed by `kwZeroPadWrap(key, payload)`, in a buffer of its own, made on the wrap
+ * thread when this thread's members share it with the application (so that a large answer is
+ * not copied again here to put its header before it). `payload` must own its whole buffer: it is
+ * moved there (left empty here) or, when wrapped in place, zeroed afterwards.
  */
-export async function kwZeroPadWrapAway(key: KeyObject, payload: Uint8Array): Promise<Buffer> {
+export async function kwZeroPadWrapAway(key: KeyObject, payload: Uint8Array, prefix: Uint8Array = new Uint8Array(0)): Promise<Buffer> {
   if (!ownsBuffer(payload)) throw new Error('kwZeroPadWrapAway: the payload must own its whole buffer');
   if (!usesThreadPool() || payload.length === 0) {
     // An empty payload is refused by kwZeroPadWrap, with its own message.
     use.here += 1;
     try {
-      return kwZeroPadWrap(key, payload);
+      return Buffer.concat([prefix, kwZeroPadWrap(key, payload)]);
     } finally {
       payload.fill(0);
     }
   }
-  return away({ unwrap: false, key, data: payload });
+  return away({ unwrap: false, key, data: payload, prefix: new Uint8Array(prefix) });
 }
 
 /**

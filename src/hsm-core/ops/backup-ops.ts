@@ -165,7 +165,8 @@ async function encodeContent(content: Omit<BackupContent, 'keys'>, keys: KeyAsIt
   const head = encoder.encodeSharedRef({ ...content, keyNames, keyRows: [] });
   if (head[head.length - 1] !== 0x90) throw new HsmError('INTERNAL_ERROR', 'backup: the content\'s head did not end with its key rows');
   const parts = [head.subarray(0, head.length - 1), arrayHeader(keys.length), ...pieces];
-  const plain = Buffer.alloc(parts.reduce((n, p) => n + p.length, 0));
+  // Not zeroed first: every byte is written just below (zeroing 40 MB at 100,000 keys cost the turn about 10 ms).
+  const plain = Buffer.allocUnsafeSlow(parts.reduce((n, p) => n + p.length, 0));
   let written = 0;
   for (const part of parts) {
     plain.set(part, written);
@@ -242,10 +243,12 @@ export const createBackup: Handler<'createBackup'> = async (m, caller) => {
   ebkBytes.fill(0);
   // The wrap, most of a large backup's time, lets an in-process member's application go on
   // meanwhile. `plain` is left empty or zeroed.
-  const body = await kwZeroPadWrapAway(ebk, plain);
   const length = Buffer.alloc(4);
   length.writeUInt32BE(headerBytes.length);
-  return { backup: new Uint8Array(Buffer.concat([MAGIC, length, headerBytes, wrappedEbk, body])), header };
+  // The backup is made whole where it is wrapped: a Buffer.concat of its parts here, and the copy
+  // of that into a Uint8Array, took 67 ms of one turn for 100,000 keys.
+  const backup = await kwZeroPadWrapAway(ebk, plain, Buffer.concat([MAGIC, length, headerBytes, wrappedEbk]));
+  return { backup: new Uint8Array(backup.buffer, backup.byteOffset, backup.byteLength), header };
 };
 
 /** Reads a backup's clear header (no key needed). */
