@@ -161,7 +161,7 @@ storeOptions(backup.command('copy-to-region <backup-id>').description('copy a ba
   .action(
     act<StoreFlags & { destinationDir: string; destinationRegion: string }>(async (opts, id) => {
       const { backupChange, storeAt } = await backups();
-      const copy = storeAt(opts).copyTo(id!, storeAt({ dataDir: opts.dataDir, backupDir: opts.destinationDir, region: opts.destinationRegion }, true));
+      const copy = await storeAt(opts).copyTo(id!, storeAt({ dataDir: opts.dataDir, backupDir: opts.destinationDir, region: opts.destinationRegion }, true));
       backupChange(copy, opts.output, io, `copy of ${id}, with no cluster and no retention policy`);
     }),
   );

@@ -229,8 +229,11 @@ export class BackupStore {
     return { markedForDeletion: marked, deleted };
   }
 
-  /** Copies a READY backup to another store (another region): a new backup there, with no cluster and no retention. */
-  copyTo(id: string, destination: BackupStore): BackupInfo {
+  /**
+   * Copies a READY backup to another store (another region): a new backup there, with no cluster
+   * and no retention, written and flushed off the event loop as {@link add} writes.
+   */
+  async copyTo(id: string, destination: BackupStore): Promise<BackupInfo> {
     const bytes = this.read(id);
     const source = this.get(id);
     const info: BackupInfo = {
@@ -245,7 +248,7 @@ export class BackupStore {
       sourceRegion: source.region,
       region: destination.region,
     };
-    writeFileDurably(join(destination.dir, `${info.backupId}.backup`), bytes);
+    await writeFileDurablyAsync(join(destination.dir, `${info.backupId}.backup`), bytes);
     destination.#save(info);
     return info;
   }

@@ -788,7 +788,7 @@ export class ControlPlane {
     if (destination === caller.region) throw invalid(`DestinationRegion: the backup ${b.backupId} is in ${destination} already`);
     if (b.state !== 'READY') throw invalid(`BackupId: the backup ${b.backupId} is ${b.state}, not READY`);
     const tags = tagsOf(body, 'TagList');
-    let copy = this.#store(caller.region).copyTo(b.backupId, this.#store(destination));
+    let copy = await this.#store(caller.region).copyTo(b.backupId, this.#store(destination));
     if (tags.length) copy = this.#store(destination).modify(copy.backupId, { tags: Object.fromEntries(tags.map((t) => [t.Key, t.Value])) });
     const cluster = this.#apiClusterId(caller.region, b.clusterId);
     return { DestinationBackup: { CreateTimestamp: Date.parse(copy.createTimestamp) / 1000, SourceRegion: caller.region, SourceBackup: b.backupId, ...(cluster ? { SourceCluster: cluster } : {}) } };

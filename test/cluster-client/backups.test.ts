@@ -88,7 +88,7 @@ describe('cluster-client: backups and membership', function () {
 
     // A copy to another region has no cluster and no retention.
     const region = new BackupStore(dir('region'), { region: 'eu-west-1', clock: () => new Date(now) });
-    const copy = store.copyTo(keep.backupId, region);
+    const copy = await store.copyTo(keep.backupId, region);
     expect(copy).to.include({ clusterId: null, sourceBackupId: keep.backupId, sourceRegion: 'local', state: 'READY', trigger: 'copy' });
     now += 1000 * DAY;
     await region.add(bytes(), { trigger: 'periodic' });

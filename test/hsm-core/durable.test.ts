@@ -17,6 +17,7 @@ import { configure } from '../../src/cli/cli-context.js';
 import { up } from '../../src/cli/up.js';
 import { openDemoCa } from '../../src/relay/index.js';
 import { installationKeys } from '../../src/cluster-client/installation.js';
+import { BackupStore } from '../../src/cluster-client/backups.js';
 import { prepareTlsCluster } from '../../src/cluster-client/local-tls.js';
 import { TrustAnchor } from '../../src/cluster-client/tls.js';
 import { ControlPlane } from '../../src/control-plane/service.js';
@@ -190,7 +191,7 @@ describe('hsm-core: files written durably', function () {
     expect(statSync(join(second, 'member.key')).mode & 0o777).to.equal(0o600);
   });
 
-  it('a backup and its record', async () => {
+  it('a backup and its record, and a copy of it in another store', async () => {
     const cluster = await startLocalCluster({ adminPassword: PASSWORDS.admin, passwordCost: 10, backups: { dir: tmp() } });
     try {
       let backupId = '';
@@ -198,6 +199,12 @@ describe('hsm-core: files written durably', function () {
       const dir = cluster.backupStore!.dir;
       expect(howWritten(events, join(dir, `${backupId}.backup`))).to.equal('durably');
       expect(howWritten(events, join(dir, `${backupId}.json`))).to.equal('durably');
+      // A copy to another region's store (CopyBackupToRegion, strongroom backup copy-to-region).
+      const region = new BackupStore(tmp(), { region: 'eu-west-1' });
+      let copyId = '';
+      const copied = await watchFileSystem(async () => (copyId = (await cluster.backupStore!.copyTo(backupId, region)).backupId));
+      expect(howWritten(copied, join(region.dir, `${copyId}.backup`))).to.equal('durably');
+      expect(howWritten(copied, join(region.dir, `${copyId}.json`))).to.equal('durably');
     } finally {
       await cluster.close();
     }
