@@ -1,7 +1,7 @@
 /**
  * `CryptoKey` objects of the WebCrypto door. Each is a handle: its visible properties are the
  * four the spec defines (`type`, `algorithm`, `extractable`, `usages`), read-only, and the HSM
- * handle behind it sits in a module-private WeakMap, so nothing reachable from the object —
+ * handle behind it sits in a private field, so nothing reachable from the object —
  * own or inherited properties, `structuredClone`, `util.inspect` — holds key material or even
  * the handle.
  *
@@ -24,8 +24,6 @@ interface Slot {
   readonly owned: boolean;
 }
 
-const slots = new WeakMap<object, Slot>();
-
 /** Deletes the HSM object of a collected key. Failures (session ended, key gone) are expected and ignored. */
 const collector = new FinalizationRegistry<Slot>((slot) => {
   if (!slot.session.isOpen) return;
@@ -33,6 +31,13 @@ const collector = new FinalizationRegistry<Slot>((slot) => {
 });
 
 export class HsmCryptoKey extends CoreCryptoKey {
+  /**
+   * The HSM object behind the key, in a private field: no property, `structuredClone` or
+   * `util.inspect` reaches it. (It was in a module-private WeakMap, whose entry cost a key about
+   * 30 bytes more and each call a hash lookup.)
+   */
+  readonly #slot: Slot;
+
   /** @internal Made by the door's providers. */
   constructor(slot: Slot, type: KeyKind, algorithm: KeyAlgorithm, extractable: boolean, usages: KeyUsage[]) {
     super();
@@ -44,15 +49,19 @@ export class HsmCryptoKey extends CoreCryptoKey {
     ] as const) {
       Object.defineProperty(this, name, { value, enumerable: true, writable: false, configurable: false });
     }
-    slots.set(this, slot);
+    this.#slot = slot;
     if (slot.owned) collector.register(this, slot, slot);
   }
 
+  /** @internal The slot of a key of this door; undefined for anything else. */
+  static slotOf(key: unknown): Slot | undefined {
+    return typeof key === 'object' && key !== null && #slot in key ? (key as HsmCryptoKey).#slot : undefined;
+  }
 }
 
 /** The HSM handle behind a key of this door, or an InvalidAccessError for any other key. */
 export function handleOf(key: CryptoKey, session: ClusterSession): number {
-  const slot = slots.get(key);
+  const slot = HsmCryptoKey.slotOf(key);
   if (!slot) throw refusal('InvalidAccessError', 'the key is not a Strongroom CryptoKey (import it into this session first)');
   if (slot.session !== session) {
     throw refusal('InvalidAccessError', `the key belongs to another session (of ${slot.session.username}); session keys live only in the session that made them`);
@@ -65,7 +74,7 @@ export function handleOf(key: CryptoKey, session: ClusterSession): number {
  * HSM object no longer goes when the CryptoKey is collected (it became a persistent key).
  */
 export function adoptHandle(key: CryptoKey, session: ClusterSession, keep: boolean): number | null {
-  const slot = slots.get(key);
+  const slot = HsmCryptoKey.slotOf(key);
   if (!slot || slot.session !== session) return null;
   if (keep && slot.owned) collector.unregister(slot);
   return slot.handle;

@@ -53,6 +53,19 @@ describe('subtle: CryptoKeys are handles', () => {
     expect(inspect(key)).to.match(/^CryptoKey \{/);
   });
 
+  it("a key of Node's own WebCrypto, a look-alike or no object at all has no handle here, and is refused as a key", async () => {
+    const native = await globalThis.crypto.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt']);
+    const door = (await f.subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt'])) as unknown as CryptoKey;
+    const lookAlike = Object.create(Object.getPrototypeOf(door), Object.getOwnPropertyDescriptors(door)) as CryptoKey;
+    for (const other of [native, lookAlike, structuredClone(door), {}, null, 5, 'key']) expect(f.crypto.handleOf(other as never)).to.equal(null);
+    expect(f.crypto.handleOf(door)).to.be.a('number');
+    const copied = await rejection(f.subtle.encrypt({ name: 'AES-GCM', iv: new Uint8Array(12) }, lookAlike, new Uint8Array(16)));
+    expect([copied.name, copied.message]).to.deep.equal(['InvalidAccessError', 'the key is not a Strongroom CryptoKey (import it into this session first)']);
+    // A clone is a plain object: not a CryptoKey at all.
+    const cloned = await rejection(f.subtle.encrypt({ name: 'AES-GCM', iv: new Uint8Array(12) }, structuredClone(door) as CryptoKey, new Uint8Array(16)));
+    expect([cloned.name, cloned.message]).to.deep.equal(['TypeError', "Key is not of type 'CryptoKey'"]);
+  });
+
   it('no key bytes are reachable from a non-extractable key: properties, prototypes, structuredClone, util.inspect', async () => {
     // Make the key from known bytes, so that we can look for them.
     const secret = Buffer.from('000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f', 'hex');
