@@ -37,7 +37,7 @@ import * as backupOps from './ops/backup-ops.js';
 import * as quorumOps from './ops/quorum-ops.js';
 import * as mtlsOps from './ops/mtls-ops.js';
 import { detachBytes } from './detach.js';
-import { KEYS_A_TURN, nextTurn, usesThreadPool } from './mechanisms/pool.js';
+import { inTurns } from './mechanisms/pool.js';
 
 export interface MemberOptions {
   /** `cloudhsm` (default): CloudHSM's limits and key types. `unlimited`: the same rules without limits. */
@@ -261,11 +261,10 @@ async function restore(loaded: LoadedState, options: MemberOptions, profileName:
   for (const [handle, gen] of loaded.deletedKeys) m.keyTombstones.set(handle, gen);
   for (const [name, gen] of loaded.deletedUsers) m.userTombstones.set(name, gen);
   for (const u of loaded.users) m.users.set(u.username, { ...u });
-  // KEYS_A_TURN keys a turn on a member that shares its thread (100,000 held it 45 ms); nothing
-  // sees this member before it is made.
-  for (let at = 0; at < loaded.keys.length; at += KEYS_A_TURN) {
-    if (at > 0 && usesThreadPool()) await nextTurn();
-    for (const k of loaded.keys.slice(at, at + KEYS_A_TURN)) {
+  // A piece a turn on a member that shares its thread (100,000 keys held it 45 ms); nothing sees
+  // this member before it is made.
+  for await (const piece of inTurns(loaded.keys)) {
+    for (const k of piece) {
       m.keys.add(k);
       m.observe(k.gen);
     }

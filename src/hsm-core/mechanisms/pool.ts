@@ -75,6 +75,18 @@ export function usesThreadPool(): boolean {
  */
 export const KEYS_A_TURN = 500;
 
+/**
+ * `items` in pieces of `size` (default {@link KEYS_A_TURN}), each after the first in a later turn
+ * of the event loop on a member that shares its thread with the application, all at once on one
+ * with a thread of its own.
+ */
+export async function* inTurns<T>(items: readonly T[], size = KEYS_A_TURN): AsyncGenerator<T[]> {
+  for (let at = 0; at < items.length; at += size) {
+    if (at > 0 && threadPool) await nextTurn();
+    yield items.slice(at, at + size);
+  }
+}
+
 /** A later turn of the event loop, in which timers and I/O run first. */
 export function nextTurn(): Promise<void> {
   return new Promise<void>((resolve) => setImmediate(resolve));

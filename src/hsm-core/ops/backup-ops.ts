@@ -27,7 +27,7 @@ import { Masking, keyFromContent, maskedUserOf, type MaskedContent, type MaskedU
 import { defaultQuorumSettings, type QuorumSettings } from '../quorum.js';
 import { kwNoPadUnwrap, kwNoPadWrap } from '../mechanisms/aes.js';
 import { kwZeroPadUnwrapAway, kwZeroPadWrapAway } from '../mechanisms/wrap-thread.js';
-import { KEYS_A_TURN, nextTurn, usesThreadPool } from '../mechanisms/pool.js';
+import { KEYS_A_TURN, inTurns, nextTurn, usesThreadPool } from '../mechanisms/pool.js';
 import { defaultFormat, serialiseKey } from '../mechanisms/keys.js';
 import type { KeyRecord } from '../key-store.js';
 import { sp800108Counter } from '../mechanisms/kdf.js';
@@ -151,9 +151,8 @@ async function encodeContent(content: Omit<BackupContent, 'keys'>, keys: KeyAsIt
   const lists = new Map<string, number>();
   const keyNames: string[][] = [];
   const pieces: Buffer[] = [];
-  for (let at = 0; at < keys.length; at += KEYS_A_TURN) {
-    if (at > 0 && usesThreadPool()) await nextTurn();
-    const rows = keys.slice(at, at + KEYS_A_TURN).map((k) => rowOf(k, lists, keyNames));
+  for await (const piece of inTurns(keys)) {
+    const rows = piece.map((k) => rowOf(k, lists, keyNames));
     // The encoder's own buffer: its rows are copied out, and it is zeroed.
     const encoded = encoder.encodeSharedRef(rows);
     pieces.push(Buffer.from(encoded.subarray(arrayHeaderLength(encoded))));
