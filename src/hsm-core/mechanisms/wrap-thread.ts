@@ -91,7 +91,12 @@ export async function kwZeroPadWrapAway(key: KeyObject, payload: Uint8Array, pre
     // An empty payload is refused by kwZeroPadWrap, with its own message.
     use.here += 1;
     try {
-      return Buffer.concat([prefix, kwZeroPadWrap(key, payload)]);
+      const wrapped = kwZeroPadWrap(key, payload);
+      // Of its own, as the thread's answer is (Buffer.concat gives a small result in Node's shared pool).
+      const whole = Buffer.allocUnsafeSlow(prefix.length + wrapped.length);
+      whole.set(prefix);
+      whole.set(wrapped, prefix.length);
+      return whole;
     } finally {
       payload.fill(0);
     }
