@@ -8,11 +8,16 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { RESULTS_DIR, drawChart, type ChartSpec } from './report.js';
+import { RESULTS_DIR, drawChart, markdownTable, type ChartSpec } from './report.js';
 
 interface Saved {
   machine: string;
   date: string;
+  /** Absent in tables kept before 2026-12-04 (10:00 UTC). */
+  commit?: string | null;
+  seconds: number;
+  rounds: number;
+  title: string;
   header: string[];
   rows: string[][];
 }
@@ -149,6 +154,47 @@ const MORE_CHARTS: Record<string, { table: string; make: Chart }> = {
   },
 };
 
+/** The tables in bench/results/tables.md, in the order a whole run measures them. */
+const TABLES = ['door', 'peers', 'cluster', 'tls-overhead', 'relay', 'pkcs11', 'control-plane', 'control-plane-hsms', 'curves', 'latency'];
+
+/** What a kept table's figures that are not rows are (control-plane.ts's CreateHsm times). */
+const FIELDS: Record<string, string> = {
+  firstHsmToCsrMs: "CreateHsm → the first HSM's cluster CSR in DescribeClusters, ms",
+  furtherHsmToFirstSignatureMs: 'CreateHsm → a further HSM of an active cluster serving its first signature, ms',
+};
+
+/** A kept table's figures that are not rows, a line each. */
+function fieldsOf(saved: Record<string, unknown>): string[] {
+  const shown = (v: unknown): string => (typeof v === 'number' ? v.toFixed(0) : Array.isArray(v) ? v.map(shown).join(', ') : String(v));
+  return Object.entries(FIELDS)
+    .filter(([k]) => k in saved)
+    .map(([k, what]) => `- ${what}: ${shown(saved[k])}`);
+}
+
+/**
+ * Writes bench/results/tables.md: every table kept in bench/results, each under its title with
+ * the machine, time, commit and settings it was measured with, so that the figures beside the
+ * charts are always the ones they were drawn from. Returns the file, or null with no table kept.
+ */
+export function writeTables(): string | null {
+  const parts: string[] = [];
+  for (const id of TABLES) {
+    const file = join(RESULTS_DIR, `${id}.json`);
+    if (!existsSync(file)) continue;
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as Saved & Record<string, unknown>;
+    const settings = `${saved.seconds} s a measurement, median of ${saved.rounds} rounds`;
+    parts.push(`## ${saved.title} (\`${id}\`)`, '', `${saved.machine.replace(/, \d{4}-\d{2}-\d{2}$/, '')}; ${saved.date.replace('T', ' ').slice(0, 16)} UTC; commit ${saved.commit ?? 'not recorded'}; ${settings}.`, '');
+    if (saved.header && saved.rows?.length) parts.push(...markdownTable(saved.header, saved.rows), '');
+    const fields = fieldsOf(saved);
+    if (fields.length) parts.push(...fields, '');
+  }
+  if (!parts.length) return null;
+  const out = join(RESULTS_DIR, 'tables.md');
+  const head = ['# The tables of the last run', '', 'Written by `npm run bench` (and again by `npm run bench:charts`) from `bench/results/*.json`; the charts beside this file are drawn from the same tables. Ratios are to Node\'s native `crypto.webcrypto` in the same run. [bench/README.md](../README.md) says what each table measures.', ''];
+  writeFileSync(out, [...head, ...parts].join('\n'));
+  return 'bench/results/tables.md';
+}
+
 /** Draws every chart whose table is in bench/results; returns the files written. */
 export function drawCharts(): string[] {
   const written: string[] = [];
@@ -157,7 +203,7 @@ export function drawCharts(): string[] {
     const file = join(RESULTS_DIR, `${table}.json`);
     if (!existsSync(file)) continue;
     const saved = JSON.parse(readFileSync(file, 'utf8')) as Saved;
-    writeFileSync(join(RESULTS_DIR, `${id}.svg`), drawChart({ id, ...make(saved) }, saved.machine));
+    writeFileSync(join(RESULTS_DIR, `${id}.svg`), drawChart({ id, ...make(saved) }, saved.commit ? `${saved.machine}, commit ${saved.commit}` : saved.machine));
     written.push(`bench/results/${id}.svg`);
   }
   return written;
@@ -165,4 +211,6 @@ export function drawCharts(): string[] {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   for (const file of drawCharts()) console.log(file);
+  const tables = writeTables();
+  if (tables) console.log(tables);
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -67,20 +68,41 @@ export interface TableMeta {
   title: string;
 }
 
-/** Prints a table as Markdown and keeps it (with the run's settings) as bench/results/<id>.json. */
-export function table(header: string[], rows: string[][], meta?: TableMeta): void {
+/** A table as Markdown lines, its first column aligned left and the others right, as the run prints it. */
+export function markdownTable(header: string[], rows: string[][]): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  console.log(line(header));
-  console.log(`|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`);
-  for (const row of rows) console.log(line(row));
+  return [line(header), `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line)];
+}
+
+/** Prints a table as Markdown and keeps it (with the run's settings) as bench/results/<id>.json. */
+export function table(header: string[], rows: string[][], meta?: TableMeta): void {
+  for (const line of markdownTable(header, rows)) console.log(line);
   if (meta) saveJson(meta.id, { title: meta.title, header, rows });
+}
+
+let commitMeasured: string | null | undefined;
+
+/**
+ * The commit measured: its short hash, with `+changes` when tracked files differ from it; null
+ * outside a git checkout (a package unpacked from the registry).
+ */
+function measuredCommit(): string | null {
+  if (commitMeasured !== undefined) return commitMeasured;
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: join(RESULTS_DIR, '..', '..'), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  try {
+    const changed = git('status', '--porcelain', '--untracked-files=no', '--', '.', ':!bench/results').length > 0;
+    commitMeasured = `${git('rev-parse', '--short', 'HEAD')}${changed ? '+changes' : ''}`;
+  } catch {
+    commitMeasured = null;
+  }
+  return commitMeasured;
 }
 
 /** Writes bench/results/<id>.json with the machine and the run's settings. */
 export function saveJson(id: string, content: Record<string, unknown>): void {
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const run = { machine: machine(), date: new Date().toISOString(), seconds: Number(process.env.BENCH_SECONDS ?? 1), rounds: Number(process.env.BENCH_ROUNDS ?? 3) };
+  const run = { machine: machine(), date: new Date().toISOString(), commit: measuredCommit(), seconds: Number(process.env.BENCH_SECONDS ?? 1), rounds: Number(process.env.BENCH_ROUNDS ?? 3) };
   writeFileSync(join(RESULTS_DIR, `${id}.json`), JSON.stringify({ ...run, ...content }, null, 2) + '\n');
 }
 

@@ -45,7 +45,7 @@ import { benchPeers } from './peers.js';
 import { startEcho } from './echo.js';
 import { CHROMIUM, openChromiumPage } from './chromium.js';
 import { progress, table } from './report.js';
-import { drawCharts } from './charts.js';
+import { drawCharts, writeTables } from './charts.js';
 import { interleaved, median, rate, takingTurns } from './measure.js';
 
 type Subtle = webcrypto.SubtleCrypto;
@@ -328,3 +328,5 @@ async function main(): Promise<void> {
 
 await main();
 for (const file of drawCharts()) process.stderr.write(`chart: ${file}\n`);
+const tables = writeTables();
+if (tables) process.stderr.write(`tables: ${tables}\n`);
