@@ -11,7 +11,7 @@
  * shared machine affects both sides of a ratio alike. @peculiar/webcrypto takes turns with native
  * on its own, just before: its JavaScript leaves garbage that whoever allocates next pays for,
  * and sharing the door's slices it took 4-5 % off the door's ratio for signatures with 32 in
- * flight (bench/README.md, "Measured on 2026-12-03 (before midnight)").
+ * flight (bench/HISTORY.md, "Measured on 2026-12-03 (before midnight)").
  *
  * A second table measures clusters: RSA-2048 and ECDSA P-256 signatures with token keys, 64
  * calls in flight, on 1 and 2 worker members and on 2 TLS members, against native WebCrypto; and
