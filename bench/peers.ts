@@ -7,10 +7,13 @@
  * The target: the door at 3 × the peer or more on every operation the peer has. CloudHSM's
  * published figures per HSM are printed beside, as the reference a user compares with.
  */
+import { execFileSync } from 'node:child_process';
 import { webcrypto } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { startLocalCluster } from '../src/index.js';
 import { interleaved, median } from './measure.js';
 import { SOFTHSM, softhsmToken } from './pkcs11.js';
@@ -41,9 +44,39 @@ async function cases(subtle: Subtle): Promise<Record<string, () => Promise<unkno
   };
 }
 
+/**
+ * Whether the peer works on this machine (what `bench/setup.sh` ends with): node-webcrypto-p11
+ * makes an ECDSA P-256 key pair on a new SoftHSM token in a folder of its own and signs with it,
+ * and Node's WebCrypto verifies the signature with the public key the peer exports. Says which
+ * versions it found; throws what failed.
+ */
+export async function checkPeer(): Promise<string> {
+  if (!SOFTHSM) throw new Error('no SoftHSM here (/usr/lib/softhsm/libsofthsm2.so): install Debian\'s softhsm2');
+  const dir = mkdtempSync(join(tmpdir(), 'strongroom-bench-peer-check-'));
+  try {
+    process.env.SOFTHSM2_CONF = softhsmToken(dir, 'check');
+    const { Crypto: P11Crypto } = await import('node-webcrypto-p11');
+    const p11 = new P11Crypto({ library: SOFTHSM, slot: 0, readWrite: true, pin: '1234', name: 'SoftHSM' });
+    const ec = { name: 'ECDSA', namedCurve: 'P-256' } as const;
+    const pair = (await p11.subtle.generateKey(ec, false, ['sign', 'verify'])) as unknown as Pair;
+    const data = new TextEncoder().encode('strongroom bench peer check');
+    const signature = await p11.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, pair.privateKey as never, data);
+    const spki = await p11.subtle.exportKey('spki', pair.publicKey as never);
+    const publicKey = await webcrypto.subtle.importKey('spki', spki, ec, false, ['verify']);
+    if (!(await webcrypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, publicKey, signature, data))) {
+      throw new Error("node-webcrypto-p11 on SoftHSM made an ECDSA signature that Node's WebCrypto does not verify");
+    }
+    const version = (pkg: string) => (JSON.parse(readFileSync(createRequire(import.meta.url).resolve(`${pkg}/package.json`), 'utf8')) as { version: string }).version;
+    const softhsm = execFileSync('softhsm2-util', ['--version'], { encoding: 'utf8' }).trim();
+    return `the peer works: node-webcrypto-p11 ${version('node-webcrypto-p11')} (pkcs11js ${version('pkcs11js')}) on SoftHSM ${softhsm} signed, and Node's WebCrypto verified the signature`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function benchPeers(seconds: number, rounds: number): Promise<void> {
   if (!SOFTHSM) {
-    console.log('\nPeer table skipped: install softhsm2 (Debian) to compare with node-webcrypto-p11 on SoftHSM.');
+    console.log('\nPeer table skipped: no SoftHSM here; `npm run bench:setup` installs it (Debian\'s softhsm2) and checks the peer.');
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), 'strongroom-bench-peers-'));
@@ -81,4 +114,8 @@ export async function benchPeers(seconds: number, rounds: number): Promise<void>
     await cluster.close();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href && process.argv[2] === '--check') {
+  console.log(await checkPeer());
 }

@@ -89,7 +89,7 @@ export function softhsmToken(dir: string, label: string): string {
 export async function benchPkcs11(seconds: number, rounds: number): Promise<void> {
   const missing = [SOFTHSM ? null : 'softhsm2', existsSync('/usr/bin/p11-kit') ? null : 'p11-kit', existsSync('/usr/bin/pkcs11-tool') ? null : 'opensc'].filter(Boolean);
   if (missing.length) {
-    console.log(`\nPKCS #11 table skipped: install ${missing.join(', ')} (Debian) to compare with SoftHSM.`);
+    console.log(`\nPKCS #11 table skipped: no ${missing.join(', ')} here; \`npm run bench:setup\` installs them (Debian) to compare with SoftHSM.`);
     return;
   }
   const dir = mkdtempSync(join(tmpdir(), 'strongroom-bench-p11-'));
