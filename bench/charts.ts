@@ -190,7 +190,12 @@ export function writeTables(): string | null {
   }
   if (!parts.length) return null;
   const out = join(RESULTS_DIR, 'tables.md');
-  const head = ['# The tables of the last run', '', 'Written by `npm run bench` (and again by `npm run bench:charts`) from `bench/results/*.json`; the charts beside this file are drawn from the same tables. Ratios are to Node\'s native `crypto.webcrypto` in the same run. [bench/README.md](../README.md) says what each table measures.', ''];
+  const head = [
+    '# The tables of the last runs',
+    '',
+    'Written by `npm run bench` (and again by `npm run bench:charts`) from `bench/results/*.json`; the charts beside this file are drawn from the same tables. Each table names the run it comes from: a whole run replaces them all, a `BENCH_ONLY` run its own. Ratios are to Node\'s native `crypto.webcrypto` in the same run. [bench/README.md](../README.md) says what each table measures.',
+    '',
+  ];
   writeFileSync(out, [...head, ...parts].join('\n'));
   return 'bench/results/tables.md';
 }
