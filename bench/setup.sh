@@ -29,8 +29,9 @@ if [ ${#missing[@]} -gt 0 ]; then
     command -v sudo >/dev/null 2>&1 || { echo "bench setup: ${missing[*]} missing, and this is not root and has no sudo: install them, then run this again" >&2; exit 1; }
     as_root=(sudo)
   fi
+  # env, not an assignment before the command: sudo would drop DEBIAN_FRONTEND from the environment.
   "${as_root[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 else
   echo "bench setup: SoftHSM, p11-kit, opensc, Chromium and a compiler are here" >&2
 fi
