@@ -27,7 +27,7 @@ import { Masking, keyFromContent, maskedUserOf, type MaskedContent, type MaskedU
 import { defaultQuorumSettings, type QuorumSettings } from '../quorum.js';
 import { kwNoPadUnwrap, kwNoPadWrap } from '../mechanisms/aes.js';
 import { kwZeroPadUnwrapAway, kwZeroPadWrapAway } from '../mechanisms/wrap-thread.js';
-import { KEYS_A_TURN, inTurns, nextTurn, usesThreadPool } from '../mechanisms/pool.js';
+import { KEYS_A_TURN, inTurns } from '../mechanisms/pool.js';
 import { defaultFormat, serialiseKey } from '../mechanisms/keys.js';
 import type { KeyRecord } from '../key-store.js';
 import { sp800108Counter } from '../mechanisms/kdf.js';
@@ -180,14 +180,15 @@ async function encodeContent(content: Omit<BackupContent, 'keys'>, keys: KeyAsIt
 async function unpackContent(packed: PackedContent): Promise<BackupContent> {
   const { keyNames, keyRows, ...rest } = packed;
   const keys: MaskedContent[] = [];
-  for (const [handle, gen, cls, type, owner, shared, list, values, material] of keyRows) {
-    if (keys.length > 0 && keys.length % KEYS_A_TURN === 0 && usesThreadPool()) await nextTurn();
-    const names = keyNames[list];
-    if (!names || names.length !== values.length) throw new HsmError('BACKUP_INVALID', `backup: key ${handle} does not match its attribute list`);
-    const attrs: Record<string, unknown> = {};
-    names.forEach((n, i) => (attrs[n] = values[i]));
-    // The material is read where it lies in the decoded content, which is zeroed once read.
-    keys.push({ handle, gen, cls, type, owner, shared, attrs: attrs as unknown as MaskedContent['attrs'], material: Buffer.from(material.buffer, material.byteOffset, material.byteLength).toString('base64') });
+  for await (const piece of inTurns(keyRows)) {
+    for (const [handle, gen, cls, type, owner, shared, list, values, material] of piece) {
+      const names = keyNames[list];
+      if (!names || names.length !== values.length) throw new HsmError('BACKUP_INVALID', `backup: key ${handle} does not match its attribute list`);
+      const attrs: Record<string, unknown> = {};
+      names.forEach((n, i) => (attrs[n] = values[i]));
+      // The material is read where it lies in the decoded content, which is zeroed once read.
+      keys.push({ handle, gen, cls, type, owner, shared, attrs: attrs as unknown as MaskedContent['attrs'], material: Buffer.from(material.buffer, material.byteOffset, material.byteLength).toString('base64') });
+    }
   }
   return { ...rest, keys };
 }
@@ -383,11 +384,12 @@ export const restoreBackup: Handler<'restoreBackup'> = async (m, caller, req) =>
 async function keysOf(content: BackupContent): Promise<{ masking: Masking; keys: KeyRecord[] }> {
   const masking = new Masking(Buffer.from(content.masking, 'base64'));
   const keys: KeyRecord[] = [];
-  for (const k of content.keys) {
-    const key = keyFromContent(k);
-    masking.digest(key);
-    keys.push(key);
-    if (keys.length % KEYS_A_TURN === 0 && usesThreadPool()) await nextTurn();
+  for await (const piece of inTurns(content.keys)) {
+    for (const k of piece) {
+      const key = keyFromContent(k);
+      masking.digest(key);
+      keys.push(key);
+    }
   }
   return { masking, keys };
 }
