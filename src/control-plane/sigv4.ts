@@ -7,9 +7,9 @@
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { writeFileDurably } from '../hsm-core/client.js';
 import { join } from 'node:path';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { writeFileDurably } from '../hsm-core/client.js';
 import { ApiError } from './errors.js';
 
 const bytesOf = (d: string | ArrayBuffer | ArrayBufferView): string | Uint8Array =>

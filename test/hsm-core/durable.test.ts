@@ -25,6 +25,7 @@ import { folderCredentials } from '../../src/control-plane/sigv4.js';
 import { AuditLogExporter } from '../../src/control-plane/audit-logs.js';
 import { PASSWORDS } from '../helpers/member.js';
 import { rejection } from '../helpers/refusal.js';
+import { waitUntil } from '../helpers/wait.js';
 
 type Event = { call: 'fsync'; path: string } | { call: 'rename'; from: string; to: string } | { call: 'truncate'; path: string; length: number };
 
@@ -300,14 +301,11 @@ describe('hsm-core: files written durably', function () {
       expect(howWritten(created, join(dataDir, 'control-plane.json'))).to.equal('durably');
       const id = cluster!.ClusterId;
       type Described = { State: string; Hsms: { State: string }[] };
-      const until = async (done: (c: Described) => boolean) => {
-        const now = async () => ((await plane!.DescribeClusters(caller, {})) as { Clusters: (Described & { ClusterId: string })[] }).Clusters.find((c) => c.ClusterId === id)!;
-        while (!done(await now())) await new Promise((r) => setTimeout(r, 20));
-      };
-      await until((c) => c.State === 'UNINITIALIZED');
+      const described = async () => ((await plane!.DescribeClusters(caller, {})) as { Clusters: (Described & { ClusterId: string })[] }).Clusters.find((c) => c.ClusterId === id)!;
+      await waitUntil(async () => (await described()).State === 'UNINITIALIZED', 'the cluster to be UNINITIALIZED');
       const hsmMade = await watchFileSystem(async () => {
         await plane!.CreateHsm(caller, { ClusterId: id, AvailabilityZone: Object.keys(cluster!.SubnetMapping)[0] });
-        await until((c) => c.Hsms[0]?.State === 'ACTIVE');
+        await waitUntil(async () => (await described()).Hsms[0]?.State === 'ACTIVE', 'its first HSM to be ACTIVE');
       });
       expect(howWritten(hsmMade, join(plane!.clusterDir(id), 'cluster.json'))).to.equal('durably');
     } finally {
