@@ -37,7 +37,7 @@ import * as backupOps from './ops/backup-ops.js';
 import * as quorumOps from './ops/quorum-ops.js';
 import * as mtlsOps from './ops/mtls-ops.js';
 import { detachBytes } from './detach.js';
-import { inTurns } from './mechanisms/pool.js';
+import { answersInLaterTurns, inTurns } from './mechanisms/pool.js';
 
 export interface MemberOptions {
   /** `cloudhsm` (default): CloudHSM's limits and key types. `unlimited`: the same rules without limits. */
@@ -84,6 +84,15 @@ export interface MemberOptions {
 export interface Member {
   /** Answers one request. Never throws: a refusal is `{ ok: false, error }`. */
   handle(request: unknown): Promise<Response>;
+  /**
+   * How many answers the members of this thread have given in a later turn of the event loop than
+   * their request's (a signature from the thread pool, or one made on the member's thread and
+   * given in the next turn), counted just before each is given. The in-process transport reads it
+   * from the member, not from a module of its own: a process may load hsm-core twice (a test
+   * runner's CommonJS graph beside the member's ES module one), and then only the member's count
+   * moves.
+   */
+  answersInLaterTurns(): number;
   /**
    * Ends every session and forgets every key (a durable member keeps its token keys on disk).
    * Later requests answer MEMBER_CLOSED. Resolves once the data folder is closed.
@@ -443,6 +452,7 @@ export async function createMember(options: MemberOptions = {}): Promise<Member>
   }
 
   return {
+    answersInLaterTurns,
     handle(raw: unknown): Promise<Response> {
       if (inFlight >= queueLimit) {
         return Promise.resolve({ ok: false, error: { code: 'MEMBER_BUSY', message: `the member is working on ${inFlight} requests, its limit; retry with backoff or add members (0xBB)` } });

@@ -35,6 +35,7 @@ export async function startMember(): Promise<Fixture> {
       return inner.handle(r);
     },
     close: () => inner.close(),
+    answersInLaterTurns: () => inner.answersInLaterTurns(),
   };
   const logs: string[] = [];
   const served = await serveMember({ member, dataDir: memberDir, host: '127.0.0.1', port: 0, log: (l) => logs.push(l) });

@@ -225,6 +225,56 @@ describe('subtle: parity with Node WebCrypto', function () {
         }
       }
     });
+
+    // A signature is answered in a later turn than its request (from the thread pool, or made on
+    // the member's thread and answered in the next turn), and such an answer starts no turn's
+    // budget of its own. Calls answered at once after it must still give way to a due timer,
+    // however many callers are in flight and however often signatures come between.
+    it('callers mixing signatures with AES-GCM, HMAC and digests, 1 or 16 in flight, let a due timer fire', async () => {
+      const data = new Uint8Array(1024);
+      const iv = new Uint8Array(12);
+      const aes = await door.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt']);
+      const hmac = await door.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+      const ec = (await door.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign'])) as CryptoKeyPair;
+      const ed = (await door.generateKey({ name: 'Ed25519' }, false, ['sign'])) as CryptoKeyPair;
+      const signatures: [string, () => Promise<unknown>][] = [
+        ['ECDSA', () => door.sign({ name: 'ECDSA', hash: 'SHA-256' }, ec.privateKey, data)],
+        ['Ed25519', () => door.sign('Ed25519', ed.privateKey, data)],
+      ];
+      const atOnce = [
+        () => door.encrypt({ name: 'AES-GCM', iv }, aes as CryptoKey, data),
+        () => door.sign('HMAC', hmac as CryptoKey, data),
+        () => door.digest('SHA-256', data),
+      ];
+      for (const [name, signature] of signatures) {
+        for (const callers of [1, 16]) {
+          for (const between of [1, 1_000_000]) {
+            // The timer is set in the turn of a signature's answer, so that the calls after it start
+            // from the state the door is in then.
+            await signature();
+            let fired = false;
+            setTimeout(() => (fired = true), 1);
+            let made = 0;
+            // Each caller makes `between` calls answered at once, then a signature, and again: a
+            // signature every call, or none. Bounded, so that a loop that never yields fails here
+            // instead of hanging the suite.
+            await Promise.all(
+              Array.from({ length: callers }, async (_, c) => {
+                while (!fired && made < 50_000) {
+                  for (let i = 0; i < between && !fired && made < 50_000; i++) {
+                    await atOnce[(c + i) % atOnce.length]!();
+                    made += 1;
+                  }
+                  await signature();
+                }
+              }),
+            );
+            // The last signature lets the timer fire in any case: it must have fired before the bound.
+            expect(fired && made < 50_000, `${name}, ${callers} in flight, a signature every ${between} calls: the timer had not fired after ${made} calls`).to.equal(true);
+          }
+        }
+      }
+    });
   });
 
   describe('wrapKey and unwrapKey', () => {

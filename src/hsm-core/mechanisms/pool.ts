@@ -113,6 +113,20 @@ function nextOwnTurn(): void {
   if (ownTurns.length > 0) setImmediate(nextOwnTurn);
 }
 
+/** Answers given in a later turn of the event loop than their request's (see {@link answersInLaterTurns}). */
+let laterTurnAnswers = 0;
+
+/**
+ * How many answers this thread's operations have given in a later turn of the event loop than
+ * their request's: from the pool's callback, or made here and given in the next turn. Each is
+ * counted just before it is given, so the first answer a caller sees after the count moves is
+ * that one, which comes after the loop has run its timers and I/O (the in-process transport's
+ * budget for answers given at once, cluster-client/transport.ts, leaves it out).
+ */
+export function answersInLaterTurns(): number {
+  return laterTurnAnswers;
+}
+
 /** How many operations of this thread ran here and on the pool (or an RSA thread) so far, and how many of the latter are out now (diagnostics and tests). */
 export function poolUse(): { here: number; pool: number; out: number } {
   return { ...use, out };
@@ -180,6 +194,7 @@ function here<T>(compute: () => T): Promise<T> {
     }
     setImmediate(() => {
       inlineFree = true;
+      laterTurnAnswers += 1;
       settle();
     });
   });
@@ -196,6 +211,7 @@ function run<T>(key: KeyInput, compute: () => T, start: (done: (err: Error | nul
     try {
       start((err, value) => {
         back();
+        laterTurnAnswers += 1;
         if (err) reject(err);
         else resolve(value);
       });
