@@ -149,7 +149,10 @@ let laterTurnsSeen = 0;
 
 /** `response` now or in the next turn, as above; `later` is the member's count of answers given in a later turn. */
 function inTurn(response: Response, later: number): Response | Promise<Response> {
-  // The first answer given after the count moved is the one it counted.
+  // The first answer given after the count moved is normally the one it counted. When it is not
+  // (a request that goes on after its operation came back from the pool), one answer given at
+  // once is not counted against the turn: the count moves only in other turns, so a run of
+  // answers given at once in one turn has at most one such answer.
   if (later !== laterTurnsSeen) {
     laterTurnsSeen = later;
     return response;
