@@ -157,20 +157,6 @@ const MORE_CHARTS: Record<string, { table: string; make: Chart }> = {
 /** The tables in bench/results/tables.md, in the order a whole run measures them. */
 const TABLES = ['door', 'peers', 'cluster', 'tls-overhead', 'relay', 'pkcs11', 'control-plane', 'control-plane-hsms', 'curves', 'latency'];
 
-/** What a kept table's figures that are not rows are (control-plane.ts's CreateHsm times). */
-const FIELDS: Record<string, string> = {
-  firstHsmToCsrMs: "CreateHsm → the first HSM's cluster CSR in DescribeClusters, ms",
-  furtherHsmToFirstSignatureMs: 'CreateHsm → a further HSM of an active cluster serving its first signature, ms',
-};
-
-/** A kept table's figures that are not rows, a line each. */
-function fieldsOf(saved: Record<string, unknown>): string[] {
-  const shown = (v: unknown): string => (typeof v === 'number' ? v.toFixed(0) : Array.isArray(v) ? v.map(shown).join(', ') : String(v));
-  return Object.entries(FIELDS)
-    .filter(([k]) => k in saved)
-    .map(([k, what]) => `- ${what}: ${shown(saved[k])}`);
-}
-
 /**
  * Writes bench/results/tables.md: every table kept in bench/results, each under its title with
  * the machine, time, commit and settings it was measured with, so that the figures beside the
@@ -185,8 +171,9 @@ export function writeTables(): string | null {
     const settings = `${saved.seconds} s a measurement, median of ${saved.rounds} rounds`;
     parts.push(`## ${saved.title} (\`${id}\`)`, '', `${saved.machine.replace(/, \d{4}-\d{2}-\d{2}$/, '')}; ${saved.date.replace('T', ' ').slice(0, 16)} UTC; commit ${saved.commit ?? 'not recorded'}; ${settings}.`, '');
     if (saved.header && saved.rows?.length) parts.push(...markdownTable(saved.header, saved.rows), '');
-    const fields = fieldsOf(saved);
-    if (fields.length) parts.push(...fields, '');
+    // A table of figures that are not rows (CreateHsm's) keeps the sentences its run printed.
+    const lines = Array.isArray(saved.lines) ? (saved.lines as string[]) : [];
+    if (lines.length) parts.push(...lines.map((l) => `- ${l}`), '');
   }
   if (!parts.length) return null;
   const out = join(RESULTS_DIR, 'tables.md');
