@@ -24,6 +24,7 @@ export {
   TrustAnchor,
   BackupStore,
   type BackupInfo,
+  type StoredBackupInfo,
   type BackupState,
   type BackupTrigger,
   type ClusterOptions,

@@ -18,6 +18,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HsmError, readBackupHeader, writeFileDurably, writeFileDurablyAsync, type MemberMode } from '../hsm-core/index.js';
 
@@ -54,6 +55,16 @@ export const RETENTION_MAX_DAYS = 379;
 /** How long a backup marked for deletion can be restored. */
 export const RESTORE_WINDOW_DAYS = 7;
 const DAY = 86_400_000;
+
+/**
+ * A record as the store keeps it between reads of its folder (see BackupStore.records), for
+ * reading only. (Not frozen: V8 read 10,000 frozen records ten times slower, 1.4 ms against 0.13.)
+ */
+export type StoredBackupInfo = Readonly<Omit<BackupInfo, 'tags'>> & { readonly tags: Readonly<Record<string, string>> };
+
+function copyOf(b: StoredBackupInfo): BackupInfo {
+  return { ...b, tags: { ...b.tags } };
+}
 
 function backupId(random: (n: number) => Uint8Array): string {
   // CloudHSM's shape: backup- and eleven lowercase base-32 characters.
@@ -117,33 +128,51 @@ export class BackupStore {
     return info;
   }
 
-  /** Backups, newest first; optionally of one cluster, in one region and in some states. */
+  /** Backups, newest first; optionally of one cluster, in one region and in some states. Each is the caller's own copy. */
   list(filter: { clusterId?: string; region?: string; states?: BackupState[] } = {}): BackupInfo[] {
-    return this.#all()
-      .filter((b) => (filter.clusterId === undefined || b.clusterId === filter.clusterId) && (filter.region === undefined || b.region === filter.region) && (!filter.states || filter.states.includes(b.state)))
-      .map((b) => ({ ...b, tags: { ...b.tags } }));
+    const copies: BackupInfo[] = [];
+    for (const b of this.#all().records) {
+      if ((filter.clusterId === undefined || b.clusterId === filter.clusterId) && (filter.region === undefined || b.region === filter.region) && (!filter.states || filter.states.includes(b.state))) copies.push(copyOf(b));
+    }
+    return copies;
   }
 
-  /** Every record, newest first, as last read (see #all). */
-  #cache: { changed: bigint; records: BackupInfo[] } | null = null;
+  /**
+   * Every record, newest first, as the store keeps them between changes of its folder: not copied,
+   * for a caller that reads many of them, changes none and keeps none (a page of a listing of
+   * thousands, where a copy of each cost five times what the rest of the work did). A change to
+   * one would show in the next call's; {@link list} gives copies.
+   */
+  records(): readonly StoredBackupInfo[] {
+    return this.#all().records;
+  }
+
+  /** A backup's record (a copy), or undefined when the store has none of that id. */
+  find(id: string): BackupInfo | undefined {
+    const b = this.#all().byId.get(id);
+    return b && copyOf(b);
+  }
+
+  /** Every record, newest first, and by id, as last read (see #all). */
+  #cache: { changed: bigint; records: StoredBackupInfo[]; byId: Map<string, StoredBackupInfo> } | null = null;
 
   /**
-   * Every record, newest first. Reading 10,000 records takes a quarter of a second, so they are
-   * kept until the folder changes: every change (this store's or another process's, such as the
-   * CLI's) replaces a file by renaming, which moves the folder's modification time. A folder
-   * changed in the last 100 ms is read again each time, as a second change within the same
+   * Every record, newest first, and by id. Reading 10,000 records takes a quarter of a second, so
+   * they are kept until the folder changes: every change (this store's or another process's, such
+   * as the CLI's) replaces a file by renaming, which moves the folder's modification time. A
+   * folder changed in the last 100 ms is read again each time, as a second change within the same
    * timestamp would not show.
    */
-  #all(): BackupInfo[] {
+  #all(): { records: StoredBackupInfo[]; byId: Map<string, StoredBackupInfo> } {
     const changed = statSync(this.dir, { bigint: true }).mtimeNs;
     const settled = BigInt(Date.now()) * 1_000_000n - changed > 100_000_000n;
-    if (this.#cache && this.#cache.changed === changed && settled) return this.#cache.records;
+    if (this.#cache && this.#cache.changed === changed && settled) return this.#cache;
     const records = readdirSync(this.dir)
       .filter((f) => /^backup-[a-z2-7]{11}\.json$/.test(f))
-      .map((f) => this.#withRegion(JSON.parse(readFileSync(join(this.dir, f), 'utf8')) as BackupInfo))
+      .map((f): StoredBackupInfo => this.#withRegion(JSON.parse(readFileSync(join(this.dir, f), 'utf8')) as BackupInfo))
       .sort((a, b) => (a.createTimestamp < b.createTimestamp ? 1 : a.createTimestamp > b.createTimestamp ? -1 : a.backupId < b.backupId ? 1 : -1));
-    this.#cache = { changed, records };
-    return records;
+    this.#cache = { changed, records, byId: new Map(records.map((b) => [b.backupId, b])) };
+    return this.#cache;
   }
 
   get(id: string): BackupInfo {
@@ -160,11 +189,17 @@ export class BackupStore {
 
   /** The backup's bytes, for a restore: only a READY backup. */
   read(id: string): Uint8Array {
+    this.#ready(id);
+    return new Uint8Array(readFileSync(join(this.dir, `${id}.backup`)));
+  }
+
+  /** The record of a READY backup; refuses one in another state. */
+  #ready(id: string): BackupInfo {
     const info = this.get(id);
     if (info.state !== 'READY') {
       throw new HsmError('BAD_REQUEST', `backup ${id} is ${info.state}${info.state === 'PENDING_DELETION' ? '; restore it to READY first (backup restore)' : ''}`);
     }
-    return new Uint8Array(readFileSync(join(this.dir, `${id}.backup`)));
+    return info;
   }
 
   /** Marks a backup for deletion: restorable for 7 days, then deleted. */
@@ -213,7 +248,7 @@ export class BackupStore {
     const now = this.#clock().getTime();
     const marked: string[] = [];
     const deleted: string[] = [];
-    const all = this.list();
+    const all = this.records();
     const newest = new Map<string, string>();
     for (const b of all) if (b.clusterId && b.state === 'READY' && !newest.has(b.clusterId)) newest.set(b.clusterId, b.backupId);
     for (const b of all) {
@@ -231,11 +266,13 @@ export class BackupStore {
 
   /**
    * Copies a READY backup to another store (another region): a new backup there, with no cluster
-   * and no retention, written and flushed off the event loop as {@link add} writes.
+   * and no retention, read, written and flushed off the event loop as {@link add} writes (a
+   * backup grows with its keys, and the control plane that copies it serves other requests
+   * meanwhile).
    */
   async copyTo(id: string, destination: BackupStore): Promise<BackupInfo> {
-    const bytes = this.read(id);
-    const source = this.get(id);
+    const source = this.#ready(id);
+    const bytes = await readFile(join(this.dir, `${id}.backup`));
     const info: BackupInfo = {
       ...source,
       backupId: backupId(this.#random),

@@ -16,5 +16,5 @@ export { InProcessTransport, WorkerTransport, type Transport } from './transport
 export { SocketTransport, TrustAnchor, type TlsCredentials } from './tls.js';
 export { parseAddress } from './address.js';
 export { Supervisor, startMember, type LocalClusterOptions, type LocalUser, type LocalTransport, type LocalTlsInfo, type LiveMember, type MemberSpec, type TransportFactory } from './supervisor.js';
-export { BackupStore, RETENTION_DEFAULT_DAYS, RETENTION_MIN_DAYS, RETENTION_MAX_DAYS, type BackupInfo, type BackupState, type BackupTrigger, type BackupStoreOptions } from './backups.js';
+export { BackupStore, RETENTION_DEFAULT_DAYS, RETENTION_MIN_DAYS, RETENTION_MAX_DAYS, type BackupInfo, type StoredBackupInfo, type BackupState, type BackupTrigger, type BackupStoreOptions } from './backups.js';
 export { INSTALLATION_FILES, installationKeys, type InstallationKeys } from './installation.js';

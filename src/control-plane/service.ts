@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs
 import { join } from 'node:path';
 import { startLocalCluster, type LocalCluster } from '../app/index.js';
 import { loadX509 } from '../certificates/index.js';
-import { BackupStore, installationKeys, type BackupInfo, type InstallationKeys } from '../cluster-client/index.js';
+import { BackupStore, installationKeys, type BackupInfo, type InstallationKeys, type StoredBackupInfo } from '../cluster-client/index.js';
 import { HSM_TYPE_PROFILES, HsmError, writeFileDurably, type HsmType } from '../hsm-core/index.js';
 import { AuditLogExporter } from './audit-logs.js';
 import { ApiError, invalid, notFound } from './errors.js';
@@ -152,7 +152,7 @@ function retentionOf(v: unknown): { Type: 'DAYS'; Value: string } {
 }
 
 /** The HSM type of the members a backup was taken from (from the profile its header names). */
-function hsmTypeOf(b: BackupInfo): HsmType {
+function hsmTypeOf(b: StoredBackupInfo): HsmType {
   return b.profile === HSM_TYPE_PROFILES['hsm1.medium'] ? 'hsm1.medium' : 'hsm2m.medium';
 }
 
@@ -719,7 +719,7 @@ export class ControlPlane {
     return this.#records.clusters.find((c) => c.Region === region && c.MemberClusterId === memberClusterId)?.ClusterId;
   }
 
-  #backupView(region: string, b: BackupInfo): Record<string, unknown> {
+  #backupView(region: string, b: StoredBackupInfo): Record<string, unknown> {
     const cluster = this.#apiClusterId(region, b.clusterId);
     const source = b.sourceBackupId ? this.#apiClusterId(b.sourceRegion ?? region, b.sourceClusterId) : undefined;
     return {
@@ -740,25 +740,33 @@ export class ControlPlane {
   /** A backup of the caller's region, by id. */
   #backup(caller: Caller, id: string, name = 'BackupId'): BackupInfo {
     if (!/^backup-[2-7a-zA-Z]{11,16}$/.test(id)) throw invalid(`${name}: ${JSON.stringify(id)} is not a backup id (backup-…)`);
-    const found = this.#store(caller.region).list().find((b) => b.backupId === id);
+    const found = this.#store(caller.region).find(id);
     if (!found || found.state === 'DELETED') throw notFound(`${name}: no backup ${id} in ${caller.region}`);
     return found;
   }
 
   async DescribeBackups(caller: Caller, body: Record<string, unknown>): Promise<unknown> {
+    // Filtered on the store's own records (not copied), and only the page shown made into the API's
+    // shape: a region may hold thousands of backups. Only the filters given are tested, each a
+    // set of its values. (filter makes the array that reverse turns around.)
+    const apiIds = new Map(this.#records.clusters.filter((c) => c.Region === caller.region && c.MemberClusterId).map((c) => [c.MemberClusterId!, c.ClusterId]));
+    const fields: Record<string, (b: StoredBackupInfo) => unknown> = {
+      backupIds: (b) => b.backupId,
+      sourceBackupIds: (b) => b.sourceBackupId ?? undefined,
+      clusterIds: (b) => (b.clusterId === null ? undefined : apiIds.get(b.clusterId)),
+      states: (b) => b.state,
+      neverExpires: (b) => String(b.neverExpires),
+    };
     const filters = (body.Filters ?? {}) as Record<string, string[]>;
     if (typeof filters !== 'object' || filters === null || Array.isArray(filters)) throw invalid('Filters: a map of filter names to lists of values');
     for (const [name, values] of Object.entries(filters)) {
-      if (!['backupIds', 'sourceBackupIds', 'clusterIds', 'states', 'neverExpires'].includes(name)) throw invalid(`Filters: ${name} is not a filter of DescribeBackups (backupIds, sourceBackupIds, clusterIds, states, neverExpires)`);
+      if (!Object.hasOwn(fields, name)) throw invalid(`Filters: ${name} is not a filter of DescribeBackups (${Object.keys(fields).join(', ')})`);
       if (!Array.isArray(values) || values.some((v) => typeof v !== 'string')) throw invalid(`Filters.${name}: a list of strings`);
     }
-    const has = (name: string, value: unknown) => !filters[name] || filters[name]!.includes(String(value));
-    // Filtered on the store's records, and only the page shown made into the API's shape: a
-    // region may hold thousands of backups.
-    const apiIds = new Map(this.#records.clusters.filter((c) => c.Region === caller.region && c.MemberClusterId).map((c) => [c.MemberClusterId!, c.ClusterId]));
+    const tests = Object.entries(filters).map(([name, values]) => ({ field: fields[name]!, values: new Set<unknown>(values) }));
     const newestFirst = this.#store(caller.region)
-      .list({ states: ['READY', 'PENDING_DELETION'] })
-      .filter((b) => has('backupIds', b.backupId) && has('clusterIds', b.clusterId === null ? undefined : apiIds.get(b.clusterId)) && has('states', b.state) && has('neverExpires', b.neverExpires) && has('sourceBackupIds', b.sourceBackupId ?? undefined));
+      .records()
+      .filter((b) => b.state !== 'DELETED' && tests.every((t) => t.values.has(t.field(b))));
     const shown = body.SortAscending === false ? newestFirst : newestFirst.reverse();
     const { items, next } = page(shown, body, 50, 'backups');
     return { Backups: items.map((b) => this.#backupView(caller.region, b)), ...(next ? { NextToken: next } : {}) };

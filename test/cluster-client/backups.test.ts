@@ -110,9 +110,17 @@ describe('cluster-client: backups and membership', function () {
       const third = await cli.add(bytes, { trigger: 'periodic' });
       expect(api.list().find((b) => b.backupId === made[0]!.backupId)!.neverExpires).to.equal(true);
       expect(api.list().map((b) => b.backupId)).to.include(third.backupId);
-      // What a caller does to a listed record stays with the caller.
+      // find and records (the control plane's reads) follow the same changes, by id and newest first.
+      expect(api.find(made[0]!.backupId)!.neverExpires).to.equal(true);
+      expect(api.find(third.backupId)!.backupId).to.equal(third.backupId);
+      expect(api.find('backup-aaaaaaaaaaa')).to.equal(undefined);
+      expect(api.records().map((b) => b.backupId)).to.deep.equal(api.list().map((b) => b.backupId));
+      expect(api.records()).to.have.length(3);
+      // What a caller does to a listed or found record stays with the caller.
       api.list()[0]!.tags.mine = 'yes';
+      api.find(third.backupId)!.tags.mine = 'yes';
       expect(api.list()[0]!.tags).to.deep.equal({});
+      expect(api.find(third.backupId)!.tags).to.deep.equal({});
     } finally {
       await source.close();
     }

@@ -33,6 +33,7 @@ import {
 } from '@aws-sdk/client-cloudhsm-v2';
 import { expect } from 'chai';
 import { connectFromEnvironment } from '../../src/app/index.js';
+import { BackupStore } from '../../src/cluster-client/index.js';
 import { ControlPlane, serveControlPlane, type ControlPlaneServer } from '../../src/control-plane/index.js';
 import { runCli } from '../helpers/cloudhsm-cli.js';
 
@@ -383,6 +384,66 @@ describe('control plane: the CloudHSM V2 API with the AWS SDK, over real members
     });
     expect((await raw({ 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': 'BaldrApiService.LaunchRockets' }, '{}')).body.__type).to.equal('MissingAuthenticationTokenException');
     expect(await raw({ 'content-type': 'text/plain', 'x-amz-target': 'BaldrApiService.DescribeClusters' }, '{}')).to.deep.equal({ status: 400, body: { __type: 'UnknownOperationException', Message: 'Content-Type: application/x-amz-json-1.1, not "text/plain"' } });
+  });
+
+  it('DescribeBackups: each filter, filters together, the order both ways and pages; a deleted backup is not shown', async () => {
+    // Eight backups in a region of their own, as a member made them (one of the story's), at
+    // known times with known ids. The last is deleted (marked, then swept 8 days later); the rest
+    // are changed through the API.
+    const east = join(dir, 'plane', 'backups', 'us-east-1');
+    const bytes = readFileSync(join(east, readdirSync(east).find((f) => f.endsWith('.backup'))!));
+    let now = Date.UTC(2026, 0, 1);
+    let seed = 0;
+    const store = new BackupStore(join(dir, 'plane', 'backups', 'ap-south-1'), {
+      region: 'ap-south-1',
+      clock: () => new Date((now += 60_000)),
+      random: (n) => Uint8Array.from({ length: n }, () => seed++ % 251),
+    });
+    const made: string[] = [];
+    for (let i = 0; i < 8; i++) made.push((await store.add(bytes, { trigger: 'periodic' })).backupId);
+    const gone = made.pop()!;
+    store.delete(gone);
+    now += 8 * 86_400_000;
+    expect(store.sweep()).to.deep.equal({ markedForDeletion: [], deleted: [gone] });
+    const south = new CloudHSMV2Client({ endpoint: server.url, region: 'ap-south-1', credentials: CREDENTIALS });
+    try {
+      const ids = async (input: ConstructorParameters<typeof DescribeBackupsCommand>[0]) => (await south.send(new DescribeBackupsCommand(input))).Backups!.map((b) => b.BackupId);
+      expect(await ids({})).to.deep.equal(made);
+      await south.send(new ModifyBackupAttributesCommand({ BackupId: made[1]!, NeverExpires: true }));
+      await south.send(new ModifyBackupAttributesCommand({ BackupId: made[4]!, NeverExpires: true }));
+      await south.send(new DeleteBackupCommand({ BackupId: made[2]! }));
+      expect(await ids({ SortAscending: false })).to.deep.equal([...made].reverse());
+      expect(await ids({ Filters: { backupIds: [made[5]!, made[1]!, gone] } })).to.deep.equal([made[1], made[5]]);
+      expect(await ids({ Filters: { states: ['PENDING_DELETION'] } })).to.deep.equal([made[2]]);
+      expect(await ids({ Filters: { states: ['READY', 'PENDING_DELETION', 'DELETED'] } })).to.deep.equal(made);
+      expect(await ids({ Filters: { neverExpires: ['true'] } })).to.deep.equal([made[1], made[4]]);
+      expect(await ids({ Filters: { neverExpires: ['false'], states: ['READY'] } })).to.deep.equal([made[0], made[3], made[5], made[6]]);
+      // Filters of different names must all hold; the values of one are alternatives.
+      expect(await ids({ Filters: { backupIds: [made[0]!, made[1]!, made[2]!], neverExpires: ['true'] } })).to.deep.equal([made[1]]);
+      expect(await ids({ Filters: { backupIds: ['backup-aaaaaaaaaaa'] } })).to.deep.equal([]);
+      expect(await ids({ Filters: { backupIds: [] } })).to.deep.equal([]);
+      // These backups belong to no cluster of the API's: no value of clusterIds matches them.
+      expect(await ids({ Filters: { clusterIds: ['undefined'] } })).to.deep.equal([]);
+      // A filter the API does not have is refused by name, even one every object inherits.
+      for (const name of ['hsmIds', 'constructor']) {
+        expect(await refusal(south.send(new DescribeBackupsCommand({ Filters: { [name]: ['x'] } })))).to.deep.equal({
+          name: 'CloudHsmInvalidRequestException',
+          message: `Filters: ${name} is not a filter of DescribeBackups (backupIds, sourceBackupIds, clusterIds, states, neverExpires)`,
+          status: 400,
+        });
+      }
+      // Pages of 3, newest first, cover all seven once each.
+      const pages: (string | undefined)[][] = [];
+      let token: string | undefined;
+      do {
+        const { Backups, NextToken } = await south.send(new DescribeBackupsCommand({ SortAscending: false, MaxResults: 3, ...(token ? { NextToken: token } : {}) }));
+        pages.push(Backups!.map((b) => b.BackupId));
+        token = NextToken;
+      } while (token);
+      expect(pages).to.deep.equal([[made[6], made[5], made[4]], [made[3], made[2], made[1]], [made[0]]]);
+    } finally {
+      south.destroy();
+    }
   });
 
   it('signed raw requests: an unknown operation and a body that is not JSON are refused by the protocol\'s own types', async () => {
