@@ -130,11 +130,9 @@ export class BackupStore {
 
   /** Backups, newest first; optionally of one cluster, in one region and in some states. Each is the caller's own copy. */
   list(filter: { clusterId?: string; region?: string; states?: BackupState[] } = {}): BackupInfo[] {
-    const copies: BackupInfo[] = [];
-    for (const b of this.#all().records) {
-      if ((filter.clusterId === undefined || b.clusterId === filter.clusterId) && (filter.region === undefined || b.region === filter.region) && (!filter.states || filter.states.includes(b.state))) copies.push(copyOf(b));
-    }
-    return copies;
+    return this.records()
+      .filter((b) => (filter.clusterId === undefined || b.clusterId === filter.clusterId) && (filter.region === undefined || b.region === filter.region) && (!filter.states || filter.states.includes(b.state)))
+      .map(copyOf);
   }
 
   /**
