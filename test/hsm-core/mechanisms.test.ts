@@ -7,7 +7,7 @@ import { ECDH, constants, createDecipheriv, createHash, createHmac, createPrivat
 import { Worker } from 'node:worker_threads';
 import { expect } from 'chai';
 import type { HashName } from '../../src/hsm-core/index.js';
-import { poolUse, signAsync } from '../../src/hsm-core/mechanisms/pool.js';
+import { answersInLaterTurns, poolUse, signAsync } from '../../src/hsm-core/mechanisms/pool.js';
 import { rsaPkcs8 } from '../helpers/keys.js';
 import { rejection } from '../helpers/refusal.js';
 import { activatedMember, bytes, hex, type Fixture } from '../helpers/member.js';
@@ -463,6 +463,7 @@ describe('hsm-core: mechanisms', () => {
       const message = rand(100);
       const digest = createHash('sha256').update(message).digest();
       const before = poolUse();
+      const laterBefore = answersInLaterTurns();
       // Issued together: on the member's thread they would be made one after another in this turn.
       const [pkcs1, pss, raw] = await Promise.all(
         [{ name: 'rsa-pkcs', hash: 'sha256', prehashed: true }, { name: 'rsa-pkcs-pss', hash: 'sha256', saltLength: 32, prehashed: true }, { name: 'rsa-pkcs-raw' }].map(
@@ -473,6 +474,10 @@ describe('hsm-core: mechanisms', () => {
       // At most the first is made on the member's thread (one a turn, none while others are out).
       expect(after.here - before.here + after.pool - before.pool).to.equal(3);
       expect(after.pool - before.pool).to.be.at.least(2);
+      // Each was answered in a later turn than its request, from an RSA thread or made here and
+      // given in the next turn, and is counted so (the in-process transport gives such an answer
+      // at once, starting no turn's budget).
+      expect(answersInLaterTurns() - laterBefore).to.equal(3);
       expect(nodeVerify('sha256', message, { key, padding: constants.RSA_PKCS1_PADDING }, pkcs1!)).to.equal(true);
       expect(nodeVerify('sha256', message, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, pss!)).to.equal(true);
       expect(Buffer.from(publicDecrypt({ key, padding: constants.RSA_PKCS1_PADDING }, raw!))).to.deep.equal(Buffer.from(message));

@@ -118,7 +118,8 @@ let laterTurnAnswers = 0;
 
 /**
  * How many answers this thread's operations have given in a later turn of the event loop than
- * their request's: from the pool's callback, or made here and given in the next turn. Each is
+ * their request's: from the pool's callback or an RSA thread, or made here and given in the next
+ * turn. Each is
  * counted just before it is given, so the first answer a caller sees after the count moves is
  * normally that one, which comes after the loop has run its timers and I/O (the in-process
  * transport's budget for answers given at once, cluster-client/transport.ts, leaves it out).
@@ -256,5 +257,19 @@ function rsaPrivate(decrypt: boolean, key: KeyObject, options: RsaOptions, data:
   if (!threadPool) return new Promise((resolve) => resolve(compute()));
   if (mayRunHere(rsaPrivateBits(key))) return here(compute);
   use.pool += 1;
-  return rsaOutUntil(onRsaThread(decrypt, key, options, data));
+  return rsaOutUntil(answeredLater(onRsaThread(decrypt, key, options, data)));
+}
+
+/** `done`, counted among the answers given in a later turn (see {@link answersInLaterTurns}) as it settles. */
+function answeredLater<T>(done: Promise<T>): Promise<T> {
+  return done.then(
+    (value) => {
+      laterTurnAnswers += 1;
+      return value;
+    },
+    (e: unknown) => {
+      laterTurnAnswers += 1;
+      throw e;
+    },
+  );
 }
