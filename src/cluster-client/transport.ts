@@ -131,10 +131,11 @@ export abstract class PendingTransport implements Transport {
  * a turn, and after that in the next turn (setImmediate): the loop is held up by at most about
  * this long, and a caller loses one hop per this long rather than one per call.
  *
- * An answer the member gives in a later turn than its request's (a signature from the pool, or
- * one made on the member's thread and given in the next turn; `Member.answersInLaterTurns` counts
- * them) comes after the loop has run its timers and I/O: it is given at once and starts no turn's
- * count, so it costs no setImmediate. Answers given at once after it, in its turn, count as above.
+ * An answer the member gives in a later turn than its request's (a signature from the pool or an
+ * RSA thread, or one made on the member's thread and given in the next turn;
+ * `Member.answersInLaterTurns` counts them) comes after the loop has run its timers and I/O: it is
+ * given at once and starts no turn's count, so it costs no setImmediate. Answers given at once
+ * after it, in its turn, count as above.
  * With 32 Ed25519 signatures in flight, whose answers come from the pool a few a turn, that
  * setImmediate was 0.6 µs of the application's thread a call (bench/HISTORY.md, 2026-12-04).
  */

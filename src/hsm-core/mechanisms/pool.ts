@@ -119,10 +119,10 @@ let laterTurnAnswers = 0;
 /**
  * How many answers this thread's operations have given in a later turn of the event loop than
  * their request's: from the pool's callback or an RSA thread, or made here and given in the next
- * turn. Each is
- * counted just before it is given, so the first answer a caller sees after the count moves is
- * normally that one, which comes after the loop has run its timers and I/O (the in-process
- * transport's budget for answers given at once, cluster-client/transport.ts, leaves it out).
+ * turn. Each is counted just before it is given, so the first answer a caller sees after the count
+ * moves is normally that one, which comes after the loop has run its timers and I/O (the
+ * in-process transport's budget for answers given at once, cluster-client/transport.ts, leaves it
+ * out).
  */
 export function answersInLaterTurns(): number {
   return laterTurnAnswers;
