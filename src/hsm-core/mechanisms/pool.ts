@@ -174,10 +174,18 @@ function countOut(rsa: boolean): () => void {
   };
 }
 
-/** Counts an RSA private-key operation out until `done` settles. */
+/**
+ * Counts an RSA private-key operation on an RSA thread out until `done` settles, and then its
+ * answer among those given in a later turn (see {@link answersInLaterTurns}): this reaction is
+ * registered before any caller's, so it runs first.
+ */
 function rsaOutUntil<T>(done: Promise<T>): Promise<T> {
   const back = countOut(true);
-  void done.then(back, back);
+  const settled = () => {
+    back();
+    laterTurnAnswers += 1;
+  };
+  void done.then(settled, settled);
   return done;
 }
 
@@ -257,19 +265,5 @@ function rsaPrivate(decrypt: boolean, key: KeyObject, options: RsaOptions, data:
   if (!threadPool) return new Promise((resolve) => resolve(compute()));
   if (mayRunHere(rsaPrivateBits(key))) return here(compute);
   use.pool += 1;
-  return rsaOutUntil(answeredLater(onRsaThread(decrypt, key, options, data)));
-}
-
-/** `done`, counted among the answers given in a later turn (see {@link answersInLaterTurns}) as it settles. */
-function answeredLater<T>(done: Promise<T>): Promise<T> {
-  return done.then(
-    (value) => {
-      laterTurnAnswers += 1;
-      return value;
-    },
-    (e: unknown) => {
-      laterTurnAnswers += 1;
-      throw e;
-    },
-  );
+  return rsaOutUntil(onRsaThread(decrypt, key, options, data));
 }
