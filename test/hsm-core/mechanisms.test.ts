@@ -512,6 +512,53 @@ describe('hsm-core: mechanisms', () => {
       expect(both).to.have.length(2);
     });
 
+    it('while 16 of the thread\'s operations are out, one RSA-2048 private-key operation a turn is made on the member\'s thread (RSA-3072 never), signing and decrypting as on the pool', async () => {
+      const small = await importPair(rsaPkcs8(2048), 'rsa');
+      const big = await importPair(rsaPkcs8(3072), 'rsa');
+      const key = createPublicKey({ key: Buffer.from(small.spki), format: 'der', type: 'spki' });
+      const message = rand(100);
+      const pkcs1 = { name: 'rsa-pkcs', hash: 'sha256' } as const;
+      const signWith = (pair: typeof small) => f.m.ok({ op: 'sign', session: f.alice, handle: pair.privateHandle, mechanism: pkcs1, data: message });
+      // 32 callers, three RSA-2048 signatures each: from the second turn on, more than 16 are out.
+      let before = poolUse();
+      const counter = turnCounter();
+      const signatures = (await Promise.all(Array.from({ length: 32 }, async () => {
+        const mine: Uint8Array[] = [];
+        for (let i = 0; i < 3; i++) mine.push((await signWith(small)).signature);
+        return mine;
+      }))).flat();
+      counter.stop();
+      let after = poolUse();
+      for (const signature of signatures) expect(nodeVerify('sha256', message, { key, padding: constants.RSA_PKCS1_PADDING }, signature)).to.equal(true);
+      const here = after.here - before.here;
+      expect(here + after.pool - before.pool).to.equal(96);
+      // Before, only the first (alone) was made here: once another RSA operation was out, all went to the pool.
+      expect(here).to.be.at.least(4);
+      expect(here).to.be.at.most(counter.turns() + 1);
+      // RSA-3072 (about 1.5 ms) never, however many are out.
+      before = poolUse();
+      const bigOnes = Promise.all(Array.from({ length: 40 }, () => signWith(big)));
+      await new Promise((resolve) => setImmediate(resolve));
+      const during = poolUse();
+      expect([during.here - before.here, during.pool - before.pool]).to.deep.equal([0, 40]);
+      // While they are out, an RSA-2048 signature and an RSA-OAEP decryption, each alone in its turn, are made here.
+      expect(during.out).to.be.at.least(16);
+      const lone = await signWith(small);
+      after = poolUse();
+      expect([after.here - during.here, after.pool - during.pool]).to.deep.equal([1, 0]);
+      expect(nodeVerify('sha256', message, { key, padding: constants.RSA_PKCS1_PADDING }, lone.signature)).to.equal(true);
+      const secret = rand(32);
+      const sealed = publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, secret);
+      const beforeDecrypt = poolUse();
+      expect(beforeDecrypt.out).to.be.at.least(16);
+      const opened = await f.m.ok({ op: 'decrypt', session: f.alice, handle: small.privateHandle, mechanism: { name: 'rsa-oaep', hash: 'sha256' }, data: sealed });
+      const afterDecrypt = poolUse();
+      expect([afterDecrypt.here - beforeDecrypt.here, afterDecrypt.pool - beforeDecrypt.pool]).to.deep.equal([1, 0]);
+      expect(hex(opened.data)).to.equal(hex(secret));
+      expect(await bigOnes).to.have.length(40);
+      expect(poolUse().out).to.equal(0);
+    });
+
     it('what goes to an RSA thread carries only its own bytes, never the rest of a buffer it is a view of (Node\'s 8 KiB pool)', async () => {
       const pair = await importPair(rsaPkcs8(2048), 'rsa');
       const digest = createHash('sha256').update('pooled').digest();

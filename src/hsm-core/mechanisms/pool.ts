@@ -29,14 +29,25 @@
  * this thread spent 16-18 µs a call on Ed25519 against native's 6-7 and was seldom idle.
  *
  * An RSA private-key operation costs far more (about 0.5 ms for RSA-2048 on the machines these
- * figures come from, 1.5 for RSA-3072, 4 for RSA-4096), so it runs here only when it is alone: none
- * of this thread's others is out, and the key has at most {@link HERE_RSA_MAX_BITS} bits, so that
- * the loop is never held up longer than about half a millisecond. Every other one goes to the pool.
- * Native WebCrypto hands even a lone one to the pool, and the hop there and back costs this VM
- * 50-300 µs. RSA-2048 signatures through the door awaited one after another, both rules
- * alternating in one process (three runs): 0.87-0.95 of native's rate always on the pool,
- * 1.04-1.18 alone here. With 32 in flight the two rules are the same (one signature of 6,213 ran
- * here).
+ * figures come from, 1.5 for RSA-3072, 4 for RSA-4096). It runs here only if its key has at most
+ * {@link HERE_RSA_MAX_BITS} bits, so that the loop is never held up longer than about half a
+ * millisecond a turn, and only as the turn's one operation here, in two cases:
+ * - when it is alone: none of this thread's others is out. Native WebCrypto hands even a lone one
+ *   to the pool, and the hop there and back costs this VM 50-300 µs. RSA-2048 signatures through
+ *   the door awaited one after another, both rules alternating in one process (three runs):
+ *   0.87-0.95 of native's rate always on the pool, 1.04-1.18 alone here.
+ * - when at least {@link HERE_MAX_OUT} of this thread's operations are out (the reverse of the
+ *   rule for cheap ones): the pool then has work queued for all its threads, and this thread,
+ *   which would otherwise sleep between the pool's answers and be woken for each (about 20 µs of
+ *   its CPU a wake-up, measured per thread), makes one and hands out in one go the answers that
+ *   came meanwhile. RSA-2048 signatures through the door, the rule before this one (everything
+ *   to the pool once another RSA operation is out) and this one taking turns in one process with
+ *   native WebCrypto, 16 stretches of 0.4 s each a run (2026-12-04), ratios to native: with 32 in
+ *   flight 0.967-0.980 before and 1.009-1.021 after (four runs), with 64 0.965-0.971 and
+ *   1.029-1.033 (two); RSA-OAEP decryption with 32 in flight (on the RSA threads, below)
+ *   1.549-1.575 and 1.769-1.773 (two). With 1, 8 or 16 in flight, where fewer are out, the two
+ *   are within noise of each other (1.160 and 1.155, 0.974 and 0.979, 0.989 and 0.998).
+ * Every other one goes to the pool.
  *
  * RSA's private-key operation over bytes already padded (a signature over the caller's digest,
  * PKCS #11's CKM_RSA_PKCS) and RSA decryption have no callback form in node:crypto: when they
@@ -135,10 +146,13 @@ export function poolUse(): { here: number; pool: number; out: number } {
 
 type KeyInput = KeyObject | SignKeyObjectInput | VerifyKeyObjectInput;
 
-/** The largest RSA key whose private-key operation may run here, alone (see above). */
+/** The largest RSA key whose private-key operation may run here (see above). */
 const HERE_RSA_MAX_BITS = 2048;
 
-/** How many of this thread's operations may be out, on the pool or the RSA threads, for one to run here (see above). */
+/**
+ * How many of this thread's operations may be out, on the pool or the RSA threads, for a cheap one
+ * to run here; and from how many out an RSA private-key one may (see above).
+ */
 const HERE_MAX_OUT = 16;
 
 /** This thread's operations on the pool or the RSA threads, not answered yet. */
@@ -161,7 +175,9 @@ function rsaPrivateBits(key: KeyInput): number {
 
 /** Whether an operation runs here now (see above): `bits` is its key's size if that is an RSA private key, else 0. */
 function mayRunHere(bits: number): boolean {
-  return inlineFree && out < HERE_MAX_OUT && (bits === 0 || (rsaOut === 0 && bits <= HERE_RSA_MAX_BITS));
+  if (!inlineFree) return false;
+  if (bits === 0) return out < HERE_MAX_OUT;
+  return bits <= HERE_RSA_MAX_BITS && (rsaOut === 0 || out >= HERE_MAX_OUT);
 }
 
 /** Counts an operation out (an RSA private-key one also as such); the function returned counts it back. */
@@ -245,7 +261,8 @@ export function verifyAsync(algorithm: string | null, data: Uint8Array, key: Key
  * synchronous form. Several at once go to the RSA threads (rsa-threads.ts), so that they use every
  * core; one alone (of at most {@link HERE_RSA_MAX_BITS} bits) is made here, as this turn's one
  * operation on this thread, because handing it to another thread and being woken for its answer
- * costs this VM about 300 µs on top of its 500.
+ * costs this VM about 300 µs on top of its 500; and so is one a turn while at least
+ * {@link HERE_MAX_OUT} of this thread's operations are out (see above).
  * RSA-2048 CKM_RSA_PKCS with 8 in flight, alternating in one process (two runs): 2,211-2,624 a
  * second all made here, 3,425-3,813 on the threads; one at a time, 1,981-2,561 here against
  * 1,230-1,515 always on a thread. When this thread's members sign on their own thread (a worker,
