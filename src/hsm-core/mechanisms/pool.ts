@@ -32,10 +32,10 @@
  * figures come from, 1.5 for RSA-3072, 4 for RSA-4096). It runs here only if its key has at most
  * {@link HERE_RSA_MAX_BITS} bits, so that the loop is never held up longer than about half a
  * millisecond a turn, and only as the turn's one operation here, in two cases:
- * - when it is alone: none of this thread's others is out. Native WebCrypto hands even a lone one
- *   to the pool, and the hop there and back costs this VM 50-300 µs. RSA-2048 signatures through
- *   the door awaited one after another, both rules alternating in one process (three runs):
- *   0.87-0.95 of native's rate always on the pool, 1.04-1.18 alone here.
+ * - when it is alone: no other RSA private-key operation of this thread's is out. Native WebCrypto
+ *   hands even a lone one to the pool, and the hop there and back costs this VM 50-300 µs.
+ *   RSA-2048 signatures through the door awaited one after another, both rules alternating in one
+ *   process (three runs): 0.87-0.95 of native's rate always on the pool, 1.04-1.18 alone here.
  * - when at least {@link HERE_MAX_OUT} of this thread's operations are out (the reverse of the
  *   rule for cheap ones): the pool then has work queued for all its threads, and this thread,
  *   which would otherwise sleep between the pool's answers and be woken for each (about 20 µs of
