@@ -87,10 +87,10 @@ export interface Member {
   /**
    * How many answers the members of this thread have given in a later turn of the event loop than
    * their request's (a signature from the thread pool or an RSA thread, or one made on the
-   * member's thread and given in the next turn), counted just before each is given. The in-process transport reads it
-   * from the member, not from a module of its own: a process may load hsm-core twice (a test
-   * runner's CommonJS graph beside the member's ES module one), and then only the member's count
-   * moves.
+   * member's thread and given in the next turn), counted just before each is given. The
+   * in-process transport reads it from the member, not from a module of its own: a process may
+   * load hsm-core twice (a test runner's CommonJS graph beside the member's ES module one), and
+   * then only the member's count moves.
    */
   answersInLaterTurns(): number;
   /**
