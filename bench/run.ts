@@ -23,8 +23,9 @@
  * through `session.crypto` and native WebCrypto.
  *
  * Environment: BENCH_SECONDS (default 1) per measurement, BENCH_ROUNDS (default 3),
- * BENCH_ONLY=door|peers|cluster|relay|pkcs11|control-plane|curves to run one table (curves: how cost
- * grows with token keys, bench/curves.ts; BENCH_CURVE_MAX lowers its largest size), BENCH_OPS=text
+ * BENCH_ONLY=door|peers|cluster|relay|pkcs11|control-plane|curves to run one table, or several
+ * comma-separated in the order given (curves: how cost grows with token keys, bench/curves.ts;
+ * BENCH_CURVE_MAX lowers its largest size), BENCH_OPS=text
  * to measure only the door's operations whose names hold it (BENCH_ONLY=door BENCH_OPS=Ed25519). The PKCS #11 table
  * (bench/pkcs11.ts) compares the PKCS #11 door with SoftHSM behind p11-kit's server; the control
  * plane's (bench/control-plane.ts) measures the CloudHSM V2 API.
@@ -47,6 +48,7 @@ import { CHROMIUM, openChromiumPage } from './chromium.js';
 import { progress, table } from './report.js';
 import { drawCharts, writeTables } from './charts.js';
 import { interleaved, median, rate, takingTurns } from './measure.js';
+import { chosenTables } from './only.js';
 
 type Subtle = webcrypto.SubtleCrypto;
 type Pair = webcrypto.CryptoKeyPair;
@@ -255,24 +257,8 @@ async function benchRelay(): Promise<void> {
   await cluster.close();
 }
 
-/** The tables after the door's, in the order a whole run measures them; `BENCH_ONLY` picks one. */
-const ONLY: Record<string, { run: () => Promise<void>; timed: boolean }> = {
-  peers: { run: () => benchPeers(SECONDS, ROUNDS), timed: true },
-  cluster: { run: benchCluster, timed: true },
-  relay: { run: benchRelay, timed: true },
-  pkcs11: { run: () => benchPkcs11(SECONDS, ROUNDS), timed: true },
-  'control-plane': { run: () => benchControlPlane(SECONDS, ROUNDS), timed: true },
-  curves: { run: benchCurves, timed: false },
-};
-
-async function main(): Promise<void> {
-  const only = ONLY[process.env.BENCH_ONLY ?? ''];
-  if (only) {
-    const settings = only.timed ? `, ${SECONDS} s per measurement, median of ${ROUNDS} rounds` : '';
-    console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}${settings}`);
-    await only.run();
-    return;
-  }
+/** The door's table: every WebCrypto operation of the issue through the door, as a raw request, natively and through @peculiar/webcrypto. */
+async function benchDoor(): Promise<void> {
   const cluster = await startLocalCluster({
     adminPassword: 'bench-admin-pw',
     users: [{ username: 'bench', password: 'bench-password', role: 'crypto-user' }],
@@ -303,8 +289,7 @@ async function main(): Promise<void> {
   const peculiar = await webCryptoCases(new PeculiarCrypto().subtle as unknown as Subtle);
   const door = await webCryptoCases(s.crypto.subtle as unknown as Subtle);
 
-  console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${SECONDS} s per measurement, median of ${ROUNDS} rounds`);
-  console.log('native = node:crypto webcrypto.subtle; peculiar = @peculiar/webcrypto; door = session.crypto.subtle of one');
+  console.log('\nnative = node:crypto webcrypto.subtle; peculiar = @peculiar/webcrypto; door = session.crypto.subtle of one');
   console.log('in-process member (profile cloudhsm); raw = the same operation as a session request. Ratios are to native.\n');
   const header = ['operation', 'in flight', 'native ops/s', 'peculiar ops/s', 'door ops/s', 'raw ops/s', 'peculiar ×', 'door ×', 'raw ×'];
   const rows: string[][] = [];
@@ -322,8 +307,31 @@ async function main(): Promise<void> {
   table(header, rows, { id: 'door', title: 'The WebCrypto door against native WebCrypto' });
   await s.logout();
   await cluster.close();
-  if (process.env.BENCH_ONLY === 'door') return;
-  for (const next of Object.values(ONLY)) await next.run();
+}
+
+/** Every table, in the order a whole run measures them; `BENCH_ONLY` picks some (bench/only.ts). */
+const TABLES: Record<string, { run: () => Promise<void>; timed: boolean }> = {
+  door: { run: benchDoor, timed: true },
+  peers: { run: () => benchPeers(SECONDS, ROUNDS), timed: true },
+  cluster: { run: benchCluster, timed: true },
+  relay: { run: benchRelay, timed: true },
+  pkcs11: { run: () => benchPkcs11(SECONDS, ROUNDS), timed: true },
+  'control-plane': { run: () => benchControlPlane(SECONDS, ROUNDS), timed: true },
+  curves: { run: benchCurves, timed: false },
+};
+
+async function main(): Promise<void> {
+  let chosen: string[];
+  try {
+    chosen = chosenTables(process.env.BENCH_ONLY, Object.keys(TABLES));
+  } catch (e) {
+    // Before anything is measured or written: a misspelt name does not start a whole run.
+    console.error(`bench: ${(e as Error).message}`);
+    process.exit(2);
+  }
+  const settings = chosen.some((name) => TABLES[name]!.timed) ? `, ${SECONDS} s per measurement, median of ${ROUNDS} rounds` : '';
+  console.log(`Strongroom bench: Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}${settings}`);
+  for (const name of chosen) await TABLES[name]!.run();
 }
 
 await main();
