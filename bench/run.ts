@@ -25,10 +25,10 @@
  * Environment: BENCH_SECONDS (default 1) per measurement, BENCH_ROUNDS (default 3),
  * BENCH_ONLY=door|peers|cluster|relay|pkcs11|control-plane|curves to run one table, or several
  * comma-separated in the order given (curves: how cost grows with token keys, bench/curves.ts;
- * BENCH_CURVE_MAX lowers its largest size), BENCH_OPS=text
- * to measure only the door's operations whose names hold it (BENCH_ONLY=door BENCH_OPS=Ed25519). The PKCS #11 table
- * (bench/pkcs11.ts) compares the PKCS #11 door with SoftHSM behind p11-kit's server; the control
- * plane's (bench/control-plane.ts) measures the CloudHSM V2 API.
+ * BENCH_CURVE_MAX lowers its largest size), BENCH_OPS=text to measure only the door's operations
+ * whose names hold it (BENCH_ONLY=door BENCH_OPS=Ed25519). The PKCS #11 table (bench/pkcs11.ts)
+ * compares the PKCS #11 door with SoftHSM behind p11-kit's server; the control plane's
+ * (bench/control-plane.ts) measures the CloudHSM V2 API.
  */
 import { webcrypto } from 'node:crypto';
 import { cpus } from 'node:os';
@@ -257,7 +257,10 @@ async function benchRelay(): Promise<void> {
   await cluster.close();
 }
 
-/** The door's table: every WebCrypto operation of the issue through the door, as a raw request, natively and through @peculiar/webcrypto. */
+/**
+ * The door's table: each WebCrypto operation of the issue through the door, as a raw session
+ * request, through native WebCrypto and through @peculiar/webcrypto.
+ */
 async function benchDoor(): Promise<void> {
   const cluster = await startLocalCluster({
     adminPassword: 'bench-admin-pw',
