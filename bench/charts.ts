@@ -88,6 +88,8 @@ const CHARTS: Record<string, Chart> = {
     series: [
       { name: 'session.crypto', values: num(t.rows, 4) },
       { name: 'relay (WebSocket, client in the same process)', values: num(t.rows, 5) },
+      // Tables from before the floor have no such column.
+      ...(t.header.includes('floor ×') ? [{ name: 'floor (session.crypto behind a bare WebSocket)', values: num(t.rows, t.header.indexOf('floor ×')) }] : []),
       // Tables from before the Chromium page have no such column.
       ...(t.header.includes('from Chromium ×') ? [{ name: 'relay from a Chromium page', values: num(t.rows, t.header.indexOf('from Chromium ×')) }] : []),
     ],

@@ -38,7 +38,10 @@ export interface ChartSpec {
 /** An SVG chart, drawn by ECharts on the server; `measured` names the machine and date under the title. */
 export function drawChart(spec: ChartSpec, measured: string): string {
   const slot = spec.kind === 'line' ? 150 : Math.max(120, 36 * spec.series.length + 40);
-  const width = Math.max(720, slot * spec.categories.length + 140);
+  // Wide enough for the legend on one line (about 6.5 px a character at its 12 px, and 35 for each
+  // mark and gap): on two, it ran into the y axis's name.
+  const legend = spec.series.reduce((sum, s) => sum + 6.5 * s.name.length + 35, 40);
+  const width = Math.ceil(Math.max(720, slot * spec.categories.length + 140, legend));
   const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width, height: 420 });
   chart.setOption({
     animation: false,

@@ -20,7 +20,8 @@
  * A third table measures the relay: ECDSA P-256 sign and AES-GCM 1 KiB from a Node WebSocket
  * client (strongroom/browser over the ws package) in the relay's own process, and from a page in
  * headless Chromium (bench/page/, when Chromium is installed), 64 in flight, beside the same
- * through `session.crypto` and native WebCrypto.
+ * through `session.crypto` and native WebCrypto, and beside its floor: `session.crypto` behind a
+ * bare WebSocket (bench/ws-floor.ts).
  *
  * Environment: BENCH_SECONDS (default 1) per measurement, BENCH_ROUNDS (default 3),
  * BENCH_ONLY=door|peers|cluster|relay|pkcs11|control-plane|curves to run one table, or several
@@ -44,6 +45,7 @@ import { benchControlPlane } from './control-plane.js';
 import { benchCurves } from './curves.js';
 import { benchPeers } from './peers.js';
 import { startEcho } from './echo.js';
+import { startWsFloor } from './ws-floor.js';
 import { CHROMIUM, openChromiumPage } from './chromium.js';
 import { progress, table } from './report.js';
 import { drawCharts, writeTables } from './charts.js';
@@ -226,30 +228,38 @@ async function benchRelay(): Promise<void> {
     const ec = (await subtle.generateKey(EC, false, ['sign', 'verify'])) as Pair;
     const aes = (await subtle.generateKey({ name: 'AES-GCM', length: 256 }, false, ['encrypt'])) as Key;
     return {
-      'ECDSA P-256 sign': () => subtle.sign(ECDSA, ec.privateKey, kib),
-      'AES-256-GCM encrypt 1 KiB': () => subtle.encrypt({ name: 'AES-GCM', iv }, aes, kib),
+      'ECDSA P-256 sign': (data = kib) => subtle.sign(ECDSA, ec.privateKey, data),
+      'AES-256-GCM encrypt 1 KiB': (data = kib) => subtle.encrypt({ name: 'AES-GCM', iv }, aes, data),
     };
   };
-  const impls = [await cases(webcrypto.subtle), await cases(session.crypto.subtle as unknown as Subtle), await cases(page.crypto.subtle as unknown as Subtle)];
+  const viaSession = await cases(session.crypto.subtle as unknown as Subtle);
+  const impls = [await cases(webcrypto.subtle), viaSession, await cases(page.crypto.subtle as unknown as Subtle)];
+  // The floor under the relay: session.crypto's own call behind a bare WebSocket (bench/ws-floor.ts).
+  const floors = {
+    'ECDSA P-256 sign': await startWsFloor(viaSession['ECDSA P-256 sign'], kib.length, 64),
+    'AES-256-GCM encrypt 1 KiB': await startWsFloor(viaSession['AES-256-GCM encrypt 1 KiB'], kib.length, kib.length + 16),
+  };
   progress('relay', 'starting Chromium');
   const browser = await relayPage(relay.url);
   console.log(
-    `\nThe relay: one in-process member; ${IN_FLIGHT} calls in flight; ratios to native. "relay" is a Node WebSocket client (strongroom/browser over ws) in the relay's own process, so page and relay share its thread; "from Chromium" is a page in headless Chromium (another process, as a browser is), with Chromium's own WebCrypto beside it.${browser ? '' : ` No Chromium page (${CHROMIUM}, or set CHROMIUM_PATH): its columns are empty.`}\n`,
+    `\nThe relay: one in-process member; ${IN_FLIGHT} calls in flight; ratios to native. "relay" is a Node WebSocket client (strongroom/browser over ws) in the relay's own process, so page and relay share its thread; "floor" is session.crypto's own call behind a bare WebSocket in the same arrangement, with no codec, no relay and no page client (bench/ws-floor.ts), which any relay pays; "from Chromium" is a page in headless Chromium (another process, as a browser is), with Chromium's own WebCrypto beside it.${browser ? '' : ` No Chromium page (${CHROMIUM}, or set CHROMIUM_PATH): its columns are empty.`}\n`,
   );
   const rows: string[][] = [];
   for (const name of ['ECDSA P-256 sign', 'AES-256-GCM encrypt 1 KiB'] as const) {
     progress('relay', name);
-    const measurers = impls.map((c) => (seconds: number) => rate(c[name], IN_FLIGHT, seconds, 2));
+    const measurers = [...impls.map((c) => () => c[name]()), () => floors[name].call(kib)].map((op) => (seconds: number) => rate(op, IN_FLIGHT, seconds, 2));
     if (browser) measurers.push((seconds) => browser.rate('relay', name, seconds), (seconds) => browser.rate('native', name, seconds));
     const { rates, ratios } = await compareRates(measurers);
-    const fromChromium = browser ? [rates[3]!.toFixed(0), rates[4]!.toFixed(0), ratios[3]!.toFixed(2), (rates[3]! / rates[1]!).toFixed(2)] : ['–', '–', '–', '–'];
-    rows.push([name, ...rates.slice(0, 3).map((r) => r.toFixed(0)), ratios[1]!.toFixed(2), ratios[2]!.toFixed(2), (rates[2]! / rates[1]!).toFixed(2), ...fromChromium]);
+    const fromChromium = browser ? [rates[4]!.toFixed(0), rates[5]!.toFixed(0), ratios[4]!.toFixed(2), (rates[4]! / rates[1]!).toFixed(2)] : ['–', '–', '–', '–'];
+    const floor = [rates[3]!.toFixed(0), ratios[3]!.toFixed(2), (rates[3]! / rates[1]!).toFixed(2)];
+    rows.push([name, ...rates.slice(0, 3).map((r) => r.toFixed(0)), ratios[1]!.toFixed(2), ratios[2]!.toFixed(2), (rates[2]! / rates[1]!).toFixed(2), ...floor, ...fromChromium]);
   }
   table(
-    ['operation', 'native ops/s', 'session.crypto ops/s', 'relay ops/s', 'session.crypto ×', 'relay ×', 'relay / session.crypto', 'from Chromium ops/s', 'Chromium native ops/s', 'from Chromium ×', 'from Chromium / session.crypto'],
+    ['operation', 'native ops/s', 'session.crypto ops/s', 'relay ops/s', 'session.crypto ×', 'relay ×', 'relay / session.crypto', 'floor ops/s', 'floor ×', 'floor / session.crypto', 'from Chromium ops/s', 'Chromium native ops/s', 'from Chromium ×', 'from Chromium / session.crypto'],
     rows,
     { id: 'relay', title: 'The relay against session.crypto and native WebCrypto' },
   );
+  for (const floor of Object.values(floors)) await floor.close();
   await browser?.close();
   await page.logout();
   await session.logout();
