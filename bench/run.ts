@@ -247,7 +247,7 @@ async function benchRelay(): Promise<void> {
   const rows: string[][] = [];
   for (const name of ['ECDSA P-256 sign', 'AES-256-GCM encrypt 1 KiB'] as const) {
     progress('relay', name);
-    const measurers = [...impls.map((c) => () => c[name]()), () => floors[name].call(kib)].map((op) => (seconds: number) => rate(op, IN_FLIGHT, seconds, 2));
+    const measurers = [...impls.map((c) => c[name]), () => floors[name].call(kib)].map((op) => (seconds: number) => rate(op, IN_FLIGHT, seconds, 2));
     if (browser) measurers.push((seconds) => browser.rate('relay', name, seconds), (seconds) => browser.rate('native', name, seconds));
     const { rates, ratios } = await compareRates(measurers);
     const fromChromium = browser ? [rates[4]!.toFixed(0), rates[5]!.toFixed(0), ratios[4]!.toFixed(2), (rates[4]! / rates[1]!).toFixed(2)] : ['–', '–', '–', '–'];
